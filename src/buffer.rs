@@ -1,0 +1,204 @@
+//! [`SharedBuffer`]: JavaScript's `SharedArrayBuffer`.
+//!
+//! A buffer is a handle to one block of zeroed bytes. Cloning the handle shares the block, as
+//! posting a `SharedArrayBuffer` to a worker does (SEMANTICS B6); [`SharedBuffer::slice`] is the
+//! only way to copy (B5). A growable buffer reserves its maximum once, so growing never moves
+//! the bytes and every view stays valid (B4). Bytes are read and written through typed views
+//! ([`crate::TypedArray`], [`crate::DataView`]) and [`crate::atomics`].
+
+use std::fmt;
+use std::ops::{Bound, RangeBounds};
+
+use crate::error::Error;
+use crate::region::Region;
+use crate::shim::{Arc, AtomicUsize, Ordering};
+
+/// A block of shared bytes: fixed-length or growable (grow-only), shared by cloning.
+///
+/// ```
+/// use sharedbuf::SharedBuffer;
+///
+/// let buf = SharedBuffer::new(16)?;
+/// assert_eq!(buf.byte_length(), 16);
+/// let same = buf.clone(); // shares the bytes
+/// assert!(same.same_memory(&buf));
+///
+/// let g = SharedBuffer::growable(8, 64)?;
+/// g.grow(32)?;
+/// assert_eq!(g.byte_length(), 32);
+/// assert!(g.grow(16).is_err()); // never shrinks
+/// # Ok::<(), sharedbuf::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct SharedBuffer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    region: Region,
+    /// Current length; only ever increases (B3). Never above `region.reserved()`.
+    byte_length: AtomicUsize,
+    /// `Some(max)` for a growable buffer.
+    max_byte_length: Option<usize>,
+}
+
+impl SharedBuffer {
+    /// A fixed-length buffer of `byte_length` zero bytes (SEMANTICS B1). A length the platform
+    /// cannot provide is `Err(Error::AllocationFailed)`, never an abort.
+    pub fn new(byte_length: usize) -> Result<SharedBuffer, Error> {
+        Self::with_region(byte_length, None)
+    }
+
+    /// A growable buffer of `byte_length` zero bytes that may grow up to `max_byte_length`
+    /// (SEMANTICS B2). The maximum is reserved now, so growing never moves memory.
+    pub fn growable(byte_length: usize, max_byte_length: usize) -> Result<SharedBuffer, Error> {
+        if byte_length > max_byte_length {
+            return Err(Error::ExceedsMax {
+                requested: byte_length,
+                max: max_byte_length,
+            });
+        }
+        Self::with_region(byte_length, Some(max_byte_length))
+    }
+
+    fn with_region(byte_length: usize, max: Option<usize>) -> Result<SharedBuffer, Error> {
+        let region = Region::zeroed(max.unwrap_or(byte_length))?;
+        Ok(SharedBuffer {
+            inner: Arc::new(Inner {
+                region,
+                byte_length: AtomicUsize::new(byte_length),
+                max_byte_length: max,
+            }),
+        })
+    }
+
+    /// The current length in bytes. Never decreases.
+    pub fn byte_length(&self) -> usize {
+        self.inner.byte_length.load(Ordering::Acquire)
+    }
+
+    /// The most this buffer can grow to; a fixed buffer's own length (SEMANTICS B2).
+    pub fn max_byte_length(&self) -> usize {
+        self.inner
+            .max_byte_length
+            .unwrap_or_else(|| self.byte_length())
+    }
+
+    /// Whether the buffer was made with [`SharedBuffer::growable`], even when its length
+    /// already equals its maximum (SEMANTICS B2).
+    pub fn is_growable(&self) -> bool {
+        self.inner.max_byte_length.is_some()
+    }
+
+    /// Grows the buffer to `new_byte_length` bytes; the new bytes read as zero (SEMANTICS B3,
+    /// B4). Growing to the current length is a no-op. Racing grows are ordered by a
+    /// compare-and-swap: a grow that finds the length already larger fails with
+    /// `Error::Shrink`, so the length never decreases.
+    ///
+    /// Errors: `NotGrowable` on a fixed buffer, `ExceedsMax` past the maximum, `Shrink` below
+    /// the current length.
+    pub fn grow(&self, new_byte_length: usize) -> Result<(), Error> {
+        let Some(max) = self.inner.max_byte_length else {
+            return Err(Error::NotGrowable {
+                byte_length: self.byte_length(),
+            });
+        };
+        if new_byte_length > max {
+            return Err(Error::ExceedsMax {
+                requested: new_byte_length,
+                max,
+            });
+        }
+        let mut current = self.byte_length();
+        loop {
+            if new_byte_length < current {
+                return Err(Error::Shrink {
+                    requested: new_byte_length,
+                    current,
+                });
+            }
+            if new_byte_length == current {
+                return Ok(());
+            }
+            // The new bytes were zeroed when the region was reserved and nothing writes past
+            // `byte_length`, so publishing the larger length is all growing takes.
+            match self.inner.byte_length.compare_exchange_weak(
+                current,
+                new_byte_length,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Copies the bytes in `range` (of the current length) into a new fixed-length buffer that
+    /// shares nothing with this one (SEMANTICS B5). A start after the end is
+    /// `Err(InvertedRange)`; a range past the length is `Err(RangeOutOfBounds)`.
+    ///
+    /// ```
+    /// use sharedbuf::{SharedBuffer, Uint8Array};
+    /// let buf = SharedBuffer::new(8)?;
+    /// Uint8Array::new(&buf)?.set(2, 7)?;
+    /// let copy = buf.slice(2..4)?;
+    /// assert_eq!(Uint8Array::new(&copy)?.to_vec(), [7, 0]);
+    /// # Ok::<(), sharedbuf::Error>(())
+    /// ```
+    pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<SharedBuffer, Error> {
+        let (start, end) = resolve_range(&range, self.byte_length())?;
+        let copy = SharedBuffer::new(end - start)?;
+        // SAFETY: `start..end` lies within this buffer's current length (checked by
+        // `resolve_range`), which never exceeds its reserved size; the new buffer holds
+        // exactly `end - start` bytes.
+        unsafe {
+            self.region()
+                .copy_to_region(start, copy.region(), 0, end - start)
+        };
+        Ok(copy)
+    }
+
+    /// Whether `self` and `other` are handles to the same memory.
+    pub fn same_memory(&self, other: &SharedBuffer) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn region(&self) -> &Region {
+        &self.inner.region
+    }
+}
+
+impl fmt::Debug for SharedBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedBuffer")
+            .field("byte_length", &self.byte_length())
+            .field("max_byte_length", &self.max_byte_length())
+            .field("growable", &self.is_growable())
+            .finish()
+    }
+}
+
+/// Resolves `range` against `len`: `Ok((start, end))` with `start <= end <= len`.
+pub(crate) fn resolve_range(
+    range: &impl RangeBounds<usize>,
+    len: usize,
+) -> Result<(usize, usize), Error> {
+    let start = match range.start_bound() {
+        Bound::Included(&s) => s,
+        Bound::Excluded(&s) => s.saturating_add(1),
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(&e) => e.saturating_add(1),
+        Bound::Excluded(&e) => e,
+        Bound::Unbounded => len,
+    };
+    if start > end {
+        return Err(Error::InvertedRange { start, end });
+    }
+    if end > len {
+        return Err(Error::RangeOutOfBounds { start, end, len });
+    }
+    Ok((start, end))
+}

@@ -1,0 +1,136 @@
+//! The crate's one error type.
+//!
+//! Every refusal that JavaScript reports with a `RangeError` (an index out of range, a misaligned
+//! view, a grow past the maximum, …) comes back as an [`Error`] value: sharedbuf never panics on
+//! bad input and never lets it reach memory. Each variant carries what was asked and what the
+//! limit was, so the message alone explains the refusal.
+
+use std::fmt;
+
+/// Why an operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// An element index was not below the view's length (SEMANTICS V4, A4).
+    IndexOutOfRange {
+        /// The index asked for.
+        index: usize,
+        /// The view's length in elements at the time of the call.
+        len: usize,
+    },
+    /// A byte range `[start, end)` did not fit inside `len` bytes (V2, V5, B5).
+    RangeOutOfBounds {
+        /// First byte asked for.
+        start: usize,
+        /// One past the last byte asked for (saturated at `usize::MAX`).
+        end: usize,
+        /// The number of bytes available.
+        len: usize,
+    },
+    /// A range whose start lies after its end (B5).
+    InvertedRange {
+        /// The range's start.
+        start: usize,
+        /// The range's end.
+        end: usize,
+    },
+    /// A view's byte offset was not a multiple of its element size (V2).
+    Misaligned {
+        /// The byte offset asked for.
+        byte_offset: usize,
+        /// The element size the offset must be a multiple of.
+        align: usize,
+    },
+    /// A view over a fixed buffer without an explicit length covers a byte count that is not a
+    /// multiple of the element size (V3).
+    LengthNotMultiple {
+        /// The bytes from the view's offset to the end of the buffer.
+        byte_length: usize,
+        /// The element size.
+        element_size: usize,
+    },
+    /// `grow` on a buffer that was not created growable (B3).
+    NotGrowable {
+        /// The buffer's fixed length.
+        byte_length: usize,
+    },
+    /// `grow` to a length smaller than the current one (B3); buffers never shrink.
+    Shrink {
+        /// The length asked for.
+        requested: usize,
+        /// The buffer's length when the grow was decided.
+        current: usize,
+    },
+    /// A length above the buffer's maximum (B2, B3).
+    ExceedsMax {
+        /// The length asked for.
+        requested: usize,
+        /// The maximum byte length.
+        max: usize,
+    },
+    /// The platform could not provide the memory (B1): the size is absurd or the system refused.
+    AllocationFailed {
+        /// The number of bytes asked for.
+        bytes: usize,
+        /// What refused it.
+        reason: String,
+    },
+    /// A copy between a view and a slice whose lengths do not match.
+    LengthMismatch {
+        /// Elements the destination or source slice holds.
+        slice_len: usize,
+        /// Elements available in the view from the given start.
+        available: usize,
+    },
+    /// The waiting or receiving thread was asked to terminate (W3): a blocked `wait` or `recv`
+    /// returns this so that `?` unwinds the worker.
+    Terminated,
+    /// The message port or channel is closed (W4, W6).
+    Closed,
+    /// An operation with a timeout ran out of time.
+    Timeout,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::IndexOutOfRange { index, len } => {
+                write!(f, "index {index} is out of range for a view of {len} elements")
+            }
+            Error::RangeOutOfBounds { start, end, len } => {
+                write!(f, "byte range {start}..{end} does not fit in {len} bytes")
+            }
+            Error::InvertedRange { start, end } => {
+                write!(f, "range start {start} is after its end {end}")
+            }
+            Error::Misaligned { byte_offset, align } => {
+                write!(f, "byte offset {byte_offset} is not a multiple of the element size {align}")
+            }
+            Error::LengthNotMultiple { byte_length, element_size } => write!(
+                f,
+                "{byte_length} bytes to the end of the buffer is not a multiple of the element size {element_size}"
+            ),
+            Error::NotGrowable { byte_length } => {
+                write!(f, "the buffer is fixed at {byte_length} bytes and cannot grow")
+            }
+            Error::Shrink { requested, current } => {
+                write!(f, "cannot shrink the buffer from {current} to {requested} bytes")
+            }
+            Error::ExceedsMax { requested, max } => {
+                write!(f, "{requested} bytes exceeds the maximum byte length {max}")
+            }
+            Error::AllocationFailed { bytes, reason } => {
+                write!(f, "could not allocate {bytes} bytes: {reason}")
+            }
+            Error::LengthMismatch { slice_len, available } => write!(
+                f,
+                "the slice holds {slice_len} elements but the view has {available} from that start"
+            ),
+            Error::Terminated => write!(f, "the worker was asked to terminate"),
+            Error::Closed => write!(f, "the port is closed"),
+            Error::Timeout => write!(f, "the operation timed out"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,136 @@
+//! The region under `--cfg loom`: an array of loom `AtomicU64` cells, one per 8 bytes, in
+//! little-endian byte order (as on x86). Narrower accesses work on their containing cell —
+//! loads shift and mask, writes use a compare-exchange loop — so mixed-size views stay
+//! consistent and loom sees every access. Only tiny buffers belong in a loom model.
+
+use std::sync::atomic::Ordering;
+
+use super::bits::failure_ordering;
+use super::{Bits, RmwOp, MAX_RESERVE};
+use crate::error::Error;
+use crate::shim::AtomicU64;
+
+/// A zeroed block of loom atomic cells.
+pub(crate) struct Region {
+    cells: Box<[AtomicU64]>,
+    reserved: usize,
+}
+
+impl Region {
+    /// Reserves `reserved` zeroed bytes (rounded up to whole cells).
+    pub(crate) fn zeroed(reserved: usize) -> Result<Region, Error> {
+        if reserved > MAX_RESERVE || reserved > (1 << 20) {
+            return Err(Error::AllocationFailed {
+                bytes: reserved,
+                reason: "loom models only use small buffers".into(),
+            });
+        }
+        let cells = (0..reserved.div_ceil(8))
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        Ok(Region { cells, reserved })
+    }
+
+    pub(crate) fn reserved(&self) -> usize {
+        self.reserved
+    }
+
+    pub(crate) fn address(&self, offset: usize) -> usize {
+        (self.cells.as_ptr() as usize).wrapping_add(offset)
+    }
+
+    fn cell<B: Bits>(&self, offset: usize) -> (&AtomicU64, u32, u64) {
+        let shift = ((offset % 8) * 8) as u32;
+        let mask = if B::SIZE == 8 {
+            u64::MAX
+        } else {
+            ((1u64 << (B::SIZE * 8)) - 1) << shift
+        };
+        (&self.cells[offset / 8], shift, mask)
+    }
+
+    /// # Safety
+    /// `offset` is a multiple of `B::SIZE` and in bounds (checked here too, by indexing).
+    pub(crate) unsafe fn load<B: Bits>(&self, offset: usize, order: Ordering) -> B {
+        let (cell, shift, mask) = self.cell::<B>(offset);
+        B::from_u64((cell.load(order) & mask) >> shift)
+    }
+
+    /// # Safety
+    /// As for `load`.
+    pub(crate) unsafe fn store<B: Bits>(&self, offset: usize, value: B, order: Ordering) {
+        if B::SIZE == 8 {
+            self.cells[offset / 8].store(value.to_u64(), order);
+        } else {
+            // SAFETY: same preconditions.
+            unsafe { self.rmw(offset, RmwOp::Exchange, value, order) };
+        }
+    }
+
+    /// # Safety
+    /// As for `load`.
+    pub(crate) unsafe fn rmw<B: Bits>(
+        &self,
+        offset: usize,
+        op: RmwOp,
+        operand: B,
+        order: Ordering,
+    ) -> B {
+        let (cell, shift, mask) = self.cell::<B>(offset);
+        let mut word = cell.load(failure_ordering(order));
+        loop {
+            let old = (word & mask) >> shift;
+            let new = (op.apply(old, operand.to_u64()) << shift) & mask;
+            match cell.compare_exchange(word, (word & !mask) | new, order, failure_ordering(order))
+            {
+                Ok(_) => return B::from_u64(old),
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// # Safety
+    /// As for `load`.
+    pub(crate) unsafe fn compare_exchange<B: Bits>(
+        &self,
+        offset: usize,
+        expected: B,
+        replacement: B,
+        order: Ordering,
+    ) -> B {
+        let (cell, shift, mask) = self.cell::<B>(offset);
+        let mut word = cell.load(failure_ordering(order));
+        loop {
+            let old = (word & mask) >> shift;
+            if old != expected.to_u64() {
+                return B::from_u64(old);
+            }
+            let new = (word & !mask) | ((replacement.to_u64() << shift) & mask);
+            match cell.compare_exchange(word, new, order, failure_ordering(order)) {
+                Ok(_) => return B::from_u64(old),
+                Err(actual) => word = actual,
+            }
+        }
+    }
+
+    /// # Safety
+    /// `offset + len` in bounds; `dst` valid for `len` writes.
+    pub(crate) unsafe fn copy_out(&self, offset: usize, dst: *mut u8, len: usize) {
+        for i in 0..len {
+            // SAFETY: in bounds per the caller; `dst` valid for `len` writes.
+            unsafe {
+                dst.add(i)
+                    .write(self.load::<u8>(offset + i, Ordering::Relaxed))
+            };
+        }
+    }
+
+    /// # Safety
+    /// `offset + len` in bounds; `src` valid for `len` reads.
+    pub(crate) unsafe fn copy_in(&self, offset: usize, src: *const u8, len: usize) {
+        for i in 0..len {
+            // SAFETY: in bounds per the caller; `src` valid for `len` reads.
+            unsafe { self.store::<u8>(offset + i, src.add(i).read(), Ordering::Relaxed) };
+        }
+    }
+}

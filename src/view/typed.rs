@@ -1,0 +1,358 @@
+//! [`TypedArray`]: a typed window onto a buffer's bytes (SEMANTICS V1–V4).
+//!
+//! A view is a buffer handle plus a byte offset and either a fixed length or "track the
+//! buffer's length" (JavaScript's length-tracking views over growable buffers). Every element
+//! read or write is a relaxed atomic access, so views never tear and never race-UB even while
+//! other threads write the same bytes (V4); the atomics in [`crate::atomics`] add the
+//! sequentially consistent operations.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::RangeBounds;
+
+use crate::buffer::{resolve_range, SharedBuffer};
+use crate::element::Element;
+use crate::error::Error;
+use crate::region::Bits;
+use crate::shim::Ordering;
+use crate::view::Cell;
+
+/// A typed view of `T` elements over a [`SharedBuffer`]; cheap to clone (it shares the
+/// buffer), `Send` and `Sync`.
+///
+/// ```
+/// use sharedbuf::{Int32Array, SharedBuffer};
+///
+/// let buf = SharedBuffer::new(16)?;
+/// let all = Int32Array::new(&buf)?;               // 4 elements
+/// let tail = Int32Array::with_range(&buf, 8, Some(2))?; // elements 2 and 3 of `all`
+/// tail.set(0, -7)?;
+/// assert_eq!(all.get(2), Some(-7));
+/// assert_eq!(all.get(4), None);                   // out of range: None, never a panic
+/// assert!(all.set(4, 1).is_err());
+/// # Ok::<(), sharedbuf::Error>(())
+/// ```
+pub struct TypedArray<T: Element> {
+    buffer: SharedBuffer,
+    byte_offset: usize,
+    /// `None`: length-tracking (follows the buffer's growth).
+    length: Option<usize>,
+    _element: PhantomData<fn() -> T>,
+}
+
+/// `Int8Array`: a view of `i8`.
+pub type Int8Array = TypedArray<i8>;
+/// `Uint8Array`: a view of `u8`.
+pub type Uint8Array = TypedArray<u8>;
+/// `Int16Array`: a view of `i16`.
+pub type Int16Array = TypedArray<i16>;
+/// `Uint16Array`: a view of `u16`.
+pub type Uint16Array = TypedArray<u16>;
+/// `Int32Array`: a view of `i32`.
+pub type Int32Array = TypedArray<i32>;
+/// `Uint32Array`: a view of `u32`.
+pub type Uint32Array = TypedArray<u32>;
+/// `BigInt64Array`: a view of `i64`.
+pub type BigInt64Array = TypedArray<i64>;
+/// `BigUint64Array`: a view of `u64`.
+pub type BigUint64Array = TypedArray<u64>;
+/// `Float32Array`: a view of `f32`.
+pub type Float32Array = TypedArray<f32>;
+/// `Float64Array`: a view of `f64`.
+pub type Float64Array = TypedArray<f64>;
+
+impl<T: Element> TypedArray<T> {
+    const SIZE: usize = <T::Bits as Bits>::SIZE;
+
+    /// A view of the whole buffer, as `new Int32Array(sab)`: length-tracking on a growable
+    /// buffer; on a fixed buffer the length must be a multiple of the element size (V3).
+    pub fn new(buffer: &SharedBuffer) -> Result<Self, Error> {
+        Self::with_range(buffer, 0, None)
+    }
+
+    /// A view from `byte_offset`, as `new Int32Array(sab, byteOffset, length)`.
+    ///
+    /// The offset must be a multiple of the element size and not past the buffer's length
+    /// (V2). With `Some(length)` the elements must fit in the buffer now; with `None` the view
+    /// tracks a growable buffer's length, or covers the rest of a fixed buffer, which must be
+    /// a whole number of elements (V3).
+    pub fn with_range(
+        buffer: &SharedBuffer,
+        byte_offset: usize,
+        length: Option<usize>,
+    ) -> Result<Self, Error> {
+        if byte_offset % Self::SIZE != 0 {
+            return Err(Error::Misaligned {
+                byte_offset,
+                align: Self::SIZE,
+            });
+        }
+        let byte_length = buffer.byte_length();
+        if byte_offset > byte_length {
+            return Err(Error::RangeOutOfBounds {
+                start: byte_offset,
+                end: byte_offset,
+                len: byte_length,
+            });
+        }
+        let length = match length {
+            Some(n) => {
+                let end = n
+                    .checked_mul(Self::SIZE)
+                    .and_then(|bytes| bytes.checked_add(byte_offset));
+                match end {
+                    Some(end) if end <= byte_length => Some(n),
+                    _ => {
+                        return Err(Error::RangeOutOfBounds {
+                            start: byte_offset,
+                            end: end.unwrap_or(usize::MAX),
+                            len: byte_length,
+                        })
+                    }
+                }
+            }
+            None if buffer.is_growable() => None,
+            None => {
+                let rest = byte_length - byte_offset;
+                if rest % Self::SIZE != 0 {
+                    return Err(Error::LengthNotMultiple {
+                        byte_length: rest,
+                        element_size: Self::SIZE,
+                    });
+                }
+                Some(rest / Self::SIZE)
+            }
+        };
+        Ok(TypedArray {
+            buffer: buffer.clone(),
+            byte_offset,
+            length,
+            _element: PhantomData,
+        })
+    }
+
+    /// The number of elements now; a length-tracking view's length follows `grow` (V3).
+    #[inline]
+    pub fn len(&self) -> usize {
+        match self.length {
+            Some(n) => n,
+            // `byte_length` never decreases and was at least `byte_offset` at construction.
+            None => (self.buffer.byte_length() - self.byte_offset) / Self::SIZE,
+        }
+    }
+
+    /// Whether the view has no elements now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The view's offset in its buffer, in bytes.
+    pub fn byte_offset(&self) -> usize {
+        self.byte_offset
+    }
+
+    /// The view's length in bytes now.
+    pub fn byte_length(&self) -> usize {
+        self.len() * Self::SIZE
+    }
+
+    /// Whether the view follows its buffer's growth.
+    pub fn is_length_tracking(&self) -> bool {
+        self.length.is_none()
+    }
+
+    /// The buffer the view looks at.
+    pub fn buffer(&self) -> &SharedBuffer {
+        &self.buffer
+    }
+
+    /// The checked location of element `index`: `Err(IndexOutOfRange)` past the end (V4, A4).
+    #[inline]
+    pub(crate) fn cell(&self, index: usize) -> Result<Cell<'_, T>, Error> {
+        let len = self.len();
+        if index >= len {
+            return Err(Error::IndexOutOfRange { index, len });
+        }
+        let offset = self.byte_offset + index * Self::SIZE;
+        // SAFETY: `byte_offset` is a multiple of the element size (checked at construction)
+        // and `index < len` keeps `offset + SIZE <= byte_length <= reserved`.
+        Ok(unsafe { Cell::new_unchecked(self.buffer.region(), offset) })
+    }
+
+    /// Element `index`, or `None` past the end (V4). A relaxed atomic read: never torn.
+    #[inline]
+    pub fn get(&self, index: usize) -> Option<T> {
+        self.cell(index)
+            .ok()
+            .map(|cell| cell.load(Ordering::Relaxed))
+    }
+
+    /// Writes element `index` (a relaxed atomic write); `Err(IndexOutOfRange)` past the end.
+    #[inline]
+    pub fn set(&self, index: usize, value: T) -> Result<(), Error> {
+        self.cell(index)?.store(value, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// The absolute byte range of `count` elements from `start`, checked against the length.
+    fn byte_span(&self, start: usize, count: usize) -> Result<usize, Error> {
+        let len = self.len();
+        if start > len {
+            return Err(Error::IndexOutOfRange { index: start, len });
+        }
+        if count > len - start {
+            return Err(Error::LengthMismatch {
+                slice_len: count,
+                available: len - start,
+            });
+        }
+        Ok(self.byte_offset + start * Self::SIZE)
+    }
+
+    /// Copies `dst.len()` elements starting at element `start` into `dst` (word-wise relaxed
+    /// atomic loads). `Err` if they are not all in the view.
+    pub fn copy_to_slice(&self, start: usize, dst: &mut [T]) -> Result<(), Error> {
+        let offset = self.byte_span(start, dst.len())?;
+        // SAFETY: `byte_span` checked that the elements lie within the view, hence within the
+        // region; `dst` is private memory valid for exactly that many bytes.
+        unsafe {
+            self.buffer.region().copy_out(
+                offset,
+                dst.as_mut_ptr().cast::<u8>(),
+                std::mem::size_of_val(dst),
+            )
+        };
+        Ok(())
+    }
+
+    /// Copies `src` into the view starting at element `start` (word-wise relaxed atomic
+    /// stores), as JavaScript's `view.set(array, offset)`. `Err` if it does not fit.
+    pub fn copy_from_slice(&self, start: usize, src: &[T]) -> Result<(), Error> {
+        let offset = self.byte_span(start, src.len())?;
+        // SAFETY: `byte_span` checked that the elements lie within the view, hence within the
+        // region; `src` is private memory valid for exactly that many bytes.
+        unsafe {
+            self.buffer.region().copy_in(
+                offset,
+                src.as_ptr().cast::<u8>(),
+                std::mem::size_of_val(src),
+            )
+        };
+        Ok(())
+    }
+
+    /// A copy of all elements, as JavaScript's `Array.from(view)`.
+    pub fn to_vec(&self) -> Vec<T> {
+        let mut out = vec![T::default(); self.len()];
+        // The view cannot shrink, so the length read above still fits.
+        let copied = self.copy_to_slice(0, &mut out);
+        debug_assert!(copied.is_ok());
+        out
+    }
+
+    /// Sets every element to `value`.
+    pub fn fill(&self, value: T) {
+        for index in 0..self.len() {
+            // SAFETY: `index < len`, and a view's length never decreases.
+            let cell = unsafe {
+                Cell::new_unchecked(self.buffer.region(), self.byte_offset + index * Self::SIZE)
+            };
+            cell.store(value, Ordering::Relaxed);
+        }
+    }
+
+    /// Sets the elements in `range` to `value`, as JavaScript's `fill(value, start, end)`.
+    pub fn fill_range(&self, range: impl RangeBounds<usize>, value: T) -> Result<(), Error> {
+        let (start, end) = resolve_range(&range, self.len())?;
+        let sub = self.sub(start, Some(end - start));
+        sub.fill(value);
+        Ok(())
+    }
+
+    /// A view of the elements in `range` over the same memory, as JavaScript's
+    /// `subarray(begin, end)`. An open-ended range on a length-tracking view stays tracking.
+    pub fn subarray(&self, range: impl RangeBounds<usize>) -> Result<TypedArray<T>, Error> {
+        let (start, end) = resolve_range(&range, self.len())?;
+        let tracking =
+            self.length.is_none() && matches!(range.end_bound(), std::ops::Bound::Unbounded);
+        Ok(self.sub(start, if tracking { None } else { Some(end - start) }))
+    }
+
+    /// The sub-view from `start` (already checked to be within the view).
+    fn sub(&self, start: usize, length: Option<usize>) -> TypedArray<T> {
+        TypedArray {
+            buffer: self.buffer.clone(),
+            byte_offset: self.byte_offset + start * Self::SIZE,
+            length,
+            _element: PhantomData,
+        }
+    }
+
+    /// An iterator over the elements (each a relaxed atomic read), as many as the view held
+    /// when the iterator was made.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter {
+            view: self,
+            next: 0,
+            end: self.len(),
+        }
+    }
+}
+
+impl<T: Element> Clone for TypedArray<T> {
+    fn clone(&self) -> Self {
+        TypedArray {
+            buffer: self.buffer.clone(),
+            byte_offset: self.byte_offset,
+            length: self.length,
+            _element: PhantomData,
+        }
+    }
+}
+
+impl<T: Element> fmt::Debug for TypedArray<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(T::JS_VIEW_NAME)
+            .field("byte_offset", &self.byte_offset)
+            .field("len", &self.len())
+            .field("length_tracking", &self.is_length_tracking())
+            .finish()
+    }
+}
+
+/// Iterator over a [`TypedArray`]'s elements; see [`TypedArray::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T: Element> {
+    view: &'a TypedArray<T>,
+    next: usize,
+    end: usize,
+}
+
+impl<T: Element> Iterator for Iter<'_, T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        if self.next >= self.end {
+            return None;
+        }
+        let value = self.view.get(self.next);
+        self.next += 1;
+        value
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.end - self.next;
+        (left, Some(left))
+    }
+}
+
+impl<T: Element> ExactSizeIterator for Iter<'_, T> {}
+
+impl<'a, T: Element> IntoIterator for &'a TypedArray<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
