@@ -5,7 +5,7 @@
 //! ([`heap`]), large ones from an anonymous mapping ([`mmap`]) so the operating system commits
 //! pages only when they are touched; file and memfd mappings shared with other processes will
 //! be a third backing behind the same interface. Under `--cfg loom` the block is an array of
-//! loom atomic cells ([`loom_cells`]) so models see every access.
+//! loom atomic cells (`loom_cells`) so models see every access.
 //!
 //! Soundness (DESIGN.md rule 1): another thread, or another process, may write any byte at any
 //! time, so region memory is only ever touched through atomics: no `&[u8]`, `&mut [u8]` or `&T`
