@@ -137,7 +137,7 @@ impl Drop for Registration<'_> {
 }
 
 thread_local! {
-    static CURRENT: std::cell::RefCell<Option<Interrupter>> = const { std::cell::RefCell::new(None) };
+    static CURRENT: std::cell::RefCell<Option<Interrupter>> = std::cell::RefCell::new(None);
 }
 
 /// The interrupter installed on the calling thread, if any.
