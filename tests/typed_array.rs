@@ -428,16 +428,22 @@ fn never_torn<T: Element>(a: T, b: T) {
                 "torn read {v:?} (between {a:?} and {b:?})"
             );
         }
-        let mut copy = vec![a; view.len()];
-        view.copy_to_slice(0, &mut copy).unwrap();
-        assert!(
-            copy.iter().all(|&v| v == a || v == b),
-            "torn bulk read {copy:?}"
-        );
+        // Bulk copies move whole machine words, so racing one against element stores of a
+        // narrower type is a mixed-size race: defined by the hardware the crate relies on
+        // (DESIGN.md rule 2), not by Rust's memory model, so Miri rejects it. Native only.
+        if !cfg!(miri) {
+            let mut copy = vec![a; view.len()];
+            view.copy_to_slice(0, &mut copy).unwrap();
+            assert!(
+                copy.iter().all(|&v| v == a || v == b),
+                "torn bulk read {copy:?}"
+            );
+        }
     }
     writer.join().unwrap();
-    // The writer's last value is visible after join.
-    assert!(view.iter().all(|v| v == a || v == b));
+    // The writer's last fill (an odd iteration: `a`) is visible after join.
+    assert!(iterations % 2 == 0);
+    assert!(view.iter().all(|v| v == a));
 }
 
 #[test]
