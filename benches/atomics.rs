@@ -6,6 +6,8 @@
 //! index go through `black_box` so the bounds check cannot be hoisted out of the loop.
 
 #![cfg(not(loom))]
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
