@@ -128,3 +128,16 @@ pub fn block_on<F: Future>(future: F) -> (F::Output, usize) {
         thread::park();
     }
 }
+
+/// A waker that does nothing, for polling a future once by hand.
+struct NoopWaker;
+
+impl Wake for NoopWaker {
+    fn wake(self: Arc<Self>) {}
+}
+
+/// Polls `future` once with a waker that does nothing.
+pub fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    let waker = Waker::from(Arc::new(NoopWaker));
+    std::pin::Pin::new(future).poll(&mut Context::from_waker(&waker))
+}
