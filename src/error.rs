@@ -89,6 +89,11 @@ pub enum Error {
     Closed,
     /// An operation with a timeout ran out of time.
     Timeout,
+    /// The operating system refused to start a thread the operation needs.
+    SpawnFailed {
+        /// What was being started, and the system's reason.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -129,6 +134,7 @@ impl fmt::Display for Error {
             Error::Terminated => write!(f, "the worker was asked to terminate"),
             Error::Closed => write!(f, "the port is closed"),
             Error::Timeout => write!(f, "the operation timed out"),
+            Error::SpawnFailed { reason } => write!(f, "could not start a thread: {reason}"),
         }
     }
 }

@@ -40,6 +40,7 @@ mod shim;
 mod view;
 pub mod worker;
 
+pub use atomics::WaitResult;
 pub use buffer::SharedBuffer;
 pub use element::{AtomicElement, Element, Waitable};
 pub use error::Error;
@@ -49,6 +50,24 @@ pub use view::{
     BigInt64Array, BigUint64Array, DataView, Endian, Float32Array, Float64Array, Int16Array,
     Int32Array, Int8Array, Iter, TypedArray, Uint16Array, Uint32Array, Uint8Array,
 };
+
+/// Hooks the loom models in `loom-tests/` use to drive what has no loom equivalent (only under
+/// `cfg(loom)`).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_hooks {
+    /// Plays the timer: every waiter currently waiting with a finite timeout (blocking or
+    /// async) times out now, racing whatever else the model does. Under loom a timed wait never
+    /// times out on its own.
+    pub fn fire_timeouts() {
+        crate::atomics::hooks::fire_timeouts();
+    }
+
+    /// Number of waiters in the waiter table (it must return to zero).
+    pub fn queued_waiters() -> usize {
+        crate::atomics::hooks::total_queued()
+    }
+}
 
 mod assertions {
     //! DESIGN.md rule 5: the thread-safety of every public type, checked at compile time.
@@ -75,4 +94,9 @@ mod assertions {
     assert_impl_all!(DataView: Send, Sync, Clone);
     assert_impl_all!(Error: Send, Sync, std::error::Error);
     assert_impl_all!(Iter<'static, u64>: Send, Sync);
+    assert_impl_all!(WaitResult: Send, Sync, Copy);
+    assert_impl_all!(atomics::WaitAsync: Send, Sync);
+    assert_impl_all!(atomics::WaitFuture: Send, Sync, Unpin, std::future::Future<Output = WaitResult>);
+    assert_impl_all!(atomics::Interrupter: Send, Sync, Clone);
+    static_assertions::assert_not_impl_any!(atomics::InterruptGuard: Send, Sync);
 }

@@ -12,7 +12,7 @@ pub(crate) use loom::{
         atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize},
         Arc, Condvar, Mutex, MutexGuard,
     },
-    thread,
+    thread, thread_local,
 };
 
 #[cfg(not(loom))]
@@ -22,7 +22,7 @@ pub(crate) use std::{
         atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize},
         Arc, Condvar, Mutex, MutexGuard,
     },
-    thread,
+    thread, thread_local,
 };
 
 pub(crate) use std::sync::atomic::Ordering;

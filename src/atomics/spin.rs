@@ -1,0 +1,89 @@
+//! The bounded, adaptive spin a blocked waiter does before parking.
+//!
+//! Waking a parked thread costs a futex syscall on both sides, and on a virtual machine waking
+//! an idle core costs 30–80 µs; a handoff to a thread that is still running costs well under a
+//! microsecond. So a waiter, once enqueued, watches its *own* outcome word for a short while
+//! before it parks (never the watched value: that would let a plain store end the wait, which A7
+//! forbids). The notifier sees the waiter has not parked and skips the unpark entirely.
+//!
+//! The spin is bounded in time and yields the CPU after a few iterations, so it never starves
+//! the thread it is waiting for; its budget adapts per thread: it doubles when spinning paid off
+//! and halves when the waiter had to park anyway, so threads that wait long stop burning CPU.
+//! Nothing is spun on a single-CPU machine, nor under loom (where parking is the model).
+
+use super::wait::Deadline;
+use super::waiter::Waiter;
+
+/// Returns the waiter's outcome if it arrives within the spin budget, else `None`.
+#[cfg(loom)]
+pub(crate) fn spin_for_outcome(waiter: &Waiter, _deadline: Deadline) -> Option<u32> {
+    waiter.outcome()
+}
+
+#[cfg(not(loom))]
+pub(crate) use real::spin_for_outcome;
+
+#[cfg(not(loom))]
+mod real {
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::{Deadline, Waiter};
+
+    const MIN_BUDGET: Duration = Duration::from_micros(1);
+    const INITIAL_BUDGET: Duration = Duration::from_micros(20);
+    const MAX_BUDGET: Duration = Duration::from_micros(50);
+    /// Iterations of pure `spin_loop` before the spin starts yielding the CPU.
+    const BUSY_ITERATIONS: u32 = 64;
+
+    std::thread_local! {
+        static BUDGET: Cell<Duration> = const { Cell::new(INITIAL_BUDGET) };
+    }
+
+    fn cpus() -> usize {
+        static CPUS: AtomicUsize = AtomicUsize::new(0);
+        match CPUS.load(Ordering::Relaxed) {
+            0 => {
+                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+                CPUS.store(n, Ordering::Relaxed);
+                n
+            }
+            n => n,
+        }
+    }
+
+    /// Returns the waiter's outcome if it arrives within the spin budget, else `None`.
+    pub(crate) fn spin_for_outcome(waiter: &Waiter, deadline: Deadline) -> Option<u32> {
+        if let Some(outcome) = waiter.outcome() {
+            return Some(outcome);
+        }
+        if cpus() < 2 {
+            return None;
+        }
+        let budget = BUDGET.with(Cell::get);
+        let start = Instant::now();
+        let end = match deadline {
+            Deadline::Expired => return None,
+            Deadline::Never => start + budget,
+            Deadline::At(at) => at.min(start + budget),
+        };
+        let mut iteration = 0u32;
+        loop {
+            if let Some(outcome) = waiter.outcome() {
+                BUDGET.with(|b| b.set((budget * 2).min(MAX_BUDGET)));
+                return Some(outcome);
+            }
+            if iteration < BUSY_ITERATIONS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            iteration += 1;
+            if iteration % 8 == 0 && Instant::now() >= end {
+                BUDGET.with(|b| b.set((budget / 2).max(MIN_BUDGET)));
+                return None;
+            }
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Timeouts of waiters that cannot time themselves out.
+//!
+//! A blocked thread times itself out (it parks with a deadline). A pending
+//! [`WaitFuture`](super::WaitFuture) has no thread, and the crate depends on no runtime, so one
+//! lazily started timer thread ("sharedbuf-timer") cancels expired async waiters with
+//! `TIMED_OUT` and wakes their tasks. Its schedule is an ordered map, so a future dropped before
+//! its deadline removes its entry at once and the schedule holds only live timeouts.
+//!
+//! Under loom there is no clock: every waiter with a finite timeout (blocking ones too) is
+//! recorded here instead, and a model thread playing the timer calls
+//! [`loom_hooks::fire_timeouts`](crate::loom_hooks::fire_timeouts), which races the expiry
+//! against whatever else the model does.
+
+#[cfg(not(loom))]
+pub(crate) use clock::{schedule, unschedule, TimerEntry};
+#[cfg(loom)]
+pub(crate) use model::{fire_timeouts, schedule, unschedule, TimerEntry};
+
+#[cfg(not(loom))]
+mod clock {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+    use std::time::Instant;
+
+    use crate::atomics::waiter::{Waiter, TIMED_OUT};
+    use crate::atomics::waiters;
+    use crate::error::Error;
+    use crate::shim::lock;
+
+    /// Identifies one scheduled timeout (deadline, then arrival order).
+    pub(crate) type TimerEntry = (Instant, u64);
+
+    #[derive(Default)]
+    struct Schedule {
+        entries: BTreeMap<TimerEntry, Weak<Waiter>>,
+        next_id: u64,
+    }
+
+    struct Timer {
+        schedule: Mutex<Schedule>,
+        changed: Condvar,
+    }
+
+    /// The timer, started on first use.
+    fn timer() -> Result<&'static Timer, Error> {
+        static TIMER: OnceLock<Result<&'static Timer, Error>> = OnceLock::new();
+        TIMER
+            .get_or_init(|| {
+                let timer: &'static Timer = Box::leak(Box::new(Timer {
+                    schedule: Mutex::new(Schedule::default()),
+                    changed: Condvar::new(),
+                }));
+                std::thread::Builder::new()
+                    .name("sharedbuf-timer".into())
+                    .spawn(move || run(timer))
+                    .map(|_| timer)
+                    .map_err(|e| Error::SpawnFailed {
+                        reason: format!("could not start the wait_async timer thread: {e}"),
+                    })
+            })
+            .clone()
+    }
+
+    /// Arranges for `waiter` to time out at `deadline` (unless it leaves the table first).
+    pub(crate) fn schedule(deadline: Instant, waiter: &Arc<Waiter>) -> Result<TimerEntry, Error> {
+        let timer = timer()?;
+        let mut schedule = lock(&timer.schedule);
+        let entry = (deadline, schedule.next_id);
+        schedule.next_id += 1;
+        let first = schedule.entries.keys().next().map_or(true, |&e| entry < e);
+        schedule.entries.insert(entry, Arc::downgrade(waiter));
+        drop(schedule);
+        if first {
+            timer.changed.notify_one();
+        }
+        Ok(entry)
+    }
+
+    /// Forgets a scheduled timeout (its future was resolved or dropped).
+    pub(crate) fn unschedule(entry: TimerEntry) {
+        if let Ok(timer) = timer() {
+            lock(&timer.schedule).entries.remove(&entry);
+        }
+    }
+
+    fn run(timer: &'static Timer) {
+        let mut schedule = lock(&timer.schedule);
+        loop {
+            let now = Instant::now();
+            let due = match schedule.entries.first_key_value() {
+                None => None,
+                Some((&(deadline, _), _)) if deadline <= now => schedule.entries.pop_first(),
+                Some((&(deadline, _), _)) => {
+                    schedule = match timer.changed.wait_timeout(schedule, deadline - now) {
+                        Ok((guard, _)) => guard,
+                        Err(poisoned) => poisoned.into_inner().0,
+                    };
+                    continue;
+                }
+            };
+            match due {
+                Some((_, waiter)) => {
+                    drop(schedule);
+                    if let Some(waiter) = waiter.upgrade() {
+                        waiters::cancel(&waiter, TIMED_OUT, true);
+                    }
+                    schedule = lock(&timer.schedule);
+                }
+                None => {
+                    schedule = match timer.changed.wait(schedule) {
+                        Ok(guard) => guard,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                }
+            }
+        }
+    }
+}
+
+#[cfg(loom)]
+mod model {
+    use crate::atomics::waiter::{Waiter, TIMED_OUT};
+    use crate::atomics::waiters;
+    use crate::error::Error;
+    use crate::shim::{lock, Arc, Mutex};
+
+    /// Under loom an entry is just the waiter's place in the pending list.
+    pub(crate) type TimerEntry = ();
+
+    loom::lazy_static! {
+        static ref PENDING: Mutex<Vec<Arc<Waiter>>> = Mutex::new(Vec::new());
+    }
+
+    /// Records a waiter with a finite timeout; it expires when the model calls
+    /// [`fire_timeouts`].
+    pub(crate) fn schedule<D>(_deadline: D, waiter: &Arc<Waiter>) -> Result<TimerEntry, Error> {
+        lock(&PENDING).push(Arc::clone(waiter));
+        Ok(())
+    }
+
+    /// Nothing to do: a fired timeout of a waiter that already left the table is a no-op.
+    pub(crate) fn unschedule(_entry: TimerEntry) {}
+
+    /// Times out every waiter recorded so far that is still waiting.
+    pub(crate) fn fire_timeouts() {
+        let pending = std::mem::take(&mut *lock(&PENDING));
+        for waiter in pending {
+            waiters::cancel(&waiter, TIMED_OUT, true);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! `Atomics.wait` and `Atomics.notify` (SEMANTICS A6–A11).
+//!
+//! A waiter checks the value and enqueues itself in one critical section of the waiter table
+//! ([`super::waiters`]), then waits for its own outcome word to change: first by spinning on it
+//! briefly ([`super::spin`]), then by parking. `notify` removes waiters oldest first, sets
+//! their outcome, and unparks only those that actually parked.
+
+use std::time::Duration;
+
+use super::interrupt;
+use super::spin::spin_for_outcome;
+#[cfg(loom)]
+use super::timer;
+use super::waiter::{Waiter, INTERRUPTED, NOTIFIED, TIMED_OUT};
+use super::waiters;
+use crate::element::Waitable;
+use crate::error::Error;
+use crate::shim::{thread, Arc, Ordering::SeqCst};
+use crate::view::TypedArray;
+
+/// How a [`wait`] ended (JavaScript's `"ok"`, `"not-equal"`, `"timed-out"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WaitResult {
+    /// Woken by [`notify`], which counted this waiter.
+    Ok,
+    /// The element did not hold the expected value; the call did not wait.
+    NotEqual,
+    /// The timeout passed before any `notify` reached this waiter.
+    TimedOut,
+}
+
+/// When a waiter gives up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Deadline {
+    /// No timeout (also for durations too large to represent: `Duration::MAX` is "forever").
+    Never,
+    /// A zero timeout: enqueue, then time out at once unless already notified (A6).
+    Expired,
+    /// A monotonic instant.
+    At(std::time::Instant),
+}
+
+impl Deadline {
+    pub(crate) fn after(timeout: Option<Duration>) -> Deadline {
+        match timeout {
+            None => Deadline::Never,
+            Some(t) if t.is_zero() => Deadline::Expired,
+            Some(t) => std::time::Instant::now()
+                .checked_add(t)
+                .map_or(Deadline::Never, Deadline::At),
+        }
+    }
+}
+
+/// `Atomics.wait`: if element `index` equals `expected`, sleeps until [`notify`] wakes this
+/// waiter (`Ok`) or `timeout` passes (`TimedOut`); otherwise returns `NotEqual` at once (A6).
+///
+/// `None` waits forever, and so does a timeout too large to represent (`Duration::MAX`). A zero
+/// timeout with a matching value still enqueues and returns `TimedOut`. Stores and
+/// read-modify-writes never wake a waiter (A7); only `notify`, the timeout, or the thread's
+/// [`Interrupter`](super::Interrupter) do — the last makes `wait` return
+/// `Err(Error::Terminated)`, as it does at once on an already interrupted thread (W3).
+///
+/// ```
+/// use std::time::Duration;
+/// use sharedbuf::{atomics, Int32Array, SharedBuffer, WaitResult};
+///
+/// let view = Int32Array::new(&SharedBuffer::new(8)?)?;
+/// assert_eq!(atomics::wait(&view, 0, 1, None)?, WaitResult::NotEqual);
+/// assert_eq!(atomics::wait(&view, 0, 0, Some(Duration::ZERO))?, WaitResult::TimedOut);
+///
+/// let remote = view.clone();
+/// let waiter = std::thread::spawn(move || atomics::wait(&remote, 0, 0, None));
+/// // Notify until the waiter was there to be woken: it may not have started waiting yet.
+/// while atomics::notify(&view, 0, Some(1))? == 0 {
+///     std::thread::yield_now();
+/// }
+/// assert_eq!(waiter.join().unwrap()?, WaitResult::Ok);
+/// # Ok::<(), sharedbuf::Error>(())
+/// ```
+///
+/// Only `i32`/`i64` views (and `u32`/`u64`) compile:
+///
+/// ```compile_fail
+/// use sharedbuf::{atomics, Int8Array, SharedBuffer};
+/// let view = Int8Array::new(&SharedBuffer::new(8).unwrap()).unwrap();
+/// atomics::wait(&view, 0, 0, None).unwrap(); // i8 is not Waitable
+/// ```
+///
+/// ```compile_fail
+/// use sharedbuf::{atomics, Float64Array, SharedBuffer};
+/// let view = Float64Array::new(&SharedBuffer::new(8).unwrap()).unwrap();
+/// atomics::wait(&view, 0, 0.0, None).unwrap(); // f64 is not Waitable
+/// ```
+pub fn wait<T: Waitable>(
+    view: &TypedArray<T>,
+    index: usize,
+    expected: T,
+    timeout: Option<Duration>,
+) -> Result<WaitResult, Error> {
+    let cell = view.cell(index)?;
+    let interrupter = interrupt::current();
+    if interrupter.as_ref().is_some_and(|i| i.is_interrupted()) {
+        return Err(Error::Terminated);
+    }
+    let deadline = Deadline::after(timeout);
+    let waiter = Arc::new(Waiter::for_current_thread(cell.address()));
+    if !waiters::enqueue_if(&waiter, || cell.load(SeqCst) == expected) {
+        return Ok(WaitResult::NotEqual);
+    }
+    let _registration = interrupter.as_ref().map(|i| i.register(&waiter));
+    #[cfg(loom)]
+    if let Deadline::At(at) = deadline {
+        timer::schedule(at, &waiter)?;
+    }
+    match block(&waiter, deadline) {
+        NOTIFIED => Ok(WaitResult::Ok),
+        INTERRUPTED => Err(Error::Terminated),
+        _ => Ok(WaitResult::TimedOut),
+    }
+}
+
+/// Waits until the waiter's outcome is set, timing it out at `deadline`; returns the outcome.
+fn block(waiter: &Arc<Waiter>, deadline: Deadline) -> u32 {
+    if let Some(outcome) = spin_for_outcome(waiter, deadline) {
+        return outcome;
+    }
+    loop {
+        if let Some(outcome) = waiter.outcome() {
+            return outcome;
+        }
+        match deadline {
+            Deadline::Expired => return waiters::cancel(waiter, TIMED_OUT, false),
+            // Under loom a model thread plays the timer (see `timer`): park until woken.
+            #[cfg(loom)]
+            Deadline::At(_) => {
+                if waiter.announce_park() {
+                    thread::park();
+                }
+            }
+            #[cfg(not(loom))]
+            Deadline::At(at) => {
+                let now = std::time::Instant::now();
+                if now >= at {
+                    return waiters::cancel(waiter, TIMED_OUT, false);
+                }
+                if waiter.announce_park() {
+                    thread::park_timeout(at - now);
+                }
+            }
+            Deadline::Never => {
+                if waiter.announce_park() {
+                    thread::park();
+                }
+            }
+        }
+        // Wakeups without an outcome (spurious, or a stray unpark) loop back: never `Ok`.
+    }
+}
+
+/// `Atomics.notify`: wakes up to `count` waiters on element `index` (`None` = all), oldest
+/// first, and returns how many it woke (A8, A9). With nobody waiting it takes no lock.
+///
+/// Waiters are identified by the element's absolute byte address (A10): views at different
+/// offsets over the same bytes, and `i32` and `i64` waiters at the same address, share one list.
+///
+/// ```
+/// use sharedbuf::{atomics, BigInt64Array, SharedBuffer};
+/// let view = BigInt64Array::new(&SharedBuffer::new(8)?)?;
+/// assert_eq!(atomics::notify(&view, 0, None)?, 0);   // nobody waiting
+/// assert!(atomics::notify(&view, 1, None).is_err()); // out of range (A4)
+/// # Ok::<(), sharedbuf::Error>(())
+/// ```
+pub fn notify<T: Waitable>(
+    view: &TypedArray<T>,
+    index: usize,
+    count: Option<usize>,
+) -> Result<usize, Error> {
+    let cell = view.cell(index)?;
+    Ok(waiters::notify(cell.address(), count.unwrap_or(usize::MAX)))
+}

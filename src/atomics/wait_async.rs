@@ -1,0 +1,172 @@
+//! `Atomics.waitAsync` (SEMANTICS A12): the same waiter list as [`wait`](super::wait), with a
+//! `Future` instead of a blocked thread.
+//!
+//! The future works with any executor: it keeps the `Waker` of its latest poll and `notify`
+//! (or the timer, [`super::timer`]) wakes it. It holds a clone of the buffer, so the memory
+//! its waiter is keyed by stays alive as long as the future does. Dropping a pending future
+//! takes its waiter out of the list, so a later `notify` does not count it.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use super::timer::{self, TimerEntry};
+use super::wait::{Deadline, WaitResult};
+use super::waiter::{Waiter, CANCELLED, NOTIFIED};
+use super::waiters;
+use crate::buffer::SharedBuffer;
+use crate::element::Waitable;
+use crate::error::Error;
+use crate::shim::{Arc, Ordering::SeqCst};
+use crate::view::TypedArray;
+
+/// What [`wait_async`] returns: an answer now, or a future for one (JavaScript's
+/// `{ async: false, value }` and `{ async: true, value: promise }`).
+#[derive(Debug)]
+pub enum WaitAsync {
+    /// Answered at once: `NotEqual`, or `TimedOut` for a zero timeout.
+    Ready(WaitResult),
+    /// Enqueued; the future resolves to `Ok` when notified or `TimedOut` after the timeout.
+    Pending(WaitFuture),
+}
+
+impl WaitAsync {
+    /// Turns either variant into a future, for code that just wants to `.await` the result.
+    pub fn into_future(self) -> WaitFuture {
+        match self {
+            WaitAsync::Ready(result) => WaitFuture(State::Ready(Some(result))),
+            WaitAsync::Pending(future) => future,
+        }
+    }
+}
+
+/// A pending [`wait_async`]: resolves to `Ok` when notified, `TimedOut` after its timeout.
+/// Dropping it before then removes its waiter (a later `notify` does not count it).
+#[must_use = "a dropped WaitFuture stops waiting"]
+pub struct WaitFuture(State);
+
+enum State {
+    Ready(Option<WaitResult>),
+    Waiting {
+        waiter: Arc<Waiter>,
+        timer: Option<TimerEntry>,
+        /// Keeps the memory (and so the waiter's key) alive.
+        _memory: SharedBuffer,
+    },
+}
+
+/// `Atomics.waitAsync`: like [`wait`](super::wait), but returns instead of blocking.
+///
+/// A value mismatch answers `Ready(NotEqual)` and a zero timeout `Ready(TimedOut)`, without
+/// enqueuing; otherwise the waiter joins the same FIFO list as blocking waiters (both count in
+/// [`notify`](super::notify)'s result) and a [`WaitFuture`] is returned. `None` and absurdly
+/// large timeouts wait forever.
+///
+/// ```
+/// use sharedbuf::atomics::{self, WaitAsync};
+/// use sharedbuf::{Int32Array, SharedBuffer, WaitResult};
+///
+/// let view = Int32Array::new(&SharedBuffer::new(4)?)?;
+/// assert!(matches!(atomics::wait_async(&view, 0, 1, None)?, WaitAsync::Ready(WaitResult::NotEqual)));
+/// let pending = atomics::wait_async(&view, 0, 0, None)?; // enqueued right here
+/// assert_eq!(atomics::notify(&view, 0, None)?, 1);        // counted like a blocking waiter
+/// // `pending.into_future().await` now resolves to `WaitResult::Ok` on any executor.
+/// # drop(pending);
+/// # Ok::<(), sharedbuf::Error>(())
+/// ```
+pub fn wait_async<T: Waitable>(
+    view: &TypedArray<T>,
+    index: usize,
+    expected: T,
+    timeout: Option<Duration>,
+) -> Result<WaitAsync, Error> {
+    let cell = view.cell(index)?;
+    let deadline = Deadline::after(timeout);
+    if cell.load(SeqCst) != expected {
+        return Ok(WaitAsync::Ready(WaitResult::NotEqual));
+    }
+    if let Deadline::Expired = deadline {
+        return Ok(WaitAsync::Ready(WaitResult::TimedOut));
+    }
+    let waiter = Arc::new(Waiter::for_task(cell.address()));
+    if !waiters::enqueue_if(&waiter, || cell.load(SeqCst) == expected) {
+        return Ok(WaitAsync::Ready(WaitResult::NotEqual));
+    }
+    let timer = match deadline {
+        Deadline::At(at) => match timer::schedule(at, &waiter) {
+            Ok(entry) => Some(entry),
+            Err(error) => {
+                waiters::cancel(&waiter, CANCELLED, false);
+                return Err(error);
+            }
+        },
+        _ => None,
+    };
+    Ok(WaitAsync::Pending(WaitFuture(State::Waiting {
+        waiter,
+        timer,
+        _memory: view.buffer().clone(),
+    })))
+}
+
+fn result_of(outcome: u32) -> WaitResult {
+    if outcome == NOTIFIED {
+        WaitResult::Ok
+    } else {
+        WaitResult::TimedOut
+    }
+}
+
+impl Future for WaitFuture {
+    type Output = WaitResult;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WaitResult> {
+        let outcome = match &self.0 {
+            State::Ready(result) => {
+                return match result {
+                    Some(result) => Poll::Ready(*result),
+                    // Polled again after completion: stay pending rather than panic.
+                    None => Poll::Pending,
+                };
+            }
+            State::Waiting { waiter, .. } => match waiter.set_waker(cx.waker()) {
+                Some(outcome) => outcome,
+                None => return Poll::Pending,
+            },
+        };
+        if let State::Waiting {
+            timer: Some(entry), ..
+        } = std::mem::replace(&mut self.0, State::Ready(None))
+        {
+            timer::unschedule(entry);
+        }
+        Poll::Ready(result_of(outcome))
+    }
+}
+
+impl Drop for WaitFuture {
+    fn drop(&mut self) {
+        if let State::Waiting { waiter, timer, .. } = &mut self.0 {
+            waiters::cancel(waiter, CANCELLED, false);
+            if let Some(entry) = timer.take() {
+                timer::unschedule(entry);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for WaitFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.0 {
+            State::Ready(Some(result)) => format!("Ready({result:?})"),
+            State::Ready(None) => "Done".to_string(),
+            State::Waiting { waiter, .. } => match waiter.outcome() {
+                Some(outcome) => format!("Ready({:?})", result_of(outcome)),
+                None => "Pending".to_string(),
+            },
+        };
+        f.debug_tuple("WaitFuture").field(&state).finish()
+    }
+}

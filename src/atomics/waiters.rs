@@ -1,0 +1,191 @@
+//! The in-process waiter table: who waits on which address, in FIFO order (SEMANTICS A8–A11).
+//!
+//! Waiters are keyed by the absolute byte address of the element waited on, which identifies
+//! (memory block, byte) while the memory is alive — and it is: a blocked `wait` borrows its view,
+//! and a [`WaitFuture`](super::WaitFuture) holds a clone of its buffer. The table is a fixed
+//! array of buckets picked by hashing the address (parking_lot style), so it never grows with
+//! the number of distinct addresses ever waited on: a bucket's queue holds only the waiters
+//! currently waiting, and FIFO per address is the queue order filtered by key.
+//!
+//! Correctness (A11, "no lost wakeup"): `wait` checks the value and enqueues with the bucket
+//! locked, and `notify` dequeues with the same lock held. The no-waiter fast path of `notify`
+//! skips the lock by reading the bucket's `queued` count instead, which is sound because of a
+//! store-buffering handshake through `fence(SeqCst)` on both sides:
+//!
+//! ```text
+//! waiter (lock held)              notifier
+//! queued += 1                     store value        (the caller's, before notify)
+//! fence(SeqCst)                   fence(SeqCst)
+//! load value == expected?         queued == 0 ? return 0
+//! ```
+//!
+//! Either the waiter's load sees the new value (it returns `NotEqual`), or the notifier's load
+//! sees the raised count (it takes the lock and finds the waiter). Never neither.
+
+use std::collections::VecDeque;
+
+use super::waiter::Waiter;
+use crate::shim::{fence, lock, Arc, AtomicUsize, Mutex, Ordering};
+
+/// Number of buckets (a power of two). Under loom a small table keeps models fast while still
+/// letting two addresses share a bucket.
+#[cfg(not(loom))]
+const BUCKETS: usize = 256;
+#[cfg(loom)]
+const BUCKETS: usize = 2;
+
+/// One bucket: the waiters of every address that hashes here, in arrival order.
+#[cfg_attr(not(loom), repr(align(128)))]
+struct Bucket {
+    /// How many waiters are in `queue`, readable without the lock (the notify fast path).
+    /// Changed only with `queue` locked.
+    queued: AtomicUsize,
+    queue: Mutex<VecDeque<Arc<Waiter>>>,
+}
+
+impl Bucket {
+    #[cfg(not(loom))]
+    const fn new() -> Bucket {
+        Bucket {
+            queued: AtomicUsize::new(0),
+            queue: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    #[cfg(loom)]
+    fn new() -> Bucket {
+        Bucket {
+            queued: AtomicUsize::new(0),
+            queue: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+#[cfg(not(loom))]
+fn buckets() -> &'static [Bucket] {
+    static TABLE: [Bucket; BUCKETS] = [const { Bucket::new() }; BUCKETS];
+    &TABLE
+}
+
+#[cfg(loom)]
+fn buckets() -> &'static [Bucket] {
+    loom::lazy_static! {
+        static ref TABLE: Vec<Bucket> = (0..BUCKETS).map(|_| Bucket::new()).collect();
+    }
+    &TABLE
+}
+
+fn bucket(key: usize) -> &'static Bucket {
+    // Fibonacci hashing of the address without its low bits (elements are ≥ 4 bytes apart).
+    let hash = (key >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
+    &buckets()[(hash >> (usize::BITS - BUCKETS.trailing_zeros())) % BUCKETS]
+}
+
+/// Enqueues `waiter` at the back of its address's list if `value_matches()` holds, evaluated
+/// with the bucket locked (check and enqueue are one critical section, A11). Returns whether it
+/// was enqueued.
+pub(crate) fn enqueue_if(waiter: &Arc<Waiter>, value_matches: impl FnOnce() -> bool) -> bool {
+    let bucket = bucket(waiter.key);
+    let mut queue = lock(&bucket.queue);
+    // Raise the count before reading the value: see the module docs.
+    bucket.queued.fetch_add(1, Ordering::Relaxed);
+    fence(Ordering::SeqCst);
+    if !value_matches() {
+        bucket.queued.fetch_sub(1, Ordering::Relaxed);
+        return false;
+    }
+    queue.push_back(Arc::clone(waiter));
+    true
+}
+
+/// Wakes up to `count` waiters on `key`, oldest first (A8, A9); returns how many it woke.
+pub(crate) fn notify(key: usize, count: usize) -> usize {
+    if count == 0 {
+        return 0;
+    }
+    let bucket = bucket(key);
+    // The notifier half of the handshake in the module docs: no waiter counted means none
+    // can have seen the old value and still be about to sleep.
+    fence(Ordering::SeqCst);
+    if bucket.queued.load(Ordering::Relaxed) == 0 {
+        return 0;
+    }
+    let mut woken = WakeList::default();
+    {
+        let mut queue = lock(&bucket.queue);
+        let mut index = 0;
+        while index < queue.len() && woken.len < count {
+            if queue[index].key == key {
+                if let Some(waiter) = queue.remove(index) {
+                    let unpark = waiter.finish(super::waiter::NOTIFIED);
+                    woken.push(waiter, unpark);
+                }
+            } else {
+                index += 1;
+            }
+        }
+        bucket.queued.fetch_sub(woken.len, Ordering::Relaxed);
+    }
+    let count = woken.len;
+    woken.wake_all();
+    count
+}
+
+/// Takes `waiter` out of the table with `outcome` (timed out, interrupted, cancelled) unless
+/// `notify` already did. Returns the waiter's final outcome: `outcome`, or `NOTIFIED` when the
+/// notify won the race (then it was counted, and the caller must report `Ok`). With `wake`, the
+/// waiter's thread or task is woken (used when someone other than the waiter cancels it).
+pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: u32, wake: bool) -> u32 {
+    let bucket = bucket(waiter.key);
+    let unpark = {
+        let mut queue = lock(&bucket.queue);
+        if !waiter.is_queued() {
+            drop(queue);
+            return waiter.outcome().unwrap_or(outcome);
+        }
+        if let Some(position) = queue.iter().position(|w| Arc::ptr_eq(w, waiter)) {
+            queue.remove(position);
+            bucket.queued.fetch_sub(1, Ordering::Relaxed);
+        }
+        waiter.finish(outcome)
+    };
+    if wake {
+        waiter.wake(unpark);
+    }
+    outcome
+}
+
+/// The waiters one `notify` removed, woken after the bucket lock is released. Holds a few
+/// inline so the common `notify(1)` does not allocate.
+#[derive(Default)]
+struct WakeList {
+    len: usize,
+    inline: [Option<(Arc<Waiter>, bool)>; 4],
+    spilled: Vec<(Arc<Waiter>, bool)>,
+}
+
+impl WakeList {
+    fn push(&mut self, waiter: Arc<Waiter>, unpark: bool) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = Some((waiter, unpark)),
+            None => self.spilled.push((waiter, unpark)),
+        }
+        self.len += 1;
+    }
+
+    fn wake_all(self) {
+        let inline = self.inline.into_iter().flatten();
+        for (waiter, unpark) in inline.chain(self.spilled) {
+            waiter.wake(unpark);
+        }
+    }
+}
+
+/// Number of waiters in the whole table (tests and debugging: the table returns to empty).
+#[allow(dead_code)]
+pub(crate) fn total_queued() -> usize {
+    buckets()
+        .iter()
+        .map(|b| b.queued.load(Ordering::Relaxed))
+        .sum()
+}
