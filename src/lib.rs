@@ -42,14 +42,14 @@ pub mod worker;
 
 pub use atomics::WaitResult;
 pub use buffer::SharedBuffer;
+pub use channel::{MessageChannel, MessagePort};
 pub use element::{AtomicElement, Element, Waitable};
 pub use error::Error;
-pub use channel::{MessageChannel, MessagePort};
-pub use worker::Worker;
 pub use view::{
     BigInt64Array, BigUint64Array, DataView, Endian, Float32Array, Float64Array, Int16Array,
     Int32Array, Int8Array, Iter, TypedArray, Uint16Array, Uint32Array, Uint8Array,
 };
+pub use worker::Worker;
 
 /// Hooks the loom models in `loom-tests/` use to drive what has no loom equivalent (only under
 /// `cfg(loom)`).

@@ -8,7 +8,7 @@
 //! ```
 //! use sharedbuf::MessageChannel;
 //!
-//! let (main, worker) = MessageChannel::<u64>::new();
+//! let (main, worker) = MessageChannel::new::<u64>();
 //! let t = std::thread::spawn(move || {
 //!     for n in &worker {           // ends when the channel is closed and drained
 //!         worker.post_message(n * n).ok();

@@ -30,6 +30,9 @@ pub struct MessagePort<Tx, Rx = Tx> {
     rx: Arc<Ring<Rx>>,
 }
 
+/// A port and its entangled twin.
+pub(crate) type Entangled<Tx, Rx> = (MessagePort<Tx, Rx>, MessagePort<Rx, Tx>);
+
 /// A post that did not happen, with the message given back (nothing is ever dropped).
 pub enum PostError<T> {
     /// The port's queue is full ([`MessagePort::try_post_message`]).
@@ -43,9 +46,7 @@ pub enum PostError<T> {
 }
 
 impl<Tx, Rx> MessagePort<Tx, Rx> {
-    pub(crate) fn entangled(
-        capacity: usize,
-    ) -> Result<(MessagePort<Tx, Rx>, MessagePort<Rx, Tx>), Error> {
+    pub(crate) fn entangled(capacity: usize) -> Result<Entangled<Tx, Rx>, Error> {
         let forth = Arc::new(Ring::new(capacity)?);
         let back = Arc::new(Ring::new(capacity)?);
         Ok((
@@ -53,7 +54,10 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
                 tx: Arc::clone(&forth),
                 rx: Arc::clone(&back),
             },
-            MessagePort { tx: back, rx: forth },
+            MessagePort {
+                tx: back,
+                rx: forth,
+            },
         ))
     }
 
@@ -68,14 +72,20 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
 
     /// Posts `message` if the queue has room now; otherwise gives it back.
     pub fn try_post_message(&self, message: Tx) -> Result<(), PostError<Tx>> {
-        self.tx.try_push(message).map_err(|(message, blocked)| match blocked {
-            Blocked::Closed => PostError::Closed(message),
-            Blocked::Slot { .. } => PostError::Full(message),
-        })
+        self.tx
+            .try_push(message)
+            .map_err(|(message, blocked)| match blocked {
+                Blocked::Closed => PostError::Closed(message),
+                Blocked::Slot { .. } => PostError::Full(message),
+            })
     }
 
     /// Posts `message`, waiting at most `timeout` for room; gives it back on failure.
-    pub fn post_message_timeout(&self, message: Tx, timeout: Duration) -> Result<(), PostError<Tx>> {
+    pub fn post_message_timeout(
+        &self,
+        message: Tx,
+        timeout: Duration,
+    ) -> Result<(), PostError<Tx>> {
         let deadline = Instant::now().checked_add(timeout);
         self.tx
             .push(message, deadline)

@@ -233,8 +233,7 @@ impl<T> Ring<T> {
                         backoff(polls);
                         continue;
                     }
-                    if let Err(error) = self.park(index, stamp, deadline, |ring| ring.is_closed())
-                    {
+                    if let Err(error) = self.park(index, stamp, deadline, |ring| ring.is_closed()) {
                         return Err((value, error));
                     }
                 }

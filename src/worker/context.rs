@@ -9,8 +9,14 @@ use crate::channel::MessagePort;
 use crate::error::Error;
 use crate::shim::{thread_local, Arc};
 
+// The worker id of the current thread; 0 on every thread that is not a worker.
+#[cfg(not(loom))]
 thread_local! {
-    /// The worker id of the current thread; 0 on every thread that is not a worker.
+    static CURRENT_WORKER: Cell<u64> = const { Cell::new(0) };
+}
+// loom's `thread_local!` does not take the `const { .. }` form.
+#[cfg(loom)]
+thread_local! {
     static CURRENT_WORKER: Cell<u64> = Cell::new(0);
 }
 

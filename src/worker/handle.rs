@@ -335,7 +335,11 @@ impl<In, Out> Worker<In, Out> {
     }
 
     /// Posts, waiting at most `timeout` for room; gives the message back otherwise.
-    pub fn post_message_timeout(&self, message: In, timeout: Duration) -> Result<(), PostError<In>> {
+    pub fn post_message_timeout(
+        &self,
+        message: In,
+        timeout: Duration,
+    ) -> Result<(), PostError<In>> {
         self.port.post_message_timeout(message, timeout)
     }
 
