@@ -8,7 +8,7 @@
 //! ```
 //! use sharedbuf::MessageChannel;
 //!
-//! let (main, worker) = MessageChannel::new::<u64>();
+//! let (main, worker) = MessageChannel::<u64>::new();
 //! let t = std::thread::spawn(move || {
 //!     for n in &worker {           // ends when the channel is closed and drained
 //!         worker.post_message(n * n).ok();
@@ -55,17 +55,21 @@ pub(crate) use port::Closer;
 pub const DEFAULT_CAPACITY: usize = 1024;
 
 /// Makes pairs of entangled [`MessagePort`]s (JavaScript's `new MessageChannel()`).
+///
+/// The type only names the message type; it is never made: `MessageChannel::<T>::new()`.
 #[derive(Debug)]
-pub struct MessageChannel;
+pub struct MessageChannel<T> {
+    _message: std::marker::PhantomData<fn() -> T>,
+}
 
-impl MessageChannel {
+impl<T: Send> MessageChannel<T> {
     /// Two entangled ports with [`DEFAULT_CAPACITY`] slots each way (SEMANTICS W6).
     ///
     /// # Panics
     ///
     /// Only if the system refuses the few kilobytes the rings need, as `Vec` would.
     #[allow(clippy::new_ret_no_self)]
-    pub fn new<T: Send>() -> (MessagePort<T>, MessagePort<T>) {
+    pub fn new() -> (MessagePort<T>, MessagePort<T>) {
         match MessagePort::entangled(DEFAULT_CAPACITY) {
             Ok(pair) => pair,
             Err(error) => panic!("could not allocate a message channel: {error}"),
@@ -74,7 +78,7 @@ impl MessageChannel {
 
     /// Two entangled ports holding at least `capacity` messages each way (rounded up to a power
     /// of two, at least 2). `Err` above 2^24 slots or if memory is refused.
-    pub fn with_capacity<T: Send>(
+    pub fn with_capacity(
         capacity: usize,
     ) -> Result<(MessagePort<T>, MessagePort<T>), crate::Error> {
         MessagePort::entangled(capacity)
