@@ -63,6 +63,17 @@ pub mod loom_hooks {
         crate::atomics::hooks::fire_timeouts();
     }
 
+    /// Number of waiters (blocking or async) with a finite timeout that
+    /// [`fire_timeouts`] would time out now. A waiter is counted once it is in the waiter table.
+    pub fn pending_timeouts() -> usize {
+        crate::atomics::hooks::pending_timeouts()
+    }
+
+    /// Unparks every queued waiter's thread without notifying it: a spurious wakeup.
+    pub fn unpark_all_spuriously() {
+        crate::atomics::hooks::unpark_all_spuriously();
+    }
+
     /// Number of waiters in the waiter table (it must return to zero).
     pub fn queued_waiters() -> usize {
         crate::atomics::hooks::total_queued()

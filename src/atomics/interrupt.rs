@@ -136,8 +136,15 @@ impl Drop for Registration<'_> {
     }
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static CURRENT: std::cell::RefCell<Option<Interrupter>> = const { std::cell::RefCell::new(None) };
+}
+
+// loom's `thread_local!` does not take a `const` initializer.
+#[cfg(loom)]
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<Interrupter>> = std::cell::RefCell::new(None);
 }
 
 /// The interrupter installed on the calling thread, if any.

@@ -29,6 +29,6 @@ pub use wait_async::{wait_async, WaitAsync, WaitFuture};
 /// Test hooks for the loom models (only under `cfg(loom)`).
 #[cfg(loom)]
 pub(crate) mod hooks {
-    pub(crate) use super::timer::fire_timeouts;
-    pub(crate) use super::waiters::total_queued;
+    pub(crate) use super::timer::{fire_timeouts, pending_timeouts};
+    pub(crate) use super::waiters::{total_queued, unpark_all_spuriously};
 }

@@ -14,7 +14,7 @@
 #[cfg(not(loom))]
 pub(crate) use clock::{schedule, unschedule, TimerEntry};
 #[cfg(loom)]
-pub(crate) use model::{fire_timeouts, schedule, unschedule, TimerEntry};
+pub(crate) use model::{fire_timeouts, pending_timeouts, schedule, unschedule, TimerEntry};
 
 #[cfg(not(loom))]
 mod clock {
@@ -124,8 +124,8 @@ mod model {
     use crate::error::Error;
     use crate::shim::{lock, Arc, Mutex};
 
-    /// Under loom an entry is just the waiter's place in the pending list.
-    pub(crate) type TimerEntry = ();
+    /// Under loom an entry is the waiter's address (its identity in the pending list).
+    pub(crate) type TimerEntry = usize;
 
     loom::lazy_static! {
         static ref PENDING: Mutex<Vec<Arc<Waiter>>> = Mutex::new(Vec::new());
@@ -135,11 +135,18 @@ mod model {
     /// [`fire_timeouts`].
     pub(crate) fn schedule<D>(_deadline: D, waiter: &Arc<Waiter>) -> Result<TimerEntry, Error> {
         lock(&PENDING).push(Arc::clone(waiter));
-        Ok(())
+        Ok(Arc::as_ptr(waiter) as usize)
     }
 
-    /// Nothing to do: a fired timeout of a waiter that already left the table is a no-op.
-    pub(crate) fn unschedule(_entry: TimerEntry) {}
+    /// Forgets a waiter whose wait ended (loom objects must not outlive the model run).
+    pub(crate) fn unschedule(entry: TimerEntry) {
+        lock(&PENDING).retain(|waiter| Arc::as_ptr(waiter) as usize != entry);
+    }
+
+    /// Number of waiters whose timeout the model can fire now.
+    pub(crate) fn pending_timeouts() -> usize {
+        lock(&PENDING).len()
+    }
 
     /// Times out every waiter recorded so far that is still waiting.
     pub(crate) fn fire_timeouts() {

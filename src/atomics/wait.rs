@@ -109,11 +109,18 @@ pub fn wait<T: Waitable>(
         return Ok(WaitResult::NotEqual);
     }
     let _registration = interrupter.as_ref().map(|i| i.register(&waiter));
+    // Under loom a model thread plays the clock (see `timer`).
     #[cfg(loom)]
-    if let Deadline::At(at) = deadline {
-        timer::schedule(at, &waiter)?;
+    let timer_entry = match deadline {
+        Deadline::At(at) => Some(timer::schedule(at, &waiter)?),
+        _ => None,
+    };
+    let outcome = block(&waiter, deadline);
+    #[cfg(loom)]
+    if let Some(entry) = timer_entry {
+        timer::unschedule(entry);
     }
-    match block(&waiter, deadline) {
+    match outcome {
         NOTIFIED => Ok(WaitResult::Ok),
         INTERRUPTED => Err(Error::Terminated),
         _ => Ok(WaitResult::TimedOut),

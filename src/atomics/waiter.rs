@@ -112,6 +112,15 @@ impl Waiter {
             || self.state.load(Ordering::Acquire) == PARKED
     }
 
+    /// Unparks the waiter's thread without setting an outcome: a spurious wakeup, which the
+    /// waiter must absorb (the loom models inject these).
+    #[cfg(loom)]
+    pub(crate) fn unpark_spuriously(&self) {
+        if let Wake::Thread(thread) = &self.wake {
+            thread.unpark();
+        }
+    }
+
     /// Stores the waker of the future's latest poll; returns the outcome if it was already set
     /// (checked after storing, so a concurrent `finish` + `wake` is never missed).
     pub(crate) fn set_waker(&self, waker: &Waker) -> Option<u32> {

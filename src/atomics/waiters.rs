@@ -27,12 +27,13 @@ use std::collections::VecDeque;
 use super::waiter::Waiter;
 use crate::shim::{fence, lock, Arc, AtomicUsize, Mutex, Ordering};
 
-/// Number of buckets (a power of two). Under loom a small table keeps models fast while still
-/// letting two addresses share a bucket.
+/// Number of buckets (a power of two). Under loom there is one: every address shares it, which
+/// is the demanding case (notify must filter by key), and keeps the model deterministic (real
+/// addresses, and so hashes, differ between loom executions).
 #[cfg(not(loom))]
 const BUCKETS: usize = 256;
 #[cfg(loom)]
-const BUCKETS: usize = 2;
+const BUCKETS: usize = 1;
 
 /// One bucket: the waiters of every address that hashes here, in arrival order.
 #[cfg_attr(not(loom), repr(align(128)))]
@@ -75,10 +76,16 @@ fn buckets() -> &'static [Bucket] {
     &TABLE
 }
 
+#[cfg(not(loom))]
 fn bucket(key: usize) -> &'static Bucket {
     // Fibonacci hashing of the address without its low bits (elements are ≥ 4 bytes apart).
     let hash = (key >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
     &buckets()[(hash >> (usize::BITS - BUCKETS.trailing_zeros())) % BUCKETS]
+}
+
+#[cfg(loom)]
+fn bucket(_key: usize) -> &'static Bucket {
+    &buckets()[0]
 }
 
 /// Enqueues `waiter` at the back of its address's list if `value_matches()` holds, evaluated
@@ -188,4 +195,16 @@ pub(crate) fn total_queued() -> usize {
         .iter()
         .map(|b| b.queued.load(Ordering::Relaxed))
         .sum()
+}
+
+/// Unparks the thread of every queued waiter without notifying it (loom models: spurious
+/// wakeups must never surface as `Ok`).
+#[cfg(loom)]
+pub(crate) fn unpark_all_spuriously() {
+    for bucket in buckets() {
+        let queue = lock(&bucket.queue);
+        for waiter in queue.iter() {
+            waiter.unpark_spuriously();
+        }
+    }
 }

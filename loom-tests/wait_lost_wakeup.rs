@@ -1,0 +1,32 @@
+//! Loom model (SEMANTICS A11): a store + notify racing a waiter's check + sleep is never lost.
+//!
+//! If the notify could slip between the waiter's check and its enqueue, the waiter would sleep
+//! forever and loom would report a deadlock.
+#![cfg(loom)]
+
+#[path = "wait_support.rs"]
+mod support;
+
+use sharedbuf::{atomics, loom_hooks, WaitResult};
+
+#[test]
+fn store_then_notify_is_never_lost() {
+    loom::model(|| {
+        let view = support::view();
+        let remote = view.clone();
+        let notifier = loom::thread::spawn(move || {
+            atomics::store(&remote, 0, 1).unwrap();
+            atomics::notify(&remote, 0, None).unwrap()
+        });
+        let result = atomics::wait(&view, 0, 0, None).unwrap();
+        let woken = notifier.join().unwrap();
+        assert!(matches!(result, WaitResult::Ok | WaitResult::NotEqual));
+        // Exact count (A8): the notify counted the waiter if and only if it woke it.
+        assert_eq!(
+            result == WaitResult::Ok,
+            woken == 1,
+            "{result:?} vs woken {woken}"
+        );
+        assert_eq!(loom_hooks::queued_waiters(), 0);
+    });
+}
