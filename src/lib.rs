@@ -32,20 +32,24 @@
 
 pub mod atomics;
 mod buffer;
+pub mod channel;
 mod element;
 mod error;
 mod region;
 mod shim;
 mod view;
+pub mod worker;
 
 pub use atomics::WaitResult;
 pub use buffer::SharedBuffer;
+pub use channel::{MessageChannel, MessagePort};
 pub use element::{AtomicElement, Element, Waitable};
 pub use error::Error;
 pub use view::{
     BigInt64Array, BigUint64Array, DataView, Endian, Float32Array, Float64Array, Int16Array,
     Int32Array, Int8Array, Iter, TypedArray, Uint16Array, Uint32Array, Uint8Array,
 };
+pub use worker::Worker;
 
 /// Hooks the loom models in `loom-tests/` use to drive what has no loom equivalent (only under
 /// `cfg(loom)`).
@@ -84,6 +88,19 @@ mod assertions {
     assert_impl_all!(SharedBuffer: Send, Sync, Clone);
     assert_impl_all!(TypedArray<i8>: Send, Sync, Clone);
     assert_impl_all!(TypedArray<f64>: Send, Sync, Clone);
+    assert_impl_all!(MessagePort<Vec<u8>>: Send, Sync);
+    assert_impl_all!(MessagePort<u8, String>: Send, Sync);
+    assert_impl_all!(channel::PostError<u8>: Send, Sync, std::error::Error);
+    assert_impl_all!(channel::Iter<'static, u8, u8>: Send, Sync);
+    assert_impl_all!(Worker<Vec<u8>, String>: Send, Sync);
+    assert_impl_all!(worker::WorkerBuilder<Vec<u8>>: Send, Sync);
+    assert_impl_all!(worker::WorkerContext<u8, u8, Vec<u8>>: Send, Sync);
+    assert_impl_all!(worker::WorkerEvent<u8>: Send, Sync, Clone);
+    assert_impl_all!(worker::WorkerError: Send, Sync, std::error::Error);
+    assert_impl_all!(worker::ExitStatus: Send, Sync, Copy);
+    assert_impl_all!(worker::WorkerState: Send, Sync, Copy);
+    assert_impl_all!(worker::Events<'static, u8, u8>: Send, Sync);
+    static_assertions::assert_not_impl_any!(MessagePort<std::rc::Rc<u8>>: Send, Sync);
     assert_impl_all!(Int32Array: Send, Sync, Clone);
     assert_impl_all!(DataView: Send, Sync, Clone);
     assert_impl_all!(Error: Send, Sync, std::error::Error);

@@ -1,0 +1,86 @@
+//! Message ports: Node's `MessageChannel` / `MessagePort` for any `T: Send` (SEMANTICS W4, W6).
+//!
+//! [`MessageChannel::new`] gives two entangled ports; each posts to the other and receives what
+//! the other posts, in order. Messages are moved, never copied or serialized: a `Vec<u8>` in a
+//! message is Node's transfer list, a [`SharedBuffer`](crate::SharedBuffer) in a message is
+//! shared (W5; see [`crate::worker`] for examples).
+//!
+//! ```
+//! use sharedbuf::MessageChannel;
+//!
+//! let (main, worker) = MessageChannel::<u64>::new();
+//! let t = std::thread::spawn(move || {
+//!     for n in &worker {           // ends when the channel is closed and drained
+//!         worker.post_message(n * n).ok();
+//!     }
+//! });
+//! for n in 1..=3 {
+//!     main.post_message(n)?;
+//! }
+//! let squares: Vec<u64> = (0..3).map(|_| main.recv()).collect::<Result<_, _>>()?;
+//! assert_eq!(squares, [1, 4, 9]);
+//! main.close();                    // closes both directions: the worker's loop ends
+//! t.join().unwrap();
+//! # Ok::<(), sharedbuf::Error>(())
+//! ```
+//!
+//! # Bounded, on purpose
+//!
+//! Each direction is a ring of [`DEFAULT_CAPACITY`] slots (or
+//! [`MessageChannel::with_capacity`]). A full ring makes
+//! [`post_message`](MessagePort::post_message) wait for room; nothing is ever dropped, and
+//! [`post_message_timeout`](MessagePort::post_message_timeout) /
+//! [`try_post_message`](MessagePort::try_post_message) give the message back instead of
+//! waiting. Node's ports are unbounded, but an unbounded queue turns a fast producer and a slow
+//! consumer into unbounded memory growth; a bound turns it into backpressure. A bounded ring also
+//! allocates once, keeps its sequence numbers in a [`SharedBuffer`](crate::SharedBuffer) (so it
+//! blocks and wakes through the crate's own [`atomics::wait`](crate::atomics::wait) /
+//! [`notify`](crate::atomics::notify), which the loom models check), and never frees memory
+//! while another thread might look at it.
+//!
+//! # Cost
+//!
+//! A post or receive that does not block is two atomic read-modify-writes and a few loads (no
+//! lock, no allocation, no `notify`): a thread about to block flags its slot, and only a post or
+//! receive that finds the flag calls `notify`. See `ring.rs` for the protocol.
+
+mod port;
+mod ring;
+
+pub use port::{IntoIter, Iter, MessagePort, PostError, TryIter};
+
+pub(crate) use port::Closer;
+
+/// Slots per direction of a channel made by [`MessageChannel::new`].
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// Makes pairs of entangled [`MessagePort`]s (JavaScript's `new MessageChannel()`).
+///
+/// The type only names the message type; it is never made: `MessageChannel::<T>::new()`.
+#[derive(Debug)]
+pub struct MessageChannel<T> {
+    _message: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: Send> MessageChannel<T> {
+    /// Two entangled ports with [`DEFAULT_CAPACITY`] slots each way (SEMANTICS W6).
+    ///
+    /// # Panics
+    ///
+    /// Only if the system refuses the few kilobytes the rings need, as `Vec` would.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new() -> (MessagePort<T>, MessagePort<T>) {
+        match MessagePort::entangled(DEFAULT_CAPACITY) {
+            Ok(pair) => pair,
+            Err(error) => panic!("could not allocate a message channel: {error}"),
+        }
+    }
+
+    /// Two entangled ports holding at least `capacity` messages each way (rounded up to a power
+    /// of two, at least 2). `Err` above 2^24 slots or if memory is refused.
+    pub fn with_capacity(
+        capacity: usize,
+    ) -> Result<(MessagePort<T>, MessagePort<T>), crate::Error> {
+        MessagePort::entangled(capacity)
+    }
+}

@@ -1,0 +1,302 @@
+//! [`MessagePort`]: one end of a [`MessageChannel`](super::MessageChannel).
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::ring::{Blocked, Ring};
+use crate::error::Error;
+use crate::shim::Arc;
+
+/// One end of an entangled pair: posts `Tx` to the other end and receives the `Rx` it posts
+/// (both `T` for a [`MessageChannel`](super::MessageChannel)).
+///
+/// Messages arrive in the order they were posted (SEMANTICS W4). [`close`](Self::close) (or
+/// dropping either port) closes both directions: what was posted before is still delivered,
+/// later posts return `Err(Error::Closed)` (W6).
+///
+/// ```
+/// use sharedbuf::MessageChannel;
+///
+/// let (a, b) = MessageChannel::new();
+/// a.post_message("hello")?;
+/// a.post_message("world")?;
+/// assert_eq!(b.recv()?, "hello");
+/// assert_eq!(b.try_recv(), Some("world")); // receiveMessageOnPort
+/// assert_eq!(b.try_recv(), None);
+/// # Ok::<(), sharedbuf::Error>(())
+/// ```
+pub struct MessagePort<Tx, Rx = Tx> {
+    tx: Arc<Ring<Tx>>,
+    rx: Arc<Ring<Rx>>,
+}
+
+/// A port and its entangled twin.
+pub(crate) type Entangled<Tx, Rx> = (MessagePort<Tx, Rx>, MessagePort<Rx, Tx>);
+
+/// A post that did not happen, with the message given back (nothing is ever dropped).
+pub enum PostError<T> {
+    /// The port's queue is full ([`MessagePort::try_post_message`]).
+    Full(T),
+    /// The port is closed (SEMANTICS W4, W6).
+    Closed(T),
+    /// The queue stayed full for the whole timeout ([`MessagePort::post_message_timeout`]).
+    Timeout(T),
+    /// The posting thread is a worker that was asked to terminate while it waited (W3).
+    Terminated(T),
+}
+
+impl<Tx, Rx> MessagePort<Tx, Rx> {
+    pub(crate) fn entangled(capacity: usize) -> Result<Entangled<Tx, Rx>, Error> {
+        let forth = Arc::new(Ring::new(capacity)?);
+        let back = Arc::new(Ring::new(capacity)?);
+        Ok((
+            MessagePort {
+                tx: Arc::clone(&forth),
+                rx: Arc::clone(&back),
+            },
+            MessagePort {
+                tx: back,
+                rx: forth,
+            },
+        ))
+    }
+
+    /// Posts `message` to the other port (JavaScript's `port.postMessage`). Waits while the
+    /// queue is full (never drops a message); `Err(Error::Closed)` once the channel is closed,
+    /// `Err(Error::Terminated)` if this thread is a worker asked to terminate while it waited.
+    /// On an error the message is dropped; use [`post_message_timeout`](Self::post_message_timeout)
+    /// or [`try_post_message`](Self::try_post_message) to get it back.
+    pub fn post_message(&self, message: Tx) -> Result<(), Error> {
+        self.tx.push(message, None).map_err(|(_, error)| error)
+    }
+
+    /// Posts `message` if the queue has room now; otherwise gives it back.
+    pub fn try_post_message(&self, message: Tx) -> Result<(), PostError<Tx>> {
+        self.tx
+            .try_push(message)
+            .map_err(|(message, blocked)| match blocked {
+                Blocked::Closed => PostError::Closed(message),
+                Blocked::Slot { .. } => PostError::Full(message),
+            })
+    }
+
+    /// Posts `message`, waiting at most `timeout` for room; gives it back on failure.
+    pub fn post_message_timeout(
+        &self,
+        message: Tx,
+        timeout: Duration,
+    ) -> Result<(), PostError<Tx>> {
+        let deadline = Instant::now().checked_add(timeout);
+        self.tx
+            .push(message, deadline)
+            .map_err(|(message, error)| match error {
+                Error::Closed => PostError::Closed(message),
+                Error::Terminated => PostError::Terminated(message),
+                _ => PostError::Timeout(message),
+            })
+    }
+
+    /// Receives the oldest message, waiting until one arrives. `Err(Error::Closed)` once the
+    /// channel is closed and every message posted before the close was received;
+    /// `Err(Error::Terminated)` if this thread is a worker asked to terminate (W3).
+    pub fn recv(&self) -> Result<Rx, Error> {
+        self.rx.pop(None)
+    }
+
+    /// As [`recv`](Self::recv), giving up with `Err(Error::Timeout)` after `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Rx, Error> {
+        self.rx.pop(Instant::now().checked_add(timeout))
+    }
+
+    /// The oldest message if one is there, without waiting: Node's `receiveMessageOnPort`
+    /// (SEMANTICS W6). `None` when the queue is empty or closed and drained.
+    pub fn try_recv(&self) -> Option<Rx> {
+        self.rx.try_pop().ok()
+    }
+
+    /// A blocking iterator over received messages; it ends when the channel is closed and
+    /// drained (or this worker thread is terminated).
+    pub fn iter(&self) -> Iter<'_, Tx, Rx> {
+        Iter { port: self }
+    }
+
+    /// An iterator over the messages that are there now; it never waits.
+    pub fn try_iter(&self) -> TryIter<'_, Tx, Rx> {
+        TryIter { port: self }
+    }
+
+    /// Closes both directions of the channel (JavaScript's `port.close()`): posts from either
+    /// side fail from now on, messages posted before are still delivered, and threads blocked
+    /// in `recv` or in a full `post_message` wake up. Idempotent; dropping a port does it too.
+    pub fn close(&self) {
+        self.tx.close();
+        self.rx.close();
+    }
+
+    /// Whether the channel was closed (by either port).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// How many messages each direction holds before a post waits.
+    pub fn capacity(&self) -> usize {
+        self.tx.capacity()
+    }
+
+    /// `recv` with an optional deadline (for the worker's event stream).
+    pub(crate) fn recv_until(&self, deadline: Option<Instant>) -> Result<Rx, Error> {
+        self.rx.pop(deadline)
+    }
+
+    /// `try_recv` that says why nothing came: `Err(Error::Timeout)` if the queue is empty,
+    /// `Err(Error::Closed)` if it is closed and drained.
+    pub(crate) fn try_recv_or_why(&self) -> Result<Rx, Error> {
+        self.rx.try_pop().map_err(|blocked| match blocked {
+            Blocked::Closed => Error::Closed,
+            Blocked::Slot { .. } => Error::Timeout,
+        })
+    }
+
+    /// Something that can close this port's channel after the port itself has moved on (the
+    /// worker runtime closes the worker's port when the worker ends).
+    pub(crate) fn closer(&self) -> Closer<Tx, Rx> {
+        Closer {
+            tx: Arc::clone(&self.tx),
+            rx: Arc::clone(&self.rx),
+        }
+    }
+}
+
+impl<Tx, Rx> Drop for MessagePort<Tx, Rx> {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<Tx, Rx> fmt::Debug for MessagePort<Tx, Rx> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessagePort")
+            .field("capacity", &self.capacity())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// Closes a channel; held by the worker runtime.
+pub(crate) struct Closer<Tx, Rx> {
+    tx: Arc<Ring<Tx>>,
+    rx: Arc<Ring<Rx>>,
+}
+
+impl<Tx, Rx> Closer<Tx, Rx> {
+    pub(crate) fn close(&self) {
+        self.tx.close();
+        self.rx.close();
+    }
+}
+
+impl<T> PostError<T> {
+    /// The message that was not posted.
+    pub fn into_message(self) -> T {
+        match self {
+            PostError::Full(m)
+            | PostError::Closed(m)
+            | PostError::Timeout(m)
+            | PostError::Terminated(m) => m,
+        }
+    }
+
+    /// The same failure as an [`Error`] (`Full` has no `Error` twin and maps to `Timeout`: a
+    /// post that could not wait).
+    pub fn error(&self) -> Error {
+        match self {
+            PostError::Closed(_) => Error::Closed,
+            PostError::Terminated(_) => Error::Terminated,
+            PostError::Full(_) | PostError::Timeout(_) => Error::Timeout,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PostError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = match self {
+            PostError::Full(_) => "Full",
+            PostError::Closed(_) => "Closed",
+            PostError::Timeout(_) => "Timeout",
+            PostError::Terminated(_) => "Terminated",
+        };
+        write!(f, "{name}(..)")
+    }
+}
+
+impl<T> fmt::Display for PostError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PostError::Full(_) => write!(f, "the port's queue is full"),
+            PostError::Closed(_) => write!(f, "the port is closed"),
+            PostError::Timeout(_) => write!(f, "the port's queue stayed full until the timeout"),
+            PostError::Terminated(_) => write!(f, "the worker was asked to terminate"),
+        }
+    }
+}
+
+impl<T> std::error::Error for PostError<T> {}
+
+impl<T> PartialEq for PostError<T> {
+    /// Compares the kind of failure, not the messages.
+    fn eq(&self, other: &Self) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
+}
+
+/// Blocking iterator over a port's messages ([`MessagePort::iter`]).
+pub struct Iter<'a, Tx, Rx> {
+    port: &'a MessagePort<Tx, Rx>,
+}
+
+impl<Tx, Rx> Iterator for Iter<'_, Tx, Rx> {
+    type Item = Rx;
+    fn next(&mut self) -> Option<Rx> {
+        self.port.recv().ok()
+    }
+}
+
+/// Non-blocking iterator over the messages there now ([`MessagePort::try_iter`]).
+pub struct TryIter<'a, Tx, Rx> {
+    port: &'a MessagePort<Tx, Rx>,
+}
+
+impl<Tx, Rx> Iterator for TryIter<'_, Tx, Rx> {
+    type Item = Rx;
+    fn next(&mut self) -> Option<Rx> {
+        self.port.try_recv()
+    }
+}
+
+/// Owning blocking iterator over a port's messages; the port closes when it is dropped.
+pub struct IntoIter<Tx, Rx> {
+    port: MessagePort<Tx, Rx>,
+}
+
+impl<Tx, Rx> Iterator for IntoIter<Tx, Rx> {
+    type Item = Rx;
+    fn next(&mut self) -> Option<Rx> {
+        self.port.recv().ok()
+    }
+}
+
+impl<'a, Tx, Rx> IntoIterator for &'a MessagePort<Tx, Rx> {
+    type Item = Rx;
+    type IntoIter = Iter<'a, Tx, Rx>;
+    fn into_iter(self) -> Iter<'a, Tx, Rx> {
+        self.iter()
+    }
+}
+
+impl<Tx, Rx> IntoIterator for MessagePort<Tx, Rx> {
+    type Item = Rx;
+    type IntoIter = IntoIter<Tx, Rx>;
+    fn into_iter(self) -> IntoIter<Tx, Rx> {
+        IntoIter { port: self }
+    }
+}

@@ -1,0 +1,364 @@
+//! [`Ring`]: one direction of a message channel, a bounded multi-producer multi-consumer queue
+//! (Dmitry Vyukov's design) whose sequence numbers live in a [`SharedBuffer`] and which blocks
+//! and wakes through the crate's own [`atomics::wait`] / [`atomics::notify`].
+//!
+//! # Layout
+//!
+//! One `BigUint64Array` holds the `head` (next position to receive), the `tail` (next position
+//! to post, with the [`CLOSED`] mark in its top bit) and one *stamp* per slot. The payloads live
+//! beside it in `UnsafeCell<MaybeUninit<T>>` slots (arbitrary `T` cannot live in shared bytes).
+//!
+//! # Stamps
+//!
+//! A slot's stamp says whose turn it is, as Vyukov's sequence number does, doubled so that bit 0
+//! is free for the [`WAITING`] flag: `2 * pos` means "empty, ready for the post at `pos`",
+//! `2 * (pos + 1)` means "full, holding the message posted at `pos`". A receiver frees the slot
+//! for the post one lap later by stamping it `2 * (pos + capacity)`.
+//!
+//! # Blocking without paying for it
+//!
+//! A thread that must wait for a slot (a receiver on an empty ring, a sender on a full one) sets
+//! [`WAITING`] in that slot's stamp with a compare-exchange, then `atomics::wait`s on the stamp.
+//! The thread that next changes the stamp does so with a swap, and calls `notify` only if the
+//! old stamp had [`WAITING`] set. The flag and the swap are read-modify-writes of the same word,
+//! so they are totally ordered: either the swap sees the flag (and notifies), or the waiter's
+//! compare-exchange fails (and it sees the new stamp). `wait` checks the value under the waiter
+//! table's lock (SEMANTICS A11), so a notify that follows the swap is never lost. When nobody
+//! waits, a message costs no `notify` at all.
+//!
+//! # Closing
+//!
+//! `close` sets [`CLOSED`] in the tail with one read-modify-write, so a post either claimed its
+//! position before the close (and its message will be delivered) or sees the mark and fails.
+//! Then, after a `SeqCst` fence, it clears every slot's [`WAITING`] flag and notifies. A waiter
+//! sets its flag, fences, then checks the mark: with both fences, at least one of the two sees
+//! the other, so a waiter either sees the close or is woken by it.
+
+use std::mem::MaybeUninit;
+use std::time::Instant;
+
+use crate::atomics::{self, WaitResult};
+use crate::error::Error;
+use crate::shim::{fence, Ordering, UnsafeCell};
+use crate::view::{BigUint64Array, Cell};
+use crate::SharedBuffer;
+
+/// Bit 0 of a stamp: a thread is (about to be) blocked on this slot; whoever changes the
+/// stamp next must `notify`.
+const WAITING: u64 = 1;
+/// Top bit of the tail: the ring is closed; no post may claim a position any more.
+const CLOSED: u64 = 1 << 63;
+
+/// Words between the head and the tail and between the tail and the stamps: a cache line in a
+/// real build (so posting and receiving threads do not fight over one line); none under loom
+/// (each word is a model object there).
+const PAD: usize = if cfg!(loom) { 1 } else { 8 };
+const HEAD: usize = 0;
+const TAIL: usize = PAD;
+const STAMPS: usize = 2 * PAD;
+
+/// How often a blocked post or receive polls (with a spin hint, then a yield) before it parks
+/// through `atomics::wait`, which itself spins briefly before sleeping.
+const POLLS: u32 = if cfg!(loom) { 0 } else { 8 };
+
+/// The smallest capacity the stamp scheme supports (with one slot, "full at `pos`" and "empty
+/// for `pos + 1`" would be the same stamp).
+pub(crate) const MIN_CAPACITY: usize = 2;
+/// The largest capacity a ring accepts.
+pub(crate) const MAX_CAPACITY: usize = 1 << 24;
+
+/// Why a non-blocking attempt did not complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Blocked {
+    /// The slot at `index` is not ready; its stamp was `stamp` when last looked at.
+    Slot { index: usize, stamp: u64 },
+    /// The ring is closed: no post may succeed, or no message is left to receive.
+    Closed,
+}
+
+/// One direction of a channel: a bounded FIFO of `T`.
+pub(crate) struct Ring<T> {
+    words: BigUint64Array,
+    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    mask: u64,
+}
+
+// SAFETY: a `Ring` owns the `T`s in its slots and hands each one to exactly one receiver (the
+// stamps give each slot to one thread at a time), so sending the ring moves `T`s between
+// threads: `T: Send` is all that needs.
+unsafe impl<T: Send> Send for Ring<T> {}
+// SAFETY: shared access only moves `T`s in and out of slots, one owner at a time (the stamp
+// protocol above); no `&T` is ever handed out, so `T: Sync` is not needed.
+unsafe impl<T: Send> Sync for Ring<T> {}
+
+impl<T> Ring<T> {
+    /// A ring of at least `capacity` slots (rounded up to a power of two, at least
+    /// [`MIN_CAPACITY`]); `Err` past [`MAX_CAPACITY`] or if memory is refused.
+    pub(crate) fn new(capacity: usize) -> Result<Ring<T>, Error> {
+        if capacity > MAX_CAPACITY {
+            return Err(Error::ExceedsMax {
+                requested: capacity,
+                max: MAX_CAPACITY,
+            });
+        }
+        let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
+        let buffer = SharedBuffer::new((STAMPS + capacity) * 8)?;
+        let words = BigUint64Array::new(&buffer)?;
+        for index in 0..capacity {
+            words.set(STAMPS + index, 2 * index as u64)?;
+        }
+        let slots = (0..capacity)
+            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+            .collect();
+        Ok(Ring {
+            words,
+            slots,
+            mask: capacity as u64 - 1,
+        })
+    }
+
+    /// The number of slots.
+    pub(crate) fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn word(&self, index: usize) -> Cell<'_, u64> {
+        // Every index used here is below `STAMPS + capacity`, the view's length.
+        match self.words.cell(index) {
+            Ok(cell) => cell,
+            Err(_) => unreachable!("ring word {index} is inside the ring's own buffer"),
+        }
+    }
+
+    fn stamp(&self, index: usize) -> Cell<'_, u64> {
+        self.word(STAMPS + index)
+    }
+
+    fn index_of(&self, pos: u64) -> usize {
+        (pos & self.mask) as usize
+    }
+
+    /// Posts `value` if a slot is free; otherwise gives it back with what blocked it.
+    pub(crate) fn try_push(&self, value: T) -> Result<(), (T, Blocked)> {
+        let tail_word = self.word(TAIL);
+        let mut tail = tail_word.load(Ordering::Relaxed);
+        loop {
+            if tail & CLOSED != 0 {
+                return Err((value, Blocked::Closed));
+            }
+            let index = self.index_of(tail);
+            let stamp_cell = self.stamp(index);
+            let stamp = stamp_cell.load(Ordering::Acquire);
+            let lag = (stamp & !WAITING).wrapping_sub(2 * tail) as i64;
+            if lag == 0 {
+                // The slot is free for `tail`: claim the position.
+                let seen = tail_word.compare_exchange(tail, tail + 1, Ordering::Relaxed);
+                if seen != tail {
+                    tail = seen;
+                    continue;
+                }
+                // SAFETY: the claim made this thread the slot's only owner until it stamps
+                // the slot full below; the receiver that emptied it last lap is done with it
+                // (its release stamp was read with Acquire above).
+                self.slots[index].with_mut(|slot| unsafe { (*slot).write(value) });
+                let old = stamp_cell.rmw(
+                    crate::region::RmwOp::Exchange,
+                    2 * (tail + 1),
+                    Ordering::Release,
+                );
+                if old & WAITING != 0 {
+                    self.wake(index);
+                }
+                return Ok(());
+            } else if lag < 0 {
+                // Still full from the previous lap.
+                return Err((value, Blocked::Slot { index, stamp }));
+            } else {
+                // Another sender claimed `tail` meanwhile.
+                tail = tail_word.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Takes the oldest message if one is ready; otherwise says what to wait for.
+    pub(crate) fn try_pop(&self) -> Result<T, Blocked> {
+        let head_word = self.word(HEAD);
+        let mut head = head_word.load(Ordering::Relaxed);
+        loop {
+            let index = self.index_of(head);
+            let stamp_cell = self.stamp(index);
+            let stamp = stamp_cell.load(Ordering::Acquire);
+            let lag = (stamp & !WAITING).wrapping_sub(2 * (head + 1)) as i64;
+            if lag == 0 {
+                let seen = head_word.compare_exchange(head, head + 1, Ordering::Relaxed);
+                if seen != head {
+                    head = seen;
+                    continue;
+                }
+                // SAFETY: the stamp (read with Acquire, pairing with the sender's Release)
+                // says the slot holds the message posted at `head`, and winning the claim made
+                // this thread its only reader; it is read exactly once, then stamped free.
+                let value = self.slots[index].with(|slot| unsafe { (*slot).assume_init_read() });
+                let free = 2 * (head + self.capacity() as u64);
+                let old = stamp_cell.rmw(crate::region::RmwOp::Exchange, free, Ordering::Release);
+                if old & WAITING != 0 {
+                    self.wake(index);
+                }
+                return Ok(value);
+            } else if lag < 0 {
+                // Nothing published at `head` yet. Closed and nothing claimed: drained.
+                let tail = self.word(TAIL).load(Ordering::Acquire);
+                if tail == CLOSED | head {
+                    return Err(Blocked::Closed);
+                }
+                return Err(Blocked::Slot { index, stamp });
+            } else {
+                // Another receiver took `head` meanwhile.
+                head = head_word.load(Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Posts `value`, waiting while the ring is full, until `deadline`.
+    pub(crate) fn push(&self, mut value: T, deadline: Option<Instant>) -> Result<(), (T, Error)> {
+        let mut polls = 0;
+        loop {
+            match self.try_push(value) {
+                Ok(()) => return Ok(()),
+                Err((back, Blocked::Closed)) => return Err((back, Error::Closed)),
+                Err((back, Blocked::Slot { index, stamp })) => {
+                    value = back;
+                    if polls < POLLS {
+                        polls += 1;
+                        backoff(polls);
+                        continue;
+                    }
+                    if let Err(error) = self.park(index, stamp, deadline, |ring| ring.is_closed()) {
+                        return Err((value, error));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Receives the oldest message, waiting while the ring is empty, until `deadline`.
+    pub(crate) fn pop(&self, deadline: Option<Instant>) -> Result<T, Error> {
+        let mut polls = 0;
+        loop {
+            match self.try_pop() {
+                Ok(value) => return Ok(value),
+                Err(Blocked::Closed) => return Err(Error::Closed),
+                Err(Blocked::Slot { index, stamp }) => {
+                    if polls < POLLS {
+                        polls += 1;
+                        backoff(polls);
+                        continue;
+                    }
+                    self.park(index, stamp, deadline, |ring| ring.is_drained())?;
+                }
+            }
+        }
+    }
+
+    /// Blocks on slot `index` while its stamp is `stamp`, unless `done` (checked after the
+    /// flag is set) says there is nothing to wait for. Returns when the caller should retry.
+    fn park(
+        &self,
+        index: usize,
+        stamp: u64,
+        deadline: Option<Instant>,
+        done: impl Fn(&Self) -> bool,
+    ) -> Result<(), Error> {
+        let stamp_cell = self.stamp(index);
+        let flagged = stamp | WAITING;
+        if stamp & WAITING == 0
+            && stamp_cell.compare_exchange(stamp, flagged, Ordering::SeqCst) != stamp
+        {
+            return Ok(()); // the stamp moved on: retry
+        }
+        // Pairs with the fence in `close`: we see its mark, or it sees our flag.
+        fence(Ordering::SeqCst);
+        if done(self) {
+            return Ok(()); // the retry reports `Closed`
+        }
+        let timeout = match deadline {
+            None => None,
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Err(Error::Timeout),
+            },
+        };
+        match atomics::wait(&self.words, STAMPS + index, flagged, timeout)? {
+            WaitResult::TimedOut => Err(Error::Timeout),
+            WaitResult::Ok | WaitResult::NotEqual => Ok(()),
+        }
+    }
+
+    fn wake(&self, index: usize) {
+        // Cannot fail: `index` is below the capacity (see `word`).
+        let _ = atomics::notify(&self.words, STAMPS + index, None);
+    }
+
+    /// Whether the ring was closed (posts fail; receives drain what is left).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.word(TAIL).load(Ordering::SeqCst) & CLOSED != 0
+    }
+
+    /// Closed, and every message posted before the close has been received.
+    fn is_drained(&self) -> bool {
+        let tail = self.word(TAIL).load(Ordering::SeqCst);
+        tail & CLOSED != 0 && tail & !CLOSED == self.word(HEAD).load(Ordering::SeqCst)
+    }
+
+    /// Closes the ring and wakes every thread blocked on it. Idempotent.
+    pub(crate) fn close(&self) {
+        let old = self
+            .word(TAIL)
+            .rmw(crate::region::RmwOp::Or, CLOSED, Ordering::SeqCst);
+        if old & CLOSED != 0 {
+            return;
+        }
+        // Pairs with the fence in `park`.
+        fence(Ordering::SeqCst);
+        for index in 0..self.capacity() {
+            let stamp_cell = self.stamp(index);
+            let mut stamp = stamp_cell.load(Ordering::SeqCst);
+            while stamp & WAITING != 0 {
+                let seen = stamp_cell.compare_exchange(stamp, stamp & !WAITING, Ordering::SeqCst);
+                if seen == stamp {
+                    self.wake(index);
+                    break;
+                }
+                stamp = seen;
+            }
+        }
+    }
+}
+
+impl<T> Drop for Ring<T> {
+    fn drop(&mut self) {
+        // No other thread can touch the ring now: every claimed position was published, so
+        // the messages left are exactly the full slots from head to tail.
+        let head = self.word(HEAD).load(Ordering::Acquire);
+        let tail = self.word(TAIL).load(Ordering::Acquire) & !CLOSED;
+        for pos in head..tail {
+            let index = self.index_of(pos);
+            if self.stamp(index).load(Ordering::Acquire) & !WAITING == 2 * (pos + 1) {
+                // SAFETY: the stamp says the slot holds the message posted at `pos`, which no
+                // receiver took (`pos >= head`); `&mut self` rules out any other access.
+                self.slots[index].with_mut(|slot| unsafe { (*slot).assume_init_drop() });
+            }
+        }
+    }
+}
+
+/// A short, growing pause between polls: spin hints first, then yielding the CPU.
+fn backoff(polls: u32) {
+    if polls <= 4 {
+        for _ in 0..(1u32 << polls) {
+            std::hint::spin_loop();
+        }
+    } else {
+        crate::shim::thread::yield_now();
+    }
+}

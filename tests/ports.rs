@@ -1,0 +1,339 @@
+//! Message ports: SEMANTICS W4 (order, posting to a closed port), W5 (transfer = move),
+//! W6 (entangled pair, close, receiveMessageOnPort), plus capacity, timeouts and a stress run.
+#![cfg(not(loom))]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use sharedbuf::atomics::Interrupter;
+use sharedbuf::channel::PostError;
+use sharedbuf::{atomics, Error, Int32Array, MessageChannel, SharedBuffer};
+
+#[test]
+fn w4_messages_arrive_in_send_order_both_ways() {
+    let (a, b) = MessageChannel::new();
+    for i in 0..10 {
+        a.post_message(i).unwrap();
+        b.post_message(100 + i).unwrap();
+    }
+    let at_b: Vec<i32> = b.try_iter().collect();
+    let at_a: Vec<i32> = a.try_iter().collect();
+    assert_eq!(at_b, (0..10).collect::<Vec<_>>());
+    assert_eq!(at_a, (100..110).collect::<Vec<_>>());
+}
+
+#[test]
+fn w4_posting_to_a_closed_port_returns_closed_and_never_panics() {
+    let (a, b) = MessageChannel::<String>::new();
+    b.close();
+    assert_eq!(a.post_message("late".into()), Err(Error::Closed));
+    assert_eq!(b.post_message("late".into()), Err(Error::Closed));
+    match a.try_post_message("given back".into()) {
+        Err(PostError::Closed(message)) => assert_eq!(message, "given back"),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+    match a.post_message_timeout("again".into(), Duration::from_secs(60)) {
+        Err(PostError::Closed(message)) => assert_eq!(message, "again"),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+}
+
+#[test]
+fn w4_posting_after_the_other_port_was_dropped_returns_closed() {
+    let (a, b) = MessageChannel::<u8>::new();
+    drop(b);
+    assert!(a.is_closed());
+    assert_eq!(a.post_message(1), Err(Error::Closed));
+    assert_eq!(a.recv(), Err(Error::Closed));
+}
+
+#[test]
+fn w6_close_on_one_port_closes_both_and_keeps_earlier_messages() {
+    let (a, b) = MessageChannel::new();
+    a.post_message(1).unwrap();
+    a.post_message(2).unwrap();
+    b.post_message(10).unwrap();
+    a.close();
+    assert!(a.is_closed() && b.is_closed());
+    // Posted before the close: still delivered, in order, in both directions.
+    assert_eq!(b.recv(), Ok(1));
+    assert_eq!(b.recv_timeout(Duration::from_secs(60)), Ok(2));
+    assert_eq!(a.recv(), Ok(10));
+    // Then the closed, drained port says so instead of blocking.
+    assert_eq!(b.recv(), Err(Error::Closed));
+    assert_eq!(a.recv_timeout(Duration::from_secs(60)), Err(Error::Closed));
+    assert_eq!(b.try_recv(), None);
+    a.close(); // idempotent
+}
+
+#[test]
+fn w6_try_recv_takes_the_oldest_message_or_none() {
+    let (a, b) = MessageChannel::new();
+    assert_eq!(b.try_recv(), None);
+    a.post_message("first").unwrap();
+    a.post_message("second").unwrap();
+    assert_eq!(b.try_recv(), Some("first"));
+    assert_eq!(b.try_recv(), Some("second"));
+    assert_eq!(b.try_recv(), None);
+}
+
+#[test]
+fn w6_close_wakes_a_receiver_waiting_in_recv() {
+    let (a, b) = MessageChannel::<u32>::new();
+    let started = Arc::new(Barrier::new(2));
+    let receiver = {
+        let started = Arc::clone(&started);
+        thread::spawn(move || {
+            started.wait();
+            b.recv()
+        })
+    };
+    started.wait();
+    a.close();
+    assert_eq!(receiver.join().unwrap(), Err(Error::Closed));
+}
+
+#[test]
+fn w6_close_wakes_a_sender_waiting_on_a_full_port() {
+    let (a, b) = MessageChannel::with_capacity(2).unwrap();
+    a.post_message(1u8).unwrap();
+    a.post_message(2).unwrap();
+    let started = Arc::new(Barrier::new(2));
+    let sender = {
+        let started = Arc::clone(&started);
+        thread::spawn(move || {
+            started.wait();
+            let result = a.post_message(3); // full: waits until the close
+            (result, a)
+        })
+    };
+    started.wait();
+    b.close();
+    let (result, _a) = sender.join().unwrap();
+    assert_eq!(result, Err(Error::Closed));
+    // The two posted before the close are still there; the third never was.
+    assert_eq!(b.try_iter().collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
+fn iter_ends_when_the_channel_is_closed_and_drained() {
+    let (a, b) = MessageChannel::new();
+    let consumer = thread::spawn(move || b.iter().collect::<Vec<u64>>());
+    for i in 0..100 {
+        a.post_message(i).unwrap();
+    }
+    drop(a); // closes
+    assert_eq!(consumer.join().unwrap(), (0..100).collect::<Vec<_>>());
+}
+
+#[test]
+fn into_iter_and_for_loops_work_on_ports() {
+    let (a, b) = MessageChannel::new();
+    a.post_message('x').unwrap();
+    a.post_message('y').unwrap();
+    a.close();
+    let mut seen = String::new();
+    for c in &b {
+        seen.push(c);
+    }
+    assert_eq!(seen, "xy");
+    assert_eq!(b.into_iter().next(), None);
+}
+
+#[test]
+fn capacity_rounds_up_to_a_power_of_two_and_rejects_absurd_sizes() {
+    assert_eq!(
+        MessageChannel::<u8>::with_capacity(0).unwrap().0.capacity(),
+        2
+    );
+    assert_eq!(
+        MessageChannel::<u8>::with_capacity(3).unwrap().0.capacity(),
+        4
+    );
+    assert_eq!(MessageChannel::<u8>::new().0.capacity(), 1024);
+    assert!(matches!(
+        MessageChannel::<u8>::with_capacity(usize::MAX),
+        Err(Error::ExceedsMax { .. })
+    ));
+}
+
+#[test]
+fn a_full_port_gives_the_message_back_instead_of_dropping_it() {
+    let (a, b) = MessageChannel::with_capacity(2).unwrap();
+    a.try_post_message(1).unwrap();
+    a.try_post_message(2).unwrap();
+    match a.try_post_message(3) {
+        Err(PostError::Full(message)) => assert_eq!(message, 3),
+        other => panic!("expected Full, got {other:?}"),
+    }
+    match a.post_message_timeout(4, Duration::from_millis(10)) {
+        Err(e @ PostError::Timeout(_)) => {
+            assert_eq!(e.error(), Error::Timeout);
+            assert_eq!(e.into_message(), 4);
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert_eq!(b.try_recv(), Some(1));
+    a.try_post_message(3).unwrap();
+    assert_eq!(b.try_iter().collect::<Vec<_>>(), [2, 3]);
+}
+
+#[test]
+fn a_full_port_makes_the_sender_wait_for_room() {
+    let (a, b) = MessageChannel::with_capacity(2).unwrap();
+    let sender = thread::spawn(move || {
+        for i in 0..1000u32 {
+            a.post_message(i).unwrap(); // waits whenever two are unread
+        }
+        a
+    });
+    let received: Vec<u32> = (0..1000).map(|_| b.recv().unwrap()).collect();
+    assert_eq!(received, (0..1000).collect::<Vec<_>>());
+    drop(sender.join().unwrap());
+}
+
+#[test]
+fn recv_timeout_times_out_on_an_empty_port_and_gets_a_later_message() {
+    let (a, b) = MessageChannel::<u8>::new();
+    assert_eq!(b.recv_timeout(Duration::ZERO), Err(Error::Timeout));
+    assert_eq!(
+        b.recv_timeout(Duration::from_millis(5)),
+        Err(Error::Timeout)
+    );
+    let started = Arc::new(Barrier::new(2));
+    let sender = {
+        let started = Arc::clone(&started);
+        thread::spawn(move || {
+            started.wait();
+            a.post_message(9).unwrap();
+            a
+        })
+    };
+    started.wait();
+    assert_eq!(b.recv_timeout(Duration::from_secs(60)), Ok(9));
+    drop(sender.join().unwrap());
+}
+
+#[test]
+fn w3_recv_and_a_full_post_return_terminated_on_an_interrupted_thread() {
+    let (a, b) = MessageChannel::<u8>::with_capacity(2).unwrap();
+    let interrupter = Interrupter::new();
+    let remote = interrupter.clone();
+    let started = Arc::new(Barrier::new(2));
+    let blocked = {
+        let started = Arc::clone(&started);
+        thread::spawn(move || {
+            let _installed = remote.install();
+            started.wait();
+            let received = b.recv(); // nobody posts: only the interrupt ends this
+            b.post_message(1).unwrap();
+            b.post_message(2).unwrap();
+            let posted = b.post_message(3); // full: only the interrupt ends this too
+            (received, posted)
+        })
+    };
+    started.wait();
+    interrupter.interrupt();
+    let (received, posted) = blocked.join().unwrap();
+    assert_eq!(received, Err(Error::Terminated));
+    assert_eq!(posted, Err(Error::Terminated));
+    assert_eq!(a.try_iter().collect::<Vec<_>>(), [1, 2]);
+}
+
+#[test]
+fn messages_left_in_a_dropped_channel_are_dropped_exactly_once() {
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (a, b) = MessageChannel::with_capacity(8).unwrap();
+    for _ in 0..5 {
+        a.post_message(Counted(Arc::clone(&drops))).unwrap();
+    }
+    drop(b.recv().unwrap()); // one received and dropped by the receiver
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    drop(a);
+    drop(b);
+    assert_eq!(drops.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn w5_a_posted_vec_moves_without_copying() {
+    let (a, b) = MessageChannel::new();
+    let bytes = vec![1u8; 4096];
+    let address = bytes.as_ptr();
+    a.post_message(bytes).unwrap();
+    let received: Vec<u8> = b.recv().unwrap();
+    assert_eq!(received.as_ptr(), address);
+    assert!(received.iter().all(|&b| b == 1));
+}
+
+#[test]
+fn w5_a_posted_shared_buffer_is_shared_not_copied() {
+    let (a, b) = MessageChannel::new();
+    let buffer = SharedBuffer::new(8).unwrap();
+    a.post_message(buffer.clone()).unwrap();
+    let theirs: SharedBuffer = b.recv().unwrap();
+    assert!(theirs.same_memory(&buffer));
+    atomics::store(&Int32Array::new(&theirs).unwrap(), 1, 77).unwrap();
+    assert_eq!(atomics::load(&Int32Array::new(&buffer).unwrap(), 1), Ok(77));
+}
+
+/// W4 under load: 1,000,000 messages across threads, checked for loss, duplication and order.
+#[test]
+fn stress_a_million_messages_arrive_complete_and_in_order() {
+    const N: u64 = 1_000_000;
+    let (a, b) = MessageChannel::new();
+    let sender = thread::spawn(move || {
+        let mut checksum = 0u64;
+        for i in 0..N {
+            let value = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            checksum = checksum.wrapping_add(value);
+            a.post_message((i, value)).unwrap();
+        }
+        checksum
+    });
+    let mut checksum = 0u64;
+    for expected in 0..N {
+        let (i, value) = b.recv().unwrap();
+        assert_eq!(i, expected, "message out of order or lost");
+        assert_eq!(value, i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        checksum = checksum.wrapping_add(value);
+    }
+    assert_eq!(checksum, sender.join().unwrap());
+    assert_eq!(b.recv(), Err(Error::Closed)); // the sender's port is gone: nothing extra
+}
+
+/// W4 with two senders sharing one port: each sender's messages stay in its order, none lost.
+#[test]
+fn stress_two_senders_keep_their_own_order() {
+    const N: u32 = 100_000;
+    let (a, b) = MessageChannel::with_capacity(64).unwrap();
+    let a = Arc::new(a);
+    let senders: Vec<_> = (0..2u32)
+        .map(|id| {
+            let a = Arc::clone(&a);
+            thread::spawn(move || {
+                for i in 0..N {
+                    a.post_message((id, i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    let mut next = [0u32; 2];
+    for _ in 0..2 * N {
+        let (id, i) = b.recv().unwrap();
+        assert_eq!(i, next[id as usize], "sender {id} out of order");
+        next[id as usize] += 1;
+    }
+    for sender in senders {
+        sender.join().unwrap();
+    }
+    assert_eq!(next, [N, N]);
+    assert_eq!(b.try_recv(), None);
+}

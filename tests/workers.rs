@@ -1,0 +1,382 @@
+//! Workers: SEMANTICS W1 (lifecycle and event order), W2 (exit codes, errors, panics),
+//! W3 (terminate), W4 (posting to an exited worker), W5 (transfer), W7 (worker_data, name),
+//! W8 (what a worker knows about itself).
+#![cfg(not(loom))]
+
+use std::time::Duration;
+
+use sharedbuf::worker::{self, Worker, WorkerEvent, WorkerState};
+use sharedbuf::{atomics, Error, Int32Array, MessageChannel, MessagePort, SharedBuffer};
+
+fn exit_code(event: &WorkerEvent<impl std::fmt::Debug>) -> (i32, bool) {
+    match event {
+        WorkerEvent::Exit(status) => (status.code(), status.terminated()),
+        other => panic!("expected Exit, got {other:?}"),
+    }
+}
+
+#[test]
+fn w1_events_are_online_then_messages_then_exit() {
+    let worker = Worker::spawn(|ctx| -> Result<(), Error> {
+        for i in 0..3 {
+            ctx.post_message(i)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let worker: Worker<(), i32> = worker;
+    let events: Vec<_> = worker.events().collect();
+    assert_eq!(events.len(), 5, "{events:?}");
+    assert_eq!(
+        events[..4],
+        [
+            WorkerEvent::Online,
+            WorkerEvent::Message(0),
+            WorkerEvent::Message(1),
+            WorkerEvent::Message(2),
+        ]
+    );
+    assert_eq!(exit_code(&events[4]), (0, false));
+    assert_eq!(worker.recv_event(), Err(Error::Closed)); // nothing after Exit
+}
+
+#[test]
+fn w1_exit_comes_after_every_message_even_through_a_tiny_full_port() {
+    let worker: Worker<(), u32> = Worker::builder()
+        .capacity(2)
+        .spawn(|ctx| -> Result<(), Error> {
+            for i in 0..500 {
+                ctx.post_message(i)?; // waits whenever the parent is behind
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+    for i in 0..500 {
+        assert_eq!(worker.recv_event(), Ok(WorkerEvent::Message(i)));
+    }
+    assert_eq!(exit_code(&worker.recv_event().unwrap()), (0, false));
+    assert_eq!(worker.recv_event(), Err(Error::Closed)); // nothing after Exit
+    assert_eq!(worker.try_recv_event(), None);
+}
+
+#[test]
+fn w1_state_goes_running_then_exited() {
+    let worker: Worker<u8, ()> = Worker::spawn(|ctx| ctx.recv().map(drop)).unwrap();
+    assert!(matches!(
+        worker.state(),
+        WorkerState::Created | WorkerState::Running
+    ));
+    assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+    assert_eq!(worker.state(), WorkerState::Running); // blocked in recv
+    worker.post_message(1).unwrap();
+    assert_eq!(exit_code(&worker.recv_event().unwrap()), (0, false));
+    assert_eq!(worker.state(), WorkerState::Exited);
+}
+
+#[test]
+fn w2_an_error_is_reported_after_the_messages_and_exits_with_code_1() {
+    let worker: Worker<(), &str> = Worker::spawn(|ctx| -> Result<(), String> {
+        ctx.post_message("working").map_err(|e| e.to_string())?;
+        Err("disk on fire".to_owned())
+    })
+    .unwrap();
+    let events: Vec<_> = worker.events().collect();
+    assert_eq!(events.len(), 4, "{events:?}");
+    assert_eq!(events[0], WorkerEvent::Online);
+    assert_eq!(events[1], WorkerEvent::Message("working"));
+    match &events[2] {
+        WorkerEvent::Error(error) => {
+            assert_eq!(error.message(), "disk on fire");
+            assert!(!error.is_panic());
+        }
+        other => panic!("expected Error, got {other:?}"),
+    }
+    assert_eq!(exit_code(&events[3]), (1, false));
+}
+
+#[test]
+fn w2_a_panic_is_an_error_event_and_exit_code_1_and_the_parent_lives() {
+    let worker: Worker<(), ()> = Worker::spawn(|_ctx| -> () {
+        let n = 41;
+        panic!("worker gave up at {}", n + 1);
+    })
+    .unwrap();
+    let events: Vec<_> = worker.events().collect();
+    assert_eq!(events.len(), 3, "{events:?}");
+    match &events[1] {
+        WorkerEvent::Error(error) => {
+            assert!(error.is_panic());
+            assert_eq!(error.message(), "worker gave up at 42");
+        }
+        other => panic!("expected Error, got {other:?}"),
+    }
+    assert_eq!(exit_code(&events[2]), (1, false));
+    assert_eq!(worker.join().unwrap().code(), 1);
+
+    let static_panic: Worker<(), ()> =
+        Worker::spawn(|_ctx| -> () { panic!("static text") }).unwrap();
+    let events: Vec<_> = static_panic.events().collect();
+    assert!(matches!(&events[1], WorkerEvent::Error(e) if e.message() == "static text"));
+}
+
+#[test]
+fn w2_exit_codes_follow_what_the_closure_returns() {
+    let unit: Worker<(), ()> = Worker::spawn(|_ctx| ()).unwrap();
+    let status = unit.join().unwrap();
+    assert_eq!(
+        (status.code(), status.terminated(), status.success()),
+        (0, false, true)
+    );
+    let seven: Worker<(), ()> = Worker::spawn(|_ctx| 7).unwrap();
+    assert_eq!(seven.join().unwrap().code(), 7);
+    let ok_three: Worker<(), ()> = Worker::spawn(|_ctx| Ok::<i32, Error>(3)).unwrap();
+    assert_eq!(ok_three.join().unwrap().code(), 3);
+    let err: Worker<(), ()> = Worker::spawn(|_ctx| Err::<(), _>(Error::Timeout)).unwrap();
+    let status = err.join().unwrap();
+    assert_eq!(
+        (status.code(), status.terminated(), status.success()),
+        (1, false, false)
+    );
+}
+
+#[test]
+fn w3_terminate_interrupts_a_worker_blocked_in_atomics_wait() {
+    let flag = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
+    let worker: Worker<(), &str> = Worker::builder()
+        .worker_data(flag)
+        .spawn(|ctx| -> Result<(), Error> {
+            ctx.post_message("waiting")?;
+            atomics::wait(ctx.worker_data(), 0, 0, None)?; // nobody notifies
+            ctx.post_message("woke normally")?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+    assert_eq!(worker.recv_event(), Ok(WorkerEvent::Message("waiting")));
+    let status = worker.terminate().unwrap();
+    assert_eq!((status.code(), status.terminated()), (1, true));
+    // Node reports only `exit` after terminate(): no Error event, no later message.
+    assert_eq!(worker.recv_event(), Ok(WorkerEvent::Exit(status)));
+    assert_eq!(worker.recv_event(), Err(Error::Closed));
+}
+
+#[test]
+fn w3_terminate_interrupts_a_worker_blocked_in_recv_and_recv_timeout() {
+    let in_recv: Worker<u8, ()> = Worker::spawn(|ctx| ctx.recv().map(drop)).unwrap();
+    let in_recv_timeout: Worker<u8, ()> =
+        Worker::spawn(|ctx| ctx.port().recv_timeout(Duration::from_secs(3600)).map(drop)).unwrap();
+    for worker in [&in_recv, &in_recv_timeout] {
+        assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+        let status = worker.terminate().unwrap();
+        assert_eq!((status.code(), status.terminated()), (1, true));
+        assert_eq!(exit_code(&worker.recv_event().unwrap()), (1, true));
+    }
+}
+
+#[test]
+fn w3_terminate_is_idempotent_and_returns_the_same_status() {
+    let worker: Worker<u8, ()> = Worker::spawn(|ctx| ctx.recv().map(drop)).unwrap();
+    let first = worker.terminate().unwrap();
+    let second = worker.terminate().unwrap();
+    assert_eq!(first, second);
+    assert!(first.terminated());
+    assert_eq!(worker.join().unwrap(), first);
+}
+
+#[test]
+fn w3_terminate_after_a_normal_exit_returns_the_normal_status() {
+    let worker: Worker<(), ()> = Worker::spawn(|_ctx| 5).unwrap();
+    let events: Vec<_> = worker.events().collect();
+    assert_eq!(exit_code(events.last().unwrap()), (5, false));
+    let status = worker.terminate().unwrap();
+    assert_eq!((status.code(), status.terminated()), (5, false));
+}
+
+#[test]
+fn w3_w8_a_computing_worker_stops_when_it_sees_is_terminating() {
+    let worker: Worker<(), &str> = Worker::spawn(|ctx| -> Result<(), Error> {
+        ctx.post_message("computing")?;
+        let mut spins = 0u64;
+        while !ctx.is_terminating() {
+            spins = spins.wrapping_add(1); // a CPU loop: only the flag can stop it
+            std::hint::spin_loop();
+        }
+        assert!(ctx.is_terminating());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+    assert_eq!(worker.recv_event(), Ok(WorkerEvent::Message("computing")));
+    let status = worker.terminate().unwrap();
+    assert_eq!((status.code(), status.terminated()), (1, true));
+}
+
+#[test]
+fn w4_posting_to_an_exited_worker_returns_closed_and_never_panics() {
+    let worker: Worker<String, ()> = Worker::spawn(|_ctx| ()).unwrap();
+    let events: Vec<_> = worker.events().collect();
+    assert_eq!(exit_code(events.last().unwrap()), (0, false));
+    assert_eq!(worker.state(), WorkerState::Exited);
+    assert_eq!(worker.post_message("hello?".into()), Err(Error::Closed));
+    assert!(worker.try_post_message("again".into()).is_err());
+}
+
+#[test]
+fn w4_messages_to_a_worker_arrive_in_order() {
+    let worker: Worker<u32, u64> = Worker::spawn(|ctx| -> Result<(), Error> {
+        let mut sum = 0u64;
+        for expected in 0..1000 {
+            let n = ctx.recv()?;
+            assert_eq!(n, expected);
+            sum += u64::from(n);
+        }
+        ctx.post_message(sum)
+    })
+    .unwrap();
+    for n in 0..1000 {
+        worker.post_message(n).unwrap();
+    }
+    let events: Vec<_> = worker.events().collect();
+    assert_eq!(events[1], WorkerEvent::Message(499_500));
+    assert_eq!(exit_code(&events[2]), (0, false));
+}
+
+#[test]
+fn w5_a_vec_moves_into_and_out_of_a_worker_without_copying() {
+    let bytes = vec![3u8; 1 << 16];
+    let address = bytes.as_ptr() as usize;
+    let worker: Worker<Vec<u8>, (usize, Vec<u8>)> = Worker::spawn(|ctx| -> Result<(), Error> {
+        let bytes: Vec<u8> = ctx.recv()?;
+        ctx.post_message((bytes.as_ptr() as usize, bytes))
+    })
+    .unwrap();
+    worker.post_message(bytes).unwrap();
+    let events: Vec<_> = worker.events().collect();
+    match &events[1] {
+        WorkerEvent::Message((seen_in_worker, back)) => {
+            assert_eq!(*seen_in_worker, address);
+            assert_eq!(back.as_ptr() as usize, address);
+        }
+        other => panic!("expected the bytes back, got {other:?}"),
+    }
+}
+
+#[test]
+fn w5_a_shared_buffer_given_to_a_worker_is_shared() {
+    let buffer = SharedBuffer::new(8).unwrap();
+    let worker: Worker<(), ()> = Worker::builder()
+        .worker_data(buffer.clone())
+        .spawn(|ctx| atomics::store(&Int32Array::new(ctx.worker_data())?, 1, 99).map(drop))
+        .unwrap();
+    assert!(worker.join().unwrap().success());
+    assert_eq!(atomics::load(&Int32Array::new(&buffer).unwrap(), 1), Ok(99));
+}
+
+#[test]
+fn w7_worker_data_moves_in_and_name_sets_the_os_thread_name() {
+    let data = vec![1u32, 2, 3];
+    let address = data.as_ptr() as usize;
+    let worker: Worker<(), (Option<String>, usize, u32)> = Worker::builder()
+        .name("cruncher-7")
+        .stack_size(4 << 20)
+        .worker_data(data)
+        .spawn(|mut ctx| {
+            let data = ctx.take_worker_data();
+            let name = std::thread::current().name().map(str::to_owned);
+            ctx.post_message((name, data.as_ptr() as usize, data.iter().sum()))
+        })
+        .unwrap();
+    let events: Vec<_> = worker.events().collect();
+    assert_eq!(
+        events[1],
+        WorkerEvent::Message((Some("cruncher-7".to_owned()), address, 6))
+    );
+}
+
+#[test]
+fn w7_a_name_with_a_nul_byte_is_an_error_not_a_panic() {
+    let result: Result<Worker<(), ()>, _> = Worker::builder().name("bad\0name").spawn(|_ctx| ());
+    assert!(matches!(result, Err(Error::SpawnFailed { .. })));
+}
+
+#[test]
+fn w8_a_worker_knows_its_id_that_it_is_not_main_and_its_port() {
+    assert!(worker::is_main_thread());
+    assert_eq!(worker::thread_id(), 0);
+    let worker: Worker<(), (u64, u64, bool, bool)> = Worker::spawn(|ctx| {
+        ctx.post_message((
+            ctx.thread_id(),
+            worker::thread_id(),
+            ctx.is_main_thread(),
+            worker::is_main_thread(),
+        ))
+    })
+    .unwrap();
+    let other: Worker<(), ()> = Worker::spawn(|_ctx| ()).unwrap();
+    let id = worker.thread_id();
+    assert_ne!(id, 0);
+    assert_ne!(id, other.thread_id());
+    let events: Vec<_> = worker.events().collect();
+    assert_eq!(events[1], WorkerEvent::Message((id, id, false, false)));
+}
+
+#[test]
+fn event_timeouts_and_try_recv_event_do_not_block() {
+    let worker: Worker<u8, u8> = Worker::spawn(|ctx| -> Result<(), Error> {
+        let n = ctx.recv()?;
+        ctx.post_message(n + 1)
+    })
+    .unwrap();
+    assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+    assert_eq!(worker.try_recv_event(), None); // the worker waits for us
+    assert_eq!(
+        worker.recv_event_timeout(Duration::from_millis(5)),
+        Err(Error::Timeout)
+    );
+    worker.post_message(1).unwrap();
+    assert_eq!(
+        worker.recv_event_timeout(Duration::from_secs(60)),
+        Ok(WorkerEvent::Message(2))
+    );
+    assert!(worker.join().unwrap().success());
+}
+
+#[test]
+fn dropping_an_unjoined_handle_terminates_the_worker() {
+    // The worker reports through a channel of its own when its closure has ended.
+    let (report, reports): (MessagePort<&str>, _) = MessageChannel::new();
+    let worker: Worker<u8, ()> = Worker::builder()
+        .worker_data(report)
+        .spawn(|ctx| {
+            let result = ctx.recv();
+            let _ = ctx.worker_data().post_message(match result {
+                Err(Error::Terminated) => "terminated",
+                Err(Error::Closed) => "closed",
+                _ => "other",
+            });
+        })
+        .unwrap();
+    assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+    drop(worker);
+    let said = reports.recv().unwrap();
+    assert!(said == "terminated" || said == "closed", "{said}");
+}
+
+#[test]
+fn a_thousand_workers_spawned_and_joined_in_sequence() {
+    let mut total = 0u64;
+    for i in 0..1000u64 {
+        let worker: Worker<(), u64> = Worker::builder()
+            .worker_data(i)
+            .spawn(|ctx| ctx.post_message(ctx.worker_data() * 2))
+            .unwrap();
+        for event in worker.events() {
+            if let WorkerEvent::Message(n) = event {
+                total += n;
+            }
+        }
+        assert!(worker.join().unwrap().success());
+    }
+    assert_eq!(total, 999 * 1000);
+}
