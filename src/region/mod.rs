@@ -243,7 +243,7 @@ impl Region {
     #[inline]
     pub(crate) unsafe fn copy_out(&self, offset: usize, dst: *mut u8, len: usize) {
         #[cfg(all(target_arch = "x86_64", not(miri)))]
-        if len >= CPU_COPY_MIN {
+        if (CPU_COPY_MIN..CPU_COPY_MAX).contains(&len) {
             // SAFETY: the caller keeps `offset + len` within the region and `dst` valid for
             // `len` private bytes; the two do not overlap (`dst` is not region memory).
             unsafe { copy_bytes_by_cpu(self.at(offset), dst, len) };
@@ -261,7 +261,7 @@ impl Region {
     #[inline]
     pub(crate) unsafe fn copy_in(&self, offset: usize, src: *const u8, len: usize) {
         #[cfg(all(target_arch = "x86_64", not(miri)))]
-        if len >= CPU_COPY_MIN {
+        if (CPU_COPY_MIN..CPU_COPY_MAX).contains(&len) {
             // SAFETY: the caller keeps `offset + len` within the region and `src` valid for
             // `len` private bytes; the two do not overlap (`src` is not region memory).
             unsafe { copy_bytes_by_cpu(src, self.at(offset), len) };
@@ -366,10 +366,16 @@ impl Region {
     }
 }
 
-/// Copies at least this many bytes with [`copy_bytes_by_cpu`]; shorter copies use the atomic
-/// word loops, which win below a few KiB (no microcode start-up).
+/// Copies of at least this many bytes use [`copy_bytes_by_cpu`]; shorter copies use the
+/// atomic word loops, which win below a few KiB (no microcode start-up).
 #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
 const CPU_COPY_MIN: usize = 2048;
+
+/// ... and below this many: beyond the caches, memory bandwidth bounds both ways of copying,
+/// and `rep movsb` out of a large mapping measured 3-4x slower than the word loop here
+/// (benches/views.rs, `bulk_out/64MiB`).
+#[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+const CPU_COPY_MAX: usize = 8 << 20;
 
 /// Copies `len` bytes from `src` to `dst` with the CPU's string-copy instruction (`rep movsb`).
 ///
@@ -390,6 +396,23 @@ const CPU_COPY_MIN: usize = 2048;
 #[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
 #[inline]
 unsafe fn copy_bytes_by_cpu(src: *const u8, dst: *mut u8, len: usize) {
+    // `rep movsb` is several times slower on common CPUs when the destination is not
+    // cache-line aligned, so the first few bytes go separately, leaving `dst` aligned.
+    let head = dst.align_offset(64).min(len);
+    // SAFETY: valid, non-overlapping ranges per the caller, split at `head <= len`.
+    unsafe {
+        rep_movsb(src, dst, head);
+        rep_movsb(src.add(head), dst.add(head), len - head);
+    }
+}
+
+/// One `rep movsb` of `len` bytes.
+///
+/// # Safety
+/// As for [`copy_bytes_by_cpu`].
+#[cfg(all(target_arch = "x86_64", not(miri), not(loom)))]
+#[inline(always)]
+unsafe fn rep_movsb(src: *const u8, dst: *mut u8, len: usize) {
     // SAFETY: valid, non-overlapping ranges per the caller. `rep movsb` copies `rcx` bytes
     // from `[rsi]` to `[rdi]` upwards (the direction flag is clear on entry to `asm!`, as the
     // Rust ABI requires), touches no stack and changes no flags.
