@@ -41,8 +41,11 @@ fn element_get(c: &mut Criterion) {
         })
     });
 
-    let growable = SharedBuffer::growable(ELEMENTS * 4, ELEMENTS * 8).unwrap();
+    // Made empty, then grown: every access is past the view's initial length, so each one
+    // checks the buffer's atomic length (the slow path of a length-tracking view).
+    let growable = SharedBuffer::growable(0, ELEMENTS * 8).unwrap();
     let tracking = Uint32Array::new(&growable).unwrap();
+    growable.grow(ELEMENTS * 4).unwrap();
     group.bench_function("view_u32_length_tracking", |b| {
         b.iter(|| {
             let view = black_box(&tracking);
@@ -95,8 +98,11 @@ fn element_set(c: &mut Criterion) {
         })
     });
 
-    let growable = SharedBuffer::growable(ELEMENTS * 4, ELEMENTS * 8).unwrap();
+    // Made empty, then grown: every access is past the view's initial length, so each one
+    // checks the buffer's atomic length (the slow path of a length-tracking view).
+    let growable = SharedBuffer::growable(0, ELEMENTS * 8).unwrap();
     let tracking = Uint32Array::new(&growable).unwrap();
+    growable.grow(ELEMENTS * 4).unwrap();
     group.bench_function("view_u32_length_tracking", |b| {
         b.iter(|| {
             let view = black_box(&tracking);

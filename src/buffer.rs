@@ -73,8 +73,16 @@ impl SharedBuffer {
     }
 
     /// The current length in bytes. Never decreases.
+    #[inline]
     pub fn byte_length(&self) -> usize {
         self.inner.byte_length.load(Ordering::Acquire)
+    }
+
+    /// The current length, read without ordering: enough for bounds checks, since every byte
+    /// up to the maximum was reserved and zeroed before the buffer could be shared (B4).
+    #[inline]
+    pub(crate) fn byte_length_relaxed(&self) -> usize {
+        self.inner.byte_length.load(Ordering::Relaxed)
     }
 
     /// The most this buffer can grow to; a fixed buffer's own length (SEMANTICS B2).
@@ -164,6 +172,7 @@ impl SharedBuffer {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 
+    #[inline]
     pub(crate) fn region(&self) -> &Region {
         &self.inner.region
     }

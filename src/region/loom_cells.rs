@@ -10,6 +10,48 @@ use super::{Bits, RmwOp, MAX_RESERVE};
 use crate::error::Error;
 use crate::shim::AtomicU64;
 
+/// The loom stand-in for the raw cached pointer: the region (which never moves inside its
+/// buffer's `Arc`) and a byte offset into it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RegionPtr {
+    region: std::ptr::NonNull<Region>,
+    offset: usize,
+}
+
+// SAFETY: only used to reach the region's loom atomics, and `Region` is `Send + Sync`.
+unsafe impl Send for RegionPtr {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for RegionPtr {}
+
+impl RegionPtr {
+    /// # Safety
+    /// The result stays within the region.
+    pub(crate) unsafe fn add(self, bytes: usize) -> RegionPtr {
+        RegionPtr {
+            region: self.region,
+            offset: self.offset + bytes,
+        }
+    }
+
+    /// # Safety
+    /// The region is alive; `offset` past the pointer is aligned and in bounds.
+    pub(crate) unsafe fn load<B: Bits>(self, offset: usize, order: Ordering) -> B {
+        // SAFETY: the region is alive per the caller.
+        unsafe { self.region.as_ref().load(self.offset + offset, order) }
+    }
+
+    /// # Safety
+    /// As for `load`.
+    pub(crate) unsafe fn store<B: Bits>(self, offset: usize, value: B, order: Ordering) {
+        // SAFETY: the region is alive per the caller.
+        unsafe {
+            self.region
+                .as_ref()
+                .store(self.offset + offset, value, order)
+        }
+    }
+}
+
 /// A zeroed block of loom atomic cells.
 pub(crate) struct Region {
     cells: Box<[AtomicU64]>,
@@ -29,6 +71,15 @@ impl Region {
             .map(|_| AtomicU64::new(0))
             .collect();
         Ok(Region { cells, reserved })
+    }
+
+    /// # Safety
+    /// `offset <= self.reserved()` (kept for symmetry with the raw-memory region).
+    pub(crate) unsafe fn ptr_at(&self, offset: usize) -> RegionPtr {
+        RegionPtr {
+            region: std::ptr::NonNull::from(self),
+            offset,
+        }
     }
 
     pub(crate) fn reserved(&self) -> usize {

@@ -7,13 +7,15 @@
 use std::marker::PhantomData;
 
 use crate::element::Element;
-use crate::region::{Region, RmwOp};
+use crate::region::{Region, RegionPtr, RmwOp};
 use crate::shim::Ordering;
 
 /// An in-bounds, aligned element location in a region.
 pub(crate) struct Cell<'a, T: Element> {
     region: &'a Region,
     offset: usize,
+    /// `region` at `offset`, cached so loads and stores are one instruction.
+    ptr: RegionPtr,
     _element: PhantomData<fn() -> T>,
 }
 
@@ -22,12 +24,35 @@ impl<'a, T: Element> Cell<'a, T> {
     /// `offset` is a multiple of `size_of::<T>()` and `offset + size_of::<T>()` is within
     /// `region.reserved()`.
     #[inline(always)]
+    #[allow(dead_code)] // kept for callers without a cached pointer (e.g. the waiter table)
     pub(crate) unsafe fn new_unchecked(region: &'a Region, offset: usize) -> Self {
         debug_assert!(offset % std::mem::size_of::<T>() == 0);
         debug_assert!(offset + std::mem::size_of::<T>() <= region.reserved());
         Cell {
             region,
             offset,
+            // SAFETY: `offset` is within the region per the caller.
+            ptr: unsafe { region.ptr_at(offset) },
+            _element: PhantomData,
+        }
+    }
+
+    /// As [`Cell::new_unchecked`], with `ptr` the caller's cached pointer to that location.
+    ///
+    /// # Safety
+    /// As for [`Cell::new_unchecked`], and `ptr` is `region.ptr_at(offset)`.
+    #[inline(always)]
+    pub(crate) unsafe fn with_ptr_unchecked(
+        region: &'a Region,
+        offset: usize,
+        ptr: RegionPtr,
+    ) -> Self {
+        debug_assert!(offset % std::mem::size_of::<T>() == 0);
+        debug_assert!(offset + std::mem::size_of::<T>() <= region.reserved());
+        Cell {
+            region,
+            offset,
+            ptr,
             _element: PhantomData,
         }
     }
@@ -52,17 +77,16 @@ impl<'a, T: Element> Cell<'a, T> {
 
     #[inline(always)]
     pub(crate) fn load(&self, order: Ordering) -> T {
-        // SAFETY: a `Cell` is only made for an aligned, in-bounds offset (`new_unchecked`).
-        T::from_bits(unsafe { self.region.load::<T::Bits>(self.offset, order) })
+        // SAFETY: a `Cell` is only made for an aligned, in-bounds offset (`new_unchecked`),
+        // `ptr` points there, and `region` borrows the live region.
+        T::from_bits(unsafe { self.ptr.load::<T::Bits>(0, order) })
     }
 
     #[inline(always)]
     pub(crate) fn store(&self, value: T, order: Ordering) {
-        // SAFETY: a `Cell` is only made for an aligned, in-bounds offset (`new_unchecked`).
-        unsafe {
-            self.region
-                .store::<T::Bits>(self.offset, value.to_bits(), order)
-        }
+        // SAFETY: a `Cell` is only made for an aligned, in-bounds offset (`new_unchecked`),
+        // `ptr` points there, and `region` borrows the live region.
+        unsafe { self.ptr.store::<T::Bits>(0, value.to_bits(), order) }
     }
 
     /// Read-modify-write; returns the old value.

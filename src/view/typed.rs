@@ -13,7 +13,7 @@ use std::ops::RangeBounds;
 use crate::buffer::{resolve_range, SharedBuffer};
 use crate::element::Element;
 use crate::error::Error;
-use crate::region::Bits;
+use crate::region::{Bits, RegionPtr};
 use crate::shim::Ordering;
 use crate::view::Cell;
 
@@ -34,9 +34,16 @@ use crate::view::Cell;
 /// ```
 pub struct TypedArray<T: Element> {
     buffer: SharedBuffer,
+    /// The view's first byte, cached so an element access is an add and one atomic
+    /// instruction: the region never moves, and `buffer` keeps it alive.
+    base: RegionPtr,
     byte_offset: usize,
-    /// `None`: length-tracking (follows the buffer's growth).
-    length: Option<usize>,
+    /// Elements known to exist: a fixed-length view's length, or a length-tracking view's
+    /// length when it was made (views never shrink). A plain field, so most bounds checks need
+    /// no atomic load and a loop over the view compiles like a loop over a slice.
+    known_len: usize,
+    /// Length-tracking: the length is computed from the buffer's (atomic) length at each use.
+    tracking: bool,
     _element: PhantomData<fn() -> T>,
 }
 
@@ -123,22 +130,42 @@ impl<T: Element> TypedArray<T> {
                 Some(rest / Self::SIZE)
             }
         };
-        Ok(TypedArray {
-            buffer: buffer.clone(),
+        Ok(Self::from_parts(buffer.clone(), byte_offset, length))
+    }
+
+    /// A view over `buffer` from `byte_offset` with `length` elements (`None`: tracking),
+    /// both already checked against the buffer.
+    fn from_parts(buffer: SharedBuffer, byte_offset: usize, length: Option<usize>) -> Self {
+        // SAFETY: `byte_offset` was checked to be at most the buffer's length, which never
+        // exceeds the region's reserved size.
+        let base = unsafe { buffer.region().ptr_at(byte_offset) };
+        let known_len =
+            length.unwrap_or_else(|| (buffer.byte_length_relaxed() - byte_offset) / Self::SIZE);
+        TypedArray {
+            buffer,
+            base,
             byte_offset,
-            length,
+            known_len,
+            tracking: length.is_none(),
             _element: PhantomData,
-        })
+        }
     }
 
     /// The number of elements now; a length-tracking view's length follows `grow` (V3).
-    #[inline]
+    #[inline(always)]
     pub fn len(&self) -> usize {
-        match self.length {
-            Some(n) => n,
-            // `byte_length` never decreases and was at least `byte_offset` at construction.
-            None => (self.buffer.byte_length() - self.byte_offset) / Self::SIZE,
+        if self.tracking {
+            self.tracking_len()
+        } else {
+            self.known_len
         }
+    }
+
+    /// A length-tracking view's length now (an atomic load of the buffer's length).
+    #[inline]
+    fn tracking_len(&self) -> usize {
+        // `byte_length` never decreases and was at least `byte_offset` at construction.
+        (self.buffer.byte_length_relaxed() - self.byte_offset) / Self::SIZE
     }
 
     /// Whether the view has no elements now.
@@ -158,7 +185,7 @@ impl<T: Element> TypedArray<T> {
 
     /// Whether the view follows its buffer's growth.
     pub fn is_length_tracking(&self) -> bool {
-        self.length.is_none()
+        self.tracking
     }
 
     /// The buffer the view looks at.
@@ -169,29 +196,93 @@ impl<T: Element> TypedArray<T> {
     /// The checked location of element `index`: `Err(IndexOutOfRange)` past the end (V4, A4).
     #[inline]
     pub(crate) fn cell(&self, index: usize) -> Result<Cell<'_, T>, Error> {
-        let len = self.len();
-        if index >= len {
-            return Err(Error::IndexOutOfRange { index, len });
+        if !self.in_bounds(index) {
+            return Err(Error::IndexOutOfRange {
+                index,
+                len: self.len(),
+            });
         }
         let offset = self.byte_offset + index * Self::SIZE;
         // SAFETY: `byte_offset` is a multiple of the element size (checked at construction)
-        // and `index < len` keeps `offset + SIZE <= byte_length <= reserved`.
-        Ok(unsafe { Cell::new_unchecked(self.buffer.region(), offset) })
+        // and `index < len` keeps `offset + SIZE <= byte_length <= reserved`; `base` is the
+        // region's pointer at `byte_offset`, so `base + index * SIZE` is its pointer at `offset`.
+        Ok(unsafe {
+            Cell::with_ptr_unchecked(
+                self.buffer.region(),
+                offset,
+                self.base.add(index * Self::SIZE),
+            )
+        })
+    }
+
+    /// Relaxed atomic read of element `index`, unchecked.
+    ///
+    /// # Safety
+    /// `index < self.len()` at some point in the past (views never shrink).
+    #[inline(always)]
+    unsafe fn load_unchecked(&self, index: usize) -> T {
+        // SAFETY: `index` is in bounds per the caller, so the element lies within the region,
+        // aligned (the offset is a multiple of the element size); `self.buffer` keeps the
+        // region alive.
+        T::from_bits(unsafe {
+            self.base
+                .load::<T::Bits>(index * Self::SIZE, Ordering::Relaxed)
+        })
+    }
+
+    /// Relaxed atomic write of element `index`, unchecked.
+    ///
+    /// # Safety
+    /// As for [`TypedArray::load_unchecked`].
+    #[inline(always)]
+    unsafe fn store_unchecked(&self, index: usize, value: T) {
+        // SAFETY: as in `load_unchecked`.
+        unsafe {
+            self.base
+                .store::<T::Bits>(index * Self::SIZE, value.to_bits(), Ordering::Relaxed)
+        }
+    }
+
+    /// Whether element `index` exists now: a plain comparison for most indices, an atomic
+    /// load of the buffer's length only past a length-tracking view's initial length.
+    #[inline(always)]
+    fn in_bounds(&self, index: usize) -> bool {
+        index < self.known_len || (self.tracking && index < self.tracking_len())
     }
 
     /// Element `index`, or `None` past the end (V4). A relaxed atomic read: never torn.
     #[inline]
     pub fn get(&self, index: usize) -> Option<T> {
-        self.cell(index)
-            .ok()
-            .map(|cell| cell.load(Ordering::Relaxed))
+        // The base is read before the bounds check so that, in a loop, the compiler can hoist
+        // both out of it (a load after the check is conditional and stays in the loop).
+        let base = self.base;
+        if self.in_bounds(index) {
+            // SAFETY: `index < len`: the element lies within the region, aligned (the view's
+            // offset is a multiple of the element size); `self.buffer` keeps the region alive.
+            Some(T::from_bits(unsafe {
+                base.load::<T::Bits>(index * Self::SIZE, Ordering::Relaxed)
+            }))
+        } else {
+            None
+        }
     }
 
     /// Writes element `index` (a relaxed atomic write); `Err(IndexOutOfRange)` past the end.
     #[inline]
     pub fn set(&self, index: usize, value: T) -> Result<(), Error> {
-        self.cell(index)?.store(value, Ordering::Relaxed);
-        Ok(())
+        let base = self.base;
+        if self.in_bounds(index) {
+            // SAFETY: as in `get`.
+            unsafe {
+                base.store::<T::Bits>(index * Self::SIZE, value.to_bits(), Ordering::Relaxed)
+            };
+            Ok(())
+        } else {
+            Err(Error::IndexOutOfRange {
+                index,
+                len: self.len(),
+            })
+        }
     }
 
     /// The absolute byte range of `count` elements from `start`, checked against the length.
@@ -254,10 +345,7 @@ impl<T: Element> TypedArray<T> {
     pub fn fill(&self, value: T) {
         for index in 0..self.len() {
             // SAFETY: `index < len`, and a view's length never decreases.
-            let cell = unsafe {
-                Cell::new_unchecked(self.buffer.region(), self.byte_offset + index * Self::SIZE)
-            };
-            cell.store(value, Ordering::Relaxed);
+            unsafe { self.store_unchecked(index, value) };
         }
     }
 
@@ -273,19 +361,17 @@ impl<T: Element> TypedArray<T> {
     /// `subarray(begin, end)`. An open-ended range on a length-tracking view stays tracking.
     pub fn subarray(&self, range: impl RangeBounds<usize>) -> Result<TypedArray<T>, Error> {
         let (start, end) = resolve_range(&range, self.len())?;
-        let tracking =
-            self.length.is_none() && matches!(range.end_bound(), std::ops::Bound::Unbounded);
+        let tracking = self.tracking && matches!(range.end_bound(), std::ops::Bound::Unbounded);
         Ok(self.sub(start, if tracking { None } else { Some(end - start) }))
     }
 
     /// The sub-view from `start` (already checked to be within the view).
     fn sub(&self, start: usize, length: Option<usize>) -> TypedArray<T> {
-        TypedArray {
-            buffer: self.buffer.clone(),
-            byte_offset: self.byte_offset + start * Self::SIZE,
+        Self::from_parts(
+            self.buffer.clone(),
+            self.byte_offset + start * Self::SIZE,
             length,
-            _element: PhantomData,
-        }
+        )
     }
 
     /// An iterator over the elements (each a relaxed atomic read), as many as the view held
@@ -303,8 +389,10 @@ impl<T: Element> Clone for TypedArray<T> {
     fn clone(&self) -> Self {
         TypedArray {
             buffer: self.buffer.clone(),
+            base: self.base,
             byte_offset: self.byte_offset,
-            length: self.length,
+            known_len: self.known_len,
+            tracking: self.tracking,
             _element: PhantomData,
         }
     }
@@ -335,9 +423,11 @@ impl<T: Element> Iterator for Iter<'_, T> {
         if self.next >= self.end {
             return None;
         }
-        let value = self.view.get(self.next);
+        // SAFETY: `next < end`, the view's length when the iterator was made; views never
+        // shrink.
+        let value = unsafe { self.view.load_unchecked(self.next) };
         self.next += 1;
-        value
+        Some(value)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
