@@ -167,6 +167,10 @@ fn a7_value_preserving_writes_never_wake() {
                 writes.fetch_add(1, SeqCst);
             }
         });
+        // Wait only once the hammer is going, however slowly the machine schedules it.
+        while writes.load(SeqCst) == 0 {
+            thread::yield_now();
+        }
         let result = atomics::wait(&view, 0, 0, Some(Duration::from_millis(100)));
         done.store(true, SeqCst);
         result
@@ -180,7 +184,8 @@ fn a7_value_preserving_writes_never_wake() {
 #[test]
 fn a7_value_changing_writes_never_wake() {
     let view = int32s(1);
-    let waiter = spawn_blocked_waiter(&view, 0, 0, Some(Duration::from_millis(100)));
+    // Long enough that even a slow machine sees the waiter asleep before it times out.
+    let waiter = spawn_blocked_waiter(&view, 0, 0, Some(Duration::from_millis(500)));
     let mut writes = 0u64;
     while !waiter.handle.is_finished() {
         atomics::store(&view, 0, 1).unwrap();
@@ -191,7 +196,7 @@ fn a7_value_changing_writes_never_wake() {
         thread::yield_now();
     }
     assert_eq!(waiter.join(), Ok(WaitResult::TimedOut));
-    assert!(writes > 0);
+    assert!(writes > 0, "the waiter timed out before the writes began");
 }
 
 /// A8: notify returns exactly how many it woke: `Some(0)` and nobody waiting give 0, `Some(n)`
