@@ -32,24 +32,25 @@ pub fn current_tid() -> libc::pid_t {
     unsafe { libc::gettid() }
 }
 
-/// The scheduler state letter of thread `tid` of this process (`R` running, `S` sleeping, …).
-pub fn thread_state(tid: libc::pid_t) -> u8 {
+/// The scheduler state letter of thread `tid` of this process (`R` running, `S` sleeping, …),
+/// or `None` once the thread has exited.
+pub fn thread_state(tid: libc::pid_t) -> Option<u8> {
     let path = format!("/proc/self/task/{tid}/stat");
     let mut stat = [0u8; 512];
-    let mut file = std::fs::File::open(&path).expect("the thread is alive");
-    let n = file.read(&mut stat).expect("readable stat");
+    let n = std::fs::File::open(&path).ok()?.read(&mut stat).ok()?;
     // "tid (comm) S ...": the state follows the last ')' (comm may itself contain parens).
-    let close = stat[..n]
-        .iter()
-        .rposition(|&b| b == b')')
-        .expect("stat format");
-    stat[close + 2]
+    let close = stat[..n].iter().rposition(|&b| b == b')')?;
+    stat.get(close + 2).copied()
 }
 
-/// Returns once thread `tid` is asleep (polling; the thread must be about to block).
+/// Returns once thread `tid` is asleep (polling; the thread must be about to block), or gone
+/// (its wait already returned, e.g. timed out on a very slow machine: callers check results).
 pub fn wait_until_asleep(tid: libc::pid_t) {
-    while thread_state(tid) != b'S' {
-        thread::yield_now();
+    loop {
+        match thread_state(tid) {
+            Some(b'S') | None => return,
+            Some(_) => thread::yield_now(),
+        }
     }
 }
 
