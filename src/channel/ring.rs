@@ -58,8 +58,9 @@ const TAIL: usize = PAD;
 const STAMPS: usize = 2 * PAD;
 
 /// How often a blocked post or receive polls (with a spin hint, then a yield) before it parks
-/// through `atomics::wait`, which itself spins briefly before sleeping.
-const POLLS: u32 = if cfg!(loom) { 0 } else { 8 };
+/// through `atomics::wait`, which itself spins briefly before sleeping. Not under loom, where
+/// parking is the model.
+const POLLS: u32 = 8;
 
 /// The smallest capacity the stamp scheme supports (with one slot, "full at `pos`" and "empty
 /// for `pos + 1`" would be the same stamp).
@@ -228,9 +229,7 @@ impl<T> Ring<T> {
                 Err((back, Blocked::Closed)) => return Err((back, Error::Closed)),
                 Err((back, Blocked::Slot { index, stamp })) => {
                     value = back;
-                    if polls < POLLS {
-                        polls += 1;
-                        backoff(polls);
+                    if poll_again(&mut polls) {
                         continue;
                     }
                     if let Err(error) = self.park(index, stamp, deadline, |ring| ring.is_closed()) {
@@ -249,9 +248,7 @@ impl<T> Ring<T> {
                 Ok(value) => return Ok(value),
                 Err(Blocked::Closed) => return Err(Error::Closed),
                 Err(Blocked::Slot { index, stamp }) => {
-                    if polls < POLLS {
-                        polls += 1;
-                        backoff(polls);
+                    if poll_again(&mut polls) {
                         continue;
                     }
                     self.park(index, stamp, deadline, |ring| ring.is_drained())?;
@@ -352,13 +349,19 @@ impl<T> Drop for Ring<T> {
     }
 }
 
-/// A short, growing pause between polls: spin hints first, then yielding the CPU.
-fn backoff(polls: u32) {
-    if polls <= 4 {
-        for _ in 0..(1u32 << polls) {
+/// Whether to look at the ring once more, after a short, growing pause (spin hints first,
+/// then yielding the CPU), before parking. Never under loom.
+fn poll_again(polls: &mut u32) -> bool {
+    if cfg!(loom) || *polls >= POLLS {
+        return false;
+    }
+    *polls += 1;
+    if *polls <= 4 {
+        for _ in 0..(1u32 << *polls) {
             std::hint::spin_loop();
         }
     } else {
         crate::shim::thread::yield_now();
     }
+    true
 }
