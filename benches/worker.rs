@@ -23,6 +23,16 @@ fn spawn_to_exit(c: &mut Criterion) {
             worker.join().unwrap()
         })
     });
+    group.bench_function("sharedbuf Worker spawn -> Exit (detached)", |b| {
+        b.iter(|| {
+            let worker: Worker<(), ()> = Worker::spawn(|_ctx| ()).unwrap();
+            let mut exited = false;
+            for event in worker.events() {
+                exited = matches!(event, WorkerEvent::Exit(_));
+            }
+            assert!(exited);
+        })
+    });
     group.bench_function("std thread::spawn + join", |b| {
         b.iter(|| std::thread::spawn(|| ()).join().unwrap())
     });
