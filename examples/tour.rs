@@ -86,5 +86,44 @@ fn main() -> Result<(), Error> {
         atomics::is_lock_free(4),
         atomics::is_lock_free(3)
     );
+
+    println!("\n== wait / notify: a handoff between two threads");
+    let cell = Int32Array::new(&SharedBuffer::new(8)?)?;
+    let peer = cell.clone();
+    let ponger = thread::spawn(move || -> Result<u32, sharedbuf::Error> {
+        // Answer each odd number with the next even one, sleeping in between.
+        let mut answered = 0;
+        for round in 0..1000 {
+            while atomics::load(&peer, 0)? != 2 * round + 1 {
+                atomics::wait(&peer, 0, 2 * round, None)?;
+            }
+            atomics::store(&peer, 0, 2 * round + 2)?;
+            atomics::notify(&peer, 0, None)?;
+            answered += 1;
+        }
+        Ok(answered)
+    });
+    let started = std::time::Instant::now();
+    for round in 0..1000 {
+        atomics::store(&cell, 0, 2 * round + 1)?;
+        atomics::notify(&cell, 0, None)?;
+        while atomics::load(&cell, 0)? != 2 * round + 2 {
+            atomics::wait(&cell, 0, 2 * round + 1, None)?;
+        }
+    }
+    let answered = ponger.join().expect("the ponger does not panic")?;
+    println!(
+        "{answered} round trips through atomics::wait/notify, {:?} each",
+        started.elapsed() / 1000
+    );
+    println!(
+        "wait with a mismatched value -> {:?}; with a 10 ms timeout -> {:?}",
+        atomics::wait(&cell, 1, 5, None)?,
+        atomics::wait(&cell, 1, 0, Some(std::time::Duration::from_millis(10)))?
+    );
+    println!(
+        "notify with nobody waiting woke {} (no lock taken)",
+        atomics::notify(&cell, 1, None)?
+    );
     Ok(())
 }

@@ -1,0 +1,170 @@
+//! View access costs, each beside its plain-Rust peer in the same run:
+//!
+//! - `element_get` / `element_set`: a loop over every element of a `Uint32Array` (fixed
+//!   length, and length-tracking) vs the same loop on a `Vec<u32>` and on a `Vec<AtomicU32>`
+//!   with relaxed operations. Goal: the fixed view within 1.2x of `Vec<AtomicU32>`.
+//! - `bulk_in` / `bulk_out`: copying 1 MiB and 64 MiB into and out of a `Uint8Array` vs
+//!   `copy_from_slice` between two `Vec<u8>`. Goal: at least 0.8x of memcpy's bandwidth.
+//!
+//! Run: `cargo bench --bench views -- --warm-up-time 1 --measurement-time 3`.
+#![cfg(not(loom))]
+// Index loops are the thing measured: the same shape for the view and its peers.
+#![allow(clippy::needless_range_loop)]
+// `criterion_group!` generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sharedbuf::{SharedBuffer, Uint32Array, Uint8Array};
+
+/// Elements per loop: 16 KiB of u32, so the data sits in L1 and the loop itself is measured.
+const ELEMENTS: usize = 4096;
+
+fn element_get(c: &mut Criterion) {
+    let mut group = c.benchmark_group("element_get");
+    group.throughput(Throughput::Elements(ELEMENTS as u64));
+
+    let buf = SharedBuffer::new(ELEMENTS * 4).unwrap();
+    let view = Uint32Array::new(&buf).unwrap();
+    view.copy_from_slice(0, &(0..ELEMENTS as u32).collect::<Vec<_>>())
+        .unwrap();
+    group.bench_function("view_u32", |b| {
+        b.iter(|| {
+            let view = black_box(&view);
+            let mut sum = 0u32;
+            for i in 0..view.len() {
+                sum = sum.wrapping_add(view.get(i).unwrap());
+            }
+            sum
+        })
+    });
+
+    let growable = SharedBuffer::growable(ELEMENTS * 4, ELEMENTS * 8).unwrap();
+    let tracking = Uint32Array::new(&growable).unwrap();
+    group.bench_function("view_u32_length_tracking", |b| {
+        b.iter(|| {
+            let view = black_box(&tracking);
+            let mut sum = 0u32;
+            for i in 0..ELEMENTS {
+                sum = sum.wrapping_add(view.get(i).unwrap());
+            }
+            sum
+        })
+    });
+
+    let atomics: Vec<AtomicU32> = (0..ELEMENTS as u32).map(AtomicU32::new).collect();
+    group.bench_function("vec_atomic_u32_relaxed", |b| {
+        b.iter(|| {
+            let v = black_box(&atomics);
+            let mut sum = 0u32;
+            for i in 0..v.len() {
+                sum = sum.wrapping_add(v[i].load(Relaxed));
+            }
+            sum
+        })
+    });
+
+    let plain: Vec<u32> = (0..ELEMENTS as u32).collect();
+    group.bench_function("vec_u32", |b| {
+        b.iter(|| {
+            let v = black_box(&plain);
+            let mut sum = 0u32;
+            for i in 0..v.len() {
+                sum = sum.wrapping_add(v[i]);
+            }
+            sum
+        })
+    });
+    group.finish();
+}
+
+fn element_set(c: &mut Criterion) {
+    let mut group = c.benchmark_group("element_set");
+    group.throughput(Throughput::Elements(ELEMENTS as u64));
+
+    let buf = SharedBuffer::new(ELEMENTS * 4).unwrap();
+    let view = Uint32Array::new(&buf).unwrap();
+    group.bench_function("view_u32", |b| {
+        b.iter(|| {
+            let view = black_box(&view);
+            for i in 0..view.len() {
+                view.set(i, i as u32).unwrap();
+            }
+        })
+    });
+
+    let growable = SharedBuffer::growable(ELEMENTS * 4, ELEMENTS * 8).unwrap();
+    let tracking = Uint32Array::new(&growable).unwrap();
+    group.bench_function("view_u32_length_tracking", |b| {
+        b.iter(|| {
+            let view = black_box(&tracking);
+            for i in 0..ELEMENTS {
+                view.set(i, i as u32).unwrap();
+            }
+        })
+    });
+
+    let atomics: Vec<AtomicU32> = (0..ELEMENTS).map(|_| AtomicU32::new(0)).collect();
+    group.bench_function("vec_atomic_u32_relaxed", |b| {
+        b.iter(|| {
+            let v = black_box(&atomics);
+            for i in 0..v.len() {
+                v[i].store(i as u32, Relaxed);
+            }
+        })
+    });
+
+    let mut plain = vec![0u32; ELEMENTS];
+    group.bench_function("vec_u32", |b| {
+        b.iter(|| {
+            let v = black_box(&mut plain);
+            for i in 0..v.len() {
+                v[i] = i as u32;
+            }
+        })
+    });
+    group.finish();
+}
+
+const MIB: usize = 1024 * 1024;
+
+fn bulk(c: &mut Criterion) {
+    for (direction, into_view) in [("bulk_in", true), ("bulk_out", false)] {
+        let mut group = c.benchmark_group(direction);
+        for size in [MIB, 64 * MIB] {
+            group.throughput(Throughput::Bytes(size as u64));
+            if size > MIB {
+                group.sample_size(10);
+            }
+            let label = format!("{}MiB", size / MIB);
+            let buf = SharedBuffer::new(size).unwrap();
+            let view = Uint8Array::new(&buf).unwrap();
+            let mut private = vec![0x5Au8; size];
+            view.fill(0xA5);
+            group.bench_function(BenchmarkId::new("view", &label), |b| {
+                if into_view {
+                    b.iter(|| view.copy_from_slice(0, black_box(&private)).unwrap())
+                } else {
+                    b.iter(|| view.copy_to_slice(0, black_box(&mut private)).unwrap())
+                }
+            });
+            let other = vec![0xA5u8; size];
+            let mut other = other;
+            group.bench_function(BenchmarkId::new("vec_copy_from_slice", &label), |b| {
+                // The same direction of traffic: `private` is the source going in, the
+                // destination coming out.
+                if into_view {
+                    b.iter(|| black_box(&mut other).copy_from_slice(black_box(&private)))
+                } else {
+                    b.iter(|| black_box(&mut private).copy_from_slice(black_box(&other)))
+                }
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, element_get, element_set, bulk);
+criterion_main!(benches);

@@ -1,0 +1,321 @@
+//! Ping-pong round trip between two threads: `atomics::wait`/`notify` on an `Int32Array` vs
+//! the usual ways two threads hand a turn back and forth (issue 3 goals: ≤ 1.0x crossbeam's
+//! `bounded(1)` round trip, ≥ 20x faster than a raw futex round trip).
+//!
+//! Every contender plays the same game: a turn word, 0 = the bench thread's turn, 1 = the
+//! partner's, 2 = quit. One round trip hands the turn to the partner and waits for it to come
+//! back. The partner is a long-lived thread per contender (spawned before and joined after the
+//! measurement, so thread spawn is never measured); `iter_custom` times only the rounds.
+
+#![cfg(not(loom))]
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::{self, Thread};
+use std::time::Instant;
+
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use sharedbuf::{atomics, Int32Array, SharedBuffer};
+
+const BENCH: i32 = 0;
+const PARTNER: i32 = 1;
+const QUIT: i32 = 2;
+
+/// One contender: how the partner serves, how the bench thread does a round, how to stop.
+trait PingPong: Send + Sync + 'static {
+    /// Runs on the partner thread until told to quit.
+    fn serve(&self);
+    /// One round trip, on the bench thread.
+    fn round_trip(&self);
+    /// Tells the partner to return from `serve`.
+    fn quit(&self);
+}
+
+fn bench_contender<P: PingPong>(
+    group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    contender: P,
+) {
+    let contender = Arc::new(contender);
+    let partner = {
+        let contender = Arc::clone(&contender);
+        thread::spawn(move || contender.serve())
+    };
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                contender.round_trip();
+            }
+            start.elapsed()
+        })
+    });
+    contender.quit();
+    partner.join().unwrap();
+}
+
+/// The crate: the turn lives in an `Int32Array`; each side waits on "still the other's turn".
+struct Sharedbuf(Int32Array);
+
+impl PingPong for Sharedbuf {
+    fn serve(&self) {
+        loop {
+            let turn = atomics::load(&self.0, 0).unwrap();
+            match turn {
+                QUIT => return,
+                PARTNER => {
+                    atomics::store(&self.0, 0, BENCH).unwrap();
+                    atomics::notify(&self.0, 0, Some(1)).unwrap();
+                }
+                _ => {
+                    atomics::wait(&self.0, 0, turn, None).unwrap();
+                }
+            }
+        }
+    }
+    fn round_trip(&self) {
+        atomics::store(&self.0, 0, PARTNER).unwrap();
+        atomics::notify(&self.0, 0, Some(1)).unwrap();
+        while atomics::load(&self.0, 0).unwrap() != BENCH {
+            atomics::wait(&self.0, 0, PARTNER, None).unwrap();
+        }
+    }
+    fn quit(&self) {
+        atomics::store(&self.0, 0, QUIT).unwrap();
+        atomics::notify(&self.0, 0, None).unwrap();
+    }
+}
+
+/// A raw Linux futex on an `AtomicI32`: every handoff is a FUTEX_WAKE, every wait a FUTEX_WAIT.
+struct RawFutex(AtomicI32);
+
+impl RawFutex {
+    fn wait(&self, expected: i32) {
+        // SAFETY: the address is a live, aligned AtomicI32; FUTEX_WAIT_PRIVATE only reads it
+        // and sleeps while it equals `expected` (spurious returns are re-checked by callers).
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.0.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                expected,
+                std::ptr::null::<libc::timespec>(),
+            );
+        }
+    }
+    fn wake(&self) {
+        // SAFETY: as above; FUTEX_WAKE_PRIVATE wakes at most one waiter on the address.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                self.0.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                1,
+            );
+        }
+    }
+}
+
+impl PingPong for RawFutex {
+    fn serve(&self) {
+        loop {
+            match self.0.load(SeqCst) {
+                QUIT => return,
+                PARTNER => {
+                    self.0.store(BENCH, SeqCst);
+                    self.wake();
+                }
+                turn => self.wait(turn),
+            }
+        }
+    }
+    fn round_trip(&self) {
+        self.0.store(PARTNER, SeqCst);
+        self.wake();
+        while self.0.load(SeqCst) != BENCH {
+            self.wait(PARTNER);
+        }
+    }
+    fn quit(&self) {
+        self.0.store(QUIT, SeqCst);
+        self.wake();
+    }
+}
+
+/// `std::thread::park`/`unpark` with the turn in an atomic.
+struct ParkUnpark {
+    turn: AtomicI32,
+    bench: OnceLock<Thread>,
+    partner: OnceLock<Thread>,
+}
+
+impl PingPong for ParkUnpark {
+    fn serve(&self) {
+        self.partner.set(thread::current()).unwrap();
+        loop {
+            match self.turn.load(SeqCst) {
+                QUIT => return,
+                PARTNER => {
+                    self.turn.store(BENCH, SeqCst);
+                    self.bench.get().unwrap().unpark();
+                }
+                _ => thread::park(),
+            }
+        }
+    }
+    fn round_trip(&self) {
+        // Registered before the first handoff, so the partner can always unpark us.
+        let _ = self.bench.set(thread::current());
+        self.turn.store(PARTNER, SeqCst);
+        // The partner registers before it first reads the turn; if it has not yet, it will
+        // see PARTNER when it does and never park.
+        if let Some(partner) = self.partner.get() {
+            partner.unpark();
+        }
+        while self.turn.load(SeqCst) != BENCH {
+            thread::park();
+        }
+    }
+    fn quit(&self) {
+        self.turn.store(QUIT, SeqCst);
+        if let Some(partner) = self.partner.get() {
+            partner.unpark();
+        }
+    }
+}
+
+/// `std::sync::Mutex` + `Condvar`.
+#[derive(Default)]
+struct StdCondvar {
+    turn: Mutex<i32>,
+    changed: Condvar,
+}
+
+impl PingPong for StdCondvar {
+    fn serve(&self) {
+        let mut turn = self.turn.lock().unwrap();
+        loop {
+            match *turn {
+                QUIT => return,
+                PARTNER => {
+                    *turn = BENCH;
+                    self.changed.notify_one();
+                }
+                _ => turn = self.changed.wait(turn).unwrap(),
+            }
+        }
+    }
+    fn round_trip(&self) {
+        let mut turn = self.turn.lock().unwrap();
+        *turn = PARTNER;
+        self.changed.notify_one();
+        while *turn != BENCH {
+            turn = self.changed.wait(turn).unwrap();
+        }
+    }
+    fn quit(&self) {
+        *self.turn.lock().unwrap() = QUIT;
+        self.changed.notify_one();
+    }
+}
+
+/// `parking_lot::Mutex` + `Condvar`.
+#[derive(Default)]
+struct ParkingLotCondvar {
+    turn: parking_lot::Mutex<i32>,
+    changed: parking_lot::Condvar,
+}
+
+impl PingPong for ParkingLotCondvar {
+    fn serve(&self) {
+        let mut turn = self.turn.lock();
+        loop {
+            match *turn {
+                QUIT => return,
+                PARTNER => {
+                    *turn = BENCH;
+                    self.changed.notify_one();
+                }
+                _ => self.changed.wait(&mut turn),
+            }
+        }
+    }
+    fn round_trip(&self) {
+        let mut turn = self.turn.lock();
+        *turn = PARTNER;
+        self.changed.notify_one();
+        while *turn != BENCH {
+            self.changed.wait(&mut turn);
+        }
+    }
+    fn quit(&self) {
+        *self.turn.lock() = QUIT;
+        self.changed.notify_one();
+    }
+}
+
+/// crossbeam-channel: a `bounded(1)` channel each way; a round trip is a send and a receive.
+/// The ping carries `true`, and `false` means quit.
+struct Crossbeam {
+    ping: crossbeam_channel::Sender<bool>,
+    ping_rx: crossbeam_channel::Receiver<bool>,
+    pong: crossbeam_channel::Sender<()>,
+    pong_rx: crossbeam_channel::Receiver<()>,
+}
+
+impl Crossbeam {
+    fn new() -> Crossbeam {
+        let (ping, ping_rx) = crossbeam_channel::bounded(1);
+        let (pong, pong_rx) = crossbeam_channel::bounded(1);
+        Crossbeam {
+            ping,
+            ping_rx,
+            pong,
+            pong_rx,
+        }
+    }
+}
+
+impl PingPong for Crossbeam {
+    fn serve(&self) {
+        while self.ping_rx.recv() == Ok(true) {
+            self.pong.send(()).unwrap();
+        }
+    }
+    fn round_trip(&self) {
+        self.ping.send(true).unwrap();
+        self.pong_rx.recv().unwrap();
+    }
+    fn quit(&self) {
+        self.ping.send(false).unwrap();
+    }
+}
+
+fn round_trip(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ping_pong_round_trip");
+    let view = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
+    bench_contender(&mut group, "sharedbuf::wait/notify", Sharedbuf(view));
+    bench_contender(&mut group, "raw futex", RawFutex(AtomicI32::new(BENCH)));
+    bench_contender(
+        &mut group,
+        "thread::park/unpark",
+        ParkUnpark {
+            turn: AtomicI32::new(BENCH),
+            bench: OnceLock::new(),
+            partner: OnceLock::new(),
+        },
+    );
+    bench_contender(&mut group, "std Mutex+Condvar", StdCondvar::default());
+    bench_contender(
+        &mut group,
+        "parking_lot Mutex+Condvar",
+        ParkingLotCondvar::default(),
+    );
+    bench_contender(&mut group, "crossbeam bounded(1)", Crossbeam::new());
+    group.finish();
+}
+
+criterion_group!(benches, round_trip);
+criterion_main!(benches);

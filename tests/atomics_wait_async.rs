@@ -1,0 +1,252 @@
+//! `atomics::wait_async` (SEMANTICS A12), on the test's own tiny executor
+//! (`common::block_on`, a thread-parking waker) and on tokio.
+//!
+//! A pending `wait_async` is enqueued before the call returns, so FIFO order among async
+//! waiters is established exactly by call order; blocking waiters join the same list through
+//! `common::spawn_blocked_waiter` (enqueued once their thread is asleep).
+
+#![cfg(not(loom))]
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::future::Future;
+use std::task::Poll;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{block_on, poll_once, spawn_blocked_waiter, thread_state};
+use sharedbuf::atomics::{self, WaitAsync, WaitFuture};
+use sharedbuf::{BigInt64Array, Error, Int32Array, SharedBuffer, WaitResult};
+
+fn int32s(len: usize) -> Int32Array {
+    Int32Array::new(&SharedBuffer::new(4 * len).unwrap()).unwrap()
+}
+
+/// The future of a `wait_async` that must be pending.
+fn pending(result: Result<WaitAsync, Error>) -> WaitFuture {
+    match result {
+        Ok(WaitAsync::Pending(future)) => future,
+        other => panic!("expected a pending wait, got {other:?}"),
+    }
+}
+
+/// A12: the future is `Send + Unpin` (and `'static`: it owns what it needs), a
+/// `Future<Output = WaitResult>`.
+#[test]
+fn a12_future_is_send_unpin_static() {
+    fn assert_bounds<F: Future<Output = WaitResult> + Send + Unpin + 'static>() {}
+    assert_bounds::<WaitFuture>();
+}
+
+/// A12: a mismatch answers `Ready(NotEqual)` at once and enqueues nothing.
+#[test]
+fn a12_not_equal_is_ready() {
+    let view = int32s(1);
+    atomics::store(&view, 0, 1).unwrap();
+    for timeout in [None, Some(Duration::ZERO), Some(Duration::from_secs(60))] {
+        assert!(matches!(
+            atomics::wait_async(&view, 0, 2, timeout),
+            Ok(WaitAsync::Ready(WaitResult::NotEqual))
+        ));
+    }
+    assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+}
+
+/// A12: a zero timeout with a matching value answers `Ready(TimedOut)` and leaves nothing
+/// in the list; `into_future` of a ready answer resolves to it.
+#[test]
+fn a12_zero_timeout_is_ready_timed_out() {
+    let view = int32s(1);
+    let answer = atomics::wait_async(&view, 0, 0, Some(Duration::ZERO)).unwrap();
+    assert!(matches!(answer, WaitAsync::Ready(WaitResult::TimedOut)));
+    assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+    assert_eq!(block_on(answer.into_future()).0, WaitResult::TimedOut);
+}
+
+/// A4: out of range is `Err`, not a future.
+#[test]
+fn a12_out_of_range_is_err() {
+    let view = int32s(1);
+    assert_eq!(
+        atomics::wait_async(&view, 1, 0, None).unwrap_err(),
+        Error::IndexOutOfRange { index: 1, len: 1 }
+    );
+}
+
+/// A12: a pending future resolves to `Ok` when notified, whether the notify comes before the
+/// first poll or while the executor is parked on it (from another thread).
+#[test]
+fn a12_pending_resolves_ok_on_notify() {
+    let view = int32s(1);
+    // Notified before the first poll: counted, and the first poll is ready.
+    let mut future = pending(atomics::wait_async(&view, 0, 0, None));
+    assert_eq!(atomics::notify(&view, 0, None), Ok(1));
+    assert_eq!(poll_once(&mut future), Poll::Ready(WaitResult::Ok));
+
+    // Notified while the executor thread is parked in `block_on`.
+    let future = pending(atomics::wait_async(&view, 0, 0, None));
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let executor = thread::spawn(move || {
+        tid_tx.send(common::current_tid()).unwrap();
+        block_on(future)
+    });
+    common::wait_until_asleep(tid_rx.recv().unwrap());
+    assert_eq!(atomics::notify(&view, 0, None), Ok(1));
+    let (result, polls) = executor.join().unwrap();
+    assert_eq!(result, WaitResult::Ok);
+    assert!(polls >= 2, "resolved before the notify: {polls} poll(s)");
+}
+
+/// A12: a pending future with a timeout that nobody notifies resolves to `TimedOut` after at
+/// least the timeout, and has then left the list.
+#[test]
+fn a12_pending_times_out() {
+    let timeout = Duration::from_millis(50);
+    let view = BigInt64Array::new(&SharedBuffer::new(8).unwrap()).unwrap();
+    let start = Instant::now();
+    let future = pending(atomics::wait_async(&view, 0, 0, Some(timeout)));
+    assert_eq!(block_on(future).0, WaitResult::TimedOut);
+    assert!(start.elapsed() >= timeout, "after {:?}", start.elapsed());
+    assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+}
+
+/// A12 (with A9): async and blocking waiters share one FIFO list and both count in notify.
+#[test]
+fn a12_async_and_blocking_waiters_share_one_fifo_list() {
+    let view = int32s(1);
+    let mut first = pending(atomics::wait_async(&view, 0, 0, None));
+    let second = spawn_blocked_waiter(&view, 0, 0, None);
+    let mut third = pending(atomics::wait_async(&view, 0, 0, None));
+    let fourth = spawn_blocked_waiter(&view, 0, 0, None);
+
+    assert_eq!(atomics::notify(&view, 0, Some(1)), Ok(1));
+    assert_eq!(poll_once(&mut first), Poll::Ready(WaitResult::Ok));
+    assert_eq!(poll_once(&mut third), Poll::Pending);
+    assert_eq!(thread_state(second.tid), b'S');
+
+    assert_eq!(atomics::notify(&view, 0, Some(1)), Ok(1));
+    assert_eq!(second.join(), Ok(WaitResult::Ok));
+    assert_eq!(poll_once(&mut third), Poll::Pending);
+    assert_eq!(thread_state(fourth.tid), b'S');
+
+    assert_eq!(
+        atomics::notify(&view, 0, None),
+        Ok(2),
+        "both kinds are counted"
+    );
+    assert_eq!(poll_once(&mut third), Poll::Ready(WaitResult::Ok));
+    assert_eq!(fourth.join(), Ok(WaitResult::Ok));
+    assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+}
+
+/// A12: dropping a pending future removes its waiter: a later notify does not count it, and
+/// the waiter queued behind it is the one woken.
+#[test]
+fn a12_dropped_future_is_not_counted() {
+    let view = int32s(1);
+    let dropped = pending(atomics::wait_async(&view, 0, 0, None));
+    drop(dropped);
+    assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+
+    let dropped = pending(atomics::wait_async(
+        &view,
+        0,
+        0,
+        Some(Duration::from_secs(60)),
+    ));
+    let mut kept = pending(atomics::wait_async(&view, 0, 0, None));
+    drop(dropped);
+    assert_eq!(atomics::notify(&view, 0, Some(1)), Ok(1));
+    assert_eq!(poll_once(&mut kept), Poll::Ready(WaitResult::Ok));
+    assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+}
+
+/// A12: the future can move to another thread and resolve there (it is `Send`), and keeps
+/// the memory alive after every view and buffer handle is gone.
+#[test]
+fn a12_future_outlives_its_view() {
+    let buf = SharedBuffer::new(4).unwrap();
+    let view = Int32Array::new(&buf).unwrap();
+    let mut future = pending(atomics::wait_async(
+        &view,
+        0,
+        0,
+        Some(Duration::from_millis(20)),
+    ));
+    drop((view, buf));
+    assert_eq!(poll_once(&mut future), Poll::Pending);
+    let resolved = thread::spawn(move || block_on(future).0).join().unwrap();
+    assert_eq!(resolved, WaitResult::TimedOut);
+}
+
+mod tokio_runtime {
+    //! The same future on tokio: no tokio-specific code in the crate, just a stored `Waker`.
+
+    use super::*;
+
+    /// A12 on a current-thread runtime: resolved by a notify from a std thread.
+    #[tokio::test]
+    async fn a12_tokio_pending_resolves_ok_on_notify() {
+        let view = int32s(1);
+        let future = pending(atomics::wait_async(&view, 0, 0, None));
+        let notifier = thread::spawn(move || atomics::notify(&view, 0, None));
+        assert_eq!(future.await, WaitResult::Ok);
+        assert_eq!(notifier.join().unwrap(), Ok(1));
+    }
+
+    /// A12 on tokio: a timeout resolves to `TimedOut` after at least the timeout.
+    #[tokio::test]
+    async fn a12_tokio_pending_times_out() {
+        let view = int32s(1);
+        let timeout = Duration::from_millis(30);
+        let start = Instant::now();
+        let future = pending(atomics::wait_async(&view, 0, 0, Some(timeout)));
+        assert_eq!(future.await, WaitResult::TimedOut);
+        assert!(start.elapsed() >= timeout);
+        assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+    }
+
+    /// A12 + A9 on a multi-thread runtime: tasks spawned with futures enqueued in order wake
+    /// in that order, one per `notify(Some(1))`; each notify counts exactly one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a12_tokio_tasks_wake_in_fifo_order() {
+        const TASKS: usize = 16;
+        let view = int32s(1);
+        // A std channel: the test body runs on the test thread, the tasks on the two workers,
+        // so blocking on `recv` here stalls no task.
+        let (woken_tx, woken_rx) = std::sync::mpsc::channel();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|k| {
+                let future = pending(atomics::wait_async(&view, 0, 0, None));
+                let woken_tx = woken_tx.clone();
+                tokio::spawn(async move {
+                    let result = future.await;
+                    woken_tx.send(k).unwrap();
+                    result
+                })
+            })
+            .collect();
+        for k in 0..TASKS {
+            assert_eq!(atomics::notify(&view, 0, Some(1)), Ok(1));
+            assert_eq!(woken_rx.recv(), Ok(k));
+        }
+        assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), WaitResult::Ok);
+        }
+    }
+
+    /// A12 on tokio: a future dropped by `tokio::time::timeout` (cancellation) leaves the list.
+    #[tokio::test]
+    async fn a12_tokio_cancelled_future_is_not_counted() {
+        let view = int32s(1);
+        let future = pending(atomics::wait_async(&view, 0, 0, None));
+        let outcome = tokio::time::timeout(Duration::from_millis(10), future).await;
+        assert!(
+            outcome.is_err(),
+            "nobody notified, yet it resolved: {outcome:?}"
+        );
+        assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+    }
+}
