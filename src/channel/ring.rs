@@ -67,7 +67,9 @@ const STAMPS: usize = 2 * PAD + 1;
 /// How often a blocked post or receive polls (with a spin hint, then a yield) before it parks
 /// through `atomics::wait`, which itself spins briefly before sleeping. Not under loom, where
 /// parking is the model.
-const POLLS: u32 = 8;
+const POLLS: u32 = 11;
+/// Polls that spin (2^n spin hints for poll n) before the rest yield the CPU.
+const SPINNING_POLLS: u32 = 7;
 
 /// The smallest capacity the stamp scheme supports (with one slot, "full at `pos`" and "empty
 /// for `pos + 1`" would be the same stamp).
@@ -375,8 +377,8 @@ fn poll_again(polls: &mut u32) -> bool {
         return false;
     }
     *polls += 1;
-    if *polls <= 4 {
-        for _ in 0..(1u32 << *polls) {
+    if *polls <= SPINNING_POLLS {
+        for _ in 0..(1u32 << (*polls - 1)) {
             std::hint::spin_loop();
         }
     } else {
