@@ -199,6 +199,13 @@ impl<T> Ring<T> {
 
     /// Takes the oldest message if one is ready; otherwise says what to wait for.
     pub(crate) fn try_pop(&self) -> Result<T, Blocked> {
+        self.take(true)
+    }
+
+    /// `try_pop`; with `check_closed == false` an empty ring is always `Blocked::Slot`, without
+    /// reading the tail (a line every post writes): what a receiver polling for the next
+    /// message wants.
+    fn take(&self, check_closed: bool) -> Result<T, Blocked> {
         let head_word = self.word(HEAD);
         let mut head = head_word.load(Ordering::Relaxed);
         loop {
@@ -224,8 +231,7 @@ impl<T> Ring<T> {
                 return Ok(value);
             } else if lag < 0 {
                 // Nothing published at `head` yet. Closed and nothing claimed: drained.
-                let tail = self.word(TAIL).load(Ordering::Acquire);
-                if tail == CLOSED | head {
+                if check_closed && self.word(TAIL).load(Ordering::Acquire) == CLOSED | head {
                     return Err(Blocked::Closed);
                 }
                 return Err(Blocked::Slot { index, stamp });
@@ -260,7 +266,9 @@ impl<T> Ring<T> {
     pub(crate) fn pop(&self, deadline: Option<Instant>) -> Result<T, Error> {
         let mut polls = 0;
         loop {
-            match self.try_pop() {
+            // While polling, only look for the message; the first look and every look after
+            // parking also check for the close.
+            match self.take(polls == 0 || polls >= POLLS) {
                 Ok(value) => return Ok(value),
                 Err(Blocked::Closed) => return Err(Error::Closed),
                 Err(Blocked::Slot { index, stamp }) => {
