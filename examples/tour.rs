@@ -1,7 +1,8 @@
 //! A short tour of sharedbuf: run it with `cargo run --release --example tour`.
 //!
 //! It prints each step as it goes: a shared buffer, typed views over it, a DataView, a growable
-//! buffer, and the Atomics API used from several threads at once.
+//! buffer, the Atomics API used from several threads at once, and workers that talk through
+//! message ports while they share memory.
 
 use std::thread;
 
@@ -124,6 +125,96 @@ fn main() -> Result<(), Error> {
     println!(
         "notify with nobody waiting woke {} (no lock taken)",
         atomics::notify(&cell, 1, None)?
+    );
+
+    workers()?;
+    Ok(())
+}
+
+/// What the parent asks the summing worker to do.
+#[derive(Debug)]
+enum Command {
+    /// Add every number in the range into the shared total.
+    Sum(std::ops::Range<i32>),
+    /// Finish.
+    Stop,
+}
+
+/// Workers: one computes into a `SharedBuffer` with atomics while the parent talks to it
+/// through messages; a second, blocked in `atomics::wait`, is terminated.
+fn workers() -> Result<(), Error> {
+    use sharedbuf::worker::{self, Worker};
+
+    println!("\n== Workers: messages for control, a SharedBuffer for the data");
+    // [0] = the running total, [1] = how many numbers were added so far.
+    let shared = Int32Array::new(&SharedBuffer::new(8)?)?;
+    let summer: Worker<Command, String> = Worker::builder()
+        .name("summer")
+        .worker_data(shared.clone())
+        .spawn(|ctx| -> Result<(), Error> {
+            let view = ctx.worker_data();
+            for command in ctx.port() {
+                match command {
+                    Command::Sum(range) => {
+                        let (from, to) = (range.start, range.end);
+                        for n in range {
+                            atomics::add(view, 0, n)?;
+                            atomics::add(view, 1, 1)?;
+                        }
+                        ctx.post_message(format!("summed {from}..{to}"))?;
+                    }
+                    Command::Stop => break,
+                }
+            }
+            Ok(())
+        })?;
+    println!(
+        "spawned worker {} (isMainThread here: {})",
+        summer.thread_id(),
+        worker::is_main_thread()
+    );
+    println!("  event {:?}", summer.recv_event()?);
+    for range in [1..101, 101..201, 201..301] {
+        println!("postMessage(Sum({range:?}))");
+        summer.post_message(Command::Sum(range))?;
+        println!(
+            "  event {:?}; the shared buffer now holds total {} after {} numbers",
+            summer.recv_event()?,
+            atomics::load(&shared, 0)?,
+            atomics::load(&shared, 1)?
+        );
+    }
+    println!("postMessage(Stop)");
+    summer.post_message(Command::Stop)?;
+    for event in summer.events() {
+        println!("  event {event:?}");
+    }
+    println!(
+        "total read from the SharedBuffer: {} (1 + 2 + ... + 300 = {})",
+        atomics::load(&shared, 0)?,
+        300 * 301 / 2
+    );
+
+    println!("\n== terminate(): interrupting a worker blocked in atomics::wait");
+    let sleeper: Worker<(), &str> = Worker::builder()
+        .name("sleeper")
+        .worker_data(Int32Array::new(&SharedBuffer::new(4)?)?)
+        .spawn(|ctx| -> Result<(), Error> {
+            ctx.post_message("about to wait for a notify that never comes")?;
+            atomics::wait(ctx.worker_data(), 0, 0, None)?; // `?` unwinds on Terminated
+            ctx.post_message("never printed")?;
+            Ok(())
+        })?;
+    println!("  event {:?}", sleeper.recv_event()?);
+    println!("  event {:?}", sleeper.recv_event()?);
+    let status = sleeper.terminate()?;
+    println!("terminate() -> {status}");
+    for event in sleeper.events() {
+        println!("  event {event:?}");
+    }
+    println!(
+        "posting to the exited worker -> {}",
+        sleeper.post_message(()).unwrap_err()
     );
     Ok(())
 }

@@ -10,10 +10,13 @@
 //!
 //! # Stamps
 //!
-//! A slot's stamp says whose turn it is, as Vyukov's sequence number does, doubled so that bit 0
-//! is free for the [`WAITING`] flag: `2 * pos` means "empty, ready for the post at `pos`",
-//! `2 * (pos + 1)` means "full, holding the message posted at `pos`". A receiver frees the slot
-//! for the post one lap later by stamping it `2 * (pos + capacity)`.
+//! A slot's stamp says whose turn it is, as Vyukov's sequence number does. Position `pos` goes
+//! to slot `pos % capacity` in the lap that starts at `lap = pos - pos % capacity`; the stamp
+//! `2 * lap` means "empty, ready for the post at `pos`", `2 * lap + 2` means "full, holding the
+//! message posted at `pos`", and a receiver frees the slot for the next lap by stamping it
+//! `2 * (lap + capacity)`. Doubling leaves bit 0 free for the [`WAITING`] flag, and counting
+//! from the lap rather than from `pos` makes all-zero memory a valid empty ring (nothing to
+//! initialize).
 //!
 //! # Blocking without paying for it
 //!
@@ -30,9 +33,10 @@
 //!
 //! `close` sets [`CLOSED`] in the tail with one read-modify-write, so a post either claimed its
 //! position before the close (and its message will be delivered) or sees the mark and fails.
-//! Then, after a `SeqCst` fence, it clears every slot's [`WAITING`] flag and notifies. A waiter
-//! sets its flag, fences, then checks the mark: with both fences, at least one of the two sees
-//! the other, so a waiter either sees the close or is woken by it.
+//! Then, after a `SeqCst` fence, it clears every slot's [`WAITING`] flag and notifies — unless
+//! the [`PARKED`] word says no thread ever got as far as parking. A waiter sets `PARKED` and
+//! its flag, fences, then checks the mark: with both fences, at least one of the two sees the
+//! other, so a waiter either sees the close or is woken by it.
 
 use std::mem::MaybeUninit;
 use std::time::Instant;
@@ -55,11 +59,17 @@ const CLOSED: u64 = 1 << 63;
 const PAD: usize = if cfg!(loom) { 1 } else { 8 };
 const HEAD: usize = 0;
 const TAIL: usize = PAD;
-const STAMPS: usize = 2 * PAD;
+/// Non-zero once any thread has parked on the ring: `close` skips its scan of the stamps
+/// while it is zero.
+const PARKED: usize = TAIL + 1;
+const STAMPS: usize = 2 * PAD + 1;
 
 /// How often a blocked post or receive polls (with a spin hint, then a yield) before it parks
-/// through `atomics::wait`, which itself spins briefly before sleeping.
-const POLLS: u32 = if cfg!(loom) { 0 } else { 8 };
+/// through `atomics::wait`, which itself spins briefly before sleeping. Not under loom, where
+/// parking is the model.
+const POLLS: u32 = 11;
+/// Polls that spin (2^n spin hints for poll n) before the rest yield the CPU.
+const SPINNING_POLLS: u32 = 7;
 
 /// The smallest capacity the stamp scheme supports (with one slot, "full at `pos`" and "empty
 /// for `pos + 1`" would be the same stamp).
@@ -103,10 +113,7 @@ impl<T> Ring<T> {
         }
         let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
         let buffer = SharedBuffer::new((STAMPS + capacity) * 8)?;
-        let words = BigUint64Array::new(&buffer)?;
-        for index in 0..capacity {
-            words.set(STAMPS + index, 2 * index as u64)?;
-        }
+        let words = BigUint64Array::new(&buffer)?; // zeroed: every slot empty for lap 0
         let slots = (0..capacity)
             .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
             .collect();
@@ -138,6 +145,16 @@ impl<T> Ring<T> {
         (pos & self.mask) as usize
     }
 
+    /// The stamp of the slot for `pos` while it waits for the post at `pos`.
+    fn empty_stamp(&self, pos: u64) -> u64 {
+        2 * (pos & !self.mask)
+    }
+
+    /// The stamp of the slot for `pos` once it holds the message posted at `pos`.
+    fn full_stamp(&self, pos: u64) -> u64 {
+        self.empty_stamp(pos) + 2
+    }
+
     /// Posts `value` if a slot is free; otherwise gives it back with what blocked it.
     pub(crate) fn try_push(&self, value: T) -> Result<(), (T, Blocked)> {
         let tail_word = self.word(TAIL);
@@ -149,7 +166,7 @@ impl<T> Ring<T> {
             let index = self.index_of(tail);
             let stamp_cell = self.stamp(index);
             let stamp = stamp_cell.load(Ordering::Acquire);
-            let lag = (stamp & !WAITING).wrapping_sub(2 * tail) as i64;
+            let lag = (stamp & !WAITING).wrapping_sub(self.empty_stamp(tail)) as i64;
             if lag == 0 {
                 // The slot is free for `tail`: claim the position.
                 let seen = tail_word.compare_exchange(tail, tail + 1, Ordering::Relaxed);
@@ -163,7 +180,7 @@ impl<T> Ring<T> {
                 self.slots[index].with_mut(|slot| unsafe { (*slot).write(value) });
                 let old = stamp_cell.rmw(
                     crate::region::RmwOp::Exchange,
-                    2 * (tail + 1),
+                    self.full_stamp(tail),
                     Ordering::Release,
                 );
                 if old & WAITING != 0 {
@@ -182,13 +199,20 @@ impl<T> Ring<T> {
 
     /// Takes the oldest message if one is ready; otherwise says what to wait for.
     pub(crate) fn try_pop(&self) -> Result<T, Blocked> {
+        self.take(true)
+    }
+
+    /// `try_pop`; with `check_closed == false` an empty ring is always `Blocked::Slot`, without
+    /// reading the tail (a line every post writes): what a receiver polling for the next
+    /// message wants.
+    fn take(&self, check_closed: bool) -> Result<T, Blocked> {
         let head_word = self.word(HEAD);
         let mut head = head_word.load(Ordering::Relaxed);
         loop {
             let index = self.index_of(head);
             let stamp_cell = self.stamp(index);
             let stamp = stamp_cell.load(Ordering::Acquire);
-            let lag = (stamp & !WAITING).wrapping_sub(2 * (head + 1)) as i64;
+            let lag = (stamp & !WAITING).wrapping_sub(self.full_stamp(head)) as i64;
             if lag == 0 {
                 let seen = head_word.compare_exchange(head, head + 1, Ordering::Relaxed);
                 if seen != head {
@@ -199,7 +223,7 @@ impl<T> Ring<T> {
                 // says the slot holds the message posted at `head`, and winning the claim made
                 // this thread its only reader; it is read exactly once, then stamped free.
                 let value = self.slots[index].with(|slot| unsafe { (*slot).assume_init_read() });
-                let free = 2 * (head + self.capacity() as u64);
+                let free = self.empty_stamp(head + self.capacity() as u64);
                 let old = stamp_cell.rmw(crate::region::RmwOp::Exchange, free, Ordering::Release);
                 if old & WAITING != 0 {
                     self.wake(index);
@@ -207,8 +231,7 @@ impl<T> Ring<T> {
                 return Ok(value);
             } else if lag < 0 {
                 // Nothing published at `head` yet. Closed and nothing claimed: drained.
-                let tail = self.word(TAIL).load(Ordering::Acquire);
-                if tail == CLOSED | head {
+                if check_closed && self.word(TAIL).load(Ordering::Acquire) == CLOSED | head {
                     return Err(Blocked::Closed);
                 }
                 return Err(Blocked::Slot { index, stamp });
@@ -228,9 +251,7 @@ impl<T> Ring<T> {
                 Err((back, Blocked::Closed)) => return Err((back, Error::Closed)),
                 Err((back, Blocked::Slot { index, stamp })) => {
                     value = back;
-                    if polls < POLLS {
-                        polls += 1;
-                        backoff(polls);
+                    if poll_again(&mut polls) {
                         continue;
                     }
                     if let Err(error) = self.park(index, stamp, deadline, |ring| ring.is_closed()) {
@@ -245,13 +266,13 @@ impl<T> Ring<T> {
     pub(crate) fn pop(&self, deadline: Option<Instant>) -> Result<T, Error> {
         let mut polls = 0;
         loop {
-            match self.try_pop() {
+            // While polling, only look for the message; the first look and every look after
+            // parking also check for the close.
+            match self.take(polls == 0 || polls >= POLLS) {
                 Ok(value) => return Ok(value),
                 Err(Blocked::Closed) => return Err(Error::Closed),
                 Err(Blocked::Slot { index, stamp }) => {
-                    if polls < POLLS {
-                        polls += 1;
-                        backoff(polls);
+                    if poll_again(&mut polls) {
                         continue;
                     }
                     self.park(index, stamp, deadline, |ring| ring.is_drained())?;
@@ -271,12 +292,14 @@ impl<T> Ring<T> {
     ) -> Result<(), Error> {
         let stamp_cell = self.stamp(index);
         let flagged = stamp | WAITING;
+        self.word(PARKED)
+            .rmw(crate::region::RmwOp::Or, 1, Ordering::SeqCst);
         if stamp & WAITING == 0
             && stamp_cell.compare_exchange(stamp, flagged, Ordering::SeqCst) != stamp
         {
             return Ok(()); // the stamp moved on: retry
         }
-        // Pairs with the fence in `close`: we see its mark, or it sees our flag.
+        // Pairs with the fence in `close`: we see its mark, or it sees `PARKED` and our flag.
         fence(Ordering::SeqCst);
         if done(self) {
             return Ok(()); // the retry reports `Closed`
@@ -320,6 +343,9 @@ impl<T> Ring<T> {
         }
         // Pairs with the fence in `park`.
         fence(Ordering::SeqCst);
+        if self.word(PARKED).load(Ordering::SeqCst) == 0 {
+            return; // nobody ever parked: no flag to clear, nobody to wake
+        }
         for index in 0..self.capacity() {
             let stamp_cell = self.stamp(index);
             let mut stamp = stamp_cell.load(Ordering::SeqCst);
@@ -343,7 +369,7 @@ impl<T> Drop for Ring<T> {
         let tail = self.word(TAIL).load(Ordering::Acquire) & !CLOSED;
         for pos in head..tail {
             let index = self.index_of(pos);
-            if self.stamp(index).load(Ordering::Acquire) & !WAITING == 2 * (pos + 1) {
+            if self.stamp(index).load(Ordering::Acquire) & !WAITING == self.full_stamp(pos) {
                 // SAFETY: the stamp says the slot holds the message posted at `pos`, which no
                 // receiver took (`pos >= head`); `&mut self` rules out any other access.
                 self.slots[index].with_mut(|slot| unsafe { (*slot).assume_init_drop() });
@@ -352,13 +378,19 @@ impl<T> Drop for Ring<T> {
     }
 }
 
-/// A short, growing pause between polls: spin hints first, then yielding the CPU.
-fn backoff(polls: u32) {
-    if polls <= 4 {
-        for _ in 0..(1u32 << polls) {
+/// Whether to look at the ring once more, after a short, growing pause (spin hints first,
+/// then yielding the CPU), before parking. Never under loom.
+fn poll_again(polls: &mut u32) -> bool {
+    if cfg!(loom) || *polls >= POLLS {
+        return false;
+    }
+    *polls += 1;
+    if *polls <= SPINNING_POLLS {
+        for _ in 0..(1u32 << (*polls - 1)) {
             std::hint::spin_loop();
         }
     } else {
         crate::shim::thread::yield_now();
     }
+    true
 }

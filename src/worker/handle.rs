@@ -444,6 +444,8 @@ impl<In, Out> Worker<In, Out> {
     /// Waits for the worker to exit and returns its status. Events not read yet are dropped
     /// (while waiting, so a worker blocked on a full port is not stuck).
     pub fn join(self) -> Result<ExitStatus, Error> {
+        // `Online` would be dropped anyway: do not wait (and be woken) for it.
+        self.advance(STAGE_ONLINE, STAGE_MESSAGES);
         let status = loop {
             match self.next_event(Patience::Until(None)) {
                 Ok(WorkerEvent::Exit(status)) => break status,
