@@ -53,6 +53,10 @@ pub use worker::Worker;
 
 /// Hooks the loom models in `loom-tests/` use to drive what has no loom equivalent (only under
 /// `cfg(loom)`).
+///
+/// A model must join every thread it (or a worker) spawned before it returns: loom drops its
+/// lazy statics, the waiter table among them, when the model's main thread ends, and a thread
+/// still running then would touch freed model state.
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod loom_hooks {

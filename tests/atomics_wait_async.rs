@@ -249,3 +249,16 @@ mod tokio_runtime {
         assert_eq!(atomics::notify(&view, 0, None), Ok(0));
     }
 }
+
+/// A12: a resolved future keeps answering the same result if polled again (no hang), and the
+/// notify that resolved it counted it once.
+#[test]
+fn a12_resolved_future_repeats_its_result() {
+    let view = int32s(1);
+    let mut future = pending(atomics::wait_async(&view, 0, 0, None));
+    assert!(poll_once(&mut future).is_pending());
+    assert_eq!(atomics::notify(&view, 0, None).unwrap(), 1);
+    assert_eq!(poll_once(&mut future), Poll::Ready(WaitResult::Ok));
+    assert_eq!(poll_once(&mut future), Poll::Ready(WaitResult::Ok));
+    assert_eq!(atomics::notify(&view, 0, None).unwrap(), 0);
+}

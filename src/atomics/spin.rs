@@ -9,6 +9,8 @@
 //! The spin is bounded in time and yields the CPU after a few iterations, so it never starves
 //! the thread it is waiting for; its budget adapts per thread: it doubles when spinning paid off
 //! and halves when the waiter had to park anyway, so threads that wait long stop burning CPU.
+//! A yield that gives the core away (the machine is oversubscribed) ends the spin at once:
+//! then a futex wake, which the kernel favours, beats waiting for a timeslice.
 //! Nothing is spun on a single-CPU machine, nor under loom (where parking is the model).
 
 use super::wait::Deadline;
@@ -34,6 +36,8 @@ mod real {
     const MIN_BUDGET: Duration = Duration::from_micros(1);
     const INITIAL_BUDGET: Duration = Duration::from_micros(20);
     const MAX_BUDGET: Duration = Duration::from_micros(50);
+    /// A `yield_now` that takes this long means another thread ran meanwhile.
+    const DESCHEDULED: Duration = Duration::from_micros(10);
     /// Iterations of pure `spin_loop` before the spin starts yielding the CPU.
     const BUSY_ITERATIONS: u32 = 64;
 
@@ -77,7 +81,15 @@ mod real {
             if iteration < BUSY_ITERATIONS {
                 std::hint::spin_loop();
             } else {
+                let before = Instant::now();
                 std::thread::yield_now();
+                if before.elapsed() >= DESCHEDULED {
+                    // The yield gave the core away: the machine is oversubscribed, and the
+                    // thread we wait for may not even be running. Parking is cheaper now (the
+                    // kernel favours a woken sleeper; a yielder waits for a timeslice).
+                    BUDGET.with(|b| b.set((budget / 2).max(MIN_BUDGET)));
+                    return None;
+                }
             }
             iteration += 1;
             if iteration % 8 == 0 && Instant::now() >= end {

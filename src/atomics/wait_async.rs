@@ -36,7 +36,7 @@ impl WaitAsync {
     /// Turns either variant into a future, for code that just wants to `.await` the result.
     pub fn into_future(self) -> WaitFuture {
         match self {
-            WaitAsync::Ready(result) => WaitFuture(State::Ready(Some(result))),
+            WaitAsync::Ready(result) => WaitFuture(State::Ready(result)),
             WaitAsync::Pending(future) => future,
         }
     }
@@ -48,7 +48,7 @@ impl WaitAsync {
 pub struct WaitFuture(State);
 
 enum State {
-    Ready(Option<WaitResult>),
+    Ready(WaitResult),
     Waiting {
         waiter: Arc<Waiter>,
         timer: Option<TimerEntry>,
@@ -124,25 +124,21 @@ impl Future for WaitFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WaitResult> {
         let outcome = match &self.0 {
-            State::Ready(result) => {
-                return match result {
-                    Some(result) => Poll::Ready(*result),
-                    // Polled again after completion: stay pending rather than panic.
-                    None => Poll::Pending,
-                };
-            }
+            State::Ready(result) => return Poll::Ready(*result),
             State::Waiting { waiter, .. } => match waiter.set_waker(cx.waker()) {
                 Some(outcome) => outcome,
                 None => return Poll::Pending,
             },
         };
+        let result = result_of(outcome);
+        // Keep answering `result` if polled again, rather than hanging.
         if let State::Waiting {
             timer: Some(entry), ..
-        } = std::mem::replace(&mut self.0, State::Ready(None))
+        } = std::mem::replace(&mut self.0, State::Ready(result))
         {
             timer::unschedule(entry);
         }
-        Poll::Ready(result_of(outcome))
+        Poll::Ready(result)
     }
 }
 
@@ -160,8 +156,7 @@ impl Drop for WaitFuture {
 impl fmt::Debug for WaitFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.0 {
-            State::Ready(Some(result)) => format!("Ready({result:?})"),
-            State::Ready(None) => "Done".to_string(),
+            State::Ready(result) => format!("Ready({result:?})"),
             State::Waiting { waiter, .. } => match waiter.outcome() {
                 Some(outcome) => format!("Ready({:?})", result_of(outcome)),
                 None => "Pending".to_string(),
