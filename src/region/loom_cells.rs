@@ -15,6 +15,8 @@ use crate::shim::AtomicU64;
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RegionPtr {
     region: std::ptr::NonNull<Region>,
+    /// `region.address(0)`, so `address` needs no access to the region.
+    base_address: usize,
     offset: usize,
 }
 
@@ -28,8 +30,8 @@ impl RegionPtr {
     /// The result stays within the region.
     pub(crate) unsafe fn add(self, bytes: usize) -> RegionPtr {
         RegionPtr {
-            region: self.region,
             offset: self.offset + bytes,
+            ..self
         }
     }
 
@@ -49,6 +51,34 @@ impl RegionPtr {
                 .as_ref()
                 .store(self.offset + offset, value, order)
         }
+    }
+
+    /// # Safety
+    /// As for `load`, at offset 0.
+    pub(crate) unsafe fn rmw<B: Bits>(self, op: RmwOp, operand: B, order: Ordering) -> B {
+        // SAFETY: the region is alive per the caller.
+        unsafe { self.region.as_ref().rmw(self.offset, op, operand, order) }
+    }
+
+    /// # Safety
+    /// As for `load`, at offset 0.
+    pub(crate) unsafe fn compare_exchange<B: Bits>(
+        self,
+        expected: B,
+        replacement: B,
+        order: Ordering,
+    ) -> B {
+        // SAFETY: the region is alive per the caller.
+        unsafe {
+            self.region
+                .as_ref()
+                .compare_exchange(self.offset, expected, replacement, order)
+        }
+    }
+
+    /// The absolute address (see the raw-memory `RegionPtr::address`).
+    pub(crate) fn address(self) -> usize {
+        self.base_address.wrapping_add(self.offset)
     }
 }
 
@@ -74,10 +104,12 @@ impl Region {
     }
 
     /// # Safety
-    /// `offset <= self.reserved()` (kept for symmetry with the raw-memory region).
+    /// `offset <= self.reserved()`.
     pub(crate) unsafe fn ptr_at(&self, offset: usize) -> RegionPtr {
+        debug_assert!(offset <= self.reserved());
         RegionPtr {
             region: std::ptr::NonNull::from(self),
+            base_address: self.address(0),
             offset,
         }
     }

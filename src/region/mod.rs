@@ -115,6 +115,36 @@ impl RegionPtr {
         // SAFETY: in bounds, aligned and alive per the caller; region memory is atomic-only.
         unsafe { B::store(self.0.as_ptr().add(offset), value, order) }
     }
+
+    /// Atomic read-modify-write of the `B` here; returns the old value.
+    ///
+    /// # Safety
+    /// As for [`RegionPtr::load`], at offset 0.
+    #[inline(always)]
+    pub(crate) unsafe fn rmw<B: Bits>(self, op: RmwOp, operand: B, order: Ordering) -> B {
+        // SAFETY: in bounds, aligned and alive per the caller; region memory is atomic-only.
+        unsafe { B::rmw(self.0.as_ptr(), op, operand, order) }
+    }
+
+    /// Atomic compare-exchange of the `B` here; returns the old value whether or not it wrote.
+    ///
+    /// # Safety
+    /// As for [`RegionPtr::load`], at offset 0.
+    #[inline(always)]
+    pub(crate) unsafe fn compare_exchange<B: Bits>(
+        self,
+        expected: B,
+        replacement: B,
+        order: Ordering,
+    ) -> B {
+        // SAFETY: in bounds, aligned and alive per the caller; region memory is atomic-only.
+        unsafe { B::compare_exchange(self.0.as_ptr(), expected, replacement, order) }
+    }
+
+    /// The absolute address: the identity of a location for waiter lists (SEMANTICS A10).
+    pub(crate) fn address(self) -> usize {
+        self.0.as_ptr() as usize
+    }
 }
 
 /// Blocks at least this large come from an anonymous mapping (committed lazily by the OS);
@@ -153,19 +183,13 @@ impl Region {
         self.reserved
     }
 
-    /// The absolute address of byte `offset`: the identity of a location for waiter lists
-    /// (SEMANTICS A10).
-    pub(crate) fn address(&self, offset: usize) -> usize {
-        (self.base.as_ptr() as usize).wrapping_add(offset)
-    }
-
     /// A cached pointer to byte `offset`, for hot paths; see [`RegionPtr`].
     ///
     /// # Safety
     /// `offset <= self.reserved()`.
     #[inline]
     pub(crate) unsafe fn ptr_at(&self, offset: usize) -> RegionPtr {
-        debug_assert!(offset <= self.reserved);
+        debug_assert!(offset <= self.reserved());
         // SAFETY: `offset <= reserved` per the caller: the result points into the block or one
         // past its end (for an empty region `offset` is 0 and the dangling base is kept).
         RegionPtr(unsafe { self.base.add(offset) })
@@ -200,38 +224,6 @@ impl Region {
     pub(crate) unsafe fn store<B: Bits>(&self, offset: usize, value: B, order: Ordering) {
         // SAFETY: in bounds and aligned per the caller; region memory is atomic-only.
         unsafe { B::store(self.at(offset), value, order) }
-    }
-
-    /// Atomic read-modify-write at byte `offset`; returns the old value.
-    ///
-    /// # Safety
-    /// As for [`Region::load`].
-    #[inline(always)]
-    pub(crate) unsafe fn rmw<B: Bits>(
-        &self,
-        offset: usize,
-        op: RmwOp,
-        operand: B,
-        order: Ordering,
-    ) -> B {
-        // SAFETY: in bounds and aligned per the caller; region memory is atomic-only.
-        unsafe { B::rmw(self.at(offset), op, operand, order) }
-    }
-
-    /// Atomic compare-exchange at byte `offset`; returns the old value.
-    ///
-    /// # Safety
-    /// As for [`Region::load`].
-    #[inline(always)]
-    pub(crate) unsafe fn compare_exchange<B: Bits>(
-        &self,
-        offset: usize,
-        expected: B,
-        replacement: B,
-        order: Ordering,
-    ) -> B {
-        // SAFETY: in bounds and aligned per the caller; region memory is atomic-only.
-        unsafe { B::compare_exchange(self.at(offset), expected, replacement, order) }
     }
 
     /// Copies `len` bytes starting at `offset` out to `dst`: byte-wise atomic, like every

@@ -202,17 +202,10 @@ impl<T: Element> TypedArray<T> {
                 len: self.len(),
             });
         }
-        let offset = self.byte_offset + index * Self::SIZE;
-        // SAFETY: `byte_offset` is a multiple of the element size (checked at construction)
-        // and `index < len` keeps `offset + SIZE <= byte_length <= reserved`; `base` is the
-        // region's pointer at `byte_offset`, so `base + index * SIZE` is its pointer at `offset`.
-        Ok(unsafe {
-            Cell::with_ptr_unchecked(
-                self.buffer.region(),
-                offset,
-                self.base.add(index * Self::SIZE),
-            )
-        })
+        // SAFETY: `base` is the region's pointer at `byte_offset`, a multiple of the element
+        // size (checked at construction), and `index < len` keeps the element within
+        // `byte_length <= reserved`.
+        Ok(unsafe { Cell::new_unchecked(self.buffer.region(), self.base.add(index * Self::SIZE)) })
     }
 
     /// Relaxed atomic read of element `index`, unchecked.
