@@ -1,8 +1,11 @@
 //! The one place that picks `std` or `loom` primitives.
 //!
 //! Under `--cfg loom` every atomic, lock, condition variable, thread and cell the crate uses comes
-//! from loom, so the loom models in `loom-tests/` check the very code users run. Nothing else in
-//! the crate names `std::sync` or `loom` directly.
+//! from loom, so the loom models in `loom-tests/` check the very code users run. Code shared by
+//! both builds takes its primitives from here. The exceptions name `std::sync` or `loom`
+//! directly: code that exists in one build only (the `wait_async` timer thread and the spin's
+//! CPU count outside loom, `loom::lazy_static!` statics under it), and the worker id counter, a
+//! static that synchronizes nothing (a loom atomic cannot be a static).
 
 #[cfg(loom)]
 #[allow(unused_imports)]
@@ -51,7 +54,6 @@ impl<T> UnsafeCell<T> {
 
 /// Locks a shim mutex, ignoring poisoning: the crate's critical sections never leave shared
 /// state half-updated across a panic point, so a poisoned lock still guards consistent data.
-#[allow(dead_code)]
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     match mutex.lock() {
         Ok(guard) => guard,

@@ -188,8 +188,8 @@ impl WakeList {
     }
 }
 
-/// Number of waiters in the whole table (tests and debugging: the table returns to empty).
-#[allow(dead_code)]
+/// Number of waiters in the whole table (the loom models check it returns to empty).
+#[cfg(loom)]
 pub(crate) fn total_queued() -> usize {
     buckets()
         .iter()
