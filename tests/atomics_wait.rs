@@ -15,7 +15,7 @@ use std::sync::{mpsc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{spawn_blocked, spawn_blocked_waiter, SMALL_STACK};
+use common::{report_woken, spawn_blocked, spawn_blocked_waiter, SMALL_STACK};
 use sharedbuf::atomics::{self, Interrupter};
 use sharedbuf::{
     BigInt64Array, BigUint64Array, Error, Int32Array, SharedBuffer, TypedArray, Uint32Array,
@@ -247,13 +247,7 @@ fn a9_fifo_wake_order() {
     let view = int32s(1);
     let (woken_tx, woken_rx) = mpsc::channel();
     let waiters: Vec<_> = (0..WAITERS)
-        .map(|k| {
-            let woken_tx = woken_tx.clone();
-            spawn_blocked(&view, 0, 0, None, move |result| {
-                woken_tx.send(k).unwrap();
-                result
-            })
-        })
+        .map(|k| spawn_blocked(&view, 0, 0, None, report_woken(&woken_tx, k)))
         .collect();
     for k in 0..WAITERS {
         assert_eq!(atomics::notify(&view, 0, Some(1)), Ok(1));
@@ -302,13 +296,7 @@ fn a10_views_at_different_offsets_share_one_list() {
     let whole = Int32Array::new(&buf).unwrap();
     let tail = Int32Array::with_range(&buf, 8, None).unwrap(); // tail[k] is whole[k + 2]
     let (woken_tx, woken_rx) = mpsc::channel();
-    let report = |k: usize| {
-        let woken_tx = woken_tx.clone();
-        move |result| {
-            woken_tx.send(k).unwrap();
-            result
-        }
-    };
+    let report = |k: usize| report_woken(&woken_tx, k);
     let first = spawn_blocked(&whole, 3, 0, None, report(0));
     let second = spawn_blocked(&tail, 1, 0, None, report(1));
     let third = spawn_blocked(&whole, 3, 0, None, report(2));
@@ -332,13 +320,7 @@ fn a10_i32_and_i64_waiters_at_one_address() {
     let longs = BigInt64Array::new(&buf).unwrap();
     let ulongs = BigUint64Array::new(&buf).unwrap();
     let (woken_tx, woken_rx) = mpsc::channel();
-    let report = |k: usize| {
-        let woken_tx = woken_tx.clone();
-        move |result| {
-            woken_tx.send(k).unwrap();
-            result
-        }
-    };
+    let report = |k: usize| report_woken(&woken_tx, k);
     // Byte 8: longs[1] == ints[2]. Byte 12: ints[3], inside longs[1] but another address.
     let wide = spawn_blocked(&longs, 1, 0, None, report(0));
     let narrow = spawn_blocked(&ints, 2, 0, None, report(1));

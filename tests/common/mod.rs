@@ -101,6 +101,19 @@ pub fn spawn_blocked<T: Waitable>(
     Waiter { tid, handle }
 }
 
+/// A `then` for [`spawn_blocked`] that sends `k` on `woken` as soon as the wait returns, so a
+/// test can see which waiter a `notify` reached, and in what order.
+pub fn report_woken(
+    woken: &mpsc::Sender<usize>,
+    k: usize,
+) -> impl FnOnce(Result<WaitResult, Error>) -> Result<WaitResult, Error> + Send + 'static {
+    let woken = woken.clone();
+    move |result| {
+        woken.send(k).unwrap();
+        result
+    }
+}
+
 /// Wakes the thread that is blocked in [`block_on`].
 struct ThreadWaker(Thread);
 
