@@ -1,7 +1,7 @@
 //! Loom model (SEMANTICS A8, A10, A11): `notify`'s lock-free no-waiter path. One notifier
-//! stores and notifies the waited address, another notifies a neighbouring address (which may
-//! share the waiter's bucket): the first may take the fast path only when the waiter will see
-//! the new value, and the second never wakes the waiter.
+//! stores and notifies the waited address, another notifies a neighbouring address (under loom
+//! every address shares the table's one bucket): the first may take the fast path only when
+//! the waiter will see the new value, and the second never wakes the waiter.
 #![cfg(loom)]
 
 #[path = "wait_support.rs"]
@@ -13,11 +13,7 @@ use sharedbuf::{atomics, loom_hooks, WaitResult};
 fn no_waiter_fast_path_loses_nothing() {
     loom::model(|| {
         let view = support::view();
-        let remote = view.clone();
-        let notifier = loom::thread::spawn(move || {
-            atomics::store(&remote, 0, 1).unwrap();
-            atomics::notify(&remote, 0, None).unwrap()
-        });
+        let notifier = support::spawn_store_then_notify(&view);
         let neighbour_view = view.clone();
         let neighbour =
             loom::thread::spawn(move || atomics::notify(&neighbour_view, 1, None).unwrap());

@@ -13,11 +13,7 @@ use sharedbuf::{atomics, loom_hooks, WaitResult};
 fn store_then_notify_is_never_lost() {
     loom::model(|| {
         let view = support::view();
-        let remote = view.clone();
-        let notifier = loom::thread::spawn(move || {
-            atomics::store(&remote, 0, 1).unwrap();
-            atomics::notify(&remote, 0, None).unwrap()
-        });
+        let notifier = support::spawn_store_then_notify(&view);
         let result = atomics::wait(&view, 0, 0, None).unwrap();
         let woken = notifier.join().unwrap();
         assert!(matches!(result, WaitResult::Ok | WaitResult::NotEqual));

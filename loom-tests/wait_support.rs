@@ -20,6 +20,15 @@ impl Wake for NoopWaker {
     fn wake(self: StdArc<Self>) {}
 }
 
+/// Spawns a thread that stores 1 at element 0 and then notifies it; joins to the notify count.
+pub fn spawn_store_then_notify(view: &Int32Array) -> loom::thread::JoinHandle<usize> {
+    let view = view.clone();
+    loom::thread::spawn(move || {
+        sharedbuf::atomics::store(&view, 0, 1).unwrap();
+        sharedbuf::atomics::notify(&view, 0, None).unwrap()
+    })
+}
+
 /// Polls a wait future once: `Some(result)` if it resolved.
 pub fn poll(future: &mut WaitFuture) -> Option<WaitResult> {
     let waker = Waker::from(StdArc::new(NoopWaker));
