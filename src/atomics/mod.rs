@@ -23,6 +23,7 @@ pub use interrupt::{is_interrupted, InterruptGuard, Interrupter};
 pub use ops::{
     add, and, compare_exchange, exchange, is_lock_free, load, or, pause, store, sub, xor,
 };
+pub(crate) use wait::wait_until;
 pub use wait::{notify, wait, WaitResult};
 pub use wait_async::{wait_async, WaitAsync, WaitFuture};
 

@@ -98,12 +98,32 @@ pub fn wait<T: Waitable>(
     expected: T,
     timeout: Option<Duration>,
 ) -> Result<WaitResult, Error> {
+    wait_for_deadline(view, index, expected, Deadline::after(timeout))
+}
+
+/// [`wait`] until a monotonic `deadline` (`None`: forever) rather than for a timeout: for the
+/// crate's own blocking loops (ports, worker lifecycle), which retry until one deadline.
+pub(crate) fn wait_until<T: Waitable>(
+    view: &TypedArray<T>,
+    index: usize,
+    expected: T,
+    deadline: Option<std::time::Instant>,
+) -> Result<WaitResult, Error> {
+    let deadline = deadline.map_or(Deadline::Never, Deadline::At);
+    wait_for_deadline(view, index, expected, deadline)
+}
+
+fn wait_for_deadline<T: Waitable>(
+    view: &TypedArray<T>,
+    index: usize,
+    expected: T,
+    deadline: Deadline,
+) -> Result<WaitResult, Error> {
     let cell = view.cell(index)?;
     let interrupter = interrupt::current();
     if interrupter.as_ref().is_some_and(|i| i.is_interrupted()) {
         return Err(Error::Terminated);
     }
-    let deadline = Deadline::after(timeout);
     let waiter = Arc::new(Waiter::for_current_thread(cell.address()));
     if !waiters::enqueue_if(&waiter, || cell.load(SeqCst) == expected) {
         return Ok(WaitResult::NotEqual);

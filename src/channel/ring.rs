@@ -304,14 +304,7 @@ impl<T> Ring<T> {
         if done(self) {
             return Ok(()); // the retry reports `Closed`
         }
-        let timeout = match deadline {
-            None => None,
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Some(left),
-                _ => return Err(Error::Timeout),
-            },
-        };
-        match atomics::wait(&self.words, STAMPS + index, flagged, timeout)? {
+        match atomics::wait_until(&self.words, STAMPS + index, flagged, deadline)? {
             WaitResult::TimedOut => Err(Error::Timeout),
             WaitResult::Ok | WaitResult::NotEqual => Ok(()),
         }

@@ -102,14 +102,7 @@ impl Lifecycle {
                 Patience::None => return Err(Error::Timeout),
                 Patience::Until(deadline) => deadline,
             };
-            let timeout = match deadline {
-                None => None,
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => Some(left),
-                    _ => return Err(Error::Timeout),
-                },
-            };
-            if atomics::wait(&self.word, 0, bits, timeout)? == WaitResult::TimedOut {
+            if atomics::wait_until(&self.word, 0, bits, deadline)? == WaitResult::TimedOut {
                 return Err(Error::Timeout);
             }
         }
