@@ -7,9 +7,10 @@
 //! ([`crate::TypedArray`], [`crate::DataView`]) and [`crate::atomics`].
 
 use std::fmt;
-use std::ops::{Bound, RangeBounds};
+use std::ops::RangeBounds;
 
 use crate::error::Error;
+use crate::range;
 use crate::region::Region;
 use crate::shim::{Arc, AtomicUsize, Ordering};
 
@@ -155,10 +156,10 @@ impl SharedBuffer {
     /// # Ok::<(), sharedbuf::Error>(())
     /// ```
     pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<SharedBuffer, Error> {
-        let (start, end) = resolve_range(&range, self.byte_length())?;
+        let (start, end) = range::resolve(&range, self.byte_length())?;
         let copy = SharedBuffer::new(end - start)?;
         // SAFETY: `start..end` lies within this buffer's current length (checked by
-        // `resolve_range`), which never exceeds its reserved size; the new buffer holds
+        // `range::resolve`), which never exceeds its reserved size; the new buffer holds
         // exactly `end - start` bytes.
         unsafe {
             self.region()
@@ -186,28 +187,4 @@ impl fmt::Debug for SharedBuffer {
             .field("growable", &self.is_growable())
             .finish()
     }
-}
-
-/// Resolves `range` against `len`: `Ok((start, end))` with `start <= end <= len`.
-pub(crate) fn resolve_range(
-    range: &impl RangeBounds<usize>,
-    len: usize,
-) -> Result<(usize, usize), Error> {
-    let start = match range.start_bound() {
-        Bound::Included(&s) => s,
-        Bound::Excluded(&s) => s.saturating_add(1),
-        Bound::Unbounded => 0,
-    };
-    let end = match range.end_bound() {
-        Bound::Included(&e) => e.saturating_add(1),
-        Bound::Excluded(&e) => e,
-        Bound::Unbounded => len,
-    };
-    if start > end {
-        return Err(Error::InvertedRange { start, end });
-    }
-    if end > len {
-        return Err(Error::RangeOutOfBounds { start, end, len });
-    }
-    Ok((start, end))
 }

@@ -35,6 +35,7 @@ mod buffer;
 pub mod channel;
 mod element;
 mod error;
+mod range;
 mod region;
 mod shim;
 mod view;
@@ -64,13 +65,13 @@ pub mod loom_hooks {
     /// async) times out now, racing whatever else the model does. Under loom a timed wait never
     /// times out on its own.
     pub fn fire_timeouts() {
-        crate::atomics::hooks::fire_timeouts();
+        crate::atomics::hooks::timer::fire_timeouts();
     }
 
     /// Number of waiters (blocking or async) with a finite timeout that
     /// [`fire_timeouts`] would time out now. A waiter is counted once it is in the waiter table.
     pub fn pending_timeouts() -> usize {
-        crate::atomics::hooks::pending_timeouts()
+        crate::atomics::hooks::timer::pending_timeouts()
     }
 
     /// Unparks every queued waiter's thread without notifying it: a spurious wakeup.

@@ -1,11 +1,20 @@
 //! The one place that picks `std` or `loom` primitives.
 //!
-//! Under `--cfg loom` every atomic, lock, condition variable, thread and cell the crate uses comes
-//! from loom, so the loom models in `loom-tests/` check the very code users run. Code shared by
-//! both builds takes its primitives from here. The exceptions name `std::sync` or `loom`
-//! directly: code that exists in one build only (the `wait_async` timer thread and the spin's
-//! CPU count outside loom, `loom::lazy_static!` statics under it), and the worker id counter, a
-//! static that synchronizes nothing (a loom atomic cannot be a static).
+//! Under `--cfg loom` every atomic, lock, thread and cell the crate uses comes from loom, so the
+//! loom models in `loom-tests/` check the very code users run. The rest of the crate takes its
+//! primitives from here and never names `std::sync` or `loom` itself. What differs between the
+//! two builds is confined to four files: this one, the region's backing (`region/mod.rs` picks
+//! raw memory or loom cells), the `wait_async` timer (`atomics/timer.rs`: a real clock thread or
+//! one a model drives), and the test hooks in `lib.rs`. Everything else reads [`LOOM`] as a
+//! plain constant where it must behave differently (no spinning, no caught panics, smaller
+//! tables), so both branches always compile.
+//!
+//! The seams:
+//! - [`park_until`]: how a blocked thread sleeps until it is woken or its deadline passes.
+//!   Native: `thread::park_timeout`; under loom: `thread::park`, and a model thread plays the
+//!   clock. A futex-based park for process-shared memory plugs in here.
+//! - [`lazy_static!`](crate::shim::lazy_static) and [`thread_local_static!`](crate::shim::thread_local_static):
+//!   statics that loom must reset between executions.
 
 #[cfg(loom)]
 #[allow(unused_imports)]
@@ -15,7 +24,7 @@ pub(crate) use loom::{
         atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize},
         Arc, Condvar, Mutex, MutexGuard,
     },
-    thread, thread_local,
+    thread,
 };
 
 #[cfg(not(loom))]
@@ -25,10 +34,16 @@ pub(crate) use std::{
         atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize},
         Arc, Condvar, Mutex, MutexGuard,
     },
-    thread, thread_local,
+    thread,
 };
 
 pub(crate) use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Whether this is a loom build. Code that must behave differently under the model checker
+/// (no spinning, no caught panics, one waiter bucket) tests this constant, so both branches
+/// compile in every build.
+pub(crate) const LOOM: bool = cfg!(loom);
 
 /// `std`'s `UnsafeCell` with loom's closure API, so code using it runs unchanged under loom,
 /// where every access is tracked.
@@ -60,3 +75,93 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         Err(poisoned) => poisoned.into_inner(),
     }
 }
+
+/// What [`park_until`] returned for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Parked {
+    /// Woken, or a spurious wakeup: the caller re-checks what it waits for.
+    Woken,
+    /// The deadline had passed; the thread did not sleep.
+    DeadlinePassed,
+}
+
+/// Parks the calling thread until it is unparked or `deadline` (`None`: never) passes.
+/// Spurious returns are allowed: callers loop on their own condition.
+///
+/// Under loom the deadline is ignored (loom has no clock): a model thread times waiters out
+/// through `loom_hooks::fire_timeouts`, so a model never depends on real time.
+#[cfg(not(loom))]
+pub(crate) fn park_until(deadline: Option<Instant>) -> Parked {
+    match deadline {
+        Some(at) => {
+            let now = Instant::now();
+            if now >= at {
+                return Parked::DeadlinePassed;
+            }
+            thread::park_timeout(at - now);
+        }
+        None => thread::park(),
+    }
+    Parked::Woken
+}
+
+/// Under loom: parks until unparked, whatever the deadline (see the native version).
+#[cfg(loom)]
+pub(crate) fn park_until(_deadline: Option<Instant>) -> Parked {
+    thread::park();
+    Parked::Woken
+}
+
+/// The number of CPUs this process may run on (at least 1), read once.
+pub(crate) fn cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// A process-wide counter handing out unique ids (worker ids). It synchronizes nothing, so it
+/// is std's atomic in every build (a loom atomic cannot live in a `static`).
+pub(crate) struct IdCounter(std::sync::atomic::AtomicU64);
+
+impl IdCounter {
+    /// A counter whose first id is `first`.
+    pub(crate) const fn starting_at(first: u64) -> IdCounter {
+        IdCounter(std::sync::atomic::AtomicU64::new(first))
+    }
+
+    /// The next id.
+    pub(crate) fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// `lazy_static! { static ref NAME: Type = init; }`: a lazily initialized static, std's
+/// `LazyLock` natively and `loom::lazy_static!` under loom (whose statics are reset between
+/// model executions, so model state never leaks from one execution into the next).
+macro_rules! lazy_static {
+    ($(#[$meta:meta])* static ref $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(loom)]
+        loom::lazy_static! {
+            $(#[$meta])* static ref $name: $ty = $init;
+        }
+        #[cfg(not(loom))]
+        $(#[$meta])*
+        static $name: std::sync::LazyLock<$ty> = std::sync::LazyLock::new(|| $init);
+    };
+}
+pub(crate) use lazy_static;
+
+/// `thread_local_static! { static NAME: Type = init; }` with a `const` initializer natively (no lazy
+/// initialization check on access); loom's `thread_local!` does not take the `const` form.
+macro_rules! thread_local_static {
+    ($(#[$meta:meta])* static $name:ident: $ty:ty = $init:expr;) => {
+        #[cfg(loom)]
+        loom::thread_local! {
+            $(#[$meta])* static $name: $ty = $init;
+        }
+        #[cfg(not(loom))]
+        std::thread_local! {
+            $(#[$meta])* static $name: $ty = const { $init };
+        }
+    };
+}
+pub(crate) use thread_local_static;

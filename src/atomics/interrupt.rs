@@ -28,9 +28,9 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use super::waiter::{Waiter, INTERRUPTED};
-use super::waiters;
-use crate::shim::{lock, thread_local, Arc, AtomicBool, Mutex, Ordering};
+use super::waiter::{Outcome, Waiter};
+use super::waiter_table;
+use crate::shim::{self, lock, Arc, AtomicBool, Mutex, Ordering};
 
 /// A handle that interrupts the blocking `atomics::wait` calls of the thread it is installed
 /// on. Clones share one sticky flag.
@@ -61,7 +61,7 @@ impl Interrupter {
             slot.take()
         };
         if let Some(waiter) = blocked {
-            waiters::cancel(&waiter, INTERRUPTED, true);
+            waiter_table::cancel(&waiter, Outcome::Interrupted, true);
         }
     }
 
@@ -86,7 +86,7 @@ impl Interrupter {
         let mut slot = lock(&self.shared.blocked);
         if self.shared.interrupted.load(Ordering::SeqCst) {
             drop(slot);
-            waiters::cancel(waiter, INTERRUPTED, false);
+            waiter_table::cancel(waiter, Outcome::Interrupted, false);
         } else {
             *slot = Some(Arc::clone(waiter));
         }
@@ -136,14 +136,7 @@ impl Drop for Registration<'_> {
     }
 }
 
-#[cfg(not(loom))]
-thread_local! {
-    static CURRENT: std::cell::RefCell<Option<Interrupter>> = const { std::cell::RefCell::new(None) };
-}
-
-// loom's `thread_local!` does not take a `const` initializer.
-#[cfg(loom)]
-thread_local! {
+shim::thread_local_static! {
     static CURRENT: std::cell::RefCell<Option<Interrupter>> = std::cell::RefCell::new(None);
 }
 

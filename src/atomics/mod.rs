@@ -10,26 +10,28 @@
 //! interrupted from another thread through an [`Interrupter`] (how a worker's `terminate()`
 //! reaches it).
 
+mod deadline;
 mod interrupt;
 mod ops;
 mod spin;
-mod timer;
+pub(crate) mod timer; // crate-visible for the loom hooks only
 mod wait;
 mod wait_async;
 mod waiter;
-mod waiters;
+mod waiter_table;
+mod word;
 
 pub use interrupt::{is_interrupted, InterruptGuard, Interrupter};
 pub use ops::{
     add, and, compare_exchange, exchange, is_lock_free, load, or, pause, store, sub, xor,
 };
-pub(crate) use wait::wait_until;
 pub use wait::{notify, wait, WaitResult};
 pub use wait_async::{wait_async, WaitAsync, WaitFuture};
+pub(crate) use word::{SharedWord, SharedWords, Word};
 
-/// Test hooks for the loom models (only under `cfg(loom)`).
-#[cfg(loom)]
+/// What the loom models drive through `crate::loom_hooks` (used in loom builds only).
+#[allow(unused_imports)]
 pub(crate) mod hooks {
-    pub(crate) use super::timer::{fire_timeouts, pending_timeouts};
-    pub(crate) use super::waiters::{total_queued, unpark_all_spuriously};
+    pub(crate) use super::timer;
+    pub(crate) use super::waiter_table::{total_queued, unpark_all_spuriously};
 }

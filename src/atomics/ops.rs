@@ -9,13 +9,13 @@ use crate::view::TypedArray;
 /// `Atomics.load`: the element at `index`, sequentially consistent.
 #[inline]
 pub fn load<T: AtomicElement>(view: &TypedArray<T>, index: usize) -> Result<T, Error> {
-    Ok(view.cell(index)?.load(SeqCst))
+    Ok(view.element(index)?.load(SeqCst))
 }
 
 /// `Atomics.store`: writes `value` at `index`; returns the value stored (SEMANTICS A2).
 #[inline]
 pub fn store<T: AtomicElement>(view: &TypedArray<T>, index: usize, value: T) -> Result<T, Error> {
-    view.cell(index)?.store(value, SeqCst);
+    view.element(index)?.store(value, SeqCst);
     Ok(value)
 }
 
@@ -24,7 +24,7 @@ macro_rules! rmw_fn {
         $(#[$doc])*
         #[inline]
         pub fn $name<T: AtomicElement>(view: &TypedArray<T>, index: usize, value: T) -> Result<T, Error> {
-            Ok(view.cell(index)?.rmw($op, value, SeqCst))
+            Ok(view.element(index)?.rmw($op, value, SeqCst))
         }
     };
 }
@@ -82,7 +82,7 @@ pub fn compare_exchange<T: AtomicElement>(
     replacement: T,
 ) -> Result<T, Error> {
     Ok(view
-        .cell(index)?
+        .element(index)?
         .compare_exchange(expected, replacement, SeqCst))
 }
 

@@ -13,89 +13,63 @@
 //! then a futex wake, which the kernel favours, beats waiting for a timeslice.
 //! Nothing is spun on a single-CPU machine, nor under loom (where parking is the model).
 
-use super::wait::Deadline;
-use super::waiter::Waiter;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
-/// Returns the waiter's outcome if it arrives within the spin budget, else `None`.
-#[cfg(loom)]
-pub(crate) fn spin_for_outcome(waiter: &Waiter, _deadline: Deadline) -> Option<u32> {
-    waiter.outcome()
+use super::deadline::Deadline;
+use super::waiter::{Outcome, Waiter};
+use crate::shim::{self, LOOM};
+
+const MIN_BUDGET: Duration = Duration::from_micros(1);
+const INITIAL_BUDGET: Duration = Duration::from_micros(20);
+const MAX_BUDGET: Duration = Duration::from_micros(50);
+/// A `yield_now` that takes this long means another thread ran meanwhile.
+const DESCHEDULED: Duration = Duration::from_micros(10);
+/// Iterations of pure `spin_loop` before the spin starts yielding the CPU.
+const BUSY_ITERATIONS: u32 = 64;
+
+shim::thread_local_static! {
+    static BUDGET: Cell<Duration> = Cell::new(INITIAL_BUDGET);
 }
 
-#[cfg(not(loom))]
-pub(crate) use real::spin_for_outcome;
-
-#[cfg(not(loom))]
-mod real {
-    use std::cell::Cell;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
-
-    use super::{Deadline, Waiter};
-
-    const MIN_BUDGET: Duration = Duration::from_micros(1);
-    const INITIAL_BUDGET: Duration = Duration::from_micros(20);
-    const MAX_BUDGET: Duration = Duration::from_micros(50);
-    /// A `yield_now` that takes this long means another thread ran meanwhile.
-    const DESCHEDULED: Duration = Duration::from_micros(10);
-    /// Iterations of pure `spin_loop` before the spin starts yielding the CPU.
-    const BUSY_ITERATIONS: u32 = 64;
-
-    std::thread_local! {
-        static BUDGET: Cell<Duration> = const { Cell::new(INITIAL_BUDGET) };
+/// Returns the waiter's outcome if it arrives within the spin budget, else `None`.
+pub(crate) fn spin_for_outcome(waiter: &Waiter, deadline: Deadline) -> Option<Outcome> {
+    if let Some(outcome) = waiter.outcome() {
+        return Some(outcome);
     }
-
-    fn cpus() -> usize {
-        static CPUS: AtomicUsize = AtomicUsize::new(0);
-        match CPUS.load(Ordering::Relaxed) {
-            0 => {
-                let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-                CPUS.store(n, Ordering::Relaxed);
-                n
-            }
-            n => n,
-        }
+    if LOOM || shim::cpus() < 2 {
+        return None;
     }
-
-    /// Returns the waiter's outcome if it arrives within the spin budget, else `None`.
-    pub(crate) fn spin_for_outcome(waiter: &Waiter, deadline: Deadline) -> Option<u32> {
+    let budget = BUDGET.with(Cell::get);
+    let start = Instant::now();
+    let end = match deadline {
+        Deadline::Expired => return None,
+        Deadline::Never => start + budget,
+        Deadline::At(at) => at.min(start + budget),
+    };
+    let mut iteration = 0u32;
+    loop {
         if let Some(outcome) = waiter.outcome() {
+            BUDGET.with(|b| b.set((budget * 2).min(MAX_BUDGET)));
             return Some(outcome);
         }
-        if cpus() < 2 {
-            return None;
-        }
-        let budget = BUDGET.with(Cell::get);
-        let start = Instant::now();
-        let end = match deadline {
-            Deadline::Expired => return None,
-            Deadline::Never => start + budget,
-            Deadline::At(at) => at.min(start + budget),
-        };
-        let mut iteration = 0u32;
-        loop {
-            if let Some(outcome) = waiter.outcome() {
-                BUDGET.with(|b| b.set((budget * 2).min(MAX_BUDGET)));
-                return Some(outcome);
-            }
-            if iteration < BUSY_ITERATIONS {
-                std::hint::spin_loop();
-            } else {
-                let before = Instant::now();
-                std::thread::yield_now();
-                if before.elapsed() >= DESCHEDULED {
-                    // The yield gave the core away: the machine is oversubscribed, and the
-                    // thread we wait for may not even be running. Parking is cheaper now (the
-                    // kernel favours a woken sleeper; a yielder waits for a timeslice).
-                    BUDGET.with(|b| b.set((budget / 2).max(MIN_BUDGET)));
-                    return None;
-                }
-            }
-            iteration += 1;
-            if iteration % 8 == 0 && Instant::now() >= end {
+        if iteration < BUSY_ITERATIONS {
+            std::hint::spin_loop();
+        } else {
+            let before = Instant::now();
+            shim::thread::yield_now();
+            if before.elapsed() >= DESCHEDULED {
+                // The yield gave the core away: the machine is oversubscribed, and the thread
+                // we wait for may not even be running. Parking is cheaper now (the kernel
+                // favours a woken sleeper; a yielder waits for a timeslice).
                 BUDGET.with(|b| b.set((budget / 2).max(MIN_BUDGET)));
                 return None;
             }
+        }
+        iteration += 1;
+        if iteration % 8 == 0 && Instant::now() >= end {
+            BUDGET.with(|b| b.set((budget / 2).max(MIN_BUDGET)));
+            return None;
         }
     }
 }

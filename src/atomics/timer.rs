@@ -3,7 +3,7 @@
 //! A blocked thread times itself out (it parks with a deadline). A pending
 //! [`WaitFuture`](super::WaitFuture) has no thread, and the crate depends on no runtime, so one
 //! lazily started timer thread ("sharedbuf-timer") cancels expired async waiters with
-//! `TIMED_OUT` and wakes their tasks. Its schedule is an ordered map, so a future dropped before
+//! "timed out" and wakes their tasks. Its schedule is an ordered map, so a future dropped before
 //! its deadline removes its entry at once and the schedule holds only live timeouts.
 //!
 //! Under loom there is no clock: every waiter with a finite timeout (blocking ones too) is
@@ -12,9 +12,11 @@
 //! against whatever else the model does.
 
 #[cfg(not(loom))]
-pub(crate) use clock::{schedule, unschedule, TimerEntry};
+pub(crate) use clock::{schedule, schedule_blocking, unschedule, TimerEntry};
 #[cfg(loom)]
-pub(crate) use model::{fire_timeouts, pending_timeouts, schedule, unschedule, TimerEntry};
+pub(crate) use model::{
+    fire_timeouts, pending_timeouts, schedule, schedule_blocking, unschedule, TimerEntry,
+};
 
 #[cfg(not(loom))]
 mod clock {
@@ -22,8 +24,8 @@ mod clock {
     use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
     use std::time::Instant;
 
-    use crate::atomics::waiter::{Waiter, TIMED_OUT};
-    use crate::atomics::waiters;
+    use crate::atomics::waiter::{Outcome, Waiter};
+    use crate::atomics::waiter_table;
     use crate::error::Error;
     use crate::shim::lock;
 
@@ -76,6 +78,14 @@ mod clock {
         Ok(entry)
     }
 
+    /// A blocked thread times itself out (it parks with a deadline): nothing to schedule.
+    pub(crate) fn schedule_blocking(
+        _deadline: Instant,
+        _waiter: &Arc<Waiter>,
+    ) -> Option<TimerEntry> {
+        None
+    }
+
     /// Forgets a scheduled timeout (its future was resolved or dropped).
     pub(crate) fn unschedule(entry: TimerEntry) {
         if let Ok(timer) = timer() {
@@ -102,7 +112,7 @@ mod clock {
                 Some((_, waiter)) => {
                     drop(schedule);
                     if let Some(waiter) = waiter.upgrade() {
-                        waiters::cancel(&waiter, TIMED_OUT, true);
+                        waiter_table::cancel(&waiter, Outcome::TimedOut, true);
                     }
                     schedule = lock(&timer.schedule);
                 }
@@ -119,15 +129,15 @@ mod clock {
 
 #[cfg(loom)]
 mod model {
-    use crate::atomics::waiter::{Waiter, TIMED_OUT};
-    use crate::atomics::waiters;
+    use crate::atomics::waiter::{Outcome, Waiter};
+    use crate::atomics::waiter_table;
     use crate::error::Error;
     use crate::shim::{lock, Arc, Mutex};
 
     /// Under loom an entry is the waiter's address (its identity in the pending list).
     pub(crate) type TimerEntry = usize;
 
-    loom::lazy_static! {
+    crate::shim::lazy_static! {
         static ref PENDING: Mutex<Vec<Arc<Waiter>>> = Mutex::new(Vec::new());
     }
 
@@ -136,6 +146,12 @@ mod model {
     pub(crate) fn schedule<D>(_deadline: D, waiter: &Arc<Waiter>) -> Result<TimerEntry, Error> {
         lock(&PENDING).push(Arc::clone(waiter));
         Ok(Arc::as_ptr(waiter) as usize)
+    }
+
+    /// Records a blocked waiter with a finite timeout, as [`schedule`] does: under loom the
+    /// model plays the clock for blocking waiters too.
+    pub(crate) fn schedule_blocking<D>(deadline: D, waiter: &Arc<Waiter>) -> Option<TimerEntry> {
+        schedule(deadline, waiter).ok()
     }
 
     /// Forgets a waiter whose wait ended (loom objects must not outlive the model run).
@@ -152,7 +168,7 @@ mod model {
     pub(crate) fn fire_timeouts() {
         let pending = std::mem::take(&mut *lock(&PENDING));
         for waiter in pending {
-            waiters::cancel(&waiter, TIMED_OUT, true);
+            waiter_table::cancel(&waiter, Outcome::TimedOut, true);
         }
     }
 }

@@ -7,16 +7,16 @@
 
 use std::time::Duration;
 
+use super::deadline::Deadline;
 use super::interrupt;
 use super::spin::spin_for_outcome;
-#[cfg(loom)]
 use super::timer;
-use super::waiter::{Waiter, INTERRUPTED, NOTIFIED, TIMED_OUT};
-use super::waiters;
+use super::waiter::{Outcome, Waiter};
+use super::waiter_table;
 use crate::element::Waitable;
 use crate::error::Error;
-use crate::shim::{thread, Arc, Ordering::SeqCst};
-use crate::view::TypedArray;
+use crate::shim::{self, Arc, Ordering::SeqCst, Parked};
+use crate::view::{ElementRef, TypedArray};
 
 /// How a [`wait`] ended (JavaScript's `"ok"`, `"not-equal"`, `"timed-out"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -27,29 +27,6 @@ pub enum WaitResult {
     NotEqual,
     /// The timeout passed before any `notify` reached this waiter.
     TimedOut,
-}
-
-/// When a waiter gives up.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Deadline {
-    /// No timeout (also for durations too large to represent: `Duration::MAX` is "forever").
-    Never,
-    /// A zero timeout: enqueue, then time out at once unless already notified (A6).
-    Expired,
-    /// A monotonic instant.
-    At(std::time::Instant),
-}
-
-impl Deadline {
-    pub(crate) fn after(timeout: Option<Duration>) -> Deadline {
-        match timeout {
-            None => Deadline::Never,
-            Some(t) if t.is_zero() => Deadline::Expired,
-            Some(t) => std::time::Instant::now()
-                .checked_add(t)
-                .map_or(Deadline::Never, Deadline::At),
-        }
-    }
 }
 
 /// `Atomics.wait`: if element `index` equals `expected`, sleeps until [`notify`] wakes this
@@ -98,57 +75,43 @@ pub fn wait<T: Waitable>(
     expected: T,
     timeout: Option<Duration>,
 ) -> Result<WaitResult, Error> {
-    wait_for_deadline(view, index, expected, Deadline::after(timeout))
+    wait_at(view.element(index)?, expected, Deadline::after(timeout))
 }
 
-/// [`wait`] until a monotonic `deadline` (`None`: forever) rather than for a timeout: for the
-/// crate's own blocking loops (ports, worker lifecycle), which retry until one deadline.
-pub(crate) fn wait_until<T: Waitable>(
-    view: &TypedArray<T>,
-    index: usize,
-    expected: T,
-    deadline: Option<std::time::Instant>,
-) -> Result<WaitResult, Error> {
-    let deadline = deadline.map_or(Deadline::Never, Deadline::At);
-    wait_for_deadline(view, index, expected, deadline)
-}
-
-fn wait_for_deadline<T: Waitable>(
-    view: &TypedArray<T>,
-    index: usize,
+/// [`wait`] on a checked element until `deadline`: the one implementation behind `wait` and
+/// the crate's own blocking loops (ports, worker lifecycle; see `word.rs`).
+pub(crate) fn wait_at<T: Waitable>(
+    element: ElementRef<'_, T>,
     expected: T,
     deadline: Deadline,
 ) -> Result<WaitResult, Error> {
-    let cell = view.cell(index)?;
     let interrupter = interrupt::current();
     if interrupter.as_ref().is_some_and(|i| i.is_interrupted()) {
         return Err(Error::Terminated);
     }
-    let waiter = Arc::new(Waiter::for_current_thread(cell.address()));
-    if !waiters::enqueue_if(&waiter, || cell.load(SeqCst) == expected) {
+    let waiter = Arc::new(Waiter::for_current_thread(element.address()));
+    if !waiter_table::enqueue_if(&waiter, || element.load(SeqCst) == expected) {
         return Ok(WaitResult::NotEqual);
     }
     let _registration = interrupter.as_ref().map(|i| i.register(&waiter));
-    // Under loom a model thread plays the clock (see `timer`).
-    #[cfg(loom)]
+    // Natively a blocked thread times itself out; under loom a model thread plays the clock.
     let timer_entry = match deadline {
-        Deadline::At(at) => Some(timer::schedule(at, &waiter)?),
+        Deadline::At(at) => timer::schedule_blocking(at, &waiter),
         _ => None,
     };
     let outcome = block(&waiter, deadline);
-    #[cfg(loom)]
     if let Some(entry) = timer_entry {
         timer::unschedule(entry);
     }
     match outcome {
-        NOTIFIED => Ok(WaitResult::Ok),
-        INTERRUPTED => Err(Error::Terminated),
-        _ => Ok(WaitResult::TimedOut),
+        Outcome::Notified => Ok(WaitResult::Ok),
+        Outcome::Interrupted => Err(Error::Terminated),
+        Outcome::TimedOut | Outcome::Cancelled => Ok(WaitResult::TimedOut),
     }
 }
 
 /// Waits until the waiter's outcome is set, timing it out at `deadline`; returns the outcome.
-fn block(waiter: &Arc<Waiter>, deadline: Deadline) -> u32 {
+fn block(waiter: &Arc<Waiter>, deadline: Deadline) -> Outcome {
     if let Some(outcome) = spin_for_outcome(waiter, deadline) {
         return outcome;
     }
@@ -156,30 +119,12 @@ fn block(waiter: &Arc<Waiter>, deadline: Deadline) -> u32 {
         if let Some(outcome) = waiter.outcome() {
             return outcome;
         }
-        match deadline {
-            Deadline::Expired => return waiters::cancel(waiter, TIMED_OUT, false),
-            // Under loom a model thread plays the timer (see `timer`): park until woken.
-            #[cfg(loom)]
-            Deadline::At(_) => {
-                if waiter.announce_park() {
-                    thread::park();
-                }
-            }
-            #[cfg(not(loom))]
-            Deadline::At(at) => {
-                let now = std::time::Instant::now();
-                if now >= at {
-                    return waiters::cancel(waiter, TIMED_OUT, false);
-                }
-                if waiter.announce_park() {
-                    thread::park_timeout(at - now);
-                }
-            }
-            Deadline::Never => {
-                if waiter.announce_park() {
-                    thread::park();
-                }
-            }
+        if deadline == Deadline::Expired {
+            return waiter_table::cancel(waiter, Outcome::TimedOut, false);
+        }
+        if waiter.announce_park() && shim::park_until(deadline.instant()) == Parked::DeadlinePassed
+        {
+            return waiter_table::cancel(waiter, Outcome::TimedOut, false);
         }
         // Wakeups without an outcome (spurious, or a stray unpark) loop back: never `Ok`.
     }
@@ -203,6 +148,9 @@ pub fn notify<T: Waitable>(
     index: usize,
     count: Option<usize>,
 ) -> Result<usize, Error> {
-    let cell = view.cell(index)?;
-    Ok(waiters::notify(cell.address(), count.unwrap_or(usize::MAX)))
+    let element = view.element(index)?;
+    Ok(waiter_table::notify(
+        element.address(),
+        count.unwrap_or(usize::MAX),
+    ))
 }

@@ -12,10 +12,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::deadline::Deadline;
 use super::timer::{self, TimerEntry};
-use super::wait::{Deadline, WaitResult};
-use super::waiter::{Waiter, CANCELLED, NOTIFIED};
-use super::waiters;
+use super::wait::WaitResult;
+use super::waiter::{Outcome, Waiter};
+use super::waiter_table;
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
@@ -82,23 +83,23 @@ pub fn wait_async<T: Waitable>(
     expected: T,
     timeout: Option<Duration>,
 ) -> Result<WaitAsync, Error> {
-    let cell = view.cell(index)?;
+    let element = view.element(index)?;
     let deadline = Deadline::after(timeout);
-    if cell.load(SeqCst) != expected {
+    if element.load(SeqCst) != expected {
         return Ok(WaitAsync::Ready(WaitResult::NotEqual));
     }
     if let Deadline::Expired = deadline {
         return Ok(WaitAsync::Ready(WaitResult::TimedOut));
     }
-    let waiter = Arc::new(Waiter::for_task(cell.address()));
-    if !waiters::enqueue_if(&waiter, || cell.load(SeqCst) == expected) {
+    let waiter = Arc::new(Waiter::for_task(element.address()));
+    if !waiter_table::enqueue_if(&waiter, || element.load(SeqCst) == expected) {
         return Ok(WaitAsync::Ready(WaitResult::NotEqual));
     }
     let timer = match deadline {
         Deadline::At(at) => match timer::schedule(at, &waiter) {
             Ok(entry) => Some(entry),
             Err(error) => {
-                waiters::cancel(&waiter, CANCELLED, false);
+                waiter_table::cancel(&waiter, Outcome::Cancelled, false);
                 return Err(error);
             }
         },
@@ -111,8 +112,8 @@ pub fn wait_async<T: Waitable>(
     })))
 }
 
-fn result_of(outcome: u32) -> WaitResult {
-    if outcome == NOTIFIED {
+fn result_of(outcome: Outcome) -> WaitResult {
+    if outcome == Outcome::Notified {
         WaitResult::Ok
     } else {
         WaitResult::TimedOut
@@ -145,7 +146,7 @@ impl Future for WaitFuture {
 impl Drop for WaitFuture {
     fn drop(&mut self) {
         if let State::Waiting { waiter, timer, .. } = &mut self.0 {
-            waiters::cancel(waiter, CANCELLED, false);
+            waiter_table::cancel(waiter, Outcome::Cancelled, false);
             if let Some(entry) = timer.take() {
                 timer::unschedule(entry);
             }

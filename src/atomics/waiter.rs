@@ -2,9 +2,9 @@
 //! it learns its outcome.
 //!
 //! A waiter's `state` word says whether it is still in the waiter table (`QUEUED`, or `PARKED`
-//! once its thread went to sleep) or how it left (`NOTIFIED`, `TIMED_OUT`, `INTERRUPTED`,
-//! `CANCELLED`). Only the table moves a waiter out of the queue, always with its bucket locked
-//! ([`super::waiters`]), so exactly one of "notify counted it" and "it timed out / was
+//! once its thread went to sleep) or how it left (an [`Outcome`]: notified, timed out,
+//! interrupted, cancelled). Only the table moves a waiter out of the queue, always with its
+//! bucket locked ([`super::waiter_table`]), so exactly one of "notify counted it" and "it timed out / was
 //! interrupted / was dropped" happens. The waiter itself only ever moves `QUEUED → PARKED`.
 //!
 //! Waking is split from deciding: the table sets the outcome under the lock and hands the waiter
@@ -17,18 +17,37 @@ use std::task::Waker;
 
 use crate::shim::{lock, thread, AtomicU32, Mutex, Ordering};
 
-/// In the table, not parked (the thread may be spinning, or the waiter is a future).
-pub(crate) const QUEUED: u32 = 0;
-/// In the table, and its thread is parked or about to park: a wake must unpark it.
-pub(crate) const PARKED: u32 = 1;
-/// Removed by `notify` and counted by it.
-pub(crate) const NOTIFIED: u32 = 2;
-/// Removed because its timeout passed.
-pub(crate) const TIMED_OUT: u32 = 3;
-/// Removed because its thread's [`Interrupter`](super::Interrupter) fired.
-pub(crate) const INTERRUPTED: u32 = 4;
-/// Removed because its future was dropped.
-pub(crate) const CANCELLED: u32 = 5;
+/// How a waiter left the waiter table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Outcome {
+    /// Removed by `notify` and counted by it.
+    Notified = 2,
+    /// Removed because its timeout passed.
+    TimedOut = 3,
+    /// Removed because its thread's [`Interrupter`](super::Interrupter) fired.
+    Interrupted = 4,
+    /// Removed because its future was dropped.
+    Cancelled = 5,
+}
+
+/// State word: in the table, not parked (the thread may be spinning, or the waiter is a future).
+const QUEUED: u32 = 0;
+/// State word: in the table, and its thread is parked or about to park: a wake must unpark it.
+const PARKED: u32 = 1;
+
+impl Outcome {
+    /// The outcome a state word holds, or `None` while the waiter is still in the table.
+    fn of_state(state: u32) -> Option<Outcome> {
+        match state {
+            2 => Some(Outcome::Notified),
+            3 => Some(Outcome::TimedOut),
+            4 => Some(Outcome::Interrupted),
+            5 => Some(Outcome::Cancelled),
+            _ => None,
+        }
+    }
+}
 
 /// How a waiter is woken once its outcome is set.
 enum Wake {
@@ -66,11 +85,8 @@ impl Waiter {
     }
 
     /// The outcome, or `None` while the waiter is still in the table.
-    pub(crate) fn outcome(&self) -> Option<u32> {
-        match self.state.load(Ordering::Acquire) {
-            QUEUED | PARKED => None,
-            done => Some(done),
-        }
+    pub(crate) fn outcome(&self) -> Option<Outcome> {
+        Outcome::of_state(self.state.load(Ordering::Acquire))
     }
 
     /// Whether the waiter is still in the table. Only meaningful with its bucket locked.
@@ -80,9 +96,8 @@ impl Waiter {
 
     /// Sets the outcome. Called only by the waiter table, with the waiter's bucket locked and
     /// just after removing it from the queue. Returns whether the thread must be unparked.
-    pub(crate) fn finish(&self, outcome: u32) -> bool {
-        debug_assert!(outcome >= NOTIFIED);
-        self.state.swap(outcome, Ordering::AcqRel) == PARKED
+    pub(crate) fn finish(&self, outcome: Outcome) -> bool {
+        self.state.swap(outcome as u32, Ordering::AcqRel) == PARKED
     }
 
     /// Wakes whoever waits on this waiter after [`Waiter::finish`]; `unpark` is what `finish`
@@ -113,8 +128,8 @@ impl Waiter {
     }
 
     /// Unparks the waiter's thread without setting an outcome: a spurious wakeup, which the
-    /// waiter must absorb (the loom models inject these).
-    #[cfg(loom)]
+    /// waiter must absorb (the loom models inject these through `loom_hooks`).
+    #[allow(dead_code)] // used by the loom hooks only
     pub(crate) fn unpark_spuriously(&self) {
         if let Wake::Thread(thread) = &self.wake {
             thread.unpark();
@@ -123,7 +138,7 @@ impl Waiter {
 
     /// Stores the waker of the future's latest poll; returns the outcome if it was already set
     /// (checked after storing, so a concurrent `finish` + `wake` is never missed).
-    pub(crate) fn set_waker(&self, waker: &Waker) -> Option<u32> {
+    pub(crate) fn set_waker(&self, waker: &Waker) -> Option<Outcome> {
         if let Wake::Task(slot) = &self.wake {
             let mut slot = lock(slot);
             match &*slot {

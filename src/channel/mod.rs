@@ -44,12 +44,14 @@
 //! lock, no allocation, no `notify`): a thread about to block flags its slot, and only a post or
 //! receive that finds the flag calls `notify`. See `ring.rs` for the protocol.
 
+use crate::error::Error;
+
 mod port;
 mod ring;
 
 pub use port::{IntoIter, Iter, MessagePort, PostError, TryIter};
 
-pub(crate) use port::Closer;
+pub(crate) use port::{Closer, NoMessage};
 
 /// Slots per direction of a channel made by [`MessageChannel::new`].
 pub const DEFAULT_CAPACITY: usize = 1024;
@@ -78,9 +80,7 @@ impl<T: Send> MessageChannel<T> {
 
     /// Two entangled ports holding at least `capacity` messages each way (rounded up to a power
     /// of two, at least 2). `Err` above 2^24 slots or if memory is refused.
-    pub fn with_capacity(
-        capacity: usize,
-    ) -> Result<(MessagePort<T>, MessagePort<T>), crate::Error> {
+    pub fn with_capacity(capacity: usize) -> Result<(MessagePort<T>, MessagePort<T>), Error> {
         MessagePort::entangled(capacity)
     }
 }

@@ -26,8 +26,34 @@ use crate::shim::Arc;
 /// # Ok::<(), sharedbuf::Error>(())
 /// ```
 pub struct MessagePort<Tx, Rx = Tx> {
+    link: Link<Tx, Rx>,
+}
+
+/// The two rings a port posts to and receives from. Closing a link closes both directions;
+/// the worker runtime keeps one (a [`Closer`]) to close the worker's port when the worker ends.
+pub(crate) struct Link<Tx, Rx> {
     tx: Arc<Ring<Tx>>,
     rx: Arc<Ring<Rx>>,
+}
+
+/// What the worker runtime holds to close a channel after its port has moved on.
+pub(crate) type Closer<Tx, Rx> = Link<Tx, Rx>;
+
+impl<Tx, Rx> Link<Tx, Rx> {
+    /// Closes both directions. Idempotent.
+    pub(crate) fn close(&self) {
+        self.tx.close();
+        self.rx.close();
+    }
+}
+
+/// Why a non-blocking receive found nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoMessage {
+    /// Nothing is queued now.
+    Empty,
+    /// The channel is closed and every message posted before the close was received.
+    Closed,
 }
 
 /// A port and its entangled twin.
@@ -51,12 +77,16 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
         let back = Arc::new(Ring::new(capacity)?);
         Ok((
             MessagePort {
-                tx: Arc::clone(&forth),
-                rx: Arc::clone(&back),
+                link: Link {
+                    tx: Arc::clone(&forth),
+                    rx: Arc::clone(&back),
+                },
             },
             MessagePort {
-                tx: back,
-                rx: forth,
+                link: Link {
+                    tx: back,
+                    rx: forth,
+                },
             },
         ))
     }
@@ -67,12 +97,13 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
     /// On an error the message is dropped; use [`post_message_timeout`](Self::post_message_timeout)
     /// or [`try_post_message`](Self::try_post_message) to get it back.
     pub fn post_message(&self, message: Tx) -> Result<(), Error> {
-        self.tx.push(message, None).map_err(|(_, error)| error)
+        self.link.tx.push(message, None).map_err(|(_, error)| error)
     }
 
     /// Posts `message` if the queue has room now; otherwise gives it back.
     pub fn try_post_message(&self, message: Tx) -> Result<(), PostError<Tx>> {
-        self.tx
+        self.link
+            .tx
             .try_push(message)
             .map_err(|(message, blocked)| match blocked {
                 Blocked::Closed => PostError::Closed(message),
@@ -87,7 +118,8 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
         timeout: Duration,
     ) -> Result<(), PostError<Tx>> {
         let deadline = Instant::now().checked_add(timeout);
-        self.tx
+        self.link
+            .tx
             .push(message, deadline)
             .map_err(|(message, error)| match error {
                 Error::Closed => PostError::Closed(message),
@@ -100,18 +132,18 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
     /// channel is closed and every message posted before the close was received;
     /// `Err(Error::Terminated)` if this thread is a worker asked to terminate (W3).
     pub fn recv(&self) -> Result<Rx, Error> {
-        self.rx.pop(None)
+        self.link.rx.pop(None)
     }
 
     /// As [`recv`](Self::recv), giving up with `Err(Error::Timeout)` after `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Rx, Error> {
-        self.rx.pop(Instant::now().checked_add(timeout))
+        self.link.rx.pop(Instant::now().checked_add(timeout))
     }
 
     /// The oldest message if one is there, without waiting: Node's `receiveMessageOnPort`
     /// (SEMANTICS W6). `None` when the queue is empty or closed and drained.
     pub fn try_recv(&self) -> Option<Rx> {
-        self.rx.try_pop().ok()
+        self.link.rx.try_pop().ok()
     }
 
     /// A blocking iterator over received messages; it ends when the channel is closed and
@@ -129,40 +161,38 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
     /// side fail from now on, messages posted before are still delivered, and threads blocked
     /// in `recv` or in a full `post_message` wake up. Idempotent; dropping a port does it too.
     pub fn close(&self) {
-        self.tx.close();
-        self.rx.close();
+        self.link.close();
     }
 
     /// Whether the channel was closed (by either port).
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.link.tx.is_closed()
     }
 
     /// How many messages each direction holds before a post waits.
     pub fn capacity(&self) -> usize {
-        self.tx.capacity()
+        self.link.tx.capacity()
     }
 
     /// `recv` with an optional deadline (for the worker's event stream).
     pub(crate) fn recv_until(&self, deadline: Option<Instant>) -> Result<Rx, Error> {
-        self.rx.pop(deadline)
+        self.link.rx.pop(deadline)
     }
 
-    /// `try_recv` that says why nothing came: `Err(Error::Timeout)` if the queue is empty,
-    /// `Err(Error::Closed)` if it is closed and drained.
-    pub(crate) fn try_recv_or_why(&self) -> Result<Rx, Error> {
-        self.rx.try_pop().map_err(|blocked| match blocked {
-            Blocked::Closed => Error::Closed,
-            Blocked::Slot { .. } => Error::Timeout,
+    /// `try_recv` that says why nothing came.
+    pub(crate) fn try_recv_or_why(&self) -> Result<Rx, NoMessage> {
+        self.link.rx.try_pop().map_err(|blocked| match blocked {
+            Blocked::Closed => NoMessage::Closed,
+            Blocked::Slot { .. } => NoMessage::Empty,
         })
     }
 
     /// Something that can close this port's channel after the port itself has moved on (the
     /// worker runtime closes the worker's port when the worker ends).
     pub(crate) fn closer(&self) -> Closer<Tx, Rx> {
-        Closer {
-            tx: Arc::clone(&self.tx),
-            rx: Arc::clone(&self.rx),
+        Link {
+            tx: Arc::clone(&self.link.tx),
+            rx: Arc::clone(&self.link.rx),
         }
     }
 }
@@ -179,19 +209,6 @@ impl<Tx, Rx> fmt::Debug for MessagePort<Tx, Rx> {
             .field("capacity", &self.capacity())
             .field("closed", &self.is_closed())
             .finish()
-    }
-}
-
-/// Closes a channel; held by the worker runtime.
-pub(crate) struct Closer<Tx, Rx> {
-    tx: Arc<Ring<Tx>>,
-    rx: Arc<Ring<Rx>>,
-}
-
-impl<Tx, Rx> Closer<Tx, Rx> {
-    pub(crate) fn close(&self) {
-        self.tx.close();
-        self.rx.close();
     }
 }
 

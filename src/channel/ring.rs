@@ -1,10 +1,11 @@
 //! [`Ring`]: one direction of a message channel, a bounded multi-producer multi-consumer queue
-//! (Dmitry Vyukov's design) whose sequence numbers live in a [`SharedBuffer`] and which blocks
-//! and wakes through the crate's own [`atomics::wait`] / [`atomics::notify`].
+//! (Dmitry Vyukov's design) whose sequence numbers live in a
+//! [`SharedBuffer`](crate::SharedBuffer) and which blocks and wakes through the crate's own
+//! [`atomics::wait`](crate::atomics::wait) / [`atomics::notify`](crate::atomics::notify).
 //!
 //! # Layout
 //!
-//! One `BigUint64Array` holds the `head` (next position to receive), the `tail` (next position
+//! One array of `u64` words ([`SharedWords`]) holds the `head` (next position to receive), the `tail` (next position
 //! to post, with the [`CLOSED`] mark in its top bit) and one *stamp* per slot. The payloads live
 //! beside it in `UnsafeCell<MaybeUninit<T>>` slots (arbitrary `T` cannot live in shared bytes).
 //!
@@ -41,11 +42,9 @@
 use std::mem::MaybeUninit;
 use std::time::Instant;
 
-use crate::atomics::{self, WaitResult};
+use crate::atomics::{SharedWords, WaitResult, Word};
 use crate::error::Error;
-use crate::shim::{fence, Ordering, UnsafeCell};
-use crate::view::{BigUint64Array, Cell};
-use crate::SharedBuffer;
+use crate::shim::{fence, thread, Ordering, UnsafeCell, LOOM};
 
 /// Bit 0 of a stamp: a thread is (about to be) blocked on this slot; whoever changes the
 /// stamp next must `notify`.
@@ -56,7 +55,7 @@ const CLOSED: u64 = 1 << 63;
 /// Words between the head and the tail and between the tail and the stamps: a cache line in a
 /// real build (so posting and receiving threads do not fight over one line); none under loom
 /// (each word is a model object there).
-const PAD: usize = if cfg!(loom) { 1 } else { 8 };
+const PAD: usize = if LOOM { 1 } else { 8 };
 const HEAD: usize = 0;
 const TAIL: usize = PAD;
 /// Non-zero once any thread has parked on the ring: `close` skips its scan of the stamps
@@ -88,7 +87,8 @@ pub(crate) enum Blocked {
 
 /// One direction of a channel: a bounded FIFO of `T`.
 pub(crate) struct Ring<T> {
-    words: BigUint64Array,
+    /// Head, tail, the parked mark and the stamps (see the module docs' layout).
+    words: SharedWords<u64>,
     slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
     mask: u64,
 }
@@ -112,8 +112,7 @@ impl<T> Ring<T> {
             });
         }
         let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
-        let buffer = SharedBuffer::new((STAMPS + capacity) * 8)?;
-        let words = BigUint64Array::new(&buffer)?; // zeroed: every slot empty for lap 0
+        let words = SharedWords::new(STAMPS + capacity)?; // zeroed: every slot empty for lap 0
         let slots = (0..capacity)
             .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
             .collect();
@@ -129,15 +128,11 @@ impl<T> Ring<T> {
         self.slots.len()
     }
 
-    fn word(&self, index: usize) -> Cell<'_, u64> {
-        // Every index used here is below `STAMPS + capacity`, the view's length.
-        match self.words.cell(index) {
-            Ok(cell) => cell,
-            Err(_) => unreachable!("ring word {index} is inside the ring's own buffer"),
-        }
+    fn word(&self, index: usize) -> Word<'_, u64> {
+        self.words.get(index)
     }
 
-    fn stamp(&self, index: usize) -> Cell<'_, u64> {
+    fn stamp(&self, index: usize) -> Word<'_, u64> {
         self.word(STAMPS + index)
     }
 
@@ -169,8 +164,7 @@ impl<T> Ring<T> {
             let lag = (stamp & !WAITING).wrapping_sub(self.empty_stamp(tail)) as i64;
             if lag == 0 {
                 // The slot is free for `tail`: claim the position.
-                let seen = tail_word.compare_exchange(tail, tail + 1, Ordering::Relaxed);
-                if seen != tail {
+                if let Err(seen) = tail_word.compare_exchange(tail, tail + 1, Ordering::Relaxed) {
                     tail = seen;
                     continue;
                 }
@@ -178,11 +172,7 @@ impl<T> Ring<T> {
                 // the slot full below; the receiver that emptied it last lap is done with it
                 // (its release stamp was read with Acquire above).
                 self.slots[index].with_mut(|slot| unsafe { (*slot).write(value) });
-                let old = stamp_cell.rmw(
-                    crate::region::RmwOp::Exchange,
-                    self.full_stamp(tail),
-                    Ordering::Release,
-                );
+                let old = stamp_cell.swap(self.full_stamp(tail), Ordering::Release);
                 if old & WAITING != 0 {
                     self.wake(index);
                 }
@@ -214,8 +204,7 @@ impl<T> Ring<T> {
             let stamp = stamp_cell.load(Ordering::Acquire);
             let lag = (stamp & !WAITING).wrapping_sub(self.full_stamp(head)) as i64;
             if lag == 0 {
-                let seen = head_word.compare_exchange(head, head + 1, Ordering::Relaxed);
-                if seen != head {
+                if let Err(seen) = head_word.compare_exchange(head, head + 1, Ordering::Relaxed) {
                     head = seen;
                     continue;
                 }
@@ -224,7 +213,7 @@ impl<T> Ring<T> {
                 // this thread its only reader; it is read exactly once, then stamped free.
                 let value = self.slots[index].with(|slot| unsafe { (*slot).assume_init_read() });
                 let free = self.empty_stamp(head + self.capacity() as u64);
-                let old = stamp_cell.rmw(crate::region::RmwOp::Exchange, free, Ordering::Release);
+                let old = stamp_cell.swap(free, Ordering::Release);
                 if old & WAITING != 0 {
                     self.wake(index);
                 }
@@ -292,10 +281,11 @@ impl<T> Ring<T> {
     ) -> Result<(), Error> {
         let stamp_cell = self.stamp(index);
         let flagged = stamp | WAITING;
-        self.word(PARKED)
-            .rmw(crate::region::RmwOp::Or, 1, Ordering::SeqCst);
+        self.word(PARKED).fetch_or(1, Ordering::SeqCst);
         if stamp & WAITING == 0
-            && stamp_cell.compare_exchange(stamp, flagged, Ordering::SeqCst) != stamp
+            && stamp_cell
+                .compare_exchange(stamp, flagged, Ordering::SeqCst)
+                .is_err()
         {
             return Ok(()); // the stamp moved on: retry
         }
@@ -304,15 +294,14 @@ impl<T> Ring<T> {
         if done(self) {
             return Ok(()); // the retry reports `Closed`
         }
-        match atomics::wait_until(&self.words, STAMPS + index, flagged, deadline)? {
+        match stamp_cell.wait_until(flagged, deadline)? {
             WaitResult::TimedOut => Err(Error::Timeout),
             WaitResult::Ok | WaitResult::NotEqual => Ok(()),
         }
     }
 
     fn wake(&self, index: usize) {
-        // Cannot fail: `index` is below the capacity (see `word`).
-        let _ = atomics::notify(&self.words, STAMPS + index, None);
+        self.stamp(index).notify(None);
     }
 
     /// Whether the ring was closed (posts fail; receives drain what is left).
@@ -328,9 +317,7 @@ impl<T> Ring<T> {
 
     /// Closes the ring and wakes every thread blocked on it. Idempotent.
     pub(crate) fn close(&self) {
-        let old = self
-            .word(TAIL)
-            .rmw(crate::region::RmwOp::Or, CLOSED, Ordering::SeqCst);
+        let old = self.word(TAIL).fetch_or(CLOSED, Ordering::SeqCst);
         if old & CLOSED != 0 {
             return;
         }
@@ -343,12 +330,13 @@ impl<T> Ring<T> {
             let stamp_cell = self.stamp(index);
             let mut stamp = stamp_cell.load(Ordering::SeqCst);
             while stamp & WAITING != 0 {
-                let seen = stamp_cell.compare_exchange(stamp, stamp & !WAITING, Ordering::SeqCst);
-                if seen == stamp {
-                    self.wake(index);
-                    break;
+                match stamp_cell.compare_exchange(stamp, stamp & !WAITING, Ordering::SeqCst) {
+                    Ok(_) => {
+                        self.wake(index);
+                        break;
+                    }
+                    Err(seen) => stamp = seen,
                 }
-                stamp = seen;
             }
         }
     }
@@ -374,7 +362,7 @@ impl<T> Drop for Ring<T> {
 /// Whether to look at the ring once more, after a short, growing pause (spin hints first,
 /// then yielding the CPU), before parking. Never under loom.
 fn poll_again(polls: &mut u32) -> bool {
-    if cfg!(loom) || *polls >= POLLS {
+    if LOOM || *polls >= POLLS {
         return false;
     }
     *polls += 1;
@@ -383,7 +371,7 @@ fn poll_again(polls: &mut u32) -> bool {
             std::hint::spin_loop();
         }
     } else {
-        crate::shim::thread::yield_now();
+        thread::yield_now();
     }
     true
 }

@@ -48,19 +48,16 @@ pub trait Bits: Copy + Eq + Debug + Send + Sync + 'static {
     /// # Safety
     /// `ptr` is aligned to `SIZE`, valid for `SIZE` bytes and only ever accessed atomically
     /// while the caller uses it.
-    #[cfg(not(loom))]
     unsafe fn load(ptr: *mut u8, order: std::sync::atomic::Ordering) -> Self;
     /// Atomic store at `ptr`.
     ///
     /// # Safety
     /// As for [`Bits::load`].
-    #[cfg(not(loom))]
     unsafe fn store(ptr: *mut u8, value: Self, order: std::sync::atomic::Ordering);
     /// Atomic read-modify-write at `ptr`, returning the old value.
     ///
     /// # Safety
     /// As for [`Bits::load`].
-    #[cfg(not(loom))]
     unsafe fn rmw(
         ptr: *mut u8,
         op: RmwOp,
@@ -71,7 +68,6 @@ pub trait Bits: Copy + Eq + Debug + Send + Sync + 'static {
     ///
     /// # Safety
     /// As for [`Bits::load`].
-    #[cfg(not(loom))]
     unsafe fn compare_exchange(
         ptr: *mut u8,
         expected: Self,
@@ -110,21 +106,18 @@ macro_rules! impl_bits {
                 <$t>::swap_bytes(self)
             }
 
-            #[cfg(not(loom))]
             #[inline(always)]
             unsafe fn load(ptr: *mut u8, order: std::sync::atomic::Ordering) -> Self {
                 // SAFETY: the caller guarantees alignment, validity and atomic-only access.
                 unsafe { <$atomic>::from_ptr(ptr.cast()) }.load(order)
             }
 
-            #[cfg(not(loom))]
             #[inline(always)]
             unsafe fn store(ptr: *mut u8, value: Self, order: std::sync::atomic::Ordering) {
                 // SAFETY: the caller guarantees alignment, validity and atomic-only access.
                 unsafe { <$atomic>::from_ptr(ptr.cast()) }.store(value, order)
             }
 
-            #[cfg(not(loom))]
             #[inline(always)]
             unsafe fn rmw(
                 ptr: *mut u8,
@@ -144,7 +137,6 @@ macro_rules! impl_bits {
                 }
             }
 
-            #[cfg(not(loom))]
             #[inline(always)]
             unsafe fn compare_exchange(
                 ptr: *mut u8,

@@ -9,6 +9,7 @@ use std::fmt;
 use crate::buffer::SharedBuffer;
 use crate::element::Element;
 use crate::error::Error;
+use crate::range;
 use crate::region::Bits;
 use crate::shim::Ordering;
 
@@ -68,17 +69,7 @@ impl DataView {
         byte_length: Option<usize>,
     ) -> Result<DataView, Error> {
         let len = buffer.byte_length();
-        let end = match byte_length {
-            Some(n) => byte_offset.saturating_add(n),
-            None => byte_offset,
-        };
-        if byte_offset > len || end > len {
-            return Err(Error::RangeOutOfBounds {
-                start: byte_offset,
-                end,
-                len,
-            });
-        }
+        range::fit(byte_offset, byte_length.unwrap_or(0), len)?;
         let byte_length = match byte_length {
             None if !buffer.is_growable() => Some(len - byte_offset),
             other => other,
@@ -110,15 +101,8 @@ impl DataView {
 
     /// The absolute offset of `size` bytes at `byte_offset`, checked against the view.
     fn span(&self, byte_offset: usize, size: usize) -> Result<usize, Error> {
-        let len = self.byte_length();
-        match byte_offset.checked_add(size) {
-            Some(end) if end <= len => Ok(self.byte_offset + byte_offset),
-            end => Err(Error::RangeOutOfBounds {
-                start: byte_offset,
-                end: end.unwrap_or(usize::MAX),
-                len,
-            }),
-        }
+        range::fit(byte_offset, size, self.byte_length())?;
+        Ok(self.byte_offset + byte_offset)
     }
 
     /// Reads a `T` at `byte_offset` in the given byte order.
@@ -128,8 +112,8 @@ impl DataView {
         let region = self.buffer.region();
         let native = if at % size == 0 {
             // SAFETY: `span` checked `at + size` is within the view (so the region), and `at`
-            // is aligned to the access size.
-            unsafe { region.load::<T::Bits>(at, Ordering::Relaxed) }
+            // is aligned to the access size; the view's buffer keeps the region alive.
+            unsafe { region.ptr_at(at).load::<T::Bits>(0, Ordering::Relaxed) }
         } else {
             let mut bytes = [0u8; 8];
             // SAFETY: `span` checked that all `size` bytes are within the region; `bytes` is
@@ -153,8 +137,12 @@ impl DataView {
         let native = to_order(value.to_bits(), endian);
         if at % size == 0 {
             // SAFETY: `span` checked `at + size` is within the view (so the region), and `at`
-            // is aligned to the access size.
-            unsafe { region.store::<T::Bits>(at, native, Ordering::Relaxed) };
+            // is aligned to the access size; the view's buffer keeps the region alive.
+            unsafe {
+                region
+                    .ptr_at(at)
+                    .store::<T::Bits>(0, native, Ordering::Relaxed)
+            };
         } else {
             let bytes = (native.to_u64() << native_shift(size)).to_ne_bytes();
             // SAFETY: `span` checked that all `size` bytes are within the region; `bytes` is

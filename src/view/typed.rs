@@ -10,12 +10,13 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::RangeBounds;
 
-use crate::buffer::{resolve_range, SharedBuffer};
+use crate::buffer::SharedBuffer;
 use crate::element::Element;
 use crate::error::Error;
+use crate::range;
 use crate::region::{Bits, RegionPtr};
 use crate::shim::Ordering;
-use crate::view::Cell;
+use crate::view::ElementRef;
 
 /// A typed view of `T` elements over a [`SharedBuffer`]; cheap to clone (it shares the
 /// buffer), `Send` and `Sync`.
@@ -95,28 +96,13 @@ impl<T: Element> TypedArray<T> {
             });
         }
         let byte_length = buffer.byte_length();
-        if byte_offset > byte_length {
-            return Err(Error::RangeOutOfBounds {
-                start: byte_offset,
-                end: byte_offset,
-                len: byte_length,
-            });
-        }
+        range::fit(byte_offset, 0, byte_length)?;
         let length = match length {
             Some(n) => {
-                let end = n
-                    .checked_mul(Self::SIZE)
-                    .and_then(|bytes| bytes.checked_add(byte_offset));
-                match end {
-                    Some(end) if end <= byte_length => Some(n),
-                    _ => {
-                        return Err(Error::RangeOutOfBounds {
-                            start: byte_offset,
-                            end: end.unwrap_or(usize::MAX),
-                            len: byte_length,
-                        })
-                    }
-                }
+                // An element count whose byte size overflows cannot fit: `fit` reports it.
+                let bytes = n.saturating_mul(Self::SIZE);
+                range::fit(byte_offset, bytes, byte_length)?;
+                Some(n)
             }
             None if buffer.is_growable() => None,
             None => {
@@ -195,7 +181,7 @@ impl<T: Element> TypedArray<T> {
 
     /// The checked location of element `index`: `Err(IndexOutOfRange)` past the end (V4, A4).
     #[inline]
-    pub(crate) fn cell(&self, index: usize) -> Result<Cell<'_, T>, Error> {
+    pub(crate) fn element(&self, index: usize) -> Result<ElementRef<'_, T>, Error> {
         if !self.in_bounds(index) {
             return Err(Error::IndexOutOfRange {
                 index,
@@ -204,8 +190,8 @@ impl<T: Element> TypedArray<T> {
         }
         // SAFETY: `base` is the region's pointer at `byte_offset`, a multiple of the element
         // size (checked at construction), and `index < len` keeps the element within
-        // `byte_length <= reserved`.
-        Ok(unsafe { Cell::new_unchecked(self.buffer.region(), self.base.add(index * Self::SIZE)) })
+        // `byte_length <= reserved`; the borrow of `self` keeps the buffer, so the region, alive.
+        Ok(unsafe { ElementRef::new_unchecked(self.base.add(index * Self::SIZE)) })
     }
 
     /// Relaxed atomic read of element `index`, unchecked.
@@ -344,7 +330,7 @@ impl<T: Element> TypedArray<T> {
 
     /// Sets the elements in `range` to `value`, as JavaScript's `fill(value, start, end)`.
     pub fn fill_range(&self, range: impl RangeBounds<usize>, value: T) -> Result<(), Error> {
-        let (start, end) = resolve_range(&range, self.len())?;
+        let (start, end) = range::resolve(&range, self.len())?;
         let sub = self.sub(start, Some(end - start));
         sub.fill(value);
         Ok(())
@@ -353,7 +339,7 @@ impl<T: Element> TypedArray<T> {
     /// A view of the elements in `range` over the same memory, as JavaScript's
     /// `subarray(begin, end)`. An open-ended range on a length-tracking view stays tracking.
     pub fn subarray(&self, range: impl RangeBounds<usize>) -> Result<TypedArray<T>, Error> {
-        let (start, end) = resolve_range(&range, self.len())?;
+        let (start, end) = range::resolve(&range, self.len())?;
         let tracking = self.tracking && matches!(range.end_bound(), std::ops::Bound::Unbounded);
         Ok(self.sub(start, if tracking { None } else { Some(end - start) }))
     }

@@ -4,19 +4,13 @@
 use std::cell::Cell;
 use std::fmt;
 
-use super::handle::Lifecycle;
+use super::lifecycle::Lifecycle;
 use crate::channel::MessagePort;
 use crate::error::Error;
-use crate::shim::{thread_local, Arc};
+use crate::shim::{self, Arc};
 
-// The worker id of the current thread; 0 on every thread that is not a worker.
-#[cfg(not(loom))]
-thread_local! {
-    static CURRENT_WORKER: Cell<u64> = const { Cell::new(0) };
-}
-// loom's `thread_local!` does not take the `const { .. }` form.
-#[cfg(loom)]
-thread_local! {
+shim::thread_local_static! {
+    /// The worker id of the current thread; 0 on every thread that is not a worker.
     static CURRENT_WORKER: Cell<u64> = Cell::new(0);
 }
 

@@ -1,286 +1,37 @@
-//! [`Worker`]: the parent's handle, [`WorkerBuilder`], and the runtime that runs a worker's
-//! closure on its thread (SEMANTICS W1–W3, W7).
+//! [`Worker`]: the parent's handle to a worker thread, and the event stream it reads
+//! (SEMANTICS W1–W3).
 //!
 //! # How the event order is kept (W1)
 //!
 //! `Online` is the lifecycle word turning `RUNNING`; messages come through the worker's port;
-//! `Error` and `Exit` are stored by the runtime *before* it closes the port and then sets
+//! `Error` and `Exit` are recorded by the runtime *before* it closes the port and then sets
 //! `EXITED`. The parent reads in stages: `Online` once the worker runs, then messages until the
 //! port reports it is closed and drained, then `Error` and `Exit` once `EXITED` is set. A port
 //! delivers everything posted before its close, so `Exit` comes after every message, by
 //! construction.
+//!
+//! The stage only moves forward, each step by one compare-exchange, so two threads reading
+//! events from the same handle deliver each of `Online`, `Error` and `Exit` once.
 
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use super::context::{enter_worker, IntoExitCode, WorkerContext};
-use super::event::{ExitStatus, WorkerError, WorkerEvent, WorkerState};
-use crate::atomics::{self, Interrupter, WaitResult};
-use crate::channel::{Closer, MessagePort, PostError, DEFAULT_CAPACITY};
+use super::event::{ExitStatus, WorkerEvent, WorkerState};
+use super::lifecycle::{Lifecycle, NotYet, Patience, EXITED, RUNNING};
+use crate::channel::{MessagePort, NoMessage, PostError};
 use crate::error::Error;
 use crate::shim::{lock, thread, Arc, AtomicU8, Mutex, Ordering};
-use crate::{Int32Array, SharedBuffer};
-
-/// Lifecycle word bits.
-const RUNNING: i32 = 1;
-const EXITED: i32 = 2;
-const TERMINATING: i32 = 4;
 
 /// Stages of the parent's event stream.
+/// `Online` not delivered yet. Leaves (to `STAGE_MESSAGES`) once `RUNNING` was seen.
 const STAGE_ONLINE: u8 = 0;
+/// Delivering messages. Leaves (to `STAGE_ENDING`) once the port is closed and drained: the
+/// runtime closes it only after recording the ending, so every message came before.
 const STAGE_MESSAGES: u8 = 1;
+/// Delivering `Error` (if any), then `Exit`. Reads the ending only once `EXITED` is set.
 const STAGE_ENDING: u8 = 2;
+/// `Exit` was delivered; nothing follows.
 const STAGE_DONE: u8 = 3;
-
-/// Worker ids: unique in the process, never 0 (0 is "not a worker"). A plain counter that
-/// synchronizes nothing, so it is std's atomic even under loom (a loom atomic cannot be static).
-static NEXT_THREAD_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
-/// What the parent and the worker's thread share about the worker's life.
-pub(crate) struct Lifecycle {
-    /// `RUNNING | EXITED | TERMINATING` bits, waited on through `atomics::wait`.
-    word: Int32Array,
-    /// Installed on the worker's thread: `terminate()` interrupts its blocking waits.
-    interrupter: Interrupter,
-    /// How it ended; written once, before `EXITED` is set.
-    ending: Mutex<Ending>,
-}
-
-#[derive(Default)]
-struct Ending {
-    error: Option<WorkerError>,
-    status: Option<ExitStatus>,
-}
-
-/// How long to wait for something.
-#[derive(Clone, Copy)]
-enum Patience {
-    /// Not at all: answer `Err(Timeout)` if it is not there now.
-    None,
-    /// Until the deadline (`None`: forever).
-    Until(Option<Instant>),
-}
-
-impl Lifecycle {
-    fn new() -> Result<Lifecycle, Error> {
-        Ok(Lifecycle {
-            word: Int32Array::new(&SharedBuffer::new(4)?)?,
-            interrupter: Interrupter::new(),
-            ending: Mutex::new(Ending::default()),
-        })
-    }
-
-    fn bits(&self) -> i32 {
-        atomics::load(&self.word, 0).unwrap_or(0)
-    }
-
-    /// Sets `bit`; returns the bits before.
-    fn set(&self, bit: i32) -> i32 {
-        let before = atomics::or(&self.word, 0, bit).unwrap_or(0);
-        let _ = atomics::notify(&self.word, 0, None);
-        before
-    }
-
-    pub(crate) fn is_terminating(&self) -> bool {
-        self.bits() & TERMINATING != 0
-    }
-
-    fn request_termination(&self) {
-        atomics::or(&self.word, 0, TERMINATING).ok();
-        self.interrupter.interrupt();
-    }
-
-    /// Waits until `bit` is set.
-    fn wait_for(&self, bit: i32, patience: Patience) -> Result<(), Error> {
-        loop {
-            let bits = self.bits();
-            if bits & bit != 0 {
-                return Ok(());
-            }
-            let deadline = match patience {
-                Patience::None => return Err(Error::Timeout),
-                Patience::Until(deadline) => deadline,
-            };
-            if atomics::wait_until(&self.word, 0, bits, deadline)? == WaitResult::TimedOut {
-                return Err(Error::Timeout);
-            }
-        }
-    }
-
-    fn exit_status(&self) -> ExitStatus {
-        // Written before `EXITED` is set; callers saw `EXITED`.
-        lock(&self.ending).status.unwrap_or(ExitStatus::TERMINATED)
-    }
-}
-
-/// Configures a worker before it starts (SEMANTICS W7): `Worker::builder().name(..)...spawn(f)`.
-#[derive(Debug)]
-pub struct WorkerBuilder<D = ()> {
-    name: Option<String>,
-    stack_size: Option<usize>,
-    capacity: usize,
-    worker_data: D,
-}
-
-impl Default for WorkerBuilder<()> {
-    fn default() -> Self {
-        WorkerBuilder {
-            name: None,
-            stack_size: None,
-            capacity: DEFAULT_CAPACITY,
-            worker_data: (),
-        }
-    }
-}
-
-impl<D> WorkerBuilder<D> {
-    /// The worker thread's OS name (Node's `name` option). A name with a NUL byte makes
-    /// `spawn` fail with `Err`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.name = Some(name.into());
-        self
-    }
-
-    /// The worker thread's stack size in bytes (Node's `resourceLimits.stackSizeMb`).
-    pub fn stack_size(mut self, bytes: usize) -> Self {
-        self.stack_size = Some(bytes);
-        self
-    }
-
-    /// How many messages each direction of the worker's port holds before a post waits
-    /// (default [`DEFAULT_CAPACITY`]; see [`crate::channel`]).
-    pub fn capacity(mut self, capacity: usize) -> Self {
-        self.capacity = capacity;
-        self
-    }
-
-    /// `workerData`: a payload moved into the worker, read with
-    /// [`WorkerContext::worker_data`].
-    pub fn worker_data<T>(self, worker_data: T) -> WorkerBuilder<T> {
-        WorkerBuilder {
-            name: self.name,
-            stack_size: self.stack_size,
-            capacity: self.capacity,
-            worker_data,
-        }
-    }
-
-    /// Starts the worker: `f` runs on a new thread with the worker's [`WorkerContext`], and its
-    /// return value becomes the exit code ([`IntoExitCode`]). `Err(Error::SpawnFailed)` if the
-    /// system refuses the thread or the name has a NUL byte.
-    pub fn spawn<In, Out, F, R>(self, f: F) -> Result<Worker<In, Out>, Error>
-    where
-        In: Send + 'static,
-        Out: Send + 'static,
-        D: Send + 'static,
-        F: FnOnce(WorkerContext<In, Out, D>) -> R + Send + 'static,
-        R: IntoExitCode,
-    {
-        let mut thread = thread::Builder::new();
-        if let Some(name) = self.name {
-            if name.contains('\0') {
-                return Err(Error::SpawnFailed {
-                    reason: format!("the worker name {name:?} contains a NUL byte"),
-                });
-            }
-            thread = thread.name(name);
-        }
-        if let Some(bytes) = self.stack_size {
-            thread = thread.stack_size(bytes);
-        }
-        let (port, worker_port) = MessagePort::<In, Out>::entangled(self.capacity)?;
-        let lifecycle = Arc::new(Lifecycle::new()?);
-        let thread_id = NEXT_THREAD_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let closer = worker_port.closer();
-        let context = WorkerContext::new(
-            worker_port,
-            self.worker_data,
-            thread_id,
-            Arc::clone(&lifecycle),
-        );
-        let shared = Arc::clone(&lifecycle);
-        let handle = thread
-            .spawn(move || run(f, context, &shared, &closer, thread_id))
-            .map_err(|error| Error::SpawnFailed {
-                reason: error.to_string(),
-            })?;
-        Ok(Worker {
-            port,
-            lifecycle,
-            stage: AtomicU8::new(STAGE_ONLINE),
-            thread_id,
-            thread: Mutex::new(Some(handle)),
-        })
-    }
-}
-
-/// The worker's thread: runs `f`, turns what it returns (or its panic) into the ending, then
-/// closes the port and sets `EXITED`, in that order (see the module docs).
-fn run<In, Out, D, F, R>(
-    f: F,
-    context: WorkerContext<In, Out, D>,
-    lifecycle: &Lifecycle,
-    closer: &Closer<Out, In>,
-    thread_id: u64,
-) where
-    F: FnOnce(WorkerContext<In, Out, D>) -> R,
-    R: IntoExitCode,
-{
-    let _installed = lifecycle.interrupter.install();
-    enter_worker(thread_id);
-    let before = lifecycle.set(RUNNING);
-    let (error, status) = if before & TERMINATING != 0 {
-        // Terminated before it started: the closure never runs.
-        drop(context);
-        (None, ExitStatus::TERMINATED)
-    } else {
-        let outcome = catch_panic(move || f(context).into_exit_code());
-        let terminated = lifecycle.is_terminating();
-        match outcome {
-            Ok(Ok(code)) if !terminated => (None, ExitStatus::code_only(code)),
-            Ok(Err(message)) if !terminated => (
-                Some(WorkerError::returned(message)),
-                ExitStatus::code_only(1),
-            ),
-            // After `terminate()`, as in Node, only `Exit` is reported; the closure's error
-            // is most likely the `Error::Terminated` that unwound it.
-            Ok(_) => (None, ExitStatus::TERMINATED),
-            Err(message) => {
-                let status = if terminated {
-                    ExitStatus::TERMINATED
-                } else {
-                    ExitStatus::code_only(1)
-                };
-                (Some(WorkerError::panic(message)), status)
-            }
-        }
-    };
-    {
-        let mut ending = lock(&lifecycle.ending);
-        ending.error = error;
-        ending.status = Some(status);
-    }
-    closer.close();
-    lifecycle.set(EXITED);
-}
-
-/// Runs `f`, turning a panic into its message (W2). Under loom panics are not caught: loom
-/// reports the failures it finds by panicking, and those must reach the model.
-fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    if cfg!(loom) {
-        return Ok(f());
-    }
-    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        if let Some(text) = payload.downcast_ref::<&str>() {
-            (*text).to_owned()
-        } else if let Some(text) = payload.downcast_ref::<String>() {
-            text.clone()
-        } else {
-            "a panic with a non-string payload".to_owned()
-        }
-    })
-}
 
 /// The parent's handle to a worker thread (Node's `Worker`): posts `In` to it, receives its
 /// [`WorkerEvent`]s carrying `Out`.
@@ -297,21 +48,21 @@ pub struct Worker<In, Out> {
     thread: Mutex<Option<thread::JoinHandle<()>>>,
 }
 
-impl Worker<(), ()> {
-    /// A builder for the worker's name, stack size, capacity and `worker_data`.
-    pub fn builder() -> WorkerBuilder {
-        WorkerBuilder::default()
-    }
-}
-
-impl<In: Send + 'static, Out: Send + 'static> Worker<In, Out> {
-    /// Starts a worker with default settings: `Worker::builder().spawn(f)`.
-    pub fn spawn<F, R>(f: F) -> Result<Worker<In, Out>, Error>
-    where
-        F: FnOnce(WorkerContext<In, Out>) -> R + Send + 'static,
-        R: IntoExitCode,
-    {
-        Worker::builder().spawn(f)
+impl<In, Out> Worker<In, Out> {
+    /// The handle of a worker whose thread was just started.
+    pub(super) fn from_parts(
+        port: MessagePort<In, Out>,
+        lifecycle: Arc<Lifecycle>,
+        thread_id: u64,
+        thread: thread::JoinHandle<()>,
+    ) -> Worker<In, Out> {
+        Worker {
+            port,
+            lifecycle,
+            stage: AtomicU8::new(STAGE_ONLINE),
+            thread_id,
+            thread: Mutex::new(Some(thread)),
+        }
     }
 }
 
@@ -339,12 +90,14 @@ impl<In, Out> Worker<In, Out> {
     /// The next event, waiting for it (W1). After `Exit` has been returned: `Err(Error::Closed)`.
     pub fn recv_event(&self) -> Result<WorkerEvent<Out>, Error> {
         self.next_event(Patience::Until(None))
+            .map_err(NotYet::into_error)
     }
 
     /// As [`recv_event`](Self::recv_event), giving up with `Err(Error::Timeout)` after
     /// `timeout`.
     pub fn recv_event_timeout(&self, timeout: Duration) -> Result<WorkerEvent<Out>, Error> {
         self.next_event(Patience::Until(Instant::now().checked_add(timeout)))
+            .map_err(NotYet::into_error)
     }
 
     /// The next event if it is there now.
@@ -357,7 +110,7 @@ impl<In, Out> Worker<In, Out> {
         Events { worker: self }
     }
 
-    fn next_event(&self, patience: Patience) -> Result<WorkerEvent<Out>, Error> {
+    fn next_event(&self, patience: Patience) -> Result<WorkerEvent<Out>, NotYet> {
         loop {
             match self.stage.load(Ordering::SeqCst) {
                 STAGE_ONLINE => {
@@ -368,20 +121,28 @@ impl<In, Out> Worker<In, Out> {
                 }
                 STAGE_MESSAGES => {
                     let message = match patience {
-                        Patience::None => self.port.try_recv_or_why(),
-                        Patience::Until(deadline) => self.port.recv_until(deadline),
+                        Patience::None => self.port.try_recv_or_why().map_err(|why| match why {
+                            NoMessage::Empty => NotYet::Pending,
+                            NoMessage::Closed => NotYet::Failed(Error::Closed),
+                        }),
+                        Patience::Until(deadline) => {
+                            self.port.recv_until(deadline).map_err(|error| match error {
+                                Error::Timeout => NotYet::Pending,
+                                error => NotYet::Failed(error),
+                            })
+                        }
                     };
                     match message {
                         Ok(message) => return Ok(WorkerEvent::Message(message)),
-                        Err(Error::Closed) => {
+                        Err(NotYet::Failed(Error::Closed)) => {
                             self.advance(STAGE_MESSAGES, STAGE_ENDING);
                         }
-                        Err(error) => return Err(error),
+                        Err(other) => return Err(other),
                     }
                 }
                 STAGE_ENDING => {
                     self.lifecycle.wait_for(EXITED, patience)?;
-                    let mut ending = lock(&self.lifecycle.ending);
+                    let mut ending = self.lifecycle.ending();
                     if let Some(error) = ending.error.take() {
                         return Ok(WorkerEvent::Error(error));
                     }
@@ -390,7 +151,7 @@ impl<In, Out> Worker<In, Out> {
                         return Ok(WorkerEvent::Exit(status));
                     }
                 }
-                _ => return Err(Error::Closed),
+                _ => return Err(NotYet::Failed(Error::Closed)),
             }
         }
     }
@@ -413,7 +174,7 @@ impl<In, Out> Worker<In, Out> {
         }
     }
 
-    /// `worker.threadId`: the id the worker sees as [`WorkerContext::thread_id`].
+    /// `worker.threadId`: the id the worker sees as [`WorkerContext::thread_id`](super::WorkerContext::thread_id).
     pub fn thread_id(&self) -> u64 {
         self.thread_id
     }
@@ -421,7 +182,7 @@ impl<In, Out> Worker<In, Out> {
     /// `worker.terminate()` (W3): asks the worker to stop and waits until it is gone. Its
     /// blocked `atomics::wait`, `recv` and `recv_timeout` return `Err(Error::Terminated)` at once,
     /// so `?` unwinds it; a worker that never blocks stops when it checks
-    /// [`WorkerContext::is_terminating`] (a thread cannot be killed: a pure CPU loop that ignores
+    /// [`WorkerContext::is_terminating`](super::WorkerContext::is_terminating) (a thread cannot be killed: a pure CPU loop that ignores
     /// the flag keeps this call waiting). Idempotent; returns the exit status (code 1,
     /// `terminated()`, unless the worker had already exited on its own).
     ///
@@ -430,7 +191,9 @@ impl<In, Out> Worker<In, Out> {
         if self.lifecycle.bits() & EXITED == 0 {
             self.lifecycle.request_termination();
         }
-        self.lifecycle.wait_for(EXITED, Patience::Until(None))?;
+        self.lifecycle
+            .wait_for(EXITED, Patience::Until(None))
+            .map_err(NotYet::into_error)?;
         Ok(self.lifecycle.exit_status())
     }
 
@@ -443,8 +206,8 @@ impl<In, Out> Worker<In, Out> {
             match self.next_event(Patience::Until(None)) {
                 Ok(WorkerEvent::Exit(status)) => break status,
                 Ok(_) => {}
-                Err(Error::Closed) => break self.lifecycle.exit_status(),
-                Err(error) => return Err(error),
+                Err(NotYet::Failed(Error::Closed)) => break self.lifecycle.exit_status(),
+                Err(other) => return Err(other.into_error()),
             }
         };
         if let Some(thread) = lock(&self.thread).take() {

@@ -108,10 +108,14 @@
 //! waiting) and detaches its thread: a drop never blocks, and the worker is not left running
 //! silently unless it ignores termination in a CPU loop.
 
+mod builder;
 mod context;
 mod event;
 mod handle;
+mod lifecycle;
+mod runtime;
 
+pub use builder::WorkerBuilder;
 pub use context::{is_main_thread, thread_id, IntoExitCode, WorkerContext};
 pub use event::{ExitStatus, WorkerError, WorkerEvent, WorkerState};
-pub use handle::{Events, Worker, WorkerBuilder};
+pub use handle::{Events, Worker};

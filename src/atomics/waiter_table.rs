@@ -24,19 +24,16 @@
 
 use std::collections::VecDeque;
 
-use super::waiter::Waiter;
-use crate::shim::{fence, lock, Arc, AtomicUsize, Mutex, Ordering};
+use super::waiter::{Outcome, Waiter};
+use crate::shim::{self, fence, lock, Arc, AtomicUsize, Mutex, Ordering, LOOM};
 
 /// Number of buckets (a power of two). Under loom there is one: every address shares it, which
 /// is the demanding case (notify must filter by key), and keeps the model deterministic (real
 /// addresses, and so hashes, differ between loom executions).
-#[cfg(not(loom))]
-const BUCKETS: usize = 256;
-#[cfg(loom)]
-const BUCKETS: usize = 1;
+const BUCKETS: usize = if LOOM { 1 } else { 256 };
 
 /// One bucket: the waiters of every address that hashes here, in arrival order.
-#[cfg_attr(not(loom), repr(align(128)))]
+#[repr(align(128))]
 struct Bucket {
     /// How many waiters are in `queue`, readable without the lock (the notify fast path).
     /// Changed only with `queue` locked.
@@ -45,15 +42,6 @@ struct Bucket {
 }
 
 impl Bucket {
-    #[cfg(not(loom))]
-    const fn new() -> Bucket {
-        Bucket {
-            queued: AtomicUsize::new(0),
-            queue: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    #[cfg(loom)]
     fn new() -> Bucket {
         Bucket {
             queued: AtomicUsize::new(0),
@@ -62,30 +50,24 @@ impl Bucket {
     }
 }
 
-#[cfg(not(loom))]
-fn buckets() -> &'static [Bucket] {
-    static TABLE: [Bucket; BUCKETS] = [const { Bucket::new() }; BUCKETS];
-    &TABLE
+shim::lazy_static! {
+    // Built bucket by bucket on the heap: the whole table (32 KiB) as one value would pass
+    // through the stack of whichever thread touches it first, and threads with small stacks
+    // wait too.
+    static ref TABLE: Box<[Bucket]> = (0..BUCKETS).map(|_| Bucket::new()).collect();
 }
 
-#[cfg(loom)]
 fn buckets() -> &'static [Bucket] {
-    loom::lazy_static! {
-        static ref TABLE: Vec<Bucket> = (0..BUCKETS).map(|_| Bucket::new()).collect();
-    }
-    &TABLE
+    &*TABLE
 }
 
-#[cfg(not(loom))]
 fn bucket(key: usize) -> &'static Bucket {
+    if BUCKETS == 1 {
+        return &buckets()[0];
+    }
     // Fibonacci hashing of the address without its low bits (elements are ≥ 4 bytes apart).
     let hash = (key >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
     &buckets()[(hash >> (usize::BITS - BUCKETS.trailing_zeros())) % BUCKETS]
-}
-
-#[cfg(loom)]
-fn bucket(_key: usize) -> &'static Bucket {
-    &buckets()[0]
 }
 
 /// Enqueues `waiter` at the back of its address's list if `value_matches()` holds, evaluated
@@ -124,7 +106,7 @@ pub(crate) fn notify(key: usize, count: usize) -> usize {
         while index < queue.len() && woken.len < count {
             if queue[index].key == key {
                 if let Some(waiter) = queue.remove(index) {
-                    let unpark = waiter.finish(super::waiter::NOTIFIED);
+                    let unpark = waiter.finish(Outcome::Notified);
                     woken.push(waiter, unpark);
                 }
             } else {
@@ -139,10 +121,10 @@ pub(crate) fn notify(key: usize, count: usize) -> usize {
 }
 
 /// Takes `waiter` out of the table with `outcome` (timed out, interrupted, cancelled) unless
-/// `notify` already did. Returns the waiter's final outcome: `outcome`, or `NOTIFIED` when the
+/// `notify` already did. Returns the waiter's final outcome: `outcome`, or `Notified` when the
 /// notify won the race (then it was counted, and the caller must report `Ok`). With `wake`, the
 /// waiter's thread or task is woken (used when someone other than the waiter cancels it).
-pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: u32, wake: bool) -> u32 {
+pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: Outcome, wake: bool) -> Outcome {
     let bucket = bucket(waiter.key);
     let unpark = {
         let mut queue = lock(&bucket.queue);
@@ -189,7 +171,7 @@ impl WakeList {
 }
 
 /// Number of waiters in the whole table (the loom models check it returns to empty).
-#[cfg(loom)]
+#[allow(dead_code)] // used by the loom hooks only
 pub(crate) fn total_queued() -> usize {
     buckets()
         .iter()
@@ -199,7 +181,7 @@ pub(crate) fn total_queued() -> usize {
 
 /// Unparks the thread of every queued waiter without notifying it (loom models: spurious
 /// wakeups must never surface as `Ok`).
-#[cfg(loom)]
+#[allow(dead_code)] // used by the loom hooks only
 pub(crate) fn unpark_all_spuriously() {
     for bucket in buckets() {
         let queue = lock(&bucket.queue);

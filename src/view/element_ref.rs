@@ -1,46 +1,49 @@
-//! [`Cell`]: one bounds-checked element location, the only way the rest of the crate (the
-//! atomics, the waiter table) touches region memory.
+//! [`ElementRef`]: one bounds-checked element location, the only way the layers above the
+//! views (the atomics, the waiter table, the crate's own protocol words) touch region memory.
 //!
-//! A `Cell` can only be made by a view after it checked the index, so holding one proves the
-//! location is in bounds and aligned; that proof is what every `unsafe` block here relies on.
+//! An `ElementRef` can only be made by code that checked the location, so holding one proves it
+//! is in bounds and aligned; that proof is what every `unsafe` block here relies on. It borrows
+//! what keeps the memory alive (a view or an owned word), so it cannot outlive it.
 
 use std::marker::PhantomData;
 
 use crate::element::Element;
-use crate::region::{Region, RegionPtr, RmwOp};
+use crate::region::{RegionPtr, RmwOp};
 use crate::shim::Ordering;
 
 /// An in-bounds, aligned element location in a region, borrowed for `'a`.
-pub(crate) struct Cell<'a, T: Element> {
-    /// The location, cached by the view so every operation is one atomic instruction.
+#[derive(Clone, Copy)]
+pub(crate) struct ElementRef<'a, T: Element> {
+    /// The location, cached so every operation is one atomic instruction.
     ptr: RegionPtr,
-    /// The borrow of the region that keeps `ptr` valid.
-    _region: PhantomData<&'a Region>,
+    /// The borrow of whatever keeps `ptr`'s region alive.
+    _alive: PhantomData<&'a ()>,
     _element: PhantomData<fn() -> T>,
 }
 
-impl<'a, T: Element> Cell<'a, T> {
+impl<'a, T: Element> ElementRef<'a, T> {
     /// # Safety
-    /// `ptr` points into `region`, aligned to `size_of::<T>()`, with the whole element within
-    /// `region.reserved()`.
+    /// `ptr` points into a region that stays alive for `'a`, aligned to `size_of::<T>()`, with
+    /// the whole element within the region's reserved bytes.
     #[inline(always)]
-    pub(crate) unsafe fn new_unchecked(_region: &'a Region, ptr: RegionPtr) -> Self {
-        Cell {
+    pub(crate) unsafe fn new_unchecked(ptr: RegionPtr) -> Self {
+        ElementRef {
             ptr,
-            _region: PhantomData,
+            _alive: PhantomData,
             _element: PhantomData,
         }
     }
 
     /// The absolute address of the location: its identity for waiter lists (SEMANTICS A10).
+    #[inline(always)]
     pub(crate) fn address(&self) -> usize {
         self.ptr.address()
     }
 
     #[inline(always)]
     pub(crate) fn load(&self, order: Ordering) -> T {
-        // SAFETY: a `Cell` is only made for an aligned, in-bounds location (`new_unchecked`)
-        // of a region it borrows.
+        // SAFETY: an `ElementRef` is only made for an aligned, in-bounds location of a region
+        // that outlives it (`new_unchecked`).
         T::from_bits(unsafe { self.ptr.load::<T::Bits>(0, order) })
     }
 
@@ -57,7 +60,8 @@ impl<'a, T: Element> Cell<'a, T> {
         T::from_bits(unsafe { self.ptr.rmw::<T::Bits>(op, operand.to_bits(), order) })
     }
 
-    /// Compare-exchange; returns the old value whether or not it wrote.
+    /// Compare-exchange; returns the old value whether or not it wrote (JavaScript's
+    /// `compareExchange`).
     #[inline(always)]
     pub(crate) fn compare_exchange(&self, expected: T, replacement: T, order: Ordering) -> T {
         // SAFETY: as in `load`.

@@ -1,0 +1,128 @@
+//! Raw memory behind a region: nothing (zero bytes), a heap block, or an anonymous mapping,
+//! and [`RegionPtr`], a plain pointer whose word operations are single atomic instructions.
+//!
+//! Under loom `loom_memory.rs` takes this file's place with the same interface.
+
+use std::ptr::NonNull;
+
+use super::bits::{Bits, RmwOp};
+use super::heap::HeapBlock;
+use super::mmap::AnonymousMapping;
+use crate::error::Error;
+use crate::shim::Ordering;
+
+/// Blocks at least this large come from an anonymous mapping (committed lazily by the OS);
+/// smaller ones from the heap. Miri cannot run `mmap`, so under Miri everything is heap.
+const MAPPING_THRESHOLD: usize = if cfg!(miri) { usize::MAX } else { 256 * 1024 };
+
+/// What owns a region's memory; dropping it frees the memory.
+#[allow(dead_code)] // the owners are held only for their `Drop`
+pub(super) enum Memory {
+    /// Zero bytes: nothing to own, the pointer is dangling and never accessed.
+    Empty,
+    Heap(HeapBlock),
+    Anonymous(AnonymousMapping),
+}
+
+impl Memory {
+    /// `reserved` zeroed bytes and a pointer to the first.
+    pub(super) fn zeroed(reserved: usize) -> Result<(Memory, RegionPtr), Error> {
+        Ok(if reserved == 0 {
+            (Memory::Empty, RegionPtr(NonNull::<u64>::dangling().cast()))
+        } else if reserved < MAPPING_THRESHOLD {
+            let block = HeapBlock::zeroed(reserved)?;
+            let base = RegionPtr(block.base());
+            (Memory::Heap(block), base)
+        } else {
+            let mapping = AnonymousMapping::zeroed(reserved)?;
+            let base = RegionPtr(mapping.base());
+            (Memory::Anonymous(mapping), base)
+        })
+    }
+}
+
+/// A pointer to one byte of a region, for hot paths (a view keeps one to its first byte, so an
+/// element access is an add and one atomic instruction, not a walk through the buffer handle).
+///
+/// Making one is safe; using it is `unsafe`: the caller must keep the region alive (views hold
+/// a clone of their buffer) and stay within its reserved bytes. A region never moves, so the
+/// pointer stays valid for as long as the region lives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RegionPtr(NonNull<u8>);
+
+// SAFETY: a `RegionPtr` is only dereferenced atomically (the operations below), like the region
+// it points into, whose memory has no thread affinity.
+unsafe impl Send for RegionPtr {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for RegionPtr {}
+
+impl RegionPtr {
+    /// The pointer `bytes` further on.
+    ///
+    /// # Safety
+    /// The result stays within the region's reserved bytes (or one past the end).
+    #[inline(always)]
+    pub(crate) unsafe fn add(self, bytes: usize) -> RegionPtr {
+        // SAFETY: in bounds per the caller.
+        RegionPtr(unsafe { self.0.add(bytes) })
+    }
+
+    /// Atomic load of the `B` at `offset` bytes past this pointer.
+    ///
+    /// # Safety
+    /// The region is alive; the pointer plus `offset` is aligned to `B::SIZE` and the `B::SIZE`
+    /// bytes there are within the region's reserved bytes.
+    #[inline(always)]
+    pub(crate) unsafe fn load<B: Bits>(self, offset: usize, order: Ordering) -> B {
+        // SAFETY: in bounds, aligned and alive per the caller; region memory is atomic-only.
+        unsafe { B::load(self.0.as_ptr().add(offset), order) }
+    }
+
+    /// Atomic store of `value` at `offset` bytes past this pointer.
+    ///
+    /// # Safety
+    /// As for [`RegionPtr::load`].
+    #[inline(always)]
+    pub(crate) unsafe fn store<B: Bits>(self, offset: usize, value: B, order: Ordering) {
+        // SAFETY: in bounds, aligned and alive per the caller; region memory is atomic-only.
+        unsafe { B::store(self.0.as_ptr().add(offset), value, order) }
+    }
+
+    /// Atomic read-modify-write of the `B` here; returns the old value.
+    ///
+    /// # Safety
+    /// As for [`RegionPtr::load`], at offset 0.
+    #[inline(always)]
+    pub(crate) unsafe fn rmw<B: Bits>(self, op: RmwOp, operand: B, order: Ordering) -> B {
+        // SAFETY: in bounds, aligned and alive per the caller; region memory is atomic-only.
+        unsafe { B::rmw(self.0.as_ptr(), op, operand, order) }
+    }
+
+    /// Atomic compare-exchange of the `B` here; returns the old value whether or not it wrote.
+    ///
+    /// # Safety
+    /// As for [`RegionPtr::load`], at offset 0.
+    #[inline(always)]
+    pub(crate) unsafe fn compare_exchange<B: Bits>(
+        self,
+        expected: B,
+        replacement: B,
+        order: Ordering,
+    ) -> B {
+        // SAFETY: in bounds, aligned and alive per the caller; region memory is atomic-only.
+        unsafe { B::compare_exchange(self.0.as_ptr(), expected, replacement, order) }
+    }
+
+    /// The absolute address: the identity of a location for waiter lists (SEMANTICS A10).
+    #[inline(always)]
+    pub(crate) fn address(self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
+    /// The raw pointer, for copies done by the CPU's string instructions (`region/copy.rs`).
+    /// `None` where memory is not raw (loom).
+    #[inline(always)]
+    pub(crate) fn raw(self) -> Option<*mut u8> {
+        Some(self.0.as_ptr())
+    }
+}
