@@ -24,13 +24,16 @@ pub use view::{
 };
 pub use worker::Worker;
 
-/// Hooks the loom models in `loom-tests/` use to drive what has no loom equivalent (only under
-/// `cfg(loom)`).
+/// Hooks the crate's own loom models in `loom-tests/` use to drive what has no loom equivalent.
+///
+/// Not part of the API: they exist only when built with both `--cfg loom` and
+/// `--cfg sharedbuf_loom_hooks` (which the crate's CI sets), so a downstream crate running its
+/// own loom models with `--cfg loom` never sees them.
 ///
 /// A model must join every thread it (or a worker) spawned before it returns: loom drops its
 /// lazy statics, the waiter table among them, when the model's main thread ends, and a thread
 /// still running then would touch freed model state.
-#[cfg(loom)]
+#[cfg(all(loom, sharedbuf_loom_hooks))]
 #[doc(hidden)]
 pub mod loom_hooks {
     /// Plays the timer: every waiter currently waiting with a finite timeout (blocking or

@@ -14,6 +14,7 @@
 #[cfg(not(loom))]
 pub(crate) use clock::{schedule, schedule_blocking, unschedule, TimerEntry};
 #[cfg(loom)]
+#[allow(unused_imports)] // fire_timeouts and pending_timeouts: for the loom hooks only
 pub(crate) use model::{
     fire_timeouts, pending_timeouts, schedule, schedule_blocking, unschedule, TimerEntry,
 };
@@ -160,11 +161,13 @@ mod model {
     }
 
     /// Number of waiters whose timeout the model can fire now.
+    #[allow(dead_code)] // used by the loom hooks only
     pub(crate) fn pending_timeouts() -> usize {
         lock(&PENDING).len()
     }
 
     /// Times out every waiter recorded so far that is still waiting.
+    #[allow(dead_code)] // used by the loom hooks only
     pub(crate) fn fire_timeouts() {
         let pending = std::mem::take(&mut *lock(&PENDING));
         for waiter in pending {

@@ -58,7 +58,7 @@ shim::lazy_static! {
 }
 
 fn buckets() -> &'static [Bucket] {
-    &*TABLE
+    &TABLE
 }
 
 fn bucket(key: usize) -> &'static Bucket {
