@@ -94,6 +94,21 @@ pub enum Error {
         /// What was being started, and the system's reason.
         reason: String,
     },
+    /// A `sync` lock was taken by the thread that already holds it (S2): waiting would never
+    /// end, so the call refuses instead.
+    WouldDeadlock,
+    /// A `sync` primitive was left inconsistent by a panic (a `Once` whose closure panicked).
+    Poisoned,
+    /// A `sync` primitive was attached with a parameter that differs from the one its bytes
+    /// already hold (S1): the setting is fixed by whoever attached first, never silently reset.
+    ParameterMismatch {
+        /// Which parameter (e.g. `"parties"`).
+        parameter: &'static str,
+        /// The value the bytes already hold.
+        existing: u64,
+        /// The value this attach asked for.
+        requested: u64,
+    },
 }
 
 impl fmt::Display for Error {
@@ -135,6 +150,14 @@ impl fmt::Display for Error {
             Error::Closed => write!(f, "the port is closed"),
             Error::Timeout => write!(f, "the operation timed out"),
             Error::SpawnFailed { reason } => write!(f, "could not start a thread: {reason}"),
+            Error::WouldDeadlock => {
+                write!(f, "the calling thread already holds this lock; waiting would never end")
+            }
+            Error::Poisoned => write!(f, "a panic left the primitive poisoned"),
+            Error::ParameterMismatch { parameter, existing, requested } => write!(
+                f,
+                "the primitive's {parameter} is already {existing}; attaching with {requested} is refused"
+            ),
         }
     }
 }

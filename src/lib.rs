@@ -10,6 +10,7 @@ mod error;
 mod range;
 mod region;
 mod shim;
+pub mod sync;
 mod view;
 pub mod worker;
 
