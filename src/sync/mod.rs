@@ -40,23 +40,23 @@
 
 use std::time::{Duration, Instant};
 
-// Shared pieces, used by every primitive (allowed unused until the first primitive lands).
-#[allow(dead_code)]
 mod attach;
-#[allow(dead_code)]
+mod mutex;
+mod mutex_async;
 mod owner;
-#[allow(dead_code)]
 mod spin;
+
+/// What the loom models drive through `crate::loom_hooks` (used in loom builds only).
+#[allow(unused_imports)]
+pub(crate) mod hooks {
+    pub(crate) use super::mutex::set_loom_starving_after;
+}
+
+pub use mutex::{Mutex, MutexGuard};
+pub use mutex_async::{AsyncMutexGuard, LockFuture};
 
 /// The deadline of a wait with `timeout` starting now; `None` (no deadline) when the instant is
 /// too far away to represent, as `atomics::wait` treats such timeouts.
-#[allow(dead_code)] // for the timed lock calls
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
-}
-
-/// Whether `deadline` has passed (never for `None`).
-#[allow(dead_code)] // for the timed lock calls
-pub(crate) fn expired(deadline: Option<Instant>) -> bool {
-    deadline.is_some_and(|at| Instant::now() >= at)
 }
