@@ -103,4 +103,6 @@ mod assertions {
     static_assertions::assert_not_impl_any!(sync::MutexGuard<'static>: Send);
     assert_impl_all!(sync::LockFuture<'static>: Send, Sync, Unpin);
     assert_impl_all!(sync::AsyncMutexGuard<'static>: Send, Sync);
+    assert_impl_all!(sync::Condvar: Send, Sync, Clone);
+    assert_impl_all!(sync::WaitTimeoutResult: Send, Sync, Copy);
 }

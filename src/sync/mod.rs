@@ -41,6 +41,7 @@
 use std::time::{Duration, Instant};
 
 mod attach;
+mod condvar;
 mod mutex;
 mod mutex_async;
 mod owner;
@@ -52,6 +53,7 @@ pub(crate) mod hooks {
     pub(crate) use super::mutex::set_loom_starving_after;
 }
 
+pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
 pub use mutex_async::{AsyncMutexGuard, LockFuture};
 

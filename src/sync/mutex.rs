@@ -669,7 +669,6 @@ impl<'a> MutexGuard<'a> {
     }
 
     /// Unlocks and hands back the mutex (a condition variable's wait).
-    #[allow(dead_code)] // for the condition variable
     pub(super) fn release(self) -> &'a Mutex {
         let mutex = self.mutex;
         std::mem::forget(self);
