@@ -105,4 +105,9 @@ mod assertions {
     assert_impl_all!(sync::AsyncMutexGuard<'static>: Send, Sync);
     assert_impl_all!(sync::Condvar: Send, Sync, Clone);
     assert_impl_all!(sync::WaitTimeoutResult: Send, Sync, Copy);
+    assert_impl_all!(sync::RwLock: Send, Sync, Clone);
+    assert_impl_all!(sync::RwLockReadGuard<'static>: Sync);
+    assert_impl_all!(sync::RwLockWriteGuard<'static>: Sync);
+    static_assertions::assert_not_impl_any!(sync::RwLockReadGuard<'static>: Send);
+    static_assertions::assert_not_impl_any!(sync::RwLockWriteGuard<'static>: Send);
 }

@@ -1,5 +1,5 @@
 //! Locks whose whole state lives in the bytes of a [`SharedBuffer`](crate::SharedBuffer)
-//! (SEMANTICS S1–S6).
+//! (SEMANTICS S1–S6): [`Mutex`], [`Condvar`], [`RwLock`].
 //!
 //! # Why this layer exists
 //!
@@ -37,6 +37,27 @@
 //! process a per-thread token, later a process-qualified identity the process issue can check
 //! for a dead owner. Each primitive's file states its words, its protocol and the invariants it
 //! keeps.
+//!
+//! | primitive | `BYTES` | `ALIGN` | words (byte offset: word) |
+//! | --- | --- | --- | --- |
+//! | [`Mutex`] | 16 | 8 | 0: state `u32` (waiters sleep here), 4: side `u32` (the heir and `lock_async` futures sleep here), 8: owner `u64` |
+//! | [`Condvar`] | 8 | 4 | 0: sequence `u32` (waiters sleep here), 4: waiter count `u32` |
+//! | [`RwLock`] | 24 | 8 | 0: state `u64`, 8: owner `u64`, 16: readers' sequence `u32`, 20: writers' sequence `u32` |
+//!
+//! ```
+//! use sharedbuf::sync::{Condvar, Mutex, RwLock};
+//! use sharedbuf::SharedBuffer;
+//!
+//! // Lay the primitives out one after another, each at a multiple of its alignment.
+//! let buffer = SharedBuffer::new(64)?;
+//! let mutex = Mutex::at(&buffer, 0)?;
+//! let condvar = Condvar::at(&buffer, Mutex::BYTES)?;
+//! let rwlock = RwLock::at(&buffer, Mutex::BYTES + Condvar::BYTES)?;
+//! let _guard = mutex.lock()?;
+//! assert_eq!(condvar.notify_all(), 0);
+//! assert_eq!(rwlock.reader_count(), 0);
+//! # Ok::<(), sharedbuf::Error>(())
+//! ```
 
 use std::time::{Duration, Instant};
 
@@ -45,6 +66,7 @@ mod condvar;
 mod mutex;
 mod mutex_async;
 mod owner;
+mod rwlock;
 mod spin;
 
 /// What the loom models drive through `crate::loom_hooks` (used in loom builds only).
@@ -56,6 +78,7 @@ pub(crate) mod hooks {
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use mutex::{Mutex, MutexGuard};
 pub use mutex_async::{AsyncMutexGuard, LockFuture};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// The deadline of a wait with `timeout` starting now; `None` (no deadline) when the instant is
 /// too far away to represent, as `atomics::wait` treats such timeouts.
