@@ -127,10 +127,12 @@ impl Condvar {
         self.words.buffer()
     }
 
+    #[inline]
     fn sequence(&self) -> Word<'_, u32> {
         self.words.get(SEQUENCE)
     }
 
+    #[inline]
     fn waiters(&self) -> Word<'_, u32> {
         self.words.get(WAITERS)
     }

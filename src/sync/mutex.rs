@@ -263,14 +263,17 @@ impl Mutex {
         Ok(Some(MutexGuard::new(self)))
     }
 
+    #[inline]
     fn state(&self) -> Word<'_, u32> {
         self.words.get(STATE)
     }
 
+    #[inline]
     pub(super) fn side(&self) -> Word<'_, u32> {
         self.words.get(SIDE)
     }
 
+    #[inline]
     fn owner(&self) -> Word<'_, u64> {
         self.owner.get()
     }
@@ -656,6 +659,7 @@ pub struct MutexGuard<'a> {
 }
 
 impl<'a> MutexGuard<'a> {
+    #[inline]
     fn new(mutex: &'a Mutex) -> MutexGuard<'a> {
         MutexGuard {
             mutex,
@@ -678,6 +682,7 @@ impl<'a> MutexGuard<'a> {
 }
 
 impl Drop for MutexGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.mutex.unlock();
     }

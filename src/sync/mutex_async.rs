@@ -144,6 +144,7 @@ impl<'a> AsyncMutexGuard<'a> {
 }
 
 impl Drop for AsyncMutexGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.mutex.unlock();
     }

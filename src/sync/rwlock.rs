@@ -298,18 +298,22 @@ impl RwLock {
         Ok(Some(RwLockWriteGuard::new(self)))
     }
 
+    #[inline]
     fn state(&self) -> Word<'_, u64> {
         self.state.get()
     }
 
+    #[inline]
     fn owner(&self) -> Word<'_, u64> {
         self.owner.get()
     }
 
+    #[inline]
     fn readers_sequence(&self) -> Word<'_, u32> {
         self.sequences.get(READERS_SEQUENCE)
     }
 
+    #[inline]
     fn writers_sequence(&self) -> Word<'_, u32> {
         self.sequences.get(WRITERS_SEQUENCE)
     }
@@ -603,6 +607,7 @@ pub struct RwLockReadGuard<'a> {
 }
 
 impl<'a> RwLockReadGuard<'a> {
+    #[inline]
     fn new(lock: &'a RwLock) -> RwLockReadGuard<'a> {
         RwLockReadGuard {
             lock,
@@ -617,6 +622,7 @@ impl<'a> RwLockReadGuard<'a> {
 }
 
 impl Drop for RwLockReadGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.lock.read_unlock();
     }
@@ -639,6 +645,7 @@ pub struct RwLockWriteGuard<'a> {
 }
 
 impl<'a> RwLockWriteGuard<'a> {
+    #[inline]
     fn new(lock: &'a RwLock) -> RwLockWriteGuard<'a> {
         RwLockWriteGuard {
             lock,
@@ -653,6 +660,7 @@ impl<'a> RwLockWriteGuard<'a> {
 }
 
 impl Drop for RwLockWriteGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.lock.write_unlock();
     }
