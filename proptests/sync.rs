@@ -146,3 +146,70 @@ proptest! {
         }
     }
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Poke {
+    TryLock,
+    TryLockForZero,
+    TryRead,
+    TryReadForZero,
+    TryWrite,
+    TryWriteForZero,
+    Notify(usize),
+    WaitForZero,
+}
+
+/// A word of garbage, biased toward the edges where counts overflow.
+fn garbage_word() -> impl Strategy<Value = u32> {
+    prop_oneof![any::<u32>(), (u32::MAX - 64)..=u32::MAX, 0..64u32, Just(0),]
+}
+
+fn poke() -> impl Strategy<Value = Poke> {
+    prop_oneof![
+        Just(Poke::TryLock),
+        Just(Poke::TryLockForZero),
+        Just(Poke::TryRead),
+        Just(Poke::TryReadForZero),
+        Just(Poke::TryWrite),
+        Just(Poke::TryWriteForZero),
+        (0..3usize).prop_map(Poke::Notify),
+        Just(Poke::WaitForZero),
+    ]
+}
+
+proptest! {
+    /// Whatever the bytes hold (another thread or process scribbled over them), every call
+    /// that cannot block forever returns — `Ok` or `Err` — and none panics, debug builds
+    /// included (no arithmetic overflow on a garbage count). A garbage lock may stay taken;
+    /// that is the scribbler's doing, not undefined behaviour.
+    #[test]
+    fn garbage_bytes_never_panic(
+        garbage in prop::collection::vec(garbage_word(), 12),
+        pokes in prop::collection::vec(poke(), 1..12),
+    ) {
+        let buffer = SharedBuffer::new(BUF_LEN).unwrap();
+        Uint32Array::with_range(&buffer, 0, Some(12)).unwrap().copy_from_slice(0, &garbage).unwrap();
+        let mutex = Mutex::at(&buffer, 0).unwrap();
+        let condvar = Condvar::at(&buffer, 16).unwrap();
+        let rwlock = RwLock::at(&buffer, 24).unwrap();
+        // A clean mutex for the condition variable: a garbage mutex may never be free again,
+        // and a condition variable's wait takes its mutex back without a deadline.
+        let clean = Mutex::at(&buffer, 48).unwrap();
+        for poke in pokes {
+            match poke {
+                Poke::TryLock => drop(mutex.try_lock()),
+                Poke::TryLockForZero => drop(mutex.try_lock_for(Duration::ZERO)),
+                Poke::TryRead => drop(rwlock.try_read()),
+                Poke::TryReadForZero => drop(rwlock.try_read_for(Duration::ZERO)),
+                Poke::TryWrite => drop(rwlock.try_write()),
+                Poke::TryWriteForZero => drop(rwlock.try_write_for(Duration::ZERO)),
+                Poke::Notify(n) => drop(condvar.notify(n)),
+                Poke::WaitForZero => {
+                    let guard = clean.lock().unwrap();
+                    let (guard, _) = condvar.wait_for(guard, Duration::ZERO).unwrap();
+                    drop(guard);
+                }
+            }
+        }
+    }
+}

@@ -85,3 +85,9 @@ pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
+
+/// Whether `deadline` has passed (never for `None`). The locks notice their deadline through
+/// their sleeps; only their rare polling branches (a count that cannot grow) check it here.
+pub(crate) fn expired(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|at| Instant::now() >= at)
+}

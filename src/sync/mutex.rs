@@ -69,9 +69,9 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::attach;
-use super::deadline_after;
 use super::owner;
 use super::spin::Backoff;
+use super::{deadline_after, expired};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
@@ -483,7 +483,11 @@ impl<'a> Waiter<'a> {
                 continue;
             }
             if !self.registered && state > MAX_COUNTABLE {
-                // Cannot be counted (2^27 waiters): poll instead of sleeping uncounted.
+                // Cannot be counted (2^27 waiters, or bytes overwritten): poll instead of
+                // sleeping uncounted.
+                if expired(deadline) {
+                    return Ok(false);
+                }
                 thread::yield_now();
                 continue;
             }
@@ -532,7 +536,7 @@ impl<'a> Waiter<'a> {
     fn take(&mut self, state: u32) -> bool {
         let mut next = state | LOCKED;
         if self.registered {
-            next -= WAITER;
+            next = next.wrapping_sub(WAITER);
         }
         if self.woken {
             next &= !WOKEN;
@@ -558,10 +562,8 @@ impl<'a> Waiter<'a> {
                 self.claim();
                 return Ok(true);
             }
-            debug_assert!(
-                state & HEIR != 0,
-                "an heir's HEIR is cleared only by a grant"
-            );
+            // `HEIR` is still set: only a grant clears it (unless the bytes were overwritten;
+            // then the deadline, if any, still ends the wait).
             match side.wait_until(sequence, deadline) {
                 Ok(WaitResult::Ok | WaitResult::NotEqual) => {} // look at the state again
                 // The grant may have won the race: then the lock is ours after all.
@@ -581,11 +583,11 @@ impl<'a> Waiter<'a> {
     fn claim(&mut self) {
         let mut state = self.state().load(Relaxed);
         loop {
-            debug_assert!(state & GRANTED != 0);
-            match self
-                .state()
-                .compare_exchange(state, (state & !GRANTED) - WAITER, Acquire)
-            {
+            match self.state().compare_exchange(
+                state,
+                (state & !GRANTED).wrapping_sub(WAITER),
+                Acquire,
+            ) {
                 Ok(_) => break,
                 Err(actual) => state = actual,
             }
@@ -603,10 +605,11 @@ impl<'a> Waiter<'a> {
                 self.claim();
                 return true;
             }
-            match self
-                .state()
-                .compare_exchange(state, (state & !HEIR) - WAITER, Relaxed)
-            {
+            match self.state().compare_exchange(
+                state,
+                (state & !HEIR).wrapping_sub(WAITER),
+                Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(actual) => state = actual,
             }

@@ -58,9 +58,9 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::attach;
-use super::deadline_after;
 use super::owner;
 use super::spin::Backoff;
+use super::{deadline_after, expired};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
@@ -371,22 +371,29 @@ impl RwLock {
             if read_lockable(state, waited) {
                 let mut next = state + ONE_READER;
                 if registered {
-                    next -= ONE_WAITING_READER;
+                    next = next.wrapping_sub(ONE_WAITING_READER);
                 }
                 if self.state().compare_exchange(state, next, Acquire).is_ok() {
                     return Ok(true);
                 }
                 continue;
             }
-            if readers(state) == READERS_MASK {
-                thread::yield_now(); // 4M readers in: wait for one to leave without sleeping
+            if readers(state) == READERS_MASK
+                || (!registered
+                    && waiting_readers(state) == WAITING_READERS_MASK / ONE_WAITING_READER)
+            {
+                // 4M readers in (a leaving reader wakes nobody), or no room to count one more
+                // waiter (or the bytes were overwritten): poll instead of sleeping.
+                if expired(deadline) {
+                    if registered {
+                        self.state().fetch_sub(ONE_WAITING_READER, Relaxed);
+                    }
+                    return Ok(false);
+                }
+                thread::yield_now();
                 continue;
             }
             if !registered {
-                if waiting_readers(state) == WAITING_READERS_MASK / ONE_WAITING_READER {
-                    thread::yield_now(); // cannot be counted: poll instead of sleeping
-                    continue;
-                }
                 let next = state + ONE_WAITING_READER;
                 if self.state().compare_exchange(state, next, Relaxed).is_err() {
                     continue;
@@ -449,7 +456,7 @@ impl RwLock {
             if write_lockable(state) {
                 let mut next = state | WRITER;
                 if registered {
-                    next -= ONE_WAITING_WRITER;
+                    next = next.wrapping_sub(ONE_WAITING_WRITER);
                 }
                 if self.state().compare_exchange(state, next, Acquire).is_ok() {
                     return Ok(true);
@@ -458,7 +465,11 @@ impl RwLock {
             }
             if !registered {
                 if waiting_writers(state) == WAITING_WRITERS_MASK / ONE_WAITING_WRITER {
-                    thread::yield_now(); // cannot be counted: poll instead of sleeping
+                    // No room to count one more waiter (or the bytes were overwritten): poll.
+                    if expired(deadline) {
+                        return Ok(false);
+                    }
+                    thread::yield_now();
                     continue;
                 }
                 let next = state + ONE_WAITING_WRITER;
@@ -480,7 +491,8 @@ impl RwLock {
     /// A waiting writer gives up: uncount it; the last waiting writer to leave wakes the
     /// readers that deferred to it.
     fn leave_as_writer(&self) {
-        let left = self.state().fetch_sub(ONE_WAITING_WRITER, Relaxed) - ONE_WAITING_WRITER;
+        let before = self.state().fetch_sub(ONE_WAITING_WRITER, Relaxed);
+        let left = before.wrapping_sub(ONE_WAITING_WRITER);
         if waiting_writers(left) == 0 && waiting_readers(left) > 0 && left & WRITER == 0 {
             self.wake_readers();
         }
