@@ -25,11 +25,12 @@
 //! - **The `WOKEN` baton** (Go's `mutexWoken`): at most one woken-but-not-yet-running waiter at a
 //!   time, so a burst of unlocks does not wake the whole queue. Whoever holds it must look at
 //!   the state again: it takes the lock if free, or clears `WOKEN` in the compare-exchange with
-//!   which it sleeps again (the lock is then held, and its holder's unlock wakes the next), or,
-//!   leaving (timeout, terminate), passes the baton on: wakes another waiter if the lock is free,
-//!   else clears `WOKEN`. An unlocker whose wake found nobody asleep (the counted waiters are
-//!   still on their way to sleep) clears `WOKEN` itself, which changes the word, so those
-//!   waiters' sleeps see a different value and return at once.
+//!   which it sleeps again (the lock is then held, and its holder's unlock wakes the next). It
+//!   never leaves holding the baton: a waiter notices its deadline (or a terminate) only as the
+//!   result of a sleep, so it has cleared `WOKEN` on the way to that sleep. An unlocker whose
+//!   wake found nobody asleep (the counted waiters are still on their way to sleep) clears
+//!   `WOKEN` itself, which changes the word, so those waiters' sleeps see a different value and
+//!   return at once.
 //! - **The heir** (bounded unfairness, S5; Go's starvation mode, one waiter at a time): barging
 //!   lets a running thread beat a woken one indefinitely, and the waiter table is FIFO, so a
 //!   woken waiter that lost the race re-queues at the back. So a waiter that has slept and has
@@ -40,7 +41,10 @@
 //!   heir that times out or is terminated withdraws by clearing `HEIR` with a compare-exchange,
 //!   and if it finds `GRANTED` instead the lock is already its own, and it takes it (a handoff is
 //!   never lost to a racing timeout, and never given to nobody). Spurious or stray wakes of the
-//!   side word are harmless: the heir re-reads the state.
+//!   side word are harmless: the heir re-reads the state. (A handoff by wake count alone — keep
+//!   the lock, wake the oldest waiter, take the lock back if the wake counted nobody — would hand
+//!   the lock to the oldest sleeper rather than the starving one, which re-queued at the back,
+//!   and a woken waiter could not tell a handoff from an ordinary wake once both happen.)
 //! - **Async waiters** (`lock_async`) set `ASYNC` and sleep on the side word (sequence read
 //!   before the flag is set, an eventcount); an unlock that clears `ASYNC` bumps the side word
 //!   and wakes all its sleepers, which then race for the lock like barging threads. A dropped
