@@ -19,7 +19,7 @@ use super::waiters;
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
-use crate::shim::{Arc, Ordering::SeqCst};
+use crate::shim::{model_is_unwinding, Arc, Ordering::SeqCst};
 use crate::view::TypedArray;
 
 /// What [`wait_async`] returns: an answer now, or a future for one (JavaScript's
@@ -144,6 +144,9 @@ impl Future for WaitFuture {
 
 impl Drop for WaitFuture {
     fn drop(&mut self) {
+        if model_is_unwinding() {
+            return;
+        }
         if let State::Waiting { waiter, timer, .. } = &mut self.0 {
             waiters::cancel(waiter, CANCELLED, false);
             if let Some(entry) = timer.take() {
