@@ -20,7 +20,7 @@ use super::waiter_table;
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
-use crate::shim::{Arc, Ordering::SeqCst};
+use crate::shim::{model_is_unwinding, Arc, Ordering::SeqCst};
 use crate::view::TypedArray;
 
 /// What [`wait_async`] returns: an answer now, or a future for one (JavaScript's
@@ -145,6 +145,9 @@ impl Future for WaitFuture {
 
 impl Drop for WaitFuture {
     fn drop(&mut self) {
+        if model_is_unwinding() {
+            return;
+        }
         if let State::Waiting { waiter, timer, .. } = &mut self.0 {
             waiter_table::cancel(waiter, Outcome::Cancelled, false);
             if let Some(entry) = timer.take() {
