@@ -69,7 +69,11 @@ impl<T: Send> MessageChannel<T> {
     ///
     /// # Panics
     ///
-    /// Only if the system refuses the few kilobytes the rings need, as `Vec` would.
+    /// If the system refuses the memory (where `Vec::with_capacity` would abort the process):
+    /// the `2 × DEFAULT_CAPACITY × size_of::<T>()` bytes of the slots (a few kilobytes for
+    /// small messages) and 16 KiB of stamps. For large messages use
+    /// [`with_capacity`](Self::with_capacity), which returns `Err` instead. A constructor that
+    /// cannot fail keeps `MessageChannel::new()` as simple as JavaScript's `new MessageChannel()`.
     #[allow(clippy::new_ret_no_self)]
     pub fn new() -> (MessagePort<T>, MessagePort<T>) {
         match MessagePort::entangled(DEFAULT_CAPACITY) {
@@ -79,7 +83,8 @@ impl<T: Send> MessageChannel<T> {
     }
 
     /// Two entangled ports holding at least `capacity` messages each way (rounded up to a power
-    /// of two, at least 2). `Err` above 2^24 slots or if memory is refused.
+    /// of two, at least 2). `Err(Error::ExceedsMax)` above 2^24 slots,
+    /// `Err(Error::AllocationFailed)` if the system refuses the memory (never an abort).
     pub fn with_capacity(capacity: usize) -> Result<(MessagePort<T>, MessagePort<T>), Error> {
         MessagePort::entangled(capacity)
     }

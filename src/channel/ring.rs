@@ -39,7 +39,7 @@
 //! its flag, fences, then checks the mark: with both fences, at least one of the two sees the
 //! other, so a waiter either sees the close or is woken by it.
 
-use std::mem::MaybeUninit;
+use std::mem::{self, MaybeUninit};
 use std::time::Instant;
 
 use crate::atomics::{SharedWords, WaitResult, Word};
@@ -112,10 +112,8 @@ impl<T> Ring<T> {
             });
         }
         let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
+        let slots = allocate_slots(capacity)?;
         let words = SharedWords::new(STAMPS + capacity)?; // zeroed: every slot empty for lap 0
-        let slots = (0..capacity)
-            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-            .collect();
         Ok(Ring {
             words,
             slots,
@@ -359,6 +357,22 @@ impl<T> Drop for Ring<T> {
     }
 }
 
+/// `capacity` empty slots, or `Err(AllocationFailed)` if the allocator refuses them (never an
+/// abort: a large capacity of large messages is a request that may fairly fail).
+fn allocate_slots<T>(capacity: usize) -> Result<Box<[UnsafeCell<MaybeUninit<T>>]>, Error> {
+    let mut slots = Vec::new();
+    // `try_reserve_exact` checks the byte count for overflow and asks for nothing when the
+    // slots are zero-sized.
+    if let Err(refused) = slots.try_reserve_exact(capacity) {
+        return Err(Error::AllocationFailed {
+            bytes: capacity.saturating_mul(mem::size_of::<UnsafeCell<MaybeUninit<T>>>()),
+            reason: format!("{capacity} message slots: {refused}"),
+        });
+    }
+    slots.extend((0..capacity).map(|_| UnsafeCell::new(MaybeUninit::uninit())));
+    Ok(slots.into_boxed_slice())
+}
+
 /// Whether to look at the ring once more, after a short, growing pause (spin hints first,
 /// then yielding the CPU), before parking. Never under loom.
 fn poll_again(polls: &mut u32) -> bool {
@@ -374,4 +388,34 @@ fn poll_again(polls: &mut u32) -> bool {
         thread::yield_now();
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_sized_messages_need_no_slot_memory_even_at_the_largest_capacity() {
+        let ring = Ring::<()>::new(MAX_CAPACITY).unwrap();
+        assert_eq!(ring.capacity(), MAX_CAPACITY);
+        ring.try_push(()).unwrap();
+        assert_eq!(ring.try_pop(), Ok(()));
+    }
+
+    #[test]
+    fn slots_whose_byte_count_overflows_are_an_error_not_a_panic() {
+        // 2^24 slots of 2^40 bytes: 2^64 bytes, one more than `usize` holds.
+        let result = Ring::<[u8; 1 << 40]>::new(MAX_CAPACITY);
+        assert!(
+            matches!(
+                result,
+                Err(Error::AllocationFailed {
+                    bytes: usize::MAX,
+                    ..
+                })
+            ),
+            "{:?}",
+            result.err()
+        );
+    }
 }
