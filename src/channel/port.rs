@@ -140,8 +140,11 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
         self.link.rx.pop(Instant::now().checked_add(timeout))
     }
 
-    /// The oldest message if one is there, without waiting: Node's `receiveMessageOnPort`
-    /// (SEMANTICS W6). `None` when the queue is empty or closed and drained.
+    /// The oldest message if one is there, without waiting for a post: Node's
+    /// `receiveMessageOnPort` (SEMANTICS W6). `None` only when no message is queued (empty, or
+    /// closed and drained): a post that has claimed the oldest place but is still writing its
+    /// message is waited for (it never blocks), so a message whose post returned before this
+    /// call is always found unless another receive took it.
     pub fn try_recv(&self) -> Option<Rx> {
         self.link.rx.try_pop().ok()
     }
@@ -152,7 +155,8 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
         Iter { port: self }
     }
 
-    /// An iterator over the messages that are there now; it never waits.
+    /// An iterator over the messages that are there now, each taken as by
+    /// [`try_recv`](Self::try_recv); it never waits for a post.
     pub fn try_iter(&self) -> TryIter<'_, Tx, Rx> {
         TryIter { port: self }
     }

@@ -38,6 +38,21 @@
 //! the [`PARKED`] word says no thread ever got as far as parking. A waiter sets `PARKED` and
 //! its flag, fences, then checks the mark: with both fences, at least one of the two sees the
 //! other, so a waiter either sees the close or is woken by it.
+//!
+//! # A claimed slot is waited for, not skipped
+//!
+//! A post claims its position (the tail) before it writes the message and stamps the slot full,
+//! so the oldest slot can be claimed but not yet full while later ones are. A receive must not
+//! skip it (that would break the order, W4) and must not answer "empty" either: the post has
+//! claimed its place in the queue, and its caller may already have heard from a later post that
+//! returned. So when the oldest slot is not full, a receive reads the tail: if no post claimed
+//! the head position (`tail <= head`) the ring is empty (or closed and drained); otherwise the
+//! post that claimed it is between its claim and its stamp — it only writes the value, it never
+//! blocks — and the receive spins briefly, then yields, until the stamp says full. crossbeam's
+//! array channel waits in the same place. Head operations are `Acquire`/`AcqRel`, so a
+//! receive that sees a head moved by another receiver also sees the posts that receiver saw
+//! (the tail it claimed, the slots it published): "a post that returned before my receive
+//! began is seen" holds across threads, not only on x86.
 
 use std::mem::{self, MaybeUninit};
 use std::time::Instant;
@@ -185,7 +200,8 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Takes the oldest message if one is ready; otherwise says what to wait for.
+    /// Takes the oldest message if one is queued (waiting the moment it takes a post that
+    /// claimed the oldest slot to fill it); otherwise says what to wait for.
     pub(crate) fn try_pop(&self) -> Result<T, Blocked> {
         self.take(true)
     }
@@ -195,14 +211,15 @@ impl<T> Ring<T> {
     /// message wants.
     fn take(&self, check_closed: bool) -> Result<T, Blocked> {
         let head_word = self.word(HEAD);
-        let mut head = head_word.load(Ordering::Relaxed);
+        let mut head = head_word.load(Ordering::Acquire);
+        let mut snoozes = 0;
         loop {
             let index = self.index_of(head);
             let stamp_cell = self.stamp(index);
             let stamp = stamp_cell.load(Ordering::Acquire);
             let lag = (stamp & !WAITING).wrapping_sub(self.full_stamp(head)) as i64;
             if lag == 0 {
-                if let Err(seen) = head_word.compare_exchange(head, head + 1, Ordering::Relaxed) {
+                if let Err(seen) = head_word.compare_exchange(head, head + 1, Ordering::AcqRel) {
                     head = seen;
                     continue;
                 }
@@ -217,14 +234,25 @@ impl<T> Ring<T> {
                 }
                 return Ok(value);
             } else if lag < 0 {
-                // Nothing published at `head` yet. Closed and nothing claimed: drained.
-                if check_closed && self.word(TAIL).load(Ordering::Acquire) == CLOSED | head {
-                    return Err(Blocked::Closed);
+                // Nothing published at `head` yet.
+                if !check_closed {
+                    return Err(Blocked::Slot { index, stamp });
                 }
-                return Err(Blocked::Slot { index, stamp });
+                let tail = self.word(TAIL).load(Ordering::Acquire);
+                let claimed = tail & !CLOSED;
+                if claimed <= head {
+                    // No post claimed `head`: empty, or closed and drained.
+                    if tail & CLOSED != 0 && claimed == head {
+                        return Err(Blocked::Closed);
+                    }
+                    return Err(Blocked::Slot { index, stamp });
+                }
+                // A post claimed `head` and is writing it: wait for its stamp (module docs).
+                snooze(&mut snoozes);
+                head = head_word.load(Ordering::Acquire);
             } else {
                 // Another receiver took `head` meanwhile.
-                head = head_word.load(Ordering::Relaxed);
+                head = head_word.load(Ordering::Acquire);
             }
         }
     }
@@ -379,15 +407,33 @@ fn poll_again(polls: &mut u32) -> bool {
     if LOOM || *polls >= POLLS {
         return false;
     }
+    pause(*polls);
     *polls += 1;
-    if *polls <= SPINNING_POLLS {
-        for _ in 0..(1u32 << (*polls - 1)) {
+    true
+}
+
+/// A pause before looking again at a slot that another thread is a few instructions from
+/// stamping (no parking: that thread never blocks before it stamps). Under loom, a yield, which
+/// tells the model to run the other threads first.
+fn snooze(snoozes: &mut u32) {
+    if LOOM {
+        thread::yield_now();
+        return;
+    }
+    pause(*snoozes);
+    *snoozes = snoozes.saturating_add(1);
+}
+
+/// Pause number `n` of a growing series: 2^n spin hints for the first [`SPINNING_POLLS`], then
+/// a yield of the CPU.
+fn pause(n: u32) {
+    if n < SPINNING_POLLS {
+        for _ in 0..(1u32 << n) {
             std::hint::spin_loop();
         }
     } else {
         thread::yield_now();
     }
-    true
 }
 
 #[cfg(test)]
