@@ -38,6 +38,14 @@
 //! [`notify`](crate::atomics::notify), which the loom models check), and never frees memory
 //! while another thread might look at it.
 //!
+//! # Dropping a port
+//!
+//! Dropping a port closes the channel (as [`close`](MessagePort::close) does) and drops the
+//! messages queued for it, which nothing can receive any more; the other port still receives
+//! what was posted to it. A port posted into the very queue it receives from keeps itself, its
+//! queues and their messages alive for ever, as a `Sender` sent through its own `mpsc` channel
+//! does: see [`MessagePort`].
+//!
 //! # Cost
 //!
 //! A post or receive that does not block is two atomic read-modify-writes and a few loads (no

@@ -53,6 +53,20 @@
 //! receive that sees a head moved by another receiver also sees the posts that receiver saw
 //! (the tail it claimed, the slots it published): "a post that returned before my receive
 //! began is seen" holds across threads, not only on x86.
+//!
+//! # Dropping the receiving port discards its messages
+//!
+//! A ring has one receiving port. Once that port is dropped nothing can receive from the ring
+//! any more, so its `Drop` closes the channel and then [`Ring::discard_all`] drops every message
+//! left. After the close the tail is final: each post either claimed a position below it or
+//! fails with `Closed` (and gives its message back to the caller, who drops it). The discard
+//! takes positions from the head like a receive, until the head reaches the final tail; a
+//! position claimed before the close but not yet stamped full is waited for as above (a post
+//! that claimed it never gives up: it writes and stamps). So when `discard_all` returns, every
+//! message ever accepted was either received or dropped, and nothing is posted later. Dropping
+//! a message runs user code that may panic: a guard drops the rest and the first panic
+//! propagates (a second panic aborts, as for a `Vec`). The other direction of the channel is
+//! untouched: its port may still receive what was posted before the close.
 
 use std::mem::{self, MaybeUninit};
 use std::time::Instant;
@@ -341,6 +355,28 @@ impl<T> Ring<T> {
         tail & CLOSED != 0 && tail & !CLOSED == self.word(HEAD).load(Ordering::SeqCst)
     }
 
+    /// Drops every message left in the ring, which must be closed and have no receiver any
+    /// more (its port is being dropped): see "Dropping the receiving port" in the module docs.
+    /// If a message's `Drop` panics, the rest are still dropped and the panic propagates.
+    pub(crate) fn discard_all(&self) {
+        /// On unwinding out of a message's `Drop`, drops the messages after it.
+        struct DiscardRest<'a, T>(&'a Ring<T>);
+        impl<T> Drop for DiscardRest<'_, T> {
+            fn drop(&mut self) {
+                self.0.discard_all();
+            }
+        }
+
+        debug_assert!(self.is_closed(), "discard_all on an open ring");
+        let rest = DiscardRest(self);
+        // On a closed ring `take` ends with `Closed` once the head reaches the final tail; it
+        // waits for a position claimed before the close. (`Slot` would mean an open ring.)
+        while let Ok(message) = self.take(true) {
+            drop(message);
+        }
+        mem::forget(rest);
+    }
+
     /// Closes the ring and wakes every thread blocked on it. Idempotent.
     pub(crate) fn close(&self) {
         let old = self.word(TAIL).fetch_or(CLOSED, Ordering::SeqCst);
@@ -370,18 +406,12 @@ impl<T> Ring<T> {
 
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
-        // No other thread can touch the ring now: every claimed position was published, so
-        // the messages left are exactly the full slots from head to tail.
-        let head = self.word(HEAD).load(Ordering::Acquire);
-        let tail = self.word(TAIL).load(Ordering::Acquire) & !CLOSED;
-        for pos in head..tail {
-            let index = self.index_of(pos);
-            if self.stamp(index).load(Ordering::Acquire) & !WAITING == self.full_stamp(pos) {
-                // SAFETY: the stamp says the slot holds the message posted at `pos`, which no
-                // receiver took (`pos >= head`); `&mut self` rules out any other access.
-                self.slots[index].with_mut(|slot| unsafe { (*slot).assume_init_drop() });
-            }
-        }
+        // No other thread can touch the ring now, so every claimed position was published.
+        // Usually its receiving port discarded what was left when it was dropped; a port that
+        // was leaked (`mem::forget`) did not. Mark it closed (without waking anyone: nobody
+        // is left) so `discard_all` stops at the tail.
+        self.word(TAIL).fetch_or(CLOSED, Ordering::Relaxed);
+        self.discard_all();
     }
 }
 
