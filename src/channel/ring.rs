@@ -33,7 +33,8 @@
 //! # Closing
 //!
 //! `close` sets [`CLOSED`] in the tail with one read-modify-write, so a post either claimed its
-//! position before the close (and its message will be delivered) or sees the mark and fails.
+//! position before the close (and its message will be delivered, unless the receiving port is
+//! dropped: see below) or sees the mark and fails.
 //! Then, after a `SeqCst` fence, it clears every slot's [`WAITING`] flag and notifies — unless
 //! the [`PARKED`] word says no thread ever got as far as parking. A waiter sets `PARKED` and
 //! its flag, fences, then checks the mark: with both fences, at least one of the two sees the
