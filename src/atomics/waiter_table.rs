@@ -25,7 +25,10 @@
 use std::collections::VecDeque;
 
 use super::waiter::{Outcome, Waiter};
+use crate::element::Waitable;
+use crate::error::Error;
 use crate::shim::{self, fence, lock, Arc, AtomicUsize, Mutex, Ordering, LOOM};
+use crate::view::TypedArray;
 
 /// Number of buckets (a power of two). Under loom there is one: every address shares it, which
 /// is the demanding case (notify must filter by key), and keeps the model deterministic (real
@@ -62,12 +65,24 @@ fn buckets() -> &'static [Bucket] {
 }
 
 fn bucket(key: usize) -> &'static Bucket {
+    &buckets()[bucket_index(key)]
+}
+
+/// Which bucket the waiters of address `key` share.
+fn bucket_index(key: usize) -> usize {
     if BUCKETS == 1 {
-        return &buckets()[0];
+        return 0;
     }
     // Fibonacci hashing of the address without its low bits (elements are ≥ 4 bytes apart).
     let hash = (key >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
-    &buckets()[(hash >> (usize::BITS - BUCKETS.trailing_zeros())) % BUCKETS]
+    (hash >> (usize::BITS - BUCKETS.trailing_zeros())) % BUCKETS
+}
+
+/// Which waiter-table bucket element `index` of `view` hashes to, so the `waiter_table` bench
+/// can pile waiters for other addresses into the bucket of the one it notifies. Not API.
+#[doc(hidden)]
+pub fn waiter_bucket<T: Waitable>(view: &TypedArray<T>, index: usize) -> Result<usize, Error> {
+    Ok(bucket_index(view.element(index)?.address()))
 }
 
 /// Enqueues `waiter` at the back of its address's list if `value_matches()` holds, evaluated
