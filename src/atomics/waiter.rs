@@ -13,9 +13,11 @@
 //! without a syscall, which is what makes a quick handoff cost well under a microsecond instead
 //! of a 30–80 µs futex wake on this kind of machine.
 
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
 
-use crate::shim::{lock, thread, AtomicU32, Mutex, Ordering};
+use crate::shim::{lock, thread, Arc, AtomicU32, Mutex, Ordering, LOOM};
 
 /// How a waiter left the waiter table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +103,8 @@ impl Waiter {
     }
 
     /// Wakes whoever waits on this waiter after [`Waiter::finish`]; `unpark` is what `finish`
-    /// returned. Runs with no lock held, so a waker may do anything.
+    /// returned. Runs with no lock held, so a waker may do anything — including panic, which
+    /// unwinds out of here (see [`wake_catching`] for callers that must go on).
     pub(crate) fn wake(&self, unpark: bool) {
         match &self.wake {
             Wake::Thread(thread) => {
@@ -148,4 +151,20 @@ impl Waiter {
         }
         self.outcome()
     }
+}
+
+/// Wakes `waiter` ([`Waiter::wake`]) and drops this reference to it, returning the payload of
+/// a panic instead of unwinding: the waker, and the waiter's drop if this was its last
+/// reference (which drops the stored waker), are user code. A caller with several waiters to
+/// wake wakes them all and only then propagates the panic, so one faulty executor cannot strand
+/// the others. The outcome is set before this runs, so a panic leaves nothing half-done.
+///
+/// Under loom nothing is caught: loom reports the failures it finds by panicking, and those
+/// must reach the model (its wakers never panic).
+pub(crate) fn wake_catching(waiter: Arc<Waiter>, unpark: bool) -> Result<(), Box<dyn Any + Send>> {
+    if LOOM {
+        waiter.wake(unpark);
+        return Ok(());
+    }
+    panic::catch_unwind(AssertUnwindSafe(move || waiter.wake(unpark)))
 }

@@ -22,9 +22,11 @@
 //! Either the waiter's load sees the new value (it returns `NotEqual`), or the notifier's load
 //! sees the raised count (it takes the lock and finds the waiter). Never neither.
 
+use std::any::Any;
 use std::collections::VecDeque;
+use std::panic;
 
-use super::waiter::{Outcome, Waiter};
+use super::waiter::{wake_catching, Outcome, Waiter};
 use crate::element::Waitable;
 use crate::error::Error;
 use crate::shim::{self, fence, lock, Arc, AtomicUsize, Mutex, Ordering, LOOM};
@@ -61,7 +63,7 @@ shim::lazy_static! {
 }
 
 fn buckets() -> &'static [Bucket] {
-    &*TABLE
+    &TABLE
 }
 
 fn bucket(key: usize) -> &'static Bucket {
@@ -103,6 +105,8 @@ pub(crate) fn enqueue_if(waiter: &Arc<Waiter>, value_matches: impl FnOnce() -> b
 }
 
 /// Wakes up to `count` waiters on `key`, oldest first (A8, A9); returns how many it woke.
+///
+/// If a waker panics, every other waiter taken is still woken, then the first panic resumes.
 pub(crate) fn notify(key: usize, count: usize) -> usize {
     if count == 0 {
         return 0;
@@ -177,10 +181,18 @@ impl WakeList {
         self.len += 1;
     }
 
+    /// Wakes every waiter in the list, each whatever the others' wakers do; then resumes the
+    /// first panic a waker raised, if any (the others' payloads are dropped: one propagates).
     fn wake_all(self) {
         let inline = self.inline.into_iter().flatten();
+        let mut first_panic: Option<Box<dyn Any + Send>> = None;
         for (waiter, unpark) in inline.chain(self.spilled) {
-            waiter.wake(unpark);
+            if let Err(payload) = wake_catching(waiter, unpark) {
+                first_panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = first_panic {
+            panic::resume_unwind(payload);
         }
     }
 }
