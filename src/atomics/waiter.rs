@@ -17,7 +17,7 @@ use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
 
-use crate::shim::{lock, thread, Arc, AtomicU32, Mutex, Ordering, LOOM};
+use crate::shim::{lock, thread, Arc, AtomicU32, AtomicUsize, Mutex, Ordering, LOOM};
 
 /// How a waiter left the waiter table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +64,9 @@ pub(crate) struct Waiter {
     /// The absolute byte address waited on (SEMANTICS A10).
     pub(crate) key: usize,
     state: AtomicU32,
+    /// Where the waiter sits in its bucket while queued (`waiter_table::address_lists`). Read
+    /// and written only with that bucket locked, which orders the accesses: relaxed suffices.
+    slot: AtomicUsize,
     wake: Wake,
 }
 
@@ -73,6 +76,7 @@ impl Waiter {
         Waiter {
             key,
             state: AtomicU32::new(QUEUED),
+            slot: AtomicUsize::new(0),
             wake: Wake::Thread(thread::current()),
         }
     }
@@ -82,6 +86,7 @@ impl Waiter {
         Waiter {
             key,
             state: AtomicU32::new(QUEUED),
+            slot: AtomicUsize::new(0),
             wake: Wake::Task(Mutex::new(None)),
         }
     }
@@ -100,6 +105,16 @@ impl Waiter {
     /// just after removing it from the queue. Returns whether the thread must be unparked.
     pub(crate) fn finish(&self, outcome: Outcome) -> bool {
         self.state.swap(outcome as u32, Ordering::AcqRel) == PARKED
+    }
+
+    /// The waiter's slot in its bucket. Only meaningful with its bucket locked, while queued.
+    pub(crate) fn slot(&self) -> usize {
+        self.slot.load(Ordering::Relaxed)
+    }
+
+    /// Records the waiter's slot in its bucket; called with the bucket locked.
+    pub(crate) fn set_slot(&self, slot: usize) {
+        self.slot.store(slot, Ordering::Relaxed);
     }
 
     /// Wakes whoever waits on this waiter after [`Waiter::finish`]; `unpark` is what `finish`
@@ -166,5 +181,7 @@ pub(crate) fn wake_catching(waiter: Arc<Waiter>, unpark: bool) -> Result<(), Box
         waiter.wake(unpark);
         return Ok(());
     }
+    // AssertUnwindSafe: a panic here leaves nothing of ours half-updated. The outcome was set
+    // before, and the waker slot's lock is released before the waker is called.
     panic::catch_unwind(AssertUnwindSafe(move || waiter.wake(unpark)))
 }
