@@ -10,7 +10,7 @@
 //!
 //! Under loom there is no clock: every waiter with a finite timeout (blocking ones too) is
 //! recorded here instead, and a model thread playing the timer calls
-//! [`loom_hooks::fire_timeouts`](crate::loom_hooks::fire_timeouts), which races the expiry
+//! `loom_hooks::fire_timeouts` (a loom build only), which races the expiry
 //! against whatever else the model does.
 
 #[cfg(not(loom))]
