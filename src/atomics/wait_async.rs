@@ -1,4 +1,4 @@
-//! `Atomics.waitAsync` (SEMANTICS A12): the same waiter list as [`wait`](super::wait), with a
+//! `Atomics.waitAsync` (SEMANTICS A12): the same waiter list as [`wait`](super::wait()), with a
 //! `Future` instead of a blocked thread.
 //!
 //! The future works with any executor: it keeps the `Waker` of its latest poll and `notify`
@@ -58,7 +58,7 @@ enum State {
     },
 }
 
-/// `Atomics.waitAsync`: like [`wait`](super::wait), but returns instead of blocking.
+/// `Atomics.waitAsync`: like [`wait`](super::wait()), but returns instead of blocking.
 ///
 /// A value mismatch answers `Ready(NotEqual)` and a zero timeout `Ready(TimedOut)`, without
 /// enqueuing; otherwise the waiter joins the same FIFO list as blocking waiters (both count in
