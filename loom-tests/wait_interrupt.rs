@@ -56,8 +56,9 @@ fn interrupt_and_notify_never_both_win() {
     });
 }
 
-/// One interrupter installed on two threads interrupts both, blocked or not yet, while a
-/// notify races for them: each is either counted or interrupted.
+/// One interrupter installed on two threads interrupts both, whether each is blocked yet or
+/// not, and leaves neither in the table. (The race with a notify is the model above; adding a
+/// notifier here costs tens of times the time for no new interleaving of the interrupter's own list.)
 #[test]
 fn one_interrupter_interrupts_every_thread_it_is_installed_on() {
     loom::model(|| {
@@ -67,12 +68,11 @@ fn one_interrupter_interrupts_every_thread_it_is_installed_on() {
             spawn_waiter(&view, vec![interrupter.clone()]),
             spawn_waiter(&view, vec![interrupter.clone()]),
         ];
-        let notifier = spawn_notify_all(&view);
 
         interrupter.interrupt();
-        let results: Vec<_> = waiters.map(|w| w.join().unwrap()).into();
-        let woken = notifier.join().unwrap();
-        assert_eq!(count_ok(&results), woken, "Ok exactly when counted");
+        for waiter in waiters {
+            assert_eq!(waiter.join().unwrap(), Err(Error::Terminated));
+        }
         assert_eq!(loom_hooks::queued_waiters(), 0);
     });
 }
