@@ -242,7 +242,10 @@ pub(crate) fn installed() -> Installed {
 
 impl Installed {
     fn interrupters(&self) -> impl Iterator<Item = &Interrupter> {
-        self.0.iter().flat_map(|list| list.iter()).map(|i| &i.interrupter)
+        self.0
+            .iter()
+            .flat_map(|list| list.iter())
+            .map(|i| &i.interrupter)
     }
 
     /// Whether any of the interrupters was interrupted.
