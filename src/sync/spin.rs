@@ -7,6 +7,13 @@
 //! long, and a spinner would only delay the queued threads), never on a single CPU (the holder
 //! cannot run meanwhile), and never under loom (where a retry loop is state explosion, not
 //! speed).
+//!
+//! Unlike the waiter table's spin (`atomics/spin.rs`, which never yields), this one does: a
+//! thread spinning for a *lock* often waits for a holder it displaced from its own core (a
+//! woken thread lands beside its waker when no core is idle — a condition variable's waiter
+//! woken under the mutex is the common case), and only a yield lets that holder run and
+//! release. Measured under load, dropping the yields made a condvar ping-pong about 1.5x
+//! slower.
 
 use crate::shim::{self, LOOM};
 
