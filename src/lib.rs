@@ -91,4 +91,5 @@ mod assertions {
     assert_impl_all!(atomics::WaitFuture: Send, Sync, Unpin, std::future::Future<Output = WaitResult>);
     assert_impl_all!(atomics::Interrupter: Send, Sync, Clone);
     static_assertions::assert_not_impl_any!(atomics::InterruptGuard: Send, Sync);
+    assert_impl_all!(sync::Semaphore: Send, Sync, Clone);
 }

@@ -48,6 +48,10 @@ mod owner;
 #[allow(dead_code)]
 mod spin;
 
+mod semaphore;
+
+pub use semaphore::Semaphore;
+
 /// The deadline of a wait with `timeout` starting now; `None` (no deadline) when the instant is
 /// too far away to represent, as `atomics::wait` treats such timeouts.
 #[allow(dead_code)] // for the timed lock calls
