@@ -92,4 +92,5 @@ mod assertions {
     assert_impl_all!(atomics::Interrupter: Send, Sync, Clone);
     static_assertions::assert_not_impl_any!(atomics::InterruptGuard: Send, Sync);
     assert_impl_all!(sync::Semaphore: Send, Sync, Clone);
+    assert_impl_all!(sync::Latch: Send, Sync, Clone);
 }

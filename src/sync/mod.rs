@@ -48,8 +48,10 @@ mod owner;
 #[allow(dead_code)]
 mod spin;
 
+mod latch;
 mod semaphore;
 
+pub use latch::Latch;
 pub use semaphore::Semaphore;
 
 /// The deadline of a wait with `timeout` starting now; `None` (no deadline) when the instant is
