@@ -92,5 +92,7 @@ mod assertions {
     assert_impl_all!(atomics::Interrupter: Send, Sync, Clone);
     static_assertions::assert_not_impl_any!(atomics::InterruptGuard: Send, Sync);
     assert_impl_all!(sync::Semaphore: Send, Sync, Clone);
+    assert_impl_all!(sync::Barrier: Send, Sync, Clone);
+    assert_impl_all!(sync::BarrierWaitResult: Send, Sync, Copy);
     assert_impl_all!(sync::Latch: Send, Sync, Clone);
 }

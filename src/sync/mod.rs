@@ -48,9 +48,11 @@ mod owner;
 #[allow(dead_code)]
 mod spin;
 
+mod barrier;
 mod latch;
 mod semaphore;
 
+pub use barrier::{Barrier, BarrierWaitResult};
 pub use latch::Latch;
 pub use semaphore::Semaphore;
 
