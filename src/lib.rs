@@ -95,4 +95,6 @@ mod assertions {
     assert_impl_all!(sync::Barrier: Send, Sync, Clone);
     assert_impl_all!(sync::BarrierWaitResult: Send, Sync, Copy);
     assert_impl_all!(sync::Latch: Send, Sync, Clone);
+    assert_impl_all!(sync::Once: Send, Sync, Clone);
+    assert_impl_all!(sync::OnceState: Send, Sync, Copy);
 }

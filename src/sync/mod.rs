@@ -50,10 +50,12 @@ mod spin;
 
 mod barrier;
 mod latch;
+mod once;
 mod semaphore;
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use latch::Latch;
+pub use once::{Once, OnceState};
 pub use semaphore::Semaphore;
 
 /// The deadline of a wait with `timeout` starting now; `None` (no deadline) when the instant is
