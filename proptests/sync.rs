@@ -1,184 +1,148 @@
-//! Random sequences of operations on an in-buffer `Semaphore` and `Latch` against a sequential
-//! model (docs/semantics.md S1, S3).
-//!
-//! Each case runs a list of operations, through one of several handles on the same bytes (two
-//! attached separately, one cloned), on one thread, so nothing ever blocks: the blocking calls
-//! appear in their timed form with a zero timeout, which must then answer exactly as the model
-//! says. The model is a plain integer: it predicts every return value (including
-//! `Err(CountOutOfRange)` at the limits, which must change nothing) and the count after every
-//! step.
+//! Random sequences of non-blocking `sync` operations on one thread against a model
+//! (docs/semantics.md S1, S2): what every `try_` call returns, what the locks report, and that
+//! the bytes return to all zero once every guard is dropped. Plus random attach offsets against
+//! the rule "aligned and within the buffer".
 
 #![cfg(not(loom))]
 
 use std::time::Duration;
 
 use proptest::prelude::*;
-use sharedbuf::sync::{Latch, Semaphore};
-use sharedbuf::{Error, SharedBuffer};
+use sharedbuf::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use sharedbuf::{Error, SharedBuffer, Uint32Array};
 
-const MAX_PERMITS: u64 = Semaphore::MAX_PERMITS as u64;
+const BUF_LEN: usize = 64;
 
-/// A count near zero, or near the top of its range (so the limits are hit).
-fn count(max: u64) -> impl Strategy<Value = u32> {
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// `try_lock` (or `try_lock_for(0)`) through handle 0 or 1 of the mutex.
+    TryLock {
+        handle: usize,
+        timed: bool,
+    },
+    Unlock,
+    /// `try_read` (or `try_read_for(0)`) through handle 0 or 1 of the rwlock.
+    TryRead {
+        handle: usize,
+        timed: bool,
+    },
+    /// Drops the read guard at this position (modulo how many are held).
+    DropRead(usize),
+    TryWrite {
+        handle: usize,
+        timed: bool,
+    },
+    DropWrite,
+    /// `notify(n)` on the condvar: nobody ever waits, so 0.
+    Notify(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let handle = 0..2usize;
     prop_oneof![
-        4 => 0u32..6,
-        1 => (0u64..4).prop_map(move |below| (max - below) as u32),
-        1 => any::<u32>(),
+        (handle.clone(), any::<bool>()).prop_map(|(handle, timed)| Op::TryLock { handle, timed }),
+        Just(Op::Unlock),
+        (handle.clone(), any::<bool>()).prop_map(|(handle, timed)| Op::TryRead { handle, timed }),
+        (0..8usize).prop_map(Op::DropRead),
+        (handle, any::<bool>()).prop_map(|(handle, timed)| Op::TryWrite { handle, timed }),
+        Just(Op::DropWrite),
+        (0..4usize).prop_map(Op::Notify),
     ]
 }
 
-#[derive(Debug, Clone, Copy)]
-enum SemaphoreOp {
-    Release(u32),
-    TryAcquire(u32),
-    /// `acquire_for(n, 0)`: one try.
-    AcquireNow(u32),
-    /// `acquire(n)`, only issued by the test when the model says it will not block.
-    Acquire(u32),
-}
-
-fn semaphore_op() -> impl Strategy<Value = (usize, SemaphoreOp)> {
-    let op = prop_oneof![
-        count(MAX_PERMITS).prop_map(SemaphoreOp::Release),
-        count(MAX_PERMITS).prop_map(SemaphoreOp::TryAcquire),
-        count(MAX_PERMITS).prop_map(SemaphoreOp::AcquireNow),
-        count(MAX_PERMITS).prop_map(SemaphoreOp::Acquire),
-    ];
-    (0usize..3, op)
-}
-
-#[derive(Debug, Clone, Copy)]
-enum LatchOp {
-    CountUp(u32),
-    CountDown,
-    /// `wait_for(0)`.
-    WaitNow,
-    /// `wait()`, only issued by the test when the model says it will not block.
-    Wait,
-}
-
-fn latch_op() -> impl Strategy<Value = (usize, LatchOp)> {
-    let op = prop_oneof![
-        1 => count(u64::from(u32::MAX)).prop_map(LatchOp::CountUp),
-        3 => Just(LatchOp::CountDown),
-        1 => Just(LatchOp::WaitNow),
-        1 => Just(LatchOp::Wait),
-    ];
-    (0usize..3, op)
-}
-
-fn out_of_range(count: &'static str, value: i64, max: u64) -> Error {
-    Error::CountOutOfRange {
-        count,
-        value,
-        min: 0,
-        max: max as i64,
-    }
-}
-
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
-
     #[test]
-    fn semaphore_matches_a_counter(
-        offset in (0usize..4).prop_map(|k| 4 * k),
-        ops in prop::collection::vec(semaphore_op(), 1..60),
-    ) {
-        let buffer = SharedBuffer::new(16).unwrap();
-        let first = Semaphore::at(&buffer, offset).unwrap();
-        let handles = [first.clone(), Semaphore::at(&buffer.clone(), offset).unwrap(), first];
-        let mut model: u64 = 0;
-        for (handle, op) in ops {
-            let semaphore = &handles[handle];
-            let asked_too_much = |n: u32| out_of_range("semaphore permits asked for", i64::from(n), MAX_PERMITS);
+    fn try_operations_follow_the_model(ops in prop::collection::vec(op(), 1..60)) {
+        let buffer = SharedBuffer::new(BUF_LEN).unwrap();
+        let mutexes = [Mutex::at(&buffer, 0).unwrap(), Mutex::at(&buffer.clone(), 0).unwrap()];
+        let condvar = Condvar::at(&buffer, 16).unwrap();
+        let rwlocks = [RwLock::at(&buffer, 24).unwrap(), RwLock::at(&buffer, 24).unwrap()];
+
+        let mut mutex_guard: Option<MutexGuard<'_>> = None;
+        let mut reads: Vec<RwLockReadGuard<'_>> = Vec::new();
+        let mut write: Option<RwLockWriteGuard<'_>> = None;
+
+        for op in ops {
             match op {
-                SemaphoreOp::Release(n) => {
-                    let total = model + u64::from(n);
-                    if total > MAX_PERMITS {
-                        prop_assert_eq!(
-                            semaphore.release(n),
-                            Err(out_of_range("semaphore permits", total as i64, MAX_PERMITS))
-                        );
+                Op::TryLock { handle, timed } => {
+                    let mutex = &mutexes[handle];
+                    let got = if timed { mutex.try_lock_for(Duration::ZERO) } else { mutex.try_lock() };
+                    if mutex_guard.is_some() {
+                        // Held by this very thread: refused, whichever handle asks (S2).
+                        prop_assert_eq!(got.err(), Some(Error::WouldDeadlock));
                     } else {
-                        prop_assert_eq!(semaphore.release(n), Ok(()));
-                        model = total;
+                        let guard = got.unwrap();
+                        prop_assert!(guard.is_some(), "a free mutex is taken");
+                        mutex_guard = guard;
                     }
                 }
-                SemaphoreOp::TryAcquire(n) | SemaphoreOp::AcquireNow(n) => {
-                    let result = match op {
-                        SemaphoreOp::TryAcquire(_) => semaphore.try_acquire(n),
-                        _ => semaphore.acquire_for(n, Duration::ZERO),
-                    };
-                    if u64::from(n) > MAX_PERMITS {
-                        prop_assert_eq!(result, Err(asked_too_much(n)));
-                    } else if u64::from(n) <= model {
-                        prop_assert_eq!(result, Ok(true));
-                        model -= u64::from(n);
+                Op::Unlock => drop(mutex_guard.take()),
+                Op::TryRead { handle, timed } => {
+                    let lock = &rwlocks[handle];
+                    let got = if timed { lock.try_read_for(Duration::ZERO) } else { lock.try_read() };
+                    if write.is_some() {
+                        prop_assert_eq!(got.err(), Some(Error::WouldDeadlock));
                     } else {
-                        prop_assert_eq!(result, Ok(false));
+                        let guard = got.unwrap();
+                        prop_assert!(guard.is_some(), "no writer: readers share");
+                        reads.extend(guard);
                     }
                 }
-                SemaphoreOp::Acquire(n) => {
-                    if u64::from(n) > MAX_PERMITS {
-                        prop_assert_eq!(semaphore.acquire(n), Err(asked_too_much(n)));
-                    } else if u64::from(n) <= model {
-                        prop_assert_eq!(semaphore.acquire(n), Ok(()));
-                        model -= u64::from(n);
+                Op::DropRead(k) => {
+                    if !reads.is_empty() {
+                        let k = k % reads.len();
+                        drop(reads.swap_remove(k));
                     }
-                    // Otherwise it would block: skipped.
                 }
+                Op::TryWrite { handle, timed } => {
+                    let lock = &rwlocks[handle];
+                    let got = if timed { lock.try_write_for(Duration::ZERO) } else { lock.try_write() };
+                    if write.is_some() {
+                        prop_assert_eq!(got.err(), Some(Error::WouldDeadlock));
+                    } else if !reads.is_empty() {
+                        // Readers are not recorded: held for reading by this thread is "busy".
+                        prop_assert!(got.unwrap().is_none());
+                    } else {
+                        let guard = got.unwrap();
+                        prop_assert!(guard.is_some(), "a free lock is taken for writing");
+                        write = guard;
+                    }
+                }
+                Op::DropWrite => drop(write.take()),
+                Op::Notify(n) => prop_assert_eq!(condvar.notify(n), 0),
             }
-            for other in &handles {
-                prop_assert_eq!(u64::from(other.available()), model);
+            for mutex in &mutexes {
+                prop_assert_eq!(mutex.is_locked(), mutex_guard.is_some());
+            }
+            for lock in &rwlocks {
+                prop_assert_eq!(lock.reader_count(), reads.len());
+                prop_assert_eq!(lock.is_write_locked(), write.is_some());
             }
         }
+        drop((mutex_guard, reads, write));
+        // Every guard gone: the bytes are all zero again, except sequence numbers (none moved:
+        // nobody ever waited), so everything.
+        let words = Uint32Array::new(&buffer).unwrap().to_vec();
+        prop_assert!(words.iter().all(|&w| w == 0), "bytes left behind: {:?}", words);
     }
 
     #[test]
-    fn latch_matches_a_counter(
-        offset in (0usize..3).prop_map(|k| 4 * k),
-        ops in prop::collection::vec(latch_op(), 1..60),
-    ) {
-        let buffer = SharedBuffer::new(16).unwrap();
-        let first = Latch::at(&buffer, offset).unwrap();
-        let handles = [first.clone(), Latch::at(&buffer.clone(), offset).unwrap(), first];
-        let mut model: u64 = 0;
-        let max = u64::from(u32::MAX);
-        for (handle, op) in ops {
-            let latch = &handles[handle];
-            match op {
-                LatchOp::CountUp(n) => {
-                    let total = model + u64::from(n);
-                    if total > max {
-                        prop_assert_eq!(
-                            latch.count_up(n),
-                            Err(out_of_range("latch count", total as i64, max))
-                        );
-                    } else {
-                        prop_assert_eq!(latch.count_up(n), Ok(()));
-                        model = total;
-                    }
-                }
-                LatchOp::CountDown => {
-                    if model == 0 {
-                        prop_assert_eq!(latch.count_down(), Err(out_of_range("latch count", -1, max)));
-                    } else {
-                        prop_assert_eq!(latch.count_down(), Ok(()));
-                        model -= 1;
-                    }
-                }
-                LatchOp::WaitNow => {
-                    prop_assert_eq!(latch.wait_for(Duration::ZERO), Ok(model == 0));
-                }
-                LatchOp::Wait => {
-                    if model == 0 {
-                        prop_assert_eq!(latch.wait(), Ok(()));
-                    }
-                }
-            }
-            for other in &handles {
-                prop_assert_eq!(u64::from(other.count()), model);
-            }
+    fn attaching_succeeds_exactly_when_aligned_and_in_bounds(offset in 0..BUF_LEN + 16) {
+        let buffer = SharedBuffer::new(BUF_LEN).unwrap();
+        let cases: [(usize, usize, Result<(), Error>); 3] = [
+            (Mutex::BYTES, Mutex::ALIGN, Mutex::at(&buffer, offset).map(drop)),
+            (Condvar::BYTES, Condvar::ALIGN, Condvar::at(&buffer, offset).map(drop)),
+            (RwLock::BYTES, RwLock::ALIGN, RwLock::at(&buffer, offset).map(drop)),
+        ];
+        for (bytes, align, result) in cases {
+            let expected = if offset % align != 0 {
+                Err(Error::Misaligned { byte_offset: offset, align })
+            } else if offset + bytes > BUF_LEN {
+                Err(Error::RangeOutOfBounds { start: offset, end: offset + bytes, len: BUF_LEN })
+            } else {
+                Ok(())
+            };
+            prop_assert_eq!(result, expected);
         }
     }
 }

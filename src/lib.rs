@@ -59,6 +59,13 @@ pub mod loom_hooks {
     pub fn queued_waiters() -> usize {
         crate::atomics::hooks::total_queued()
     }
+
+    /// How many sleeps make a blocked `sync::Mutex` waiter ask for the next unlock to be handed
+    /// to it, for the calling test (default 1; `u32::MAX`: never). Natively that takes 1 ms of
+    /// waiting, which a model cannot measure.
+    pub fn mutex_starving_after(sleeps: u32) {
+        crate::sync::hooks::set_loom_starving_after(sleeps);
+    }
 }
 
 mod assertions {
@@ -91,6 +98,18 @@ mod assertions {
     assert_impl_all!(atomics::WaitFuture: Send, Sync, Unpin, std::future::Future<Output = WaitResult>);
     assert_impl_all!(atomics::Interrupter: Send, Sync, Clone);
     static_assertions::assert_not_impl_any!(atomics::InterruptGuard: Send, Sync);
+    assert_impl_all!(sync::Mutex: Send, Sync, Clone);
+    assert_impl_all!(sync::MutexGuard<'static>: Sync);
+    static_assertions::assert_not_impl_any!(sync::MutexGuard<'static>: Send);
+    assert_impl_all!(sync::LockFuture<'static>: Send, Sync, Unpin);
+    assert_impl_all!(sync::AsyncMutexGuard<'static>: Send, Sync);
+    assert_impl_all!(sync::Condvar: Send, Sync, Clone);
+    assert_impl_all!(sync::WaitTimeoutResult: Send, Sync, Copy);
+    assert_impl_all!(sync::RwLock: Send, Sync, Clone);
+    assert_impl_all!(sync::RwLockReadGuard<'static>: Sync);
+    assert_impl_all!(sync::RwLockWriteGuard<'static>: Sync);
+    static_assertions::assert_not_impl_any!(sync::RwLockReadGuard<'static>: Send);
+    static_assertions::assert_not_impl_any!(sync::RwLockWriteGuard<'static>: Send);
     assert_impl_all!(sync::Semaphore: Send, Sync, Clone);
     assert_impl_all!(sync::Barrier: Send, Sync, Clone);
     assert_impl_all!(sync::BarrierWaitResult: Send, Sync, Copy);

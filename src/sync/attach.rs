@@ -34,7 +34,7 @@ pub(crate) fn check(
 /// call wrote it or it already holds `value`, `Err(ParameterMismatch)` if it holds another value.
 /// Safe against any number of threads (or processes) attaching at the same moment: the write is
 /// one compare-exchange from zero, so exactly one attach writes and every other one compares.
-#[allow(dead_code)] // for the primitives with a parameter (Barrier)
+#[allow(dead_code)] // for the primitives with a parameter (a barrier's parties)
 pub(crate) fn set_once(
     word: Word<'_, u32>,
     parameter: &'static str,
@@ -48,5 +48,57 @@ pub(crate) fn set_once(
             existing: u64::from(existing),
             requested: u64::from(value.get()),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::atomics::SharedWord;
+
+    #[test]
+    fn set_once_writes_exactly_once_under_racing_attaches() {
+        let word = std::sync::Arc::new(SharedWord::<u32>::new().unwrap());
+        let parties = NonZeroU32::new(3).unwrap();
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                let word = word.clone();
+                std::thread::spawn(move || set_once(word.get(), "parties", parties))
+            })
+            .collect();
+        for racer in racers {
+            assert_eq!(racer.join().unwrap(), Ok(()));
+        }
+        assert_eq!(word.get().load(Ordering::SeqCst), 3);
+        assert_eq!(
+            set_once(word.get(), "parties", NonZeroU32::new(4).unwrap()),
+            Err(Error::ParameterMismatch {
+                parameter: "parties",
+                existing: 3,
+                requested: 4
+            })
+        );
+        assert_eq!(word.get().load(Ordering::SeqCst), 3, "never silently reset");
+    }
+
+    #[test]
+    fn check_refuses_misaligned_and_out_of_range_places() {
+        let buffer = SharedBuffer::new(32).unwrap();
+        assert_eq!(check(&buffer, 16, 16, 8), Ok(()));
+        assert_eq!(
+            check(&buffer, 4, 16, 8),
+            Err(Error::Misaligned {
+                byte_offset: 4,
+                align: 8
+            })
+        );
+        assert_eq!(
+            check(&buffer, 24, 16, 8),
+            Err(Error::RangeOutOfBounds {
+                start: 24,
+                end: 40,
+                len: 32
+            })
+        );
     }
 }

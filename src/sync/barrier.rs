@@ -47,8 +47,8 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use super::attach;
+use super::deadline_after;
 use super::spin::Backoff;
-use super::{deadline_after, expired};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
@@ -324,13 +324,6 @@ impl Barrier {
             let sequence = self.sequence().load(Acquire);
             if generation(self.state().load(Acquire)) != arrived_in {
                 return Ok(passed);
-            }
-            if expired(deadline) {
-                return Ok(if self.withdraw(arrived_in) {
-                    passed
-                } else {
-                    None
-                });
             }
             if backoff.spin() {
                 continue;

@@ -1,5 +1,6 @@
 //! Locks whose whole state lives in the bytes of a [`SharedBuffer`](crate::SharedBuffer)
-//! (SEMANTICS S1–S6).
+//! (SEMANTICS S1–S6): [`Mutex`], [`Condvar`], [`RwLock`], [`Semaphore`], [`Barrier`], [`Latch`],
+//! [`Once`].
 //!
 //! # Why this layer exists
 //!
@@ -37,15 +38,40 @@
 //! process a per-thread token, later a process-qualified identity the process issue can check
 //! for a dead owner. Each primitive's file states its words, its protocol and the invariants it
 //! keeps.
+//!
+//! | primitive | `BYTES` | `ALIGN` | words (byte offset: word) |
+//! | --- | --- | --- | --- |
+//! | [`Mutex`] | 16 | 8 | 0: state `u32` (waiters sleep here), 4: side `u32` (the heir and `lock_async` futures sleep here), 8: owner `u64` |
+//! | [`Condvar`] | 8 | 4 | 0: sequence `u32` (waiters sleep here), 4: waiter count `u32` |
+//! | [`RwLock`] | 24 | 8 | 0: state `u64`, 8: owner `u64`, 16: readers' sequence `u32`, 20: writers' sequence `u32` |
+//! | [`Semaphore`] | 4 | 4 | 0: state `u32` (permits and two flags; waiters sleep here) |
+//! | [`Barrier`] | 16 | 8 | 0: state `u64` (generation, dropped parties, arrivals), 8: parties `u32` (set once), 12: sequence `u32` (waiting parties sleep here) |
+//! | [`Latch`] | 8 | 4 | 0: count `u32`, 4: epoch `u32` (waiters sleep here) |
+//! | [`Once`] | 16 | 8 | 0: state `u32` (waiters sleep here), 4: reserved, 8: owner `u64` |
+//!
+//! ```
+//! use sharedbuf::sync::{Condvar, Mutex, RwLock};
+//! use sharedbuf::SharedBuffer;
+//!
+//! // Lay the primitives out one after another, each at a multiple of its alignment.
+//! let buffer = SharedBuffer::new(64)?;
+//! let mutex = Mutex::at(&buffer, 0)?;
+//! let condvar = Condvar::at(&buffer, Mutex::BYTES)?;
+//! let rwlock = RwLock::at(&buffer, Mutex::BYTES + Condvar::BYTES)?;
+//! let _guard = mutex.lock()?;
+//! assert_eq!(condvar.notify_all(), 0);
+//! assert_eq!(rwlock.reader_count(), 0);
+//! # Ok::<(), sharedbuf::Error>(())
+//! ```
 
 use std::time::{Duration, Instant};
 
-// Shared pieces, used by every primitive (allowed unused until the first primitive lands).
-#[allow(dead_code)]
 mod attach;
-#[allow(dead_code)]
+mod condvar;
+mod mutex;
+mod mutex_async;
 mod owner;
-#[allow(dead_code)]
+mod rwlock;
 mod spin;
 
 mod barrier;
@@ -53,20 +79,23 @@ mod latch;
 mod once;
 mod semaphore;
 
+/// What the loom models drive through `crate::loom_hooks` (used in loom builds only).
+#[allow(unused_imports)]
+pub(crate) mod hooks {
+    pub(crate) use super::mutex::set_loom_starving_after;
+}
+
 pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::{Condvar, WaitTimeoutResult};
 pub use latch::Latch;
+pub use mutex::{Mutex, MutexGuard};
+pub use mutex_async::{AsyncMutexGuard, LockFuture};
 pub use once::{Once, OnceState};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::Semaphore;
 
 /// The deadline of a wait with `timeout` starting now; `None` (no deadline) when the instant is
 /// too far away to represent, as `atomics::wait` treats such timeouts.
-#[allow(dead_code)] // for the timed lock calls
 pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
     Instant::now().checked_add(timeout)
-}
-
-/// Whether `deadline` has passed (never for `None`).
-#[allow(dead_code)] // for the timed lock calls
-pub(crate) fn expired(deadline: Option<Instant>) -> bool {
-    deadline.is_some_and(|at| Instant::now() >= at)
 }

@@ -37,7 +37,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::owner;
-use super::{attach, deadline_after, expired};
+use super::{attach, deadline_after};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
@@ -285,9 +285,6 @@ impl Once {
     fn sleep(&self, state: u32, deadline: Option<Instant>) -> Result<Option<u32>, Error> {
         if state & PHASE == RUNNING && self.owner().load(Relaxed) == owner::thread_token() {
             return Err(Error::WouldDeadlock);
-        }
-        if expired(deadline) {
-            return Ok(None);
         }
         if state & QUEUED == 0 {
             // Acquire on failure too: the value it returns may be `COMPLETE`, which the caller
