@@ -109,6 +109,19 @@ pub enum Error {
         /// The value this attach asked for.
         requested: u64,
     },
+    /// A `sync` count asked for, or the count an operation would produce, lies outside what the
+    /// primitive can hold: a latch counted down below zero, a semaphore released past its
+    /// maximum, a barrier of zero parties. Nothing was changed.
+    CountOutOfRange {
+        /// Which count (e.g. `"latch count"`).
+        count: &'static str,
+        /// The value asked for or that would have resulted.
+        value: i64,
+        /// The smallest value allowed.
+        min: i64,
+        /// The largest value allowed.
+        max: i64,
+    },
 }
 
 impl fmt::Display for Error {
@@ -158,6 +171,9 @@ impl fmt::Display for Error {
                 f,
                 "the primitive's {parameter} is already {existing}; attaching with {requested} is refused"
             ),
+            Error::CountOutOfRange { count, value, min, max } => {
+                write!(f, "{count} {value} is outside {min}..={max}; nothing was changed")
+            }
         }
     }
 }

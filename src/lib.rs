@@ -110,4 +110,10 @@ mod assertions {
     assert_impl_all!(sync::RwLockWriteGuard<'static>: Sync);
     static_assertions::assert_not_impl_any!(sync::RwLockReadGuard<'static>: Send);
     static_assertions::assert_not_impl_any!(sync::RwLockWriteGuard<'static>: Send);
+    assert_impl_all!(sync::Semaphore: Send, Sync, Clone);
+    assert_impl_all!(sync::Barrier: Send, Sync, Clone);
+    assert_impl_all!(sync::BarrierWaitResult: Send, Sync, Copy);
+    assert_impl_all!(sync::Latch: Send, Sync, Clone);
+    assert_impl_all!(sync::Once: Send, Sync, Clone);
+    assert_impl_all!(sync::OnceState: Send, Sync, Copy);
 }

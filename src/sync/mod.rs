@@ -1,5 +1,6 @@
 //! Locks whose whole state lives in the bytes of a [`SharedBuffer`](crate::SharedBuffer)
-//! (SEMANTICS S1–S6): [`Mutex`], [`Condvar`], [`RwLock`].
+//! (SEMANTICS S1–S6): [`Mutex`], [`Condvar`], [`RwLock`], [`Semaphore`], [`Barrier`], [`Latch`],
+//! [`Once`].
 //!
 //! # Why this layer exists
 //!
@@ -43,6 +44,10 @@
 //! | [`Mutex`] | 16 | 8 | 0: state `u32` (waiters sleep here), 4: side `u32` (the heir and `lock_async` futures sleep here), 8: owner `u64` |
 //! | [`Condvar`] | 8 | 4 | 0: sequence `u32` (waiters sleep here), 4: waiter count `u32` |
 //! | [`RwLock`] | 24 | 8 | 0: state `u64`, 8: owner `u64`, 16: readers' sequence `u32`, 20: writers' sequence `u32` |
+//! | [`Semaphore`] | 4 | 4 | 0: state `u32` (permits and two flags; waiters sleep here) |
+//! | [`Barrier`] | 16 | 8 | 0: state `u64` (generation, dropped parties, arrivals), 8: parties `u32` (set once), 12: sequence `u32` (waiting parties sleep here) |
+//! | [`Latch`] | 8 | 4 | 0: count `u32`, 4: epoch `u32` (waiters sleep here) |
+//! | [`Once`] | 16 | 8 | 0: state `u32` (waiters sleep here), 4: reserved, 8: owner `u64` |
 //!
 //! ```
 //! use sharedbuf::sync::{Condvar, Mutex, RwLock};
@@ -69,16 +74,25 @@ mod owner;
 mod rwlock;
 mod spin;
 
+mod barrier;
+mod latch;
+mod once;
+mod semaphore;
+
 /// What the loom models drive through `crate::loom_hooks` (used in loom builds only).
 #[allow(unused_imports)]
 pub(crate) mod hooks {
     pub(crate) use super::mutex::set_loom_starving_after;
 }
 
+pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
+pub use latch::Latch;
 pub use mutex::{Mutex, MutexGuard};
 pub use mutex_async::{AsyncMutexGuard, LockFuture};
+pub use once::{Once, OnceState};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::Semaphore;
 
 /// The deadline of a wait with `timeout` starting now; `None` (no deadline) when the instant is
 /// too far away to represent, as `atomics::wait` treats such timeouts.
