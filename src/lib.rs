@@ -1,32 +1,4 @@
-//! # sharedbuf
-//!
-//! JavaScript's shared-memory model in Rust: a `SharedArrayBuffer`-style byte region
-//! ([`SharedBuffer`]), typed views ([`Int32Array`] … [`Float64Array`], [`DataView`]) and the
-//! `Atomics` API ([`atomics`]), all sound under concurrent access from any number of threads.
-//!
-//! ```
-//! use sharedbuf::{atomics, Int32Array, SharedBuffer};
-//!
-//! let buf = SharedBuffer::new(1024)?;          // zeroed; clone() shares, never copies
-//! let ia = Int32Array::new(&buf)?;
-//! atomics::store(&ia, 0, 5)?;
-//! assert_eq!(atomics::add(&ia, 0, 1)?, 5);     // returns the old value
-//! assert_eq!(ia.get(0), Some(6));
-//! assert!(ia.set(256, 1).is_err());            // out of range: Err, never a panic
-//! # Ok::<(), sharedbuf::Error>(())
-//! ```
-//!
-//! The behaviour matched is numbered in the project's `SEMANTICS.md` (B… buffers, V… views,
-//! A… atomics); docs and tests cite those numbers.
-//!
-//! ## Memory model
-//!
-//! Region memory may be written by another thread at any time, so the crate never makes a Rust
-//! reference or slice over it: every element access is an atomic operation (relaxed for plain
-//! `get`/`set`, sequentially consistent in [`atomics`]). Views of different element sizes over
-//! the same bytes are allowed, as in JavaScript; that is the one place the crate relies on the
-//! hardware keeping such accesses whole, beyond what Rust's memory model promises.
-
+#![doc = include_str!("../README.md")]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -52,13 +24,16 @@ pub use view::{
 };
 pub use worker::Worker;
 
-/// Hooks the loom models in `loom-tests/` use to drive what has no loom equivalent (only under
-/// `cfg(loom)`).
+/// Hooks the crate's own loom models in `loom-tests/` use to drive what has no loom equivalent.
+///
+/// Not part of the API: they exist only when built with both `--cfg loom` and
+/// `--cfg sharedbuf_loom_hooks` (which the crate's CI sets), so a downstream crate running its
+/// own loom models with `--cfg loom` never sees them.
 ///
 /// A model must join every thread it (or a worker) spawned before it returns: loom drops its
 /// lazy statics, the waiter table among them, when the model's main thread ends, and a thread
 /// still running then would touch freed model state.
-#[cfg(loom)]
+#[cfg(all(loom, sharedbuf_loom_hooks))]
 #[doc(hidden)]
 pub mod loom_hooks {
     /// Plays the timer: every waiter currently waiting with a finite timeout (blocking or

@@ -112,6 +112,9 @@ pub struct InterruptGuard {
 
 impl Drop for InterruptGuard {
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return;
+        }
         if let Some(previous) = self.previous.take() {
             // `try_with`: during thread teardown the slot may already be gone.
             let _ = CURRENT.try_with(|current| current.replace(previous));
@@ -132,6 +135,9 @@ pub(crate) struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return;
+        }
         lock(&self.interrupter.shared.blocked).take();
     }
 }

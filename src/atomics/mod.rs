@@ -27,6 +27,8 @@ pub use ops::{
 };
 pub use wait::{notify, wait, WaitResult};
 pub use wait_async::{wait_async, WaitAsync, WaitFuture};
+#[doc(hidden)] // for the waiter_table bench only
+pub use waiter_table::waiter_bucket;
 pub(crate) use word::{SharedWord, SharedWords, Word};
 
 /// What the loom models drive through `crate::loom_hooks` (used in loom builds only).

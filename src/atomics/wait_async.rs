@@ -1,4 +1,4 @@
-//! `Atomics.waitAsync` (SEMANTICS A12): the same waiter list as [`wait`](super::wait), with a
+//! `Atomics.waitAsync` (SEMANTICS A12): the same waiter list as [`wait`](super::wait()), with a
 //! `Future` instead of a blocked thread.
 //!
 //! The future works with any executor: it keeps the `Waker` of its latest poll and `notify`
@@ -20,7 +20,7 @@ use super::waiter_table;
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
-use crate::shim::{Arc, Ordering::SeqCst};
+use crate::shim::{model_is_unwinding, Arc, Ordering::SeqCst};
 use crate::view::TypedArray;
 
 /// What [`wait_async`] returns: an answer now, or a future for one (JavaScript's
@@ -58,7 +58,7 @@ enum State {
     },
 }
 
-/// `Atomics.waitAsync`: like [`wait`](super::wait), but returns instead of blocking.
+/// `Atomics.waitAsync`: like [`wait`](super::wait()), but returns instead of blocking.
 ///
 /// A value mismatch answers `Ready(NotEqual)` and a zero timeout `Ready(TimedOut)`, without
 /// enqueuing; otherwise the waiter joins the same FIFO list as blocking waiters (both count in
@@ -145,6 +145,9 @@ impl Future for WaitFuture {
 
 impl Drop for WaitFuture {
     fn drop(&mut self) {
+        if model_is_unwinding() {
+            return;
+        }
         if let State::Waiting { waiter, timer, .. } = &mut self.0 {
             waiter_table::cancel(waiter, Outcome::Cancelled, false);
             if let Some(entry) = timer.take() {

@@ -13,9 +13,11 @@
 //! without a syscall, which is what makes a quick handoff cost well under a microsecond instead
 //! of a 30–80 µs futex wake on this kind of machine.
 
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
 
-use crate::shim::{lock, thread, AtomicU32, Mutex, Ordering};
+use crate::shim::{lock, thread, Arc, AtomicU32, AtomicUsize, Mutex, Ordering, LOOM};
 
 /// How a waiter left the waiter table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +64,9 @@ pub(crate) struct Waiter {
     /// The absolute byte address waited on (SEMANTICS A10).
     pub(crate) key: usize,
     state: AtomicU32,
+    /// Where the waiter sits in its bucket while queued (`waiter_table::address_lists`). Read
+    /// and written only with that bucket locked, which orders the accesses: relaxed suffices.
+    slot: AtomicUsize,
     wake: Wake,
 }
 
@@ -71,6 +76,7 @@ impl Waiter {
         Waiter {
             key,
             state: AtomicU32::new(QUEUED),
+            slot: AtomicUsize::new(0),
             wake: Wake::Thread(thread::current()),
         }
     }
@@ -80,6 +86,7 @@ impl Waiter {
         Waiter {
             key,
             state: AtomicU32::new(QUEUED),
+            slot: AtomicUsize::new(0),
             wake: Wake::Task(Mutex::new(None)),
         }
     }
@@ -100,8 +107,19 @@ impl Waiter {
         self.state.swap(outcome as u32, Ordering::AcqRel) == PARKED
     }
 
+    /// The waiter's slot in its bucket. Only meaningful with its bucket locked, while queued.
+    pub(crate) fn slot(&self) -> usize {
+        self.slot.load(Ordering::Relaxed)
+    }
+
+    /// Records the waiter's slot in its bucket; called with the bucket locked.
+    pub(crate) fn set_slot(&self, slot: usize) {
+        self.slot.store(slot, Ordering::Relaxed);
+    }
+
     /// Wakes whoever waits on this waiter after [`Waiter::finish`]; `unpark` is what `finish`
-    /// returned. Runs with no lock held, so a waker may do anything.
+    /// returned. Runs with no lock held, so a waker may do anything — including panic, which
+    /// unwinds out of here (see [`wake_catching`] for callers that must go on).
     pub(crate) fn wake(&self, unpark: bool) {
         match &self.wake {
             Wake::Thread(thread) => {
@@ -148,4 +166,22 @@ impl Waiter {
         }
         self.outcome()
     }
+}
+
+/// Wakes `waiter` ([`Waiter::wake`]) and drops this reference to it, returning the payload of
+/// a panic instead of unwinding: the waker, and the waiter's drop if this was its last
+/// reference (which drops the stored waker), are user code. A caller with several waiters to
+/// wake wakes them all and only then propagates the panic, so one faulty executor cannot strand
+/// the others. The outcome is set before this runs, so a panic leaves nothing half-done.
+///
+/// Under loom nothing is caught: loom reports the failures it finds by panicking, and those
+/// must reach the model (its wakers never panic).
+pub(crate) fn wake_catching(waiter: Arc<Waiter>, unpark: bool) -> Result<(), Box<dyn Any + Send>> {
+    if LOOM {
+        waiter.wake(unpark);
+        return Ok(());
+    }
+    // AssertUnwindSafe: a panic here leaves nothing of ours half-updated. The outcome was set
+    // before, and the waker slot's lock is released before the waker is called.
+    panic::catch_unwind(AssertUnwindSafe(move || waiter.wake(unpark)))
 }
