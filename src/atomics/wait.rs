@@ -34,9 +34,9 @@ pub enum WaitResult {
 ///
 /// `None` waits forever, and so does a timeout too large to represent (`Duration::MAX`). A zero
 /// timeout with a matching value still enqueues and returns `TimedOut`. Stores and
-/// read-modify-writes never wake a waiter (A7); only `notify`, the timeout, or the thread's
-/// [`Interrupter`](super::Interrupter) do — the last makes `wait` return
-/// `Err(Error::Terminated)`, as it does at once on an already interrupted thread (W3).
+/// read-modify-writes never wake a waiter (A7); only `notify`, the timeout, or any
+/// [`Interrupter`](super::Interrupter) installed on the thread do — the last makes `wait`
+/// return `Err(Error::Terminated)`, as it does at once on an already interrupted thread (W3).
 ///
 /// ```
 /// use std::time::Duration;
@@ -85,15 +85,15 @@ pub(crate) fn wait_at<T: Waitable>(
     expected: T,
     deadline: Deadline,
 ) -> Result<WaitResult, Error> {
-    let interrupter = interrupt::current();
-    if interrupter.as_ref().is_some_and(|i| i.is_interrupted()) {
+    let interrupters = interrupt::installed();
+    if interrupters.any_interrupted() {
         return Err(Error::Terminated);
     }
     let waiter = Arc::new(Waiter::for_current_thread(element.address()));
     if !waiter_table::enqueue_if(&waiter, || element.load(SeqCst) == expected) {
         return Ok(WaitResult::NotEqual);
     }
-    let _registration = interrupter.as_ref().map(|i| i.register(&waiter));
+    let _registration = interrupters.register(&waiter);
     // Natively a blocked thread times itself out; under loom a model thread plays the clock.
     let timer_entry = match deadline {
         Deadline::At(at) => timer::schedule_blocking(at, &waiter),
