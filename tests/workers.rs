@@ -540,11 +540,13 @@ fn w9_a_worker_that_unwraps_terminated_reports_only_exit() {
 }
 
 /// An exit code that is only decided once the worker's thread has been interrupted: its
-/// `into_exit_code` runs after the closure returned and waits for `terminate()`.
-struct SevenOnceInterrupted;
+/// `into_exit_code` runs after the closure returned, says so (sets the flag), and waits for
+/// `terminate()`.
+struct SevenOnceInterrupted(Arc<AtomicBool>);
 
 impl IntoExitCode for SevenOnceInterrupted {
     fn into_exit_code(self) -> Result<i32, String> {
+        self.0.store(true, Ordering::SeqCst);
         while !atomics::is_interrupted() {
             thread::yield_now();
         }
@@ -554,15 +556,22 @@ impl IntoExitCode for SevenOnceInterrupted {
 
 /// Fault: a closure that had returned normally was reported as terminated when `terminate()`
 /// landed between its return and the runtime storing its status. Decided: the real outcome
-/// wins. The closure here returns before `terminate()` is called (its exit code waits for the
-/// interrupt), so `Exit` carries code 7, not terminated, and `terminate()` returns that status.
+/// wins. The closure here returns before `terminate()` is called (the parent waits until its
+/// exit code is being converted, which waits for the interrupt), so `Exit` carries code 7, not
+/// terminated, and `terminate()` returns that status.
 // docs/semantics.md W3, W9
 #[test]
 fn w9_a_closure_that_returned_before_terminate_keeps_its_status() {
     let (terminated, events, status) =
         within_watchdog("terminating a worker that returned", || {
-            let worker: Worker<(), ()> = Worker::spawn(|_ctx| SevenOnceInterrupted).unwrap();
+            let converting = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&converting);
+            let worker: Worker<(), ()> =
+                Worker::spawn(move |_ctx| SevenOnceInterrupted(flag)).unwrap();
             assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+            while !converting.load(Ordering::SeqCst) {
+                thread::yield_now(); // until the closure has returned
+            }
             let terminated = worker.terminate();
             let (events, status) = events_to_exit(&worker);
             (terminated, events, status)

@@ -381,6 +381,11 @@ impl<T> Ring<T> {
         // Pairs with the fence in `close`: we see its mark, or it sees `PARKED` and our flag.
         fence(Ordering::SeqCst);
         if done(self) {
+            // Our flag may have been set after `close` cleared the flags and woke the slot: take
+            // it back and wake the slot again. Left set, it would be the flag another waiter
+            // set before the close (ABA): that waiter, not yet asleep when `close` woke the
+            // slot, would then find the value it expects and sleep with nobody left to wake it.
+            self.unflag_and_wake(index);
             return Ok(()); // the retry reports `Closed`
         }
         match stamp_cell.wait_until(flagged, deadline)? {
@@ -438,16 +443,21 @@ impl<T> Ring<T> {
             return; // nobody ever parked: no flag to clear, nobody to wake
         }
         for index in 0..self.capacity() {
-            let stamp_cell = self.stamp(index);
-            let mut stamp = stamp_cell.load(Ordering::SeqCst);
-            while stamp & WAITING != 0 {
-                match stamp_cell.compare_exchange(stamp, stamp & !WAITING, Ordering::SeqCst) {
-                    Ok(_) => {
-                        self.wake(index);
-                        break;
-                    }
-                    Err(seen) => stamp = seen,
+            self.unflag_and_wake(index);
+        }
+    }
+
+    /// Clears slot `index`'s [`WAITING`] flag and, if it was set, wakes the slot's waiters.
+    fn unflag_and_wake(&self, index: usize) {
+        let stamp_cell = self.stamp(index);
+        let mut stamp = stamp_cell.load(Ordering::SeqCst);
+        while stamp & WAITING != 0 {
+            match stamp_cell.compare_exchange(stamp, stamp & !WAITING, Ordering::SeqCst) {
+                Ok(_) => {
+                    self.wake(index);
+                    break;
                 }
+                Err(seen) => stamp = seen,
             }
         }
     }

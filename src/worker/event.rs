@@ -7,13 +7,16 @@ use std::fmt;
 /// posted, then `Error` (if it failed), then `Exit`, always last.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerEvent<Out> {
-    /// The worker's thread started running (Node's `'online'`).
+    /// The worker's closure started (Node's `'online'`). Not reported for a worker terminated
+    /// before its closure ran: that closure never runs (W9).
     Online,
     /// A message the worker posted (Node's `'message'`).
     Message(Out),
     /// The worker returned an error or panicked (Node's `'error'`); `Exit` with code 1 follows.
+    /// Never reported once [`terminate`](super::Worker::terminate) came first (W9).
     Error(WorkerError),
-    /// The worker is gone (Node's `'exit'`); no event follows.
+    /// The worker is gone (Node's `'exit'`); no event follows. Reported on every path, even
+    /// when the worker's code panics while it ends (W9).
     Exit(ExitStatus),
 }
 
@@ -112,10 +115,10 @@ impl fmt::Display for ExitStatus {
 /// Where a worker is in its life (SEMANTICS W1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WorkerState {
-    /// Spawned; its thread has not started running the worker yet.
+    /// Spawned; its closure has not started yet (and never will if it was terminated first).
     Created,
-    /// Its thread is running.
+    /// Its closure started; the worker has not exited yet.
     Running,
-    /// Its thread finished; the `Exit` event (and any messages before it) may still be unread.
+    /// It is gone; the `Exit` event (and any messages before it) may still be unread.
     Exited,
 }
