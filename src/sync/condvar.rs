@@ -37,7 +37,10 @@ use super::mutex::MutexGuard;
 use crate::atomics::{SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
-use crate::shim::Ordering::{Acquire, Relaxed, Release};
+use crate::shim::{
+    self,
+    Ordering::{Acquire, Relaxed, Release},
+};
 
 const SEQUENCE: usize = 0;
 const WAITERS: usize = 1;
@@ -279,6 +282,9 @@ impl<'a> Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: see `shim::model_is_unwinding`
+        }
         self.0.fetch_sub(1, Relaxed);
     }
 }

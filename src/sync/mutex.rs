@@ -79,7 +79,7 @@ use super::{deadline_after, expired};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
-use crate::shim::{thread, Ordering::*, LOOM};
+use crate::shim::{self, thread, Ordering::*, LOOM};
 
 /// `state`: the lock is held (or granted to the heir).
 const LOCKED: u32 = 1;
@@ -691,6 +691,9 @@ impl<'a> MutexGuard<'a> {
 impl Drop for MutexGuard<'_> {
     #[inline]
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: see `shim::model_is_unwinding`
+        }
         self.mutex.unlock();
     }
 }

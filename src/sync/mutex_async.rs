@@ -23,7 +23,7 @@ use super::mutex::Mutex;
 use super::owner;
 use crate::atomics::{self, WaitAsync, WaitFuture};
 use crate::error::Error;
-use crate::shim::Ordering::Acquire;
+use crate::shim::{self, Ordering::Acquire};
 use crate::view::Uint32Array;
 
 /// Byte offset of the side word within a mutex.
@@ -146,6 +146,9 @@ impl<'a> AsyncMutexGuard<'a> {
 impl Drop for AsyncMutexGuard<'_> {
     #[inline]
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: see `shim::model_is_unwinding`
+        }
         self.mutex.unlock();
     }
 }

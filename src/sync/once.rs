@@ -41,7 +41,7 @@ use super::{attach, deadline_after};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
-use crate::shim::Ordering::*;
+use crate::shim::{self, Ordering::*};
 
 /// `state` values (the low two bits).
 const INCOMPLETE: u32 = 0;
@@ -327,6 +327,9 @@ struct Run<'a> {
 
 impl Drop for Run<'_> {
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: see `shim::model_is_unwinding`
+        }
         self.once.owner().store(owner::NONE, Relaxed);
         let old = self.once.state().swap(self.outcome, Release);
         if old & QUEUED != 0 {

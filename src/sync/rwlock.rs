@@ -64,7 +64,7 @@ use super::{deadline_after, expired};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
-use crate::shim::{thread, Ordering::*};
+use crate::shim::{self, thread, Ordering::*};
 
 /// `state`: one reader holding the lock (the count occupies bits 0..22).
 const ONE_READER: u64 = 1;
@@ -636,6 +636,9 @@ impl<'a> RwLockReadGuard<'a> {
 impl Drop for RwLockReadGuard<'_> {
     #[inline]
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: see `shim::model_is_unwinding`
+        }
         self.lock.read_unlock();
     }
 }
@@ -674,6 +677,9 @@ impl<'a> RwLockWriteGuard<'a> {
 impl Drop for RwLockWriteGuard<'_> {
     #[inline]
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: see `shim::model_is_unwinding`
+        }
         self.lock.write_unlock();
     }
 }

@@ -22,7 +22,7 @@ use super::event::{ExitStatus, WorkerEvent, WorkerState};
 use super::lifecycle::{Lifecycle, NotYet, Patience, EXITED, RUNNING};
 use crate::channel::{MessagePort, NoMessage, PostError};
 use crate::error::Error;
-use crate::shim::{lock, thread, Arc, AtomicU8, Mutex, Ordering};
+use crate::shim::{self, lock, thread, Arc, AtomicU8, Mutex, Ordering};
 
 // Stages of the parent's event stream, in order; a stage is left only by the compare-exchange
 // to the next one, so each transition below happens once.
@@ -274,6 +274,9 @@ impl<In, Out> Worker<In, Out> {
 
 impl<In, Out> Drop for Worker<In, Out> {
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: see `shim::model_is_unwinding`
+        }
         if self.lifecycle.bits() & EXITED == 0 {
             self.lifecycle.request_termination();
         }

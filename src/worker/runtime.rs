@@ -21,7 +21,7 @@ use super::context::{enter_worker, IntoExitCode, WorkerContext};
 use super::event::WorkerError;
 use super::lifecycle::{Ending, Lifecycle};
 use crate::channel::Closer;
-use crate::shim::{IdCounter, LOOM};
+use crate::shim::{self, IdCounter, LOOM};
 
 /// Worker ids: unique in the process, never 0 (0 is "not a worker").
 static NEXT_THREAD_ID: IdCounter = IdCounter::starting_at(1);
@@ -107,6 +107,9 @@ struct ExitGuard<'a, Out, In> {
 
 impl<Out, In> Drop for ExitGuard<'_, Out, In> {
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: see `shim::model_is_unwinding`
+        }
         let ending = self.ending.take().unwrap_or_else(|| {
             Ending::failed(WorkerError::panic(
                 "the worker's runtime unwound before the worker's ending was decided".to_owned(),
