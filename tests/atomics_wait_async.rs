@@ -11,11 +11,18 @@
 mod common;
 
 use std::future::Future;
-use std::task::Poll;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{block_on, poll_once, spawn_blocked_waiter};
+use common::{
+    block_on, panicking_waker, poll_once, recv_within, report_result, spawn_blocked,
+    spawn_blocked_waiter,
+};
 use sharedbuf::atomics::{self, WaitAsync, WaitFuture};
 use sharedbuf::{BigInt64Array, Error, Int32Array, SharedBuffer, WaitResult};
 
@@ -261,4 +268,66 @@ fn a12_resolved_future_repeats_its_result() {
     assert_eq!(poll_once(&mut future), Poll::Ready(WaitResult::Ok));
     assert_eq!(poll_once(&mut future), Poll::Ready(WaitResult::Ok));
     assert_eq!(atomics::notify(&view, 0, None).unwrap(), 0);
+}
+
+/// Records that it was woken.
+struct FlagWaker(AtomicBool);
+
+impl Wake for FlagWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Fault: a `Waker` that panics inside `notify` stranded every other waiter of the same wake
+/// list (counted and marked notified, never unparked or woken). Decided: every waiter `notify`
+/// takes is woken whatever one waker does; the panic may propagate from `notify` afterwards.
+/// Checks A8 (both kinds counted, an immediate second notify counts 0) and A12 (async and
+/// blocking waiters share the list) around a panicking waker: the blocked thread queued behind
+/// it returns `Ok`, and so does an async waiter queued behind both.
+// docs/semantics.md A8, A12
+#[test]
+fn a8_a12_a_panicking_waker_does_not_strand_the_other_waiters() {
+    let view = int32s(1);
+    let mut panicky = pending(atomics::wait_async(&view, 0, 0, None));
+    let (woken_tx, woken_rx) = mpsc::channel();
+    let waker = panicking_waker(woken_tx);
+    assert!(Pin::new(&mut panicky)
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    drop(waker); // the future holds its own clone
+
+    let (results_tx, results_rx) = mpsc::channel();
+    let blocked = spawn_blocked(&view, 0, 0, None, report_result(&results_tx));
+    let mut behind = pending(atomics::wait_async(&view, 0, 0, None));
+    let flag = Arc::new(FlagWaker(AtomicBool::new(false)));
+    let flag_waker = Waker::from(Arc::clone(&flag));
+    assert!(Pin::new(&mut behind)
+        .poll(&mut Context::from_waker(&flag_waker))
+        .is_pending());
+
+    let notified = panic::catch_unwind(AssertUnwindSafe(|| atomics::notify(&view, 0, None)));
+    recv_within(&woken_rx, "calling the panicking waker");
+    if let Ok(count) = notified {
+        assert_eq!(count, Ok(3), "all three waiters are counted");
+    }
+    assert_eq!(
+        recv_within(
+            &results_rx,
+            "the blocked wait queued behind the panicking waker"
+        ),
+        Ok(WaitResult::Ok)
+    );
+    assert!(
+        flag.0.load(Ordering::SeqCst),
+        "the async waiter behind the panicking one was not woken"
+    );
+    assert_eq!(poll_once(&mut behind), Poll::Ready(WaitResult::Ok));
+    assert_eq!(poll_once(&mut panicky), Poll::Ready(WaitResult::Ok));
+    assert_eq!(
+        atomics::notify(&view, 0, None),
+        Ok(0),
+        "every waiter left the list with the first notify"
+    );
+    assert_eq!(blocked.join(), Ok(WaitResult::Ok));
 }
