@@ -10,7 +10,7 @@ use std::fmt;
 use std::ops::RangeBounds;
 
 use crate::error::Error;
-use crate::range;
+use crate::range::{self, Unit};
 use crate::region::Region;
 use crate::shim::{Arc, AtomicUsize, Ordering};
 
@@ -156,7 +156,7 @@ impl SharedBuffer {
     /// # Ok::<(), sharedbuf::Error>(())
     /// ```
     pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<SharedBuffer, Error> {
-        let (start, end) = range::resolve(&range, self.byte_length())?;
+        let (start, end) = range::resolve(&range, self.byte_length(), Unit::Bytes)?;
         let copy = SharedBuffer::new(end - start)?;
         // SAFETY: `start..end` lies within this buffer's current length (checked by
         // `range::resolve`), which never exceeds its reserved size; the new buffer holds

@@ -13,7 +13,7 @@ use std::ops::RangeBounds;
 use crate::buffer::SharedBuffer;
 use crate::element::Element;
 use crate::error::Error;
-use crate::range;
+use crate::range::{self, Unit};
 use crate::region::{Bits, RegionPtr};
 use crate::shim::Ordering;
 use crate::view::ElementRef;
@@ -329,8 +329,10 @@ impl<T: Element> TypedArray<T> {
     }
 
     /// Sets the elements in `range` to `value`, as JavaScript's `fill(value, start, end)`.
+    /// `Err(InvertedElementRange)` if the start lies after the end,
+    /// `Err(ElementRangeOutOfBounds)` past the view's length.
     pub fn fill_range(&self, range: impl RangeBounds<usize>, value: T) -> Result<(), Error> {
-        let (start, end) = range::resolve(&range, self.len())?;
+        let (start, end) = range::resolve(&range, self.len(), Unit::Elements)?;
         let sub = self.sub(start, Some(end - start));
         sub.fill(value);
         Ok(())
@@ -338,8 +340,10 @@ impl<T: Element> TypedArray<T> {
 
     /// A view of the elements in `range` over the same memory, as JavaScript's
     /// `subarray(begin, end)`. An open-ended range on a length-tracking view stays tracking.
+    /// `Err(InvertedElementRange)` if the start lies after the end,
+    /// `Err(ElementRangeOutOfBounds)` past the view's length.
     pub fn subarray(&self, range: impl RangeBounds<usize>) -> Result<TypedArray<T>, Error> {
-        let (start, end) = range::resolve(&range, self.len())?;
+        let (start, end) = range::resolve(&range, self.len(), Unit::Elements)?;
         let tracking = self.tracking && matches!(range.end_bound(), std::ops::Bound::Unbounded);
         Ok(self.sub(start, if tracking { None } else { Some(end - start) }))
     }
