@@ -3,7 +3,8 @@
 //! A buffer is a handle to one block of zeroed bytes. Cloning the handle shares the block, as
 //! posting a `SharedArrayBuffer` to a worker does (SEMANTICS B6); [`SharedBuffer::slice`] is the
 //! only way to copy (B5). A growable buffer reserves its maximum once, so growing never moves
-//! the bytes and every view stays valid (B4). Bytes are read and written through typed views
+//! the bytes and every view stays valid (B4); a large maximum is reserved as address space
+//! only, and each grow commits the memory up to the new length before publishing it. Bytes are read and written through typed views
 //! ([`crate::TypedArray`], [`crate::DataView`]) and [`crate::atomics`].
 
 use std::fmt;
@@ -37,7 +38,8 @@ pub struct SharedBuffer {
 
 struct Inner {
     region: Region,
-    /// Current length; only ever increases (B3). Never above `region.reserved()`.
+    /// Current length; only ever increases (B3). Never above `region.reserved()`, and every
+    /// byte below it is accessible: a grow commits the bytes before publishing the length.
     byte_length: AtomicUsize,
     /// `Some(max)` for a growable buffer.
     max_byte_length: Option<usize>,
@@ -51,7 +53,9 @@ impl SharedBuffer {
     }
 
     /// A growable buffer of `byte_length` zero bytes that may grow up to `max_byte_length`
-    /// (SEMANTICS B2). The maximum is reserved now, so growing never moves memory.
+    /// (SEMANTICS B2). The maximum is reserved now, so growing never moves memory; only the
+    /// first `byte_length` bytes are committed, so a maximum far above the machine's memory
+    /// (a TiB, as JavaScript engines allow) costs address space only.
     pub fn growable(byte_length: usize, max_byte_length: usize) -> Result<SharedBuffer, Error> {
         if byte_length > max_byte_length {
             return Err(Error::ExceedsMax {
@@ -63,7 +67,7 @@ impl SharedBuffer {
     }
 
     fn with_region(byte_length: usize, max: Option<usize>) -> Result<SharedBuffer, Error> {
-        let region = Region::zeroed(max.unwrap_or(byte_length))?;
+        let region = Region::new(max.unwrap_or(byte_length), byte_length)?;
         Ok(SharedBuffer {
             inner: Arc::new(Inner {
                 region,
@@ -80,7 +84,9 @@ impl SharedBuffer {
     }
 
     /// The current length, read without ordering: enough for bounds checks, since every byte
-    /// up to the maximum was reserved and zeroed before the buffer could be shared (B4).
+    /// up to the maximum was reserved and zeroed before the buffer could be shared (B4), and
+    /// every byte below a published length was made accessible before it was published (see
+    /// [`SharedBuffer::grow`] for why no ordering is needed for that either).
     #[inline]
     pub(crate) fn byte_length_relaxed(&self) -> usize {
         self.inner.byte_length.load(Ordering::Relaxed)
@@ -105,7 +111,8 @@ impl SharedBuffer {
     /// `Error::Shrink`, so the length never decreases.
     ///
     /// Errors: `NotGrowable` on a fixed buffer, `ExceedsMax` past the maximum, `Shrink` below
-    /// the current length.
+    /// the current length, `AllocationFailed` if the system refuses to commit the memory (the
+    /// buffer is then unchanged).
     pub fn grow(&self, new_byte_length: usize) -> Result<(), Error> {
         let Some(max) = self.inner.max_byte_length else {
             return Err(Error::NotGrowable {
@@ -119,6 +126,22 @@ impl SharedBuffer {
             });
         }
         let mut current = self.byte_length();
+        if new_byte_length > current {
+            // Commit first, publish after: readers bound their accesses by the published length
+            // (often read relaxed), so every byte below it must already be accessible. The new
+            // bytes were zeroed when the region was reserved (or read zero when first touched)
+            // and nothing writes past `byte_length`.
+            //
+            // Why a relaxed read of the length suffices on the reader's side: `commit` returns
+            // only once the system changed the mapping for every thread (`mprotect` updates the
+            // page tables under the kernel's lock of the address space before returning), and
+            // the length is stored after that. A reader that sees the new length and touches a
+            // fresh page either finds it mapped, or faults into the kernel, which takes the same
+            // lock and finds the page accessible. Racing grows may commit overlapping ranges:
+            // committing is idempotent and never undone, and each grow commits everything below
+            // its own length, so whichever length wins the compare-and-swap below is covered.
+            self.inner.region.commit(new_byte_length)?;
+        }
         loop {
             if new_byte_length < current {
                 return Err(Error::Shrink {
@@ -129,8 +152,6 @@ impl SharedBuffer {
             if new_byte_length == current {
                 return Ok(());
             }
-            // The new bytes were zeroed when the region was reserved and nothing writes past
-            // `byte_length`, so publishing the larger length is all growing takes.
             match self.inner.byte_length.compare_exchange_weak(
                 current,
                 new_byte_length,

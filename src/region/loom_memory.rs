@@ -19,8 +19,9 @@ pub(super) struct Memory {
 }
 
 impl Memory {
-    /// `reserved` zeroed bytes (rounded up to whole cells) and a pointer to the first.
-    pub(super) fn zeroed(reserved: usize) -> Result<(Memory, RegionPtr), Error> {
+    /// `reserved` zeroed bytes (rounded up to whole cells), all accessible, and a pointer to
+    /// the first.
+    pub(super) fn new(reserved: usize, _accessible: usize) -> Result<(Memory, RegionPtr), Error> {
         if reserved > LOOM_MAX {
             return Err(Error::AllocationFailed {
                 bytes: reserved,
@@ -36,6 +37,11 @@ impl Memory {
             offset: 0,
         };
         Ok((Memory { _cells: cells }, base))
+    }
+
+    /// Every cell is accessible from the start: nothing to commit.
+    pub(super) fn commit(&self, _len: usize) -> Result<(), Error> {
+        Ok(())
     }
 }
 

@@ -3,8 +3,10 @@
 //! A [`Region`] is a zeroed block reserved once at its maximum size, so growing a buffer never
 //! moves it (SEMANTICS B4) and views stay valid. Small blocks come from the heap (`heap.rs`),
 //! large ones from an anonymous mapping (`mmap.rs`) so the operating system commits pages only
-//! when they are touched; file and memfd mappings shared with other processes will be a third
-//! backing behind the same interface. Under `--cfg loom` the memory is an array of loom atomic
+//! when they are touched. A large block with room to grow is reserved as address space only
+//! (`reservation.rs`) and made accessible up to the buffer's length by [`Region::commit`], so a
+//! maximum far above the machine's memory costs nothing until it is used. File and memfd
+//! mappings shared with other processes will be a further backing behind the same interface. Under `--cfg loom` the memory is an array of loom atomic
 //! cells instead (`loom_memory.rs` takes the place of `native_memory.rs`), so models see every
 //! access; the rest of the crate, this file included, is the same in both builds.
 //!
@@ -28,6 +30,8 @@ mod heap;
 mod memory;
 #[cfg(not(loom))]
 mod mmap;
+#[cfg(all(unix, not(loom)))]
+mod reservation;
 
 pub use bits::Bits;
 pub(crate) use bits::RmwOp;
@@ -40,29 +44,46 @@ use memory::Memory;
 /// limited to `isize::MAX` bytes.
 pub(crate) const MAX_RESERVE: usize = isize::MAX as usize;
 
-/// A zeroed block of memory reserved at a fixed size, accessed only atomically.
+/// A zeroed block of memory reserved at a fixed size, accessed only atomically, and only within
+/// its accessible (committed) bytes.
 pub(crate) struct Region {
     /// Byte 0.
     base: RegionPtr,
     reserved: usize,
-    _memory: Memory,
+    memory: Memory,
 }
 
 impl Region {
-    /// Reserves `reserved` zeroed bytes, or explains why the platform refused (SEMANTICS B1).
-    pub(crate) fn zeroed(reserved: usize) -> Result<Region, Error> {
+    /// Reserves `reserved` zeroed bytes of which the first `accessible` may be accessed now
+    /// (the rest after [`Region::commit`]), or explains why the platform refused (SEMANTICS
+    /// B1). A fixed buffer asks for all of its bytes; a growable one for its length.
+    pub(crate) fn new(reserved: usize, accessible: usize) -> Result<Region, Error> {
+        debug_assert!(accessible <= reserved);
         if reserved > MAX_RESERVE {
             return Err(Error::AllocationFailed {
                 bytes: reserved,
                 reason: format!("larger than the platform limit of {MAX_RESERVE} bytes"),
             });
         }
-        let (memory, base) = Memory::zeroed(reserved)?;
+        let (memory, base) = Memory::new(reserved, accessible)?;
         Ok(Region {
             base,
             reserved,
-            _memory: memory,
+            memory,
         })
+    }
+
+    /// Makes the first `len` (at most [`Region::reserved`]) bytes accessible to every thread
+    /// once this returns `Ok`; `Err(AllocationFailed)` if the system refuses to commit the
+    /// memory, with nothing changed that was accessible before. Thread-safe and never undone:
+    /// a byte once accessible stays so for the region's life.
+    ///
+    /// This is the contract the buffer's length relies on: a length is published only after
+    /// the bytes below it were committed, so every byte below a length anyone has seen is
+    /// accessible.
+    pub(crate) fn commit(&self, len: usize) -> Result<(), Error> {
+        debug_assert!(len <= self.reserved);
+        self.memory.commit(len)
     }
 
     /// The number of bytes reserved.
@@ -85,7 +106,7 @@ impl Region {
     /// Copies `len` bytes starting at `offset` out to `dst` (byte-wise atomic; see `copy.rs`).
     ///
     /// # Safety
-    /// `offset + len <= self.reserved()`; `dst` is valid for `len` byte writes and is not
+    /// `offset + len` bytes are accessible (see [`Region::commit`]); `dst` is valid for `len` byte writes and is not
     /// region memory.
     #[inline]
     pub(crate) unsafe fn copy_out(&self, offset: usize, dst: *mut u8, len: usize) {
@@ -96,7 +117,7 @@ impl Region {
     /// Copies `len` bytes from `src` into the region at `offset` (byte-wise atomic).
     ///
     /// # Safety
-    /// `offset + len <= self.reserved()`; `src` is valid for `len` byte reads and is not
+    /// `offset + len` bytes are accessible (see [`Region::commit`]); `src` is valid for `len` byte reads and is not
     /// region memory.
     #[inline]
     pub(crate) unsafe fn copy_in(&self, offset: usize, src: *const u8, len: usize) {
@@ -107,8 +128,8 @@ impl Region {
     /// Copies `len` bytes from `self` at `src_offset` to `dst` at `dst_offset`.
     ///
     /// # Safety
-    /// `src_offset + len <= self.reserved()` and `dst_offset + len <= dst.reserved()`; the two
-    /// ranges do not overlap.
+    /// The first `src_offset + len` bytes of `self` and `dst_offset + len` bytes of `dst` are
+    /// accessible (see [`Region::commit`]); the two ranges do not overlap.
     pub(crate) unsafe fn copy_to_region(
         &self,
         src_offset: usize,
