@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::ops::RangeBounds;
+use std::ptr::NonNull;
 
 use crate::error::Error;
 use crate::range::{self, Unit};
@@ -83,13 +84,11 @@ impl SharedBuffer {
         self.inner.byte_length.load(Ordering::Acquire)
     }
 
-    /// The current length, read without ordering: enough for bounds checks, since every byte
-    /// up to the maximum was reserved and zeroed before the buffer could be shared (B4), and
-    /// every byte below a published length was made accessible before it was published (see
-    /// [`SharedBuffer::grow`] for why no ordering is needed for that either).
+    /// A pointer to the length word, for views that cache it (so a length-tracking view's
+    /// bound is one relaxed load, not a walk through the handle).
     #[inline]
-    pub(crate) fn byte_length_relaxed(&self) -> usize {
-        self.inner.byte_length.load(Ordering::Relaxed)
+    pub(crate) fn length_word(&self) -> LengthWord {
+        LengthWord(NonNull::from(&self.inner.byte_length))
     }
 
     /// The most this buffer can grow to; a fixed buffer's own length (SEMANTICS B2).
@@ -197,6 +196,32 @@ impl SharedBuffer {
     #[inline]
     pub(crate) fn region(&self) -> &Region {
         &self.inner.region
+    }
+}
+
+/// A pointer to a buffer's length word ([`SharedBuffer::length_word`]). The word lives in the
+/// buffer's shared allocation, so the pointer is valid while any clone of that buffer lives.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LengthWord(NonNull<AtomicUsize>);
+
+// SAFETY: the pointee is an atomic, shared by the buffer's clones on every thread; the pointer
+// is only used to load it.
+unsafe impl Send for LengthWord {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for LengthWord {}
+
+impl LengthWord {
+    /// The buffer's length, read without ordering: enough for bounds checks, since every byte
+    /// up to the maximum was reserved and zeroed before the buffer could be shared (B4), and
+    /// every byte below a published length was made accessible before it was published (see
+    /// [`SharedBuffer::grow`] for why no ordering is needed for that either).
+    ///
+    /// # Safety
+    /// A clone of the buffer this word came from is alive.
+    #[inline(always)]
+    pub(crate) unsafe fn load_relaxed(self) -> usize {
+        // SAFETY: the buffer, which owns the word, is alive per the caller.
+        unsafe { self.0.as_ref() }.load(Ordering::Relaxed)
     }
 }
 

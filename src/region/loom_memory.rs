@@ -97,6 +97,20 @@ impl RegionPtr {
     }
 
     /// # Safety
+    /// As for `load` at offset `index * B::SIZE`.
+    pub(crate) unsafe fn load_element<B: Bits>(self, index: usize, order: Ordering) -> B {
+        // SAFETY: as per the caller.
+        unsafe { self.load::<B>(index * B::SIZE, order) }
+    }
+
+    /// # Safety
+    /// As for `load` at offset `index * B::SIZE`.
+    pub(crate) unsafe fn store_element<B: Bits>(self, index: usize, value: B, order: Ordering) {
+        // SAFETY: as per the caller.
+        unsafe { self.store::<B>(index * B::SIZE, value, order) }
+    }
+
+    /// # Safety
     /// As for `load`.
     pub(crate) unsafe fn store<B: Bits>(self, offset: usize, value: B, order: Ordering) {
         if B::SIZE == 8 {

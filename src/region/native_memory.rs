@@ -119,6 +119,28 @@ impl RegionPtr {
         unsafe { B::load(self.0.as_ptr().add(offset), order) }
     }
 
+    /// Atomic load of the `B` at index `index` (`index * B::SIZE` bytes past this pointer): the
+    /// same as [`RegionPtr::load`], in the form a loop over elements compiles best (an indexed
+    /// address, as for a slice, rather than a byte offset computed first).
+    ///
+    /// # Safety
+    /// As for [`RegionPtr::load`] at offset `index * B::SIZE`.
+    #[inline(always)]
+    pub(crate) unsafe fn load_element<B: Bits>(self, index: usize, order: Ordering) -> B {
+        // SAFETY: in bounds, aligned and alive per the caller; region memory is atomic-only.
+        unsafe { B::load(self.0.as_ptr().cast::<B>().add(index).cast(), order) }
+    }
+
+    /// Atomic store of `value` at index `index`; see [`RegionPtr::load_element`].
+    ///
+    /// # Safety
+    /// As for [`RegionPtr::load`] at offset `index * B::SIZE`.
+    #[inline(always)]
+    pub(crate) unsafe fn store_element<B: Bits>(self, index: usize, value: B, order: Ordering) {
+        // SAFETY: in bounds, aligned and alive per the caller; region memory is atomic-only.
+        unsafe { B::store(self.0.as_ptr().cast::<B>().add(index).cast(), value, order) }
+    }
+
     /// Atomic store of `value` at `offset` bytes past this pointer.
     ///
     /// # Safety
