@@ -69,13 +69,18 @@ impl SharedBuffer {
 
     fn with_region(byte_length: usize, max: Option<usize>) -> Result<SharedBuffer, Error> {
         let region = Region::new(max.unwrap_or(byte_length), byte_length)?;
-        Ok(SharedBuffer {
+        Ok(Self::from_region(region, byte_length, max))
+    }
+
+    /// A buffer over `region`, whose first `byte_length` bytes are accessible.
+    fn from_region(region: Region, byte_length: usize, max: Option<usize>) -> SharedBuffer {
+        SharedBuffer {
             inner: Arc::new(Inner {
                 region,
                 byte_length: AtomicUsize::new(byte_length),
                 max_byte_length: max,
             }),
-        })
+        }
     }
 
     /// The current length in bytes. Never decreases.
@@ -177,15 +182,15 @@ impl SharedBuffer {
     /// ```
     pub fn slice(&self, range: impl RangeBounds<usize>) -> Result<SharedBuffer, Error> {
         let (start, end) = range::resolve(&range, self.byte_length(), Unit::Bytes)?;
-        let copy = SharedBuffer::new(end - start)?;
+        let len = end - start;
+        // SAFETY: the copy below writes all `len` bytes before the region is read or shared
+        // (it is wrapped in a buffer only after that).
+        let copy = unsafe { Region::uninit(len)? };
         // SAFETY: `start..end` lies within this buffer's current length (checked by
-        // `range::resolve`), which never exceeds its reserved size; the new buffer holds
-        // exactly `end - start` bytes.
-        unsafe {
-            self.region()
-                .copy_to_region(start, copy.region(), 0, end - start)
-        };
-        Ok(copy)
+        // `range::resolve`), whose bytes are accessible; `copy` is another region of exactly
+        // `len` accessible bytes.
+        unsafe { self.region().copy_to_region(start, &copy, 0, len) };
+        Ok(SharedBuffer::from_region(copy, len, None))
     }
 
     /// Whether `self` and `other` are handles to the same memory.

@@ -39,6 +39,11 @@ impl Memory {
         Ok((Memory { _cells: cells }, base))
     }
 
+    /// As `new`: zeroed cells are as good as unspecified contents.
+    pub(super) fn uninit(len: usize) -> Result<(Memory, RegionPtr), Error> {
+        Self::new(len, len)
+    }
+
     /// Every cell is accessible from the start: nothing to commit.
     pub(super) fn commit(&self, _len: usize) -> Result<(), Error> {
         Ok(())

@@ -73,6 +73,27 @@ impl Region {
         })
     }
 
+    /// `len` accessible bytes whose contents are unspecified until written: for a copy that
+    /// overwrites them all before anyone reads them (a buffer's `slice`), so making it costs no
+    /// zeroing pass.
+    ///
+    /// # Safety
+    /// Every byte is written before any is read, and before the region is shared.
+    pub(crate) unsafe fn uninit(len: usize) -> Result<Region, Error> {
+        if len > MAX_RESERVE {
+            return Err(Error::AllocationFailed {
+                bytes: len,
+                reason: format!("larger than the platform limit of {MAX_RESERVE} bytes"),
+            });
+        }
+        let (memory, base) = Memory::uninit(len)?;
+        Ok(Region {
+            base,
+            reserved: len,
+            memory,
+        })
+    }
+
     /// Makes the first `len` (at most [`Region::reserved`]) bytes accessible to every thread
     /// once this returns `Ok`; `Err(AllocationFailed)` if the system refuses to commit the
     /// memory, with nothing changed that was accessible before. Thread-safe and never undone:
@@ -125,11 +146,24 @@ impl Region {
         unsafe { copy::copy_in(src, self.ptr_at(offset), len) }
     }
 
+    /// Writes `value` into the `count` elements of `B` from byte `offset` (each element whole;
+    /// see `copy.rs`).
+    ///
+    /// # Safety
+    /// `offset` is a multiple of `B::SIZE` and the `count * B::SIZE` bytes from it are
+    /// accessible (see [`Region::commit`]).
+    #[inline]
+    pub(crate) unsafe fn fill<B: Bits>(&self, offset: usize, count: usize, value: B) {
+        // SAFETY: in bounds and aligned per the caller (a region's base is aligned to at least
+        // 8 bytes, the largest element size); `self` keeps the memory alive.
+        unsafe { copy::fill(self.ptr_at(offset), count, value) }
+    }
+
     /// Copies `len` bytes from `self` at `src_offset` to `dst` at `dst_offset`.
     ///
     /// # Safety
     /// The first `src_offset + len` bytes of `self` and `dst_offset + len` bytes of `dst` are
-    /// accessible (see [`Region::commit`]); the two ranges do not overlap.
+    /// accessible (see [`Region::commit`]); `dst` is another region.
     pub(crate) unsafe fn copy_to_region(
         &self,
         src_offset: usize,

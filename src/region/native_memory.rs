@@ -54,6 +54,19 @@ impl Memory {
         })
     }
 
+    /// `len` bytes with unspecified contents, all accessible (the caller writes them all before
+    /// reading any): heap memory the allocator need not zero. Large blocks come from the
+    /// allocator too, which maps them itself.
+    pub(super) fn uninit(len: usize) -> Result<(Memory, RegionPtr), Error> {
+        Ok(if len == 0 {
+            (Memory::Empty, RegionPtr(NonNull::<u64>::dangling().cast()))
+        } else {
+            let block = HeapBlock::uninit(len)?;
+            let base = RegionPtr(block.base());
+            (Memory::Heap(block), base)
+        })
+    }
+
     /// Address space for `reserved` bytes, the first `accessible` committed.
     #[cfg(unix)]
     fn reserve(reserved: usize, accessible: usize) -> Result<(Memory, RegionPtr), Error> {

@@ -215,19 +215,6 @@ impl<T: Element> TypedArray<T> {
         T::from_bits(unsafe { self.base.load_element::<T::Bits>(index, Ordering::Relaxed) })
     }
 
-    /// Relaxed atomic write of element `index`, unchecked.
-    ///
-    /// # Safety
-    /// As for [`TypedArray::load_unchecked`].
-    #[inline(always)]
-    unsafe fn store_unchecked(&self, index: usize, value: T) {
-        // SAFETY: as in `load_unchecked`.
-        unsafe {
-            self.base
-                .store_element::<T::Bits>(index, value.to_bits(), Ordering::Relaxed)
-        }
-    }
-
     /// Whether element `index` exists now: one plain comparison below `known_len`; past it, a
     /// tracking view's one relaxed load of the buffer's length. (Views never shrink, so an
     /// index found in bounds stays in bounds.)
@@ -337,11 +324,24 @@ impl<T: Element> TypedArray<T> {
         out
     }
 
-    /// Sets every element to `value`.
+    /// Sets every element to `value`: each element written whole, with machine-word (or, on
+    /// x86-64, CPU string) stores for the bulk of the view.
     pub fn fill(&self, value: T) {
-        for index in 0..self.len() {
-            // SAFETY: `index < len`, and a view's length never decreases.
-            unsafe { self.store_unchecked(index, value) };
+        self.fill_elements(0, self.len(), value);
+    }
+
+    /// Writes `value` into `count` elements from element `start`, already checked to lie
+    /// within the view.
+    fn fill_elements(&self, start: usize, count: usize, value: T) {
+        // SAFETY: the elements lie within the view (per the caller; views never shrink), hence
+        // within the buffer's accessible bytes; the offset is a multiple of the element size
+        // (the view's offset is); `self.buffer` keeps the region alive.
+        unsafe {
+            self.buffer.region().fill::<T::Bits>(
+                self.byte_offset + start * Self::SIZE,
+                count,
+                value.to_bits(),
+            )
         }
     }
 
@@ -350,8 +350,7 @@ impl<T: Element> TypedArray<T> {
     /// `Err(ElementRangeOutOfBounds)` past the view's length.
     pub fn fill_range(&self, range: impl RangeBounds<usize>, value: T) -> Result<(), Error> {
         let (start, end) = range::resolve(&range, self.len(), Unit::Elements)?;
-        let sub = self.sub(start, Some(end - start));
-        sub.fill(value);
+        self.fill_elements(start, end - start, value);
         Ok(())
     }
 
