@@ -19,15 +19,16 @@ use crate::shim::Ordering::Relaxed;
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 const CPU_COPY_MIN: usize = 2048;
 
-/// Fills of at least this many bytes of whole words use [`fill_words_by_cpu`].
-#[cfg(all(target_arch = "x86_64", not(miri)))]
-const CPU_FILL_MIN: usize = 2048;
-
 /// ... and below this many: beyond the caches, memory bandwidth bounds both ways of copying,
 /// and `rep movsb` out of a large mapping measured 3-4x slower than the word loop here
 /// (benches/views.rs, `bulk_out/64MiB`).
 #[cfg(all(target_arch = "x86_64", not(miri)))]
 const CPU_COPY_MAX: usize = 8 << 20;
+
+/// Fills of at least this many bytes of whole words use [`fill_words_by_cpu`] (at every size
+/// above: unlike copies out, a string fill keeps up with the word loop beyond the caches).
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+const CPU_FILL_MIN: usize = 2048;
 
 /// Copies `len` bytes of region memory at `src` out to `dst`.
 ///
