@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
@@ -330,4 +331,84 @@ fn a8_a12_a_panicking_waker_does_not_strand_the_other_waiters() {
         "every waiter left the list with the first notify"
     );
     assert_eq!(blocked.join(), Ok(WaitResult::Ok));
+}
+
+/// Shuffles `items` with a fixed xorshift sequence (reproducible runs, no extra dependency).
+fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+/// Fault: cancelling a pending async waiter cost a scan of its whole list (dropping 200,000
+/// futures newest-first took seconds). Speed belongs in the benches; this checks that
+/// cancellation at scale stays exact. 20,000 pending futures on four addresses are dropped,
+/// the newest half newest-first, then a quarter in a shuffled order with `notify(Some(k))`
+/// calls in between: each notify counts exactly the waiters still pending and wakes the oldest
+/// (A8, A9), dropped ones are never counted (A12), and the survivors are counted exactly once.
+// docs/semantics.md A8, A9, A12
+#[test]
+fn a12_thousands_of_dropped_futures_leave_exact_notify_counts() {
+    const FUTURES: usize = 20_000;
+    const ADDRESSES: usize = 4;
+    let view = int32s(ADDRESSES);
+    let mut futures: Vec<Option<WaitFuture>> = (0..FUTURES)
+        .map(|i| Some(pending(atomics::wait_async(&view, i % ADDRESSES, 0, None))))
+        .collect();
+    // What the test expects to be pending on each address, oldest first.
+    let mut queued: Vec<VecDeque<usize>> = vec![VecDeque::new(); ADDRESSES];
+    for i in 0..FUTURES {
+        queued[i % ADDRESSES].push_back(i);
+    }
+
+    for i in (FUTURES / 2..FUTURES).rev() {
+        futures[i] = None;
+        assert_eq!(queued[i % ADDRESSES].pop_back(), Some(i));
+    }
+
+    let mut order: Vec<usize> = (0..FUTURES / 2).collect();
+    shuffle(&mut order, 0x9E37_79B9_7F4A_7C15);
+    for (n, &i) in order[..FUTURES / 4].iter().enumerate() {
+        futures[i] = None;
+        let address = i % ADDRESSES;
+        if let Some(position) = queued[address].iter().position(|&j| j == i) {
+            queued[address].remove(position);
+        }
+        if n % 250 == 249 {
+            let address = (n / 250) % ADDRESSES;
+            let count = 1 + n % 7;
+            let expected = count.min(queued[address].len());
+            assert_eq!(
+                atomics::notify(&view, address, Some(count)),
+                Ok(expected),
+                "notify(Some({count})) on address {address} after {} drops",
+                n + 1
+            );
+            for _ in 0..expected {
+                let woken = queued[address].pop_front().unwrap();
+                let future = futures[woken].as_mut().unwrap();
+                assert_eq!(poll_once(future), Poll::Ready(WaitResult::Ok), "{woken}");
+            }
+            if let Some(&next) = queued[address].front() {
+                let future = futures[next].as_mut().unwrap();
+                assert_eq!(poll_once(future), Poll::Pending, "{next} is next in line");
+            }
+        }
+    }
+
+    for (address, survivors) in queued.iter().enumerate() {
+        assert_eq!(
+            atomics::notify(&view, address, None),
+            Ok(survivors.len()),
+            "the survivors on address {address}"
+        );
+        for &i in survivors {
+            let future = futures[i].as_mut().unwrap();
+            assert_eq!(poll_once(future), Poll::Ready(WaitResult::Ok), "{i}");
+        }
+        assert_eq!(atomics::notify(&view, address, None), Ok(0));
+    }
 }

@@ -518,6 +518,27 @@ fn b5_slice_of_growable_is_fixed_and_uses_current_length() {
     assert!(copy.grow(41).is_err());
 }
 
+/// The other side of the element-range fault: byte ranges keep `RangeOutOfBounds` and
+/// `InvertedRange`, and their messages say "byte", never "element" (the inverted range's
+/// message named neither).
+// docs/semantics.md B5
+#[test]
+fn b5_slice_errors_speak_of_bytes() {
+    let src = patterned(10);
+    let past_the_end = src.slice(4..11).unwrap_err();
+    assert!(matches!(past_the_end, Error::RangeOutOfBounds { .. }));
+    #[allow(clippy::reversed_empty_ranges)]
+    let inverted = src.slice(5..4).unwrap_err();
+    assert!(matches!(inverted, Error::InvertedRange { .. }));
+    for error in [past_the_end, inverted] {
+        let message = error.to_string();
+        assert!(
+            message.contains("byte") && !message.contains("element"),
+            "{error:?}: {message}"
+        );
+    }
+}
+
 #[test]
 fn b5_slice_bad_ranges_are_err() {
     let src = patterned(10);

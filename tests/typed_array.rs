@@ -482,3 +482,33 @@ fn v4_neighbouring_elements_written_by_different_threads() {
         assert_eq!(b as usize, i % threads + 1, "byte {i}");
     }
 }
+
+// ---- Element ranges (subarray, fill_range): errors in elements ------------------------------
+
+/// Fault: `subarray` and `fill_range` refused a range of element indices with a message about
+/// bytes ("byte range 2..9 does not fit in 4 bytes" for a view of 4 elements). Decided: element
+/// ranges get their own errors, whose messages speak of elements (the variants themselves are
+/// checked in `tests/element_range_errors.rs`).
+#[test]
+fn subarray_and_fill_range_errors_speak_of_elements() {
+    let view = Int32Array::new(&SharedBuffer::new(16).unwrap()).unwrap(); // 4 elements
+    let (start, end) = (3, 1);
+    let past_the_end = [
+        view.subarray(2..9).unwrap_err(),
+        view.fill_range(2..9, 0).unwrap_err(),
+    ];
+    let inverted = [
+        view.subarray(start..end).unwrap_err(),
+        view.fill_range(start..end, 0).unwrap_err(),
+    ];
+    for error in past_the_end.iter().chain(&inverted) {
+        let message = error.to_string();
+        assert!(
+            message.contains("element") && !message.contains("byte"),
+            "{error:?}: {message}"
+        );
+    }
+    for error in &past_the_end {
+        assert!(error.to_string().contains("2..9"), "{error}");
+    }
+}

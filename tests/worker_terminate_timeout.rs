@@ -20,7 +20,7 @@ use sharedbuf::Error;
 /// Decided: `terminate_timeout(d)` answers `Err(Error::Timeout)` when the worker has not
 /// exited within `d`; the worker keeps its terminate flag (it sees `is_terminating()`), and
 /// once it ends it exits as terminated.
-// docs/semantics.md W3
+// docs/semantics.md W1, W3, W9
 #[test]
 fn w3_terminate_timeout_gives_up_on_a_worker_that_ignores_termination() {
     let stop = Arc::new(AtomicBool::new(false));
@@ -43,7 +43,14 @@ fn w3_terminate_timeout_gives_up_on_a_worker_that_ignores_termination() {
     });
     assert_eq!(gave_up, Err(Error::Timeout), "the worker is still spinning");
     stop.store(true, Ordering::SeqCst);
-    let status = within_watchdog("join after terminate_timeout", move || worker.join()).unwrap();
+    let (events, joined) =
+        within_watchdog("the events and join after terminate_timeout", move || {
+            let events: Vec<_> = worker.events().collect();
+            (events, worker.join())
+        });
+    let status = joined.unwrap();
+    // W1 and W9: after `Online`, only `Exit`, last.
+    assert_eq!(events, [WorkerEvent::Exit(status)]);
     assert!(
         saw_terminating.load(Ordering::SeqCst),
         "the worker kept its terminate flag"
