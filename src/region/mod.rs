@@ -6,20 +6,22 @@
 //! when they are touched. A large block with room to grow is reserved as address space only
 //! (`reservation.rs`) and made accessible up to the buffer's length by [`Region::commit`], so a
 //! maximum far above the machine's memory costs nothing until it is used. File and memfd
-//! mappings shared with other processes will be a further backing behind the same interface. Under `--cfg loom` the memory is an array of loom atomic
-//! cells instead (`loom_memory.rs` takes the place of `native_memory.rs`), so models see every
-//! access; the rest of the crate, this file included, is the same in both builds.
+//! mappings shared with other processes will be a further backing behind the same interface.
+//! Under `--cfg loom` the memory is an array of loom atomic cells instead (`loom_memory.rs`
+//! takes the place of `native_memory.rs`), so models see every access; the rest of the crate,
+//! this file included, is the same in both builds.
 //!
 //! Everything reaches the memory through [`RegionPtr`], whose handful of word operations (load,
-//! store, read-modify-write, compare-exchange) are what each backing provides. The bulk-copy
-//! engine (`copy.rs`) is built on them.
+//! store, read-modify-write, compare-exchange) are what each backing provides. The bulk engine
+//! (`copy.rs`: copies and fills) is built on them.
 //!
 //! Soundness (DESIGN.md rule 1): another thread, or another process, may write any byte at any
 //! time, so region memory is only ever touched through atomics: no `&[u8]`, `&mut [u8]` or `&T`
 //! over it, ever. Overlapping accesses of different sizes (a `Uint8Array` and an `Int32Array`
-//! over the same bytes) are allowed, as in every JavaScript engine: that is the one place the
-//! crate relies on the hardware (x86 and ARM both keep such accesses single-copy atomic per
-//! byte) beyond Rust's memory model.
+//! over the same bytes, or the bulk engine's machine words over a view's narrower elements) are
+//! allowed, as in every JavaScript engine: that is the one place the crate relies on the
+//! hardware (x86 and ARM both keep such accesses single-copy atomic per byte) beyond Rust's
+//! memory model.
 
 mod bits;
 mod copy;
