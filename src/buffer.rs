@@ -4,8 +4,9 @@
 //! posting a `SharedArrayBuffer` to a worker does (SEMANTICS B6); [`SharedBuffer::slice`] is the
 //! only way to copy (B5). A growable buffer reserves its maximum once, so growing never moves
 //! the bytes and every view stays valid (B4); a large maximum is reserved as address space
-//! only, and each grow commits the memory up to the new length before publishing it. Bytes are read and written through typed views
-//! ([`crate::TypedArray`], [`crate::DataView`]) and [`crate::atomics`].
+//! only, and each grow commits the memory up to the new length before publishing it. Bytes are
+//! read and written through typed views ([`crate::TypedArray`], [`crate::DataView`]) and
+//! [`crate::atomics`].
 
 use std::fmt;
 use std::ops::RangeBounds;
@@ -137,9 +138,9 @@ impl SharedBuffer {
             // and nothing writes past `byte_length`.
             //
             // Why a relaxed read of the length suffices on the reader's side: `commit` returns
-            // only once the system changed the mapping for every thread (`mprotect` updates the
-            // page tables under the kernel's lock of the address space before returning), and
-            // the length is stored after that. A reader that sees the new length and touches a
+            // only once the system changed the mapping's protection for the whole process
+            // (`mprotect` does so under the kernel's lock of the address space, before it
+            // returns), and the length is stored after that. A reader that sees the new length and touches a
             // fresh page either finds it mapped, or faults into the kernel, which takes the same
             // lock and finds the page accessible. Racing grows may commit overlapping ranges:
             // committing is idempotent and never undone, and each grow commits everything below
