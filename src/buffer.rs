@@ -1,7 +1,7 @@
 //! [`SharedBuffer`]: JavaScript's `SharedArrayBuffer`.
 //!
 //! A buffer is a handle to one block of zeroed bytes. Cloning the handle shares the block, as
-//! posting a `SharedArrayBuffer` to a worker does (SEMANTICS B6); [`SharedBuffer::slice`] is the
+//! posting a `SharedArrayBuffer` to a worker does (docs/semantics.md B6); [`SharedBuffer::slice`] is the
 //! only way to copy (B5). A growable buffer reserves its maximum once, so growing never moves
 //! the bytes and every view stays valid (B4); a large maximum is reserved as address space
 //! only, and each grow commits the memory up to the new length before publishing it. Bytes are
@@ -48,14 +48,14 @@ struct Inner {
 }
 
 impl SharedBuffer {
-    /// A fixed-length buffer of `byte_length` zero bytes (SEMANTICS B1). A length the platform
+    /// A fixed-length buffer of `byte_length` zero bytes (docs/semantics.md B1). A length the platform
     /// cannot provide is `Err(Error::AllocationFailed)`, never an abort.
     pub fn new(byte_length: usize) -> Result<SharedBuffer, Error> {
         Self::with_region(byte_length, None)
     }
 
     /// A growable buffer of `byte_length` zero bytes that may grow up to `max_byte_length`
-    /// (SEMANTICS B2). The maximum is reserved now, so growing never moves memory; only the
+    /// (docs/semantics.md B2). The maximum is reserved now, so growing never moves memory; only the
     /// first `byte_length` bytes are committed, so a maximum far above the machine's memory
     /// (a TiB, as JavaScript engines allow) costs address space only.
     pub fn growable(byte_length: usize, max_byte_length: usize) -> Result<SharedBuffer, Error> {
@@ -97,7 +97,7 @@ impl SharedBuffer {
         LengthWord(NonNull::from(&self.inner.byte_length))
     }
 
-    /// The most this buffer can grow to; a fixed buffer's own length (SEMANTICS B2).
+    /// The most this buffer can grow to; a fixed buffer's own length (docs/semantics.md B2).
     pub fn max_byte_length(&self) -> usize {
         self.inner
             .max_byte_length
@@ -105,12 +105,12 @@ impl SharedBuffer {
     }
 
     /// Whether the buffer was made with [`SharedBuffer::growable`], even when its length
-    /// already equals its maximum (SEMANTICS B2).
+    /// already equals its maximum (docs/semantics.md B2).
     pub fn is_growable(&self) -> bool {
         self.inner.max_byte_length.is_some()
     }
 
-    /// Grows the buffer to `new_byte_length` bytes; the new bytes read as zero (SEMANTICS B3,
+    /// Grows the buffer to `new_byte_length` bytes; the new bytes read as zero (docs/semantics.md B3,
     /// B4). Growing to the current length is a no-op. Racing grows are ordered by a
     /// compare-and-swap: a grow that finds the length already larger fails with
     /// `Error::Shrink`, so the length never decreases.
@@ -170,7 +170,7 @@ impl SharedBuffer {
     }
 
     /// Copies the bytes in `range` (of the current length) into a new fixed-length buffer that
-    /// shares nothing with this one (SEMANTICS B5). A start after the end is
+    /// shares nothing with this one (docs/semantics.md B5). A start after the end is
     /// `Err(InvertedRange)`; a range past the length is `Err(RangeOutOfBounds)`.
     ///
     /// ```

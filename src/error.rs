@@ -11,7 +11,7 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// An element index was not below the view's length (SEMANTICS V4, A4).
+    /// An element index was not below the view's length (docs/semantics.md V4, A4).
     IndexOutOfRange {
         /// The index asked for.
         index: usize,

@@ -69,7 +69,7 @@ pub mod loom_hooks {
 }
 
 mod assertions {
-    //! DESIGN.md rule 5: the thread-safety of every public type, checked at compile time.
+    //! soundness rule 5: the thread-safety of every public type, checked at compile time.
     use super::*;
     use static_assertions::assert_impl_all;
 

@@ -104,7 +104,7 @@ fn b5_slice_copies_exactly_its_range_at_every_length_and_alignment() {
 /// A reader racing `fill` sees every element either all old or all new, never a mix of the two
 /// values' bytes: a fill stores whole elements (or whole words holding whole elements), at every
 /// size, including the CPU string stores of large fills. A word store racing an element load
-/// is a mixed-size race, defined by the hardware the crate relies on (DESIGN rule 2), not by
+/// is a mixed-size race, defined by the hardware the crate relies on (soundness rule 2), not by
 /// Rust's memory model: native only.
 fn fill_never_tears<T: Element>(a: T, b: T, elements: usize) {
     let buf = SharedBuffer::new(elements * std::mem::size_of::<T>()).unwrap();
@@ -145,7 +145,7 @@ fn fill_never_tears<T: Element>(a: T, b: T, elements: usize) {
 #[test]
 #[cfg_attr(
     miri,
-    ignore = "fill stores machine words over narrower elements: racing atomics of different sizes are outside Rust's memory model (DESIGN rule 2); Miri rejects them"
+    ignore = "fill stores machine words over narrower elements: racing atomics of different sizes are outside Rust's memory model (soundness rule 2); Miri rejects them"
 )]
 fn v4_a_racing_fill_never_tears_an_element() {
     let elements = if cfg!(miri) { 64 } else { 4096 };

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 pub(crate) enum Deadline {
     /// No timeout (also for durations too large to represent: `Duration::MAX` is "forever").
     Never,
-    /// A zero timeout: enqueue, then time out at once unless already notified (SEMANTICS A6).
+    /// A zero timeout: enqueue, then time out at once unless already notified (docs/semantics.md A6).
     Expired,
     /// A monotonic instant.
     At(Instant),

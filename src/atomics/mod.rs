@@ -1,4 +1,4 @@
-//! JavaScript's `Atomics` over typed views (SEMANTICS A1–A13).
+//! JavaScript's `Atomics` over typed views (docs/semantics.md A1–A13).
 //!
 //! Every operation takes a view and an element index, checks the index before touching memory
 //! (A4), and is sequentially consistent (A1). Read-modify-write operations return the OLD value

@@ -1,4 +1,4 @@
-//! `Atomics.wait` and `Atomics.notify` (SEMANTICS A6–A11).
+//! `Atomics.wait` and `Atomics.notify` (docs/semantics.md A6–A11).
 //!
 //! A waiter checks the value and enqueues itself in one critical section of the waiter table
 //! ([`super::waiters`]), then waits for its own outcome word to change: first by spinning on it

@@ -1,4 +1,4 @@
-//! `Atomics.waitAsync` (SEMANTICS A12): the same waiter list as [`wait`](super::wait()), with a
+//! `Atomics.waitAsync` (docs/semantics.md A12): the same waiter list as [`wait`](super::wait()), with a
 //! `Future` instead of a blocked thread.
 //!
 //! The future works with any executor: it keeps the `Waker` of its latest poll and `notify`

@@ -61,7 +61,7 @@ enum Wake {
 
 /// One entry of the waiter table.
 pub(crate) struct Waiter {
-    /// The absolute byte address waited on (SEMANTICS A10).
+    /// The absolute byte address waited on (docs/semantics.md A10).
     pub(crate) key: usize,
     state: AtomicU32,
     /// Where the waiter sits in its bucket while queued (`waiter_table::address_lists`). Read

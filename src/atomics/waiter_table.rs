@@ -1,4 +1,4 @@
-//! The in-process waiter table: who waits on which address, in FIFO order (SEMANTICS A8–A11).
+//! The in-process waiter table: who waits on which address, in FIFO order (docs/semantics.md A8–A11).
 //!
 //! Waiters are keyed by the absolute byte address of the element waited on, which identifies
 //! (memory block, byte) while the memory is alive — and it is: a blocked `wait` borrows its view,

@@ -1,7 +1,7 @@
 //! The bulk engine: moving bytes between region memory and private memory (a view's
 //! `copy_to_slice` / `copy_from_slice`), from one region to another (a buffer's `slice`), and
 //! filling region memory with a repeated element (a view's `fill`), without ever making a Rust
-//! slice over region memory (DESIGN rule 1).
+//! slice over region memory (soundness rule 1).
 //!
 //! Two ways, picked by size:
 //! - relaxed atomic loads or stores, a machine word at a time where alignment allows (a byte or

@@ -1,7 +1,7 @@
 //! Backing memory: where a buffer's bytes live.
 //!
 //! A [`Region`] is a zeroed block reserved once at its maximum size, so growing a buffer never
-//! moves it (SEMANTICS B4) and views stay valid. Small blocks come from the heap (`heap.rs`),
+//! moves it (docs/semantics.md B4) and views stay valid. Small blocks come from the heap (`heap.rs`),
 //! large ones from an anonymous mapping (`mmap.rs`) so the operating system commits pages only
 //! when they are touched. A large block with room to grow is reserved as address space only
 //! (`reservation.rs`) and made accessible up to the buffer's length by [`Region::commit`], so a
@@ -15,7 +15,7 @@
 //! store, read-modify-write, compare-exchange) are what each backing provides. The bulk engine
 //! (`copy.rs`: copies and fills) is built on them.
 //!
-//! Soundness (DESIGN.md rule 1): another thread, or another process, may write any byte at any
+//! Soundness (soundness rule 1): another thread, or another process, may write any byte at any
 //! time, so region memory is only ever touched through atomics: no `&[u8]`, `&mut [u8]` or `&T`
 //! over it, ever. Overlapping accesses of different sizes (a `Uint8Array` and an `Int32Array`
 //! over the same bytes, or the bulk engine's machine words over a view's narrower elements) are
@@ -57,7 +57,7 @@ pub(crate) struct Region {
 
 impl Region {
     /// Reserves `reserved` zeroed bytes of which the first `accessible` may be accessed now
-    /// (the rest after [`Region::commit`]), or explains why the platform refused (SEMANTICS
+    /// (the rest after [`Region::commit`]), or explains why the platform refused (docs/semantics.md
     /// B1). A fixed buffer asks for all of its bytes; a growable one for its length.
     pub(crate) fn new(reserved: usize, accessible: usize) -> Result<Region, Error> {
         debug_assert!(accessible <= reserved);

@@ -189,7 +189,7 @@ impl RegionPtr {
         unsafe { B::compare_exchange(self.0.as_ptr(), expected, replacement, order) }
     }
 
-    /// The absolute address: the identity of a location for waiter lists (SEMANTICS A10).
+    /// The absolute address: the identity of a location for waiter lists (docs/semantics.md A10).
     #[inline(always)]
     pub(crate) fn address(self) -> usize {
         self.0.as_ptr() as usize

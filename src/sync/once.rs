@@ -1,4 +1,4 @@
-//! [`Once`]: one-time initialization in 16 bytes of a [`SharedBuffer`] (SEMANTICS S1, S2, S3,
+//! [`Once`]: one-time initialization in 16 bytes of a [`SharedBuffer`] (docs/semantics.md S1, S2, S3,
 //! S6).
 //!
 //! # Words (16 bytes, aligned to 8; all zero = not yet run)

@@ -1,4 +1,4 @@
-//! [`TypedArray`]: a typed window onto a buffer's bytes (SEMANTICS V1–V4).
+//! [`TypedArray`]: a typed window onto a buffer's bytes (docs/semantics.md V1–V4).
 //!
 //! A view is a buffer handle plus a byte offset and either a fixed length or "track the
 //! buffer's length" (JavaScript's length-tracking views over growable buffers). Every element

@@ -1,5 +1,5 @@
 //! [`Worker`]: the parent's handle to a worker thread, and the event stream it reads
-//! (SEMANTICS W1–W3, W9).
+//! (docs/semantics.md W1–W3, W9).
 //!
 //! # How the event order is kept (W1)
 //!
