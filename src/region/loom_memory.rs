@@ -19,8 +19,9 @@ pub(super) struct Memory {
 }
 
 impl Memory {
-    /// `reserved` zeroed bytes (rounded up to whole cells) and a pointer to the first.
-    pub(super) fn zeroed(reserved: usize) -> Result<(Memory, RegionPtr), Error> {
+    /// `reserved` zeroed bytes (rounded up to whole cells), all accessible, and a pointer to
+    /// the first.
+    pub(super) fn new(reserved: usize, _accessible: usize) -> Result<(Memory, RegionPtr), Error> {
         if reserved > LOOM_MAX {
             return Err(Error::AllocationFailed {
                 bytes: reserved,
@@ -36,6 +37,16 @@ impl Memory {
             offset: 0,
         };
         Ok((Memory { _cells: cells }, base))
+    }
+
+    /// As `new`: zeroed cells are as good as unspecified contents.
+    pub(super) fn uninit(len: usize) -> Result<(Memory, RegionPtr), Error> {
+        Self::new(len, len)
+    }
+
+    /// Every cell is accessible from the start: nothing to commit.
+    pub(super) fn commit(&self, _len: usize) -> Result<(), Error> {
+        Ok(())
     }
 }
 
@@ -88,6 +99,20 @@ impl RegionPtr {
         // SAFETY: alive per the caller.
         let (cell, shift, mask) = unsafe { self.cell::<B>(offset) };
         B::from_u64((cell.load(order) & mask) >> shift)
+    }
+
+    /// # Safety
+    /// As for `load` at offset `index * B::SIZE`.
+    pub(crate) unsafe fn load_element<B: Bits>(self, index: usize, order: Ordering) -> B {
+        // SAFETY: as per the caller.
+        unsafe { self.load::<B>(index * B::SIZE, order) }
+    }
+
+    /// # Safety
+    /// As for `load` at offset `index * B::SIZE`.
+    pub(crate) unsafe fn store_element<B: Bits>(self, index: usize, value: B, order: Ordering) {
+        // SAFETY: as per the caller.
+        unsafe { self.store::<B>(index * B::SIZE, value, order) }
     }
 
     /// # Safety

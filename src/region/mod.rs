@@ -3,21 +3,25 @@
 //! A [`Region`] is a zeroed block reserved once at its maximum size, so growing a buffer never
 //! moves it (SEMANTICS B4) and views stay valid. Small blocks come from the heap (`heap.rs`),
 //! large ones from an anonymous mapping (`mmap.rs`) so the operating system commits pages only
-//! when they are touched; file and memfd mappings shared with other processes will be a third
-//! backing behind the same interface. Under `--cfg loom` the memory is an array of loom atomic
-//! cells instead (`loom_memory.rs` takes the place of `native_memory.rs`), so models see every
-//! access; the rest of the crate, this file included, is the same in both builds.
+//! when they are touched. A large block with room to grow is reserved as address space only
+//! (`reservation.rs`) and made accessible up to the buffer's length by [`Region::commit`], so a
+//! maximum far above the machine's memory costs nothing until it is used. File and memfd
+//! mappings shared with other processes will be a further backing behind the same interface.
+//! Under `--cfg loom` the memory is an array of loom atomic cells instead (`loom_memory.rs`
+//! takes the place of `native_memory.rs`), so models see every access; the rest of the crate,
+//! this file included, is the same in both builds.
 //!
 //! Everything reaches the memory through [`RegionPtr`], whose handful of word operations (load,
-//! store, read-modify-write, compare-exchange) are what each backing provides. The bulk-copy
-//! engine (`copy.rs`) is built on them.
+//! store, read-modify-write, compare-exchange) are what each backing provides. The bulk engine
+//! (`copy.rs`: copies and fills) is built on them.
 //!
 //! Soundness (DESIGN.md rule 1): another thread, or another process, may write any byte at any
 //! time, so region memory is only ever touched through atomics: no `&[u8]`, `&mut [u8]` or `&T`
 //! over it, ever. Overlapping accesses of different sizes (a `Uint8Array` and an `Int32Array`
-//! over the same bytes) are allowed, as in every JavaScript engine: that is the one place the
-//! crate relies on the hardware (x86 and ARM both keep such accesses single-copy atomic per
-//! byte) beyond Rust's memory model.
+//! over the same bytes, or the bulk engine's machine words over a view's narrower elements) are
+//! allowed, as in every JavaScript engine: that is the one place the crate relies on the
+//! hardware (x86 and ARM both keep such accesses single-copy atomic per byte) beyond Rust's
+//! memory model.
 
 mod bits;
 mod copy;
@@ -28,6 +32,8 @@ mod heap;
 mod memory;
 #[cfg(not(loom))]
 mod mmap;
+#[cfg(all(unix, not(loom)))]
+mod reservation;
 
 pub use bits::Bits;
 pub(crate) use bits::RmwOp;
@@ -40,29 +46,67 @@ use memory::Memory;
 /// limited to `isize::MAX` bytes.
 pub(crate) const MAX_RESERVE: usize = isize::MAX as usize;
 
-/// A zeroed block of memory reserved at a fixed size, accessed only atomically.
+/// A zeroed block of memory reserved at a fixed size, accessed only atomically, and only within
+/// its accessible (committed) bytes.
 pub(crate) struct Region {
     /// Byte 0.
     base: RegionPtr,
     reserved: usize,
-    _memory: Memory,
+    memory: Memory,
 }
 
 impl Region {
-    /// Reserves `reserved` zeroed bytes, or explains why the platform refused (SEMANTICS B1).
-    pub(crate) fn zeroed(reserved: usize) -> Result<Region, Error> {
+    /// Reserves `reserved` zeroed bytes of which the first `accessible` may be accessed now
+    /// (the rest after [`Region::commit`]), or explains why the platform refused (SEMANTICS
+    /// B1). A fixed buffer asks for all of its bytes; a growable one for its length.
+    pub(crate) fn new(reserved: usize, accessible: usize) -> Result<Region, Error> {
+        debug_assert!(accessible <= reserved);
         if reserved > MAX_RESERVE {
             return Err(Error::AllocationFailed {
                 bytes: reserved,
                 reason: format!("larger than the platform limit of {MAX_RESERVE} bytes"),
             });
         }
-        let (memory, base) = Memory::zeroed(reserved)?;
+        let (memory, base) = Memory::new(reserved, accessible)?;
         Ok(Region {
             base,
             reserved,
-            _memory: memory,
+            memory,
         })
+    }
+
+    /// `len` accessible bytes whose contents are unspecified until written: for a copy that
+    /// overwrites them all before anyone reads them (a buffer's `slice`), so making it costs no
+    /// zeroing pass.
+    ///
+    /// # Safety
+    /// Every byte is written before any is read, and before the region is shared.
+    pub(crate) unsafe fn uninit(len: usize) -> Result<Region, Error> {
+        if len > MAX_RESERVE {
+            return Err(Error::AllocationFailed {
+                bytes: len,
+                reason: format!("larger than the platform limit of {MAX_RESERVE} bytes"),
+            });
+        }
+        let (memory, base) = Memory::uninit(len)?;
+        Ok(Region {
+            base,
+            reserved: len,
+            memory,
+        })
+    }
+
+    /// Makes the first `len` (at most [`Region::reserved`]) bytes accessible to every thread
+    /// once this returns `Ok`; `Err(AllocationFailed)` if the system refuses to commit the
+    /// memory, with nothing changed that was accessible before. Thread-safe and never undone:
+    /// a byte once accessible stays so for the region's life.
+    ///
+    /// This is the contract the buffer's length relies on: a length is published only after
+    /// the bytes below it were committed, so every byte below a length anyone has seen is
+    /// accessible.
+    pub(crate) fn commit(&self, len: usize) -> Result<(), Error> {
+        debug_assert!(len <= self.reserved);
+        self.memory.commit(len)
     }
 
     /// The number of bytes reserved.
@@ -85,7 +129,7 @@ impl Region {
     /// Copies `len` bytes starting at `offset` out to `dst` (byte-wise atomic; see `copy.rs`).
     ///
     /// # Safety
-    /// `offset + len <= self.reserved()`; `dst` is valid for `len` byte writes and is not
+    /// `offset + len` bytes are accessible (see [`Region::commit`]); `dst` is valid for `len` byte writes and is not
     /// region memory.
     #[inline]
     pub(crate) unsafe fn copy_out(&self, offset: usize, dst: *mut u8, len: usize) {
@@ -96,7 +140,7 @@ impl Region {
     /// Copies `len` bytes from `src` into the region at `offset` (byte-wise atomic).
     ///
     /// # Safety
-    /// `offset + len <= self.reserved()`; `src` is valid for `len` byte reads and is not
+    /// `offset + len` bytes are accessible (see [`Region::commit`]); `src` is valid for `len` byte reads and is not
     /// region memory.
     #[inline]
     pub(crate) unsafe fn copy_in(&self, offset: usize, src: *const u8, len: usize) {
@@ -104,11 +148,24 @@ impl Region {
         unsafe { copy::copy_in(src, self.ptr_at(offset), len) }
     }
 
+    /// Writes `value` into the `count` elements of `B` from byte `offset` (each element whole;
+    /// see `copy.rs`).
+    ///
+    /// # Safety
+    /// `offset` is a multiple of `B::SIZE` and the `count * B::SIZE` bytes from it are
+    /// accessible (see [`Region::commit`]).
+    #[inline]
+    pub(crate) unsafe fn fill<B: Bits>(&self, offset: usize, count: usize, value: B) {
+        // SAFETY: in bounds and aligned per the caller (a region's base is aligned to at least
+        // 8 bytes, the largest element size); `self` keeps the memory alive.
+        unsafe { copy::fill(self.ptr_at(offset), count, value) }
+    }
+
     /// Copies `len` bytes from `self` at `src_offset` to `dst` at `dst_offset`.
     ///
     /// # Safety
-    /// `src_offset + len <= self.reserved()` and `dst_offset + len <= dst.reserved()`; the two
-    /// ranges do not overlap.
+    /// The first `src_offset + len` bytes of `self` and `dst_offset + len` bytes of `dst` are
+    /// accessible (see [`Region::commit`]); `dst` is another region.
     pub(crate) unsafe fn copy_to_region(
         &self,
         src_offset: usize,

@@ -10,10 +10,10 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::RangeBounds;
 
-use crate::buffer::SharedBuffer;
+use crate::buffer::{LengthWord, SharedBuffer};
 use crate::element::Element;
 use crate::error::Error;
-use crate::range;
+use crate::range::{self, Unit};
 use crate::region::{Bits, RegionPtr};
 use crate::shim::Ordering;
 use crate::view::ElementRef;
@@ -39,12 +39,14 @@ pub struct TypedArray<T: Element> {
     /// instruction: the region never moves, and `buffer` keeps it alive.
     base: RegionPtr,
     byte_offset: usize,
-    /// Elements known to exist: a fixed-length view's length, or a length-tracking view's
-    /// length when it was made (views never shrink). A plain field, so most bounds checks need
-    /// no atomic load and a loop over the view compiles like a loop over a slice.
+    /// Elements known to exist: a fixed view's length, or a length-tracking view's length
+    /// when it was made (views never shrink). A plain field, so a bounds check below it is one
+    /// comparison with no atomic load, and a loop over the view compiles like one over a slice.
     known_len: usize,
-    /// Length-tracking: the length is computed from the buffer's (atomic) length at each use.
-    tracking: bool,
+    /// `Some` for a length-tracking view: its buffer's length word, cached so that the length
+    /// now is one relaxed load, not a walk through the buffer handle (`buffer` keeps the word
+    /// alive).
+    length_word: Option<LengthWord>,
     _element: PhantomData<fn() -> T>,
 }
 
@@ -125,14 +127,15 @@ impl<T: Element> TypedArray<T> {
         // SAFETY: `byte_offset` was checked to be at most the buffer's length, which never
         // exceeds the region's reserved size.
         let base = unsafe { buffer.region().ptr_at(byte_offset) };
+        let length_word = length.is_none().then(|| buffer.length_word());
         let known_len =
-            length.unwrap_or_else(|| (buffer.byte_length_relaxed() - byte_offset) / Self::SIZE);
+            length.unwrap_or_else(|| Self::elements_between(byte_offset, buffer.byte_length()));
         TypedArray {
             buffer,
             base,
             byte_offset,
             known_len,
-            tracking: length.is_none(),
+            length_word,
             _element: PhantomData,
         }
     }
@@ -140,18 +143,24 @@ impl<T: Element> TypedArray<T> {
     /// The number of elements now; a length-tracking view's length follows `grow` (V3).
     #[inline(always)]
     pub fn len(&self) -> usize {
-        if self.tracking {
-            self.tracking_len()
-        } else {
-            self.known_len
+        match self.length_word {
+            None => self.known_len,
+            Some(word) => self.tracking_len(word),
         }
     }
 
-    /// A length-tracking view's length now (an atomic load of the buffer's length).
-    #[inline]
-    fn tracking_len(&self) -> usize {
-        // `byte_length` never decreases and was at least `byte_offset` at construction.
-        (self.buffer.byte_length_relaxed() - self.byte_offset) / Self::SIZE
+    /// A length-tracking view's length now: one relaxed load of the buffer's length word.
+    #[inline(always)]
+    fn tracking_len(&self, word: LengthWord) -> usize {
+        // SAFETY: `word` is this view's buffer's, and `self.buffer` keeps that alive.
+        Self::elements_between(self.byte_offset, unsafe { word.load_relaxed() })
+    }
+
+    /// The whole elements from `byte_offset` to a buffer length of `byte_length`. A view's
+    /// offset is at most its buffer's length when it is made, and lengths never decrease.
+    #[inline(always)]
+    fn elements_between(byte_offset: usize, byte_length: usize) -> usize {
+        (byte_length - byte_offset) / Self::SIZE
     }
 
     /// Whether the view has no elements now.
@@ -171,7 +180,7 @@ impl<T: Element> TypedArray<T> {
 
     /// Whether the view follows its buffer's growth.
     pub fn is_length_tracking(&self) -> bool {
-        self.tracking
+        self.length_word.is_some()
     }
 
     /// The buffer the view looks at.
@@ -203,30 +212,27 @@ impl<T: Element> TypedArray<T> {
         // SAFETY: `index` is in bounds per the caller, so the element lies within the region,
         // aligned (the offset is a multiple of the element size); `self.buffer` keeps the
         // region alive.
-        T::from_bits(unsafe {
-            self.base
-                .load::<T::Bits>(index * Self::SIZE, Ordering::Relaxed)
-        })
+        T::from_bits(unsafe { self.base.load_element::<T::Bits>(index, Ordering::Relaxed) })
     }
 
-    /// Relaxed atomic write of element `index`, unchecked.
-    ///
-    /// # Safety
-    /// As for [`TypedArray::load_unchecked`].
-    #[inline(always)]
-    unsafe fn store_unchecked(&self, index: usize, value: T) {
-        // SAFETY: as in `load_unchecked`.
-        unsafe {
-            self.base
-                .store::<T::Bits>(index * Self::SIZE, value.to_bits(), Ordering::Relaxed)
-        }
-    }
-
-    /// Whether element `index` exists now: a plain comparison for most indices, an atomic
-    /// load of the buffer's length only past a length-tracking view's initial length.
+    /// Whether element `index` exists now: one plain comparison below `known_len`; past it, a
+    /// tracking view's one relaxed load of the buffer's length. (Views never shrink, so an
+    /// index found in bounds stays in bounds.)
     #[inline(always)]
     fn in_bounds(&self, index: usize) -> bool {
-        index < self.known_len || (self.tracking && index < self.tracking_len())
+        // The fields are read up front so that in a loop the compiler hoists them all (a read
+        // in the second branch would be repeated on every pass through it).
+        let (known_len, length_word, byte_offset) =
+            (self.known_len, self.length_word, self.byte_offset);
+        index < known_len
+            || match length_word {
+                Some(word) => {
+                    // SAFETY: `word` is this view's buffer's; `self.buffer` keeps it alive.
+                    let byte_length = unsafe { word.load_relaxed() };
+                    index < Self::elements_between(byte_offset, byte_length)
+                }
+                None => false,
+            }
     }
 
     /// Element `index`, or `None` past the end (V4). A relaxed atomic read: never torn.
@@ -239,7 +245,7 @@ impl<T: Element> TypedArray<T> {
             // SAFETY: `index < len`: the element lies within the region, aligned (the view's
             // offset is a multiple of the element size); `self.buffer` keeps the region alive.
             Some(T::from_bits(unsafe {
-                base.load::<T::Bits>(index * Self::SIZE, Ordering::Relaxed)
+                base.load_element::<T::Bits>(index, Ordering::Relaxed)
             }))
         } else {
             None
@@ -252,9 +258,7 @@ impl<T: Element> TypedArray<T> {
         let base = self.base;
         if self.in_bounds(index) {
             // SAFETY: as in `get`.
-            unsafe {
-                base.store::<T::Bits>(index * Self::SIZE, value.to_bits(), Ordering::Relaxed)
-            };
+            unsafe { base.store_element::<T::Bits>(index, value.to_bits(), Ordering::Relaxed) };
             Ok(())
         } else {
             Err(Error::IndexOutOfRange {
@@ -320,27 +324,44 @@ impl<T: Element> TypedArray<T> {
         out
     }
 
-    /// Sets every element to `value`.
+    /// Sets every element to `value`: each element written whole, with machine-word (or, on
+    /// x86-64, CPU string) stores for the bulk of the view.
     pub fn fill(&self, value: T) {
-        for index in 0..self.len() {
-            // SAFETY: `index < len`, and a view's length never decreases.
-            unsafe { self.store_unchecked(index, value) };
+        self.fill_elements(0, self.len(), value);
+    }
+
+    /// Writes `value` into `count` elements from element `start`, already checked to lie
+    /// within the view.
+    fn fill_elements(&self, start: usize, count: usize, value: T) {
+        // SAFETY: the elements lie within the view (per the caller; views never shrink), hence
+        // within the buffer's accessible bytes; the offset is a multiple of the element size
+        // (the view's offset is); `self.buffer` keeps the region alive.
+        unsafe {
+            self.buffer.region().fill::<T::Bits>(
+                self.byte_offset + start * Self::SIZE,
+                count,
+                value.to_bits(),
+            )
         }
     }
 
     /// Sets the elements in `range` to `value`, as JavaScript's `fill(value, start, end)`.
+    /// `Err(InvertedElementRange)` if the start lies after the end,
+    /// `Err(ElementRangeOutOfBounds)` past the view's length.
     pub fn fill_range(&self, range: impl RangeBounds<usize>, value: T) -> Result<(), Error> {
-        let (start, end) = range::resolve(&range, self.len())?;
-        let sub = self.sub(start, Some(end - start));
-        sub.fill(value);
+        let (start, end) = range::resolve(&range, self.len(), Unit::Elements)?;
+        self.fill_elements(start, end - start, value);
         Ok(())
     }
 
     /// A view of the elements in `range` over the same memory, as JavaScript's
     /// `subarray(begin, end)`. An open-ended range on a length-tracking view stays tracking.
+    /// `Err(InvertedElementRange)` if the start lies after the end,
+    /// `Err(ElementRangeOutOfBounds)` past the view's length.
     pub fn subarray(&self, range: impl RangeBounds<usize>) -> Result<TypedArray<T>, Error> {
-        let (start, end) = range::resolve(&range, self.len())?;
-        let tracking = self.tracking && matches!(range.end_bound(), std::ops::Bound::Unbounded);
+        let (start, end) = range::resolve(&range, self.len(), Unit::Elements)?;
+        let tracking =
+            self.is_length_tracking() && matches!(range.end_bound(), std::ops::Bound::Unbounded);
         Ok(self.sub(start, if tracking { None } else { Some(end - start) }))
     }
 
@@ -371,7 +392,7 @@ impl<T: Element> Clone for TypedArray<T> {
             base: self.base,
             byte_offset: self.byte_offset,
             known_len: self.known_len,
-            tracking: self.tracking,
+            length_word: self.length_word,
             _element: PhantomData,
         }
     }
