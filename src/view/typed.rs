@@ -39,15 +39,22 @@ pub struct TypedArray<T: Element> {
     /// instruction: the region never moves, and `buffer` keeps it alive.
     base: RegionPtr,
     byte_offset: usize,
-    /// Elements known to exist: a fixed view's length, or a length-tracking view's length
-    /// when it was made (views never shrink). A plain field, so a bounds check below it is one
-    /// comparison with no atomic load, and a loop over the view compiles like one over a slice.
-    known_len: usize,
-    /// `Some` for a length-tracking view: its buffer's length word, cached so that the length
-    /// now is one relaxed load, not a walk through the buffer handle (`buffer` keeps the word
-    /// alive).
-    length_word: Option<LengthWord>,
+    /// How the view's length is known. Every bounds check tests it first, so in a loop the
+    /// compiler splits on it once: a fixed view's loop compiles like a loop over a slice, a
+    /// tracking view's pays one relaxed load and one comparison per element.
+    length: Length,
     _element: PhantomData<fn() -> T>,
+}
+
+/// A view's length: fixed, or following its buffer's.
+#[derive(Clone, Copy, Debug)]
+enum Length {
+    /// This many elements: a plain number, so a bounds check needs no atomic load.
+    Fixed(usize),
+    /// Length-tracking: the elements that fit between the view's offset and the buffer's
+    /// length now. The buffer's length word is cached (the view's `buffer` keeps it alive), so
+    /// that is one relaxed load, not a walk through the buffer handle.
+    Tracking(LengthWord),
 }
 
 /// `Int8Array`: a view of `i8`.
@@ -127,15 +134,15 @@ impl<T: Element> TypedArray<T> {
         // SAFETY: `byte_offset` was checked to be at most the buffer's length, which never
         // exceeds the region's reserved size.
         let base = unsafe { buffer.region().ptr_at(byte_offset) };
-        let length_word = length.is_none().then(|| buffer.length_word());
-        let known_len =
-            length.unwrap_or_else(|| Self::elements_between(byte_offset, buffer.byte_length()));
+        let length = match length {
+            Some(n) => Length::Fixed(n),
+            None => Length::Tracking(buffer.length_word()),
+        };
         TypedArray {
             buffer,
             base,
             byte_offset,
-            known_len,
-            length_word,
+            length,
             _element: PhantomData,
         }
     }
@@ -143,9 +150,9 @@ impl<T: Element> TypedArray<T> {
     /// The number of elements now; a length-tracking view's length follows `grow` (V3).
     #[inline(always)]
     pub fn len(&self) -> usize {
-        match self.length_word {
-            None => self.known_len,
-            Some(word) => self.tracking_len(word),
+        match self.length {
+            Length::Fixed(n) => n,
+            Length::Tracking(word) => self.tracking_len(word),
         }
     }
 
@@ -180,7 +187,7 @@ impl<T: Element> TypedArray<T> {
 
     /// Whether the view follows its buffer's growth.
     pub fn is_length_tracking(&self) -> bool {
-        self.length_word.is_some()
+        matches!(self.length, Length::Tracking(_))
     }
 
     /// The buffer the view looks at.
@@ -215,24 +222,37 @@ impl<T: Element> TypedArray<T> {
         T::from_bits(unsafe { self.base.load_element::<T::Bits>(index, Ordering::Relaxed) })
     }
 
-    /// Whether element `index` exists now: one plain comparison below `known_len`; past it, a
-    /// tracking view's one relaxed load of the buffer's length. (Views never shrink, so an
-    /// index found in bounds stays in bounds.)
+    /// Whether element `index` exists now: one plain comparison for a fixed view; for a
+    /// tracking view one relaxed load of the buffer's length and one comparison. (Views never
+    /// shrink, so an index found in bounds stays in bounds.)
     #[inline(always)]
     fn in_bounds(&self, index: usize) -> bool {
         // The fields are read up front so that in a loop the compiler hoists them all (a read
-        // in the second branch would be repeated on every pass through it).
-        let (known_len, length_word, byte_offset) =
-            (self.known_len, self.length_word, self.byte_offset);
-        index < known_len
-            || match length_word {
-                Some(word) => {
-                    // SAFETY: `word` is this view's buffer's; `self.buffer` keeps it alive.
-                    let byte_length = unsafe { word.load_relaxed() };
-                    index < Self::elements_between(byte_offset, byte_length)
-                }
-                None => false,
+        // in one branch would be repeated on every pass through it).
+        let (length, byte_offset) = (self.length, self.byte_offset);
+        match length {
+            Length::Fixed(n) => index < n,
+            Length::Tracking(word) => {
+                // SAFETY: `word` is this view's buffer's; `self.buffer` keeps it alive.
+                let byte_length = unsafe { word.load_relaxed() };
+                Self::ends_within(index, byte_offset, byte_length)
             }
+        }
+    }
+
+    /// The largest index an element can have: its end, `index * SIZE + byte_offset + SIZE`,
+    /// is at most a buffer's length, which is at most `isize::MAX` (the largest region).
+    const MAX_INDEX: usize = (isize::MAX as usize - Self::SIZE) / Self::SIZE;
+
+    /// Whether element `index` of a view at `byte_offset` ends within `byte_length` bytes.
+    ///
+    /// Computed on the element's end in bytes, so that in a loop the compiler steps that end
+    /// along with the index: one comparison per element, no subtraction and division. Exact
+    /// and overflow-free: past `MAX_INDEX` nothing fits, and below it
+    /// `index * SIZE <= isize::MAX - SIZE`, so the end is at most `isize::MAX + byte_offset`.
+    #[inline(always)]
+    fn ends_within(index: usize, byte_offset: usize, byte_length: usize) -> bool {
+        index <= Self::MAX_INDEX && index * Self::SIZE + byte_offset + Self::SIZE <= byte_length
     }
 
     /// Element `index`, or `None` past the end (V4). A relaxed atomic read: never torn.
@@ -391,8 +411,7 @@ impl<T: Element> Clone for TypedArray<T> {
             buffer: self.buffer.clone(),
             base: self.base,
             byte_offset: self.byte_offset,
-            known_len: self.known_len,
-            length_word: self.length_word,
+            length: self.length,
             _element: PhantomData,
         }
     }
