@@ -8,11 +8,17 @@
 //! `wait`, `wait_async` and `notify` share one in-process waiter table keyed by the element's
 //! absolute byte address, FIFO per address, with exact wake counts. A blocked `wait` can be
 //! interrupted from another thread through an [`Interrupter`] (how a worker's `terminate()`
-//! reaches it).
+//! reaches it). On a process-shared buffer ([`SharedBuffer::is_process_shared`]) they use the
+//! waiter slots in the buffer's header instead, and Linux futexes, so they reach every process
+//! that maps the buffer, with the same exact counts and FIFO order (SEMANTICS X2).
+//!
+//! [`SharedBuffer::is_process_shared`]: crate::SharedBuffer::is_process_shared
 
 mod deadline;
 mod interrupt;
 mod ops;
+mod process_bridge;
+mod process_waiters;
 mod spin;
 pub(crate) mod timer; // crate-visible for the loom hooks only
 mod wait;

@@ -45,7 +45,7 @@ mod shared_file;
 
 pub use bits::Bits;
 pub(crate) use bits::RmwOp;
-pub(crate) use header::{Header, HeaderWord, Layout, Slot, HEADER_LEN, SLOT_COUNT};
+pub(crate) use header::{Header, Layout, Slot, HEADER_LEN, SLOT_COUNT};
 pub(crate) use liveness::{current_process, process_exists};
 pub(crate) use memory::RegionPtr;
 

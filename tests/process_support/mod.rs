@@ -88,7 +88,8 @@ pub fn spawn_child(
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(ROLE, format!("{test}:{role}"))
         .env(ARG, arg)
-        .stdin(Stdio::null());
+        .stdin(Stdio::null())
+        .stdout(Stdio::null()); // the harness's chatter; a failure's panic goes to stderr
     if let Some(fd) = &inherited {
         command.env(FD, fd.as_raw_fd().to_string());
     }
@@ -125,5 +126,76 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     while !condition() {
         assert!(start.elapsed() < WATCHDOG, "{what}: not after {WATCHDOG:?}");
         std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// One waiter slot of a buffer's header, as read from its file (`src/region/header.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotView {
+    pub status: u32,
+    pub generation: u32,
+    pub offset: u64,
+    pub owner: u32,
+}
+
+/// Slot statuses (`src/atomics/process_waiters.rs`).
+pub const WAITING: u32 = 2;
+pub const PARKED: u32 = 3;
+pub const DOORBELL: u32 = 8;
+
+/// Every waiter slot of `buffer`'s header, read through its descriptor.
+pub fn slots(buffer: &sharedbuf::SharedBuffer) -> Vec<SlotView> {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::File::from(buffer.as_fd().unwrap().try_clone_to_owned().unwrap());
+    let mut bytes = vec![0u8; (SLOT_COUNT * SLOT_SIZE) as usize];
+    file.read_exact_at(&mut bytes, SLOTS_AT).unwrap();
+    bytes
+        .chunks(SLOT_SIZE as usize)
+        .map(|s| {
+            let word = |at: usize| u64::from_ne_bytes(s[at..at + 8].try_into().unwrap());
+            let half = |at: usize| u32::from_ne_bytes(s[at..at + 4].try_into().unwrap());
+            SlotView {
+                status: half(0),
+                generation: half(4),
+                offset: word(8),
+                owner: half(24),
+            }
+        })
+        .collect()
+}
+
+/// How many slots of `buffer` are queued (waiting or parked), in any process.
+pub fn queued(buffer: &sharedbuf::SharedBuffer) -> usize {
+    slots(buffer)
+        .iter()
+        .filter(|s| s.status == WAITING || s.status == PARKED)
+        .count()
+}
+
+/// How many slots of `buffer` are taken by anything (waiters, doorbells, leftovers).
+pub fn taken(buffer: &sharedbuf::SharedBuffer) -> usize {
+    slots(buffer).iter().filter(|s| s.status != 0).count()
+}
+
+/// Runs `future` to completion on this thread (a minimal executor: the waker unparks us).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let start = Instant::now();
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        assert!(start.elapsed() < WATCHDOG, "block_on: the future hung");
+        std::thread::park_timeout(Duration::from_millis(100));
     }
 }
