@@ -19,8 +19,14 @@
 //! the list's lock, so exactly once. The doorbell thread starts with the first future of its
 //! buffer, and ends (freeing its slot and dropping its clone of the buffer) once its list is
 //! empty: a cancel that empties it rings the doorbell so the thread notices.
+//!
+//! Another process may overwrite the doorbell slot (SEMANTICS X5). The thread then still ends:
+//! it never sleeps longer than [`RESCAN`] without looking at its list again, so a lost ring
+//! costs a delay, never a thread that waits for ever.
 
-use super::process_waiters::{offset_in, ring, Claimed, Seen, SlotRef};
+use std::time::{Duration, Instant};
+
+use super::process_waiters::{offset_in, Claimed, Seen, SlotRef};
 use super::waiter::{wake_catching, Outcome, Waiter};
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
@@ -45,6 +51,10 @@ struct Pending {
     /// Set by the thread when it ends: a closed bridge takes no more futures.
     closed: bool,
 }
+
+/// The longest a doorbell thread sleeps without looking at its futures again: its safety net
+/// if another process scribbled over the doorbell (a ring is what normally wakes it).
+const RESCAN: Duration = Duration::from_millis(100);
 
 shim::lazy_static! {
     static ref BRIDGES: Mutex<Vec<Arc<Bridge>>> = Mutex::new(Vec::new());
@@ -135,6 +145,14 @@ impl Bridge {
         self.doorbell.header()
     }
 
+    /// Rings this bridge's own doorbell, whatever its slot holds now.
+    fn poke(&self) {
+        if let Some(doorbell) = self.header().slot(self.doorbell_index as usize) {
+            doorbell.link().fetch_add(1, Ordering::Release);
+            doorbell.link().futex_wake(1);
+        }
+    }
+
     /// Takes `waiter` (slot `slot`) off the list if it is still there, with `outcome`, freeing
     /// its slot; returns its final outcome (the one set when it left the list). With `wake`,
     /// its task is woken.
@@ -164,7 +182,7 @@ impl Bridge {
         };
         drop(removed); // not the last reference (the caller holds one), and unlocked
         if emptied {
-            ring(self.header(), self.doorbell_index); // let the thread notice and end
+            self.poke(); // let the thread notice and end
         }
         if wake {
             waiter.wake(false);
@@ -208,7 +226,7 @@ impl Bridge {
             if end {
                 break;
             }
-            doorbell.futex_wait(rung, None);
+            doorbell.futex_wait(rung, Some(Instant::now() + RESCAN));
         }
         lock(&BRIDGES).retain(|bridge| !Arc::ptr_eq(bridge, &self));
         self.doorbell.release();

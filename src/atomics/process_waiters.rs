@@ -494,7 +494,7 @@ pub(crate) fn wait<T: Waitable>(
         Deadline::At(at) => timer::schedule_blocking(at, &waiter),
         _ => None,
     };
-    let outcome = block(queued.slot_ref(), deadline);
+    let outcome = block(queued.slot_ref(), deadline, &interrupters);
     if let Some(entry) = timer_entry {
         timer::unschedule(entry);
     }
@@ -509,10 +509,33 @@ pub(crate) fn wait<T: Waitable>(
 
 /// Waits until the slot is out of the queue, timing it out at `deadline`: spins on the slot
 /// briefly, then sleeps on its futex.
-fn block(slot: &SlotRef, deadline: Deadline) -> Result<Outcome, Error> {
+///
+/// Any process may notify, but only this one interrupts or times out its own waits, so an
+/// outcome other than `Notified` that this wait did not cause (none of its interrupters fired,
+/// its deadline has not passed) was written by another process: `Err(BadHeader)`, not an
+/// `Err(Terminated)` or a `TimedOut` made up by garbage (SEMANTICS X5).
+fn block(
+    slot: &SlotRef,
+    deadline: Deadline,
+    interrupters: &interrupt::Installed,
+) -> Result<Outcome, Error> {
+    let check = |outcome: Outcome| {
+        let caused = match outcome {
+            Outcome::Notified => true,
+            Outcome::Interrupted => interrupters.any_interrupted(),
+            // Under loom the model's timer times waits out, whatever the clock says.
+            Outcome::TimedOut => LOOM || deadline.has_passed(),
+            Outcome::Cancelled => false,
+        };
+        if caused {
+            Ok(outcome)
+        } else {
+            Err(lost())
+        }
+    };
     let probe = || match slot.seen() {
         Seen::Queued { .. } => None,
-        Seen::Resolved(outcome) => Some(Ok(outcome)),
+        Seen::Resolved(outcome) => Some(check(outcome)),
         Seen::Lost => Some(Err(lost())),
     };
     if let Some(ended) = spin_until(probe, deadline) {
@@ -520,17 +543,17 @@ fn block(slot: &SlotRef, deadline: Deadline) -> Result<Outcome, Error> {
     }
     loop {
         match slot.seen() {
-            Seen::Resolved(outcome) => return Ok(outcome),
+            Seen::Resolved(outcome) => return check(outcome),
             Seen::Lost => return Err(lost()),
             Seen::Queued { parked } => {
                 if deadline == Deadline::Expired {
-                    return time_out(slot);
+                    return time_out(slot, check);
                 }
                 if !parked && !slot.announce_park() {
                     continue; // resolved meanwhile (or lost): look again
                 }
                 if slot.sleep(deadline) == Parked::DeadlinePassed {
-                    return time_out(slot);
+                    return time_out(slot, check);
                 }
                 // Woken, or a spurious return: look again.
             }
@@ -538,11 +561,15 @@ fn block(slot: &SlotRef, deadline: Deadline) -> Result<Outcome, Error> {
     }
 }
 
-/// Times the slot out, unless something else took it out first (then that outcome stands).
-fn time_out(slot: &SlotRef) -> Result<Outcome, Error> {
+/// Times the slot out, unless something else took it out first (then that outcome stands,
+/// if `check` accepts it).
+fn time_out(
+    slot: &SlotRef,
+    check: impl Fn(Outcome) -> Result<Outcome, Error>,
+) -> Result<Outcome, Error> {
     match slot.resolve(TIMED_OUT) {
         Resolution::Resolved { .. } => Ok(Outcome::TimedOut),
-        Resolution::Already(outcome) => Ok(outcome),
+        Resolution::Already(outcome) => check(outcome),
         Resolution::Lost => Err(lost()),
     }
 }
@@ -653,7 +680,7 @@ fn take(header: &Header, slot: Slot<'_>, mut state: u64) -> bool {
 
 /// Rings doorbell slot `link` (the bridge serving the futures of one process on this buffer,
 /// `process_bridge.rs`): `true` if that woke its thread (it may also have been awake already).
-pub(super) fn ring(header: &Header, link: u32) -> bool {
+fn ring(header: &Header, link: u32) -> bool {
     let Some(doorbell) = usize::try_from(link).ok().and_then(|i| header.slot(i)) else {
         return false;
     };
