@@ -58,6 +58,12 @@ pub mod loom_hooks {
     pub fn queued_waiters() -> usize {
         crate::atomics::hooks::total_queued()
     }
+
+    /// Number of waiter slots taken in a process-shared buffer's header (it must return to
+    /// zero once every wait on it has returned); 0 for a private buffer.
+    pub fn process_slots_taken(buffer: &crate::SharedBuffer) -> usize {
+        crate::atomics::hooks::slots_taken(buffer)
+    }
 }
 
 mod assertions {

@@ -40,6 +40,7 @@ pub(crate) use word::{SharedWord, SharedWords, Word};
 /// What the loom models drive through `crate::loom_hooks` (used in loom builds only).
 #[allow(unused_imports)]
 pub(crate) mod hooks {
+    pub(crate) use super::process_waiters::slots_taken;
     pub(crate) use super::timer;
     pub(crate) use super::waiter_table::{total_queued, unpark_all_spuriously};
 }

@@ -102,7 +102,7 @@ pub(crate) fn enqueue<T: Waitable>(
             let serving = Arc::clone(&bridge);
             let spawned = thread::Builder::new()
                 .name("sharedbuf-doorbell".into())
-                .spawn(move || serving.serve());
+                .spawn(move || Bridge::serve(serving));
             if let Err(error) = spawned {
                 lock(&bridge.pending).waiters.clear();
                 drop(claimed);
@@ -192,17 +192,17 @@ impl Bridge {
 
     /// The doorbell thread: wakes the tasks whose slots left the queue, each time the doorbell
     /// rings, until no future is left.
-    fn serve(self: Arc<Bridge>) {
-        let header = self.header();
+    fn serve(this: Arc<Bridge>) {
+        let header = this.header();
         let doorbell = header
-            .slot(self.doorbell_index as usize)
+            .slot(this.doorbell_index as usize)
             .expect("the doorbell's index was checked when it was claimed")
             .link();
         loop {
             let rung = doorbell.load(Ordering::Acquire);
             let mut finished = Vec::new();
             let end = {
-                let mut pending = lock(&self.pending);
+                let mut pending = lock(&this.pending);
                 pending.waiters.retain(|waiter| {
                     let slot = waiter.process_slot().expect("a process-shared waiter");
                     let outcome = match slot.seen() {
@@ -228,7 +228,7 @@ impl Bridge {
             }
             doorbell.futex_wait(rung, Some(Instant::now() + RESCAN));
         }
-        lock(&BRIDGES).retain(|bridge| !Arc::ptr_eq(bridge, &self));
-        self.doorbell.release();
+        lock(&BRIDGES).retain(|bridge| !Arc::ptr_eq(bridge, &this));
+        this.doorbell.release();
     }
 }

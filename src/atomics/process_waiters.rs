@@ -690,3 +690,16 @@ fn ring(header: &Header, link: u32) -> bool {
     doorbell.link().fetch_add(1, Ordering::Release);
     doorbell.link().futex_wake(1) > 0
 }
+
+/// Number of slots of `buffer`'s header that are not free (the loom models check it returns to
+/// zero: every wait frees its slot, however it ends).
+#[allow(dead_code)] // used by the loom hooks only
+pub(crate) fn slots_taken(buffer: &SharedBuffer) -> usize {
+    let Some(header) = buffer.process_shared() else {
+        return 0;
+    };
+    (0..SLOT_COUNT)
+        .filter_map(|index| header.slot(index))
+        .filter(|slot| status(slot.state().load(Ordering::SeqCst)) != FREE)
+        .count()
+}

@@ -486,4 +486,67 @@ mod tests {
         ));
         assert!(Layout::new(MAX_DATA, None).is_ok());
     }
+
+    mod fuzz {
+        //! Random headers into the parser: `Ok` only with lengths that fit the file, `Err`
+        //! otherwise, never a panic (SEMANTICS X1, X5).
+
+        use super::*;
+        use proptest::prelude::*;
+
+        /// `Ok` layouts must be self-consistent and fit the file exactly.
+        fn check(prefix: &[u8; PREFIX_LEN], file_len: u64) {
+            if let Ok(layout) = parse(prefix, file_len) {
+                assert!(layout.byte_length <= layout.max_byte_length);
+                assert!(layout.max_byte_length <= MAX_DATA);
+                assert_eq!(layout.file_len() as u64, file_len);
+                assert!(layout.growable || layout.byte_length == layout.max_byte_length);
+                assert_eq!(&prefix[..8], &MAGIC);
+            }
+        }
+
+        /// A valid prefix for a random layout, then up to four random byte overwrites; a file
+        /// length that is right, or off by a little, or anything.
+        fn mutated() -> impl Strategy<Value = ([u8; PREFIX_LEN], u64)> {
+            (
+                0usize..=1 << 20,
+                0usize..=1 << 20,
+                any::<bool>(),
+                proptest::collection::vec((0usize..PREFIX_LEN, any::<u8>()), 0..4),
+                prop_oneof![Just(0i64), -2i64..=2, any::<i64>()],
+            )
+                .prop_map(|(a, b, growable, edits, delta)| {
+                    let (len, max) = if growable {
+                        (a.min(b), a.max(b))
+                    } else {
+                        (a, a)
+                    };
+                    let layout = Layout::new(len, growable.then_some(max)).unwrap();
+                    let mut p = prefix(layout);
+                    for (at, byte) in edits {
+                        p[at] = byte;
+                    }
+                    (p, (layout.file_len() as u64).wrapping_add_signed(delta))
+                })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(if cfg!(miri) { 16 } else { 2048 }))]
+
+            #[test]
+            fn random_bytes_never_panic(bytes in proptest::array::uniform32(any::<u8>()),
+                                        more in proptest::array::uniform32(any::<u8>()),
+                                        file_len in any::<u64>()) {
+                let mut p = [0u8; PREFIX_LEN];
+                p[..32].copy_from_slice(&bytes);
+                p[32..].copy_from_slice(&more);
+                check(&p, file_len);
+            }
+
+            #[test]
+            fn near_valid_headers_parse_consistently((p, file_len) in mutated()) {
+                check(&p, file_len);
+            }
+        }
+    }
 }
