@@ -35,9 +35,13 @@ impl Drop for Scratch {
     }
 }
 
+/// How to damage a valid file: its length and maximum when made, byte overwrites in its first
+/// 64 bytes, and a new size.
+type Damage = (usize, Option<usize>, Vec<(u64, u8)>, Option<u64>);
+
 /// A file made by `create` (valid), then up to six byte overwrites in its first 64 bytes and a
-/// new size: the same, a little off, or small.
-fn damaged() -> impl Strategy<Value = (usize, Option<usize>, Vec<(u64, u8)>, Option<u64>)> {
+/// new size: the same (most often), or anything up to a little past a valid one.
+fn damaged() -> impl Strategy<Value = Damage> {
     (
         0usize..=8192,
         prop_oneof![Just(None), (0usize..=8192).prop_map(Some)],

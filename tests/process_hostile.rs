@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use process_support::*;
 use sharedbuf::atomics::{self, WaitAsync};
-use sharedbuf::{Error, Int32Array, SharedBuffer, WaitResult};
+use sharedbuf::{Error, Int32Array, SharedBuffer};
 
 const ROLES: &str = "child_process_roles";
 /// How long the scribbler writes garbage.

@@ -460,7 +460,7 @@ pub(super) fn offset_in<T: Waitable>(buffer: &SharedBuffer, element: &ElementRef
     (element.address() - base) as u64
 }
 
-/// [`super::wait`] on a process-shared buffer whose header is `header`.
+/// [`super::wait()`] on a process-shared buffer whose header is `header`.
 pub(crate) fn wait<T: Waitable>(
     buffer: &SharedBuffer,
     header: &Header,

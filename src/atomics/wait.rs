@@ -1,7 +1,7 @@
 //! `Atomics.wait` and `Atomics.notify` (SEMANTICS A6–A11).
 //!
 //! A waiter checks the value and enqueues itself in one critical section of the waiter table
-//! ([`super::waiters`]), then waits for its own outcome word to change: first by spinning on it
+//! ([`super::waiter_table`]), then waits for its own outcome word to change: first by spinning on it
 //! briefly ([`super::spin`]), then by parking. `notify` removes waiters oldest first, sets
 //! their outcome, and unparks only those that actually parked.
 

@@ -3,7 +3,7 @@
 //!
 //! The crate's protocol words (a ring's head, tail and stamps, a worker's lifecycle bits, and
 //! the lock words of the `sync` layer) live in a [`SharedBuffer`] like user data, so they block
-//! and wake through the same [`wait`](super::wait) / [`notify`](super::notify) — which is what
+//! and wake through the same [`wait`](super::wait()) / [`notify`](super::notify) — which is what
 //! lets the loom models check the code users run. Going through a public view for them would
 //! mean re-checking a bounds the protocol already guarantees and then discarding an impossible
 //! `Err`; these types check alignment and bounds once, when they are made, and hand out

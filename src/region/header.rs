@@ -310,6 +310,7 @@ impl Header {
             // SAFETY: `at + B::SIZE <= HEADER_LEN` (asserted): within the header's bytes.
             ptr: unsafe { self.base.add(at) },
             _header: PhantomData,
+            _bits: PhantomData,
         }
     }
 }
@@ -358,7 +359,8 @@ impl<'a> Slot<'a> {
 #[derive(Clone, Copy)]
 pub(crate) struct HeaderWord<'a, B: Bits> {
     ptr: RegionPtr,
-    _header: PhantomData<(&'a Header, fn() -> B)>,
+    _header: PhantomData<&'a Header>,
+    _bits: PhantomData<fn() -> B>,
 }
 
 impl<B: Bits> HeaderWord<'_, B> {

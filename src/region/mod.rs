@@ -29,6 +29,8 @@ mod bits;
 mod copy;
 #[cfg(not(loom))]
 mod futex;
+// Under loom no file is ever opened, so the header's parser is unused there.
+#[cfg_attr(loom, allow(dead_code))]
 mod header;
 #[cfg(not(loom))]
 mod heap;
@@ -77,6 +79,7 @@ struct Shared {
 
 /// Where a new process-shared region lives.
 #[cfg(target_os = "linux")]
+#[cfg_attr(loom, allow(dead_code))] // a model ignores the name and has no files
 pub(crate) enum NewShared<'a> {
     /// An anonymous memfd with this name (shown in `/proc/<pid>/fd`).
     Memfd(&'a str),
@@ -86,6 +89,7 @@ pub(crate) enum NewShared<'a> {
 
 /// An existing process-shared region to map.
 #[cfg(target_os = "linux")]
+#[cfg_attr(loom, allow(dead_code))] // a model has no files
 pub(crate) enum OpenShared<'a> {
     /// The file at this path.
     File(&'a std::path::Path),
