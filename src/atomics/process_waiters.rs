@@ -62,9 +62,10 @@
 //! ## Hostile and dead peers (X5)
 //!
 //! Every process can write every slot. Whatever it writes, this process only compares what it
-//! reads, bounds slot indices by its own slot count, and never sleeps without its own deadline:
+//! reads, bounds slot indices by its own slot count, and never sleeps past its own deadline:
 //! garbage can make a wait end early (a waiter whose slot was overwritten gets
-//! `Err(BadHeader)`), wake nobody, or be counted wrongly, never more. A process that dies while
+//! `Err(BadHeader)`, or `Ok` if the garbage reads "notified"; an interrupt or timeout it did
+//! not cause is never believed), wake nobody, or be counted wrongly, never more. A process that dies while
 //! waiting leaves its slot queued; a notify that takes such a slot finds that its futex woke
 //! nobody, asks the kernel whether the owner still exists, and if not frees the slot and does
 //! not count it, so a dead waiter never absorbs a wakeup meant for a live one. (A waiter that
@@ -91,28 +92,28 @@ use crate::region::{current_process, process_exists, Header, Slot, SLOT_COUNT};
 use crate::shim::{fence, Arc, Ordering, Parked, LOOM};
 use crate::view::ElementRef;
 
-pub(super) const FREE: u32 = 0;
-pub(super) const CLAIMED: u32 = 1;
-pub(super) const WAITING: u32 = 2;
-pub(super) const PARKED: u32 = 3;
-pub(super) const NOTIFIED: u32 = 4;
-pub(super) const TIMED_OUT: u32 = 5;
-pub(super) const INTERRUPTED: u32 = 6;
-pub(super) const CANCELLED: u32 = 7;
-pub(super) const DOORBELL: u32 = 8;
+const FREE: u32 = 0;
+const CLAIMED: u32 = 1;
+const WAITING: u32 = 2;
+const PARKED: u32 = 3;
+const NOTIFIED: u32 = 4;
+const TIMED_OUT: u32 = 5;
+const INTERRUPTED: u32 = 6;
+const CANCELLED: u32 = 7;
+const DOORBELL: u32 = 8;
 
 /// A blocked thread's slot has no doorbell: the notifier wakes the slot itself.
-pub(super) const NO_LINK: u32 = u32::MAX;
+const NO_LINK: u32 = u32::MAX;
 
-pub(super) fn pack(status: u32, generation: u32) -> u64 {
+fn pack(status: u32, generation: u32) -> u64 {
     (u64::from(generation) << 32) | u64::from(status)
 }
 
-pub(super) fn status(state: u64) -> u32 {
+fn status(state: u64) -> u32 {
     state as u32
 }
 
-pub(super) fn generation(state: u64) -> u32 {
+fn generation(state: u64) -> u32 {
     (state >> 32) as u32
 }
 
@@ -285,9 +286,11 @@ impl Claimed {
         offset: u64,
         link: u32,
     ) -> Result<Claimed, Error> {
+        // A second pass after freeing the slots of dead processes (it also finds slots freed
+        // behind the first pass).
         for attempt in 0..2 {
-            if attempt == 1 && !reclaim_dead(header) {
-                break;
+            if attempt == 1 {
+                reclaim_dead(header);
             }
             for index in 0..SLOT_COUNT {
                 if let Some(claimed) = Self::try_claim(buffer, header, index, offset, link) {
@@ -418,13 +421,12 @@ fn raise_slots_used(header: &Header, used: usize) {
     }
 }
 
-/// Frees the slots whose owner process no longer exists; returns whether it freed any.
-fn reclaim_dead(header: &Header) -> bool {
+/// Frees the slots whose owner process no longer exists.
+fn reclaim_dead(header: &Header) {
     if LOOM {
-        return false; // a model has one process
+        return; // a model has one process
     }
     let me = current_process();
-    let mut freed = false;
     for index in 0..SLOT_COUNT {
         let Some(slot) = header.slot(index) else {
             break;
@@ -446,10 +448,8 @@ fn reclaim_dead(header: &Header) -> bool {
             if matches!(status(state), WAITING | PARKED) {
                 header.waiting().fetch_sub(1, Ordering::Relaxed);
             }
-            freed = true;
         }
     }
-    freed
 }
 
 /// The byte offset of `element` in `buffer`'s data: how every process names the location
