@@ -440,14 +440,9 @@ fn reclaim_dead(header: &Header) {
             continue;
         }
         let free = pack(FREE, generation(state));
-        if slot
-            .state()
-            .compare_exchange(state, free, Ordering::AcqRel)
-            .is_ok()
-        {
-            if matches!(status(state), WAITING | PARKED) {
-                header.waiting().fetch_sub(1, Ordering::Relaxed);
-            }
+        let freed = slot.state().compare_exchange(state, free, Ordering::AcqRel);
+        if freed.is_ok() && matches!(status(state), WAITING | PARKED) {
+            header.waiting().fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
