@@ -39,22 +39,16 @@ pub struct TypedArray<T: Element> {
     /// instruction: the region never moves, and `buffer` keeps it alive.
     base: RegionPtr,
     byte_offset: usize,
-    /// How the view's length is known. Every bounds check tests it first, so in a loop the
-    /// compiler splits on it once: a fixed view's loop compiles like a loop over a slice, a
-    /// tracking view's pays one relaxed load and one comparison per element.
-    length: Length,
+    /// `Some` for a length-tracking view: its buffer's length word, cached so that the length
+    /// now is one relaxed load, not a walk through the buffer handle (`buffer` keeps the word
+    /// alive). Every bounds check tests it first, so in a loop the compiler splits on it once.
+    length_word: Option<LengthWord>,
+    /// A fixed view's length in elements (a tracking view's is computed from the word): a
+    /// plain number, so its bounds check is one comparison and a loop over the view compiles
+    /// like one over a slice. (Two plain fields rather than an enum: in a loop of stores the
+    /// compiler reloads an enum's payload after every store, but hoists a plain field.)
+    fixed_len: usize,
     _element: PhantomData<fn() -> T>,
-}
-
-/// A view's length: fixed, or following its buffer's.
-#[derive(Clone, Copy, Debug)]
-enum Length {
-    /// This many elements: a plain number, so a bounds check needs no atomic load.
-    Fixed(usize),
-    /// Length-tracking: the elements that fit between the view's offset and the buffer's
-    /// length now. The buffer's length word is cached (the view's `buffer` keeps it alive), so
-    /// that is one relaxed load, not a walk through the buffer handle.
-    Tracking(LengthWord),
 }
 
 /// `Int8Array`: a view of `i8`.
@@ -134,15 +128,13 @@ impl<T: Element> TypedArray<T> {
         // SAFETY: `byte_offset` was checked to be at most the buffer's length, which never
         // exceeds the region's reserved size.
         let base = unsafe { buffer.region().ptr_at(byte_offset) };
-        let length = match length {
-            Some(n) => Length::Fixed(n),
-            None => Length::Tracking(buffer.length_word()),
-        };
+        let length_word = length.is_none().then(|| buffer.length_word());
         TypedArray {
             buffer,
             base,
             byte_offset,
-            length,
+            length_word,
+            fixed_len: length.unwrap_or(0),
             _element: PhantomData,
         }
     }
@@ -150,9 +142,9 @@ impl<T: Element> TypedArray<T> {
     /// The number of elements now; a length-tracking view's length follows `grow` (V3).
     #[inline(always)]
     pub fn len(&self) -> usize {
-        match self.length {
-            Length::Fixed(n) => n,
-            Length::Tracking(word) => self.tracking_len(word),
+        match self.length_word {
+            None => self.fixed_len,
+            Some(word) => self.tracking_len(word),
         }
     }
 
@@ -187,7 +179,7 @@ impl<T: Element> TypedArray<T> {
 
     /// Whether the view follows its buffer's growth.
     pub fn is_length_tracking(&self) -> bool {
-        matches!(self.length, Length::Tracking(_))
+        self.length_word.is_some()
     }
 
     /// The buffer the view looks at.
@@ -229,10 +221,11 @@ impl<T: Element> TypedArray<T> {
     fn in_bounds(&self, index: usize) -> bool {
         // The fields are read up front so that in a loop the compiler hoists them all (a read
         // in one branch would be repeated on every pass through it).
-        let (length, byte_offset) = (self.length, self.byte_offset);
-        match length {
-            Length::Fixed(n) => index < n,
-            Length::Tracking(word) => {
+        let (length_word, fixed_len, byte_offset) =
+            (self.length_word, self.fixed_len, self.byte_offset);
+        match length_word {
+            None => index < fixed_len,
+            Some(word) => {
                 // SAFETY: `word` is this view's buffer's; `self.buffer` keeps it alive.
                 let byte_length = unsafe { word.load_relaxed() };
                 Self::ends_within(index, byte_offset, byte_length)
@@ -411,7 +404,8 @@ impl<T: Element> Clone for TypedArray<T> {
             buffer: self.buffer.clone(),
             base: self.base,
             byte_offset: self.byte_offset,
-            length: self.length,
+            length_word: self.length_word,
+            fixed_len: self.fixed_len,
             _element: PhantomData,
         }
     }
