@@ -140,6 +140,28 @@ pub enum Error {
         /// The largest value allowed.
         max: i64,
     },
+    /// The header of a process-shared buffer is not one this crate can use (X1, X5): the file
+    /// is too short, belongs to something else, was written by a newer layout version, or its
+    /// lengths do not match the file; or, after opening, another process wrote a value there
+    /// that no process of this crate writes.
+    BadHeader {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The operating system refused a file or memory operation a process-shared buffer needs
+    /// (opening or creating the file, mapping it, sealing a memfd).
+    Io {
+        /// What was being done.
+        operation: String,
+        /// The system's reason.
+        reason: String,
+    },
+    /// Every waiter slot of a process-shared buffer is taken by a waiting thread or future (of
+    /// any process that shares it), so one more cannot wait on it (X2).
+    TooManyWaiters {
+        /// The number of waiter slots the buffer has.
+        slots: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -200,6 +222,14 @@ impl fmt::Display for Error {
             Error::CountOutOfRange { count, value, min, max } => {
                 write!(f, "{count} {value} is outside {min}..={max}; nothing was changed")
             }
+            Error::BadHeader { reason } => {
+                write!(f, "not a usable process-shared buffer: {reason}")
+            }
+            Error::Io { operation, reason } => write!(f, "could not {operation}: {reason}"),
+            Error::TooManyWaiters { slots } => write!(
+                f,
+                "all {slots} waiter slots of the process-shared buffer are in use"
+            ),
         }
     }
 }

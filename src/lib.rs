@@ -66,6 +66,12 @@ pub mod loom_hooks {
     pub fn mutex_starving_after(sleeps: u32) {
         crate::sync::hooks::set_loom_starving_after(sleeps);
     }
+
+    /// Number of waiter slots taken in a process-shared buffer's header (it must return to
+    /// zero once every wait on it has returned); 0 for a private buffer.
+    pub fn process_slots_taken(buffer: &crate::SharedBuffer) -> usize {
+        crate::atomics::hooks::slots_taken(buffer)
+    }
 }
 
 mod assertions {

@@ -30,6 +30,15 @@ impl Deadline {
         until.map_or(Deadline::Never, Deadline::At)
     }
 
+    /// Whether the deadline has passed (never for `Never`).
+    pub(crate) fn has_passed(self) -> bool {
+        match self {
+            Deadline::Never => false,
+            Deadline::Expired => true,
+            Deadline::At(at) => Instant::now() >= at,
+        }
+    }
+
     /// The instant to sleep until (`None`: no limit; `Expired` has already passed).
     pub(crate) fn instant(self) -> Option<Instant> {
         match self {

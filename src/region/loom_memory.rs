@@ -5,10 +5,11 @@
 //! belong in a loom model.
 
 use std::ptr::NonNull;
+use std::time::Instant;
 
 use super::bits::{failure_ordering, Bits, RmwOp};
 use crate::error::Error;
-use crate::shim::{AtomicU64, Ordering};
+use crate::shim::{lock, thread, Arc, AtomicBool, AtomicU64, Mutex, Ordering, Parked};
 
 /// The largest block a loom model may use.
 const LOOM_MAX: usize = 1 << 20;
@@ -175,8 +176,67 @@ impl RegionPtr {
         (self.cells.as_ptr() as usize).wrapping_add(self.offset)
     }
 
+    /// The model's futex (see the native `RegionPtr::futex_wait`): sleeps while the `u32` here
+    /// holds `expected`, until a [`RegionPtr::futex_wake`] on it. The check and the enqueue
+    /// are one critical section of the sleepers' lock, as in the kernel. The deadline is
+    /// ignored: under loom the model plays the clock (`loom_hooks::fire_timeouts`).
+    ///
+    /// # Safety
+    /// As for `load` of a `u32`, at offset 0.
+    pub(crate) unsafe fn futex_wait(self, expected: u32, _deadline: Option<Instant>) -> Parked {
+        let woken = Arc::new(AtomicBool::new(false));
+        {
+            let mut sleepers = lock(&FUTEX_SLEEPERS);
+            // SAFETY: as per the caller.
+            if unsafe { self.load::<u32>(0, Ordering::SeqCst) } != expected {
+                return Parked::Woken;
+            }
+            sleepers.push(Sleeper {
+                address: self.address(),
+                thread: thread::current(),
+                woken: Arc::clone(&woken),
+            });
+        }
+        while !woken.load(Ordering::Acquire) {
+            thread::park();
+        }
+        Parked::Woken
+    }
+
+    /// Wakes up to `count` sleepers of [`RegionPtr::futex_wait`] on this word, oldest first;
+    /// returns how many.
+    ///
+    /// # Safety
+    /// As for `futex_wait`.
+    pub(crate) unsafe fn futex_wake(self, count: u32) -> usize {
+        let mut sleepers = lock(&FUTEX_SLEEPERS);
+        let mut woken = 0;
+        sleepers.retain(|sleeper| {
+            if woken < count as usize && sleeper.address == self.address() {
+                sleeper.woken.store(true, Ordering::Release);
+                sleeper.thread.unpark();
+                woken += 1;
+                false
+            } else {
+                true
+            }
+        });
+        woken
+    }
+
     /// Loom memory is not raw: copies go word by word through the cells.
     pub(crate) fn raw(self) -> Option<*mut u8> {
         None
     }
+}
+
+/// A thread asleep in the model's futex.
+struct Sleeper {
+    address: usize,
+    thread: thread::Thread,
+    woken: Arc<AtomicBool>,
+}
+
+crate::shim::lazy_static! {
+    static ref FUTEX_SLEEPERS: Mutex<Vec<Sleeper>> = Mutex::new(Vec::new());
 }

@@ -5,8 +5,10 @@
 //! large ones from an anonymous mapping (`mmap.rs`) so the operating system commits pages only
 //! when they are touched. A large block with room to grow is reserved as address space only
 //! (`reservation.rs`) and made accessible up to the buffer's length by [`Region::commit`], so a
-//! maximum far above the machine's memory costs nothing until it is used. File and memfd
-//! mappings shared with other processes will be a further backing behind the same interface.
+//! maximum far above the machine's memory costs nothing until it is used. A process-shared
+//! region (Linux) is a memfd or a named file mapped whole (`shared_file.rs`), starting with a
+//! header every process validates (`header.rs`); the region's byte 0 is the first byte after
+//! the header, so everything above works on it unchanged.
 //! Under `--cfg loom` the memory is an array of loom atomic cells instead (`loom_memory.rs`
 //! takes the place of `native_memory.rs`), so models see every access; the rest of the crate,
 //! this file included, is the same in both builds.
@@ -26,7 +28,13 @@
 mod bits;
 mod copy;
 #[cfg(not(loom))]
+mod futex;
+// Under loom no file is ever opened, so the header's parser is unused there.
+#[cfg_attr(loom, allow(dead_code))]
+mod header;
+#[cfg(not(loom))]
 mod heap;
+mod liveness;
 #[cfg_attr(loom, path = "loom_memory.rs")]
 #[cfg_attr(not(loom), path = "native_memory.rs")]
 mod memory;
@@ -34,9 +42,13 @@ mod memory;
 mod mmap;
 #[cfg(all(unix, not(loom)))]
 mod reservation;
+#[cfg(all(not(loom), target_os = "linux"))]
+mod shared_file;
 
 pub use bits::Bits;
 pub(crate) use bits::RmwOp;
+pub(crate) use header::{Header, Layout, Slot, HEADER_LEN, SLOT_COUNT};
+pub(crate) use liveness::{current_process, process_exists};
 pub(crate) use memory::RegionPtr;
 
 use crate::error::Error;
@@ -53,6 +65,36 @@ pub(crate) struct Region {
     base: RegionPtr,
     reserved: usize,
     memory: Memory,
+    /// `Some` for a process-shared region.
+    shared: Option<Shared>,
+}
+
+/// What a process-shared region has beyond its bytes: the header, and (natively) the mapped
+/// file, unmapped when the region is dropped.
+struct Shared {
+    header: Header,
+    #[cfg(all(not(loom), target_os = "linux"))]
+    file: shared_file::SharedFile,
+}
+
+/// Where a new process-shared region lives.
+#[cfg(target_os = "linux")]
+#[cfg_attr(loom, allow(dead_code))] // a model ignores the name and has no files
+pub(crate) enum NewShared<'a> {
+    /// An anonymous memfd with this name (shown in `/proc/<pid>/fd`).
+    Memfd(&'a str),
+    /// A new file at this path, which must not exist yet.
+    File(&'a std::path::Path),
+}
+
+/// An existing process-shared region to map.
+#[cfg(target_os = "linux")]
+#[cfg_attr(loom, allow(dead_code))] // a model has no files
+pub(crate) enum OpenShared<'a> {
+    /// The file at this path.
+    File(&'a std::path::Path),
+    /// The file (or memfd) behind this descriptor.
+    Fd(std::os::fd::OwnedFd),
 }
 
 impl Region {
@@ -72,6 +114,7 @@ impl Region {
             base,
             reserved,
             memory,
+            shared: None,
         })
     }
 
@@ -93,7 +136,112 @@ impl Region {
             base,
             reserved: len,
             memory,
+            shared: None,
         })
+    }
+
+    /// A new process-shared region for `layout`, its header written (SEMANTICS X1).
+    #[cfg(all(not(loom), target_os = "linux"))]
+    pub(crate) fn new_shared(source: NewShared<'_>, layout: Layout) -> Result<Region, Error> {
+        let file = match source {
+            NewShared::Memfd(name) => shared_file::SharedFile::memfd(name, &layout)?,
+            NewShared::File(path) => shared_file::SharedFile::create(path, &layout)?,
+        };
+        let region = Self::over_file(file, layout)?;
+        region.header().map(Header::write);
+        Ok(region)
+    }
+
+    /// Maps an existing process-shared region, validating its header first (SEMANTICS X1).
+    #[cfg(all(not(loom), target_os = "linux"))]
+    pub(crate) fn open_shared(source: OpenShared) -> Result<Region, Error> {
+        let (file, layout) = match source {
+            OpenShared::File(path) => shared_file::SharedFile::open(path)?,
+            OpenShared::Fd(fd) => shared_file::SharedFile::from_fd(fd)?,
+        };
+        Self::over_file(file, layout)
+    }
+
+    /// The region over a mapped file: the header at byte 0 of the mapping, the data after.
+    #[cfg(all(not(loom), target_os = "linux"))]
+    fn over_file(file: shared_file::SharedFile, layout: Layout) -> Result<Region, Error> {
+        let all = RegionPtr::from_base(file.base());
+        // SAFETY: the mapping holds the header and `max_byte_length` bytes after it (the file
+        // was sized, or checked by `fstat`, to exactly that), is page-aligned, accessed only
+        // atomically, and lives in `shared.file` as long as the header does.
+        let header = unsafe { Header::new(all, layout) };
+        // SAFETY: the header's bytes are within the mapping (see above).
+        let base = unsafe { all.add(HEADER_LEN) };
+        let (memory, _) = Memory::new(0, 0)?;
+        Ok(Region {
+            base,
+            reserved: layout.max_byte_length,
+            memory,
+            shared: Some(Shared { header, file }),
+        })
+    }
+
+    /// Under loom a "memfd" is model memory with a header: threads of the model stand in for
+    /// processes. Named files do not exist in a model.
+    #[cfg(all(loom, target_os = "linux"))]
+    pub(crate) fn new_shared(source: NewShared<'_>, layout: Layout) -> Result<Region, Error> {
+        if let NewShared::File(_) = source {
+            return Err(Self::not_in_loom());
+        }
+        let (memory, all) = Memory::new(layout.file_len(), layout.file_len())?;
+        // SAFETY: the cells hold the header and the maximum, and live in `memory`.
+        let header = unsafe { Header::new(all, layout) };
+        header.write();
+        Ok(Region {
+            // SAFETY: within the cells (see above).
+            base: unsafe { all.add(HEADER_LEN) },
+            reserved: layout.max_byte_length,
+            memory,
+            shared: Some(Shared { header }),
+        })
+    }
+
+    /// Under loom there are no files to open.
+    #[cfg(all(loom, target_os = "linux"))]
+    pub(crate) fn open_shared(_source: OpenShared) -> Result<Region, Error> {
+        Err(Self::not_in_loom())
+    }
+
+    #[cfg(all(loom, target_os = "linux"))]
+    fn not_in_loom() -> Error {
+        Error::Io {
+            operation: "use a file in a loom model".into(),
+            reason: "loom models only have memfd buffers, in model memory".into(),
+        }
+    }
+
+    /// A new descriptor of a process-shared region's file that child processes inherit across
+    /// `exec` (no close-on-exec flag); `None` for a private region.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn inheritable_fd(&self) -> Option<Result<std::os::fd::OwnedFd, Error>> {
+        #[cfg(not(loom))]
+        return self
+            .shared
+            .as_ref()
+            .map(|shared| shared.file.inheritable_fd());
+        #[cfg(loom)]
+        return None;
+    }
+
+    /// The header of a process-shared region; `None` for a private one.
+    #[inline]
+    pub(crate) fn header(&self) -> Option<&Header> {
+        self.shared.as_ref().map(|shared| &shared.header)
+    }
+
+    /// The descriptor of a process-shared region's file; `None` for a private region (and
+    /// under loom).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        #[cfg(not(loom))]
+        return self.shared.as_ref().map(|shared| shared.file.fd());
+        #[cfg(loom)]
+        return None;
     }
 
     /// Makes the first `len` (at most [`Region::reserved`]) bytes accessible to every thread
@@ -106,6 +254,12 @@ impl Region {
     /// accessible.
     pub(crate) fn commit(&self, len: usize) -> Result<(), Error> {
         debug_assert!(len <= self.reserved);
+        #[cfg(all(not(loom), target_os = "linux"))]
+        if let Some(shared) = &self.shared {
+            // A process-shared region is mapped whole from the start; a named file reserves
+            // the filesystem's pages (see `shared_file.rs`).
+            return shared.file.reserve(len);
+        }
         self.memory.commit(len)
     }
 

@@ -4,14 +4,16 @@
 //! Under loom `loom_memory.rs` takes this file's place with the same interface.
 
 use std::ptr::NonNull;
+use std::time::Instant;
 
 use super::bits::{Bits, RmwOp};
+use super::futex;
 use super::heap::HeapBlock;
 use super::mmap::AnonymousMapping;
 #[cfg(unix)]
 use super::reservation::Reservation;
 use crate::error::Error;
-use crate::shim::Ordering;
+use crate::shim::{Ordering, Parked};
 
 /// Blocks at least this large come from an anonymous mapping (committed lazily by the OS);
 /// smaller ones from the heap. Miri cannot run `mmap`, so under Miri everything is heap.
@@ -111,6 +113,11 @@ unsafe impl Send for RegionPtr {}
 unsafe impl Sync for RegionPtr {}
 
 impl RegionPtr {
+    /// A pointer to `base`, the first byte of memory a backing owns.
+    pub(super) fn from_base(base: NonNull<u8>) -> RegionPtr {
+        RegionPtr(base)
+    }
+
     /// The pointer `bytes` further on.
     ///
     /// # Safety
@@ -193,6 +200,26 @@ impl RegionPtr {
     #[inline(always)]
     pub(crate) fn address(self) -> usize {
         self.0.as_ptr() as usize
+    }
+
+    /// Sleeps while the `u32` here holds `expected`, until a [`RegionPtr::futex_wake`] on it
+    /// from any process mapping the same file, or `deadline` (see `futex.rs`).
+    ///
+    /// # Safety
+    /// As for [`RegionPtr::load`] of a `u32`, at offset 0.
+    pub(crate) unsafe fn futex_wait(self, expected: u32, deadline: Option<Instant>) -> Parked {
+        // SAFETY: an aligned, live, atomic-only word per the caller.
+        unsafe { futex::wait(self.0.as_ptr().cast(), expected, deadline) }
+    }
+
+    /// Wakes up to `count` threads in [`RegionPtr::futex_wait`] on the `u32` here; returns how
+    /// many.
+    ///
+    /// # Safety
+    /// As for [`RegionPtr::futex_wait`].
+    pub(crate) unsafe fn futex_wake(self, count: u32) -> usize {
+        // SAFETY: as per the caller.
+        unsafe { futex::wake(self.0.as_ptr().cast(), count) }
     }
 
     /// The raw pointer, for copies done by the CPU's string instructions (`region/copy.rs`).
