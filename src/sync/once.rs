@@ -328,7 +328,7 @@ struct Run<'a> {
 impl Drop for Run<'_> {
     fn drop(&mut self) {
         if shim::model_is_unwinding() {
-            return; // a failed loom model: see `shim::model_is_unwinding`
+            return; // loom gave up on a model: see `shim::model_is_unwinding`
         }
         self.once.owner().store(owner::NONE, Relaxed);
         let old = self.once.state().swap(self.outcome, Release);
