@@ -7,6 +7,7 @@ mod buffer;
 pub mod channel;
 mod element;
 mod error;
+pub mod pool;
 mod range;
 mod region;
 mod shim;
@@ -89,5 +90,16 @@ mod assertions {
     assert_impl_all!(atomics::WaitAsync: Send, Sync);
     assert_impl_all!(atomics::WaitFuture: Send, Sync, Unpin, std::future::Future<Output = WaitResult>);
     assert_impl_all!(atomics::Interrupter: Send, Sync, Clone);
+    assert_impl_all!(pool::WorkerPool: Send, Sync);
+    assert_impl_all!(pool::PoolBuilder: Send, Sync);
+    assert_impl_all!(pool::TaskHandle<Vec<u8>>: Send, Sync, Unpin, std::future::Future<Output = Result<Vec<u8>, pool::TaskError>>);
+    assert_impl_all!(pool::TaskContext<'static>: Send, Sync);
+    assert_impl_all!(pool::TaskOptions: Send, Sync, Copy);
+    assert_impl_all!(pool::TaskError: Send, Sync, Clone, std::error::Error);
+    assert_impl_all!(pool::PoolError<fn()>: Send, Sync, std::error::Error);
+    assert_impl_all!(pool::PoolStats: Send, Sync, Clone);
+    assert_impl_all!(pool::Cancelled: Send, Sync, Copy, std::error::Error);
+    assert_impl_all!(pool::BuildError: Send, Sync, std::error::Error);
+    assert_impl_all!(pool::CloseError: Send, Sync, std::error::Error);
     static_assertions::assert_not_impl_any!(atomics::InterruptGuard: Send, Sync);
 }
