@@ -241,21 +241,22 @@ impl Core {
     /// Queues `job` (I1, I3). `bounded`: whether the queue bound and the `WhenFull` policy
     /// apply (not for `map`'s chunks and `broadcast`).
     pub(super) fn submit(
-        self: &crate::shim::Arc<Core>,
+        core: &crate::shim::Arc<Core>,
         job: &JobRef,
         bounded: bool,
     ) -> Result<(), Refusal> {
+        let this: &Core = core;
         let placement = job.header().placement;
-        let mut locked = self.lock();
+        let mut locked = this.lock();
         let mut deadline = None;
         loop {
             if locked.phase != Phase::Open {
                 return Err(Refusal::Closed);
             }
-            if !bounded || !locked.is_full(placement, &self.config) {
+            if !bounded || !locked.is_full(placement, &this.config) {
                 break;
             }
-            match self.config.when_full {
+            match this.config.when_full {
                 WhenFull::Reject => return Err(Refusal::Full),
                 WhenFull::CallerRuns => return Err(Refusal::RunHere),
                 WhenFull::Block(timeout) => {
@@ -265,7 +266,7 @@ impl Core {
                     (locked, waited) = locked.wait_for(Signal::Queue, until);
                     if !waited {
                         // Timed out or interrupted: one last look, then give up.
-                        if locked.phase == Phase::Open && !locked.is_full(placement, &self.config) {
+                        if locked.phase == Phase::Open && !locked.is_full(placement, &this.config) {
                             break;
                         }
                         return Err(if locked.phase == Phase::Open {
@@ -277,8 +278,8 @@ impl Core {
                 }
             }
         }
-        locked.enqueue(self, job)?;
-        self.counters.submitted.add(1, false);
+        locked.enqueue(core, job)?;
+        this.counters.submitted.add(1, false);
         Ok(())
     }
 

@@ -116,7 +116,7 @@ impl WorkerPool {
         };
         let cell = TaskCell::new(header, task);
         let job: JobRef = cell.clone();
-        let refusal = match self.core.submit(&job, true) {
+        let refusal = match Core::submit(&self.core, &job, true) {
             Ok(()) => return Ok(TaskHandle::new(cell)),
             Err(Refusal::RunHere) if options.key.is_none() => {
                 let claimed = job.header().state.claim();
