@@ -114,6 +114,12 @@ pub(super) struct State {
     pub(super) global: [VecDeque<JobRef>; 3],
     /// Live tasks waiting in the global queues and lanes (I4).
     pub(super) queued: usize,
+    /// Of those, the ones in the global queues.
+    pub(super) global_queued: usize,
+    /// Workers that will look at the queues before they run anything or go idle: threads
+    /// starting, and idle workers just rung (I1). A global task starts a new thread only if
+    /// it would wait even after each of them took one.
+    pub(super) seekers: usize,
     pub(super) slots: Vec<Slot>,
     /// Idle slots, most recently idle last (it is rung first: its caches are warm, and the
     /// others time out and exit).
@@ -139,6 +145,8 @@ pub(super) struct Slot {
     pub(super) occupied: bool,
     /// On the idle stack (I2).
     pub(super) idle: bool,
+    /// Counted in `State::seekers`.
+    pub(super) seeking: bool,
     pub(super) thread_id: u64,
     pub(super) thread: Option<thread::JoinHandle<()>>,
     pub(super) interrupter: Option<Interrupter>,
@@ -188,6 +196,8 @@ impl Core {
                 phase: Phase::Open,
                 global: Default::default(),
                 queued: 0,
+                global_queued: 0,
+                seekers: 0,
                 slots: (0..config.max_threads).map(|_| Slot::default()).collect(),
                 idle: Vec::new(),
                 occupied: 0,
@@ -288,6 +298,9 @@ impl Core {
         if matches!(placement, Placement::Global(_) | Placement::Keyed(_)) {
             let mut locked = self.lock();
             locked.queued -= 1;
+            if let Placement::Global(_) = placement {
+                locked.global_queued -= 1;
+            }
             locked.queue_shrank();
             if let Placement::Global(priority) = placement {
                 locked.sweep(priority);
@@ -361,7 +374,7 @@ impl State {
     /// Sweeps stale entries out of a global queue once they outnumber live ones (I4).
     pub(super) fn sweep(&mut self, priority: Priority) {
         let entries: usize = self.global.iter().map(VecDeque::len).sum();
-        if entries > 2 * self.queued + 64 {
+        if entries > 2 * self.global_queued + 64 {
             self.global[priority as usize].retain(|job| job.header().state.load() == QUEUED);
         }
     }
@@ -439,6 +452,8 @@ impl<'a> Locked<'a> {
             if let Some(position) = state.idle.iter().rposition(|&s| s == slot) {
                 state.idle.remove(position);
             }
+            state.slots[slot].seeking = true;
+            state.seekers += 1;
         }
         self.core.bell(slot).fetch_add(1, SeqCst);
         if !self.wake.bells.contains(&slot) {
@@ -501,7 +516,7 @@ impl<'a> Locked<'a> {
             Placement::Global(priority) => {
                 if let Some(&slot) = self.idle.last() {
                     self.ring(slot);
-                } else if self.occupied < max {
+                } else if self.global_queued + 1 > self.seekers && self.occupied < max {
                     let slot = self.vacant_slot().expect("occupied < max");
                     if let Err(reason) = self.start_thread(core, slot) {
                         if self.occupied == 0 {
@@ -512,6 +527,7 @@ impl<'a> Locked<'a> {
                 }
                 self.global[priority as usize].push_back(JobRef::clone(job));
                 self.queued += 1;
+                self.global_queued += 1;
             }
             Placement::Keyed(key) => {
                 let slot = lane_slot(key, max);
@@ -548,6 +564,7 @@ impl<'a> Locked<'a> {
         state.slots[slot] = Slot {
             occupied: true,
             idle: false,
+            seeking: true,
             thread_id,
             thread: Some(handle),
             interrupter: Some(interrupter),
@@ -558,6 +575,7 @@ impl<'a> Locked<'a> {
             running: Vec::new(),
         };
         state.occupied += 1;
+        state.seekers += 1;
         state.alive += 1;
         state.peak = state.peak.max(state.alive);
         core.counters.threads_started.add(1, false);
@@ -571,6 +589,7 @@ impl<'a> Locked<'a> {
     /// of a ready lane, then the oldest global task of the highest priority; else idle, or exit
     /// if the pool is destroyed, or closing with nothing left for it (I3, I5).
     pub(super) fn next_job(&mut self, slot: usize, thread_id: u64) -> Next {
+        self.stop_seeking(slot);
         if self.phase == Phase::Destroyed {
             return Next::Exit;
         }
@@ -591,6 +610,7 @@ impl<'a> Locked<'a> {
             while let Some(job) = self.global[priority as usize].pop_front() {
                 if job.header().state.claim() {
                     self.queued -= 1;
+                    self.global_queued -= 1;
                     self.queue_shrank();
                     self.slots[slot].running.push(JobRef::clone(&job));
                     return Next::Run(job, None);
@@ -602,6 +622,14 @@ impl<'a> Locked<'a> {
             return Next::Exit;
         }
         Next::Idle
+    }
+
+    /// Worker `slot` is about to look at the queues: it no longer counts as a seeker.
+    fn stop_seeking(&mut self, slot: usize) {
+        if self.slots[slot].seeking {
+            self.slots[slot].seeking = false;
+            self.seekers -= 1;
+        }
     }
 
     /// Worker `slot` finished running `job` (from lane `lane`): takes it off its running list
@@ -639,6 +667,10 @@ impl<'a> Locked<'a> {
     /// then [`Locked::exited`]). Returns when the thread started.
     pub(super) fn vacate(&mut self, slot: usize) -> Option<Instant> {
         let state = &mut **self;
+        if state.slots[slot].seeking {
+            state.slots[slot].seeking = false;
+            state.seekers -= 1;
+        }
         let vacated = &mut state.slots[slot];
         debug_assert!(vacated.occupied && !vacated.idle);
         vacated.occupied = false;

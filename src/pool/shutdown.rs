@@ -96,6 +96,7 @@ impl Core {
                 queued.extend(lane.queue);
             }
             locked.queued = 0;
+            locked.global_queued = 0;
             let mut running = locked.foreign_running.clone();
             let mut interrupters = Vec::new();
             for slot in 0..locked.slots.len() {
