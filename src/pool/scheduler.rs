@@ -353,7 +353,8 @@ impl Drop for Registered<'_> {
 
 impl State {
     /// Whether a task with this placement would have to wait beyond the queue bound: the bound
-    /// is reached and no worker could take the task now.
+    /// is reached and no worker could take the task now (none idle, no seeker left over for
+    /// it, no room for another thread).
     fn is_full(&self, placement: Placement, config: &Config) -> bool {
         let Some(bound) = config.queue_bound else {
             return false;
@@ -362,7 +363,11 @@ impl State {
             return false;
         }
         match placement {
-            Placement::Global(_) => self.idle.is_empty() && self.occupied >= config.max_threads,
+            Placement::Global(_) => {
+                self.idle.is_empty()
+                    && self.global_queued >= self.seekers
+                    && self.occupied >= config.max_threads
+            }
             Placement::Keyed(key) => {
                 let slot = &self.slots[lane_slot(key, config.max_threads)];
                 slot.occupied && !slot.idle
