@@ -303,7 +303,10 @@ fn stats_report_run_and_wait_times_and_utilization() {
         join(handle).unwrap();
     }
     let stats = pool.stats();
-    assert_eq!((stats.run_time.count, stats.wait_time.count), (100, 100));
+    // Durations are sampled, one task in 8 per submitting thread; counts are exact.
+    assert_eq!(stats.completed, 100);
+    assert_eq!(stats.run_time.count, stats.wait_time.count);
+    assert!((12..=13).contains(&stats.run_time.count), "{stats:?}");
     let run = stats.run_time;
     assert!(run.p50 <= run.p90 && run.p90 <= run.p99 && run.p99 <= run.max);
     assert!(run.max > Duration::ZERO);

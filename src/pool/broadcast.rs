@@ -97,7 +97,7 @@ fn serve_until_done<R: Send + 'static>(
         }
         if let Some(job) = mine {
             drop(locked);
-            core.run_here(&job, runner);
+            core.run_here(&job, runner, false);
             continue;
         }
         if handles.iter().all(TaskHandle::is_finished) {

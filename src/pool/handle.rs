@@ -45,8 +45,9 @@ use crate::atomics::{self, WaitAsync, WaitFuture};
 #[must_use = "dropping a TaskHandle detaches its task (its value is dropped)"]
 pub struct TaskHandle<R> {
     task: StdArc<dyn Outcome<R>>,
-    /// The async wait of the latest poll, if it is pending.
-    waiting: Option<WaitFuture>,
+    /// The async wait of the latest poll, if it is pending (boxed: most handles are never
+    /// polled, and a vector of a million handles should stay small).
+    waiting: Option<Box<WaitFuture>>,
     /// The future already returned its output.
     done: bool,
 }
@@ -106,9 +107,9 @@ impl<R: Send + 'static> TaskHandle<R> {
     /// a task that already finished. Exactly one of "ran" and "cancelled" happens (P4).
     pub fn cancel(&self) -> bool {
         let header = self.task.header();
-        if header.state.leave_queue(CANCELLED) {
+        if let Some(resolved) = header.state.leave_queue(CANCELLED) {
             header.core.counters.cancelled.add(1, false);
-            header.notify_resolved();
+            header.notify_resolved(resolved);
             header.core.left_queue(header.placement);
             // Last: the closure's `Drop` is user code.
             StdArc::clone(&self.task).into_job().discard();
@@ -137,9 +138,8 @@ impl<R: Send + 'static> TaskHandle<R> {
         match header.placement {
             Placement::Global(_) => {
                 if header.state.claim() {
-                    header.core.left_queue(header.placement);
                     let job = StdArc::clone(&self.task).into_job();
-                    header.core.run_here(&job, runner);
+                    header.core.run_here(&job, runner, true);
                 }
             }
             Placement::Keyed(key) => {
@@ -203,7 +203,7 @@ impl<R: Send + 'static> Future for TaskHandle<R> {
                 return Poll::Ready(this.resolve(word));
             }
             if let Some(waiting) = &mut this.waiting {
-                match Pin::new(waiting).poll(cx) {
+                match Pin::new(&mut **waiting).poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(_) => {
                         this.waiting = None;
@@ -211,9 +211,13 @@ impl<R: Send + 'static> Future for TaskHandle<R> {
                     }
                 }
             }
-            let view = this.task.header().state.view();
-            match atomics::wait_async(&view, 0, word, None) {
-                Ok(WaitAsync::Pending(future)) => this.waiting = Some(future),
+            let state = &this.task.header().state;
+            let Some(flagged) = state.flag_waiting(word) else {
+                continue; // it changed meanwhile
+            };
+            let view = state.view();
+            match atomics::wait_async(&view, 0, flagged, None) {
+                Ok(WaitAsync::Pending(future)) => this.waiting = Some(Box::new(future)),
                 Ok(WaitAsync::Ready(_)) => {}
                 Err(_) => unreachable!("the view covers the state word"),
             }

@@ -82,6 +82,11 @@ impl Histogram {
         self.max_ns.max(ns, owned);
     }
 
+    /// How many durations were recorded.
+    pub(super) fn count(&self) -> u64 {
+        self.count.get()
+    }
+
     /// The sum of every recorded duration, in nanoseconds.
     pub(super) fn sum_ns(&self) -> u64 {
         self.sum_ns.get()

@@ -211,10 +211,7 @@ where
     // Help: run every chunk no worker has started, newest first.
     for (job, _, queued) in tasks.iter().rev() {
         if job.header().state.claim() {
-            if *queued {
-                core.left_queue(job.header().placement);
-            }
-            core.run_here(job, runner);
+            core.run_here(job, runner, *queued);
         }
     }
     let mut failure = None;

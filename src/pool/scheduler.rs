@@ -63,6 +63,7 @@ use crate::atomics::{Interrupter, SharedWords, WaitResult, Word};
 use crate::error::Error;
 use crate::shim::{lock, thread, IdCounter, Mutex, MutexGuard, Ordering::SeqCst};
 use crate::view::TypedArray;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Pool ids: unique in the process, never 0 (0 marks "not a pool thread").
 static NEXT_POOL_ID: IdCounter = IdCounter::starting_at(1);
@@ -105,6 +106,12 @@ pub(crate) struct Core {
     /// For tasks run on threads outside the pool.
     foreign: Recorder,
     pub(super) counters: Counters,
+    /// Tasks pushed to the global queues and lanes so far: a hint a worker about to go idle
+    /// polls for a moment (worker.rs), so a steady stream of tasks does not make every
+    /// submission wake a parked thread. Written only under the lock; read without it. A std
+    /// atomic even under loom: a hint decides nothing (the worker then takes the lock and
+    /// looks), and the poll is off under loom.
+    pub(super) pushes: std::sync::atomic::AtomicU64,
 }
 
 /// Everything the lock guards.
@@ -192,6 +199,7 @@ impl Core {
                 .collect(),
             foreign: Recorder::default(),
             counters: Counters::default(),
+            pushes: std::sync::atomic::AtomicU64::new(0),
             state: Mutex::new(State {
                 phase: Phase::Open,
                 global: Default::default(),
@@ -293,26 +301,20 @@ impl Core {
         Ok(())
     }
 
-    /// Takes a task that an inline join or a cancel moved out of `QUEUED` off the counts (I4).
+    /// Takes a task that a cancel moved out of `QUEUED` off the counts (I4).
     pub(super) fn left_queue(&self, placement: Placement) {
-        if matches!(placement, Placement::Global(_) | Placement::Keyed(_)) {
-            let mut locked = self.lock();
-            locked.queued -= 1;
-            if let Placement::Global(_) = placement {
-                locked.global_queued -= 1;
-            }
-            locked.queue_shrank();
-            if let Placement::Global(priority) = placement {
-                locked.sweep(priority);
-            }
-        }
+        self.lock().left_queue(placement);
     }
 
     /// Runs `job`, already claimed, on the calling thread outside any worker loop (an inline
     /// join, `CallerRuns`, `map`'s own chunks), registered as running so `destroy` reaches it.
-    pub(super) fn run_here(&self, job: &JobRef, runner: super::task::Runner) {
+    /// `was_queued`: the caller claimed it from a queue (it comes off the counts, I4).
+    pub(super) fn run_here(&self, job: &JobRef, runner: super::task::Runner, was_queued: bool) {
         {
             let mut locked = self.lock();
+            if was_queued {
+                locked.left_queue(job.header().placement);
+            }
             match runner.slot {
                 Some(slot) => locked.slots[slot].running.push(JobRef::clone(job)),
                 None => locked.foreign_running.push(JobRef::clone(job)),
@@ -405,12 +407,50 @@ pub(super) struct Locked<'a> {
 /// Wakeups collected under the lock.
 #[derive(Default)]
 struct Wakeups {
-    bells: Vec<usize>,
+    bells: Few<usize>,
     /// Bit `Signal as u8` set: notify that signal.
     signals: u8,
     /// Task references whose drop may run user code (a result's `Drop`): dropped after
     /// unlocking.
-    drops: Vec<JobRef>,
+    drops: Few<JobRef>,
+}
+
+/// A list that holds its first element inline: one task's lock section rings at most one bell
+/// and drops at most one task reference, and should not allocate for that.
+struct Few<T> {
+    first: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T> Default for Few<T> {
+    fn default() -> Few<T> {
+        Few {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<T: PartialEq> Few<T> {
+    fn push(&mut self, value: T) {
+        match self.first {
+            None => self.first = Some(value),
+            Some(_) => self.rest.push(value),
+        }
+    }
+
+    fn contains(&self, value: &T) -> bool {
+        self.first.as_ref() == Some(value) || self.rest.contains(value)
+    }
+}
+
+impl<T> Few<T> {
+    fn take(&mut self) -> impl Iterator<Item = T> {
+        self.first
+            .take()
+            .into_iter()
+            .chain(std::mem::take(&mut self.rest))
+    }
 }
 
 impl Deref for Locked<'_> {
@@ -433,7 +473,7 @@ impl Drop for Locked<'_> {
         if crate::shim::model_is_unwinding() {
             return;
         }
-        for &slot in &self.wake.bells {
+        for slot in self.wake.bells.take() {
             self.core.bell(slot).notify(None);
         }
         for signal in [Signal::Exited, Signal::Queue, Signal::Lane] {
@@ -441,7 +481,7 @@ impl Drop for Locked<'_> {
                 self.core.signal(signal).notify(None);
             }
         }
-        for job in self.wake.drops.drain(..) {
+        for job in self.wake.drops.take() {
             drop_quietly(job);
         }
     }
@@ -479,9 +519,26 @@ impl<'a> Locked<'a> {
         }
     }
 
+    /// A task moved out of `QUEUED` by someone other than a worker taking it (I4).
+    pub(super) fn left_queue(&mut self, placement: Placement) {
+        match placement {
+            Placement::Global(priority) => {
+                self.queued -= 1;
+                self.global_queued -= 1;
+                self.sweep(priority);
+            }
+            Placement::Keyed(_) => self.queued -= 1,
+            Placement::Broadcast(_) => return,
+        }
+        self.queue_shrank();
+    }
+
     /// Drops `job` after unlocking.
     pub(super) fn defer_drop(&mut self, job: JobRef) {
-        self.wake.drops.push(job);
+        match self.wake.drops.first {
+            None => self.wake.drops.first = Some(job),
+            Some(_) => self.wake.drops.rest.push(job),
+        }
     }
 
     /// Unlocks, waits until `signal` changes or `deadline` passes (`None`: no limit), and
@@ -517,6 +574,9 @@ impl<'a> Locked<'a> {
     /// if it needed a new thread and none could be started (the task was not queued).
     fn enqueue(&mut self, core: &crate::shim::Arc<Core>, job: &JobRef) -> Result<(), Refusal> {
         let max = core.config.max_threads;
+        // Only lock holders write it, so a plain load and store make the increment.
+        let pushes = &core.pushes;
+        pushes.store(pushes.load(Relaxed) + 1, Relaxed);
         match job.header().placement {
             Placement::Global(priority) => {
                 if let Some(&slot) = self.idle.last() {
@@ -627,6 +687,15 @@ impl<'a> Locked<'a> {
             return Next::Exit;
         }
         Next::Idle
+    }
+
+    /// Worker `slot` polls for work before it goes idle (worker.rs): it counts as a seeker
+    /// meanwhile, since it will look at the queues in a moment.
+    pub(super) fn start_seeking(&mut self, slot: usize) {
+        if !self.slots[slot].seeking {
+            self.slots[slot].seeking = true;
+            self.seekers += 1;
+        }
     }
 
     /// Worker `slot` is about to look at the queues: it no longer counts as a seeker.

@@ -118,20 +118,20 @@ impl Core {
             .iter()
             .map(|job| {
                 let header = job.header();
-                let won = header.state.leave_queue(DESTROYED);
-                if won {
+                let resolved = header.state.leave_queue(DESTROYED);
+                if let Some(resolved) = resolved {
                     header.core.counters.destroyed.add(1, false);
-                    header.notify_resolved();
+                    header.notify_resolved(resolved);
                 }
-                won
+                resolved.is_some()
             })
             .collect();
         for job in &running {
             let header = job.header();
-            if header.state.leave_running(DESTROYED) {
+            if let Some(resolved) = header.state.leave_running(DESTROYED) {
                 header.core.counters.destroyed.add(1, false);
                 header.core.counters.overdue_added.add(1, false);
-                header.notify_resolved();
+                header.notify_resolved(resolved);
             }
         }
         for interrupter in interrupters {

@@ -30,6 +30,14 @@
 //!   before the handle's read.
 //! - `CANCEL_REQUESTED` is only ever set, and only while `RUNNING` (a queued task is cancelled
 //!   outright); it never changes the phase, so it cannot decide a race.
+//! - **No lost wakeup, no needless notify** (as in `channel/ring.rs`): a handle that is about
+//!   to block sets `WAITING` with a compare-exchange from the value it saw, then waits for the
+//!   word to leave that flagged value; every transition keeps the flag until the task
+//!   resolves, and the resolver `notify`s only if the word it replaced had the flag. Flagging
+//!   and resolving are read-modify-writes of one word, so either the resolver sees the flag,
+//!   or the handle's compare-exchange fails and it sees the new phase; `wait` checks the value
+//!   under the waiter table's lock (docs/semantics.md A11), so a notify after the flag is never
+//!   lost. When nobody waits, resolving a task costs no `notify` at all.
 //!
 //! # Where the words live
 //!
@@ -67,6 +75,8 @@ pub(super) const REJECTED: u32 = 6;
 const PHASE: u32 = 0b111;
 /// Set on a running task by `cancel()`: the task should stop (it reads this flag).
 pub(super) const CANCEL_REQUESTED: u32 = 8;
+/// Set by a handle about to wait for the word: whoever resolves the task must `notify`.
+const WAITING: u32 = 16;
 
 /// Words carved out of one buffer (a page of `u32`s); one under loom.
 const WORDS_PER_CHUNK: usize = if LOOM { 1 } else { 1024 };
@@ -123,33 +133,38 @@ impl TaskState {
         self.word().load(SeqCst)
     }
 
-    /// `QUEUED → RUNNING`: `true` if this caller won the task and must run it.
-    pub(super) fn claim(&self) -> bool {
-        self.word()
-            .compare_exchange(QUEUED, RUNNING, SeqCst)
-            .is_ok()
-    }
-
-    /// `QUEUED → to` (`CANCELLED`, `DESTROYED` or `REJECTED`): `true` if this caller won the
-    /// task, and so owns its closure and resolves its handle.
-    pub(super) fn leave_queue(&self, to: u32) -> bool {
-        debug_assert!(matches!(to, CANCELLED | DESTROYED | REJECTED));
-        self.word().compare_exchange(QUEUED, to, SeqCst).is_ok()
-    }
-
-    /// `RUNNING → to` (`COMPLETED` by the runner; `TIMED_OUT` or `DESTROYED` by others),
-    /// whatever flag is set: `true` if this caller made the transition.
-    pub(super) fn leave_running(&self, to: u32) -> bool {
-        debug_assert!(matches!(to, COMPLETED | TIMED_OUT | DESTROYED));
+    /// Moves the word from phase `from` to `to`, keeping the flags in `keep`: the word it
+    /// replaced, or `None` if the phase was not `from` (another transition won).
+    fn transition(&self, from: u32, to: u32, keep: u32) -> Option<u32> {
         let word = self.word();
         let mut current = word.load(SeqCst);
-        while phase(current) == RUNNING {
-            match word.compare_exchange(current, to, SeqCst) {
-                Ok(_) => return true,
+        while phase(current) == from {
+            match word.compare_exchange(current, to | (current & keep), SeqCst) {
+                Ok(replaced) => return Some(replaced),
                 Err(actual) => current = actual,
             }
         }
-        false
+        None
+    }
+
+    /// `QUEUED → RUNNING`: `true` if this caller won the task and must run it.
+    pub(super) fn claim(&self) -> bool {
+        self.transition(QUEUED, RUNNING, WAITING).is_some()
+    }
+
+    /// `QUEUED → to` (`CANCELLED`, `DESTROYED` or `REJECTED`): `Some` if this caller won the
+    /// task, and so owns its closure and resolves its handle; the [`Resolved`] says whether to
+    /// `notify`.
+    pub(super) fn leave_queue(&self, to: u32) -> Option<Resolved> {
+        debug_assert!(matches!(to, CANCELLED | DESTROYED | REJECTED));
+        self.transition(QUEUED, to, 0).map(Resolved)
+    }
+
+    /// `RUNNING → to` (`COMPLETED` by the runner; `TIMED_OUT` or `DESTROYED` by others),
+    /// whatever flags are set: `Some` if this caller made the transition.
+    pub(super) fn leave_running(&self, to: u32) -> Option<Resolved> {
+        debug_assert!(matches!(to, COMPLETED | TIMED_OUT | DESTROYED));
+        self.transition(RUNNING, to, 0).map(Resolved)
     }
 
     /// Sets [`CANCEL_REQUESTED`] if the task is running (a no-op in any other phase).
@@ -164,16 +179,33 @@ impl TaskState {
         }
     }
 
-    /// Wakes every thread and future waiting for the word to change; called by the winner of a
-    /// transition into a terminal phase.
-    pub(super) fn notify(&self) {
-        self.word().notify(None);
+    /// Wakes every thread and future waiting for the word, if one flagged that it waits; called
+    /// by the winner of a transition into a terminal phase.
+    pub(super) fn notify(&self, resolved: Resolved) {
+        if resolved.0 & WAITING != 0 {
+            self.word().notify(None);
+        }
     }
 
-    /// Blocks until the word differs from `seen` (or a spurious return): `Err` if the calling
-    /// thread's interrupter fired.
+    /// Flags that a waiter is about to wait for the word to leave `seen`: the value to wait on,
+    /// or `None` if the word already changed.
+    pub(super) fn flag_waiting(&self, seen: u32) -> Option<u32> {
+        if seen & WAITING != 0 {
+            return Some(seen);
+        }
+        self.word()
+            .compare_exchange(seen, seen | WAITING, SeqCst)
+            .ok()
+            .map(|_| seen | WAITING)
+    }
+
+    /// Blocks until the word leaves `seen` (or a spurious return), flagging it first:
+    /// `Ok(false)` if `deadline` passed, `Err` if the calling thread's interrupter fired.
     pub(super) fn wait_change(&self, seen: u32, deadline: Option<Instant>) -> Result<bool, Error> {
-        Ok(self.word().wait_until(seen, deadline)? != WaitResult::TimedOut)
+        let Some(flagged) = self.flag_waiting(seen) else {
+            return Ok(true);
+        };
+        Ok(self.word().wait_until(flagged, deadline)? != WaitResult::TimedOut)
     }
 
     /// A one-element view of the word, for `atomics::wait_async` (the handle's `Future`).
@@ -183,6 +215,11 @@ impl TaskState {
             .expect("the word was checked to lie within its buffer when it was made")
     }
 }
+
+/// The word a transition into a terminal phase replaced: whether its winner must `notify`.
+#[derive(Clone, Copy, Debug)]
+#[must_use = "the winner of a transition resolves the handle (notify)"]
+pub(super) struct Resolved(u32);
 
 shim::thread_local_static! {
     /// The calling thread's current chunk and the index of its next unused word.

@@ -11,14 +11,15 @@
 //! The exit is a drop guard ([`ThreadExit`]): however the loop ends, the slot is vacated, the
 //! exit hook runs and `alive` goes down, so `close` never waits for a thread that is gone.
 
-use std::time::Instant;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use super::context::{self, PoolThread};
 use super::panic::{catch_panic, drop_quietly};
 use super::scheduler::{Core, Locked, Next, Phase};
 use super::task::Runner;
 use crate::atomics::{Interrupter, WaitResult};
-use crate::shim::{thread, Arc, IdCounter};
+use crate::shim::{thread, Arc, IdCounter, Ordering::SeqCst, LOOM};
 
 /// Pool thread ids: unique in the process, never 0 (0 is "not a pool thread").
 static NEXT_THREAD_ID: IdCounter = IdCounter::starting_at(1);
@@ -69,9 +70,11 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
         thread_id,
     };
     let mut locked = core.lock();
+    let mut polled = false;
     loop {
         match locked.next_job(slot, thread_id) {
             Next::Run(job, lane) => {
+                polled = false;
                 drop(locked);
                 let finish = Finish {
                     core: &core,
@@ -84,7 +87,18 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
                 locked = core.lock();
                 finish.done(&mut locked);
             }
+            Next::Idle if !polled && !LOOM && crate::shim::cpus() > 1 => {
+                // Poll a moment before parking (see `poll_for_work`).
+                polled = true;
+                locked.start_seeking(slot);
+                let pushes = core.pushes.load(Relaxed);
+                let bell = core.bell(slot).load(SeqCst);
+                drop(locked);
+                poll_for_work(&core, slot, pushes, bell);
+                locked = core.lock();
+            }
             Next::Idle => {
+                polled = false;
                 let leave;
                 (locked, leave) = idle(&core, locked, slot);
                 if leave {
@@ -96,6 +110,29 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
     }
     exit.vacated = Some(locked.vacate(slot));
     drop(locked);
+}
+
+/// How long a worker that found nothing to do polls for new work before it goes idle.
+const POLL: Duration = Duration::from_micros(10);
+
+/// Polls, for up to [`POLL`], whether a task was pushed or the worker's bell rang since the
+/// worker found nothing to do. A task submitted meanwhile is then taken without the submitter
+/// ringing (a `notify`) or the worker parking and being woken (two syscalls and a context
+/// switch each): under a steady stream of tasks a worker rarely parks. It counts as a seeker
+/// while it polls, so the pool starts no thread for a task it is about to take (scheduler I1).
+fn poll_for_work(core: &Core, slot: usize, pushes: u64, bell: u32) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if core.pushes.load(Relaxed) != pushes || core.bell(slot).load(SeqCst) != bell {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= POLL {
+            return false;
+        }
+    }
 }
 
 /// Waits on the bell of idle worker `slot`, with the idle timeout if the pool is above

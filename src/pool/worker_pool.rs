@@ -127,7 +127,7 @@ impl WorkerPool {
                     slot: me.map(|thread| thread.slot),
                     thread_id: me.map_or(0, |thread| thread.thread_id),
                 };
-                self.core.run_here(&job, runner);
+                self.core.run_here(&job, runner, false);
                 return Ok(TaskHandle::new(cell));
             }
             Err(refusal) => refusal,
@@ -270,10 +270,16 @@ impl WorkerPool {
         let sum = |count: fn(&stats::Recorder) -> u64| recorders().map(count).sum::<u64>();
         let started = sum(|r| r.started.get());
         let ended = sum(|r| r.ended.get());
-        let busy_ns = recorders()
-            .take(core.config.max_threads)
-            .map(|r| r.run_time.sum_ns())
-            .sum();
+        // Run time is sampled: scale the sampled busy time up to every task that ended.
+        let workers = || recorders().take(core.config.max_threads);
+        let sampled_ns: u64 = workers().map(|r| r.run_time.sum_ns()).sum();
+        let sampled: u64 = workers().map(|r| r.run_time.count()).sum();
+        let worker_ended: u64 = workers().map(|r| r.ended.get()).sum();
+        let busy_ns = if sampled == 0 {
+            0
+        } else {
+            (sampled_ns as f64 * worker_ended as f64 / sampled as f64) as u64
+        };
         let (run_time, wait_time) = stats::summaries(recorders());
         let counters = &core.counters;
         PoolStats {
