@@ -128,6 +128,21 @@ fn bulk(c: &mut Criterion) {
             .unwrap();
         })
     });
+    group.bench_function("rayon spawn + channel each, then recv all", |b| {
+        // rayon's nearest thing to a handle per task: a one-shot channel.
+        b.iter(|| {
+            let receivers: Vec<_> = (0..BULK)
+                .map(|_| {
+                    let (tx, rx) = mpsc::sync_channel(1);
+                    rayon.spawn(move || tx.send(()).unwrap());
+                    rx
+                })
+                .collect();
+            for rx in receivers {
+                rx.recv().unwrap();
+            }
+        })
+    });
     group.bench_function("rayon scope.spawn each", |b| {
         b.iter(|| {
             rayon.scope(|scope| {

@@ -130,7 +130,11 @@ fn a_hundred_thousand_tasks_with_random_cancels_and_timeouts() {
         stats.submitted
     );
     assert_eq!((stats.queued, stats.running, stats.overdue), (0, 0, 0));
-    assert_eq!(stats.run_time.count, ran);
+    // Durations are sampled (one task in 8 per submitting thread); counts are exact.
+    assert!(
+        stats.run_time.count <= ran && stats.run_time.count >= ran / 10,
+        "{stats:?}"
+    );
     assert!(tally.cancelled > 0 && tally.timed_out > 0 && tally.panicked > 0);
 }
 
