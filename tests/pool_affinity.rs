@@ -106,10 +106,13 @@ fn broadcast_on_a_closed_pool_gives_the_closure_back() {
     assert!(matches!(pool.broadcast(|_| ()), Err(PoolError::Closed(_))));
 }
 
+/// For each key, the tasks that ran: (submission number, worker index).
+type RunsByKey = HashMap<u32, Vec<(u32, usize)>>;
+
 #[test]
 fn keyed_tasks_run_on_one_worker_in_submission_order() {
     let pool = pool(4, 4);
-    let log: Arc<Mutex<HashMap<u32, Vec<(u32, usize)>>>> = Arc::default();
+    let log: Arc<Mutex<RunsByKey>> = Arc::default();
     let mut handles = Vec::new();
     for i in 0..2_000u32 {
         let key = i % 13;

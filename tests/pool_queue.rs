@@ -130,7 +130,7 @@ fn block_waits_for_room_and_gives_up_after_its_timeout() {
     let (blocked, waiting) = mpsc::channel();
     let submitter = std::thread::spawn(move || {
         blocked.send(()).unwrap();
-        remote.run(|_| 2).map(|handle| join(handle))
+        remote.run(|_| 2).map(join)
     });
     waiting.recv().unwrap();
     gate.open(); // the busy task ends, `first` starts: room for the blocked submission

@@ -22,11 +22,15 @@
 //!
 //! - **I1 (no task is stranded).** When a task is queued, some thread will look at its queue:
 //!   a global task rings an idle worker (taking it off the idle stack), or starts a thread if
-//!   none is idle and the pool is below `max_threads`; otherwise every occupied slot is busy,
-//!   and a busy worker looks at the queues before it goes idle. A keyed task rings the worker of
-//!   its lane (starting it if its slot is vacant); a broadcast task rings its worker. A worker
-//!   goes idle only after finding every queue it serves empty, under the lock that every push
-//!   takes, so a push is either seen or rings it.
+//!   none is idle, the pool is below `max_threads`, and the *seekers* — threads starting, idle
+//!   workers just rung, workers polling before they park (worker.rs), each of which looks at the
+//!   queues before it runs anything or goes idle — are fewer than the queued global tasks (so
+//!   a burst right after `build` does not start threads the starting ones will serve).
+//!   Otherwise every occupied slot is busy or seeking, and looks at the queues before it goes
+//!   idle. A keyed task rings the worker of its lane (starting it if its slot is vacant); a
+//!   broadcast task rings its worker. A worker goes idle only after finding every queue it
+//!   serves empty, under the lock that every push takes, so a push is either seen or rings
+//!   it.
 //! - **I2 (a rung worker is never reaped).** A worker is on the idle stack exactly while
 //!   `Slot::idle` is set; only `ring` takes it off (and clears the flag), and the worker itself
 //!   when it wakes. A worker whose idle wait timed out exits only if it is still on the idle
