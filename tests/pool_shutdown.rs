@@ -177,7 +177,9 @@ fn destroy_cancels_everything_now_and_no_thread_starts_again() {
         stats.threads_started, threads_before,
         "no thread started after destroy"
     );
-    assert_eq!(stats.destroyed as usize + ran.load(SeqCst), 51);
+    // Each task resolved once; one destroyed while running may still have run its body.
+    assert_eq!(stats.destroyed + stats.completed, 51);
+    assert!(ran.load(SeqCst) as u64 >= stats.completed);
     assert_eq!(exits.load(SeqCst) as u64, threads_before);
 }
 

@@ -112,7 +112,7 @@ pub(crate) struct Core {
     pub(super) counters: Counters,
     /// Tasks pushed to the global queues and lanes so far: a hint a worker about to go idle
     /// polls for a moment (worker.rs), so a steady stream of tasks does not make every
-    /// submission wake a parked thread. Written only under the lock; read without it. A std
+    /// submission wake a parked thread. Bumped just after the push's lock is released. A std
     /// atomic even under loom: a hint decides nothing (the worker then takes the lock and
     /// looks), and the poll is off under loom.
     pub(super) pushes: std::sync::atomic::AtomicU64,
@@ -184,8 +184,9 @@ pub(super) enum Refusal {
 
 /// What a worker does next.
 pub(super) enum Next {
-    /// Run this task (taken from this lane, if keyed).
-    Run(JobRef, Option<u64>),
+    /// Run this task (taken from this lane, if keyed): the last entry of the worker's running
+    /// list, which keeps it alive until the worker takes it off ([`Locked::finished`]).
+    Run(RunningJob, Option<u64>),
     Idle,
     Exit,
 }
@@ -269,6 +270,8 @@ impl Core {
     ) -> Result<(), Refusal> {
         let this: &Core = core;
         let placement = job.header().placement;
+        // The queue's reference, made before locking (and dropped after unlocking if refused).
+        let entry = JobRef::clone(job);
         let mut locked = this.lock();
         let mut deadline = None;
         loop {
@@ -300,7 +303,8 @@ impl Core {
                 }
             }
         }
-        locked.enqueue(core, job)?;
+        locked.enqueue(core, entry)?;
+        drop(locked);
         this.counters.submitted.add(1, false);
         Ok(())
     }
@@ -396,6 +400,33 @@ impl State {
     }
 }
 
+/// A task a worker runs, lent by its running list without a reference count of its own (one
+/// less read-modify-write on the task's line per task, inside the lock).
+///
+/// The running list's reference keeps the task alive: only the worker itself takes that entry
+/// off ([`Locked::finished`], after the run; `destroy` only clones entries), so the loan is
+/// valid until the worker gives it back.
+pub(super) struct RunningJob(std::mem::ManuallyDrop<JobRef>);
+
+impl RunningJob {
+    fn lend(job: &JobRef) -> RunningJob {
+        // SAFETY: `job` points to a live `Arc` allocation; the `Arc` made from that pointer is
+        // never dropped (`ManuallyDrop`), so the count it did not take is never given back,
+        // and the list's reference outlives the loan (see the type's docs).
+        RunningJob(std::mem::ManuallyDrop::new(unsafe {
+            JobRef::from_raw(JobRef::as_ptr(job))
+        }))
+    }
+}
+
+impl Deref for RunningJob {
+    type Target = JobRef;
+
+    fn deref(&self) -> &JobRef {
+        &self.0
+    }
+}
+
 /// The slot every task with key `key` runs on.
 pub(super) fn lane_slot(key: u64, max_threads: usize) -> usize {
     (key % max_threads as u64) as usize
@@ -417,6 +448,8 @@ struct Wakeups {
     /// Task references whose drop may run user code (a result's `Drop`): dropped after
     /// unlocking.
     drops: Few<JobRef>,
+    /// A task was pushed: bump `Core::pushes` (outside the lock: pollers read that line).
+    pushed: bool,
 }
 
 /// A list that holds its first element inline: one task's lock section rings at most one bell
@@ -476,6 +509,9 @@ impl Drop for Locked<'_> {
         drop(self.guard.take());
         if crate::shim::model_is_unwinding() {
             return;
+        }
+        if self.wake.pushed {
+            self.core.pushes.fetch_add(1, Relaxed);
         }
         for slot in self.wake.bells.take() {
             self.core.bell(slot).notify(None);
@@ -576,11 +612,9 @@ impl<'a> Locked<'a> {
 
     /// Puts `job` where its placement says and makes sure a thread will take it (I1). `Err`
     /// if it needed a new thread and none could be started (the task was not queued).
-    fn enqueue(&mut self, core: &crate::shim::Arc<Core>, job: &JobRef) -> Result<(), Refusal> {
+    fn enqueue(&mut self, core: &crate::shim::Arc<Core>, job: JobRef) -> Result<(), Refusal> {
         let max = core.config.max_threads;
-        // Only lock holders write it, so a plain load and store make the increment.
-        let pushes = &core.pushes;
-        pushes.store(pushes.load(Relaxed) + 1, Relaxed);
+        self.wake.pushed = true;
         match job.header().placement {
             Placement::Global(priority) => {
                 if let Some(&slot) = self.idle.last() {
@@ -594,7 +628,7 @@ impl<'a> Locked<'a> {
                         // Busy threads will take it (I1).
                     }
                 }
-                self.global[priority as usize].push_back(JobRef::clone(job));
+                self.global[priority as usize].push_back(job);
                 self.queued += 1;
                 self.global_queued += 1;
             }
@@ -604,12 +638,12 @@ impl<'a> Locked<'a> {
                     self.start_thread(core, slot)
                         .map_err(Refusal::SpawnFailed)?;
                 }
-                self.push_keyed(key, slot, JobRef::clone(job));
+                self.push_keyed(key, slot, job);
                 self.queued += 1;
                 self.ring(slot);
             }
             Placement::Broadcast(slot) => {
-                self.slots[slot].broadcasts.push_back(JobRef::clone(job));
+                self.slots[slot].broadcasts.push_back(job);
                 self.ring(slot);
             }
         }
@@ -664,15 +698,13 @@ impl<'a> Locked<'a> {
         }
         while let Some(job) = self.slots[slot].broadcasts.pop_front() {
             if job.header().state.claim() {
-                self.slots[slot].running.push(JobRef::clone(&job));
-                return Next::Run(job, None);
+                return Next::Run(self.start_running(slot, job), None);
             }
             self.defer_drop(job);
         }
         while let Some(key) = self.slots[slot].ready_lanes.pop_front() {
             if let Some(job) = self.start_lane(key, thread_id) {
-                self.slots[slot].running.push(JobRef::clone(&job));
-                return Next::Run(job, Some(key));
+                return Next::Run(self.start_running(slot, job), Some(key));
             }
         }
         for priority in Priority::HIGHEST_FIRST {
@@ -681,8 +713,7 @@ impl<'a> Locked<'a> {
                     self.queued -= 1;
                     self.global_queued -= 1;
                     self.queue_shrank();
-                    self.slots[slot].running.push(JobRef::clone(&job));
-                    return Next::Run(job, None);
+                    return Next::Run(self.start_running(slot, job), None);
                 }
                 self.defer_drop(job);
             }
@@ -708,6 +739,13 @@ impl<'a> Locked<'a> {
             self.slots[slot].seeking = false;
             self.seekers -= 1;
         }
+    }
+
+    /// Moves `job` onto worker `slot`'s running list and lends it to the worker.
+    fn start_running(&mut self, slot: usize, job: JobRef) -> RunningJob {
+        let running = RunningJob::lend(&job);
+        self.slots[slot].running.push(job);
+        running
     }
 
     /// Worker `slot` finished running `job` (from lane `lane`): takes it off its running list

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::context::{self, PoolThread};
-use super::panic::{catch_panic, drop_quietly};
+use super::panic::catch_panic;
 use super::scheduler::{Core, Locked, Next, Phase};
 use super::task::Runner;
 use crate::atomics::{Interrupter, WaitResult};
@@ -83,7 +83,7 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
                     armed: true,
                 };
                 job.run(&job, runner);
-                drop_quietly(job);
+                drop(job); // the loan ends before the running list lets go
                 locked = core.lock();
                 finish.done(&mut locked);
             }
@@ -132,6 +132,8 @@ fn poll_for_work(core: &Core, slot: usize, pushes: u64, bell: u32) -> bool {
         if start.elapsed() >= POLL {
             return false;
         }
+        // On a busy machine the submitter may be waiting for this very core.
+        thread::yield_now();
     }
 }
 
