@@ -1,6 +1,8 @@
 //! docs/semantics.md P1, P2, P6: threads between min and max (lazy growth, idle reaping), the
 //! queue bound and what happens when it is reached, backpressure, thread hooks, statistics.
 
+#[path = "common/mod.rs"]
+mod common;
 mod pool_common;
 
 use std::cell::Cell;
@@ -136,6 +138,30 @@ fn block_waits_for_room_and_gives_up_after_its_timeout() {
     gate.open(); // the busy task ends, `first` starts: room for the blocked submission
     assert_eq!(join(first), Ok(1));
     assert_eq!(submitter.join().unwrap().unwrap(), Ok(2));
+}
+
+#[test]
+fn block_with_a_zero_bound_takes_the_first_worker_that_becomes_free() {
+    // A block far longer than the watchdog: only being woken can end it in time.
+    let (pool, gate) = busy_pool(
+        MaxQueue::Bounded(0),
+        WhenFull::Block(Duration::from_secs(3600)),
+    );
+    let pool = Arc::new(pool);
+    let remote = Arc::clone(&pool);
+    let (tid, tid_of_submitter) = mpsc::channel();
+    let (result, submitted) = mpsc::channel();
+    std::thread::spawn(move || {
+        tid.send(common::current_tid()).unwrap();
+        result.send(remote.run(|_| 3).map(join).ok()).unwrap();
+    });
+    // Asleep = blocked waiting for room (the queue is full: the only worker is busy).
+    common::wait_until_asleep(tid_of_submitter.recv().unwrap());
+    gate.open(); // the busy task ends and its worker goes idle: room for the blocked task
+    let result = submitted
+        .recv_timeout(WATCHDOG)
+        .expect("the blocked submitter was never woken: hang");
+    assert_eq!(result, Some(Ok(3)));
 }
 
 #[test]

@@ -552,7 +552,8 @@ impl<'a> Locked<'a> {
         self.wake.signals |= 1 << signal as u8;
     }
 
-    /// Raises `Signal::Queue` if anyone waits for it.
+    /// Raises `Signal::Queue` if anyone waits for it: the queue shrank, or a worker became
+    /// free (blocked submitters and `wait_drained` look again).
     pub(super) fn queue_shrank(&mut self) {
         if self.queue_waiters > 0 {
             self.raise(Signal::Queue);
@@ -763,6 +764,8 @@ impl<'a> Locked<'a> {
     pub(super) fn go_idle(&mut self, slot: usize) -> u32 {
         self.slots[slot].idle = true;
         self.idle.push(slot);
+        // An idle worker is room for a task (`is_full`): tell blocked submitters.
+        self.queue_shrank();
         self.core.bell(slot).load(SeqCst)
     }
 
@@ -801,6 +804,8 @@ impl<'a> Locked<'a> {
         for job in broadcasts {
             self.defer_drop(job);
         }
+        // Below `max_threads` again: room for a task (`is_full`).
+        self.queue_shrank();
         started_at
     }
 

@@ -219,12 +219,15 @@ impl WorkerPool {
         self.core.lock().queued
     }
 
-    /// Whether the queue is at its bound (a producer should wait for
+    /// Whether tasks wait and the queue is at its bound (a producer should wait for
     /// [`wait_drained`](WorkerPool::wait_drained) before submitting more). Always `false`
     /// for an unbounded queue.
     pub fn needs_drain(&self) -> bool {
         match self.core.config.queue_bound {
-            Some(bound) => self.core.lock().queued >= bound,
+            Some(bound) => {
+                let queued = self.core.lock().queued;
+                queued > 0 && queued >= bound
+            }
             None => false,
         }
     }
