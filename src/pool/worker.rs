@@ -83,7 +83,8 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
                     armed: true,
                 };
                 job.run(&job, runner);
-                drop(job); // the loan ends before the running list lets go
+                // `job` is a loan from the running list: not used past `finish.done`, which
+                // gives the task back.
                 locked = core.lock();
                 finish.done(&mut locked);
             }
