@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS A7): spurious parker wakeups and plain stores never surface as `Ok`.
+//! Loom model (docs/semantics.md A7): spurious parker wakeups and plain stores never surface as `Ok`.
 //! A thread stores a new value (no notify) and unparks the waiter's thread behind the waiter
 //! table's back; the timer fires. The waiter may only see `NotEqual` or `TimedOut`.
 #![cfg(loom)]
@@ -25,14 +25,25 @@ fn stores_and_spurious_unparks_are_not_ok() {
             loom_hooks::unpark_all_spuriously();
         });
         let timer_done = done.clone();
+        let fired = Arc::new(AtomicBool::new(false));
+        let timer_fired = fired.clone();
         let timer = loom::thread::spawn(move || {
             if support::until_timed_waiter(&timer_done) {
                 loom_hooks::fire_timeouts();
             }
+            timer_fired.store(true, SeqCst);
         });
 
         let result = atomics::wait(&view, 0, 0, Some(Duration::from_secs(1))).unwrap();
         done.store(true, SeqCst);
+        // The timer unparks the waiter after its outcome is set. If a spurious unpark let the
+        // waiter see the outcome first, that unpark comes after `wait` returned: harmless for
+        // a real thread (a later park absorbs it), but loom's `join` takes any unpark of a
+        // thread blocked in it for its own notification and fails. So no join while the
+        // timer may still unpark this thread.
+        while !fired.load(SeqCst) {
+            loom::thread::yield_now();
+        }
         disturber.join().unwrap();
         timer.join().unwrap();
         assert!(

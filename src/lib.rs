@@ -11,6 +11,7 @@ pub mod pool;
 mod range;
 mod region;
 mod shim;
+pub mod sync;
 mod view;
 pub mod worker;
 
@@ -59,10 +60,23 @@ pub mod loom_hooks {
     pub fn queued_waiters() -> usize {
         crate::atomics::hooks::total_queued()
     }
+
+    /// How many sleeps make a blocked `sync::Mutex` waiter ask for the next unlock to be handed
+    /// to it, for the calling test (default 1; `u32::MAX`: never). Natively that takes 1 ms of
+    /// waiting, which a model cannot measure.
+    pub fn mutex_starving_after(sleeps: u32) {
+        crate::sync::hooks::set_loom_starving_after(sleeps);
+    }
+
+    /// Number of waiter slots taken in a process-shared buffer's header (it must return to
+    /// zero once every wait on it has returned); 0 for a private buffer.
+    pub fn process_slots_taken(buffer: &crate::SharedBuffer) -> usize {
+        crate::atomics::hooks::slots_taken(buffer)
+    }
 }
 
 mod assertions {
-    //! DESIGN.md rule 5: the thread-safety of every public type, checked at compile time.
+    //! soundness rule 5: the thread-safety of every public type, checked at compile time.
     use super::*;
     use static_assertions::assert_impl_all;
 
@@ -102,4 +116,22 @@ mod assertions {
     assert_impl_all!(pool::BuildError: Send, Sync, std::error::Error);
     assert_impl_all!(pool::CloseError: Send, Sync, std::error::Error);
     static_assertions::assert_not_impl_any!(atomics::InterruptGuard: Send, Sync);
+    assert_impl_all!(sync::Mutex: Send, Sync, Clone);
+    assert_impl_all!(sync::MutexGuard<'static>: Sync);
+    static_assertions::assert_not_impl_any!(sync::MutexGuard<'static>: Send);
+    assert_impl_all!(sync::LockFuture<'static>: Send, Sync, Unpin);
+    assert_impl_all!(sync::AsyncMutexGuard<'static>: Send, Sync);
+    assert_impl_all!(sync::Condvar: Send, Sync, Clone);
+    assert_impl_all!(sync::WaitTimeoutResult: Send, Sync, Copy);
+    assert_impl_all!(sync::RwLock: Send, Sync, Clone);
+    assert_impl_all!(sync::RwLockReadGuard<'static>: Sync);
+    assert_impl_all!(sync::RwLockWriteGuard<'static>: Sync);
+    static_assertions::assert_not_impl_any!(sync::RwLockReadGuard<'static>: Send);
+    static_assertions::assert_not_impl_any!(sync::RwLockWriteGuard<'static>: Send);
+    assert_impl_all!(sync::Semaphore: Send, Sync, Clone);
+    assert_impl_all!(sync::Barrier: Send, Sync, Clone);
+    assert_impl_all!(sync::BarrierWaitResult: Send, Sync, Copy);
+    assert_impl_all!(sync::Latch: Send, Sync, Clone);
+    assert_impl_all!(sync::Once: Send, Sync, Clone);
+    assert_impl_all!(sync::OnceState: Send, Sync, Copy);
 }

@@ -1,4 +1,4 @@
-//! Blocking `atomics::wait` and `atomics::notify` (SEMANTICS A6–A11, and the W3 interrupt seam).
+//! Blocking `atomics::wait` and `atomics::notify` (docs/semantics.md A6–A11, and the W3 interrupt seam).
 //!
 //! Deterministic by construction: a waiter counts as enqueued only once its thread is seen
 //! asleep (`common::spawn_blocked_waiter`), so notify counts and wake order are exact. The only
@@ -15,7 +15,10 @@ use std::sync::{mpsc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{report_woken, spawn_blocked, spawn_blocked_waiter, SMALL_STACK};
+use common::{
+    recv_within, report_result, report_woken, spawn_blocked, spawn_blocked_after,
+    spawn_blocked_waiter, SMALL_STACK,
+};
 use sharedbuf::atomics::{self, Interrupter};
 use sharedbuf::{
     BigInt64Array, BigUint64Array, Error, Int32Array, SharedBuffer, TypedArray, Uint32Array,
@@ -476,4 +479,96 @@ fn interrupt_racing_notify_is_exactly_one_outcome() {
     }
     assert_eq!(oks + terminated, rounds);
     assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+}
+
+/// Fault: an `Interrupter` installed on two threads interrupted only the one that blocked last
+/// (it remembered one blocked waiter). Decided: an interrupter may be installed on several
+/// threads, and `interrupt()` interrupts every one of them that is blocked. Both waits return
+/// `Err(Terminated)` and have left the list (notify counts no one).
+// docs/semantics.md W3
+#[test]
+fn w3_one_interrupter_on_two_threads_interrupts_both() {
+    let view = int32s(1);
+    let interrupter = Interrupter::new();
+    let (results_tx, results_rx) = mpsc::channel();
+    let waiters: Vec<_> = (0..2)
+        .map(|_| {
+            let remote = interrupter.clone();
+            spawn_blocked_after(
+                &view,
+                0,
+                0,
+                None,
+                move || remote.install(),
+                report_result(&results_tx),
+            )
+        })
+        .collect();
+    interrupter.interrupt();
+    for k in 0..2 {
+        assert_eq!(
+            recv_within(&results_rx, &format!("interrupted blocked waiter {k} of 2")),
+            Err(Error::Terminated)
+        );
+    }
+    assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+    for waiter in waiters {
+        assert_eq!(waiter.join(), Err(Error::Terminated));
+    }
+}
+
+/// Fault: dropping `InterruptGuard`s out of order left a stale interrupter installed (each
+/// guard restored what was installed before it). Decided: any drop order; each guard
+/// uninstalls exactly its own installation. Installs A then B and drops A first: B alone
+/// still interrupts waits, A no longer does; after B's guard is dropped too nothing is
+/// installed, whatever was interrupted.
+// docs/semantics.md W3
+#[test]
+fn w3_interrupt_guards_dropped_out_of_order_uninstall_exactly_their_own() {
+    let view = int32s(1);
+    let zero = Some(Duration::ZERO);
+    let (a, b) = (Interrupter::new(), Interrupter::new());
+    let guard_a = a.install();
+    let guard_b = b.install();
+    drop(guard_a);
+    a.interrupt();
+    assert!(!atomics::is_interrupted(), "A was uninstalled");
+    assert_eq!(atomics::wait(&view, 0, 0, zero), Ok(WaitResult::TimedOut));
+    b.interrupt();
+    assert!(atomics::is_interrupted(), "B is still installed");
+    assert_eq!(atomics::wait(&view, 0, 0, zero), Err(Error::Terminated));
+    drop(guard_b);
+    assert!(!atomics::is_interrupted(), "nothing is installed any more");
+    assert_eq!(atomics::wait(&view, 0, 0, zero), Ok(WaitResult::TimedOut));
+}
+
+/// Fault: with interrupters A then B installed (nested), only B (the innermost) could
+/// interrupt a wait. Decided: a thread may have several interrupters installed and any of them
+/// interrupts its waits. Interrupting the outer A ends a wait while B is still installed.
+// docs/semantics.md W3
+#[test]
+fn w3_an_outer_interrupter_interrupts_while_an_inner_one_is_installed() {
+    let view = int32s(1);
+    let (a, b) = (Interrupter::new(), Interrupter::new());
+    let (results_tx, results_rx) = mpsc::channel();
+    let (outer, inner) = (a.clone(), b.clone());
+    let waiter = spawn_blocked_after(
+        &view,
+        0,
+        0,
+        None,
+        move || (outer.install(), inner.install()),
+        report_result(&results_tx),
+    );
+    a.interrupt();
+    assert_eq!(
+        recv_within(
+            &results_rx,
+            "a wait interrupted through the outer interrupter"
+        ),
+        Err(Error::Terminated)
+    );
+    assert!(!b.is_interrupted());
+    assert_eq!(atomics::notify(&view, 0, None), Ok(0));
+    assert_eq!(waiter.join(), Err(Error::Terminated));
 }

@@ -1,4 +1,4 @@
-//! `atomics::wait_async` (SEMANTICS A12), on the test's own tiny executor
+//! `atomics::wait_async` (docs/semantics.md A12), on the test's own tiny executor
 //! (`common::block_on`, a thread-parking waker) and on tokio.
 //!
 //! A pending `wait_async` is enqueued before the call returns, so FIFO order among async
@@ -10,12 +10,20 @@
 
 mod common;
 
+use std::collections::VecDeque;
 use std::future::Future;
-use std::task::Poll;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::task::{Context, Poll, Wake, Waker};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{block_on, poll_once, spawn_blocked_waiter};
+use common::{
+    block_on, panicking_waker, poll_once, recv_within, report_result, spawn_blocked,
+    spawn_blocked_waiter,
+};
 use sharedbuf::atomics::{self, WaitAsync, WaitFuture};
 use sharedbuf::{BigInt64Array, Error, Int32Array, SharedBuffer, WaitResult};
 
@@ -261,4 +269,146 @@ fn a12_resolved_future_repeats_its_result() {
     assert_eq!(poll_once(&mut future), Poll::Ready(WaitResult::Ok));
     assert_eq!(poll_once(&mut future), Poll::Ready(WaitResult::Ok));
     assert_eq!(atomics::notify(&view, 0, None).unwrap(), 0);
+}
+
+/// Records that it was woken.
+struct FlagWaker(AtomicBool);
+
+impl Wake for FlagWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Fault: a `Waker` that panics inside `notify` stranded every other waiter of the same wake
+/// list (counted and marked notified, never unparked or woken). Decided: every waiter `notify`
+/// takes is woken whatever one waker does; the panic may propagate from `notify` afterwards.
+/// Checks A8 (both kinds counted, an immediate second notify counts 0) and A12 (async and
+/// blocking waiters share the list) around a panicking waker: the blocked thread queued behind
+/// it returns `Ok`, and so does an async waiter queued behind both.
+// docs/semantics.md A8, A12
+#[test]
+fn a8_a12_a_panicking_waker_does_not_strand_the_other_waiters() {
+    let view = int32s(1);
+    let mut panicky = pending(atomics::wait_async(&view, 0, 0, None));
+    let (woken_tx, woken_rx) = mpsc::channel();
+    let waker = panicking_waker(woken_tx);
+    assert!(Pin::new(&mut panicky)
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    drop(waker); // the future holds its own clone
+
+    let (results_tx, results_rx) = mpsc::channel();
+    let blocked = spawn_blocked(&view, 0, 0, None, report_result(&results_tx));
+    let mut behind = pending(atomics::wait_async(&view, 0, 0, None));
+    let flag = Arc::new(FlagWaker(AtomicBool::new(false)));
+    let flag_waker = Waker::from(Arc::clone(&flag));
+    assert!(Pin::new(&mut behind)
+        .poll(&mut Context::from_waker(&flag_waker))
+        .is_pending());
+
+    let notified = panic::catch_unwind(AssertUnwindSafe(|| atomics::notify(&view, 0, None)));
+    recv_within(&woken_rx, "calling the panicking waker");
+    if let Ok(count) = notified {
+        assert_eq!(count, Ok(3), "all three waiters are counted");
+    }
+    assert_eq!(
+        recv_within(
+            &results_rx,
+            "the blocked wait queued behind the panicking waker"
+        ),
+        Ok(WaitResult::Ok)
+    );
+    assert!(
+        flag.0.load(Ordering::SeqCst),
+        "the async waiter behind the panicking one was not woken"
+    );
+    assert_eq!(poll_once(&mut behind), Poll::Ready(WaitResult::Ok));
+    assert_eq!(poll_once(&mut panicky), Poll::Ready(WaitResult::Ok));
+    assert_eq!(
+        atomics::notify(&view, 0, None),
+        Ok(0),
+        "every waiter left the list with the first notify"
+    );
+    assert_eq!(blocked.join(), Ok(WaitResult::Ok));
+}
+
+/// Shuffles `items` with a fixed xorshift sequence (reproducible runs, no extra dependency).
+fn shuffle<T>(items: &mut [T], mut seed: u64) {
+    for i in (1..items.len()).rev() {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        items.swap(i, (seed % (i as u64 + 1)) as usize);
+    }
+}
+
+/// Fault: cancelling a pending async waiter cost a scan of its whole list (dropping 200,000
+/// futures newest-first took seconds). Speed belongs in the benches; this checks that
+/// cancellation at scale stays exact. 20,000 pending futures on four addresses are dropped,
+/// the newest half newest-first, then a quarter in a shuffled order with `notify(Some(k))`
+/// calls in between: each notify counts exactly the waiters still pending and wakes the oldest
+/// (A8, A9), dropped ones are never counted (A12), and the survivors are counted exactly once.
+// docs/semantics.md A8, A9, A12
+#[test]
+fn a12_thousands_of_dropped_futures_leave_exact_notify_counts() {
+    const FUTURES: usize = 20_000;
+    const ADDRESSES: usize = 4;
+    let view = int32s(ADDRESSES);
+    let mut futures: Vec<Option<WaitFuture>> = (0..FUTURES)
+        .map(|i| Some(pending(atomics::wait_async(&view, i % ADDRESSES, 0, None))))
+        .collect();
+    // What the test expects to be pending on each address, oldest first.
+    let mut queued: Vec<VecDeque<usize>> = vec![VecDeque::new(); ADDRESSES];
+    for i in 0..FUTURES {
+        queued[i % ADDRESSES].push_back(i);
+    }
+
+    for i in (FUTURES / 2..FUTURES).rev() {
+        futures[i] = None;
+        assert_eq!(queued[i % ADDRESSES].pop_back(), Some(i));
+    }
+
+    let mut order: Vec<usize> = (0..FUTURES / 2).collect();
+    shuffle(&mut order, 0x9E37_79B9_7F4A_7C15);
+    for (n, &i) in order[..FUTURES / 4].iter().enumerate() {
+        futures[i] = None;
+        let address = i % ADDRESSES;
+        if let Some(position) = queued[address].iter().position(|&j| j == i) {
+            queued[address].remove(position);
+        }
+        if n % 250 == 249 {
+            let address = (n / 250) % ADDRESSES;
+            let count = 1 + n % 7;
+            let expected = count.min(queued[address].len());
+            assert_eq!(
+                atomics::notify(&view, address, Some(count)),
+                Ok(expected),
+                "notify(Some({count})) on address {address} after {} drops",
+                n + 1
+            );
+            for _ in 0..expected {
+                let woken = queued[address].pop_front().unwrap();
+                let future = futures[woken].as_mut().unwrap();
+                assert_eq!(poll_once(future), Poll::Ready(WaitResult::Ok), "{woken}");
+            }
+            if let Some(&next) = queued[address].front() {
+                let future = futures[next].as_mut().unwrap();
+                assert_eq!(poll_once(future), Poll::Pending, "{next} is next in line");
+            }
+        }
+    }
+
+    for (address, survivors) in queued.iter().enumerate() {
+        assert_eq!(
+            atomics::notify(&view, address, None),
+            Ok(survivors.len()),
+            "the survivors on address {address}"
+        );
+        for &i in survivors {
+            let future = futures[i].as_mut().unwrap();
+            assert_eq!(poll_once(future), Poll::Ready(WaitResult::Ok), "{i}");
+        }
+        assert_eq!(atomics::notify(&view, address, None), Ok(0));
+    }
 }

@@ -1,4 +1,4 @@
-//! Conformance tests for `SharedBuffer`: SEMANTICS B1–B6, one section per item.
+//! Conformance tests for `SharedBuffer`: docs/semantics.md B1–B6, one section per item.
 //!
 //! Racing tests synchronise with `std::sync::Barrier` and the buffer's own atomics; none sleeps.
 //! Under Miri the thread counts and iteration counts shrink (see `ROUNDS`), the behaviour checked
@@ -379,6 +379,69 @@ fn b4_views_made_before_grow_stay_valid() {
     assert_eq!(Uint32Array::new(&buf).unwrap().get((1 << 14) - 1), Some(7));
 }
 
+/// Maximums far above this machine's memory (it has 23 GiB): only address space is reserved.
+#[cfg(target_pointer_width = "64")]
+const GIB: usize = 1 << 30;
+#[cfg(target_pointer_width = "64")]
+const TIB: usize = 1 << 40;
+
+/// Fault: `growable(0, 64 GiB)` failed with ENOMEM on a 23 GiB machine, although reserving
+/// costs only address space (the maximum was mapped with commit accounting). Decided: reserve
+/// without committing, so a maximum of 1 TiB works (B4: memory is reserved up to `max` once).
+// docs/semantics.md B2, B4
+#[test]
+#[cfg(target_pointer_width = "64")]
+#[cfg_attr(miri, ignore)]
+fn b2_b4_a_maximum_far_above_memory_only_reserves_address_space() {
+    for max in [64 * GIB, TIB] {
+        let buf = SharedBuffer::growable(0, max)
+            .unwrap_or_else(|error| panic!("growable(0, {max}): {error}"));
+        assert_eq!(buf.byte_length(), 0);
+        assert_eq!(buf.max_byte_length(), max);
+        assert!(buf.is_growable());
+    }
+}
+
+/// The same fault, with several reservations alive at once: eight buffers of 1 TiB maximum
+/// each coexist, and one of them grows to a few MiB, reads its fresh bytes as zero and keeps
+/// what is written at its very end (B4), while the others stay empty.
+// docs/semantics.md B2, B4
+#[test]
+#[cfg(target_pointer_width = "64")]
+#[cfg_attr(miri, ignore)]
+fn b4_eight_1_tib_reservations_coexist_and_one_grows() {
+    let buffers: Vec<SharedBuffer> = (0..8)
+        .map(|k| {
+            SharedBuffer::growable(0, TIB)
+                .unwrap_or_else(|error| panic!("reservation {k} of 8 x 1 TiB: {error}"))
+        })
+        .collect();
+    let buf = &buffers[3];
+    assert_eq!(buf.max_byte_length(), TIB);
+    let words = Uint32Array::new(buf).unwrap(); // length-tracking
+    for len in [4 << 20, 8 << 20] {
+        let before = words.len();
+        buf.grow(len).unwrap();
+        assert_eq!(words.len(), len / 4);
+        assert!(
+            words.to_vec()[before..].iter().all(|&w| w == 0),
+            "fresh bytes read zero"
+        );
+        let last = words.len() - 1;
+        words.set(last, 0xDEAD_BEEF).unwrap();
+        assert_eq!(words.get(last), Some(0xDEAD_BEEF));
+    }
+    assert_eq!(
+        words.get((4 << 20) / 4 - 1),
+        Some(0xDEAD_BEEF),
+        "kept across the grow"
+    );
+    for (k, other) in buffers.iter().enumerate().filter(|&(k, _)| k != 3) {
+        assert_eq!(other.byte_length(), 0, "buffer {k}");
+        assert_eq!(other.max_byte_length(), TIB, "buffer {k}");
+    }
+}
+
 // ---- B5: slice copies into a new fixed buffer that shares nothing ------------------------
 
 fn patterned(len: usize) -> SharedBuffer {
@@ -453,6 +516,27 @@ fn b5_slice_of_growable_is_fixed_and_uses_current_length() {
     assert_eq!(copy.byte_length(), 40);
     assert!(!copy.is_growable());
     assert!(copy.grow(41).is_err());
+}
+
+/// The other side of the element-range fault: byte ranges keep `RangeOutOfBounds` and
+/// `InvertedRange`, and their messages say "byte", never "element" (the inverted range's
+/// message named neither).
+// docs/semantics.md B5
+#[test]
+fn b5_slice_errors_speak_of_bytes() {
+    let src = patterned(10);
+    let past_the_end = src.slice(4..11).unwrap_err();
+    assert!(matches!(past_the_end, Error::RangeOutOfBounds { .. }));
+    #[allow(clippy::reversed_empty_ranges)]
+    let inverted = src.slice(5..4).unwrap_err();
+    assert!(matches!(inverted, Error::InvertedRange { .. }));
+    for error in [past_the_end, inverted] {
+        let message = error.to_string();
+        assert!(
+            message.contains("byte") && !message.contains("element"),
+            "{error:?}: {message}"
+        );
+    }
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! Conformance tests for `DataView`: SEMANTICS V5 (every numeric type at every byte offset, in
+//! Conformance tests for `DataView`: docs/semantics.md V5 (every numeric type at every byte offset, in
 //! both byte orders, bounds checked), checked against the standard library's `to_le_bytes` /
 //! `to_be_bytes`.
 
@@ -208,4 +208,25 @@ fn v5_unaligned_and_aligned_accesses_see_each_other() {
         dv.get::<u64>(8, Endian::Little).unwrap(),
         0x1122_DDCC_BBAA_7788
     );
+}
+
+/// The other side of the element-range fault: a `DataView` works in bytes, and its range
+/// errors say "byte", never "element".
+// docs/semantics.md V5
+#[test]
+fn v5_data_view_errors_speak_of_bytes() {
+    let buf = SharedBuffer::new(8).unwrap();
+    let dv = DataView::new(&buf).unwrap();
+    for error in [
+        DataView::with_range(&buf, 4, Some(8)).unwrap_err(),
+        DataView::with_range(&buf, 9, None).unwrap_err(),
+        dv.get::<u32>(6, Endian::Little).unwrap_err(),
+        dv.set_uint8(8, 1).unwrap_err(),
+    ] {
+        let message = error.to_string();
+        assert!(
+            message.contains("byte") && !message.contains("element"),
+            "{error:?}: {message}"
+        );
+    }
 }

@@ -1,11 +1,16 @@
-//! Message ports: SEMANTICS W4 (order, posting to a closed port), W5 (transfer = move),
+//! Message ports: docs/semantics.md W4 (order, posting to a closed port), W5 (transfer = move),
 //! W6 (entangled pair, close, receiveMessageOnPort), plus capacity, timeouts and a stress run.
 #![cfg(not(loom))]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::Duration;
+
+use common::within_watchdog;
 
 use sharedbuf::atomics::Interrupter;
 use sharedbuf::channel::PostError;
@@ -336,4 +341,195 @@ fn stress_two_senders_keep_their_own_order() {
     }
     assert_eq!(next, [N, N]);
     assert_eq!(b.try_recv(), None);
+}
+
+/// Counts its drops; the one made with `panics` panics in its `Drop`.
+struct DropCounted {
+    drops: Arc<AtomicUsize>,
+    panics: bool,
+}
+
+impl Drop for DropCounted {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+        if self.panics {
+            panic!("DropCounted panics when dropped (as the test wants)");
+        }
+    }
+}
+
+/// Fault: dropping a channel stopped at the first queued message whose `Drop` panicked and
+/// leaked the rest. Decided: every queued message is dropped; the first panic propagates
+/// afterwards.
+// docs/semantics.md W6
+#[test]
+fn every_queued_message_is_dropped_even_when_one_drop_panics() {
+    const MESSAGES: usize = 10;
+    let drops = Arc::new(AtomicUsize::new(0));
+    let (a, b) = MessageChannel::with_capacity(16).unwrap();
+    for k in 0..MESSAGES {
+        a.post_message(DropCounted {
+            drops: Arc::clone(&drops),
+            panics: k == 3,
+        })
+        .unwrap();
+    }
+    let dropped = panic::catch_unwind(AssertUnwindSafe(move || {
+        drop(a);
+        drop(b);
+    }));
+    assert!(dropped.is_err(), "the panic of message 3's Drop propagates");
+    assert_eq!(drops.load(Ordering::SeqCst), MESSAGES, "messages dropped");
+    assert_eq!(Arc::strong_count(&drops), 1, "messages leaked");
+}
+
+/// Fault: messages posted to a port whose receiving side was dropped stayed queued (and
+/// alive) until the sending side was dropped too. Decided: when a port is dropped, the
+/// messages queued for it are dropped at once (as Node discards messages to a closed port),
+/// and the sender's next post fails with `Closed`. Messages queued for the surviving port,
+/// posted before the drop, are still delivered (W6).
+// docs/semantics.md W4, W6
+#[test]
+fn w6_messages_for_a_dropped_port_are_dropped_at_once() {
+    let (for_b, for_a) = (Arc::new(()), Arc::new(()));
+    let (a, b) = MessageChannel::with_capacity(8).unwrap();
+    for _ in 0..5 {
+        a.post_message(Arc::clone(&for_b)).unwrap();
+    }
+    b.post_message(Arc::clone(&for_a)).unwrap();
+    drop(b);
+    assert_eq!(
+        Arc::strong_count(&for_b),
+        1,
+        "messages queued for the dropped port are still alive"
+    );
+    assert_eq!(a.post_message(Arc::clone(&for_b)), Err(Error::Closed));
+    assert_eq!(
+        Arc::strong_count(&for_b),
+        1,
+        "the refused message was dropped"
+    );
+    let delivered = a
+        .try_recv()
+        .expect("the message posted to `a` before the drop");
+    assert!(Arc::ptr_eq(&delivered, &for_a));
+    assert_eq!(a.try_recv(), None);
+}
+
+/// Rounds of the linearizability checks run in short bursts, each on fresh threads that start
+/// together: every start is a fresh chance for the two threads to overlap (on a loaded machine
+/// one long run may never overlap at all).
+const BURSTS: usize = 500;
+const ROUNDS_PER_BURST: usize = 1_000;
+
+/// Fault: `try_recv` answered "empty" while a finished message was queued, when the oldest
+/// slot was claimed by a post on another thread that had not finished writing it. Decided:
+/// `try_recv` returns `None` only when no message is there. The linearizability check of
+/// crossbeam's and std's channel suites: two threads each post a message on one port and then
+/// `try_recv` on the other; each thread's own post has returned before its `try_recv`, and each
+/// takes at most one message per round, so there is always a message for it. (On a miss it
+/// takes one with a blocking `recv`, so the rounds go on and the misses are counted.)
+// docs/semantics.md W6
+#[test]
+fn w6_try_recv_never_misses_a_message_whose_post_returned() {
+    fn burst() -> usize {
+        let (a, b) = MessageChannel::<usize>::with_capacity(2).unwrap();
+        let misses = AtomicUsize::new(0);
+        let start = Barrier::new(2);
+        thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    start.wait();
+                    for round in 0..ROUNDS_PER_BURST {
+                        a.post_message(round).unwrap();
+                        if b.try_recv().is_none() {
+                            misses.fetch_add(1, Ordering::Relaxed);
+                            b.recv().unwrap();
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(b.try_recv(), None, "every message was taken");
+        misses.into_inner()
+    }
+    let misses = within_watchdog("the try_recv bursts", || {
+        (0..BURSTS).map(|_| burst()).sum::<usize>()
+    });
+    assert_eq!(
+        misses,
+        0,
+        "try_recv answered None in {misses} of {} rounds although the caller's own post had \
+         returned",
+        2 * BURSTS * ROUNDS_PER_BURST
+    );
+}
+
+/// The same fault seen through `try_iter`: a thread posts a message and at once collects what
+/// `try_iter` gives (it is the only receiver) while another thread keeps posting; its own
+/// message, whose post returned, must always be among what `try_iter` collects.
+// docs/semantics.md W6
+#[test]
+fn w6_try_iter_collects_every_message_whose_post_returned() {
+    /// Who posted a message: the thread making noise, or the one that checks.
+    #[derive(Debug, PartialEq)]
+    enum From {
+        Noise,
+        Checker(usize),
+    }
+    fn burst() -> usize {
+        // At most two noise messages and one of the checker's are queued: the ring never
+        // fills, so no post waits for room.
+        let (a, b) = MessageChannel::<From>::with_capacity(4).unwrap();
+        let noise_queued = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let start = Barrier::new(2);
+        thread::scope(|s| {
+            s.spawn(|| {
+                start.wait();
+                while !stop.load(Ordering::SeqCst) {
+                    if noise_queued.load(Ordering::SeqCst) < 2 {
+                        noise_queued.fetch_add(1, Ordering::SeqCst);
+                        a.post_message(From::Noise).unwrap();
+                    } else {
+                        std::hint::spin_loop();
+                    }
+                }
+            });
+            let checker = s.spawn(|| {
+                start.wait();
+                let mut misses = 0;
+                // Takes the noise out of the way; true once `Checker(k)` came.
+                let is_mine = |message: From, k: usize| match message {
+                    From::Noise => {
+                        noise_queued.fetch_sub(1, Ordering::SeqCst);
+                        false
+                    }
+                    From::Checker(j) => {
+                        assert_eq!(j, k, "the checker's messages arrive in order");
+                        true
+                    }
+                };
+                for k in 0..ROUNDS_PER_BURST {
+                    a.post_message(From::Checker(k)).unwrap();
+                    if !b.try_iter().any(|message| is_mine(message, k)) {
+                        misses += 1;
+                        while !is_mine(b.recv().unwrap(), k) {}
+                    }
+                }
+                stop.store(true, Ordering::SeqCst);
+                misses
+            });
+            checker.join().unwrap()
+        })
+    }
+    let misses = within_watchdog("the try_iter bursts", || {
+        (0..BURSTS).map(|_| burst()).sum::<usize>()
+    });
+    assert_eq!(
+        misses,
+        0,
+        "try_iter ended before a message whose post had returned in {misses} of {} rounds",
+        BURSTS * ROUNDS_PER_BURST
+    );
 }

@@ -1,4 +1,4 @@
-//! Conformance tests for `TypedArray`: SEMANTICS V1–V4, one section per item.
+//! Conformance tests for `TypedArray`: docs/semantics.md V1–V4, one section per item.
 
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -416,7 +416,15 @@ fn never_torn<T: Element>(a: T, b: T) {
         thread::spawn(move || {
             start.wait();
             for i in 0..iterations {
-                view.fill(if i % 2 == 0 { b } else { a });
+                let value = if i % 2 == 0 { b } else { a };
+                // `fill` stores machine words over narrower elements: against the readers'
+                // element loads that is a mixed-size race (soundness rule 2), which Miri
+                // rejects, so under Miri the writer stores element by element.
+                if cfg!(miri) {
+                    (0..view.len()).for_each(|k| view.set(k, value).unwrap());
+                } else {
+                    view.fill(value);
+                }
             }
         })
     };
@@ -430,7 +438,7 @@ fn never_torn<T: Element>(a: T, b: T) {
         }
         // Bulk copies move whole machine words, so racing one against element stores of a
         // narrower type is a mixed-size race: defined by the hardware the crate relies on
-        // (DESIGN.md rule 2), not by Rust's memory model, so Miri rejects it. Native only.
+        // (soundness rule 2), not by Rust's memory model, so Miri rejects it. Native only.
         if !cfg!(miri) {
             let mut copy = vec![a; view.len()];
             view.copy_to_slice(0, &mut copy).unwrap();
@@ -480,5 +488,35 @@ fn v4_neighbouring_elements_written_by_different_threads() {
     let bytes = Uint8Array::new(&buf).unwrap().to_vec();
     for (i, &b) in bytes.iter().enumerate() {
         assert_eq!(b as usize, i % threads + 1, "byte {i}");
+    }
+}
+
+// ---- Element ranges (subarray, fill_range): errors in elements ------------------------------
+
+/// Fault: `subarray` and `fill_range` refused a range of element indices with a message about
+/// bytes ("byte range 2..9 does not fit in 4 bytes" for a view of 4 elements). Decided: element
+/// ranges get their own errors, whose messages speak of elements (the variants themselves are
+/// checked in `tests/element_range_errors.rs`).
+#[test]
+fn subarray_and_fill_range_errors_speak_of_elements() {
+    let view = Int32Array::new(&SharedBuffer::new(16).unwrap()).unwrap(); // 4 elements
+    let (start, end) = (3, 1);
+    let past_the_end = [
+        view.subarray(2..9).unwrap_err(),
+        view.fill_range(2..9, 0).unwrap_err(),
+    ];
+    let inverted = [
+        view.subarray(start..end).unwrap_err(),
+        view.fill_range(start..end, 0).unwrap_err(),
+    ];
+    for error in past_the_end.iter().chain(&inverted) {
+        let message = error.to_string();
+        assert!(
+            message.contains("element") && !message.contains("byte"),
+            "{error:?}: {message}"
+        );
+    }
+    for error in &past_the_end {
+        assert!(error.to_string().contains("2..9"), "{error}");
     }
 }

@@ -1,11 +1,18 @@
-//! Workers: SEMANTICS W1 (lifecycle and event order), W2 (exit codes, errors, panics),
+//! Workers: docs/semantics.md W1 (lifecycle and event order), W2 (exit codes, errors, panics),
 //! W3 (terminate), W4 (posting to an exited worker), W5 (transfer), W7 (worker_data, name),
 //! W8 (what a worker knows about itself).
 #![cfg(not(loom))]
 
+mod common;
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
 use std::time::Duration;
 
-use sharedbuf::worker::{self, Worker, WorkerEvent, WorkerState};
+use common::within_watchdog;
+use sharedbuf::worker::{self, ExitStatus, IntoExitCode, Worker, WorkerEvent, WorkerState};
 use sharedbuf::{atomics, Error, Int32Array, MessageChannel, MessagePort, SharedBuffer};
 
 fn exit_code(event: &WorkerEvent<impl std::fmt::Debug>) -> (i32, bool) {
@@ -13,6 +20,27 @@ fn exit_code(event: &WorkerEvent<impl std::fmt::Debug>) -> (i32, bool) {
         WorkerEvent::Exit(status) => (status.code(), status.terminated()),
         other => panic!("expected Exit, got {other:?}"),
     }
+}
+
+/// The rest of `worker`'s events, up to and with its `Exit`, and the status `Exit` carried.
+/// Checks W1 on the way: exactly one `Exit`, the last event, and nothing after it. Waits as long
+/// as the events take: call it inside [`within_watchdog`].
+fn events_to_exit<In, Out: Debug>(worker: &Worker<In, Out>) -> (Vec<WorkerEvent<Out>>, ExitStatus) {
+    let events: Vec<_> = worker.events().collect();
+    let exits = events
+        .iter()
+        .filter(|event| matches!(event, WorkerEvent::Exit(_)))
+        .count();
+    assert_eq!(exits, 1, "exactly one Exit: {events:?}");
+    let status = match events.last() {
+        Some(WorkerEvent::Exit(status)) => *status,
+        _ => panic!("Exit is not the last event: {events:?}"),
+    };
+    assert!(
+        matches!(worker.recv_event(), Err(Error::Closed)),
+        "nothing after Exit"
+    );
+    (events, status)
 }
 
 #[test]
@@ -379,4 +407,176 @@ fn a_thousand_workers_spawned_and_joined_in_sequence() {
         assert!(worker.join().unwrap().success());
     }
     assert_eq!(total, 999 * 1000);
+}
+
+/// A value whose `Drop` panics: user code failing while the worker ends.
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("PanicsOnDrop dropped (as the test wants)");
+    }
+}
+
+/// Fault: a worker that panics with a payload whose `Drop` panics lost its thread while the
+/// runtime dropped the payload, before `EXITED` was set: the parent never saw `Exit`, and
+/// `events`/`join` hung. Decided: `Exit` is delivered on every path. Checks W2 (a panic is
+/// `Error` then `Exit` with code 1) and W9 (`Exit` on every path), W1 (`Exit` last).
+// docs/semantics.md W1, W2, W9
+#[test]
+fn w2_w9_a_panic_payload_that_panics_on_drop_still_ends_with_exit() {
+    let (events, status, joined) = within_watchdog(
+        "the events and join of a worker whose panic payload panics on drop",
+        || {
+            let worker: Worker<(), ()> =
+                Worker::spawn(|_ctx| -> () { std::panic::panic_any(PanicsOnDrop) }).unwrap();
+            let (events, status) = events_to_exit(&worker);
+            (events, status, worker.join())
+        },
+    );
+    assert_eq!(events.len(), 3, "{events:?}");
+    assert_eq!(events[0], WorkerEvent::Online);
+    assert!(
+        matches!(&events[1], WorkerEvent::Error(error) if error.is_panic()),
+        "{events:?}"
+    );
+    assert_eq!((status.code(), status.terminated()), (1, false));
+    assert_eq!(joined, Ok(status));
+}
+
+/// Fault: a `worker_data` whose `Drop` panics killed the worker thread before `EXITED` was
+/// set when `terminate()` landed before the closure started (the runtime dropped the unused
+/// context outside any guard): `terminate()` and `join()` hung. Decided: `Exit` is delivered on
+/// every path. Repeated so that `terminate()` lands both before and after the closure starts;
+/// either way `terminate()`, the events and `join()` return, `Exit` (terminated) comes last.
+// docs/semantics.md W1, W3, W9
+#[test]
+fn w3_w9_terminate_returns_when_worker_data_panics_on_drop() {
+    for round in 0..200 {
+        let (terminated, events, status, joined) = within_watchdog(
+            &format!("round {round}: terminate, events or join of a worker whose worker_data panics on drop"),
+            || {
+                let worker: Worker<u8, ()> = Worker::builder()
+                    .worker_data(PanicsOnDrop)
+                    .spawn(|ctx| ctx.recv().map(drop))
+                    .unwrap();
+                let terminated = worker.terminate();
+                let (events, status) = events_to_exit(&worker);
+                (terminated, events, status, worker.join())
+            },
+        );
+        assert_eq!(terminated, Ok(status), "round {round}: {events:?}");
+        assert_eq!(
+            (status.code(), status.terminated()),
+            (1, true),
+            "round {round}"
+        );
+        assert_eq!(joined, Ok(status), "round {round}");
+    }
+}
+
+/// Fault: a worker terminated before its closure started still reported `Online` (Node
+/// reports no `online` then). Decided: match Node. Repeated so that `terminate()` right after
+/// `spawn` lands both before and after the closure starts: `Online` is reported exactly when
+/// the closure ran, and the status is terminated either way.
+// docs/semantics.md W1, W9
+#[test]
+fn w9_online_is_reported_exactly_when_the_closure_ran() {
+    let mut never_ran = 0;
+    for round in 0..200 {
+        let (ran, events, status) = within_watchdog(&format!("round {round}"), || {
+            let started = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&started);
+            let worker: Worker<u8, ()> = Worker::spawn(move |ctx| {
+                flag.store(true, Ordering::SeqCst);
+                ctx.recv().map(drop)
+            })
+            .unwrap();
+            let terminated = worker.terminate().unwrap();
+            let (events, status) = events_to_exit(&worker);
+            assert_eq!(terminated, status);
+            (started.load(Ordering::SeqCst), events, status)
+        });
+        let online = events.contains(&WorkerEvent::Online);
+        assert_eq!(
+            online, ran,
+            "round {round}: Online reported: {online}, closure ran: {ran}: {events:?}"
+        );
+        assert_eq!(
+            (status.code(), status.terminated()),
+            (1, true),
+            "round {round}"
+        );
+        if !ran {
+            never_ran += 1;
+        }
+    }
+    eprintln!("terminate() landed before the closure started in {never_ran} of 200 rounds");
+}
+
+/// Fault: after `terminate()`, a worker that unwrapped the `Terminated` error (a panic) was
+/// reported with `Error` before `Exit`. Decided: after `terminate()` only `Exit` (code 1,
+/// terminated) is reported, whatever the closure does with the error, as with `?`.
+// docs/semantics.md W3, W9
+#[test]
+fn w9_a_worker_that_unwraps_terminated_reports_only_exit() {
+    let (terminated, events, status) = within_watchdog("terminating a worker in recv", || {
+        let worker: Worker<u8, ()> = Worker::spawn(|ctx| {
+            let _: u8 = ctx.recv().expect("the parent never posts");
+        })
+        .unwrap();
+        assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+        let terminated = worker.terminate();
+        let (events, status) = events_to_exit(&worker);
+        (terminated, events, status)
+    });
+    assert_eq!(
+        events,
+        [WorkerEvent::Exit(status)],
+        "only Exit after Online"
+    );
+    assert_eq!((status.code(), status.terminated()), (1, true));
+    assert_eq!(terminated, Ok(status));
+}
+
+/// An exit code that is only decided once the worker's thread has been interrupted: its
+/// `into_exit_code` runs after the closure returned, says so (sets the flag), and waits for
+/// `terminate()`.
+struct SevenOnceInterrupted(Arc<AtomicBool>);
+
+impl IntoExitCode for SevenOnceInterrupted {
+    fn into_exit_code(self) -> Result<i32, String> {
+        self.0.store(true, Ordering::SeqCst);
+        while !atomics::is_interrupted() {
+            thread::yield_now();
+        }
+        Ok(7)
+    }
+}
+
+/// Fault: a closure that had returned normally was reported as terminated when `terminate()`
+/// landed between its return and the runtime storing its status. Decided: the real outcome
+/// wins. The closure here returns before `terminate()` is called (the parent waits until its
+/// exit code is being converted, which waits for the interrupt), so `Exit` carries code 7, not
+/// terminated, and `terminate()` returns that status.
+// docs/semantics.md W3, W9
+#[test]
+fn w9_a_closure_that_returned_before_terminate_keeps_its_status() {
+    let (terminated, events, status) =
+        within_watchdog("terminating a worker that returned", || {
+            let converting = Arc::new(AtomicBool::new(false));
+            let flag = Arc::clone(&converting);
+            let worker: Worker<(), ()> =
+                Worker::spawn(move |_ctx| SevenOnceInterrupted(flag)).unwrap();
+            assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+            while !converting.load(Ordering::SeqCst) {
+                thread::yield_now(); // until the closure has returned
+            }
+            let terminated = worker.terminate();
+            let (events, status) = events_to_exit(&worker);
+            (terminated, events, status)
+        });
+    assert_eq!(events, [WorkerEvent::Exit(status)]);
+    assert_eq!((status.code(), status.terminated()), (7, false));
+    assert_eq!(terminated, Ok(status));
 }

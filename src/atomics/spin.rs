@@ -6,11 +6,22 @@
 //! before it parks (never the watched value: that would let a plain store end the wait, which A7
 //! forbids). The notifier sees the waiter has not parked and skips the unpark entirely.
 //!
-//! The spin is bounded in time and yields the CPU after a few iterations, so it never starves
-//! the thread it is waiting for; its budget adapts per thread: it doubles when spinning paid off
-//! and halves when the waiter had to park anyway, so threads that wait long stop burning CPU.
-//! A yield that gives the core away (the machine is oversubscribed) ends the spin at once:
-//! then a futex wake, which the kernel favours, beats waiting for a timeslice.
+//! That only pays while the thread we wait for is running on another core. When the machine is
+//! oversubscribed (more runnable threads than cores) it usually is not: it waits for a core,
+//! often for ours, because the scheduler puts a woken thread beside its waker when no core is
+//! idle. Then every microsecond spun delays the handoff, and a `yield_now` is worse: it hands
+//! the core to whichever thread is runnable, for a whole timeslice, while a parked thread is
+//! woken with the kernel's preference. So:
+//! - The spin never yields; it is a pure busy-wait bounded in time.
+//! - Its budget adapts per thread: it doubles when spinning paid off and halves when the waiter
+//!   had to park anyway, and below `MIN_BUDGET` it is zero: the waiter parks at once, which
+//!   costs what a raw futex wait costs.
+//! - A spin that finds it was descheduled (a gap in its own clock readings) is the sign of
+//!   oversubscription, and drops the budget to zero at once.
+//! - From zero, a waiter probes now and then with a full spin: after 16 parked waits, then after
+//!   twice as many each time a probe fails (up to 4096), so a thread returns to spinning soon
+//!   after its partner became fast again, and an oversubscribed one almost never wastes a spin.
+//!
 //! Nothing is spun on a single-CPU machine, nor under loom (where parking is the model).
 
 use std::cell::Cell;
@@ -20,56 +31,210 @@ use super::deadline::Deadline;
 use super::waiter::{Outcome, Waiter};
 use crate::shim::{self, LOOM};
 
+/// A budget below this is zero: the spin could only catch a partner that is already running.
 const MIN_BUDGET: Duration = Duration::from_micros(1);
+/// The budget a thread starts with, and returns to after a successful probe.
 const INITIAL_BUDGET: Duration = Duration::from_micros(20);
+/// The longest spin: it rides out the wake of a core that only just went idle; a core in a
+/// deeper sleep takes longer to wake than spinning could save.
 const MAX_BUDGET: Duration = Duration::from_micros(50);
-/// A `yield_now` that takes this long means another thread ran meanwhile.
+/// A gap this long between two clock readings of one spin means the thread was descheduled.
 const DESCHEDULED: Duration = Duration::from_micros(10);
-/// Iterations of pure `spin_loop` before the spin starts yielding the CPU.
-const BUSY_ITERATIONS: u32 = 64;
+/// Spin iterations between clock readings (one `spin_loop` takes tens of nanoseconds).
+const CLOCK_EVERY: u32 = 8;
+/// Parked waits before the first probe after the budget dropped to zero.
+const FIRST_PROBE_AFTER: u32 = 16;
+/// The longest interval between probes, in parked waits.
+const MAX_PROBE_AFTER: u32 = 4096;
 
-shim::thread_local_static! {
-    static BUDGET: Cell<Duration> = Cell::new(INITIAL_BUDGET);
+/// What a thread has learnt about spinning.
+#[derive(Clone, Copy)]
+struct SpinState {
+    /// How long the next wait spins; zero: it parks at once (unless it probes).
+    budget: Duration,
+    /// With a zero budget: parked waits left before the next probe.
+    waits_until_probe: u32,
+    /// The interval to the probe after that one (doubles while probes fail).
+    probe_interval: u32,
 }
 
-/// Returns the waiter's outcome if it arrives within the spin budget, else `None`.
-pub(crate) fn spin_for_outcome(waiter: &Waiter, deadline: Deadline) -> Option<Outcome> {
-    if let Some(outcome) = waiter.outcome() {
-        return Some(outcome);
-    }
-    if LOOM || shim::cpus() < 2 {
-        return None;
-    }
-    let budget = BUDGET.with(Cell::get);
-    let start = Instant::now();
-    let end = match deadline {
-        Deadline::Expired => return None,
-        Deadline::Never => start + budget,
-        Deadline::At(at) => at.min(start + budget),
+impl SpinState {
+    const INITIAL: SpinState = SpinState {
+        budget: INITIAL_BUDGET,
+        waits_until_probe: 0,
+        probe_interval: FIRST_PROBE_AFTER,
     };
-    let mut iteration = 0u32;
-    loop {
-        if let Some(outcome) = waiter.outcome() {
-            BUDGET.with(|b| b.set((budget * 2).min(MAX_BUDGET)));
-            return Some(outcome);
+
+    /// How long this wait spins (zero: not at all), counting it towards the next probe.
+    fn budget_for_this_wait(&mut self) -> Duration {
+        if !self.budget.is_zero() {
+            return self.budget;
         }
-        if iteration < BUSY_ITERATIONS {
-            std::hint::spin_loop();
-        } else {
-            let before = Instant::now();
-            shim::thread::yield_now();
-            if before.elapsed() >= DESCHEDULED {
-                // The yield gave the core away: the machine is oversubscribed, and the thread
-                // we wait for may not even be running. Parking is cheaper now (the kernel
-                // favours a woken sleeper; a yielder waits for a timeslice).
-                BUDGET.with(|b| b.set((budget / 2).max(MIN_BUDGET)));
-                return None;
+        if self.waits_until_probe > 0 {
+            self.waits_until_probe -= 1;
+            return Duration::ZERO;
+        }
+        INITIAL_BUDGET
+    }
+
+    /// Learns from a spin of `spun` (its budget) that ended with `ended`.
+    fn learn<T>(&mut self, spun: Duration, ended: &Spun<T>) {
+        let probed = self.budget.is_zero();
+        match ended {
+            Spun::Outcome(_) => {
+                self.budget = (spun * 2).min(MAX_BUDGET);
+                self.probe_interval = FIRST_PROBE_AFTER;
+            }
+            Spun::OutOfBudget if !probed && spun / 2 >= MIN_BUDGET => self.budget = spun / 2,
+            Spun::OutOfBudget | Spun::Descheduled => {
+                if probed {
+                    self.probe_interval = (self.probe_interval * 2).min(MAX_PROBE_AFTER);
+                }
+                self.budget = Duration::ZERO;
+                self.waits_until_probe = self.probe_interval;
             }
         }
-        iteration += 1;
-        if iteration % 8 == 0 && Instant::now() >= end {
-            BUDGET.with(|b| b.set((budget / 2).max(MIN_BUDGET)));
-            return None;
+    }
+}
+
+shim::thread_local_static! {
+    static SPIN: Cell<SpinState> = Cell::new(SpinState::INITIAL);
+}
+
+/// How a spin ended.
+enum Spun<T = Outcome> {
+    Outcome(T),
+    /// The budget (or the wait's deadline) ran out.
+    OutOfBudget,
+    /// The thread was descheduled while spinning: the machine is oversubscribed.
+    Descheduled,
+}
+
+/// Returns the waiter's outcome if it arrives within the thread's spin budget, else `None`.
+pub(crate) fn spin_for_outcome(waiter: &Waiter, deadline: Deadline) -> Option<Outcome> {
+    spin_until(|| waiter.outcome(), deadline)
+}
+
+/// Returns what `probe` finds once it finds something, if that happens within the thread's
+/// spin budget, else `None`: the same adaptive spin for any outcome word (a process-shared
+/// waiter watches its slot in the buffer's header instead of a [`Waiter`]).
+pub(crate) fn spin_until<T>(probe: impl Fn() -> Option<T>, deadline: Deadline) -> Option<T> {
+    if let Some(outcome) = probe() {
+        return Some(outcome);
+    }
+    if LOOM || shim::cpus() < 2 || deadline == Deadline::Expired {
+        return None;
+    }
+    let mut state = SPIN.with(Cell::get);
+    let budget = state.budget_for_this_wait();
+    if budget.is_zero() {
+        SPIN.with(|s| s.set(state));
+        return None;
+    }
+    let ended = spin(&probe, deadline, budget);
+    state.learn(budget, &ended);
+    SPIN.with(|s| s.set(state));
+    match ended {
+        Spun::Outcome(outcome) => Some(outcome),
+        Spun::OutOfBudget | Spun::Descheduled => None,
+    }
+}
+
+/// Busy-waits for `probe` to find an outcome for at most `budget` (or until `deadline`).
+fn spin<T>(probe: &impl Fn() -> Option<T>, deadline: Deadline, budget: Duration) -> Spun<T> {
+    let start = Instant::now();
+    let end = match deadline {
+        Deadline::At(at) => at.min(start + budget),
+        Deadline::Never | Deadline::Expired => start + budget,
+    };
+    let mut last_reading = start;
+    let mut iteration = 0u32;
+    loop {
+        if let Some(outcome) = probe() {
+            return Spun::Outcome(outcome);
         }
+        std::hint::spin_loop();
+        iteration += 1;
+        if iteration % CLOCK_EVERY == 0 {
+            let now = Instant::now();
+            if now - last_reading >= DESCHEDULED {
+                return Spun::Descheduled;
+            }
+            if now >= end {
+                return Spun::OutOfBudget;
+            }
+            last_reading = now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(state: &mut SpinState, ended: Spun) -> Duration {
+        let budget = state.budget_for_this_wait();
+        if !budget.is_zero() {
+            state.learn(budget, &ended);
+        }
+        budget
+    }
+
+    fn hit() -> Spun {
+        Spun::Outcome(Outcome::Notified)
+    }
+
+    #[test]
+    fn the_budget_doubles_on_success_and_halves_to_zero_on_misses() {
+        let mut state = SpinState::INITIAL;
+        assert_eq!(run(&mut state, hit()), INITIAL_BUDGET);
+        assert_eq!(run(&mut state, hit()), INITIAL_BUDGET * 2);
+        assert_eq!(run(&mut state, Spun::OutOfBudget), MAX_BUDGET);
+        let mut misses = 1;
+        while !state.budget.is_zero() {
+            run(&mut state, Spun::OutOfBudget);
+            misses += 1;
+            assert!(misses < 10, "the budget never reached zero");
+        }
+        assert!(misses > 1, "one miss halves, it does not zero");
+        assert_eq!(run(&mut state, hit()), Duration::ZERO, "parked at once");
+    }
+
+    #[test]
+    fn being_descheduled_stops_spinning_at_once() {
+        let mut state = SpinState::INITIAL;
+        run(&mut state, hit());
+        run(&mut state, Spun::Descheduled);
+        assert_eq!(state.budget, Duration::ZERO);
+        assert_eq!(state.waits_until_probe, FIRST_PROBE_AFTER);
+    }
+
+    #[test]
+    fn failed_probes_back_off_and_a_successful_one_spins_again() {
+        let mut state = SpinState::INITIAL;
+        run(&mut state, Spun::Descheduled);
+        let mut interval = FIRST_PROBE_AFTER;
+        for _ in 0..20 {
+            for _ in 0..interval {
+                assert_eq!(run(&mut state, Spun::OutOfBudget), Duration::ZERO);
+            }
+            assert_eq!(
+                run(&mut state, Spun::OutOfBudget),
+                INITIAL_BUDGET,
+                "a probe"
+            );
+            interval = (interval * 2).min(MAX_PROBE_AFTER);
+        }
+        assert_eq!(state.waits_until_probe, MAX_PROBE_AFTER);
+        for _ in 0..MAX_PROBE_AFTER {
+            run(&mut state, hit());
+        }
+        assert_eq!(
+            run(&mut state, hit()),
+            INITIAL_BUDGET,
+            "the probe that succeeds"
+        );
+        assert_eq!(run(&mut state, hit()), INITIAL_BUDGET * 2, "spinning again");
+        assert_eq!(state.probe_interval, FIRST_PROBE_AFTER);
     }
 }

@@ -4,11 +4,13 @@
 //! [`WaitFuture`](super::WaitFuture) has no thread, and the crate depends on no runtime, so one
 //! lazily started timer thread ("sharedbuf-timer") cancels expired async waiters with
 //! "timed out" and wakes their tasks. Its schedule is an ordered map, so a future dropped before
-//! its deadline removes its entry at once and the schedule holds only live timeouts.
+//! its deadline removes its entry at once and the schedule holds only live timeouts. Wakers are
+//! user code: the timer runs them with its schedule unlocked and survives one that panics
+//! (fault: a panicking waker used to kill the timer, and no timeout fired from then on).
 //!
 //! Under loom there is no clock: every waiter with a finite timeout (blocking ones too) is
 //! recorded here instead, and a model thread playing the timer calls
-//! [`loom_hooks::fire_timeouts`](crate::loom_hooks::fire_timeouts), which races the expiry
+//! `loom_hooks::fire_timeouts` (a loom build only), which races the expiry
 //! against whatever else the model does.
 
 #[cfg(not(loom))]
@@ -22,6 +24,7 @@ pub(crate) use model::{
 #[cfg(not(loom))]
 mod clock {
     use std::collections::BTreeMap;
+    use std::panic::{self, AssertUnwindSafe};
     use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
     use std::time::Instant;
 
@@ -94,6 +97,21 @@ mod clock {
         }
     }
 
+    /// Times `waiter` out (unless it already left the table) and wakes its task, with the
+    /// schedule unlocked. The waker is user code, and so is the waiter's drop if its future
+    /// was dropped meanwhile (this is then the last reference): a panic there is caught, so
+    /// the one timer thread of the process keeps serving every other `wait_async`. Nothing is
+    /// half-done by then: the entry is already off the schedule, and the outcome is set and the
+    /// waiter out of the table before its waker runs. The panic hook has reported the panic;
+    /// its payload is dropped here.
+    fn time_out(waiter: Weak<Waiter>) {
+        let _ = panic::catch_unwind(AssertUnwindSafe(move || {
+            if let Some(waiter) = waiter.upgrade() {
+                waiter_table::cancel(&waiter, Outcome::TimedOut, true);
+            }
+        }));
+    }
+
     fn run(timer: &'static Timer) {
         let mut schedule = lock(&timer.schedule);
         loop {
@@ -112,9 +130,7 @@ mod clock {
             match due {
                 Some((_, waiter)) => {
                     drop(schedule);
-                    if let Some(waiter) = waiter.upgrade() {
-                        waiter_table::cancel(&waiter, Outcome::TimedOut, true);
-                    }
+                    time_out(waiter);
                     schedule = lock(&timer.schedule);
                 }
                 None => {

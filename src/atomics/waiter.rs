@@ -13,9 +13,12 @@
 //! without a syscall, which is what makes a quick handoff cost well under a microsecond instead
 //! of a 30–80 µs futex wake on this kind of machine.
 
+use std::any::Any;
+use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
 
-use crate::shim::{lock, thread, AtomicU32, Mutex, Ordering};
+use super::process_waiters::SlotRef;
+use crate::shim::{lock, thread, Arc, AtomicU32, AtomicUsize, Mutex, Ordering, LOOM};
 
 /// How a waiter left the waiter table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,10 +62,17 @@ enum Wake {
 
 /// One entry of the waiter table.
 pub(crate) struct Waiter {
-    /// The absolute byte address waited on (SEMANTICS A10).
+    /// The absolute byte address waited on (docs/semantics.md A10).
     pub(crate) key: usize,
     state: AtomicU32,
+    /// Where the waiter sits in its bucket while queued (`waiter_table::address_lists`). Read
+    /// and written only with that bucket locked, which orders the accesses: relaxed suffices.
+    slot: AtomicUsize,
     wake: Wake,
+    /// For a wait on a process-shared buffer: its slot in the buffer's header, where its
+    /// outcome is decided instead of in the waiter table (`process_waiters.rs`). The waiter
+    /// itself then only carries the wait's registration with its interrupters and the timer.
+    process_slot: Option<SlotRef>,
 }
 
 impl Waiter {
@@ -71,7 +81,9 @@ impl Waiter {
         Waiter {
             key,
             state: AtomicU32::new(QUEUED),
+            slot: AtomicUsize::new(0),
             wake: Wake::Thread(thread::current()),
+            process_slot: None,
         }
     }
 
@@ -80,8 +92,25 @@ impl Waiter {
         Waiter {
             key,
             state: AtomicU32::new(QUEUED),
+            slot: AtomicUsize::new(0),
             wake: Wake::Task(Mutex::new(None)),
+            process_slot: None,
         }
+    }
+
+    /// This waiter, waiting in `slot` of a process-shared buffer's header instead of in the
+    /// waiter table.
+    pub(crate) fn in_process_slot(self, slot: SlotRef) -> Waiter {
+        Waiter {
+            process_slot: Some(slot),
+            ..self
+        }
+    }
+
+    /// The slot of a waiter on a process-shared buffer.
+    #[inline]
+    pub(crate) fn process_slot(&self) -> Option<&SlotRef> {
+        self.process_slot.as_ref()
     }
 
     /// The outcome, or `None` while the waiter is still in the table.
@@ -95,13 +124,26 @@ impl Waiter {
     }
 
     /// Sets the outcome. Called only by the waiter table, with the waiter's bucket locked and
-    /// just after removing it from the queue. Returns whether the thread must be unparked.
+    /// just after removing it from the queue (or, for a future waiting on a process-shared
+    /// buffer, by whoever takes it off its doorbell's list: `process_bridge.rs`). Returns
+    /// whether the thread must be unparked.
     pub(crate) fn finish(&self, outcome: Outcome) -> bool {
         self.state.swap(outcome as u32, Ordering::AcqRel) == PARKED
     }
 
+    /// The waiter's slot in its bucket. Only meaningful with its bucket locked, while queued.
+    pub(crate) fn slot(&self) -> usize {
+        self.slot.load(Ordering::Relaxed)
+    }
+
+    /// Records the waiter's slot in its bucket; called with the bucket locked.
+    pub(crate) fn set_slot(&self, slot: usize) {
+        self.slot.store(slot, Ordering::Relaxed);
+    }
+
     /// Wakes whoever waits on this waiter after [`Waiter::finish`]; `unpark` is what `finish`
-    /// returned. Runs with no lock held, so a waker may do anything.
+    /// returned. Runs with no lock held, so a waker may do anything — including panic, which
+    /// unwinds out of here (see [`wake_catching`] for callers that must go on).
     pub(crate) fn wake(&self, unpark: bool) {
         match &self.wake {
             Wake::Thread(thread) => {
@@ -148,4 +190,22 @@ impl Waiter {
         }
         self.outcome()
     }
+}
+
+/// Wakes `waiter` ([`Waiter::wake`]) and drops this reference to it, returning the payload of
+/// a panic instead of unwinding: the waker, and the waiter's drop if this was its last
+/// reference (which drops the stored waker), are user code. A caller with several waiters to
+/// wake wakes them all and only then propagates the panic, so one faulty executor cannot strand
+/// the others. The outcome is set before this runs, so a panic leaves nothing half-done.
+///
+/// Under loom nothing is caught: loom reports the failures it finds by panicking, and those
+/// must reach the model (its wakers never panic).
+pub(crate) fn wake_catching(waiter: Arc<Waiter>, unpark: bool) -> Result<(), Box<dyn Any + Send>> {
+    if LOOM {
+        waiter.wake(unpark);
+        return Ok(());
+    }
+    // AssertUnwindSafe: a panic here leaves nothing of ours half-updated. The outcome was set
+    // before, and the waker slot's lock is released before the waker is called.
+    panic::catch_unwind(AssertUnwindSafe(move || waiter.wake(unpark)))
 }

@@ -1,11 +1,23 @@
-//! The in-process waiter table: who waits on which address, in FIFO order (SEMANTICS A8–A11).
+//! The in-process waiter table: who waits on which address, in FIFO order (docs/semantics.md A8–A11).
 //!
 //! Waiters are keyed by the absolute byte address of the element waited on, which identifies
 //! (memory block, byte) while the memory is alive — and it is: a blocked `wait` borrows its view,
 //! and a [`WaitFuture`](super::WaitFuture) holds a clone of its buffer. The table is a fixed
 //! array of buckets picked by hashing the address (parking_lot style), so it never grows with
-//! the number of distinct addresses ever waited on: a bucket's queue holds only the waiters
-//! currently waiting, and FIFO per address is the queue order filtered by key.
+//! the number of distinct addresses ever waited on. A bucket keeps one FIFO list per address
+//! that currently has waiters ([`address_lists`]): `notify` takes the oldest waiters of its
+//! address without looking at any other, and a waiter that leaves early (timed out,
+//! interrupted, future dropped) is unlinked in O(1) wherever it stands in its list.
+//!
+//! Invariants, each kept with the bucket locked (the lists' own are in [`address_lists`]):
+//! - T1: once enqueued (at most once), a waiter is in its bucket's lists exactly while its
+//!   outcome is unset. Only this module sets an outcome, right after taking the waiter out of
+//!   the lists, in the same critical section; so exactly one of "notified and counted" and "timed out, interrupted or
+//!   cancelled" happens, and `notify` counts precisely the waiters whose outcome it set (A8).
+//! - T2: `queued` is the number of waiters in the bucket's lists, plus one inside
+//!   `enqueue_if`'s critical section while it checks the value (see the handshake below).
+//! - T3: no user code runs with a bucket locked: wakers run after the lock is released, and a
+//!   `Waiter` (whose drop drops a waker) is never dropped for the last time under it.
 //!
 //! Correctness (A11, "no lost wakeup"): `wait` checks the value and enqueues with the bucket
 //! locked, and `notify` dequeues with the same lock held. The no-waiter fast path of `notify`
@@ -21,31 +33,43 @@
 //!
 //! Either the waiter's load sees the new value (it returns `NotEqual`), or the notifier's load
 //! sees the raised count (it takes the lock and finds the waiter). Never neither.
+//!
+//! Waking is user code for a future (its `Waker`), and may panic. A notify wakes every waiter it
+//! took whatever one waker does, and only then lets the first panic continue (fault: one
+//! panicking waker used to strand the rest of the wake list, counted but never woken).
 
-use std::collections::VecDeque;
+mod address_lists;
 
-use super::waiter::{Outcome, Waiter};
+use std::any::Any;
+use std::panic;
+
+use self::address_lists::AddressLists;
+use super::process_waiters;
+use super::waiter::{wake_catching, Outcome, Waiter};
+use crate::element::Waitable;
+use crate::error::Error;
 use crate::shim::{self, fence, lock, Arc, AtomicUsize, Mutex, Ordering, LOOM};
+use crate::view::TypedArray;
 
 /// Number of buckets (a power of two). Under loom there is one: every address shares it, which
-/// is the demanding case (notify must filter by key), and keeps the model deterministic (real
-/// addresses, and so hashes, differ between loom executions).
+/// is the demanding case (notify must pick its address's list out of several), and keeps the
+/// model deterministic (real addresses, and so hashes, differ between loom executions).
 const BUCKETS: usize = if LOOM { 1 } else { 256 };
 
-/// One bucket: the waiters of every address that hashes here, in arrival order.
+/// One bucket: the waiters of every address that hashes here, one FIFO list per address.
 #[repr(align(128))]
 struct Bucket {
-    /// How many waiters are in `queue`, readable without the lock (the notify fast path).
-    /// Changed only with `queue` locked.
+    /// How many waiters are in `waiters` (T2), readable without the lock (the notify fast
+    /// path). Changed only with `waiters` locked.
     queued: AtomicUsize,
-    queue: Mutex<VecDeque<Arc<Waiter>>>,
+    waiters: Mutex<AddressLists>,
 }
 
 impl Bucket {
     fn new() -> Bucket {
         Bucket {
             queued: AtomicUsize::new(0),
-            queue: Mutex::new(VecDeque::new()),
+            waiters: Mutex::new(AddressLists::default()),
         }
     }
 }
@@ -62,12 +86,24 @@ fn buckets() -> &'static [Bucket] {
 }
 
 fn bucket(key: usize) -> &'static Bucket {
+    &buckets()[bucket_index(key)]
+}
+
+/// Which bucket the waiters of address `key` share.
+fn bucket_index(key: usize) -> usize {
     if BUCKETS == 1 {
-        return &buckets()[0];
+        return 0;
     }
     // Fibonacci hashing of the address without its low bits (elements are ≥ 4 bytes apart).
     let hash = (key >> 2).wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
-    &buckets()[(hash >> (usize::BITS - BUCKETS.trailing_zeros())) % BUCKETS]
+    (hash >> (usize::BITS - BUCKETS.trailing_zeros())) % BUCKETS
+}
+
+/// Which waiter-table bucket element `index` of `view` hashes to, so the `waiter_table` bench
+/// can pile waiters for other addresses into the bucket of the one it notifies. Not API.
+#[doc(hidden)]
+pub fn waiter_bucket<T: Waitable>(view: &TypedArray<T>, index: usize) -> Result<usize, Error> {
+    Ok(bucket_index(view.element(index)?.address()))
 }
 
 /// Enqueues `waiter` at the back of its address's list if `value_matches()` holds, evaluated
@@ -75,7 +111,7 @@ fn bucket(key: usize) -> &'static Bucket {
 /// was enqueued.
 pub(crate) fn enqueue_if(waiter: &Arc<Waiter>, value_matches: impl FnOnce() -> bool) -> bool {
     let bucket = bucket(waiter.key);
-    let mut queue = lock(&bucket.queue);
+    let mut waiters = lock(&bucket.waiters);
     // Raise the count before reading the value: see the module docs.
     bucket.queued.fetch_add(1, Ordering::Relaxed);
     fence(Ordering::SeqCst);
@@ -83,11 +119,14 @@ pub(crate) fn enqueue_if(waiter: &Arc<Waiter>, value_matches: impl FnOnce() -> b
         bucket.queued.fetch_sub(1, Ordering::Relaxed);
         return false;
     }
-    queue.push_back(Arc::clone(waiter));
+    waiters.push_back(Arc::clone(waiter));
     true
 }
 
-/// Wakes up to `count` waiters on `key`, oldest first (A8, A9); returns how many it woke.
+/// Wakes up to `count` waiters on `key`, oldest first (A8, A9); returns how many it woke. Costs
+/// what it wakes: other addresses' waiters in the bucket are never looked at.
+///
+/// If a waker panics, every other waiter taken is still woken, then the first panic resumes.
 pub(crate) fn notify(key: usize, count: usize) -> usize {
     if count == 0 {
         return 0;
@@ -101,17 +140,13 @@ pub(crate) fn notify(key: usize, count: usize) -> usize {
     }
     let mut woken = WakeList::default();
     {
-        let mut queue = lock(&bucket.queue);
-        let mut index = 0;
-        while index < queue.len() && woken.len < count {
-            if queue[index].key == key {
-                if let Some(waiter) = queue.remove(index) {
-                    let unpark = waiter.finish(Outcome::Notified);
-                    woken.push(waiter, unpark);
-                }
-            } else {
-                index += 1;
-            }
+        let mut waiters = lock(&bucket.waiters);
+        while woken.len < count {
+            let Some(waiter) = waiters.pop_front(key) else {
+                break;
+            };
+            let unpark = waiter.finish(Outcome::Notified);
+            woken.push(waiter, unpark);
         }
         bucket.queued.fetch_sub(woken.len, Ordering::Relaxed);
     }
@@ -123,21 +158,30 @@ pub(crate) fn notify(key: usize, count: usize) -> usize {
 /// Takes `waiter` out of the table with `outcome` (timed out, interrupted, cancelled) unless
 /// `notify` already did. Returns the waiter's final outcome: `outcome`, or `Notified` when the
 /// notify won the race (then it was counted, and the caller must report `Ok`). With `wake`, the
-/// waiter's thread or task is woken (used when someone other than the waiter cancels it).
+/// waiter's thread or task is woken (used when someone other than the waiter cancels it); a
+/// panicking waker unwinds out of here, with the waiter already out of the table.
 pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: Outcome, wake: bool) -> Outcome {
+    if let Some(slot) = waiter.process_slot() {
+        // A wait on a process-shared buffer: decided in its slot, not in this table. This is
+        // how interrupters and the timer, which only know waiters, reach such a wait.
+        return process_waiters::cancel(waiter, slot, outcome, wake);
+    }
     let bucket = bucket(waiter.key);
-    let unpark = {
-        let mut queue = lock(&bucket.queue);
+    let (removed, unpark) = {
+        let mut waiters = lock(&bucket.waiters);
         if !waiter.is_queued() {
-            drop(queue);
+            drop(waiters);
             return waiter.outcome().unwrap_or(outcome);
         }
-        if let Some(position) = queue.iter().position(|w| Arc::ptr_eq(w, waiter)) {
-            queue.remove(position);
+        let removed = waiters.remove(waiter);
+        debug_assert!(removed.is_some(), "T1: a queued waiter is in the lists");
+        if removed.is_some() {
             bucket.queued.fetch_sub(1, Ordering::Relaxed);
         }
-        waiter.finish(outcome)
+        (removed, waiter.finish(outcome))
     };
+    // Not the last reference (the caller holds one), but dropped unlocked all the same (T3).
+    drop(removed);
     if wake {
         waiter.wake(unpark);
     }
@@ -162,10 +206,18 @@ impl WakeList {
         self.len += 1;
     }
 
+    /// Wakes every waiter in the list, each whatever the others' wakers do; then resumes the
+    /// first panic a waker raised, if any (the others' payloads are dropped: one propagates).
     fn wake_all(self) {
         let inline = self.inline.into_iter().flatten();
+        let mut first_panic: Option<Box<dyn Any + Send>> = None;
         for (waiter, unpark) in inline.chain(self.spilled) {
-            waiter.wake(unpark);
+            if let Err(payload) = wake_catching(waiter, unpark) {
+                first_panic.get_or_insert(payload);
+            }
+        }
+        if let Some(payload) = first_panic {
+            panic::resume_unwind(payload);
         }
     }
 }
@@ -184,8 +236,8 @@ pub(crate) fn total_queued() -> usize {
 #[allow(dead_code)] // used by the loom hooks only
 pub(crate) fn unpark_all_spuriously() {
     for bucket in buckets() {
-        let queue = lock(&bucket.queue);
-        for waiter in queue.iter() {
+        let waiters = lock(&bucket.waiters);
+        for waiter in waiters.iter() {
             waiter.unpark_spuriously();
         }
     }

@@ -1,4 +1,4 @@
-//! Message ports: Node's `MessageChannel` / `MessagePort` for any `T: Send` (SEMANTICS W4, W6).
+//! Message ports: Node's `MessageChannel` / `MessagePort` for any `T: Send` (docs/semantics.md W4, W6).
 //!
 //! [`MessageChannel::new`] gives two entangled ports; each posts to the other and receives what
 //! the other posts, in order. Messages are moved, never copied or serialized: a `Vec<u8>` in a
@@ -38,6 +38,14 @@
 //! [`notify`](crate::atomics::notify), which the loom models check), and never frees memory
 //! while another thread might look at it.
 //!
+//! # Dropping a port
+//!
+//! Dropping a port closes the channel (as [`close`](MessagePort::close) does) and drops the
+//! messages queued for it, which nothing can receive any more; the other port still receives
+//! what was posted to it. A port posted into the very queue it receives from keeps itself, its
+//! queues and their messages alive for ever, as a `Sender` sent through its own `mpsc` channel
+//! does: see [`MessagePort`].
+//!
 //! # Cost
 //!
 //! A post or receive that does not block is two atomic read-modify-writes and a few loads (no
@@ -65,11 +73,15 @@ pub struct MessageChannel<T> {
 }
 
 impl<T: Send> MessageChannel<T> {
-    /// Two entangled ports with [`DEFAULT_CAPACITY`] slots each way (SEMANTICS W6).
+    /// Two entangled ports with [`DEFAULT_CAPACITY`] slots each way (docs/semantics.md W6).
     ///
     /// # Panics
     ///
-    /// Only if the system refuses the few kilobytes the rings need, as `Vec` would.
+    /// If the system refuses the memory (where `Vec::with_capacity` would abort the process):
+    /// the `2 × DEFAULT_CAPACITY × size_of::<T>()` bytes of the slots (a few kilobytes for
+    /// small messages) and 16 KiB of stamps. For large messages use
+    /// [`with_capacity`](Self::with_capacity), which returns `Err` instead. A constructor that
+    /// cannot fail keeps `MessageChannel::new()` as simple as JavaScript's `new MessageChannel()`.
     #[allow(clippy::new_ret_no_self)]
     pub fn new() -> (MessagePort<T>, MessagePort<T>) {
         match MessagePort::entangled(DEFAULT_CAPACITY) {
@@ -79,7 +91,8 @@ impl<T: Send> MessageChannel<T> {
     }
 
     /// Two entangled ports holding at least `capacity` messages each way (rounded up to a power
-    /// of two, at least 2). `Err` above 2^24 slots or if memory is refused.
+    /// of two, at least 2). `Err(Error::ExceedsMax)` above 2^24 slots,
+    /// `Err(Error::AllocationFailed)` if the system refuses the memory (never an abort).
     pub fn with_capacity(capacity: usize) -> Result<(MessagePort<T>, MessagePort<T>), Error> {
         MessagePort::entangled(capacity)
     }

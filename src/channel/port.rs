@@ -5,14 +5,26 @@ use std::time::{Duration, Instant};
 
 use super::ring::{Blocked, Ring};
 use crate::error::Error;
-use crate::shim::Arc;
+use crate::shim::{self, Arc};
 
 /// One end of an entangled pair: posts `Tx` to the other end and receives the `Rx` it posts
 /// (both `T` for a [`MessageChannel`](super::MessageChannel)).
 ///
-/// Messages arrive in the order they were posted (SEMANTICS W4). [`close`](Self::close) (or
-/// dropping either port) closes both directions: what was posted before is still delivered,
-/// later posts return `Err(Error::Closed)` (W6).
+/// Messages arrive in the order they were posted (docs/semantics.md W4). [`close`](Self::close) (or
+/// dropping either port) closes both directions: later posts return `Err(Error::Closed)`, and
+/// what was posted before is still delivered to a port that still exists (W6). Dropping a port
+/// also drops the messages queued for it at once, since nothing can receive them any more (as
+/// Node discards messages to a closed port); the other port keeps what was posted to it.
+///
+/// # A port posted into its own channel is never freed
+///
+/// A port keeps its channel's queues alive, and a queue keeps the messages in it alive. A port
+/// posted into the queue it receives from (for instance `a.post_message(Msg::Port(b))`, where
+/// `b` receives what `a` posts) and never received keeps itself alive: neither the port, nor
+/// its queues, nor the messages in them are ever dropped. Dropping `a` still closes the
+/// channel, but nothing can drop `b`. std's `mpsc` has the same cycle (a `Sender` sent through
+/// its own channel). Receive such messages, or close the channel and drain it with
+/// [`try_iter`](Self::try_iter), before letting go of the last port you hold.
 ///
 /// ```
 /// use sharedbuf::MessageChannel;
@@ -31,6 +43,8 @@ pub struct MessagePort<Tx, Rx = Tx> {
 
 /// The two rings a port posts to and receives from. Closing a link closes both directions;
 /// the worker runtime keeps one (a [`Closer`]) to close the worker's port when the worker ends.
+/// Only the port receives from its `rx` (a `Closer` never receives), which is what lets the
+/// port's `Drop` discard what is left there.
 pub(crate) struct Link<Tx, Rx> {
     tx: Arc<Ring<Tx>>,
     rx: Arc<Ring<Rx>>,
@@ -63,7 +77,7 @@ pub(crate) type Entangled<Tx, Rx> = (MessagePort<Tx, Rx>, MessagePort<Rx, Tx>);
 pub enum PostError<T> {
     /// The port's queue is full ([`MessagePort::try_post_message`]).
     Full(T),
-    /// The port is closed (SEMANTICS W4, W6).
+    /// The port is closed (docs/semantics.md W4, W6).
     Closed(T),
     /// The queue stayed full for the whole timeout ([`MessagePort::post_message_timeout`]).
     Timeout(T),
@@ -140,8 +154,11 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
         self.link.rx.pop(Instant::now().checked_add(timeout))
     }
 
-    /// The oldest message if one is there, without waiting: Node's `receiveMessageOnPort`
-    /// (SEMANTICS W6). `None` when the queue is empty or closed and drained.
+    /// The oldest message if one is there, without waiting for a post: Node's
+    /// `receiveMessageOnPort` (docs/semantics.md W6). `None` only when no message is queued (empty, or
+    /// closed and drained): a post that has claimed the oldest place but is still writing its
+    /// message is waited for (it never blocks), so a message whose post returned before this
+    /// call is always found unless another receive took it.
     pub fn try_recv(&self) -> Option<Rx> {
         self.link.rx.try_pop().ok()
     }
@@ -152,14 +169,16 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
         Iter { port: self }
     }
 
-    /// An iterator over the messages that are there now; it never waits.
+    /// An iterator over the messages that are there now, each taken as by
+    /// [`try_recv`](Self::try_recv); it never waits for a post.
     pub fn try_iter(&self) -> TryIter<'_, Tx, Rx> {
         TryIter { port: self }
     }
 
     /// Closes both directions of the channel (JavaScript's `port.close()`): posts from either
-    /// side fail from now on, messages posted before are still delivered, and threads blocked
-    /// in `recv` or in a full `post_message` wake up. Idempotent; dropping a port does it too.
+    /// side fail from now on, messages posted before are still delivered (to a port that still
+    /// exists), and threads blocked in `recv` or in a full `post_message` wake up. Idempotent;
+    /// dropping a port does it too, and also drops the messages queued for that port.
     pub fn close(&self) {
         self.link.close();
     }
@@ -198,8 +217,15 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
 }
 
 impl<Tx, Rx> Drop for MessagePort<Tx, Rx> {
+    /// Closes the channel, then drops the messages queued for this port: it is their only
+    /// receiver (see `Link`), so nothing could take them any more. A panic in a message's
+    /// `Drop` propagates after the rest were dropped. The other direction is left intact.
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: see `shim::model_is_unwinding`
+        }
         self.close();
+        self.link.rx.discard_all();
     }
 }
 

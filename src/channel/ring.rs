@@ -27,19 +27,60 @@
 //! old stamp had [`WAITING`] set. The flag and the swap are read-modify-writes of the same word,
 //! so they are totally ordered: either the swap sees the flag (and notifies), or the waiter's
 //! compare-exchange fails (and it sees the new stamp). `wait` checks the value under the waiter
-//! table's lock (SEMANTICS A11), so a notify that follows the swap is never lost. When nobody
+//! table's lock (docs/semantics.md A11), so a notify that follows the swap is never lost. When nobody
 //! waits, a message costs no `notify` at all.
 //!
 //! # Closing
 //!
 //! `close` sets [`CLOSED`] in the tail with one read-modify-write, so a post either claimed its
-//! position before the close (and its message will be delivered) or sees the mark and fails.
+//! position before the close (and its message will be delivered, unless the receiving port is
+//! dropped: see below) or sees the mark and fails.
 //! Then, after a `SeqCst` fence, it clears every slot's [`WAITING`] flag and notifies — unless
 //! the [`PARKED`] word says no thread ever got as far as parking. A waiter sets `PARKED` and
 //! its flag, fences, then checks the mark: with both fences, at least one of the two sees the
 //! other, so a waiter either sees the close or is woken by it.
+//!
+//! # Room to work
+//!
+//! A post that finds the ring full does not take back each slot the moment a receiver frees
+//! it: while it polls, it waits until a stretch of slots from its position on (a quarter of the
+//! ring, at most [`MAX_STRETCH`]) is free, then fills them in a burst. Posting into the slot a
+//! receiver has just freed keeps the two threads on the same cache lines of stamps and
+//! payloads, moving those lines between cores several times per message; a stretch apart,
+//! each thread works on lines the other has left. It is only a polling heuristic: a post that
+//! finds its slot free never waits, and one whose polling budget runs out parks on its own slot
+//! as before. (No polling under loom, so the models never see it.)
+//!
+//! # A claimed slot is waited for, not skipped
+//!
+//! A post claims its position (the tail) before it writes the message and stamps the slot full,
+//! so the oldest slot can be claimed but not yet full while later ones are. A receive must not
+//! skip it (that would break the order, W4) and must not answer "empty" either: the post has
+//! claimed its place in the queue, and its caller may already have heard from a later post that
+//! returned. So when the oldest slot is not full, a receive reads the tail: if no post claimed
+//! the head position (`tail <= head`) the ring is empty (or closed and drained); otherwise the
+//! post that claimed it is between its claim and its stamp — it only writes the value, it never
+//! blocks — and the receive spins briefly, then yields, until the stamp says full. crossbeam's
+//! array channel waits in the same place. Head operations are `Acquire`/`AcqRel`, so a
+//! receive that sees a head moved by another receiver also sees the posts that receiver saw
+//! (the tail it claimed, the slots it published): "a post that returned before my receive
+//! began is seen" holds across threads, not only on x86.
+//!
+//! # Dropping the receiving port discards its messages
+//!
+//! A ring has one receiving port. Once that port is dropped nothing can receive from the ring
+//! any more, so its `Drop` closes the channel and then [`Ring::discard_all`] drops every message
+//! left. After the close the tail is final: each post either claimed a position below it or
+//! fails with `Closed` (and gives its message back to the caller, who drops it). The discard
+//! takes positions from the head like a receive, until the head reaches the final tail; a
+//! position claimed before the close but not yet stamped full is waited for as above (a post
+//! that claimed it never gives up: it writes and stamps). So when `discard_all` returns, every
+//! message ever accepted was either received or dropped, and nothing is posted later. Dropping
+//! a message runs user code that may panic: a guard drops the rest and the first panic
+//! propagates (a second panic aborts, as for a `Vec`). The other direction of the channel is
+//! untouched: its port may still receive what was posted before the close.
 
-use std::mem::MaybeUninit;
+use std::mem::{self, MaybeUninit};
 use std::time::Instant;
 
 use crate::atomics::{SharedWords, WaitResult, Word};
@@ -70,6 +111,10 @@ const POLLS: u32 = 11;
 /// Polls that spin (2^n spin hints for poll n) before the rest yield the CPU.
 const SPINNING_POLLS: u32 = 7;
 
+/// The most slots a post that found the ring full waits, while it polls, to see free before it
+/// posts again (a quarter of the ring if that is fewer): see "Room to work" in the module docs.
+const MAX_STRETCH: u64 = 256;
+
 /// The smallest capacity the stamp scheme supports (with one slot, "full at `pos`" and "empty
 /// for `pos + 1`" would be the same stamp).
 pub(crate) const MIN_CAPACITY: usize = 2;
@@ -79,8 +124,9 @@ pub(crate) const MAX_CAPACITY: usize = 1 << 24;
 /// Why a non-blocking attempt did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Blocked {
-    /// The slot at `index` is not ready; its stamp was `stamp` when last looked at.
-    Slot { index: usize, stamp: u64 },
+    /// The slot at `index`, for position `pos`, is not ready; its stamp was `stamp` when last
+    /// looked at.
+    Slot { pos: u64, index: usize, stamp: u64 },
     /// The ring is closed: no post may succeed, or no message is left to receive.
     Closed,
 }
@@ -112,10 +158,8 @@ impl<T> Ring<T> {
             });
         }
         let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
+        let slots = allocate_slots(capacity)?;
         let words = SharedWords::new(STAMPS + capacity)?; // zeroed: every slot empty for lap 0
-        let slots = (0..capacity)
-            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
-            .collect();
         Ok(Ring {
             words,
             slots,
@@ -161,7 +205,7 @@ impl<T> Ring<T> {
             let index = self.index_of(tail);
             let stamp_cell = self.stamp(index);
             let stamp = stamp_cell.load(Ordering::Acquire);
-            let lag = (stamp & !WAITING).wrapping_sub(self.empty_stamp(tail)) as i64;
+            let lag = lag(stamp, self.empty_stamp(tail));
             if lag == 0 {
                 // The slot is free for `tail`: claim the position.
                 if let Err(seen) = tail_word.compare_exchange(tail, tail + 1, Ordering::Relaxed) {
@@ -179,7 +223,14 @@ impl<T> Ring<T> {
                 return Ok(());
             } else if lag < 0 {
                 // Still full from the previous lap.
-                return Err((value, Blocked::Slot { index, stamp }));
+                return Err((
+                    value,
+                    Blocked::Slot {
+                        pos: tail,
+                        index,
+                        stamp,
+                    },
+                ));
             } else {
                 // Another sender claimed `tail` meanwhile.
                 tail = tail_word.load(Ordering::Relaxed);
@@ -187,7 +238,8 @@ impl<T> Ring<T> {
         }
     }
 
-    /// Takes the oldest message if one is ready; otherwise says what to wait for.
+    /// Takes the oldest message if one is queued (waiting the moment it takes a post that
+    /// claimed the oldest slot to fill it); otherwise says what to wait for.
     pub(crate) fn try_pop(&self) -> Result<T, Blocked> {
         self.take(true)
     }
@@ -197,14 +249,15 @@ impl<T> Ring<T> {
     /// message wants.
     fn take(&self, check_closed: bool) -> Result<T, Blocked> {
         let head_word = self.word(HEAD);
-        let mut head = head_word.load(Ordering::Relaxed);
+        let mut head = head_word.load(Ordering::Acquire);
+        let mut snoozes = 0;
         loop {
             let index = self.index_of(head);
             let stamp_cell = self.stamp(index);
             let stamp = stamp_cell.load(Ordering::Acquire);
-            let lag = (stamp & !WAITING).wrapping_sub(self.full_stamp(head)) as i64;
+            let lag = lag(stamp, self.full_stamp(head));
             if lag == 0 {
-                if let Err(seen) = head_word.compare_exchange(head, head + 1, Ordering::Relaxed) {
+                if let Err(seen) = head_word.compare_exchange(head, head + 1, Ordering::AcqRel) {
                     head = seen;
                     continue;
                 }
@@ -219,14 +272,33 @@ impl<T> Ring<T> {
                 }
                 return Ok(value);
             } else if lag < 0 {
-                // Nothing published at `head` yet. Closed and nothing claimed: drained.
-                if check_closed && self.word(TAIL).load(Ordering::Acquire) == CLOSED | head {
-                    return Err(Blocked::Closed);
+                // Nothing published at `head` yet.
+                if !check_closed {
+                    return Err(Blocked::Slot {
+                        pos: head,
+                        index,
+                        stamp,
+                    });
                 }
-                return Err(Blocked::Slot { index, stamp });
+                let tail = self.word(TAIL).load(Ordering::Acquire);
+                let claimed = tail & !CLOSED;
+                if claimed <= head {
+                    // No post claimed `head`: empty, or closed and drained.
+                    if tail & CLOSED != 0 && claimed == head {
+                        return Err(Blocked::Closed);
+                    }
+                    return Err(Blocked::Slot {
+                        pos: head,
+                        index,
+                        stamp,
+                    });
+                }
+                // A post claimed `head` and is writing it: wait for its stamp (module docs).
+                snooze(&mut snoozes);
+                head = head_word.load(Ordering::Acquire);
             } else {
                 // Another receiver took `head` meanwhile.
-                head = head_word.load(Ordering::Relaxed);
+                head = head_word.load(Ordering::Acquire);
             }
         }
     }
@@ -238,9 +310,10 @@ impl<T> Ring<T> {
             match self.try_push(value) {
                 Ok(()) => return Ok(()),
                 Err((back, Blocked::Closed)) => return Err((back, Error::Closed)),
-                Err((back, Blocked::Slot { index, stamp })) => {
+                Err((back, Blocked::Slot { pos, index, stamp })) => {
                     value = back;
                     if poll_again(&mut polls) {
+                        self.poll_for_room(pos, &mut polls);
                         continue;
                     }
                     if let Err(error) = self.park(index, stamp, deadline, |ring| ring.is_closed()) {
@@ -260,12 +333,28 @@ impl<T> Ring<T> {
             match self.take(polls == 0 || polls >= POLLS) {
                 Ok(value) => return Ok(value),
                 Err(Blocked::Closed) => return Err(Error::Closed),
-                Err(Blocked::Slot { index, stamp }) => {
+                Err(Blocked::Slot { index, stamp, .. }) => {
                     if poll_again(&mut polls) {
                         continue;
                     }
                     self.park(index, stamp, deadline, |ring| ring.is_drained())?;
                 }
+            }
+        }
+    }
+
+    /// A post found the ring full at `pos`: while its polls still spin, waits until the
+    /// receivers have freed a stretch of slots from `pos` on, not just the one at `pos` ("Room
+    /// to work"). The polls that yield the CPU wait for `pos` alone, as before: on a busy
+    /// machine a yield can hand the CPU to another process for a whole time slice.
+    fn poll_for_room(&self, pos: u64, polls: &mut u32) {
+        let stretch = (self.capacity() as u64 / 4).clamp(1, MAX_STRETCH);
+        let last = pos + stretch - 1;
+        let stamp_cell = self.stamp(self.index_of(last));
+        // Only a hint (the post that follows checks its slot with Acquire): Relaxed.
+        while lag(stamp_cell.load(Ordering::Relaxed), self.empty_stamp(last)) < 0 {
+            if *polls >= SPINNING_POLLS || !poll_again(polls) {
+                return;
             }
         }
     }
@@ -292,6 +381,11 @@ impl<T> Ring<T> {
         // Pairs with the fence in `close`: we see its mark, or it sees `PARKED` and our flag.
         fence(Ordering::SeqCst);
         if done(self) {
+            // Our flag may have been set after `close` cleared the flags and woke the slot: take
+            // it back and wake the slot again. Left set, it would be the flag another waiter
+            // set before the close (ABA): that waiter, not yet asleep when `close` woke the
+            // slot, would then find the value it expects and sleep with nobody left to wake it.
+            self.unflag_and_wake(index);
             return Ok(()); // the retry reports `Closed`
         }
         match stamp_cell.wait_until(flagged, deadline)? {
@@ -315,6 +409,28 @@ impl<T> Ring<T> {
         tail & CLOSED != 0 && tail & !CLOSED == self.word(HEAD).load(Ordering::SeqCst)
     }
 
+    /// Drops every message left in the ring, which must be closed and have no receiver any
+    /// more (its port is being dropped): see "Dropping the receiving port" in the module docs.
+    /// If a message's `Drop` panics, the rest are still dropped and the panic propagates.
+    pub(crate) fn discard_all(&self) {
+        /// On unwinding out of a message's `Drop`, drops the messages after it.
+        struct DiscardRest<'a, T>(&'a Ring<T>);
+        impl<T> Drop for DiscardRest<'_, T> {
+            fn drop(&mut self) {
+                self.0.discard_all();
+            }
+        }
+
+        debug_assert!(self.is_closed(), "discard_all on an open ring");
+        let rest = DiscardRest(self);
+        // On a closed ring `take` ends with `Closed` once the head reaches the final tail; it
+        // waits for a position claimed before the close. (`Slot` would mean an open ring.)
+        while let Ok(message) = self.take(true) {
+            drop(message);
+        }
+        mem::forget(rest);
+    }
+
     /// Closes the ring and wakes every thread blocked on it. Idempotent.
     pub(crate) fn close(&self) {
         let old = self.word(TAIL).fetch_or(CLOSED, Ordering::SeqCst);
@@ -327,16 +443,21 @@ impl<T> Ring<T> {
             return; // nobody ever parked: no flag to clear, nobody to wake
         }
         for index in 0..self.capacity() {
-            let stamp_cell = self.stamp(index);
-            let mut stamp = stamp_cell.load(Ordering::SeqCst);
-            while stamp & WAITING != 0 {
-                match stamp_cell.compare_exchange(stamp, stamp & !WAITING, Ordering::SeqCst) {
-                    Ok(_) => {
-                        self.wake(index);
-                        break;
-                    }
-                    Err(seen) => stamp = seen,
+            self.unflag_and_wake(index);
+        }
+    }
+
+    /// Clears slot `index`'s [`WAITING`] flag and, if it was set, wakes the slot's waiters.
+    fn unflag_and_wake(&self, index: usize) {
+        let stamp_cell = self.stamp(index);
+        let mut stamp = stamp_cell.load(Ordering::SeqCst);
+        while stamp & WAITING != 0 {
+            match stamp_cell.compare_exchange(stamp, stamp & !WAITING, Ordering::SeqCst) {
+                Ok(_) => {
+                    self.wake(index);
+                    break;
                 }
+                Err(seen) => stamp = seen,
             }
         }
     }
@@ -344,19 +465,36 @@ impl<T> Ring<T> {
 
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
-        // No other thread can touch the ring now: every claimed position was published, so
-        // the messages left are exactly the full slots from head to tail.
-        let head = self.word(HEAD).load(Ordering::Acquire);
-        let tail = self.word(TAIL).load(Ordering::Acquire) & !CLOSED;
-        for pos in head..tail {
-            let index = self.index_of(pos);
-            if self.stamp(index).load(Ordering::Acquire) & !WAITING == self.full_stamp(pos) {
-                // SAFETY: the stamp says the slot holds the message posted at `pos`, which no
-                // receiver took (`pos >= head`); `&mut self` rules out any other access.
-                self.slots[index].with_mut(|slot| unsafe { (*slot).assume_init_drop() });
-            }
-        }
+        // No other thread can touch the ring now, so every claimed position was published.
+        // Usually its receiving port discarded what was left when it was dropped; a port that
+        // was leaked (`mem::forget`) did not. Mark it closed (without waking anyone: nobody
+        // is left) so `discard_all` stops at the tail.
+        self.word(TAIL).fetch_or(CLOSED, Ordering::Relaxed);
+        self.discard_all();
     }
+}
+
+/// `capacity` empty slots, or `Err(AllocationFailed)` if the allocator refuses them (never an
+/// abort: a large capacity of large messages is a request that may fairly fail).
+fn allocate_slots<T>(capacity: usize) -> Result<Box<[UnsafeCell<MaybeUninit<T>>]>, Error> {
+    let mut slots = Vec::new();
+    // `try_reserve_exact` checks the byte count for overflow and asks for nothing when the
+    // slots are zero-sized.
+    if let Err(refused) = slots.try_reserve_exact(capacity) {
+        return Err(Error::AllocationFailed {
+            bytes: capacity.saturating_mul(mem::size_of::<UnsafeCell<MaybeUninit<T>>>()),
+            reason: format!("{capacity} message slots: {refused}"),
+        });
+    }
+    slots.extend((0..capacity).map(|_| UnsafeCell::new(MaybeUninit::uninit())));
+    Ok(slots.into_boxed_slice())
+}
+
+/// How far `stamp` is past `expected`, the stamp a thread wants to see: 0 when the slot is
+/// ready for it, negative while the slot is a step behind (not yet emptied or filled), positive
+/// when other threads already moved it on. Ignores the [`WAITING`] flag.
+fn lag(stamp: u64, expected: u64) -> i64 {
+    (stamp & !WAITING).wrapping_sub(expected) as i64
 }
 
 /// Whether to look at the ring once more, after a short, growing pause (spin hints first,
@@ -365,13 +503,61 @@ fn poll_again(polls: &mut u32) -> bool {
     if LOOM || *polls >= POLLS {
         return false;
     }
+    pause(*polls);
     *polls += 1;
-    if *polls <= SPINNING_POLLS {
-        for _ in 0..(1u32 << (*polls - 1)) {
+    true
+}
+
+/// A pause before looking again at a slot that another thread is a few instructions from
+/// stamping (no parking: that thread never blocks before it stamps). Under loom, a yield, which
+/// tells the model to run the other threads first.
+fn snooze(snoozes: &mut u32) {
+    if LOOM {
+        thread::yield_now();
+        return;
+    }
+    pause(*snoozes);
+    *snoozes = snoozes.saturating_add(1);
+}
+
+/// Pause number `n` of a growing series: 2^n spin hints for the first [`SPINNING_POLLS`], then
+/// a yield of the CPU.
+fn pause(n: u32) {
+    if n < SPINNING_POLLS {
+        for _ in 0..(1u32 << n) {
             std::hint::spin_loop();
         }
     } else {
         thread::yield_now();
     }
-    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_sized_messages_need_no_slot_memory_even_at_the_largest_capacity() {
+        let ring = Ring::<()>::new(MAX_CAPACITY).unwrap();
+        assert_eq!(ring.capacity(), MAX_CAPACITY);
+        ring.try_push(()).unwrap();
+        assert_eq!(ring.try_pop(), Ok(()));
+    }
+
+    #[test]
+    fn slots_whose_byte_count_overflows_are_an_error_not_a_panic() {
+        // 2^24 slots of 2^40 bytes: 2^64 bytes, one more than `usize` holds.
+        let result = Ring::<[u8; 1 << 40]>::new(MAX_CAPACITY);
+        assert!(
+            matches!(
+                result,
+                Err(Error::AllocationFailed {
+                    bytes: usize::MAX,
+                    ..
+                })
+            ),
+            "{:?}",
+            result.err()
+        );
+    }
 }

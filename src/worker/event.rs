@@ -1,23 +1,26 @@
 //! What a worker reports to its parent: [`WorkerEvent`]s, [`WorkerError`], [`ExitStatus`], and
-//! its [`WorkerState`] (SEMANTICS W1, W2).
+//! its [`WorkerState`] (docs/semantics.md W1, W2).
 
 use std::fmt;
 
-/// One event from a worker, in SEMANTICS W1's order: `Online`, then every message the worker
+/// One event from a worker, in docs/semantics.md W1's order: `Online`, then every message the worker
 /// posted, then `Error` (if it failed), then `Exit`, always last.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerEvent<Out> {
-    /// The worker's thread started running (Node's `'online'`).
+    /// The worker's closure started (Node's `'online'`). Not reported for a worker terminated
+    /// before its closure ran: that closure never runs (W9).
     Online,
     /// A message the worker posted (Node's `'message'`).
     Message(Out),
     /// The worker returned an error or panicked (Node's `'error'`); `Exit` with code 1 follows.
+    /// Never reported once [`terminate`](super::Worker::terminate) came first (W9).
     Error(WorkerError),
-    /// The worker is gone (Node's `'exit'`); no event follows.
+    /// The worker is gone (Node's `'exit'`); no event follows. Reported on every path, even
+    /// when the worker's code panics while it ends (W9).
     Exit(ExitStatus),
 }
 
-/// Why a worker failed: the error it returned, or the message of its panic (SEMANTICS W2).
+/// Why a worker failed: the error it returned, or the message of its panic (docs/semantics.md W2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerError {
     message: String,
@@ -62,7 +65,7 @@ impl fmt::Display for WorkerError {
 
 impl std::error::Error for WorkerError {}
 
-/// How a worker ended (SEMANTICS W2): code 0 for a normal return (or the code it returned),
+/// How a worker ended (docs/semantics.md W2): code 0 for a normal return (or the code it returned),
 /// 1 after an error, a panic, or [`terminate`](super::Worker::terminate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExitStatus {
@@ -109,13 +112,13 @@ impl fmt::Display for ExitStatus {
     }
 }
 
-/// Where a worker is in its life (SEMANTICS W1).
+/// Where a worker is in its life (docs/semantics.md W1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WorkerState {
-    /// Spawned; its thread has not started running the worker yet.
+    /// Spawned; its closure has not started yet (and never will if it was terminated first).
     Created,
-    /// Its thread is running.
+    /// Its closure started; the worker has not exited yet.
     Running,
-    /// Its thread finished; the `Exit` event (and any messages before it) may still be unread.
+    /// It is gone; the `Exit` event (and any messages before it) may still be unread.
     Exited,
 }

@@ -1,17 +1,19 @@
 //! [`Worker`]: the parent's handle to a worker thread, and the event stream it reads
-//! (SEMANTICS W1–W3).
+//! (docs/semantics.md W1–W3, W9).
 //!
 //! # How the event order is kept (W1)
 //!
-//! `Online` is the lifecycle word turning `RUNNING`; messages come through the worker's port;
-//! `Error` and `Exit` are recorded by the runtime *before* it closes the port and then sets
-//! `EXITED`. The parent reads in stages: `Online` once the worker runs, then messages until the
-//! port reports it is closed and drained, then `Error` and `Exit` once `EXITED` is set. A port
-//! delivers everything posted before its close, so `Exit` comes after every message, by
-//! construction.
+//! `Online` is the lifecycle word turning `RUNNING`, which it does iff the closure runs (see
+//! [`super::lifecycle`]); messages come through the worker's port; `Error` and `Exit` are
+//! recorded by the worker's exit guard *before* it closes the port and then sets `EXITED`. The
+//! parent reads in stages: `Online` once `RUNNING` is seen (none if `EXITED` comes without it),
+//! then messages until the port reports it is closed and drained, then `Error` and `Exit` once
+//! `EXITED` is set. A port delivers everything posted before its close, so `Exit` comes after
+//! every message, by construction.
 //!
 //! The stage only moves forward, each step by one compare-exchange, so two threads reading
-//! events from the same handle deliver each of `Online`, `Error` and `Exit` once.
+//! events from the same handle deliver each of `Online`, `Error` and `Exit` at most once, and
+//! `Exit` exactly once.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -20,15 +22,20 @@ use super::event::{ExitStatus, WorkerEvent, WorkerState};
 use super::lifecycle::{Lifecycle, NotYet, Patience, EXITED, RUNNING};
 use crate::channel::{MessagePort, NoMessage, PostError};
 use crate::error::Error;
-use crate::shim::{lock, thread, Arc, AtomicU8, Mutex, Ordering};
+use crate::shim::{self, lock, thread, Arc, AtomicU8, Mutex, Ordering};
 
-/// Stages of the parent's event stream.
-/// `Online` not delivered yet. Leaves (to `STAGE_MESSAGES`) once `RUNNING` was seen.
+// Stages of the parent's event stream, in order; a stage is left only by the compare-exchange
+// to the next one, so each transition below happens once.
+
+/// `Online` not decided yet. Left (to `STAGE_MESSAGES`) once `RUNNING` or `EXITED` is seen:
+/// with `RUNNING`, by the reader that then delivers `Online`; with `EXITED` alone (terminated
+/// before its closure ran, W9), with no `Online`. `join` skips it unread.
 const STAGE_ONLINE: u8 = 0;
-/// Delivering messages. Leaves (to `STAGE_ENDING`) once the port is closed and drained: the
-/// runtime closes it only after recording the ending, so every message came before.
+/// Delivering messages. Left (to `STAGE_ENDING`) once the port is closed and drained: the
+/// worker can post nothing after its port closed, so every message came before.
 const STAGE_MESSAGES: u8 = 1;
-/// Delivering `Error` (if any), then `Exit`. Reads the ending only once `EXITED` is set.
+/// Delivering `Error` (if any), then `Exit`. Reads the ending only once `EXITED` is set (it
+/// was recorded before). Left (to `STAGE_DONE`) by the reader that delivers `Exit`.
 const STAGE_ENDING: u8 = 2;
 /// `Exit` was delivered; nothing follows.
 const STAGE_DONE: u8 = 3;
@@ -114,8 +121,10 @@ impl<In, Out> Worker<In, Out> {
         loop {
             match self.stage.load(Ordering::SeqCst) {
                 STAGE_ONLINE => {
-                    self.lifecycle.wait_for(RUNNING, patience)?;
-                    if self.advance(STAGE_ONLINE, STAGE_MESSAGES) {
+                    let bits = self.lifecycle.wait_for(RUNNING | EXITED, patience)?;
+                    // ONLINE → MESSAGES: `RUNNING` is set iff the closure runs, and never after
+                    // `EXITED`, so `EXITED` without it means the closure never ran: no `Online`.
+                    if self.advance(STAGE_ONLINE, STAGE_MESSAGES) && bits & RUNNING != 0 {
                         return Ok(WorkerEvent::Online);
                     }
                 }
@@ -135,6 +144,8 @@ impl<In, Out> Worker<In, Out> {
                     match message {
                         Ok(message) => return Ok(WorkerEvent::Message(message)),
                         Err(NotYet::Failed(Error::Closed)) => {
+                            // MESSAGES → ENDING: closed and drained, every message was
+                            // delivered (a losing reader just moves on with the winner).
                             self.advance(STAGE_MESSAGES, STAGE_ENDING);
                         }
                         Err(other) => return Err(other),
@@ -142,12 +153,17 @@ impl<In, Out> Worker<In, Out> {
                 }
                 STAGE_ENDING => {
                     self.lifecycle.wait_for(EXITED, patience)?;
+                    // The ending was recorded before `EXITED`; its lock makes taking the
+                    // `Error` and delivering `Exit` one step for concurrent readers.
                     let mut ending = self.lifecycle.ending();
-                    if let Some(error) = ending.error.take() {
+                    if let Some(error) = ending.as_mut().and_then(|ending| ending.error.take()) {
                         return Ok(WorkerEvent::Error(error));
                     }
+                    // ENDING → DONE: the `Error`, if any, was taken; `Exit` is last.
                     if self.advance(STAGE_ENDING, STAGE_DONE) {
-                        let status = ending.status.unwrap_or(ExitStatus::TERMINATED);
+                        let status = ending
+                            .as_ref()
+                            .map_or(ExitStatus::TERMINATED, |ending| ending.status);
                         return Ok(WorkerEvent::Exit(status));
                     }
                 }
@@ -179,20 +195,58 @@ impl<In, Out> Worker<In, Out> {
         self.thread_id
     }
 
-    /// `worker.terminate()` (W3): asks the worker to stop and waits until it is gone. Its
-    /// blocked `atomics::wait`, `recv` and `recv_timeout` return `Err(Error::Terminated)` at once,
-    /// so `?` unwinds it; a worker that never blocks stops when it checks
-    /// [`WorkerContext::is_terminating`](super::WorkerContext::is_terminating) (a thread cannot be killed: a pure CPU loop that ignores
-    /// the flag keeps this call waiting). Idempotent; returns the exit status (code 1,
-    /// `terminated()`, unless the worker had already exited on its own).
+    /// `worker.terminate()` (W3, W9): asks the worker to stop and waits until it is gone. Its
+    /// blocked `atomics::wait`, `recv` and `recv_timeout` return `Err(Error::Terminated)` at
+    /// once, so `?` unwinds it; a worker that never blocks stops when it checks
+    /// [`WorkerContext::is_terminating`](super::WorkerContext::is_terminating). A thread cannot
+    /// be killed: a pure CPU loop that ignores the flag keeps this call waiting (see
+    /// [`terminate_timeout`](Self::terminate_timeout)).
+    ///
+    /// Idempotent. Returns the exit status: code 1, `terminated()` — unless the closure had
+    /// already returned (or panicked) before the request, in which case it keeps its own
+    /// status. After a termination only `Exit` is reported, never `Error`, whatever the
+    /// closure does with the `Terminated` error; a worker terminated before its closure started
+    /// reports no `Online` (its closure never runs).
     ///
     /// `Err(Error::Terminated)` only if the calling thread is itself a worker being terminated.
     pub fn terminate(&self) -> Result<ExitStatus, Error> {
+        self.terminate_until(None)
+    }
+
+    /// As [`terminate`](Self::terminate), but waits at most `timeout` for the worker to be
+    /// gone: `Err(Error::Timeout)` if it is still running then — it keeps its terminate flag
+    /// and ends as terminated whenever it stops; [`join`](Self::join),
+    /// [`terminate`](Self::terminate) or the events tell when.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use sharedbuf::worker::{Worker, WorkerEvent};
+    /// use sharedbuf::Error;
+    ///
+    /// let stop = Arc::new(AtomicBool::new(false));
+    /// let seen = Arc::clone(&stop);
+    /// let worker: Worker<(), ()> = Worker::spawn(move |_ctx| {
+    ///     while !seen.load(Ordering::SeqCst) {} // a CPU loop that ignores termination
+    /// })?;
+    /// assert_eq!(worker.recv_event()?, WorkerEvent::Online); // the loop is running
+    /// assert_eq!(worker.terminate_timeout(Duration::from_millis(10)), Err(Error::Timeout));
+    /// stop.store(true, Ordering::SeqCst);
+    /// let status = worker.join()?;
+    /// assert_eq!((status.code(), status.terminated()), (1, true));
+    /// # Ok::<(), sharedbuf::Error>(())
+    /// ```
+    pub fn terminate_timeout(&self, timeout: Duration) -> Result<ExitStatus, Error> {
+        self.terminate_until(Instant::now().checked_add(timeout))
+    }
+
+    fn terminate_until(&self, deadline: Option<Instant>) -> Result<ExitStatus, Error> {
         if self.lifecycle.bits() & EXITED == 0 {
             self.lifecycle.request_termination();
         }
         self.lifecycle
-            .wait_for(EXITED, Patience::Until(None))
+            .wait_for(EXITED, Patience::Until(deadline))
             .map_err(NotYet::into_error)?;
         Ok(self.lifecycle.exit_status())
     }
@@ -221,6 +275,9 @@ impl<In, Out> Worker<In, Out> {
 
 impl<In, Out> Drop for Worker<In, Out> {
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: see `shim::model_is_unwinding`
+        }
         if self.lifecycle.bits() & EXITED == 0 {
             self.lifecycle.request_termination();
         }

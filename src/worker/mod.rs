@@ -1,4 +1,4 @@
-//! Workers: Node's `worker_threads` on OS threads (SEMANTICS W1–W8).
+//! Workers: Node's `worker_threads` on OS threads (docs/semantics.md W1–W9).
 //!
 //! A [`Worker`] runs a closure on its own thread. The closure gets a [`WorkerContext`]: its
 //! port to the parent, its `worker_data`, its `thread_id`, and whether it was asked to
@@ -39,8 +39,14 @@
 //! [`post_message`](crate::MessagePort::post_message) in the worker returns
 //! `Err(Error::Terminated)` at once (and any later one does too), so `?` unwinds it. Rust cannot
 //! kill a thread: a worker computing in a loop without blocking must check
-//! [`WorkerContext::is_terminating`]. A terminated worker exits with code 1 and
-//! [`ExitStatus::terminated`].
+//! [`WorkerContext::is_terminating`] ([`Worker::terminate_timeout`] gives up waiting for one
+//! that does not). A terminated worker exits with code 1 and [`ExitStatus::terminated`].
+//!
+//! As in Node (W9): after `terminate()` only `Exit` is reported — no `Error`, whatever the
+//! closure does with the `Terminated` error (`?`, `expect`, or ignoring it); a worker
+//! terminated before its closure started reports no `Online` (the closure never runs); a
+//! closure that had already returned keeps its own status. `Exit` comes on every path, even
+//! if the worker's code panics while it ends (say, in a `Drop`).
 //!
 //! ```
 //! use sharedbuf::worker::Worker;

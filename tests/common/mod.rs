@@ -1,6 +1,7 @@
-//! Helpers shared by the wait/notify tests: knowing for sure that a thread is blocked in
-//! `atomics::wait` (so that enqueue order and exact notify counts are deterministic), spawning
-//! many small-stack threads, and a minimal executor for `wait_async` futures.
+//! Helpers shared by the tests: knowing for sure that a thread is blocked in `atomics::wait`
+//! (so that enqueue order and exact notify counts are deterministic), spawning many small-stack
+//! threads, a minimal executor for `wait_async` futures, and a watchdog that turns a hang into
+//! a test failure instead of a suite that never ends.
 //!
 //! There is no read-only probe of the waiter list, and polling `notify` would wake the waiters,
 //! so "blocked" is established from outside: a waiter thread reports its kernel thread id just
@@ -13,20 +14,63 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+#[cfg(target_os = "linux")]
 use std::io::Read;
+use std::panic;
 use std::pin::pin;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
 use sharedbuf::{atomics, Error, TypedArray, WaitResult, Waitable};
+
+/// How long a test waits for something that should take microseconds before it calls it a
+/// hang. It detects a hang; it does not measure speed (the machine is shared and noisy).
+pub const WATCHDOG: Duration = Duration::from_secs(20);
+
+/// Runs `f` on a helper thread and returns what it returns, or fails the test with "`what`
+/// hung" if it has not finished within [`WATCHDOG`]. A panic in `f` is the test's panic. A hung
+/// helper is left behind, detached: it ends with the test binary.
+pub fn within_watchdog<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    let helper = thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(WATCHDOG) {
+        Ok(value) => {
+            let _ = helper.join();
+            value
+        }
+        Err(RecvTimeoutError::Timeout) => {
+            panic!("{what} hung: not done after {WATCHDOG:?}")
+        }
+        Err(RecvTimeoutError::Disconnected) => match helper.join() {
+            Err(payload) => panic::resume_unwind(payload),
+            Ok(()) => unreachable!("the helper sends before it returns"),
+        },
+    }
+}
+
+/// The next value on `rx`, or a test failure saying `what` hung if none comes within
+/// [`WATCHDOG`] (or the sender is gone without sending).
+pub fn recv_within<T>(rx: &mpsc::Receiver<T>, what: &str) -> T {
+    match rx.recv_timeout(WATCHDOG) {
+        Ok(value) => value,
+        Err(RecvTimeoutError::Timeout) => panic!("{what} hung: not done after {WATCHDOG:?}"),
+        Err(RecvTimeoutError::Disconnected) => {
+            panic!("{what}: the thread that should report it is gone (did it panic?)")
+        }
+    }
+}
 
 /// Stack size for waiter threads: the storm runs 1,000 of them on a 2-core machine.
 pub const SMALL_STACK: usize = 128 * 1024;
 
 /// The calling thread's kernel thread id.
+#[cfg(target_os = "linux")]
 pub fn current_tid() -> libc::pid_t {
     // SAFETY: gettid has no preconditions and cannot fail.
     unsafe { libc::gettid() }
@@ -34,6 +78,7 @@ pub fn current_tid() -> libc::pid_t {
 
 /// The scheduler state letter of thread `tid` of this process (`R` running, `S` sleeping, …),
 /// or `None` once the thread has exited.
+#[cfg(target_os = "linux")]
 pub fn thread_state(tid: libc::pid_t) -> Option<u8> {
     let path = format!("/proc/self/task/{tid}/stat");
     let mut stat = [0u8; 512];
@@ -45,6 +90,7 @@ pub fn thread_state(tid: libc::pid_t) -> Option<u8> {
 
 /// Returns once thread `tid` is asleep (polling; the thread must be about to block), or gone
 /// (its wait already returned, e.g. timed out on a very slow machine: callers check results).
+#[cfg(target_os = "linux")]
 pub fn wait_until_asleep(tid: libc::pid_t) {
     loop {
         match thread_state(tid) {
@@ -55,11 +101,13 @@ pub fn wait_until_asleep(tid: libc::pid_t) {
 }
 
 /// A thread blocked in `atomics::wait` (or about to return from it).
+#[cfg(target_os = "linux")]
 pub struct Waiter {
     pub tid: libc::pid_t,
     pub handle: JoinHandle<Result<WaitResult, Error>>,
 }
 
+#[cfg(target_os = "linux")]
 impl Waiter {
     pub fn join(self) -> Result<WaitResult, Error> {
         self.handle.join().expect("waiter thread panicked")
@@ -69,6 +117,7 @@ impl Waiter {
 /// Spawns a thread that calls `wait(view, index, expected, timeout)` and returns once that
 /// thread is asleep, i.e. enqueued. Waiters started one after another with this helper are
 /// therefore enqueued in that order.
+#[cfg(target_os = "linux")]
 pub fn spawn_blocked_waiter<T: Waitable>(
     view: &TypedArray<T>,
     index: usize,
@@ -80,6 +129,7 @@ pub fn spawn_blocked_waiter<T: Waitable>(
 
 /// As [`spawn_blocked_waiter`], with `then` run on the waiter thread as soon as `wait` returns
 /// (e.g. to report wake order) and its result returned from the join.
+#[cfg(target_os = "linux")]
 pub fn spawn_blocked<T: Waitable>(
     view: &TypedArray<T>,
     index: usize,
@@ -87,13 +137,31 @@ pub fn spawn_blocked<T: Waitable>(
     timeout: Option<Duration>,
     then: impl FnOnce(Result<WaitResult, Error>) -> Result<WaitResult, Error> + Send + 'static,
 ) -> Waiter {
+    spawn_blocked_after(view, index, expected, timeout, || (), then)
+}
+
+/// As [`spawn_blocked`], with `setup` run on the waiter thread before it waits (e.g. installing
+/// interrupters); what `setup` returns (e.g. the guards) is kept until `wait` has returned.
+/// `setup` must not block: the waiter counts as enqueued once its thread is asleep.
+#[cfg(target_os = "linux")]
+pub fn spawn_blocked_after<T: Waitable, S>(
+    view: &TypedArray<T>,
+    index: usize,
+    expected: T,
+    timeout: Option<Duration>,
+    setup: impl FnOnce() -> S + Send + 'static,
+    then: impl FnOnce(Result<WaitResult, Error>) -> Result<WaitResult, Error> + Send + 'static,
+) -> Waiter {
     let view = view.clone();
     let (tid_tx, tid_rx) = mpsc::sync_channel(1);
     let handle = thread::Builder::new()
         .stack_size(SMALL_STACK)
         .spawn(move || {
+            let kept = setup();
             tid_tx.send(current_tid()).unwrap();
-            then(atomics::wait(&view, index, expected, timeout))
+            let result = then(atomics::wait(&view, index, expected, timeout));
+            drop(kept);
+            result
         })
         .expect("spawn waiter");
     let tid = tid_rx.recv().unwrap();
@@ -101,8 +169,22 @@ pub fn spawn_blocked<T: Waitable>(
     Waiter { tid, handle }
 }
 
+/// A `then` for [`spawn_blocked`] that sends the result of `wait` on `results` as soon as it
+/// returns, so a test can wait for it with [`recv_within`] instead of a join that could hang.
+#[cfg(target_os = "linux")]
+pub fn report_result(
+    results: &mpsc::Sender<Result<WaitResult, Error>>,
+) -> impl FnOnce(Result<WaitResult, Error>) -> Result<WaitResult, Error> + Send + 'static {
+    let results = results.clone();
+    move |result| {
+        let _ = results.send(result.clone());
+        result
+    }
+}
+
 /// A `then` for [`spawn_blocked`] that sends `k` on `woken` as soon as the wait returns, so a
 /// test can see which waiter a `notify` reached, and in what order.
+#[cfg(target_os = "linux")]
 pub fn report_woken(
     woken: &mpsc::Sender<usize>,
     k: usize,
@@ -154,4 +236,19 @@ impl Wake for NoopWaker {
 pub fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
     let waker = Waker::from(Arc::new(NoopWaker));
     std::pin::Pin::new(future).poll(&mut Context::from_waker(&waker))
+}
+
+/// Panics when woken, after reporting on `woken` that it was: a misbehaving executor.
+struct PanickingWaker(mpsc::Sender<()>);
+
+impl Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        let _ = self.0.send(());
+        panic!("this waker panics when woken (as the test wants)");
+    }
+}
+
+/// A waker whose `wake` reports on `woken` and then panics.
+pub fn panicking_waker(woken: mpsc::Sender<()>) -> Waker {
+    Waker::from(Arc::new(PanickingWaker(woken)))
 }

@@ -73,7 +73,6 @@ fn deadlock_reported_in_join() {
 
 /// Still aborts: `MessagePort`'s destructor closes the channel through loom atomics.
 #[test]
-#[ignore = "aborts the binary until MessagePort's drop skips loom while a model unwinds"]
 #[should_panic(expected = "deadlock")]
 fn receiver_blocked_on_a_port_nobody_closes() {
     loom::model(|| {
@@ -87,7 +86,6 @@ fn receiver_blocked_on_a_port_nobody_closes() {
 /// Still aborts: the worker's context holds its port (see above), and `Worker`'s destructor
 /// requests termination through loom atomics.
 #[test]
-#[ignore = "aborts the binary until MessagePort's and Worker's drops skip loom while a model unwinds"]
 #[should_panic(expected = "deadlock")]
 fn worker_blocked_in_wait() {
     loom::model(|| {

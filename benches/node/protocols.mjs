@@ -1,0 +1,194 @@
+// Node.js side of the sharedbuf-vs-Node comparison: the protocols `benches/node_peer.rs` times
+// with sharedbuf, timed here with plain Node (`worker_threads` and built-ins only).
+//
+//   node benches/node/protocols.mjs           # full run: one JSON object on stdout
+//   node benches/node/protocols.mjs --quick   # a few tiny samples, to check it works
+//
+// Methodology, shared with node_peer.rs (the runner refuses figures whose plans differ):
+// `warmup` samples are run and thrown away, then `samples` samples are timed; a sample is
+// `batch` consecutive operations timed as a whole, divided by `batch`. A figure is the median
+// of the samples, in nanoseconds per operation. Partner workers are started (and `online`)
+// before the warm-up and stopped after the last sample, so only the protocol is timed, except
+// in `spawn_to_exit`, where the spawn is the protocol.
+//
+// This file is also the partner workers' script: a worker runs it with `workerData.role` set.
+
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { once } from 'node:events';
+
+// The Atomics ping-pong turn word, as in node_peer.rs: whose turn it is.
+const BENCH = 0;
+const PARTNER = 1;
+const QUIT = 2;
+
+// --- partner workers ------------------------------------------------------------------------
+
+const ROLES = {
+  // Waits for its turn, hands it back, until told to quit.
+  atomics({ turn }) {
+    for (;;) {
+      const now = Atomics.load(turn, 0);
+      if (now === QUIT) return;
+      if (now === PARTNER) {
+        Atomics.store(turn, 0, BENCH);
+        Atomics.notify(turn, 0, 1);
+      } else {
+        Atomics.wait(turn, 0, now);
+      }
+    }
+  },
+  // Posts every number straight back.
+  echo() {
+    parentPort.on('message', (n) => parentPort.postMessage(n));
+  },
+  // Sums `batch` numbers, posts the sum once, starts over.
+  sink({ batch }) {
+    let count = 0;
+    let sum = 0;
+    parentPort.on('message', (n) => {
+      sum += n;
+      if (++count === batch) {
+        parentPort.postMessage(sum);
+        count = 0;
+        sum = 0;
+      }
+    });
+  },
+};
+
+// --- measurement ----------------------------------------------------------------------------
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+// `runBatch(n)` performs n operations and returns how long they took, in ns (may be async).
+async function measure(plan, runBatch) {
+  for (let i = 0; i < plan.warmup; i++) await runBatch(plan.batch);
+  const perOp = [];
+  for (let i = 0; i < plan.samples; i++) perOp.push((await runBatch(plan.batch)) / plan.batch);
+  return { median_ns: median(perOp), ...plan };
+}
+
+const now = () => process.hrtime.bigint();
+const since = (start) => Number(process.hrtime.bigint() - start);
+
+async function partner(role, data = {}) {
+  const worker = new Worker(new URL(import.meta.url), { workerData: { role, ...data } });
+  await once(worker, 'online');
+  return worker;
+}
+
+// --- section "threads": worker_threads protocols ----------------------------------------------
+
+// Main thread and one worker hand a turn back and forth through Atomics.wait / notify.
+async function atomicsRoundTrip(plan) {
+  const turn = new Int32Array(new SharedArrayBuffer(4));
+  const worker = await partner('atomics', { turn });
+  const figure = await measure(plan, (n) => {
+    const start = now();
+    for (let i = 0; i < n; i++) {
+      Atomics.store(turn, 0, PARTNER);
+      Atomics.notify(turn, 0, 1);
+      while (Atomics.load(turn, 0) !== BENCH) Atomics.wait(turn, 0, PARTNER);
+    }
+    return since(start);
+  });
+  Atomics.store(turn, 0, QUIT);
+  Atomics.notify(turn, 0);
+  await once(worker, 'exit');
+  return figure;
+}
+
+// Main posts a number, the worker posts it back, main receives it; the next post is made from
+// the 'message' handler (no promise per message).
+async function postMessageRoundTrip(plan) {
+  const worker = await partner('echo');
+  let onReply = null;
+  worker.on('message', (n) => onReply(n));
+  const figure = await measure(
+    plan,
+    (n) =>
+      new Promise((resolve, reject) => {
+        let sent = 0;
+        const start = now();
+        onReply = (echoed) => {
+          if (echoed !== sent) reject(new Error(`echo: sent ${sent}, got ${echoed}`));
+          else if (++sent < n) worker.postMessage(sent);
+          else resolve(since(start));
+        };
+        worker.postMessage(sent);
+      }),
+  );
+  await worker.terminate();
+  return figure;
+}
+
+// Main posts `batch` numbers without waiting; the worker acknowledges once, with their sum.
+async function postMessageOneWay(plan) {
+  const worker = await partner('sink', { batch: plan.batch });
+  const figure = await measure(plan, async (n) => {
+    const start = now();
+    const ack = once(worker, 'message');
+    for (let i = 0; i < n; i++) worker.postMessage(i);
+    const [sum] = await ack;
+    const elapsed = since(start);
+    if (sum !== (n * (n - 1)) / 2) throw new Error(`one-way: sum ${sum} for ${n} messages`);
+    return elapsed;
+  });
+  await worker.terminate();
+  return figure;
+}
+
+// `new Worker` running an empty script, until its 'exit' event.
+async function spawnToExit(plan) {
+  return measure(plan, async (n) => {
+    const start = now();
+    for (let i = 0; i < n; i++) {
+      const worker = new Worker('', { eval: true });
+      const [code] = await once(worker, 'exit');
+      if (code !== 0) throw new Error(`empty worker exited with ${code}`);
+    }
+    return since(start);
+  });
+}
+
+// --- the plan -------------------------------------------------------------------------------
+
+// Section → protocol key → { warmup, samples, batch, run }. node_peer.rs has the same table
+// (same keys, same counts). Later sections slot in beside "threads":
+//   "pool":    WorkerPool vs Piscina — "round_trip", "bulk"
+//   "process": child processes / cluster — "send_round_trip" (process.send), "fork_to_exit"
+const SECTIONS = {
+  threads: {
+    atomics_round_trip: { warmup: 10, samples: 51, batch: 1000, run: atomicsRoundTrip },
+    post_message_round_trip: { warmup: 10, samples: 51, batch: 1000, run: postMessageRoundTrip },
+    post_message_one_way: { warmup: 10, samples: 51, batch: 1000, run: postMessageOneWay },
+    spawn_to_exit: { warmup: 5, samples: 51, batch: 1, run: spawnToExit },
+  },
+};
+
+// --quick: enough to see every protocol work, nothing worth comparing.
+const quickPlan = ({ batch }) => ({ warmup: 1, samples: 3, batch: Math.min(batch, 10) });
+
+async function main() {
+  const quick = process.argv.includes('--quick');
+  const sections = {};
+  for (const [section, protocols] of Object.entries(SECTIONS)) {
+    sections[section] = {};
+    for (const [key, { run, ...plan }] of Object.entries(protocols)) {
+      sections[section][key] = await run(quick ? quickPlan(plan) : plan);
+    }
+  }
+  const report = { runtime: `node ${process.version}`, mode: quick ? 'quick' : 'bench', sections };
+  process.stdout.write(JSON.stringify(report) + '\n');
+}
+
+if (isMainThread) {
+  await main();
+} else {
+  const { role, ...data } = workerData;
+  ROLES[role](data);
+}

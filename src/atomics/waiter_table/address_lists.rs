@@ -1,0 +1,269 @@
+//! The waiters of one bucket: one FIFO list per address, in which any waiter can be found and
+//! unlinked in O(1).
+//!
+//! The lists are doubly linked through a slab (`slots`): a waiter's entry holds the slots of
+//! its older and newer neighbours on the same address, and `ends` maps each address that has
+//! waiters to the slots of its oldest and newest one. A queued waiter remembers its own slot
+//! ([`Waiter::slot`]), so cancelling it unlinks it without searching, and notifying an address
+//! takes its oldest waiters without looking at anyone else's. Vacant slots form a free list
+//! threaded through the slab itself, so neither taking a waiter out nor putting one back in a
+//! vacated slot allocates.
+//!
+//! Invariants (this is plain data: the bucket's lock guards it, and every method keeps them):
+//! - L1: `ends` has an entry exactly for the addresses with at least one waiter here.
+//! - L2: for such an address, following `newer` from `ends.oldest` visits its waiters in the
+//!   order they were pushed and ends at `ends.newest` (whose `newer` is `None`); `older` is the
+//!   same path backwards (`ends.oldest`'s `older` is `None`).
+//! - L3: every occupied slot is on exactly one such path; every vacant slot is on the free list.
+//! - L4: a waiter held here has `slot()` equal to the index of the slot holding it.
+//!
+//! Unlinking a waiter joins its two neighbours (or moves its address's `ends`) and changes no
+//! other link, so the remaining waiters of every address keep their order (FIFO, docs/semantics.md A9).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::mem;
+
+use crate::atomics::waiter::Waiter;
+use crate::shim::Arc;
+
+/// The FIFO lists of every address whose waiters share one bucket.
+#[derive(Default)]
+pub(super) struct AddressLists {
+    slots: Vec<Slot>,
+    /// The first vacant slot; the others follow through `Slot::Vacant::next_free`.
+    free: Option<usize>,
+    /// Oldest and newest waiter of each address that has waiters here (L1).
+    ends: HashMap<usize, Ends, BuildHasherDefault<AddressHasher>>,
+}
+
+enum Slot {
+    Occupied(Entry),
+    Vacant { next_free: Option<usize> },
+}
+
+/// A queued waiter and its neighbours on the same address.
+struct Entry {
+    waiter: Arc<Waiter>,
+    older: Option<usize>,
+    newer: Option<usize>,
+}
+
+/// Slots of the oldest and newest waiter of one address.
+struct Ends {
+    oldest: usize,
+    newest: usize,
+}
+
+impl AddressLists {
+    /// Appends `waiter` to the list of its address (`waiter.key`).
+    pub(super) fn push_back(&mut self, waiter: Arc<Waiter>) {
+        let key = waiter.key;
+        let older = self.ends.get(&key).map(|ends| ends.newest);
+        let slot = self.occupy(Entry {
+            waiter,
+            older,
+            newer: None,
+        });
+        match older {
+            Some(older) => {
+                self.entry_mut(older).newer = Some(slot);
+                self.ends_mut(key).newest = slot;
+            }
+            None => {
+                self.ends.insert(
+                    key,
+                    Ends {
+                        oldest: slot,
+                        newest: slot,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Takes the oldest waiter of address `key`, if it has any.
+    pub(super) fn pop_front(&mut self, key: usize) -> Option<Arc<Waiter>> {
+        let oldest = self.ends.get(&key)?.oldest;
+        Some(self.unlink(oldest))
+    }
+
+    /// Takes `waiter` out of its address's list; `None` if it is not held here.
+    pub(super) fn remove(&mut self, waiter: &Waiter) -> Option<Arc<Waiter>> {
+        let slot = waiter.slot();
+        match self.slots.get(slot) {
+            Some(Slot::Occupied(entry)) if std::ptr::eq(Arc::as_ptr(&entry.waiter), waiter) => {
+                Some(self.unlink(slot))
+            }
+            _ => None,
+        }
+    }
+
+    /// Every waiter held here, in no particular order.
+    #[allow(dead_code)] // used by the loom hooks only
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<Waiter>> {
+        self.slots.iter().filter_map(|slot| match slot {
+            Slot::Occupied(entry) => Some(&entry.waiter),
+            Slot::Vacant { .. } => None,
+        })
+    }
+
+    /// Puts `entry` in a vacant slot (the free list's first, else a new one at the end) and
+    /// tells its waiter where it is (L4). Links are the caller's business.
+    fn occupy(&mut self, entry: Entry) -> usize {
+        let slot = match self.free {
+            Some(slot) => {
+                self.free = match self.slots[slot] {
+                    Slot::Vacant { next_free } => next_free,
+                    Slot::Occupied(_) => unreachable!("L3: the free list holds vacant slots"),
+                };
+                slot
+            }
+            None => {
+                self.slots.push(Slot::Vacant { next_free: None });
+                self.slots.len() - 1
+            }
+        };
+        entry.waiter.set_slot(slot);
+        self.slots[slot] = Slot::Occupied(entry);
+        slot
+    }
+
+    /// Empties occupied `slot` onto the free list and joins its neighbours (or moves its
+    /// address's ends); returns its waiter.
+    fn unlink(&mut self, slot: usize) -> Arc<Waiter> {
+        let vacant = Slot::Vacant {
+            next_free: self.free,
+        };
+        let Entry {
+            waiter,
+            older,
+            newer,
+        } = match mem::replace(&mut self.slots[slot], vacant) {
+            Slot::Occupied(entry) => entry,
+            Slot::Vacant { .. } => unreachable!("L2: links and ends name occupied slots"),
+        };
+        self.free = Some(slot);
+        let key = waiter.key;
+        match older {
+            Some(older) => self.entry_mut(older).newer = newer,
+            None => match newer {
+                Some(newer) => self.ends_mut(key).oldest = newer,
+                None => {
+                    self.ends.remove(&key); // its last waiter: L1
+                }
+            },
+        }
+        match newer {
+            Some(newer) => self.entry_mut(newer).older = older,
+            None => {
+                if let Some(older) = older {
+                    self.ends_mut(key).newest = older;
+                }
+            }
+        }
+        waiter
+    }
+
+    fn entry_mut(&mut self, slot: usize) -> &mut Entry {
+        match &mut self.slots[slot] {
+            Slot::Occupied(entry) => entry,
+            Slot::Vacant { .. } => unreachable!("L2: links name occupied slots"),
+        }
+    }
+
+    fn ends_mut(&mut self, key: usize) -> &mut Ends {
+        self.ends
+            .get_mut(&key)
+            .expect("L1: an address with a waiter has ends")
+    }
+}
+
+/// Hashes the addresses keying `ends`: the table's Fibonacci product, halves swapped. The
+/// product's top bits pick the bucket, so they are the same for every address here, and the
+/// map reads its hash's top bits too: after the swap those are well-mixed middle bits. Cheaper
+/// than std's SipHash, and there is nothing to defend: the keys are the process's own addresses.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn write_usize(&mut self, address: usize) {
+        self.0 = address as u64;
+    }
+
+    /// Not used by `usize` keys; folds any other input so the hasher stays correct.
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        (self.0 >> 2)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The lists against a plain `Vec` model, over a long reproducible random mix of pushes,
+    //! pops and removals on a few addresses.
+
+    use super::*;
+
+    /// Which waiter a model entry stands for: its address and when it was pushed.
+    fn id(waiter: &Waiter, ids: &[(usize, Arc<Waiter>)]) -> usize {
+        ids.iter()
+            .position(|(_, w)| std::ptr::eq(Arc::as_ptr(w), waiter))
+            .expect("a waiter the test made")
+    }
+
+    #[test]
+    fn behaves_like_one_fifo_per_address() {
+        let mut lists = AddressLists::default();
+        // Every waiter ever made, by id; the model holds the ids still queued, oldest first.
+        let mut made: Vec<(usize, Arc<Waiter>)> = Vec::new();
+        let mut model: Vec<usize> = Vec::new();
+        let mut seed: u64 = 0x853C_49E6_748F_EA9B;
+        let mut next = |bound: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % bound as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let key = 8 * next(4);
+            match next(3) {
+                0 => {
+                    let waiter = Arc::new(Waiter::for_task(key));
+                    lists.push_back(Arc::clone(&waiter));
+                    model.push(made.len());
+                    made.push((key, waiter));
+                }
+                1 => {
+                    let expected = model.iter().position(|&i| made[i].0 == key);
+                    let popped = lists.pop_front(key).map(|w| id(&w, &made));
+                    assert_eq!(popped, expected.map(|at| model.remove(at)));
+                }
+                _ => {
+                    if !model.is_empty() {
+                        let at = next(model.len());
+                        let waiter = &made[model[at]].1;
+                        let removed = lists.remove(waiter).map(|w| id(&w, &made));
+                        assert_eq!(removed, Some(model.remove(at)));
+                        assert!(lists.remove(waiter).is_none(), "removed twice");
+                    }
+                }
+            }
+            assert_eq!(lists.iter().count(), model.len());
+        }
+        for key in (0..4).map(|k| 8 * k) {
+            while let Some(waiter) = lists.pop_front(key) {
+                let at = model.iter().position(|&i| made[i].0 == key).unwrap();
+                assert_eq!(id(&waiter, &made), model.remove(at));
+            }
+        }
+        assert!(model.is_empty() && lists.ends.is_empty());
+    }
+}

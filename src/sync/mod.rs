@@ -1,0 +1,107 @@
+//! Locks whose whole state lives in the bytes of a [`SharedBuffer`](crate::SharedBuffer)
+//! (docs/semantics.md S1–S6): [`Mutex`], [`Condvar`], [`RwLock`], [`Semaphore`], [`Barrier`], [`Latch`],
+//! [`Once`].
+//!
+//! # Why this layer exists
+//!
+//! Raw [`wait`](crate::atomics::wait) / [`notify`](crate::atomics::notify) is how experts build
+//! locks; everyone else wants the locks. Rust's locks (std, parking_lot) live in process memory:
+//! they cannot sit in a buffer you share, map from a file or hand to another process. JavaScript
+//! is getting locks that live in shared memory (TC39 shared structs: `Atomics.Mutex`,
+//! `Atomics.Condition`). This layer is that: a lock is a few words at a byte offset you choose
+//! in a buffer, starting from all-zero bytes, reachable from every thread holding a clone of the
+//! buffer — and, once the process issue lands, from every process mapping it. The locks block
+//! and wake through the crate's own wait/notify, so the loom models in `loom-tests/` check the
+//! code users run, and inside a worker every blocking call returns `Err(Terminated)` when the
+//! worker's `terminate()` is called (S6), as `atomics::wait` does.
+//!
+//! # Attaching
+//!
+//! `X::at(&buffer, byte_offset)` checks the place once — the offset a multiple of `X::ALIGN`,
+//! `X::BYTES` bytes within the buffer, else `Err` — and returns a handle: cheap to clone, `Send`
+//! and `Sync`, keeping the buffer alive. Attaching writes nothing: all-zero bytes are every
+//! primitive's initial state (S1), so every handle at the same offset, made before, after or at
+//! the same moment as another, is the same primitive. A setting fixed at creation (a barrier's
+//! parties) is written exactly once, however many threads attach at the same moment, and a
+//! different value on a later attach is `Err(ParameterMismatch)`, never a silent reset.
+//!
+//! The bytes belong to the primitive from then on: writing them through a view breaks the lock
+//! (it may then never be free again), but never memory safety — every word is read and written
+//! atomically, and the protocols never trust a value to index memory.
+//!
+//! # Words
+//!
+//! Threads sleep only on 32-bit words, and only through "sleep while the word holds `v`" and
+//! "wake `n`, tell me how many": no token passes through the waiter table, so the same
+//! protocols run unchanged on a Linux futex shared between processes (whose words are 32-bit).
+//! Who holds a lock is recorded in a separate 64-bit owner word (see `owner.rs`): in this
+//! process a per-thread token, later a process-qualified identity the process issue can check
+//! for a dead owner. Each primitive's file states its words, its protocol and the invariants it
+//! keeps.
+//!
+//! | primitive | `BYTES` | `ALIGN` | words (byte offset: word) |
+//! | --- | --- | --- | --- |
+//! | [`Mutex`] | 16 | 8 | 0: state `u32` (waiters sleep here), 4: side `u32` (the heir and `lock_async` futures sleep here), 8: owner `u64` |
+//! | [`Condvar`] | 8 | 4 | 0: sequence `u32` (waiters sleep here), 4: waiter count `u32` |
+//! | [`RwLock`] | 24 | 8 | 0: state `u64`, 8: owner `u64`, 16: readers' sequence `u32`, 20: writers' sequence `u32` |
+//! | [`Semaphore`] | 4 | 4 | 0: state `u32` (permits and two flags; waiters sleep here) |
+//! | [`Barrier`] | 16 | 8 | 0: state `u64` (generation, dropped parties, arrivals), 8: parties `u32` (set once), 12: sequence `u32` (waiting parties sleep here) |
+//! | [`Latch`] | 8 | 4 | 0: count `u32`, 4: epoch `u32` (waiters sleep here) |
+//! | [`Once`] | 16 | 8 | 0: state `u32` (waiters sleep here), 4: reserved, 8: owner `u64` |
+//!
+//! ```
+//! use sharedbuf::sync::{Condvar, Mutex, RwLock};
+//! use sharedbuf::SharedBuffer;
+//!
+//! // Lay the primitives out one after another, each at a multiple of its alignment.
+//! let buffer = SharedBuffer::new(64)?;
+//! let mutex = Mutex::at(&buffer, 0)?;
+//! let condvar = Condvar::at(&buffer, Mutex::BYTES)?;
+//! let rwlock = RwLock::at(&buffer, Mutex::BYTES + Condvar::BYTES)?;
+//! let _guard = mutex.lock()?;
+//! assert_eq!(condvar.notify_all(), 0);
+//! assert_eq!(rwlock.reader_count(), 0);
+//! # Ok::<(), sharedbuf::Error>(())
+//! ```
+
+use std::time::{Duration, Instant};
+
+mod attach;
+mod condvar;
+mod mutex;
+mod mutex_async;
+mod owner;
+mod rwlock;
+mod spin;
+
+mod barrier;
+mod latch;
+mod once;
+mod semaphore;
+
+/// What the loom models drive through `crate::loom_hooks` (used in loom builds only).
+#[allow(unused_imports)]
+pub(crate) mod hooks {
+    pub(crate) use super::mutex::set_loom_starving_after;
+}
+
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::{Condvar, WaitTimeoutResult};
+pub use latch::Latch;
+pub use mutex::{Mutex, MutexGuard};
+pub use mutex_async::{AsyncMutexGuard, LockFuture};
+pub use once::{Once, OnceState};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::Semaphore;
+
+/// The deadline of a wait with `timeout` starting now; `None` (no deadline) when the instant is
+/// too far away to represent, as `atomics::wait` treats such timeouts.
+pub(crate) fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Whether `deadline` has passed (never for `None`). The locks notice their deadline through
+/// their sleeps; only their rare polling branches (a count that cannot grow) check it here.
+pub(crate) fn expired(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|at| Instant::now() >= at)
+}

@@ -1,0 +1,707 @@
+//! [`Mutex`]: a lock word at an offset of a [`SharedBuffer`] (docs/semantics.md S1, S2, S3, S5, S6).
+//!
+//! # Words (16 bytes, aligned to 8; all zero = unlocked, nobody waiting)
+//!
+//! | offset | word | who sleeps on it |
+//! | --- | --- | --- |
+//! | 0 | `state: u32`: `LOCKED`, `WOKEN`, `HEIR`, `GRANTED`, `ASYNC` flags, waiter count from bit 5 | queued waiters |
+//! | 4 | `side: u32`: a sequence number, bumped before each wake of its sleepers | the heir, `lock_async` futures |
+//! | 8 | `owner: u64`: the holder's token ([`owner`](super::owner)), 0 when unlocked | nobody |
+//!
+//! # Protocol
+//!
+//! Every decision is a compare-exchange on `state`, so the decisions of all threads are totally
+//! ordered; the other two words only carry sleep and identity.
+//!
+//! - **Lock**: one compare-exchange `0 → LOCKED` on the fast path; otherwise a bounded spin
+//!   (only while nobody is queued), then the waiter loop. A thread that finds the lock free takes
+//!   it with a compare-exchange that keeps the other bits (barging: the running thread wins,
+//!   which is what makes a contended lock fast). A thread that finds it held registers (adds one
+//!   to the count, once) and sleeps on `state` while it holds the value it saw.
+//! - **Unlock**: clear the owner word, then one compare-exchange `LOCKED → 0` on the fast path.
+//!   Otherwise: with `HEIR` set, hand the lock over (`HEIR → GRANTED`, `LOCKED` stays set) and
+//!   wake the side word; else clear `LOCKED` and, if waiters are counted and no `WOKEN` baton is
+//!   out, set `WOKEN` and wake one queued waiter ([`Mutex::pass_baton`]).
+//! - **The `WOKEN` baton** (Go's `mutexWoken`): at most one woken-but-not-yet-running waiter at a
+//!   time, so a burst of unlocks does not wake the whole queue. Whoever holds it must look at
+//!   the state again: it takes the lock if free, or clears `WOKEN` in the compare-exchange with
+//!   which it sleeps again (the lock is then held, and its holder's unlock wakes the next). It
+//!   never leaves holding the baton: a waiter notices its deadline (or a terminate) only as the
+//!   result of a sleep, so it has cleared `WOKEN` on the way to that sleep. An unlocker whose
+//!   wake found nobody asleep (the counted waiters are still on their way to sleep) clears
+//!   `WOKEN` itself, which changes the word, so those waiters' sleeps see a different value and
+//!   return at once.
+//! - **The heir** (bounded unfairness, S5; Go's starvation mode, one waiter at a time): barging
+//!   lets a running thread beat a woken one indefinitely, and the waiter table is FIFO, so a
+//!   woken waiter that lost the race re-queues at the back. So a waiter that has slept and has
+//!   waited past [`STARVATION`] (1 ms) sets `HEIR` (if no heir is pending) and sleeps on the side
+//!   word instead. The next unlock hands the lock over without releasing it: `HEIR → GRANTED`
+//!   with `LOCKED` kept, so no barger can take it, then bumps and wakes the side word. The heir
+//!   claims it by clearing `GRANTED`. The handoff is a value in the word, not a wake count: an
+//!   heir that times out or is terminated withdraws by clearing `HEIR` with a compare-exchange,
+//!   and if it finds `GRANTED` instead the lock is already its own, and it takes it (a handoff is
+//!   never lost to a racing timeout, and never given to nobody). Spurious or stray wakes of the
+//!   side word are harmless: the heir re-reads the state. (A handoff by wake count alone — keep
+//!   the lock, wake the oldest waiter, take the lock back if the wake counted nobody — would hand
+//!   the lock to the oldest sleeper rather than the starving one, which re-queued at the back,
+//!   and a woken waiter could not tell a handoff from an ordinary wake once both happen.)
+//! - **Async waiters** (`lock_async`) set `ASYNC` and sleep on the side word (sequence read
+//!   before the flag is set, an eventcount); an unlock that clears `ASYNC` bumps the side word
+//!   and wakes all its sleepers, which then race for the lock like barging threads. A dropped
+//!   future therefore never strands anyone: it held no baton.
+//!
+//! # Invariants
+//!
+//! 1. `HEIR` ⇒ `LOCKED`, `GRANTED` ⇒ `LOCKED`, never both: an heir is made only on a held lock
+//!    with neither flag set, and a held lock with `HEIR` is never released, only granted.
+//! 2. The count is the number of threads between their first sleep and their return from `lock`
+//!    (heir included). The fast unlock (`LOCKED → 0`) therefore fails whenever anyone is
+//!    counted, so every waiter is seen by the slow unlock.
+//! 3. A waiter only sleeps on a `state` value with `LOCKED` set; at that moment either the lock's
+//!    holder will unlock later (and wake one, or hand over to the heir), or a `WOKEN` holder is
+//!    running and will look at the state again. So a sleeping waiter is never stranded.
+//! 4. `WOKEN` set ⇒ one thread holds the baton: the waiter a normal unlock woke (the waiter table
+//!    counts a waiter exactly when its wait returns `Ok`, which is how it knows), or the unlocker
+//!    between a wake that found nobody and its clearing `WOKEN`.
+//! 5. Only the lock's holder sets `GRANTED`, only the heir clears it; only the heir clears `HEIR`
+//!    other than by a grant.
+//! 6. The owner word: only the holder writes its own token, and clears it before it releases or
+//!    hands over (so a thread that reads its own token holds the lock: `Err(WouldDeadlock)`).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use super::attach;
+use super::owner;
+use super::spin::Backoff;
+use super::{deadline_after, expired};
+use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
+use crate::buffer::SharedBuffer;
+use crate::error::Error;
+use crate::shim::{self, thread, Ordering::*, LOOM};
+
+/// `state`: the lock is held (or granted to the heir).
+const LOCKED: u32 = 1;
+/// `state`: a waiter woken by a normal unlock has not looked at the state yet (the baton).
+const WOKEN: u32 = 2;
+/// `state`: a starving waiter sleeps on the side word; the next unlock hands the lock to it.
+const HEIR: u32 = 4;
+/// `state`: the lock was handed to the heir, which has not claimed it yet.
+const GRANTED: u32 = 8;
+/// `state`: `lock_async` futures may sleep on the side word; the next release wakes them.
+const ASYNC: u32 = 16;
+/// `state`: one counted waiter (the count occupies the bits from here up).
+const WAITER: u32 = 32;
+/// The largest state from which one more waiter can still be counted.
+const MAX_COUNTABLE: u32 = u32::MAX - WAITER;
+
+/// How long a waiter waits before it asks for the next unlock to be handed to it (Go's
+/// starvation threshold). Under loom, where time does not pass, a waiter qualifies once it has
+/// slept [`loom_starving_after`] times instead.
+const STARVATION: Duration = Duration::from_millis(1);
+
+std::thread_local! {
+    /// Under loom: the sleeps after which a waiter counts as starving (1 unless a model sets it
+    /// through `loom_hooks::mutex_starving_after`). A std thread-local, not a loom one: loom runs
+    /// all of a model's threads on the test's own thread, and the setting belongs to the test.
+    static LOOM_STARVING_AFTER: std::cell::Cell<u32> = const { std::cell::Cell::new(1) };
+}
+
+/// Under loom: the number of sleeps after which a waiter counts as starving.
+fn loom_starving_after() -> u32 {
+    LOOM_STARVING_AFTER.with(std::cell::Cell::get)
+}
+
+/// Sets [`loom_starving_after`] for the calling test (`u32::MAX`: never).
+#[allow(dead_code)] // used by the loom hooks only
+pub(crate) fn set_loom_starving_after(sleeps: u32) {
+    LOOM_STARVING_AFTER.with(|after| after.set(sleeps));
+}
+
+/// Indices of the two 32-bit words in `Mutex::words`.
+const STATE: usize = 0;
+const SIDE: usize = 1;
+
+fn waiters(state: u32) -> u32 {
+    state / WAITER
+}
+
+/// A mutual-exclusion lock whose state lives in 16 bytes of a [`SharedBuffer`] (docs/semantics.md S2).
+///
+/// A `Mutex` guards no Rust value: it guards whatever the threads agree it guards, typically
+/// other bytes of the same buffer, read and written through views while the lock is held. The
+/// lock's acquire and release order those accesses like any lock does.
+///
+/// - [`lock`](Mutex::lock) blocks until the lock is free; [`try_lock`](Mutex::try_lock) never
+///   blocks; [`try_lock_for`](Mutex::try_lock_for) / [`try_lock_until`](Mutex::try_lock_until)
+///   give up at a deadline (S3); [`lock_async`](Mutex::lock_async) is a future for async code.
+/// - The lock is released only by dropping the [`MutexGuard`]. A thread that locks a mutex it
+///   already holds gets `Err(WouldDeadlock)` instead of hanging (S2).
+/// - Throughput first, with bounded unfairness (S5): a running thread may take a just-released
+///   lock ahead of a sleeping one, but a waiter that has waited past about 1 ms is handed the
+///   lock at the next unlock.
+/// - Inside a worker, a blocked `lock` returns `Err(Terminated)` when the worker is terminated
+///   (S6).
+/// - Not poisoned by a panic (as parking_lot's): the guard's drop still unlocks.
+///
+/// ```
+/// use sharedbuf::sync::Mutex;
+/// use sharedbuf::{Int32Array, SharedBuffer, Error};
+///
+/// let buffer = SharedBuffer::new(64)?;
+/// let mutex = Mutex::at(&buffer, 0)?; // bytes 0..16; a fresh buffer is an unlocked mutex
+/// let pair = Int32Array::with_range(&buffer, Mutex::BYTES, Some(2))?;
+///
+/// let threads: Vec<_> = (0..4)
+///     .map(|_| {
+///         let (mutex, pair) = (mutex.clone(), pair.clone());
+///         std::thread::spawn(move || -> Result<(), Error> {
+///             for _ in 0..1000 {
+///                 let _guard = mutex.lock()?;
+///                 // Two plain stores that no other thread ever sees half done.
+///                 pair.set(0, pair.get(0).unwrap() + 1)?;
+///                 pair.set(1, pair.get(1).unwrap() + 1)?;
+///             }
+///             Ok(())
+///         })
+///     })
+///     .collect();
+/// for thread in threads {
+///     thread.join().unwrap()?;
+/// }
+/// assert_eq!(pair.to_vec(), [4000, 4000]);
+///
+/// let guard = mutex.lock()?;
+/// assert_eq!(mutex.lock().err(), Some(Error::WouldDeadlock));
+/// drop(guard);
+/// # Ok::<(), Error>(())
+/// ```
+pub struct Mutex {
+    /// `state` and `side` (see the module docs).
+    words: SharedWords<u32>,
+    owner: SharedWord<u64>,
+    byte_offset: usize,
+}
+
+impl Mutex {
+    /// Bytes a mutex occupies.
+    pub const BYTES: usize = 16;
+    /// Alignment its byte offset must have.
+    pub const ALIGN: usize = 8;
+
+    /// A handle on the mutex at `byte_offset` of `buffer`. All-zero bytes are an unlocked mutex,
+    /// so attaching writes nothing, and every handle at the same offset is the same mutex (S1).
+    ///
+    /// `Err(Misaligned)` unless `byte_offset` is a multiple of [`ALIGN`](Mutex::ALIGN);
+    /// `Err(RangeOutOfBounds)` unless its [`BYTES`](Mutex::BYTES) bytes lie in the buffer.
+    pub fn at(buffer: &SharedBuffer, byte_offset: usize) -> Result<Mutex, Error> {
+        attach::check(buffer, byte_offset, Self::BYTES, Self::ALIGN)?;
+        Ok(Mutex {
+            words: SharedWords::at(buffer, byte_offset, 2)?,
+            owner: SharedWord::at(buffer, byte_offset + 8)?,
+            byte_offset,
+        })
+    }
+
+    /// The byte offset of the mutex in its buffer.
+    pub fn byte_offset(&self) -> usize {
+        self.byte_offset
+    }
+
+    /// The buffer the mutex lives in.
+    pub fn buffer(&self) -> &SharedBuffer {
+        self.words.buffer()
+    }
+
+    /// Whether some thread (or task) holds the lock now. Only a snapshot.
+    pub fn is_locked(&self) -> bool {
+        self.state().load(Relaxed) & LOCKED != 0
+    }
+
+    /// Blocks until the lock is free, then takes it.
+    ///
+    /// `Err(WouldDeadlock)` if the calling thread already holds it; `Err(Terminated)` if the
+    /// thread's interrupter fires while it waits (a worker's `terminate()`, S6).
+    #[inline]
+    pub fn lock(&self) -> Result<MutexGuard<'_>, Error> {
+        if self.state().compare_exchange(0, LOCKED, Acquire).is_ok() {
+            self.owner().store(owner::thread_token(), Relaxed);
+        } else {
+            self.lock_contended(None)?;
+        }
+        Ok(MutexGuard::new(self))
+    }
+
+    /// Takes the lock if it is free now (TC39's `lockIfAvailable`): `Ok(None)` if another
+    /// thread holds it, `Err(WouldDeadlock)` if the calling thread does. Never blocks.
+    pub fn try_lock(&self) -> Result<Option<MutexGuard<'_>>, Error> {
+        let me = owner::thread_token();
+        if self.try_take_for(me) {
+            return Ok(Some(MutexGuard::new(self)));
+        }
+        if self.owner().load(Relaxed) == me {
+            return Err(Error::WouldDeadlock);
+        }
+        Ok(None)
+    }
+
+    /// [`lock`](Mutex::lock), giving up after `timeout`: `Ok(None)` if the lock could not be
+    /// taken in time (S3). A zero timeout tries once.
+    pub fn try_lock_for(&self, timeout: Duration) -> Result<Option<MutexGuard<'_>>, Error> {
+        self.lock_until(deadline_after(timeout))
+    }
+
+    /// [`lock`](Mutex::lock), giving up at `deadline`: `Ok(None)` if the lock could not be taken
+    /// by then (S3).
+    pub fn try_lock_until(&self, deadline: Instant) -> Result<Option<MutexGuard<'_>>, Error> {
+        self.lock_until(Some(deadline))
+    }
+
+    fn lock_until(&self, deadline: Option<Instant>) -> Result<Option<MutexGuard<'_>>, Error> {
+        if self.state().compare_exchange(0, LOCKED, Acquire).is_ok() {
+            self.owner().store(owner::thread_token(), Relaxed);
+        } else if !self.lock_contended(deadline)? {
+            return Ok(None);
+        }
+        Ok(Some(MutexGuard::new(self)))
+    }
+
+    #[inline]
+    fn state(&self) -> Word<'_, u32> {
+        self.words.get(STATE)
+    }
+
+    #[inline]
+    pub(super) fn side(&self) -> Word<'_, u32> {
+        self.words.get(SIDE)
+    }
+
+    #[inline]
+    fn owner(&self) -> Word<'_, u64> {
+        self.owner.get()
+    }
+
+    /// Takes the lock for `owner` if it is free now, whatever else the state says (barging);
+    /// records `owner` on success.
+    pub(super) fn try_take_for(&self, owner: u64) -> bool {
+        let mut state = self.state().load(Relaxed);
+        while state & LOCKED == 0 {
+            match self
+                .state()
+                .compare_exchange(state, state | LOCKED, Acquire)
+            {
+                Ok(_) => {
+                    self.owner().store(owner, Relaxed);
+                    return true;
+                }
+                Err(actual) => state = actual,
+            }
+        }
+        false
+    }
+
+    /// The slow path of every blocking `lock`: relock check, spin, then the waiter loop. `true`
+    /// once the calling thread holds the lock, `false` if `deadline` passed first.
+    #[cold]
+    fn lock_contended(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+        let me = owner::thread_token();
+        if self.owner().load(Relaxed) == me {
+            return Err(Error::WouldDeadlock);
+        }
+        let acquired = self.spin_then_take() || Waiter::new(self).wait(deadline)?;
+        if acquired {
+            self.owner().store(me, Relaxed);
+        }
+        Ok(acquired)
+    }
+
+    /// Retries a held lock a few times while nobody is queued ([`Backoff`]).
+    fn spin_then_take(&self) -> bool {
+        let mut backoff = Backoff::new();
+        let mut state = self.state().load(Relaxed);
+        loop {
+            if state & LOCKED == 0 {
+                match self
+                    .state()
+                    .compare_exchange(state, state | LOCKED, Acquire)
+                {
+                    Ok(_) => return true,
+                    Err(actual) => {
+                        state = actual;
+                        continue;
+                    }
+                }
+            }
+            if waiters(state) > 0 || !backoff.spin() {
+                return false;
+            }
+            state = self.state().load(Relaxed);
+        }
+    }
+
+    /// Announces a `lock_async` sleeper: sets `ASYNC` on a held lock. `false` if the lock was
+    /// found free (the caller retries taking it instead of sleeping).
+    pub(super) fn announce_async(&self) -> bool {
+        let mut state = self.state().load(Relaxed);
+        loop {
+            if state & LOCKED == 0 {
+                return false;
+            }
+            if state & ASYNC != 0 {
+                return true;
+            }
+            match self.state().compare_exchange(state, state | ASYNC, Relaxed) {
+                Ok(_) => return true,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Releases the lock (the guards' drop).
+    #[inline]
+    pub(super) fn unlock(&self) {
+        self.owner().store(owner::NONE, Relaxed);
+        if self.state().compare_exchange(LOCKED, 0, Release).is_err() {
+            self.unlock_contended();
+        }
+    }
+
+    /// The slow unlock: hand over to the heir, or release and wake (see the module docs).
+    #[cold]
+    fn unlock_contended(&self) {
+        let mut state = self.state().load(Relaxed);
+        loop {
+            if state & HEIR != 0 {
+                // Invariant 1: the lock stays held (`LOCKED`), now on the heir's behalf.
+                match self
+                    .state()
+                    .compare_exchange(state, (state & !HEIR) | GRANTED, Release)
+                {
+                    Ok(_) => {
+                        self.wake_side();
+                        return;
+                    }
+                    Err(actual) => {
+                        state = actual;
+                        continue;
+                    }
+                }
+            }
+            let wake = waiters(state) > 0 && state & WOKEN == 0;
+            let released = (state & !(LOCKED | ASYNC)) | if wake { WOKEN } else { 0 };
+            match self.state().compare_exchange(state, released, Release) {
+                Ok(_) => {
+                    if state & ASYNC != 0 {
+                        self.wake_side();
+                    }
+                    if wake {
+                        self.pass_baton();
+                    }
+                    return;
+                }
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Called by an unlocker that has just set `WOKEN`: wakes a queued waiter (who then holds
+    /// the baton) if the lock is still free and anyone is counted, else clears `WOKEN`
+    /// (invariants 3 and 4).
+    fn pass_baton(&self) {
+        let mut state = self.state().load(Relaxed);
+        loop {
+            if state & LOCKED == 0 && waiters(state) > 0 && self.state().notify(Some(1)) == 1 {
+                return;
+            }
+            // Held (its holder's unlock will wake), nobody counted, or the counted waiters are
+            // not asleep yet: clearing `WOKEN` changes the word, so their sleeps return at once.
+            match self
+                .state()
+                .compare_exchange(state, state & !WOKEN, Relaxed)
+            {
+                Ok(_) => return,
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// Bumps the side word and wakes everyone sleeping on it (the heir, async waiters).
+    fn wake_side(&self) {
+        self.side().fetch_add(1, Release);
+        self.side().notify(None);
+    }
+}
+
+/// One blocked `lock` call's part in the protocol (see the module docs).
+struct Waiter<'a> {
+    mutex: &'a Mutex,
+    /// Counted in the state's waiter count.
+    registered: bool,
+    /// Holds the `WOKEN` baton.
+    woken: bool,
+    /// Has set `HEIR` and sleeps on the side word.
+    heir: bool,
+    /// How many times it has slept (only a waiter that has slept may become the heir).
+    sleeps: u32,
+    since: Instant,
+}
+
+impl<'a> Waiter<'a> {
+    fn new(mutex: &'a Mutex) -> Waiter<'a> {
+        Waiter {
+            mutex,
+            registered: false,
+            woken: false,
+            heir: false,
+            sleeps: 0,
+            since: Instant::now(),
+        }
+    }
+
+    fn state(&self) -> Word<'a, u32> {
+        self.mutex.state()
+    }
+
+    /// Whether this waiter has waited long enough to ask for a handoff: it has slept, and for
+    /// [`STARVATION`] (under loom: [`loom_starving_after`] sleeps).
+    fn starving(&self) -> bool {
+        if LOOM {
+            self.sleeps >= loom_starving_after()
+        } else {
+            self.sleeps > 0 && self.since.elapsed() >= STARVATION
+        }
+    }
+
+    /// Waits for the lock: `true` once taken, `false` if `deadline` passed first.
+    fn wait(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
+        loop {
+            if self.heir {
+                return self.wait_as_heir(deadline);
+            }
+            let state = self.state().load(Relaxed);
+            if state & LOCKED == 0 {
+                if self.take(state) {
+                    return Ok(true);
+                }
+                continue;
+            }
+            if !self.registered && state > MAX_COUNTABLE {
+                // Cannot be counted (2^27 waiters, or bytes overwritten): poll instead of
+                // sleeping uncounted.
+                if expired(deadline) {
+                    return Ok(false);
+                }
+                thread::yield_now();
+                continue;
+            }
+            let becomes_heir = state & (HEIR | GRANTED) == 0 && self.starving();
+            let mut next = state;
+            if !self.registered {
+                next += WAITER;
+            }
+            if self.woken {
+                next &= !WOKEN;
+            }
+            if becomes_heir {
+                next |= HEIR;
+            }
+            if next != state {
+                if self.state().compare_exchange(state, next, Relaxed).is_err() {
+                    continue;
+                }
+                self.registered = true;
+                self.woken = false;
+                if becomes_heir {
+                    self.heir = true;
+                    continue;
+                }
+            }
+            self.sleeps = self.sleeps.saturating_add(1);
+            // The deadline is only ever noticed here, by the sleep, so a waiter never leaves
+            // while it holds the baton: it has cleared `WOKEN` on the way to this sleep.
+            match self.state().wait_until(next, deadline) {
+                Ok(WaitResult::Ok) => self.woken = true, // counted by a normal unlock: the baton
+                Ok(WaitResult::NotEqual) => {}
+                Ok(WaitResult::TimedOut) => {
+                    self.leave();
+                    return Ok(false);
+                }
+                Err(error) => {
+                    self.leave();
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Takes a free lock from `state`, uncounting itself and dropping the baton in the same
+    /// compare-exchange.
+    fn take(&mut self, state: u32) -> bool {
+        let mut next = state | LOCKED;
+        if self.registered {
+            next = next.wrapping_sub(WAITER);
+        }
+        if self.woken {
+            next &= !WOKEN;
+        }
+        if self.state().compare_exchange(state, next, Acquire).is_err() {
+            return false;
+        }
+        self.registered = false;
+        self.woken = false;
+        true
+    }
+
+    /// The heir's wait for `GRANTED`: `true` once the lock is ours, `false` if `deadline` passed
+    /// first (then it has withdrawn and left the queue).
+    fn wait_as_heir(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
+        let side = self.mutex.side();
+        loop {
+            // Eventcount: the sequence before the state, so a grant after this state load
+            // changes the sequence before it wakes (release/acquire on both words).
+            let sequence = side.load(Acquire);
+            let state = self.state().load(Acquire);
+            if state & GRANTED != 0 {
+                self.claim();
+                return Ok(true);
+            }
+            // `HEIR` is still set: only a grant clears it (unless the bytes were overwritten;
+            // then the deadline, if any, still ends the wait).
+            match side.wait_until(sequence, deadline) {
+                Ok(WaitResult::Ok | WaitResult::NotEqual) => {} // look at the state again
+                // The grant may have won the race: then the lock is ours after all.
+                Ok(WaitResult::TimedOut) => return Ok(self.withdraw()),
+                Err(error) => {
+                    return if self.withdraw() {
+                        Ok(true)
+                    } else {
+                        Err(error)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the granted lock: clears `GRANTED` and uncounts itself.
+    fn claim(&mut self) {
+        let mut state = self.state().load(Relaxed);
+        loop {
+            match self.state().compare_exchange(
+                state,
+                (state & !GRANTED).wrapping_sub(WAITER),
+                Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        self.registered = false;
+        self.heir = false;
+    }
+
+    /// The heir gives up: clears `HEIR` unless the lock was granted meanwhile, in which case it
+    /// claims it (`true`). On `false` it has also left the queue.
+    fn withdraw(&mut self) -> bool {
+        let mut state = self.state().load(Acquire);
+        loop {
+            if state & GRANTED != 0 {
+                self.claim();
+                return true;
+            }
+            match self.state().compare_exchange(
+                state,
+                (state & !HEIR).wrapping_sub(WAITER),
+                Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        self.registered = false;
+        self.heir = false;
+        false
+    }
+
+    /// Leaves the queue without the lock (deadline passed, or terminated). Only ever after a
+    /// sleep, so never holding the baton.
+    fn leave(&mut self) {
+        debug_assert!(
+            !self.woken,
+            "a waiter leaves only from a sleep, without the baton"
+        );
+        if self.registered {
+            self.state().fetch_sub(WAITER, Relaxed);
+            self.registered = false;
+        }
+    }
+}
+
+impl Clone for Mutex {
+    fn clone(&self) -> Mutex {
+        // Re-attaching cannot fail: the place was checked, and buffers never shrink.
+        Mutex::at(self.buffer(), self.byte_offset).expect("a checked place stays valid")
+    }
+}
+
+impl fmt::Debug for Mutex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Mutex")
+            .field("byte_offset", &self.byte_offset)
+            .field("locked", &self.is_locked())
+            .finish()
+    }
+}
+
+/// Proof that the calling thread holds a [`Mutex`]; dropping it unlocks.
+///
+/// Not `Send`: the lock records the thread that took it (that is how a relock is refused), so
+/// the guard stays on that thread. Hold it across `.await` only in single-threaded executors;
+/// [`Mutex::lock_async`] gives a guard that may move.
+#[must_use = "the mutex is unlocked when the guard is dropped"]
+pub struct MutexGuard<'a> {
+    mutex: &'a Mutex,
+    /// `!Send`, `Sync` (nothing to share).
+    _not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
+}
+
+impl<'a> MutexGuard<'a> {
+    #[inline]
+    fn new(mutex: &'a Mutex) -> MutexGuard<'a> {
+        MutexGuard {
+            mutex,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The mutex this guard holds.
+    pub fn mutex(&self) -> &'a Mutex {
+        self.mutex
+    }
+
+    /// Unlocks and hands back the mutex (a condition variable's wait).
+    pub(super) fn release(self) -> &'a Mutex {
+        let mutex = self.mutex;
+        std::mem::forget(self);
+        mutex.unlock();
+        mutex
+    }
+}
+
+impl Drop for MutexGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: see `shim::model_is_unwinding`
+        }
+        self.mutex.unlock();
+    }
+}
+
+impl fmt::Debug for MutexGuard<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MutexGuard")
+            .field("byte_offset", &self.mutex.byte_offset)
+            .finish()
+    }
+}

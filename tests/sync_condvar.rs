@@ -1,0 +1,315 @@
+//! `sync::Condvar` (docs/semantics.md S1, S3, S4, S6): attaching, exact notify counts, no lost
+//! notify, `wait_while` never returning on a wakeup that left its condition true, timed waits,
+//! a ping-pong stress run, and terminate of a worker blocked in `wait`.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{current_tid, thread_state, wait_until_asleep};
+use sharedbuf::sync::{Condvar, Mutex, MutexGuard};
+use sharedbuf::worker::{Worker, WorkerEvent};
+use sharedbuf::{atomics, Error, Int32Array, SharedBuffer, Uint32Array};
+
+const WATCHDOG: Duration = Duration::from_secs(60);
+
+/// A mutex at 0, a condition variable after it, and an `i32` flag after that.
+struct Fixture {
+    mutex: Mutex,
+    condvar: Condvar,
+    flag: Int32Array,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let buffer = SharedBuffer::new(64).unwrap();
+        Fixture {
+            mutex: Mutex::at(&buffer, 0).unwrap(),
+            condvar: Condvar::at(&buffer, Mutex::BYTES).unwrap(),
+            flag: Int32Array::with_range(&buffer, 32, Some(1)).unwrap(),
+        }
+    }
+
+    fn clone(&self) -> Fixture {
+        Fixture {
+            mutex: self.mutex.clone(),
+            condvar: self.condvar.clone(),
+            flag: self.flag.clone(),
+        }
+    }
+
+    fn flag(&self) -> i32 {
+        atomics::load(&self.flag, 0).unwrap()
+    }
+
+    /// Sets the flag under the mutex.
+    fn set_flag(&self, value: i32) {
+        let _guard = self.mutex.lock().unwrap();
+        atomics::store(&self.flag, 0, value).unwrap();
+    }
+
+    /// The condition variable's two words (sequence, waiters).
+    fn condvar_words(&self) -> Vec<u32> {
+        Uint32Array::with_range(self.condvar.buffer(), self.condvar.byte_offset(), Some(2))
+            .unwrap()
+            .to_vec()
+    }
+}
+
+/// Spawns a thread that reports its kernel thread id and then runs `f`; returns the handle and
+/// the id once the thread is asleep (blocked in `f`).
+fn spawn_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> (thread::JoinHandle<T>, libc::pid_t) {
+    let (tid_tx, tid_rx) = mpsc::sync_channel(1);
+    let handle = thread::spawn(move || {
+        tid_tx.send(current_tid()).unwrap();
+        f()
+    });
+    let tid = tid_rx.recv().unwrap();
+    wait_until_asleep(tid);
+    (handle, tid)
+}
+
+fn join_within<T: Send + 'static>(handle: thread::JoinHandle<T>, what: &str) -> T {
+    let start = Instant::now();
+    while !handle.is_finished() {
+        assert!(
+            start.elapsed() < WATCHDOG,
+            "{what} did not finish within {WATCHDOG:?}"
+        );
+        thread::sleep(Duration::from_millis(1));
+    }
+    handle.join().unwrap()
+}
+
+#[test]
+fn s1_zero_bytes_are_a_condvar_nobody_waits_on_and_bad_places_are_refused() {
+    assert_eq!((Condvar::BYTES, Condvar::ALIGN), (8, 4));
+    let fixture = Fixture::new();
+    assert_eq!(fixture.condvar_words(), [0, 0]);
+    assert_eq!(fixture.condvar.notify_all(), 0);
+    assert_eq!(fixture.condvar.notify(3), 0);
+    assert_eq!(fixture.condvar.notify_one(), 0);
+    assert_eq!(
+        fixture.condvar_words(),
+        [0, 0],
+        "a notify with nobody waiting writes nothing"
+    );
+
+    let buffer = SharedBuffer::new(16).unwrap();
+    assert_eq!(
+        Condvar::at(&buffer, 2).err(),
+        Some(Error::Misaligned {
+            byte_offset: 2,
+            align: 4
+        })
+    );
+    assert_eq!(
+        Condvar::at(&buffer, 12).err(),
+        Some(Error::RangeOutOfBounds {
+            start: 12,
+            end: 20,
+            len: 16
+        })
+    );
+    assert!(Condvar::at(&SharedBuffer::new(4).unwrap(), 0).is_err());
+    assert!(Condvar::at(&buffer, 8).is_ok());
+}
+
+#[test]
+fn s4_notify_counts_exactly_the_waiters_it_woke() {
+    let fixture = Fixture::new();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let f = fixture.clone();
+            spawn_blocking(move || {
+                let guard = f.mutex.lock().unwrap();
+                let _guard = f.condvar.wait(guard).unwrap();
+            })
+            .0
+        })
+        .collect();
+    assert_eq!(fixture.condvar_words()[1], 3, "three registered waiters");
+    assert_eq!(fixture.condvar.notify(2), 2);
+    assert_eq!(fixture.condvar.notify_all(), 1);
+    assert_eq!(fixture.condvar.notify_all(), 0);
+    for waiter in waiters {
+        join_within(waiter, "a notified waiter");
+    }
+    assert_eq!(fixture.condvar_words()[1], 0);
+    assert!(!fixture.mutex.is_locked());
+}
+
+#[test]
+fn s4_handles_on_the_same_bytes_notify_each_other() {
+    let fixture = Fixture::new();
+    let other = Condvar::at(fixture.condvar.buffer(), fixture.condvar.byte_offset()).unwrap();
+    let f = fixture.clone();
+    let (waiter, _) = spawn_blocking(move || {
+        let guard = f.mutex.lock().unwrap();
+        let _guard = f.condvar.wait(guard).unwrap();
+    });
+    assert_eq!(other.notify_one(), 1);
+    join_within(waiter, "the waiter");
+}
+
+/// A notify that leaves the condition true wakes `wait_while`'s thread, which goes back to
+/// sleep instead of returning; only the notify after the condition changed lets it return.
+#[test]
+fn s4_wait_while_never_returns_while_its_condition_holds() {
+    let fixture = Fixture::new();
+    let evaluations = Arc::new(AtomicUsize::new(0));
+    let (returned_tx, returned_rx) = mpsc::channel();
+    let (f, evaluated) = (fixture.clone(), evaluations.clone());
+    let (waiter, tid) = spawn_blocking(move || {
+        let guard = f.mutex.lock().unwrap();
+        let condition = |_: &mut MutexGuard<'_>| {
+            evaluated.fetch_add(1, SeqCst);
+            f.flag() == 0
+        };
+        let _guard = f.condvar.wait_while(guard, condition).unwrap();
+        returned_tx.send(f.flag()).unwrap();
+    });
+    for round in 1..=3 {
+        assert_eq!(fixture.condvar.notify_all(), 1, "the waiter was asleep");
+        // It wakes, evaluates its condition again (still true) and goes back to sleep.
+        while evaluations.load(SeqCst) <= round
+            || fixture.condvar_words()[1] == 0
+            || thread_state(tid) != Some(b'S')
+        {
+            thread::yield_now();
+        }
+        assert!(
+            returned_rx.try_recv().is_err(),
+            "returned with the condition true"
+        );
+    }
+    fixture.set_flag(1);
+    assert_eq!(fixture.condvar.notify_all(), 1);
+    join_within(waiter, "the waiter");
+    assert_eq!(returned_rx.recv().unwrap(), 1);
+    assert_eq!(evaluations.load(SeqCst), 5);
+}
+
+#[test]
+fn s3_timed_waits_report_a_timeout_and_hold_the_mutex_again() {
+    let fixture = Fixture::new();
+    let guard = fixture.mutex.lock().unwrap();
+    let (guard, result) = fixture
+        .condvar
+        .wait_for(guard, Duration::from_millis(10))
+        .unwrap();
+    assert!(result.timed_out());
+    assert!(fixture.mutex.is_locked(), "the mutex is held again");
+    let (guard, result) = fixture
+        .condvar
+        .wait_until(guard, Instant::now() - Duration::from_secs(1))
+        .unwrap();
+    assert!(result.timed_out());
+    let (guard, result) = fixture
+        .condvar
+        .wait_while_for(guard, Duration::from_millis(10), |_| true)
+        .unwrap();
+    assert!(
+        result.timed_out(),
+        "the condition still held at the deadline"
+    );
+    let (guard, result) = fixture
+        .condvar
+        .wait_while_until(guard, Instant::now() + Duration::from_secs(3600), |_| false)
+        .unwrap();
+    assert!(!result.timed_out(), "the condition was already false");
+    drop(guard);
+    assert_eq!(
+        fixture.condvar_words()[1],
+        0,
+        "timed-out waiters unregistered"
+    );
+}
+
+#[test]
+fn s3_a_timed_waiter_notified_in_time_does_not_report_a_timeout() {
+    let fixture = Fixture::new();
+    let f = fixture.clone();
+    let (waiter, _) = spawn_blocking(move || {
+        let guard = f.mutex.lock().unwrap();
+        let (_guard, result) = f
+            .condvar
+            .wait_while_for(guard, Duration::from_secs(3600), |_| f.flag() == 0)
+            .unwrap();
+        result.timed_out()
+    });
+    fixture.set_flag(1);
+    assert_eq!(fixture.condvar.notify_one(), 1);
+    assert!(!join_within(waiter, "the waiter"));
+}
+
+/// Two threads hand a turn back and forth 10,000 times, each waiting for its turn under the
+/// mutex: a single lost notify would hang the run (the watchdog reports it).
+#[test]
+fn s4_ping_pong_loses_no_notify() {
+    const ROUNDS: i32 = 10_000;
+    let fixture = Fixture::new();
+    let f = fixture.clone();
+    let partner = thread::spawn(move || {
+        for round in 0..ROUNDS {
+            let guard = f.mutex.lock().unwrap();
+            let guard = f
+                .condvar
+                .wait_while(guard, |_| f.flag() != 2 * round + 1)
+                .unwrap();
+            atomics::store(&f.flag, 0, 2 * round + 2).unwrap();
+            drop(guard);
+            f.condvar.notify_one();
+        }
+    });
+    for round in 0..ROUNDS {
+        let guard = fixture.mutex.lock().unwrap();
+        let guard = fixture
+            .condvar
+            .wait_while(guard, |_| fixture.flag() != 2 * round)
+            .unwrap();
+        atomics::store(&fixture.flag, 0, 2 * round + 1).unwrap();
+        drop(guard);
+        fixture.condvar.notify_one();
+    }
+    join_within(partner, "the partner");
+    assert_eq!(fixture.flag(), 2 * ROUNDS);
+    assert_eq!(fixture.condvar_words()[1], 0);
+}
+
+#[test]
+fn s6_terminate_interrupts_a_worker_blocked_in_wait() {
+    let fixture = Fixture::new();
+    let worker: Worker<(), libc::pid_t> = Worker::builder()
+        .worker_data(fixture.clone())
+        .spawn(|ctx| -> Result<(), Error> {
+            let f = ctx.worker_data();
+            ctx.post_message(current_tid())?;
+            let guard = f.mutex.lock()?;
+            let _guard = f.condvar.wait_while(guard, |_| f.flag() == 0)?; // nobody notifies
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+    let tid = match worker.recv_event() {
+        Ok(WorkerEvent::Message(tid)) => tid,
+        other => panic!("expected the worker's tid, got {other:?}"),
+    };
+    while fixture.condvar_words()[1] == 0 || thread_state(tid) != Some(b'S') {
+        thread::yield_now(); // until it sleeps in the wait (not just in the lock)
+    }
+    let status = worker.terminate().unwrap();
+    assert_eq!((status.code(), status.terminated()), (1, true));
+    worker.join().unwrap();
+    assert_eq!(
+        fixture.condvar_words()[1],
+        0,
+        "the interrupted waiter unregistered"
+    );
+    assert!(!fixture.mutex.is_locked(), "and it does not hold the mutex");
+}
