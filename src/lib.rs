@@ -8,6 +8,8 @@ pub mod channel;
 mod element;
 mod error;
 pub mod pool;
+#[cfg(feature = "redis")]
+pub mod queue;
 mod range;
 mod region;
 mod shim;
@@ -134,4 +136,25 @@ mod assertions {
     assert_impl_all!(sync::Latch: Send, Sync, Clone);
     assert_impl_all!(sync::Once: Send, Sync, Clone);
     assert_impl_all!(sync::OnceState: Send, Sync, Copy);
+    #[cfg(feature = "redis")]
+    mod queue {
+        use crate::queue::*;
+        use static_assertions::assert_impl_all;
+        assert_impl_all!(JobQueue: Send, Sync);
+        assert_impl_all!(JobQueueBuilder: Send, Sync, Clone);
+        assert_impl_all!(ConsumerBuilder: Send, Sync, Clone);
+        assert_impl_all!(Consumer: Send, Sync);
+        assert_impl_all!(Job: Send, Sync, Clone);
+        assert_impl_all!(JobId: Send, Sync, Copy);
+        assert_impl_all!(JobOptions: Send, Sync, Clone);
+        assert_impl_all!(Backoff: Send, Sync, Copy);
+        assert_impl_all!(Added: Send, Sync, Copy);
+        assert_impl_all!(Effects: Send, Sync, Clone);
+        assert_impl_all!(JobError: Send, Sync, Clone, std::error::Error);
+        assert_impl_all!(PayloadError: Send, Sync, Clone, std::error::Error);
+        assert_impl_all!(QueueError: Send, Sync, std::error::Error);
+        assert_impl_all!(QueueStats: Send, Sync, Clone);
+        assert_impl_all!(ConsumerStats: Send, Sync, Clone);
+        assert_impl_all!(DeadLetter: Send, Sync, Clone);
+    }
 }
