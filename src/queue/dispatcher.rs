@@ -418,10 +418,10 @@ impl Dispatcher {
             self.outbox
                 .push(Finish::release(prepared.entry, Some(prepared.meta)));
         }
-        // Queued in the pool: a cancel that wins means it never starts; it resolves
-        // `Cancelled` and is released then.
+        // Queued in the pool: taken back before it starts, it resolves `Cancelled` and is
+        // released then. One that runs already is left alone (no cancel flag) to finish.
         for running in self.running.values() {
-            running.handle.cancel();
+            running.handle.cancel_if_queued();
         }
     }
 
@@ -646,6 +646,7 @@ impl Dispatcher {
             self.stop = Some(Stop::Fenced);
             return Ok(());
         }
+        bump(&self.shared.counters.reclaim_scans);
         for cursor in &mut self.cursors {
             *cursor = reply::text(reply::next(&mut items, "cursor")?)?;
         }

@@ -135,6 +135,8 @@ pub struct ConsumerStats {
     pub reconnects: u64,
     /// Lease renewals it sent.
     pub renewals: u64,
+    /// Looks for jobs whose lease expired (RECLAIM calls answered).
+    pub reclaim_scans: u64,
     /// Blocking reads that ended because something arrived.
     pub wakeups: u64,
     /// Blocking reads that ended empty after their block time (never because of a client-side
@@ -155,10 +157,10 @@ pub(super) struct Counters {
     pub(super) dead_lettered: AtomicU64,
     pub(super) released: AtomicU64,
     pub(super) lost: AtomicU64,
-    pub(super) held: AtomicU64,
     /// Shared with every [`Link`](super::link::Link) of the consumer.
     pub(super) reconnects: std::sync::Arc<AtomicU64>,
     pub(super) renewals: AtomicU64,
+    pub(super) reclaim_scans: AtomicU64,
     pub(super) wakeups: AtomicU64,
     pub(super) idle_blocks: AtomicU64,
 }
@@ -183,9 +185,10 @@ impl Counters {
             dead_lettered: get(&self.dead_lettered),
             released: get(&self.released),
             lost: get(&self.lost),
-            held: get(&self.held),
+            held: 0,
             reconnects: get(&self.reconnects),
             renewals: get(&self.renewals),
+            reclaim_scans: get(&self.reclaim_scans),
             wakeups: get(&self.wakeups),
             idle_blocks: get(&self.idle_blocks),
         }
