@@ -106,6 +106,9 @@ impl RedisServer {
             .args(["--dir", self.dir.to_str().expect("utf-8 temp dir")])
             .args(["--save", ""])
             .args(["--appendonly", if self.appendonly { "yes" } else { "no" }])
+            // Every write reaches the file before its reply: a SIGKILLed server loses nothing
+            // it acknowledged (what the restart tests check the queue for).
+            .args(["--appendfsync", "always"])
             .args(["--daemonize", "no", "--protected-mode", "yes"])
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
