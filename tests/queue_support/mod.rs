@@ -247,6 +247,8 @@ pub fn child_arg() -> String {
 pub fn spawn_child(test: &str, role: &str, arg: &str) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        // The child runs the same test even when it is #[ignore]d (run with --ignored).
+        .arg("--include-ignored")
         .env(ROLE, format!("{test}:{role}"))
         .env(ARG, arg)
         .stdin(Stdio::null())
