@@ -622,7 +622,8 @@ impl Dispatcher {
             return Ok(());
         }
         let next_due = reply::int(reply::next(&mut items, "next due")?)?;
-        for id in &mut self.last_ids {
+        let mut last_ids: [String; 3] = Default::default();
+        for id in &mut last_ids {
             *id = reply::text(reply::next(&mut items, "last id")?)?;
         }
         let mut got = 0;
@@ -632,7 +633,15 @@ impl Dispatcher {
             bump(&self.shared.counters.fetched);
             self.accept(delivery);
         }
-        self.more = count > 0 && got == count;
+        // A FETCH of 0 (a poll while every slot is busy: it promotes due jobs) says nothing
+        // about what is waiting: `more` stays as it was. Only a short FETCH emptied the queue
+        // and answered the last ids the wake-up reader waits after.
+        if count > 0 {
+            self.more = got == count;
+            if got < count {
+                self.last_ids = last_ids;
+            }
+        }
         if next_due >= 0 {
             let due = Instant::now() + Duration::from_millis(next_due as u64);
             self.next_due = Some(self.next_due.map_or(due, |d| d.min(due)));

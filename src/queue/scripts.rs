@@ -241,7 +241,8 @@ return {1, id}
 ///    entries…}`, each entry `{level, id, fields, deliveries, done}`. A consumer that got fewer
 ///    than `count` has emptied every level; it then blocks in `XREAD` from those last ids, so
 ///    any entry added after this script wakes it (none can slip in between: the script is
-///    atomic).
+///    atomic). A FETCH that got all it asked for skips the last ids and the next due time
+///    (`'0-0'`, -1): the consumer fetches again at once, and those are only read when short.
 const FETCH: &str = concat!(
     lua_common!(),
     r#"
@@ -277,14 +278,20 @@ for level = 1, 3 do
       end
     end
   end
-  local last = redis.call('XREVRANGE', KEYS[level], '+', '-', 'COUNT', 1)
-  if last[1] then out[2 + level] = last[1][1] end
 end
-local nxt = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
-if nxt[2] then
-  local wait = tonumber(nxt[2]) - now
-  if wait < 0 then wait = 0 end
-  out[2] = wait
+if want > 0 or tonumber(ARGV[5]) == 0 then
+  -- Short (or a poll that asked for nothing): the consumer will wait, from these ids and
+  -- until the next due job.
+  for level = 1, 3 do
+    local last = redis.call('XREVRANGE', KEYS[level], '+', '-', 'COUNT', 1)
+    if last[1] then out[2 + level] = last[1][1] end
+  end
+  local nxt = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  if nxt[2] then
+    local wait = tonumber(nxt[2]) - now
+    if wait < 0 then wait = 0 end
+    out[2] = wait
+  end
 end
 return out
 "#

@@ -1,0 +1,216 @@
+//! The job queue (issue 11) beside its floor, same run, same redis-server: jobs per second
+//! through one consumer at concurrency 1 and 8, beside a bare `redis`-crate loop of `XADD` /
+//! `XREADGROUP` / `XACK` (goal: ≥ 0.8x the floor's jobs/s).
+//!
+//! One iteration is one job, end to end: the bench thread adds `iters` jobs (pipelines of 100,
+//! like a busy producer), and the clock stops when the consumer has acknowledged the last of
+//! them. Both sides run against the same private `redis-server` (started on a free loopback
+//! port, stopped at the end; the bench prints a SKIP line and does nothing without one).
+//!
+//! - **floor**: one consumer thread, `XREADGROUP GROUP g c COUNT <concurrency> BLOCK 100
+//!   STREAMS s >`, then one `XACK` of everything it read; no pool, no leases, no retries;
+//! - **sharedbuf**: `JobQueue::add_batch`, and a `Consumer` with `concurrency(n)` running an
+//!   empty handler on a `WorkerPool` of n threads — the FETCH / FINISH scripts (ownership
+//!   checks, counters, dedupe bookkeeping), leases renewed beside it, the wake-up reader.
+//!
+//! `cargo bench --features redis --bench queue -- --warm-up-time 1 --measurement-time 3`
+
+#![cfg(not(loom))]
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
+#[path = "../tests/queue_support/mod.rs"]
+mod queue_support;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use queue_support::RedisServer;
+use sharedbuf::pool::WorkerPool;
+use sharedbuf::queue::{redis, JobOptions, JobQueue};
+
+/// Jobs per producer pipeline.
+const PIPELINE: u64 = 100;
+const PAYLOAD: &[u8] = b"0123456789abcdef";
+
+fn server() -> Option<RedisServer> {
+    let installed = std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !installed {
+        println!("SKIP benches/queue.rs: redis-server is not installed");
+        return None;
+    }
+    queue_support::redis_or_skip("benches/queue.rs")
+}
+
+/// Waits (polling, off the clock's critical path by at most one poll) until `done` reaches
+/// `target`.
+fn wait_for(done: impl Fn() -> u64, target: u64) {
+    let started = Instant::now();
+    while done() < target {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the consumer stalled at {} of {target}",
+            done()
+        );
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+/// The floor: a bare consumer loop on its own thread.
+struct Floor {
+    con: redis::Connection,
+    stream: String,
+    acked: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Floor {
+    fn start(server: &RedisServer, concurrency: usize) -> Floor {
+        let stream = format!("floor-{concurrency}");
+        let mut con = server.connection();
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&stream)
+            .arg("g")
+            .arg("$")
+            .arg("MKSTREAM")
+            .query(&mut con)
+            .unwrap();
+        let acked = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut reader = server.connection();
+        let thread = {
+            let (stream, acked, stop) = (stream.clone(), Arc::clone(&acked), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let read: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
+                        .arg("GROUP")
+                        .arg("g")
+                        .arg("c")
+                        .arg("COUNT")
+                        .arg(concurrency)
+                        .arg("BLOCK")
+                        .arg(100)
+                        .arg("STREAMS")
+                        .arg(&stream)
+                        .arg(">")
+                        .query(&mut reader)
+                        .unwrap();
+                    let ids: Vec<String> = read
+                        .keys
+                        .into_iter()
+                        .flat_map(|key| key.ids)
+                        .map(|entry| entry.id)
+                        .collect();
+                    if ids.is_empty() {
+                        continue;
+                    }
+                    let n: u64 = redis::cmd("XACK")
+                        .arg(&stream)
+                        .arg("g")
+                        .arg(&ids)
+                        .query(&mut reader)
+                        .unwrap();
+                    acked.fetch_add(n, Ordering::Relaxed);
+                }
+            })
+        };
+        Floor {
+            con,
+            stream,
+            acked,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn run(&mut self, iters: u64) -> Duration {
+        let target = self.acked.load(Ordering::Relaxed) + iters;
+        let start = Instant::now();
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(PIPELINE);
+            let mut pipe = redis::pipe();
+            for _ in 0..n {
+                pipe.cmd("XADD")
+                    .arg(&self.stream)
+                    .arg("*")
+                    .arg("payload")
+                    .arg(PAYLOAD)
+                    .ignore();
+            }
+            pipe.query::<()>(&mut self.con).unwrap();
+            left -= n;
+        }
+        wait_for(|| self.acked.load(Ordering::Relaxed), target);
+        start.elapsed()
+    }
+}
+
+impl Drop for Floor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn throughput(c: &mut Criterion) {
+    let Some(server) = server() else {
+        return;
+    };
+    for concurrency in [1usize, 8] {
+        let mut group = c.benchmark_group(format!("queue_jobs_concurrency_{concurrency}"));
+        group.throughput(Throughput::Elements(1));
+        group.sample_size(20);
+
+        let mut floor = Floor::start(&server, concurrency);
+        group.bench_function("floor_xadd_xreadgroup_xack", |b| {
+            b.iter_custom(|iters| floor.run(iters))
+        });
+        drop(floor);
+
+        let queue = JobQueue::connect(&server.url(), &format!("bench-{concurrency}")).unwrap();
+        let pool = Arc::new(
+            WorkerPool::builder()
+                .min_threads(concurrency)
+                .max_threads(concurrency)
+                .idle_timeout(None)
+                .build()
+                .unwrap(),
+        );
+        let consumer = queue
+            .consumer("bench")
+            .concurrency(concurrency)
+            .run_on(&pool, |_job, _ctx| Ok(()))
+            .unwrap();
+        group.bench_function("sharedbuf_queue", |b| {
+            b.iter_custom(|iters| {
+                let target = consumer.stats().completed + iters;
+                let start = Instant::now();
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(PIPELINE);
+                    queue
+                        .add_batch((0..n).map(|_| (PAYLOAD, JobOptions::new())))
+                        .unwrap();
+                    left -= n;
+                }
+                wait_for(|| consumer.stats().completed, target);
+                start.elapsed()
+            })
+        });
+        consumer.close(Some(Duration::from_secs(30))).unwrap();
+        group.finish();
+    }
+}
+
+criterion_group!(benches, throughput);
+criterion_main!(benches);
