@@ -26,10 +26,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use queue_support::RedisServer;
 use sharedbuf::pool::WorkerPool;
-use sharedbuf::queue::{redis, JobOptions, JobQueue};
+use sharedbuf::queue::{redis, Consumer, JobOptions, JobQueue};
 
 /// Jobs per producer pipeline.
 const PIPELINE: u64 = 100;
@@ -71,9 +71,9 @@ struct Floor {
 }
 
 impl Floor {
-    fn start(server: &RedisServer, concurrency: usize) -> Floor {
-        let stream = format!("floor-{concurrency}");
-        let mut con = server.connection();
+    fn start(url: &str, stream: &str, concurrency: usize) -> Floor {
+        let stream = stream.to_string();
+        let mut con = connect(url);
         let _: () = redis::cmd("XGROUP")
             .arg("CREATE")
             .arg(&stream)
@@ -84,7 +84,7 @@ impl Floor {
             .unwrap();
         let acked = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let mut reader = server.connection();
+        let mut reader = connect(url);
         let thread = {
             let (stream, acked, stop) = (stream.clone(), Arc::clone(&acked), Arc::clone(&stop));
             std::thread::spawn(move || {
@@ -162,22 +162,22 @@ impl Drop for Floor {
     }
 }
 
-fn throughput(c: &mut Criterion) {
-    let Some(server) = server() else {
-        return;
-    };
-    for concurrency in [1usize, 8] {
-        let mut group = c.benchmark_group(format!("queue_jobs_concurrency_{concurrency}"));
-        group.throughput(Throughput::Elements(1));
-        group.sample_size(20);
+fn connect(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_connection_with_timeout(Duration::from_secs(5))
+        .expect("connect to redis-server")
+}
 
-        let mut floor = Floor::start(&server, concurrency);
-        group.bench_function("floor_xadd_xreadgroup_xack", |b| {
-            b.iter_custom(|iters| floor.run(iters))
-        });
-        drop(floor);
+/// The queue: a producer and one consumer with an empty handler.
+struct Ours {
+    queue: JobQueue,
+    consumer: Option<Consumer>,
+}
 
-        let queue = JobQueue::connect(&server.url(), &format!("bench-{concurrency}")).unwrap();
+impl Ours {
+    fn start(url: &str, name: &str, concurrency: usize) -> Ours {
+        let queue = JobQueue::connect(url, name).unwrap();
         let pool = Arc::new(
             WorkerPool::builder()
                 .min_threads(concurrency)
@@ -191,26 +191,94 @@ fn throughput(c: &mut Criterion) {
             .concurrency(concurrency)
             .run_on(&pool, |_job, _ctx| Ok(()))
             .unwrap();
-        group.bench_function("sharedbuf_queue", |b| {
-            b.iter_custom(|iters| {
-                let target = consumer.stats().completed + iters;
-                let start = Instant::now();
-                let mut left = iters;
-                while left > 0 {
-                    let n = left.min(PIPELINE);
-                    queue
-                        .add_batch((0..n).map(|_| (PAYLOAD, JobOptions::new())))
-                        .unwrap();
-                    left -= n;
-                }
-                wait_for(|| consumer.stats().completed, target);
-                start.elapsed()
-            })
+        Ours {
+            queue,
+            consumer: Some(consumer),
+        }
+    }
+
+    fn run(&mut self, iters: u64) -> Duration {
+        let consumer = self.consumer.as_ref().unwrap();
+        let target = consumer.stats().completed + iters;
+        let start = Instant::now();
+        let mut left = iters;
+        while left > 0 {
+            let n = left.min(PIPELINE);
+            self.queue
+                .add_batch((0..n).map(|_| (PAYLOAD, JobOptions::new())))
+                .unwrap();
+            left -= n;
+        }
+        wait_for(|| consumer.stats().completed, target);
+        start.elapsed()
+    }
+
+    fn close(&mut self) {
+        if let Some(consumer) = self.consumer.take() {
+            consumer.close(Some(Duration::from_secs(30))).unwrap();
+        }
+    }
+}
+
+/// `benches/node/queue-run`'s side: with `QUEUE_PEER_URL` set, pushes `QUEUE_PEER_JOBS` jobs
+/// (default 20,000) through the floor and the queue at concurrency 1 and 8 against that
+/// server, after a warm-up of a tenth as many, and prints one JSON object of jobs/s.
+fn peer(url: &str) {
+    let jobs: u64 = std::env::var("QUEUE_PEER_JOBS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20_000);
+    let tag = std::process::id();
+    let mut figures = Vec::new();
+    for concurrency in [1usize, 8] {
+        let rate = |elapsed: Duration| jobs as f64 / elapsed.as_secs_f64();
+        let mut floor = Floor::start(url, &format!("peer-floor-{tag}-{concurrency}"), concurrency);
+        floor.run(jobs / 10);
+        figures.push((format!("floor_c{concurrency}"), rate(floor.run(jobs))));
+        drop(floor);
+        let mut ours = Ours::start(url, &format!("peer-{tag}-{concurrency}"), concurrency);
+        ours.run(jobs / 10);
+        figures.push((format!("sharedbuf_c{concurrency}"), rate(ours.run(jobs))));
+        ours.close();
+    }
+    let fields: Vec<String> = figures
+        .iter()
+        .map(|(key, value)| format!("\"{key}\": {value:.0}"))
+        .collect();
+    println!("{{\"jobs\": {jobs}, {}}}", fields.join(", "));
+}
+
+fn throughput(c: &mut Criterion) {
+    let Some(server) = server() else {
+        return;
+    };
+    for concurrency in [1usize, 8] {
+        let mut group = c.benchmark_group(format!("queue_jobs_concurrency_{concurrency}"));
+        group.throughput(Throughput::Elements(1));
+        group.sample_size(20);
+
+        let mut floor = Floor::start(&server.url(), &format!("floor-{concurrency}"), concurrency);
+        group.bench_function("floor_xadd_xreadgroup_xack", |b| {
+            b.iter_custom(|iters| floor.run(iters))
         });
-        consumer.close(Some(Duration::from_secs(30))).unwrap();
+        drop(floor);
+
+        let mut ours = Ours::start(&server.url(), &format!("bench-{concurrency}"), concurrency);
+        group.bench_function("sharedbuf_queue", |b| {
+            b.iter_custom(|iters| ours.run(iters))
+        });
+        ours.close();
         group.finish();
     }
 }
 
 criterion_group!(benches, throughput);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(url) = std::env::var("QUEUE_PEER_URL") {
+        peer(&url);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
