@@ -470,6 +470,20 @@ impl LengthWord {
         // SAFETY: the buffer, which owns the word, is alive per the caller.
         unsafe { self.0.as_ref() }.length(Ordering::Relaxed)
     }
+
+    /// The length this process has seen so far, without looking at a process-shared header:
+    /// never above [`load_relaxed`](Self::load_relaxed)'s answer, and enough for every index
+    /// below it. A bounds check that fails against it asks `load_relaxed` before saying no.
+    ///
+    /// # Safety
+    /// A clone of the buffer this word came from is alive.
+    #[inline(always)]
+    pub(crate) unsafe fn load_local_relaxed(self) -> usize {
+        // SAFETY: the buffer, which owns the word, is alive per the caller.
+        unsafe { self.0.as_ref() }
+            .byte_length
+            .load(Ordering::Relaxed)
+    }
 }
 
 impl fmt::Debug for SharedBuffer {
