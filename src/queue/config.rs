@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::QueueError;
+use super::job_queue::JobQueue;
 use super::keys::Keys;
-use super::queue::JobQueue;
 
 /// Settings shared by a queue's producer and its consumers.
 #[derive(Debug)]

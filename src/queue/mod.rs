@@ -1,5 +1,5 @@
 //! A job queue on Redis Streams whose consumers run jobs on a [`WorkerPool`] — the step from one
-//! machine to many (docs/semantics.md Q1–Q6). Behind the cargo feature `redis`.
+//! machine to many (docs/semantics.md Q1–Q8). Behind the cargo feature `redis`.
 //!
 //! # Beyond one machine
 //!
@@ -109,7 +109,7 @@
 //!
 //! `scripts.rs` (every protocol and its invariants), `link.rs` (reconnection), `dispatcher.rs`
 //! (a job's life in a consumer), `lease.rs` (the lease keeper), `wakeup.rs` (the blocking
-//! reader), `queue.rs` (the producer's side), `consumer.rs`, `job.rs` (entry layout),
+//! reader), `job_queue.rs` (the producer's side), `consumer.rs`, `job.rs` (entry layout),
 //! `options.rs`, `backoff.rs`, `effects.rs`, `finish.rs`, `delivery.rs`, `keys.rs` (the key
 //! layout), `stats.rs`, `config.rs`, `error.rs`, `reply.rs`, `shared.rs`, `random.rs`.
 
@@ -122,11 +122,11 @@ mod effects;
 mod error;
 mod finish;
 mod job;
+mod job_queue;
 mod keys;
 mod lease;
 mod link;
 mod options;
-mod queue;
 mod random;
 mod reply;
 mod scripts;
@@ -140,8 +140,8 @@ pub use consumer::{Consumer, ConsumerBuilder};
 pub use effects::Effects;
 pub use error::{JobError, PayloadError, QueueError};
 pub use job::{Job, JobId};
+pub use job_queue::{DeadLetter, JobQueue};
 pub use options::{Added, JobOptions};
-pub use queue::{DeadLetter, JobQueue};
 pub use stats::{ConsumerCounts, ConsumerStats, QueueStats};
 
 /// The `redis` crate this module is built on (build [`Effects`] with its
