@@ -242,3 +242,51 @@ fn split3(arg: &str) -> (&str, &str, u32) {
     let pid = parts.next().unwrap().parse().unwrap();
     (a, b, pid)
 }
+
+// docs/semantics.md Q1: a job that keeps its pool thread busy for many leases is not taken for
+// a stalled one — its lease is renewed by a thread that runs no jobs — so a second consumer,
+// looking for expired leases all along, never reclaims it and it runs once.
+#[test]
+fn q1_a_busy_job_keeps_its_lease() {
+    let Some(server) = redis_or_skip("q1_a_busy_job_keeps_its_lease") else {
+        return;
+    };
+    let queue = JobQueue::connect(&server.url(), &queue_name("busy")).unwrap();
+    queue.add(b"long", JobOptions::new()).unwrap();
+    let lease = Duration::from_millis(60);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let busy = queue
+        .consumer("busy-a")
+        .lease(lease)
+        .run_on(&pool(1), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            // A CPU loop that never yields, for ten leases.
+            let until = std::time::Instant::now() + lease * 10;
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            Ok(())
+        })
+        .unwrap();
+    wait_until("the job started", || runs.load(Ordering::SeqCst) == 1);
+    let idle = queue
+        .consumer("busy-b")
+        .lease(lease)
+        .run_on(&pool(1), |_job, _ctx| Ok(()))
+        .unwrap();
+    wait_until("the job completed", || {
+        queue.stats().unwrap().completed == 1
+    });
+    let other = idle.close(CLOSE).unwrap();
+    let stats = busy.close(CLOSE).unwrap();
+    assert!(
+        other.reclaim_scans >= 1,
+        "the idle consumer looked for expired leases: {other:?}"
+    );
+    assert_eq!((other.reclaimed, other.completed), (0, 0));
+    assert_eq!((stats.completed, stats.lost), (1, 0));
+    assert!(stats.renewals >= 3, "{stats:?}");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert_eq!(queue.stats().unwrap().reclaimed, 0);
+}
