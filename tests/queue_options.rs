@@ -666,13 +666,15 @@ fn stats_count_every_state_and_every_consumer() {
     assert_eq!((stats.waiting, stats.active, stats.delayed), (3, 0, 1));
 
     let gate = Arc::new(AtomicUsize::new(0));
-    let open = Arc::clone(&gate);
+    let holding = Arc::new(AtomicUsize::new(0));
+    let (open, started) = (Arc::clone(&gate), Arc::clone(&holding));
     let consumer = queue
         .consumer("stats-a")
         .concurrency(2)
         .run_on(&pool(2), move |job, _ctx| match job.payload() {
             b"fail" => Err(JobError::retry("no")),
             b"hold" => {
+                started.store(1, Ordering::SeqCst);
                 while open.load(Ordering::SeqCst) == 0 {
                     std::thread::yield_now();
                 }
@@ -681,9 +683,10 @@ fn stats_count_every_state_and_every_consumer() {
             _ => Ok(()),
         })
         .unwrap();
-    wait_until("one completed, one dead, one held", || {
+    // Running, not just queued in the pool (close would give a queued one back: Q7).
+    wait_until("one completed, one dead, one running", || {
         let s = queue.stats().unwrap();
-        (s.completed, s.dead_lettered, s.active) == (1, 1, 1)
+        (s.completed, s.dead_lettered, s.active) == (1, 1, 1) && holding.load(Ordering::SeqCst) == 1
     });
     let stats = queue.stats().unwrap();
     assert_eq!(
@@ -719,4 +722,61 @@ fn stats_count_every_state_and_every_consumer() {
     assert_eq!((own.completed, own.held), (2, 0));
     let stats = queue.stats().unwrap();
     assert_eq!((stats.active, stats.completed, stats.delayed), (0, 2, 1));
+}
+
+// docs/semantics.md Q5: an effect that fails when it runs makes the attempt fail (the job is
+// not acknowledged); jobs finishing beside it, acknowledged in the same round trip, are not
+// affected.
+#[test]
+fn q5_a_failing_effect_is_a_failed_attempt() {
+    let Some(server) = redis_or_skip("q5_a_failing_effect_is_a_failed_attempt") else {
+        return;
+    };
+    let name = queue_name("bad-effect");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let not_a_hash = format!("{name}:string");
+    let _: () = redis::cmd("SET")
+        .arg(&not_a_hash)
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    for i in 0..8u8 {
+        queue.add([i], JobOptions::new().attempts(1)).unwrap();
+    }
+    // All eight finish together, so their acknowledgements share round trips.
+    let barrier = Arc::new(std::sync::Barrier::new(8));
+    let (wait, target) = (Arc::clone(&barrier), not_a_hash.clone());
+    let counter = format!("{name}:count");
+    let consumer = queue
+        .consumer("bad-effect-a")
+        .concurrency(8)
+        .run_on(&pool(8), move |job, _ctx| -> Result<Effects, JobError> {
+            wait.wait();
+            let key = if job.payload() == [3] {
+                &target
+            } else {
+                &counter
+            };
+            Ok(Effects::new().command(redis::cmd("HINCRBY").arg(key).arg("n").arg(1)))
+        })
+        .unwrap();
+    wait_until("seven completed, one dead", || {
+        let s = queue.stats().unwrap();
+        (s.completed, s.dead_lettered) == (7, 1)
+    });
+    consumer.close(CLOSE).unwrap();
+    let letter = &queue.dead_letters(1).unwrap()[0];
+    assert_eq!(letter.payload, [3]);
+    assert!(
+        letter.error.starts_with("effects failed:") && letter.error.contains("WRONGTYPE"),
+        "{}",
+        letter.error
+    );
+    let n: i64 = redis::cmd("HGET")
+        .arg(format!("{name}:count"))
+        .arg("n")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 7);
 }

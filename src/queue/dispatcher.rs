@@ -47,7 +47,7 @@ use redis::{Cmd, Value};
 use super::delivery::{self, Delivery, EntryRef};
 use super::effects::Effects;
 use super::error::{JobError, QueueError};
-use super::finish::{Finish, Mode};
+use super::finish::{self, Finish, Mode};
 use super::job::{Job, JobMeta};
 use super::job_queue::create_group;
 use super::keys::GROUP;
@@ -119,8 +119,21 @@ enum Ask {
     Group(usize),
     Recover,
     Finish(Finish),
+    /// Two or more successful finishes, in one FINISH_OKS.
+    FinishOks(Vec<Finish>),
     Fetch(usize),
     Reclaim(usize),
+}
+
+impl Ask {
+    /// The finishes this ask carries.
+    fn into_finishes(self) -> Vec<Finish> {
+        match self {
+            Ask::Finish(finish) => vec![finish],
+            Ask::FinishOks(finishes) => finishes,
+            _ => Vec::new(),
+        }
+    }
 }
 
 /// Why the consumer stops on its own.
@@ -491,7 +504,16 @@ impl Dispatcher {
         if self.need_recover && self.stop.is_none() {
             asks.push(Ask::Recover);
         }
-        asks.extend(self.outbox.drain(..).map(Ask::Finish));
+        let (oks, others): (Vec<Finish>, Vec<Finish>) = self
+            .outbox
+            .drain(..)
+            .partition(|f| f.mode == Mode::Ok && f.meta.is_some());
+        if oks.len() >= 2 {
+            asks.push(Ask::FinishOks(oks));
+        } else {
+            asks.extend(oks.into_iter().map(Ask::Finish));
+        }
+        asks.extend(others.into_iter().map(Ask::Finish));
         if !self.closing && self.stop.is_none() && !self.need_recover {
             let free = self.free();
             let settings = &self.shared.settings;
@@ -521,21 +543,16 @@ impl Dispatcher {
         let values = match answer {
             Ok(values) => values,
             Err(LinkError::GaveUp { .. }) => {
-                for ask in asks {
-                    if let Ask::Finish(finish) = ask {
-                        self.shared.held().remove(&finish.entry);
-                        self.abandoned += 1;
-                    }
+                for finish in asks.into_iter().flat_map(Ask::into_finishes) {
+                    self.shared.held().remove(&finish.entry);
+                    self.abandoned += 1;
                 }
                 return Err(());
             }
             Err(LinkError::Fatal(_)) => {
                 // Refused by the server (credentials changed?): keep the finishes, try later.
-                for ask in asks {
-                    if let Ask::Finish(finish) = ask {
-                        self.outbox.push(finish);
-                    }
-                }
+                let finishes: Vec<Finish> = asks.into_iter().flat_map(Ask::into_finishes).collect();
+                self.outbox.extend(finishes);
                 self.link.disconnect();
                 std::thread::sleep(self.shared.config.reconnect_max);
                 return Ok(());
@@ -554,6 +571,7 @@ impl Dispatcher {
                     let _ = self.on_recovered(value);
                 }
                 Ask::Finish(finish) => self.on_finished(finish, value),
+                Ask::FinishOks(finishes) => self.on_finished_oks(finishes, value),
                 Ask::Fetch(count) => {
                     if self.on_fetched(count, value).is_err() {
                         self.more = false;
@@ -583,6 +601,7 @@ impl Dispatcher {
             Ask::Group(level) => create_group(&keys.streams[*level]),
             Ask::Recover => scripts::recover().call(&[high, normal, low, &live], &who[..]),
             Ask::Finish(finish) => finish.command(shared),
+            Ask::FinishOks(finishes) => finish::oks_command(finishes, shared),
             Ask::Fetch(count) => {
                 let mut args: Vec<String> = who.iter().map(|s| s.to_string()).collect();
                 args.push(count.to_string());
@@ -687,6 +706,48 @@ impl Dispatcher {
             self.accept(delivery);
         }
         Ok(())
+    }
+
+    /// The answer to a FINISH_OKS: one status per finish, handled as FINISH's would be.
+    fn on_finished_oks(&mut self, finishes: Vec<Finish>, value: Value) {
+        if reply::server_error(&value).is_some() {
+            // Not an effect (those are caught per entry): e.g. NOGROUP. Each as if alone.
+            for finish in finishes {
+                self.on_finished(finish, value.clone());
+            }
+            return;
+        }
+        let items = reply::array(value).unwrap_or_default();
+        let fenced = matches!(items.first(), Some(first) if reply::text(first.clone()).is_ok_and(|s| s == "fenced"));
+        if fenced || items.len() != finishes.len() {
+            // Fenced (or an answer we cannot read): nothing of ours to finish any more, or
+            // leave the entries to expire and be reclaimed.
+            if fenced {
+                self.stop = Some(Stop::Fenced);
+            }
+            for finish in finishes {
+                self.shared.held().remove(&finish.entry);
+            }
+            return;
+        }
+        for (finish, item) in finishes.into_iter().zip(items) {
+            let mut parts = reply::array(item.clone()).unwrap_or_default().into_iter();
+            let status = parts.next().and_then(|s| reply::text(s).ok());
+            if status.as_deref() == Some("failed") {
+                let message = parts
+                    .next()
+                    .and_then(|m| reply::text(m).ok())
+                    .unwrap_or_default();
+                if let Some(meta) = finish.meta {
+                    // An effect failed (Redis ran the ones before it): a failed attempt.
+                    let error = format!("effects failed: {message}");
+                    self.outbox
+                        .push(Finish::failed(finish.entry, meta, error, false));
+                }
+                continue;
+            }
+            self.on_finished(finish, item);
+        }
     }
 
     fn on_finished(&mut self, finish: Finish, value: Value) {

@@ -35,6 +35,42 @@ impl Mode {
     }
 }
 
+/// One FINISH_OKS call for `finishes`, all of mode [`Mode::Ok`] with their job's meta (see
+/// `scripts.rs`).
+pub(super) fn oks_command(finishes: &[Finish], shared: &Shared) -> Cmd {
+    let keys = &shared.config.keys;
+    let live = keys.live(&shared.settings.name);
+    let ttl = u64::try_from(shared.config.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
+    let mut args: Vec<Vec<u8>> = vec![
+        keys.prefix.clone().into_bytes(),
+        GROUP.as_bytes().to_vec(),
+        shared.settings.name.clone().into_bytes(),
+        shared.settings.token.clone().into_bytes(),
+        ttl.to_string().into_bytes(),
+    ];
+    for finish in finishes {
+        debug_assert_eq!(finish.mode, Mode::Ok);
+        let (id, dedupe) = match &finish.meta {
+            Some(meta) => (meta.id.to_string(), meta.dedupe.clone().unwrap_or_default()),
+            None => (String::new(), String::new()),
+        };
+        args.push(
+            (keys::level_index(finish.entry.level) + 1)
+                .to_string()
+                .into_bytes(),
+        );
+        args.push(finish.entry.id.clone().into_bytes());
+        args.push(id.into_bytes());
+        args.push(dedupe.into_bytes());
+        args.extend(finish.effects.script_args());
+    }
+    let [high, normal, low] = &keys.streams;
+    scripts::finish_oks().call(
+        &[high, normal, low, &live, &keys.stats, &keys.consumers],
+        args,
+    )
+}
+
 /// The end of one attempt, waiting to be sent.
 #[derive(Debug)]
 pub(super) struct Finish {

@@ -76,6 +76,7 @@ struct Scripts {
     add: Script,
     fetch: Script,
     finish: Script,
+    finish_oks: Script,
     renew: Script,
     reclaim: Script,
     recover: Script,
@@ -88,6 +89,7 @@ fn scripts() -> &'static Scripts {
         add: Script::new(ADD),
         fetch: Script::new(FETCH),
         finish: Script::new(FINISH),
+        finish_oks: Script::new(FINISH_OKS),
         renew: Script::new(RENEW),
         reclaim: Script::new(RECLAIM),
         recover: Script::new(RECOVER),
@@ -96,12 +98,13 @@ fn scripts() -> &'static Scripts {
 }
 
 /// Every script (a new connection loads them all).
-pub(super) fn all() -> [&'static Script; 7] {
+pub(super) fn all() -> [&'static Script; 8] {
     let s = scripts();
     [
         &s.add,
         &s.fetch,
         &s.finish,
+        &s.finish_oks,
         &s.renew,
         &s.reclaim,
         &s.recover,
@@ -122,6 +125,11 @@ pub(super) fn fetch() -> &'static Script {
 /// FINISH: acknowledge (`ok`), retry, dead-letter or release one pending entry.
 pub(super) fn finish() -> &'static Script {
     &scripts().finish
+}
+
+/// FINISH_OKS: acknowledge several pending entries of one consumer whose handlers succeeded.
+pub(super) fn finish_oks() -> &'static Script {
+    &scripts().finish_oks
 }
 
 /// RENEW: extend the leases of the entries a consumer holds, and its name.
@@ -408,6 +416,83 @@ if ARGV[8] ~= '' then
 end
 counted('dead')
 return {'dead'}
+"#
+);
+
+/// FINISH_OKS — several `ok` FINISHes of one consumer in one call (Q1, Q5): what a busy
+/// consumer sends most, so it pays the script call, the fence check and the counters once per
+/// round instead of once per job.
+///
+/// KEYS: the three level streams (high, normal, low), the consumer's live key, `stats`,
+/// `consumers`. ARGV: prefix, group, consumer, token, dedupe window ms, then per entry: its
+/// level (1–3), entry id, job id, dedupe key (`''`), and its effects (as FINISH's).
+///
+/// `{'fenced'}` if another consumer holds the name. Otherwise, for each entry in order, what
+/// FINISH `ok` does — `{'lost'}` unless the consumer still owns it (J2); unless its dedupe key
+/// is done, runs its effects and marks the key done; acknowledges and deletes it — and answers
+/// one status per entry: `{'ok'}`, `{'duplicate'}`, `{'lost'}`, or `{'failed', error}` when one
+/// of its effects failed (the entry stays pending and unacknowledged; effects before the
+/// failing one ran, as in FINISH). The counters are added once at the end.
+const FINISH_OKS: &str = concat!(
+    lua_common!(),
+    r#"
+local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
+if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
+local ttl = tonumber(ARGV[5])
+local out = {}
+local completed, deduplicated = 0, 0
+local at = 6
+while at <= #ARGV do
+  local stream = KEYS[tonumber(ARGV[at])]
+  local entry, id, dedupe = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  local commands = tonumber(ARGV[at + 4])
+  at = at + 5
+  local first = at
+  for _ = 1, commands do at = at + 1 + tonumber(ARGV[at]) end
+  if #redis.call('XPENDING', stream, group, entry, entry, 1, consumer) == 0 then
+    out[#out + 1] = {'lost'}
+  else
+    local dkey, duplicate, failed = nil, false, nil
+    if dedupe ~= '' then
+      dkey = prefix .. 'dedupe:' .. dedupe
+      local owner = redis.call('GET', dkey)
+      duplicate = owner and string.sub(owner, 1, 5) == 'done:'
+    end
+    if not duplicate then
+      local c = first
+      for _ = 1, commands do
+        local n = tonumber(ARGV[c])
+        local r = redis.pcall(unpack(ARGV, c + 1, c + n))
+        if type(r) == 'table' and r.err then
+          failed = r.err
+          break
+        end
+        c = c + 1 + n
+      end
+    end
+    if failed then
+      out[#out + 1] = {'failed', failed}
+    else
+      if dkey and not duplicate then redis.call('SET', dkey, 'done:' .. id, 'PX', ttl) end
+      redis.call('XACK', stream, group, entry)
+      redis.call('XDEL', stream, entry)
+      completed = completed + 1
+      if duplicate then
+        deduplicated = deduplicated + 1
+        out[#out + 1] = {'duplicate'}
+      else
+        out[#out + 1] = {'ok'}
+      end
+    end
+  end
+end
+for name, n in pairs({completed = completed, deduplicated = deduplicated}) do
+  if n > 0 then
+    redis.call('HINCRBY', KEYS[5], name, n)
+    redis.call('HINCRBY', KEYS[6], consumer .. '|' .. name, n)
+  end
+end
+return out
 "#
 );
 
