@@ -509,7 +509,11 @@ impl Dispatcher {
             .drain(..)
             .partition(|f| f.mode == Mode::Ok && f.meta.is_some());
         if oks.len() >= 2 {
-            asks.push(Ask::FinishOks(oks));
+            // At most 500 a call: the script unpacks a call's ids into one command.
+            let mut oks = oks.into_iter().peekable();
+            while oks.peek().is_some() {
+                asks.push(Ask::FinishOks(oks.by_ref().take(500).collect()));
+            }
         } else {
             asks.extend(oks.into_iter().map(Ask::Finish));
         }

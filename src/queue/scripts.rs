@@ -432,7 +432,8 @@ return {'dead'}
 /// is done, runs its effects and marks the key done; acknowledges and deletes it — and answers
 /// one status per entry: `{'ok'}`, `{'duplicate'}`, `{'lost'}`, or `{'failed', error}` when one
 /// of its effects failed (the entry stays pending and unacknowledged; effects before the
-/// failing one ran, as in FINISH). The counters are added once at the end.
+/// failing one ran, as in FINISH). The acknowledgements and deletions are made at the end, one
+/// `XACK` and one `XDEL` per stream, and the counters added once.
 const FINISH_OKS: &str = concat!(
     lua_common!(),
     r#"
@@ -441,9 +442,11 @@ if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
 local ttl = tonumber(ARGV[5])
 local out = {}
 local completed, deduplicated = 0, 0
+local done_ids = {{}, {}, {}}
 local at = 6
 while at <= #ARGV do
-  local stream = KEYS[tonumber(ARGV[at])]
+  local level = tonumber(ARGV[at])
+  local stream = KEYS[level]
   local entry, id, dedupe = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
   local commands = tonumber(ARGV[at + 4])
   at = at + 5
@@ -474,8 +477,8 @@ while at <= #ARGV do
       out[#out + 1] = {'failed', failed}
     else
       if dkey and not duplicate then redis.call('SET', dkey, 'done:' .. id, 'PX', ttl) end
-      redis.call('XACK', stream, group, entry)
-      redis.call('XDEL', stream, entry)
+      local ids = done_ids[level]
+      ids[#ids + 1] = entry
       completed = completed + 1
       if duplicate then
         deduplicated = deduplicated + 1
@@ -484,6 +487,15 @@ while at <= #ARGV do
         out[#out + 1] = {'ok'}
       end
     end
+  end
+end
+-- One XACK and one XDEL per stream: XDEL pays for finding the stream's new first entry
+-- once per call, not once per entry.
+for level = 1, 3 do
+  local ids = done_ids[level]
+  if #ids > 0 then
+    redis.call('XACK', KEYS[level], group, unpack(ids))
+    redis.call('XDEL', KEYS[level], unpack(ids))
   end
 end
 for name, n in pairs({completed = completed, deduplicated = deduplicated}) do
