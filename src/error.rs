@@ -122,6 +122,32 @@ pub enum Error {
         /// The largest value allowed.
         max: i64,
     },
+    /// A parameter that is not one of the values the operation accepts (a byte ring's capacity
+    /// that is not a power of two in its range). Nothing was changed.
+    InvalidParameter {
+        /// Which parameter (e.g. `"byte ring capacity"`).
+        parameter: &'static str,
+        /// The value asked for.
+        value: u64,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A non-blocking send found no room for the message now.
+    Full,
+    /// A role that exists once per primitive (a byte ring's sender or receiver) was already
+    /// taken by another handle, in this process or another one.
+    AlreadyAttached {
+        /// Which role (e.g. `"sender"`).
+        role: &'static str,
+    },
+    /// Bytes of a structure in shared memory (a byte ring's positions or records) hold values
+    /// the protocol can never produce: another process (or a stray write through a view)
+    /// wrote over them (SEMANTICS X5). Nothing was read from or written to memory outside the
+    /// structure; the structure may stay unusable.
+    Corrupted {
+        /// What was found inconsistent.
+        what: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -174,8 +200,36 @@ impl fmt::Display for Error {
             Error::CountOutOfRange { count, value, min, max } => {
                 write!(f, "{count} {value} is outside {min}..={max}; nothing was changed")
             }
+            Error::InvalidParameter { parameter, value, expected } => {
+                write!(f, "{parameter} {value} is invalid: expected {expected}")
+            }
+            Error::Full => write!(f, "there is no room for the message now"),
+            Error::AlreadyAttached { role } => {
+                write!(f, "the {role} is already attached to another handle")
+            }
+            Error::Corrupted { what } => write!(f, "corrupted shared memory: {what}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// For closures that write through [`std::io::Write`] and return `io::Result` (a byte ring's
+/// `send_with`): the `io::Error` carries the `Error` as its inner error
+/// (`into_inner()` and `downcast`), and its kind says what a reader of the `io::Error` most needs: `TimedOut`, `WouldBlock` for
+/// [`Error::Full`], `BrokenPipe` for [`Error::Closed`], `InvalidData` for
+/// [`Error::Corrupted`], `Interrupted` for [`Error::Terminated`], `Other` otherwise.
+impl From<Error> for std::io::Error {
+    fn from(error: Error) -> std::io::Error {
+        use std::io::ErrorKind;
+        let kind = match error {
+            Error::Timeout => ErrorKind::TimedOut,
+            Error::Full => ErrorKind::WouldBlock,
+            Error::Closed => ErrorKind::BrokenPipe,
+            Error::Corrupted { .. } => ErrorKind::InvalidData,
+            Error::Terminated => ErrorKind::Interrupted,
+            _ => ErrorKind::Other,
+        };
+        std::io::Error::new(kind, error)
+    }
+}

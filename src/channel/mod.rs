@@ -54,9 +54,11 @@
 
 use crate::error::Error;
 
+mod byte_ring;
 mod port;
 mod ring;
 
+pub use byte_ring::{ByteReceiver, ByteRing, ByteSender, MessageReader, MessageWriter};
 pub use port::{IntoIter, Iter, MessagePort, PostError, TryIter};
 
 pub(crate) use port::{Closer, NoMessage};
