@@ -215,10 +215,11 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// For closures that write through [`std::io::Write`] and return `io::Result` (a byte ring's
-/// `send_with`): the `io::Error` carries the `Error` as its inner error
-/// (`into_inner()` and `downcast`), and its kind says what a reader of the `io::Error` most needs: `TimedOut`, `WouldBlock` for
-/// [`Error::Full`], `BrokenPipe` for [`Error::Closed`], `InvalidData` for
-/// [`Error::Corrupted`], `Interrupted` for [`Error::Terminated`], `Other` otherwise.
+/// `send_with`): the `io::Error` carries the `Error` as its inner error (`into_inner()` and
+/// `downcast`), and its kind says what a reader of the `io::Error` most needs: `TimedOut`,
+/// `WouldBlock` for [`Error::Full`], `BrokenPipe` for [`Error::Closed`], `InvalidData` for
+/// [`Error::Corrupted`], `Other` otherwise (never `Interrupted`, which std's `io` helpers
+/// retry).
 impl From<Error> for std::io::Error {
     fn from(error: Error) -> std::io::Error {
         use std::io::ErrorKind;
@@ -227,7 +228,6 @@ impl From<Error> for std::io::Error {
             Error::Full => ErrorKind::WouldBlock,
             Error::Closed => ErrorKind::BrokenPipe,
             Error::Corrupted { .. } => ErrorKind::InvalidData,
-            Error::Terminated => ErrorKind::Interrupted,
             _ => ErrorKind::Other,
         };
         std::io::Error::new(kind, error)
