@@ -129,7 +129,7 @@ use crate::atomics::{SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
 use crate::range;
-use crate::shim::{thread, Arc, Ordering, LOOM};
+use crate::shim::{self, thread, Arc, Ordering, LOOM};
 
 /// Bit 0 of a position word: the other side is (about to be) asleep on this word; whoever
 /// changes the position next must `notify`.
@@ -702,6 +702,9 @@ impl ByteSender {
 
 impl Drop for ByteSender {
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: touching loom now would abort (see `shim`)
+        }
         self.core.close();
     }
 }
@@ -894,6 +897,9 @@ impl ByteReceiver {
 
 impl Drop for ByteReceiver {
     fn drop(&mut self) {
+        if shim::model_is_unwinding() {
+            return; // a failed loom model: touching loom now would abort (see `shim`)
+        }
         self.core.close();
     }
 }
@@ -925,7 +931,7 @@ impl Consume<'_> {
 
 impl Drop for Consume<'_> {
     fn drop(&mut self) {
-        if !self.done {
+        if !self.done && !shim::model_is_unwinding() {
             // Unwinding out of the reader's closure: the message is consumed all the same;
             // a corrupted head word is reported by the next call.
             let _ = release(self.core, self.head, self.bytes);
