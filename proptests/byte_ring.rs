@@ -226,7 +226,8 @@ proptest! {
             let (got, expected): (Outcome, Option<Outcome>) = match op {
                 Op::TrySend(len) => {
                     let message = payload(step, len);
-                    (tx.try_send(&message).map(|()| None), Some(model.send(len, &message).map(|()| None)))
+                    let expected = model.send(len, &message).map(|()| None);
+                    (tx.try_send(&message).map(|()| None), Some(expected))
                 }
                 Op::SendExpired(len) => {
                     let message = payload(step, len);
@@ -279,7 +280,8 @@ proptest! {
                 }
             };
             if let Ok(Some(message)) = &got {
-                prop_assert!(message.len() <= CAPACITY - 8, "step {}: {} bytes", step, message.len());
+                let len = message.len();
+                prop_assert!(len <= CAPACITY - 8, "step {}: {} bytes", step, len);
             }
             if !corrupted {
                 if let Some(expected) = expected {
@@ -287,7 +289,8 @@ proptest! {
                 }
             }
             for guard in &guards {
-                prop_assert!(guard.to_vec().iter().all(|&b| b == 0), "step {}: a guard byte changed", step);
+                let untouched = guard.to_vec().iter().all(|&b| b == 0);
+                prop_assert!(untouched, "step {}: a guard byte changed", step);
             }
         }
     }

@@ -121,10 +121,10 @@
 //! its deadline; a wait loop that must end should pass one.)
 
 use std::fmt;
-use std::io;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use super::byte_message::{MessageReader, MessageWriter};
 use crate::atomics::{SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
@@ -182,7 +182,7 @@ enum Until {
 }
 
 /// The ring's memory and settings, shared by every handle of one attach.
-struct Core {
+pub(super) struct Core {
     /// The header words (capacity, roles, tail, head), as `u32`s.
     header: SharedWords<u32>,
     /// The data area as `u64`s: the record headers are read and written through these.
@@ -222,7 +222,7 @@ impl Core {
     }
 
     /// Copies `src` into the data area at `offset`.
-    fn copy_in(&self, offset: usize, src: &[u8]) -> Result<(), Error> {
+    pub(super) fn copy_in(&self, offset: usize, src: &[u8]) -> Result<(), Error> {
         range::fit(offset, src.len(), self.capacity as usize)?;
         // SAFETY: the `capacity` bytes of the data area lie within the buffer (checked at
         // attach; a buffer never shrinks) and `offset + len <= capacity` (just checked); `src`
@@ -240,7 +240,12 @@ impl Core {
     ///
     /// # Safety
     /// `dst` is valid for `len` byte writes and is not region memory.
-    unsafe fn copy_out(&self, offset: usize, dst: *mut u8, len: usize) -> Result<(), Error> {
+    pub(super) unsafe fn copy_out(
+        &self,
+        offset: usize,
+        dst: *mut u8,
+        len: usize,
+    ) -> Result<(), Error> {
         range::fit(offset, len, self.capacity as usize)?;
         // SAFETY: in bounds as in `copy_in`; `dst` per the caller.
         unsafe {
@@ -526,8 +531,9 @@ impl ByteSender {
 
     /// Sends a message written in place by `write`, without a copy in between (a serializer
     /// writes straight into the shared bytes through the [`MessageWriter`], which implements
-    /// [`io::Write`]). Room for `max_len` bytes is reserved first (waiting as
-    /// [`send`](Self::send) does); the message is what `write` wrote, at most `max_len` bytes.
+    /// [`io::Write`](std::io::Write)). Room for `max_len` bytes is reserved first (waiting
+    /// as [`send`](Self::send) does); the message is what `write` wrote, at most `max_len`
+    /// bytes.
     /// If `write` returns `Err` (or panics) nothing is sent and its error is returned; the
     /// ring's errors convert into `E` (there is `From<Error> for io::Error`).
     ///
@@ -569,14 +575,9 @@ impl ByteSender {
         write: impl FnOnce(&mut MessageWriter<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
         let offset = self.reserve(max_len, until)?;
-        let mut writer = MessageWriter {
-            core: &self.core,
-            at: (offset + RECORD_HEADER) as usize,
-            capacity: max_len,
-            len: 0,
-        };
+        let mut writer = MessageWriter::new(&self.core, (offset + RECORD_HEADER) as usize, max_len);
         let value = write(&mut writer)?;
-        let len = writer.len;
+        let len = writer.len();
         // `len <= max_len`, so the record fits where the reservation made room.
         self.core
             .record(offset)
@@ -626,7 +627,11 @@ impl ByteSender {
 
     /// Free bytes as far as we know (the receiver may have freed more since).
     fn room(&self) -> u32 {
-        self.core.capacity - self.tail.wrapping_sub(self.head_seen)
+        // `tail − head_seen <= capacity` (checked when `head_seen` was read, kept by every
+        // publish); saturating all the same.
+        self.core
+            .capacity
+            .saturating_sub(self.tail.wrapping_sub(self.head_seen))
     }
 
     /// Reloads and checks the receiver's position; returns the head word as read.
@@ -754,8 +759,8 @@ impl ByteReceiver {
 
     /// Receives the oldest message by handing it to `read` in place (a deserializer reads
     /// straight from the shared bytes through the [`MessageReader`], which implements
-    /// [`io::Read`]); waits as [`recv`](Self::recv) does. The message is consumed when `read`
-    /// returns, or unwinds.
+    /// [`io::Read`](std::io::Read)); waits as [`recv`](Self::recv) does. The message is
+    /// consumed when `read` returns, or unwinds.
     pub fn recv_with<R>(
         &mut self,
         deadline: Option<Instant>,
@@ -790,12 +795,7 @@ impl ByteReceiver {
             bytes: record.bytes,
             done: false,
         };
-        let mut reader = MessageReader {
-            core: consume.core,
-            at: record.payload_at,
-            len: record.len,
-            read: 0,
-        };
+        let mut reader = MessageReader::new(consume.core, record.payload_at, record.len);
         let value = read(&mut reader);
         consume.finish()?;
         Ok(Some(value))
@@ -1045,139 +1045,4 @@ fn pack(kind: u32, len: u32) -> u64 {
 
 fn unpack(header: u64) -> (u32, u32) {
     ((header >> 32) as u32, header as u32)
-}
-
-/// Writes a message in place in the ring, for [`ByteSender::send_with`]: bytes appended with
-/// [`write`](MessageWriter::write) (or [`io::Write`]) go straight into shared memory.
-pub struct MessageWriter<'a> {
-    core: &'a Core,
-    /// Data offset of the payload.
-    at: usize,
-    /// The `max_len` reserved.
-    capacity: usize,
-    len: usize,
-}
-
-impl MessageWriter<'_> {
-    /// Appends `bytes`: `Err(ExceedsMax)` (and nothing written) if the message would exceed
-    /// the `max_len` reserved.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        if bytes.len() > self.remaining() {
-            return Err(Error::ExceedsMax {
-                requested: self.len.saturating_add(bytes.len()),
-                max: self.capacity,
-            });
-        }
-        self.core.copy_in(self.at + self.len, bytes)?;
-        self.len += bytes.len();
-        Ok(())
-    }
-
-    /// Bytes written so far: the message's length if the closure returns now.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether nothing was written yet.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Bytes that may still be written.
-    pub fn remaining(&self) -> usize {
-        self.capacity - self.len
-    }
-}
-
-impl io::Write for MessageWriter<'_> {
-    /// Writes as much of `buf` as fits in the reservation (`Ok(0)` once it is full, which
-    /// `write_all` reports as `WriteZero`).
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.remaining());
-        MessageWriter::write(self, &buf[..n])?;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl fmt::Debug for MessageWriter<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MessageWriter")
-            .field("len", &self.len)
-            .field("capacity", &self.capacity)
-            .finish()
-    }
-}
-
-/// A received message, read in place in the ring, for [`ByteReceiver::recv_with`]. Its bytes
-/// are copied out (byte-wise atomic) by [`copy_to_slice`](MessageReader::copy_to_slice),
-/// [`to_vec`](MessageReader::to_vec) or [`io::Read`]; no reference into shared memory is
-/// handed out.
-pub struct MessageReader<'a> {
-    core: &'a Core,
-    /// Data offset of the payload.
-    at: usize,
-    len: usize,
-    /// Bytes consumed by `io::Read`.
-    read: usize,
-}
-
-impl MessageReader<'_> {
-    /// The message's length in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether the message is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Copies `dst.len()` bytes of the message from byte `start` into `dst`: `Err` if they are
-    /// not all in the message.
-    pub fn copy_to_slice(&self, start: usize, dst: &mut [u8]) -> Result<(), Error> {
-        range::fit(start, dst.len(), self.len)?;
-        // SAFETY: `dst` is private memory valid for `dst.len()` writes.
-        unsafe {
-            self.core
-                .copy_out(self.at + start, dst.as_mut_ptr(), dst.len())
-        }
-    }
-
-    /// A copy of the whole message (one copy out of shared memory, into a new `Vec`).
-    pub fn to_vec(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.len);
-        // SAFETY: the spare capacity is private memory valid for `len` writes; `copy_out` either
-        // writes all `len` bytes (then they are initialized) or none (then the length stays 0).
-        unsafe {
-            if self
-                .core
-                .copy_out(self.at, out.as_mut_ptr(), self.len)
-                .is_ok()
-            {
-                out.set_len(self.len);
-            }
-        }
-        out
-    }
-}
-
-impl io::Read for MessageReader<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = buf.len().min(self.len - self.read);
-        self.copy_to_slice(self.read, &mut buf[..n])?;
-        self.read += n;
-        Ok(n)
-    }
-}
-
-impl fmt::Debug for MessageReader<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MessageReader")
-            .field("len", &self.len)
-            .finish()
-    }
 }

@@ -54,11 +54,13 @@
 
 use crate::error::Error;
 
+mod byte_message;
 mod byte_ring;
 mod port;
 mod ring;
 
-pub use byte_ring::{ByteReceiver, ByteRing, ByteSender, MessageReader, MessageWriter};
+pub use byte_message::{MessageReader, MessageWriter};
+pub use byte_ring::{ByteReceiver, ByteRing, ByteSender};
 pub use port::{IntoIter, Iter, MessagePort, PostError, TryIter};
 
 pub(crate) use port::{Closer, NoMessage};
