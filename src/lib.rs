@@ -80,6 +80,11 @@ mod assertions {
     assert_impl_all!(MessagePort<u8, String>: Send, Sync);
     assert_impl_all!(channel::PostError<u8>: Send, Sync, std::error::Error);
     assert_impl_all!(channel::Iter<'static, u8, u8>: Send, Sync);
+    assert_impl_all!(channel::ByteRing: Send, Sync, Clone);
+    assert_impl_all!(channel::ByteSender: Send, Sync);
+    assert_impl_all!(channel::ByteReceiver: Send, Sync);
+    assert_impl_all!(channel::MessageWriter<'static>: Send, Sync, std::io::Write);
+    assert_impl_all!(channel::MessageReader<'static>: Send, Sync, std::io::Read);
     assert_impl_all!(Worker<Vec<u8>, String>: Send, Sync);
     assert_impl_all!(worker::WorkerBuilder<Vec<u8>>: Send, Sync);
     assert_impl_all!(worker::WorkerContext<u8, u8, Vec<u8>>: Send, Sync);
