@@ -12,9 +12,10 @@ use sharedbuf::{loom_hooks, SharedBuffer};
 
 /// Records of 8 bytes at offset 0, then of 16 bytes, which would cross the end: the sender
 /// publishes 8 bytes of padding, waits until the receiver has freed everything, and writes it
-/// at offset 0, ending exactly at the end of the ring. Payloads of 0 or 8 bytes: an aligned
-/// 8-byte payload is one atomic word to copy, which keeps the model small.
-const MESSAGES: [&[u8]; 2] = [b"", b"payload!"];
+/// at offset 0, ending exactly at the end of the ring; then 8 bytes again, which wait for the
+/// full ring to be freed. Payloads of 0 or 8 bytes: an aligned 8-byte payload is one atomic
+/// word to copy, which keeps the model small.
+const MESSAGES: [&[u8]; 3] = [b"", b"payload!", b""];
 
 #[test]
 fn fifo_without_loss_or_duplication_across_a_wrap_with_padding() {

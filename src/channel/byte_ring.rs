@@ -658,7 +658,9 @@ impl ByteSender {
         }
         let new = self.tail.wrapping_add(bytes);
         let word = self.core.tail();
-        let mut current = word.load(Ordering::Relaxed);
+        // First guess: our position with no flag set (nobody asleep, not closed), so that the
+        // common case is one compare-exchange and no load.
+        let mut current = self.tail;
         for _ in 0..CAS_TRIES {
             if current & CLOSED != 0 {
                 return Err(Error::Closed);
@@ -947,7 +949,7 @@ fn release(core: &Core, head: &mut u32, bytes: u32) -> Result<(), Error> {
     let new = old.wrapping_add(bytes);
     *head = new;
     let word = core.head();
-    let mut current = word.load(Ordering::Relaxed);
+    let mut current = old; // first guess: no flag set (as in `publish`)
     for _ in 0..CAS_TRIES {
         if current & !FLAGS != old {
             return Err(Error::Corrupted {
