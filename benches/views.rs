@@ -2,9 +2,18 @@
 //!
 //! - `element_get` / `element_set`: a loop over every element of a `Uint32Array` (fixed
 //!   length, and length-tracking) vs the same loop on a `Vec<u32>` and on a `Vec<AtomicU32>`
-//!   with relaxed operations. Goal: the fixed view within 1.2x of `Vec<AtomicU32>`.
+//!   with relaxed operations. Goals: the fixed view within 1.2x of `Vec<AtomicU32>`, the
+//!   length-tracking view's slow path (every index past the view's length when made, so each
+//!   access loads the buffer's length) within 1.5x.
 //! - `bulk_in` / `bulk_out`: copying 1 MiB and 64 MiB into and out of a `Uint8Array` vs
 //!   `copy_from_slice` between two `Vec<u8>`. Goal: at least 0.8x of memcpy's bandwidth.
+//! - `fill`: `Uint8Array::fill` and `Uint32Array::fill` of 1 MiB and 64 MiB vs `slice::fill`
+//!   on a `Vec` and `ptr::write_bytes` (both memset). Goal: at least 0.8x of memset's bandwidth.
+//! - `slice`: `SharedBuffer::slice` of 1 MiB and 64 MiB (a new buffer and the copy) vs cloning a
+//!   `Vec<u8>` (a new allocation and the copy) and a plain memcpy into an existing `Vec`. Goal:
+//!   at least 0.8x of memcpy's bandwidth. A 64 MiB copy lands in fresh pages (the allocator
+//!   maps blocks that large anew), whose first-touch faults cost the slice and the `Vec` clone
+//!   alike several times the copy itself.
 //!
 //! Run: `cargo bench --bench views -- --warm-up-time 1 --measurement-time 3`.
 #![cfg(not(loom))]
@@ -172,5 +181,63 @@ fn bulk(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, element_get, element_set, bulk);
+fn fill(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fill");
+    for size in [MIB, 64 * MIB] {
+        group.throughput(Throughput::Bytes(size as u64));
+        if size > MIB {
+            group.sample_size(10);
+        }
+        let label = format!("{}MiB", size / MIB);
+        let buf = SharedBuffer::new(size).unwrap();
+        let bytes = Uint8Array::new(&buf).unwrap();
+        let words = Uint32Array::new(&buf).unwrap();
+        bytes.fill(1); // touch every page before measuring
+        group.bench_function(BenchmarkId::new("view_u8", &label), |b| {
+            b.iter(|| black_box(&bytes).fill(black_box(0xA5)))
+        });
+        group.bench_function(BenchmarkId::new("view_u32", &label), |b| {
+            b.iter(|| black_box(&words).fill(black_box(0xA5A5_A5A5)))
+        });
+        let mut plain = vec![1u8; size];
+        group.bench_function(BenchmarkId::new("vec_slice_fill", &label), |b| {
+            b.iter(|| black_box(&mut plain[..]).fill(black_box(0xA5)))
+        });
+        group.bench_function(BenchmarkId::new("ptr_write_bytes", &label), |b| {
+            b.iter(|| {
+                let dst = black_box(&mut plain[..]);
+                // SAFETY: `dst` is a live, exclusively borrowed allocation of `dst.len()` bytes.
+                unsafe { std::ptr::write_bytes(dst.as_mut_ptr(), black_box(0xA5), dst.len()) }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn slice(c: &mut Criterion) {
+    let mut group = c.benchmark_group("slice");
+    for size in [MIB, 64 * MIB] {
+        group.throughput(Throughput::Bytes(size as u64));
+        if size > MIB {
+            group.sample_size(10);
+        }
+        let label = format!("{}MiB", size / MIB);
+        let buf = SharedBuffer::new(size).unwrap();
+        Uint8Array::new(&buf).unwrap().fill(0x5A);
+        group.bench_function(BenchmarkId::new("buffer_slice", &label), |b| {
+            b.iter(|| black_box(&buf).slice(..).unwrap())
+        });
+        let source = vec![0x5Au8; size];
+        group.bench_function(BenchmarkId::new("vec_clone", &label), |b| {
+            b.iter(|| black_box(&source).clone())
+        });
+        let mut target = vec![0u8; size];
+        group.bench_function(BenchmarkId::new("memcpy", &label), |b| {
+            b.iter(|| black_box(&mut target[..]).copy_from_slice(black_box(&source)))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, element_get, element_set, bulk, fill, slice);
 criterion_main!(benches);

@@ -2,7 +2,7 @@
 //!
 //! It prints each step as it goes: a shared buffer, typed views over it, a DataView, a growable
 //! buffer, the Atomics API used from several threads at once, and workers that talk through
-//! message ports while they share memory.
+//! message ports while they share memory, and locks that live inside the buffer itself.
 
 use std::thread;
 
@@ -128,6 +128,7 @@ fn main() -> Result<(), Error> {
     );
 
     workers()?;
+    locks()?;
     Ok(())
 }
 
@@ -215,6 +216,61 @@ fn workers() -> Result<(), Error> {
     println!(
         "posting to the exited worker -> {}",
         sleeper.post_message(()).unwrap_err()
+    );
+    Ok(())
+}
+
+/// Locks inside the buffer: two workers update a pair of counters under a `sync::Mutex` that
+/// lives in the same `SharedBuffer` as the counters, with a `sync::Barrier` between phases.
+fn locks() -> Result<(), Error> {
+    use sharedbuf::sync::{Barrier, Mutex};
+    use sharedbuf::worker::Worker;
+
+    println!("\n== Locks inside the buffer: a Mutex and a Barrier next to the data they guard");
+    // Bytes 0..16: the mutex; 16..32: the barrier; 32..40: two i32 counters that must stay equal.
+    let buf = SharedBuffer::new(40)?;
+    let _mutex = Mutex::at(&buf, 0)?; // all-zero bytes: an unlocked mutex, nothing to initialize
+    let _barrier = Barrier::at(&buf, Mutex::BYTES, 2)?; // two parties, set once
+    let spawn_incrementer = |name: &str| -> Result<Worker<(), String>, Error> {
+        Worker::builder()
+            .name(name)
+            .worker_data(buf.clone())
+            .spawn(|ctx| -> Result<(), Error> {
+                let buf = ctx.worker_data();
+                let mutex = Mutex::at(buf, 0)?; // another handle on the same bytes
+                let barrier = Barrier::at(buf, Mutex::BYTES, 2)?;
+                let pair = Int32Array::with_range(buf, 32, Some(2))?;
+                for phase in 0..2 {
+                    for _ in 0..10_000 {
+                        let _guard = mutex.lock()?; // unlocks when dropped
+                                                    // Plain (relaxed) reads and writes: the mutex orders them.
+                        let a = pair.get(0).unwrap_or_default();
+                        let b = pair.get(1).unwrap_or_default();
+                        pair.set(0, a + 1)?;
+                        pair.set(1, b + 1)?;
+                    }
+                    let leader = barrier.wait()?.is_leader(); // both finish the phase first
+                    let _guard = mutex.lock()?;
+                    ctx.post_message(format!(
+                        "phase {phase} done (leader: {leader}), pair = ({}, {})",
+                        pair.get(0).unwrap_or_default(),
+                        pair.get(1).unwrap_or_default()
+                    ))?;
+                }
+                Ok(())
+            })
+    };
+    let first = spawn_incrementer("incrementer-1")?;
+    let second = spawn_incrementer("incrementer-2")?;
+    for worker in [&first, &second] {
+        for event in worker.events() {
+            println!("  {event:?}");
+        }
+    }
+    let pair = Int32Array::with_range(&buf, 32, Some(2))?;
+    println!(
+        "2 workers x 2 phases x 10000 locked increments -> pair = {:?} (always equal)",
+        pair.to_vec()
     );
     Ok(())
 }

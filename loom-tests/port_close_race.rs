@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W4, W6): `close` racing a post and a receive. Every post that
+//! Loom model (docs/semantics.md W4, W6): `close` racing a post and a receive. Every post that
 //! returned `Ok` is delivered, in order, before the receiver sees `Closed`; once a post fails,
 //! later ones fail too; nothing else arrives.
 #![cfg(loom)]

@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W6): a receiver blocked in `recv` on an empty port is woken by
+//! Loom model (docs/semantics.md W6): a receiver blocked in `recv` on an empty port is woken by
 //! `close` on the other port, and returns `Err(Closed)`; a sender blocked on a full port is
 //! woken the same way.
 #![cfg(loom)]

@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W4, W6): dropping a port while the other port posts to it. When the
+//! Loom model (docs/semantics.md W4, W6): dropping a port while the other port posts to it. When the
 //! drop returns and the post has returned, the posted message is dropped — whether the post
 //! claimed its slot before the close (the drop waits for the post to stamp it, then drops it)
 //! or failed with `Closed` (the caller got it back and dropped it) — and nothing is left in the

@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W4): one sender, one receiver, a ring of 2 slots and 3 messages, so
+//! Loom model (docs/semantics.md W4): one sender, one receiver, a ring of 2 slots and 3 messages, so
 //! the sender waits on a full ring and the receiver on an empty one. Every message arrives
 //! exactly once, in order, and its payload is read after it was written (loom checks the slot
 //! accesses themselves).

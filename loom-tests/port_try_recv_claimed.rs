@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W4, W6): `try_recv` answers `None` only when no message is queued.
+//! Loom model (docs/semantics.md W4, W6): `try_recv` answers `None` only when no message is queued.
 //! Two threads each post one message on a ring of 2 and then `try_recv` from it: each post
 //! returned before the same thread's `try_recv`, and each thread takes at most one message, so
 //! both must get one — also when the oldest slot was claimed by the other thread's post that

@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W4): two senders race to claim slots of one port (ring of 4, two
+//! Loom model (docs/semantics.md W4): two senders race to claim slots of one port (ring of 4, two
 //! messages each, so the claims of both senders interleave); the receiver then drains it.
 //! Nothing is lost or duplicated, and each sender's messages arrive in its own order. A second
 //! model races both senders against a receiver blocked in `recv`, one message each (two

@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS S4): a notify racing the waiter's unlock-and-sleep is never lost.
+//! Loom model (docs/semantics.md S4): a notify racing the waiter's unlock-and-sleep is never lost.
 //!
 //! The waiter checks a flag under the mutex and waits while it is 0; the notifier sets it under
 //! the mutex and notifies after unlocking. In every interleaving the waiter returns (a lost

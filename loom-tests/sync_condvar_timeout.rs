@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS S3, S4): a timed-out waiter racing the notify that picked it is never
+//! Loom model (docs/semantics.md S3, S4): a timed-out waiter racing the notify that picked it is never
 //! counted twice — the bug V8 shipped in `Atomics.Condition`. A model thread plays the clock.
 //!
 //! In every interleaving: if `notify_one` says it woke 1, the waiter reports "not timed out";

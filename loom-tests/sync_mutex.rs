@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS S2): two, then three threads take an in-buffer `Mutex` in every
+//! Loom model (docs/semantics.md S2): two, then three threads take an in-buffer `Mutex` in every
 //! interleaving. Mutual exclusion (loom checks that the guarded cell's accesses are ordered),
 //! no lost wakeup on unlock (a waiter left asleep would be a deadlock loom reports), and the
 //! words return to all zero: no waiter left counted, no flag left set, no owner recorded.

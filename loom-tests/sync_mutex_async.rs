@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS S2): `lock_async` racing the unlock of a blocking holder. The task is
+//! Loom model (docs/semantics.md S2): `lock_async` racing the unlock of a blocking holder. The task is
 //! driven by a `block_on` that parks until the future's waker is called: in every
 //! interleaving the release wakes the pending future (a missed wake would be a deadlock loom
 //! reports), the holders never overlap, and the words return to zero.

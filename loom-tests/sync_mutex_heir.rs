@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS S3, S5): the starvation handoff racing the heir's timeout.
+//! Loom model (docs/semantics.md S3, S5): the starvation handoff racing the heir's timeout.
 //!
 //! A timed waiter sleeps while the lock is held; the holder unlocks and at once takes the lock
 //! again (a barger beating the woken waiter), so the waiter — which has slept once, and so may

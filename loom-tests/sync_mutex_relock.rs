@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS S2): relocking a held `Mutex` on the same thread is `Err(WouldDeadlock)`
+//! Loom model (docs/semantics.md S2): relocking a held `Mutex` on the same thread is `Err(WouldDeadlock)`
 //! in every interleaving with another thread taking the lock after it — the owner word never
 //! holds a stale token that would hide a relock (or report a false one).
 #![cfg(loom)]

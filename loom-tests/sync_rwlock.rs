@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS S2, S5): writers and readers enter an in-buffer `RwLock` in every
+//! Loom model (docs/semantics.md S2, S5): writers and readers enter an in-buffer `RwLock` in every
 //! interleaving. A writer never overlaps a reader or another writer (loom checks the guarded
 //! cell: writers write it, readers read it), nobody is left asleep (a deadlock loom reports),
 //! and the words return to zero.

@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS S3, S5): a write unlock opens a read phase for the waiting reader
+//! Loom model (docs/semantics.md S3, S5): a write unlock opens a read phase for the waiting reader
 //! while that reader's timeout races it (a model thread plays the clock). In every
 //! interleaving the reader either gets in or times out, and the read phase always ends: the
 //! writer's next `write` gets the lock (a phase left open with no reader in it would block it

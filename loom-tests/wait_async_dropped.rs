@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS A12): a dropped pending `wait_async` future leaves the list and is not
+//! Loom model (docs/semantics.md A12): a dropped pending `wait_async` future leaves the list and is not
 //! counted by a notify that comes after the drop; the next waiter in line is woken instead.
 #![cfg(loom)]
 

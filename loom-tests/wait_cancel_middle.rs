@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS A8, A9, A12): the middle waiter of an address's list leaves (its
+//! Loom model (docs/semantics.md A8, A9, A12): the middle waiter of an address's list leaves (its
 //! future is dropped) while a notify takes two waiters of that address, with a waiter for
 //! another address in the same bucket (under loom every address shares one). Whichever comes
 //! first, FIFO and counts stay exact: the notify takes the oldest two still there, the other

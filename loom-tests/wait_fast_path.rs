@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS A8, A10, A11): `notify`'s lock-free no-waiter path. One notifier
+//! Loom model (docs/semantics.md A8, A10, A11): `notify`'s lock-free no-waiter path. One notifier
 //! stores and notifies the waited address, another notifies a neighbouring address (under loom
 //! every address shares the table's one bucket): the first may take the fast path only when
 //! the waiter will see the new value, and the second never wakes the waiter.

@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS A8, A9, A12): exact counts and FIFO order with three waiters (two
+//! Loom model (docs/semantics.md A8, A9, A12): exact counts and FIFO order with three waiters (two
 //! async, enqueued in a known order, and a blocking one enqueued after them) and two notifies.
 #![cfg(loom)]
 

@@ -1,4 +1,4 @@
-//! Loom models (SEMANTICS W3, A8): interrupting blocked waiters (a worker's `terminate()`).
+//! Loom models (docs/semantics.md W3, A8): interrupting blocked waiters (a worker's `terminate()`).
 //! Exactly one of (Ok, counted) and (Err(Terminated), not counted) happens for each waiter,
 //! every waiter returns, and none is left in the table — with one interrupter on one thread,
 //! one interrupter on two threads, and two interrupters nested on one thread.

@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS A11): a store + notify racing a waiter's check + sleep is never lost.
+//! Loom model (docs/semantics.md A11): a store + notify racing a waiter's check + sleep is never lost.
 //!
 //! If the notify could slip between the waiter's check and its enqueue, the waiter would sleep
 //! forever and loom would report a deadlock.

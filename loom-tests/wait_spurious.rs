@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS A7): spurious parker wakeups and plain stores never surface as `Ok`.
+//! Loom model (docs/semantics.md A7): spurious parker wakeups and plain stores never surface as `Ok`.
 //! A thread stores a new value (no notify) and unparks the waiter's thread behind the waiter
 //! table's back; the timer fires. The waiter may only see `NotEqual` or `TimedOut`.
 #![cfg(loom)]

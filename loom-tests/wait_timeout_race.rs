@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS A6, A8): a timeout racing a notify. A model thread plays the timer.
+//! Loom model (docs/semantics.md A6, A8): a timeout racing a notify. A model thread plays the timer.
 //! Exactly one of (Ok, counted by notify) and (TimedOut, not counted) happens.
 #![cfg(loom)]
 

@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS A6, A11): the value changes (and is notified) after the waiter checked
+//! Loom model (docs/semantics.md A6, A11): the value changes (and is notified) after the waiter checked
 //! it but before the waiter parks. The waiter must still wake, with `Ok`, or see the change
 //! at its check and return `NotEqual`.
 #![cfg(loom)]

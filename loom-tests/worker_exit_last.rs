@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W1): the parent reads `Online`, then every message the worker
+//! Loom model (docs/semantics.md W1): the parent reads `Online`, then every message the worker
 //! posted, in order, then `Exit` with the worker's own status — through a port of 2 slots that
 //! the worker fills, so the worker waits on the parent while it exits.
 #![cfg(loom)]

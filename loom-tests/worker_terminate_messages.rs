@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W1, W3, W9): `terminate()`, from another thread, racing a worker that
+//! Loom model (docs/semantics.md W1, W3, W9): `terminate()`, from another thread, racing a worker that
 //! posts a message and then waits for one that never comes, while the parent reads the
 //! events. The parent reads `Online` iff the closure ran, the message iff the worker posted
 //! it, then only `Exit` (code 1, terminated) — no `Error`, though the closure returns the

@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W1, W2, W9): `terminate()` racing the worker's start and its normal
+//! Loom model (docs/semantics.md W1, W2, W9): `terminate()` racing the worker's start and its normal
 //! return. `Online` is reported iff the closure ran; a closure that saw the terminate flag
 //! before returning ends terminated; a closure whose return value was already being converted
 //! when the parent called `terminate()` keeps its real status (code 0); either way `terminate()`

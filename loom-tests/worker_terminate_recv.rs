@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W3): a worker blocked in `recv` on its port to the parent is woken by
+//! Loom model (docs/semantics.md W3): a worker blocked in `recv` on its port to the parent is woken by
 //! `terminate()`, which returns code 1, terminated.
 #![cfg(loom)]
 

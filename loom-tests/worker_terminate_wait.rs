@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W3): a worker blocked in `atomics::wait` that nobody will notify is
+//! Loom model (docs/semantics.md W3): a worker blocked in `atomics::wait` that nobody will notify is
 //! woken by `terminate()`, which returns code 1, terminated.
 #![cfg(loom)]
 

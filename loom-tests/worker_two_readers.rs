@@ -1,4 +1,4 @@
-//! Loom model (SEMANTICS W1, W2): two threads read the events of one worker at the same time,
+//! Loom model (docs/semantics.md W1, W2): two threads read the events of one worker at the same time,
 //! while it fails. Between them they get `Online`, `Error` and `Exit` exactly once each; each
 //! thread gets its share in W1's order; after `Exit` nothing more comes, to either. Both may
 //! wait on the worker's port at once, so its close must wake both.

@@ -1,4 +1,4 @@
-//! Random sequences of the Atomics operations against a sequential model (SEMANTICS A1–A4).
+//! Random sequences of the Atomics operations against a sequential model (docs/semantics.md A1–A4).
 //!
 //! Each case is a list of operations, each on a random integer type, through a view at a random
 //! aligned byte offset, at a random index that is sometimes past the end. The model is a plain

@@ -2,7 +2,7 @@
 //! views of every element type and DataViews, run against a plain `Vec<u8>` model.
 //!
 //! Every operation is applied to both; the real call must succeed exactly when the model says
-//! it should (SEMANTICS B1–B6, V1–V5), and afterwards every buffer's length and bytes must
+//! it should (docs/semantics.md B1–B6, V1–V5), and afterwards every buffer's length and bytes must
 //! equal the model's. Offsets, lengths and indices are drawn edge-biased (0, 1, len − 1, len,
 //! len + 1, values near `usize::MAX`) and resolved against the state at the time they run, so
 //! most draws land on a boundary.
@@ -688,7 +688,7 @@ fn run(first: (usize, usize), ops: &[Op]) -> Result<(), TestCaseError> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
-    /// SEMANTICS B1–B6 and V1–V5 against a `Vec<u8>` model.
+    /// docs/semantics.md B1–B6 and V1–V5 against a `Vec<u8>` model.
     #[test]
     fn views_match_vec_model(
         first in (0usize..64, 0usize..64),

@@ -3,7 +3,7 @@
 //! JavaScript rejects `Atomics.add` on a `Float64Array` and `Atomics.wait` on an `Int16Array`
 //! with a `TypeError` at run time; here the traits make those calls fail to compile:
 //!
-//! - [`Element`]: every view element (SEMANTICS V1): `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64`.
+//! - [`Element`]: every view element (docs/semantics.md V1): `i8 u8 i16 u16 i32 u32 i64 u64 f32 f64`.
 //! - [`AtomicElement`]: the eight integer types, the only ones `atomics::add` & co. take (A1).
 //! - [`Waitable`]: `i32` and `i64` as in JavaScript, plus `u32` and `u64` as an extension (A6).
 //!
@@ -19,7 +19,7 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A view element type (SEMANTICS V1). Sealed.
+/// A view element type (docs/semantics.md V1). Sealed.
 pub trait Element:
     sealed::Sealed + Copy + PartialEq + Debug + Default + Send + Sync + 'static
 {
@@ -36,7 +36,7 @@ pub trait Element:
     fn from_bits(bits: Self::Bits) -> Self;
 }
 
-/// An element type the read-modify-write atomics accept: the eight integer types (SEMANTICS A1).
+/// An element type the read-modify-write atomics accept: the eight integer types (docs/semantics.md A1).
 ///
 /// Floats are rejected at compile time, where JavaScript throws a `TypeError`:
 ///
@@ -49,7 +49,7 @@ pub trait Element:
 pub trait AtomicElement: Element {}
 
 /// An element type `atomics::wait` and `notify` accept: `i32` and `i64` as in JavaScript, and
-/// `u32`/`u64` as an extension (SEMANTICS A6).
+/// `u32`/`u64` as an extension (docs/semantics.md A6).
 ///
 /// ```compile_fail
 /// use sharedbuf::{atomics, Int16Array, SharedBuffer};

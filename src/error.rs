@@ -11,14 +11,15 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
-    /// An element index was not below the view's length (SEMANTICS V4, A4).
+    /// An element index was not below the view's length (docs/semantics.md V4, A4).
     IndexOutOfRange {
         /// The index asked for.
         index: usize,
         /// The view's length in elements at the time of the call.
         len: usize,
     },
-    /// A byte range `[start, end)` did not fit inside `len` bytes (V2, V5, B5).
+    /// A byte range `[start, end)` did not fit inside `len` bytes (V2, V5, B5). Element
+    /// ranges have their own variant, [`Error::ElementRangeOutOfBounds`].
     RangeOutOfBounds {
         /// First byte asked for.
         start: usize,
@@ -27,11 +28,28 @@ pub enum Error {
         /// The number of bytes available.
         len: usize,
     },
-    /// A range whose start lies after its end (B5).
+    /// A byte range whose start lies after its end (B5).
     InvertedRange {
-        /// The range's start.
+        /// The range's first byte.
         start: usize,
-        /// The range's end.
+        /// One past the range's last byte.
+        end: usize,
+    },
+    /// An element range `[start, end)` of a typed view (`subarray`, `fill_range`) did not fit
+    /// inside the view's `len` elements.
+    ElementRangeOutOfBounds {
+        /// First element asked for.
+        start: usize,
+        /// One past the last element asked for (saturated at `usize::MAX`).
+        end: usize,
+        /// The view's length in elements at the time of the call.
+        len: usize,
+    },
+    /// An element range of a typed view whose start lies after its end.
+    InvertedElementRange {
+        /// The range's first element.
+        start: usize,
+        /// One past the range's last element.
         end: usize,
     },
     /// A view's byte offset was not a multiple of its element size (V2).
@@ -122,6 +140,28 @@ pub enum Error {
         /// The largest value allowed.
         max: i64,
     },
+    /// The header of a process-shared buffer is not one this crate can use (X1, X5): the file
+    /// is too short, belongs to something else, was written by a newer layout version, or its
+    /// lengths do not match the file; or, after opening, another process wrote a value there
+    /// that no process of this crate writes.
+    BadHeader {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The operating system refused a file or memory operation a process-shared buffer needs
+    /// (opening or creating the file, mapping it, sealing a memfd).
+    Io {
+        /// What was being done.
+        operation: String,
+        /// The system's reason.
+        reason: String,
+    },
+    /// Every waiter slot of a process-shared buffer is taken by a waiting thread or future (of
+    /// any process that shares it), so one more cannot wait on it (X2).
+    TooManyWaiters {
+        /// The number of waiter slots the buffer has.
+        slots: usize,
+    },
     /// A parameter that is not one of the values the operation accepts (a byte ring's capacity
     /// that is not a power of two in its range). Nothing was changed.
     InvalidParameter {
@@ -142,7 +182,7 @@ pub enum Error {
     },
     /// Bytes of a structure in shared memory (a byte ring's positions or records) hold values
     /// the protocol can never produce: another process (or a stray write through a view)
-    /// wrote over them (SEMANTICS X5). Nothing was read from or written to memory outside the
+    /// wrote over them (X5). Nothing was read from or written to memory outside the
     /// structure; the structure may stay unusable.
     Corrupted {
         /// What was found inconsistent.
@@ -160,14 +200,22 @@ impl fmt::Display for Error {
                 write!(f, "byte range {start}..{end} does not fit in {len} bytes")
             }
             Error::InvertedRange { start, end } => {
-                write!(f, "range start {start} is after its end {end}")
+                write!(f, "byte range {start}..{end} starts after its end")
             }
-            Error::Misaligned { byte_offset, align } => {
-                write!(f, "byte offset {byte_offset} is not a multiple of the element size {align}")
+            Error::ElementRangeOutOfBounds { start, end, len } => write!(
+                f,
+                "element range {start}..{end} does not fit in a view of {len} elements"
+            ),
+            Error::InvertedElementRange { start, end } => {
+                write!(f, "element range {start}..{end} starts after its end")
             }
+            Error::Misaligned { byte_offset, align } => write!(
+                f,
+                "byte offset {byte_offset} is not a multiple of the element size of {align} bytes"
+            ),
             Error::LengthNotMultiple { byte_length, element_size } => write!(
                 f,
-                "{byte_length} bytes to the end of the buffer is not a multiple of the element size {element_size}"
+                "{byte_length} bytes to the end of the buffer is not a multiple of the element size of {element_size} bytes"
             ),
             Error::NotGrowable { byte_length } => {
                 write!(f, "the buffer is fixed at {byte_length} bytes and cannot grow")
@@ -176,14 +224,14 @@ impl fmt::Display for Error {
                 write!(f, "cannot shrink the buffer from {current} to {requested} bytes")
             }
             Error::ExceedsMax { requested, max } => {
-                write!(f, "{requested} bytes exceeds the maximum byte length {max}")
+                write!(f, "{requested} bytes exceeds the maximum of {max} bytes")
             }
             Error::AllocationFailed { bytes, reason } => {
                 write!(f, "could not allocate {bytes} bytes: {reason}")
             }
             Error::LengthMismatch { slice_len, available } => write!(
                 f,
-                "the slice holds {slice_len} elements but the view has {available} from that start"
+                "the slice holds {slice_len} elements but the view has {available} elements from that start"
             ),
             Error::Terminated => write!(f, "the worker was asked to terminate"),
             Error::Closed => write!(f, "the port is closed"),
@@ -200,6 +248,14 @@ impl fmt::Display for Error {
             Error::CountOutOfRange { count, value, min, max } => {
                 write!(f, "{count} {value} is outside {min}..={max}; nothing was changed")
             }
+            Error::BadHeader { reason } => {
+                write!(f, "not a usable process-shared buffer: {reason}")
+            }
+            Error::Io { operation, reason } => write!(f, "could not {operation}: {reason}"),
+            Error::TooManyWaiters { slots } => write!(
+                f,
+                "all {slots} waiter slots of the process-shared buffer are in use"
+            ),
             Error::InvalidParameter { parameter, value, expected } => {
                 write!(f, "{parameter} {value} is invalid: expected {expected}")
             }
@@ -231,5 +287,93 @@ impl From<Error> for std::io::Error {
             _ => ErrorKind::Other,
         };
         std::io::Error::new(kind, error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every refusal that counts something says what it counts, once: element indices are never
+    /// called bytes and byte offsets never elements.
+    #[test]
+    fn every_message_names_its_unit() {
+        let bytes_only = [
+            Error::RangeOutOfBounds {
+                start: 2,
+                end: 9,
+                len: 4,
+            },
+            Error::InvertedRange { start: 5, end: 4 },
+            Error::NotGrowable { byte_length: 8 },
+            Error::Shrink {
+                requested: 4,
+                current: 8,
+            },
+            Error::ExceedsMax {
+                requested: 9,
+                max: 8,
+            },
+            Error::AllocationFailed {
+                bytes: 9,
+                reason: "refused".into(),
+            },
+        ];
+        let elements_only = [
+            Error::IndexOutOfRange { index: 4, len: 4 },
+            Error::ElementRangeOutOfBounds {
+                start: 2,
+                end: 9,
+                len: 4,
+            },
+            Error::InvertedElementRange { start: 5, end: 4 },
+            Error::LengthMismatch {
+                slice_len: 5,
+                available: 3,
+            },
+        ];
+        for error in bytes_only {
+            let message = error.to_string();
+            assert!(message.contains("byte"), "{message}");
+            assert!(!message.contains("element"), "{message}");
+        }
+        for error in elements_only {
+            let message = error.to_string();
+            assert!(message.contains("element"), "{message}");
+            assert!(!message.contains("byte"), "{message}");
+        }
+        // Byte counts checked against an element size: both units, each named.
+        for error in [
+            Error::Misaligned {
+                byte_offset: 3,
+                align: 4,
+            },
+            Error::LengthNotMultiple {
+                byte_length: 6,
+                element_size: 4,
+            },
+        ] {
+            let message = error.to_string();
+            assert!(message.contains("byte"), "{message}");
+            assert!(message.contains("element size of 4 bytes"), "{message}");
+        }
+        assert_eq!(
+            Error::ElementRangeOutOfBounds {
+                start: 2,
+                end: 9,
+                len: 4
+            }
+            .to_string(),
+            "element range 2..9 does not fit in a view of 4 elements"
+        );
+        assert_eq!(
+            Error::RangeOutOfBounds {
+                start: 2,
+                end: 9,
+                len: 4
+            }
+            .to_string(),
+            "byte range 2..9 does not fit in 4 bytes"
+        );
     }
 }

@@ -7,6 +7,7 @@ mod buffer;
 pub mod channel;
 mod element;
 mod error;
+pub mod pool;
 mod range;
 mod region;
 mod shim;
@@ -66,10 +67,16 @@ pub mod loom_hooks {
     pub fn mutex_starving_after(sleeps: u32) {
         crate::sync::hooks::set_loom_starving_after(sleeps);
     }
+
+    /// Number of waiter slots taken in a process-shared buffer's header (it must return to
+    /// zero once every wait on it has returned); 0 for a private buffer.
+    pub fn process_slots_taken(buffer: &crate::SharedBuffer) -> usize {
+        crate::atomics::hooks::slots_taken(buffer)
+    }
 }
 
 mod assertions {
-    //! DESIGN.md rule 5: the thread-safety of every public type, checked at compile time.
+    //! soundness rule 5: the thread-safety of every public type, checked at compile time.
     use super::*;
     use static_assertions::assert_impl_all;
 
@@ -102,6 +109,17 @@ mod assertions {
     assert_impl_all!(atomics::WaitAsync: Send, Sync);
     assert_impl_all!(atomics::WaitFuture: Send, Sync, Unpin, std::future::Future<Output = WaitResult>);
     assert_impl_all!(atomics::Interrupter: Send, Sync, Clone);
+    assert_impl_all!(pool::WorkerPool: Send, Sync);
+    assert_impl_all!(pool::PoolBuilder: Send, Sync);
+    assert_impl_all!(pool::TaskHandle<Vec<u8>>: Send, Sync, Unpin, std::future::Future<Output = Result<Vec<u8>, pool::TaskError>>);
+    assert_impl_all!(pool::TaskContext<'static>: Send, Sync);
+    assert_impl_all!(pool::TaskOptions: Send, Sync, Copy);
+    assert_impl_all!(pool::TaskError: Send, Sync, Clone, std::error::Error);
+    assert_impl_all!(pool::PoolError<fn()>: Send, Sync, std::error::Error);
+    assert_impl_all!(pool::PoolStats: Send, Sync, Clone);
+    assert_impl_all!(pool::Cancelled: Send, Sync, Copy, std::error::Error);
+    assert_impl_all!(pool::BuildError: Send, Sync, std::error::Error);
+    assert_impl_all!(pool::CloseError: Send, Sync, std::error::Error);
     static_assertions::assert_not_impl_any!(atomics::InterruptGuard: Send, Sync);
     assert_impl_all!(sync::Mutex: Send, Sync, Clone);
     assert_impl_all!(sync::MutexGuard<'static>: Sync);

@@ -1,4 +1,4 @@
-//! The non-blocking Atomics (SEMANTICS A1–A5, A13) on all eight integer view types.
+//! The non-blocking Atomics (docs/semantics.md A1–A5, A13) on all eight integer view types.
 //!
 //! Every per-type test lives in a module generated for each of `i8 u8 i16 u16 i32 u32 i64 u64`
 //! (so a failure names its type, e.g. `u16::a2_add_returns_old_value_and_wraps`); the
@@ -161,7 +161,7 @@ macro_rules! per_type_tests {
                 assert_eq!(atomics::load(&view, 0).unwrap(), (2 * INCREMENTS) as u64 as T);
             }
 
-            /// A2: the exact numbers of SEMANTICS A2 (truncated to the type's width), and
+            /// A2: the exact numbers of docs/semantics.md A2 (truncated to the type's width), and
             /// `store` returning the value it stored.
             #[test]
             fn a2_rmw_returns_old_value_exact_numbers() {

@@ -1,4 +1,4 @@
-//! Blocking `atomics::wait` and `atomics::notify` (SEMANTICS A6–A11, and the W3 interrupt seam).
+//! Blocking `atomics::wait` and `atomics::notify` (docs/semantics.md A6–A11, and the W3 interrupt seam).
 //!
 //! Deterministic by construction: a waiter counts as enqueued only once its thread is seen
 //! asleep (`common::spawn_blocked_waiter`), so notify counts and wake order are exact. The only

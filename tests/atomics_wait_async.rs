@@ -1,4 +1,4 @@
-//! `atomics::wait_async` (SEMANTICS A12), on the test's own tiny executor
+//! `atomics::wait_async` (docs/semantics.md A12), on the test's own tiny executor
 //! (`common::block_on`, a thread-parking waker) and on tokio.
 //!
 //! A pending `wait_async` is enqueued before the call returns, so FIFO order among async

@@ -1,4 +1,4 @@
-//! Conformance tests for `SharedBuffer`: SEMANTICS B1–B6, one section per item.
+//! Conformance tests for `SharedBuffer`: docs/semantics.md B1–B6, one section per item.
 //!
 //! Racing tests synchronise with `std::sync::Barrier` and the buffer's own atomics; none sleeps.
 //! Under Miri the thread counts and iteration counts shrink (see `ROUNDS`), the behaviour checked

@@ -1,4 +1,4 @@
-//! Conformance tests for `DataView`: SEMANTICS V5 (every numeric type at every byte offset, in
+//! Conformance tests for `DataView`: docs/semantics.md V5 (every numeric type at every byte offset, in
 //! both byte orders, bounds checked), checked against the standard library's `to_le_bytes` /
 //! `to_be_bytes`.
 

@@ -1,4 +1,4 @@
-//! Message ports: SEMANTICS W4 (order, posting to a closed port), W5 (transfer = move),
+//! Message ports: docs/semantics.md W4 (order, posting to a closed port), W5 (transfer = move),
 //! W6 (entangled pair, close, receiveMessageOnPort), plus capacity, timeouts and a stress run.
 #![cfg(not(loom))]
 

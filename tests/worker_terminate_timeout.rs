@@ -1,5 +1,5 @@
 //! `Worker::terminate_timeout`: asking a worker to stop without waiting forever for one that
-//! computes in a loop and never checks the flag (SEMANTICS W3).
+//! computes in a loop and never checks the flag (docs/semantics.md W3).
 //!
 //! A file of its own while the method is new, so that the rest of the worker tests keep
 //! compiling without it.

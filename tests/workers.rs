@@ -1,4 +1,4 @@
-//! Workers: SEMANTICS W1 (lifecycle and event order), W2 (exit codes, errors, panics),
+//! Workers: docs/semantics.md W1 (lifecycle and event order), W2 (exit codes, errors, panics),
 //! W3 (terminate), W4 (posting to an exited worker), W5 (transfer), W7 (worker_data, name),
 //! W8 (what a worker knows about itself).
 #![cfg(not(loom))]

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 pub(crate) enum Deadline {
     /// No timeout (also for durations too large to represent: `Duration::MAX` is "forever").
     Never,
-    /// A zero timeout: enqueue, then time out at once unless already notified (SEMANTICS A6).
+    /// A zero timeout: enqueue, then time out at once unless already notified (docs/semantics.md A6).
     Expired,
     /// A monotonic instant.
     At(Instant),
@@ -28,6 +28,15 @@ impl Deadline {
     /// The deadline `until` (`None`: forever), for loops that retry until one deadline.
     pub(crate) fn until(until: Option<Instant>) -> Deadline {
         until.map_or(Deadline::Never, Deadline::At)
+    }
+
+    /// Whether the deadline has passed (never for `Never`).
+    pub(crate) fn has_passed(self) -> bool {
+        match self {
+            Deadline::Never => false,
+            Deadline::Expired => true,
+            Deadline::At(at) => Instant::now() >= at,
+        }
     }
 
     /// The instant to sleep until (`None`: no limit; `Expired` has already passed).

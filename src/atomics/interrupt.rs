@@ -1,5 +1,5 @@
 //! Interrupting a thread's blocking [`wait`](super::wait) from outside: the seam a worker's
-//! `terminate()` uses (SEMANTICS W3).
+//! `terminate()` uses (docs/semantics.md W3).
 //!
 //! Rust cannot kill a thread, so termination is cooperative: a thread installs an
 //! [`Interrupter`] on itself, and whoever holds a clone can [`interrupt`](Interrupter::interrupt)

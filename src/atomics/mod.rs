@@ -1,4 +1,4 @@
-//! JavaScript's `Atomics` over typed views (SEMANTICS A1–A13).
+//! JavaScript's `Atomics` over typed views (docs/semantics.md A1–A13).
 //!
 //! Every operation takes a view and an element index, checks the index before touching memory
 //! (A4), and is sequentially consistent (A1). Read-modify-write operations return the OLD value
@@ -8,11 +8,17 @@
 //! `wait`, `wait_async` and `notify` share one in-process waiter table keyed by the element's
 //! absolute byte address, FIFO per address, with exact wake counts. A blocked `wait` can be
 //! interrupted from another thread through an [`Interrupter`] (how a worker's `terminate()`
-//! reaches it).
+//! reaches it). On a process-shared buffer ([`SharedBuffer::is_process_shared`]) they use the
+//! waiter slots in the buffer's header instead, and Linux futexes, so they reach every process
+//! that maps the buffer, with the same exact counts and FIFO order (SEMANTICS X2).
+//!
+//! [`SharedBuffer::is_process_shared`]: crate::SharedBuffer::is_process_shared
 
 mod deadline;
 mod interrupt;
 mod ops;
+mod process_bridge;
+mod process_waiters;
 mod spin;
 pub(crate) mod timer; // crate-visible for the loom hooks only
 mod wait;
@@ -34,6 +40,7 @@ pub(crate) use word::{SharedWord, SharedWords, Word};
 /// What the loom models drive through `crate::loom_hooks` (used in loom builds only).
 #[allow(unused_imports)]
 pub(crate) mod hooks {
+    pub(crate) use super::process_waiters::slots_taken;
     pub(crate) use super::timer;
     pub(crate) use super::waiter_table::{total_queued, unpark_all_spuriously};
 }

@@ -1,4 +1,4 @@
-//! The read-modify-write, load and store operations (SEMANTICS A1–A5, A13).
+//! The read-modify-write, load and store operations (docs/semantics.md A1–A5, A13).
 
 use crate::element::AtomicElement;
 use crate::error::Error;
@@ -12,7 +12,7 @@ pub fn load<T: AtomicElement>(view: &TypedArray<T>, index: usize) -> Result<T, E
     Ok(view.element(index)?.load(SeqCst))
 }
 
-/// `Atomics.store`: writes `value` at `index`; returns the value stored (SEMANTICS A2).
+/// `Atomics.store`: writes `value` at `index`; returns the value stored (docs/semantics.md A2).
 #[inline]
 pub fn store<T: AtomicElement>(view: &TypedArray<T>, index: usize, value: T) -> Result<T, Error> {
     view.element(index)?.store(value, SeqCst);
@@ -30,7 +30,7 @@ macro_rules! rmw_fn {
 }
 
 rmw_fn!(
-    /// `Atomics.add`: adds `value` (wrapping) and returns the OLD value (SEMANTICS A2).
+    /// `Atomics.add`: adds `value` (wrapping) and returns the OLD value (docs/semantics.md A2).
     ///
     /// ```
     /// use sharedbuf::{atomics, Int32Array, SharedBuffer};
@@ -43,7 +43,7 @@ rmw_fn!(
     add, RmwOp::Add
 );
 rmw_fn!(
-    /// `Atomics.sub`: subtracts `value` (wrapping) and returns the OLD value (SEMANTICS A2).
+    /// `Atomics.sub`: subtracts `value` (wrapping) and returns the OLD value (docs/semantics.md A2).
     sub, RmwOp::Sub
 );
 rmw_fn!(
@@ -64,7 +64,7 @@ rmw_fn!(
 );
 
 /// `Atomics.compareExchange`: writes `replacement` only if the element equals `expected`;
-/// always returns the OLD value (SEMANTICS A3).
+/// always returns the OLD value (docs/semantics.md A3).
 ///
 /// ```
 /// use sharedbuf::{atomics, Int32Array, SharedBuffer};
@@ -87,7 +87,7 @@ pub fn compare_exchange<T: AtomicElement>(
 }
 
 /// `Atomics.isLockFree(size)`: whether atomic operations on `size`-byte elements are
-/// lock-free on this platform (SEMANTICS A5). 4 is always true; any size other than 1, 2, 4
+/// lock-free on this platform (docs/semantics.md A5). 4 is always true; any size other than 1, 2, 4
 /// or 8 is false.
 pub fn is_lock_free(size: usize) -> bool {
     // `Atomics.isLockFree(4)` is true on every platform JavaScript supports; the crate's own
@@ -98,7 +98,7 @@ pub fn is_lock_free(size: usize) -> bool {
         || (size == 8 && cfg!(target_has_atomic = "64"))
 }
 
-/// `Atomics.pause()`: a spin-loop hint to the processor and nothing else (SEMANTICS A13).
+/// `Atomics.pause()`: a spin-loop hint to the processor and nothing else (docs/semantics.md A13).
 #[inline]
 pub fn pause() {
     std::hint::spin_loop();

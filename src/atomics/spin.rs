@@ -78,7 +78,7 @@ impl SpinState {
     }
 
     /// Learns from a spin of `spun` (its budget) that ended with `ended`.
-    fn learn(&mut self, spun: Duration, ended: &Spun) {
+    fn learn<T>(&mut self, spun: Duration, ended: &Spun<T>) {
         let probed = self.budget.is_zero();
         match ended {
             Spun::Outcome(_) => {
@@ -102,8 +102,8 @@ shim::thread_local_static! {
 }
 
 /// How a spin ended.
-enum Spun {
-    Outcome(Outcome),
+enum Spun<T = Outcome> {
+    Outcome(T),
     /// The budget (or the wait's deadline) ran out.
     OutOfBudget,
     /// The thread was descheduled while spinning: the machine is oversubscribed.
@@ -112,7 +112,14 @@ enum Spun {
 
 /// Returns the waiter's outcome if it arrives within the thread's spin budget, else `None`.
 pub(crate) fn spin_for_outcome(waiter: &Waiter, deadline: Deadline) -> Option<Outcome> {
-    if let Some(outcome) = waiter.outcome() {
+    spin_until(|| waiter.outcome(), deadline)
+}
+
+/// Returns what `probe` finds once it finds something, if that happens within the thread's
+/// spin budget, else `None`: the same adaptive spin for any outcome word (a process-shared
+/// waiter watches its slot in the buffer's header instead of a [`Waiter`]).
+pub(crate) fn spin_until<T>(probe: impl Fn() -> Option<T>, deadline: Deadline) -> Option<T> {
+    if let Some(outcome) = probe() {
         return Some(outcome);
     }
     if LOOM || shim::cpus() < 2 || deadline == Deadline::Expired {
@@ -124,7 +131,7 @@ pub(crate) fn spin_for_outcome(waiter: &Waiter, deadline: Deadline) -> Option<Ou
         SPIN.with(|s| s.set(state));
         return None;
     }
-    let ended = spin(waiter, deadline, budget);
+    let ended = spin(&probe, deadline, budget);
     state.learn(budget, &ended);
     SPIN.with(|s| s.set(state));
     match ended {
@@ -133,8 +140,8 @@ pub(crate) fn spin_for_outcome(waiter: &Waiter, deadline: Deadline) -> Option<Ou
     }
 }
 
-/// Busy-waits for the waiter's outcome for at most `budget` (or until `deadline`).
-fn spin(waiter: &Waiter, deadline: Deadline, budget: Duration) -> Spun {
+/// Busy-waits for `probe` to find an outcome for at most `budget` (or until `deadline`).
+fn spin<T>(probe: &impl Fn() -> Option<T>, deadline: Deadline, budget: Duration) -> Spun<T> {
     let start = Instant::now();
     let end = match deadline {
         Deadline::At(at) => at.min(start + budget),
@@ -143,7 +150,7 @@ fn spin(waiter: &Waiter, deadline: Deadline, budget: Duration) -> Spun {
     let mut last_reading = start;
     let mut iteration = 0u32;
     loop {
-        if let Some(outcome) = waiter.outcome() {
+        if let Some(outcome) = probe() {
             return Spun::Outcome(outcome);
         }
         std::hint::spin_loop();

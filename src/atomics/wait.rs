@@ -1,7 +1,7 @@
-//! `Atomics.wait` and `Atomics.notify` (SEMANTICS A6–A11).
+//! `Atomics.wait` and `Atomics.notify` (docs/semantics.md A6–A11).
 //!
 //! A waiter checks the value and enqueues itself in one critical section of the waiter table
-//! ([`super::waiters`]), then waits for its own outcome word to change: first by spinning on it
+//! ([`super::waiter_table`]), then waits for its own outcome word to change: first by spinning on it
 //! briefly ([`super::spin`]), then by parking. `notify` removes waiters oldest first, sets
 //! their outcome, and unparks only those that actually parked.
 
@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use super::deadline::Deadline;
 use super::interrupt;
+use super::process_waiters;
 use super::spin::spin_for_outcome;
 use super::timer;
 use super::waiter::{Outcome, Waiter};
 use super::waiter_table;
+use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
 use crate::shim::{self, Arc, Ordering::SeqCst, Parked};
@@ -37,6 +39,12 @@ pub enum WaitResult {
 /// read-modify-writes never wake a waiter (A7); only `notify`, the timeout, or any
 /// [`Interrupter`](super::Interrupter) installed on the thread do — the last makes `wait`
 /// return `Err(Error::Terminated)`, as it does at once on an already interrupted thread (W3).
+///
+/// On a process-shared buffer ([`SharedBuffer::is_process_shared`]) a `notify` from any
+/// process wakes the wait (X2). If the process that should change the value and notify dies,
+/// nothing does: as in JavaScript, only a timeout ends such a wait. More waiters at once than
+/// the buffer has waiter slots (384, across all processes) is `Err(Error::TooManyWaiters)`;
+/// a wait whose slot another process overwrote ends with `Err(Error::BadHeader)` (X5).
 ///
 /// ```
 /// use std::time::Duration;
@@ -75,12 +83,48 @@ pub fn wait<T: Waitable>(
     expected: T,
     timeout: Option<Duration>,
 ) -> Result<WaitResult, Error> {
-    wait_at(view.element(index)?, expected, Deadline::after(timeout))
+    wait_in(
+        view.buffer(),
+        view.element(index)?,
+        expected,
+        Deadline::after(timeout),
+    )
 }
 
-/// [`wait`] on a checked element until `deadline`: the one implementation behind `wait` and
-/// the crate's own blocking loops (ports, worker lifecycle; see `word.rs`).
-pub(crate) fn wait_at<T: Waitable>(
+/// [`wait`] on a checked element of `buffer` until `deadline`: the one implementation behind
+/// `wait` and the crate's own blocking loops (ports, worker lifecycle; see `word.rs`). A
+/// process-shared buffer's waiters live in its header (`process_waiters.rs`).
+#[inline]
+pub(crate) fn wait_in<T: Waitable>(
+    buffer: &SharedBuffer,
+    element: ElementRef<'_, T>,
+    expected: T,
+    deadline: Deadline,
+) -> Result<WaitResult, Error> {
+    match buffer.process_shared() {
+        Some(header) => process_waiters::wait(buffer, header, element, expected, deadline),
+        None => wait_at(element, expected, deadline),
+    }
+}
+
+/// [`notify`] on a checked element of `buffer`: wakes up to `count` waiters, oldest first.
+#[inline]
+pub(crate) fn notify_in<T: Waitable>(
+    buffer: &SharedBuffer,
+    element: ElementRef<'_, T>,
+    count: usize,
+) -> usize {
+    match buffer.process_shared() {
+        Some(header) => {
+            let offset = process_waiters::offset_in(buffer, &element);
+            process_waiters::notify(header, offset, count)
+        }
+        None => waiter_table::notify(element.address(), count),
+    }
+}
+
+/// [`wait`] on a checked element of a private buffer, in the in-process waiter table.
+fn wait_at<T: Waitable>(
     element: ElementRef<'_, T>,
     expected: T,
     deadline: Deadline,
@@ -133,6 +177,9 @@ fn block(waiter: &Arc<Waiter>, deadline: Deadline) -> Outcome {
 /// `Atomics.notify`: wakes up to `count` waiters on element `index` (`None` = all), oldest
 /// first, and returns how many it woke (A8, A9). With nobody waiting it takes no lock.
 ///
+/// On a process-shared buffer the waiters of every process that maps it are woken and
+/// counted, oldest first across processes (X2).
+///
 /// Waiters are identified by the element's absolute byte address (A10): views at different
 /// offsets over the same bytes, and `i32` and `i64` waiters at the same address, share one list.
 ///
@@ -149,8 +196,9 @@ pub fn notify<T: Waitable>(
     count: Option<usize>,
 ) -> Result<usize, Error> {
     let element = view.element(index)?;
-    Ok(waiter_table::notify(
-        element.address(),
+    Ok(notify_in(
+        view.buffer(),
+        element,
         count.unwrap_or(usize::MAX),
     ))
 }

@@ -1,4 +1,4 @@
-//! `Atomics.waitAsync` (SEMANTICS A12): the same waiter list as [`wait`](super::wait()), with a
+//! `Atomics.waitAsync` (docs/semantics.md A12): the same waiter list as [`wait`](super::wait()), with a
 //! `Future` instead of a blocked thread.
 //!
 //! The future works with any executor: it keeps the `Waker` of its latest poll and `notify`
@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::deadline::Deadline;
+use super::process_bridge;
 use super::timer::{self, TimerEntry};
 use super::wait::WaitResult;
 use super::waiter::{Outcome, Waiter};
@@ -91,10 +92,20 @@ pub fn wait_async<T: Waitable>(
     if let Deadline::Expired = deadline {
         return Ok(WaitAsync::Ready(WaitResult::TimedOut));
     }
-    let waiter = Arc::new(Waiter::for_task(element.address()));
-    if !waiter_table::enqueue_if(&waiter, || element.load(SeqCst) == expected) {
-        return Ok(WaitAsync::Ready(WaitResult::NotEqual));
-    }
+    let waiter = match view.buffer().process_shared() {
+        // A process-shared buffer: a slot in its header, served by a doorbell thread.
+        Some(header) => match process_bridge::enqueue(view.buffer(), header, element, expected)? {
+            Some(waiter) => waiter,
+            None => return Ok(WaitAsync::Ready(WaitResult::NotEqual)),
+        },
+        None => {
+            let waiter = Arc::new(Waiter::for_task(element.address()));
+            if !waiter_table::enqueue_if(&waiter, || element.load(SeqCst) == expected) {
+                return Ok(WaitAsync::Ready(WaitResult::NotEqual));
+            }
+            waiter
+        }
+    };
     let timer = match deadline {
         Deadline::At(at) => match timer::schedule(at, &waiter) {
             Ok(entry) => Some(entry),

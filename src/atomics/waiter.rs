@@ -17,6 +17,7 @@ use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
 
+use super::process_waiters::SlotRef;
 use crate::shim::{lock, thread, Arc, AtomicU32, AtomicUsize, Mutex, Ordering, LOOM};
 
 /// How a waiter left the waiter table.
@@ -61,13 +62,17 @@ enum Wake {
 
 /// One entry of the waiter table.
 pub(crate) struct Waiter {
-    /// The absolute byte address waited on (SEMANTICS A10).
+    /// The absolute byte address waited on (docs/semantics.md A10).
     pub(crate) key: usize,
     state: AtomicU32,
     /// Where the waiter sits in its bucket while queued (`waiter_table::address_lists`). Read
     /// and written only with that bucket locked, which orders the accesses: relaxed suffices.
     slot: AtomicUsize,
     wake: Wake,
+    /// For a wait on a process-shared buffer: its slot in the buffer's header, where its
+    /// outcome is decided instead of in the waiter table (`process_waiters.rs`). The waiter
+    /// itself then only carries the wait's registration with its interrupters and the timer.
+    process_slot: Option<SlotRef>,
 }
 
 impl Waiter {
@@ -78,6 +83,7 @@ impl Waiter {
             state: AtomicU32::new(QUEUED),
             slot: AtomicUsize::new(0),
             wake: Wake::Thread(thread::current()),
+            process_slot: None,
         }
     }
 
@@ -88,7 +94,23 @@ impl Waiter {
             state: AtomicU32::new(QUEUED),
             slot: AtomicUsize::new(0),
             wake: Wake::Task(Mutex::new(None)),
+            process_slot: None,
         }
+    }
+
+    /// This waiter, waiting in `slot` of a process-shared buffer's header instead of in the
+    /// waiter table.
+    pub(crate) fn in_process_slot(self, slot: SlotRef) -> Waiter {
+        Waiter {
+            process_slot: Some(slot),
+            ..self
+        }
+    }
+
+    /// The slot of a waiter on a process-shared buffer.
+    #[inline]
+    pub(crate) fn process_slot(&self) -> Option<&SlotRef> {
+        self.process_slot.as_ref()
     }
 
     /// The outcome, or `None` while the waiter is still in the table.
@@ -102,7 +124,9 @@ impl Waiter {
     }
 
     /// Sets the outcome. Called only by the waiter table, with the waiter's bucket locked and
-    /// just after removing it from the queue. Returns whether the thread must be unparked.
+    /// just after removing it from the queue (or, for a future waiting on a process-shared
+    /// buffer, by whoever takes it off its doorbell's list: `process_bridge.rs`). Returns
+    /// whether the thread must be unparked.
     pub(crate) fn finish(&self, outcome: Outcome) -> bool {
         self.state.swap(outcome as u32, Ordering::AcqRel) == PARKED
     }

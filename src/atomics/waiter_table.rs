@@ -1,4 +1,4 @@
-//! The in-process waiter table: who waits on which address, in FIFO order (SEMANTICS A8–A11).
+//! The in-process waiter table: who waits on which address, in FIFO order (docs/semantics.md A8–A11).
 //!
 //! Waiters are keyed by the absolute byte address of the element waited on, which identifies
 //! (memory block, byte) while the memory is alive — and it is: a blocked `wait` borrows its view,
@@ -44,6 +44,7 @@ use std::any::Any;
 use std::panic;
 
 use self::address_lists::AddressLists;
+use super::process_waiters;
 use super::waiter::{wake_catching, Outcome, Waiter};
 use crate::element::Waitable;
 use crate::error::Error;
@@ -160,6 +161,11 @@ pub(crate) fn notify(key: usize, count: usize) -> usize {
 /// waiter's thread or task is woken (used when someone other than the waiter cancels it); a
 /// panicking waker unwinds out of here, with the waiter already out of the table.
 pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: Outcome, wake: bool) -> Outcome {
+    if let Some(slot) = waiter.process_slot() {
+        // A wait on a process-shared buffer: decided in its slot, not in this table. This is
+        // how interrupters and the timer, which only know waiters, reach such a wait.
+        return process_waiters::cancel(waiter, slot, outcome, wake);
+    }
     let bucket = bucket(waiter.key);
     let (removed, unpark) = {
         let mut waiters = lock(&bucket.waiters);

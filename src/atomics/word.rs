@@ -3,7 +3,7 @@
 //!
 //! The crate's protocol words (a ring's head, tail and stamps, a worker's lifecycle bits, and
 //! the lock words of the `sync` layer) live in a [`SharedBuffer`] like user data, so they block
-//! and wake through the same [`wait`](super::wait) / [`notify`](super::notify) — which is what
+//! and wake through the same [`wait`](super::wait()) / [`notify`](super::notify) — which is what
 //! lets the loom models check the code users run. Going through a public view for them would
 //! mean re-checking a bounds the protocol already guarantees and then discarding an impossible
 //! `Err`; these types check alignment and bounds once, when they are made, and hand out
@@ -18,8 +18,7 @@ use std::marker::PhantomData;
 use std::time::Instant;
 
 use super::deadline::Deadline;
-use super::wait::{wait_at, WaitResult};
-use super::waiter_table;
+use super::wait::{notify_in, wait_in, WaitResult};
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
@@ -95,7 +94,8 @@ impl<T: Waitable> SharedWords<T> {
         );
         // SAFETY: `index < len`, and the `len` words from `base` were checked to lie within the
         // buffer, aligned, at construction; `&self` keeps `memory`, so the region, alive.
-        Word(unsafe { ElementRef::new_unchecked(self.base.add(index * Self::SIZE)) })
+        let element = unsafe { ElementRef::new_unchecked(self.base.add(index * Self::SIZE)) };
+        Word(element, &self.memory)
     }
 }
 
@@ -121,10 +121,11 @@ impl<T: Waitable> SharedWord<T> {
     }
 }
 
-/// A checked word, borrowed from the [`SharedWord`] or [`SharedWords`] that keeps it alive.
-/// Every operation is one atomic instruction (or one `wait` / `notify`) and cannot fail.
+/// A checked word, borrowed from the [`SharedWord`] or [`SharedWords`] that keeps it alive,
+/// with the buffer it lives in (whose kind decides how `wait` / `notify` work). Every
+/// operation is one atomic instruction (or one `wait` / `notify`) and cannot fail.
 #[derive(Clone, Copy)]
-pub(crate) struct Word<'a, T: Waitable>(ElementRef<'a, T>);
+pub(crate) struct Word<'a, T: Waitable>(ElementRef<'a, T>, &'a SharedBuffer);
 
 #[allow(dead_code)] // the full std-like set, for the `sync` layer
 impl<T: Waitable> Word<'_, T> {
@@ -181,18 +182,21 @@ impl<T: Waitable> Word<'_, T> {
     }
 
     /// `atomics::wait` on this word until `deadline` (`None`: forever): `NotEqual` at once
-    /// unless it holds `expected`; `Err(Terminated)` if the thread's interrupter fires.
+    /// unless it holds `expected`; `Err(Terminated)` if the thread's interrupter fires. In a
+    /// process-shared buffer, also `Err(TooManyWaiters)` or `Err(BadHeader)` (see
+    /// [`super::wait()`]); a protocol that waits on a peer process must pass a deadline and
+    /// check that the peer is alive when it passes (SEMANTICS X5).
     pub(crate) fn wait_until(
         self,
         expected: T,
         deadline: Option<Instant>,
     ) -> Result<WaitResult, Error> {
-        wait_at(self.0, expected, Deadline::until(deadline))
+        wait_in(self.1, self.0, expected, Deadline::until(deadline))
     }
 
     /// `atomics::notify` on this word: wakes up to `count` waiters (`None`: all), oldest first;
-    /// returns how many it woke.
+    /// returns how many it woke (in every process, for a process-shared buffer).
     pub(crate) fn notify(self, count: Option<usize>) -> usize {
-        waiter_table::notify(self.0.address(), count.unwrap_or(usize::MAX))
+        notify_in(self.1, self.0, count.unwrap_or(usize::MAX))
     }
 }

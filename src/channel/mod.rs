@@ -1,4 +1,4 @@
-//! Message ports: Node's `MessageChannel` / `MessagePort` for any `T: Send` (SEMANTICS W4, W6).
+//! Message ports: Node's `MessageChannel` / `MessagePort` for any `T: Send` (docs/semantics.md W4, W6).
 //!
 //! [`MessageChannel::new`] gives two entangled ports; each posts to the other and receives what
 //! the other posts, in order. Messages are moved, never copied or serialized: a `Vec<u8>` in a
@@ -88,7 +88,7 @@ pub struct MessageChannel<T> {
 }
 
 impl<T: Send> MessageChannel<T> {
-    /// Two entangled ports with [`DEFAULT_CAPACITY`] slots each way (SEMANTICS W6).
+    /// Two entangled ports with [`DEFAULT_CAPACITY`] slots each way (docs/semantics.md W6).
     ///
     /// # Panics
     ///

@@ -10,7 +10,7 @@ use crate::shim::{self, Arc};
 /// One end of an entangled pair: posts `Tx` to the other end and receives the `Rx` it posts
 /// (both `T` for a [`MessageChannel`](super::MessageChannel)).
 ///
-/// Messages arrive in the order they were posted (SEMANTICS W4). [`close`](Self::close) (or
+/// Messages arrive in the order they were posted (docs/semantics.md W4). [`close`](Self::close) (or
 /// dropping either port) closes both directions: later posts return `Err(Error::Closed)`, and
 /// what was posted before is still delivered to a port that still exists (W6). Dropping a port
 /// also drops the messages queued for it at once, since nothing can receive them any more (as
@@ -77,7 +77,7 @@ pub(crate) type Entangled<Tx, Rx> = (MessagePort<Tx, Rx>, MessagePort<Rx, Tx>);
 pub enum PostError<T> {
     /// The port's queue is full ([`MessagePort::try_post_message`]).
     Full(T),
-    /// The port is closed (SEMANTICS W4, W6).
+    /// The port is closed (docs/semantics.md W4, W6).
     Closed(T),
     /// The queue stayed full for the whole timeout ([`MessagePort::post_message_timeout`]).
     Timeout(T),
@@ -155,7 +155,7 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
     }
 
     /// The oldest message if one is there, without waiting for a post: Node's
-    /// `receiveMessageOnPort` (SEMANTICS W6). `None` only when no message is queued (empty, or
+    /// `receiveMessageOnPort` (docs/semantics.md W6). `None` only when no message is queued (empty, or
     /// closed and drained): a post that has claimed the oldest place but is still writing its
     /// message is waited for (it never blocks), so a message whose post returned before this
     /// call is always found unless another receive took it.

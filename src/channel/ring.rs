@@ -27,7 +27,7 @@
 //! old stamp had [`WAITING`] set. The flag and the swap are read-modify-writes of the same word,
 //! so they are totally ordered: either the swap sees the flag (and notifies), or the waiter's
 //! compare-exchange fails (and it sees the new stamp). `wait` checks the value under the waiter
-//! table's lock (SEMANTICS A11), so a notify that follows the swap is never lost. When nobody
+//! table's lock (docs/semantics.md A11), so a notify that follows the swap is never lost. When nobody
 //! waits, a message costs no `notify` at all.
 //!
 //! # Closing

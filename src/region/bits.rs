@@ -6,7 +6,7 @@
 use std::fmt::Debug;
 
 /// A read-modify-write operation on raw bits. Wrapping arithmetic on the unsigned bits gives the
-/// two's-complement result for signed elements too (SEMANTICS A2).
+/// two's-complement result for signed elements too (docs/semantics.md A2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RmwOp {
     Add,

@@ -1,5 +1,5 @@
-//! Page-aligned zeroed heap blocks: the backing for small buffers, and for every buffer under
-//! Miri (which cannot run `mmap`).
+//! Page-aligned heap blocks: the backing for small buffers, for every buffer under Miri (which
+//! cannot run `mmap`), and, without zeroing, for the copies `slice` makes.
 
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
@@ -8,7 +8,13 @@ use crate::error::Error;
 
 const PAGE: usize = 4096;
 
-/// An owned, zeroed, page-aligned heap allocation of a non-zero size.
+/// The alignment of blocks that are overwritten at once (`slice`'s copies): a cache line, more
+/// than any atomic access needs. Not a page: the system allocator (glibc) maps and unmaps every
+/// large page-aligned block afresh, so each copy would fault in every page again, where a
+/// cache-line-aligned block is recycled like a `Vec`'s.
+const LINE: usize = 64;
+
+/// An owned heap allocation of a non-zero size, aligned to a page or a cache line.
 pub(super) struct HeapBlock {
     base: NonNull<u8>,
     layout: Layout,
@@ -17,13 +23,29 @@ pub(super) struct HeapBlock {
 impl HeapBlock {
     /// Allocates `size` (> 0) zeroed bytes aligned to a page.
     pub(super) fn zeroed(size: usize) -> Result<HeapBlock, Error> {
+        Self::allocate(size, PAGE, true)
+    }
+
+    /// Allocates `size` (> 0) bytes aligned to a cache line, with unspecified (uninitialized)
+    /// contents: the caller writes every byte before reading any.
+    pub(super) fn uninit(size: usize) -> Result<HeapBlock, Error> {
+        Self::allocate(size, LINE, false)
+    }
+
+    fn allocate(size: usize, align: usize, zeroed: bool) -> Result<HeapBlock, Error> {
         debug_assert!(size > 0);
-        let layout = Layout::from_size_align(size, PAGE).map_err(|_| Error::AllocationFailed {
+        let layout = Layout::from_size_align(size, align).map_err(|_| Error::AllocationFailed {
             bytes: size,
             reason: "the size overflows the platform's allocation limit".into(),
         })?;
         // SAFETY: `layout` has a non-zero size.
-        let ptr = unsafe { alloc::alloc_zeroed(layout) };
+        let ptr = unsafe {
+            if zeroed {
+                alloc::alloc_zeroed(layout)
+            } else {
+                alloc::alloc(layout)
+            }
+        };
         let base = NonNull::new(ptr).ok_or_else(|| Error::AllocationFailed {
             bytes: size,
             reason: "the allocator is out of memory".into(),

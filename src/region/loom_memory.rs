@@ -5,10 +5,11 @@
 //! belong in a loom model.
 
 use std::ptr::NonNull;
+use std::time::Instant;
 
 use super::bits::{failure_ordering, Bits, RmwOp};
 use crate::error::Error;
-use crate::shim::{AtomicU64, Ordering};
+use crate::shim::{lock, thread, Arc, AtomicBool, AtomicU64, Mutex, Ordering, Parked};
 
 /// The largest block a loom model may use.
 const LOOM_MAX: usize = 1 << 20;
@@ -19,8 +20,9 @@ pub(super) struct Memory {
 }
 
 impl Memory {
-    /// `reserved` zeroed bytes (rounded up to whole cells) and a pointer to the first.
-    pub(super) fn zeroed(reserved: usize) -> Result<(Memory, RegionPtr), Error> {
+    /// `reserved` zeroed bytes (rounded up to whole cells), all accessible, and a pointer to
+    /// the first.
+    pub(super) fn new(reserved: usize, _accessible: usize) -> Result<(Memory, RegionPtr), Error> {
         if reserved > LOOM_MAX {
             return Err(Error::AllocationFailed {
                 bytes: reserved,
@@ -36,6 +38,16 @@ impl Memory {
             offset: 0,
         };
         Ok((Memory { _cells: cells }, base))
+    }
+
+    /// As `new`: zeroed cells are as good as unspecified contents.
+    pub(super) fn uninit(len: usize) -> Result<(Memory, RegionPtr), Error> {
+        Self::new(len, len)
+    }
+
+    /// Every cell is accessible from the start: nothing to commit.
+    pub(super) fn commit(&self, _len: usize) -> Result<(), Error> {
+        Ok(())
     }
 }
 
@@ -88,6 +100,20 @@ impl RegionPtr {
         // SAFETY: alive per the caller.
         let (cell, shift, mask) = unsafe { self.cell::<B>(offset) };
         B::from_u64((cell.load(order) & mask) >> shift)
+    }
+
+    /// # Safety
+    /// As for `load` at offset `index * B::SIZE`.
+    pub(crate) unsafe fn load_element<B: Bits>(self, index: usize, order: Ordering) -> B {
+        // SAFETY: as per the caller.
+        unsafe { self.load::<B>(index * B::SIZE, order) }
+    }
+
+    /// # Safety
+    /// As for `load` at offset `index * B::SIZE`.
+    pub(crate) unsafe fn store_element<B: Bits>(self, index: usize, value: B, order: Ordering) {
+        // SAFETY: as per the caller.
+        unsafe { self.store::<B>(index * B::SIZE, value, order) }
     }
 
     /// # Safety
@@ -150,8 +176,67 @@ impl RegionPtr {
         (self.cells.as_ptr() as usize).wrapping_add(self.offset)
     }
 
+    /// The model's futex (see the native `RegionPtr::futex_wait`): sleeps while the `u32` here
+    /// holds `expected`, until a [`RegionPtr::futex_wake`] on it. The check and the enqueue
+    /// are one critical section of the sleepers' lock, as in the kernel. The deadline is
+    /// ignored: under loom the model plays the clock (`loom_hooks::fire_timeouts`).
+    ///
+    /// # Safety
+    /// As for `load` of a `u32`, at offset 0.
+    pub(crate) unsafe fn futex_wait(self, expected: u32, _deadline: Option<Instant>) -> Parked {
+        let woken = Arc::new(AtomicBool::new(false));
+        {
+            let mut sleepers = lock(&FUTEX_SLEEPERS);
+            // SAFETY: as per the caller.
+            if unsafe { self.load::<u32>(0, Ordering::SeqCst) } != expected {
+                return Parked::Woken;
+            }
+            sleepers.push(Sleeper {
+                address: self.address(),
+                thread: thread::current(),
+                woken: Arc::clone(&woken),
+            });
+        }
+        while !woken.load(Ordering::Acquire) {
+            thread::park();
+        }
+        Parked::Woken
+    }
+
+    /// Wakes up to `count` sleepers of [`RegionPtr::futex_wait`] on this word, oldest first;
+    /// returns how many.
+    ///
+    /// # Safety
+    /// As for `futex_wait`.
+    pub(crate) unsafe fn futex_wake(self, count: u32) -> usize {
+        let mut sleepers = lock(&FUTEX_SLEEPERS);
+        let mut woken = 0;
+        sleepers.retain(|sleeper| {
+            if woken < count as usize && sleeper.address == self.address() {
+                sleeper.woken.store(true, Ordering::Release);
+                sleeper.thread.unpark();
+                woken += 1;
+                false
+            } else {
+                true
+            }
+        });
+        woken
+    }
+
     /// Loom memory is not raw: copies go word by word through the cells.
     pub(crate) fn raw(self) -> Option<*mut u8> {
         None
     }
+}
+
+/// A thread asleep in the model's futex.
+struct Sleeper {
+    address: usize,
+    thread: thread::Thread,
+    woken: Arc<AtomicBool>,
+}
+
+crate::shim::lazy_static! {
+    static ref FUTEX_SLEEPERS: Mutex<Vec<Sleeper>> = Mutex::new(Vec::new());
 }

@@ -3,7 +3,7 @@
 //! not memory.
 //!
 //! memmap2's `MmapRaw` is used (never a mutable mapping type that derefs to a slice): region
-//! memory must never be seen as a Rust slice (DESIGN.md rule 1).
+//! memory must never be seen as a Rust slice (soundness rule 1).
 
 use std::ptr::NonNull;
 

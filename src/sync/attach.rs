@@ -1,5 +1,5 @@
 //! Attaching a primitive to bytes of a [`SharedBuffer`]: the one check every `X::at` makes, and
-//! parameters written exactly once (SEMANTICS S1).
+//! parameters written exactly once (docs/semantics.md S1).
 //!
 //! Attaching never writes the primitive's state: all-zero bytes are every primitive's initial
 //! state, so a handle made before, after or at the same moment as another one at the same offset

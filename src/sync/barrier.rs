@@ -1,4 +1,4 @@
-//! [`Barrier`]: a reusable barrier in 16 bytes of a [`SharedBuffer`] (SEMANTICS S1, S3, S6).
+//! [`Barrier`]: a reusable barrier in 16 bytes of a [`SharedBuffer`] (docs/semantics.md S1, S3, S6).
 //!
 //! # Words (16 bytes, aligned to 8; all zero = no arrivals, parties not yet set)
 //!

@@ -1,4 +1,4 @@
-//! [`Condvar`]: a condition variable in 8 bytes of a [`SharedBuffer`] (SEMANTICS S1, S3, S4, S6).
+//! [`Condvar`]: a condition variable in 8 bytes of a [`SharedBuffer`] (docs/semantics.md S1, S3, S4, S6).
 //!
 //! # Words (8 bytes, aligned to 4; all zero = nobody waiting)
 //!
@@ -45,7 +45,7 @@ use crate::shim::{
 const SEQUENCE: usize = 0;
 const WAITERS: usize = 1;
 
-/// A condition variable whose state lives in 8 bytes of a [`SharedBuffer`] (SEMANTICS S4),
+/// A condition variable whose state lives in 8 bytes of a [`SharedBuffer`] (docs/semantics.md S4),
 /// used with a [`Mutex`](super::Mutex) of the same or another buffer.
 ///
 /// - [`wait`](Condvar::wait) releases the mutex, sleeps until notified, and takes the mutex

@@ -1,4 +1,4 @@
-//! [`Latch`]: a countdown latch / wait group in two words of a [`SharedBuffer`] (SEMANTICS S1,
+//! [`Latch`]: a countdown latch / wait group in two words of a [`SharedBuffer`] (docs/semantics.md S1,
 //! S3, S6).
 //!
 //! # Words (8 bytes, aligned to 4; all zero = count zero)

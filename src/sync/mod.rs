@@ -1,5 +1,5 @@
 //! Locks whose whole state lives in the bytes of a [`SharedBuffer`](crate::SharedBuffer)
-//! (SEMANTICS S1–S6): [`Mutex`], [`Condvar`], [`RwLock`], [`Semaphore`], [`Barrier`], [`Latch`],
+//! (docs/semantics.md S1–S6): [`Mutex`], [`Condvar`], [`RwLock`], [`Semaphore`], [`Barrier`], [`Latch`],
 //! [`Once`].
 //!
 //! # Why this layer exists

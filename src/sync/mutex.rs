@@ -1,4 +1,4 @@
-//! [`Mutex`]: a lock word at an offset of a [`SharedBuffer`] (SEMANTICS S1, S2, S3, S5, S6).
+//! [`Mutex`]: a lock word at an offset of a [`SharedBuffer`] (docs/semantics.md S1, S2, S3, S5, S6).
 //!
 //! # Words (16 bytes, aligned to 8; all zero = unlocked, nobody waiting)
 //!
@@ -127,7 +127,7 @@ fn waiters(state: u32) -> u32 {
     state / WAITER
 }
 
-/// A mutual-exclusion lock whose state lives in 16 bytes of a [`SharedBuffer`] (SEMANTICS S2).
+/// A mutual-exclusion lock whose state lives in 16 bytes of a [`SharedBuffer`] (docs/semantics.md S2).
 ///
 /// A `Mutex` guards no Rust value: it guards whatever the threads agree it guards, typically
 /// other bytes of the same buffer, read and written through views while the lock is held. The

@@ -1,4 +1,4 @@
-//! [`Once`]: one-time initialization in 16 bytes of a [`SharedBuffer`] (SEMANTICS S1, S2, S3,
+//! [`Once`]: one-time initialization in 16 bytes of a [`SharedBuffer`] (docs/semantics.md S1, S2, S3,
 //! S6).
 //!
 //! # Words (16 bytes, aligned to 8; all zero = not yet run)
@@ -328,7 +328,7 @@ struct Run<'a> {
 impl Drop for Run<'_> {
     fn drop(&mut self) {
         if shim::model_is_unwinding() {
-            return; // a failed loom model: see `shim::model_is_unwinding`
+            return; // loom gave up on a model: see `shim::model_is_unwinding`
         }
         self.once.owner().store(owner::NONE, Relaxed);
         let old = self.once.state().swap(self.outcome, Release);

@@ -1,4 +1,4 @@
-//! Who holds a lock: the value a lock's owner word records (SEMANTICS S2).
+//! Who holds a lock: the value a lock's owner word records (docs/semantics.md S2).
 //!
 //! Each lock keeps its owner in a 64-bit word beside the words threads sleep on. In this process
 //! the owner is a per-thread token: nonzero, unique for the life of the process, fixed for the

@@ -1,4 +1,4 @@
-//! [`RwLock`]: a readers-writer lock in 24 bytes of a [`SharedBuffer`] (SEMANTICS S1–S3, S5,
+//! [`RwLock`]: a readers-writer lock in 24 bytes of a [`SharedBuffer`] (docs/semantics.md S1–S3, S5,
 //! S6).
 //!
 //! # Words (24 bytes, aligned to 8; all zero = unlocked, nobody waiting)

@@ -1,4 +1,4 @@
-//! [`Semaphore`]: a counting semaphore in one word of a [`SharedBuffer`] (SEMANTICS S1, S3, S5,
+//! [`Semaphore`]: a counting semaphore in one word of a [`SharedBuffer`] (docs/semantics.md S1, S3, S5,
 //! S6).
 //!
 //! # Word (4 bytes, aligned to 4; all zero = no permits, nobody waiting)

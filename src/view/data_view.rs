@@ -1,4 +1,4 @@
-//! [`DataView`]: any numeric type at any byte offset, in either byte order (SEMANTICS V5).
+//! [`DataView`]: any numeric type at any byte offset, in either byte order (docs/semantics.md V5).
 //!
 //! An access at an offset aligned to the type's size is one atomic access (it never tears);
 //! an unaligned one is a sequence of relaxed atomic byte accesses (each byte is whole, the

@@ -34,7 +34,7 @@ impl<'a, T: Element> ElementRef<'a, T> {
         }
     }
 
-    /// The absolute address of the location: its identity for waiter lists (SEMANTICS A10).
+    /// The absolute address of the location: its identity for waiter lists (docs/semantics.md A10).
     #[inline(always)]
     pub(crate) fn address(&self) -> usize {
         self.ptr.address()

@@ -1,4 +1,4 @@
-//! [`TypedArray`]: a typed window onto a buffer's bytes (SEMANTICS V1–V4).
+//! [`TypedArray`]: a typed window onto a buffer's bytes (docs/semantics.md V1–V4).
 //!
 //! A view is a buffer handle plus a byte offset and either a fixed length or "track the
 //! buffer's length" (JavaScript's length-tracking views over growable buffers). Every element
@@ -10,10 +10,10 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::RangeBounds;
 
-use crate::buffer::SharedBuffer;
+use crate::buffer::{LengthWord, SharedBuffer};
 use crate::element::Element;
 use crate::error::Error;
-use crate::range;
+use crate::range::{self, Unit};
 use crate::region::{Bits, RegionPtr};
 use crate::shim::Ordering;
 use crate::view::ElementRef;
@@ -39,12 +39,15 @@ pub struct TypedArray<T: Element> {
     /// instruction: the region never moves, and `buffer` keeps it alive.
     base: RegionPtr,
     byte_offset: usize,
-    /// Elements known to exist: a fixed-length view's length, or a length-tracking view's
-    /// length when it was made (views never shrink). A plain field, so most bounds checks need
-    /// no atomic load and a loop over the view compiles like a loop over a slice.
-    known_len: usize,
-    /// Length-tracking: the length is computed from the buffer's (atomic) length at each use.
-    tracking: bool,
+    /// `Some` for a length-tracking view: its buffer's length word, cached so that the length
+    /// now is one relaxed load, not a walk through the buffer handle (`buffer` keeps the word
+    /// alive). Every bounds check tests it first, so in a loop the compiler splits on it once.
+    length_word: Option<LengthWord>,
+    /// A fixed view's length in elements (a tracking view's is computed from the word): a
+    /// plain number, so its bounds check is one comparison and a loop over the view compiles
+    /// like one over a slice. (Two plain fields rather than an enum: in a loop of stores the
+    /// compiler reloads an enum's payload after every store, but hoists a plain field.)
+    fixed_len: usize,
     _element: PhantomData<fn() -> T>,
 }
 
@@ -125,14 +128,13 @@ impl<T: Element> TypedArray<T> {
         // SAFETY: `byte_offset` was checked to be at most the buffer's length, which never
         // exceeds the region's reserved size.
         let base = unsafe { buffer.region().ptr_at(byte_offset) };
-        let known_len =
-            length.unwrap_or_else(|| (buffer.byte_length_relaxed() - byte_offset) / Self::SIZE);
+        let length_word = length.is_none().then(|| buffer.length_word());
         TypedArray {
             buffer,
             base,
             byte_offset,
-            known_len,
-            tracking: length.is_none(),
+            length_word,
+            fixed_len: length.unwrap_or(0),
             _element: PhantomData,
         }
     }
@@ -140,18 +142,24 @@ impl<T: Element> TypedArray<T> {
     /// The number of elements now; a length-tracking view's length follows `grow` (V3).
     #[inline(always)]
     pub fn len(&self) -> usize {
-        if self.tracking {
-            self.tracking_len()
-        } else {
-            self.known_len
+        match self.length_word {
+            None => self.fixed_len,
+            Some(word) => self.tracking_len(word),
         }
     }
 
-    /// A length-tracking view's length now (an atomic load of the buffer's length).
-    #[inline]
-    fn tracking_len(&self) -> usize {
-        // `byte_length` never decreases and was at least `byte_offset` at construction.
-        (self.buffer.byte_length_relaxed() - self.byte_offset) / Self::SIZE
+    /// A length-tracking view's length now: one relaxed load of the buffer's length word.
+    #[inline(always)]
+    fn tracking_len(&self, word: LengthWord) -> usize {
+        // SAFETY: `word` is this view's buffer's, and `self.buffer` keeps that alive.
+        Self::elements_between(self.byte_offset, unsafe { word.load_relaxed() })
+    }
+
+    /// The whole elements from `byte_offset` to a buffer length of `byte_length`. A view's
+    /// offset is at most its buffer's length when it is made, and lengths never decrease.
+    #[inline(always)]
+    fn elements_between(byte_offset: usize, byte_length: usize) -> usize {
+        (byte_length - byte_offset) / Self::SIZE
     }
 
     /// Whether the view has no elements now.
@@ -171,7 +179,7 @@ impl<T: Element> TypedArray<T> {
 
     /// Whether the view follows its buffer's growth.
     pub fn is_length_tracking(&self) -> bool {
-        self.tracking
+        self.length_word.is_some()
     }
 
     /// The buffer the view looks at.
@@ -203,30 +211,41 @@ impl<T: Element> TypedArray<T> {
         // SAFETY: `index` is in bounds per the caller, so the element lies within the region,
         // aligned (the offset is a multiple of the element size); `self.buffer` keeps the
         // region alive.
-        T::from_bits(unsafe {
-            self.base
-                .load::<T::Bits>(index * Self::SIZE, Ordering::Relaxed)
-        })
+        T::from_bits(unsafe { self.base.load_element::<T::Bits>(index, Ordering::Relaxed) })
     }
 
-    /// Relaxed atomic write of element `index`, unchecked.
-    ///
-    /// # Safety
-    /// As for [`TypedArray::load_unchecked`].
+    /// Whether element `index` exists now: one plain comparison for a fixed view; for a
+    /// tracking view one relaxed load of the buffer's length and one comparison. (Views never
+    /// shrink, so an index found in bounds stays in bounds.)
     #[inline(always)]
-    unsafe fn store_unchecked(&self, index: usize, value: T) {
-        // SAFETY: as in `load_unchecked`.
-        unsafe {
-            self.base
-                .store::<T::Bits>(index * Self::SIZE, value.to_bits(), Ordering::Relaxed)
+    fn in_bounds(&self, index: usize) -> bool {
+        // The fields are read up front so that in a loop the compiler hoists them all (a read
+        // in one branch would be repeated on every pass through it).
+        let (length_word, fixed_len, byte_offset) =
+            (self.length_word, self.fixed_len, self.byte_offset);
+        match length_word {
+            None => index < fixed_len,
+            Some(word) => {
+                // SAFETY: `word` is this view's buffer's; `self.buffer` keeps it alive.
+                let byte_length = unsafe { word.load_relaxed() };
+                Self::ends_within(index, byte_offset, byte_length)
+            }
         }
     }
 
-    /// Whether element `index` exists now: a plain comparison for most indices, an atomic
-    /// load of the buffer's length only past a length-tracking view's initial length.
+    /// The largest index an element can have: its end, `index * SIZE + byte_offset + SIZE`,
+    /// is at most a buffer's length, which is at most `isize::MAX` (the largest region).
+    const MAX_INDEX: usize = (isize::MAX as usize - Self::SIZE) / Self::SIZE;
+
+    /// Whether element `index` of a view at `byte_offset` ends within `byte_length` bytes.
+    ///
+    /// Computed on the element's end in bytes, so that in a loop the compiler steps that end
+    /// along with the index: one comparison per element, no subtraction and division. Exact
+    /// and overflow-free: past `MAX_INDEX` nothing fits, and below it
+    /// `index * SIZE <= isize::MAX - SIZE`, so the end is at most `isize::MAX + byte_offset`.
     #[inline(always)]
-    fn in_bounds(&self, index: usize) -> bool {
-        index < self.known_len || (self.tracking && index < self.tracking_len())
+    fn ends_within(index: usize, byte_offset: usize, byte_length: usize) -> bool {
+        index <= Self::MAX_INDEX && index * Self::SIZE + byte_offset + Self::SIZE <= byte_length
     }
 
     /// Element `index`, or `None` past the end (V4). A relaxed atomic read: never torn.
@@ -239,7 +258,7 @@ impl<T: Element> TypedArray<T> {
             // SAFETY: `index < len`: the element lies within the region, aligned (the view's
             // offset is a multiple of the element size); `self.buffer` keeps the region alive.
             Some(T::from_bits(unsafe {
-                base.load::<T::Bits>(index * Self::SIZE, Ordering::Relaxed)
+                base.load_element::<T::Bits>(index, Ordering::Relaxed)
             }))
         } else {
             None
@@ -252,9 +271,7 @@ impl<T: Element> TypedArray<T> {
         let base = self.base;
         if self.in_bounds(index) {
             // SAFETY: as in `get`.
-            unsafe {
-                base.store::<T::Bits>(index * Self::SIZE, value.to_bits(), Ordering::Relaxed)
-            };
+            unsafe { base.store_element::<T::Bits>(index, value.to_bits(), Ordering::Relaxed) };
             Ok(())
         } else {
             Err(Error::IndexOutOfRange {
@@ -320,27 +337,44 @@ impl<T: Element> TypedArray<T> {
         out
     }
 
-    /// Sets every element to `value`.
+    /// Sets every element to `value`: each element written whole, with machine-word (or, on
+    /// x86-64, CPU string) stores for the bulk of the view.
     pub fn fill(&self, value: T) {
-        for index in 0..self.len() {
-            // SAFETY: `index < len`, and a view's length never decreases.
-            unsafe { self.store_unchecked(index, value) };
+        self.fill_elements(0, self.len(), value);
+    }
+
+    /// Writes `value` into `count` elements from element `start`, already checked to lie
+    /// within the view.
+    fn fill_elements(&self, start: usize, count: usize, value: T) {
+        // SAFETY: the elements lie within the view (per the caller; views never shrink), hence
+        // within the buffer's accessible bytes; the offset is a multiple of the element size
+        // (the view's offset is); `self.buffer` keeps the region alive.
+        unsafe {
+            self.buffer.region().fill::<T::Bits>(
+                self.byte_offset + start * Self::SIZE,
+                count,
+                value.to_bits(),
+            )
         }
     }
 
     /// Sets the elements in `range` to `value`, as JavaScript's `fill(value, start, end)`.
+    /// `Err(InvertedElementRange)` if the start lies after the end,
+    /// `Err(ElementRangeOutOfBounds)` past the view's length.
     pub fn fill_range(&self, range: impl RangeBounds<usize>, value: T) -> Result<(), Error> {
-        let (start, end) = range::resolve(&range, self.len())?;
-        let sub = self.sub(start, Some(end - start));
-        sub.fill(value);
+        let (start, end) = range::resolve(&range, self.len(), Unit::Elements)?;
+        self.fill_elements(start, end - start, value);
         Ok(())
     }
 
     /// A view of the elements in `range` over the same memory, as JavaScript's
     /// `subarray(begin, end)`. An open-ended range on a length-tracking view stays tracking.
+    /// `Err(InvertedElementRange)` if the start lies after the end,
+    /// `Err(ElementRangeOutOfBounds)` past the view's length.
     pub fn subarray(&self, range: impl RangeBounds<usize>) -> Result<TypedArray<T>, Error> {
-        let (start, end) = range::resolve(&range, self.len())?;
-        let tracking = self.tracking && matches!(range.end_bound(), std::ops::Bound::Unbounded);
+        let (start, end) = range::resolve(&range, self.len(), Unit::Elements)?;
+        let tracking =
+            self.is_length_tracking() && matches!(range.end_bound(), std::ops::Bound::Unbounded);
         Ok(self.sub(start, if tracking { None } else { Some(end - start) }))
     }
 
@@ -370,8 +404,8 @@ impl<T: Element> Clone for TypedArray<T> {
             buffer: self.buffer.clone(),
             base: self.base,
             byte_offset: self.byte_offset,
-            known_len: self.known_len,
-            tracking: self.tracking,
+            length_word: self.length_word,
+            fixed_len: self.fixed_len,
             _element: PhantomData,
         }
     }

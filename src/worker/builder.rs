@@ -1,4 +1,4 @@
-//! [`WorkerBuilder`]: a worker's settings (SEMANTICS W7), and how a worker is started.
+//! [`WorkerBuilder`]: a worker's settings (docs/semantics.md W7), and how a worker is started.
 
 use super::context::{IntoExitCode, WorkerContext};
 use super::handle::Worker;
@@ -8,7 +8,7 @@ use crate::channel::{MessagePort, DEFAULT_CAPACITY};
 use crate::error::Error;
 use crate::shim::{thread, Arc};
 
-/// Configures a worker before it starts (SEMANTICS W7): `Worker::builder().name(..)...spawn(f)`.
+/// Configures a worker before it starts (docs/semantics.md W7): `Worker::builder().name(..)...spawn(f)`.
 #[derive(Debug)]
 pub struct WorkerBuilder<D = ()> {
     name: Option<String>,

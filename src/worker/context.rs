@@ -1,4 +1,4 @@
-//! What a worker sees of itself (SEMANTICS W7, W8): [`WorkerContext`], and what its closure may
+//! What a worker sees of itself (docs/semantics.md W7, W8): [`WorkerContext`], and what its closure may
 //! return ([`IntoExitCode`]).
 
 use std::cell::Cell;
@@ -33,7 +33,7 @@ pub fn thread_id() -> u64 {
 }
 
 /// What a worker's closure receives: its port to the parent, its `worker_data`, its id, and
-/// whether it was asked to terminate (SEMANTICS W7, W8).
+/// whether it was asked to terminate (docs/semantics.md W7, W8).
 ///
 /// The port posts `Out` to the parent (which sees them as
 /// [`WorkerEvent::Message`](super::WorkerEvent::Message)) and receives the `In` the parent
@@ -122,7 +122,7 @@ impl<In, Out, D> fmt::Debug for WorkerContext<In, Out, D> {
     }
 }
 
-/// What a worker's closure may return: the exit code, or the error that ends it (SEMANTICS W2).
+/// What a worker's closure may return: the exit code, or the error that ends it (docs/semantics.md W2).
 ///
 /// - `()` exits with code 0; an `i32` exits with that code;
 /// - `Result<T, E>` with `E: Display`: `Ok(t)` exits as `t` does; `Err(e)` is reported as an

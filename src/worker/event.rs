@@ -1,9 +1,9 @@
 //! What a worker reports to its parent: [`WorkerEvent`]s, [`WorkerError`], [`ExitStatus`], and
-//! its [`WorkerState`] (SEMANTICS W1, W2).
+//! its [`WorkerState`] (docs/semantics.md W1, W2).
 
 use std::fmt;
 
-/// One event from a worker, in SEMANTICS W1's order: `Online`, then every message the worker
+/// One event from a worker, in docs/semantics.md W1's order: `Online`, then every message the worker
 /// posted, then `Error` (if it failed), then `Exit`, always last.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WorkerEvent<Out> {
@@ -20,7 +20,7 @@ pub enum WorkerEvent<Out> {
     Exit(ExitStatus),
 }
 
-/// Why a worker failed: the error it returned, or the message of its panic (SEMANTICS W2).
+/// Why a worker failed: the error it returned, or the message of its panic (docs/semantics.md W2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerError {
     message: String,
@@ -65,7 +65,7 @@ impl fmt::Display for WorkerError {
 
 impl std::error::Error for WorkerError {}
 
-/// How a worker ended (SEMANTICS W2): code 0 for a normal return (or the code it returned),
+/// How a worker ended (docs/semantics.md W2): code 0 for a normal return (or the code it returned),
 /// 1 after an error, a panic, or [`terminate`](super::Worker::terminate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ExitStatus {
@@ -112,7 +112,7 @@ impl fmt::Display for ExitStatus {
     }
 }
 
-/// Where a worker is in its life (SEMANTICS W1).
+/// Where a worker is in its life (docs/semantics.md W1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WorkerState {
     /// Spawned; its closure has not started yet (and never will if it was terminated first).

@@ -1,5 +1,5 @@
 //! [`Worker`]: the parent's handle to a worker thread, and the event stream it reads
-//! (SEMANTICS W1–W3, W9).
+//! (docs/semantics.md W1–W3, W9).
 //!
 //! # How the event order is kept (W1)
 //!
@@ -222,7 +222,7 @@ impl<In, Out> Worker<In, Out> {
     /// use std::sync::atomic::{AtomicBool, Ordering};
     /// use std::sync::Arc;
     /// use std::time::Duration;
-    /// use sharedbuf::worker::Worker;
+    /// use sharedbuf::worker::{Worker, WorkerEvent};
     /// use sharedbuf::Error;
     ///
     /// let stop = Arc::new(AtomicBool::new(false));
@@ -230,6 +230,7 @@ impl<In, Out> Worker<In, Out> {
     /// let worker: Worker<(), ()> = Worker::spawn(move |_ctx| {
     ///     while !seen.load(Ordering::SeqCst) {} // a CPU loop that ignores termination
     /// })?;
+    /// assert_eq!(worker.recv_event()?, WorkerEvent::Online); // the loop is running
     /// assert_eq!(worker.terminate_timeout(Duration::from_millis(10)), Err(Error::Timeout));
     /// stop.store(true, Ordering::SeqCst);
     /// let status = worker.join()?;

@@ -1,6 +1,6 @@
 //! [`Lifecycle`]: what the parent and the worker's thread share about the worker's life — one
 //! word of state bits they wait and wake on, the interrupter `terminate()` fires, and how the
-//! worker ended (SEMANTICS W1–W3, W9).
+//! worker ended (docs/semantics.md W1–W3, W9).
 //!
 //! # The lifecycle word
 //!

@@ -1,4 +1,4 @@
-//! Workers: Node's `worker_threads` on OS threads (SEMANTICS W1–W9).
+//! Workers: Node's `worker_threads` on OS threads (docs/semantics.md W1–W9).
 //!
 //! A [`Worker`] runs a closure on its own thread. The closure gets a [`WorkerContext`]: its
 //! port to the parent, its `worker_data`, its `thread_id`, and whether it was asked to

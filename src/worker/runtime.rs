@@ -1,5 +1,5 @@
 //! The worker's thread: runs the closure, turns what it returns (or its panic) into the
-//! worker's ending, then records the ending, closes the port and sets `EXITED` (SEMANTICS W1,
+//! worker's ending, then records the ending, closes the port and sets `EXITED` (docs/semantics.md W1,
 //! W2, W9).
 //!
 //! User code runs all through a worker's thread: the closure, its `IntoExitCode` conversion,

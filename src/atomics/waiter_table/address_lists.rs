@@ -18,7 +18,7 @@
 //! - L4: a waiter held here has `slot()` equal to the index of the slot holding it.
 //!
 //! Unlinking a waiter joins its two neighbours (or moves its address's `ends`) and changes no
-//! other link, so the remaining waiters of every address keep their order (FIFO, SEMANTICS A9).
+//! other link, so the remaining waiters of every address keep their order (FIFO, docs/semantics.md A9).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

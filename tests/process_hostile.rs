@@ -1,0 +1,230 @@
+//! Hostile and crashed peers (docs/semantics.md X5): another process writes garbage into a
+//! process-shared buffer's header, and this one keeps working: errors, never a crash, a panic
+//! or a wait without end.
+#![cfg(target_os = "linux")]
+
+mod process_support;
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use process_support::*;
+use sharedbuf::atomics::{self, WaitAsync};
+use sharedbuf::{Error, Int32Array, SharedBuffer};
+
+const ROLES: &str = "child_process_roles";
+/// How long the scribbler writes garbage.
+const SCRIBBLE_FOR: Duration = Duration::from_secs(2);
+
+/// A small xorshift generator: reproducible garbage without a dependency.
+struct Garbage(u64);
+
+impl Garbage {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// The body of every child process of this file (a no-op in a normal test run).
+#[test]
+fn child_process_roles() {
+    let Some(role) = child_role(ROLES) else {
+        return;
+    };
+    assert_eq!(role, format!("{ROLES}:scribble"));
+    // Writes straight into the file: no SharedBuffer, no validation, any byte of the header.
+    let fd: i32 = std::env::var(FD).unwrap().parse().unwrap();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(format!("/proc/self/fd/{fd}"))
+        .unwrap();
+    let mut garbage = Garbage(u64::from(std::process::id()) | 1);
+    let start = Instant::now();
+    while start.elapsed() < SCRIBBLE_FOR {
+        let at = garbage.next() % HEADER_LEN;
+        let value = garbage.next();
+        // Mostly plausible values (a status, a small count, a length near the real one), so
+        // the victim's deeper checks are reached, and sometimes anything at all.
+        let bytes: Vec<u8> = match garbage.next() % 4 {
+            0 => ((value % 10) as u32).to_ne_bytes().to_vec(),
+            1 => (value % 1024).to_ne_bytes().to_vec(),
+            2 => value.to_ne_bytes().to_vec(),
+            _ => (0..(value % 64)).map(|_| garbage.next() as u8).collect(),
+        };
+        let len = bytes.len().min((HEADER_LEN - at) as usize);
+        file.write_all_at(&bytes[..len], at).unwrap();
+    }
+}
+
+// docs/semantics.md X5: 2 s of garbage over the whole header, while this process keeps
+// using the buffer from several threads: every call returns (waits have short timeouts),
+// errors are the documented ones, lengths never shrink nor pass the maximum, and the data
+// (which the scribbler never touches) stays exactly as this process wrote it.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_peer_scribbling_over_the_header_causes_errors_never_a_crash() {
+    let buffer = SharedBuffer::memfd_growable("x5-scribble", 4096, 1 << 20).unwrap();
+    let scribbler = spawn_child(ROLES, "scribble", Some(&buffer), "");
+    let done = Arc::new(AtomicBool::new(false));
+    let errors = Arc::new(AtomicU64::new(0));
+    let proc_path = format!("/proc/self/fd/{}", {
+        use std::os::fd::AsRawFd;
+        buffer.as_fd().unwrap().as_raw_fd()
+    });
+
+    let users: Vec<_> = (0..3)
+        .map(|id| {
+            let (buffer, done, errors) = (buffer.clone(), Arc::clone(&done), Arc::clone(&errors));
+            let proc_path = proc_path.clone();
+            thread::spawn(move || {
+                let view = Int32Array::new(&buffer).unwrap();
+                let mut adds = 0;
+                let mut last_length = buffer.byte_length();
+                let mut round = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    round += 1;
+                    let started = Instant::now();
+                    atomics::add(&view, id, 1).unwrap();
+                    adds += 1;
+                    let length = buffer.byte_length();
+                    assert!(length >= last_length && length <= buffer.max_byte_length());
+                    last_length = length;
+                    assert!(view.len() * 4 <= length);
+                    let grown = buffer.grow((length + 8).min(buffer.max_byte_length()));
+                    let wait = atomics::wait(&view, 8, 0, Some(Duration::from_millis(1)));
+                    let notified = atomics::notify(&view, 8, Some(1));
+                    let future =
+                        match atomics::wait_async(&view, 9, 0, Some(Duration::from_millis(1))) {
+                            Ok(WaitAsync::Pending(future)) => Ok(block_on(future)),
+                            Ok(WaitAsync::Ready(result)) => Ok(result),
+                            Err(error) => Err(error),
+                        };
+                    let reopened = if round % 16 == 0 {
+                        SharedBuffer::open(&proc_path).map(drop)
+                    } else {
+                        Ok(())
+                    };
+                    for error in [
+                        grown.err(),
+                        wait.err(),
+                        notified.err(),
+                        future.err(),
+                        reopened.err(),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    {
+                        match error {
+                            Error::BadHeader { .. }
+                            | Error::TooManyWaiters { .. }
+                            | Error::Shrink { .. }
+                            | Error::ExceedsMax { .. } => {
+                                errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => panic!("an undocumented error under garbage: {other:?}"),
+                        }
+                    }
+                    assert!(
+                        started.elapsed() < WATCHDOG,
+                        "one round of calls took {:?}",
+                        started.elapsed()
+                    );
+                }
+                (id, adds)
+            })
+        })
+        .collect();
+
+    let status = wait_child(scribbler, "scribbler");
+    assert!(status.success(), "the scribbler failed: {status}");
+    done.store(true, Ordering::Relaxed);
+    let view = Int32Array::new(&buffer).unwrap();
+    for user in users {
+        let (id, adds) = user.join().expect("a user thread panicked");
+        assert_eq!(
+            atomics::load(&view, id).unwrap(),
+            adds,
+            "data the scribbler never touched"
+        );
+    }
+    // Only the garbage's consequences were errors: the test saw some (it is not vacuous).
+    assert!(
+        errors.load(Ordering::Relaxed) > 0,
+        "2 s of garbage produced no error at all"
+    );
+}
+
+/// Writes `bytes` at `at` into `buffer`'s file, as a misbehaving peer would.
+fn poke(buffer: &SharedBuffer, at: u64, bytes: &[u8]) {
+    let file = std::fs::File::from(buffer.as_fd().unwrap().try_clone_to_owned().unwrap());
+    file.write_all_at(bytes, at).unwrap();
+}
+
+// docs/semantics.md X5 (B3): a length word a peer set past the maximum, or below what this
+// process already saw, is never used: the length stays, a grow says why it refuses, and a
+// valid length again makes everything work.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_garbage_length_is_never_used() {
+    let buffer = SharedBuffer::memfd_growable("x5-length", 64, 256).unwrap();
+    let tracking = Int32Array::new(&buffer).unwrap();
+    for garbage in [u64::MAX, 257, 1 << 40, 8] {
+        poke(&buffer, 16, &garbage.to_ne_bytes());
+        assert_eq!(buffer.byte_length(), 64, "garbage {garbage}");
+        assert_eq!(tracking.len(), 16);
+        assert_eq!(tracking.get(16), None);
+        match buffer.grow(128) {
+            Err(Error::BadHeader { reason }) => assert!(reason.contains("length"), "{reason}"),
+            other => panic!("grow over garbage {garbage}: {other:?}"),
+        }
+    }
+    poke(&buffer, 16, &64u64.to_ne_bytes());
+    buffer.grow(128).unwrap();
+    assert_eq!(tracking.len(), 32);
+    poke(&buffer, 16, &256u64.to_ne_bytes()); // valid: within the maximum
+    assert_eq!(buffer.byte_length(), 256);
+    tracking.set(63, 1).unwrap();
+}
+
+// docs/semantics.md X5: a waiter whose slot a peer overwrote ends with an error (at its
+// timeout at the latest), and leaves the slot to whoever owns it now.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_waiter_whose_slot_was_overwritten_gets_an_error() {
+    let buffer = SharedBuffer::memfd("x5-slot", 16).unwrap();
+    let view = Int32Array::new(&buffer).unwrap();
+    let waiter = {
+        let view = view.clone();
+        thread::spawn(move || atomics::wait(&view, 0, 0, Some(Duration::from_millis(300))))
+    };
+    wait_until("the waiter asleep", || {
+        slots(&buffer).iter().any(|s| s.status == PARKED)
+    });
+    let index = slots(&buffer)
+        .iter()
+        .position(|s| s.status == PARKED)
+        .unwrap() as u64;
+    // Same status, another generation: as if the slot had been freed and claimed again.
+    let state = u64::from(PARKED) | (0xdead_u64 << 32);
+    poke(&buffer, SLOTS_AT + index * SLOT_SIZE, &state.to_ne_bytes());
+    match waiter.join().unwrap() {
+        Err(Error::BadHeader { reason }) => assert!(reason.contains("slot"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let slot = slots(&buffer)[index as usize];
+    assert_eq!(
+        (slot.status, slot.generation),
+        (PARKED, 0xdead),
+        "left alone"
+    );
+    // A notify takes the (foreign) slot as a waiter of offset 0: the peer's business.
+    assert!(atomics::notify(&view, 0, None).is_ok());
+}
