@@ -4,7 +4,9 @@
 //! `std::os::unix::net::UnixStream` pair (what processes use without shared memory). Issue 10's
 //! goal for the process version: a round trip at least 5x faster than through a `UnixStream`.
 //!
-//! - `byte_round_trip/<size>`: the bench thread sends a message, the partner sends it back.
+//! - `byte_round_trip/<size>`: the bench thread sends a message, the partner sends it back;
+//!   the partner is a thread, or (`processes`) this bench binary re-executed as a child process
+//!   (`SHAREDBUF_BENCH_CHILD` set) on a memfd buffer or an inherited socket.
 //! - `byte_one_way/<size>`: the partner sends a batch, the bench thread receives it.
 //!
 //! Each side does the work a real user of it does: `ByteRing` copies each message in once and
@@ -14,26 +16,97 @@
 //! spawned before and joined after its measurement.
 
 #![cfg(not(loom))]
-// `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]
 
 use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput};
 use sharedbuf::channel::{ByteReceiver, ByteRing, ByteSender};
 use sharedbuf::{MessageChannel, SharedBuffer};
 
 const SIZES: [(usize, &str); 2] = [(8, "8B"), (64 << 10, "64KiB")];
 
-/// A ring holding at least 16 messages of `size` bytes (and at least 64 KiB).
+/// Set in a child process: which partner to play (`byte-echo` or `unix-echo`), the message
+/// size, and the inherited descriptor (the buffer's, or the socket's).
+const CHILD: &str = "SHAREDBUF_BENCH_CHILD";
+const CHILD_SIZE: &str = "SHAREDBUF_BENCH_SIZE";
+const CHILD_FD: &str = "SHAREDBUF_BENCH_FD";
+
+/// Data bytes of a ring for messages of `size` bytes: at least 16 of them, at least 64 KiB.
+fn capacity(size: usize) -> usize {
+    ByteRing::capacity_for(size, 16).unwrap().max(64 << 10)
+}
+
+/// A ring for messages of `size` bytes, in a buffer of its own.
 fn byte_pair(size: usize) -> (ByteSender, ByteReceiver) {
-    let capacity = ByteRing::capacity_for(size, 16).unwrap().max(64 << 10);
+    let capacity = capacity(size);
     let buffer = SharedBuffer::new(ByteRing::bytes_for(capacity).unwrap()).unwrap();
     let ring = ByteRing::at(&buffer, 0, capacity).unwrap();
     (ring.sender().unwrap(), ring.receiver().unwrap())
+}
+
+/// Ring `n` of a buffer holding two rings for messages of `size` bytes.
+fn ring_of(buffer: &SharedBuffer, size: usize, n: usize) -> ByteRing {
+    let capacity = capacity(size);
+    ByteRing::at(buffer, n * ByteRing::bytes_for(capacity).unwrap(), capacity).unwrap()
+}
+
+/// Echoes every message of `rx` on `tx` until `rx` is closed.
+fn echo(mut rx: ByteReceiver, mut tx: ByteSender) {
+    let mut buf = Vec::new();
+    while let Some(len) = recv_into(&mut rx, &mut buf) {
+        if tx.send(&buf[..len], None).is_err() {
+            break;
+        }
+    }
+}
+
+/// Echoes fixed-size messages on `stream` until it is closed.
+fn echo_stream(mut stream: UnixStream, size: usize) {
+    let mut buf = vec![0; size];
+    while stream.read_exact(&mut buf).is_ok() {
+        if stream.write_all(&buf).is_err() {
+            break;
+        }
+    }
+}
+
+/// The child's `main`: play the partner named by [`CHILD`].
+fn child_main(role: &str) {
+    let size: usize = std::env::var(CHILD_SIZE).unwrap().parse().unwrap();
+    let fd: i32 = std::env::var(CHILD_FD).unwrap().parse().unwrap();
+    match role {
+        "byte-echo" => {
+            let buffer = SharedBuffer::open(format!("/proc/self/fd/{fd}")).unwrap();
+            let rx = ring_of(&buffer, size, 0).receiver().unwrap();
+            let tx = ring_of(&buffer, size, 1).sender().unwrap();
+            echo(rx, tx);
+        }
+        "unix-echo" => {
+            // SAFETY: `fd` is the socket the parent duplicated for this process, inherited
+            // open and owned by nothing else here.
+            let stream = unsafe { UnixStream::from_raw_fd(fd) };
+            echo_stream(stream, size);
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+/// Starts this bench binary as a partner process playing `role` with descriptor `fd` (which
+/// must not be close-on-exec).
+fn spawn_partner(role: &str, size: usize, fd: i32) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .env(CHILD, role)
+        .env(CHILD_SIZE, size.to_string())
+        .env(CHILD_FD, fd.to_string())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("re-execute the bench as the partner process")
 }
 
 /// Receives one message into `buf` (reused), returning its length.
@@ -52,16 +125,9 @@ fn round_trip(c: &mut Criterion) {
         let payload = vec![0x5a; size];
 
         {
-            let (mut to_partner, mut partner_rx) = byte_pair(size);
-            let (mut partner_tx, mut from_partner) = byte_pair(size);
-            let partner = thread::spawn(move || {
-                let mut buf = Vec::new();
-                while let Some(len) = recv_into(&mut partner_rx, &mut buf) {
-                    if partner_tx.send(&buf[..len], None).is_err() {
-                        break;
-                    }
-                }
-            });
+            let (mut to_partner, partner_rx) = byte_pair(size);
+            let (partner_tx, mut from_partner) = byte_pair(size);
+            let partner = thread::spawn(move || echo(partner_rx, partner_tx));
             let mut buf = Vec::new();
             group.bench_function(BenchmarkId::new("ByteRing", name), |b| {
                 b.iter_custom(|iters| {
@@ -101,15 +167,8 @@ fn round_trip(c: &mut Criterion) {
         }
 
         {
-            let (mut mine, mut theirs) = UnixStream::pair().unwrap();
-            let partner = thread::spawn(move || {
-                let mut buf = vec![0; size];
-                while theirs.read_exact(&mut buf).is_ok() {
-                    if theirs.write_all(&buf).is_err() {
-                        break;
-                    }
-                }
-            });
+            let (mut mine, theirs) = UnixStream::pair().unwrap();
+            let partner = thread::spawn(move || echo_stream(theirs, size));
             let mut buf = vec![0; size];
             group.bench_function(BenchmarkId::new("UnixStream", name), |b| {
                 b.iter_custom(|iters| {
@@ -123,6 +182,65 @@ fn round_trip(c: &mut Criterion) {
             });
             drop(mine);
             partner.join().unwrap();
+        }
+
+        // The same two between processes.
+        {
+            let capacity = capacity(size);
+            let buffer = SharedBuffer::memfd(
+                "bench-byte-ring",
+                2 * ByteRing::bytes_for(capacity).unwrap(),
+            )
+            .unwrap();
+            let mut to_partner = ring_of(&buffer, size, 0).sender().unwrap();
+            let mut from_partner = ring_of(&buffer, size, 1).receiver().unwrap();
+            let fd = buffer.inheritable_fd().unwrap().unwrap();
+            let mut child = spawn_partner("byte-echo", size, fd.as_raw_fd());
+            drop(fd);
+            let mut buf = Vec::new();
+            group.bench_function(BenchmarkId::new("ByteRing, processes", name), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        to_partner.send(&payload, None).unwrap();
+                        assert_eq!(recv_into(&mut from_partner, &mut buf), Some(size));
+                    }
+                    start.elapsed()
+                })
+            });
+            drop(to_partner); // closes ring 0: the partner's echo ends
+            assert!(
+                child.wait().unwrap().success(),
+                "the partner process failed"
+            );
+        }
+
+        {
+            let (mut mine, theirs) = UnixStream::pair().unwrap();
+            // SAFETY: `dup` of a live descriptor; the copy is not close-on-exec, so the child
+            // inherits it, and is closed here right after the spawn.
+            let fd = unsafe { libc::dup(theirs.as_raw_fd()) };
+            assert!(fd >= 0);
+            let mut child = spawn_partner("unix-echo", size, fd);
+            // SAFETY: `fd` is the duplicate made above, owned by nothing else here.
+            unsafe { libc::close(fd) };
+            drop(theirs);
+            let mut buf = vec![0; size];
+            group.bench_function(BenchmarkId::new("UnixStream, processes", name), |b| {
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        mine.write_all(&payload).unwrap();
+                        mine.read_exact(&mut buf).unwrap();
+                    }
+                    start.elapsed()
+                })
+            });
+            drop(mine);
+            assert!(
+                child.wait().unwrap().success(),
+                "the partner process failed"
+            );
         }
     }
     group.finish();
@@ -230,9 +348,13 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(3))
 }
 
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = round_trip, one_way
+fn main() {
+    if let Ok(role) = std::env::var(CHILD) {
+        child_main(&role);
+        return;
+    }
+    let mut criterion = config().configure_from_args();
+    round_trip(&mut criterion);
+    one_way(&mut criterion);
+    criterion.final_summary();
 }
-criterion_main!(benches);
