@@ -188,6 +188,15 @@ pub enum Error {
         /// What was found inconsistent.
         what: &'static str,
     },
+    /// A process worker's message could not be encoded into, or decoded from, its bytes (the
+    /// serde data model and postcard's format): a type serde cannot write without knowing its
+    /// length first, bytes that do not hold a value of the expected type (the peer posted
+    /// another type, or garbage), or bytes left over after the value. Nothing was sent; a
+    /// message that failed to decode was consumed.
+    Codec {
+        /// What failed, and why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -264,6 +273,7 @@ impl fmt::Display for Error {
                 write!(f, "the {role} is already attached to another handle")
             }
             Error::Corrupted { what } => write!(f, "corrupted shared memory: {what}"),
+            Error::Codec { reason } => write!(f, "message encoding: {reason}"),
         }
     }
 }
@@ -283,7 +293,7 @@ impl From<Error> for std::io::Error {
             Error::Timeout => ErrorKind::TimedOut,
             Error::Full => ErrorKind::WouldBlock,
             Error::Closed => ErrorKind::BrokenPipe,
-            Error::Corrupted { .. } => ErrorKind::InvalidData,
+            Error::Corrupted { .. } | Error::Codec { .. } => ErrorKind::InvalidData,
             _ => ErrorKind::Other,
         };
         std::io::Error::new(kind, error)

@@ -8,6 +8,8 @@ pub mod channel;
 mod element;
 mod error;
 pub mod pool;
+#[cfg(all(feature = "process", target_os = "linux", not(loom)))]
+pub mod process;
 mod range;
 mod region;
 mod shim;
