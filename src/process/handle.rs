@@ -69,6 +69,17 @@ struct Inbound {
     exit_reported: bool,
 }
 
+/// What one read of the child's ring gave.
+enum Step<Out> {
+    Event(ProcessEvent<Out>),
+    /// A frame that is not reported (an `Error` after `terminate`).
+    Skipped,
+    /// No frame now (or by the end of the wait).
+    Empty,
+    /// The ring is closed and drained.
+    Ended,
+}
+
 /// How long a read may wait: not at all, or until a deadline (`None`: none).
 #[derive(Clone, Copy)]
 enum Patience {
@@ -155,6 +166,11 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
         let Patience::Until(deadline) = patience else {
             return frame::send_message(&mut tx, message, None);
         };
+        // Room now costs no system call.
+        match frame::send_message(&mut tx, message, None) {
+            Err(Error::Full) => {}
+            other => return other,
+        }
         loop {
             let slice = slice_end(deadline);
             match frame::send_message(&mut tx, message, Some(Some(slice))) {
@@ -207,37 +223,33 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
             return Err(Error::Closed);
         }
         while !inbound.ring_ended {
-            // Checked before reading: if the child has ended, what the ring holds now is all
-            // it will ever hold.
-            let ended = sys::has_exited(self.pidfd.as_fd());
-            let until = match patience {
-                Patience::Until(deadline) if !ended => Some(Some(slice_end(deadline))),
-                _ => None,
+            // A frame that is there costs no system call.
+            match self.step(&mut inbound, None)? {
+                Step::Event(event) => return Ok(event),
+                Step::Skipped | Step::Ended => continue,
+                Step::Empty => {}
+            }
+            if sys::has_exited(self.pidfd.as_fd()) {
+                // The child is gone: what the ring holds now is all it will ever hold (a
+                // frame may have landed between the look above and its death: look again).
+                match self.step(&mut inbound, None)? {
+                    Step::Event(event) => return Ok(event),
+                    Step::Skipped | Step::Ended => continue,
+                    Step::Empty => {
+                        inbound.ring_ended = true;
+                        continue;
+                    }
+                }
+            }
+            let deadline = match patience {
+                Patience::Now => return Err(Error::Timeout),
+                Patience::Until(deadline) => deadline,
             };
-            match frame::recv_frame::<Out>(&mut inbound.rx, until) {
-                Ok(Some(Frame::Online)) => return Ok(ProcessEvent::Online),
-                Ok(Some(Frame::Message(message))) => return Ok(ProcessEvent::Message(message)),
-                Ok(Some(Frame::Error(error))) => {
-                    // After `terminate`, only `Exit` (as for a thread worker, W9).
-                    if !self.terminating.load(Ordering::SeqCst) {
-                        return Ok(ProcessEvent::Error(error));
-                    }
-                }
-                Ok(None) if ended => inbound.ring_ended = true,
-                Ok(None) => return Err(Error::Timeout),
-                Err(Error::Timeout) => {
-                    if let Patience::Until(Some(at)) = patience {
-                        if Instant::now() >= at {
-                            return Err(Error::Timeout);
-                        }
-                    }
-                }
-                Err(Error::Closed) => inbound.ring_ended = true,
-                Err(error @ Error::Corrupted { .. }) => {
-                    inbound.ring_ended = true;
-                    return Err(error);
-                }
-                Err(other) => return Err(other),
+            if deadline.is_some_and(|at| Instant::now() >= at) {
+                return Err(Error::Timeout);
+            }
+            if let Step::Event(event) = self.step(&mut inbound, Some(slice_end(deadline)))? {
+                return Ok(event);
             }
         }
         let deadline = match patience {
@@ -247,6 +259,29 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
         let exit = self.wait_exit(deadline)?;
         inbound.exit_reported = true;
         Ok(ProcessEvent::Exit(exit))
+    }
+
+    /// Reads one frame, now (`None`) or waiting until `until`.
+    fn step(&self, inbound: &mut Inbound, until: Option<Instant>) -> Result<Step<Out>, Error> {
+        match frame::recv_frame::<Out>(&mut inbound.rx, until.map(Some)) {
+            Ok(Some(Frame::Online)) => Ok(Step::Event(ProcessEvent::Online)),
+            Ok(Some(Frame::Message(message))) => Ok(Step::Event(ProcessEvent::Message(message))),
+            // After `terminate`, only `Exit` (as for a thread worker, W9).
+            Ok(Some(Frame::Error(_))) if self.terminating.load(Ordering::SeqCst) => {
+                Ok(Step::Skipped)
+            }
+            Ok(Some(Frame::Error(error))) => Ok(Step::Event(ProcessEvent::Error(error))),
+            Ok(None) | Err(Error::Timeout) => Ok(Step::Empty),
+            Err(Error::Closed) => {
+                inbound.ring_ended = true;
+                Ok(Step::Ended)
+            }
+            Err(error @ Error::Corrupted { .. }) => {
+                inbound.ring_ended = true;
+                Err(error)
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Asks the child to end (SIGTERM: its blocked calls return `Err(Terminated)`, see
