@@ -1,4 +1,4 @@
-//! Process workers with real child processes (docs/semantics.md X6): echo of typed and raw
+//! Process workers with real child processes (docs/semantics.md X4): echo of typed and raw
 //! messages, a panicking child, a child killed by a signal, terminate of a child blocked in
 //! `atomics::wait` and of one spinning in a CPU loop, 100 workers with no zombie and no leaked
 //! descriptor, a child whose parent dies, and a child scribbling over its own rings.

@@ -1,6 +1,6 @@
 //! [`ProcessWorkerBuilder`]: a process worker's settings, and the spawn itself — the link's
 //! memfd, the "parent alive" pipe, and a `Command` re-running this executable that inherits
-//! exactly those descriptors and the shared buffers (docs/semantics.md X6).
+//! exactly those descriptors and the shared buffers (docs/semantics.md X4).
 //!
 //! Every descriptor the crate makes is close-on-exec. The ones a child must inherit lose that
 //! flag only in the child, between `fork` and `exec` (a `pre_exec` hook), so a process that

@@ -1,5 +1,5 @@
 //! The child's side of a process worker: take what the parent handed over at `exec`, watch for
-//! SIGTERM and for the parent's death, run the entry, report how it ended (docs/semantics.md X6).
+//! SIGTERM and for the parent's death, run the entry, report how it ended (docs/semantics.md X4).
 //!
 //! - **Handover**: the parent sets [`ENTRY`] (the entry's name) and [`HANDOFF`] (the numbers of
 //!   the inherited descriptors — the link's memfd, the read end of the "parent alive" pipe,

@@ -5,7 +5,7 @@ use std::fmt;
 use crate::worker::WorkerError;
 
 /// One event from a process worker, in the order of a thread worker's (docs/semantics.md W1,
-/// X6): `Online`, then every message it posted, then `Error` (if it failed), then `Exit`,
+/// X4): `Online`, then every message it posted, then `Error` (if it failed), then `Exit`,
 /// always last.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProcessEvent<Out> {

@@ -1,5 +1,5 @@
 //! [`ProcessWorker`]: the parent's handle to a child process running an entry, and the event
-//! stream it reads (docs/semantics.md X6).
+//! stream it reads (docs/semantics.md X4).
 //!
 //! # How the event order is kept, and why no call waits on a dead child
 //!

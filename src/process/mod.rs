@@ -1,5 +1,5 @@
 //! Process workers: Node's `cluster` workers with the [`Worker`](crate::Worker) API, and with
-//! shared memory (docs/semantics.md X6). Linux only; the `process` feature (on by default).
+//! shared memory (docs/semantics.md X4). Linux only; the `process` feature (on by default).
 //!
 //! Threads share memory and talk fast; processes isolate a crash, a leak or a misbehaving
 //! library, and are what Node scales an HTTP server with. A [`ProcessWorker`] is a child
