@@ -77,6 +77,22 @@ pub mod loom_hooks {
     }
 }
 
+/// soundness rule 5 for the process workers' public types.
+#[cfg(all(feature = "process", target_os = "linux", not(loom)))]
+mod process_assertions {
+    use super::process::*;
+    use static_assertions::assert_impl_all;
+
+    assert_impl_all!(ProcessWorker<u8, String>: Send, Sync);
+    assert_impl_all!(ProcessWorkerBuilder: Send, Sync, Clone);
+    assert_impl_all!(ProcessContext<u8, Bytes>: Send, Sync);
+    assert_impl_all!(ProcessEvent<u8>: Send, Sync, Clone);
+    assert_impl_all!(ProcessExit: Send, Sync, Copy);
+    assert_impl_all!(Entry<u8, u8>: Send, Sync);
+    assert_impl_all!(Events<'static, u8, u8>: Send, Sync);
+    assert_impl_all!(Bytes: Send, Sync, Clone);
+}
+
 mod assertions {
     //! soundness rule 5: the thread-safety of every public type, checked at compile time.
     use super::*;
