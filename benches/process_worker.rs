@@ -89,10 +89,9 @@ static ECHO_TYPED: Entry<(u64, String), (u64, String)> = Entry::new("echo_typed"
 fn noop(_: ProcessContext<(), ()>) {}
 static NOOP_ENTRY: Entry<(), (), ()> = Entry::new("noop", noop);
 
-fn reply<T: std::fmt::Debug>(worker: &ProcessWorker<impl process::Payload, T>) -> T
-where
-    T: process::Payload,
-{
+fn reply<T: process::Payload + std::fmt::Debug>(
+    worker: &ProcessWorker<impl process::Payload, T>,
+) -> T {
     match worker.recv_event().unwrap() {
         ProcessEvent::Message(message) => message,
         other => panic!("{other:?}"),
