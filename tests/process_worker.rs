@@ -186,6 +186,9 @@ fn open_own_link() -> Option<SharedBuffer> {
     None
 }
 
+/// Never given to `init`.
+static UNREGISTERED: Entry<(), ()> = Entry::new("unregistered", |_| Ok(()));
+
 static ENTRIES: &[&dyn process::EntryPoint] = &[
     &ECHO,
     &ECHO_BYTES,
@@ -384,6 +387,18 @@ fn terminate_kills_a_child_spinning_after_the_grace_period() {
     assert_eq!((exit.code(), exit.terminated()), (Some(0), true), "{exit}");
 }
 
+fn spawn_refuses_an_unregistered_entry_and_a_private_buffer() {
+    assert!(matches!(
+        ProcessWorker::spawn(&UNREGISTERED),
+        Err(Error::SpawnFailed { reason }) if reason.contains("unregistered")
+    ));
+    let private = SharedBuffer::new(8).unwrap();
+    assert!(matches!(
+        ProcessWorker::builder().share(&private).spawn(&EXITS_WITH),
+        Err(Error::InvalidParameter { .. })
+    ));
+}
+
 fn open_descriptors() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -552,6 +567,10 @@ const TESTS: &[Test] = &[
     (
         "terminate_kills_a_child_spinning_after_the_grace_period",
         terminate_kills_a_child_spinning_after_the_grace_period,
+    ),
+    (
+        "spawn_refuses_an_unregistered_entry_and_a_private_buffer",
+        spawn_refuses_an_unregistered_entry_and_a_private_buffer,
     ),
     (
         "a_hundred_workers_leave_no_zombie_and_no_descriptor",

@@ -288,17 +288,19 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     /// [`ProcessContext::is_terminating`](super::ProcessContext::is_terminating)), kills it
     /// (SIGKILL) if it has not exited after the grace period
     /// ([`ProcessWorkerBuilder::grace`]), and returns how it ended. From then on no `Error`
-    /// event is reported; messages it posted before can still be read, then `Exit`.
+    /// event is reported; messages it posted before can still be read, then `Exit`. A child
+    /// that had already exited by itself is only reaped, and keeps its own ending.
     pub fn terminate(&self) -> Result<ProcessExit, Error> {
         self.terminate_timeout(self.grace)
     }
 
     /// As [`terminate`](Self::terminate) with a grace period of `grace`.
     pub fn terminate_timeout(&self, grace: Duration) -> Result<ProcessExit, Error> {
-        self.terminating.store(true, Ordering::SeqCst);
-        if let Some(exit) = lock(&self.process).exit {
-            return Ok(exit);
+        // A child that already ended by itself keeps its own ending (and its `Error`).
+        if self.has_exited() {
+            return self.wait_exit(None);
         }
+        self.terminating.store(true, Ordering::SeqCst);
         sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGTERM)
             .map_err(|e| spawn_failed("sending SIGTERM", e))?;
         match self.wait_exit(Instant::now().checked_add(grace)) {
