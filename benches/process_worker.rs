@@ -16,6 +16,7 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -182,6 +183,18 @@ fn spawn_exit(c: &mut Criterion) {
                 .unwrap()
                 .wait()
                 .unwrap();
+            assert!(status.success());
+        })
+    });
+    // What the worker's spawn pays for its `pre_exec` hook alone: std then forks instead of
+    // using posix_spawn (a vfork-like clone).
+    group.bench_function("Command spawn + wait, with a pre_exec hook", |b| {
+        b.iter(|| {
+            let mut command = Command::new(&exe);
+            command.env(NOOP, "1").stdin(Stdio::null());
+            // SAFETY: the hook does nothing.
+            unsafe { command.pre_exec(|| Ok(())) };
+            let status = command.spawn().unwrap().wait().unwrap();
             assert!(status.success());
         })
     });
