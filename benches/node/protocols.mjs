@@ -14,7 +14,12 @@
 // This file is also the partner workers' script: a worker runs it with `workerData.role` set.
 
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+import cluster from 'node:cluster';
 import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+// Set in a cluster worker process (this script forked): which partner it plays.
+const PROCESS_ROLE = process.env.SHAREDBUF_NODE_PROCESS_ROLE;
 
 // The Atomics ping-pong turn word, as in node_peer.rs: whose turn it is.
 const BENCH = 0;
@@ -155,18 +160,69 @@ async function spawnToExit(plan) {
   });
 }
 
+// --- section "process": cluster workers (child processes, IPC channel) -------------------------
+
+function forkPartner(role) {
+  cluster.setupPrimary({ exec: fileURLToPath(import.meta.url), args: [] });
+  return cluster.fork({ SHAREDBUF_NODE_PROCESS_ROLE: role });
+}
+
+// Main sends a number to a cluster worker, which sends it back with process.send.
+async function sendRoundTrip(plan) {
+  const worker = forkPartner('echo');
+  // 'online' comes before the worker's script has run: wait for its own "ready" (a message
+  // sent before its listener exists would be dropped).
+  const [ready] = await once(worker, 'message');
+  if (ready !== 'ready') throw new Error(`cluster echo worker said ${ready}`);
+  let onReply = null;
+  worker.on('message', (n) => onReply(n));
+  const figure = await measure(
+    plan,
+    (n) =>
+      new Promise((resolve, reject) => {
+        let sent = 0;
+        const start = now();
+        onReply = (echoed) => {
+          if (echoed !== sent) reject(new Error(`echo: sent ${sent}, got ${echoed}`));
+          else if (++sent < n) worker.send(sent);
+          else resolve(since(start));
+        };
+        worker.send(sent);
+      }),
+  );
+  worker.kill();
+  await once(worker, 'exit');
+  return figure;
+}
+
+// `cluster.fork()` of a worker that exits at once, until its 'exit' event.
+async function forkToExit(plan) {
+  return measure(plan, async (n) => {
+    const start = now();
+    for (let i = 0; i < n; i++) {
+      const worker = forkPartner('exit');
+      const [code] = await once(worker, 'exit');
+      if (code !== 0) throw new Error(`empty cluster worker exited with ${code}`);
+    }
+    return since(start);
+  });
+}
+
 // --- the plan -------------------------------------------------------------------------------
 
 // Section → protocol key → { warmup, samples, batch, run }. node_peer.rs has the same table
-// (same keys, same counts). Later sections slot in beside "threads":
+// (same keys, same counts). Later sections slot in beside these:
 //   "pool":    WorkerPool vs Piscina — "round_trip", "bulk"
-//   "process": child processes / cluster — "send_round_trip" (process.send), "fork_to_exit"
 const SECTIONS = {
   threads: {
     atomics_round_trip: { warmup: 10, samples: 51, batch: 1000, run: atomicsRoundTrip },
     post_message_round_trip: { warmup: 10, samples: 51, batch: 1000, run: postMessageRoundTrip },
     post_message_one_way: { warmup: 10, samples: 51, batch: 1000, run: postMessageOneWay },
     spawn_to_exit: { warmup: 5, samples: 51, batch: 1, run: spawnToExit },
+  },
+  process: {
+    send_round_trip: { warmup: 10, samples: 51, batch: 1000, run: sendRoundTrip },
+    fork_to_exit: { warmup: 3, samples: 21, batch: 1, run: forkToExit },
   },
 };
 
@@ -186,7 +242,12 @@ async function main() {
   process.stdout.write(JSON.stringify(report) + '\n');
 }
 
-if (isMainThread) {
+if (PROCESS_ROLE === 'echo') {
+  process.on('message', (n) => process.send(n));
+  process.send('ready');
+} else if (PROCESS_ROLE === 'exit') {
+  process.exit(0);
+} else if (isMainThread) {
   await main();
 } else {
   const { role, ...data } = workerData;

@@ -15,7 +15,8 @@ const LABELS = {
   'threads.post_message_one_way': '`postMessage` one-way, per message (1000, then one ack)',
   'threads.spawn_to_exit': '`new Worker` (empty) → `exit`',
   // 'pool.round_trip', 'pool.bulk': WorkerPool vs Piscina (later)
-  // 'process.send_round_trip', 'process.fork_to_exit': child processes / cluster (later)
+  'process.send_round_trip': '`cluster` worker `send` round trip (main → child process → main)',
+  'process.fork_to_exit': '`cluster.fork()` (exits at once) → `exit`',
 };
 
 function parseArgs(argv) {
