@@ -82,7 +82,8 @@ pub struct PoolStats {
     pub destroyed: u64,
     /// Tasks waiting to start ([`WorkerPool::queue_size`](super::WorkerPool::queue_size)).
     pub queued: usize,
-    /// Tasks running now, overdue ones included.
+    /// Tasks running now, overdue ones included. A task counts as running until it is
+    /// counted as completed or failed, a moment after its handle resolved.
     pub running: usize,
     /// Running tasks whose handle already resolved (timed out or destroyed) but which have not
     /// returned: each holds a thread the pool does not count as free.
