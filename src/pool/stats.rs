@@ -16,8 +16,11 @@ use std::time::Duration;
 
 use super::histogram::{Counter, Histogram, HistogramSummary};
 
-/// One thread's (or the shared) record of the tasks it ran.
+/// One thread's (or the shared) record of the tasks it ran. On cache lines of its own (the
+/// pool keeps one per worker side by side): each worker writes its counters on every task,
+/// and a line shared with its neighbour's would bounce between their cores.
 #[derive(Default)]
+#[repr(align(128))]
 pub(super) struct Recorder {
     pub(super) started: Counter,
     /// Tasks that returned (whether or not their handle still wanted the value).
@@ -30,8 +33,10 @@ pub(super) struct Recorder {
     pub(super) wait_time: Histogram,
 }
 
-/// What threads other than the runner decide, counted with `fetch_add`.
+/// What threads other than the runner decide, counted with `fetch_add`. On cache lines of
+/// their own, away from the pool's lock (every submission counts itself here).
 #[derive(Default)]
+#[repr(align(128))]
 pub(super) struct Counters {
     pub(super) submitted: Counter,
     pub(super) cancelled: Counter,
