@@ -106,7 +106,9 @@ impl Header {
     /// runtime's) is swallowed, so the thread resolving the task — a worker, the timer, a
     /// `destroy` in the middle of its loop — goes on.
     pub(super) fn notify_resolved(&self, resolved: Resolved) {
-        let _ = catch_panic(|| self.state.notify(resolved));
+        if resolved.has_waiters() {
+            let _ = catch_panic(|| self.state.notify(resolved));
+        }
         if let Some(slot) = self.wake_slot {
             self.core.lock().ring(slot);
         }

@@ -199,7 +199,7 @@ impl TaskState {
     /// Wakes every thread and future waiting for the word, if one flagged that it waits; called
     /// by the winner of a transition into a terminal phase.
     pub(super) fn notify(&self, resolved: Resolved) {
-        if resolved.0 & WAITING != 0 {
+        if resolved.has_waiters() {
             self.word().notify(None);
         }
     }
@@ -237,6 +237,13 @@ impl TaskState {
 #[derive(Clone, Copy, Debug)]
 #[must_use = "the winner of a transition resolves the handle (notify)"]
 pub(super) struct Resolved(u32);
+
+impl Resolved {
+    /// Whether a waiter flagged the word, so the winner must `notify` it.
+    pub(super) fn has_waiters(self) -> bool {
+        self.0 & WAITING != 0
+    }
+}
 
 shim::thread_local_static! {
     /// The calling thread's current chunk and the index of its next unused word.
