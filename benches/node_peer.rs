@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
+use sharedbuf::pool::{MaxQueue, WorkerPool};
 use sharedbuf::worker::{Worker, WorkerEvent};
 use sharedbuf::{atomics, Error, Int32Array, SharedBuffer};
 
@@ -70,8 +71,7 @@ const fn plan(warmup: usize, samples: usize, batch: u64) -> Plan {
 }
 
 /// Section → protocols, in output order; protocols.mjs has the same table (same keys, same
-/// counts). Later sections slot in beside these: "pool" (`WorkerPool` vs Piscina —
-/// "round_trip", "bulk").
+/// counts).
 const SECTIONS: &[Section] = &[
     Section {
         name: "threads",
@@ -110,6 +110,21 @@ const SECTIONS: &[Section] = &[
                 key: "fork_to_exit",
                 plan: plan(3, 21, 1),
                 run: fork_to_exit,
+            },
+        ],
+    },
+    Section {
+        name: "pool",
+        protocols: &[
+            Protocol {
+                key: "round_trip",
+                plan: plan(5, 51, 100),
+                run: pool_round_trip,
+            },
+            Protocol {
+                key: "bulk",
+                plan: plan(1, 5, 100_000),
+                run: pool_bulk,
             },
         ],
     },
@@ -320,6 +335,46 @@ fn fork_to_exit(plan: Plan) -> f64 {
             );
         }
         start.elapsed()
+    })
+}
+
+// --- section "pool": WorkerPool (Piscina on the Node side) -----------------------------------
+
+/// A pool like the Node side's Piscina: every CPU's thread started up front and kept.
+fn worker_pool() -> WorkerPool {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    WorkerPool::builder()
+        .min_threads(threads)
+        .max_threads(threads)
+        .idle_timeout(None)
+        .max_queue(MaxQueue::Unbounded)
+        .build()
+        .expect("build the pool")
+}
+
+/// One task, its result joined, then the next (Piscina: `await pool.run(i)`).
+fn pool_round_trip(plan: Plan) -> f64 {
+    let pool = worker_pool();
+    measure(plan, |n| {
+        let start = Instant::now();
+        for i in 0..n {
+            let echoed = pool.run(move |_| i).unwrap().join().unwrap();
+            assert_eq!(echoed, i, "pool.run({i})");
+        }
+        start.elapsed()
+    })
+}
+
+/// `batch` tasks submitted, then all joined; per task (Piscina: `Promise.all` of `pool.run`s).
+fn pool_bulk(plan: Plan) -> f64 {
+    let pool = worker_pool();
+    measure(plan, |n| {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..n).map(|i| pool.run(move |_| i).unwrap()).collect();
+        let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        let elapsed = start.elapsed();
+        assert_eq!(sum, n * (n - 1) / 2, "bulk: sum for {n} tasks");
+        elapsed
     })
 }
 

@@ -20,6 +20,8 @@ import { fileURLToPath } from 'node:url';
 
 // Set in a cluster worker process (this script forked): which partner it plays.
 const PROCESS_ROLE = process.env.SHAREDBUF_NODE_PROCESS_ROLE;
+import { availableParallelism } from 'node:os';
+import { createRequire } from 'node:module';
 
 // The Atomics ping-pong turn word, as in node_peer.rs: whose turn it is.
 const BENCH = 0;
@@ -208,11 +210,64 @@ async function forkToExit(plan) {
   });
 }
 
+// --- section "pool": Piscina -----------------------------------------------------------------
+
+// Piscina is not a dependency of this repository: `run` installs it into a scratch folder and
+// passes its package folder in SHAREDBUF_PISCINA. Without it the section is skipped.
+function loadPiscina() {
+  const dir = process.env.SHAREDBUF_PISCINA;
+  if (!dir) return null;
+  return createRequire(import.meta.url)(dir).Piscina;
+}
+
+// A pool like the sharedbuf side's: every CPU's thread started up front and kept. The warm-up
+// samples also warm the workers up.
+function piscinaPool(Piscina) {
+  const threads = availableParallelism();
+  return new Piscina({
+    filename: new URL('./pool_task.mjs', import.meta.url).href,
+    minThreads: threads,
+    maxThreads: threads,
+    idleTimeout: 60_000,
+  });
+}
+
+// One task, its result awaited, then the next.
+async function piscinaRoundTrip(plan, Piscina) {
+  const pool = piscinaPool(Piscina);
+  const figure = await measure(plan, async (n) => {
+    const start = now();
+    for (let i = 0; i < n; i++) {
+      const echoed = await pool.run(i);
+      if (echoed !== i) throw new Error(`pool.run(${i}) gave ${echoed}`);
+    }
+    return since(start);
+  });
+  await pool.destroy();
+  return figure;
+}
+
+// `batch` tasks submitted, then all awaited; per task.
+async function piscinaBulk(plan, Piscina) {
+  const pool = piscinaPool(Piscina);
+  const figure = await measure(plan, async (n) => {
+    const start = now();
+    const pending = [];
+    for (let i = 0; i < n; i++) pending.push(pool.run(i));
+    const results = await Promise.all(pending);
+    const elapsed = since(start);
+    const sum = results.reduce((a, b) => a + b, 0);
+    if (sum !== (n * (n - 1)) / 2) throw new Error(`bulk: sum ${sum} for ${n} tasks`);
+    return elapsed;
+  });
+  await pool.destroy();
+  return figure;
+}
+
 // --- the plan -------------------------------------------------------------------------------
 
 // Section → protocol key → { warmup, samples, batch, run }. node_peer.rs has the same table
-// (same keys, same counts). Later sections slot in beside these:
-//   "pool":    WorkerPool vs Piscina — "round_trip", "bulk"
+// (same keys, same counts). A section with `needs` runs only if that library is available.
 const SECTIONS = {
   threads: {
     atomics_round_trip: { warmup: 10, samples: 51, batch: 1000, run: atomicsRoundTrip },
@@ -224,7 +279,14 @@ const SECTIONS = {
     send_round_trip: { warmup: 10, samples: 51, batch: 1000, run: sendRoundTrip },
     fork_to_exit: { warmup: 3, samples: 21, batch: 1, run: forkToExit },
   },
+  pool: {
+    needs: 'piscina',
+    round_trip: { warmup: 5, samples: 51, batch: 100, run: piscinaRoundTrip },
+    bulk: { warmup: 1, samples: 5, batch: 100_000, run: piscinaBulk },
+  },
 };
+
+const LIBRARIES = { piscina: loadPiscina };
 
 // --quick: enough to see every protocol work, nothing worth comparing.
 const quickPlan = ({ batch }) => ({ warmup: 1, samples: 3, batch: Math.min(batch, 10) });
@@ -232,10 +294,15 @@ const quickPlan = ({ batch }) => ({ warmup: 1, samples: 3, batch: Math.min(batch
 async function main() {
   const quick = process.argv.includes('--quick');
   const sections = {};
-  for (const [section, protocols] of Object.entries(SECTIONS)) {
+  for (const [section, { needs, ...protocols }] of Object.entries(SECTIONS)) {
+    const library = needs ? LIBRARIES[needs]() : undefined;
+    if (needs && !library) {
+      process.stderr.write(`protocols.mjs: no ${needs} (benches/node/run installs it): section "${section}" skipped\n`);
+      continue;
+    }
     sections[section] = {};
     for (const [key, { run, ...plan }] of Object.entries(protocols)) {
-      sections[section][key] = await run(quick ? quickPlan(plan) : plan);
+      sections[section][key] = await run(quick ? quickPlan(plan) : plan, library);
     }
   }
   const report = { runtime: `node ${process.version}`, mode: quick ? 'quick' : 'bench', sections };

@@ -65,6 +65,10 @@ impl<R: Send + 'static> TaskHandle<R> {
     /// `Cancelled` (before it started), `TimedOut`, `PoolDestroyed`, or `Interrupted` (this
     /// thread was interrupted first).
     pub fn join(self) -> Result<R, TaskError> {
+        let word = self.task.header().state.load();
+        if is_terminal(word) {
+            return self.resolve(word); // finished: nothing to help with or wait for
+        }
         self.help();
         match self.wait_terminal(None) {
             Ok(Some(word)) => self.resolve(word),
