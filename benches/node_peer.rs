@@ -22,8 +22,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
 use sharedbuf::pool::{MaxQueue, WorkerPool};
+use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
 use sharedbuf::worker::{Worker, WorkerEvent};
 use sharedbuf::{atomics, Error, Int32Array, SharedBuffer};
 
