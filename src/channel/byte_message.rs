@@ -9,7 +9,7 @@
 use std::fmt;
 use std::io;
 
-use super::byte_ring::Core;
+use super::byte_data::DataArea;
 use crate::error::Error;
 use crate::range;
 
@@ -17,7 +17,7 @@ use crate::range;
 /// [`ByteSender::send_with`](super::ByteSender::send_with): bytes appended with
 /// [`write`](MessageWriter::write) (or [`io::Write`]) go straight into shared memory.
 pub struct MessageWriter<'a> {
-    core: &'a Core,
+    data: &'a DataArea,
     /// Data offset of the payload.
     at: usize,
     /// The `max_len` reserved.
@@ -27,9 +27,9 @@ pub struct MessageWriter<'a> {
 
 impl<'a> MessageWriter<'a> {
     /// A writer of at most `capacity` bytes from data offset `at` (room the ring reserved).
-    pub(super) fn new(core: &'a Core, at: usize, capacity: usize) -> Self {
+    pub(super) fn new(data: &'a DataArea, at: usize, capacity: usize) -> Self {
         MessageWriter {
-            core,
+            data,
             at,
             capacity,
             len: 0,
@@ -45,7 +45,7 @@ impl<'a> MessageWriter<'a> {
                 max: self.capacity,
             });
         }
-        self.core.copy_in(self.at + self.len, bytes)?;
+        self.data.copy_in(self.at + self.len, bytes)?;
         self.len += bytes.len();
         Ok(())
     }
@@ -95,7 +95,7 @@ impl fmt::Debug for MessageWriter<'_> {
 /// [`to_vec`](MessageReader::to_vec) or [`io::Read`]; no reference into shared memory is
 /// handed out.
 pub struct MessageReader<'a> {
-    core: &'a Core,
+    data: &'a DataArea,
     /// Data offset of the payload.
     at: usize,
     len: usize,
@@ -105,9 +105,9 @@ pub struct MessageReader<'a> {
 
 impl<'a> MessageReader<'a> {
     /// A reader of the `len` bytes from data offset `at` (a record the ring checked).
-    pub(super) fn new(core: &'a Core, at: usize, len: usize) -> Self {
+    pub(super) fn new(data: &'a DataArea, at: usize, len: usize) -> Self {
         MessageReader {
-            core,
+            data,
             at,
             len,
             read: 0,
@@ -130,7 +130,7 @@ impl<'a> MessageReader<'a> {
         range::fit(start, dst.len(), self.len)?;
         // SAFETY: `dst` is private memory valid for `dst.len()` writes.
         unsafe {
-            self.core
+            self.data
                 .copy_out(self.at + start, dst.as_mut_ptr(), dst.len())
         }
     }
@@ -142,7 +142,7 @@ impl<'a> MessageReader<'a> {
         // writes all `len` bytes (then they are initialized) or none (then the length stays 0).
         unsafe {
             if self
-                .core
+                .data
                 .copy_out(self.at, out.as_mut_ptr(), self.len)
                 .is_ok()
             {

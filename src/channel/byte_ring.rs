@@ -124,6 +124,7 @@ use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use super::byte_data::DataArea;
 use super::byte_message::{MessageReader, MessageWriter};
 use crate::atomics::{SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
@@ -182,15 +183,11 @@ enum Until {
 }
 
 /// The ring's memory and settings, shared by every handle of one attach.
-pub(super) struct Core {
+struct Core {
     /// The header words (capacity, roles, tail, head), as `u32`s.
     header: SharedWords<u32>,
-    /// The data area as `u64`s: the record headers are read and written through these.
-    records: SharedWords<u64>,
-    /// Absolute byte offset of the data area in the buffer.
-    data_at: usize,
-    /// A power of two in `MIN_CAPACITY..=MAX_CAPACITY`.
-    capacity: u32,
+    /// The data area: record headers and payload bytes.
+    data: DataArea,
     byte_offset: usize,
     /// Set by a `close` through this attach; a peer cannot clear it (it is process memory).
     /// Only a guard against a peer reopening the ring: the shared `CLOSED` bits are the
@@ -212,49 +209,16 @@ impl Core {
     }
 
     fn offset_of(&self, position: u32) -> u32 {
-        position & (self.capacity - 1)
+        position & (self.capacity() - 1)
     }
 
-    /// The header word of the record at data offset `offset` (a multiple of 8 below the
-    /// capacity, from the caller's own position).
+    /// The header word of the record at data offset `offset` (see [`DataArea::record`]).
     fn record(&self, offset: u32) -> Word<'_, u64> {
-        self.records.get(offset as usize / 8)
+        self.data.record(offset)
     }
 
-    /// Copies `src` into the data area at `offset`.
-    pub(super) fn copy_in(&self, offset: usize, src: &[u8]) -> Result<(), Error> {
-        range::fit(offset, src.len(), self.capacity as usize)?;
-        // SAFETY: the `capacity` bytes of the data area lie within the buffer (checked at
-        // attach; a buffer never shrinks) and `offset + len <= capacity` (just checked); `src`
-        // is private memory valid for `len` reads; `self.header` keeps the buffer alive.
-        unsafe {
-            self.header
-                .buffer()
-                .region()
-                .copy_in(self.data_at + offset, src.as_ptr(), src.len())
-        };
-        Ok(())
-    }
-
-    /// Copies `len` bytes of the data area at `offset` out to `dst`.
-    ///
-    /// # Safety
-    /// `dst` is valid for `len` byte writes and is not region memory.
-    pub(super) unsafe fn copy_out(
-        &self,
-        offset: usize,
-        dst: *mut u8,
-        len: usize,
-    ) -> Result<(), Error> {
-        range::fit(offset, len, self.capacity as usize)?;
-        // SAFETY: in bounds as in `copy_in`; `dst` per the caller.
-        unsafe {
-            self.header
-                .buffer()
-                .region()
-                .copy_out(self.data_at + offset, dst, len)
-        };
-        Ok(())
+    fn capacity(&self) -> u32 {
+        self.data.capacity()
     }
 
     fn is_closed(&self) -> bool {
@@ -402,9 +366,7 @@ impl ByteRing {
         Ok(ByteRing {
             core: Arc::new(Core {
                 header,
-                records,
-                data_at: byte_offset + DATA,
-                capacity: capacity32,
+                data: DataArea::new(records, byte_offset + DATA, capacity32),
                 byte_offset,
                 closed_here: AtomicBool::new(false),
             }),
@@ -413,12 +375,12 @@ impl ByteRing {
 
     /// The data bytes.
     pub fn capacity(&self) -> usize {
-        self.core.capacity as usize
+        self.core.capacity() as usize
     }
 
     /// The longest message: `capacity − 8` bytes.
     pub fn max_message_len(&self) -> usize {
-        max_message_len(self.core.capacity)
+        max_message_len(self.core.capacity())
     }
 
     /// The byte offset of the ring in its buffer.
@@ -439,7 +401,7 @@ impl ByteRing {
         let core = &self.core;
         let tail = core.tail().load(Ordering::Acquire) & !FLAGS;
         let head = core.head().load(Ordering::Acquire) & !FLAGS;
-        if tail % RECORD_HEADER != 0 || !within(tail.wrapping_sub(head), core.capacity) {
+        if tail % RECORD_HEADER != 0 || !within(tail.wrapping_sub(head), core.capacity()) {
             return Err(Error::Corrupted {
                 what: "the ring's positions at attach",
             });
@@ -495,7 +457,7 @@ impl fmt::Debug for ByteRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ByteRing")
             .field("byte_offset", &self.core.byte_offset)
-            .field("capacity", &self.core.capacity)
+            .field("capacity", &self.core.capacity())
             .field("closed", &self.is_closed())
             .finish()
     }
@@ -575,7 +537,8 @@ impl ByteSender {
         write: impl FnOnce(&mut MessageWriter<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
         let offset = self.reserve(max_len, until)?;
-        let mut writer = MessageWriter::new(&self.core, (offset + RECORD_HEADER) as usize, max_len);
+        let mut writer =
+            MessageWriter::new(&self.core.data, (offset + RECORD_HEADER) as usize, max_len);
         let value = write(&mut writer)?;
         let len = writer.len();
         // `len <= max_len`, so the record fits where the reservation made room.
@@ -589,7 +552,7 @@ impl ByteSender {
     /// Makes room for a record holding `len` bytes at the tail (publishing a padding record
     /// first if it would cross the end of the data area); returns the record's data offset.
     fn reserve(&mut self, len: usize, until: Until) -> Result<u32, Error> {
-        let capacity = self.core.capacity;
+        let capacity = self.core.capacity();
         if len > max_message_len(capacity) {
             return Err(Error::ExceedsMax {
                 requested: len,
@@ -630,7 +593,7 @@ impl ByteSender {
         // `tail − head_seen <= capacity` (checked when `head_seen` was read, kept by every
         // publish); saturating all the same.
         self.core
-            .capacity
+            .capacity()
             .saturating_sub(self.tail.wrapping_sub(self.head_seen))
     }
 
@@ -641,7 +604,8 @@ impl ByteSender {
             return Err(Error::Closed);
         }
         let head = word & !FLAGS;
-        if head % RECORD_HEADER != 0 || !within(self.tail.wrapping_sub(head), self.core.capacity) {
+        if head % RECORD_HEADER != 0 || !within(self.tail.wrapping_sub(head), self.core.capacity())
+        {
             return Err(Error::Corrupted {
                 what: "the receiver's position is not within the ring",
             });
@@ -688,12 +652,12 @@ impl ByteSender {
 
     /// The data bytes.
     pub fn capacity(&self) -> usize {
-        self.core.capacity as usize
+        self.core.capacity() as usize
     }
 
     /// The longest message: `capacity − 8` bytes.
     pub fn max_message_len(&self) -> usize {
-        max_message_len(self.core.capacity)
+        max_message_len(self.core.capacity())
     }
 
     /// Closes the ring (see [`ByteRing::close`]).
@@ -720,7 +684,7 @@ impl fmt::Debug for ByteSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ByteSender")
             .field("byte_offset", &self.core.byte_offset)
-            .field("capacity", &self.core.capacity)
+            .field("capacity", &self.core.capacity())
             .field("position", &self.tail)
             .finish()
     }
@@ -797,7 +761,7 @@ impl ByteReceiver {
             bytes: record.bytes,
             done: false,
         };
-        let mut reader = MessageReader::new(consume.core, record.payload_at, record.len);
+        let mut reader = MessageReader::new(&consume.core.data, record.payload_at, record.len);
         let value = read(&mut reader);
         consume.finish()?;
         Ok(Some(value))
@@ -805,7 +769,7 @@ impl ByteReceiver {
 
     /// Finds the next message record, skipping padding; waits for one per `until`.
     fn next(&mut self, until: Until) -> Result<Option<Record>, Error> {
-        let capacity = self.core.capacity;
+        let capacity = self.core.capacity();
         let mut polls = 0;
         loop {
             if self.tail_seen == self.head {
@@ -867,7 +831,8 @@ impl ByteReceiver {
     fn reload_tail(&mut self) -> Result<u32, Error> {
         let word = self.core.tail().load(Ordering::Acquire);
         let tail = word & !FLAGS;
-        if tail % RECORD_HEADER != 0 || !within(tail.wrapping_sub(self.head), self.core.capacity) {
+        if tail % RECORD_HEADER != 0 || !within(tail.wrapping_sub(self.head), self.core.capacity())
+        {
             return Err(Error::Corrupted {
                 what: "the sender's position is not within the ring",
             });
@@ -878,12 +843,12 @@ impl ByteReceiver {
 
     /// The data bytes.
     pub fn capacity(&self) -> usize {
-        self.core.capacity as usize
+        self.core.capacity() as usize
     }
 
     /// The longest message: `capacity − 8` bytes.
     pub fn max_message_len(&self) -> usize {
-        max_message_len(self.core.capacity)
+        max_message_len(self.core.capacity())
     }
 
     /// Closes the ring (see [`ByteRing::close`]).
@@ -910,7 +875,7 @@ impl fmt::Debug for ByteReceiver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ByteReceiver")
             .field("byte_offset", &self.core.byte_offset)
-            .field("capacity", &self.core.capacity)
+            .field("capacity", &self.core.capacity())
             .field("position", &self.head)
             .finish()
     }

@@ -65,6 +65,7 @@
 
 use crate::error::Error;
 
+mod byte_data;
 mod byte_message;
 mod byte_ring;
 mod port;
