@@ -17,7 +17,7 @@ use super::entry::{check_registered, Entry};
 use super::handle::ProcessWorker;
 use super::link::{self, Side};
 use super::payload::Payload;
-use super::sys;
+use super::sys::{self, spawn_failed};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
 use crate::worker::IntoExitCode;
@@ -176,8 +176,19 @@ impl ProcessWorkerBuilder {
     }
 }
 
-pub(super) fn spawn_failed(what: &str, error: std::io::Error) -> Error {
-    Error::SpawnFailed {
-        reason: format!("{what}: {error}"),
+impl ProcessWorker<(), ()> {
+    /// Settings for a new process worker.
+    pub fn builder() -> ProcessWorkerBuilder {
+        ProcessWorkerBuilder::default()
+    }
+}
+
+impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
+    /// Starts a process worker running `entry` with default settings (see
+    /// [`ProcessWorkerBuilder::spawn`]).
+    pub fn spawn<R: IntoExitCode>(
+        entry: &Entry<In, Out, R>,
+    ) -> Result<ProcessWorker<In, Out>, Error> {
+        ProcessWorker::builder().spawn(entry)
     }
 }

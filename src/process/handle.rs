@@ -22,13 +22,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::builder::{spawn_failed, ProcessWorkerBuilder};
 use super::context::lock;
 use super::event::{ProcessEvent, ProcessExit};
 use super::frame::{self, Frame};
 use super::link::LinkEnds;
 use super::payload::Payload;
-use super::sys;
+use super::sys::{self, spawn_failed};
 use crate::channel::{ByteReceiver, ByteRing, ByteSender};
 use crate::error::Error;
 
@@ -87,22 +86,7 @@ enum Patience {
     Until(Option<Instant>),
 }
 
-impl ProcessWorker<(), ()> {
-    /// Settings for a new process worker.
-    pub fn builder() -> ProcessWorkerBuilder {
-        ProcessWorkerBuilder::default()
-    }
-}
-
 impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
-    /// Starts a process worker running `entry` with default settings (see
-    /// [`ProcessWorkerBuilder::spawn`]).
-    pub fn spawn<R: crate::worker::IntoExitCode>(
-        entry: &super::Entry<In, Out, R>,
-    ) -> Result<ProcessWorker<In, Out>, Error> {
-        ProcessWorker::builder().spawn(entry)
-    }
-
     /// The handle of a child that was just spawned.
     pub(super) fn start(
         mut child: Child,

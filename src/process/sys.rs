@@ -1,11 +1,14 @@
 //! The few system calls process workers need that std does not offer: pidfds (a handle on a
 //! process that a reused pid cannot fool), polling a descriptor with a timeout, a close-on-exec
 //! pipe, the close-on-exec flag, and SIGTERM through a signalfd. Each wrapper is one call with
-//! its checks; nothing here keeps state.
+//! its checks; nothing here keeps state. [`spawn_failed`] turns a failed call into the crate's
+//! error.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
+
+use crate::error::Error;
 
 /// `Err` with the system's reason for the last failed call, as an `io::Error`.
 fn last_error<T>() -> io::Result<T> {
@@ -171,3 +174,10 @@ pub(super) fn parent_pid() -> u32 {
 
 /// A short pause for polling loops that have nothing to wait on.
 pub(super) const POLL_SLICE: Duration = Duration::from_millis(50);
+
+/// `Err(SpawnFailed)` saying which step (`what`) failed and the system's reason.
+pub(super) fn spawn_failed(what: &str, error: std::io::Error) -> Error {
+    Error::SpawnFailed {
+        reason: format!("{what}: {error}"),
+    }
+}
