@@ -25,18 +25,9 @@ use serde::de::DeserializeOwned;
 
 use super::backoff::Backoff;
 use super::error::PayloadError;
+use super::job_id::JobId;
 use super::options::JobOptions;
 use crate::pool::Priority;
-
-/// A job's id: unique in its queue, given out in the order jobs are added (`INCR`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct JobId(pub u64);
-
-impl fmt::Display for JobId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// What the consumer needs to finish a job whatever its handler does (the payload goes to the
 /// handler).

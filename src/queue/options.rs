@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::backoff::Backoff;
-use super::job::JobId;
+use super::job_id::JobId;
 use crate::pool::Priority;
 
 /// How to run one job: [`JobQueue::add`](super::JobQueue::add).
