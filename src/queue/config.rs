@@ -1,10 +1,8 @@
 //! [`JobQueueBuilder`]: where the queue is and how patiently it talks to Redis.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::QueueError;
-use super::job_queue::JobQueue;
 use super::keys::Keys;
 
 /// Settings shared by a queue's producer and its consumers.
@@ -21,7 +19,7 @@ pub(super) struct Config {
     pub(super) reconnect_max: Duration,
 }
 
-/// Builds a [`JobQueue`] with settings other than the defaults.
+/// Builds a [`JobQueue`](super::JobQueue) with settings other than the defaults.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -74,7 +72,7 @@ impl JobQueueBuilder {
         self
     }
 
-    /// How long the producer side ([`add`](JobQueue::add), [`stats`](JobQueue::stats), ...)
+    /// How long the producer side ([`add`](super::JobQueue::add), [`stats`](super::JobQueue::stats), ...)
     /// keeps reconnecting before it returns [`QueueError::Unavailable`] (default 30 s).
     /// Consumers never give up; they reconnect until closed.
     pub fn retry_for(mut self, budget: Duration) -> JobQueueBuilder {
@@ -96,9 +94,8 @@ impl JobQueueBuilder {
         self
     }
 
-    /// Connects: checks the server (Redis 6.2 or later), creates the queue's streams and
-    /// consumer group if they do not exist yet.
-    pub fn connect(self) -> Result<JobQueue, QueueError> {
+    /// The settings, checked, with the client for the server at the URL (not connected yet).
+    pub(super) fn into_config(self) -> Result<Config, QueueError> {
         let keys = Keys::new(&self.name)?;
         if self.command_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(QueueError::InvalidOption(
@@ -106,7 +103,7 @@ impl JobQueueBuilder {
             ));
         }
         let client = redis::Client::open(self.url.as_str()).map_err(QueueError::Connect)?;
-        JobQueue::open(Arc::new(Config {
+        Ok(Config {
             client,
             name: self.name,
             keys,
@@ -116,6 +113,6 @@ impl JobQueueBuilder {
             dedupe_ttl: self.dedupe_ttl.max(Duration::from_millis(1)),
             reconnect_min: self.reconnect_min.max(Duration::from_millis(1)),
             reconnect_max: self.reconnect_max.max(Duration::from_millis(1)),
-        }))
+        })
     }
 }

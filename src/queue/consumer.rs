@@ -8,9 +8,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::Config;
-use super::dispatcher::{Dispatcher, Event, Handler};
+use super::dispatcher::{Dispatcher, Handler};
 use super::effects::Effects;
 use super::error::{JobError, QueueError};
+use super::event::Event;
 use super::job::Job;
 use super::keys;
 use super::lease;

@@ -47,10 +47,10 @@ use redis::{Cmd, Value};
 use super::delivery::{self, Delivery, EntryRef};
 use super::effects::Effects;
 use super::error::{JobError, QueueError};
+use super::event::Event;
 use super::finish::{self, Finish, Mode};
 use super::job::{Job, JobMeta};
-use super::job_queue::create_group;
-use super::keys::GROUP;
+use super::keys::{create_group, GROUP};
 use super::lease::millis;
 use super::link::{Link, LinkError};
 use super::reply::{self, Reply};
@@ -68,21 +68,6 @@ pub(super) type Handler = dyn Fn(&Job, &TaskContext<'_>) -> Outcome + Send + Syn
 
 /// The pool task of one job.
 type Task = Box<dyn for<'a, 'b> FnOnce(&'a TaskContext<'b>) -> Outcome + Send>;
-
-/// What wakes the dispatcher.
-#[derive(Debug)]
-pub(super) enum Event {
-    /// The task with this key resolved (its handle's waker fired).
-    Resolved(u64),
-    /// The wake-up reader saw a new entry (or reconnected).
-    Wake,
-    /// The lease keeper found these entries owned by another consumer now.
-    LeaseLost(Vec<EntryRef>),
-    /// Another consumer holds this consumer's name.
-    Fenced,
-    /// `close` was called (its deadline is in [`Shared`]).
-    Close,
-}
 
 /// Sends [`Event::Resolved`] for one task.
 struct TaskWaker {

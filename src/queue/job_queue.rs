@@ -15,7 +15,7 @@ use super::consumer::ConsumerBuilder;
 use super::error::QueueError;
 use super::job;
 use super::job_id::JobId;
-use super::keys::{self, GROUP, LEVELS};
+use super::keys::{self, create_group, GROUP, LEVELS};
 use super::link::{Link, LinkError};
 use super::options::{Added, JobOptions};
 use super::reply::{self, Reply};
@@ -253,16 +253,12 @@ impl fmt::Debug for JobQueue {
     }
 }
 
-/// `XGROUP CREATE <stream> sharedbuf 0 MKSTREAM`: from the start, so jobs added before the
-/// group existed are served too.
-pub(super) fn create_group(stream: &str) -> Cmd {
-    redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(stream)
-        .arg(GROUP)
-        .arg("0")
-        .arg("MKSTREAM")
-        .clone()
+impl JobQueueBuilder {
+    /// Connects: checks the server (Redis 6.2 or later), creates the queue's streams and
+    /// consumer group if they do not exist yet.
+    pub fn connect(self) -> Result<JobQueue, QueueError> {
+        JobQueue::open(Arc::new(self.into_config()?))
+    }
 }
 
 /// `Err(Unsupported)` for servers older than 6.2.

@@ -13,11 +13,25 @@
 //! | `dedupe:<key>` | string | `pending:<id>` or `done:<id>`: the job that owns a dedupe key |
 //! | `live:<consumer>` | string | the token of the live consumer with that name (its fencing token) |
 
+use redis::Cmd;
+
 use super::error::QueueError;
 use crate::pool::Priority;
 
 /// The consumer group every consumer of a queue joins.
 pub(super) const GROUP: &str = "sharedbuf";
+
+/// `XGROUP CREATE <stream> sharedbuf 0 MKSTREAM`: from the start, so jobs added before the
+/// group existed are served too.
+pub(super) fn create_group(stream: &str) -> Cmd {
+    redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .clone()
+}
 
 /// The priority levels in the order consumers serve them, highest first.
 pub(super) const LEVELS: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];

@@ -14,7 +14,7 @@ use std::time::Duration;
 use redis::Value;
 
 use super::delivery::EntryRef;
-use super::dispatcher::Event;
+use super::event::Event;
 use super::keys::{level_index, GROUP, LEVELS};
 use super::link::{Link, LinkError};
 use super::reply;

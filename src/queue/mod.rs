@@ -120,6 +120,7 @@ mod delivery;
 mod dispatcher;
 mod effects;
 mod error;
+mod event;
 mod finish;
 mod job;
 mod job_id;

@@ -26,7 +26,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use redis::Value;
 
-use super::dispatcher::Event;
+use super::event::Event;
 use super::link::Link;
 use super::shared::Shared;
 use super::stats::bump;
