@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc as StdArc;
 use std::time::Duration;
 
+use super::config::{Config, Hook, WhenFull};
 use super::error::BuildError;
 use super::worker_pool::WorkerPool;
 
@@ -18,39 +19,6 @@ pub enum MaxQueue {
     Bounded(usize),
     /// No bound: memory is the limit.
     Unbounded,
-}
-
-/// What a submission does when the queue is at its bound and every worker is busy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WhenFull {
-    /// Refuse it at once with [`PoolError::QueueFull`](super::PoolError::QueueFull), which
-    /// gives the task back (the default).
-    #[default]
-    Reject,
-    /// Wait up to this long for room, then refuse it as `Reject` does. A task of the pool that
-    /// submits to its own full pool waits like any other caller (and may wait the whole time
-    /// if every worker does the same).
-    Block(Duration),
-    /// Run it on the submitting thread, now, before `run` returns (its handle is then already
-    /// resolved): the submitter slows down to the pool's pace.
-    CallerRuns,
-}
-
-/// Called on a pool thread with its worker index: just after it starts, or just before it
-/// exits.
-pub(super) type Hook = StdArc<dyn Fn(usize) + Send + Sync>;
-
-/// The checked settings.
-pub(crate) struct Config {
-    pub(super) min_threads: usize,
-    pub(super) max_threads: usize,
-    pub(super) idle_timeout: Option<Duration>,
-    pub(super) queue_bound: Option<usize>,
-    pub(super) when_full: WhenFull,
-    pub(super) name: String,
-    pub(super) stack_size: Option<usize>,
-    pub(super) on_thread_start: Option<Hook>,
-    pub(super) on_thread_exit: Option<Hook>,
 }
 
 /// Configures a [`WorkerPool`]: `WorkerPool::builder().max_threads(4)…build()`.
@@ -232,5 +200,18 @@ impl fmt::Debug for PoolBuilder {
             .field("when_full", &self.when_full)
             .field("name", &self.name)
             .finish_non_exhaustive()
+    }
+}
+
+impl WorkerPool {
+    /// A builder with the defaults: 1 to `available_parallelism` threads, idle timeout 1 s,
+    /// queue bound `max_threads²`, `Reject` when full.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// A pool with the default settings.
+    pub fn new() -> Result<WorkerPool, BuildError> {
+        WorkerPool::builder().build()
     }
 }

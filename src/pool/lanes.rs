@@ -22,19 +22,9 @@
 
 use std::collections::VecDeque;
 
-use super::scheduler::{Core, Locked, Signal};
+use super::scheduler::{Core, Lane, Locked, Signal};
 use super::task::{JobRef, Runner};
 use super::task_state::{phase, QUEUED};
-
-/// The queue of one key.
-pub(super) struct Lane {
-    pub(super) slot: usize,
-    pub(super) queue: VecDeque<JobRef>,
-    /// The thread running the lane's current task, if one runs.
-    pub(super) busy: Option<u64>,
-    /// On the slot's `ready_lanes` (L2).
-    pub(super) ready: bool,
-}
 
 impl Locked<'_> {
     /// Appends `job` to the lane of `key`, bound to `slot`, making the lane ready if it can

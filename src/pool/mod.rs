@@ -123,6 +123,7 @@
 
 mod broadcast;
 mod builder;
+mod config;
 mod context;
 mod error;
 mod handle;
@@ -139,7 +140,8 @@ mod task_state;
 mod worker;
 mod worker_pool;
 
-pub use builder::{MaxQueue, PoolBuilder, WhenFull};
+pub use builder::{MaxQueue, PoolBuilder};
+pub use config::WhenFull;
 pub use context::TaskContext;
 pub use error::{BuildError, Cancelled, CloseError, PoolError, TaskError};
 pub use handle::TaskHandle;

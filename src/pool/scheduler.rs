@@ -56,8 +56,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use super::builder::{Config, WhenFull};
-use super::lanes::Lane;
+use super::config::{Config, WhenFull};
 use super::options::Priority;
 use super::panic::drop_quietly;
 use super::stats::{Counters, Recorder};
@@ -187,6 +186,16 @@ pub(super) struct Slot {
     /// The tasks its thread is running: the one it took, plus any it runs inline while
     /// joining (innermost last).
     pub(super) running: Vec<JobRef>,
+}
+
+/// The queue of one key (lanes.rs).
+pub(super) struct Lane {
+    pub(super) slot: usize,
+    pub(super) queue: VecDeque<JobRef>,
+    /// The thread running the lane's current task, if one runs.
+    pub(super) busy: Option<u64>,
+    /// On the slot's `ready_lanes` (lanes.rs, L2).
+    pub(super) ready: bool,
 }
 
 /// Why a submission was refused.

@@ -5,7 +5,7 @@ use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use super::broadcast;
-use super::builder::{Config, PoolBuilder};
+use super::config::Config;
 use super::context::{current_thread_of, TaskContext};
 use super::error::{BuildError, CloseError, PoolError, TaskError};
 use super::handle::TaskHandle;
@@ -46,17 +46,6 @@ pub struct WorkerPool {
 }
 
 impl WorkerPool {
-    /// A builder with the defaults: 1 to `available_parallelism` threads, idle timeout 1 s,
-    /// queue bound `max_threads²`, `Reject` when full.
-    pub fn builder() -> PoolBuilder {
-        PoolBuilder::default()
-    }
-
-    /// A pool with the default settings.
-    pub fn new() -> Result<WorkerPool, BuildError> {
-        WorkerPool::builder().build()
-    }
-
     pub(super) fn start(config: Config) -> Result<WorkerPool, BuildError> {
         let min_threads = config.min_threads;
         let core = Arc::new(Core::new(config).map_err(|error| BuildError::SpawnFailed {

@@ -1,0 +1,39 @@
+//! A pool's checked settings ([`Config`]) and the full-queue policy ([`WhenFull`]) the
+//! scheduler applies. Its own file so that the scheduler reads the settings without depending
+//! on the [`PoolBuilder`](super::PoolBuilder) that checks them.
+
+use std::sync::Arc as StdArc;
+use std::time::Duration;
+
+/// What a submission does when the queue is at its bound and every worker is busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Refuse it at once with [`PoolError::QueueFull`](super::PoolError::QueueFull), which
+    /// gives the task back (the default).
+    #[default]
+    Reject,
+    /// Wait up to this long for room, then refuse it as `Reject` does. A task of the pool that
+    /// submits to its own full pool waits like any other caller (and may wait the whole time
+    /// if every worker does the same).
+    Block(Duration),
+    /// Run it on the submitting thread, now, before `run` returns (its handle is then already
+    /// resolved): the submitter slows down to the pool's pace.
+    CallerRuns,
+}
+
+/// Called on a pool thread with its worker index: just after it starts, or just before it
+/// exits.
+pub(super) type Hook = StdArc<dyn Fn(usize) + Send + Sync>;
+
+/// The checked settings.
+pub(crate) struct Config {
+    pub(super) min_threads: usize,
+    pub(super) max_threads: usize,
+    pub(super) idle_timeout: Option<Duration>,
+    pub(super) queue_bound: Option<usize>,
+    pub(super) when_full: WhenFull,
+    pub(super) name: String,
+    pub(super) stack_size: Option<usize>,
+    pub(super) on_thread_start: Option<Hook>,
+    pub(super) on_thread_exit: Option<Hook>,
+}
