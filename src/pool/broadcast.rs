@@ -14,8 +14,9 @@ use std::sync::Arc as StdArc;
 use super::context::{current_thread_of, PoolThread, TaskContext};
 use super::error::{PoolError, TaskError};
 use super::handle::TaskHandle;
+use super::job::{Header, JobRef, Placement, Runner};
 use super::scheduler::{Core, Phase};
-use super::task::{Header, JobRef, Placement, Runner, TaskCell};
+use super::task::TaskCell;
 use crate::shim::{Arc, Ordering::SeqCst};
 
 /// Runs `f` once on every live worker; the results in worker-index order.

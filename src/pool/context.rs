@@ -5,7 +5,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use super::error::Cancelled;
-use super::task::Header;
+use super::job::Header;
 use super::task_state::{phase, CANCEL_REQUESTED, RUNNING};
 use crate::shim;
 

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 use super::context::current_thread_of;
 use super::error::TaskError;
+use super::job::{Placement, Runner};
 use super::lanes;
-use super::task::{Outcome, Placement, Runner};
+use super::task::Outcome;
 use super::task_state::{is_terminal, phase, CANCELLED, COMPLETED, DESTROYED, QUEUED, TIMED_OUT};
 use crate::atomics::{self, WaitAsync, WaitFuture};
 

@@ -22,8 +22,8 @@
 
 use std::collections::VecDeque;
 
+use super::job::{JobRef, Runner};
 use super::scheduler::{Core, Lane, Locked, Signal};
-use super::task::{JobRef, Runner};
 use super::task_state::{phase, QUEUED};
 
 impl Locked<'_> {

@@ -30,9 +30,10 @@ use std::{ptr, slice};
 use super::context::{current_thread_of, TaskContext};
 use super::error::TaskError;
 use super::handle::TaskHandle;
+use super::job::{Header, JobRef, Placement, Runner};
 use super::options::Priority;
 use super::scheduler::Core;
-use super::task::{Header, JobRef, Placement, Runner, TaskCell};
+use super::task::TaskCell;
 use crate::atomics::SharedWord;
 use crate::shim::{Arc, Ordering::SeqCst};
 

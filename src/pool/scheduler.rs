@@ -57,10 +57,10 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::config::{Config, WhenFull};
+use super::job::{JobRef, Placement};
 use super::options::Priority;
 use super::panic::drop_quietly;
 use super::stats::{Counters, Recorder};
-use super::task::{JobRef, Placement};
 use super::task_state::QUEUED;
 use crate::atomics::{Interrupter, SharedWords, WaitResult, Word};
 use crate::error::Error;
@@ -343,7 +343,7 @@ impl Core {
     /// Runs `job`, already claimed, on the calling thread outside any worker loop (an inline
     /// join, `CallerRuns`, `map`'s own chunks), registered as running so `destroy` reaches it.
     /// `was_queued`: the caller claimed it from a queue (it comes off the counts, I4).
-    pub(super) fn run_here(&self, job: &JobRef, runner: super::task::Runner, was_queued: bool) {
+    pub(super) fn run_here(&self, job: &JobRef, runner: super::job::Runner, was_queued: bool) {
         {
             let mut locked = self.lock();
             if was_queued {

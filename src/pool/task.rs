@@ -19,7 +19,6 @@
 //! transitions comes first wins (P8), and the loser's value is dropped. Resolving the handle is
 //! in a drop guard: even a run that unwinds (under loom, where panics are not caught) resolves.
 
-use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc as StdArc;
@@ -27,127 +26,11 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use super::context::TaskContext;
-use super::options::Priority;
+use super::job::{Header, Job, JobRef, Runner};
 use super::panic::{catch_panic, drop_quietly};
-use super::scheduler::Core;
-use super::task_state::{Resolved, TaskState, COMPLETED, TIMED_OUT};
+use super::task_state::{COMPLETED, TIMED_OUT};
 use crate::atomics::{self, WaitAsync, WaitFuture};
-use crate::shim::{Arc, AtomicBool, AtomicU64, Ordering, UnsafeCell};
-
-/// A task as the queues and workers see it.
-pub(super) type JobRef = StdArc<dyn Job>;
-
-/// Where a task waits before it starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Placement {
-    /// The shared queue of its priority.
-    Global(Priority),
-    /// The lane of its key (all tasks of one key, in order, on one worker).
-    Keyed(u64),
-    /// One worker's broadcast queue.
-    Broadcast(usize),
-}
-
-/// Who runs a claimed task.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Runner {
-    /// The pool worker's index, or `None` for a thread outside the pool.
-    pub(super) slot: Option<usize>,
-    /// The pool thread's id (0 outside the pool).
-    pub(super) thread_id: u64,
-}
-
-/// What every task has, whatever its types.
-pub(super) struct Header {
-    pub(super) state: TaskState,
-    pub(super) core: Arc<Core>,
-    pub(super) placement: Placement,
-    pub(super) timeout: Option<Duration>,
-    /// When it was submitted, for the tasks whose times the statistics sample
-    /// ([`SAMPLE_EVERY`]); `None` for the others.
-    pub(super) submitted_at: Option<Instant>,
-    /// A worker to ring when the task resolves: a pool thread blocked in `broadcast` waits on
-    /// its bell, which also tells it of broadcast tasks addressed to it (broadcast.rs).
-    pub(super) wake_slot: Option<usize>,
-    progress: AtomicU64,
-    has_progress: AtomicBool,
-}
-
-impl Header {
-    pub(super) fn new(
-        core: Arc<Core>,
-        placement: Placement,
-        timeout: Option<Duration>,
-    ) -> Result<Header, crate::error::Error> {
-        Ok(Header {
-            state: TaskState::new()?,
-            core,
-            placement,
-            timeout,
-            submitted_at: sample_this_one().then(Instant::now),
-            wake_slot: None,
-            progress: AtomicU64::new(0),
-            has_progress: AtomicBool::new(false),
-        })
-    }
-
-    pub(super) fn set_progress(&self, value: u64) {
-        self.progress.store(value, Ordering::Relaxed);
-        self.has_progress.store(true, Ordering::Release);
-    }
-
-    pub(super) fn progress(&self) -> Option<u64> {
-        self.has_progress
-            .load(Ordering::Acquire)
-            .then(|| self.progress.load(Ordering::Relaxed))
-    }
-
-    /// Wakes everyone waiting on the state word. A panicking waker (user code: an async
-    /// runtime's) is swallowed, so the thread resolving the task — a worker, the timer, a
-    /// `destroy` in the middle of its loop — goes on.
-    pub(super) fn notify_resolved(&self, resolved: Resolved) {
-        if resolved.has_waiters() {
-            let _ = catch_panic(|| self.state.notify(resolved));
-        }
-        if let Some(slot) = self.wake_slot {
-            self.core.lock().ring(slot);
-        }
-    }
-}
-
-/// One task in this many (counted per submitting thread) has its wait and run times recorded
-/// in the statistics' histograms. Reading the clock costs about as much as the rest of a tiny
-/// task's bookkeeping; a uniform sample keeps the percentiles honest for a steady stream of
-/// tasks at an eighth of that cost. Counts are exact; only durations are sampled.
-pub(super) const SAMPLE_EVERY: u32 = 8;
-
-crate::shim::thread_local_static! {
-    /// Tasks this thread submitted, modulo `SAMPLE_EVERY`.
-    static SUBMITTED: std::cell::Cell<u32> = std::cell::Cell::new(0);
-}
-
-/// Whether the task this thread submits now is one whose times are sampled.
-fn sample_this_one() -> bool {
-    SUBMITTED
-        .try_with(|count| {
-            let n = count.get();
-            count.set(if n + 1 == SAMPLE_EVERY { 0 } else { n + 1 });
-            n == 0
-        })
-        .unwrap_or(false)
-}
-
-/// What the queues and workers do with a task.
-pub(super) trait Job: Send + Sync {
-    fn header(&self) -> &Header;
-
-    /// Runs the task on the calling thread. The caller won [`TaskState::claim`].
-    fn run(&self, this: &JobRef, runner: Runner);
-
-    /// Drops the closure. The caller won a transition out of `QUEUED` other than `claim` (and
-    /// already resolved the handle).
-    fn discard(&self);
-}
+use crate::shim::UnsafeCell;
 
 /// What a handle does with its task.
 pub(super) trait Outcome<R>: Send + Sync {
@@ -376,14 +259,5 @@ fn time_out(job: &JobRef) {
         header.core.counters.timed_out.add(1, false);
         header.core.counters.overdue_added.add(1, false);
         header.notify_resolved(resolved);
-    }
-}
-
-impl fmt::Debug for Header {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Task")
-            .field("state", &self.state.load())
-            .field("placement", &self.placement)
-            .finish_non_exhaustive()
     }
 }

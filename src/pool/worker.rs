@@ -15,9 +15,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::context::{self, PoolThread};
+use super::job::Runner;
 use super::panic::catch_panic;
 use super::scheduler::{Core, Locked, Next, Phase};
-use super::task::Runner;
 use crate::atomics::{Interrupter, WaitResult};
 use crate::shim::{thread, Arc, IdCounter, Ordering::SeqCst, LOOM};
 

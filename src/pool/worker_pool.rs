@@ -9,11 +9,12 @@ use super::config::Config;
 use super::context::{current_thread_of, TaskContext};
 use super::error::{BuildError, CloseError, PoolError, TaskError};
 use super::handle::TaskHandle;
+use super::job::{Header, JobRef, Placement, Runner};
 use super::map;
 use super::options::TaskOptions;
 use super::scheduler::{Core, Refusal, Signal};
 use super::stats::{self, PoolStats};
-use super::task::{Header, JobRef, Placement, Runner, TaskCell};
+use super::task::TaskCell;
 use crate::shim::Arc;
 
 /// A pool of threads that runs tasks: Piscina's pool on this crate's substrate (see the
