@@ -168,8 +168,8 @@ impl WorkerPool {
 
     /// Runs `task` once on every live worker and returns each run's result, in worker-index
     /// order (P9). Workers started later do not run it (use
-    /// [`on_thread_start`](PoolBuilder::on_thread_start) for those). Broadcast tasks skip the
-    /// queue bound and go before queued work. Callable from a task of the pool itself.
+    /// [`on_thread_start`](super::PoolBuilder::on_thread_start) for those). Broadcast tasks
+    /// skip the queue bound and go before queued work. Callable from a task of the pool itself.
     ///
     /// ```
     /// use sharedbuf::pool::WorkerPool;

@@ -271,9 +271,10 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     /// Asks the child to end (SIGTERM: its blocked calls return `Err(Terminated)`, see
     /// [`ProcessContext::is_terminating`](super::ProcessContext::is_terminating)), kills it
     /// (SIGKILL) if it has not exited after the grace period
-    /// ([`ProcessWorkerBuilder::grace`]), and returns how it ended. From then on no `Error`
-    /// event is reported; messages it posted before can still be read, then `Exit`. A child
-    /// that had already exited by itself is only reaped, and keeps its own ending.
+    /// ([`ProcessWorkerBuilder::grace`](super::ProcessWorkerBuilder::grace)), and returns how
+    /// it ended. From then on no `Error` event is reported; messages it posted before can still
+    /// be read, then `Exit`. A child that had already exited by itself is only reaped, and keeps
+    /// its own ending.
     pub fn terminate(&self) -> Result<ProcessExit, Error> {
         self.terminate_timeout(self.grace)
     }

@@ -72,9 +72,10 @@ impl JobQueueBuilder {
         self
     }
 
-    /// How long the producer side ([`add`](super::JobQueue::add), [`stats`](super::JobQueue::stats), ...)
-    /// keeps reconnecting before it returns [`QueueError::Unavailable`] (default 30 s).
-    /// Consumers never give up; they reconnect until closed.
+    /// How long the producer side ([`add`](super::JobQueue::add),
+    /// [`stats`](super::JobQueue::stats), ...) keeps reconnecting before it returns
+    /// [`QueueError::Unavailable`] (default 30 s). Consumers never give up; they reconnect until
+    /// closed.
     pub fn retry_for(mut self, budget: Duration) -> JobQueueBuilder {
         self.retry_for = budget;
         self

@@ -1,5 +1,5 @@
-//! [`JobId`]: the number that names a job in its queue. Its own file because both a [`Job`](super::Job)
-//! and what adding one reports ([`Added`](super::Added)) carry it.
+//! [`JobId`]: the number that names a job in its queue. Its own file because both a
+//! [`Job`](super::Job) and what adding one reports ([`Added`](super::Added)) carry it.
 
 use std::fmt;
 
