@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use super::attach;
 use super::deadline_after;
+use super::lock_result::LockResult;
 use super::mutex::MutexGuard;
 use crate::atomics::{SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
@@ -57,8 +58,13 @@ const WAITERS: usize = 1;
 ///   [`notify_all`](Condvar::notify_all) return how many waiters they woke.
 /// - Change the condition with the mutex held (as with any condition variable): a notify is
 ///   never lost then, including one sent between a waiter's unlock and its sleep.
-/// - On `Err` (`Terminated`: the waiting thread's worker was terminated, S6) the guard is gone
-///   and the mutex is not held.
+/// - The results are [`LockResult`]s, as `std::sync::Condvar`'s: taking the mutex again may
+///   find that its holder died meanwhile (process-shared buffers, X3), and then the guard
+///   comes back in `Err(LockError::OwnerDied(guard))`. On `Err(Failed(_))` (`Terminated`: the
+///   waiting thread's worker was terminated, S6) the guard is gone and the mutex is not held.
+/// - Call [`mark_consistent`](MutexGuard::mark_consistent) before waiting with a guard that
+///   came with `OwnerDied`: the wait releases the mutex, which retires a lock still
+///   inconsistent.
 ///
 /// ```
 /// use sharedbuf::sync::{Condvar, Mutex};
@@ -143,19 +149,23 @@ impl Condvar {
     /// Releases `guard`'s mutex, sleeps until notified (or woken spuriously), and takes the
     /// mutex again.
     ///
-    /// `Err(Terminated)` if the thread's interrupter fires while it sleeps or relocks (a
-    /// worker's `terminate()`, S6); the mutex is then not held.
-    pub fn wait<'a>(&self, guard: MutexGuard<'a>) -> Result<MutexGuard<'a>, Error> {
-        self.sleep(guard, None).map(|(guard, _)| guard)
+    /// `Err(Failed(Terminated))` if the thread's interrupter fires while it sleeps or relocks
+    /// (a worker's `terminate()`, S6); the mutex is then not held. `Err(OwnerDied(guard))` if
+    /// the mutex's holder died meanwhile (X3): the mutex is held again, with the news.
+    pub fn wait<'a>(&self, guard: MutexGuard<'a>) -> LockResult<MutexGuard<'a>> {
+        self.sleep(guard, None)
+            .map(|(guard, _)| guard)
+            .map_err(|error| error.map(|(guard, _)| guard))
     }
 
     /// [`wait`](Condvar::wait) until `condition` returns `false`: returns at once if it already
-    /// does, and never because of a spurious wakeup (S4). `condition` runs with the mutex held.
+    /// does, and never because of a spurious wakeup (S4). `condition` runs with the mutex held
+    /// (never on data a dead holder left: `OwnerDied` returns at once).
     pub fn wait_while<'a, F>(
         &self,
         mut guard: MutexGuard<'a>,
         mut condition: F,
-    ) -> Result<MutexGuard<'a>, Error>
+    ) -> LockResult<MutexGuard<'a>>
     where
         F: FnMut(&mut MutexGuard<'a>) -> bool,
     {
@@ -170,7 +180,7 @@ impl Condvar {
         &self,
         guard: MutexGuard<'a>,
         timeout: Duration,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error> {
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)> {
         self.sleep(guard, deadline_after(timeout))
     }
 
@@ -181,7 +191,7 @@ impl Condvar {
         &self,
         guard: MutexGuard<'a>,
         deadline: Instant,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error> {
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)> {
         self.sleep(guard, Some(deadline))
     }
 
@@ -192,7 +202,7 @@ impl Condvar {
         guard: MutexGuard<'a>,
         timeout: Duration,
         condition: F,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error>
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)>
     where
         F: FnMut(&mut MutexGuard<'a>) -> bool,
     {
@@ -206,7 +216,7 @@ impl Condvar {
         guard: MutexGuard<'a>,
         deadline: Instant,
         condition: F,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error>
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)>
     where
         F: FnMut(&mut MutexGuard<'a>) -> bool,
     {
@@ -238,7 +248,7 @@ impl Condvar {
         mut guard: MutexGuard<'a>,
         deadline: Option<Instant>,
         mut condition: F,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error>
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)>
     where
         F: FnMut(&mut MutexGuard<'a>) -> bool,
     {
@@ -258,15 +268,18 @@ impl Condvar {
         &self,
         guard: MutexGuard<'a>,
         deadline: Option<Instant>,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error> {
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)> {
         let registration = Registration::new(self.waiters());
         // Read before the unlock: a notify after the unlock changes it (see the module docs).
         let sequence = self.sequence().load(Acquire);
         let mutex = guard.release();
         let slept = self.sequence().wait_until(sequence, deadline);
         drop(registration);
-        let timed_out = slept? == WaitResult::TimedOut;
-        Ok((mutex.lock()?, WaitTimeoutResult(timed_out)))
+        let timed_out = WaitTimeoutResult(slept? == WaitResult::TimedOut);
+        match mutex.lock() {
+            Ok(guard) => Ok((guard, timed_out)),
+            Err(error) => Err(error.map(|guard| (guard, timed_out))),
+        }
     }
 }
 

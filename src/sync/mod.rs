@@ -68,10 +68,14 @@ use std::time::{Duration, Instant};
 
 mod attach;
 mod condvar;
+mod liveness;
+mod lock_result;
 mod mutex;
 mod mutex_async;
 mod owner;
 mod rwlock;
+mod shared_mutex;
+mod shared_rwlock;
 mod spin;
 
 mod barrier;
@@ -82,16 +86,18 @@ mod semaphore;
 /// What the loom models drive through `crate::loom_hooks` (used in loom builds only).
 #[allow(unused_imports)]
 pub(crate) mod hooks {
+    pub(crate) use super::liveness::model::this_thread_dies;
     pub(crate) use super::mutex::set_loom_starving_after;
 }
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use latch::Latch;
+pub use lock_result::{LockError, LockResult, TryLockResult};
 pub use mutex::{Mutex, MutexGuard};
 pub use mutex_async::{AsyncMutexGuard, LockFuture};
 pub use once::{Once, OnceState};
-pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use rwlock::{ReadResult, RwLock, RwLockReadGuard, RwLockWriteGuard, TryReadResult};
 pub use semaphore::Semaphore;
 
 /// The deadline of a wait with `timeout` starting now; `None` (no deadline) when the instant is

@@ -73,7 +73,9 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::attach;
+use super::lock_result::{LockError, LockResult, TryLockResult};
 use super::owner;
+use super::shared_mutex;
 use super::spin::Backoff;
 use super::{deadline_after, expired};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
@@ -140,10 +142,19 @@ fn waiters(state: u32) -> u32 {
 ///   already holds gets `Err(WouldDeadlock)` instead of hanging (S2).
 /// - Throughput first, with bounded unfairness (S5): a running thread may take a just-released
 ///   lock ahead of a sleeping one, but a waiter that has waited past about 1 ms is handed the
-///   lock at the next unlock.
+///   lock at the next unlock (in a private buffer; see below).
 /// - Inside a worker, a blocked `lock` returns `Err(Terminated)` when the worker is terminated
 ///   (S6).
 /// - Not poisoned by a panic (as parking_lot's): the guard's drop still unlocks.
+/// - **In a process-shared buffer the lock survives its holder's death** (X3): when the thread
+///   holding it dies — its process killed — the next locker takes it over and gets
+///   `Err(LockError::OwnerDied(guard))`, within a fraction of a second even if it was already
+///   asleep. Repair the data, then [`mark_consistent`](MutexGuard::mark_consistent); a guard
+///   released without that retires the lock: every later lock, in every process, returns
+///   `Err(NotRecoverable)`. The results are [`LockResult`]s, std's shape: `?` turns a
+///   `LockError` into an [`Error`] (dropping an `OwnerDied` guard unrepaired). There the
+///   lock's protocol is the one in `shared_mutex.rs`: waiters are woken oldest first but not
+///   handed the lock.
 ///
 /// ```
 /// use sharedbuf::sync::Mutex;
@@ -173,8 +184,31 @@ fn waiters(state: u32) -> u32 {
 /// assert_eq!(pair.to_vec(), [4000, 4000]);
 ///
 /// let guard = mutex.lock()?;
-/// assert_eq!(mutex.lock().err(), Some(Error::WouldDeadlock));
+/// assert!(mutex.lock().is_err_and(|e| e == Error::WouldDeadlock));
 /// drop(guard);
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// Handling a dead holder (only a process-shared buffer reports one):
+///
+/// ```
+/// use sharedbuf::sync::{LockError, Mutex};
+/// use sharedbuf::{Int32Array, SharedBuffer, Error};
+///
+/// # fn repair(_: &Int32Array) {}
+/// # let buffer = SharedBuffer::new(64)?;
+/// # let mutex = Mutex::at(&buffer, 0)?;
+/// # let data = Int32Array::with_range(&buffer, Mutex::BYTES, Some(2))?;
+/// let guard = match mutex.lock() {
+///     Ok(guard) => guard,
+///     Err(LockError::OwnerDied(mut guard)) => {
+///         repair(&data); // the dead holder may have left it half written
+///         guard.mark_consistent();
+///         guard
+///     }
+///     Err(LockError::Failed(error)) => return Err(error),
+/// };
+/// # drop(guard);
 /// # Ok::<(), Error>(())
 /// ```
 pub struct Mutex {
@@ -182,6 +216,17 @@ pub struct Mutex {
     words: SharedWords<u32>,
     owner: SharedWord<u64>,
     byte_offset: usize,
+    /// The buffer is process-shared: the protocol of `shared_mutex.rs`.
+    shared: bool,
+}
+
+/// How a lock was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Acquired {
+    /// From a holder that released it.
+    Clean,
+    /// Taken over from a holder that died holding it (X3).
+    OwnerDied,
 }
 
 impl Mutex {
@@ -201,6 +246,7 @@ impl Mutex {
             words: SharedWords::at(buffer, byte_offset, 2)?,
             owner: SharedWord::at(buffer, byte_offset + 8)?,
             byte_offset,
+            shared: buffer.is_process_shared(),
         })
     }
 
@@ -214,61 +260,112 @@ impl Mutex {
         self.words.buffer()
     }
 
-    /// Whether some thread (or task) holds the lock now. Only a snapshot.
+    /// Whether some thread (or task) holds the lock now. Only a snapshot. A lock retired as
+    /// not recoverable (X3) counts as locked.
     pub fn is_locked(&self) -> bool {
+        if self.shared {
+            return self.owner().load(Relaxed) != owner::NONE;
+        }
         self.state().load(Relaxed) & LOCKED != 0
     }
 
     /// Blocks until the lock is free, then takes it.
     ///
-    /// `Err(WouldDeadlock)` if the calling thread already holds it; `Err(Terminated)` if the
-    /// thread's interrupter fires while it waits (a worker's `terminate()`, S6).
+    /// `Err(Failed(WouldDeadlock))` if the calling thread already holds it;
+    /// `Err(Failed(Terminated))` if the thread's interrupter fires while it waits (a worker's
+    /// `terminate()`, S6). In a process-shared buffer also `Err(OwnerDied(guard))` (taken from a
+    /// holder that died) and `Err(Failed(NotRecoverable))` (X3), and the errors of a
+    /// process-shared wait (`TooManyWaiters`, `BadHeader`).
     #[inline]
-    pub fn lock(&self) -> Result<MutexGuard<'_>, Error> {
+    pub fn lock(&self) -> LockResult<MutexGuard<'_>> {
+        if self.shared {
+            let me = shared_mutex::me();
+            if self.shared_try_take(me) {
+                return Ok(MutexGuard::new(self, me));
+            }
+            let acquired = self.shared_lock_contended(me, None);
+            return self
+                .shared_guard(me, acquired)?
+                .ok_or(LockError::Failed(Error::Timeout)); // no deadline: never
+        }
         if self.state().compare_exchange(0, LOCKED, Acquire).is_ok() {
             self.owner().store(owner::thread_token(), Relaxed);
         } else {
             self.lock_contended(None)?;
         }
-        Ok(MutexGuard::new(self))
+        Ok(MutexGuard::new(self, owner::NONE))
     }
 
     /// Takes the lock if it is free now (TC39's `lockIfAvailable`): `Ok(None)` if another
-    /// thread holds it, `Err(WouldDeadlock)` if the calling thread does. Never blocks.
-    pub fn try_lock(&self) -> Result<Option<MutexGuard<'_>>, Error> {
+    /// thread holds it, `Err(Failed(WouldDeadlock))` if the calling thread does. Never blocks.
+    /// In a process-shared buffer, a holder found dead is taken over (`Err(OwnerDied(guard))`).
+    pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_>> {
+        if self.shared {
+            let me = shared_mutex::me();
+            let acquired = self.shared_try_lock(me, true);
+            return self.shared_guard(me, acquired);
+        }
         let me = owner::thread_token();
         if self.try_take_for(me) {
-            return Ok(Some(MutexGuard::new(self)));
+            return Ok(Some(MutexGuard::new(self, owner::NONE)));
         }
         if self.owner().load(Relaxed) == me {
-            return Err(Error::WouldDeadlock);
+            return Err(LockError::Failed(Error::WouldDeadlock));
         }
         Ok(None)
     }
 
     /// [`lock`](Mutex::lock), giving up after `timeout`: `Ok(None)` if the lock could not be
     /// taken in time (S3). A zero timeout tries once.
-    pub fn try_lock_for(&self, timeout: Duration) -> Result<Option<MutexGuard<'_>>, Error> {
+    pub fn try_lock_for(&self, timeout: Duration) -> TryLockResult<MutexGuard<'_>> {
         self.lock_until(deadline_after(timeout))
     }
 
     /// [`lock`](Mutex::lock), giving up at `deadline`: `Ok(None)` if the lock could not be taken
     /// by then (S3).
-    pub fn try_lock_until(&self, deadline: Instant) -> Result<Option<MutexGuard<'_>>, Error> {
+    pub fn try_lock_until(&self, deadline: Instant) -> TryLockResult<MutexGuard<'_>> {
         self.lock_until(Some(deadline))
     }
 
-    fn lock_until(&self, deadline: Option<Instant>) -> Result<Option<MutexGuard<'_>>, Error> {
+    fn lock_until(&self, deadline: Option<Instant>) -> TryLockResult<MutexGuard<'_>> {
+        if self.shared {
+            let me = shared_mutex::me();
+            if self.shared_try_take(me) {
+                return Ok(Some(MutexGuard::new(self, me)));
+            }
+            let acquired = self.shared_lock_contended(me, deadline);
+            return self.shared_guard(me, acquired);
+        }
         if self.state().compare_exchange(0, LOCKED, Acquire).is_ok() {
             self.owner().store(owner::thread_token(), Relaxed);
         } else if !self.lock_contended(deadline)? {
             return Ok(None);
         }
-        Ok(Some(MutexGuard::new(self)))
+        Ok(Some(MutexGuard::new(self, owner::NONE)))
+    }
+
+    /// The guard (or error) for what a process-shared lock attempt by `me` found: `Ok(None)`
+    /// if it took nothing.
+    fn shared_guard(
+        &self,
+        me: u64,
+        acquired: Result<Option<Acquired>, Error>,
+    ) -> TryLockResult<MutexGuard<'_>> {
+        match acquired? {
+            None => Ok(None),
+            Some(Acquired::Clean) => Ok(Some(MutexGuard::new(self, me))),
+            Some(Acquired::OwnerDied) => Err(LockError::OwnerDied(MutexGuard::died(self, me))),
+        }
+    }
+
+    /// Whether the mutex lives in a process-shared buffer (the protocol of `shared_mutex.rs`).
+    #[inline]
+    pub(super) fn is_shared(&self) -> bool {
+        self.shared
     }
 
     #[inline]
-    fn state(&self) -> Word<'_, u32> {
+    pub(super) fn state(&self) -> Word<'_, u32> {
         self.words.get(STATE)
     }
 
@@ -278,7 +375,7 @@ impl Mutex {
     }
 
     #[inline]
-    fn owner(&self) -> Word<'_, u64> {
+    pub(super) fn owner(&self) -> Word<'_, u64> {
         self.owner.get()
     }
 
@@ -358,7 +455,7 @@ impl Mutex {
         }
     }
 
-    /// Releases the lock (the guards' drop).
+    /// Releases the lock (the guards' drop) in a private buffer.
     #[inline]
     pub(super) fn unlock(&self) {
         self.owner().store(owner::NONE, Relaxed);
@@ -661,15 +758,32 @@ impl fmt::Debug for Mutex {
 #[must_use = "the mutex is unlocked when the guard is dropped"]
 pub struct MutexGuard<'a> {
     mutex: &'a Mutex,
+    /// In a process-shared buffer: the identity the lock was taken as (and is released from).
+    holder: u64,
+    /// Taken over from a dead holder and not yet marked consistent (X3).
+    inconsistent: bool,
     /// `!Send`, `Sync` (nothing to share).
     _not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl<'a> MutexGuard<'a> {
     #[inline]
-    fn new(mutex: &'a Mutex) -> MutexGuard<'a> {
+    fn new(mutex: &'a Mutex, holder: u64) -> MutexGuard<'a> {
         MutexGuard {
             mutex,
+            holder,
+            inconsistent: false,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The guard of a lock taken over from a dead holder: inconsistent until marked.
+    fn died(mutex: &'a Mutex, holder: u64) -> MutexGuard<'a> {
+        // Not `..MutexGuard::new(..)`: that would drop a second guard, unlocking the mutex.
+        MutexGuard {
+            mutex,
+            holder,
+            inconsistent: true,
             _not_send: PhantomData,
         }
     }
@@ -679,12 +793,37 @@ impl<'a> MutexGuard<'a> {
         self.mutex
     }
 
-    /// Unlocks and hands back the mutex (a condition variable's wait).
+    /// Declares the data the lock guards consistent again after its previous holder died
+    /// holding it (the guard came with [`LockError::OwnerDied`]), like
+    /// `pthread_mutex_consistent`: the lock is then released normally. Released without this
+    /// call, such a guard retires the lock: every later lock, in every process, returns
+    /// `Err(NotRecoverable)` (X3). Does nothing on any other guard.
+    pub fn mark_consistent(&mut self) {
+        self.inconsistent = false;
+    }
+
+    /// Whether the guard still waits for [`mark_consistent`](MutexGuard::mark_consistent):
+    /// `true` only for a guard that came with [`LockError::OwnerDied`] and was not marked yet.
+    pub fn is_inconsistent(&self) -> bool {
+        self.inconsistent
+    }
+
+    /// Unlocks and hands back the mutex (a condition variable's wait). An inconsistent guard
+    /// retires the lock, as its drop would.
     pub(super) fn release(self) -> &'a Mutex {
         let mutex = self.mutex;
-        std::mem::forget(self);
-        mutex.unlock();
+        let this = std::mem::ManuallyDrop::new(self);
+        this.unlock();
         mutex
+    }
+
+    #[inline]
+    fn unlock(&self) {
+        if self.mutex.is_shared() {
+            self.mutex.shared_unlock(self.holder, self.inconsistent);
+        } else {
+            self.mutex.unlock();
+        }
     }
 }
 
@@ -694,7 +833,7 @@ impl Drop for MutexGuard<'_> {
         if shim::model_is_unwinding() {
             return; // a failed loom model: see `shim::model_is_unwinding`
         }
-        self.mutex.unlock();
+        self.unlock();
     }
 }
 
@@ -702,6 +841,7 @@ impl fmt::Debug for MutexGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MutexGuard")
             .field("byte_offset", &self.mutex.byte_offset)
+            .field("inconsistent", &self.inconsistent)
             .finish()
     }
 }
