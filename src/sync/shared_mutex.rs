@@ -48,12 +48,15 @@
 //! 2. Only the holder writes `NONE` or `NOT_RECOVERABLE`; a non-holder replaces an identity
 //!    only after finding it dead (takeover), and a live holder is never found dead
 //!    (`liveness.rs` declares death only on evidence).
-//! 3. No lost wakeup: a waiter counts itself (sequentially consistent read-modify-write)
-//!    *before* it reads `owner`; an unlocker changes `owner` (same) *before* it reads the
-//!    count. So either the waiter reads the new owner, or the unlocker sees it counted and
+//! 3. No lost wakeup: a waiter counts itself in `waiters` *before* it reads `owner`; an
+//!    unlocker changes `owner` *before* it reads `waiters` — and reads it with a
+//!    read-modify-write (adding 0), so that the two read-modify-writes of `waiters` are
+//!    ordered: if the unlocker's comes first, the waiter's reads from it (acquire-release) and
+//!    then sees the new owner; if the waiter's comes first, the unlocker sees the count and
 //!    wakes one sleeper, and a waiter whose sleep starts after the change finds `owner`
 //!    different and does not sleep (A11). A woken waiter that loses to a running locker sleeps
-//!    again on the new holder, whose unlock wakes the next.
+//!    again on the new holder, whose unlock wakes the next. (A plain sequentially consistent
+//!    load would do natively, but loom does not model those; this costs the same.)
 //! 4. No waiter sleeps for ever on a dead holder: each sleep lasts at most a slice, after
 //!    which it checks the holder again. Dead *waiters* only leave the count too high, which
 //!    costs unlocks a needless wake (the waiter table skips waiters of dead processes).
@@ -141,8 +144,7 @@ impl Mutex {
             if self.shared_try_take(me) {
                 return Ok(Some(Acquired::Clean));
             }
-            // Sequentially consistent: the waiter's half of invariant 3.
-            let holder = self.owner().load(SeqCst);
+            let holder = self.owner().load(Acquire);
             if holder == NONE {
                 continue;
             }
@@ -160,7 +162,7 @@ impl Mutex {
             match self.owner().wait_until(holder, slices.until(deadline))? {
                 WaitResult::TimedOut if LOOM || expired(deadline) => {
                     // The last look: a holder that died meanwhile still hands the lock over.
-                    let holder = self.owner().load(SeqCst);
+                    let holder = self.owner().load(Acquire);
                     return match self.shared_inspect(holder, me, true)? {
                         Held::TakenOver => Ok(Some(Acquired::OwnerDied)),
                         Held::By(NONE) if self.shared_try_take(me) => Ok(Some(Acquired::Clean)),
@@ -176,20 +178,26 @@ impl Mutex {
     /// Announces a `lock_async` sleeper: sets `ASYNC`. Returns the owner read after it (the
     /// caller retries taking the lock if that is `NONE`).
     pub(super) fn shared_announce_async(&self) -> u64 {
-        self.waiters().fetch_or(ASYNC, SeqCst);
-        self.owner().load(SeqCst)
+        // The waiter's half of invariant 3, for a future.
+        self.waiters().fetch_or(ASYNC, AcqRel);
+        self.owner().load(Acquire)
     }
 
     /// Releases the lock `me` holds (a guard's drop): `NONE`, or `NOT_RECOVERABLE` if the
     /// guard is still inconsistent; then the wakes (invariant 3).
     pub(super) fn shared_unlock(&self, me: u64, retire: bool) {
         let released = if retire { NOT_RECOVERABLE } else { NONE };
-        if self.owner().compare_exchange(me, released, SeqCst).is_err() {
+        if self
+            .owner()
+            .compare_exchange(me, released, Release)
+            .is_err()
+        {
             // Not ours any more (taken over by a process that found us dead, or overwritten):
             // whoever holds it now releases it.
             return;
         }
-        let waiters = self.waiters().load(SeqCst);
+        // The unlocker's half of invariant 3: a read-modify-write, ordered with the waiters'.
+        let waiters = self.waiters().fetch_add(0, AcqRel);
         if waiters >= WAITER {
             // A retired lock wakes everyone: each of them must learn it is gone.
             self.owner().notify(if retire { None } else { Some(1) });
@@ -212,8 +220,8 @@ struct Counted<'a>(Word<'a, u32>);
 
 impl<'a> Counted<'a> {
     fn new(waiters: Word<'a, u32>) -> Counted<'a> {
-        // Sequentially consistent: the waiter's half of invariant 3.
-        waiters.fetch_add(WAITER, SeqCst);
+        // The waiter's half of invariant 3.
+        waiters.fetch_add(WAITER, AcqRel);
         Counted(waiters)
     }
 }
