@@ -28,8 +28,8 @@
 //! longer than that, so a sleeping waiter always asks afresh.
 //!
 //! Under loom there is no `/proc` and every model thread is one OS thread: a model declares a
-//! thread dead through `loom_hooks::owner_dies` (a process killed), and waiters ask before
-//! every sleep (time does not pass in a model, so a slice never ends on its own).
+//! thread dead through `loom_hooks::owner_dies` (a process killed), and ends the sleeps'
+//! slices through `loom_hooks::fire_timeouts` (time does not pass in a model).
 
 use std::time::{Duration, Instant};
 
@@ -60,14 +60,23 @@ impl Slices {
         Slices { next: FIRST_SLICE }
     }
 
-    /// The deadline of the next sleep: `deadline`, but at most the next slice from now. Under
-    /// loom the caller's deadline (a model's sleeps end by being woken).
+    /// The deadline of the next sleep: `deadline`, but at most the next slice from now. (Under
+    /// loom a model ends every finite sleep at once with `loom_hooks::fire_timeouts`: playing
+    /// the timer there is ending the slices.)
     pub(crate) fn until(&mut self, deadline: Option<Instant>) -> Option<Instant> {
-        if LOOM {
-            return deadline;
-        }
         let slice = Instant::now() + self.next_slice();
         Some(deadline.map_or(slice, |at| at.min(slice)))
+    }
+
+    /// Whether a sleep from [`until`](Slices::until) that timed out reached the caller's
+    /// `deadline`, rather than only the end of a slice. Under loom, where a timeout fires only
+    /// when the model says so, whenever there is a deadline (the models of `try_lock_for`).
+    pub(crate) fn deadline_passed(deadline: Option<Instant>) -> bool {
+        if LOOM {
+            deadline.is_some()
+        } else {
+            super::expired(deadline)
+        }
     }
 
     /// The timeout of the next sleep of a `lock_async` future (no deadline of its own); under

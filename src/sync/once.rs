@@ -53,11 +53,11 @@ use std::time::{Duration, Instant};
 use super::liveness::{self, Slices};
 use super::owner::{self, NONE};
 use super::shared_mutex;
-use super::{attach, deadline_after, expired};
+use super::{attach, deadline_after};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
-use crate::shim::{self, thread, Ordering::*, LOOM};
+use crate::shim::{self, thread, Ordering::*};
 
 /// `state` values (the low two bits).
 const INCOMPLETE: u32 = 0;
@@ -347,7 +347,8 @@ impl Once {
         };
         let slept = self.state().wait_until(state | QUEUED, until)?;
         let now = self.state().load(Acquire);
-        let gave_up = slept == WaitResult::TimedOut && (!self.shared || LOOM || expired(deadline));
+        let gave_up =
+            slept == WaitResult::TimedOut && (!self.shared || Slices::deadline_passed(deadline));
         if gave_up && now & PHASE == state & PHASE {
             return Ok(None); // still what it waited out
         }

@@ -63,14 +63,13 @@
 
 use std::time::Instant;
 
-use super::expired;
 use super::liveness::{self, Slices};
 use super::mutex::{Acquired, Mutex};
 use super::owner::{self, NONE, NOT_RECOVERABLE};
 use super::spin::Backoff;
 use crate::atomics::{WaitResult, Word};
 use crate::error::Error;
-use crate::shim::{self, Ordering::*, LOOM};
+use crate::shim::{self, Ordering::*};
 
 /// `waiters`: `lock_async` futures may sleep on the side word; the next unlock wakes them.
 pub(super) const ASYNC: u32 = 1;
@@ -160,7 +159,7 @@ impl Mutex {
                 continue; // read the owner again, now that an unlock will see the count
             }
             match self.owner().wait_until(holder, slices.until(deadline))? {
-                WaitResult::TimedOut if LOOM || expired(deadline) => {
+                WaitResult::TimedOut if Slices::deadline_passed(deadline) => {
                     // The last look: a holder that died meanwhile still hands the lock over.
                     let holder = self.owner().load(Acquire);
                     return match self.shared_inspect(holder, me, true)? {

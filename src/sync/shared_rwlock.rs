@@ -209,7 +209,7 @@ impl RwLock {
                 .readers_sequence()
                 .wait_until(sequence, slices.until(deadline))
             {
-                Ok(WaitResult::TimedOut) if LOOM || expired(deadline) => {
+                Ok(WaitResult::TimedOut) if Slices::deadline_passed(deadline) => {
                     uncount(true);
                     return Ok(Entry::TimedOut);
                 }
@@ -306,7 +306,7 @@ impl RwLock {
                 .writers_sequence()
                 .wait_until(sequence, slices.until(deadline))
             {
-                Ok(WaitResult::TimedOut) if LOOM || expired(deadline) => {
+                Ok(WaitResult::TimedOut) if Slices::deadline_passed(deadline) => {
                     self.leave_as_writer();
                     return Ok(None);
                 }
