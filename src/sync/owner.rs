@@ -51,8 +51,8 @@ pub(crate) const NONE: u64 = 0;
 pub(crate) const TASK: u64 = u64::MAX;
 
 /// The owner word of a process-shared lock retired for ever: its holder died and the lock was
-/// released without being marked consistent (X3). No identity is ever this value (its start
-/// time would be centuries after boot).
+/// released without being marked consistent (X3). No identity is ever this value: its start
+/// field is all ones, centuries after boot, and never [`UNKNOWN_START`].
 pub(crate) const NOT_RECOVERABLE: u64 = u64::MAX - 1;
 
 /// Identity bit 63: the identity names a process, not one of its threads.
@@ -66,8 +66,9 @@ pub(crate) const START_BITS: u32 = 41;
 /// The start time field, once shifted down.
 pub(crate) const START_MASK: u64 = (1 << START_BITS) - 1;
 /// The start time recorded by a thread that could not read its own: checkers then only ask
-/// whether the id exists.
-pub(crate) const UNKNOWN_START: u64 = START_MASK;
+/// whether the id exists. Not `START_MASK`, so that no identity is ever [`TASK`] or
+/// [`NOT_RECOVERABLE`] (both have every start bit set).
+pub(crate) const UNKNOWN_START: u64 = START_MASK - 1;
 
 /// Hands out thread tokens: 1, 2, 3, … (it would take centuries to reach `TASK`).
 static NEXT: IdCounter = IdCounter::starting_at(1);
@@ -237,6 +238,11 @@ mod tests {
         assert_ne!(process, me);
         for value in [me, other, process] {
             assert!(value != NOT_RECOVERABLE && value != TASK);
+        }
+        // Not even a process that could not read its start time and got the highest ids.
+        for id in [ID_MASK, ID_MASK - 1] {
+            let unknown = identity(id, UNKNOWN_START, true);
+            assert!(unknown != NOT_RECOVERABLE && unknown != TASK);
         }
         let packed = identity(ID_MASK, START_MASK, true);
         assert_eq!((id_of(packed), start_of(packed)), (ID_MASK, START_MASK));
