@@ -1,5 +1,10 @@
 //! [`Mutex`]: a lock word at an offset of a [`SharedBuffer`] (docs/semantics.md S1, S2, S3, S5, S6).
 //!
+//! This file is the protocol of a private buffer. In a process-shared buffer the same 16 bytes
+//! run the protocol of `shared_mutex.rs`, where the owner word is the lock, so that a holder
+//! that dies is always named (X3); the public API, here, dispatches on the buffer's kind once
+//! per call.
+//!
 //! # Words (16 bytes, aligned to 8; all zero = unlocked, nobody waiting)
 //!
 //! | offset | word | who sleeps on it |
@@ -189,27 +194,42 @@ fn waiters(state: u32) -> u32 {
 /// # Ok::<(), Error>(())
 /// ```
 ///
-/// Handling a dead holder (only a process-shared buffer reports one):
+/// A holder that dies, and the repair (only a process-shared buffer reports one). Here the
+/// holder is a thread that ends with its guard leaked, which counts as dead just like a
+/// process killed while holding the lock:
 ///
 /// ```
+/// # #[cfg(target_os = "linux")] {
 /// use sharedbuf::sync::{LockError, Mutex};
-/// use sharedbuf::{Int32Array, SharedBuffer, Error};
+/// use sharedbuf::{Error, Int32Array, SharedBuffer};
 ///
-/// # fn repair(_: &Int32Array) {}
-/// # let buffer = SharedBuffer::new(64)?;
-/// # let mutex = Mutex::at(&buffer, 0)?;
-/// # let data = Int32Array::with_range(&buffer, Mutex::BYTES, Some(2))?;
+/// let buffer = SharedBuffer::memfd("accounts", 64)?; // process-shared
+/// let mutex = Mutex::at(&buffer, 0)?;
+/// let pair = Int32Array::with_range(&buffer, Mutex::BYTES, Some(2))?; // equal when unlocked
+///
+/// let (m, p) = (mutex.clone(), pair.clone());
+/// std::thread::spawn(move || {
+///     let guard = m.lock().unwrap();
+///     p.set(0, 10).unwrap(); // half an update...
+///     std::mem::forget(guard); // ...and the holder is gone
+/// })
+/// .join()
+/// .unwrap();
+///
 /// let guard = match mutex.lock() {
 ///     Ok(guard) => guard,
 ///     Err(LockError::OwnerDied(mut guard)) => {
-///         repair(&data); // the dead holder may have left it half written
-///         guard.mark_consistent();
+///         pair.set(1, pair.get(0).unwrap())?; // repair what the dead holder left
+///         guard.mark_consistent(); // without this, the drop below would retire the lock
 ///         guard
 ///     }
 ///     Err(LockError::Failed(error)) => return Err(error),
 /// };
-/// # drop(guard);
-/// # Ok::<(), Error>(())
+/// assert_eq!(pair.to_vec(), [10, 10]);
+/// drop(guard);
+/// assert!(mutex.lock().is_ok()); // a normal lock again
+/// # }
+/// # Ok::<(), sharedbuf::Error>(())
 /// ```
 pub struct Mutex {
     /// `state` and `side` (see the module docs).

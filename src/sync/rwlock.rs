@@ -52,6 +52,10 @@
 //!    cannot enter sleeps again, and the holder it found will wake one.
 //! 4. The owner word, as for the mutex: only the writer writes its own token and clears it
 //!    before releasing, so a thread that reads its own token holds the write lock.
+//!
+//! In a process-shared buffer, writers claim the owner word *before* they set `WRITER` and give
+//! it back after clearing it, waiters look at a writer's liveness, and a dead writer's lock is
+//! taken over (`shared_rwlock.rs`, X3); the readers' side is the same.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -129,6 +133,11 @@ pub(super) fn write_lockable(state: u64) -> bool {
 ///   recorded).
 /// - Inside a worker, a blocked call returns `Err(Terminated)` when the worker is terminated
 ///   (S6). Not poisoned by a panic: the guards' drop still unlocks.
+/// - In a process-shared buffer the write lock survives its holder's death (X3): the next
+///   `write` — or `read`, which then takes the *write* lock over to repair the data — gets
+///   `Err(LockError::OwnerDied(write_guard))`; see [`Mutex`](super::Mutex) for the contract
+///   (`mark_consistent`, `NotRecoverable`). A process that dies holding a *read* lock leaves
+///   it read-held: readers are counted, not named.
 ///
 /// ```
 /// use sharedbuf::sync::RwLock;
