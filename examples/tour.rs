@@ -8,7 +8,7 @@ use std::thread;
 
 use sharedbuf::{atomics, DataView, Error, Float64Array, Int32Array, SharedBuffer, Uint8Array};
 
-fn main() -> Result<(), Error> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("== SharedBuffer: zeroed bytes, shared by clone()");
     let buf = SharedBuffer::new(16)?;
     let bytes = Uint8Array::new(&buf)?;
@@ -129,6 +129,7 @@ fn main() -> Result<(), Error> {
 
     workers()?;
     locks()?;
+    pool()?;
     Ok(())
 }
 
@@ -271,6 +272,63 @@ fn locks() -> Result<(), Error> {
     println!(
         "2 workers x 2 phases x 10000 locked increments -> pair = {:?} (always equal)",
         pair.to_vec()
+    );
+    Ok(())
+}
+
+/// A worker pool: a batch of CPU tasks, one cancelled while queued, one timed out, one
+/// panicking, and the statistics at the end.
+fn pool() -> Result<(), Box<dyn std::error::Error>> {
+    use sharedbuf::pool::{MaxQueue, TaskError, TaskOptions, WorkerPool};
+    use std::time::Duration;
+
+    println!("\n== WorkerPool: a batch with a cancel, a timeout and a panic");
+    let pool = WorkerPool::builder()
+        .name("tour")
+        .max_threads(2)
+        .max_queue(MaxQueue::Bounded(64))
+        .build()?;
+    // The first task holds one thread until the rest are queued, so the cancel finds its
+    // target still waiting.
+    let go = Int32Array::new(&SharedBuffer::new(4)?)?;
+    let gate = go.clone();
+    let first = pool.run(move |_| atomics::wait(&gate, 0, 0, None))?;
+    let sums = (1..=4u64)
+        .map(|n| pool.run(move |_| (1..=n * 1_000_000).map(|i| i % 7).sum::<u64>()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let doomed = pool.run(|_| 0u64)?;
+    let slow = pool.run_with(
+        TaskOptions::new().timeout(Duration::from_millis(20)),
+        |ctx| {
+            let mut spins = 0u64;
+            while !ctx.is_cancelled() {
+                spins += 1; // a loop that checks its flag: stops when its time is up
+            }
+            spins
+        },
+    )?;
+    // Rust prints every panic through the panic hook; keep it to one line for the tour.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| println!("  (panic hook: {info})")));
+    let broken = pool.run(|_| -> u64 { panic!("bad input") })?;
+    println!("cancel() on a queued task -> {}", doomed.cancel());
+    atomics::store(&go, 0, 1)?;
+    atomics::notify(&go, 0, None)?; // let the first task go
+    println!("first task -> {:?}", first.join()?);
+    for (n, handle) in (1..).zip(sums) {
+        println!("sum task {n} -> {:?}", handle.join());
+    }
+    println!("cancelled task -> {:?}", doomed.join());
+    println!("timed-out task -> {:?}", slow.join());
+    let panicked = broken.join();
+    std::panic::set_hook(default_hook);
+    println!("panicking task -> {panicked:?} (the pool is unharmed)");
+    assert_eq!(panicked, Err(TaskError::Panicked("bad input".into())));
+    pool.close(Some(Duration::from_secs(10)))?;
+    let stats = pool.stats();
+    println!(
+        "stats: submitted {}, completed {}, cancelled {}, timed out {}, failed {}",
+        stats.submitted, stats.completed, stats.cancelled, stats.timed_out, stats.failed
     );
     Ok(())
 }

@@ -74,7 +74,8 @@ impl<T> UnsafeCell<T> {
     }
 }
 
-/// Whether the calling thread unwinds inside a loom model; always `false` outside loom.
+/// Whether the calling thread unwinds because loom itself gave up on the model (it found a
+/// deadlock, a leak, a causality violation); always `false` outside loom.
 ///
 /// A destructor that would touch loom state (lock a mutex, access an atomic, count an `Arc`
 /// down) does nothing when this holds, because loom cannot take it: after loom reports a
@@ -82,13 +83,25 @@ impl<T> UnsafeCell<T> {
 /// statics (the waiter table, holding the `Arc`s of still-queued waiters) outside the model.
 /// A loom operation in either place panics again, and a panic in a destructor during
 /// unwinding aborts the whole test binary: `#[should_panic]` and the binary's other tests are
-/// lost. Skipping the cleanup is harmless: any panic in a model thread ends the run, and
-/// `loom::model` re-raises it and checks nothing after. (A model that caught the panic with
-/// `catch_unwind` and went on would see the skipped cleanup; models should not catch panics.)
-/// Outside loom, cleanup during a panic is kept: it is how the other side learns of it.
+/// lost. Skipping the cleanup is harmless then: loom re-raises its panic and checks nothing
+/// after.
+///
+/// A panic of the model's own code (a `sync::Once` closure that panics on purpose, caught by
+/// the model) is not loom giving up: cleanup runs as usual, so the model goes on and loom's
+/// leak check still holds. Which is which is told by where the panic was raised: a panic hook,
+/// installed with the first loom `Arc`, marks the thread when the panic comes from loom's own
+/// source (`loom_failed`).
 pub(crate) fn model_is_unwinding() -> bool {
-    LOOM && std::thread::panicking()
+    LOOM && std::thread::panicking() && loom_failed()
 }
+
+#[cfg(not(loom))]
+fn loom_failed() -> bool {
+    false
+}
+
+#[cfg(loom)]
+use model_arc::loom_failed;
 
 /// Locks a shim mutex, ignoring poisoning: the crate's critical sections never leave shared
 /// state half-updated across a panic point, so a poisoned lock still guards consistent data.
@@ -199,8 +212,39 @@ mod model_arc {
     //! the test binary (see [`model_is_unwinding`](super::model_is_unwinding)), so while the
     //! thread unwinds the reference is leaked instead, which is always safe; the run is over.
 
+    use std::cell::Cell;
     use std::mem::ManuallyDrop;
     use std::ops::Deref;
+
+    std::thread_local! {
+        /// Set on a thread (loom runs every model thread on the test's own thread) when a
+        /// panic is raised from loom's source: loom gave up on the model.
+        static LOOM_FAILED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Whether loom raised a panic on this thread (see `super::model_is_unwinding`).
+    pub(crate) fn loom_failed() -> bool {
+        LOOM_FAILED.with(Cell::get)
+    }
+
+    /// Installs, once per process, a panic hook that marks the thread when a panic comes from
+    /// loom's own source files, then runs the hook that was there before.
+    fn watch_for_loom_failures() {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                let from_loom = info.location().is_some_and(|at| {
+                    let file = at.file().replace('\\', "/");
+                    file.contains("/loom-") || file.contains("/loom/src/")
+                });
+                if from_loom {
+                    LOOM_FAILED.with(|failed| failed.set(true));
+                }
+                previous(info);
+            }));
+        });
+    }
 
     /// `loom::sync::Arc<T>` whose drop leaks while the thread is panicking.
     pub(crate) struct Arc<T>(ManuallyDrop<loom::sync::Arc<T>>);
@@ -208,6 +252,7 @@ mod model_arc {
     impl<T> Arc<T> {
         #[track_caller]
         pub(crate) fn new(value: T) -> Arc<T> {
+            watch_for_loom_failures();
             Arc(ManuallyDrop::new(loom::sync::Arc::new(value)))
         }
 

@@ -460,7 +460,7 @@ enum Start {
 impl Drop for Run<'_> {
     fn drop(&mut self) {
         if shim::model_is_unwinding() {
-            return; // a failed loom model: see `shim::model_is_unwinding`
+            return; // loom gave up on a model: see `shim::model_is_unwinding`
         }
         let once = self.once;
         if !once.shared {

@@ -1,0 +1,222 @@
+//! WorkerPool (issue 9) beside its peers, same run, same thread count:
+//! - submit → result round trip: from an idle pool (threads parked) and back to back, beside
+//!   rayon `spawn` + channel and `std::thread::spawn` + `join` (goal: ≤ 1.0x rayon);
+//! - 1,000,000 empty tasks submitted, then all joined, beside rayon's per-task `scope.spawn`
+//!   (goal: ≤ 1.0x rayon per task);
+//! - `map` over 10,000,000 `u64`s (squares, then their sum) beside rayon `par_iter`
+//!   (goal: ≥ 0.8x rayon's throughput).
+
+#![cfg(not(loom))]
+// `criterion_group!` generates an undocumented public function.
+#![allow(missing_docs)]
+
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use rayon::prelude::*;
+use sharedbuf::pool::{MaxQueue, WorkerPool};
+
+/// Threads in both pools: the machine's CPUs.
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+fn pools() -> (Arc<WorkerPool>, rayon::ThreadPool) {
+    let n = threads();
+    let pool = WorkerPool::builder()
+        .min_threads(n)
+        .max_threads(n)
+        .idle_timeout(None)
+        .max_queue(MaxQueue::Unbounded)
+        .build()
+        .unwrap();
+    let pool = Arc::new(pool);
+    let rayon = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap();
+    (pool, rayon)
+}
+
+/// Long enough for every worker of both pools to stop spinning and park (the crate's waiters
+/// spin at most 50 µs; rayon's sleep after a few dozen rounds).
+const IDLE_GAP: Duration = Duration::from_micros(300);
+
+/// Times `iters` round trips, each after an idle gap that is not timed.
+fn from_idle(iters: u64, mut round_trip: impl FnMut()) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        std::thread::sleep(IDLE_GAP);
+        let start = Instant::now();
+        round_trip();
+        total += start.elapsed();
+    }
+    total
+}
+
+fn round_trip(c: &mut Criterion) {
+    let (pool, rayon) = pools();
+    let mut group = c.benchmark_group("pool_round_trip_from_idle");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_millis(500));
+    group.bench_function("sharedbuf pool.run + join", |b| {
+        b.iter_custom(|iters| {
+            from_idle(iters, || assert_eq!(pool.run(|_| 1).unwrap().join(), Ok(1)))
+        })
+    });
+    group.bench_function("rayon spawn + channel", |b| {
+        b.iter_custom(|iters| {
+            from_idle(iters, || {
+                let (tx, rx) = mpsc::sync_channel(1);
+                rayon.spawn(move || tx.send(1).unwrap());
+                assert_eq!(rx.recv(), Ok(1));
+            })
+        })
+    });
+    group.bench_function("std thread::spawn + join", |b| {
+        b.iter_custom(|iters| {
+            from_idle(iters, || {
+                assert_eq!(std::thread::spawn(|| 1).join().unwrap(), 1)
+            })
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("pool_round_trip_back_to_back");
+    group.bench_function("sharedbuf pool.run + join", |b| {
+        b.iter(|| pool.run(|_| 1).unwrap().join().unwrap())
+    });
+    group.bench_function("rayon spawn + channel", |b| {
+        b.iter(|| {
+            let (tx, rx) = mpsc::sync_channel(1);
+            rayon.spawn(move || tx.send(1).unwrap());
+            rx.recv().unwrap()
+        })
+    });
+    group.finish();
+}
+
+const BULK: u64 = 1_000_000;
+
+fn bulk(c: &mut Criterion) {
+    let (pool, rayon) = pools();
+    let mut group = c.benchmark_group("pool_1m_empty_tasks");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(BULK));
+    group.bench_function("sharedbuf run all, then join all", |b| {
+        b.iter(|| {
+            let handles: Vec<_> = (0..BULK).map(|_| pool.run(|_| ()).unwrap()).collect();
+            for handle in handles {
+                handle.join().unwrap();
+            }
+        })
+    });
+    group.bench_function("sharedbuf run all, then join all, from a pool task", |b| {
+        b.iter(|| {
+            // The submitter is a pool thread, as in rayon's `scope` (whose body runs on a
+            // worker): the same number of busy threads. Joins run unstarted tasks inline.
+            let inner = Arc::clone(&pool);
+            pool.run(move |_| {
+                let handles: Vec<_> = (0..BULK).map(|_| inner.run(|_| ()).unwrap()).collect();
+                for handle in handles {
+                    handle.join().unwrap();
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        })
+    });
+    group.bench_function("rayon spawn + channel each, then recv all", |b| {
+        // rayon's nearest thing to a handle per task: a one-shot channel.
+        b.iter(|| {
+            let receivers: Vec<_> = (0..BULK)
+                .map(|_| {
+                    let (tx, rx) = mpsc::sync_channel(1);
+                    rayon.spawn(move || tx.send(()).unwrap());
+                    rx
+                })
+                .collect();
+            for rx in receivers {
+                rx.recv().unwrap();
+            }
+        })
+    });
+    group.bench_function("rayon scope.spawn each", |b| {
+        b.iter(|| {
+            rayon.scope(|scope| {
+                for _ in 0..BULK {
+                    scope.spawn(|_| ());
+                }
+            })
+        })
+    });
+    group.finish();
+}
+
+const ITEMS: u64 = 10_000_000;
+
+fn map(c: &mut Criterion) {
+    let (pool, rayon) = pools();
+    let input: Vec<u64> = (0..ITEMS).collect();
+    let expected: u64 = input
+        .iter()
+        .map(|x| x.wrapping_mul(*x))
+        .fold(0, u64::wrapping_add);
+    let mut group = c.benchmark_group("pool_map_10m_squares");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(ITEMS));
+    group.bench_function("sharedbuf map -> Vec, sum", |b| {
+        b.iter_batched(
+            || input.clone(),
+            |items| {
+                let squares = pool.map(items, |x| x.wrapping_mul(x)).unwrap();
+                assert_eq!(
+                    squares.iter().fold(0, |a, &b| u64::wrapping_add(a, b)),
+                    expected
+                );
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("rayon into_par_iter map -> Vec, sum", |b| {
+        b.iter_batched(
+            || input.clone(),
+            |items| {
+                let squares: Vec<u64> =
+                    rayon.install(|| items.into_par_iter().map(|x| x.wrapping_mul(x)).collect());
+                assert_eq!(
+                    squares.iter().fold(0, |a, &b| u64::wrapping_add(a, b)),
+                    expected
+                );
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("rayon par_iter map sum (no Vec)", |b| {
+        b.iter(|| {
+            let sum = rayon.install(|| {
+                input
+                    .par_iter()
+                    .map(|x| x.wrapping_mul(*x))
+                    .reduce(|| 0, u64::wrapping_add)
+            });
+            assert_eq!(sum, expected);
+        })
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = round_trip, bulk, map
+}
+criterion_main!(benches);

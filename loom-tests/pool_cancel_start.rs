@@ -1,0 +1,42 @@
+//! Loom model (docs/semantics.md P4): `cancel()` racing a worker starting the task — exactly
+//! one of "the task ran" and "the handle says Cancelled" happens, and a cancelled task never
+//! runs later.
+#![cfg(loom)]
+
+use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use loom::sync::Arc;
+use sharedbuf::pool::{MaxQueue, TaskError, WorkerPool};
+
+#[test]
+fn cancel_racing_start_gives_exactly_one_of_ran_and_cancelled() {
+    loom::model(|| {
+        let pool = WorkerPool::builder()
+            .min_threads(1)
+            .max_threads(1)
+            .idle_timeout(None)
+            .max_queue(MaxQueue::Unbounded)
+            .build()
+            .unwrap();
+        let ran = Arc::new(AtomicBool::new(false));
+        let task_ran = Arc::clone(&ran);
+        let handle = std::sync::Arc::new(
+            pool.run(move |_| {
+                task_ran.store(true, SeqCst);
+                5
+            })
+            .unwrap(),
+        );
+        let remote = std::sync::Arc::clone(&handle);
+        let canceller = loom::thread::spawn(move || remote.cancel());
+        let cancelled_before_start = canceller.join().unwrap();
+        let handle = std::sync::Arc::try_unwrap(handle).unwrap();
+        let result = handle.join();
+        drop(pool); // every thread joined: whether the task ran is now final
+        let stats_ran = ran.load(SeqCst);
+        match result {
+            Ok(5) => assert!(stats_ran && !cancelled_before_start),
+            Err(TaskError::Cancelled) => assert!(!stats_ran && cancelled_before_start),
+            other => panic!("unexpected {other:?}"),
+        }
+    });
+}

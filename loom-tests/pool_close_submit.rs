@@ -1,0 +1,37 @@
+//! Loom model (docs/semantics.md P2, P7; scheduler invariant I3): `close()` racing a
+//! submission — the task is either refused (and given back) or accepted and run before the
+//! pool's threads exit; never accepted and lost.
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use sharedbuf::pool::{MaxQueue, PoolError, WorkerPool};
+
+#[test]
+fn a_task_racing_close_is_refused_or_run_never_lost() {
+    loom::model(|| {
+        let pool = Arc::new(
+            WorkerPool::builder()
+                .min_threads(0)
+                .max_threads(1)
+                .idle_timeout(None)
+                .max_queue(MaxQueue::Unbounded)
+                .build()
+                .unwrap(),
+        );
+        let remote = Arc::clone(&pool);
+        let submitter = loom::thread::spawn(move || match remote.run(|_| 7) {
+            Ok(handle) => Some(handle.join()),
+            Err(PoolError::Closed(_given_back)) => None,
+            Err(other) => panic!("unexpected {other:?}"),
+        });
+        pool.close(None).unwrap();
+        match submitter.join().unwrap() {
+            Some(result) => assert_eq!(result, Ok(7)),
+            None => {}
+        }
+        let stats = pool.stats();
+        assert_eq!(stats.submitted, stats.completed, "{stats:?}");
+        assert_eq!(stats.threads, 0);
+    });
+}

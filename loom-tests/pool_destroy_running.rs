@@ -1,0 +1,39 @@
+//! Loom model (docs/semantics.md P7): `destroy()` racing a task that is starting or running
+//! and blocked in `atomics::wait` that nobody will notify — the handle resolves once, with
+//! `PoolDestroyed`; the wait is interrupted, so the thread exits and dropping the pool joins it.
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use sharedbuf::pool::{MaxQueue, TaskError, WorkerPool};
+use sharedbuf::{atomics, loom_hooks, Error, Int32Array, SharedBuffer};
+
+#[test]
+fn destroy_racing_a_running_task_resolves_it_once_and_interrupts_its_wait() {
+    loom::model(|| {
+        let pool = Arc::new(
+            WorkerPool::builder()
+                .min_threads(1)
+                .max_threads(1)
+                .idle_timeout(None)
+                .max_queue(MaxQueue::Unbounded)
+                .build()
+                .unwrap(),
+        );
+        let flag = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
+        let handle = pool
+            .run(move |_| atomics::wait(&flag, 0, 0, None) == Err(Error::Terminated))
+            .unwrap();
+        let remote = Arc::clone(&pool);
+        let destroyer = loom::thread::spawn(move || remote.destroy());
+        // The task cannot return before the interrupt, which comes after its handle resolved.
+        assert_eq!(handle.join(), Err(TaskError::PoolDestroyed));
+        destroyer.join().unwrap();
+        let pool = Arc::try_unwrap(pool).ok().unwrap();
+        let stats = pool.stats();
+        drop(pool); // joins the worker: it must have been interrupted
+        assert_eq!(stats.destroyed, 1, "{stats:?}");
+        assert_eq!(stats.completed, 0, "{stats:?}");
+        assert_eq!(loom_hooks::queued_waiters(), 0);
+    });
+}

@@ -1,0 +1,236 @@
+//! [`PoolBuilder`]: a pool's settings (threads, idle timeout, queue bound and what happens when
+//! it is reached, name, thread hooks), checked once by [`build`](PoolBuilder::build).
+
+use std::fmt;
+use std::sync::Arc as StdArc;
+use std::time::Duration;
+
+use super::error::BuildError;
+use super::worker_pool::WorkerPool;
+
+/// How many tasks may wait for a worker (docs/semantics.md P2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MaxQueue {
+    /// `max_threads²` (Piscina's default).
+    #[default]
+    Auto,
+    /// At most this many (0: a task is accepted only if a worker can start it at once).
+    Bounded(usize),
+    /// No bound: memory is the limit.
+    Unbounded,
+}
+
+/// What a submission does when the queue is at its bound and every worker is busy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Refuse it at once with [`PoolError::QueueFull`](super::PoolError::QueueFull), which
+    /// gives the task back (the default).
+    #[default]
+    Reject,
+    /// Wait up to this long for room, then refuse it as `Reject` does. A task of the pool that
+    /// submits to its own full pool waits like any other caller (and may wait the whole time
+    /// if every worker does the same).
+    Block(Duration),
+    /// Run it on the submitting thread, now, before `run` returns (its handle is then already
+    /// resolved): the submitter slows down to the pool's pace.
+    CallerRuns,
+}
+
+/// Called on a pool thread with its worker index: just after it starts, or just before it
+/// exits.
+pub(super) type Hook = StdArc<dyn Fn(usize) + Send + Sync>;
+
+/// The checked settings.
+pub(crate) struct Config {
+    pub(super) min_threads: usize,
+    pub(super) max_threads: usize,
+    pub(super) idle_timeout: Option<Duration>,
+    pub(super) queue_bound: Option<usize>,
+    pub(super) when_full: WhenFull,
+    pub(super) name: String,
+    pub(super) stack_size: Option<usize>,
+    pub(super) on_thread_start: Option<Hook>,
+    pub(super) on_thread_exit: Option<Hook>,
+}
+
+/// Configures a [`WorkerPool`]: `WorkerPool::builder().max_threads(4)…build()`.
+///
+/// ```
+/// use std::time::Duration;
+/// use sharedbuf::pool::{MaxQueue, WhenFull, WorkerPool};
+///
+/// let pool = WorkerPool::builder()
+///     .min_threads(1)                            // started now, never reaped
+///     .max_threads(4)                            // started as the queue fills
+///     .idle_timeout(Duration::from_millis(500)) // idle threads above the minimum exit
+///     .max_queue(MaxQueue::Bounded(64))
+///     .when_full(WhenFull::Block(Duration::from_secs(1)))
+///     .name("resize")                            // threads resize-0 … resize-3
+///     .build()?;
+/// assert_eq!(pool.run(|ctx| ctx.worker_index())?.join()?, Some(0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// Per-thread state (a loaded model, a scratch buffer, a connection) lives in a
+/// `thread_local!`, set up by `on_thread_start` and torn down by `on_thread_exit`; every task
+/// on that thread then finds it there:
+///
+/// ```
+/// use std::cell::RefCell;
+/// use sharedbuf::pool::WorkerPool;
+///
+/// thread_local! {
+///     static MODEL: RefCell<Option<Vec<f32>>> = const { RefCell::new(None) };
+/// }
+///
+/// let pool = WorkerPool::builder()
+///     .max_threads(2)
+///     .on_thread_start(|_worker| MODEL.with(|m| *m.borrow_mut() = Some(vec![0.5; 1024])))
+///     .on_thread_exit(|_worker| MODEL.with(|m| *m.borrow_mut() = None))
+///     .build()?;
+/// let score = pool.run(|_ctx| {
+///     MODEL.with(|m| m.borrow().as_ref().map(|weights| weights.iter().sum::<f32>()))
+/// })?;
+/// assert_eq!(score.join()?, Some(512.0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PoolBuilder {
+    min_threads: Option<usize>,
+    max_threads: Option<usize>,
+    idle_timeout: Option<Duration>,
+    max_queue: MaxQueue,
+    when_full: WhenFull,
+    name: String,
+    stack_size: Option<usize>,
+    on_thread_start: Option<Hook>,
+    on_thread_exit: Option<Hook>,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> PoolBuilder {
+        PoolBuilder {
+            min_threads: None,
+            max_threads: None,
+            idle_timeout: Some(Duration::from_secs(1)),
+            max_queue: MaxQueue::Auto,
+            when_full: WhenFull::Reject,
+            name: "sharedbuf-pool".to_owned(),
+            stack_size: None,
+            on_thread_start: None,
+            on_thread_exit: None,
+        }
+    }
+}
+
+impl PoolBuilder {
+    /// Threads started by `build` and never reaped (default 1, or `max_threads` if that is
+    /// smaller). 0 is allowed: the pool then has no thread until the first task.
+    pub fn min_threads(mut self, threads: usize) -> PoolBuilder {
+        self.min_threads = Some(threads);
+        self
+    }
+
+    /// The most threads the pool runs at once (default: the CPUs this process may use). Threads
+    /// above the minimum are started only when a task finds every thread busy (P1).
+    pub fn max_threads(mut self, threads: usize) -> PoolBuilder {
+        self.max_threads = Some(threads);
+        self
+    }
+
+    /// How long a thread above `min_threads` waits for work before it exits (default 1 s);
+    /// `None`: never.
+    pub fn idle_timeout(mut self, timeout: impl Into<Option<Duration>>) -> PoolBuilder {
+        self.idle_timeout = timeout.into();
+        self
+    }
+
+    /// The queue's bound (default [`MaxQueue::Auto`]).
+    pub fn max_queue(mut self, max_queue: MaxQueue) -> PoolBuilder {
+        self.max_queue = max_queue;
+        self
+    }
+
+    /// What a submission does when the queue is full (default [`WhenFull::Reject`]).
+    pub fn when_full(mut self, policy: WhenFull) -> PoolBuilder {
+        self.when_full = policy;
+        self
+    }
+
+    /// The threads' name prefix: they are named `<name>-<worker index>` (default
+    /// `sharedbuf-pool`).
+    pub fn name(mut self, name: impl Into<String>) -> PoolBuilder {
+        self.name = name.into();
+        self
+    }
+
+    /// The threads' stack size in bytes (default: std's).
+    pub fn stack_size(mut self, bytes: usize) -> PoolBuilder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Runs `hook` on every pool thread as it starts, before its first task, with its worker
+    /// index. A panic in it is caught and counted ([`PoolStats::hook_panics`]); the thread
+    /// goes on.
+    ///
+    /// [`PoolStats::hook_panics`]: super::PoolStats::hook_panics
+    pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> PoolBuilder {
+        self.on_thread_start = Some(StdArc::new(hook));
+        self
+    }
+
+    /// Runs `hook` on every pool thread as it exits (reaped, closed, destroyed), after its last
+    /// task, with its worker index. A panic in it is caught and counted.
+    pub fn on_thread_exit(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> PoolBuilder {
+        self.on_thread_exit = Some(StdArc::new(hook));
+        self
+    }
+
+    /// Checks the settings and starts `min_threads` threads.
+    pub fn build(self) -> Result<WorkerPool, BuildError> {
+        let max_threads = self.max_threads.unwrap_or_else(crate::shim::cpus);
+        if max_threads == 0 {
+            return Err(BuildError::ZeroMaxThreads);
+        }
+        let min_threads = self.min_threads.unwrap_or(1.min(max_threads));
+        if min_threads > max_threads {
+            return Err(BuildError::MinAboveMax {
+                min: min_threads,
+                max: max_threads,
+            });
+        }
+        if self.name.contains('\0') {
+            return Err(BuildError::NameHasNul);
+        }
+        let queue_bound = match self.max_queue {
+            MaxQueue::Auto => Some(max_threads.saturating_mul(max_threads)),
+            MaxQueue::Bounded(bound) => Some(bound),
+            MaxQueue::Unbounded => None,
+        };
+        WorkerPool::start(Config {
+            min_threads,
+            max_threads,
+            idle_timeout: self.idle_timeout,
+            queue_bound,
+            when_full: self.when_full,
+            name: self.name,
+            stack_size: self.stack_size,
+            on_thread_start: self.on_thread_start,
+            on_thread_exit: self.on_thread_exit,
+        })
+    }
+}
+
+impl fmt::Debug for PoolBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("min_threads", &self.min_threads)
+            .field("max_threads", &self.max_threads)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_queue", &self.max_queue)
+            .field("when_full", &self.when_full)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}

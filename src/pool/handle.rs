@@ -1,0 +1,243 @@
+//! [`TaskHandle`]: the caller's side of one task — join it (blocking), poll it, await it,
+//! cancel it, read its progress (docs/semantics.md P3, P4, P10).
+//!
+//! Joining waits on the task's state word through the crate's own `atomics::wait` (awaiting:
+//! `atomics::wait_async`), so it blocks and wakes the way everything else in the crate does, and
+//! a join on a pool thread that is being destroyed is interrupted instead of hanging.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc as StdArc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::context::current_thread_of;
+use super::error::TaskError;
+use super::lanes;
+use super::task::{Outcome, Placement, Runner};
+use super::task_state::{is_terminal, phase, CANCELLED, COMPLETED, DESTROYED, QUEUED, TIMED_OUT};
+use crate::atomics::{self, WaitAsync, WaitFuture};
+
+/// The handle of a submitted task: [`join`](TaskHandle::join) it, poll it with
+/// [`try_join`](TaskHandle::try_join), or `.await` it (it is a `Future` that works on any
+/// executor); [`cancel`](TaskHandle::cancel) it; read its [`progress`](TaskHandle::progress).
+///
+/// Dropping the handle detaches the task: it still runs, and its value is dropped.
+///
+/// A join from a task of the same pool never deadlocks (P10): if the joined task has not
+/// started, the joining thread runs it on the spot, and it never runs unrelated work while it
+/// waits — so a pool of one thread can run tasks that join their subtasks:
+///
+/// ```
+/// use std::sync::Arc;
+/// use sharedbuf::pool::WorkerPool;
+///
+/// let pool = Arc::new(WorkerPool::builder().max_threads(1).build()?);
+/// let inner = Arc::clone(&pool);
+/// let outer = pool.run(move |_ctx| {
+///     let sub = inner.run(|_ctx| 20).expect("queued"); // waits behind us: one thread
+///     sub.join().expect("ran inline") + 22            // so the join runs it right here
+/// })?;
+/// assert_eq!(outer.join()?, 42);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use = "dropping a TaskHandle detaches its task (its value is dropped)"]
+pub struct TaskHandle<R> {
+    task: StdArc<dyn Outcome<R>>,
+    /// The async wait of the latest poll, if it is pending (boxed: most handles are never
+    /// polled, and a vector of a million handles should stay small).
+    waiting: Option<Box<WaitFuture>>,
+    /// The future already returned its output.
+    done: bool,
+}
+
+impl<R: Send + 'static> TaskHandle<R> {
+    pub(super) fn new(task: StdArc<dyn Outcome<R>>) -> TaskHandle<R> {
+        TaskHandle {
+            task,
+            waiting: None,
+            done: false,
+        }
+    }
+
+    /// Waits for the task and returns its value, or why there is none: `Panicked(message)`,
+    /// `Cancelled` (before it started), `TimedOut`, `PoolDestroyed`, or `Interrupted` (this
+    /// thread was interrupted first).
+    pub fn join(self) -> Result<R, TaskError> {
+        self.help();
+        match self.wait_terminal(None) {
+            Ok(Some(word)) => self.resolve(word),
+            Ok(None) => unreachable!("no deadline to pass"),
+            Err(()) => Err(TaskError::Interrupted),
+        }
+    }
+
+    /// Like [`join`](TaskHandle::join), but gives the handle back if the task has not
+    /// finished within `timeout`.
+    pub fn join_timeout(self, timeout: Duration) -> Result<Result<R, TaskError>, TaskHandle<R>> {
+        self.help();
+        let deadline = Instant::now().checked_add(timeout);
+        match self.wait_terminal(deadline) {
+            Ok(Some(word)) => Ok(self.resolve(word)),
+            Ok(None) => Err(self),
+            Err(()) => Ok(Err(TaskError::Interrupted)),
+        }
+    }
+
+    /// The result if the task has finished; otherwise the handle back. Never blocks.
+    pub fn try_join(self) -> Result<Result<R, TaskError>, TaskHandle<R>> {
+        let word = self.task.header().state.load();
+        if is_terminal(word) {
+            Ok(self.resolve(word))
+        } else {
+            Err(self)
+        }
+    }
+
+    /// Whether the task has finished (the handle would resolve without waiting).
+    pub fn is_finished(&self) -> bool {
+        is_terminal(self.task.header().state.load())
+    }
+
+    /// Cancels the task. If it has not started, it never will: its handle resolves
+    /// `Err(Cancelled)`, its closure is dropped, and this returns `true`. If it is running,
+    /// its cancel flag is set ([`TaskContext::is_cancelled`](super::TaskContext::is_cancelled))
+    /// and its handle resolves with whatever it returns; this returns `false`, as it does for
+    /// a task that already finished. Exactly one of "ran" and "cancelled" happens (P4).
+    pub fn cancel(&self) -> bool {
+        let header = self.task.header();
+        if let Some(resolved) = header.state.leave_queue(CANCELLED) {
+            header.core.counters.cancelled.add(1, false);
+            header.notify_resolved(resolved);
+            header.core.left_queue(header.placement);
+            // Last: the closure's `Drop` is user code.
+            StdArc::clone(&self.task).into_job().discard();
+            return true;
+        }
+        header.state.request_cancel();
+        false
+    }
+
+    /// The latest value the task passed to
+    /// [`TaskContext::progress`](super::TaskContext::progress), if it reported any.
+    pub fn progress(&self) -> Option<u64> {
+        self.task.header().progress()
+    }
+
+    /// On a thread of the task's own pool, runs the task here if it has not started (P10).
+    fn help(&self) {
+        let header = self.task.header();
+        let Some(thread) = current_thread_of(header.core.id) else {
+            return;
+        };
+        let runner = Runner {
+            slot: Some(thread.slot),
+            thread_id: thread.thread_id,
+        };
+        match header.placement {
+            Placement::Global(_) => {
+                if header.state.claim() {
+                    let job = StdArc::clone(&self.task).into_job();
+                    header.core.run_here(&job, runner, true);
+                }
+            }
+            Placement::Keyed(key) => {
+                if phase(header.state.load()) == QUEUED {
+                    let job = StdArc::clone(&self.task).into_job();
+                    lanes::drive(&header.core, key, &job, runner);
+                }
+            }
+            Placement::Broadcast(_) => {}
+        }
+    }
+
+    /// Waits until the state word is terminal (`Ok(Some(word))`) or `deadline` passes
+    /// (`Ok(None)`); `Err` if the thread was interrupted.
+    fn wait_terminal(&self, deadline: Option<Instant>) -> Result<Option<u32>, ()> {
+        let state = &self.task.header().state;
+        loop {
+            let word = state.load();
+            if is_terminal(word) {
+                return Ok(Some(word));
+            }
+            if deadline.is_some_and(|at| Instant::now() >= at) {
+                return Ok(None);
+            }
+            state.wait_change(word, deadline).map_err(|_| ())?;
+        }
+    }
+
+    /// The handle's answer for terminal `word`.
+    fn resolve(&self, word: u32) -> Result<R, TaskError> {
+        match phase(word) {
+            COMPLETED => {
+                // SAFETY: this is the task's one handle, and it saw `COMPLETED`.
+                match unsafe { self.task.take_result() } {
+                    Some(Ok(value)) => Ok(value),
+                    Some(Err(message)) => Err(TaskError::Panicked(message)),
+                    None => unreachable!("a completed task's value is taken once"),
+                }
+            }
+            CANCELLED => Err(TaskError::Cancelled),
+            TIMED_OUT => Err(TaskError::TimedOut),
+            DESTROYED => Err(TaskError::PoolDestroyed),
+            other => unreachable!("a handle never sees phase {other}"),
+        }
+    }
+}
+
+impl<R: Send + 'static> Future for TaskHandle<R> {
+    type Output = Result<R, TaskError>;
+
+    /// Resolves once the task finished. Polling it again after that panics, as with other
+    /// futures.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        assert!(!this.done, "a TaskHandle polled after it resolved");
+        loop {
+            let word = this.task.header().state.load();
+            if is_terminal(word) {
+                this.waiting = None;
+                this.done = true;
+                return Poll::Ready(this.resolve(word));
+            }
+            if let Some(waiting) = &mut this.waiting {
+                match Pin::new(&mut **waiting).poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(_) => {
+                        this.waiting = None;
+                        continue;
+                    }
+                }
+            }
+            let state = &this.task.header().state;
+            let Some(flagged) = state.flag_waiting(word) else {
+                continue; // it changed meanwhile
+            };
+            let view = state.view();
+            match atomics::wait_async(&view, 0, flagged, None) {
+                Ok(WaitAsync::Pending(future)) => this.waiting = Some(Box::new(future)),
+                Ok(WaitAsync::Ready(_)) => {}
+                Err(_) => unreachable!("the view covers the state word"),
+            }
+        }
+    }
+}
+
+impl<R> fmt::Debug for TaskHandle<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match phase(self.task.header().state.load()) {
+            QUEUED => "queued",
+            super::task_state::RUNNING => "running",
+            COMPLETED => "completed",
+            CANCELLED => "cancelled",
+            TIMED_OUT => "timed out",
+            DESTROYED => "destroyed",
+            _ => "refused",
+        };
+        f.debug_struct("TaskHandle")
+            .field("state", &state)
+            .finish_non_exhaustive()
+    }
+}

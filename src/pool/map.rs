@@ -1,0 +1,286 @@
+//! `map`: a function over many items, results in input order (docs/semantics.md P9), at about
+//! the cost of rayon's `par_iter` for tiny items.
+//!
+//! The items are cut into a few chunks (four per thread, the caller's included), each one task,
+//! so a million items cost a dozen submissions, not a million. Items move out of the input
+//! vector and results are written straight into the output vector, each chunk in its own
+//! disjoint range: no copy of either, no vector per chunk. The calling thread takes part: it
+//! runs chunks no worker has started yet (from the end, while workers take them from the
+//! front), which is also what makes `map` from inside a pool task never deadlock (P10).
+//!
+//! # Ownership of the two buffers (the unsafe part)
+//!
+//! - The input buffer's items are owned by the chunks: chunk `c` owns items of its range until
+//!   it reads them (each exactly once, moving it into `f`), and drops those it did not read
+//!   when it is dropped — run to the end, stopped early (cancelled), unwound by a panic in
+//!   `f`, or never run at all (destroyed). The buffer itself only frees memory.
+//! - A chunk writes each result of its range once, and records how many it wrote; only a chunk
+//!   that wrote its whole range marks itself complete. A chunk dropped incomplete drops the
+//!   results it wrote.
+//! - Every chunk counts the latch down as the very last thing it does. `map` frees or returns
+//!   the buffers only after the latch reached zero — also when it is left by a panic — so no
+//!   chunk ever touches them after. If its wait for the latch is interrupted (its own pool is
+//!   being destroyed), it leaks the buffers rather than free memory a chunk may still write.
+
+use std::mem::ManuallyDrop;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc as StdArc;
+
+use super::context::{current_thread_of, TaskContext};
+use super::error::TaskError;
+use super::handle::TaskHandle;
+use super::options::Priority;
+use super::scheduler::Core;
+use super::task::{Header, JobRef, Placement, Runner, TaskCell};
+use crate::atomics::SharedWord;
+use crate::shim::{Arc, Ordering::SeqCst};
+
+/// Chunks per thread that may run them (the pool's threads and the caller).
+const CHUNKS_PER_THREAD: usize = 4;
+/// A running chunk checks its cancel flag every this many items.
+const CHECK_EVERY: usize = 1024;
+
+/// What the chunks of one `map` share.
+struct Shared<T, R, F> {
+    f: F,
+    input: *mut T,
+    output: *mut R,
+    len: usize,
+    chunk_len: usize,
+    complete: Box<[AtomicBool]>,
+    /// Chunks not yet dropped.
+    latch: SharedWord<u32>,
+}
+
+// SAFETY: the raw pointers are only used on disjoint ranges, one chunk each (module docs); the
+// items and results move between threads (`T: Send`, `R: Send`), and `f` is called from
+// several threads at once (`F: Sync`).
+unsafe impl<T: Send, R: Send, F: Send + Sync> Send for Shared<T, R, F> {}
+// SAFETY: as above.
+unsafe impl<T: Send, R: Send, F: Send + Sync> Sync for Shared<T, R, F> {}
+
+impl<T, R, F> Shared<T, R, F> {
+    fn range(&self, chunk: usize) -> (usize, usize) {
+        let start = chunk * self.chunk_len;
+        (start, (start + self.chunk_len).min(self.len))
+    }
+}
+
+/// One chunk, owned by its task's closure: dropping it (however) cleans up its range and
+/// counts the latch down.
+struct Chunk<T, R, F> {
+    shared: StdArc<Shared<T, R, F>>,
+    index: usize,
+    /// Next item to read.
+    next: usize,
+    /// Results written so far (from the range's start).
+    written: usize,
+}
+
+impl<T, R, F: Fn(T) -> R> Chunk<T, R, F> {
+    fn run(mut self, ctx: &TaskContext<'_>) {
+        let (start, end) = self.shared.range(self.index);
+        while self.next < end {
+            if (self.next - start) % CHECK_EVERY == 0 && ctx.is_cancelled() {
+                return;
+            }
+            // SAFETY: `next` is in this chunk's range and not read yet; reading moves the item
+            // out, and `next` moves past it before `f` can panic, so it is never dropped twice.
+            let item = unsafe { ptr::read(self.shared.input.add(self.next)) };
+            self.next += 1;
+            let value = (self.shared.f)(item);
+            // SAFETY: in this chunk's range, written once.
+            unsafe { ptr::write(self.shared.output.add(start + self.written), value) };
+            self.written += 1;
+        }
+        self.shared.complete[self.index].store(true, Relaxed);
+    }
+}
+
+impl<T, R, F> Drop for Chunk<T, R, F> {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        let (start, end) = shared.range(self.index);
+        // Items not read, then (if incomplete) results written, each dropped once. A panic in
+        // one of their `Drop`s is caught so the latch still counts down.
+        let cleanup = || {
+            for i in self.next..end {
+                // SAFETY: in this chunk's range and never read.
+                unsafe { ptr::drop_in_place(shared.input.add(i)) };
+            }
+            if !shared.complete[self.index].load(Relaxed) {
+                for i in start..start + self.written {
+                    // SAFETY: written by this chunk, and the map will not return it.
+                    unsafe { ptr::drop_in_place(shared.output.add(i)) };
+                }
+            }
+        };
+        let _ = super::panic::catch_panic(cleanup);
+        let latch = shared.latch.get();
+        if latch.fetch_sub(1, SeqCst) == 1 {
+            latch.notify(None);
+        }
+    }
+}
+
+/// The buffers, freed (or leaked) only once every chunk is gone.
+struct Buffers<T, R> {
+    input: (*mut T, usize),
+    output: (*mut R, usize),
+}
+
+impl<T, R> Drop for Buffers<T, R> {
+    fn drop(&mut self) {
+        // SAFETY: both came from vectors with these capacities; every item was moved out or
+        // dropped by its chunk, and no result is left (taken or dropped), so freeing the
+        // memory is all that is left to do.
+        unsafe {
+            drop(Vec::from_raw_parts(self.input.0, 0, self.input.1));
+            drop(Vec::from_raw_parts(self.output.0, 0, self.output.1));
+        }
+    }
+}
+
+/// `map` (see the module docs).
+pub(super) fn map<T, R, F>(core: &Arc<Core>, items: Vec<T>, f: F) -> Result<Vec<R>, TaskError>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> R + Send + Sync + 'static,
+{
+    let len = items.len();
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let threads = core.config.max_threads + 1;
+    let chunk_len = len.div_ceil(len.min(threads * CHUNKS_PER_THREAD));
+    let chunks = len.div_ceil(chunk_len);
+    // Everything that may fail to allocate comes first, before any item changes hands.
+    let alloc_failed = |error: crate::error::Error| TaskError::Panicked(error.to_string());
+    let latch = SharedWord::new().map_err(alloc_failed)?;
+    let mut headers = Vec::with_capacity(chunks);
+    for _ in 0..chunks {
+        let header = Header::new(Arc::clone(core), Placement::Global(Priority::Normal), None);
+        headers.push(header.map_err(alloc_failed)?);
+    }
+    latch.get().store(chunks as u32, SeqCst);
+    let mut input = ManuallyDrop::new(items);
+    let mut output = ManuallyDrop::new(Vec::<R>::with_capacity(len));
+    let shared = StdArc::new(Shared {
+        f,
+        input: input.as_mut_ptr(),
+        output: output.as_mut_ptr(),
+        len,
+        chunk_len,
+        complete: (0..chunks).map(|_| AtomicBool::new(false)).collect(),
+        latch,
+    });
+    // From here on every path waits for the latch before the buffers are freed.
+    let mut waiter = LatchWait {
+        shared: StdArc::clone(&shared),
+        buffers: Some(Buffers {
+            input: (input.as_mut_ptr(), input.capacity()),
+            output: (output.as_mut_ptr(), output.capacity()),
+        }),
+    };
+
+    let me = current_thread_of(core.id);
+    let runner = Runner {
+        slot: me.map(|thread| thread.slot),
+        thread_id: me.map_or(0, |thread| thread.thread_id),
+    };
+    let mut tasks: Vec<(JobRef, TaskHandle<()>, bool)> = Vec::with_capacity(chunks);
+    for (index, header) in headers.into_iter().enumerate() {
+        let (start, _) = shared.range(index);
+        let chunk = Chunk {
+            shared: StdArc::clone(&shared),
+            index,
+            next: start,
+            written: 0,
+        };
+        let cell = TaskCell::new(header, move |ctx: &TaskContext<'_>| chunk.run(ctx));
+        let job: JobRef = cell.clone();
+        // The caller keeps chunk 0 for itself; a chunk the pool refuses is run here too.
+        let queued = index > 0 && Core::submit(core, &job, false).is_ok();
+        if !queued {
+            core.counters.submitted.add(1, false);
+        }
+        tasks.push((job, TaskHandle::new(cell), queued));
+    }
+    // Help: run every chunk no worker has started, newest first.
+    for (job, _, queued) in tasks.iter().rev() {
+        if job.header().state.claim() {
+            core.run_here(job, runner, *queued);
+        }
+    }
+    let mut failure = None;
+    for (job, handle, _) in tasks {
+        drop(job);
+        if let Err(error) = handle.join() {
+            failure.get_or_insert(error);
+        }
+    }
+    if !waiter.wait() {
+        return Err(failure.unwrap_or(TaskError::Interrupted));
+    }
+    let all_complete = shared.complete.iter().all(|c| c.load(Relaxed));
+    if !all_complete {
+        for index in 0..chunks {
+            if shared.complete[index].load(Relaxed) {
+                let (start, end) = shared.range(index);
+                for i in start..end {
+                    // SAFETY: a complete chunk wrote its whole range, and the latch says it
+                    // is gone; nobody else drops these results.
+                    unsafe { ptr::drop_in_place(shared.output.add(i)) };
+                }
+            }
+        }
+        return Err(failure.unwrap_or(TaskError::PoolDestroyed));
+    }
+    // Every result is written: hand the output vector over, and free only the input buffer.
+    let buffers = waiter.buffers.take().expect("not freed yet");
+    let output = buffers.output;
+    let input = buffers.input;
+    std::mem::forget(buffers);
+    // SAFETY: every chunk is gone and complete, so all `len` results are initialized; the
+    // input buffer's items were all moved out.
+    unsafe {
+        drop(Vec::from_raw_parts(input.0, 0, input.1));
+        Ok(Vec::from_raw_parts(output.0, len, output.1))
+    }
+}
+
+/// Waits for the latch before the buffers go, on every path out of `map`.
+struct LatchWait<T, R, F> {
+    shared: StdArc<Shared<T, R, F>>,
+    buffers: Option<Buffers<T, R>>,
+}
+
+impl<T, R, F> LatchWait<T, R, F> {
+    /// Waits until every chunk is gone: `false` if interrupted first (the buffers are then
+    /// leaked, never freed under a chunk).
+    fn wait(&mut self) -> bool {
+        let latch = self.shared.latch.get();
+        loop {
+            let left = latch.load(SeqCst);
+            if left == 0 {
+                return true;
+            }
+            if latch.wait_until(left, None).is_err() {
+                if let Some(buffers) = self.buffers.take() {
+                    std::mem::forget(buffers);
+                }
+                return false;
+            }
+        }
+    }
+}
+
+impl<T, R, F> Drop for LatchWait<T, R, F> {
+    fn drop(&mut self) {
+        if self.buffers.is_some() {
+            self.wait();
+        }
+    }
+}

@@ -1,0 +1,844 @@
+//! The scheduler: the pool's shared state ([`Core`]), the queues and worker slots behind one
+//! lock ([`State`]), and the protocol by which tasks reach threads.
+//!
+//! # Shape
+//!
+//! - Three FIFO queues, one per [`Priority`], shared by all workers; per-key *lanes* for keyed
+//!   tasks (`lanes.rs`); one broadcast queue per worker.
+//! - `max_threads` worker *slots*. A slot is vacant or occupied by one thread; its index is the
+//!   worker index tasks see, and the suffix of the thread's name. An occupied slot is idle
+//!   (waiting for work, on the idle stack), or busy (running a task, starting, or rung).
+//! - One *bell* word per slot in a [`SharedWords`]: a thread waiting for work (or a task
+//!   blocked in `broadcast` from inside the pool) waits on its bell through the crate's own
+//!   `atomics::wait`; ringing bumps the bell under the lock and `notify`s it after unlocking.
+//! - Signal words ([`Signal`]) that other waiters block on: a thread exited, the queue shrank,
+//!   a lane was released.
+//!
+//! All scheduling decisions are made under the one lock; blocking and waking happen through
+//! the words, after the lock is released ([`Locked`] performs the wakeups it collected when it
+//! is dropped, so they happen on every path, panics included).
+//!
+//! # Invariants
+//!
+//! - **I1 (no task is stranded).** When a task is queued, some thread will look at its queue:
+//!   a global task rings an idle worker (taking it off the idle stack), or starts a thread if
+//!   none is idle, the pool is below `max_threads`, and the *seekers* — threads starting, idle
+//!   workers just rung, workers polling before they park (worker.rs), each of which looks at the
+//!   queues before it runs anything or goes idle — are fewer than the queued global tasks (so
+//!   a burst right after `build` does not start threads the starting ones will serve).
+//!   Otherwise every occupied slot is busy or seeking, and looks at the queues before it goes
+//!   idle. A keyed task rings the worker of its lane (starting it if its slot is vacant); a
+//!   broadcast task rings its worker. A worker goes idle only after finding every queue it
+//!   serves empty, under the lock that every push takes, so a push is either seen or rings
+//!   it.
+//! - **I2 (a rung worker is never reaped).** A worker is on the idle stack exactly while
+//!   `Slot::idle` is set; only `ring` takes it off (and clears the flag), and the worker itself
+//!   when it wakes. A worker whose idle wait timed out exits only if it is still on the idle
+//!   stack — if it was rung meanwhile, the task that rang it counts on it, so it looks for work
+//!   instead. Deciding under the lock makes "rung" and "reaped" exclusive: the model
+//!   `loom_pool_idle_timeout` checks this.
+//! - **I3 (nothing after closing).** Tasks are accepted only while the phase is `Open`, checked
+//!   under the lock that pushes them. A worker leaves a closing pool only when every queue it
+//!   serves is empty, so every task accepted before `close` runs (`loom_pool_close_submit`).
+//!   No thread is started unless the phase is `Open`.
+//! - **I4 (counts).** `queued` is the number of tasks waiting in the global queues and lanes
+//!   that are still `QUEUED`; whoever moves a task out of `QUEUED` takes it off (a worker under
+//!   the lock; a cancel or an inline join right after, under the lock). Entries of tasks that
+//!   left `QUEUED` some other way stay in their queue as stale entries that workers skip, and
+//!   are swept out when they outnumber live ones. `occupied` counts occupied slots, `alive` the
+//!   threads that have not finished exiting (an exiting thread runs its exit hook after it
+//!   vacated its slot).
+//! - **I5 (slots).** A slot with a lane bound to it (`Slot::lanes > 0`) stays occupied: its
+//!   worker neither reaps itself nor leaves a closing pool, so a keyed task always has its
+//!   thread.
+
+use std::collections::{HashMap, VecDeque};
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+use super::builder::{Config, WhenFull};
+use super::lanes::Lane;
+use super::options::Priority;
+use super::panic::drop_quietly;
+use super::stats::{Counters, Recorder};
+use super::task::{JobRef, Placement};
+use super::task_state::QUEUED;
+use crate::atomics::{Interrupter, SharedWords, WaitResult, Word};
+use crate::error::Error;
+use crate::shim::{lock, thread, IdCounter, Mutex, MutexGuard, Ordering::SeqCst};
+use crate::view::TypedArray;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Pool ids: unique in the process, never 0 (0 marks "not a pool thread").
+static NEXT_POOL_ID: IdCounter = IdCounter::starting_at(1);
+
+/// Whether the pool accepts tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Phase {
+    Open,
+    /// `close`d: no new tasks; workers finish what is queued, then exit.
+    Closing,
+    /// `destroy`ed: nothing more runs; workers exit as soon as they return.
+    Destroyed,
+}
+
+/// The words other than the bells that threads block on; each is bumped (and notified when
+/// someone waits) when its event happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Signal {
+    /// A thread finished exiting (`close` waits for `alive == 0`).
+    Exited = 0,
+    /// `queued` went down, or the phase changed (`WhenFull::Block`, `wait_drained`).
+    Queue = 1,
+    /// A lane was released (an inline join waiting to drive a lane).
+    Lane = 2,
+}
+
+/// What the pool's threads, tasks and handles share.
+pub(crate) struct Core {
+    pub(super) id: u64,
+    pub(super) config: Config,
+    state: Mutex<State>,
+    /// One per slot (see the module docs).
+    bells: SharedWords<u32>,
+    /// One per [`Signal`].
+    signals: SharedWords<u32>,
+    /// A word nobody notifies: task timeouts are `wait_async`s on it (task.rs).
+    timer_word: TypedArray<i32>,
+    /// One per slot, written only by that slot's thread.
+    recorders: Box<[Recorder]>,
+    /// For tasks run on threads outside the pool.
+    foreign: Recorder,
+    pub(super) counters: Counters,
+    /// Tasks pushed to the global queues and lanes so far: a hint a worker about to go idle
+    /// polls for a moment (worker.rs), so a steady stream of tasks does not make every
+    /// submission wake a parked thread. Bumped just after the push's lock is released. A std
+    /// atomic even under loom: a hint decides nothing (the worker then takes the lock and
+    /// looks), and the poll is off under loom.
+    pub(super) pushes: std::sync::atomic::AtomicU64,
+}
+
+/// Everything the lock guards.
+pub(super) struct State {
+    pub(super) phase: Phase,
+    /// The global queues, indexed by `Priority as usize`.
+    pub(super) global: [VecDeque<JobRef>; 3],
+    /// Live tasks waiting in the global queues and lanes (I4).
+    pub(super) queued: usize,
+    /// Of those, the ones in the global queues.
+    pub(super) global_queued: usize,
+    /// Workers that will look at the queues before they run anything or go idle: threads
+    /// starting, and idle workers just rung (I1). A global task starts a new thread only if
+    /// it would wait even after each of them took one.
+    pub(super) seekers: usize,
+    pub(super) slots: Vec<Slot>,
+    /// Idle slots, most recently idle last (it is rung first: its caches are warm, and the
+    /// others time out and exit).
+    pub(super) idle: Vec<usize>,
+    pub(super) occupied: usize,
+    pub(super) alive: usize,
+    pub(super) peak: usize,
+    pub(super) lanes: HashMap<u64, Lane>,
+    /// Threads waiting on `Signal::Queue` / `Signal::Lane`.
+    pub(super) queue_waiters: usize,
+    pub(super) lane_waiters: usize,
+    /// Tasks running on threads outside the pool (so `destroy` reaches them).
+    pub(super) foreign_running: Vec<JobRef>,
+    /// Threads that vacated their slot: (thread id, handle, finished exiting).
+    pub(super) exited: Vec<(u64, thread::JoinHandle<()>, bool)>,
+    /// Summed lifetime of the threads that finished exiting (for utilization).
+    pub(super) exited_lifetime: Duration,
+}
+
+/// One worker slot.
+#[derive(Default)]
+pub(super) struct Slot {
+    pub(super) occupied: bool,
+    /// On the idle stack (I2).
+    pub(super) idle: bool,
+    /// Counted in `State::seekers`.
+    pub(super) seeking: bool,
+    pub(super) thread_id: u64,
+    pub(super) thread: Option<thread::JoinHandle<()>>,
+    pub(super) interrupter: Option<Interrupter>,
+    pub(super) started_at: Option<Instant>,
+    pub(super) broadcasts: VecDeque<JobRef>,
+    /// Lanes bound here whose next task may start now, oldest first.
+    pub(super) ready_lanes: VecDeque<u64>,
+    /// Lanes bound here (I5).
+    pub(super) lanes: usize,
+    /// The tasks its thread is running: the one it took, plus any it runs inline while
+    /// joining (innermost last).
+    pub(super) running: Vec<JobRef>,
+}
+
+/// Why a submission was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Refusal {
+    Closed,
+    Full,
+    /// `WhenFull::CallerRuns` and the queue is full: the submitter runs the task.
+    RunHere,
+    SpawnFailed(String),
+}
+
+/// What a worker does next.
+pub(super) enum Next {
+    /// Run this task (taken from this lane, if keyed): the last entry of the worker's running
+    /// list, which keeps it alive until the worker takes it off ([`Locked::finished`]).
+    Run(RunningJob, Option<u64>),
+    Idle,
+    Exit,
+}
+
+impl Core {
+    pub(super) fn new(config: Config) -> Result<Core, Error> {
+        let timer = crate::buffer::SharedBuffer::new(4)?;
+        Ok(Core {
+            id: NEXT_POOL_ID.next(),
+            bells: SharedWords::new(config.max_threads)?,
+            signals: SharedWords::new(3)?,
+            timer_word: TypedArray::new(&timer)?,
+            recorders: (0..config.max_threads)
+                .map(|_| Recorder::default())
+                .collect(),
+            foreign: Recorder::default(),
+            counters: Counters::default(),
+            pushes: std::sync::atomic::AtomicU64::new(0),
+            state: Mutex::new(State {
+                phase: Phase::Open,
+                global: Default::default(),
+                queued: 0,
+                global_queued: 0,
+                seekers: 0,
+                slots: (0..config.max_threads).map(|_| Slot::default()).collect(),
+                idle: Vec::new(),
+                occupied: 0,
+                alive: 0,
+                peak: 0,
+                lanes: HashMap::new(),
+                queue_waiters: 0,
+                lane_waiters: 0,
+                foreign_running: Vec::new(),
+                exited: Vec::new(),
+                exited_lifetime: Duration::ZERO,
+            }),
+            config,
+        })
+    }
+
+    /// Locks the state; wakeups collected while locked happen when the guard is dropped.
+    pub(super) fn lock(&self) -> Locked<'_> {
+        Locked {
+            core: self,
+            guard: Some(lock(&self.state)),
+            wake: Wakeups::default(),
+        }
+    }
+
+    pub(super) fn bell(&self, slot: usize) -> Word<'_, u32> {
+        self.bells.get(slot)
+    }
+
+    pub(super) fn signal(&self, signal: Signal) -> Word<'_, u32> {
+        self.signals.get(signal as usize)
+    }
+
+    pub(super) fn timer_word(&self) -> &TypedArray<i32> {
+        &self.timer_word
+    }
+
+    /// The recorder for a task run by `slot` (`None`: outside the pool), and whether the
+    /// calling thread owns it.
+    pub(super) fn recorder(&self, slot: Option<usize>) -> (&Recorder, bool) {
+        match slot {
+            Some(slot) => (&self.recorders[slot], true),
+            None => (&self.foreign, false),
+        }
+    }
+
+    pub(super) fn recorders(&self) -> impl Iterator<Item = &Recorder> + Clone {
+        self.recorders.iter().chain(std::iter::once(&self.foreign))
+    }
+
+    /// Queues `job` (I1, I3). `bounded`: whether the queue bound and the `WhenFull` policy
+    /// apply (not for `map`'s chunks and `broadcast`).
+    pub(super) fn submit(
+        core: &crate::shim::Arc<Core>,
+        job: &JobRef,
+        bounded: bool,
+    ) -> Result<(), Refusal> {
+        let this: &Core = core;
+        let placement = job.header().placement;
+        // The queue's reference, made before locking (and dropped after unlocking if refused).
+        let entry = JobRef::clone(job);
+        let mut locked = this.lock();
+        let mut deadline = None;
+        loop {
+            if locked.phase != Phase::Open {
+                return Err(Refusal::Closed);
+            }
+            if !bounded || !locked.is_full(placement, &this.config) {
+                break;
+            }
+            match this.config.when_full {
+                WhenFull::Reject => return Err(Refusal::Full),
+                WhenFull::CallerRuns => return Err(Refusal::RunHere),
+                WhenFull::Block(timeout) => {
+                    let until =
+                        *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
+                    let waited;
+                    (locked, waited) = locked.wait_for(Signal::Queue, until);
+                    if !waited {
+                        // Timed out or interrupted: one last look, then give up.
+                        if locked.phase == Phase::Open && !locked.is_full(placement, &this.config) {
+                            break;
+                        }
+                        return Err(if locked.phase == Phase::Open {
+                            Refusal::Full
+                        } else {
+                            Refusal::Closed
+                        });
+                    }
+                }
+            }
+        }
+        locked.enqueue(core, entry)?;
+        drop(locked);
+        this.counters.submitted.add(1, false);
+        Ok(())
+    }
+
+    /// Takes a task that a cancel moved out of `QUEUED` off the counts (I4).
+    pub(super) fn left_queue(&self, placement: Placement) {
+        self.lock().left_queue(placement);
+    }
+
+    /// Runs `job`, already claimed, on the calling thread outside any worker loop (an inline
+    /// join, `CallerRuns`, `map`'s own chunks), registered as running so `destroy` reaches it.
+    /// `was_queued`: the caller claimed it from a queue (it comes off the counts, I4).
+    pub(super) fn run_here(&self, job: &JobRef, runner: super::task::Runner, was_queued: bool) {
+        {
+            let mut locked = self.lock();
+            if was_queued {
+                locked.left_queue(job.header().placement);
+            }
+            match runner.slot {
+                Some(slot) => locked.slots[slot].running.push(JobRef::clone(job)),
+                None => locked.foreign_running.push(JobRef::clone(job)),
+            }
+        }
+        let _registered = Registered {
+            core: self,
+            job,
+            slot: runner.slot,
+        };
+        job.run(job, runner);
+    }
+}
+
+/// Takes a task run by [`Core::run_here`] off the running lists, however the run ends.
+struct Registered<'a> {
+    core: &'a Core,
+    job: &'a JobRef,
+    slot: Option<usize>,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if crate::shim::model_is_unwinding() {
+            return;
+        }
+        let mut locked = self.core.lock();
+        let list = match self.slot {
+            Some(slot) => &mut locked.slots[slot].running,
+            None => &mut locked.foreign_running,
+        };
+        if let Some(position) = list.iter().rposition(|j| JobRef::ptr_eq(j, self.job)) {
+            let entry = list.remove(position);
+            locked.defer_drop(entry);
+        }
+    }
+}
+
+impl State {
+    /// Whether a task with this placement would have to wait beyond the queue bound: the bound
+    /// is reached and no worker could take the task now (none idle, no seeker left over for
+    /// it, no room for another thread).
+    fn is_full(&self, placement: Placement, config: &Config) -> bool {
+        let Some(bound) = config.queue_bound else {
+            return false;
+        };
+        if self.queued < bound {
+            return false;
+        }
+        match placement {
+            Placement::Global(_) => {
+                self.idle.is_empty()
+                    && self.global_queued >= self.seekers
+                    && self.occupied >= config.max_threads
+            }
+            Placement::Keyed(key) => {
+                let slot = &self.slots[lane_slot(key, config.max_threads)];
+                slot.occupied && !slot.idle
+            }
+            Placement::Broadcast(_) => false,
+        }
+    }
+
+    /// Sweeps stale entries out of a global queue once they outnumber live ones (I4).
+    pub(super) fn sweep(&mut self, priority: Priority) {
+        let entries: usize = self.global.iter().map(VecDeque::len).sum();
+        if entries > 2 * self.global_queued + 64 {
+            self.global[priority as usize].retain(|job| job.header().state.load() == QUEUED);
+        }
+    }
+
+    /// The vacant slot with the lowest index.
+    fn vacant_slot(&self) -> Option<usize> {
+        self.slots.iter().position(|slot| !slot.occupied)
+    }
+}
+
+/// A task a worker runs, lent by its running list without a reference count of its own (one
+/// less read-modify-write on the task's line per task, inside the lock).
+///
+/// The running list's reference keeps the task alive: only the worker itself takes that entry
+/// off ([`Locked::finished`], after the run; `destroy` only clones entries), so the loan is
+/// valid until the worker gives it back.
+pub(super) struct RunningJob(std::mem::ManuallyDrop<JobRef>);
+
+impl RunningJob {
+    fn lend(job: &JobRef) -> RunningJob {
+        // SAFETY: `job` points to a live `Arc` allocation; the `Arc` made from that pointer is
+        // never dropped (`ManuallyDrop`), so the count it did not take is never given back,
+        // and the list's reference outlives the loan (see the type's docs).
+        RunningJob(std::mem::ManuallyDrop::new(unsafe {
+            JobRef::from_raw(JobRef::as_ptr(job))
+        }))
+    }
+}
+
+impl Deref for RunningJob {
+    type Target = JobRef;
+
+    fn deref(&self) -> &JobRef {
+        &self.0
+    }
+}
+
+/// The slot every task with key `key` runs on.
+pub(super) fn lane_slot(key: u64, max_threads: usize) -> usize {
+    (key % max_threads as u64) as usize
+}
+
+/// The locked state, plus the wakeups to perform once it is unlocked.
+pub(super) struct Locked<'a> {
+    core: &'a Core,
+    guard: Option<MutexGuard<'a, State>>,
+    wake: Wakeups,
+}
+
+/// Wakeups collected under the lock.
+#[derive(Default)]
+struct Wakeups {
+    bells: Few<usize>,
+    /// Bit `Signal as u8` set: notify that signal.
+    signals: u8,
+    /// Task references whose drop may run user code (a result's `Drop`): dropped after
+    /// unlocking.
+    drops: Few<JobRef>,
+    /// A task was pushed: bump `Core::pushes` (outside the lock: pollers read that line).
+    pushed: bool,
+}
+
+/// A list that holds its first element inline: one task's lock section rings at most one bell
+/// and drops at most one task reference, and should not allocate for that.
+struct Few<T> {
+    first: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T> Default for Few<T> {
+    fn default() -> Few<T> {
+        Few {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl<T: PartialEq> Few<T> {
+    fn push(&mut self, value: T) {
+        match self.first {
+            None => self.first = Some(value),
+            Some(_) => self.rest.push(value),
+        }
+    }
+
+    fn contains(&self, value: &T) -> bool {
+        self.first.as_ref() == Some(value) || self.rest.contains(value)
+    }
+}
+
+impl<T> Few<T> {
+    fn take(&mut self) -> impl Iterator<Item = T> {
+        self.first
+            .take()
+            .into_iter()
+            .chain(std::mem::take(&mut self.rest))
+    }
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+
+    fn deref(&self) -> &State {
+        self.guard.as_ref().expect("locked until dropped")
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard.as_mut().expect("locked until dropped")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        drop(self.guard.take());
+        if crate::shim::model_is_unwinding() {
+            return;
+        }
+        if self.wake.pushed {
+            self.core.pushes.fetch_add(1, Relaxed);
+        }
+        for slot in self.wake.bells.take() {
+            self.core.bell(slot).notify(None);
+        }
+        for signal in [Signal::Exited, Signal::Queue, Signal::Lane] {
+            if self.wake.signals & (1 << signal as u8) != 0 {
+                self.core.signal(signal).notify(None);
+            }
+        }
+        for job in self.wake.drops.take() {
+            drop_quietly(job);
+        }
+    }
+}
+
+impl<'a> Locked<'a> {
+    /// Wakes `slot`'s thread: takes it off the idle stack if it is there (I2), bumps its bell
+    /// now and notifies it after unlocking.
+    pub(super) fn ring(&mut self, slot: usize) {
+        let state = self.guard.as_mut().expect("locked until dropped");
+        if state.slots[slot].idle {
+            state.slots[slot].idle = false;
+            if let Some(position) = state.idle.iter().rposition(|&s| s == slot) {
+                state.idle.remove(position);
+            }
+            state.slots[slot].seeking = true;
+            state.seekers += 1;
+        }
+        self.core.bell(slot).fetch_add(1, SeqCst);
+        if !self.wake.bells.contains(&slot) {
+            self.wake.bells.push(slot);
+        }
+    }
+
+    /// Bumps `signal` now and notifies it after unlocking.
+    pub(super) fn raise(&mut self, signal: Signal) {
+        self.core.signal(signal).fetch_add(1, SeqCst);
+        self.wake.signals |= 1 << signal as u8;
+    }
+
+    /// Raises `Signal::Queue` if anyone waits for it: the queue shrank, or a worker became
+    /// free (blocked submitters and `wait_drained` look again).
+    pub(super) fn queue_shrank(&mut self) {
+        if self.queue_waiters > 0 {
+            self.raise(Signal::Queue);
+        }
+    }
+
+    /// A task moved out of `QUEUED` by someone other than a worker taking it (I4).
+    pub(super) fn left_queue(&mut self, placement: Placement) {
+        match placement {
+            Placement::Global(priority) => {
+                self.queued -= 1;
+                self.global_queued -= 1;
+                self.sweep(priority);
+            }
+            Placement::Keyed(_) => self.queued -= 1,
+            Placement::Broadcast(_) => return,
+        }
+        self.queue_shrank();
+    }
+
+    /// Drops `job` after unlocking.
+    pub(super) fn defer_drop(&mut self, job: JobRef) {
+        match self.wake.drops.first {
+            None => self.wake.drops.first = Some(job),
+            Some(_) => self.wake.drops.rest.push(job),
+        }
+    }
+
+    /// Unlocks, waits until `signal` changes or `deadline` passes (`None`: no limit), and
+    /// locks again. `false` if it timed out or the thread was interrupted.
+    pub(super) fn wait_for(self, signal: Signal, deadline: Option<Instant>) -> (Locked<'a>, bool) {
+        let core = self.core;
+        let (waiters, seen) = match signal {
+            Signal::Queue => (true, core.signal(signal).load(SeqCst)),
+            Signal::Lane => (false, core.signal(signal).load(SeqCst)),
+            Signal::Exited => unreachable!("nobody waits for Exited while holding the lock"),
+        };
+        let mut this = self;
+        if waiters {
+            this.queue_waiters += 1;
+        } else {
+            this.lane_waiters += 1;
+        }
+        drop(this);
+        let woke = core.signal(signal).wait_until(seen, deadline);
+        let mut locked = core.lock();
+        if waiters {
+            locked.queue_waiters -= 1;
+        } else {
+            locked.lane_waiters -= 1;
+        }
+        (
+            locked,
+            matches!(woke, Ok(WaitResult::Ok | WaitResult::NotEqual)),
+        )
+    }
+
+    /// Puts `job` where its placement says and makes sure a thread will take it (I1). `Err`
+    /// if it needed a new thread and none could be started (the task was not queued).
+    fn enqueue(&mut self, core: &crate::shim::Arc<Core>, job: JobRef) -> Result<(), Refusal> {
+        let max = core.config.max_threads;
+        self.wake.pushed = true;
+        match job.header().placement {
+            Placement::Global(priority) => {
+                if let Some(&slot) = self.idle.last() {
+                    self.ring(slot);
+                } else if self.global_queued + 1 > self.seekers && self.occupied < max {
+                    let slot = self.vacant_slot().expect("occupied < max");
+                    if let Err(reason) = self.start_thread(core, slot) {
+                        if self.occupied == 0 {
+                            return Err(Refusal::SpawnFailed(reason));
+                        }
+                        // Busy threads will take it (I1).
+                    }
+                }
+                self.global[priority as usize].push_back(job);
+                self.queued += 1;
+                self.global_queued += 1;
+            }
+            Placement::Keyed(key) => {
+                let slot = lane_slot(key, max);
+                if !self.slots[slot].occupied {
+                    self.start_thread(core, slot)
+                        .map_err(Refusal::SpawnFailed)?;
+                }
+                self.push_keyed(key, slot, job);
+                self.queued += 1;
+                self.ring(slot);
+            }
+            Placement::Broadcast(slot) => {
+                self.slots[slot].broadcasts.push_back(job);
+                self.ring(slot);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a thread for vacant `slot` (only while the pool is open, I3), under the lock:
+    /// growth is rare, and deciding and starting in one critical section means nobody ever
+    /// counts on a thread that failed to start.
+    pub(super) fn start_thread(
+        &mut self,
+        core: &crate::shim::Arc<Core>,
+        slot: usize,
+    ) -> Result<(), String> {
+        debug_assert!(self.phase == Phase::Open && !self.slots[slot].occupied);
+        let thread_id = super::worker::next_thread_id();
+        let interrupter = Interrupter::new();
+        let handle = super::worker::spawn(core, slot, thread_id, interrupter.clone())?;
+        let overdue = core.counters.overdue() > 0;
+        let state = &mut **self;
+        state.slots[slot] = Slot {
+            occupied: true,
+            idle: false,
+            seeking: true,
+            thread_id,
+            thread: Some(handle),
+            interrupter: Some(interrupter),
+            started_at: Some(Instant::now()),
+            broadcasts: std::mem::take(&mut state.slots[slot].broadcasts),
+            ready_lanes: std::mem::take(&mut state.slots[slot].ready_lanes),
+            lanes: state.slots[slot].lanes,
+            running: Vec::new(),
+        };
+        state.occupied += 1;
+        state.seekers += 1;
+        state.alive += 1;
+        state.peak = state.peak.max(state.alive);
+        core.counters.threads_started.add(1, false);
+        if overdue {
+            core.counters.replacements.add(1, false);
+        }
+        Ok(())
+    }
+
+    /// What worker `slot` (thread `thread_id`) does next: a broadcast task, then the next task
+    /// of a ready lane, then the oldest global task of the highest priority; else idle, or exit
+    /// if the pool is destroyed, or closing with nothing left for it (I3, I5).
+    pub(super) fn next_job(&mut self, slot: usize, thread_id: u64) -> Next {
+        self.stop_seeking(slot);
+        if self.phase == Phase::Destroyed {
+            return Next::Exit;
+        }
+        while let Some(job) = self.slots[slot].broadcasts.pop_front() {
+            if job.header().state.claim() {
+                return Next::Run(self.start_running(slot, job), None);
+            }
+            self.defer_drop(job);
+        }
+        while let Some(key) = self.slots[slot].ready_lanes.pop_front() {
+            if let Some(job) = self.start_lane(key, thread_id) {
+                return Next::Run(self.start_running(slot, job), Some(key));
+            }
+        }
+        for priority in Priority::HIGHEST_FIRST {
+            while let Some(job) = self.global[priority as usize].pop_front() {
+                if job.header().state.claim() {
+                    self.queued -= 1;
+                    self.global_queued -= 1;
+                    self.queue_shrank();
+                    return Next::Run(self.start_running(slot, job), None);
+                }
+                self.defer_drop(job);
+            }
+        }
+        if self.phase == Phase::Closing && self.slots[slot].lanes == 0 {
+            return Next::Exit;
+        }
+        Next::Idle
+    }
+
+    /// Worker `slot` polls for work before it goes idle (worker.rs): it counts as a seeker
+    /// meanwhile, since it will look at the queues in a moment.
+    pub(super) fn start_seeking(&mut self, slot: usize) {
+        if !self.slots[slot].seeking {
+            self.slots[slot].seeking = true;
+            self.seekers += 1;
+        }
+    }
+
+    /// Worker `slot` is about to look at the queues: it no longer counts as a seeker.
+    fn stop_seeking(&mut self, slot: usize) {
+        if self.slots[slot].seeking {
+            self.slots[slot].seeking = false;
+            self.seekers -= 1;
+        }
+    }
+
+    /// Moves `job` onto worker `slot`'s running list and lends it to the worker.
+    fn start_running(&mut self, slot: usize, job: JobRef) -> RunningJob {
+        let running = RunningJob::lend(&job);
+        self.slots[slot].running.push(job);
+        running
+    }
+
+    /// Worker `slot` finished running `job` (from lane `lane`): takes it off its running list
+    /// and releases the lane.
+    pub(super) fn finished(&mut self, slot: usize, lane: Option<u64>) {
+        if let Some(job) = self.slots[slot].running.pop() {
+            self.defer_drop(job);
+        }
+        if let Some(key) = lane {
+            self.release_lane(key);
+        }
+    }
+
+    /// Puts worker `slot` on the idle stack (I2); returns its bell's value to wait on.
+    pub(super) fn go_idle(&mut self, slot: usize) -> u32 {
+        self.slots[slot].idle = true;
+        self.idle.push(slot);
+        // An idle worker is room for a task (`is_full`): tell blocked submitters.
+        self.queue_shrank();
+        self.core.bell(slot).load(SeqCst)
+    }
+
+    /// Worker `slot` woke from its idle wait: `true` if it was rung (someone counts on it,
+    /// I2). Takes it off the idle stack if it was not.
+    pub(super) fn woke(&mut self, slot: usize) -> bool {
+        if !self.slots[slot].idle {
+            return true;
+        }
+        self.slots[slot].idle = false;
+        if let Some(position) = self.idle.iter().rposition(|&s| s == slot) {
+            self.idle.remove(position);
+        }
+        false
+    }
+
+    /// Worker `slot` leaves: its slot becomes vacant (its thread goes on to its exit hook,
+    /// then [`Locked::exited`]). Returns when the thread started.
+    pub(super) fn vacate(&mut self, slot: usize) -> Option<Instant> {
+        let state = &mut **self;
+        if state.slots[slot].seeking {
+            state.slots[slot].seeking = false;
+            state.seekers -= 1;
+        }
+        let vacated = &mut state.slots[slot];
+        debug_assert!(vacated.occupied && !vacated.idle);
+        vacated.occupied = false;
+        vacated.interrupter = None;
+        let started_at = vacated.started_at.take();
+        if let Some(handle) = vacated.thread.take() {
+            state.exited.push((vacated.thread_id, handle, false));
+        }
+        // Anything still addressed to it can only be stale (or the pool is destroyed).
+        let broadcasts = std::mem::take(&mut vacated.broadcasts);
+        state.occupied -= 1;
+        for job in broadcasts {
+            self.defer_drop(job);
+        }
+        // Below `max_threads` again: room for a task (`is_full`).
+        self.queue_shrank();
+        started_at
+    }
+
+    /// Thread `thread_id` (started at `started_at`) finished exiting.
+    pub(super) fn exited(&mut self, thread_id: u64, started_at: Option<Instant>) {
+        self.alive -= 1;
+        if let Some(at) = started_at {
+            self.exited_lifetime += at.elapsed();
+        }
+        for entry in self.exited.iter_mut() {
+            if entry.0 == thread_id {
+                entry.2 = true;
+            }
+        }
+        self.raise(Signal::Exited);
+    }
+
+    /// Takes the handles of threads that finished exiting (to join after unlocking).
+    pub(super) fn take_finished_threads(&mut self) -> Vec<thread::JoinHandle<()>> {
+        let mut finished = Vec::new();
+        let mut index = 0;
+        while index < self.exited.len() {
+            if self.exited[index].2 {
+                finished.push(self.exited.swap_remove(index).1);
+            } else {
+                index += 1;
+            }
+        }
+        finished
+    }
+
+    /// Whether lanes are bound to worker `slot`, which must then stay (I5).
+    pub(super) fn has_lanes(&self, slot: usize) -> bool {
+        self.slots[slot].lanes > 0
+    }
+}

@@ -1,0 +1,149 @@
+//! Ending a pool (docs/semantics.md P7): `close` lets every accepted task run and then joins
+//! the threads; `destroy` ends everything now; neither starts a thread again.
+//!
+//! - **close** moves the phase `Open → Closing` under the lock (so every later submission is
+//!   refused and every earlier one is queued, scheduler I3), rings every worker, then waits
+//!   on the `Exited` signal until no thread is alive. A worker leaves a closing pool only when
+//!   nothing is left for it, so the wait ends exactly when every accepted task has run. If the
+//!   timeout passes first, the pool is destroyed.
+//! - **destroy** moves the phase to `Destroyed` and, under the same lock, takes every queued
+//!   task out and notes every running one; then, unlocked, moves each queued task
+//!   `QUEUED → DESTROYED` and each running one `RUNNING → DESTROYED` (whichever of that and the
+//!   task's own end comes first wins, so each handle resolves once), and fires every thread's
+//!   interrupter, so a task blocked in `atomics::wait` returns `Err(Terminated)`. The closures
+//!   of the queued tasks are dropped last, each on its own (a panicking `Drop` cannot skip the
+//!   rest).
+
+use std::time::{Duration, Instant};
+
+use super::context::current_thread_of;
+use super::error::CloseError;
+use super::scheduler::{Core, Phase, Signal};
+use super::task_state::DESTROYED;
+use crate::atomics::WaitResult;
+use crate::shim::Ordering::SeqCst;
+
+impl Core {
+    /// Stops accepting tasks and wakes every worker (idle ones then leave if nothing is left).
+    pub(super) fn stop_accepting(&self) {
+        let mut locked = self.lock();
+        if locked.phase != Phase::Open {
+            return;
+        }
+        locked.phase = Phase::Closing;
+        for slot in 0..locked.slots.len() {
+            if locked.slots[slot].occupied {
+                locked.ring(slot);
+            }
+        }
+        // Submitters blocked on a full queue now see the pool closed.
+        locked.raise(Signal::Queue);
+    }
+
+    /// `close(timeout)`: see the module docs.
+    pub(super) fn close(&self, timeout: Option<Duration>) -> Result<(), CloseError> {
+        self.stop_accepting();
+        if current_thread_of(self.id).is_some() {
+            return Err(CloseError::FromInsidePool);
+        }
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        loop {
+            let locked = self.lock();
+            if locked.alive == 0 {
+                break;
+            }
+            let busy_threads = locked
+                .slots
+                .iter()
+                .filter(|s| !s.running.is_empty())
+                .count();
+            let seen = self.signal(Signal::Exited).load(SeqCst);
+            drop(locked);
+            match self.signal(Signal::Exited).wait_until(seen, deadline) {
+                Ok(WaitResult::TimedOut) | Err(_) => {
+                    self.destroy();
+                    return Err(CloseError::TimedOut { busy_threads });
+                }
+                Ok(_) => {}
+            }
+        }
+        self.join_finished_threads();
+        Ok(())
+    }
+
+    /// Joins the threads that finished exiting.
+    pub(super) fn join_finished_threads(&self) {
+        let finished = self.lock().take_finished_threads();
+        for thread in finished {
+            let _ = thread.join();
+        }
+    }
+
+    /// `destroy()`: see the module docs.
+    pub(super) fn destroy(&self) {
+        let (queued, running, interrupters) = {
+            let mut locked = self.lock();
+            if locked.phase == Phase::Destroyed {
+                return;
+            }
+            locked.phase = Phase::Destroyed;
+            let mut queued = Vec::new();
+            for queue in locked.global.iter_mut() {
+                queued.extend(queue.drain(..));
+            }
+            let lanes: Vec<_> = locked.lanes.drain().collect();
+            for (_, lane) in lanes {
+                queued.extend(lane.queue);
+            }
+            locked.queued = 0;
+            locked.global_queued = 0;
+            let mut running = locked.foreign_running.clone();
+            let mut interrupters = Vec::new();
+            for slot in 0..locked.slots.len() {
+                let state = &mut locked.slots[slot];
+                queued.extend(state.broadcasts.drain(..));
+                state.ready_lanes.clear();
+                state.lanes = 0;
+                running.extend(state.running.iter().cloned());
+                interrupters.extend(state.interrupter.clone());
+                if state.occupied {
+                    locked.ring(slot);
+                }
+            }
+            locked.raise(Signal::Queue);
+            locked.raise(Signal::Lane);
+            (queued, running, interrupters)
+        };
+        let won: Vec<bool> = queued
+            .iter()
+            .map(|job| {
+                let header = job.header();
+                let resolved = header.state.leave_queue(DESTROYED);
+                if let Some(resolved) = resolved {
+                    header.core.counters.destroyed.add(1, false);
+                    header.notify_resolved(resolved);
+                }
+                resolved.is_some()
+            })
+            .collect();
+        for job in &running {
+            let header = job.header();
+            if let Some(resolved) = header.state.leave_running(DESTROYED) {
+                header.core.counters.destroyed.add(1, false);
+                header.core.counters.overdue_added.add(1, false);
+                header.notify_resolved(resolved);
+            }
+        }
+        for interrupter in interrupters {
+            interrupter.interrupt();
+        }
+        for (job, won) in queued.iter().zip(won) {
+            if won {
+                job.discard();
+            }
+        }
+        for job in queued.into_iter().chain(running) {
+            super::panic::drop_quietly(job);
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! A pool thread's life: start hook, the loop that takes and runs tasks and waits for work on
+//! its bell, reaping after the idle timeout, exit hook.
+//!
+//! ```text
+//! start ─▶ on_thread_start ─▶ ┌─ next_job ── Run ──▶ run the task ─┐
+//!                             │      │ Idle ──▶ wait on the bell ───┤ (rung, or timed out but
+//!                             └──────┴──────────────────────────────┘  still needed)
+//!                                    │ Exit / reaped ─▶ vacate ─▶ on_thread_exit ─▶ exited
+//! ```
+//!
+//! The exit is a drop guard ([`ThreadExit`]): however the loop ends, the slot is vacated, the
+//! exit hook runs and `alive` goes down, so `close` never waits for a thread that is gone.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use super::context::{self, PoolThread};
+use super::panic::catch_panic;
+use super::scheduler::{Core, Locked, Next, Phase};
+use super::task::Runner;
+use crate::atomics::{Interrupter, WaitResult};
+use crate::shim::{thread, Arc, IdCounter, Ordering::SeqCst, LOOM};
+
+/// Pool thread ids: unique in the process, never 0 (0 is "not a pool thread").
+static NEXT_THREAD_ID: IdCounter = IdCounter::starting_at(1);
+
+pub(super) fn next_thread_id() -> u64 {
+    NEXT_THREAD_ID.next()
+}
+
+/// Starts the thread for `slot`. Called under the pool lock ([`Locked::start_thread`]); the
+/// new thread's first step is to take that lock, so it starts once the caller is done.
+pub(super) fn spawn(
+    core: &Arc<Core>,
+    slot: usize,
+    thread_id: u64,
+    interrupter: Interrupter,
+) -> Result<thread::JoinHandle<()>, String> {
+    let mut builder = thread::Builder::new().name(format!("{}-{slot}", core.config.name));
+    if let Some(bytes) = core.config.stack_size {
+        builder = builder.stack_size(bytes);
+    }
+    let core = Arc::clone(core);
+    builder
+        .spawn(move || run(core, slot, thread_id, interrupter))
+        .map_err(|error| error.to_string())
+}
+
+/// The body of a pool thread.
+fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
+    let _interruptible = interrupter.install();
+    let _entered = context::enter(PoolThread {
+        pool: core.id,
+        slot,
+        thread_id,
+    });
+    let mut exit = ThreadExit {
+        core: &core,
+        slot,
+        thread_id,
+        vacated: None,
+    };
+    if let Some(hook) = &core.config.on_thread_start {
+        if catch_panic(|| hook(slot)).is_err() {
+            core.counters.hook_panics.add(1, false);
+        }
+    }
+    let runner = Runner {
+        slot: Some(slot),
+        thread_id,
+    };
+    let mut locked = core.lock();
+    let mut polled = false;
+    loop {
+        match locked.next_job(slot, thread_id) {
+            Next::Run(job, lane) => {
+                polled = false;
+                drop(locked);
+                let finish = Finish {
+                    core: &core,
+                    slot,
+                    lane,
+                    armed: true,
+                };
+                job.run(&job, runner);
+                // `job` is a loan from the running list: not used past `finish.done`, which
+                // gives the task back.
+                locked = core.lock();
+                finish.done(&mut locked);
+            }
+            Next::Idle if !polled && !LOOM && crate::shim::cpus() > 1 => {
+                // Poll a moment before parking (see `poll_for_work`).
+                polled = true;
+                locked.start_seeking(slot);
+                let pushes = core.pushes.load(Relaxed);
+                let bell = core.bell(slot).load(SeqCst);
+                drop(locked);
+                poll_for_work(&core, slot, pushes, bell);
+                locked = core.lock();
+            }
+            Next::Idle => {
+                polled = false;
+                let leave;
+                (locked, leave) = idle(&core, locked, slot);
+                if leave {
+                    break;
+                }
+            }
+            Next::Exit => break,
+        }
+    }
+    exit.vacated = Some(locked.vacate(slot));
+    drop(locked);
+}
+
+/// How long a worker that found nothing to do polls for new work before it goes idle.
+const POLL: Duration = Duration::from_micros(10);
+
+/// Polls, for up to [`POLL`], whether a task was pushed or the worker's bell rang since the
+/// worker found nothing to do. A task submitted meanwhile is then taken without the submitter
+/// ringing (a `notify`) or the worker parking and being woken (two syscalls and a context
+/// switch each): under a steady stream of tasks a worker rarely parks. It counts as a seeker
+/// while it polls, so the pool starts no thread for a task it is about to take (scheduler I1).
+fn poll_for_work(core: &Core, slot: usize, pushes: u64, bell: u32) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if core.pushes.load(Relaxed) != pushes || core.bell(slot).load(SeqCst) != bell {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= POLL {
+            return false;
+        }
+        // On a busy machine the submitter may be waiting for this very core.
+        thread::yield_now();
+    }
+}
+
+/// Waits on the bell of idle worker `slot`, with the idle timeout if the pool is above
+/// `min_threads` (scheduler I2). Returns the relocked state and whether the worker must leave
+/// (reaped: it timed out, nobody rang it, and the pool may shrink).
+fn idle<'a>(core: &'a Core, mut locked: Locked<'a>, slot: usize) -> (Locked<'a>, bool) {
+    let config = &core.config;
+    let shrinkable = |locked: &Locked<'_>| {
+        locked.phase == Phase::Open
+            && locked.occupied > config.min_threads
+            && !locked.has_lanes(slot)
+    };
+    let deadline = if shrinkable(&locked) {
+        config
+            .idle_timeout
+            .and_then(|timeout| Instant::now().checked_add(timeout))
+    } else {
+        None
+    };
+    let seen = locked.go_idle(slot);
+    drop(locked);
+    let woke = core.bell(slot).wait_until(seen, deadline);
+    let mut locked = core.lock();
+    let rung = locked.woke(slot);
+    let timed_out = matches!(woke, Ok(WaitResult::TimedOut));
+    let reaped = !rung && timed_out && shrinkable(&locked);
+    (locked, reaped)
+}
+
+/// After a worker ran a task: takes it off the running list and releases its lane, however
+/// the run ended (an unwinding run relocks to do it).
+struct Finish<'a> {
+    core: &'a Core,
+    slot: usize,
+    lane: Option<u64>,
+    armed: bool,
+}
+
+impl Finish<'_> {
+    fn done(mut self, locked: &mut Locked<'_>) {
+        self.armed = false;
+        locked.finished(self.slot, self.lane);
+    }
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        if self.armed && !crate::shim::model_is_unwinding() {
+            self.core.lock().finished(self.slot, self.lane);
+        }
+    }
+}
+
+/// The end of a pool thread, on every path: vacate the slot (if the loop did not), run the
+/// exit hook, then count the thread out and wake `close`.
+struct ThreadExit<'a> {
+    core: &'a Core,
+    slot: usize,
+    thread_id: u64,
+    /// `Some(started_at)` once the loop vacated the slot.
+    vacated: Option<Option<Instant>>,
+}
+
+impl Drop for ThreadExit<'_> {
+    fn drop(&mut self) {
+        if crate::shim::model_is_unwinding() {
+            return;
+        }
+        let started_at = match self.vacated {
+            Some(started_at) => started_at,
+            None => {
+                let mut locked = self.core.lock();
+                locked.woke(self.slot);
+                locked.vacate(self.slot)
+            }
+        };
+        if let Some(hook) = &self.core.config.on_thread_exit {
+            if catch_panic(|| hook(self.slot)).is_err() {
+                self.core.counters.hook_panics.add(1, false);
+            }
+        }
+        self.core.lock().exited(self.thread_id, started_at);
+    }
+}
