@@ -266,6 +266,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // `kill`, `gettid`, `pthread_atfork`: foreign to Miri
     #[cfg(target_os = "linux")]
     fn the_caller_is_alive_and_a_wrong_start_time_is_dead() {
         let me = owner::shared_thread_identity();
@@ -288,6 +289,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore)] // `kill`, `gettid`, `pthread_atfork`: foreign to Miri
     #[cfg(target_os = "linux")]
     fn an_exited_thread_is_dead() {
         let gone = std::thread::spawn(owner::shared_thread_identity)

@@ -221,6 +221,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore)] // `kill`, `gettid`, `pthread_atfork`: foreign to Miri
     fn identities_pack_and_unpack() {
         let me = shared_thread_identity();
         assert_ne!(me, NONE);
