@@ -5,7 +5,8 @@
 //! view's, for scale.
 //!
 //! Each group holds a crate figure and its std peer, measured in the same run. The view and the
-//! index go through `black_box` so the bounds check cannot be hoisted out of the loop.
+//! index go through `black_box` so the bounds check cannot be hoisted out of the loop; `load`
+//! also has the pair with only the index opaque (a loop over one view, as user code runs it).
 
 #![cfg(not(loom))]
 // `criterion_group!` generates an undocumented public function.
@@ -43,6 +44,16 @@ fn load(c: &mut Criterion) {
     let std_cell = AtomicI32::new(0);
     group.bench_function("AtomicI32::load", |b| {
         b.iter(|| black_box(&std_cell).load(SeqCst))
+    });
+    // The same pair in a loop over one view, as user code runs it: only the index is opaque,
+    // so the view's fields may stay in registers but its bounds check stays in the loop.
+    group.bench_function("atomics::load, view in a register", |b| {
+        let view = &view;
+        b.iter(|| atomics::load(view, black_box(3)).unwrap())
+    });
+    group.bench_function("AtomicI32::load, cell in a register", |b| {
+        let cell = &std_cell;
+        b.iter(|| cell.load(SeqCst))
     });
     // The same work as the view's (a bounds check of a black-boxed index, a base pointer
     // fetched, then the load), for scale: the goal is stated against the bare load above.

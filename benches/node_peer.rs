@@ -22,6 +22,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use sharedbuf::pool::{MaxQueue, WorkerPool};
+use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
 use sharedbuf::worker::{Worker, WorkerEvent};
 use sharedbuf::{atomics, Error, Int32Array, SharedBuffer};
 
@@ -69,35 +71,64 @@ const fn plan(warmup: usize, samples: usize, batch: u64) -> Plan {
 }
 
 /// Section → protocols, in output order; protocols.mjs has the same table (same keys, same
-/// counts). Later sections slot in beside "threads":
-/// - "pool": `WorkerPool` vs Piscina — "round_trip", "bulk";
-/// - "process": child processes / `cluster` — "send_round_trip" (`process.send`),
-///   "fork_to_exit".
-const SECTIONS: &[Section] = &[Section {
-    name: "threads",
-    protocols: &[
-        Protocol {
-            key: "atomics_round_trip",
-            plan: plan(10, 51, 1000),
-            run: atomics_round_trip,
-        },
-        Protocol {
-            key: "post_message_round_trip",
-            plan: plan(10, 51, 1000),
-            run: post_message_round_trip,
-        },
-        Protocol {
-            key: "post_message_one_way",
-            plan: plan(10, 51, 1000),
-            run: post_message_one_way,
-        },
-        Protocol {
-            key: "spawn_to_exit",
-            plan: plan(5, 51, 1),
-            run: spawn_to_exit,
-        },
-    ],
-}];
+/// counts).
+const SECTIONS: &[Section] = &[
+    Section {
+        name: "threads",
+        protocols: &[
+            Protocol {
+                key: "atomics_round_trip",
+                plan: plan(10, 51, 1000),
+                run: atomics_round_trip,
+            },
+            Protocol {
+                key: "post_message_round_trip",
+                plan: plan(10, 51, 1000),
+                run: post_message_round_trip,
+            },
+            Protocol {
+                key: "post_message_one_way",
+                plan: plan(10, 51, 1000),
+                run: post_message_one_way,
+            },
+            Protocol {
+                key: "spawn_to_exit",
+                plan: plan(5, 51, 1),
+                run: spawn_to_exit,
+            },
+        ],
+    },
+    Section {
+        name: "process",
+        protocols: &[
+            Protocol {
+                key: "send_round_trip",
+                plan: plan(10, 51, 1000),
+                run: send_round_trip,
+            },
+            Protocol {
+                key: "fork_to_exit",
+                plan: plan(3, 21, 1),
+                run: fork_to_exit,
+            },
+        ],
+    },
+    Section {
+        name: "pool",
+        protocols: &[
+            Protocol {
+                key: "round_trip",
+                plan: plan(5, 51, 100),
+                run: pool_round_trip,
+            },
+            Protocol {
+                key: "bulk",
+                plan: plan(1, 5, 100_000),
+                run: pool_bulk,
+            },
+        ],
+    },
+];
 
 // --- measurement ----------------------------------------------------------------------------
 
@@ -251,6 +282,102 @@ fn spawn_to_exit(plan: Plan) -> f64 {
     })
 }
 
+// --- section "process": ProcessWorker protocols (Node: cluster workers) ----------------------
+
+/// A child process echoing every number (Node: a `cluster` worker doing `process.send(n)`).
+fn echo_process(ctx: ProcessContext<u64, u64>) -> Result<(), Error> {
+    loop {
+        match ctx.recv() {
+            Ok(n) => ctx.post_message(&n)?,
+            Err(Error::Closed) => return Ok(()),
+            Err(other) => return Err(other),
+        }
+    }
+}
+static ECHO_PROCESS: Entry<u64, u64> = Entry::new("echo", echo_process);
+
+/// A child process that exits at once.
+fn empty_process(_: ProcessContext<(), ()>) {}
+static EMPTY_PROCESS: Entry<(), (), ()> = Entry::new("empty", empty_process);
+
+/// Main posts a number to a process worker, which posts it back (Node: `worker.send(n)`,
+/// `process.send(n)` in the cluster worker).
+fn send_round_trip(plan: Plan) -> f64 {
+    let worker = ProcessWorker::spawn(&ECHO_PROCESS).expect("spawn the echo process");
+    assert_eq!(worker.recv_event(), Ok(ProcessEvent::Online));
+    let figure = measure(plan, |n| {
+        let start = Instant::now();
+        for sent in 0..n {
+            worker.post_message(&sent).unwrap();
+            match worker.recv_event() {
+                Ok(ProcessEvent::Message(echoed)) if echoed == sent => {}
+                other => panic!("echo: sent {sent}, got {other:?}"),
+            }
+        }
+        start.elapsed()
+    });
+    worker.disconnect();
+    assert!(worker.join().unwrap().success(), "the echo process failed");
+    figure
+}
+
+/// `ProcessWorker::spawn` of an entry that does nothing, until its `Exit` event (Node:
+/// `cluster.fork()` of a worker that exits at once, until `'exit'`).
+fn fork_to_exit(plan: Plan) -> f64 {
+    measure(plan, |n| {
+        let start = Instant::now();
+        for _ in 0..n {
+            let worker = ProcessWorker::spawn(&EMPTY_PROCESS).unwrap();
+            let last = worker.events().last();
+            assert!(
+                matches!(last, Some(ProcessEvent::Exit(exit)) if exit.success()),
+                "empty process ended with {last:?}"
+            );
+        }
+        start.elapsed()
+    })
+}
+
+// --- section "pool": WorkerPool (Piscina on the Node side) -----------------------------------
+
+/// A pool like the Node side's Piscina: every CPU's thread started up front and kept.
+fn worker_pool() -> WorkerPool {
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    WorkerPool::builder()
+        .min_threads(threads)
+        .max_threads(threads)
+        .idle_timeout(None)
+        .max_queue(MaxQueue::Unbounded)
+        .build()
+        .expect("build the pool")
+}
+
+/// One task, its result joined, then the next (Piscina: `await pool.run(i)`).
+fn pool_round_trip(plan: Plan) -> f64 {
+    let pool = worker_pool();
+    measure(plan, |n| {
+        let start = Instant::now();
+        for i in 0..n {
+            let echoed = pool.run(move |_| i).unwrap().join().unwrap();
+            assert_eq!(echoed, i, "pool.run({i})");
+        }
+        start.elapsed()
+    })
+}
+
+/// `batch` tasks submitted, then all joined; per task (Piscina: `Promise.all` of `pool.run`s).
+fn pool_bulk(plan: Plan) -> f64 {
+    let pool = worker_pool();
+    measure(plan, |n| {
+        let start = Instant::now();
+        let handles: Vec<_> = (0..n).map(|i| pool.run(move |_| i).unwrap()).collect();
+        let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+        let elapsed = start.elapsed();
+        assert_eq!(sum, n * (n - 1) / 2, "bulk: sum for {n} tasks");
+        elapsed
+    })
+}
+
 // --- output ---------------------------------------------------------------------------------
 
 /// The figures as one JSON object, in the shape protocols.mjs prints.
@@ -285,7 +412,8 @@ fn report(quick: bool) -> String {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` does not, and gets the quick run.
+    process::init(&[&ECHO_PROCESS, &EMPTY_PROCESS]); // the process partners run here
+                                                     // `cargo bench` passes `--bench`; `cargo test --benches` does not, and gets the quick run.
     let quick = !std::env::args().any(|arg| arg == "--bench");
     println!("{}", report(quick));
 }

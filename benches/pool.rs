@@ -13,7 +13,7 @@
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, BatchSize, Criterion, Throughput};
 use rayon::prelude::*;
 use sharedbuf::pool::{MaxQueue, WorkerPool};
 
@@ -219,4 +219,68 @@ criterion_group! {
     config = config();
     targets = round_trip, bulk, map
 }
-criterion_main!(benches);
+
+/// Not timed: runs one scenario `n` times and exits, for an instruction count under
+/// `valgrind --tool=callgrind` (noise-free on a shared machine, unlike time). Run each with two
+/// `n`s; the difference of the counts over the difference of the `n`s is the cost per task
+/// (or per item), setup and teardown cancelling out:
+///
+/// ```text
+/// POOL_PROFILE=bulk-sharedbuf POOL_PROFILE_N=100000 valgrind --tool=callgrind <pool bench>
+/// ```
+///
+/// Scenarios: `bulk-sharedbuf`, `bulk-sharedbuf-inside` (from a pool task), `bulk-rayon`
+/// (`scope.spawn`), `map-sharedbuf`, `map-rayon` (`into_par_iter().map().collect()`).
+fn profile(scenario: &str, n: u64) {
+    let (pool, rayon) = pools();
+    match scenario {
+        "bulk-sharedbuf" => {
+            let handles: Vec<_> = (0..n).map(|_| pool.run(|_| ()).unwrap()).collect();
+            for handle in handles {
+                handle.join().unwrap();
+            }
+        }
+        "bulk-sharedbuf-inside" => {
+            let inner = Arc::clone(&pool);
+            pool.run(move |_| {
+                let handles: Vec<_> = (0..n).map(|_| inner.run(|_| ()).unwrap()).collect();
+                for handle in handles {
+                    handle.join().unwrap();
+                }
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        }
+        "bulk-rayon" => rayon.scope(|scope| {
+            for _ in 0..n {
+                scope.spawn(|_| ());
+            }
+        }),
+        "map-sharedbuf" => {
+            let input: Vec<u64> = (0..n).collect();
+            let squares = pool.map(input, |x| x.wrapping_mul(x)).unwrap();
+            assert_eq!(squares.len() as u64, n);
+        }
+        "map-rayon" => {
+            let input: Vec<u64> = (0..n).collect();
+            let squares: Vec<u64> =
+                rayon.install(|| input.into_par_iter().map(|x| x.wrapping_mul(x)).collect());
+            assert_eq!(squares.len() as u64, n);
+        }
+        other => panic!("POOL_PROFILE: unknown scenario {other:?}"),
+    }
+}
+
+fn main() {
+    if let Ok(scenario) = std::env::var("POOL_PROFILE") {
+        let n = std::env::var("POOL_PROFILE_N")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(100_000);
+        profile(&scenario, n);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,4 +1,4 @@
-//! Loom models (SEMANTICS X2 with A8, A11, W3): wait / notify on a process-shared buffer, whose
+//! Loom models (docs/semantics.md X2 with A8, A11, W3): wait / notify on a process-shared buffer, whose
 //! waiters queue in the slots of the buffer's header and sleep on their slot's futex
 //! (`src/atomics/process_waiters.rs`). Threads stand in for processes: under loom a memfd
 //! buffer is model memory with a header, and the futex is the model's (`loom_memory.rs`).

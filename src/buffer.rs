@@ -13,7 +13,7 @@
 //! uses it. Its length lives in the file's header, where any process may grow it, so a
 //! growable one keeps a local copy of the largest valid length it has read there: a value
 //! another process wrote is used only if it lies between that copy and this process's own
-//! maximum (SEMANTICS X5).
+//! maximum (docs/semantics.md X5).
 
 use std::fmt;
 use std::ops::RangeBounds;
@@ -175,7 +175,7 @@ impl SharedBuffer {
     /// A process-shared buffer grows for every process that maps it: the new length is
     /// compare-exchanged into the file's header. If the header holds a length no process of
     /// this crate wrote (above this process's maximum, or below a length it already saw), the
-    /// grow is refused with `Err(BadHeader)` and nothing changes (SEMANTICS X5).
+    /// grow is refused with `Err(BadHeader)` and nothing changes (docs/semantics.md X5).
     pub fn grow(&self, new_byte_length: usize) -> Result<(), Error> {
         let Some(max) = self.inner.max_byte_length else {
             return Err(Error::NotGrowable {
@@ -313,7 +313,7 @@ impl SharedBuffer {
     /// Whether other processes may map this buffer's memory (it was made by
     /// [`SharedBuffer::memfd`], [`SharedBuffer::create`] or one of their siblings, or opened
     /// with [`SharedBuffer::open`] or [`SharedBuffer::from_fd`]). `wait` and `notify` on such a
-    /// buffer reach every process (SEMANTICS X2).
+    /// buffer reach every process (docs/semantics.md X2).
     pub fn is_process_shared(&self) -> bool {
         self.inner.region.header().is_some()
     }
@@ -325,7 +325,7 @@ impl SharedBuffer {
     }
 }
 
-/// Process-shared buffers (Linux): memory other processes map too (SEMANTICS X1, X2, X5).
+/// Process-shared buffers (Linux): memory other processes map too (docs/semantics.md X1, X2, X5).
 ///
 /// The buffer lives in a file: an anonymous memfd, passed to a child process as an inherited
 /// descriptor, or a named file (e.g. under `/dev/shm`) that any process allowed to open it can
@@ -398,13 +398,13 @@ impl SharedBuffer {
     }
 
     /// Maps the process-shared buffer in the file at `path`, after validating its header
-    /// (SEMANTICS X1). Works for the path of a memfd too (`/proc/<pid>/fd/<n>`).
+    /// (docs/semantics.md X1). Works for the path of a memfd too (`/proc/<pid>/fd/<n>`).
     pub fn open(path: impl AsRef<Path>) -> Result<SharedBuffer, Error> {
         Self::open_shared(OpenShared::File(path.as_ref()))
     }
 
     /// Maps the process-shared buffer behind `fd` (a memfd or an open file, read-write), after
-    /// validating its header (SEMANTICS X1). The buffer keeps the descriptor open.
+    /// validating its header (docs/semantics.md X1). The buffer keeps the descriptor open.
     ///
     /// This is how a child process takes a buffer its parent handed over: the parent passes an
     /// [`inheritable_fd`](SharedBuffer::inheritable_fd) and its number, the child turns the
@@ -469,6 +469,20 @@ impl LengthWord {
     pub(crate) unsafe fn load_relaxed(self) -> usize {
         // SAFETY: the buffer, which owns the word, is alive per the caller.
         unsafe { self.0.as_ref() }.length(Ordering::Relaxed)
+    }
+
+    /// The length this process has seen so far, without looking at a process-shared header:
+    /// never above [`load_relaxed`](Self::load_relaxed)'s answer, and enough for every index
+    /// below it. A bounds check that fails against it asks `load_relaxed` before saying no.
+    ///
+    /// # Safety
+    /// A clone of the buffer this word came from is alive.
+    #[inline(always)]
+    pub(crate) unsafe fn load_local_relaxed(self) -> usize {
+        // SAFETY: the buffer, which owns the word, is alive per the caller.
+        unsafe { self.0.as_ref() }
+            .byte_length
+            .load(Ordering::Relaxed)
     }
 }
 

@@ -162,6 +162,41 @@ pub enum Error {
         /// The number of waiter slots the buffer has.
         slots: usize,
     },
+    /// A parameter that is not one of the values the operation accepts (a byte ring's capacity
+    /// that is not a power of two in its range). Nothing was changed.
+    InvalidParameter {
+        /// Which parameter (e.g. `"byte ring capacity"`).
+        parameter: &'static str,
+        /// The value asked for.
+        value: u64,
+        /// What it must be.
+        expected: &'static str,
+    },
+    /// A non-blocking send found no room for the message now.
+    Full,
+    /// A role that exists once per primitive (a byte ring's sender or receiver) was already
+    /// taken by another handle, in this process or another one.
+    AlreadyAttached {
+        /// Which role (e.g. `"sender"`).
+        role: &'static str,
+    },
+    /// Bytes of a structure in shared memory (a byte ring's positions or records) hold values
+    /// the protocol can never produce: another process (or a stray write through a view)
+    /// wrote over them (X5). Nothing was read from or written to memory outside the
+    /// structure; the structure may stay unusable.
+    Corrupted {
+        /// What was found inconsistent.
+        what: &'static str,
+    },
+    /// A process worker's message could not be encoded into, or decoded from, its bytes (the
+    /// serde data model and postcard's format): a type serde cannot write without knowing its
+    /// length first, bytes that do not hold a value of the expected type (the peer posted
+    /// another type, or garbage), or bytes left over after the value. Nothing was sent; a
+    /// message that failed to decode was consumed.
+    Codec {
+        /// What failed, and why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -230,11 +265,40 @@ impl fmt::Display for Error {
                 f,
                 "all {slots} waiter slots of the process-shared buffer are in use"
             ),
+            Error::InvalidParameter { parameter, value, expected } => {
+                write!(f, "{parameter} {value} is invalid: expected {expected}")
+            }
+            Error::Full => write!(f, "there is no room for the message now"),
+            Error::AlreadyAttached { role } => {
+                write!(f, "the {role} is already attached to another handle")
+            }
+            Error::Corrupted { what } => write!(f, "corrupted shared memory: {what}"),
+            Error::Codec { reason } => write!(f, "message encoding: {reason}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+/// For closures that write through [`std::io::Write`] and return `io::Result` (a byte ring's
+/// `send_with`): the `io::Error` carries the `Error` as its inner error (`into_inner()` and
+/// `downcast`), and its kind says what a reader of the `io::Error` most needs: `TimedOut`,
+/// `WouldBlock` for [`Error::Full`], `BrokenPipe` for [`Error::Closed`], `InvalidData` for
+/// [`Error::Corrupted`], `Other` otherwise (never `Interrupted`, which std's `io` helpers
+/// retry).
+impl From<Error> for std::io::Error {
+    fn from(error: Error) -> std::io::Error {
+        use std::io::ErrorKind;
+        let kind = match error {
+            Error::Timeout => ErrorKind::TimedOut,
+            Error::Full => ErrorKind::WouldBlock,
+            Error::Closed => ErrorKind::BrokenPipe,
+            Error::Corrupted { .. } | Error::Codec { .. } => ErrorKind::InvalidData,
+            _ => ErrorKind::Other,
+        };
+        std::io::Error::new(kind, error)
+    }
+}
 
 #[cfg(test)]
 mod tests {

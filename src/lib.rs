@@ -8,6 +8,10 @@ pub mod channel;
 mod element;
 mod error;
 pub mod pool;
+#[cfg(all(feature = "process", target_os = "linux", not(loom)))]
+pub mod process;
+#[cfg(feature = "redis")]
+pub mod queue;
 mod range;
 mod region;
 mod shim;
@@ -75,6 +79,22 @@ pub mod loom_hooks {
     }
 }
 
+/// soundness rule 5 for the process workers' public types.
+#[cfg(all(feature = "process", target_os = "linux", not(loom)))]
+mod process_assertions {
+    use super::process::*;
+    use static_assertions::assert_impl_all;
+
+    assert_impl_all!(ProcessWorker<u8, String>: Send, Sync);
+    assert_impl_all!(ProcessWorkerBuilder: Send, Sync, Clone);
+    assert_impl_all!(ProcessContext<u8, Bytes>: Send, Sync);
+    assert_impl_all!(ProcessEvent<u8>: Send, Sync, Clone);
+    assert_impl_all!(ProcessExit: Send, Sync, Copy);
+    assert_impl_all!(Entry<u8, u8>: Send, Sync);
+    assert_impl_all!(Events<'static, u8, u8>: Send, Sync);
+    assert_impl_all!(Bytes: Send, Sync, Clone);
+}
+
 mod assertions {
     //! soundness rule 5: the thread-safety of every public type, checked at compile time.
     use super::*;
@@ -87,6 +107,11 @@ mod assertions {
     assert_impl_all!(MessagePort<u8, String>: Send, Sync);
     assert_impl_all!(channel::PostError<u8>: Send, Sync, std::error::Error);
     assert_impl_all!(channel::Iter<'static, u8, u8>: Send, Sync);
+    assert_impl_all!(channel::ByteRing: Send, Sync, Clone);
+    assert_impl_all!(channel::ByteSender: Send, Sync);
+    assert_impl_all!(channel::ByteReceiver: Send, Sync);
+    assert_impl_all!(channel::MessageWriter<'static>: Send, Sync, std::io::Write);
+    assert_impl_all!(channel::MessageReader<'static>: Send, Sync, std::io::Read);
     assert_impl_all!(Worker<Vec<u8>, String>: Send, Sync);
     assert_impl_all!(worker::WorkerBuilder<Vec<u8>>: Send, Sync);
     assert_impl_all!(worker::WorkerContext<u8, u8, Vec<u8>>: Send, Sync);
@@ -134,4 +159,25 @@ mod assertions {
     assert_impl_all!(sync::Latch: Send, Sync, Clone);
     assert_impl_all!(sync::Once: Send, Sync, Clone);
     assert_impl_all!(sync::OnceState: Send, Sync, Copy);
+    #[cfg(feature = "redis")]
+    mod queue {
+        use crate::queue::*;
+        use static_assertions::assert_impl_all;
+        assert_impl_all!(JobQueue: Send, Sync);
+        assert_impl_all!(JobQueueBuilder: Send, Sync, Clone);
+        assert_impl_all!(ConsumerBuilder: Send, Sync, Clone);
+        assert_impl_all!(Consumer: Send, Sync);
+        assert_impl_all!(Job: Send, Sync, Clone);
+        assert_impl_all!(JobId: Send, Sync, Copy);
+        assert_impl_all!(JobOptions: Send, Sync, Clone);
+        assert_impl_all!(Backoff: Send, Sync, Copy);
+        assert_impl_all!(Added: Send, Sync, Copy);
+        assert_impl_all!(Effects: Send, Sync, Clone);
+        assert_impl_all!(JobError: Send, Sync, Clone, std::error::Error);
+        assert_impl_all!(PayloadError: Send, Sync, Clone, std::error::Error);
+        assert_impl_all!(QueueError: Send, Sync, std::error::Error);
+        assert_impl_all!(QueueStats: Send, Sync, Clone);
+        assert_impl_all!(ConsumerStats: Send, Sync, Clone);
+        assert_impl_all!(DeadLetter: Send, Sync, Clone);
+    }
 }

@@ -484,6 +484,21 @@ fn b5_slice_of_mapped_buffer_copies_across_chunks() {
     assert_eq!(bytes_of(&copy), bytes_of(&src)[3..len - 1]);
 }
 
+// A slice large enough to be mapped for huge pages (8 MiB and up), with ragged ends.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn b5_a_huge_slice_copies_every_byte() {
+    let len = (9 << 20) + 4099;
+    let pattern: Vec<u8> = (0..len).map(|i| (i * 31 + i / 4096) as u8).collect();
+    let src = SharedBuffer::new(len).unwrap();
+    Uint8Array::new(&src)
+        .unwrap()
+        .copy_from_slice(0, &pattern)
+        .unwrap();
+    let copy = src.slice(5..len - 2).unwrap();
+    assert!(bytes_of(&copy) == pattern[5..len - 2], "the copy differs");
+}
+
 #[test]
 fn b5_slice_shares_nothing() {
     let src = patterned(32);

@@ -187,6 +187,7 @@ fn cancelling_many_queued_tasks_sweeps_their_entries_and_keeps_counts_exact() {
     let gate = Gate::new();
     let g = gate.clone();
     let blocker = pool.run(move |_| g.wait()).unwrap();
+    gate.until_entered(1); // the one thread is busy: the tasks below all stay queued
     let ran = Arc::new(AtomicUsize::new(0));
     let handles: Vec<_> = (0..10_000)
         .map(|_| {

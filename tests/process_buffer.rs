@@ -128,6 +128,10 @@ fn a_grow_is_seen_through_every_mapping() {
         let tracking = Int32Array::new(b).unwrap();
         let before = tracking.len();
         a.grow(a.byte_length() + 32).unwrap();
+        // The first thing `b`'s side does after the grow is an element access past what it has
+        // seen: the view asks the header, not only this process's last known length.
+        Int32Array::new(a).unwrap().set(before + 6, 9).unwrap();
+        assert_eq!(tracking.get(before + 6), Some(9));
         assert_eq!(b.byte_length(), a.byte_length());
         assert_eq!(tracking.len(), before + 8);
         tracking.set(before + 7, 3).unwrap();

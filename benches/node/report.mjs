@@ -14,8 +14,10 @@ const LABELS = {
   'threads.post_message_round_trip': '`postMessage` round trip (main → worker → main)',
   'threads.post_message_one_way': '`postMessage` one-way, per message (1000, then one ack)',
   'threads.spawn_to_exit': '`new Worker` (empty) → `exit`',
-  // 'pool.round_trip', 'pool.bulk': WorkerPool vs Piscina (later)
-  // 'process.send_round_trip', 'process.fork_to_exit': child processes / cluster (later)
+  'pool.round_trip': 'pool: `run` one task, then its result (WorkerPool vs Piscina)',
+  'pool.bulk': 'pool: per task, 100,000 `run`, then all results',
+  'process.send_round_trip': '`cluster` worker `send` round trip (main → child process → main)',
+  'process.fork_to_exit': '`cluster.fork()` (exits at once) → `exit`',
 };
 
 function parseArgs(argv) {

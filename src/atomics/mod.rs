@@ -10,7 +10,7 @@
 //! interrupted from another thread through an [`Interrupter`] (how a worker's `terminate()`
 //! reaches it). On a process-shared buffer ([`SharedBuffer::is_process_shared`]) they use the
 //! waiter slots in the buffer's header instead, and Linux futexes, so they reach every process
-//! that maps the buffer, with the same exact counts and FIFO order (SEMANTICS X2).
+//! that maps the buffer, with the same exact counts and FIFO order (docs/semantics.md X2).
 //!
 //! [`SharedBuffer::is_process_shared`]: crate::SharedBuffer::is_process_shared
 

@@ -1,5 +1,5 @@
 //! `wait_async` on process-shared buffers: the doorbell thread that turns a notify from any
-//! process into a `Waker` call (SEMANTICS A12, X2).
+//! process into a `Waker` call (docs/semantics.md A12, X2).
 //!
 //! A pending future has no thread to sleep on its slot's futex, and a notifier in another
 //! process cannot call a `Waker` of this one. So while futures of this process wait on a
@@ -20,7 +20,7 @@
 //! buffer, and ends (freeing its slot and dropping its clone of the buffer) once its list is
 //! empty: a cancel that empties it rings the doorbell so the thread notices.
 //!
-//! Another process may overwrite the doorbell slot (SEMANTICS X5). The thread then still ends:
+//! Another process may overwrite the doorbell slot (docs/semantics.md X5). The thread then still ends:
 //! it never sleeps longer than [`RESCAN`] without looking at its list again, so a lost ring
 //! costs a delay, never a thread that waits for ever.
 

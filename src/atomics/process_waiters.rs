@@ -1,5 +1,5 @@
 //! `wait` and `notify` on process-shared buffers: a waiter table in the buffer's header, and a
-//! Linux futex per waiter (SEMANTICS X2, X5).
+//! Linux futex per waiter (docs/semantics.md X2, X5).
 //!
 //! The in-process waiter table ([`super::waiter_table`]) cannot see a waiter in another
 //! process, and a bare futex on the watched value cannot give JavaScript's contract: the kernel
@@ -508,7 +508,7 @@ pub(crate) fn wait<T: Waitable>(
 /// Any process may notify, but only this one interrupts or times out its own waits, so an
 /// outcome other than `Notified` that this wait did not cause (none of its interrupters fired,
 /// its deadline has not passed) was written by another process: `Err(BadHeader)`, not an
-/// `Err(Terminated)` or a `TimedOut` made up by garbage (SEMANTICS X5).
+/// `Err(Terminated)` or a `TimedOut` made up by garbage (docs/semantics.md X5).
 fn block(
     slot: &SlotRef,
     deadline: Deadline,

@@ -186,7 +186,7 @@ impl<T: Waitable> Word<'_, T> {
     /// unless it holds `expected`; `Err(Terminated)` if the thread's interrupter fires. In a
     /// process-shared buffer, also `Err(TooManyWaiters)` or `Err(BadHeader)` (see
     /// [`super::wait()`]); a protocol that waits on a peer process must pass a deadline and
-    /// check that the peer is alive when it passes (SEMANTICS X5).
+    /// check that the peer is alive when it passes (docs/semantics.md X5).
     pub(crate) fn wait_until(
         self,
         expected: T,

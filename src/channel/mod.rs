@@ -51,12 +51,27 @@
 //! A post or receive that does not block is two atomic read-modify-writes and a few loads (no
 //! lock, no allocation, no `notify`): a thread about to block flags its slot, and only a post or
 //! receive that finds the flag calls `notify`. See `ring.rs` for the protocol.
+//!
+//! # Byte rings: messages that can cross processes
+//!
+//! A port moves any `T`, which lives in process memory. A [`ByteRing`] moves bytes only, and
+//! keeps everything — positions, record headers, payloads — in a byte range of a
+//! [`SharedBuffer`](crate::SharedBuffer), so a sender and a receiver in two processes mapping
+//! the same buffer can use it; it trusts nothing it reads back from the range (a peer writing
+//! garbage gets `Err(Error::Corrupted)`, never undefined behaviour). One sender and one
+//! receiver per ring: one ring per direction. Messages are copied into the ring once and out
+//! once, or written and read in place ([`ByteSender::send_with`], [`ByteReceiver::recv_with`])
+//! by a serializer. See `byte_ring.rs` for the layout, the protocol and the hostile-peer rules.
 
 use crate::error::Error;
 
+mod byte_message;
+mod byte_ring;
 mod port;
 mod ring;
 
+pub use byte_message::{MessageReader, MessageWriter};
+pub use byte_ring::{ByteReceiver, ByteRing, ByteSender};
 pub use port::{IntoIter, Iter, MessagePort, PostError, TryIter};
 
 pub(crate) use port::{Closer, NoMessage};

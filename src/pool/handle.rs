@@ -65,6 +65,10 @@ impl<R: Send + 'static> TaskHandle<R> {
     /// `Cancelled` (before it started), `TimedOut`, `PoolDestroyed`, or `Interrupted` (this
     /// thread was interrupted first).
     pub fn join(self) -> Result<R, TaskError> {
+        let word = self.task.header().state.load();
+        if is_terminal(word) {
+            return self.resolve(word); // finished: nothing to help with or wait for
+        }
         self.help();
         match self.wait_terminal(None) {
             Ok(Some(word)) => self.resolve(word),
@@ -106,17 +110,27 @@ impl<R: Send + 'static> TaskHandle<R> {
     /// and its handle resolves with whatever it returns; this returns `false`, as it does for
     /// a task that already finished. Exactly one of "ran" and "cancelled" happens (P4).
     pub fn cancel(&self) -> bool {
-        let header = self.task.header();
-        if let Some(resolved) = header.state.leave_queue(CANCELLED) {
-            header.core.counters.cancelled.add(1, false);
-            header.notify_resolved(resolved);
-            header.core.left_queue(header.placement);
-            // Last: the closure's `Drop` is user code.
-            StdArc::clone(&self.task).into_job().discard();
+        if self.cancel_if_queued() {
             return true;
         }
-        header.state.request_cancel();
+        self.task.header().state.request_cancel();
         false
+    }
+
+    /// Like [`cancel`](TaskHandle::cancel) for a task that has not started (`true`), but
+    /// leaves a running task alone (no cancel flag) and returns `false`. A closing job-queue
+    /// consumer gives back what has not started and lets what runs finish undisturbed.
+    pub(crate) fn cancel_if_queued(&self) -> bool {
+        let header = self.task.header();
+        let Some(resolved) = header.state.leave_queue(CANCELLED) else {
+            return false;
+        };
+        header.core.counters.cancelled.add(1, false);
+        header.notify_resolved(resolved);
+        header.core.left_queue(header.placement);
+        // Last: the closure's `Drop` is user code.
+        StdArc::clone(&self.task).into_job().discard();
+        true
     }
 
     /// The latest value the task passed to

@@ -112,10 +112,27 @@ pub(crate) struct Core {
     pub(super) counters: Counters,
     /// Tasks pushed to the global queues and lanes so far: a hint a worker about to go idle
     /// polls for a moment (worker.rs), so a steady stream of tasks does not make every
-    /// submission wake a parked thread. Bumped just after the push's lock is released. A std
+    /// submission wake a parked thread. Bumped just after the push's lock is released, and
+    /// only if a worker may be polling (a seeker: a poller counts as one from the critical
+    /// section in which it found nothing and read this count, so a push it did not see
+    /// finds it counted); busy workers cost a push no write to this shared line. A std
     /// atomic even under loom: a hint decides nothing (the worker then takes the lock and
     /// looks), and the poll is off under loom.
-    pub(super) pushes: std::sync::atomic::AtomicU64,
+    pub(super) pushes: PushCount,
+}
+
+/// [`Core::pushes`], on cache lines of its own: pollers read it in a loop, and it should not
+/// share a line with the lock every submission and every worker writes.
+#[derive(Default)]
+#[repr(align(128))]
+pub(super) struct PushCount(std::sync::atomic::AtomicU64);
+
+impl Deref for PushCount {
+    type Target = std::sync::atomic::AtomicU64;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
 }
 
 /// Everything the lock guards.
@@ -204,7 +221,7 @@ impl Core {
                 .collect(),
             foreign: Recorder::default(),
             counters: Counters::default(),
-            pushes: std::sync::atomic::AtomicU64::new(0),
+            pushes: PushCount::default(),
             state: Mutex::new(State {
                 phase: Phase::Open,
                 global: Default::default(),
@@ -482,11 +499,15 @@ impl<T: PartialEq> Few<T> {
 }
 
 impl<T> Few<T> {
-    fn take(&mut self) -> impl Iterator<Item = T> {
-        self.first
-            .take()
-            .into_iter()
-            .chain(std::mem::take(&mut self.rest))
+    /// Empties the list into `f`, first element first (the usual one-element list costs no
+    /// iterator over the empty rest).
+    fn drain(&mut self, mut f: impl FnMut(T)) {
+        if let Some(first) = self.first.take() {
+            f(first);
+        }
+        if !self.rest.is_empty() {
+            std::mem::take(&mut self.rest).into_iter().for_each(f);
+        }
     }
 }
 
@@ -513,17 +534,16 @@ impl Drop for Locked<'_> {
         if self.wake.pushed {
             self.core.pushes.fetch_add(1, Relaxed);
         }
-        for slot in self.wake.bells.take() {
-            self.core.bell(slot).notify(None);
-        }
+        let core = self.core;
+        self.wake.bells.drain(|slot| {
+            core.bell(slot).notify(None);
+        });
         for signal in [Signal::Exited, Signal::Queue, Signal::Lane] {
             if self.wake.signals & (1 << signal as u8) != 0 {
                 self.core.signal(signal).notify(None);
             }
         }
-        for job in self.wake.drops.take() {
-            drop_quietly(job);
-        }
+        self.wake.drops.drain(drop_quietly);
     }
 }
 
@@ -615,7 +635,7 @@ impl<'a> Locked<'a> {
     /// if it needed a new thread and none could be started (the task was not queued).
     fn enqueue(&mut self, core: &crate::shim::Arc<Core>, job: JobRef) -> Result<(), Refusal> {
         let max = core.config.max_threads;
-        self.wake.pushed = true;
+        self.wake.pushed = self.seekers > 0;
         match job.header().placement {
             Placement::Global(priority) => {
                 if let Some(&slot) = self.idle.last() {

@@ -16,8 +16,11 @@ use std::time::Duration;
 
 use super::histogram::{Counter, Histogram, HistogramSummary};
 
-/// One thread's (or the shared) record of the tasks it ran.
+/// One thread's (or the shared) record of the tasks it ran. On cache lines of its own (the
+/// pool keeps one per worker side by side): each worker writes its counters on every task,
+/// and a line shared with its neighbour's would bounce between their cores.
 #[derive(Default)]
+#[repr(align(128))]
 pub(super) struct Recorder {
     pub(super) started: Counter,
     /// Tasks that returned (whether or not their handle still wanted the value).
@@ -30,8 +33,10 @@ pub(super) struct Recorder {
     pub(super) wait_time: Histogram,
 }
 
-/// What threads other than the runner decide, counted with `fetch_add`.
+/// What threads other than the runner decide, counted with `fetch_add`. On cache lines of
+/// their own, away from the pool's lock (every submission counts itself here).
 #[derive(Default)]
+#[repr(align(128))]
 pub(super) struct Counters {
     pub(super) submitted: Counter,
     pub(super) cancelled: Counter,
@@ -82,7 +87,8 @@ pub struct PoolStats {
     pub destroyed: u64,
     /// Tasks waiting to start ([`WorkerPool::queue_size`](super::WorkerPool::queue_size)).
     pub queued: usize,
-    /// Tasks running now, overdue ones included.
+    /// Tasks running now, overdue ones included. A task counts as running until it is
+    /// counted as completed or failed, a moment after its handle resolved.
     pub running: usize,
     /// Running tasks whose handle already resolved (timed out or destroyed) but which have not
     /// returned: each holds a thread the pool does not count as free.

@@ -106,7 +106,9 @@ impl Header {
     /// runtime's) is swallowed, so the thread resolving the task — a worker, the timer, a
     /// `destroy` in the middle of its loop — goes on.
     pub(super) fn notify_resolved(&self, resolved: Resolved) {
-        let _ = catch_panic(|| self.state.notify(resolved));
+        if resolved.has_waiters() {
+            let _ = catch_panic(|| self.state.notify(resolved));
+        }
         if let Some(slot) = self.wake_slot {
             self.core.lock().ring(slot);
         }
@@ -269,9 +271,11 @@ where
         if let Some(started) = started {
             recorder.run_time.record(started.elapsed(), owned);
         }
-        recorder.ended.add(1, owned);
         unresolved.armed = false;
         self.publish(outcome, runner);
+        // After publishing, which counts the task (completed or failed): `running` covers it
+        // until it is counted, so a pool whose stats show nothing running has every count in.
+        recorder.ended.add(1, owned);
     }
 
     fn discard(&self) {
@@ -317,12 +321,12 @@ where
 {
     fn drop(&mut self) {
         if self.armed && !crate::shim::model_is_unwinding() {
-            let (recorder, owned) = self.cell.header.core.recorder(self.runner.slot);
-            recorder.ended.add(1, owned);
             self.cell.publish(
                 Err("the task unwound out of the pool".to_owned()),
                 self.runner,
             );
+            let (recorder, owned) = self.cell.header.core.recorder(self.runner.slot);
+            recorder.ended.add(1, owned);
         }
     }
 }

@@ -45,7 +45,8 @@
 //! crate's own `atomics::wait` / `notify`. A buffer is page-aligned, so one buffer per task would
 //! cost a page per task: instead each submitting thread carves words out of a buffer of
 //! [`WORDS_PER_CHUNK`] words of its own, never reusing one (so a word always starts `QUEUED`),
-//! and a chunk is freed when the last task using it is gone. Under loom every task gets a buffer
+//! and a chunk is freed when the last task using it is gone. Consecutive tasks get words on
+//! different cache lines ([`spread`]). Under loom every task gets a buffer
 //! of its own (a chunk would be hundreds of model objects).
 
 use std::cell::RefCell;
@@ -81,6 +82,22 @@ const WAITING: u32 = 16;
 /// Words carved out of one buffer (a page of `u32`s); one under loom.
 const WORDS_PER_CHUNK: usize = if LOOM { 1 } else { 1024 };
 
+/// Words per 128 bytes (two cache lines, which CPUs often fetch together).
+const WORDS_PER_LINE: usize = 128 / std::mem::size_of::<u32>();
+
+/// Where the `n`th word handed out from a chunk lies: consecutive tasks get words
+/// [`WORDS_PER_LINE`] apart, so the workers running neighbouring tasks at the same time do not
+/// write one line (each task's word takes two read-modify-writes on its runner's core); the
+/// words that do share a line were handed out a chunk's stride apart. A bijection on
+/// `0..WORDS_PER_CHUNK`.
+const fn spread(n: usize) -> usize {
+    if WORDS_PER_CHUNK % WORDS_PER_LINE != 0 {
+        return n; // loom: one word per chunk
+    }
+    let stride = WORDS_PER_CHUNK / WORDS_PER_LINE;
+    (n % stride) * WORDS_PER_LINE + n / stride
+}
+
 /// The phase bits of a state word.
 pub(super) fn phase(word: u32) -> u32 {
     word & PHASE
@@ -115,7 +132,7 @@ impl TaskState {
                 *arena = Some((Arc::new(SharedWords::new(WORDS_PER_CHUNK)?), 0));
             }
             let (chunk, next) = arena.as_mut().expect("just filled");
-            let index = *next;
+            let index = spread(*next);
             *next += 1;
             Ok(TaskState {
                 chunk: Arc::clone(chunk),
@@ -182,7 +199,7 @@ impl TaskState {
     /// Wakes every thread and future waiting for the word, if one flagged that it waits; called
     /// by the winner of a transition into a terminal phase.
     pub(super) fn notify(&self, resolved: Resolved) {
-        if resolved.0 & WAITING != 0 {
+        if resolved.has_waiters() {
             self.word().notify(None);
         }
     }
@@ -221,7 +238,34 @@ impl TaskState {
 #[must_use = "the winner of a transition resolves the handle (notify)"]
 pub(super) struct Resolved(u32);
 
+impl Resolved {
+    /// Whether a waiter flagged the word, so the winner must `notify` it.
+    pub(super) fn has_waiters(self) -> bool {
+        self.0 & WAITING != 0
+    }
+}
+
 shim::thread_local_static! {
     /// The calling thread's current chunk and the index of its next unused word.
     static ARENA: RefCell<Option<(Arc<SharedWords<u32>>, usize)>> = RefCell::new(None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_hands_out_every_word_of_a_chunk_once_and_neighbours_a_line_apart() {
+        let mut seen = vec![false; WORDS_PER_CHUNK];
+        for n in 0..WORDS_PER_CHUNK {
+            let index = spread(n);
+            assert!(
+                !std::mem::replace(&mut seen[index], true),
+                "word {index} twice"
+            );
+            if n > 0 && !LOOM {
+                assert!(spread(n).abs_diff(spread(n - 1)) >= WORDS_PER_LINE);
+            }
+        }
+    }
 }

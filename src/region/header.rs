@@ -4,7 +4,7 @@
 //! starts with this header; the buffer's byte 0 is the first byte after it, so views and
 //! atomics work on the data exactly as on a private buffer. The header is written once by the
 //! process that creates the file, magic number last, and validated by every process that opens
-//! it ([`parse`]) before anything else of the file is used (SEMANTICS X1).
+//! it ([`parse`]) before anything else of the file is used (docs/semantics.md X1).
 //!
 //! ## Layout, version 1
 //!
@@ -48,7 +48,7 @@
 //! process keeps its own copy of what must not change (the maximum, the flags: [`Layout`]) and
 //! checks every value it reads from the header again before using it: a length against its
 //! own maximum, a slot index against its own slot count. What it reads can be wrong, never
-//! unsafe to use (SEMANTICS X5).
+//! unsafe to use (docs/semantics.md X5).
 
 use std::marker::PhantomData;
 use std::time::Instant;
@@ -491,7 +491,7 @@ mod tests {
 
     mod fuzz {
         //! Random headers into the parser: `Ok` only with lengths that fit the file, `Err`
-        //! otherwise, never a panic (SEMANTICS X1, X5).
+        //! otherwise, never a panic (docs/semantics.md X1, X5).
 
         use super::*;
         use proptest::prelude::*;

@@ -1,5 +1,5 @@
 //! Whether the process that owns a waiter slot still exists: how a notify tells a waiter that
-//! will never wake up (its process died) from one that is about to (SEMANTICS X5).
+//! will never wake up (its process died) from one that is about to (docs/semantics.md X5).
 
 /// The calling process's id, as the owner field of a waiter slot records it.
 pub(crate) fn current_process() -> u32 {

@@ -140,7 +140,7 @@ impl Region {
         })
     }
 
-    /// A new process-shared region for `layout`, its header written (SEMANTICS X1).
+    /// A new process-shared region for `layout`, its header written (docs/semantics.md X1).
     #[cfg(all(not(loom), target_os = "linux"))]
     pub(crate) fn new_shared(source: NewShared<'_>, layout: Layout) -> Result<Region, Error> {
         let file = match source {
@@ -152,7 +152,7 @@ impl Region {
         Ok(region)
     }
 
-    /// Maps an existing process-shared region, validating its header first (SEMANTICS X1).
+    /// Maps an existing process-shared region, validating its header first (docs/semantics.md X1).
     #[cfg(all(not(loom), target_os = "linux"))]
     pub(crate) fn open_shared(source: OpenShared) -> Result<Region, Error> {
         let (file, layout) = match source {

@@ -19,6 +19,10 @@ use crate::shim::{Ordering, Parked};
 /// smaller ones from the heap. Miri cannot run `mmap`, so under Miri everything is heap.
 const MAPPING_THRESHOLD: usize = if cfg!(miri) { usize::MAX } else { 256 * 1024 };
 
+/// Blocks to be written in full at once (`uninit`) at least this large are mapped and advised
+/// to use huge pages (2 MiB on x86-64): a few of them, so the ragged ends matter little.
+const HUGE_PAGE_THRESHOLD: usize = if cfg!(miri) { usize::MAX } else { 8 << 20 };
+
 /// What owns a region's memory; dropping it frees the memory.
 #[allow(dead_code)] // the owners are held only for their `Drop`
 pub(super) enum Memory {
@@ -57,11 +61,15 @@ impl Memory {
     }
 
     /// `len` bytes with unspecified contents, all accessible (the caller writes them all before
-    /// reading any): heap memory the allocator need not zero. Large blocks come from the
-    /// allocator too, which maps them itself.
+    /// reading any): heap memory the allocator need not zero, or for a block of several huge
+    /// pages a mapping advised to use them ([`AnonymousMapping::for_immediate_write`]).
     pub(super) fn uninit(len: usize) -> Result<(Memory, RegionPtr), Error> {
         Ok(if len == 0 {
             (Memory::Empty, RegionPtr(NonNull::<u64>::dangling().cast()))
+        } else if len >= HUGE_PAGE_THRESHOLD {
+            let mapping = AnonymousMapping::for_immediate_write(len)?;
+            let base = RegionPtr(mapping.base());
+            (Memory::Anonymous(mapping), base)
         } else {
             let block = HeapBlock::uninit(len)?;
             let base = RegionPtr(block.base());

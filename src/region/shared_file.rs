@@ -2,7 +2,7 @@
 //!
 //! A buffer's file is a memfd (anonymous; passed to a child as an inherited descriptor) or a
 //! named file (any process that can open the path), mapped whole with `MAP_SHARED` through
-//! memmap2's `MmapRaw`, which never hands out a slice (DESIGN.md rule 1). The file is sized to
+//! memmap2's `MmapRaw`, which never hands out a slice (docs/architecture.md, soundness rule 1). The file is sized to
 //! the header plus the buffer's maximum when it is made and never changes size after, so every
 //! byte up to the maximum is backed in every process's mapping, and growing the buffer is one
 //! compare-exchange of the header's length word (`header.rs`).

@@ -43,11 +43,13 @@ pub struct TypedArray<T: Element> {
     /// now is one relaxed load, not a walk through the buffer handle (`buffer` keeps the word
     /// alive). Every bounds check tests it first, so in a loop the compiler splits on it once.
     length_word: Option<LengthWord>,
-    /// A fixed view's length in elements (a tracking view's is computed from the word): a
-    /// plain number, so its bounds check is one comparison and a loop over the view compiles
-    /// like one over a slice. (Two plain fields rather than an enum: in a loop of stores the
-    /// compiler reloads an enum's payload after every store, but hoists a plain field.)
-    fixed_len: usize,
+    /// Elements known to exist: a fixed view's length, or a tracking view's length when it
+    /// was made (views never shrink, so an index below it stays valid). A plain number, so the
+    /// common bounds check is one comparison for both kinds and a loop over the view compiles
+    /// like one over a slice; only a tracking view's index past it reads the length word.
+    /// (Plain fields rather than an enum: in a loop of stores the compiler reloads an enum's
+    /// payload after every store, but hoists a plain field.)
+    known_len: usize,
     _element: PhantomData<fn() -> T>,
 }
 
@@ -129,12 +131,14 @@ impl<T: Element> TypedArray<T> {
         // exceeds the region's reserved size.
         let base = unsafe { buffer.region().ptr_at(byte_offset) };
         let length_word = length.is_none().then(|| buffer.length_word());
+        let known_len =
+            length.unwrap_or_else(|| Self::elements_between(byte_offset, buffer.byte_length()));
         TypedArray {
             buffer,
             base,
             byte_offset,
             length_word,
-            fixed_len: length.unwrap_or(0),
+            known_len,
             _element: PhantomData,
         }
     }
@@ -143,7 +147,7 @@ impl<T: Element> TypedArray<T> {
     #[inline(always)]
     pub fn len(&self) -> usize {
         match self.length_word {
-            None => self.fixed_len,
+            None => self.known_len,
             Some(word) => self.tracking_len(word),
         }
     }
@@ -214,23 +218,37 @@ impl<T: Element> TypedArray<T> {
         T::from_bits(unsafe { self.base.load_element::<T::Bits>(index, Ordering::Relaxed) })
     }
 
-    /// Whether element `index` exists now: one plain comparison for a fixed view; for a
-    /// tracking view one relaxed load of the buffer's length and one comparison. (Views never
-    /// shrink, so an index found in bounds stays in bounds.)
+    /// Whether element `index` exists now: one plain comparison with the length known when
+    /// the view was made; past it, for a tracking view only, one relaxed load of the buffer's
+    /// length and one comparison. (Views never shrink, so an index found in bounds stays in
+    /// bounds.)
     #[inline(always)]
     fn in_bounds(&self, index: usize) -> bool {
         // The fields are read up front so that in a loop the compiler hoists them all (a read
         // in one branch would be repeated on every pass through it).
-        let (length_word, fixed_len, byte_offset) =
-            (self.length_word, self.fixed_len, self.byte_offset);
+        let (length_word, known_len, byte_offset) =
+            (self.length_word, self.known_len, self.byte_offset);
+        if index < known_len {
+            return true;
+        }
         match length_word {
-            None => index < fixed_len,
+            None => false,
             Some(word) => {
                 // SAFETY: `word` is this view's buffer's; `self.buffer` keeps it alive.
-                let byte_length = unsafe { word.load_relaxed() };
-                Self::ends_within(index, byte_offset, byte_length)
+                let seen = unsafe { word.load_local_relaxed() };
+                Self::ends_within(index, byte_offset, seen)
+                    || Self::grown_to_hold(index, byte_offset, word)
             }
         }
+    }
+
+    /// Whether a process-shared header reports a length that holds element `index` (another
+    /// process grew the buffer): the rare case, kept out of the loops that check bounds.
+    #[cold]
+    #[inline(never)]
+    fn grown_to_hold(index: usize, byte_offset: usize, word: LengthWord) -> bool {
+        // SAFETY: `word` is the caller's view's buffer's, which that view keeps alive.
+        Self::ends_within(index, byte_offset, unsafe { word.load_relaxed() })
     }
 
     /// The largest index an element can have: its end, `index * SIZE + byte_offset + SIZE`,
@@ -405,7 +423,7 @@ impl<T: Element> Clone for TypedArray<T> {
             base: self.base,
             byte_offset: self.byte_offset,
             length_word: self.length_word,
-            fixed_len: self.fixed_len,
+            known_len: self.known_len,
             _element: PhantomData,
         }
     }

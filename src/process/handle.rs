@@ -1,0 +1,419 @@
+//! [`ProcessWorker`]: the parent's handle to a child process running an entry, and the event
+//! stream it reads (docs/semantics.md X4).
+//!
+//! # How the event order is kept, and why no call waits on a dead child
+//!
+//! The child sends `Online`, its messages and `Error` as frames on its ring, in that order,
+//! and closes the ring when its entry has returned; a killed child closes nothing. So the
+//! parent reads frames until the ring is closed and drained, **or** the process has ended and
+//! the ring is drained (nothing can be added after the writer's death), and only then reaps
+//! the process and reports `Exit`: `Exit` comes after every message, always.
+//!
+//! A blocking read or post waits on the ring in slices of [`sys::POLL_SLICE`], and between
+//! slices asks the child's pidfd whether it has ended: a child killed by a signal is noticed
+//! within a slice, never waited for forever. A pidfd names the process itself, so neither the
+//! liveness check nor `terminate`'s signals can reach another process that reused the pid.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, OwnedFd};
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::builder::{spawn_failed, ProcessWorkerBuilder};
+use super::context::lock;
+use super::event::{ProcessEvent, ProcessExit};
+use super::frame::{self, Frame};
+use super::link::LinkEnds;
+use super::payload::Payload;
+use super::sys;
+use crate::channel::{ByteReceiver, ByteRing, ByteSender};
+use crate::error::Error;
+
+/// The parent's handle to a process worker (Node's `cluster` worker, with the `Worker` API):
+/// posts `In` messages to the child, reads its [`ProcessEvent`]s carrying `Out`.
+///
+/// Dropping the handle without [`join`](Self::join) or [`terminate`](Self::terminate) kills
+/// the child (SIGKILL) and reaps it: a dropped worker leaves no process and no zombie behind.
+pub struct ProcessWorker<In, Out> {
+    pid: u32,
+    name: String,
+    pidfd: OwnedFd,
+    process: Mutex<Process>,
+    tx: Mutex<ByteSender>,
+    inbound: Mutex<Inbound>,
+    /// Parent → child, child → parent.
+    rings: [ByteRing; 2],
+    terminating: AtomicBool,
+    grace: Duration,
+    /// The write end of the "parent alive" pipe: closed when this process ends (or the handle
+    /// drops), which the child's watcher sees.
+    _alive: OwnedFd,
+    _types: PhantomData<fn(In) -> Out>,
+}
+
+struct Process {
+    child: Child,
+    /// Set once the child is reaped.
+    exit: Option<ProcessExit>,
+}
+
+struct Inbound {
+    rx: ByteReceiver,
+    /// No frame can come any more: the ring was closed and drained, found corrupted, or the
+    /// child ended and the ring was drained.
+    ring_ended: bool,
+    /// `Exit` was returned.
+    exit_reported: bool,
+}
+
+/// What one read of the child's ring gave.
+enum Step<Out> {
+    Event(ProcessEvent<Out>),
+    /// A frame that is not reported (an `Error` after `terminate`).
+    Skipped,
+    /// No frame now (or by the end of the wait).
+    Empty,
+    /// The ring is closed and drained.
+    Ended,
+}
+
+/// How long a read may wait: not at all, or until a deadline (`None`: none).
+#[derive(Clone, Copy)]
+enum Patience {
+    Now,
+    Until(Option<Instant>),
+}
+
+impl ProcessWorker<(), ()> {
+    /// Settings for a new process worker.
+    pub fn builder() -> ProcessWorkerBuilder {
+        ProcessWorkerBuilder::default()
+    }
+}
+
+impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
+    /// Starts a process worker running `entry` with default settings (see
+    /// [`ProcessWorkerBuilder::spawn`]).
+    pub fn spawn<R: crate::worker::IntoExitCode>(
+        entry: &super::Entry<In, Out, R>,
+    ) -> Result<ProcessWorker<In, Out>, Error> {
+        ProcessWorker::builder().spawn(entry)
+    }
+
+    /// The handle of a child that was just spawned.
+    pub(super) fn start(
+        mut child: Child,
+        ends: LinkEnds,
+        alive: OwnedFd,
+        name: String,
+        grace: Duration,
+    ) -> Result<ProcessWorker<In, Out>, Error> {
+        let pid = child.id();
+        let pidfd = match sys::pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(error) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(spawn_failed("opening a pidfd of the child", error));
+            }
+        };
+        Ok(ProcessWorker {
+            pid,
+            name,
+            pidfd,
+            process: Mutex::new(Process { child, exit: None }),
+            tx: Mutex::new(ends.tx),
+            inbound: Mutex::new(Inbound {
+                rx: ends.rx,
+                ring_ended: false,
+                exit_reported: false,
+            }),
+            rings: ends.rings,
+            terminating: AtomicBool::new(false),
+            grace,
+            _alive: alive,
+            _types: PhantomData,
+        })
+    }
+
+    /// Posts `message` to the child, waiting while its ring is full. `Err(Closed)` once the
+    /// child is gone or its input was [`disconnect`](Self::disconnect)ed; `Err(ExceedsMax)`
+    /// for a message longer than the ring can hold; `Err(Codec)` if it cannot be encoded.
+    pub fn post_message(&self, message: &In) -> Result<(), Error> {
+        self.post_until(message, Patience::Until(None))
+    }
+
+    /// As [`post_message`](Self::post_message), giving up with `Err(Timeout)` after
+    /// `timeout`.
+    pub fn post_message_timeout(&self, message: &In, timeout: Duration) -> Result<(), Error> {
+        self.post_until(
+            message,
+            Patience::Until(Instant::now().checked_add(timeout)),
+        )
+    }
+
+    /// As [`post_message`](Self::post_message), but `Err(Full)` at once if the ring has no
+    /// room now.
+    pub fn try_post_message(&self, message: &In) -> Result<(), Error> {
+        self.post_until(message, Patience::Now)
+    }
+
+    fn post_until(&self, message: &In, patience: Patience) -> Result<(), Error> {
+        let mut tx = lock(&self.tx);
+        let Patience::Until(deadline) = patience else {
+            return frame::send_message(&mut tx, message, None);
+        };
+        // Room now costs no system call.
+        match frame::send_message(&mut tx, message, None) {
+            Err(Error::Full) => {}
+            other => return other,
+        }
+        loop {
+            let slice = slice_end(deadline);
+            match frame::send_message(&mut tx, message, Some(Some(slice))) {
+                Err(Error::Timeout) if deadline.is_some_and(|at| Instant::now() >= at) => {
+                    return Err(Error::Timeout)
+                }
+                Err(Error::Timeout) if sys::has_exited(self.pidfd.as_fd()) => {
+                    return Err(Error::Closed)
+                }
+                Err(Error::Timeout) => {}
+                other => return other,
+            }
+        }
+    }
+
+    /// Closes the child's input: its [`recv`](super::ProcessContext::recv) returns
+    /// `Err(Closed)` after every message posted before (Node's `disconnect`). Posting after
+    /// this returns `Err(Closed)`.
+    pub fn disconnect(&self) {
+        self.rings[0].close();
+    }
+
+    /// The next event, waiting for it. After `Exit` has been returned: `Err(Closed)`.
+    /// `Err(Codec)` for a message that does not decode as `Out`, `Err(Corrupted)` once the
+    /// child wrote garbage over its ring (then only `Exit` follows); each is returned once, and
+    /// the next call goes on.
+    pub fn recv_event(&self) -> Result<ProcessEvent<Out>, Error> {
+        self.next_event(Patience::Until(None))
+    }
+
+    /// As [`recv_event`](Self::recv_event), giving up with `Err(Timeout)` after `timeout`.
+    pub fn recv_event_timeout(&self, timeout: Duration) -> Result<ProcessEvent<Out>, Error> {
+        self.next_event(Patience::Until(Instant::now().checked_add(timeout)))
+    }
+
+    /// The next event if it is there now.
+    pub fn try_recv_event(&self) -> Option<ProcessEvent<Out>> {
+        self.next_event(Patience::Now).ok()
+    }
+
+    /// A blocking iterator over the events; it ends after `Exit` (it skips messages that do
+    /// not decode, and a corrupted ring, as [`recv_event`](Self::recv_event) reports them).
+    pub fn events(&self) -> Events<'_, In, Out> {
+        Events { worker: self }
+    }
+
+    fn next_event(&self, patience: Patience) -> Result<ProcessEvent<Out>, Error> {
+        let mut inbound = lock(&self.inbound);
+        if inbound.exit_reported {
+            return Err(Error::Closed);
+        }
+        while !inbound.ring_ended {
+            // A frame that is there costs no system call.
+            match self.step(&mut inbound, None)? {
+                Step::Event(event) => return Ok(event),
+                Step::Skipped | Step::Ended => continue,
+                Step::Empty => {}
+            }
+            if sys::has_exited(self.pidfd.as_fd()) {
+                // The child is gone: what the ring holds now is all it will ever hold (a
+                // frame may have landed between the look above and its death: look again).
+                match self.step(&mut inbound, None)? {
+                    Step::Event(event) => return Ok(event),
+                    Step::Skipped | Step::Ended => continue,
+                    Step::Empty => {
+                        inbound.ring_ended = true;
+                        continue;
+                    }
+                }
+            }
+            let deadline = match patience {
+                Patience::Now => return Err(Error::Timeout),
+                Patience::Until(deadline) => deadline,
+            };
+            if deadline.is_some_and(|at| Instant::now() >= at) {
+                return Err(Error::Timeout);
+            }
+            if let Step::Event(event) = self.step(&mut inbound, Some(slice_end(deadline)))? {
+                return Ok(event);
+            }
+        }
+        let deadline = match patience {
+            Patience::Now => Some(Instant::now()),
+            Patience::Until(deadline) => deadline,
+        };
+        let exit = self.wait_exit(deadline)?;
+        inbound.exit_reported = true;
+        Ok(ProcessEvent::Exit(exit))
+    }
+
+    /// Reads one frame, now (`None`) or waiting until `until`.
+    fn step(&self, inbound: &mut Inbound, until: Option<Instant>) -> Result<Step<Out>, Error> {
+        match frame::recv_frame::<Out>(&mut inbound.rx, until.map(Some)) {
+            Ok(Some(Frame::Online)) => Ok(Step::Event(ProcessEvent::Online)),
+            Ok(Some(Frame::Message(message))) => Ok(Step::Event(ProcessEvent::Message(message))),
+            // After `terminate`, only `Exit` (as for a thread worker, W9).
+            Ok(Some(Frame::Error(_))) if self.terminating.load(Ordering::SeqCst) => {
+                Ok(Step::Skipped)
+            }
+            Ok(Some(Frame::Error(error))) => Ok(Step::Event(ProcessEvent::Error(error))),
+            Ok(None) | Err(Error::Timeout) => Ok(Step::Empty),
+            Err(Error::Closed) => {
+                inbound.ring_ended = true;
+                Ok(Step::Ended)
+            }
+            Err(error @ Error::Corrupted { .. }) => {
+                inbound.ring_ended = true;
+                Err(error)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Asks the child to end (SIGTERM: its blocked calls return `Err(Terminated)`, see
+    /// [`ProcessContext::is_terminating`](super::ProcessContext::is_terminating)), kills it
+    /// (SIGKILL) if it has not exited after the grace period
+    /// ([`ProcessWorkerBuilder::grace`]), and returns how it ended. From then on no `Error`
+    /// event is reported; messages it posted before can still be read, then `Exit`. A child
+    /// that had already exited by itself is only reaped, and keeps its own ending.
+    pub fn terminate(&self) -> Result<ProcessExit, Error> {
+        self.terminate_timeout(self.grace)
+    }
+
+    /// As [`terminate`](Self::terminate) with a grace period of `grace`.
+    pub fn terminate_timeout(&self, grace: Duration) -> Result<ProcessExit, Error> {
+        // A child that already ended by itself keeps its own ending (and its `Error`).
+        if self.has_exited() {
+            return self.wait_exit(None);
+        }
+        self.terminating.store(true, Ordering::SeqCst);
+        sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGTERM)
+            .map_err(|e| spawn_failed("sending SIGTERM", e))?;
+        match self.wait_exit(Instant::now().checked_add(grace)) {
+            Err(Error::Timeout) => {}
+            other => return other,
+        }
+        sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL)
+            .map_err(|e| spawn_failed("sending SIGKILL", e))?;
+        self.wait_exit(None)
+    }
+
+    /// Waits for the child to exit and returns how it ended. Events not read yet are dropped
+    /// (read while waiting, so a child blocked on a full ring is not stuck).
+    pub fn join(self) -> Result<ProcessExit, Error> {
+        loop {
+            match self.recv_event() {
+                Ok(ProcessEvent::Exit(exit)) => return Ok(exit),
+                Ok(_) | Err(Error::Codec { .. } | Error::Corrupted { .. }) => {}
+                Err(Error::Closed) => return self.wait_exit(None),
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    /// Reaps the child once it has exited, by `deadline` (`Err(Timeout)` after).
+    fn wait_exit(&self, deadline: Option<Instant>) -> Result<ProcessExit, Error> {
+        loop {
+            {
+                let mut process = lock(&self.process);
+                if let Some(exit) = process.exit {
+                    return Ok(exit);
+                }
+                let reaped = process
+                    .child
+                    .try_wait()
+                    .map_err(|e| spawn_failed("waiting for the child", e))?;
+                if let Some(status) = reaped {
+                    let exit = ProcessExit::new(status, self.terminating.load(Ordering::SeqCst));
+                    process.exit = Some(exit);
+                    return Ok(exit);
+                }
+            }
+            if deadline.is_some_and(|at| Instant::now() >= at) {
+                return Err(Error::Timeout);
+            }
+            // Readable once the child has ended: then the next `try_wait` reaps it.
+            sys::poll_readable([self.pidfd.as_fd()], deadline)
+                .map_err(|e| spawn_failed("polling the child's pidfd", e))?;
+        }
+    }
+
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The worker's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the child process has ended (it may not be reaped yet).
+    pub fn has_exited(&self) -> bool {
+        sys::has_exited(self.pidfd.as_fd())
+    }
+}
+
+/// The end of a wait slice: a liveness check comes at least this often.
+fn slice_end(deadline: Option<Instant>) -> Instant {
+    let slice = Instant::now() + sys::POLL_SLICE;
+    match deadline {
+        Some(at) if at < slice => at,
+        _ => slice,
+    }
+}
+
+impl<In, Out> Drop for ProcessWorker<In, Out> {
+    fn drop(&mut self) {
+        let process = self
+            .process
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if process.exit.is_none() {
+            let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
+            let _ = process.child.wait();
+        }
+    }
+}
+
+impl<In, Out> fmt::Debug for ProcessWorker<In, Out> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProcessWorker")
+            .field("name", &self.name)
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Blocking iterator over a process worker's events ([`ProcessWorker::events`]); ends after
+/// `Exit`.
+pub struct Events<'a, In, Out> {
+    worker: &'a ProcessWorker<In, Out>,
+}
+
+impl<In: Payload, Out: Payload> Iterator for Events<'_, In, Out> {
+    type Item = ProcessEvent<Out>;
+    fn next(&mut self) -> Option<ProcessEvent<Out>> {
+        loop {
+            match self.worker.recv_event() {
+                Ok(event) => return Some(event),
+                Err(Error::Codec { .. } | Error::Corrupted { .. }) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}

@@ -1,0 +1,854 @@
+//! The dispatcher: the thread of each consumer that reads jobs, runs them on the pool, and
+//! finishes them — the job life cycle on the consumer's side (docs/semantics.md Q1–Q6).
+//!
+//! # Life of a job in a consumer
+//!
+//! 1. **Read.** FETCH (or RECLAIM, or RECOVER after a reconnect) hands the consumer an entry;
+//!    from then on it is *held*: in the shared set the lease keeper renews, until its FINISH
+//!    is answered.
+//! 2. **Run.** The job becomes a pool task (`run_with`, with the job's priority and its timeout
+//!    as the task's timeout) whose handle the dispatcher polls as a future: the handle's waker
+//!    sends [`Event::Resolved`] to this thread, so one thread follows any number of running
+//!    jobs without blocking on any of them. A pool that is full keeps the task in a local
+//!    backlog until a slot frees.
+//! 3. **Finish.** The handle resolves with the handler's value, its error, a panic, or
+//!    `TimedOut` (the pool set the task's cancel flag when the timeout passed: Q4); each
+//!    becomes a FINISH (ok / retry / dead) queued in the outbox.
+//! 4. **Exchange.** Each turn of the loop sends the outbox and, when the consumer has free
+//!    slots, the next FETCH in one pipeline: one round trip acknowledges what finished and
+//!    reads what comes next (BullMQ's "fetch next on completion", for any number of jobs).
+//!
+//! Slots: at most `concurrency` jobs are running or waiting for the pool; jobs being finished
+//! do not count (their FETCH for the freed slot travels in the same round trip). A FETCH that
+//! came back short means the queue is empty: the dispatcher arms the wake-up reader
+//! (`wakeup.rs`) and waits for events — a task that resolved, the reader's wake-up, the
+//! poll timer (promotes delayed jobs; at most `poll` apart), the next due delayed job, the
+//! reclaim timer (half a lease), a lease the keeper found lost, or `close`.
+//!
+//! # Closing
+//!
+//! `close(timeout)`: stop reading; jobs not started yet (backlog, or cancelled in the pool
+//! before they started) are released — given back to the queue unchanged; running ones finish
+//! and are acknowledged (or retried) as usual. If the timeout passes first, the ones still
+//! running get their cancel flag and are released too (their later result is dropped). Every
+//! message to Redis after the deadline is tried once: if Redis is out of reach then, the jobs
+//! stay pending for this consumer and are reclaimed by others once their lease expires.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use redis::{Cmd, Value};
+
+use super::delivery::{self, Delivery, EntryRef};
+use super::effects::Effects;
+use super::error::{JobError, QueueError};
+use super::finish::{self, Finish, Mode};
+use super::job::{Job, JobMeta};
+use super::job_queue::create_group;
+use super::keys::GROUP;
+use super::lease::millis;
+use super::link::{Link, LinkError};
+use super::reply::{self, Reply};
+use super::scripts;
+use super::shared::Shared;
+use super::stats::bump;
+use super::wakeup::WakeupControl;
+use crate::pool::{PoolError, TaskContext, TaskError, TaskHandle, TaskOptions, WorkerPool};
+
+/// What a handler's attempt gives.
+pub(super) type Outcome = Result<Effects, JobError>;
+
+/// A consumer's handler, type-erased.
+pub(super) type Handler = dyn Fn(&Job, &TaskContext<'_>) -> Outcome + Send + Sync;
+
+/// The pool task of one job.
+type Task = Box<dyn for<'a, 'b> FnOnce(&'a TaskContext<'b>) -> Outcome + Send>;
+
+/// What wakes the dispatcher.
+#[derive(Debug)]
+pub(super) enum Event {
+    /// The task with this key resolved (its handle's waker fired).
+    Resolved(u64),
+    /// The wake-up reader saw a new entry (or reconnected).
+    Wake,
+    /// The lease keeper found these entries owned by another consumer now.
+    LeaseLost(Vec<EntryRef>),
+    /// Another consumer holds this consumer's name.
+    Fenced,
+    /// `close` was called (its deadline is in [`Shared`]).
+    Close,
+}
+
+/// Sends [`Event::Resolved`] for one task.
+struct TaskWaker {
+    key: u64,
+    events: Sender<Event>,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        let _ = self.events.send(Event::Resolved(self.key));
+    }
+}
+
+/// A job waiting for the pool to accept it.
+struct Prepared {
+    entry: EntryRef,
+    meta: JobMeta,
+    task: Task,
+}
+
+/// A job in the pool.
+struct Running {
+    handle: TaskHandle<Outcome>,
+    waker: Waker,
+    entry: EntryRef,
+    meta: JobMeta,
+    /// Another consumer owns it now: its result is dropped.
+    lost: bool,
+}
+
+/// What one command of an exchange was.
+enum Ask {
+    /// Create the consumer group of level stream `n` (after `NOGROUP`: the server lost it).
+    Group(usize),
+    Recover,
+    Finish(Finish),
+    /// Two or more successful finishes, in one FINISH_OKS.
+    FinishOks(Vec<Finish>),
+    Fetch(usize),
+    Reclaim(usize),
+}
+
+impl Ask {
+    /// The finishes this ask carries.
+    fn into_finishes(self) -> Vec<Finish> {
+        match self {
+            Ask::Finish(finish) => vec![finish],
+            Ask::FinishOks(finishes) => finishes,
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// Why the consumer stops on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Fenced,
+    PoolClosed,
+}
+
+/// The dispatcher's state (see the module docs).
+pub(super) struct Dispatcher {
+    shared: Arc<Shared>,
+    link: Link,
+    pool: Arc<WorkerPool>,
+    handler: Arc<Handler>,
+    events_tx: Sender<Event>,
+    events: Receiver<Event>,
+    wakeup: Arc<WakeupControl>,
+    running: HashMap<u64, Running>,
+    next_key: u64,
+    backlog: VecDeque<Prepared>,
+    outbox: Vec<Finish>,
+    cursors: [String; 3],
+    last_ids: [String; 3],
+    /// The last FETCH filled every slot it asked for: the queue may hold more.
+    more: bool,
+    armed: bool,
+    need_recover: bool,
+    need_groups: bool,
+    next_poll: Instant,
+    next_reclaim: Instant,
+    next_due: Option<Instant>,
+    /// The pool refused a task (full): try again at this time, or when a task resolves.
+    pool_retry_at: Option<Instant>,
+    closing: bool,
+    stop: Option<Stop>,
+    released_at_deadline: usize,
+    abandoned: usize,
+}
+
+impl Dispatcher {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        link: Link,
+        pool: Arc<WorkerPool>,
+        handler: Arc<Handler>,
+        events_tx: Sender<Event>,
+        events: Receiver<Event>,
+        wakeup: Arc<WakeupControl>,
+    ) -> Dispatcher {
+        let now = Instant::now();
+        Dispatcher {
+            next_reclaim: now,
+            shared,
+            link,
+            pool,
+            handler,
+            events_tx,
+            events,
+            wakeup,
+            running: HashMap::new(),
+            next_key: 0,
+            backlog: VecDeque::new(),
+            outbox: Vec::new(),
+            cursors: ["0-0".into(), "0-0".into(), "0-0".into()],
+            last_ids: ["0-0".into(), "0-0".into(), "0-0".into()],
+            more: true,
+            armed: false,
+            need_recover: true,
+            need_groups: false,
+            next_poll: now,
+            next_due: None,
+            pool_retry_at: None,
+            closing: false,
+            stop: None,
+            released_at_deadline: 0,
+            abandoned: 0,
+        }
+    }
+
+    /// The loop; returns when the consumer has closed (or stopped on its own).
+    pub(super) fn run(mut self) -> Result<(), QueueError> {
+        loop {
+            self.take_events(Duration::ZERO);
+            if self.stop == Some(Stop::Fenced) {
+                self.drop_everything();
+                break;
+            }
+            if self.stop == Some(Stop::PoolClosed) && !self.closing {
+                self.begin_close();
+            }
+            self.enforce_close_deadline();
+            self.start_backlog();
+            if self.exchange().is_err() {
+                break; // closing, deadline passed, Redis out of reach
+            }
+            if self.closing
+                && self.running.is_empty()
+                && self.backlog.is_empty()
+                && self.outbox.is_empty()
+            {
+                break;
+            }
+            self.arm_reader();
+            let wait = self.until_next_timer();
+            self.take_events(wait);
+        }
+        self.wind_down()
+    }
+
+    /// Free slots: `concurrency` minus the jobs running or waiting for the pool.
+    fn free(&self) -> usize {
+        self.shared
+            .settings
+            .concurrency
+            .saturating_sub(self.running.len() + self.backlog.len())
+    }
+
+    fn take_events(&mut self, wait: Duration) {
+        let first = if wait.is_zero() {
+            self.events.try_recv().ok()
+        } else {
+            self.events.recv_timeout(wait).ok()
+        };
+        if let Some(event) = first {
+            self.on_event(event);
+            while let Ok(event) = self.events.try_recv() {
+                self.on_event(event);
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Resolved(key) => {
+                self.pool_retry_at = None; // a slot may have freed
+                self.poll_task(key);
+            }
+            Event::Wake => {
+                self.armed = false;
+                self.more = true;
+            }
+            Event::LeaseLost(entries) => self.lease_lost(entries),
+            Event::Fenced => self.stop = Some(Stop::Fenced),
+            Event::Close => {
+                if !self.closing {
+                    self.begin_close();
+                }
+            }
+        }
+    }
+
+    /// Polls task `key`'s handle with its waker; finishes it if it resolved.
+    fn poll_task(&mut self, key: u64) {
+        let Some(running) = self.running.get_mut(&key) else {
+            return;
+        };
+        let mut context = Context::from_waker(&running.waker);
+        if let Poll::Ready(result) = Pin::new(&mut running.handle).poll(&mut context) {
+            let running = self.running.remove(&key).expect("found above");
+            self.resolved(running, result);
+        }
+    }
+
+    /// Turns a resolved task into its FINISH.
+    fn resolved(&mut self, running: Running, result: Result<Outcome, TaskError>) {
+        if running.lost {
+            return; // counted when the lease was found lost; the new owner finishes it
+        }
+        let Running { entry, meta, .. } = running;
+        let finish = match result {
+            Ok(Ok(effects)) => Finish::ok(entry, meta, effects),
+            Ok(Err(error)) => {
+                let permanent = error.is_permanent();
+                Finish::failed(entry, meta, error.message().to_string(), permanent)
+            }
+            Err(TaskError::TimedOut) => {
+                let timeout = meta.timeout.unwrap_or_default();
+                Finish::failed(entry, meta, format!("timed out after {timeout:?}"), false)
+            }
+            Err(TaskError::Panicked(message)) => {
+                Finish::failed(entry, meta, format!("panicked: {message}"), false)
+            }
+            Err(TaskError::PoolDestroyed) => {
+                self.stop.get_or_insert(Stop::PoolClosed);
+                Finish::release(entry, Some(meta))
+            }
+            // Cancelled (by close, before it started), Interrupted: not the job's failure.
+            Err(_) => Finish::release(entry, Some(meta)),
+        };
+        self.outbox.push(finish);
+    }
+
+    /// Takes an entry a script handed out: held from now on, then run (or finished at once).
+    fn accept(&mut self, delivery: Delivery) {
+        let Delivery {
+            entry,
+            duplicate,
+            job,
+        } = delivery;
+        self.shared.held().insert(entry.clone());
+        if self.closing {
+            let meta = job.ok().map(|job| job.meta);
+            self.outbox.push(Finish::release(entry, meta));
+            return;
+        }
+        match job {
+            Err(message) => self.outbox.push(Finish::malformed(entry, message)),
+            // Its dedupe key is done: acknowledge without running (FINISH skips the effects).
+            Ok(job) if duplicate => self
+                .outbox
+                .push(Finish::ok(entry, job.meta, Effects::new())),
+            Ok(job) => {
+                let meta = job.meta.clone();
+                let handler = Arc::clone(&self.handler);
+                let task: Task = Box::new(move |ctx| handler(&job, ctx));
+                self.backlog.push_back(Prepared { entry, meta, task });
+            }
+        }
+    }
+
+    /// Submits the backlog to the pool, in order, until the pool refuses.
+    fn start_backlog(&mut self) {
+        if self.pool_retry_at.is_some_and(|at| Instant::now() < at) {
+            return;
+        }
+        self.pool_retry_at = None;
+        while let Some(prepared) = self.backlog.pop_front() {
+            let Prepared { entry, meta, task } = prepared;
+            let mut options = TaskOptions::new().priority(meta.priority);
+            if let Some(timeout) = meta.timeout {
+                options = options.timeout(timeout);
+            }
+            match self.pool.run_with(options, task) {
+                Ok(handle) => self.track(handle, entry, meta),
+                Err(PoolError::QueueFull(task)) | Err(PoolError::SpawnFailed { task, .. }) => {
+                    self.backlog.push_front(Prepared { entry, meta, task });
+                    self.pool_retry_at = Some(Instant::now() + Duration::from_millis(10));
+                    return;
+                }
+                Err(PoolError::Closed(task)) => {
+                    drop(task);
+                    self.outbox.push(Finish::release(entry, Some(meta)));
+                    self.stop.get_or_insert(Stop::PoolClosed);
+                }
+            }
+        }
+    }
+
+    /// Follows a submitted task: polls it once (registering its waker).
+    fn track(&mut self, handle: TaskHandle<Outcome>, entry: EntryRef, meta: JobMeta) {
+        let key = self.next_key;
+        self.next_key += 1;
+        let waker = Waker::from(Arc::new(TaskWaker {
+            key,
+            events: self.events_tx.clone(),
+        }));
+        self.running.insert(
+            key,
+            Running {
+                handle,
+                waker,
+                entry,
+                meta,
+                lost: false,
+            },
+        );
+        self.poll_task(key);
+    }
+
+    /// The keeper found `entries` owned by someone else: cancel and forget them.
+    fn lease_lost(&mut self, entries: Vec<EntryRef>) {
+        for entry in entries {
+            if !self.shared.held().remove(&entry) {
+                continue; // finished meanwhile
+            }
+            bump(&self.shared.counters.lost);
+            for running in self.running.values_mut() {
+                if running.entry == entry {
+                    running.lost = true;
+                    running.handle.cancel();
+                }
+            }
+            self.backlog.retain(|p| p.entry != entry);
+            self.outbox.retain(|f| f.entry != entry);
+        }
+    }
+
+    /// `close` began: stop reading, release what has not started.
+    fn begin_close(&mut self) {
+        self.closing = true;
+        self.wakeup.stop();
+        for prepared in std::mem::take(&mut self.backlog) {
+            self.outbox
+                .push(Finish::release(prepared.entry, Some(prepared.meta)));
+        }
+        // Queued in the pool: taken back before it starts, it resolves `Cancelled` and is
+        // released then. One that runs already is left alone (no cancel flag) to finish.
+        for running in self.running.values() {
+            running.handle.cancel_if_queued();
+        }
+    }
+
+    /// After `close`'s deadline: running jobs get their cancel flag and are released.
+    fn enforce_close_deadline(&mut self) {
+        if !self.closing || self.running.is_empty() || !self.shared.close_deadline_passed() {
+            return;
+        }
+        for (_, running) in self.running.drain() {
+            running.handle.cancel();
+            if !running.lost {
+                self.released_at_deadline += 1;
+                self.outbox
+                    .push(Finish::release(running.entry, Some(running.meta)));
+            }
+        }
+    }
+
+    /// Fenced: another consumer owns the name, so none of these jobs are ours to finish.
+    fn drop_everything(&mut self) {
+        for running in self.running.values() {
+            running.handle.cancel();
+        }
+        self.running.clear();
+        self.backlog.clear();
+        self.outbox.clear();
+        self.shared.held().clear();
+    }
+
+    /// Arms the wake-up reader when the queue looked empty and a slot is free.
+    fn arm_reader(&mut self) {
+        if !self.closing && self.stop.is_none() && !self.more && !self.armed && self.free() > 0 {
+            self.armed = true;
+            self.wakeup.arm(self.last_ids.clone());
+        }
+    }
+
+    /// How long to wait for events before the next timer.
+    fn until_next_timer(&self) -> Duration {
+        let now = Instant::now();
+        if !self.outbox.is_empty() || (self.more && self.free() > 0 && !self.closing) {
+            return Duration::ZERO;
+        }
+        let mut next = now + Duration::from_secs(1);
+        if !self.closing {
+            next = next.min(self.next_poll).min(self.next_reclaim);
+            if let Some(due) = self.next_due {
+                next = next.min(due);
+            }
+        } else if let Some(Some(deadline)) = self.shared.closing() {
+            next = next.min(deadline);
+        }
+        if !self.backlog.is_empty() {
+            next = next.min(self.pool_retry_at.unwrap_or(now));
+        }
+        next.saturating_duration_since(now)
+    }
+
+    /// One round trip: groups / recovery / finishes / one read, as needed. `Err` once closing's
+    /// deadline passed with Redis out of reach (what was not sent is abandoned).
+    fn exchange(&mut self) -> Result<(), ()> {
+        let now = Instant::now();
+        let mut asks = Vec::new();
+        if self.need_groups {
+            asks.extend((0..3).map(Ask::Group));
+        }
+        if self.need_recover && self.stop.is_none() {
+            asks.push(Ask::Recover);
+        }
+        let (oks, others): (Vec<Finish>, Vec<Finish>) = self
+            .outbox
+            .drain(..)
+            .partition(|f| f.mode == Mode::Ok && f.meta.is_some());
+        if oks.len() >= 2 {
+            // At most 500 a call: the script unpacks a call's ids into one command.
+            let mut oks = oks.into_iter().peekable();
+            while oks.peek().is_some() {
+                asks.push(Ask::FinishOks(oks.by_ref().take(500).collect()));
+            }
+        } else {
+            asks.extend(oks.into_iter().map(Ask::Finish));
+        }
+        asks.extend(others.into_iter().map(Ask::Finish));
+        if !self.closing && self.stop.is_none() && !self.need_recover {
+            let free = self.free();
+            let settings = &self.shared.settings;
+            if now >= self.next_reclaim && free > 0 {
+                asks.push(Ask::Reclaim(free));
+                self.next_reclaim = now + settings.lease / 2;
+            } else if (free > 0 && self.more)
+                || now >= self.next_poll
+                || self.next_due.is_some_and(|due| now >= due)
+            {
+                asks.push(Ask::Fetch(free));
+                self.next_poll = now + settings.poll;
+                self.next_due = None;
+            }
+        }
+        if asks.is_empty() {
+            return Ok(());
+        }
+        let commands: Vec<Cmd> = asks.iter().map(|ask| self.command(ask)).collect();
+        let shared = Arc::clone(&self.shared);
+        let answer = self
+            .link
+            .request(&commands, &|| shared.close_deadline_passed());
+        if self.link.take_fresh() {
+            self.need_recover = true;
+        }
+        let values = match answer {
+            Ok(values) => values,
+            Err(LinkError::GaveUp { .. }) => {
+                for finish in asks.into_iter().flat_map(Ask::into_finishes) {
+                    self.shared.held().remove(&finish.entry);
+                    self.abandoned += 1;
+                }
+                return Err(());
+            }
+            Err(LinkError::Fatal(_)) => {
+                // Refused by the server (credentials changed?): keep the finishes, try later.
+                let finishes: Vec<Finish> = asks.into_iter().flat_map(Ask::into_finishes).collect();
+                self.outbox.extend(finishes);
+                self.link.disconnect();
+                std::thread::sleep(self.shared.config.reconnect_max);
+                return Ok(());
+            }
+        };
+        for (ask, value) in asks.into_iter().zip(values) {
+            if reply::error_code(&value) == Some("NOGROUP") {
+                self.need_groups = true;
+            }
+            match ask {
+                Ask::Group(_) => self.need_groups = false,
+                Ask::Recover => {
+                    if reply::server_error(&value).is_none() {
+                        self.need_recover = false;
+                    }
+                    let _ = self.on_recovered(value);
+                }
+                Ask::Finish(finish) => self.on_finished(finish, value),
+                Ask::FinishOks(finishes) => self.on_finished_oks(finishes, value),
+                Ask::Fetch(count) => {
+                    if self.on_fetched(count, value).is_err() {
+                        self.more = false;
+                    }
+                }
+                Ask::Reclaim(count) => {
+                    let _ = self.on_reclaimed(count, value);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn command(&self, ask: &Ask) -> Cmd {
+        let shared = &self.shared;
+        let keys = &shared.config.keys;
+        let settings = &shared.settings;
+        let live = keys.live(&settings.name);
+        let [high, normal, low] = &keys.streams;
+        let who = [
+            keys.prefix.as_str(),
+            GROUP,
+            settings.name.as_str(),
+            settings.token.as_str(),
+        ];
+        match ask {
+            Ask::Group(level) => create_group(&keys.streams[*level]),
+            Ask::Recover => scripts::recover().call(&[high, normal, low, &live], &who[..]),
+            Ask::Finish(finish) => finish.command(shared),
+            Ask::FinishOks(finishes) => finish::oks_command(finishes, shared),
+            Ask::Fetch(count) => {
+                let mut args: Vec<String> = who.iter().map(|s| s.to_string()).collect();
+                args.push(count.to_string());
+                args.push(settings.promote_limit.to_string());
+                scripts::fetch().call(&[high, normal, low, &keys.delayed, &live], args)
+            }
+            Ask::Reclaim(count) => {
+                let mut args: Vec<String> = who.iter().map(|s| s.to_string()).collect();
+                args.push(millis(settings.lease).to_string());
+                args.push(count.to_string());
+                args.push(settings.max_deliveries.to_string());
+                args.extend(self.cursors.iter().cloned());
+                scripts::reclaim().call(
+                    &[
+                        high,
+                        normal,
+                        low,
+                        &live,
+                        &keys.dead,
+                        &keys.stats,
+                        &keys.consumers,
+                    ],
+                    args,
+                )
+            }
+        }
+    }
+
+    fn status(items: &mut std::vec::IntoIter<Value>) -> Reply<String> {
+        reply::text(reply::next(items, "status")?)
+    }
+
+    fn on_fetched(&mut self, count: usize, value: Value) -> Reply<()> {
+        let mut items = reply::array(value)?.into_iter();
+        if Self::status(&mut items)? == "fenced" {
+            self.stop = Some(Stop::Fenced);
+            return Ok(());
+        }
+        let next_due = reply::int(reply::next(&mut items, "next due")?)?;
+        let mut last_ids: [String; 3] = Default::default();
+        for id in &mut last_ids {
+            *id = reply::text(reply::next(&mut items, "last id")?)?;
+        }
+        let mut got = 0;
+        for item in items {
+            let delivery = delivery::parse(item)?;
+            got += 1;
+            bump(&self.shared.counters.fetched);
+            self.accept(delivery);
+        }
+        // A FETCH of 0 (a poll while every slot is busy: it promotes due jobs) says nothing
+        // about what is waiting: `more` stays as it was. Only a short FETCH emptied the queue
+        // and answered the last ids the wake-up reader waits after.
+        if count > 0 {
+            self.more = got == count;
+            if got < count {
+                self.last_ids = last_ids;
+            }
+        }
+        if next_due >= 0 {
+            let due = Instant::now() + Duration::from_millis(next_due as u64);
+            self.next_due = Some(self.next_due.map_or(due, |d| d.min(due)));
+        }
+        Ok(())
+    }
+
+    fn on_reclaimed(&mut self, count: usize, value: Value) -> Reply<()> {
+        let mut items = reply::array(value)?.into_iter();
+        if Self::status(&mut items)? == "fenced" {
+            self.stop = Some(Stop::Fenced);
+            return Ok(());
+        }
+        bump(&self.shared.counters.reclaim_scans);
+        for cursor in &mut self.cursors {
+            *cursor = reply::text(reply::next(&mut items, "cursor")?)?;
+        }
+        let mut got = 0;
+        for item in items {
+            let delivery = delivery::parse(item)?;
+            got += 1;
+            bump(&self.shared.counters.reclaimed);
+            self.accept(delivery);
+        }
+        if got == count {
+            self.next_reclaim = Instant::now(); // maybe more stalled entries: look again soon
+        }
+        Ok(())
+    }
+
+    fn on_recovered(&mut self, value: Value) -> Reply<()> {
+        let mut items = reply::array(value)?.into_iter();
+        if Self::status(&mut items)? == "fenced" {
+            self.stop = Some(Stop::Fenced);
+            return Ok(());
+        }
+        for item in items {
+            let delivery = delivery::parse(item)?;
+            if self.shared.held().contains(&delivery.entry) {
+                continue;
+            }
+            bump(&self.shared.counters.recovered);
+            self.accept(delivery);
+        }
+        Ok(())
+    }
+
+    /// The answer to a FINISH_OKS: one status per finish, handled as FINISH's would be.
+    fn on_finished_oks(&mut self, finishes: Vec<Finish>, value: Value) {
+        if reply::server_error(&value).is_some() {
+            // Not an effect (those are caught per entry): e.g. NOGROUP. Each as if alone.
+            for finish in finishes {
+                self.on_finished(finish, value.clone());
+            }
+            return;
+        }
+        let items = reply::array(value).unwrap_or_default();
+        let fenced = matches!(items.first(), Some(first) if reply::text(first.clone()).is_ok_and(|s| s == "fenced"));
+        if fenced || items.len() != finishes.len() {
+            // Fenced (or an answer we cannot read): nothing of ours to finish any more, or
+            // leave the entries to expire and be reclaimed.
+            if fenced {
+                self.stop = Some(Stop::Fenced);
+            }
+            for finish in finishes {
+                self.shared.held().remove(&finish.entry);
+            }
+            return;
+        }
+        for (finish, item) in finishes.into_iter().zip(items) {
+            let mut parts = reply::array(item.clone()).unwrap_or_default().into_iter();
+            let status = parts.next().and_then(|s| reply::text(s).ok());
+            if status.as_deref() == Some("failed") {
+                let message = parts
+                    .next()
+                    .and_then(|m| reply::text(m).ok())
+                    .unwrap_or_default();
+                if let Some(meta) = finish.meta {
+                    // An effect failed (Redis ran the ones before it): a failed attempt.
+                    let error = format!("effects failed: {message}");
+                    self.outbox
+                        .push(Finish::failed(finish.entry, meta, error, false));
+                }
+                continue;
+            }
+            self.on_finished(finish, item);
+        }
+    }
+
+    fn on_finished(&mut self, finish: Finish, value: Value) {
+        let counters = &self.shared.counters;
+        if let Some(message) = reply::server_error(&value) {
+            if reply::error_code(&value) == Some("NOGROUP") {
+                self.outbox.push(finish); // the stream was recreated: try again
+                return;
+            }
+            if finish.mode == Mode::Ok {
+                if let Some(meta) = finish.meta {
+                    // An effect failed (Redis ran the ones before it): a failed attempt.
+                    let error = format!("effects failed: {message}");
+                    self.outbox
+                        .push(Finish::failed(finish.entry, meta, error, false));
+                    return;
+                }
+            }
+            // Cannot be finished: stop renewing it; its lease expires and RECLAIM takes it
+            // (and dead-letters it once it stalled too often).
+            self.shared.held().remove(&finish.entry);
+            return;
+        }
+        let status = reply::array(value)
+            .ok()
+            .and_then(|items| items.into_iter().next())
+            .and_then(|status| reply::text(status).ok())
+            .unwrap_or_default();
+        match status.as_str() {
+            "ok" => bump(&counters.completed),
+            "duplicate" => {
+                bump(&counters.completed);
+                bump(&counters.deduplicated);
+            }
+            "retried" => {
+                bump(&counters.failed);
+                bump(&counters.retried);
+                if finish.delay.is_zero() {
+                    self.more = true;
+                } else {
+                    let due = Instant::now() + finish.delay;
+                    self.next_due = Some(self.next_due.map_or(due, |d| d.min(due)));
+                }
+            }
+            "dead" => {
+                bump(&counters.failed);
+                bump(&counters.dead_lettered);
+            }
+            "released" => bump(&counters.released),
+            "lost" => bump(&counters.lost),
+            "fenced" => {
+                self.stop = Some(Stop::Fenced);
+                return;
+            }
+            _ => {} // "gone": the entry was deleted by someone else
+        }
+        self.shared.held().remove(&finish.entry);
+    }
+
+    /// Stops the helpers and reports how the consumer ended.
+    fn wind_down(mut self) -> Result<(), QueueError> {
+        self.wakeup.stop();
+        self.shared.stop_helpers();
+        // Unblock the wake-up reader's XREAD (it may be in the middle of its block time).
+        let started = Instant::now();
+        let limit = self.shared.settings.block + self.shared.config.command_timeout;
+        while !self
+            .shared
+            .reader_exited
+            .load(std::sync::atomic::Ordering::SeqCst)
+            && started.elapsed() < limit
+        {
+            let id = self
+                .shared
+                .reader_client
+                .load(std::sync::atomic::Ordering::SeqCst);
+            if id != 0 {
+                let unblock = redis::cmd("CLIENT").arg("UNBLOCK").arg(id).clone();
+                let _ = self.link.request(&[unblock], &|| true);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        match self.stop {
+            Some(Stop::Fenced) => {
+                return Err(QueueError::Fenced {
+                    consumer: self.shared.settings.name.clone(),
+                })
+            }
+            Some(Stop::PoolClosed) => return Err(QueueError::PoolClosed),
+            None => {}
+        }
+        if self.released_at_deadline > 0 || self.abandoned > 0 {
+            return Err(QueueError::CloseTimedOut {
+                released: self.released_at_deadline,
+                abandoned: self.abandoned,
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,404 @@
+//! [`JobQueue`]: a queue in Redis — connect to it, add jobs, read its statistics and its
+//! dead letters, and start consumers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::{Cmd, Value};
+use serde::Serialize;
+
+use super::config::{Config, JobQueueBuilder};
+use super::consumer::ConsumerBuilder;
+use super::error::QueueError;
+use super::job::{self, JobId};
+use super::keys::{self, GROUP, LEVELS};
+use super::link::{Link, LinkError};
+use super::options::{Added, JobOptions};
+use super::reply::{self, Reply};
+use super::scripts;
+use super::stats::{ConsumerCounts, QueueStats};
+
+/// A job queue on Redis Streams (see the [module docs](super)): the producer's side, and where
+/// consumers come from.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use sharedbuf::pool::WorkerPool;
+/// use sharedbuf::queue::{JobOptions, JobQueue};
+///
+/// let queue = JobQueue::connect("redis://127.0.0.1:6379", "emails")?;
+/// queue.add(b"hello", JobOptions::new().attempts(3))?;
+///
+/// let pool = Arc::new(WorkerPool::builder().max_threads(8).build()?);
+/// let consumer = queue.consumer("host-a").concurrency(8).run_on(&pool, |job, _ctx| {
+///     println!("job {}: {} bytes", job.id(), job.payload().len());
+///     Ok(())
+/// })?;
+/// // ... later
+/// consumer.close(Some(std::time::Duration::from_secs(30)))?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// A `JobQueue` is `Send + Sync`; its producer calls share one connection (behind a lock), and
+/// each consumer opens its own three.
+pub struct JobQueue {
+    config: Arc<Config>,
+    link: Mutex<Link>,
+}
+
+impl JobQueue {
+    /// Connects to the Redis server at `url` (`redis://[:password@]host:port[/db]`) and opens
+    /// queue `name`, creating its streams and consumer group if they do not exist; the default
+    /// settings ([`builder`](JobQueue::builder) changes them).
+    pub fn connect(url: &str, name: &str) -> Result<JobQueue, QueueError> {
+        JobQueue::builder(url, name).connect()
+    }
+
+    /// A builder for a queue with settings other than the defaults.
+    pub fn builder(url: &str, name: &str) -> JobQueueBuilder {
+        JobQueueBuilder::new(url, name)
+    }
+
+    pub(super) fn open(config: Arc<Config>) -> Result<JobQueue, QueueError> {
+        let link = Link::new(
+            Arc::clone(&config),
+            format!("sharedbuf:{}:producer", config.name),
+            Duration::ZERO,
+            Arc::new(AtomicU64::new(0)),
+        );
+        let queue = JobQueue {
+            config,
+            link: Mutex::new(link),
+        };
+        let info = queue.request(&[redis::cmd("INFO").arg("server").clone()])?;
+        let info = reply::text(info.into_iter().next().unwrap_or(Value::Nil))
+            .map_err(|e| QueueError::Server(e.to_string()))?;
+        check_version(&info)?;
+        queue.ensure_groups()?;
+        Ok(queue)
+    }
+
+    /// Creates the level streams and their consumer group where missing (`BUSYGROUP`: it
+    /// exists).
+    pub(super) fn ensure_groups(&self) -> Result<(), QueueError> {
+        let commands: Vec<Cmd> = self
+            .config
+            .keys
+            .streams
+            .iter()
+            .map(|s| create_group(s))
+            .collect();
+        for value in self.request(&commands)? {
+            if let Some(message) = reply::server_error(&value) {
+                if reply::error_code(&value) != Some("BUSYGROUP") {
+                    return Err(QueueError::Server(message));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// Adds a job whose payload is `payload`'s bytes. With a dedupe key some job already owns
+    /// (waiting, running, or completed within the dedupe window), adds nothing and returns
+    /// [`Added::Duplicate`] with that job's id.
+    ///
+    /// If the connection breaks, the add is sent again once Redis is back (within
+    /// [`retry_for`](JobQueueBuilder::retry_for)); without a dedupe key the job may then be
+    /// queued twice (a lost reply cannot tell whether the first one arrived), with one it
+    /// cannot.
+    pub fn add(&self, payload: impl AsRef<[u8]>, options: JobOptions) -> Result<Added, QueueError> {
+        let command = self.add_command(payload.as_ref(), &options);
+        let value = self.request(&[command])?.pop().unwrap_or(Value::Nil);
+        parse_added(value)
+    }
+
+    /// Adds a job whose payload is `value` encoded with serde as MessagePack (struct fields by
+    /// name); the handler reads it back with [`Job::value`](super::Job::value).
+    pub fn add_value<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        options: JobOptions,
+    ) -> Result<Added, QueueError> {
+        let payload = job::encode_value(value)?;
+        self.add(payload, options)
+    }
+
+    /// Adds many jobs in few round trips (pipelines of up to 1,000), in order; the results
+    /// come in the same order.
+    pub fn add_batch<P, I>(&self, jobs: I) -> Result<Vec<Added>, QueueError>
+    where
+        P: AsRef<[u8]>,
+        I: IntoIterator<Item = (P, JobOptions)>,
+    {
+        let mut out = Vec::new();
+        let mut batch = Vec::with_capacity(1000);
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            batch.clear();
+            batch.extend(
+                jobs.by_ref()
+                    .take(1000)
+                    .map(|(payload, options)| self.add_command(payload.as_ref(), &options)),
+            );
+            for value in self.request(&batch)? {
+                out.push(parse_added(value)?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn add_command(&self, payload: &[u8], options: &JobOptions) -> Cmd {
+        let keys = &self.config.keys;
+        let delay_ms = u64::try_from(options.delay.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = u64::try_from(self.config.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
+        let mut args: Vec<Vec<u8>> = vec![
+            keys.prefix.clone().into_bytes(),
+            keys::level_name(options.priority).as_bytes().to_vec(),
+            delay_ms.to_string().into_bytes(),
+            options.dedupe.clone().unwrap_or_default().into_bytes(),
+            ttl_ms.to_string().into_bytes(),
+        ];
+        args.extend(job::new_fields(payload, options));
+        let seq = format!("{}seq", keys.prefix);
+        scripts::add().call(&[keys.stream(options.priority), &keys.delayed, &seq], args)
+    }
+
+    /// Reads the queue's statistics (one round trip).
+    pub fn stats(&self) -> Result<QueueStats, QueueError> {
+        let keys = &self.config.keys;
+        let mut commands = Vec::new();
+        for stream in &keys.streams {
+            commands.push(redis::cmd("XLEN").arg(stream).clone());
+            commands.push(redis::cmd("XPENDING").arg(stream).arg(GROUP).clone());
+        }
+        commands.push(redis::cmd("ZCARD").arg(&keys.delayed).clone());
+        commands.push(redis::cmd("XLEN").arg(&keys.dead).clone());
+        commands.push(redis::cmd("HGETALL").arg(&keys.stats).clone());
+        commands.push(redis::cmd("HGETALL").arg(&keys.consumers).clone());
+        let values = self.request(&commands)?;
+        parse_stats(values).map_err(|e| QueueError::Server(e.to_string()))
+    }
+
+    /// The oldest `count` jobs of the dead-letter stream, with their errors.
+    pub fn dead_letters(&self, count: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        let command = redis::cmd("XRANGE")
+            .arg(&self.config.keys.dead)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(count)
+            .clone();
+        let value = self.request(&[command])?.pop().unwrap_or(Value::Nil);
+        let parse = || -> Reply<Vec<DeadLetter>> {
+            reply::array(value)?
+                .into_iter()
+                .map(DeadLetter::parse)
+                .collect()
+        };
+        parse().map_err(|e| QueueError::Server(e.to_string()))
+    }
+
+    /// A builder for a consumer of this queue named `name` (unique among its live consumers:
+    /// e.g. the host name and the process id).
+    pub fn consumer(&self, name: &str) -> ConsumerBuilder {
+        ConsumerBuilder::new(Arc::clone(&self.config), name)
+    }
+
+    /// Sends `commands` on the producer's connection, retrying for the retry budget; a
+    /// server error answer to any of them is returned as `Err`.
+    pub(super) fn request(&self, commands: &[Cmd]) -> Result<Vec<Value>, QueueError> {
+        let started = Instant::now();
+        let budget = self.config.retry_for;
+        let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
+        let values = link
+            .request(commands, &|| started.elapsed() >= budget)
+            .map_err(|error| match error {
+                LinkError::GaveUp {
+                    last_error,
+                    tried_for,
+                } => QueueError::Unavailable {
+                    tried_for,
+                    last_error,
+                },
+                LinkError::Fatal(error) => QueueError::Connect(error),
+            })?;
+        drop(link);
+        for value in &values {
+            if let (Some(message), Some(code)) =
+                (reply::server_error(value), reply::error_code(value))
+            {
+                if code != "BUSYGROUP" {
+                    return Err(QueueError::Server(message));
+                }
+            }
+        }
+        Ok(values)
+    }
+}
+
+impl fmt::Debug for JobQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JobQueue")
+            .field("name", &self.config.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `XGROUP CREATE <stream> sharedbuf 0 MKSTREAM`: from the start, so jobs added before the
+/// group existed are served too.
+pub(super) fn create_group(stream: &str) -> Cmd {
+    redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(stream)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .clone()
+}
+
+/// `Err(Unsupported)` for servers older than 6.2.
+fn check_version(info: &str) -> Result<(), QueueError> {
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .map(str::trim)
+        .unwrap_or("unknown");
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) < (6, 2) {
+        return Err(QueueError::Unsupported {
+            version: version.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn parse_added(value: Value) -> Result<Added, QueueError> {
+    let parse = || -> Reply<Added> {
+        let mut items = reply::array(value)?.into_iter();
+        let new = reply::int(reply::next(&mut items, "flag")?)?;
+        let id = JobId(reply::int(reply::next(&mut items, "id")?)?.max(0) as u64);
+        Ok(if new == 1 {
+            Added::New(id)
+        } else {
+            Added::Duplicate(id)
+        })
+    };
+    parse().map_err(|e| QueueError::Server(e.to_string()))
+}
+
+fn parse_stats(values: Vec<Value>) -> Reply<QueueStats> {
+    let mut stats = QueueStats::default();
+    let mut consumers: BTreeMap<String, ConsumerCounts> = BTreeMap::new();
+    let mut values = values.into_iter();
+    for _ in LEVELS {
+        let length = reply::int(reply::next(&mut values, "XLEN")?)?.max(0) as u64;
+        let pending = reply::next(&mut values, "XPENDING")?;
+        let mut held = 0u64;
+        if reply::error_code(&pending).is_none() {
+            let mut summary = reply::array(pending)?.into_iter();
+            held = reply::int(summary.next().unwrap_or(Value::Nil))?.max(0) as u64;
+            let per_consumer = summary.nth(2).unwrap_or(Value::Nil);
+            for pair in reply::array(per_consumer)? {
+                let mut pair = reply::array(pair)?.into_iter();
+                let name = reply::text(reply::next(&mut pair, "consumer")?)?;
+                let count = reply::int(reply::next(&mut pair, "count")?)?.max(0) as u64;
+                let entry = consumers.entry(name.clone()).or_default();
+                entry.name = name;
+                entry.active += count;
+            }
+        }
+        stats.active += held;
+        stats.waiting += length.saturating_sub(held);
+    }
+    stats.delayed = reply::int(reply::next(&mut values, "ZCARD")?)?.max(0) as u64;
+    stats.dead_letter_stream = reply::int(reply::next(&mut values, "XLEN")?)?.max(0) as u64;
+    for (name, value) in reply::pairs(reply::next(&mut values, "stats")?)? {
+        let value = String::from_utf8_lossy(&value).parse().unwrap_or(0);
+        stats.set(&String::from_utf8_lossy(&name), value);
+    }
+    for (name, value) in reply::pairs(reply::next(&mut values, "consumers")?)? {
+        let name = String::from_utf8_lossy(&name).into_owned();
+        let Some((consumer, counter)) = name.rsplit_once('|') else {
+            continue;
+        };
+        let value = String::from_utf8_lossy(&value).parse().unwrap_or(0);
+        let entry = consumers.entry(consumer.to_string()).or_default();
+        entry.name = consumer.to_string();
+        entry.set(counter, value);
+    }
+    stats.consumers = consumers.into_values().collect();
+    Ok(stats)
+}
+
+/// A job in the dead-letter stream: [`JobQueue::dead_letters`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// Its id in the dead-letter stream (`XDEL` it there once handled).
+    pub entry_id: String,
+    /// The job's id (`None` for an entry that was not a job at all).
+    pub job: Option<JobId>,
+    /// The attempt that failed last.
+    pub attempt: u32,
+    /// Why: the last attempt's error, `timed out after …`, `panicked: …`, `malformed payload:
+    /// …`, `malformed entry: …`, or `stalled: …`.
+    pub error: String,
+    /// The job's payload.
+    pub payload: Vec<u8>,
+    /// Its dedupe key.
+    pub dedupe_key: Option<String>,
+    /// The consumer that dead-lettered it.
+    pub consumer: String,
+    /// When (the Redis server's clock).
+    pub failed_at: SystemTime,
+}
+
+impl DeadLetter {
+    fn parse(value: Value) -> Reply<DeadLetter> {
+        let mut items = reply::array(value)?.into_iter();
+        let entry_id = reply::text(reply::next(&mut items, "entry id")?)?;
+        let mut letter = DeadLetter {
+            entry_id,
+            job: None,
+            attempt: 0,
+            error: String::new(),
+            payload: Vec::new(),
+            dedupe_key: None,
+            consumer: String::new(),
+            failed_at: UNIX_EPOCH,
+        };
+        let number = |v: &[u8]| {
+            std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+        };
+        for (name, value) in reply::pairs(reply::next(&mut items, "fields")?)? {
+            match name.as_slice() {
+                b"job" => letter.job = number(&value).map(JobId),
+                b"attempt" => {
+                    letter.attempt =
+                        number(&value).map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+                }
+                b"error" => letter.error = String::from_utf8_lossy(&value).into_owned(),
+                b"payload" => letter.payload = value,
+                b"dedupe" => letter.dedupe_key = Some(String::from_utf8_lossy(&value).into_owned()),
+                b"consumer" => letter.consumer = String::from_utf8_lossy(&value).into_owned(),
+                b"failed" => {
+                    letter.failed_at =
+                        UNIX_EPOCH + Duration::from_millis(number(&value).unwrap_or(0))
+                }
+                _ => {}
+            }
+        }
+        Ok(letter)
+    }
+}

@@ -1,0 +1,651 @@
+//! The queue's protocols, each one Lua script that Redis runs atomically (no other client's
+//! command runs in the middle of one, and the append-only file records each as one
+//! transaction).
+//!
+//! # Where a job is
+//!
+//! At any moment a job is in exactly one of these places (**invariant J1**), and every move
+//! between them is one script:
+//!
+//! ```text
+//!   add ──► delayed set ──(due: FETCH promotes)──► level stream, waiting
+//!    └──────────────────────────────────────────►        │ FETCH / RECLAIM / RECOVER
+//!                                                         ▼
+//!              ┌────────────── FINISH release ──── pending, leased to one consumer
+//!              ▼                                   │      │        │
+//!   level stream, waiting    FINISH ok: gone ◄─────┘      │        └──► FINISH dead: dead stream
+//!                                       FINISH retry: delayed set or level stream (attempt + 1)
+//! ```
+//!
+//! # Ownership and fencing
+//!
+//! A pending entry belongs to the consumer the group's pending list names. **Invariant J2**:
+//! only that consumer may move it on — FINISH checks ownership with `XPENDING … <consumer>`
+//! before it does anything and answers `lost` otherwise. So an entry is acknowledged at most
+//! once, its effects committed at most once, and sending a FINISH again after a lost reply is
+//! harmless (the second run finds the entry no longer pending and does nothing).
+//!
+//! Ownership is by consumer *name*, so two live consumers must never share one. A consumer
+//! holds `live:<name>` with a random token (set when it starts, refreshed with every lease
+//! renewal); every script of a consumer first checks that the key holds its token or is absent,
+//! and answers `fenced` if another consumer took the name over.
+//!
+//! # Leases
+//!
+//! A consumer renews the lease of every job it holds every third of the lease (RENEW: `XCLAIM
+//! … JUSTID`, which resets the entry's idle time without counting a delivery), from a thread of
+//! its own — never the job's. RENEW only renews entries still owned by the renewer (it reports
+//! the others as lost), so renewing cannot steal a job back. **Invariant J3**: an entry whose
+//! owner is alive and reaches Redis is idle for less than a third of the lease plus a round
+//! trip, so RECLAIM (`XAUTOCLAIM` with the lease as minimum idle time) only takes entries of a
+//! consumer that stopped renewing: it died, hung, or lost Redis for longer than the lease.
+//!
+//! # Time
+//!
+//! Due times are milliseconds of the Redis server's clock (`TIME`), so machines with different
+//! clocks agree. A job is due at `ceil(now) + delay` and promoted once `floor(now) >= due`: it
+//! never runs before its delay has passed (docs/semantics.md Q3).
+
+use std::sync::OnceLock;
+
+use redis::{Cmd, ToRedisArgs};
+
+/// A script and its SHA-1 (what `EVALSHA` names it by).
+pub(super) struct Script {
+    pub(super) source: &'static str,
+    sha: String,
+}
+
+impl Script {
+    fn new(source: &'static str) -> Script {
+        Script {
+            source,
+            sha: redis::Script::new(source).get_hash().to_string(),
+        }
+    }
+
+    /// `EVALSHA` of this script with `keys` and `args`.
+    pub(super) fn call<A: ToRedisArgs>(&self, keys: &[&str], args: A) -> Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(&self.sha).arg(keys.len()).arg(keys).arg(args);
+        cmd
+    }
+}
+
+struct Scripts {
+    add: Script,
+    fetch: Script,
+    finish: Script,
+    finish_oks: Script,
+    renew: Script,
+    reclaim: Script,
+    recover: Script,
+    release_name: Script,
+}
+
+fn scripts() -> &'static Scripts {
+    static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        add: Script::new(ADD),
+        fetch: Script::new(FETCH),
+        finish: Script::new(FINISH),
+        finish_oks: Script::new(FINISH_OKS),
+        renew: Script::new(RENEW),
+        reclaim: Script::new(RECLAIM),
+        recover: Script::new(RECOVER),
+        release_name: Script::new(RELEASE_NAME),
+    })
+}
+
+/// Every script (a new connection loads them all).
+pub(super) fn all() -> [&'static Script; 8] {
+    let s = scripts();
+    [
+        &s.add,
+        &s.fetch,
+        &s.finish,
+        &s.finish_oks,
+        &s.renew,
+        &s.reclaim,
+        &s.recover,
+        &s.release_name,
+    ]
+}
+
+/// ADD: a new job.
+pub(super) fn add() -> &'static Script {
+    &scripts().add
+}
+
+/// FETCH: promote due delayed jobs, then read new jobs, highest level first.
+pub(super) fn fetch() -> &'static Script {
+    &scripts().fetch
+}
+
+/// FINISH: acknowledge (`ok`), retry, dead-letter or release one pending entry.
+pub(super) fn finish() -> &'static Script {
+    &scripts().finish
+}
+
+/// FINISH_OKS: acknowledge several pending entries of one consumer whose handlers succeeded.
+pub(super) fn finish_oks() -> &'static Script {
+    &scripts().finish_oks
+}
+
+/// RENEW: extend the leases of the entries a consumer holds, and its name.
+pub(super) fn renew() -> &'static Script {
+    &scripts().renew
+}
+
+/// RECLAIM: take entries whose lease expired.
+pub(super) fn reclaim() -> &'static Script {
+    &scripts().reclaim
+}
+
+/// RECOVER: a consumer's own pending entries (after a reconnect).
+pub(super) fn recover() -> &'static Script {
+    &scripts().recover
+}
+
+/// RELEASE_NAME: a closing consumer gives its name back.
+pub(super) fn release_name() -> &'static Script {
+    &scripts().release_name
+}
+
+/// Lua shared by the scripts that hand out entries: `now_ms()`, `fenced(live key, token)`,
+/// `done(prefix, fields)` (1 if the entry's dedupe key is already done: the consumer then
+/// acknowledges it without running its handler), and `field(fields, name)`.
+macro_rules! lua_common {
+    () => {
+        r#"
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function due_after(delay)
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000) + delay
+end
+local function fenced(live, token)
+  local holder = redis.call('GET', live)
+  return holder and holder ~= token
+end
+local function field(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return nil
+end
+local function done(prefix, fields)
+  local key = field(fields, 'dedupe')
+  if not key then return 0 end
+  local owner = redis.call('GET', prefix .. 'dedupe:' .. key)
+  if owner and string.sub(owner, 1, 5) == 'done:' then return 1 end
+  return 0
+end
+local function deliveries(stream, group, consumer, id)
+  local p = redis.call('XPENDING', stream, group, id, id, 1, consumer)
+  if p[1] then return tonumber(p[1][4]) end
+  return 1
+end
+local function count(stats, consumers, consumer, name)
+  redis.call('HINCRBY', stats, name, 1)
+  redis.call('HINCRBY', consumers, consumer .. '|' .. name, 1)
+end
+"#
+    };
+}
+
+/// ADD — a new job (Q2, Q3, Q5).
+///
+/// KEYS: the level stream, the delayed set, `seq`. ARGV: prefix, level name, delay ms, dedupe
+/// key (`''`: none), dedupe window ms, then the entry's field/value pairs.
+///
+/// With a dedupe key that some job already owns (`pending:<id>` or `done:<id>`), adds nothing
+/// and answers `{0, id}`. Otherwise takes the next id from `seq`, records the dedupe key as
+/// `pending:<id>` (for the delay plus the dedupe window), and puts the job in the delayed set
+/// (`delay > 0`, due at `ceil(now) + delay`) or at the end of its level stream; answers
+/// `{1, id}`.
+const ADD: &str = concat!(
+    lua_common!(),
+    r#"
+local prefix, dedupe = ARGV[1], ARGV[4]
+local dkey = nil
+if dedupe ~= '' then
+  dkey = prefix .. 'dedupe:' .. dedupe
+  local owner = redis.call('GET', dkey)
+  if owner then return {0, tonumber(string.match(owner, '%d+$'))} end
+end
+local id = redis.call('INCR', KEYS[3])
+local fields = {'job', id}
+for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
+fields[#fields + 1] = 'added'
+fields[#fields + 1] = now_ms()
+local delay = tonumber(ARGV[3])
+if dkey then redis.call('SET', dkey, 'pending:' .. id, 'PX', tonumber(ARGV[5]) + delay) end
+if delay > 0 then
+  fields[#fields + 1] = 'level'
+  fields[#fields + 1] = ARGV[2]
+  redis.call('HSET', prefix .. 'delayed:' .. id, unpack(fields))
+  redis.call('ZADD', KEYS[2], due_after(delay), id)
+else
+  redis.call('XADD', KEYS[1], '*', unpack(fields))
+end
+return {1, id}
+"#
+);
+
+/// FETCH — promote, then read (Q3).
+///
+/// KEYS: the three level streams (high, normal, low), the delayed set, the consumer's live
+/// key. ARGV: prefix, group, consumer, token, count, promotion limit.
+///
+/// 1. Moves up to `limit` due jobs from the delayed set to the end of their level streams
+///    (oldest due first).
+/// 2. Reads up to `count` new entries with `XREADGROUP … >`, all it can from the high stream
+///    first, then normal, then low: a consumer with free slots always takes the highest level
+///    waiting.
+/// 3. Answers `{'ok', ms until the next delayed job is due (-1: none), last id of each stream,
+///    entries…}`, each entry `{level, id, fields, deliveries, done}`. A consumer that got fewer
+///    than `count` has emptied every level; it then blocks in `XREAD` from those last ids, so
+///    any entry added after this script wakes it (none can slip in between: the script is
+///    atomic). A FETCH that got all it asked for skips the last ids and the next due time
+///    (`'0-0'`, -1): the consumer fetches again at once, and those are only read when short.
+const FETCH: &str = concat!(
+    lua_common!(),
+    r#"
+local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
+if fenced(KEYS[5], ARGV[4]) then return {'fenced'} end
+local now = now_ms()
+local streams = {high = KEYS[1], normal = KEYS[2], low = KEYS[3]}
+local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+for _, id in ipairs(due) do
+  local hkey = prefix .. 'delayed:' .. id
+  local flat = redis.call('HGETALL', hkey)
+  local fields, level = {}, 'normal'
+  for i = 1, #flat, 2 do
+    if flat[i] == 'level' then level = flat[i + 1]
+    else
+      fields[#fields + 1] = flat[i]
+      fields[#fields + 1] = flat[i + 1]
+    end
+  end
+  if #fields > 0 then redis.call('XADD', streams[level] or KEYS[2], '*', unpack(fields)) end
+  redis.call('DEL', hkey)
+  redis.call('ZREM', KEYS[4], id)
+end
+local out = {'ok', -1, '0-0', '0-0', '0-0'}
+local want = tonumber(ARGV[5])
+for level = 1, 3 do
+  if want > 0 then
+    local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', KEYS[level], '>')
+    if r then
+      for _, e in ipairs(r[1][2]) do
+        out[#out + 1] = {level, e[1], e[2], 1, done(prefix, e[2])}
+        want = want - 1
+      end
+    end
+  end
+end
+if want > 0 or tonumber(ARGV[5]) == 0 then
+  -- Short (or a poll that asked for nothing): the consumer will wait, from these ids and
+  -- until the next due job.
+  for level = 1, 3 do
+    local last = redis.call('XREVRANGE', KEYS[level], '+', '-', 'COUNT', 1)
+    if last[1] then out[2 + level] = last[1][1] end
+  end
+  local nxt = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  if nxt[2] then
+    local wait = tonumber(nxt[2]) - now
+    if wait < 0 then wait = 0 end
+    out[2] = wait
+  end
+end
+return out
+"#
+);
+
+/// FINISH — the end of one attempt (Q1, Q2, Q4, Q5).
+///
+/// KEYS: the entry's level stream, the consumer's live key, the delayed set, the dead stream,
+/// `stats`, `consumers`. ARGV: prefix, group, consumer, token, entry id, mode, job id, dedupe
+/// key (`''`), dedupe window ms, retry delay ms, error, level name, then the effects (their
+/// count, then per command its argument count and arguments).
+///
+/// First `fenced` / `lost` unless the consumer still owns the entry (J2). Then by mode:
+/// - `ok`: unless the dedupe key is already `done:`, runs the effects and marks the key
+///   `done:<id>` for the dedupe window; acknowledges and deletes the entry; counts `completed`
+///   (and `deduplicated` when the effects were skipped).
+/// - `retry`: acknowledges and deletes the entry, and adds the job again with `attempt + 1`
+///   and the error — to the delayed set when there is a delay, else to the end of its stream;
+///   counts `failed` and `retried`.
+/// - `dead`: acknowledges and deletes the entry, adds it with its error to the dead stream,
+///   frees its dedupe key if the job still holds it as pending; counts `failed` and `dead`.
+/// - `release`: acknowledges and deletes the entry and adds it unchanged to the end of its
+///   stream (a closing consumer gives back a job it did not finish: no attempt is counted);
+///   counts `released`.
+const FINISH: &str = concat!(
+    lua_common!(),
+    r#"
+local prefix, group, consumer, entry = ARGV[1], ARGV[2], ARGV[3], ARGV[5]
+local mode, id = ARGV[6], ARGV[7]
+if fenced(KEYS[2], ARGV[4]) then return {'fenced'} end
+if #redis.call('XPENDING', KEYS[1], group, entry, entry, 1, consumer) == 0 then return {'lost'} end
+local function forget()
+  redis.call('XACK', KEYS[1], group, entry)
+  redis.call('XDEL', KEYS[1], entry)
+end
+local function counted(name) count(KEYS[5], KEYS[6], consumer, name) end
+if mode == 'ok' then
+  local dkey = nil
+  local duplicate = false
+  if ARGV[8] ~= '' then
+    dkey = prefix .. 'dedupe:' .. ARGV[8]
+    local owner = redis.call('GET', dkey)
+    duplicate = owner and string.sub(owner, 1, 5) == 'done:'
+  end
+  if not duplicate then
+    local at = 14
+    for _ = 1, tonumber(ARGV[13]) do
+      local n = tonumber(ARGV[at])
+      redis.call(unpack(ARGV, at + 1, at + n))
+      at = at + 1 + n
+    end
+    if dkey then redis.call('SET', dkey, 'done:' .. id, 'PX', tonumber(ARGV[9])) end
+  end
+  forget()
+  counted('completed')
+  if duplicate then
+    counted('deduplicated')
+    return {'duplicate'}
+  end
+  return {'ok'}
+end
+local found = redis.call('XRANGE', KEYS[1], entry, entry)
+if #found == 0 then
+  forget()
+  return {'gone'}
+end
+local flat = found[1][2]
+if mode == 'release' then
+  forget()
+  redis.call('XADD', KEYS[1], '*', unpack(flat))
+  counted('released')
+  return {'released'}
+end
+local fields, attempt = {}, 1
+for i = 1, #flat, 2 do
+  local name = flat[i]
+  if name == 'attempt' then attempt = tonumber(flat[i + 1]) or 1
+  elseif name ~= 'error' then
+    fields[#fields + 1] = name
+    fields[#fields + 1] = flat[i + 1]
+  end
+end
+forget()
+counted('failed')
+if mode == 'retry' and id ~= '' then
+  counted('retried')
+  fields[#fields + 1] = 'attempt'
+  fields[#fields + 1] = attempt + 1
+  fields[#fields + 1] = 'error'
+  fields[#fields + 1] = ARGV[11]
+  local delay = tonumber(ARGV[10])
+  if delay > 0 then
+    fields[#fields + 1] = 'level'
+    fields[#fields + 1] = ARGV[12]
+    redis.call('HSET', prefix .. 'delayed:' .. id, unpack(fields))
+    redis.call('ZADD', KEYS[3], due_after(delay), id)
+  else
+    redis.call('XADD', KEYS[1], '*', unpack(fields))
+  end
+  return {'retried'}
+end
+fields[#fields + 1] = 'attempt'
+fields[#fields + 1] = attempt
+fields[#fields + 1] = 'error'
+fields[#fields + 1] = ARGV[11]
+fields[#fields + 1] = 'consumer'
+fields[#fields + 1] = consumer
+fields[#fields + 1] = 'failed'
+fields[#fields + 1] = now_ms()
+redis.call('XADD', KEYS[4], '*', unpack(fields))
+if ARGV[8] ~= '' then
+  local dkey = prefix .. 'dedupe:' .. ARGV[8]
+  if redis.call('GET', dkey) == 'pending:' .. id then redis.call('DEL', dkey) end
+end
+counted('dead')
+return {'dead'}
+"#
+);
+
+/// FINISH_OKS — several `ok` FINISHes of one consumer in one call (Q1, Q5): what a busy
+/// consumer sends most, so it pays the script call, the fence check and the counters once per
+/// round instead of once per job.
+///
+/// KEYS: the three level streams (high, normal, low), the consumer's live key, `stats`,
+/// `consumers`. ARGV: prefix, group, consumer, token, dedupe window ms, then per entry: its
+/// level (1–3), entry id, job id, dedupe key (`''`), and its effects (as FINISH's).
+///
+/// `{'fenced'}` if another consumer holds the name. Otherwise, for each entry in order, what
+/// FINISH `ok` does — `{'lost'}` unless the consumer still owns it (J2); unless its dedupe key
+/// is done, runs its effects and marks the key done; acknowledges and deletes it — and answers
+/// one status per entry: `{'ok'}`, `{'duplicate'}`, `{'lost'}`, or `{'failed', error}` when one
+/// of its effects failed (the entry stays pending and unacknowledged; effects before the
+/// failing one ran, as in FINISH). The acknowledgements and deletions are made at the end, one
+/// `XACK` and one `XDEL` per stream, and the counters added once.
+const FINISH_OKS: &str = concat!(
+    lua_common!(),
+    r#"
+local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
+if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
+local ttl = tonumber(ARGV[5])
+local out = {}
+local completed, deduplicated = 0, 0
+local done_ids = {{}, {}, {}}
+local at = 6
+while at <= #ARGV do
+  local level = tonumber(ARGV[at])
+  local stream = KEYS[level]
+  local entry, id, dedupe = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+  local commands = tonumber(ARGV[at + 4])
+  at = at + 5
+  local first = at
+  for _ = 1, commands do at = at + 1 + tonumber(ARGV[at]) end
+  if #redis.call('XPENDING', stream, group, entry, entry, 1, consumer) == 0 then
+    out[#out + 1] = {'lost'}
+  else
+    local dkey, duplicate, failed = nil, false, nil
+    if dedupe ~= '' then
+      dkey = prefix .. 'dedupe:' .. dedupe
+      local owner = redis.call('GET', dkey)
+      duplicate = owner and string.sub(owner, 1, 5) == 'done:'
+    end
+    if not duplicate then
+      local c = first
+      for _ = 1, commands do
+        local n = tonumber(ARGV[c])
+        local r = redis.pcall(unpack(ARGV, c + 1, c + n))
+        if type(r) == 'table' and r.err then
+          failed = r.err
+          break
+        end
+        c = c + 1 + n
+      end
+    end
+    if failed then
+      out[#out + 1] = {'failed', failed}
+    else
+      if dkey and not duplicate then redis.call('SET', dkey, 'done:' .. id, 'PX', ttl) end
+      local ids = done_ids[level]
+      ids[#ids + 1] = entry
+      completed = completed + 1
+      if duplicate then
+        deduplicated = deduplicated + 1
+        out[#out + 1] = {'duplicate'}
+      else
+        out[#out + 1] = {'ok'}
+      end
+    end
+  end
+end
+-- One XACK and one XDEL per stream: XDEL pays for finding the stream's new first entry
+-- once per call, not once per entry.
+for level = 1, 3 do
+  local ids = done_ids[level]
+  if #ids > 0 then
+    redis.call('XACK', KEYS[level], group, unpack(ids))
+    redis.call('XDEL', KEYS[level], unpack(ids))
+  end
+end
+for name, n in pairs({completed = completed, deduplicated = deduplicated}) do
+  if n > 0 then
+    redis.call('HINCRBY', KEYS[5], name, n)
+    redis.call('HINCRBY', KEYS[6], consumer .. '|' .. name, n)
+  end
+end
+return out
+"#
+);
+
+/// RENEW — leases and name (Q1).
+///
+/// KEYS: the three level streams, the consumer's live key. ARGV: group, consumer, token, lease
+/// ms, the number of ids for each level, then the ids.
+///
+/// `fenced` if another consumer holds the name; else sets the name's key to the token for one
+/// lease, and resets the idle time of every listed entry the consumer still owns (`XCLAIM …
+/// JUSTID`: no delivery is counted). Answers `{'ok', level, id, level, id, …}` listing the
+/// entries it no longer owns (they were reclaimed, J3): the consumer cancels their tasks and
+/// will not finish them.
+const RENEW: &str = concat!(
+    lua_common!(),
+    r#"
+local group, consumer = ARGV[1], ARGV[2]
+if fenced(KEYS[4], ARGV[3]) then return {'fenced'} end
+redis.call('SET', KEYS[4], ARGV[3], 'PX', tonumber(ARGV[4]))
+local out = {'ok'}
+local at = 8
+for level = 1, 3 do
+  local n = tonumber(ARGV[4 + level])
+  local claim = {KEYS[level], group, consumer, 0}
+  for i = at, at + n - 1 do
+    local id = ARGV[i]
+    if #redis.call('XPENDING', KEYS[level], group, id, id, 1, consumer) > 0 then
+      claim[#claim + 1] = id
+    else
+      out[#out + 1] = level
+      out[#out + 1] = id
+    end
+  end
+  at = at + n
+  if #claim > 4 then
+    claim[#claim + 1] = 'JUSTID'
+    redis.call('XCLAIM', unpack(claim))
+  end
+end
+return out
+"#
+);
+
+/// RECLAIM — jobs of consumers that stopped renewing (Q1).
+///
+/// KEYS: the three level streams, the consumer's live key, the dead stream, `stats`,
+/// `consumers`. ARGV: prefix, group, consumer, token, lease ms, count, most deliveries, then a
+/// scan cursor per level.
+///
+/// For each level while fewer than `count` were taken: `XAUTOCLAIM` entries idle for at least a
+/// lease (J3). An entry now delivered more than `most deliveries` times (its consumers keep
+/// dying on it) goes to the dead stream with the error `stalled`; the others are handed out.
+/// Answers `{'ok', next cursor per level, entries…}` like FETCH. Counts `reclaimed`.
+const RECLAIM: &str = concat!(
+    lua_common!(),
+    r#"
+local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
+if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
+local out = {'ok', ARGV[8], ARGV[9], ARGV[10]}
+local want = tonumber(ARGV[6])
+local most = tonumber(ARGV[7])
+for level = 1, 3 do
+  if want > 0 then
+    local r = redis.call('XAUTOCLAIM', KEYS[level], group, consumer, tonumber(ARGV[5]), ARGV[7 + level], 'COUNT', want)
+    out[1 + level] = r[1]
+    for _, e in ipairs(r[2]) do
+      if type(e) == 'table' and type(e[2]) == 'table' then
+        local n = deliveries(KEYS[level], group, consumer, e[1])
+        count(KEYS[6], KEYS[7], consumer, 'reclaimed')
+        if n > most then
+          local fields = {}
+          for i = 1, #e[2], 2 do
+            if e[2][i] ~= 'error' then
+              fields[#fields + 1] = e[2][i]
+              fields[#fields + 1] = e[2][i + 1]
+            end
+          end
+          fields[#fields + 1] = 'error'
+          fields[#fields + 1] = 'stalled: delivered ' .. n .. ' times, and every consumer stopped renewing its lease'
+          fields[#fields + 1] = 'consumer'
+          fields[#fields + 1] = consumer
+          fields[#fields + 1] = 'failed'
+          fields[#fields + 1] = now_ms()
+          redis.call('XADD', KEYS[5], '*', unpack(fields))
+          redis.call('XACK', KEYS[level], group, e[1])
+          redis.call('XDEL', KEYS[level], e[1])
+          count(KEYS[6], KEYS[7], consumer, 'failed')
+          count(KEYS[6], KEYS[7], consumer, 'dead')
+          local key, id = field(e[2], 'dedupe'), field(e[2], 'job')
+          if key and id and redis.call('GET', prefix .. 'dedupe:' .. key) == 'pending:' .. id then
+            redis.call('DEL', prefix .. 'dedupe:' .. key)
+          end
+        else
+          out[#out + 1] = {level, e[1], e[2], n, done(prefix, e[2])}
+          want = want - 1
+        end
+      elseif type(e) == 'table' then
+        redis.call('XACK', KEYS[level], group, e[1])
+      elseif type(e) == 'string' then
+        redis.call('XACK', KEYS[level], group, e)
+      end
+    end
+  end
+end
+return out
+"#
+);
+
+/// RECOVER — a consumer's own pending entries (Q6).
+///
+/// KEYS: the three level streams, the consumer's live key. ARGV: prefix, group, consumer,
+/// token.
+///
+/// Reads the consumer's pending list (`XREADGROUP … 0`): after a reconnect, the entries a
+/// lost reply delivered without the consumer knowing. Entries deleted meanwhile are
+/// acknowledged. Answers `{'ok', entries…}` like FETCH; the consumer keeps those it does not
+/// already hold.
+const RECOVER: &str = concat!(
+    lua_common!(),
+    r#"
+local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
+if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
+local out = {'ok'}
+for level = 1, 3 do
+  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'STREAMS', KEYS[level], '0')
+  if r then
+    for _, e in ipairs(r[1][2]) do
+      if type(e[2]) == 'table' then
+        out[#out + 1] = {level, e[1], e[2], deliveries(KEYS[level], group, consumer, e[1]), done(prefix, e[2])}
+      else
+        redis.call('XACK', KEYS[level], group, e[1])
+      end
+    end
+  end
+end
+return out
+"#
+);
+
+/// RELEASE_NAME — KEYS: the live key; ARGV: the token. Deletes the key if it holds the token.
+const RELEASE_NAME: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"#;

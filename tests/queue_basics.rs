@@ -1,0 +1,127 @@
+//! The queue against a real `redis-server`: a job's life — added, run on a pool, acknowledged —
+//! payloads as bytes and serde values, statistics, and closing (docs/semantics.md Q1).
+#![cfg(feature = "redis")]
+
+mod queue_support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use queue_support::{queue_name, redis_or_skip, wait_until};
+use sharedbuf::pool::WorkerPool;
+use sharedbuf::queue::{Added, JobOptions, JobQueue};
+
+fn pool(threads: usize) -> Arc<WorkerPool> {
+    Arc::new(WorkerPool::builder().max_threads(threads).build().unwrap())
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Resize {
+    image: String,
+    width: u32,
+}
+
+// docs/semantics.md Q1
+#[test]
+fn q1_jobs_run_once_and_are_acknowledged() {
+    let Some(server) = redis_or_skip("q1_jobs_run_once_and_are_acknowledged") else {
+        return;
+    };
+    let queue = JobQueue::connect(&server.url(), &queue_name("basics")).unwrap();
+    let ids: Vec<Added> = (0..50u32)
+        .map(|i| queue.add(i.to_le_bytes(), JobOptions::new()).unwrap())
+        .collect();
+    assert!(ids.iter().all(Added::is_new));
+    assert_eq!(queue.stats().unwrap().waiting, 50);
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let consumer = queue
+        .consumer("basics-a")
+        .concurrency(4)
+        .run_on(&pool(4), move |job, _ctx| {
+            let n = u32::from_le_bytes(job.payload().try_into().unwrap());
+            record.lock().unwrap().push((job.id(), n, job.attempt()));
+            Ok(())
+        })
+        .unwrap();
+    wait_until("50 jobs completed", || {
+        queue.stats().unwrap().completed == 50
+    });
+    let stats = consumer.close(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!((stats.completed, stats.fetched, stats.failed), (50, 50, 0));
+
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let expected: Vec<_> = ids
+        .iter()
+        .zip(0..50u32)
+        .map(|(added, n)| (added.id(), n, 1))
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "every job ran exactly once, on its first attempt"
+    );
+    let stats = queue.stats().unwrap();
+    assert_eq!((stats.waiting, stats.active, stats.completed), (0, 0, 50));
+    let consumer = stats
+        .consumers
+        .iter()
+        .find(|c| c.name == "basics-a")
+        .unwrap();
+    assert_eq!((consumer.completed, consumer.active), (50, 0));
+}
+
+#[test]
+fn serde_values_round_trip_as_messagepack() {
+    let Some(server) = redis_or_skip("serde_values_round_trip_as_messagepack") else {
+        return;
+    };
+    let queue = JobQueue::connect(&server.url(), &queue_name("serde")).unwrap();
+    let sent = Resize {
+        image: "cat.png".into(),
+        width: 200,
+    };
+    queue.add_value(&sent, JobOptions::new()).unwrap();
+    let got = Arc::new(Mutex::new(None));
+    let slot = Arc::clone(&got);
+    let consumer = queue
+        .consumer("serde-a")
+        .run_on(&pool(1), move |job, _ctx| {
+            *slot.lock().unwrap() = Some(job.value::<Resize>()?);
+            Ok(())
+        })
+        .unwrap();
+    wait_until("the job ran", || got.lock().unwrap().is_some());
+    consumer.close(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(got.lock().unwrap().clone(), Some(sent));
+}
+
+#[test]
+fn a_batch_is_added_in_order() {
+    let Some(server) = redis_or_skip("a_batch_is_added_in_order") else {
+        return;
+    };
+    let queue = JobQueue::connect(&server.url(), &queue_name("batch")).unwrap();
+    let added = queue
+        .add_batch((0..2500u32).map(|i| (i.to_le_bytes(), JobOptions::new())))
+        .unwrap();
+    let ids: Vec<u64> = added.iter().map(|a| a.id().0).collect();
+    assert_eq!(ids, (1..=2500).collect::<Vec<_>>());
+    let ran = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&ran);
+    let consumer = queue
+        .consumer("batch-a")
+        .concurrency(8)
+        .run_on(&pool(2), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })
+        .unwrap();
+    wait_until("2500 jobs completed", || {
+        queue.stats().unwrap().completed == 2500
+    });
+    consumer.close(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(ran.load(Ordering::Relaxed), 2500);
+}
