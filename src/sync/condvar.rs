@@ -11,8 +11,9 @@
 //!
 //! - **wait** (mutex held): `waiters += 1`, read `sequence`, unlock the mutex, sleep on
 //!   `sequence` while it holds the value read, `waiters -= 1`, lock the mutex again.
-//! - **notify(n)**: if `waiters` is 0, return 0; else bump `sequence` and wake up to `n` sleepers
-//!   through the waiter table, returning how many it woke (TC39 `Atomics.Condition.notify`).
+//! - **notify(n)**: if `waiters` is 0, return 0; else bump `sequence` and wake (or requeue, see
+//!   below) up to `n` sleepers through the waiter table, returning how many it woke (TC39
+//!   `Atomics.Condition.notify`).
 //!
 //! No notify is lost between the unlock and the sleep (S4): the sequence is read *before* the
 //! unlock, so a notify in that window has changed it by the time the waiter goes to sleep, and
@@ -23,6 +24,23 @@
 //! returns `Ok`, so a waiter whose timeout races the notify that picked it is either counted and
 //! reports "not timed out", or times out and is not counted — never both (the bug V8 shipped in
 //! `Atomics.Condition`; `loom-tests/sync_condvar_timeout.rs` checks it).
+//!
+//! # Requeue (one wakeup per handoff)
+//!
+//! A waiter notified while its mutex is held — usually by the notifying thread, which then
+//! unlocks — would wake, find the mutex held, and sleep again until the unlock: two wakeups,
+//! and on a loaded machine three context switches per handoff. So a waiter sleeps with its
+//! mutex's state word as its *requeue target*, and a notify that finds it asleep moves it onto
+//! the mutex's waiters instead of waking it, if the mutex is held at that moment (the waiter
+//! table's FUTEX_CMP_REQUEUE, `atomics/waiter_table.rs`; the mutex counts it as one of its
+//! own waiters in the same step, see `Mutex::lock_requeued`). The mutex's unlock then wakes
+//! it, with the lock free, as the mutex's waiter holding the baton. A moved waiter was counted
+//! by the notify, so from then on it no longer times out: it reports "not timed out", and
+//! only its mutex's unlock or a terminate (`Err(Terminated)`, leaving the mutex's queue) ends
+//! its wait. A notify with the mutex free wakes as before.
+//!
+//! In a process-shared buffer (condition variable or mutex) nothing is moved: the waits live
+//! in the buffer's header and are woken as described above.
 //!
 //! Skipping the notify when `waiters` is 0 is sound for the usual discipline (the condition is
 //! changed with the mutex held, before the notify): a waiter registers before it unlocks, so a
@@ -273,8 +291,18 @@ impl Condvar {
         // Read before the unlock: a notify after the unlock changes it (see the module docs).
         let sequence = self.sequence().load(Acquire);
         let mutex = guard.release();
-        let slept = self.sequence().wait_until(sequence, deadline);
+        let (slept, requeued) = match mutex.requeue_target() {
+            Some(target) => self.sequence().wait_requeueable(sequence, deadline, target),
+            None => (self.sequence().wait_until(sequence, deadline), false),
+        };
         drop(registration);
+        if requeued {
+            // Counted by a notify, which moved it onto the mutex's waiters: it no longer timed
+            // out, and the unlock that woke it passed it the baton (see the module docs). Only
+            // private buffers requeue, so no holder can have died (no `OwnerDied` here).
+            let guard = mutex.lock_requeued(slept.map(drop))?;
+            return Ok((guard, WaitTimeoutResult(false)));
+        }
         let timed_out = WaitTimeoutResult(slept? == WaitResult::TimedOut);
         match mutex.lock() {
             Ok(guard) => Ok((guard, timed_out)),

@@ -83,7 +83,7 @@ use super::owner;
 use super::shared_mutex;
 use super::spin::Backoff;
 use super::{deadline_after, expired};
-use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
+use crate::atomics::{RequeueTarget, SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
 use crate::shim::{self, thread, Ordering::*, LOOM};
@@ -750,6 +750,69 @@ impl<'a> Waiter<'a> {
         if self.registered {
             self.state().fetch_sub(WAITER, Relaxed);
             self.registered = false;
+        }
+    }
+}
+
+/// Condition variable waiters moved onto the mutex's waiters by a notify (see `condvar.rs`): the
+/// notify counts them in `state` while the lock is held, so they are ordinary counted waiters
+/// (invariants 2 and 3), woken one at a time by the unlocks, and the one woken holds the baton.
+impl Mutex {
+    /// Where a condition variable's notify may move a waiter that will lock this mutex next;
+    /// `None` in a process-shared buffer (its waiters are woken instead).
+    pub(super) fn requeue_target(&self) -> Option<RequeueTarget> {
+        if self.shared {
+            return None;
+        }
+        let state = SharedWord::at(self.buffer(), self.byte_offset).ok()?;
+        Some(RequeueTarget::new(state, count_requeued))
+    }
+
+    /// Takes the lock as a waiter a notify moved here, whose sleep ended with `woke`: `Ok` when
+    /// an unlock woke it (it holds the baton), `Err` when it was interrupted meanwhile (it then
+    /// leaves the queue and returns the error).
+    pub(super) fn lock_requeued(&self, woke: Result<(), Error>) -> Result<MutexGuard<'_>, Error> {
+        let mut waiter = Waiter {
+            mutex: self,
+            registered: true,
+            woken: false,
+            heir: false,
+            sleeps: 1,
+            since: Instant::now(),
+        };
+        if let Err(error) = woke {
+            waiter.leave();
+            return Err(error);
+        }
+        waiter.woken = true;
+        let taken = waiter.wait(None)?;
+        debug_assert!(
+            taken,
+            "without a deadline, a waiter returns only with the lock"
+        );
+        self.owner().store(owner::thread_token(), Relaxed);
+        Ok(MutexGuard::new(self, owner::NONE))
+    }
+}
+
+/// The requeue target's consent, asked by the waiter table with both buckets locked: counts
+/// `moving` more waiters if the lock is held (its holder's unlock, or the heir's, will wake one),
+/// else refuses, and the notify wakes them instead.
+fn count_requeued(state: Word<'_, u32>, moving: u32) -> bool {
+    let Some(added) = moving.checked_mul(WAITER) else {
+        return false;
+    };
+    let mut current = state.load(Relaxed);
+    loop {
+        if current & LOCKED == 0 {
+            return false;
+        }
+        let Some(next) = current.checked_add(added) else {
+            return false;
+        };
+        match state.compare_exchange(current, next, Relaxed) {
+            Ok(_) => return true,
+            Err(actual) => current = actual,
         }
     }
 }
