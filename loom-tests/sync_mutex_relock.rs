@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md S2): relocking a held `Mutex` on the same thread is `Err(WouldDeadlock)`
 //! in every interleaving with another thread taking the lock after it — the owner word never
 //! holds a stale token that would hide a relock (or report a false one).
+//!
+//! Proven by a planted bug: `unlock` no longer clears the owner word (assertion: after unlocking, `try_lock` said `WouldDeadlock`).
 #![cfg(loom)]
 
 use sharedbuf::sync::Mutex;
