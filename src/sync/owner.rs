@@ -158,7 +158,7 @@ mod forks {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::{identity, UNKNOWN_START};
-    use crate::sync::liveness;
+    use crate::sync::task_stat;
 
     /// Bumped in the child of every `fork()` (a std atomic: touched from a fork handler).
     static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -192,14 +192,14 @@ mod forks {
     /// The calling thread's identity, computed now.
     pub(super) fn this_thread() -> u64 {
         let tid = current_thread_id();
-        let start = liveness::start_time(tid).unwrap_or(UNKNOWN_START);
+        let start = task_stat::start_time(tid).unwrap_or(UNKNOWN_START);
         identity(tid, start, false)
     }
 
     /// The calling process's identity, computed now.
     pub(super) fn this_process() -> u64 {
         let pid = u64::from(std::process::id());
-        let start = liveness::start_time(pid).unwrap_or(UNKNOWN_START);
+        let start = task_stat::start_time(pid).unwrap_or(UNKNOWN_START);
         identity(pid, start, true)
     }
 
