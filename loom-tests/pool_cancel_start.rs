@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md P4): `cancel()` racing a worker starting the task — exactly
 //! one of "the task ran" and "the handle says Cancelled" happens, and a cancelled task never
 //! runs later.
+//!
+//! Proven by a planted bug: `cancel` leaves `QUEUED` by load + store instead of compare-exchange (assertion: the task ran, yet the handle said Cancelled).
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};

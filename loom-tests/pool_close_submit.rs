@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md P2, P7; scheduler invariant I3): `close()` racing a
 //! submission — the task is either refused (and given back) or accepted and run before the
 //! pool's threads exit; never accepted and lost.
+//!
+//! Proven by a planted bug: a worker leaves a closing pool before looking at the queues (loom deadlock: the accepted task never runs).
 #![cfg(loom)]
 
 use std::sync::Arc;

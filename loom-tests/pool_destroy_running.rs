@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md P7): `destroy()` racing a task that is starting or running
 //! and blocked in `atomics::wait` that nobody will notify — the handle resolves once, with
 //! `PoolDestroyed`; the wait is interrupted, so the thread exits and dropping the pool joins it.
+//!
+//! Proven by a planted bug: `destroy` skips firing the running task's interrupter (loom deadlock: the task stays in `atomics::wait`).
 #![cfg(loom)]
 
 use std::sync::Arc;

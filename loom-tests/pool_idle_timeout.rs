@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md P1; scheduler invariant I2): a task submitted while the last
 //! idle worker is timing out is never stranded — either the worker was rung before it decided
 //! to leave (and runs the task), or it left first (and the submission starts a new thread).
+//!
+//! Proven by a planted bug: a timed-out idle worker reaps itself even though it was rung meanwhile (loom deadlock: the task is stranded).
 #![cfg(loom)]
 
 use std::time::Duration;

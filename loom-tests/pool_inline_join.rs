@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md P10): a task joins a subtask it submitted to its own pool
 //! while an idle worker is rung to take it — the joining thread runs it inline only if no
 //! worker started it, so it runs exactly once.
+//!
+//! Proven by a planted bug: `claim` (`QUEUED → RUNNING`) as load + store instead of compare-exchange (loom deadlock).
 #![cfg(loom)]
 
 use std::sync::Arc;

@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md P8): a task's timeout firing while the task returns — the
 //! handle resolves exactly once, with the value or with `TimedOut`, and the statistics count
 //! the task exactly once.
+//!
+//! Proven by a planted bug: `RUNNING → COMPLETED / TIMED_OUT` as load + store instead of compare-exchange (assertion: the task counted twice).
 #![cfg(loom)]
 
 use std::time::Duration;

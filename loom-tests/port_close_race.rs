@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md W4, W6): `close` racing a post and a receive. Every post that
 //! returned `Ok` is delivered, in order, before the receiver sees `Closed`; once a post fails,
 //! later ones fail too; nothing else arrives.
+//!
+//! Proven by a planted bug: a receive reports `Closed` once the tail is closed, ignoring a post still writing its claimed slot (assertion: a posted message lost).
 #![cfg(loom)]
 
 use sharedbuf::{Error, MessageChannel};

@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md W6): a receiver blocked in `recv` on an empty port is woken by
 //! `close` on the other port, and returns `Err(Closed)`; a sender blocked on a full port is
 //! woken the same way.
+//!
+//! Proven by a planted bug: `close` skips clearing the slots' `WAITING` flags and waking them (loom deadlock in both models).
 #![cfg(loom)]
 
 use sharedbuf::{loom_hooks, Error, MessageChannel};

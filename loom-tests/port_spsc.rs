@@ -2,6 +2,8 @@
 //! the sender waits on a full ring and the receiver on an empty one. Every message arrives
 //! exactly once, in order, and its payload is read after it was written (loom checks the slot
 //! accesses themselves).
+//!
+//! Proven by a planted bug: the post stamps its slot full with Relaxed instead of Release (loom causality violation: concurrent read and write of the slot).
 #![cfg(loom)]
 
 use sharedbuf::MessageChannel;

@@ -3,6 +3,8 @@
 //! Nothing is lost or duplicated, and each sender's messages arrive in its own order. A second
 //! model races both senders against a receiver blocked in `recv`, one message each (two
 //! messages each with a racing receiver is minutes of loom time).
+//!
+//! Proven by a planted bug: a post claims the tail by load + store instead of compare-exchange (loom causality violation: concurrent writes to a slot).
 #![cfg(loom)]
 
 use loom::sync::Arc;

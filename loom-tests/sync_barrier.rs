@@ -7,6 +7,8 @@
 //! - A timed-out party racing the completion: the timeout either withdraws the arrival (the
 //!   party retries) or loses to the completion (the party passed); both parties return, with
 //!   one leader, and no arrival is left counted.
+//!
+//! Proven by a planted bug: the leader bumps the sequence but skips the `notify` (loom deadlock in the two-generations model).
 #![cfg(loom)]
 
 use std::sync::atomic::Ordering::SeqCst;

@@ -2,6 +2,8 @@
 //! driven by a `block_on` that parks until the future's waker is called: in every
 //! interleaving the release wakes the pending future (a missed wake would be a deadlock loom
 //! reports), the holders never overlap, and the words return to zero.
+//!
+//! Proven by a planted bug: the slow unlock clears `ASYNC` without waking the side word (loom deadlock: the pending `lock_async` is never woken).
 #![cfg(loom)]
 
 #[path = "sync_support.rs"]

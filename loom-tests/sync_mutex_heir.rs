@@ -11,6 +11,8 @@
 //! The main thread waits (yielding) for the waiter to be asleep and then to be the heir, so the
 //! interesting race needs one preemption, not three; the clock thread does not spin (two
 //! spinning threads would make loom's paths explode).
+//!
+//! Proven by a planted bug: the unlock that grants the heir (`HEIR → GRANTED`) skips waking the side word (loom deadlock: the heir sleeps forever).
 #![cfg(loom)]
 
 #[path = "sync_support.rs"]

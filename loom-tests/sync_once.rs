@@ -5,6 +5,8 @@
 //! - Poisoning: one closure panics while another caller waits for it. The panic's drop guard
 //!   must wake the waiter (a waiter left asleep is a deadlock loom reports), which then gets
 //!   `Err(Poisoned)` — or ran first itself, and then the panicking closure never ran.
+//!
+//! Proven by a planted bug: the run's drop guard publishes the outcome but skips the `notify` when `QUEUED` (loom deadlock).
 #![cfg(loom)]
 
 use std::panic::{self, AssertUnwindSafe};

@@ -2,6 +2,8 @@
 //! interleaving. A writer never overlaps a reader or another writer (loom checks the guarded
 //! cell: writers write it, readers read it), nobody is left asleep (a deadlock loom reports),
 //! and the words return to zero.
+//!
+//! Proven by a planted bug: the write unlock fast path's compare-exchange Release → Relaxed (loom causality violation: the reader's read races the writer's write).
 #![cfg(loom)]
 
 #[path = "sync_support.rs"]

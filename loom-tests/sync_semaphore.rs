@@ -4,6 +4,8 @@
 //! together hold exactly what they need: every thread returns (no lost wakeup: a sleeper left
 //! behind is a deadlock loom reports), no permit is created or lost, and no reservation is left
 //! set.
+//!
+//! Proven by a planted bug: `release` skips the `notify` when `WAITING` was set (loom deadlock).
 #![cfg(loom)]
 
 use sharedbuf::sync::Semaphore;

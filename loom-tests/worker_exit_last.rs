@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md W1): the parent reads `Online`, then every message the worker
 //! posted, in order, then `Exit` with the worker's own status — through a port of 2 slots that
 //! the worker fills, so the worker waits on the parent while it exits.
+//!
+//! Proven by a planted bug: the ending is recorded after `EXITED` is set, not before (assertion: `Exit` carried (1, terminated), not code 3).
 #![cfg(loom)]
 
 use sharedbuf::worker::{Worker, WorkerEvent};

@@ -3,6 +3,8 @@
 //! before returning ends terminated; a closure whose return value was already being converted
 //! when the parent called `terminate()` keeps its real status (code 0); either way `terminate()`
 //! returns the one status the `Exit` event carries, and `Exit` is the last event.
+//!
+//! Proven by a planted bug: `finish` (the `FINISHED` fetch_or) moved after the exit-code conversion (assertion: "the return came before terminate").
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicBool, Ordering};

@@ -1,5 +1,7 @@
 //! Loom model (docs/semantics.md W3): a worker blocked in `recv` on its port to the parent is woken by
 //! `terminate()`, which returns code 1, terminated.
+//!
+//! Proven by a planted bug: `Interrupter::interrupt` sets its flag after taking the blocked list, outside its lock (loom deadlock).
 #![cfg(loom)]
 
 use sharedbuf::worker::Worker;

@@ -1,5 +1,7 @@
 //! Loom model (docs/semantics.md W3): a worker blocked in `atomics::wait` that nobody will notify is
 //! woken by `terminate()`, which returns code 1, terminated.
+//!
+//! Proven by a planted bug: `terminate` sets `TERMINATING` but skips firing the interrupter (loom deadlock: the worker stays in `atomics::wait`).
 #![cfg(loom)]
 
 use sharedbuf::worker::Worker;

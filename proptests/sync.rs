@@ -69,7 +69,7 @@ proptest! {
                     let got = if timed { mutex.try_lock_for(Duration::ZERO) } else { mutex.try_lock() };
                     if mutex_guard.is_some() {
                         // Held by this very thread: refused, whichever handle asks (S2).
-                        prop_assert_eq!(got.err(), Some(Error::WouldDeadlock));
+                        prop_assert_eq!(got.map_err(Error::from).err(), Some(Error::WouldDeadlock));
                     } else {
                         let guard = got.unwrap();
                         prop_assert!(guard.is_some(), "a free mutex is taken");
@@ -81,7 +81,7 @@ proptest! {
                     let lock = &rwlocks[handle];
                     let got = if timed { lock.try_read_for(Duration::ZERO) } else { lock.try_read() };
                     if write.is_some() {
-                        prop_assert_eq!(got.err(), Some(Error::WouldDeadlock));
+                        prop_assert_eq!(got.map_err(Error::from).err(), Some(Error::WouldDeadlock));
                     } else {
                         let guard = got.unwrap();
                         prop_assert!(guard.is_some(), "no writer: readers share");
@@ -98,7 +98,7 @@ proptest! {
                     let lock = &rwlocks[handle];
                     let got = if timed { lock.try_write_for(Duration::ZERO) } else { lock.try_write() };
                     if write.is_some() {
-                        prop_assert_eq!(got.err(), Some(Error::WouldDeadlock));
+                        prop_assert_eq!(got.map_err(Error::from).err(), Some(Error::WouldDeadlock));
                     } else if !reads.is_empty() {
                         // Readers are not recorded: held for reading by this thread is "busy".
                         prop_assert!(got.unwrap().is_none());

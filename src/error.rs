@@ -162,6 +162,14 @@ pub enum Error {
         /// The number of waiter slots the buffer has.
         slots: usize,
     },
+    /// A lock's previous holder died holding it (X3), and the guard that came with the news
+    /// ([`LockError::OwnerDied`](crate::sync::LockError::OwnerDied)) was dropped without
+    /// `mark_consistent()` — typically by `?` converting that error into this one. The lock is
+    /// now [`NotRecoverable`](Error::NotRecoverable).
+    OwnerDied,
+    /// A lock whose holder died was released without being marked consistent (X3): it can
+    /// never be taken again, by any thread or process.
+    NotRecoverable,
     /// A parameter that is not one of the values the operation accepts (a byte ring's capacity
     /// that is not a power of two in its range). Nothing was changed.
     InvalidParameter {
@@ -264,6 +272,14 @@ impl fmt::Display for Error {
             Error::TooManyWaiters { slots } => write!(
                 f,
                 "all {slots} waiter slots of the process-shared buffer are in use"
+            ),
+            Error::OwnerDied => write!(
+                f,
+                "the lock's holder died holding it, and the lock was released without being marked consistent"
+            ),
+            Error::NotRecoverable => write!(
+                f,
+                "the lock's holder died and the lock was never marked consistent: it cannot be taken again"
             ),
             Error::InvalidParameter { parameter, value, expected } => {
                 write!(f, "{parameter} {value} is invalid: expected {expected}")

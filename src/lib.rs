@@ -72,6 +72,14 @@ pub mod loom_hooks {
         crate::sync::hooks::set_loom_starving_after(sleeps);
     }
 
+    /// Declares the calling model thread dead, as if its process had been killed: a process-shared
+    /// lock whose owner word names it now has a dead holder (docs/semantics.md X3). Call it
+    /// after the thread's last lock operation (typically after `std::mem::forget` of a guard);
+    /// under loom a waiter asks about its holder before every sleep.
+    pub fn owner_dies() {
+        crate::sync::hooks::this_thread_dies();
+    }
+
     /// Number of waiter slots taken in a process-shared buffer's header (it must return to
     /// zero once every wait on it has returned); 0 for a private buffer.
     pub fn process_slots_taken(buffer: &crate::SharedBuffer) -> usize {
@@ -141,6 +149,8 @@ mod assertions {
     assert_impl_all!(pool::BuildError: Send, Sync, std::error::Error);
     assert_impl_all!(pool::CloseError: Send, Sync, std::error::Error);
     static_assertions::assert_not_impl_any!(atomics::InterruptGuard: Send, Sync);
+    assert_impl_all!(sync::LockError<sync::MutexGuard<'static>>: Sync, std::error::Error);
+    assert_impl_all!(sync::LockError<sync::AsyncMutexGuard<'static>>: Send, Sync);
     assert_impl_all!(sync::Mutex: Send, Sync, Clone);
     assert_impl_all!(sync::MutexGuard<'static>: Sync);
     static_assertions::assert_not_impl_any!(sync::MutexGuard<'static>: Send);

@@ -313,3 +313,153 @@ fn s6_terminate_interrupts_a_worker_blocked_in_wait() {
     );
     assert!(!fixture.mutex.is_locked(), "and it does not hold the mutex");
 }
+
+// ---- the requeue: a notify that finds the waiter's mutex held moves the waiter onto the
+// mutex's waiters instead of waking it (one wakeup per handoff instead of two). Its effect is
+// visible in the mutex's state word: the waiter count, from bit 5 (see `sync::Mutex`).
+
+impl Fixture {
+    /// How many waiters the mutex's state word counts.
+    fn mutex_waiters(&self) -> u32 {
+        let state = Uint32Array::with_range(self.mutex.buffer(), self.mutex.byte_offset(), Some(1))
+            .unwrap()
+            .get(0)
+            .unwrap();
+        state >> 5
+    }
+}
+
+/// Spawns a thread that waits on the fixture's condition variable while the flag is 0, then
+/// bumps the counter at element 1 (under the mutex) and returns; asleep when this returns.
+fn spawn_flag_waiter(fixture: &Fixture, counter: &Int32Array) -> thread::JoinHandle<()> {
+    let (f, counter) = (fixture.clone(), counter.clone());
+    spawn_blocking(move || {
+        let guard = f.mutex.lock().unwrap();
+        let _guard = f.condvar.wait_while(guard, |_| f.flag() == 0).unwrap();
+        counter.set(0, counter.get(0).unwrap() + 1).unwrap();
+    })
+    .0
+}
+
+#[test]
+fn s4_a_waiter_notified_under_the_mutex_is_requeued_and_gets_it_when_the_guard_drops() {
+    let fixture = Fixture::new();
+    let counter = Int32Array::with_range(fixture.mutex.buffer(), 40, Some(1)).unwrap();
+    let waiter = spawn_flag_waiter(&fixture, &counter);
+    let guard = fixture.mutex.lock().unwrap();
+    atomics::store(&fixture.flag, 0, 1).unwrap();
+    assert_eq!(fixture.condvar.notify_one(), 1, "the notify counts it");
+    assert_eq!(fixture.mutex_waiters(), 1, "moved onto the held mutex");
+    drop(guard);
+    join_within(waiter, "the requeued waiter");
+    assert_eq!(counter.get(0), Some(1), "it ran with the mutex held");
+    assert_eq!(fixture.mutex_waiters(), 0);
+    assert!(!fixture.mutex.is_locked());
+    assert_eq!(fixture.condvar_words()[1], 0);
+}
+
+#[test]
+fn s4_notify_all_under_the_mutex_requeues_every_waiter_and_each_runs_once() {
+    const WAITERS: usize = 4;
+    let fixture = Fixture::new();
+    let counter = Int32Array::with_range(fixture.mutex.buffer(), 40, Some(1)).unwrap();
+    let waiters: Vec<_> = (0..WAITERS)
+        .map(|_| spawn_flag_waiter(&fixture, &counter))
+        .collect();
+    assert_eq!(fixture.condvar_words()[1], WAITERS as u32);
+    let guard = fixture.mutex.lock().unwrap();
+    atomics::store(&fixture.flag, 0, 1).unwrap();
+    assert_eq!(fixture.condvar.notify_all(), WAITERS);
+    assert_eq!(
+        fixture.mutex_waiters(),
+        WAITERS as u32,
+        "all moved, none woken"
+    );
+    assert_eq!(fixture.condvar.notify_all(), 0, "nobody is left to notify");
+    drop(guard);
+    for waiter in waiters {
+        join_within(waiter, "a requeued waiter");
+    }
+    assert_eq!(
+        counter.get(0),
+        Some(WAITERS as i32),
+        "each ran exactly once"
+    );
+    assert_eq!(fixture.mutex_waiters(), 0);
+    assert!(!fixture.mutex.is_locked());
+    assert_eq!(fixture.condvar_words()[1], 0);
+}
+
+/// A requeued waiter was counted by the notify: its deadline passing while it waits for the
+/// mutex does not make it a timeout, nor take it out of the mutex's queue.
+#[test]
+fn s3_a_requeued_waiter_whose_deadline_passes_reports_no_timeout() {
+    let fixture = Fixture::new();
+    let f = fixture.clone();
+    let (deadline_tx, deadline_rx) = mpsc::sync_channel(1);
+    let (waiter, _) = spawn_blocking(move || {
+        let guard = f.mutex.lock().unwrap();
+        let deadline = Instant::now() + Duration::from_millis(20);
+        deadline_tx.send(deadline).unwrap();
+        let (guard, result) = f.condvar.wait_until(guard, deadline).unwrap();
+        // Held again, by this thread.
+        assert_eq!(guard.mutex().try_lock().unwrap_err(), Error::WouldDeadlock);
+        result.timed_out()
+    });
+    let deadline = deadline_rx.recv().unwrap();
+    let guard = fixture.mutex.lock().unwrap();
+    let woken = fixture.condvar.notify_one();
+    // Hold the mutex until the waiter's deadline has passed (a clock condition, not a sync).
+    while Instant::now() <= deadline + Duration::from_millis(20) {
+        thread::sleep(Duration::from_millis(5));
+    }
+    let queued = fixture.mutex_waiters();
+    drop(guard);
+    let timed_out = join_within(waiter, "the requeued waiter");
+    if woken == 1 {
+        assert_eq!(queued, 1, "still queued on the mutex past its deadline");
+        assert!(!timed_out, "counted by the notify, yet reported a timeout");
+    } else {
+        assert!(timed_out, "neither notified nor timed out");
+    }
+    assert_eq!(fixture.mutex_waiters(), 0);
+    assert!(!fixture.mutex.is_locked());
+    assert_eq!(fixture.condvar_words()[1], 0);
+}
+
+#[test]
+fn s6_terminate_interrupts_a_worker_requeued_onto_a_held_mutex() {
+    let fixture = Fixture::new();
+    let worker: Worker<(), libc::pid_t> = Worker::builder()
+        .worker_data(fixture.clone())
+        .spawn(|ctx| -> Result<(), Error> {
+            let f = ctx.worker_data();
+            ctx.post_message(current_tid())?;
+            let guard = f.mutex.lock()?;
+            let _guard = f.condvar.wait_while(guard, |_| f.flag() == 0)?;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+    let tid = match worker.recv_event() {
+        Ok(WorkerEvent::Message(tid)) => tid,
+        other => panic!("expected the worker's tid, got {other:?}"),
+    };
+    while fixture.condvar_words()[1] == 0 || thread_state(tid) != Some(b'S') {
+        thread::yield_now(); // until it sleeps in the wait
+    }
+    let guard = fixture.mutex.lock().unwrap();
+    assert_eq!(fixture.condvar.notify_one(), 1);
+    assert_eq!(fixture.mutex_waiters(), 1, "requeued onto the held mutex");
+    let status = worker.terminate().unwrap();
+    assert_eq!((status.code(), status.terminated()), (1, true));
+    worker.join().unwrap();
+    assert_eq!(
+        fixture.mutex_waiters(),
+        0,
+        "the interrupted waiter left the queue"
+    );
+    assert_eq!(fixture.condvar_words()[1], 0);
+    drop(guard);
+    assert!(!fixture.mutex.is_locked());
+}

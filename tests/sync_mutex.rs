@@ -130,7 +130,7 @@ fn s1_handles_on_the_same_bytes_agree_and_other_offsets_are_independent() {
     let guard = a.lock().unwrap();
     assert!(b.is_locked() && c.is_locked());
     // Same thread: every handle knows this thread holds it.
-    assert_eq!(b.try_lock().err(), Some(Error::WouldDeadlock));
+    assert_eq!(b.try_lock().unwrap_err(), Error::WouldDeadlock);
     // Another thread: held by someone else.
     let remote = c.clone();
     assert!(thread::spawn(move || remote.try_lock().unwrap().is_none())
@@ -147,11 +147,11 @@ fn s2_relock_on_the_holding_thread_is_would_deadlock_never_a_hang() {
     let buffer = SharedBuffer::new(16).unwrap();
     let mutex = Mutex::at(&buffer, 0).unwrap();
     let guard = mutex.lock().unwrap();
-    assert_eq!(mutex.lock().err(), Some(Error::WouldDeadlock));
-    assert_eq!(mutex.try_lock().err(), Some(Error::WouldDeadlock));
+    assert_eq!(mutex.lock().unwrap_err(), Error::WouldDeadlock);
+    assert_eq!(mutex.try_lock().unwrap_err(), Error::WouldDeadlock);
     assert_eq!(
-        mutex.try_lock_for(Duration::from_secs(3600)).err(),
-        Some(Error::WouldDeadlock)
+        mutex.try_lock_for(Duration::from_secs(3600)).unwrap_err(),
+        Error::WouldDeadlock
     );
     assert_eq!(guard.mutex().byte_offset(), 0);
     drop(guard);

@@ -113,13 +113,13 @@ fn s2_readers_share_and_a_writer_excludes_everyone() {
 fn s2_the_writer_relocking_is_would_deadlock() {
     let lock = RwLock::at(&SharedBuffer::new(24).unwrap(), 0).unwrap();
     let writer = lock.write().unwrap();
-    assert_eq!(lock.write().err(), Some(Error::WouldDeadlock));
-    assert_eq!(lock.read().err(), Some(Error::WouldDeadlock));
-    assert_eq!(lock.try_write().err(), Some(Error::WouldDeadlock));
-    assert_eq!(lock.try_read().err(), Some(Error::WouldDeadlock));
+    assert_eq!(lock.write().unwrap_err(), Error::WouldDeadlock);
+    assert_eq!(lock.read().unwrap_err(), Error::WouldDeadlock);
+    assert_eq!(lock.try_write().unwrap_err(), Error::WouldDeadlock);
+    assert_eq!(lock.try_read().unwrap_err(), Error::WouldDeadlock);
     assert_eq!(
-        lock.try_read_for(Duration::from_secs(3600)).err(),
-        Some(Error::WouldDeadlock)
+        lock.try_read_for(Duration::from_secs(3600)).unwrap_err(),
+        Error::WouldDeadlock
     );
     assert_eq!(writer.lock().byte_offset(), 0);
     drop(writer);

@@ -33,6 +33,7 @@ pub use ops::{
 };
 pub use wait::{notify, wait, WaitResult};
 pub use wait_async::{wait_async, WaitAsync, WaitFuture};
+pub(crate) use waiter::RequeueTarget;
 #[doc(hidden)] // for the waiter_table bench only
 pub use waiter_table::waiter_bucket;
 pub(crate) use word::{SharedWord, SharedWords, Word};

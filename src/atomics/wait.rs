@@ -12,7 +12,7 @@ use super::interrupt;
 use super::process_waiters;
 use super::spin::spin_for_outcome;
 use super::timer;
-use super::waiter::{Outcome, Waiter};
+use super::waiter::{Outcome, RequeueTarget, Waiter};
 use super::waiter_table;
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
@@ -123,8 +123,40 @@ pub(crate) fn notify_in<T: Waitable>(
     }
 }
 
+/// [`wait_in`] for a condition variable's waiter: a `notify` that finds the waiter asleep may
+/// move it onto `target`'s waiters (its mutex) instead of waking it, if the target accepts it
+/// (`waiter_table::notify`). The second value says whether it was moved: then the notify
+/// counted it, and its wait ended (`Ok`) when it was woken as the target's waiter — or with
+/// `Err(Terminated)` while it waited there; a moved waiter never times out. On a
+/// process-shared buffer, whose waits live in its header, nothing is ever moved.
+pub(crate) fn wait_requeueable(
+    buffer: &SharedBuffer,
+    element: ElementRef<'_, u32>,
+    expected: u32,
+    deadline: Deadline,
+    target: RequeueTarget,
+) -> (Result<WaitResult, Error>, bool) {
+    if buffer.process_shared().is_some() {
+        return (wait_in(buffer, element, expected, deadline), false);
+    }
+    let waiter = Arc::new(Waiter::for_current_thread(element.address()).requeueing_to(target));
+    let result = wait_as(&waiter, element, expected, deadline);
+    (result, waiter.was_requeued())
+}
+
 /// [`wait`] on a checked element of a private buffer, in the in-process waiter table.
 fn wait_at<T: Waitable>(
+    element: ElementRef<'_, T>,
+    expected: T,
+    deadline: Deadline,
+) -> Result<WaitResult, Error> {
+    let waiter = Arc::new(Waiter::for_current_thread(element.address()));
+    wait_as(&waiter, element, expected, deadline)
+}
+
+/// [`wait_at`] as `waiter`, made for the calling thread on `element`'s address.
+fn wait_as<T: Waitable>(
+    waiter: &Arc<Waiter>,
     element: ElementRef<'_, T>,
     expected: T,
     deadline: Deadline,
@@ -133,17 +165,16 @@ fn wait_at<T: Waitable>(
     if interrupters.any_interrupted() {
         return Err(Error::Terminated);
     }
-    let waiter = Arc::new(Waiter::for_current_thread(element.address()));
-    if !waiter_table::enqueue_if(&waiter, || element.load(SeqCst) == expected) {
+    if !waiter_table::enqueue_if(waiter, || element.load(SeqCst) == expected) {
         return Ok(WaitResult::NotEqual);
     }
-    let _registration = interrupters.register(&waiter);
+    let _registration = interrupters.register(waiter);
     // Natively a blocked thread times itself out; under loom a model thread plays the clock.
     let timer_entry = match deadline {
-        Deadline::At(at) => timer::schedule_blocking(at, &waiter),
+        Deadline::At(at) => timer::schedule_blocking(at, waiter),
         _ => None,
     };
-    let outcome = block(&waiter, deadline);
+    let outcome = block(waiter, deadline);
     if let Some(entry) = timer_entry {
         timer::unschedule(entry);
     }
@@ -155,7 +186,7 @@ fn wait_at<T: Waitable>(
 }
 
 /// Waits until the waiter's outcome is set, timing it out at `deadline`; returns the outcome.
-fn block(waiter: &Arc<Waiter>, deadline: Deadline) -> Outcome {
+fn block(waiter: &Arc<Waiter>, mut deadline: Deadline) -> Outcome {
     if let Some(outcome) = spin_for_outcome(waiter, deadline) {
         return outcome;
     }
@@ -163,12 +194,15 @@ fn block(waiter: &Arc<Waiter>, deadline: Deadline) -> Outcome {
         if let Some(outcome) = waiter.outcome() {
             return outcome;
         }
-        if deadline == Deadline::Expired {
-            return waiter_table::cancel(waiter, Outcome::TimedOut, false);
-        }
-        if waiter.announce_park() && shim::park_until(deadline.instant()) == Parked::DeadlinePassed
-        {
-            return waiter_table::cancel(waiter, Outcome::TimedOut, false);
+        let timed_out = deadline == Deadline::Expired
+            || (waiter.announce_park()
+                && shim::park_until(deadline.instant()) == Parked::DeadlinePassed);
+        if timed_out {
+            match waiter_table::cancel(waiter, Outcome::TimedOut, false) {
+                Some(outcome) => return outcome,
+                // Requeued: a notify counted it; it waits for its mutex's unlock, untimed.
+                None => deadline = Deadline::Never,
+            }
         }
         // Wakeups without an outcome (spurious, or a stray unpark) loop back: never `Ok`.
     }

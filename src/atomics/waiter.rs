@@ -18,7 +18,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
 
 use super::process_waiters::SlotRef;
-use crate::shim::{lock, thread, Arc, AtomicU32, AtomicUsize, Mutex, Ordering, LOOM};
+use super::word::{SharedWord, Word};
+use crate::shim::{lock, thread, Arc, AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering, LOOM};
 
 /// How a waiter left the waiter table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +61,45 @@ enum Wake {
     Task(Mutex<Option<Waker>>),
 }
 
+/// Where a `notify` may move a condition variable's waiter instead of waking it: onto the
+/// waiters of the mutex it will lock next, whose unlock then wakes it (see
+/// `waiter_table::notify`). Private buffers only: a process-shared wait never carries one.
+pub(crate) struct RequeueTarget {
+    /// The word whose waiters a moved waiter joins (a mutex's state word), kept alive here.
+    word: SharedWord<u32>,
+    /// Called by the waiter table with both buckets locked, before it moves `n` waiters onto
+    /// `word`: counts them in the word and returns `true` if they may move (the mutex is held,
+    /// so its unlock will wake one), else returns `false` and they are woken instead.
+    accept: fn(Word<'_, u32>, u32) -> bool,
+}
+
+impl RequeueTarget {
+    /// Waiters may move onto `word` when `accept` says so.
+    pub(crate) fn new(word: SharedWord<u32>, accept: fn(Word<'_, u32>, u32) -> bool) -> Self {
+        RequeueTarget { word, accept }
+    }
+
+    /// The key of the target word's waiter list.
+    pub(crate) fn key(&self) -> usize {
+        self.word.get().address()
+    }
+
+    /// Asks the target to count `n` waiters moving onto it (see [`RequeueTarget::accept`]).
+    pub(crate) fn accept(&self, n: u32) -> bool {
+        (self.accept)(self.word.get(), n)
+    }
+}
+
 /// One entry of the waiter table.
 pub(crate) struct Waiter {
-    /// The absolute byte address waited on (docs/semantics.md A10).
-    pub(crate) key: usize,
+    /// The absolute byte address waited on (docs/semantics.md A10); a requeue changes it to its
+    /// target's. Read and written with the waiter's bucket locked (both buckets, for a move).
+    key: AtomicUsize,
+    /// Where a notify may move this waiter instead of waking it.
+    requeue: Option<RequeueTarget>,
+    /// A notify moved it to `requeue`'s word: it was counted then, and it no longer times
+    /// out (changed with the buckets locked, like `key`).
+    requeued: AtomicBool,
     state: AtomicU32,
     /// Where the waiter sits in its bucket while queued (`waiter_table::address_lists`). Read
     /// and written only with that bucket locked, which orders the accesses: relaxed suffices.
@@ -79,7 +115,9 @@ impl Waiter {
     /// A waiter for the calling thread.
     pub(crate) fn for_current_thread(key: usize) -> Waiter {
         Waiter {
-            key,
+            key: AtomicUsize::new(key),
+            requeue: None,
+            requeued: AtomicBool::new(false),
             state: AtomicU32::new(QUEUED),
             slot: AtomicUsize::new(0),
             wake: Wake::Thread(thread::current()),
@@ -90,7 +128,9 @@ impl Waiter {
     /// A waiter for a future; its waker is set by [`Waiter::set_waker`] on each poll.
     pub(crate) fn for_task(key: usize) -> Waiter {
         Waiter {
-            key,
+            key: AtomicUsize::new(key),
+            requeue: None,
+            requeued: AtomicBool::new(false),
             state: AtomicU32::new(QUEUED),
             slot: AtomicUsize::new(0),
             wake: Wake::Task(Mutex::new(None)),
@@ -105,6 +145,39 @@ impl Waiter {
             process_slot: Some(slot),
             ..self
         }
+    }
+
+    /// This waiter, which a notify may move onto `target`'s waiters instead of waking it (a
+    /// condition variable's waiter and its mutex).
+    pub(crate) fn requeueing_to(self, target: RequeueTarget) -> Waiter {
+        Waiter {
+            requeue: Some(target),
+            ..self
+        }
+    }
+
+    /// The address the waiter waits on now. Stable only with its bucket locked.
+    #[inline]
+    pub(crate) fn key(&self) -> usize {
+        self.key.load(Ordering::Relaxed)
+    }
+
+    /// Where a notify may move it, if anywhere.
+    pub(crate) fn requeue_target(&self) -> Option<&RequeueTarget> {
+        self.requeue.as_ref()
+    }
+
+    /// Records that a notify moved it onto its requeue target's waiters. Called by the waiter
+    /// table with both buckets locked.
+    pub(crate) fn set_requeued(&self, key: usize) {
+        self.key.store(key, Ordering::Relaxed);
+        self.requeued.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a notify moved it ([`Waiter::set_requeued`]). With the bucket locked, or once
+    /// its outcome is set (the outcome's release orders it).
+    pub(crate) fn was_requeued(&self) -> bool {
+        self.requeued.load(Ordering::Relaxed)
     }
 
     /// The slot of a waiter on a process-shared buffer.

@@ -15,7 +15,10 @@
 //!   the lists, in the same critical section; so exactly one of "notified and counted" and "timed out, interrupted or
 //!   cancelled" happens, and `notify` counts precisely the waiters whose outcome it set (A8).
 //! - T2: `queued` is the number of waiters in the bucket's lists, plus one inside
-//!   `enqueue_if`'s critical section while it checks the value (see the handshake below).
+//!   `enqueue_if`'s critical section while it checks the value (see the handshake below), plus
+//!   those a requeue is moving here while its target decides ([`notify_requeueing`]).
+//! - T4: a waiter's key changes only when a notify moves it (requeue), with both its old and
+//!   its new bucket locked; a requeued waiter is never moved again, and never times out.
 //! - T3: no user code runs with a bucket locked: wakers run after the lock is released, and a
 //!   `Waiter` (whose drop drops a waker) is never dropped for the last time under it.
 //!
@@ -45,10 +48,10 @@ use std::panic;
 
 use self::address_lists::AddressLists;
 use super::process_waiters;
-use super::waiter::{wake_catching, Outcome, Waiter};
+use super::waiter::{wake_catching, Outcome, RequeueTarget, Waiter};
 use crate::element::Waitable;
 use crate::error::Error;
-use crate::shim::{self, fence, lock, Arc, AtomicUsize, Mutex, Ordering, LOOM};
+use crate::shim::{self, fence, lock, Arc, AtomicUsize, Mutex, MutexGuard, Ordering, LOOM};
 use crate::view::TypedArray;
 
 /// Number of buckets (a power of two). Under loom there is one: every address shares it, which
@@ -110,7 +113,7 @@ pub fn waiter_bucket<T: Waitable>(view: &TypedArray<T>, index: usize) -> Result<
 /// with the bucket locked (check and enqueue are one critical section, A11). Returns whether it
 /// was enqueued.
 pub(crate) fn enqueue_if(waiter: &Arc<Waiter>, value_matches: impl FnOnce() -> bool) -> bool {
-    let bucket = bucket(waiter.key);
+    let bucket = bucket(waiter.key());
     let mut waiters = lock(&bucket.waiters);
     // Raise the count before reading the value: see the module docs.
     bucket.queued.fetch_add(1, Ordering::Relaxed);
@@ -126,12 +129,16 @@ pub(crate) fn enqueue_if(waiter: &Arc<Waiter>, value_matches: impl FnOnce() -> b
 /// Wakes up to `count` waiters on `key`, oldest first (A8, A9); returns how many it woke. Costs
 /// what it wakes: other addresses' waiters in the bucket are never looked at.
 ///
+/// A condition variable's waiter may be moved instead of woken (see [`notify_requeueing`]); it
+/// counts as woken all the same.
+///
 /// If a waker panics, every other waiter taken is still woken, then the first panic resumes.
 pub(crate) fn notify(key: usize, count: usize) -> usize {
     if count == 0 {
         return 0;
     }
-    let bucket = bucket(key);
+    let from = bucket_index(key);
+    let bucket = &buckets()[from];
     // The notifier half of the handshake in the module docs: no waiter counted means none
     // can have seen the old value and still be about to sleep.
     fence(Ordering::SeqCst);
@@ -140,19 +147,120 @@ pub(crate) fn notify(key: usize, count: usize) -> usize {
     }
     let mut woken = WakeList::default();
     {
-        let mut waiters = lock(&bucket.waiters);
-        while woken.len < count {
-            let Some(waiter) = waiters.pop_front(key) else {
-                break;
-            };
+        let waiters = lock(&bucket.waiters);
+        let target = waiters
+            .front(key)
+            .and_then(|oldest| oldest.requeue_target())
+            .map(RequeueTarget::key)
+            .filter(|&target| target != key); // already moved: woken, not moved again
+        match target {
+            Some(target) => notify_requeueing(key, count, target, waiters, &mut woken),
+            None => {
+                let mut waiters = waiters;
+                while woken.len < count {
+                    let Some(waiter) = waiters.pop_front(key) else {
+                        break;
+                    };
+                    let unpark = waiter.finish(Outcome::Notified);
+                    woken.push(waiter, unpark);
+                }
+                bucket.queued.fetch_sub(woken.len, Ordering::Relaxed);
+            }
+        }
+    }
+    let count = woken.len + woken.moved;
+    woken.wake_all();
+    count
+}
+
+/// `notify` when the oldest waiter of `key` (whose bucket is locked in `waiters`) is a condition
+/// variable's waiter with a requeue target, the mutex it will lock next: FUTEX_CMP_REQUEUE.
+///
+/// Waking such a waiter while its mutex is held — typically by the very thread notifying —
+/// costs two wakeups: it runs, finds the mutex held, and sleeps again until the unlock. So the
+/// waiters taken that share the oldest one's target are moved onto the target word's list
+/// instead, if the target accepts them (the mutex counts them as its own waiters, and only
+/// does while it is held: its unlock will wake one). They were counted by this notify: from
+/// then on a requeued waiter no longer times out ([`cancel`]), and it leaves its wait when the
+/// mutex's unlock wakes it, as that mutex's waiter. The other waiters taken are woken.
+///
+/// Both buckets are locked for the move (lower index first, so two moves in opposite
+/// directions cannot deadlock), so a waiter is always in exactly one list (T1), and the target
+/// bucket's `queued` is raised before `accept` runs, the same handshake as `enqueue_if`'s: an
+/// unlock after the acceptance sees the raised count, takes the lock and finds the moved
+/// waiters.
+fn notify_requeueing(
+    key: usize,
+    count: usize,
+    target: usize,
+    waiters: MutexGuard<'static, AddressLists>,
+    woken: &mut WakeList,
+) {
+    let (from, to) = (bucket_index(key), bucket_index(target));
+    let (mut waiters, mut other) = if to == from {
+        (waiters, None)
+    } else if to > from {
+        (waiters, Some(lock(&buckets()[to].waiters)))
+    } else {
+        drop(waiters);
+        let other = lock(&buckets()[to].waiters);
+        (lock(&buckets()[from].waiters), Some(other))
+    };
+    let mut taken = SmallList::<Arc<Waiter>>::default();
+    while taken.len < count {
+        let Some(waiter) = waiters.pop_front(key) else {
+            break;
+        };
+        taken.push(waiter);
+    }
+    let targets = |waiter: &Waiter| waiter.requeue_target().map(RequeueTarget::key) == Some(target);
+    let moving = taken.iter().filter(|waiter| targets(waiter)).count();
+    let accepted = match taken.iter().find(|waiter| targets(waiter)) {
+        Some(first) => {
+            let to_bucket = &buckets()[to];
+            to_bucket.queued.fetch_add(moving, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            let accepted = first
+                .requeue_target()
+                .is_some_and(|t| u32::try_from(moving).is_ok_and(|n| t.accept(n)));
+            if !accepted {
+                to_bucket.queued.fetch_sub(moving, Ordering::Relaxed);
+            }
+            accepted
+        }
+        None => false,
+    };
+    let taken_len = taken.len;
+    let target_lists = match other.as_mut() {
+        Some(other) => &mut **other,
+        None => &mut *waiters,
+    };
+    for waiter in taken.into_iter() {
+        if accepted && targets(&waiter) {
+            waiter.set_requeued(target);
+            target_lists.push_back(waiter);
+        } else {
             let unpark = waiter.finish(Outcome::Notified);
             woken.push(waiter, unpark);
         }
-        bucket.queued.fetch_sub(woken.len, Ordering::Relaxed);
     }
-    let count = woken.len;
-    woken.wake_all();
-    count
+    buckets()[from]
+        .queued
+        .fetch_sub(taken_len, Ordering::Relaxed);
+    woken.moved += if accepted { moving } else { 0 };
+}
+
+/// Locks the bucket `waiter` is in: its key, so its bucket, changes when a notify moves it, but
+/// only with that bucket locked, so a key read under the lock of its bucket stays put.
+fn lock_bucket_of(waiter: &Waiter) -> (&'static Bucket, MutexGuard<'static, AddressLists>) {
+    loop {
+        let index = bucket_index(waiter.key());
+        let bucket = &buckets()[index];
+        let waiters = lock(&bucket.waiters);
+        if bucket_index(waiter.key()) == index {
+            return (bucket, waiters);
+        }
+    }
 }
 
 /// Takes `waiter` out of the table with `outcome` (timed out, interrupted, cancelled) unless
@@ -160,18 +268,23 @@ pub(crate) fn notify(key: usize, count: usize) -> usize {
 /// notify won the race (then it was counted, and the caller must report `Ok`). With `wake`, the
 /// waiter's thread or task is woken (used when someone other than the waiter cancels it); a
 /// panicking waker unwinds out of here, with the waiter already out of the table.
-pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: Outcome, wake: bool) -> Outcome {
+///
+/// `None` (and nothing changes) for a timeout of a requeued waiter: a notify counted it when
+/// it moved it, so it no longer times out; only its mutex's unlock or an interrupt end its wait.
+pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: Outcome, wake: bool) -> Option<Outcome> {
     if let Some(slot) = waiter.process_slot() {
         // A wait on a process-shared buffer: decided in its slot, not in this table. This is
         // how interrupters and the timer, which only know waiters, reach such a wait.
-        return process_waiters::cancel(waiter, slot, outcome, wake);
+        return Some(process_waiters::cancel(waiter, slot, outcome, wake));
     }
-    let bucket = bucket(waiter.key);
     let (removed, unpark) = {
-        let mut waiters = lock(&bucket.waiters);
+        let (bucket, mut waiters) = lock_bucket_of(waiter);
         if !waiter.is_queued() {
             drop(waiters);
-            return waiter.outcome().unwrap_or(outcome);
+            return Some(waiter.outcome().unwrap_or(outcome));
+        }
+        if outcome == Outcome::TimedOut && waiter.was_requeued() {
+            return None;
         }
         let removed = waiters.remove(waiter);
         debug_assert!(removed.is_some(), "T1: a queued waiter is in the lists");
@@ -185,33 +298,65 @@ pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: Outcome, wake: bool) -> Outc
     if wake {
         waiter.wake(unpark);
     }
-    outcome
+    Some(outcome)
 }
 
-/// The waiters one `notify` removed, woken after the bucket lock is released. Holds a few
-/// inline so the common `notify(1)` does not allocate.
+/// A few values inline, the rest on the heap: what one `notify` takes, without allocating for
+/// the common `notify(1)`.
+struct SmallList<T> {
+    len: usize,
+    inline: [Option<T>; 4],
+    spilled: Vec<T>,
+}
+
+impl<T> Default for SmallList<T> {
+    fn default() -> Self {
+        SmallList {
+            len: 0,
+            inline: [None, None, None, None],
+            spilled: Vec::new(),
+        }
+    }
+}
+
+impl<T> SmallList<T> {
+    fn push(&mut self, value: T) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = Some(value),
+            None => self.spilled.push(value),
+        }
+        self.len += 1;
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.inline.iter().flatten().chain(self.spilled.iter())
+    }
+
+    fn into_iter(self) -> impl Iterator<Item = T> {
+        self.inline.into_iter().flatten().chain(self.spilled)
+    }
+}
+
+/// The waiters one `notify` removed, woken after the bucket lock is released (and how many it
+/// moved instead: they count as woken).
 #[derive(Default)]
 struct WakeList {
     len: usize,
-    inline: [Option<(Arc<Waiter>, bool)>; 4],
-    spilled: Vec<(Arc<Waiter>, bool)>,
+    list: SmallList<(Arc<Waiter>, bool)>,
+    moved: usize,
 }
 
 impl WakeList {
     fn push(&mut self, waiter: Arc<Waiter>, unpark: bool) {
-        match self.inline.get_mut(self.len) {
-            Some(slot) => *slot = Some((waiter, unpark)),
-            None => self.spilled.push((waiter, unpark)),
-        }
+        self.list.push((waiter, unpark));
         self.len += 1;
     }
 
     /// Wakes every waiter in the list, each whatever the others' wakers do; then resumes the
     /// first panic a waker raised, if any (the others' payloads are dropped: one propagates).
     fn wake_all(self) {
-        let inline = self.inline.into_iter().flatten();
         let mut first_panic: Option<Box<dyn Any + Send>> = None;
-        for (waiter, unpark) in inline.chain(self.spilled) {
+        for (waiter, unpark) in self.list.into_iter() {
             if let Err(payload) = wake_catching(waiter, unpark) {
                 first_panic.get_or_insert(payload);
             }

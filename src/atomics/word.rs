@@ -18,7 +18,8 @@ use std::marker::PhantomData;
 use std::time::Instant;
 
 use super::deadline::Deadline;
-use super::wait::{notify_in, wait_in, WaitResult};
+use super::wait::{notify_in, wait_in, wait_requeueable, WaitResult};
+use super::waiter::RequeueTarget;
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
@@ -198,5 +199,24 @@ impl<T: Waitable> Word<'_, T> {
     /// returns how many it woke (in every process, for a process-shared buffer).
     pub(crate) fn notify(self, count: Option<usize>) -> usize {
         notify_in(self.1, self.0, count.unwrap_or(usize::MAX))
+    }
+}
+
+impl Word<'_, u32> {
+    /// The word's absolute address: the key of its waiter list (docs/semantics.md A10).
+    pub(crate) fn address(self) -> usize {
+        self.0.address()
+    }
+
+    /// [`wait_until`](Word::wait_until) for a condition variable's waiter, which a `notify` may
+    /// move onto `target`'s waiters (its mutex) instead of waking it; the `bool` says whether it
+    /// did (see `wait::wait_requeueable`).
+    pub(crate) fn wait_requeueable(
+        self,
+        expected: u32,
+        deadline: Option<Instant>,
+        target: RequeueTarget,
+    ) -> (Result<WaitResult, Error>, bool) {
+        wait_requeueable(self.1, self.0, expected, Deadline::until(deadline), target)
     }
 }

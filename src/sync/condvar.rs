@@ -11,8 +11,9 @@
 //!
 //! - **wait** (mutex held): `waiters += 1`, read `sequence`, unlock the mutex, sleep on
 //!   `sequence` while it holds the value read, `waiters -= 1`, lock the mutex again.
-//! - **notify(n)**: if `waiters` is 0, return 0; else bump `sequence` and wake up to `n` sleepers
-//!   through the waiter table, returning how many it woke (TC39 `Atomics.Condition.notify`).
+//! - **notify(n)**: if `waiters` is 0, return 0; else bump `sequence` and wake (or requeue, see
+//!   below) up to `n` sleepers through the waiter table, returning how many it woke (TC39
+//!   `Atomics.Condition.notify`).
 //!
 //! No notify is lost between the unlock and the sleep (S4): the sequence is read *before* the
 //! unlock, so a notify in that window has changed it by the time the waiter goes to sleep, and
@@ -24,6 +25,23 @@
 //! reports "not timed out", or times out and is not counted — never both (the bug V8 shipped in
 //! `Atomics.Condition`; `loom-tests/sync_condvar_timeout.rs` checks it).
 //!
+//! # Requeue (one wakeup per handoff)
+//!
+//! A waiter notified while its mutex is held — usually by the notifying thread, which then
+//! unlocks — would wake, find the mutex held, and sleep again until the unlock: two wakeups,
+//! and on a loaded machine three context switches per handoff. So a waiter sleeps with its
+//! mutex's state word as its *requeue target*, and a notify that finds it asleep moves it onto
+//! the mutex's waiters instead of waking it, if the mutex is held at that moment (the waiter
+//! table's FUTEX_CMP_REQUEUE, `atomics/waiter_table.rs`; the mutex counts it as one of its
+//! own waiters in the same step, see `Mutex::lock_requeued`). The mutex's unlock then wakes
+//! it, with the lock free, as the mutex's waiter holding the baton. A moved waiter was counted
+//! by the notify, so from then on it no longer times out: it reports "not timed out", and
+//! only its mutex's unlock or a terminate (`Err(Terminated)`, leaving the mutex's queue) ends
+//! its wait. A notify with the mutex free wakes as before.
+//!
+//! In a process-shared buffer (condition variable or mutex) nothing is moved: the waits live
+//! in the buffer's header and are woken as described above.
+//!
 //! Skipping the notify when `waiters` is 0 is sound for the usual discipline (the condition is
 //! changed with the mutex held, before the notify): a waiter registers before it unlocks, so a
 //! notifier that took the mutex after that sees the registration.
@@ -33,6 +51,7 @@ use std::time::{Duration, Instant};
 
 use super::attach;
 use super::deadline_after;
+use super::lock_result::LockResult;
 use super::mutex::MutexGuard;
 use crate::atomics::{SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
@@ -57,8 +76,13 @@ const WAITERS: usize = 1;
 ///   [`notify_all`](Condvar::notify_all) return how many waiters they woke.
 /// - Change the condition with the mutex held (as with any condition variable): a notify is
 ///   never lost then, including one sent between a waiter's unlock and its sleep.
-/// - On `Err` (`Terminated`: the waiting thread's worker was terminated, S6) the guard is gone
-///   and the mutex is not held.
+/// - The results are [`LockResult`]s, as `std::sync::Condvar`'s: taking the mutex again may
+///   find that its holder died meanwhile (process-shared buffers, X3), and then the guard
+///   comes back in `Err(LockError::OwnerDied(guard))`. On `Err(Failed(_))` (`Terminated`: the
+///   waiting thread's worker was terminated, S6) the guard is gone and the mutex is not held.
+/// - Call [`mark_consistent`](MutexGuard::mark_consistent) before waiting with a guard that
+///   came with `OwnerDied`: the wait releases the mutex, which retires a lock still
+///   inconsistent.
 ///
 /// ```
 /// use sharedbuf::sync::{Condvar, Mutex};
@@ -143,19 +167,23 @@ impl Condvar {
     /// Releases `guard`'s mutex, sleeps until notified (or woken spuriously), and takes the
     /// mutex again.
     ///
-    /// `Err(Terminated)` if the thread's interrupter fires while it sleeps or relocks (a
-    /// worker's `terminate()`, S6); the mutex is then not held.
-    pub fn wait<'a>(&self, guard: MutexGuard<'a>) -> Result<MutexGuard<'a>, Error> {
-        self.sleep(guard, None).map(|(guard, _)| guard)
+    /// `Err(Failed(Terminated))` if the thread's interrupter fires while it sleeps or relocks
+    /// (a worker's `terminate()`, S6); the mutex is then not held. `Err(OwnerDied(guard))` if
+    /// the mutex's holder died meanwhile (X3): the mutex is held again, with the news.
+    pub fn wait<'a>(&self, guard: MutexGuard<'a>) -> LockResult<MutexGuard<'a>> {
+        self.sleep(guard, None)
+            .map(|(guard, _)| guard)
+            .map_err(|error| error.map(|(guard, _)| guard))
     }
 
     /// [`wait`](Condvar::wait) until `condition` returns `false`: returns at once if it already
-    /// does, and never because of a spurious wakeup (S4). `condition` runs with the mutex held.
+    /// does, and never because of a spurious wakeup (S4). `condition` runs with the mutex held
+    /// (never on data a dead holder left: `OwnerDied` returns at once).
     pub fn wait_while<'a, F>(
         &self,
         mut guard: MutexGuard<'a>,
         mut condition: F,
-    ) -> Result<MutexGuard<'a>, Error>
+    ) -> LockResult<MutexGuard<'a>>
     where
         F: FnMut(&mut MutexGuard<'a>) -> bool,
     {
@@ -170,7 +198,7 @@ impl Condvar {
         &self,
         guard: MutexGuard<'a>,
         timeout: Duration,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error> {
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)> {
         self.sleep(guard, deadline_after(timeout))
     }
 
@@ -181,7 +209,7 @@ impl Condvar {
         &self,
         guard: MutexGuard<'a>,
         deadline: Instant,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error> {
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)> {
         self.sleep(guard, Some(deadline))
     }
 
@@ -192,7 +220,7 @@ impl Condvar {
         guard: MutexGuard<'a>,
         timeout: Duration,
         condition: F,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error>
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)>
     where
         F: FnMut(&mut MutexGuard<'a>) -> bool,
     {
@@ -206,7 +234,7 @@ impl Condvar {
         guard: MutexGuard<'a>,
         deadline: Instant,
         condition: F,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error>
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)>
     where
         F: FnMut(&mut MutexGuard<'a>) -> bool,
     {
@@ -238,7 +266,7 @@ impl Condvar {
         mut guard: MutexGuard<'a>,
         deadline: Option<Instant>,
         mut condition: F,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error>
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)>
     where
         F: FnMut(&mut MutexGuard<'a>) -> bool,
     {
@@ -258,15 +286,28 @@ impl Condvar {
         &self,
         guard: MutexGuard<'a>,
         deadline: Option<Instant>,
-    ) -> Result<(MutexGuard<'a>, WaitTimeoutResult), Error> {
+    ) -> LockResult<(MutexGuard<'a>, WaitTimeoutResult)> {
         let registration = Registration::new(self.waiters());
         // Read before the unlock: a notify after the unlock changes it (see the module docs).
         let sequence = self.sequence().load(Acquire);
         let mutex = guard.release();
-        let slept = self.sequence().wait_until(sequence, deadline);
+        let (slept, requeued) = match mutex.requeue_target() {
+            Some(target) => self.sequence().wait_requeueable(sequence, deadline, target),
+            None => (self.sequence().wait_until(sequence, deadline), false),
+        };
         drop(registration);
-        let timed_out = slept? == WaitResult::TimedOut;
-        Ok((mutex.lock()?, WaitTimeoutResult(timed_out)))
+        if requeued {
+            // Counted by a notify, which moved it onto the mutex's waiters: it no longer timed
+            // out, and the unlock that woke it passed it the baton (see the module docs). Only
+            // private buffers requeue, so no holder can have died (no `OwnerDied` here).
+            let guard = mutex.lock_requeued(slept.map(drop))?;
+            return Ok((guard, WaitTimeoutResult(false)));
+        }
+        let timed_out = WaitTimeoutResult(slept? == WaitResult::TimedOut);
+        match mutex.lock() {
+            Ok(guard) => Ok((guard, timed_out)),
+            Err(error) => Err(error.map(|guard| (guard, timed_out))),
+        }
     }
 }
 

@@ -1,6 +1,6 @@
 //! Locks whose whole state lives in the bytes of a [`SharedBuffer`](crate::SharedBuffer)
-//! (docs/semantics.md S1–S6): [`Mutex`], [`Condvar`], [`RwLock`], [`Semaphore`], [`Barrier`], [`Latch`],
-//! [`Once`].
+//! (docs/semantics.md S1–S6, X3): [`Mutex`], [`Condvar`], [`RwLock`], [`Semaphore`], [`Barrier`],
+//! [`Latch`], [`Once`].
 //!
 //! # Why this layer exists
 //!
@@ -10,7 +10,7 @@
 //! is getting locks that live in shared memory (TC39 shared structs: `Atomics.Mutex`,
 //! `Atomics.Condition`). This layer is that: a lock is a few words at a byte offset you choose
 //! in a buffer, starting from all-zero bytes, reachable from every thread holding a clone of the
-//! buffer — and, once the process issue lands, from every process mapping it. The locks block
+//! buffer — and from every process mapping it (process-shared buffers). The locks block
 //! and wake through the crate's own wait/notify, so the loom models in `loom-tests/` check the
 //! code users run, and inside a worker every blocking call returns `Err(Terminated)` when the
 //! worker's `terminate()` is called (S6), as `atomics::wait` does.
@@ -31,23 +31,46 @@
 //!
 //! # Words
 //!
-//! Threads sleep only on 32-bit words, and only through "sleep while the word holds `v`" and
-//! "wake `n`, tell me how many": no token passes through the waiter table, so the same
-//! protocols run unchanged on a Linux futex shared between processes (whose words are 32-bit).
-//! Who holds a lock is recorded in a separate 64-bit owner word (see `owner.rs`): in this
-//! process a per-thread token, later a process-qualified identity the process issue can check
-//! for a dead owner. Each primitive's file states its words, its protocol and the invariants it
-//! keeps.
+//! Threads sleep only through "sleep while the word holds `v`" and "wake `n`, tell me how
+//! many": no token passes through the waiter table, so the same protocols run between
+//! processes, whose waits queue in the buffer's header (`atomics/process_waiters.rs`). Who
+//! holds a lock is recorded in a separate 64-bit owner word (`owner.rs`): a per-thread token in
+//! a private buffer, an identity another process can check in a process-shared one. Each
+//! primitive's file states its words, its protocol and the invariants it keeps.
+//!
+//! # Across processes: a dead holder (X3)
+//!
+//! In a process-shared buffer a lock must survive its holder's death: a process killed while
+//! holding it must not leave the others waiting for ever. So there:
+//!
+//! - the owner word holds the holder's **identity** — kernel thread id and that thread's start
+//!   time (`owner.rs`) — which no later thread can share, even one that reuses the id;
+//! - the owner word is written in the *same* compare-exchange that takes the lock (the
+//!   `Mutex`: `shared_mutex.rs`), or claimed *before* the lock bit is set and given back after
+//!   it is cleared (`RwLock` writers: `shared_rwlock.rs`; `Once` runners: `once.rs`), so no
+//!   instant exists at which a lock is held by nobody anyone can check;
+//! - waiters sleep at most a slice at a time (1 ms, doubling to 50 ms) and ask whether the
+//!   holder is dead before sleeping and whenever a slice ends (`liveness.rs`: `/proc`, never a
+//!   guess); the one whose compare-exchange replaces a dead identity holds the lock, with the
+//!   news: [`LockError::OwnerDied`]. Its guard's `mark_consistent()` makes the lock normal
+//!   again; released without it, the lock is retired ([`Error::NotRecoverable`](crate::Error)).
+//!
+//! [`Mutex`]'s docs show a takeover and its repair; `loom-tests/sync_owner_died.rs` models the
+//! takeover race and a waiter woken by the end of its slice.
+//!
+//! Lock results have std's shape ([`LockResult`], [`TryLockResult`]), so `?` still works in
+//! functions returning `Result<_, Error>`. Private buffers keep their own protocols and never
+//! probe anything: there nothing can die holding a lock but the whole process.
 //!
 //! | primitive | `BYTES` | `ALIGN` | words (byte offset: word) |
 //! | --- | --- | --- | --- |
-//! | [`Mutex`] | 16 | 8 | 0: state `u32` (waiters sleep here), 4: side `u32` (the heir and `lock_async` futures sleep here), 8: owner `u64` |
+//! | [`Mutex`] | 16 | 8 | 0: state `u32` (waiters sleep here), 4: side `u32` (the heir and `lock_async` futures sleep here), 8: owner `u64` — in a process-shared buffer: 0: waiter count `u32`, 4: side `u32`, 8: owner `u64`, the lock itself (waiters sleep here) |
 //! | [`Condvar`] | 8 | 4 | 0: sequence `u32` (waiters sleep here), 4: waiter count `u32` |
-//! | [`RwLock`] | 24 | 8 | 0: state `u64`, 8: owner `u64`, 16: readers' sequence `u32`, 20: writers' sequence `u32` |
+//! | [`RwLock`] | 24 | 8 | 0: state `u64`, 8: owner `u64` (the writer), 16: readers' sequence `u32`, 20: writers' sequence `u32` |
 //! | [`Semaphore`] | 4 | 4 | 0: state `u32` (permits and two flags; waiters sleep here) |
 //! | [`Barrier`] | 16 | 8 | 0: state `u64` (generation, dropped parties, arrivals), 8: parties `u32` (set once), 12: sequence `u32` (waiting parties sleep here) |
 //! | [`Latch`] | 8 | 4 | 0: count `u32`, 4: epoch `u32` (waiters sleep here) |
-//! | [`Once`] | 16 | 8 | 0: state `u32` (waiters sleep here), 4: reserved, 8: owner `u64` |
+//! | [`Once`] | 16 | 8 | 0: state `u32` (waiters sleep here), 4: reserved, 8: owner `u64` (the runner) |
 //!
 //! ```
 //! use sharedbuf::sync::{Condvar, Mutex, RwLock};
@@ -68,11 +91,16 @@ use std::time::{Duration, Instant};
 
 mod attach;
 mod condvar;
+mod liveness;
+mod lock_result;
 mod mutex;
 mod mutex_async;
 mod owner;
 mod rwlock;
+mod shared_mutex;
+mod shared_rwlock;
 mod spin;
+mod task_stat;
 
 mod barrier;
 mod latch;
@@ -82,16 +110,18 @@ mod semaphore;
 /// What the loom models drive through `crate::loom_hooks` (used in loom builds only).
 #[allow(unused_imports)]
 pub(crate) mod hooks {
+    pub(crate) use super::liveness::model::this_thread_dies;
     pub(crate) use super::mutex::set_loom_starving_after;
 }
 
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use latch::Latch;
+pub use lock_result::{LockError, LockResult, TryLockResult};
 pub use mutex::{Mutex, MutexGuard};
 pub use mutex_async::{AsyncMutexGuard, LockFuture};
 pub use once::{Once, OnceState};
-pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use rwlock::{ReadResult, RwLock, RwLockReadGuard, RwLockWriteGuard, TryReadResult};
 pub use semaphore::Semaphore;
 
 /// The deadline of a wait with `timeout` starting now; `None` (no deadline) when the instant is

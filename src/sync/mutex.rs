@@ -1,5 +1,10 @@
 //! [`Mutex`]: a lock word at an offset of a [`SharedBuffer`] (docs/semantics.md S1, S2, S3, S5, S6).
 //!
+//! This file is the protocol of a private buffer. In a process-shared buffer the same 16 bytes
+//! run the protocol of `shared_mutex.rs`, where the owner word is the lock, so that a holder
+//! that dies is always named (X3); the public API, here, dispatches on the buffer's kind once
+//! per call.
+//!
 //! # Words (16 bytes, aligned to 8; all zero = unlocked, nobody waiting)
 //!
 //! | offset | word | who sleeps on it |
@@ -73,10 +78,12 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::attach;
+use super::lock_result::{LockError, LockResult, TryLockResult};
 use super::owner;
+use super::shared_mutex;
 use super::spin::Backoff;
 use super::{deadline_after, expired};
-use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
+use crate::atomics::{RequeueTarget, SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
 use crate::shim::{self, thread, Ordering::*, LOOM};
@@ -140,10 +147,19 @@ fn waiters(state: u32) -> u32 {
 ///   already holds gets `Err(WouldDeadlock)` instead of hanging (S2).
 /// - Throughput first, with bounded unfairness (S5): a running thread may take a just-released
 ///   lock ahead of a sleeping one, but a waiter that has waited past about 1 ms is handed the
-///   lock at the next unlock.
+///   lock at the next unlock (in a private buffer; see below).
 /// - Inside a worker, a blocked `lock` returns `Err(Terminated)` when the worker is terminated
 ///   (S6).
 /// - Not poisoned by a panic (as parking_lot's): the guard's drop still unlocks.
+/// - **In a process-shared buffer the lock survives its holder's death** (X3): when the thread
+///   holding it dies — its process killed — the next locker takes it over and gets
+///   `Err(LockError::OwnerDied(guard))`, within a fraction of a second even if it was already
+///   asleep. Repair the data, then [`mark_consistent`](MutexGuard::mark_consistent); a guard
+///   released without that retires the lock: every later lock, in every process, returns
+///   `Err(NotRecoverable)`. The results are [`LockResult`]s, std's shape: `?` turns a
+///   `LockError` into an [`Error`] (dropping an `OwnerDied` guard unrepaired). There the
+///   lock's protocol is the one in `shared_mutex.rs`: waiters are woken oldest first but not
+///   handed the lock.
 ///
 /// ```
 /// use sharedbuf::sync::Mutex;
@@ -173,15 +189,64 @@ fn waiters(state: u32) -> u32 {
 /// assert_eq!(pair.to_vec(), [4000, 4000]);
 ///
 /// let guard = mutex.lock()?;
-/// assert_eq!(mutex.lock().err(), Some(Error::WouldDeadlock));
+/// assert!(mutex.lock().is_err_and(|e| e == Error::WouldDeadlock));
 /// drop(guard);
 /// # Ok::<(), Error>(())
+/// ```
+///
+/// A holder that dies, and the repair (only a process-shared buffer reports one). Here the
+/// holder is a thread that ends with its guard leaked, which counts as dead just like a
+/// process killed while holding the lock:
+///
+/// ```
+/// # #[cfg(target_os = "linux")] {
+/// use sharedbuf::sync::{LockError, Mutex};
+/// use sharedbuf::{Error, Int32Array, SharedBuffer};
+///
+/// let buffer = SharedBuffer::memfd("accounts", 64)?; // process-shared
+/// let mutex = Mutex::at(&buffer, 0)?;
+/// let pair = Int32Array::with_range(&buffer, Mutex::BYTES, Some(2))?; // equal when unlocked
+///
+/// let (m, p) = (mutex.clone(), pair.clone());
+/// std::thread::spawn(move || {
+///     let guard = m.lock().unwrap();
+///     p.set(0, 10).unwrap(); // half an update...
+///     std::mem::forget(guard); // ...and the holder is gone
+/// })
+/// .join()
+/// .unwrap();
+///
+/// let guard = match mutex.lock() {
+///     Ok(guard) => guard,
+///     Err(LockError::OwnerDied(mut guard)) => {
+///         pair.set(1, pair.get(0).unwrap())?; // repair what the dead holder left
+///         guard.mark_consistent(); // without this, the drop below would retire the lock
+///         guard
+///     }
+///     Err(LockError::Failed(error)) => return Err(error),
+/// };
+/// assert_eq!(pair.to_vec(), [10, 10]);
+/// drop(guard);
+/// assert!(mutex.lock().is_ok()); // a normal lock again
+/// # }
+/// # Ok::<(), sharedbuf::Error>(())
 /// ```
 pub struct Mutex {
     /// `state` and `side` (see the module docs).
     words: SharedWords<u32>,
     owner: SharedWord<u64>,
     byte_offset: usize,
+    /// The buffer is process-shared: the protocol of `shared_mutex.rs`.
+    shared: bool,
+}
+
+/// How a lock was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Acquired {
+    /// From a holder that released it.
+    Clean,
+    /// Taken over from a holder that died holding it (X3).
+    OwnerDied,
 }
 
 impl Mutex {
@@ -201,6 +266,7 @@ impl Mutex {
             words: SharedWords::at(buffer, byte_offset, 2)?,
             owner: SharedWord::at(buffer, byte_offset + 8)?,
             byte_offset,
+            shared: buffer.is_process_shared(),
         })
     }
 
@@ -214,61 +280,112 @@ impl Mutex {
         self.words.buffer()
     }
 
-    /// Whether some thread (or task) holds the lock now. Only a snapshot.
+    /// Whether some thread (or task) holds the lock now. Only a snapshot. A lock retired as
+    /// not recoverable (X3) counts as locked.
     pub fn is_locked(&self) -> bool {
+        if self.shared {
+            return self.owner().load(Relaxed) != owner::NONE;
+        }
         self.state().load(Relaxed) & LOCKED != 0
     }
 
     /// Blocks until the lock is free, then takes it.
     ///
-    /// `Err(WouldDeadlock)` if the calling thread already holds it; `Err(Terminated)` if the
-    /// thread's interrupter fires while it waits (a worker's `terminate()`, S6).
+    /// `Err(Failed(WouldDeadlock))` if the calling thread already holds it;
+    /// `Err(Failed(Terminated))` if the thread's interrupter fires while it waits (a worker's
+    /// `terminate()`, S6). In a process-shared buffer also `Err(OwnerDied(guard))` (taken from a
+    /// holder that died) and `Err(Failed(NotRecoverable))` (X3), and the errors of a
+    /// process-shared wait (`TooManyWaiters`, `BadHeader`).
     #[inline]
-    pub fn lock(&self) -> Result<MutexGuard<'_>, Error> {
+    pub fn lock(&self) -> LockResult<MutexGuard<'_>> {
+        if self.shared {
+            let me = shared_mutex::me();
+            if self.shared_try_take(me) {
+                return Ok(MutexGuard::new(self, me));
+            }
+            let acquired = self.shared_lock_contended(me, None);
+            return self
+                .shared_guard(me, acquired)?
+                .ok_or(LockError::Failed(Error::Timeout)); // no deadline: never
+        }
         if self.state().compare_exchange(0, LOCKED, Acquire).is_ok() {
             self.owner().store(owner::thread_token(), Relaxed);
         } else {
             self.lock_contended(None)?;
         }
-        Ok(MutexGuard::new(self))
+        Ok(MutexGuard::new(self, owner::NONE))
     }
 
     /// Takes the lock if it is free now (TC39's `lockIfAvailable`): `Ok(None)` if another
-    /// thread holds it, `Err(WouldDeadlock)` if the calling thread does. Never blocks.
-    pub fn try_lock(&self) -> Result<Option<MutexGuard<'_>>, Error> {
+    /// thread holds it, `Err(Failed(WouldDeadlock))` if the calling thread does. Never blocks.
+    /// In a process-shared buffer, a holder found dead is taken over (`Err(OwnerDied(guard))`).
+    pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_>> {
+        if self.shared {
+            let me = shared_mutex::me();
+            let acquired = self.shared_try_lock(me, true);
+            return self.shared_guard(me, acquired);
+        }
         let me = owner::thread_token();
         if self.try_take_for(me) {
-            return Ok(Some(MutexGuard::new(self)));
+            return Ok(Some(MutexGuard::new(self, owner::NONE)));
         }
         if self.owner().load(Relaxed) == me {
-            return Err(Error::WouldDeadlock);
+            return Err(LockError::Failed(Error::WouldDeadlock));
         }
         Ok(None)
     }
 
     /// [`lock`](Mutex::lock), giving up after `timeout`: `Ok(None)` if the lock could not be
     /// taken in time (S3). A zero timeout tries once.
-    pub fn try_lock_for(&self, timeout: Duration) -> Result<Option<MutexGuard<'_>>, Error> {
+    pub fn try_lock_for(&self, timeout: Duration) -> TryLockResult<MutexGuard<'_>> {
         self.lock_until(deadline_after(timeout))
     }
 
     /// [`lock`](Mutex::lock), giving up at `deadline`: `Ok(None)` if the lock could not be taken
     /// by then (S3).
-    pub fn try_lock_until(&self, deadline: Instant) -> Result<Option<MutexGuard<'_>>, Error> {
+    pub fn try_lock_until(&self, deadline: Instant) -> TryLockResult<MutexGuard<'_>> {
         self.lock_until(Some(deadline))
     }
 
-    fn lock_until(&self, deadline: Option<Instant>) -> Result<Option<MutexGuard<'_>>, Error> {
+    fn lock_until(&self, deadline: Option<Instant>) -> TryLockResult<MutexGuard<'_>> {
+        if self.shared {
+            let me = shared_mutex::me();
+            if self.shared_try_take(me) {
+                return Ok(Some(MutexGuard::new(self, me)));
+            }
+            let acquired = self.shared_lock_contended(me, deadline);
+            return self.shared_guard(me, acquired);
+        }
         if self.state().compare_exchange(0, LOCKED, Acquire).is_ok() {
             self.owner().store(owner::thread_token(), Relaxed);
         } else if !self.lock_contended(deadline)? {
             return Ok(None);
         }
-        Ok(Some(MutexGuard::new(self)))
+        Ok(Some(MutexGuard::new(self, owner::NONE)))
+    }
+
+    /// The guard (or error) for what a process-shared lock attempt by `me` found: `Ok(None)`
+    /// if it took nothing.
+    fn shared_guard(
+        &self,
+        me: u64,
+        acquired: Result<Option<Acquired>, Error>,
+    ) -> TryLockResult<MutexGuard<'_>> {
+        match acquired? {
+            None => Ok(None),
+            Some(Acquired::Clean) => Ok(Some(MutexGuard::new(self, me))),
+            Some(Acquired::OwnerDied) => Err(LockError::OwnerDied(MutexGuard::died(self, me))),
+        }
+    }
+
+    /// Whether the mutex lives in a process-shared buffer (the protocol of `shared_mutex.rs`).
+    #[inline]
+    pub(super) fn is_shared(&self) -> bool {
+        self.shared
     }
 
     #[inline]
-    fn state(&self) -> Word<'_, u32> {
+    pub(super) fn state(&self) -> Word<'_, u32> {
         self.words.get(STATE)
     }
 
@@ -278,7 +395,7 @@ impl Mutex {
     }
 
     #[inline]
-    fn owner(&self) -> Word<'_, u64> {
+    pub(super) fn owner(&self) -> Word<'_, u64> {
         self.owner.get()
     }
 
@@ -358,7 +475,7 @@ impl Mutex {
         }
     }
 
-    /// Releases the lock (the guards' drop).
+    /// Releases the lock (the guards' drop) in a private buffer.
     #[inline]
     pub(super) fn unlock(&self) {
         self.owner().store(owner::NONE, Relaxed);
@@ -637,6 +754,69 @@ impl<'a> Waiter<'a> {
     }
 }
 
+/// Condition variable waiters moved onto the mutex's waiters by a notify (see `condvar.rs`): the
+/// notify counts them in `state` while the lock is held, so they are ordinary counted waiters
+/// (invariants 2 and 3), woken one at a time by the unlocks, and the one woken holds the baton.
+impl Mutex {
+    /// Where a condition variable's notify may move a waiter that will lock this mutex next;
+    /// `None` in a process-shared buffer (its waiters are woken instead).
+    pub(super) fn requeue_target(&self) -> Option<RequeueTarget> {
+        if self.shared {
+            return None;
+        }
+        let state = SharedWord::at(self.buffer(), self.byte_offset).ok()?;
+        Some(RequeueTarget::new(state, count_requeued))
+    }
+
+    /// Takes the lock as a waiter a notify moved here, whose sleep ended with `woke`: `Ok` when
+    /// an unlock woke it (it holds the baton), `Err` when it was interrupted meanwhile (it then
+    /// leaves the queue and returns the error).
+    pub(super) fn lock_requeued(&self, woke: Result<(), Error>) -> Result<MutexGuard<'_>, Error> {
+        let mut waiter = Waiter {
+            mutex: self,
+            registered: true,
+            woken: false,
+            heir: false,
+            sleeps: 1,
+            since: Instant::now(),
+        };
+        if let Err(error) = woke {
+            waiter.leave();
+            return Err(error);
+        }
+        waiter.woken = true;
+        let taken = waiter.wait(None)?;
+        debug_assert!(
+            taken,
+            "without a deadline, a waiter returns only with the lock"
+        );
+        self.owner().store(owner::thread_token(), Relaxed);
+        Ok(MutexGuard::new(self, owner::NONE))
+    }
+}
+
+/// The requeue target's consent, asked by the waiter table with both buckets locked: counts
+/// `moving` more waiters if the lock is held (its holder's unlock, or the heir's, will wake one),
+/// else refuses, and the notify wakes them instead.
+fn count_requeued(state: Word<'_, u32>, moving: u32) -> bool {
+    let Some(added) = moving.checked_mul(WAITER) else {
+        return false;
+    };
+    let mut current = state.load(Relaxed);
+    loop {
+        if current & LOCKED == 0 {
+            return false;
+        }
+        let Some(next) = current.checked_add(added) else {
+            return false;
+        };
+        match state.compare_exchange(current, next, Relaxed) {
+            Ok(_) => return true,
+            Err(actual) => current = actual,
+        }
+    }
+}
+
 impl Clone for Mutex {
     fn clone(&self) -> Mutex {
         // Re-attaching cannot fail: the place was checked, and buffers never shrink.
@@ -661,15 +841,32 @@ impl fmt::Debug for Mutex {
 #[must_use = "the mutex is unlocked when the guard is dropped"]
 pub struct MutexGuard<'a> {
     mutex: &'a Mutex,
+    /// In a process-shared buffer: the identity the lock was taken as (and is released from).
+    holder: u64,
+    /// Taken over from a dead holder and not yet marked consistent (X3).
+    inconsistent: bool,
     /// `!Send`, `Sync` (nothing to share).
     _not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl<'a> MutexGuard<'a> {
     #[inline]
-    fn new(mutex: &'a Mutex) -> MutexGuard<'a> {
+    fn new(mutex: &'a Mutex, holder: u64) -> MutexGuard<'a> {
         MutexGuard {
             mutex,
+            holder,
+            inconsistent: false,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The guard of a lock taken over from a dead holder: inconsistent until marked.
+    fn died(mutex: &'a Mutex, holder: u64) -> MutexGuard<'a> {
+        // Not `..MutexGuard::new(..)`: that would drop a second guard, unlocking the mutex.
+        MutexGuard {
+            mutex,
+            holder,
+            inconsistent: true,
             _not_send: PhantomData,
         }
     }
@@ -679,12 +876,37 @@ impl<'a> MutexGuard<'a> {
         self.mutex
     }
 
-    /// Unlocks and hands back the mutex (a condition variable's wait).
+    /// Declares the data the lock guards consistent again after its previous holder died
+    /// holding it (the guard came with [`LockError::OwnerDied`]), like
+    /// `pthread_mutex_consistent`: the lock is then released normally. Released without this
+    /// call, such a guard retires the lock: every later lock, in every process, returns
+    /// `Err(NotRecoverable)` (X3). Does nothing on any other guard.
+    pub fn mark_consistent(&mut self) {
+        self.inconsistent = false;
+    }
+
+    /// Whether the guard still waits for [`mark_consistent`](MutexGuard::mark_consistent):
+    /// `true` only for a guard that came with [`LockError::OwnerDied`] and was not marked yet.
+    pub fn is_inconsistent(&self) -> bool {
+        self.inconsistent
+    }
+
+    /// Unlocks and hands back the mutex (a condition variable's wait). An inconsistent guard
+    /// retires the lock, as its drop would.
     pub(super) fn release(self) -> &'a Mutex {
         let mutex = self.mutex;
-        std::mem::forget(self);
-        mutex.unlock();
+        let this = std::mem::ManuallyDrop::new(self);
+        this.unlock();
         mutex
+    }
+
+    #[inline]
+    fn unlock(&self) {
+        if self.mutex.is_shared() {
+            self.mutex.shared_unlock(self.holder, self.inconsistent);
+        } else {
+            self.mutex.unlock();
+        }
     }
 }
 
@@ -694,7 +916,7 @@ impl Drop for MutexGuard<'_> {
         if shim::model_is_unwinding() {
             return; // a failed loom model: see `shim::model_is_unwinding`
         }
-        self.mutex.unlock();
+        self.unlock();
     }
 }
 
@@ -702,6 +924,7 @@ impl fmt::Debug for MutexGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MutexGuard")
             .field("byte_offset", &self.mutex.byte_offset)
+            .field("inconsistent", &self.inconsistent)
             .finish()
     }
 }

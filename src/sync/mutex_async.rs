@@ -13,16 +13,23 @@
 //!
 //! Fairness toward async waiters is therefore only that of barging: they are woken at every
 //! release but never handed the lock.
+//!
+//! In a process-shared buffer (`shared_mutex.rs`) the same eventcount runs on the `ASYNC` flag
+//! of the `waiters` word, the holder a task records is its *process*'s identity (the task may
+//! move between the process's threads), and a pending future sleeps at most a slice at a time,
+//! so that it notices a dead holder, takes the lock over and resolves to
+//! `Err(LockError::OwnerDied(guard))` like a blocking lock (X3).
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::mutex::Mutex;
+use super::liveness::Slices;
+use super::lock_result::{LockError, LockResult};
+use super::mutex::{Acquired, Mutex};
 use super::owner;
 use crate::atomics::{self, WaitAsync, WaitFuture};
-use crate::error::Error;
 use crate::shim::{self, Ordering::Acquire};
 use crate::view::Uint32Array;
 
@@ -34,6 +41,8 @@ impl Mutex {
     ///
     /// It resolves to an [`AsyncMutexGuard`], which (unlike [`MutexGuard`](super::MutexGuard))
     /// may move between threads, so it can be held across `.await` in a multi-threaded runtime.
+    /// In a process-shared buffer it may resolve to `Err(LockError::OwnerDied(guard))` as
+    /// [`lock`](Mutex::lock) does (X3).
     /// Async holders have no thread identity: a task that awaits a lock it already holds waits
     /// forever (there is no `WouldDeadlock` for tasks). Dropping the future before it resolves
     /// gives up cleanly. Async waiters are woken at every release and race for the lock; they
@@ -62,6 +71,12 @@ impl Mutex {
             mutex: self,
             sleep: None,
             side: None,
+            slices: Slices::new(),
+            holder: if self.is_shared() {
+                owner::shared_process_identity()
+            } else {
+                owner::TASK
+            },
         }
     }
 }
@@ -74,13 +89,19 @@ pub struct LockFuture<'a> {
     sleep: Option<WaitFuture>,
     /// A view of the side word, made on first need.
     side: Option<Uint32Array>,
+    /// The owner the lock records: `TASK`, or in a process-shared buffer this process's
+    /// identity.
+    holder: u64,
+    /// In a process-shared buffer: the lengths of its sleeps.
+    slices: Slices,
 }
 
 impl<'a> Future for LockFuture<'a> {
-    type Output = Result<AsyncMutexGuard<'a>, Error>;
+    type Output = LockResult<AsyncMutexGuard<'a>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = &mut *self;
+        let mutex = this.mutex;
         loop {
             if let Some(sleep) = this.sleep.as_mut() {
                 if Pin::new(sleep).poll(cx).is_pending() {
@@ -88,18 +109,40 @@ impl<'a> Future for LockFuture<'a> {
                 }
                 this.sleep = None;
             }
-            if this.mutex.try_take_for(owner::TASK) {
-                return Poll::Ready(Ok(AsyncMutexGuard { mutex: this.mutex }));
-            }
             // Eventcount: the sequence first, then the flag (see the module docs).
-            let sequence = this.mutex.side().load(Acquire);
-            if !this.mutex.announce_async() {
-                continue; // released meanwhile: try again
+            let sequence;
+            if mutex.is_shared() {
+                match mutex.shared_try_lock(this.holder, false) {
+                    Err(error) => return Poll::Ready(Err(LockError::Failed(error))),
+                    Ok(Some(Acquired::Clean)) => {
+                        return Poll::Ready(Ok(AsyncMutexGuard::new(mutex, this.holder)))
+                    }
+                    Ok(Some(Acquired::OwnerDied)) => {
+                        let guard = AsyncMutexGuard {
+                            mutex,
+                            holder: this.holder,
+                            inconsistent: true,
+                        };
+                        return Poll::Ready(Err(LockError::OwnerDied(guard)));
+                    }
+                    Ok(None) => {}
+                }
+                sequence = mutex.side().load(Acquire);
+                if mutex.shared_announce_async() == owner::NONE {
+                    continue; // released meanwhile: try again
+                }
+            } else {
+                if mutex.try_take_for(owner::TASK) {
+                    return Poll::Ready(Ok(AsyncMutexGuard::new(mutex, owner::TASK)));
+                }
+                sequence = mutex.side().load(Acquire);
+                if !mutex.announce_async() {
+                    continue; // released meanwhile: try again
+                }
             }
             let side = match &this.side {
                 Some(side) => side,
                 None => {
-                    let mutex = this.mutex;
                     let view = Uint32Array::with_range(
                         mutex.buffer(),
                         mutex.byte_offset() + SIDE_OFFSET,
@@ -107,14 +150,20 @@ impl<'a> Future for LockFuture<'a> {
                     );
                     match view {
                         Ok(view) => this.side.insert(view),
-                        Err(error) => return Poll::Ready(Err(error)),
+                        Err(error) => return Poll::Ready(Err(LockError::Failed(error))),
                     }
                 }
             };
-            match atomics::wait_async(side, 0, sequence, None) {
+            // A process-shared lock's holder may die: sleep a slice at a time, and look again.
+            let timeout = if mutex.is_shared() {
+                this.slices.timeout()
+            } else {
+                None
+            };
+            match atomics::wait_async(side, 0, sequence, timeout) {
                 Ok(WaitAsync::Ready(_)) => continue, // the sequence moved: a release happened
                 Ok(WaitAsync::Pending(sleep)) => this.sleep = Some(sleep),
-                Err(error) => return Poll::Ready(Err(error)),
+                Err(error) => return Poll::Ready(Err(LockError::Failed(error))),
             }
         }
     }
@@ -134,12 +183,36 @@ impl fmt::Debug for LockFuture<'_> {
 #[must_use = "the mutex is unlocked when the guard is dropped"]
 pub struct AsyncMutexGuard<'a> {
     mutex: &'a Mutex,
+    /// The owner recorded: `TASK`, or this process's identity in a process-shared buffer.
+    holder: u64,
+    /// Taken over from a dead holder and not yet marked consistent (X3).
+    inconsistent: bool,
 }
 
 impl<'a> AsyncMutexGuard<'a> {
+    fn new(mutex: &'a Mutex, holder: u64) -> AsyncMutexGuard<'a> {
+        AsyncMutexGuard {
+            mutex,
+            holder,
+            inconsistent: false,
+        }
+    }
+
     /// The mutex this guard holds.
     pub fn mutex(&self) -> &'a Mutex {
         self.mutex
+    }
+
+    /// As [`MutexGuard::mark_consistent`](super::MutexGuard::mark_consistent): the data is
+    /// repaired after a dead holder; without this call, releasing the guard retires the lock.
+    pub fn mark_consistent(&mut self) {
+        self.inconsistent = false;
+    }
+
+    /// Whether the guard still waits for
+    /// [`mark_consistent`](AsyncMutexGuard::mark_consistent).
+    pub fn is_inconsistent(&self) -> bool {
+        self.inconsistent
     }
 }
 
@@ -149,7 +222,11 @@ impl Drop for AsyncMutexGuard<'_> {
         if shim::model_is_unwinding() {
             return; // a failed loom model: see `shim::model_is_unwinding`
         }
-        self.mutex.unlock();
+        if self.mutex.is_shared() {
+            self.mutex.shared_unlock(self.holder, self.inconsistent);
+        } else {
+            self.mutex.unlock();
+        }
     }
 }
 
@@ -157,6 +234,7 @@ impl fmt::Debug for AsyncMutexGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncMutexGuard")
             .field("byte_offset", &self.mutex.byte_offset())
+            .field("inconsistent", &self.inconsistent)
             .finish()
     }
 }

@@ -32,16 +32,32 @@
 //!    `RUNNING` and cleared only by the guard's swap, which then wakes everyone (A11).
 //! 4. The owner word holds a thread's token only while that thread runs the closure; it is
 //!    cleared before the state leaves `RUNNING` (the rule of `owner.rs`).
+//!
+//! # In a process-shared buffer: a runner that dies poisons the `Once` (X3)
+//!
+//! A process killed while running the closure must not leave the others waiting for ever. So
+//! there the owner word is claimed *first* — one compare-exchange from `NONE` to the caller's
+//! identity (`owner.rs`) — and only its claimant moves the state out of `INCOMPLETE` /
+//! `POISONED` into `RUNNING`; the run's end swaps the state to its outcome and then gives the
+//! claim back (before waking the sleepers). So while `RUNNING`, the owner word names the
+//! runner (a claim seen without `RUNNING` is a caller taking or leaving the run, for a few
+//! instructions). Waiters sleep at most a slice at a time and, when the state is `RUNNING`
+//! (or a claim has been passing), ask whether the owner is dead (`liveness.rs`). The one that
+//! takes a dead runner's claim over by compare-exchange poisons the `Once` (as a panic would:
+//! `call_once` then returns `Err(Poisoned)`, `call_once_force` runs again), gives the claim
+//! back and wakes the sleepers.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::owner;
+use super::liveness::{self, Slices};
+use super::owner::{self, NONE};
+use super::shared_mutex;
 use super::{attach, deadline_after};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
-use crate::shim::{self, Ordering::*};
+use crate::shim::{self, thread, Ordering::*};
 
 /// `state` values (the low two bits).
 const INCOMPLETE: u32 = 0;
@@ -70,6 +86,9 @@ const QUEUED: u32 = 4;
 /// - Timed forms give up at a deadline (S3); inside a worker, a blocked call returns
 ///   `Err(Terminated)` when the worker is terminated (S6). A call that gives up has run nothing
 ///   and dropped its closure.
+/// - In a process-shared buffer, a runner whose process dies while it runs the closure
+///   poisons the `Once`, as a panic would; the waiting callers notice within a fraction of a
+///   second (X3).
 ///
 /// ```
 /// use sharedbuf::sync::Once;
@@ -103,6 +122,8 @@ pub struct Once {
     state: SharedWords<u32>,
     owner: SharedWord<u64>,
     byte_offset: usize,
+    /// The buffer is process-shared: the owner word is claimed first (module docs).
+    shared: bool,
 }
 
 /// What [`Once::call_once_force`] tells its closure.
@@ -136,6 +157,7 @@ impl Once {
             state: SharedWords::at(buffer, byte_offset, 1)?,
             owner: SharedWord::at(buffer, byte_offset + 8)?,
             byte_offset,
+            shared: buffer.is_process_shared(),
         })
     }
 
@@ -241,23 +263,31 @@ impl Once {
         deadline: Option<Instant>,
         f: impl FnOnce(&OnceState),
     ) -> Result<bool, Error> {
+        let mut slices = Slices::new();
         let mut state = self.state().load(Acquire);
         loop {
             match state & PHASE {
                 COMPLETE => return Ok(true),
                 POISONED if !force => return Err(Error::Poisoned),
+                INCOMPLETE | POISONED if self.shared => match self.shared_start(force) {
+                    Start::Run { poisoned, me } => {
+                        self.run(me, || f(&OnceState { poisoned }));
+                        return Ok(true);
+                    }
+                    Start::Look(actual) => state = actual,
+                },
                 INCOMPLETE | POISONED => {
                     let running = RUNNING | (state & QUEUED);
                     match self.state().compare_exchange(state, running, Acquire) {
                         Ok(_) => {
                             let poisoned = state & PHASE == POISONED;
-                            self.run(|| f(&OnceState { poisoned }));
+                            self.run(owner::thread_token(), || f(&OnceState { poisoned }));
                             return Ok(true);
                         }
                         Err(actual) => state = actual,
                     }
                 }
-                _ => match self.sleep(state, deadline)? {
+                _ => match self.sleep(state, deadline, &mut slices)? {
                     Some(actual) => state = actual,
                     None => return Ok(false),
                 },
@@ -266,12 +296,13 @@ impl Once {
     }
 
     fn wait_until_option(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+        let mut slices = Slices::new();
         let mut state = self.state().load(Acquire);
         loop {
             match state & PHASE {
                 COMPLETE => return Ok(true),
                 POISONED => return Err(Error::Poisoned),
-                _ => match self.sleep(state, deadline)? {
+                _ => match self.sleep(state, deadline, &mut slices)? {
                     Some(actual) => state = actual,
                     None => return Ok(false),
                 },
@@ -282,9 +313,22 @@ impl Once {
     /// Sleeps once on `state` (`INCOMPLETE` or `RUNNING`), first setting `QUEUED`. Returns the
     /// state to look at next, or `None` if `deadline` passed with the phase unchanged;
     /// `Err(WouldDeadlock)` if the closure running is the calling thread's own.
-    fn sleep(&self, state: u32, deadline: Option<Instant>) -> Result<Option<u32>, Error> {
-        if state & PHASE == RUNNING && self.owner().load(Relaxed) == owner::thread_token() {
+    fn sleep(
+        &self,
+        state: u32,
+        deadline: Option<Instant>,
+        slices: &mut Slices,
+    ) -> Result<Option<u32>, Error> {
+        let me = if self.shared {
+            shared_mutex::me()
+        } else {
+            owner::thread_token()
+        };
+        if state & PHASE == RUNNING && self.owner().load(Relaxed) == me {
             return Err(Error::WouldDeadlock);
+        }
+        if self.shared && self.shared_poison_if_dead(me) {
+            return Ok(Some(self.state().load(Acquire)));
         }
         if state & QUEUED == 0 {
             // Acquire on failure too: the value it returns may be `COMPLETE`, which the caller
@@ -296,19 +340,97 @@ impl Once {
                 return Ok(Some(actual));
             }
         }
-        let slept = self.state().wait_until(state | QUEUED, deadline)?;
+        let until = if self.shared {
+            slices.until(deadline)
+        } else {
+            deadline
+        };
+        let slept = self.state().wait_until(state | QUEUED, until)?;
         let now = self.state().load(Acquire);
-        if slept == WaitResult::TimedOut && now & PHASE == state & PHASE {
+        let gave_up =
+            slept == WaitResult::TimedOut && (!self.shared || Slices::deadline_passed(deadline));
+        if gave_up && now & PHASE == state & PHASE {
             return Ok(None); // still what it waited out
         }
         Ok(Some(now))
     }
 
-    /// Runs the closure of the call that took the run (the state is `RUNNING`).
-    fn run(&self, f: impl FnOnce()) {
-        self.owner().store(owner::thread_token(), Relaxed);
+    /// In a process-shared buffer: takes the run for the caller if nobody has it (and it is
+    /// not poisoned, unless `force`), by claiming the owner word first (module docs).
+    /// `Start::Look(state)` if the caller must look at the state again (completed, poisoned,
+    /// running, or someone's claim passing).
+    fn shared_start(&self, force: bool) -> Start {
+        let me = shared_mutex::me();
+        if self.owner().compare_exchange(NONE, me, Acquire).is_err() {
+            // Another caller's claim: a run, or one taking or leaving it. A dead one poisons.
+            if !self.shared_poison_if_dead(me) {
+                thread::yield_now();
+            }
+            return Start::Look(self.state().load(Acquire));
+        }
+        // Only the claimant moves the state out of `INCOMPLETE` / `POISONED` (module docs).
+        let mut state = self.state().load(Acquire);
+        loop {
+            let runnable = match state & PHASE {
+                INCOMPLETE => true,
+                POISONED => force,
+                _ => false,
+            };
+            if !runnable {
+                self.give_back(me);
+                return Start::Look(state);
+            }
+            let running = RUNNING | (state & QUEUED);
+            match self.state().compare_exchange(state, running, Acquire) {
+                Ok(_) => {
+                    return Start::Run {
+                        poisoned: state & PHASE == POISONED,
+                        me,
+                    }
+                }
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// In a process-shared buffer: if the owner word names a dead thread, takes its claim
+    /// over and, if it was running the closure, poisons the `Once` and wakes the sleepers.
+    /// `true` if it changed anything (the caller looks at the state again).
+    fn shared_poison_if_dead(&self, me: u64) -> bool {
+        let holder = self.owner().load(Acquire);
+        if holder == NONE || holder == me || !liveness::is_dead(holder) {
+            return false;
+        }
+        if self.owner().compare_exchange(holder, me, Acquire).is_err() {
+            return true; // someone else took it over first
+        }
+        let mut state = self.state().load(Acquire);
+        while state & PHASE == RUNNING {
+            match self.state().compare_exchange(state, POISONED, AcqRel) {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        self.give_back(me);
+        if state & PHASE == RUNNING && state & QUEUED != 0 {
+            self.state().notify(None);
+        }
+        true
+    }
+
+    /// Gives back `me`'s claim on the owner word (process-shared buffers).
+    fn give_back(&self, me: u64) {
+        let _ = self.owner().compare_exchange(me, NONE, Release);
+    }
+
+    /// Runs the closure of the call that took the run (the state is `RUNNING`) as `me`.
+    fn run(&self, me: u64, f: impl FnOnce()) {
+        if !self.shared {
+            self.owner().store(me, Relaxed);
+        }
         let mut run = Run {
             once: self,
+            me,
             outcome: POISONED,
         };
         f();
@@ -321,8 +443,18 @@ impl Once {
 /// Ends a run whichever way the closure exits: the `Once`'s drop guard (invariant 2).
 struct Run<'a> {
     once: &'a Once,
+    /// The runner's owner value.
+    me: u64,
     /// The state to leave: `POISONED` until the closure has returned.
     outcome: u32,
+}
+
+/// What [`Once::shared_start`] decided.
+enum Start {
+    /// The caller runs the closure (as `me`); `poisoned` if an earlier run panicked or died.
+    Run { poisoned: bool, me: u64 },
+    /// Look at this state again.
+    Look(u32),
 }
 
 impl Drop for Run<'_> {
@@ -330,10 +462,17 @@ impl Drop for Run<'_> {
         if shim::model_is_unwinding() {
             return; // loom gave up on a model: see `shim::model_is_unwinding`
         }
-        self.once.owner().store(owner::NONE, Relaxed);
-        let old = self.once.state().swap(self.outcome, Release);
+        let once = self.once;
+        if !once.shared {
+            once.owner().store(owner::NONE, Relaxed);
+        }
+        let old = once.state().swap(self.outcome, Release);
+        if once.shared {
+            // The claim is given back after the state left `RUNNING` (module docs).
+            once.give_back(self.me);
+        }
         if old & QUEUED != 0 {
-            self.once.state().notify(None);
+            once.state().notify(None);
         }
     }
 }

@@ -52,13 +52,20 @@
 //!    cannot enter sleeps again, and the holder it found will wake one.
 //! 4. The owner word, as for the mutex: only the writer writes its own token and clears it
 //!    before releasing, so a thread that reads its own token holds the write lock.
+//!
+//! In a process-shared buffer, writers claim the owner word *before* they set `WRITER` and give
+//! it back after clearing it, waiters look at a writer's liveness, and a dead writer's lock is
+//! taken over (`shared_rwlock.rs`, X3); the readers' side is the same.
 
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::attach;
+use super::lock_result::{LockError, LockResult, TryLockResult};
+use super::mutex::Acquired;
 use super::owner;
+use super::shared_mutex;
 use super::spin::Backoff;
 use super::{deadline_after, expired};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
@@ -67,48 +74,48 @@ use crate::error::Error;
 use crate::shim::{self, thread, Ordering::*};
 
 /// `state`: one reader holding the lock (the count occupies bits 0..22).
-const ONE_READER: u64 = 1;
-const READERS_MASK: u64 = (1 << 22) - 1;
+pub(super) const ONE_READER: u64 = 1;
+pub(super) const READERS_MASK: u64 = (1 << 22) - 1;
 /// `state`: a writer holds the lock.
-const WRITER: u64 = 1 << 22;
+pub(super) const WRITER: u64 = 1 << 22;
 /// `state`: a read phase: the readers woken by a write unlock go first; writers wait.
-const READ_PHASE: u64 = 1 << 23;
+pub(super) const READ_PHASE: u64 = 1 << 23;
 /// `state`: one waiting reader (the count occupies bits 24..44).
-const ONE_WAITING_READER: u64 = 1 << 24;
-const WAITING_READERS_MASK: u64 = ((1 << 20) - 1) << 24;
+pub(super) const ONE_WAITING_READER: u64 = 1 << 24;
+pub(super) const WAITING_READERS_MASK: u64 = ((1 << 20) - 1) << 24;
 /// `state`: one waiting writer (the count occupies bits 44..64).
-const ONE_WAITING_WRITER: u64 = 1 << 44;
-const WAITING_WRITERS_MASK: u64 = ((1 << 20) - 1) << 44;
+pub(super) const ONE_WAITING_WRITER: u64 = 1 << 44;
+pub(super) const WAITING_WRITERS_MASK: u64 = ((1 << 20) - 1) << 44;
 
 /// Indices of the two sequence words in `RwLock::sequences`.
 const READERS_SEQUENCE: usize = 0;
 const WRITERS_SEQUENCE: usize = 1;
 
-fn readers(state: u64) -> u64 {
+pub(super) fn readers(state: u64) -> u64 {
     state & READERS_MASK
 }
 
-fn waiting_readers(state: u64) -> u64 {
+pub(super) fn waiting_readers(state: u64) -> u64 {
     (state & WAITING_READERS_MASK) / ONE_WAITING_READER
 }
 
-fn waiting_writers(state: u64) -> u64 {
+pub(super) fn waiting_writers(state: u64) -> u64 {
     (state & WAITING_WRITERS_MASK) / ONE_WAITING_WRITER
 }
 
 /// Whether nobody is queued at all (only then do lockers spin).
-fn nobody_waiting(state: u64) -> bool {
+pub(super) fn nobody_waiting(state: u64) -> bool {
     state & (WAITING_READERS_MASK | WAITING_WRITERS_MASK) == 0
 }
 
 /// Whether a reader may enter from `state`. A reader that has already waited (`waited`) does not
 /// defer to waiting writers.
-fn read_lockable(state: u64, waited: bool) -> bool {
+pub(super) fn read_lockable(state: u64, waited: bool) -> bool {
     state & WRITER == 0 && readers(state) < READERS_MASK && (waited || waiting_writers(state) == 0)
 }
 
 /// Whether a writer may enter from `state`.
-fn write_lockable(state: u64) -> bool {
+pub(super) fn write_lockable(state: u64) -> bool {
     state & (READERS_MASK | WRITER | READ_PHASE) == 0
 }
 
@@ -126,6 +133,11 @@ fn write_lockable(state: u64) -> bool {
 ///   recorded).
 /// - Inside a worker, a blocked call returns `Err(Terminated)` when the worker is terminated
 ///   (S6). Not poisoned by a panic: the guards' drop still unlocks.
+/// - In a process-shared buffer the write lock survives its holder's death (X3): the next
+///   `write` — or `read`, which then takes the *write* lock over to repair the data — gets
+///   `Err(LockError::OwnerDied(write_guard))`; see [`Mutex`](super::Mutex) for the contract
+///   (`mark_consistent`, `NotRecoverable`). A process that dies holding a *read* lock leaves
+///   it read-held: readers are counted, not named.
 ///
 /// ```
 /// use sharedbuf::sync::RwLock;
@@ -138,7 +150,7 @@ fn write_lockable(state: u64) -> bool {
 ///     assert!(lock.try_write()?.is_none());
 /// }
 /// let writer = lock.write()?;
-/// assert_eq!(lock.read().err(), Some(Error::WouldDeadlock));
+/// assert!(lock.read().is_err_and(|e| e == Error::WouldDeadlock));
 /// drop(writer);
 /// # Ok::<(), Error>(())
 /// ```
@@ -148,6 +160,27 @@ pub struct RwLock {
     /// The readers' and the writers' sequence words.
     sequences: SharedWords<u32>,
     byte_offset: usize,
+    /// The buffer is process-shared: writers also claim the owner word (`shared_rwlock.rs`).
+    shared: bool,
+}
+
+/// What [`RwLock::read`] returns: a read guard, or — in a process-shared buffer whose writer
+/// died holding the lock — `Err(LockError::OwnerDied(write_guard))`: the reader that noticed
+/// took the *write* lock over, to repair the data (X3).
+pub type ReadResult<'a> = Result<RwLockReadGuard<'a>, LockError<RwLockWriteGuard<'a>>>;
+
+/// What the `try_read` forms return: [`ReadResult`] with `Ok(None)` when no read lock could
+/// be taken (in time).
+pub type TryReadResult<'a> = Result<Option<RwLockReadGuard<'a>>, LockError<RwLockWriteGuard<'a>>>;
+
+/// How a blocking read ended.
+pub(super) enum Entry {
+    /// A read lock is held.
+    Read,
+    /// The writer was dead: the write lock was taken over.
+    OwnerDied,
+    /// The deadline passed.
+    TimedOut,
 }
 
 impl RwLock {
@@ -168,6 +201,7 @@ impl RwLock {
             owner: SharedWord::at(buffer, byte_offset + 8)?,
             sequences: SharedWords::at(buffer, byte_offset + 16, 2)?,
             byte_offset,
+            shared: buffer.is_process_shared(),
         })
     }
 
@@ -181,7 +215,8 @@ impl RwLock {
         self.sequences.buffer()
     }
 
-    /// Whether a writer holds the lock now. Only a snapshot.
+    /// Whether a writer holds the lock now. Only a snapshot. A lock retired as not
+    /// recoverable (X3) counts as write-locked.
     pub fn is_write_locked(&self) -> bool {
         self.state().load(Relaxed) & WRITER != 0
     }
@@ -193,19 +228,25 @@ impl RwLock {
 
     /// Blocks until no writer holds or waits for the lock, then takes a read lock.
     ///
-    /// `Err(WouldDeadlock)` if the calling thread holds the write lock; `Err(Terminated)` if
-    /// its interrupter fires while it waits (S6).
+    /// `Err(Failed(WouldDeadlock))` if the calling thread holds the write lock;
+    /// `Err(Failed(Terminated))` if its interrupter fires while it waits (S6). In a
+    /// process-shared buffer, a writer found dead is taken over: `Err(OwnerDied(write_guard))`
+    /// (X3); and `Err(Failed(NotRecoverable))` once the lock is retired.
     #[inline]
-    pub fn read(&self) -> Result<RwLockReadGuard<'_>, Error> {
-        if !self.try_enter_reader() {
-            self.read_contended(None)?;
+    pub fn read(&self) -> ReadResult<'_> {
+        if self.try_enter_reader() {
+            return Ok(RwLockReadGuard::new(self));
         }
-        Ok(RwLockReadGuard::new(self))
+        let me = self.me();
+        let entry = self.read_contended(me, None);
+        self.read_result(me, entry)?
+            .ok_or(LockError::Failed(Error::Timeout)) // no deadline: never
     }
 
     /// Takes a read lock if that needs no wait now: `Ok(None)` if a writer holds or waits for
-    /// the lock, `Err(WouldDeadlock)` if the calling thread holds the write lock.
-    pub fn try_read(&self) -> Result<Option<RwLockReadGuard<'_>>, Error> {
+    /// the lock, `Err(Failed(WouldDeadlock))` if the calling thread holds the write lock (and
+    /// the process-shared outcomes of [`read`](RwLock::read)).
+    pub fn try_read(&self) -> TryReadResult<'_> {
         let mut state = self.state().load(Relaxed);
         while read_lockable(state, false) {
             match self
@@ -216,111 +257,183 @@ impl RwLock {
                 Err(actual) => state = actual,
             }
         }
-        self.check_relock()?;
+        let me = self.me();
+        self.check_relock(me)?;
+        if self.shared && state & WRITER != 0 {
+            if let Some(Acquired::OwnerDied) = self.shared_inspect_writer(me)? {
+                return Err(LockError::OwnerDied(RwLockWriteGuard::died(self, me)));
+            }
+        }
         Ok(None)
     }
 
     /// [`read`](RwLock::read), giving up after `timeout` (`Ok(None)`).
-    pub fn try_read_for(&self, timeout: Duration) -> Result<Option<RwLockReadGuard<'_>>, Error> {
+    pub fn try_read_for(&self, timeout: Duration) -> TryReadResult<'_> {
         self.read_until(deadline_after(timeout))
     }
 
     /// [`read`](RwLock::read), giving up at `deadline` (`Ok(None)`).
-    pub fn try_read_until(&self, deadline: Instant) -> Result<Option<RwLockReadGuard<'_>>, Error> {
+    pub fn try_read_until(&self, deadline: Instant) -> TryReadResult<'_> {
         self.read_until(Some(deadline))
     }
 
     /// Blocks until no reader or writer holds the lock, then takes the write lock.
     ///
-    /// `Err(WouldDeadlock)` if the calling thread already holds it; `Err(Terminated)` if its
-    /// interrupter fires while it waits (S6).
+    /// `Err(Failed(WouldDeadlock))` if the calling thread already holds it;
+    /// `Err(Failed(Terminated))` if its interrupter fires while it waits (S6). In a
+    /// process-shared buffer also `Err(OwnerDied(guard))` (taken over from a writer that died
+    /// holding it) and `Err(Failed(NotRecoverable))` (X3).
     #[inline]
-    pub fn write(&self) -> Result<RwLockWriteGuard<'_>, Error> {
-        if self.state().compare_exchange(0, WRITER, Acquire).is_ok() {
+    pub fn write(&self) -> LockResult<RwLockWriteGuard<'_>> {
+        let me = if self.shared {
+            let me = shared_mutex::me();
+            if self.shared_try_claim_write(me) {
+                return Ok(RwLockWriteGuard::new(self, me));
+            }
+            me
+        } else if self.state().compare_exchange(0, WRITER, Acquire).is_ok() {
             self.owner().store(owner::thread_token(), Relaxed);
+            return Ok(RwLockWriteGuard::new(self, owner::NONE));
         } else {
-            self.write_contended(None)?;
-        }
-        Ok(RwLockWriteGuard::new(self))
+            owner::thread_token()
+        };
+        let acquired = self.write_contended(me, None);
+        self.write_result(me, acquired)?
+            .ok_or(LockError::Failed(Error::Timeout)) // no deadline: never
     }
 
     /// Takes the write lock if it is free now: `Ok(None)` if readers or a writer hold it (or a
-    /// read phase lets waiting readers in first), `Err(WouldDeadlock)` if the calling thread
-    /// holds it.
-    pub fn try_write(&self) -> Result<Option<RwLockWriteGuard<'_>>, Error> {
-        let mut state = self.state().load(Relaxed);
-        while write_lockable(state) {
-            match self
-                .state()
-                .compare_exchange(state, state | WRITER, Acquire)
-            {
-                Ok(_) => {
-                    self.owner().store(owner::thread_token(), Relaxed);
-                    return Ok(Some(RwLockWriteGuard::new(self)));
+    /// read phase lets waiting readers in first), `Err(Failed(WouldDeadlock))` if the calling
+    /// thread holds it (and the process-shared outcomes of [`write`](RwLock::write)).
+    pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_>> {
+        let me = self.me();
+        if self.shared {
+            if self.shared_try_claim_write(me) {
+                return Ok(Some(RwLockWriteGuard::new(self, me)));
+            }
+        } else {
+            let mut state = self.state().load(Relaxed);
+            while write_lockable(state) {
+                match self
+                    .state()
+                    .compare_exchange(state, state | WRITER, Acquire)
+                {
+                    Ok(_) => {
+                        self.owner().store(me, Relaxed);
+                        return Ok(Some(RwLockWriteGuard::new(self, owner::NONE)));
+                    }
+                    Err(actual) => state = actual,
                 }
-                Err(actual) => state = actual,
             }
         }
-        self.check_relock()?;
+        self.check_relock(me)?;
+        if self.shared && self.is_write_locked() {
+            if let Some(acquired) = self.shared_inspect_writer(me)? {
+                return self.write_result(me, Ok(Some(acquired)));
+            }
+        }
         Ok(None)
     }
 
     /// [`write`](RwLock::write), giving up after `timeout` (`Ok(None)`).
-    pub fn try_write_for(&self, timeout: Duration) -> Result<Option<RwLockWriteGuard<'_>>, Error> {
+    pub fn try_write_for(&self, timeout: Duration) -> TryLockResult<RwLockWriteGuard<'_>> {
         self.write_until(deadline_after(timeout))
     }
 
     /// [`write`](RwLock::write), giving up at `deadline` (`Ok(None)`).
-    pub fn try_write_until(
-        &self,
-        deadline: Instant,
-    ) -> Result<Option<RwLockWriteGuard<'_>>, Error> {
+    pub fn try_write_until(&self, deadline: Instant) -> TryLockResult<RwLockWriteGuard<'_>> {
         self.write_until(Some(deadline))
     }
 
-    fn read_until(&self, deadline: Option<Instant>) -> Result<Option<RwLockReadGuard<'_>>, Error> {
-        if self.try_enter_reader() || self.read_contended(deadline)? {
-            Ok(Some(RwLockReadGuard::new(self)))
+    fn read_until(&self, deadline: Option<Instant>) -> TryReadResult<'_> {
+        if self.try_enter_reader() {
+            return Ok(Some(RwLockReadGuard::new(self)));
+        }
+        let me = self.me();
+        let entry = self.read_contended(me, deadline);
+        self.read_result(me, entry)
+    }
+
+    fn write_until(&self, deadline: Option<Instant>) -> TryLockResult<RwLockWriteGuard<'_>> {
+        let me = if self.shared {
+            let me = shared_mutex::me();
+            if self.shared_try_claim_write(me) {
+                return Ok(Some(RwLockWriteGuard::new(self, me)));
+            }
+            me
+        } else if self.state().compare_exchange(0, WRITER, Acquire).is_ok() {
+            self.owner().store(owner::thread_token(), Relaxed);
+            return Ok(Some(RwLockWriteGuard::new(self, owner::NONE)));
         } else {
-            Ok(None)
+            owner::thread_token()
+        };
+        let acquired = self.write_contended(me, deadline);
+        self.write_result(me, acquired)
+    }
+
+    /// The read guard (or error) for how a blocking read ended.
+    fn read_result(&self, me: u64, entry: Result<Entry, Error>) -> TryReadResult<'_> {
+        match entry? {
+            Entry::Read => Ok(Some(RwLockReadGuard::new(self))),
+            Entry::OwnerDied => Err(LockError::OwnerDied(RwLockWriteGuard::died(self, me))),
+            Entry::TimedOut => Ok(None),
         }
     }
 
-    fn write_until(
+    /// The write guard (or error) for how a write attempt ended.
+    fn write_result(
         &self,
-        deadline: Option<Instant>,
-    ) -> Result<Option<RwLockWriteGuard<'_>>, Error> {
-        if self.state().compare_exchange(0, WRITER, Acquire).is_ok() {
-            self.owner().store(owner::thread_token(), Relaxed);
-        } else if !self.write_contended(deadline)? {
-            return Ok(None);
+        me: u64,
+        acquired: Result<Option<Acquired>, Error>,
+    ) -> TryLockResult<RwLockWriteGuard<'_>> {
+        let holder = if self.shared { me } else { owner::NONE };
+        match acquired? {
+            None => Ok(None),
+            Some(Acquired::Clean) => Ok(Some(RwLockWriteGuard::new(self, holder))),
+            Some(Acquired::OwnerDied) => {
+                Err(LockError::OwnerDied(RwLockWriteGuard::died(self, me)))
+            }
         }
-        Ok(Some(RwLockWriteGuard::new(self)))
+    }
+
+    /// The caller's owner value: its identity in a process-shared buffer, its token otherwise.
+    fn me(&self) -> u64 {
+        if self.shared {
+            shared_mutex::me()
+        } else {
+            owner::thread_token()
+        }
+    }
+
+    /// Whether the lock lives in a process-shared buffer.
+    #[inline]
+    pub(super) fn is_shared(&self) -> bool {
+        self.shared
     }
 
     #[inline]
-    fn state(&self) -> Word<'_, u64> {
+    pub(super) fn state(&self) -> Word<'_, u64> {
         self.state.get()
     }
 
     #[inline]
-    fn owner(&self) -> Word<'_, u64> {
+    pub(super) fn owner(&self) -> Word<'_, u64> {
         self.owner.get()
     }
 
     #[inline]
-    fn readers_sequence(&self) -> Word<'_, u32> {
+    pub(super) fn readers_sequence(&self) -> Word<'_, u32> {
         self.sequences.get(READERS_SEQUENCE)
     }
 
     #[inline]
-    fn writers_sequence(&self) -> Word<'_, u32> {
+    pub(super) fn writers_sequence(&self) -> Word<'_, u32> {
         self.sequences.get(WRITERS_SEQUENCE)
     }
 
-    /// `Err(WouldDeadlock)` if the calling thread holds the write lock.
-    fn check_relock(&self) -> Result<(), Error> {
-        if self.owner().load(Relaxed) == owner::thread_token() {
+    /// `Err(WouldDeadlock)` if the caller (`me`) holds the write lock.
+    pub(super) fn check_relock(&self, me: u64) -> Result<(), Error> {
+        if self.owner().load(Relaxed) == me {
             Err(Error::WouldDeadlock)
         } else {
             Ok(())
@@ -329,7 +442,7 @@ impl RwLock {
 
     /// The read fast path: one load and one compare-exchange.
     #[inline]
-    fn try_enter_reader(&self) -> bool {
+    pub(super) fn try_enter_reader(&self) -> bool {
         let state = self.state().load(Relaxed);
         read_lockable(state, false)
             && self
@@ -340,8 +453,21 @@ impl RwLock {
 
     /// The slow path of every blocking read: relock check, spin, then the waiting loop.
     #[cold]
-    fn read_contended(&self, deadline: Option<Instant>) -> Result<bool, Error> {
-        self.check_relock()?;
+    fn read_contended(&self, me: u64, deadline: Option<Instant>) -> Result<Entry, Error> {
+        if self.shared {
+            return self.shared_read_contended(me, deadline);
+        }
+        let entered = self.private_read_contended(me, deadline)?;
+        Ok(if entered {
+            Entry::Read
+        } else {
+            Entry::TimedOut
+        })
+    }
+
+    /// [`RwLock::read_contended`] in a private buffer.
+    fn private_read_contended(&self, me: u64, deadline: Option<Instant>) -> Result<bool, Error> {
+        self.check_relock(me)?;
         let mut backoff = Backoff::new();
         let mut state = self.state().load(Relaxed);
         loop {
@@ -411,18 +537,25 @@ impl RwLock {
         }
     }
 
-    /// The slow path of every blocking write.
+    /// The slow path of every blocking write: `Some` once the caller (`me`) holds the write
+    /// lock, `None` if `deadline` passed first.
     #[cold]
-    fn write_contended(&self, deadline: Option<Instant>) -> Result<bool, Error> {
-        let me = owner::thread_token();
+    fn write_contended(
+        &self,
+        me: u64,
+        deadline: Option<Instant>,
+    ) -> Result<Option<Acquired>, Error> {
         if self.owner().load(Relaxed) == me {
             return Err(Error::WouldDeadlock);
+        }
+        if self.shared {
+            return self.shared_write_contended(me, deadline);
         }
         let acquired = self.spin_then_write() || self.wait_to_write(deadline)?;
         if acquired {
             self.owner().store(me, Relaxed);
         }
-        Ok(acquired)
+        Ok(acquired.then_some(Acquired::Clean))
     }
 
     fn spin_then_write(&self) -> bool {
@@ -490,7 +623,7 @@ impl RwLock {
 
     /// A waiting writer gives up: uncount it; the last waiting writer to leave wakes the
     /// readers that deferred to it.
-    fn leave_as_writer(&self) {
+    pub(super) fn leave_as_writer(&self) {
         let before = self.state().fetch_sub(ONE_WAITING_WRITER, Relaxed);
         let left = before.wrapping_sub(ONE_WAITING_WRITER);
         if waiting_writers(left) == 0 && waiting_readers(left) > 0 && left & WRITER == 0 {
@@ -530,27 +663,33 @@ impl RwLock {
         }
     }
 
-    /// Releases the write lock (the write guard's drop).
+    /// Releases the write lock (the write guard's drop) in a private buffer.
     #[inline]
     fn write_unlock(&self) {
         self.owner().store(owner::NONE, Relaxed);
         if self.state().compare_exchange(WRITER, 0, Release).is_err() {
-            self.write_unlock_contended();
+            let (phase, released) = self.release_write_contended();
+            self.wake_after_write(phase, released);
         }
     }
 
-    /// The slow write unlock: open a read phase for the waiting readers, or wake a writer.
+    /// The slow write unlock's state change: clears `WRITER`, opening a read phase if readers
+    /// wait. Returns whether it opened one, and the state it left.
     #[cold]
-    fn write_unlock_contended(&self) {
+    pub(super) fn release_write_contended(&self) -> (bool, u64) {
         let mut state = self.state().load(Relaxed);
-        let (phase, released) = loop {
+        loop {
             let phase = waiting_readers(state) > 0;
             let released = (state & !WRITER) | if phase { READ_PHASE } else { 0 };
             match self.state().compare_exchange(state, released, Release) {
-                Ok(_) => break (phase, released),
+                Ok(_) => return (phase, released),
                 Err(actual) => state = actual,
             }
-        };
+        }
+    }
+
+    /// The slow write unlock's wakes: the waiting readers of a read phase, or a writer.
+    pub(super) fn wake_after_write(&self, phase: bool, released: u64) {
         if phase {
             if self.wake_readers() == 0 {
                 self.end_empty_read_phase();
@@ -562,7 +701,7 @@ impl RwLock {
 
     /// A read phase whose wake found no reader asleep: end it now unless a reader got in
     /// (whose exit ends it), and wake a writer.
-    fn end_empty_read_phase(&self) {
+    pub(super) fn end_empty_read_phase(&self) {
         let mut state = self.state().load(Relaxed);
         while state & READ_PHASE != 0 && readers(state) == 0 {
             match self
@@ -581,13 +720,13 @@ impl RwLock {
     }
 
     /// Bumps the readers' sequence and wakes every waiting reader; returns how many it woke.
-    fn wake_readers(&self) -> usize {
+    pub(super) fn wake_readers(&self) -> usize {
         self.readers_sequence().fetch_add(1, Release);
         self.readers_sequence().notify(None)
     }
 
     /// Bumps the writers' sequence and wakes one waiting writer.
-    fn wake_writer(&self) {
+    pub(super) fn wake_writer(&self) {
         self.writers_sequence().fetch_add(1, Release);
         self.writers_sequence().notify(Some(1));
     }
@@ -656,14 +795,31 @@ impl fmt::Debug for RwLockReadGuard<'_> {
 #[must_use = "the write lock is released when the guard is dropped"]
 pub struct RwLockWriteGuard<'a> {
     lock: &'a RwLock,
+    /// In a process-shared buffer: the identity the lock was taken as.
+    holder: u64,
+    /// Taken over from a dead writer and not yet marked consistent (X3).
+    inconsistent: bool,
     _not_send: PhantomData<std::sync::MutexGuard<'static, ()>>,
 }
 
 impl<'a> RwLockWriteGuard<'a> {
     #[inline]
-    fn new(lock: &'a RwLock) -> RwLockWriteGuard<'a> {
+    fn new(lock: &'a RwLock, holder: u64) -> RwLockWriteGuard<'a> {
         RwLockWriteGuard {
             lock,
+            holder,
+            inconsistent: false,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The guard of a write lock taken over from a dead writer: inconsistent until marked.
+    fn died(lock: &'a RwLock, holder: u64) -> RwLockWriteGuard<'a> {
+        // Not `..RwLockWriteGuard::new(..)`: that would drop a second guard, unlocking.
+        RwLockWriteGuard {
+            lock,
+            holder,
+            inconsistent: true,
             _not_send: PhantomData,
         }
     }
@@ -671,6 +827,19 @@ impl<'a> RwLockWriteGuard<'a> {
     /// The lock this guard holds.
     pub fn lock(&self) -> &'a RwLock {
         self.lock
+    }
+
+    /// As [`MutexGuard::mark_consistent`](super::MutexGuard::mark_consistent): the data is
+    /// repaired after a writer died holding the lock; released without this call, the guard
+    /// retires the lock (every later `read` and `write` returns `Err(NotRecoverable)`, X3).
+    pub fn mark_consistent(&mut self) {
+        self.inconsistent = false;
+    }
+
+    /// Whether the guard still waits for
+    /// [`mark_consistent`](RwLockWriteGuard::mark_consistent).
+    pub fn is_inconsistent(&self) -> bool {
+        self.inconsistent
     }
 }
 
@@ -680,7 +849,12 @@ impl Drop for RwLockWriteGuard<'_> {
         if shim::model_is_unwinding() {
             return; // a failed loom model: see `shim::model_is_unwinding`
         }
-        self.lock.write_unlock();
+        if self.lock.is_shared() {
+            self.lock
+                .shared_write_unlock(self.holder, self.inconsistent);
+        } else {
+            self.lock.write_unlock();
+        }
     }
 }
 
@@ -688,6 +862,7 @@ impl fmt::Debug for RwLockWriteGuard<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RwLockWriteGuard")
             .field("byte_offset", &self.lock.byte_offset)
+            .field("inconsistent", &self.inconsistent)
             .finish()
     }
 }

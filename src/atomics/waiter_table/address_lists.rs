@@ -56,9 +56,9 @@ struct Ends {
 }
 
 impl AddressLists {
-    /// Appends `waiter` to the list of its address (`waiter.key`).
+    /// Appends `waiter` to the list of its address (`waiter.key()`).
     pub(super) fn push_back(&mut self, waiter: Arc<Waiter>) {
-        let key = waiter.key;
+        let key = waiter.key();
         let older = self.ends.get(&key).map(|ends| ends.newest);
         let slot = self.occupy(Entry {
             waiter,
@@ -86,6 +86,15 @@ impl AddressLists {
     pub(super) fn pop_front(&mut self, key: usize) -> Option<Arc<Waiter>> {
         let oldest = self.ends.get(&key)?.oldest;
         Some(self.unlink(oldest))
+    }
+
+    /// The oldest waiter of address `key`, left in place.
+    pub(super) fn front(&self, key: usize) -> Option<&Arc<Waiter>> {
+        let oldest = self.ends.get(&key)?.oldest;
+        match &self.slots[oldest] {
+            Slot::Occupied(entry) => Some(&entry.waiter),
+            Slot::Vacant { .. } => unreachable!("L2: ends name occupied slots"),
+        }
     }
 
     /// Takes `waiter` out of its address's list; `None` if it is not held here.
@@ -144,7 +153,7 @@ impl AddressLists {
             Slot::Vacant { .. } => unreachable!("L2: links and ends name occupied slots"),
         };
         self.free = Some(slot);
-        let key = waiter.key;
+        let key = waiter.key();
         match older {
             Some(older) => self.entry_mut(older).newer = newer,
             None => match newer {
