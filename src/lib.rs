@@ -7,6 +7,7 @@ mod buffer;
 pub mod channel;
 mod element;
 mod error;
+mod panics;
 pub mod pool;
 #[cfg(all(feature = "process", target_os = "linux", not(loom)))]
 pub mod process;

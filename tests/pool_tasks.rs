@@ -164,6 +164,30 @@ fn a_panic_storm_from_several_submitters_leaves_every_other_task_intact() {
     assert_eq!(stats.threads_started, 2);
 }
 
+/// A task that panics with a payload whose own `Drop` panics (as the worker runtime's fault 3):
+/// the handle still resolves with `Panicked`, and the worker keeps serving.
+#[test]
+fn a_panic_payload_whose_drop_panics_fails_the_task_alone() {
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("the panic payload's Drop panicked");
+        }
+    }
+    let pool = pool(1);
+    let crash = pool
+        .run(|_| -> u32 { std::panic::panic_any(Bomb) })
+        .unwrap();
+    assert_eq!(
+        join(crash),
+        Err(TaskError::Panicked(
+            "a panic with a non-string payload".into()
+        ))
+    );
+    assert_eq!(join(pool.run(|_| 2).unwrap()), Ok(2));
+    assert_eq!(pool.stats().threads_started, 1);
+}
+
 #[test]
 fn a_panicking_drop_of_an_unwanted_result_does_not_harm_the_worker() {
     struct Bomb;

@@ -17,10 +17,8 @@
 //!   return, and ends the process. Unlike `PR_SET_PDEATHSIG`, this does not fire when the
 //!   parent *thread* that spawned the worker ends, only when the parent process does.
 
-use std::any::Any;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
-use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +30,7 @@ use super::payload::Payload;
 use super::sys;
 use crate::atomics::Interrupter;
 use crate::buffer::SharedBuffer;
+use crate::panics::catch_panic;
 use crate::worker::{IntoExitCode, WorkerError};
 
 /// Environment variable: the name of the entry the child runs.
@@ -184,18 +183,12 @@ where
     // A parent already gone makes this fail: the entry then finds the link closed.
     let _ = frame::send_online(&mut lock(&link.tx));
     let context = ProcessContext::new(link.clone(), buffers, name);
-    let outcome = panic::catch_unwind(AssertUnwindSafe(|| f(context).into_exit_code()));
+    // A panic payload whose own `Drop` panics is leaked rather than allowed to unwind here.
+    let outcome = catch_panic(|| f(context).into_exit_code());
     let code = match outcome {
         Ok(Ok(code)) => code,
         Ok(Err(message)) => report(&link, WorkerError::returned(message)),
-        Err(payload) => {
-            let message = panic_message(&*payload);
-            // A payload whose own `Drop` panics is leaked rather than allowed to unwind here.
-            if let Err(inner) = panic::catch_unwind(AssertUnwindSafe(|| drop(payload))) {
-                std::mem::forget(inner);
-            }
-            report(&link, WorkerError::panic(message))
-        }
+        Err(message) => report(&link, WorkerError::panic(message)),
     };
     link.close();
     code
@@ -220,15 +213,4 @@ fn report(link: &ChildLink, error: WorkerError) -> i32 {
         let _ = frame::send_error(&mut lock(&link.tx), &error);
     }
     1
-}
-
-/// The text of a panic's payload.
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_string()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a panic with a non-string payload".to_string()
-    }
 }

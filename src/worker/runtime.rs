@@ -6,22 +6,19 @@
 //! and the `Drop`s of the closure, the context (its `worker_data`), the returned value and a
 //! panic's payload. Any of them may panic, even while another panic is being handled, so:
 //!
-//! - each runs inside [`catch_panic`], which also drops the panic's payload inside a
-//!   `catch_unwind` (a payload whose `Drop` panics too is leaked, not dropped again: see
-//!   [`drop_payload`]);
+//! - each runs inside `panics::catch_panic` (W2), which also drops the panic's payload inside
+//!   a `catch_unwind` (a payload whose `Drop` panics too is leaked, not dropped again);
 //! - the three steps that end a worker — record the ending, close the port, set `EXITED` — are
 //!   the `Drop` of an [`ExitGuard`] made before anything else runs, not statements after the
 //!   user code: they happen whatever it does, so the parent always gets `Exit` and
 //!   `join`/`terminate`/`recv_event` always return.
 
-use std::any::Any;
-use std::panic::{self, AssertUnwindSafe};
-
 use super::context::{enter_worker, IntoExitCode, WorkerContext};
 use super::event::WorkerError;
 use super::lifecycle::{Ending, Lifecycle};
 use crate::channel::Closer;
-use crate::shim::{self, IdCounter, LOOM};
+use crate::panics::catch_panic;
+use crate::shim::{self, IdCounter};
 
 /// Worker ids: unique in the process, never 0 (0 is "not a worker").
 static NEXT_THREAD_ID: IdCounter = IdCounter::starting_at(1);
@@ -116,39 +113,5 @@ impl<Out, In> Drop for ExitGuard<'_, Out, In> {
             ))
         });
         self.lifecycle.exit(ending, || self.closer.close());
-    }
-}
-
-/// Runs `f`, turning a panic into its message (W2); the panic's payload is dropped here, see
-/// [`drop_payload`]. Under loom panics are not caught: loom reports the failures it finds by
-/// panicking, and those must reach the model.
-fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    if LOOM {
-        return Ok(f());
-    }
-    panic::catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
-        let message = panic_message(&*payload);
-        drop_payload(payload);
-        message
-    })
-}
-
-/// The text of a panic: its `&str` or `String` payload.
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "a panic with a non-string payload".to_owned()
-    }
-}
-
-/// Drops a panic's payload, whose `Drop` is user code and may panic in turn. The payload of
-/// that second panic is leaked (`mem::forget`), not dropped: it could panic again, without end.
-/// The leak is one allocation, only for a payload type whose `Drop` panics.
-fn drop_payload(payload: Box<dyn Any + Send>) {
-    if let Err(second) = panic::catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-        std::mem::forget(second);
     }
 }
