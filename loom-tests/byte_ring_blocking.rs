@@ -3,6 +3,8 @@
 //! receiver frees the first one, and the receiver sleeps whenever it gets ahead. No wakeup is
 //! lost (loom reports a thread left asleep as a deadlock), and the waiter table is empty at
 //! the end.
+//!
+//! Proven by a planted bug: the receiver's release moves the head word by load + store instead of compare-exchange, overwriting a sender's fresh `WAITING` flag (loom deadlock: both sides asleep).
 #![cfg(loom)]
 
 use sharedbuf::channel::ByteRing;

@@ -2,6 +2,8 @@
 //! would): racing a sender and a receiver, every send that returned `Ok` is delivered, in
 //! order, before the receiver sees `Closed`, and once a send fails the later ones fail too;
 //! and a receiver blocked on an empty ring, or a sender blocked on a full one, is woken by it.
+//!
+//! Proven by a planted bug: `close` flags and wakes only the tail word, not the head (loom deadlock: the sender blocked on a full ring sleeps on); and another: `publish` not checking `CLOSED`, so its compare-exchange clears it (assertion: a send returned `Ok` but was never delivered).
 #![cfg(loom)]
 
 use sharedbuf::channel::ByteRing;

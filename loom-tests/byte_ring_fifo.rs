@@ -5,6 +5,8 @@
 //! acquire/release, or a record freed before it was read) shows up as wrong bytes or
 //! `Err(Corrupted)`. The sender, the receiver and the model's main thread attach separately,
 //! as two processes would.
+//!
+//! Proven by a planted bug: the publish compare-exchange Release → Relaxed (assertion: stale payload bytes read, or `Err(Corrupted)`).
 #![cfg(loom)]
 
 use sharedbuf::channel::ByteRing;

@@ -4,6 +4,8 @@
 //! the mutex and notifies after unlocking. In every interleaving the waiter returns (a lost
 //! notify would leave it asleep: a deadlock loom reports), and the notify's count is exact: it
 //! counted the waiter only if the waiter slept and was woken by it.
+//!
+//! Proven by a planted bug: the waiter reads the sequence after the unlock instead of before (loom deadlock: the notify in between is lost).
 #![cfg(loom)]
 
 #[path = "sync_support.rs"]

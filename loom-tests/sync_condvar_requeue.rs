@@ -9,6 +9,8 @@
 //! - `a_requeued_waiter_never_times_out`: the notify is sent with the mutex held (so a sleeping
 //!   waiter is requeued), then every timed waiter is timed out with the mutex still held. A
 //!   waiter the notify counted never reports a timeout, and the mutex is free at the end.
+//!
+//! Proven by a planted bug: the mutex accepting requeued waiters without checking it is locked (loom deadlock in the first model); and another: the move not marking the waiter requeued (assertion: "counted by the notify, yet reported timed out").
 #![cfg(loom)]
 
 #[path = "sync_support.rs"]

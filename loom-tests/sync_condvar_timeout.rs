@@ -3,6 +3,8 @@
 //!
 //! In every interleaving: if `notify_one` says it woke 1, the waiter reports "not timed out";
 //! if the waiter reports "timed out", the notify woke nobody. Both cannot happen.
+//!
+//! Proven by a planted bug: the timeout's cancel checks "still queued?" before locking the bucket instead of under it, so it overwrites the notify's outcome (assertion: "counted by the notify, yet reported timed out").
 #![cfg(loom)]
 
 #[path = "sync_support.rs"]

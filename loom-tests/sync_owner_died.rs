@@ -19,6 +19,8 @@
 //!   holder again and takes the lock over. A sleep without a slice, or a slice's end that does
 //!   not look at the holder again, is a deadlock here. The same for an `RwLock` reader, and a
 //!   writer, asleep behind a writer that dies.
+//!
+//! Proven by a planted bug: the unlocker reading the waiter count with a Relaxed load instead of a read-modify-write (loom deadlock); and others: the takeover as a plain store (loom causality violation on the guarded cell, and two `OwnerDied`); a retirement that wakes nobody (loom deadlock); a waiter looking at the holder only before its first sleep (never finishes).
 #![cfg(loom)]
 
 #[path = "sync_support.rs"]
