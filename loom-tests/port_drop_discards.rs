@@ -4,6 +4,8 @@
 //! or failed with `Closed` (the caller got it back and dropped it) — and nothing is left in the
 //! ring although the sending port still holds it. The other direction is untouched: a message
 //! posted to the surviving port before the drop is still delivered.
+//!
+//! Proven by a planted bug (recorded when the model was added): the discard stopping at a claimed-but-unstamped slot; the drop discarding the wrong ring.
 #![cfg(loom)]
 
 use std::sync::Arc as Token; // a plain counter of clones: the model checks counts after joins

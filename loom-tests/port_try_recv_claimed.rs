@@ -3,6 +3,8 @@
 //! returned before the same thread's `try_recv`, and each thread takes at most one message, so
 //! both must get one — also when the oldest slot was claimed by the other thread's post that
 //! has not stamped it yet (the receive waits for it rather than answer "empty" or skip it).
+//!
+//! Proven by a planted bug (recorded when the model was added): answering empty when the oldest slot is claimed but not yet stamped; Relaxed head operations.
 #![cfg(loom)]
 
 use loom::sync::Arc;

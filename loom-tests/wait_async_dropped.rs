@@ -1,5 +1,7 @@
 //! Loom model (docs/semantics.md A12): a dropped pending `wait_async` future leaves the list and is not
 //! counted by a notify that comes after the drop; the next waiter in line is woken instead.
+//!
+//! Proven by a planted bug (recorded when the model was added): `WaitFuture::drop` not cancelling its waiter.
 #![cfg(loom)]
 
 #[path = "wait_support.rs"]

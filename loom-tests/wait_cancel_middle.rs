@@ -3,6 +3,8 @@
 //! another address in the same bucket (under loom every address shares one). Whichever comes
 //! first, FIFO and counts stay exact: the notify takes the oldest two still there, the other
 //! address's waiter is untouched, and the table ends empty.
+//!
+//! Proven by a planted bug (recorded when the model was added): a stale link after unlinking a middle entry; a count decremented for an already-notified waiter; notify taking the newest instead of the oldest.
 #![cfg(loom)]
 
 #[path = "wait_support.rs"]

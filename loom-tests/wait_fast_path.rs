@@ -2,6 +2,8 @@
 //! stores and notifies the waited address, another notifies a neighbouring address (under loom
 //! every address shares the table's one bucket): the first may take the fast path only when
 //! the waiter will see the new value, and the second never wakes the waiter.
+//!
+//! Proven by a planted bug (recorded when the model was added): the notify's `fence(SeqCst)` before its no-waiter fast path removed.
 #![cfg(loom)]
 
 #[path = "wait_support.rs"]

@@ -1,5 +1,7 @@
 //! Loom model (docs/semantics.md A8, A9, A12): exact counts and FIFO order with three waiters (two
 //! async, enqueued in a known order, and a blocking one enqueued after them) and two notifies.
+//!
+//! Proven by a planted bug (recorded when the model was added): `push_front` instead of `push_back`.
 #![cfg(loom)]
 
 #[path = "wait_support.rs"]

@@ -2,6 +2,8 @@
 //! Exactly one of (Ok, counted) and (Err(Terminated), not counted) happens for each waiter,
 //! every waiter returns, and none is left in the table — with one interrupter on one thread,
 //! one interrupter on two threads, and two interrupters nested on one thread.
+//!
+//! Proven by a planted bug (recorded when the model was added): `interrupt()` not cancelling the blocked waiter.
 #![cfg(loom)]
 
 #[path = "wait_support.rs"]

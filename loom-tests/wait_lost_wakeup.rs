@@ -2,6 +2,8 @@
 //!
 //! If the notify could slip between the waiter's check and its enqueue, the waiter would sleep
 //! forever and loom would report a deadlock.
+//!
+//! Proven by a planted bug (recorded when the model was added): the value checked before taking the bucket lock and raising the count.
 #![cfg(loom)]
 
 #[path = "wait_support.rs"]

@@ -9,6 +9,8 @@
 //! - a timeout, or an interrupt, racing a notify: exactly one of (Ok, counted) and (TimedOut /
 //!   Terminated, not counted) happens;
 //! - every slot is free again once every wait has returned.
+//!
+//! Proven by a planted bug (recorded when the model was added): the waiter's fence after publishing its slot removed, and the notifier's fence before its no-waiter fast path removed (both: loom deadlock, a lost wakeup); a slot resolved with a plain store (assertion: Ok and Terminated both counted).
 #![cfg(loom)]
 
 #[path = "wait_support.rs"]

@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md A7): spurious parker wakeups and plain stores never surface as `Ok`.
 //! A thread stores a new value (no notify) and unparks the waiter's thread behind the waiter
 //! table's back; the timer fires. The waiter may only see `NotEqual` or `TimedOut`.
+//!
+//! Proven by a planted bug (recorded when the model was added): any unpark treated as notified.
 #![cfg(loom)]
 
 #[path = "wait_support.rs"]

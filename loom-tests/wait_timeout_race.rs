@@ -1,5 +1,7 @@
 //! Loom model (docs/semantics.md A6, A8): a timeout racing a notify. A model thread plays the timer.
 //! Exactly one of (Ok, counted by notify) and (TimedOut, not counted) happens.
+//!
+//! Proven by a planted bug (recorded when the model was added): `cancel` without the still-queued check (assertion: TimedOut reported although the notify counted the waiter).
 #![cfg(loom)]
 
 #[path = "wait_support.rs"]

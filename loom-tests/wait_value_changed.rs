@@ -1,6 +1,8 @@
 //! Loom model (docs/semantics.md A6, A11): the value changes (and is notified) after the waiter checked
 //! it but before the waiter parks. The waiter must still wake, with `Ok`, or see the change
 //! at its check and return `NotEqual`.
+//!
+//! Proven by a planted bug (recorded when the model was added): `announce_park` as a plain store, which overwrites a NOTIFIED outcome.
 #![cfg(loom)]
 
 #[path = "wait_support.rs"]

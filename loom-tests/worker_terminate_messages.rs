@@ -3,6 +3,8 @@
 //! events. The parent reads `Online` iff the closure ran, the message iff the worker posted
 //! it, then only `Exit` (code 1, terminated) — no `Error`, though the closure returns the
 //! `Terminated` error — and nothing after it. (One message: two take loom minutes.)
+//!
+//! Proven by a planted bug (recorded when the model was added): leaving the message stage once EXITED is seen (assertion: the queued message is lost); converting a returned Err after terminate came first (assertion: Error + Exit not terminated); delivering Online when EXITED comes without RUNNING.
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicBool, Ordering};

@@ -6,6 +6,8 @@
 //! The worker posts no message: two receivers spinning (with `yield_now`) on a slot whose post
 //! is in flight make loom alternate between them without end. W1 with messages is
 //! `worker_exit_last` (one reader).
+//!
+//! Proven by a planted bug (recorded when the model was added): Online delivered without winning the stage compare-exchange (assertion: Online twice); without the ring's unflag-on-close, both readers wait on the port and one sleeps forever (loom deadlock).
 #![cfg(loom)]
 
 use loom::sync::Arc;
