@@ -1,15 +1,15 @@
 //! [`ProcessWorkerBuilder`]: a process worker's settings, and the spawn itself — the link's
-//! memfd, the "parent alive" pipe, and a `Command` re-running this executable that inherits
-//! exactly those descriptors and the shared buffers (docs/semantics.md X4).
+//! memfd, the "parent alive" pipe, and a `posix_spawn` re-running this executable that
+//! inherits exactly those descriptors and the shared buffers (docs/semantics.md X4).
 //!
 //! Every descriptor the crate makes is close-on-exec. The ones a child must inherit lose that
-//! flag only in the child, between `fork` and `exec` (a `pre_exec` hook), so a process that
+//! flag only in the child (`spawn.rs`: a `dup2(fd, fd)` file action), so a process that
 //! another thread spawns meanwhile never inherits them.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::child::{ENTRY, HANDOFF, NAME};
@@ -17,6 +17,7 @@ use super::entry::{check_registered, Entry};
 use super::handle::ProcessWorker;
 use super::link::{self, Side};
 use super::payload::Payload;
+use super::spawn;
 use super::sys::{self, spawn_failed};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
@@ -146,30 +147,18 @@ impl ProcessWorkerBuilder {
             handoff.push_str(&format!(" {fd}"));
         }
 
-        let exe =
-            std::env::current_exe().map_err(|e| spawn_failed("finding this executable", e))?;
-        let mut command = Command::new(exe);
-        command
-            .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env(ENTRY, entry.name())
-            .env(HANDOFF, handoff)
-            .env(NAME, &name);
-        let to_inherit = inherited.clone();
-        // SAFETY: the hook runs in the forked child before `exec`; it only calls `fcntl`
-        // (async-signal-safe) on descriptor numbers computed before the fork, and allocates
-        // nothing. The descriptors are open: their owners (`link_buffer`, `alive_read`,
-        // `self.shared`) live until after `spawn` returns.
-        unsafe {
-            command.pre_exec(move || {
-                for &fd in &to_inherit {
-                    sys::clear_cloexec(fd)?;
-                }
-                Ok(())
-            });
-        }
-        let child = command
-            .spawn()
+        let exe = this_executable().map_err(|e| spawn_failed("finding this executable", e))?;
+        let mut env: Vec<(&OsStr, &OsStr)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_os_str(), v.as_os_str()))
+            .collect();
+        env.push((OsStr::new(ENTRY), OsStr::new(entry.name())));
+        env.push((OsStr::new(HANDOFF), OsStr::new(&handoff)));
+        env.push((OsStr::new(NAME), OsStr::new(&name)));
+        // The descriptors are open: their owners (`link_buffer`, `alive_read`, `self.shared`)
+        // live until after `spawn` returns.
+        let child = spawn::spawn(exe, &self.args, &env, &inherited)
             .map_err(|e| spawn_failed("starting the child process", e))?;
         drop(alive_read); // the child has its copy; ours would keep its pipe from ever ending
         ProcessWorker::start(child, ends, alive_write, name, self.grace)
@@ -191,4 +180,15 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     ) -> Result<ProcessWorker<In, Out>, Error> {
         ProcessWorker::builder().spawn(entry)
     }
+}
+
+/// This executable's path, looked up once (`/proc/self/exe` names the running program even if
+/// its file was replaced since).
+fn this_executable() -> std::io::Result<&'static Path> {
+    static EXE: OnceLock<PathBuf> = OnceLock::new();
+    if let Some(exe) = EXE.get() {
+        return Ok(exe);
+    }
+    let exe = std::env::current_exe()?;
+    Ok(EXE.get_or_init(|| exe))
 }

@@ -17,7 +17,6 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -27,6 +26,7 @@ use super::event::{ProcessEvent, ProcessExit};
 use super::frame::{self, Frame};
 use super::link::LinkEnds;
 use super::payload::Payload;
+use super::spawn::Spawned;
 use super::sys::{self, spawn_failed};
 use crate::channel::{ByteReceiver, ByteRing, ByteSender};
 use crate::error::Error;
@@ -54,7 +54,7 @@ pub struct ProcessWorker<In, Out> {
 }
 
 struct Process {
-    child: Child,
+    child: Spawned,
     /// Set once the child is reaped.
     exit: Option<ProcessExit>,
 }
@@ -89,7 +89,7 @@ enum Patience {
 impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     /// The handle of a child that was just spawned.
     pub(super) fn start(
-        mut child: Child,
+        mut child: Spawned,
         ends: LinkEnds,
         alive: OwnedFd,
         name: String,

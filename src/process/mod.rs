@@ -103,6 +103,7 @@ mod frame;
 mod handle;
 mod link;
 mod payload;
+mod spawn;
 mod sys;
 
 pub use builder::{ProcessWorkerBuilder, DEFAULT_GRACE};

@@ -102,18 +102,6 @@ pub(super) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((owned(fds[0])?, owned(fds[1])?))
 }
 
-/// Clears the close-on-exec flag of `fd`, so that the program `exec` starts inherits it.
-///
-/// Async-signal-safe (one `fcntl`): it runs in the forked child before `exec`, where that is
-/// all that may run.
-pub(super) fn clear_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: `fcntl(F_SETFD)` changes only the descriptor's flags; a bad `fd` is `EBADF`.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
-        return last_error();
-    }
-    Ok(())
-}
-
 /// Takes ownership of the inherited descriptor `fd` after checking it is open, and sets its
 /// close-on-exec flag again (so that the processes this one starts do not inherit it).
 ///
