@@ -5,7 +5,7 @@
 //! descriptor is a `pre_exec` hook, and any hook makes it `fork` the whole parent instead of
 //! using `posix_spawn` (a `vfork`): about 0.1 ms more per spawn. `posix_spawn`'s file actions
 //! do it without a hook: `adddup2(fd, fd)` clears the descriptor's close-on-exec flag in the
-//! child only (POSIX 2024; glibc and musl do it), so a process another thread spawns meanwhile
+//! child only (POSIX 2024; glibc does it), so a process another thread spawns meanwhile
 //! never inherits it. As `Command` does, the child starts with an empty signal mask and
 //! `SIGPIPE` at its default action.
 
