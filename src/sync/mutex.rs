@@ -80,7 +80,6 @@ use std::time::{Duration, Instant};
 use super::attach;
 use super::lock_result::{LockError, LockResult, TryLockResult};
 use super::owner;
-use super::shared_mutex;
 use super::spin::Backoff;
 use super::{deadline_after, expired};
 use crate::atomics::{RequeueTarget, SharedWord, SharedWords, WaitResult, Word};
@@ -299,7 +298,7 @@ impl Mutex {
     #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_>> {
         if self.shared {
-            let me = shared_mutex::me();
+            let me = owner::shared_thread_identity();
             if self.shared_try_take(me) {
                 return Ok(MutexGuard::new(self, me));
             }
@@ -321,7 +320,7 @@ impl Mutex {
     /// In a process-shared buffer, a holder found dead is taken over (`Err(OwnerDied(guard))`).
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_>> {
         if self.shared {
-            let me = shared_mutex::me();
+            let me = owner::shared_thread_identity();
             let acquired = self.shared_try_lock(me, true);
             return self.shared_guard(me, acquired);
         }
@@ -349,7 +348,7 @@ impl Mutex {
 
     fn lock_until(&self, deadline: Option<Instant>) -> TryLockResult<MutexGuard<'_>> {
         if self.shared {
-            let me = shared_mutex::me();
+            let me = owner::shared_thread_identity();
             if self.shared_try_take(me) {
                 return Ok(Some(MutexGuard::new(self, me)));
             }

@@ -52,7 +52,6 @@ use std::time::{Duration, Instant};
 
 use super::liveness::{self, Slices};
 use super::owner::{self, NONE};
-use super::shared_mutex;
 use super::{attach, deadline_after};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
@@ -320,7 +319,7 @@ impl Once {
         slices: &mut Slices,
     ) -> Result<Option<u32>, Error> {
         let me = if self.shared {
-            shared_mutex::me()
+            owner::shared_thread_identity()
         } else {
             owner::thread_token()
         };
@@ -360,7 +359,7 @@ impl Once {
     /// `Start::Look(state)` if the caller must look at the state again (completed, poisoned,
     /// running, or someone's claim passing).
     fn shared_start(&self, force: bool) -> Start {
-        let me = shared_mutex::me();
+        let me = owner::shared_thread_identity();
         if self.owner().compare_exchange(NONE, me, Acquire).is_err() {
             // Another caller's claim: a run, or one taking or leaving it. A dead one poisons.
             if !self.shared_poison_if_dead(me) {

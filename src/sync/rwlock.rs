@@ -65,7 +65,6 @@ use super::attach;
 use super::lock_result::{LockError, LockResult, TryLockResult};
 use super::mutex::Acquired;
 use super::owner;
-use super::shared_mutex;
 use super::spin::Backoff;
 use super::{deadline_after, expired};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
@@ -286,7 +285,7 @@ impl RwLock {
     #[inline]
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_>> {
         let me = if self.shared {
-            let me = shared_mutex::me();
+            let me = owner::shared_thread_identity();
             if self.shared_try_claim_write(me) {
                 return Ok(RwLockWriteGuard::new(self, me));
             }
@@ -356,7 +355,7 @@ impl RwLock {
 
     fn write_until(&self, deadline: Option<Instant>) -> TryLockResult<RwLockWriteGuard<'_>> {
         let me = if self.shared {
-            let me = shared_mutex::me();
+            let me = owner::shared_thread_identity();
             if self.shared_try_claim_write(me) {
                 return Ok(Some(RwLockWriteGuard::new(self, me)));
             }
@@ -399,7 +398,7 @@ impl RwLock {
     /// The caller's owner value: its identity in a process-shared buffer, its token otherwise.
     fn me(&self) -> u64 {
         if self.shared {
-            shared_mutex::me()
+            owner::shared_thread_identity()
         } else {
             owner::thread_token()
         }

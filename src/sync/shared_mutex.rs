@@ -65,7 +65,7 @@ use std::time::Instant;
 
 use super::liveness::{self, Slices};
 use super::mutex::{Acquired, Mutex};
-use super::owner::{self, NONE, NOT_RECOVERABLE};
+use super::owner::{NONE, NOT_RECOVERABLE};
 use super::spin::Backoff;
 use crate::atomics::{WaitResult, Word};
 use crate::error::Error;
@@ -232,9 +232,4 @@ impl Drop for Counted<'_> {
         }
         self.0.fetch_sub(WAITER, Relaxed);
     }
-}
-
-/// The owner identity a blocking lock records for the calling thread.
-pub(super) fn me() -> u64 {
-    owner::shared_thread_identity()
 }
