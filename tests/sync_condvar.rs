@@ -74,6 +74,18 @@ fn spawn_blocking<T: Send + 'static>(
     (handle, tid)
 }
 
+/// Waits (yielding) until `condition` holds; fails after the watchdog instead of hanging.
+fn until(condition: impl Fn() -> bool, what: &str) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < WATCHDOG,
+            "{what}: not within {WATCHDOG:?}"
+        );
+        thread::yield_now();
+    }
+}
+
 fn join_within<T: Send + 'static>(handle: thread::JoinHandle<T>, what: &str) -> T {
     let start = Instant::now();
     while !handle.is_finished() {
@@ -243,6 +255,9 @@ fn s3_a_timed_waiter_notified_in_time_does_not_report_a_timeout() {
             .unwrap();
         result.timed_out()
     });
+    // Counted in the condvar's word as well as asleep: a sleep seen in `/proc` before the
+    // waiter registered would make the notify below find nobody (seen once under heavy load).
+    until(|| fixture.condvar_words()[1] == 1, "the waiter registered");
     fixture.set_flag(1);
     assert_eq!(fixture.condvar.notify_one(), 1);
     assert!(!join_within(waiter, "the waiter"));
