@@ -33,6 +33,7 @@ fn int32s(len: usize) -> Int32Array {
 /// nothing (a notify right after counts no one). Checked for every waitable type.
 #[test]
 fn a6_not_equal_at_once() {
+    let _serial = crate::common::serial();
     fn check<T: Waitable + From<u8>>() {
         let view = TypedArray::<T>::new(&SharedBuffer::new(16).unwrap()).unwrap();
         atomics::store(&view, 1, T::from(7)).unwrap();
@@ -56,6 +57,7 @@ fn a6_not_equal_at_once() {
 /// A4 for wait/notify: an out-of-range index is `Err` before anything is read or enqueued.
 #[test]
 fn a4_wait_and_notify_out_of_range() {
+    let _serial = crate::common::serial();
     let view = int32s(2);
     for index in [2, usize::MAX] {
         let err = Error::IndexOutOfRange { index, len: 2 };
@@ -68,6 +70,7 @@ fn a4_wait_and_notify_out_of_range() {
 /// a notify wakes it with `Ok`.
 #[test]
 fn a6_no_timeout_waits_until_notified() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let waiter = spawn_blocked_waiter(&view, 0, 0, None);
     // Still waiting after yielding the CPU a while: nothing but notify ends a `None` wait.
@@ -84,6 +87,7 @@ fn a6_no_timeout_waits_until_notified() {
 /// has left the list (a notify after it counts no one). Blocking i32 and i64 waiters.
 #[test]
 fn a6_timed_out_after_at_least_the_timeout() {
+    let _serial = crate::common::serial();
     let timeout = Duration::from_millis(50);
     let view = int32s(1);
     let start = Instant::now();
@@ -116,6 +120,7 @@ fn a6_timed_out_after_at_least_the_timeout() {
 /// nothing behind in the list.
 #[test]
 fn a6_zero_timeout_times_out() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     atomics::store(&view, 0, -3).unwrap();
     assert_eq!(
@@ -133,6 +138,7 @@ fn a6_zero_timeout_times_out() {
 /// "forever": no panic, and the waiter is woken by notify.
 #[test]
 fn a6_duration_max_waits_forever_without_panic() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     for timeout in [
         Duration::MAX,
@@ -150,6 +156,7 @@ fn a6_duration_max_waits_forever_without_panic() {
 /// timed wait runs to `TimedOut` while another thread hammers the cell from the start.
 #[test]
 fn a7_value_preserving_writes_never_wake() {
+    let _serial = crate::common::serial();
     let view = int32s(2);
     let done = AtomicBool::new(false);
     let writes = AtomicUsize::new(0);
@@ -186,6 +193,7 @@ fn a7_value_preserving_writes_never_wake() {
 /// waiter is asleep (before that, a changed value would rightly give `NotEqual`).
 #[test]
 fn a7_value_changing_writes_never_wake() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     // Long enough that even a slow machine sees the waiter asleep before it times out.
     let waiter = spawn_blocked_waiter(&view, 0, 0, Some(Duration::from_millis(500)));
@@ -206,6 +214,7 @@ fn a7_value_changing_writes_never_wake() {
 /// wakes `min(n, waiting)`, `None` wakes all, and a second notify right after returns 0.
 #[test]
 fn a8_notify_counts_exactly() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     assert_eq!(atomics::notify(&view, 0, None), Ok(0));
     assert_eq!(atomics::notify(&view, 0, Some(3)), Ok(0));
@@ -226,6 +235,7 @@ fn a8_notify_counts_exactly() {
 /// exact counts and every waiter wakes with `Ok`.
 #[test]
 fn a8_notify_storm_of_1000_waiters() {
+    let _serial = crate::common::serial();
     const WAITERS: usize = 1000;
     let view = int32s(1);
     let waiters: Vec<_> = (0..WAITERS)
@@ -246,6 +256,7 @@ fn a8_notify_storm_of_1000_waiters() {
 /// A9: `notify(Some(1))` wakes waiters one at a time in the order they started waiting.
 #[test]
 fn a9_fifo_wake_order() {
+    let _serial = crate::common::serial();
     const WAITERS: usize = 8;
     let view = int32s(1);
     let (woken_tx, woken_rx) = mpsc::channel();
@@ -271,6 +282,7 @@ fn a9_fifo_wake_order() {
 /// byte address inside the waited element) never wake a waiter.
 #[test]
 fn a10_no_wake_across_addresses() {
+    let _serial = crate::common::serial();
     let buf = SharedBuffer::new(32).unwrap();
     let view = Int32Array::new(&buf).unwrap();
     let other = int32s(8);
@@ -295,6 +307,7 @@ fn a10_no_wake_across_addresses() {
 /// waiters enqueued through both are woken in order through either.
 #[test]
 fn a10_views_at_different_offsets_share_one_list() {
+    let _serial = crate::common::serial();
     let buf = SharedBuffer::new(32).unwrap();
     let whole = Int32Array::new(&buf).unwrap();
     let tail = Int32Array::with_range(&buf, 8, None).unwrap(); // tail[k] is whole[k + 2]
@@ -318,6 +331,7 @@ fn a10_views_at_different_offsets_share_one_list() {
 /// FIFO order through either width); an i32 waiter at the i64's upper half is elsewhere.
 #[test]
 fn a10_i32_and_i64_waiters_at_one_address() {
+    let _serial = crate::common::serial();
     let buf = SharedBuffer::new(16).unwrap();
     let ints = Int32Array::new(&buf).unwrap();
     let longs = BigInt64Array::new(&buf).unwrap();
@@ -345,6 +359,7 @@ fn a10_i32_and_i64_waiters_at_one_address() {
 /// notify that follows the partner's value check is never lost (a lost one would hang).
 #[test]
 fn a11_ping_pong_100k_handoffs_finish() {
+    let _serial = crate::common::serial();
     const HANDOFFS: usize = 100_000;
     let view = int32s(1); // element 0: whose turn it is, 0 or 1
     let barrier = Barrier::new(2);
@@ -370,6 +385,7 @@ fn a11_ping_pong_100k_handoffs_finish() {
 /// counted, every round, across many rounds of store + notify vs check + wait.
 #[test]
 fn a11_notify_after_check_is_counted() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let mut total = 0;
     for round in 0..50 {
@@ -389,6 +405,7 @@ fn a11_notify_after_check_is_counted() {
 /// error at once, until the interrupter is uninstalled.
 #[test]
 fn interrupt_ends_a_blocked_wait_with_terminated() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let interrupter = Interrupter::new();
     let remote = interrupter.clone();
@@ -439,6 +456,7 @@ fn interrupt_ends_a_blocked_wait_with_terminated() {
 /// (Terminated, not counted); never both, never neither.
 #[test]
 fn interrupt_racing_notify_is_exactly_one_outcome() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let rounds = 200;
     let (mut oks, mut terminated) = (0, 0);
@@ -488,6 +506,7 @@ fn interrupt_racing_notify_is_exactly_one_outcome() {
 // docs/semantics.md W3
 #[test]
 fn w3_one_interrupter_on_two_threads_interrupts_both() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let interrupter = Interrupter::new();
     let (results_tx, results_rx) = mpsc::channel();
@@ -525,6 +544,7 @@ fn w3_one_interrupter_on_two_threads_interrupts_both() {
 // docs/semantics.md W3
 #[test]
 fn w3_interrupt_guards_dropped_out_of_order_uninstall_exactly_their_own() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let zero = Some(Duration::ZERO);
     let (a, b) = (Interrupter::new(), Interrupter::new());
@@ -548,6 +568,7 @@ fn w3_interrupt_guards_dropped_out_of_order_uninstall_exactly_their_own() {
 // docs/semantics.md W3
 #[test]
 fn w3_an_outer_interrupter_interrupts_while_an_inner_one_is_installed() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let (a, b) = (Interrupter::new(), Interrupter::new());
     let (results_tx, results_rx) = mpsc::channel();

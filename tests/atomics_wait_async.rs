@@ -43,6 +43,7 @@ fn pending(result: Result<WaitAsync, Error>) -> WaitFuture {
 /// `Future<Output = WaitResult>`.
 #[test]
 fn a12_future_is_send_unpin_static() {
+    let _serial = crate::common::serial();
     fn assert_bounds<F: Future<Output = WaitResult> + Send + Unpin + 'static>() {}
     assert_bounds::<WaitFuture>();
 }
@@ -50,6 +51,7 @@ fn a12_future_is_send_unpin_static() {
 /// A12: a mismatch answers `Ready(NotEqual)` at once and enqueues nothing.
 #[test]
 fn a12_not_equal_is_ready() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     atomics::store(&view, 0, 1).unwrap();
     for timeout in [None, Some(Duration::ZERO), Some(Duration::from_secs(60))] {
@@ -65,6 +67,7 @@ fn a12_not_equal_is_ready() {
 /// in the list; `into_future` of a ready answer resolves to it.
 #[test]
 fn a12_zero_timeout_is_ready_timed_out() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let answer = atomics::wait_async(&view, 0, 0, Some(Duration::ZERO)).unwrap();
     assert!(matches!(answer, WaitAsync::Ready(WaitResult::TimedOut)));
@@ -75,6 +78,7 @@ fn a12_zero_timeout_is_ready_timed_out() {
 /// A4: out of range is `Err`, not a future.
 #[test]
 fn a12_out_of_range_is_err() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     assert_eq!(
         atomics::wait_async(&view, 1, 0, None).unwrap_err(),
@@ -86,6 +90,7 @@ fn a12_out_of_range_is_err() {
 /// first poll or while the executor is parked on it (from another thread).
 #[test]
 fn a12_pending_resolves_ok_on_notify() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     // Notified before the first poll: counted, and the first poll is ready.
     let mut future = pending(atomics::wait_async(&view, 0, 0, None));
@@ -110,6 +115,7 @@ fn a12_pending_resolves_ok_on_notify() {
 /// least the timeout, and has then left the list.
 #[test]
 fn a12_pending_times_out() {
+    let _serial = crate::common::serial();
     let timeout = Duration::from_millis(50);
     let view = BigInt64Array::new(&SharedBuffer::new(8).unwrap()).unwrap();
     let start = Instant::now();
@@ -122,6 +128,7 @@ fn a12_pending_times_out() {
 /// A12 (with A9): async and blocking waiters share one FIFO list and both count in notify.
 #[test]
 fn a12_async_and_blocking_waiters_share_one_fifo_list() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let mut first = pending(atomics::wait_async(&view, 0, 0, None));
     let second = spawn_blocked_waiter(&view, 0, 0, None);
@@ -152,6 +159,7 @@ fn a12_async_and_blocking_waiters_share_one_fifo_list() {
 /// the waiter queued behind it is the one woken.
 #[test]
 fn a12_dropped_future_is_not_counted() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let dropped = pending(atomics::wait_async(&view, 0, 0, None));
     drop(dropped);
@@ -174,6 +182,7 @@ fn a12_dropped_future_is_not_counted() {
 /// the memory alive after every view and buffer handle is gone.
 #[test]
 fn a12_future_outlives_its_view() {
+    let _serial = crate::common::serial();
     let buf = SharedBuffer::new(4).unwrap();
     let view = Int32Array::new(&buf).unwrap();
     let future = pending(atomics::wait_async(
@@ -194,7 +203,10 @@ mod tokio_runtime {
 
     /// A12 on a current-thread runtime: resolved by a notify from a std thread.
     #[tokio::test]
+    // The guard only orders this binary's tests (`common::serial`); no other task here takes it.
+    #[allow(clippy::await_holding_lock)]
     async fn a12_tokio_pending_resolves_ok_on_notify() {
+        let _serial = crate::common::serial();
         let view = int32s(1);
         let future = pending(atomics::wait_async(&view, 0, 0, None));
         let notifier = thread::spawn(move || atomics::notify(&view, 0, None));
@@ -204,7 +216,10 @@ mod tokio_runtime {
 
     /// A12 on tokio: a timeout resolves to `TimedOut` after at least the timeout.
     #[tokio::test]
+    // The guard only orders this binary's tests (`common::serial`); no other task here takes it.
+    #[allow(clippy::await_holding_lock)]
     async fn a12_tokio_pending_times_out() {
+        let _serial = crate::common::serial();
         let view = int32s(1);
         let timeout = Duration::from_millis(30);
         let start = Instant::now();
@@ -217,7 +232,10 @@ mod tokio_runtime {
     /// A12 + A9 on a multi-thread runtime: tasks spawned with futures enqueued in order wake
     /// in that order, one per `notify(Some(1))`; each notify counts exactly one.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // The guard only orders this binary's tests (`common::serial`); no other task here takes it.
+    #[allow(clippy::await_holding_lock)]
     async fn a12_tokio_tasks_wake_in_fifo_order() {
+        let _serial = crate::common::serial();
         const TASKS: usize = 16;
         let view = int32s(1);
         // A std channel: the test body runs on the test thread, the tasks on the two workers,
@@ -246,7 +264,10 @@ mod tokio_runtime {
 
     /// A12 on tokio: a future dropped by `tokio::time::timeout` (cancellation) leaves the list.
     #[tokio::test]
+    // The guard only orders this binary's tests (`common::serial`); no other task here takes it.
+    #[allow(clippy::await_holding_lock)]
     async fn a12_tokio_cancelled_future_is_not_counted() {
+        let _serial = crate::common::serial();
         let view = int32s(1);
         let future = pending(atomics::wait_async(&view, 0, 0, None));
         let outcome = tokio::time::timeout(Duration::from_millis(10), future).await;
@@ -262,6 +283,7 @@ mod tokio_runtime {
 /// notify that resolved it counted it once.
 #[test]
 fn a12_resolved_future_repeats_its_result() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let mut future = pending(atomics::wait_async(&view, 0, 0, None));
     assert!(poll_once(&mut future).is_pending());
@@ -289,6 +311,7 @@ impl Wake for FlagWaker {
 // docs/semantics.md A8, A12
 #[test]
 fn a8_a12_a_panicking_waker_does_not_strand_the_other_waiters() {
+    let _serial = crate::common::serial();
     let view = int32s(1);
     let mut panicky = pending(atomics::wait_async(&view, 0, 0, None));
     let (woken_tx, woken_rx) = mpsc::channel();
@@ -352,6 +375,7 @@ fn shuffle<T>(items: &mut [T], mut seed: u64) {
 // docs/semantics.md A8, A9, A12
 #[test]
 fn a12_thousands_of_dropped_futures_leave_exact_notify_counts() {
+    let _serial = crate::common::serial();
     const FUTURES: usize = 20_000;
     const ADDRESSES: usize = 4;
     let view = int32s(ADDRESSES);

@@ -100,6 +100,7 @@ fn join_within<T: Send + 'static>(handle: thread::JoinHandle<T>, what: &str) -> 
 
 #[test]
 fn s1_zero_bytes_are_a_condvar_nobody_waits_on_and_bad_places_are_refused() {
+    let _serial = crate::common::serial();
     assert_eq!((Condvar::BYTES, Condvar::ALIGN), (8, 4));
     let fixture = Fixture::new();
     assert_eq!(fixture.condvar_words(), [0, 0]);
@@ -134,6 +135,7 @@ fn s1_zero_bytes_are_a_condvar_nobody_waits_on_and_bad_places_are_refused() {
 
 #[test]
 fn s4_notify_counts_exactly_the_waiters_it_woke() {
+    let _serial = crate::common::serial();
     let fixture = Fixture::new();
     let waiters: Vec<_> = (0..3)
         .map(|_| {
@@ -158,6 +160,7 @@ fn s4_notify_counts_exactly_the_waiters_it_woke() {
 
 #[test]
 fn s4_handles_on_the_same_bytes_notify_each_other() {
+    let _serial = crate::common::serial();
     let fixture = Fixture::new();
     let other = Condvar::at(fixture.condvar.buffer(), fixture.condvar.byte_offset()).unwrap();
     let f = fixture.clone();
@@ -173,6 +176,7 @@ fn s4_handles_on_the_same_bytes_notify_each_other() {
 /// sleep instead of returning; only the notify after the condition changed lets it return.
 #[test]
 fn s4_wait_while_never_returns_while_its_condition_holds() {
+    let _serial = crate::common::serial();
     let fixture = Fixture::new();
     let evaluations = Arc::new(AtomicUsize::new(0));
     let (returned_tx, returned_rx) = mpsc::channel();
@@ -209,6 +213,7 @@ fn s4_wait_while_never_returns_while_its_condition_holds() {
 
 #[test]
 fn s3_timed_waits_report_a_timeout_and_hold_the_mutex_again() {
+    let _serial = crate::common::serial();
     let fixture = Fixture::new();
     let guard = fixture.mutex.lock().unwrap();
     let (guard, result) = fixture
@@ -245,6 +250,7 @@ fn s3_timed_waits_report_a_timeout_and_hold_the_mutex_again() {
 
 #[test]
 fn s3_a_timed_waiter_notified_in_time_does_not_report_a_timeout() {
+    let _serial = crate::common::serial();
     let fixture = Fixture::new();
     let f = fixture.clone();
     let (waiter, _) = spawn_blocking(move || {
@@ -267,6 +273,7 @@ fn s3_a_timed_waiter_notified_in_time_does_not_report_a_timeout() {
 /// mutex: a single lost notify would hang the run (the watchdog reports it).
 #[test]
 fn s4_ping_pong_loses_no_notify() {
+    let _serial = crate::common::serial();
     const ROUNDS: i32 = 10_000;
     let fixture = Fixture::new();
     let f = fixture.clone();
@@ -299,6 +306,7 @@ fn s4_ping_pong_loses_no_notify() {
 
 #[test]
 fn s6_terminate_interrupts_a_worker_blocked_in_wait() {
+    let _serial = crate::common::serial();
     let fixture = Fixture::new();
     let worker: Worker<(), libc::pid_t> = Worker::builder()
         .worker_data(fixture.clone())
@@ -358,6 +366,7 @@ fn spawn_flag_waiter(fixture: &Fixture, counter: &Int32Array) -> thread::JoinHan
 
 #[test]
 fn s4_a_waiter_notified_under_the_mutex_is_requeued_and_gets_it_when_the_guard_drops() {
+    let _serial = crate::common::serial();
     let fixture = Fixture::new();
     let counter = Int32Array::with_range(fixture.mutex.buffer(), 40, Some(1)).unwrap();
     let waiter = spawn_flag_waiter(&fixture, &counter);
@@ -375,6 +384,7 @@ fn s4_a_waiter_notified_under_the_mutex_is_requeued_and_gets_it_when_the_guard_d
 
 #[test]
 fn s4_notify_all_under_the_mutex_requeues_every_waiter_and_each_runs_once() {
+    let _serial = crate::common::serial();
     const WAITERS: usize = 4;
     let fixture = Fixture::new();
     let counter = Int32Array::with_range(fixture.mutex.buffer(), 40, Some(1)).unwrap();
@@ -409,6 +419,7 @@ fn s4_notify_all_under_the_mutex_requeues_every_waiter_and_each_runs_once() {
 /// mutex does not make it a timeout, nor take it out of the mutex's queue.
 #[test]
 fn s3_a_requeued_waiter_whose_deadline_passes_reports_no_timeout() {
+    let _serial = crate::common::serial();
     let fixture = Fixture::new();
     let f = fixture.clone();
     let (deadline_tx, deadline_rx) = mpsc::sync_channel(1);
@@ -444,6 +455,7 @@ fn s3_a_requeued_waiter_whose_deadline_passes_reports_no_timeout() {
 
 #[test]
 fn s6_terminate_interrupts_a_worker_requeued_onto_a_held_mutex() {
+    let _serial = crate::common::serial();
     let fixture = Fixture::new();
     let worker: Worker<(), libc::pid_t> = Worker::builder()
         .worker_data(fixture.clone())

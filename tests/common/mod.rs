@@ -100,6 +100,19 @@ pub fn wait_until_asleep(tid: libc::pid_t) {
     }
 }
 
+/// Runs the tests of one binary one at a time: take it first thing in every test that learns
+/// "this waiter is enqueued" from `/proc` ([`wait_until_asleep`]). Tests running in parallel
+/// share the process's waiter table, so a waiter can sleep on a bucket lock another test holds
+/// *before* it enqueues, look asleep, and be overtaken by the next waiter the test starts
+/// (seen once: `a10_i32_and_i64_waiters_at_one_address` woke the i32 waiter first). Alone, a
+/// test's waiter sleeps only where it waits.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A thread blocked in `atomics::wait` (or about to return from it).
 #[cfg(target_os = "linux")]
 pub struct Waiter {
