@@ -177,8 +177,11 @@ fn an_overdue_task_keeps_its_thread_and_the_pool_starts_a_replacement() {
     let stats = pool.stats();
     assert_eq!((stats.threads_started, stats.replacements), (2, 1));
     release.open();
-    eventually("the overdue task returns", || pool.stats().overdue == 0);
-    assert_eq!(pool.stats().running, 0);
+    // The two counts are updated one after the other, not as one snapshot: wait for both.
+    eventually("the overdue task returns and stops running", || {
+        let stats = pool.stats();
+        (stats.overdue, stats.running) == (0, 0)
+    });
 }
 
 #[test]
