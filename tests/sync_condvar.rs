@@ -9,12 +9,10 @@ use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{current_tid, thread_state, wait_until_asleep};
+use common::{current_tid, join_within, spawn_asleep, thread_state, until};
 use sharedbuf::sync::{Condvar, Mutex, MutexGuard};
 use sharedbuf::worker::{Worker, WorkerEvent};
 use sharedbuf::{atomics, Error, Int32Array, SharedBuffer, Uint32Array};
-
-const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// A mutex at 0, a condition variable after it, and an `i32` flag after that.
 struct Fixture {
@@ -59,45 +57,6 @@ impl Fixture {
     }
 }
 
-/// Spawns a thread that reports its kernel thread id and then runs `f`; returns the handle and
-/// the id once the thread is asleep (blocked in `f`).
-fn spawn_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> (thread::JoinHandle<T>, libc::pid_t) {
-    let (tid_tx, tid_rx) = mpsc::sync_channel(1);
-    let handle = thread::spawn(move || {
-        tid_tx.send(current_tid()).unwrap();
-        f()
-    });
-    let tid = tid_rx.recv().unwrap();
-    wait_until_asleep(tid);
-    (handle, tid)
-}
-
-/// Waits (yielding) until `condition` holds; fails after the watchdog instead of hanging.
-fn until(condition: impl Fn() -> bool, what: &str) {
-    let start = Instant::now();
-    while !condition() {
-        assert!(
-            start.elapsed() < WATCHDOG,
-            "{what}: not within {WATCHDOG:?}"
-        );
-        thread::yield_now();
-    }
-}
-
-fn join_within<T: Send + 'static>(handle: thread::JoinHandle<T>, what: &str) -> T {
-    let start = Instant::now();
-    while !handle.is_finished() {
-        assert!(
-            start.elapsed() < WATCHDOG,
-            "{what} did not finish within {WATCHDOG:?}"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
-    handle.join().unwrap()
-}
-
 #[test]
 fn s1_zero_bytes_are_a_condvar_nobody_waits_on_and_bad_places_are_refused() {
     let _serial = crate::common::serial();
@@ -140,7 +99,7 @@ fn s4_notify_counts_exactly_the_waiters_it_woke() {
     let waiters: Vec<_> = (0..3)
         .map(|_| {
             let f = fixture.clone();
-            spawn_blocking(move || {
+            spawn_asleep(move || {
                 let guard = f.mutex.lock().unwrap();
                 let _guard = f.condvar.wait(guard).unwrap();
             })
@@ -164,7 +123,7 @@ fn s4_handles_on_the_same_bytes_notify_each_other() {
     let fixture = Fixture::new();
     let other = Condvar::at(fixture.condvar.buffer(), fixture.condvar.byte_offset()).unwrap();
     let f = fixture.clone();
-    let (waiter, _) = spawn_blocking(move || {
+    let (waiter, _) = spawn_asleep(move || {
         let guard = f.mutex.lock().unwrap();
         let _guard = f.condvar.wait(guard).unwrap();
     });
@@ -181,7 +140,7 @@ fn s4_wait_while_never_returns_while_its_condition_holds() {
     let evaluations = Arc::new(AtomicUsize::new(0));
     let (returned_tx, returned_rx) = mpsc::channel();
     let (f, evaluated) = (fixture.clone(), evaluations.clone());
-    let (waiter, tid) = spawn_blocking(move || {
+    let (waiter, tid) = spawn_asleep(move || {
         let guard = f.mutex.lock().unwrap();
         let condition = |_: &mut MutexGuard<'_>| {
             evaluated.fetch_add(1, SeqCst);
@@ -253,7 +212,7 @@ fn s3_a_timed_waiter_notified_in_time_does_not_report_a_timeout() {
     let _serial = crate::common::serial();
     let fixture = Fixture::new();
     let f = fixture.clone();
-    let (waiter, _) = spawn_blocking(move || {
+    let (waiter, _) = spawn_asleep(move || {
         let guard = f.mutex.lock().unwrap();
         let (_guard, result) = f
             .condvar
@@ -356,7 +315,7 @@ impl Fixture {
 /// bumps the counter at element 1 (under the mutex) and returns; asleep when this returns.
 fn spawn_flag_waiter(fixture: &Fixture, counter: &Int32Array) -> thread::JoinHandle<()> {
     let (f, counter) = (fixture.clone(), counter.clone());
-    spawn_blocking(move || {
+    spawn_asleep(move || {
         let guard = f.mutex.lock().unwrap();
         let _guard = f.condvar.wait_while(guard, |_| f.flag() == 0).unwrap();
         counter.set(0, counter.get(0).unwrap() + 1).unwrap();
@@ -423,7 +382,7 @@ fn s3_a_requeued_waiter_whose_deadline_passes_reports_no_timeout() {
     let fixture = Fixture::new();
     let f = fixture.clone();
     let (deadline_tx, deadline_rx) = mpsc::sync_channel(1);
-    let (waiter, _) = spawn_blocking(move || {
+    let (waiter, _) = spawn_asleep(move || {
         let guard = f.mutex.lock().unwrap();
         let deadline = Instant::now() + Duration::from_millis(20);
         deadline_tx.send(deadline).unwrap();

@@ -9,13 +9,10 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{block_on, current_tid, poll_once, wait_until_asleep};
+use common::{block_on, current_tid, join_within, poll_once, spawn_asleep, wait_until_asleep};
 use sharedbuf::sync::Mutex;
 use sharedbuf::worker::{Worker, WorkerEvent};
 use sharedbuf::{Error, Int32Array, SharedBuffer, Uint32Array};
-
-/// A watchdog for threads that should finish quickly: long enough for any slow machine.
-const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// The mutex's four 32-bit words (state, side, owner low, owner high).
 fn words(mutex: &Mutex) -> Vec<u32> {
@@ -29,33 +26,6 @@ fn words(mutex: &Mutex) -> Vec<u32> {
 fn state_and_owner(mutex: &Mutex) -> [u32; 3] {
     let words = words(mutex);
     [words[0], words[2], words[3]]
-}
-
-/// Spawns a thread that reports its kernel thread id and then runs `f`; returns once the thread
-/// is asleep (blocked in `f`) or finished.
-fn spawn_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> thread::JoinHandle<T> {
-    let (tid_tx, tid_rx) = mpsc::sync_channel(1);
-    let handle = thread::spawn(move || {
-        tid_tx.send(current_tid()).unwrap();
-        f()
-    });
-    wait_until_asleep(tid_rx.recv().unwrap());
-    handle
-}
-
-/// Joins `handle`, failing the test if the thread has not finished within [`WATCHDOG`].
-fn join_within<T: Send + 'static>(handle: thread::JoinHandle<T>, what: &str) -> T {
-    let start = Instant::now();
-    while !handle.is_finished() {
-        assert!(
-            start.elapsed() < WATCHDOG,
-            "{what} did not finish within {WATCHDOG:?}"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
-    handle.join().unwrap()
 }
 
 #[test]
@@ -208,7 +178,7 @@ fn s3_a_timed_waiter_gets_the_lock_when_it_is_released_in_time() {
     let mutex = Mutex::at(&buffer, 0).unwrap();
     let guard = mutex.lock().unwrap();
     let remote = mutex.clone();
-    let waiter = spawn_blocking(move || {
+    let (waiter, _) = spawn_asleep(move || {
         remote
             .try_lock_for(Duration::from_secs(3600))
             .unwrap()

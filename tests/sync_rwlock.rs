@@ -9,12 +9,10 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{current_tid, wait_until_asleep};
+use common::{current_tid, join_within, spawn_asleep, wait_until_asleep};
 use sharedbuf::sync::RwLock;
 use sharedbuf::worker::{Worker, WorkerEvent};
 use sharedbuf::{Error, Int32Array, SharedBuffer, Uint32Array};
-
-const WATCHDOG: Duration = Duration::from_secs(60);
 
 /// The lock's six 32-bit words (state low/high, owner low/high, the two sequences).
 fn words(lock: &RwLock) -> Vec<u32> {
@@ -27,30 +25,6 @@ fn words(lock: &RwLock) -> Vec<u32> {
 /// words may have moved).
 fn state_and_owner(lock: &RwLock) -> Vec<u32> {
     words(lock)[..4].to_vec()
-}
-
-fn spawn_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> thread::JoinHandle<T> {
-    let (tid_tx, tid_rx) = mpsc::sync_channel(1);
-    let handle = thread::spawn(move || {
-        tid_tx.send(current_tid()).unwrap();
-        f()
-    });
-    wait_until_asleep(tid_rx.recv().unwrap());
-    handle
-}
-
-fn join_within<T: Send + 'static>(handle: thread::JoinHandle<T>, what: &str) -> T {
-    let start = Instant::now();
-    while !handle.is_finished() {
-        assert!(
-            start.elapsed() < WATCHDOG,
-            "{what} did not finish within {WATCHDOG:?}"
-        );
-        thread::sleep(Duration::from_millis(1));
-    }
-    handle.join().unwrap()
 }
 
 #[test]
@@ -170,13 +144,13 @@ fn s5_readers_wait_behind_a_waiting_writer() {
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let first = lock.read().unwrap();
     let (remote, log) = (lock.clone(), order.clone());
-    let writer = spawn_blocking(move || {
+    let (writer, _) = spawn_asleep(move || {
         let _writer = remote.write().unwrap();
         log.lock().unwrap().push("writer");
     });
     assert!(lock.try_read().unwrap().is_none(), "a writer is waiting");
     let (remote, log) = (lock.clone(), order.clone());
-    let reader = spawn_blocking(move || {
+    let (reader, _) = spawn_asleep(move || {
         let _reader = remote.read().unwrap();
         log.lock().unwrap().push("reader");
     });
@@ -195,12 +169,12 @@ fn s5_a_write_unlock_lets_waiting_readers_in_before_the_next_writer() {
     let order = Arc::new(std::sync::Mutex::new(Vec::new()));
     let writer = lock.write().unwrap();
     let (remote, log) = (lock.clone(), order.clone());
-    let reader = spawn_blocking(move || {
+    let (reader, _) = spawn_asleep(move || {
         let _reader = remote.read().unwrap();
         log.lock().unwrap().push("reader");
     });
     let (remote, log) = (lock.clone(), order.clone());
-    let next_writer = spawn_blocking(move || {
+    let (next_writer, _) = spawn_asleep(move || {
         let _writer = remote.write().unwrap();
         log.lock().unwrap().push("next writer");
     });

@@ -113,6 +113,47 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Spawns a thread that reports its kernel thread id and then runs `f`; returns the handle and
+/// the id once the thread is asleep (blocked in `f`) or finished.
+#[cfg(target_os = "linux")]
+pub fn spawn_asleep<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> (JoinHandle<T>, libc::pid_t) {
+    let (tid_tx, tid_rx) = mpsc::sync_channel(1);
+    let handle = thread::spawn(move || {
+        tid_tx.send(current_tid()).unwrap();
+        f()
+    });
+    let tid = tid_rx.recv().unwrap();
+    wait_until_asleep(tid);
+    (handle, tid)
+}
+
+/// Joins `handle`, failing the test if the thread has not finished within [`WATCHDOG`].
+pub fn join_within<T: Send + 'static>(handle: JoinHandle<T>, what: &str) -> T {
+    let start = std::time::Instant::now();
+    while !handle.is_finished() {
+        assert!(
+            start.elapsed() < WATCHDOG,
+            "{what} did not finish within {WATCHDOG:?}"
+        );
+        thread::sleep(Duration::from_millis(1)); // a watchdog's poll: no timing depends on it
+    }
+    handle.join().unwrap()
+}
+
+/// Waits (yielding) until `condition` holds; fails after [`WATCHDOG`] instead of hanging.
+pub fn until(condition: impl Fn() -> bool, what: &str) {
+    let start = std::time::Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < WATCHDOG,
+            "{what}: not within {WATCHDOG:?}"
+        );
+        thread::yield_now();
+    }
+}
+
 /// A thread blocked in `atomics::wait` (or about to return from it).
 #[cfg(target_os = "linux")]
 pub struct Waiter {
