@@ -467,25 +467,8 @@ impl RwLock {
     /// [`RwLock::read_contended`] in a private buffer.
     fn private_read_contended(&self, me: u64, deadline: Option<Instant>) -> Result<bool, Error> {
         self.check_relock(me)?;
-        let mut backoff = Backoff::new();
-        let mut state = self.state().load(Relaxed);
-        loop {
-            if read_lockable(state, false) {
-                match self
-                    .state()
-                    .compare_exchange(state, state + ONE_READER, Acquire)
-                {
-                    Ok(_) => return Ok(true),
-                    Err(actual) => {
-                        state = actual;
-                        continue;
-                    }
-                }
-            }
-            if !nobody_waiting(state) || !backoff.spin() {
-                break;
-            }
-            state = self.state().load(Relaxed);
+        if self.spin_then_read() {
+            return Ok(true);
         }
         let mut registered = false;
         let mut waited = false;
@@ -555,6 +538,31 @@ impl RwLock {
             self.owner().store(me, Relaxed);
         }
         Ok(acquired.then_some(Acquired::Clean))
+    }
+
+    /// Retries a read lock a few times while nobody is queued ([`Backoff`]); `true` once it is
+    /// taken. Both protocols (private and process-shared) start their read this way.
+    pub(super) fn spin_then_read(&self) -> bool {
+        let mut backoff = Backoff::new();
+        let mut state = self.state().load(Relaxed);
+        loop {
+            if read_lockable(state, false) {
+                match self
+                    .state()
+                    .compare_exchange(state, state + ONE_READER, Acquire)
+                {
+                    Ok(_) => return true,
+                    Err(actual) => {
+                        state = actual;
+                        continue;
+                    }
+                }
+            }
+            if !nobody_waiting(state) || !backoff.spin() {
+                return false;
+            }
+            state = self.state().load(Relaxed);
+        }
     }
 
     fn spin_then_write(&self) -> bool {

@@ -131,25 +131,8 @@ impl RwLock {
         deadline: Option<Instant>,
     ) -> Result<Entry, Error> {
         self.check_relock(me)?;
-        let mut backoff = Backoff::new();
-        let mut state = self.state().load(Relaxed);
-        loop {
-            if read_lockable(state, false) {
-                match self
-                    .state()
-                    .compare_exchange(state, state + ONE_READER, Acquire)
-                {
-                    Ok(_) => return Ok(Entry::Read),
-                    Err(actual) => {
-                        state = actual;
-                        continue;
-                    }
-                }
-            }
-            if !nobody_waiting(state) || !backoff.spin() {
-                break;
-            }
-            state = self.state().load(Relaxed);
+        if self.spin_then_read() {
+            return Ok(Entry::Read);
         }
         let mut registered = false;
         let mut waited = false;
