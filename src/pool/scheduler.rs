@@ -57,11 +57,11 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::config::{Config, WhenFull};
-use super::job::{JobRef, Placement};
+use super::job::{Header, JobRef, Placement};
 use super::options::Priority;
-use super::panic::drop_quietly;
+use super::panic::{catch_panic, drop_quietly};
 use super::stats::{Counters, Recorder};
-use super::task_state::QUEUED;
+use super::task_state::{Resolved, QUEUED};
 use crate::atomics::{Interrupter, SharedWords, WaitResult, Word};
 use crate::error::Error;
 use crate::shim::{lock, thread, IdCounter, Mutex, MutexGuard, Ordering::SeqCst};
@@ -333,6 +333,19 @@ impl Core {
         drop(locked);
         this.counters.submitted.add(1, false);
         Ok(())
+    }
+
+    /// Wakes everyone waiting for the task of `header`, whose transition into a terminal
+    /// phase this caller won (`resolved`), and rings its `wake_slot`. A panicking waker (user
+    /// code: an async runtime's) is swallowed, so the thread resolving the task — a worker,
+    /// the timer, a `destroy` in the middle of its loop — goes on.
+    pub(super) fn notify_resolved(&self, header: &Header, resolved: Resolved) {
+        if resolved.has_waiters() {
+            let _ = catch_panic(|| header.state.notify(resolved));
+        }
+        if let Some(slot) = header.wake_slot {
+            self.lock().ring(slot);
+        }
     }
 
     /// Takes a task that a cancel moved out of `QUEUED` off the counts (I4).

@@ -1,5 +1,6 @@
-//! One submitted task: its [`Header`] (state word, options, progress), its closure and its
-//! result, in one allocation ([`TaskCell`]), and how a claimed task is run ([`Job::run`]).
+//! One submitted task: its [`Header`] (state word, options, progress), its pool, its closure
+//! and its result, in one allocation ([`TaskCell`]), and how a claimed task is run
+//! ([`Job::run`]).
 //!
 //! The queue holds a task as a [`JobRef`] (what every task can do, whatever its closure and
 //! result types); its handle holds the same allocation as an `Arc<dyn Outcome<R>>`, which can
@@ -28,13 +29,17 @@ use std::time::{Duration, Instant};
 use super::context::TaskContext;
 use super::job::{Header, Job, JobRef, Runner};
 use super::panic::{catch_panic, drop_quietly};
+use super::scheduler::Core;
 use super::task_state::{COMPLETED, TIMED_OUT};
 use crate::atomics::{self, WaitAsync, WaitFuture};
-use crate::shim::UnsafeCell;
+use crate::shim::{Arc, UnsafeCell};
 
 /// What a handle does with its task.
 pub(super) trait Outcome<R>: Send + Sync {
     fn header(&self) -> &Header;
+
+    /// The pool the task was submitted to.
+    fn core(&self) -> &Arc<Core>;
 
     /// Takes the value (or panic message) the runner stored.
     ///
@@ -49,6 +54,7 @@ pub(super) trait Outcome<R>: Send + Sync {
 /// One task in one allocation.
 pub(super) struct TaskCell<F, R> {
     header: Header,
+    core: Arc<Core>,
     /// Taken by whoever moves the task out of `QUEUED` (task_state.rs, "Who owns the cells").
     closure: UnsafeCell<Option<F>>,
     /// Written by the runner while `RUNNING`; read by the handle after `COMPLETED`.
@@ -69,9 +75,10 @@ where
     F: FnOnce(&TaskContext<'_>) -> R + Send + 'static,
     R: Send + 'static,
 {
-    pub(super) fn new(header: Header, closure: F) -> StdArc<TaskCell<F, R>> {
+    pub(super) fn new(core: Arc<Core>, header: Header, closure: F) -> StdArc<TaskCell<F, R>> {
         StdArc::new(TaskCell {
             header,
+            core,
             closure: UnsafeCell::new(Some(closure)),
             result: UnsafeCell::new(None),
         })
@@ -97,15 +104,15 @@ where
         self.result
             .with_mut(|result| unsafe { *result = Some(outcome) });
         if let Some(resolved) = header.state.leave_running(COMPLETED) {
-            let (recorder, owned) = header.core.recorder(runner.slot);
+            let (recorder, owned) = self.core.recorder(runner.slot);
             if failed {
                 recorder.failed.add(1, owned);
             } else {
                 recorder.completed.add(1, owned);
             }
-            header.notify_resolved(resolved);
+            self.core.notify_resolved(header, resolved);
         } else {
-            header.core.counters.overdue_removed.add(1, false);
+            self.core.counters.overdue_removed.add(1, false);
             // SAFETY: the handle never reads the cell of a task that did not complete, so the
             // runner still owns it.
             let unwanted = self.result.with_mut(|result| unsafe { (*result).take() });
@@ -125,7 +132,7 @@ where
 
     fn run(&self, this: &JobRef, runner: Runner) {
         let header = &self.header;
-        let (recorder, owned) = header.core.recorder(runner.slot);
+        let (recorder, owned) = self.core.recorder(runner.slot);
         let started = header.submitted_at.map(|submitted_at| {
             let now = Instant::now();
             recorder
@@ -140,7 +147,9 @@ where
             runner,
             armed: true,
         };
-        let timer = header.timeout.map(|timeout| arm_timeout(this, timeout));
+        let timer = header
+            .timeout
+            .map(|timeout| arm_timeout(this, &self.core, timeout));
         let closure = self
             .take_closure()
             .expect("a claimed task still has its closure");
@@ -173,6 +182,10 @@ where
 {
     fn header(&self) -> &Header {
         &self.header
+    }
+
+    fn core(&self) -> &Arc<Core> {
+        &self.core
     }
 
     unsafe fn take_result(&self) -> Option<Result<R, String>> {
@@ -208,29 +221,32 @@ where
                 Err("the task unwound out of the pool".to_owned()),
                 self.runner,
             );
-            let (recorder, owned) = self.cell.header.core.recorder(self.runner.slot);
+            let (recorder, owned) = self.cell.core.recorder(self.runner.slot);
             recorder.ended.add(1, owned);
         }
     }
 }
 
-/// Arms `job`'s timeout: the crate's timer fires it `timeout` from now. The returned future
-/// disarms it when dropped; `None` if it fired at once (a zero timeout) or there is no timer.
-fn arm_timeout(job: &JobRef, timeout: Duration) -> Option<WaitFuture> {
-    let view = job.header().core.timer_word();
-    match atomics::wait_async(view, 0, 0, Some(timeout)) {
+/// Arms the timeout of `job` (of pool `core`): the crate's timer fires it `timeout` from now.
+/// The returned future disarms it when dropped; `None` if it fired at once (a zero timeout) or
+/// there is no timer.
+fn arm_timeout(job: &JobRef, core: &Arc<Core>, timeout: Duration) -> Option<WaitFuture> {
+    match atomics::wait_async(core.timer_word(), 0, 0, Some(timeout)) {
         Ok(WaitAsync::Pending(mut future)) => {
-            let waker = Waker::from(StdArc::new(TimeoutWaker(StdArc::clone(job))));
+            let waker = Waker::from(StdArc::new(TimeoutWaker {
+                job: StdArc::clone(job),
+                core: Arc::clone(core),
+            }));
             match Pin::new(&mut future).poll(&mut Context::from_waker(&waker)) {
                 Poll::Pending => Some(future),
                 Poll::Ready(_) => {
-                    time_out(job);
+                    time_out(job, core);
                     None
                 }
             }
         }
         Ok(WaitAsync::Ready(_)) => {
-            time_out(job);
+            time_out(job, core);
             None
         }
         // The timer thread could not start: the system refuses threads. The task then runs
@@ -239,25 +255,29 @@ fn arm_timeout(job: &JobRef, timeout: Duration) -> Option<WaitFuture> {
     }
 }
 
-/// The timer's waker for one running task: firing it times the task out.
-struct TimeoutWaker(JobRef);
+/// The timer's waker for one running task (of pool `core`): firing it times the task out.
+struct TimeoutWaker {
+    job: JobRef,
+    core: Arc<Core>,
+}
 
 impl Wake for TimeoutWaker {
     fn wake(self: StdArc<Self>) {
-        time_out(&self.0);
+        time_out(&self.job, &self.core);
     }
 
     fn wake_by_ref(self: &StdArc<Self>) {
-        time_out(&self.0);
+        time_out(&self.job, &self.core);
     }
 }
 
-/// `RUNNING → TIMED_OUT` (if the task has not returned yet): counts it, resolves the handle.
-fn time_out(job: &JobRef) {
+/// `RUNNING → TIMED_OUT` (if the task of pool `core` has not returned yet): counts it,
+/// resolves the handle.
+fn time_out(job: &JobRef, core: &Core) {
     let header = job.header();
     if let Some(resolved) = header.state.leave_running(TIMED_OUT) {
-        header.core.counters.timed_out.add(1, false);
-        header.core.counters.overdue_added.add(1, false);
-        header.notify_resolved(resolved);
+        core.counters.timed_out.add(1, false);
+        core.counters.overdue_added.add(1, false);
+        core.notify_resolved(header, resolved);
     }
 }

@@ -95,7 +95,7 @@ impl WorkerPool {
             Some(key) => Placement::Keyed(key),
             None => Placement::Global(options.priority),
         };
-        let header = match Header::new(Arc::clone(&self.core), placement, options.timeout) {
+        let header = match Header::new(placement, options.timeout) {
             Ok(header) => header,
             Err(error) => {
                 return Err(PoolError::SpawnFailed {
@@ -104,7 +104,7 @@ impl WorkerPool {
                 })
             }
         };
-        let cell = TaskCell::new(header, task);
+        let cell = TaskCell::new(Arc::clone(&self.core), header, task);
         let job: JobRef = cell.clone();
         let refusal = match Core::submit(&self.core, &job, true) {
             Ok(()) => return Ok(TaskHandle::new(cell)),
