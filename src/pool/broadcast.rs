@@ -34,7 +34,9 @@ where
     for slot in 0..core.config.max_threads {
         match Header::new(Placement::Broadcast(slot), None) {
             Ok(mut header) => {
-                header.wake_slot = me.map(|thread| thread.slot);
+                if let Some(thread) = me {
+                    header.set_wake_slot(thread.slot);
+                }
                 headers.push(Some(header));
             }
             Err(error) => {

@@ -39,19 +39,25 @@ pub(super) struct Runner {
 }
 
 /// What every task has, whatever its types.
+///
+/// Kept small, so that a plain task's whole cell (task.rs) is one 128-byte block: less memory
+/// to write per task, and within glibc's fast bins, which free without coalescing. So what
+/// few tasks have lives out of line ([`Rare`]).
 pub(super) struct Header {
     pub(super) state: TaskState,
     pub(super) placement: Placement,
-    pub(super) timeout: Option<Duration>,
     /// When it was submitted, for the tasks whose times the statistics sample
     /// ([`SAMPLE_EVERY`]); `None` for the others.
     pub(super) submitted_at: Option<Instant>,
-    /// A worker to ring when the task resolves: a pool thread blocked in `broadcast` waits on
-    /// its bell, which also tells it of broadcast tasks addressed to it (broadcast.rs;
-    /// `Core::notify_resolved` rings it).
-    pub(super) wake_slot: Option<usize>,
+    rare: Option<Box<Rare>>,
     progress: AtomicU64,
     has_progress: AtomicBool,
+}
+
+/// The options of a task that has a timeout or a worker to ring.
+struct Rare {
+    timeout: Option<Duration>,
+    wake_slot: Option<usize>,
 }
 
 impl Header {
@@ -62,12 +68,41 @@ impl Header {
         Ok(Header {
             state: TaskState::new()?,
             placement,
-            timeout,
             submitted_at: sample_this_one().then(Instant::now),
-            wake_slot: None,
+            rare: timeout.map(|timeout| {
+                Box::new(Rare {
+                    timeout: Some(timeout),
+                    wake_slot: None,
+                })
+            }),
             progress: AtomicU64::new(0),
             has_progress: AtomicBool::new(false),
         })
+    }
+
+    /// How long the task may run (P8), if it has a limit.
+    pub(super) fn timeout(&self) -> Option<Duration> {
+        self.rare.as_ref().and_then(|rare| rare.timeout)
+    }
+
+    /// A worker to ring when the task resolves: a pool thread blocked in `broadcast` waits on
+    /// its bell, which also tells it of broadcast tasks addressed to it (broadcast.rs;
+    /// `Core::notify_resolved` rings it).
+    pub(super) fn wake_slot(&self) -> Option<usize> {
+        self.rare.as_ref().and_then(|rare| rare.wake_slot)
+    }
+
+    /// Sets [`wake_slot`](Header::wake_slot), before the task is published.
+    pub(super) fn set_wake_slot(&mut self, slot: usize) {
+        match &mut self.rare {
+            Some(rare) => rare.wake_slot = Some(slot),
+            None => {
+                self.rare = Some(Box::new(Rare {
+                    timeout: None,
+                    wake_slot: Some(slot),
+                }))
+            }
+        }
     }
 
     pub(super) fn set_progress(&self, value: u64) {

@@ -343,7 +343,7 @@ impl Core {
         if resolved.has_waiters() {
             let _ = catch_panic(|| header.state.notify(resolved));
         }
-        if let Some(slot) = header.wake_slot {
+        if let Some(slot) = header.wake_slot() {
             self.lock().ring(slot);
         }
     }
