@@ -232,7 +232,7 @@ where
         });
         let job: JobRef = cell.clone();
         // The caller keeps chunk 0 for itself; a chunk the pool refuses is run here too.
-        let queued = index > 0 && Core::submit(core, &job, false).is_ok();
+        let queued = index > 0 && Core::submit(core, JobRef::clone(&job), false).is_ok();
         if !queued {
             core.counters.submitted.add(1, false);
         }
