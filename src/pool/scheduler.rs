@@ -71,6 +71,15 @@ use std::sync::atomic::Ordering::Relaxed;
 /// Pool ids: unique in the process, never 0 (0 marks "not a pool thread").
 static NEXT_POOL_ID: IdCounter = IdCounter::starting_at(1);
 
+/// Pool thread ids: unique in the process, never 0 (0 is "not a pool thread").
+static NEXT_THREAD_ID: IdCounter = IdCounter::starting_at(1);
+
+/// Starts the OS thread of a pool slot: `(core, slot, thread id, its interrupter)`. The pool's
+/// builder passes `worker::spawn`; the scheduler only decides when, so it does not import the
+/// worker loop that imports it (no file-level import circle).
+pub(super) type StartThread =
+    fn(&crate::shim::Arc<Core>, usize, u64, Interrupter) -> Result<thread::JoinHandle<()>, String>;
+
 /// Whether the pool accepts tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -118,6 +127,8 @@ pub(crate) struct Core {
     /// atomic even under loom: a hint decides nothing (the worker then takes the lock and
     /// looks), and the poll is off under loom.
     pub(super) pushes: PushCount,
+    /// How a slot's thread is started (see [`StartThread`]).
+    start: StartThread,
 }
 
 /// [`Core::pushes`], on cache lines of its own: pollers read it in a loop, and it should not
@@ -222,7 +233,7 @@ pub(super) enum Next {
 }
 
 impl Core {
-    pub(super) fn new(config: Config) -> Result<Core, Error> {
+    pub(super) fn new(config: Config, start: StartThread) -> Result<Core, Error> {
         let timer = crate::buffer::SharedBuffer::new(4)?;
         Ok(Core {
             id: NEXT_POOL_ID.next(),
@@ -235,6 +246,7 @@ impl Core {
             foreign: Recorder::default(),
             counters: Counters::default(),
             pushes: PushCount::default(),
+            start,
             state: Mutex::new(State {
                 phase: Phase::Open,
                 global: Default::default(),
@@ -705,9 +717,9 @@ impl<'a> Locked<'a> {
         slot: usize,
     ) -> Result<(), String> {
         debug_assert!(self.phase == Phase::Open && !self.slots[slot].occupied);
-        let thread_id = super::worker::next_thread_id();
+        let thread_id = NEXT_THREAD_ID.next();
         let interrupter = Interrupter::new();
-        let handle = super::worker::spawn(core, slot, thread_id, interrupter.clone())?;
+        let handle = (core.start)(core, slot, thread_id, interrupter.clone())?;
         let overdue = core.counters.overdue() > 0;
         let state = &mut **self;
         state.slots[slot] = Slot {

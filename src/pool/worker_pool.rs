@@ -15,6 +15,7 @@ use super::options::TaskOptions;
 use super::scheduler::{Core, Refusal, Signal};
 use super::stats::{self, PoolStats};
 use super::task::TaskCell;
+use super::worker;
 use crate::shim::Arc;
 
 /// A pool of threads that runs tasks: Piscina's pool on this crate's substrate (see the
@@ -49,8 +50,10 @@ pub struct WorkerPool {
 impl WorkerPool {
     pub(super) fn start(config: Config) -> Result<WorkerPool, BuildError> {
         let min_threads = config.min_threads;
-        let core = Arc::new(Core::new(config).map_err(|error| BuildError::SpawnFailed {
-            reason: error.to_string(),
+        let core = Arc::new(Core::new(config, worker::spawn).map_err(|error| {
+            BuildError::SpawnFailed {
+                reason: error.to_string(),
+            }
         })?);
         let pool = WorkerPool { core };
         {
