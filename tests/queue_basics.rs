@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use queue_support::{queue_name, redis_or_skip, wait_until};
-use sharedbuf::pool::WorkerPool;
-use sharedbuf::queue::{Added, JobOptions, JobQueue};
+use sharedbuf::pool::{Priority, WorkerPool};
+use sharedbuf::queue::{Added, JobId, JobOptions, JobQueue};
 
 fn pool(threads: usize) -> Arc<WorkerPool> {
     Arc::new(WorkerPool::builder().max_threads(threads).build().unwrap())
@@ -124,4 +124,73 @@ fn a_batch_is_added_in_order() {
     });
     consumer.close(Some(Duration::from_secs(10))).unwrap();
     assert_eq!(ran.load(Ordering::Relaxed), 2500);
+}
+
+// docs/semantics.md Q3, Q5: one ADD call carries a whole batch; each job in it is added as a
+// single `add` would add it — its level, its delay, its dedupe key checked against jobs added
+// before it, in the same call too — and the new ones get consecutive ids.
+#[test]
+fn a_batch_mixes_levels_delays_and_dedupe_keys() {
+    let Some(server) = redis_or_skip("a_batch_mixes_levels_delays_and_dedupe_keys") else {
+        return;
+    };
+    let queue = JobQueue::connect(&server.url(), &queue_name("mixed")).unwrap();
+    assert_eq!(
+        queue.add(b"a", JobOptions::new().dedupe("a")).unwrap(),
+        Added::New(JobId(1))
+    );
+    let jobs: [(&[u8], JobOptions); 6] = [
+        (b"plain", JobOptions::new()),
+        (b"high", JobOptions::new().priority(Priority::High)),
+        (b"a again", JobOptions::new().dedupe("a")),
+        (b"b", JobOptions::new().dedupe("b")),
+        (b"b again", JobOptions::new().dedupe("b")),
+        (
+            b"later",
+            JobOptions::new()
+                .priority(Priority::Low)
+                .delay(Duration::from_millis(50)),
+        ),
+    ];
+    let added = queue.add_batch(jobs).unwrap();
+    assert_eq!(
+        added,
+        [
+            Added::New(JobId(2)),
+            Added::New(JobId(3)),
+            Added::Duplicate(JobId(1)),
+            Added::New(JobId(4)),
+            Added::Duplicate(JobId(4)),
+            Added::New(JobId(5)),
+        ]
+    );
+    let stats = queue.stats().unwrap();
+    assert_eq!((stats.waiting, stats.delayed), (4, 1));
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    let consumer = queue
+        .consumer("mixed-a")
+        .run_on(&pool(1), move |job, _ctx| {
+            let payload = String::from_utf8(job.payload().to_vec()).unwrap();
+            record
+                .lock()
+                .unwrap()
+                .push((job.id().0, payload, job.priority()));
+            Ok(())
+        })
+        .unwrap();
+    wait_until("5 jobs completed", || queue.stats().unwrap().completed == 5);
+    consumer.close(Some(Duration::from_secs(10))).unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let expected = [
+        (1, "a", Priority::Normal),
+        (2, "plain", Priority::Normal),
+        (3, "high", Priority::High),
+        (4, "b", Priority::Normal),
+        (5, "later", Priority::Low),
+    ]
+    .map(|(id, payload, level)| (id, payload.to_string(), level));
+    assert_eq!(seen, expected);
 }
