@@ -6,7 +6,7 @@
 mod queue_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use queue_support::{
@@ -14,7 +14,7 @@ use queue_support::{
     spawn_child, wait_until, Children,
 };
 use sharedbuf::pool::WorkerPool;
-use sharedbuf::queue::{redis, Effects, JobError, JobOptions, JobQueue};
+use sharedbuf::queue::{redis, Effects, JobError, JobOptions, JobQueue, QueueError};
 
 fn pool(threads: usize) -> Arc<WorkerPool> {
     Arc::new(WorkerPool::builder().max_threads(threads).build().unwrap())
@@ -289,4 +289,48 @@ fn q1_a_busy_job_keeps_its_lease() {
     assert!(stats.renewals >= 3, "{stats:?}");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(queue.stats().unwrap().reclaimed, 0);
+}
+
+// docs/semantics.md Q5 (scripts.rs, "Ownership and fencing"): a consumer whose name another
+// consumer took over (its `live:` key holds another token) acknowledges nothing more. Here the
+// take-over happens while its job runs, so the script that finds it fenced is the FETCH that
+// carries that job's acknowledgement: the job stays pending, and the consumer stops.
+#[test]
+fn a_fenced_consumer_acknowledges_nothing_more() {
+    let Some(server) = redis_or_skip("a_fenced_consumer_acknowledges_nothing_more") else {
+        return;
+    };
+    let name = queue_name("fenced");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    queue.add(b"one", JobOptions::new()).unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let consumer = queue
+        .consumer("fenced-a")
+        .run_on(&pool(1), move |_job, _ctx| {
+            started_tx.send(()).unwrap();
+            let go = go_rx.lock().unwrap().recv_timeout(queue_support::WATCHDOG);
+            go.expect("the test lets the job finish");
+            Ok(())
+        })
+        .unwrap();
+    started_rx
+        .recv_timeout(queue_support::WATCHDOG)
+        .expect("the job started");
+    let mut con = server.connection();
+    redis::cmd("SET")
+        .arg(format!("sbq:{{{name}}}:live:fenced-a"))
+        .arg("another consumer's token")
+        .query::<()>(&mut con)
+        .unwrap();
+    go_tx.send(()).unwrap();
+    wait_until("the consumer stopped", || !consumer.is_running());
+    let closed = consumer.close(CLOSE);
+    assert!(
+        matches!(closed, Err(QueueError::Fenced { .. })),
+        "{closed:?}"
+    );
+    let stats = queue.stats().unwrap();
+    assert_eq!((stats.completed, stats.active), (0, 1));
 }

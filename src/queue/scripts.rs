@@ -196,6 +196,82 @@ end
     };
 }
 
+/// Lua shared by FINISH_OKS and FETCH: `finish_oks(streams, stats, consumers, prefix, group,
+/// consumer, dedupe window ms, at)` finishes the `ok` entries listed in `ARGV` from index `at`
+/// on (see FINISH_OKS) and answers one status per entry. The caller has checked the fence.
+macro_rules! lua_finish_oks {
+    () => {
+        r#"
+local function finish_oks(streams, stats, consumers, prefix, group, consumer, ttl, at)
+  local out = {}
+  local completed, deduplicated = 0, 0
+  local done_ids = {{}, {}, {}}
+  while at <= #ARGV do
+    local level = tonumber(ARGV[at])
+    local stream = streams[level]
+    local entry, id, dedupe = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+    local commands = tonumber(ARGV[at + 4])
+    at = at + 5
+    local first = at
+    for _ = 1, commands do at = at + 1 + tonumber(ARGV[at]) end
+    if #redis.call('XPENDING', stream, group, entry, entry, 1, consumer) == 0 then
+      out[#out + 1] = {'lost'}
+    else
+      local dkey, duplicate, failed = nil, false, nil
+      if dedupe ~= '' then
+        dkey = prefix .. 'dedupe:' .. dedupe
+        local owner = redis.call('GET', dkey)
+        duplicate = owner and string.sub(owner, 1, 5) == 'done:'
+      end
+      if not duplicate then
+        local c = first
+        for _ = 1, commands do
+          local n = tonumber(ARGV[c])
+          local r = redis.pcall(unpack(ARGV, c + 1, c + n))
+          if type(r) == 'table' and r.err then
+            failed = r.err
+            break
+          end
+          c = c + 1 + n
+        end
+      end
+      if failed then
+        out[#out + 1] = {'failed', failed}
+      else
+        if dkey and not duplicate then redis.call('SET', dkey, 'done:' .. id, 'PX', ttl) end
+        local ids = done_ids[level]
+        ids[#ids + 1] = entry
+        completed = completed + 1
+        if duplicate then
+          deduplicated = deduplicated + 1
+          out[#out + 1] = {'duplicate'}
+        else
+          out[#out + 1] = {'ok'}
+        end
+      end
+    end
+  end
+  -- One XACK and one XDEL per stream: XDEL pays for finding the stream's new first entry
+  -- once per call, not once per entry.
+  for level = 1, 3 do
+    local ids = done_ids[level]
+    if #ids > 0 then
+      redis.call('XACK', streams[level], group, unpack(ids))
+      redis.call('XDEL', streams[level], unpack(ids))
+    end
+  end
+  for name, n in pairs({completed = completed, deduplicated = deduplicated}) do
+    if n > 0 then
+      redis.call('HINCRBY', stats, name, n)
+      redis.call('HINCRBY', consumers, consumer .. '|' .. name, n)
+    end
+  end
+  return out
+end
+"#
+    };
+}
+
 /// ADD — new jobs, one or a batch (Q2, Q3, Q5).
 ///
 /// KEYS: the three level streams (high, normal, low), the delayed set, `seq`. ARGV: prefix,
@@ -252,27 +328,37 @@ if added > 0 then redis.call('INCRBY', KEYS[5], added) end
 return out
 "#;
 
-/// FETCH — promote, then read (Q3).
+/// FETCH — finish the round's successful jobs, promote, then read (Q1, Q3, Q5).
 ///
 /// KEYS: the three level streams (high, normal, low), the delayed set, the consumer's live
-/// key. ARGV: prefix, group, consumer, token, count, promotion limit.
+/// key, `stats`, `consumers`. ARGV: prefix, group, consumer, token, count, promotion limit,
+/// dedupe window ms, then `ok` entries to finish first, listed as FINISH_OKS lists them.
 ///
+/// 0. `{'fenced'}` if another consumer holds the name. Finishes the listed entries as
+///    FINISH_OKS does (the consumer sends its round's finishes with its read: one script,
+///    one fence check a round).
 /// 1. Moves up to `limit` due jobs from the delayed set to the end of their level streams
 ///    (oldest due first).
 /// 2. Reads up to `count` new entries with `XREADGROUP … >`, all it can from the high stream
 ///    first, then normal, then low: a consumer with free slots always takes the highest level
 ///    waiting.
 /// 3. Answers `{'ok', ms until the next delayed job is due (-1: none), last id of each stream,
-///    entries…}`, each entry `{level, id, fields, deliveries, done}`. A consumer that got fewer
-///    than `count` has emptied every level; it then blocks in `XREAD` from those last ids, so
-///    any entry added after this script wakes it (none can slip in between: the script is
-///    atomic). A FETCH that got all it asked for skips the last ids and the next due time
-///    (`'0-0'`, -1): the consumer fetches again at once, and those are only read when short.
+///    the finished entries' statuses (as FINISH_OKS answers them), entries…}`, each entry
+///    `{level, id, fields, deliveries, done}`. A consumer that got fewer than `count` has
+///    emptied every level; it then blocks in `XREAD` from those last ids, so any entry added
+///    after this script wakes it (none can slip in between: the script is atomic). A FETCH
+///    that got all it asked for skips the last ids and the next due time (`'0-0'`, -1): the
+///    consumer fetches again at once, and those are only read when short.
 const FETCH: &str = concat!(
     lua_common!(),
+    lua_finish_oks!(),
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[5], ARGV[4]) then return {'fenced'} end
+local finished = {}
+if #ARGV >= 8 then
+  finished = finish_oks({KEYS[1], KEYS[2], KEYS[3]}, KEYS[6], KEYS[7], prefix, group, consumer, tonumber(ARGV[7]), 8)
+end
 local now = now_ms()
 local streams = {high = KEYS[1], normal = KEYS[2], low = KEYS[3]}
 local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
@@ -291,10 +377,12 @@ for _, id in ipairs(due) do
   redis.call('DEL', hkey)
   redis.call('ZREM', KEYS[4], id)
 end
-local out = {'ok', -1, '0-0', '0-0', '0-0'}
+local out = {'ok', -1, '0-0', '0-0', '0-0', finished}
 local want = tonumber(ARGV[5])
 for level = 1, 3 do
-  if want > 0 then
+  -- An empty level (the usual state of an unused one: finished entries are deleted) is
+  -- skipped with XLEN, a tenth of an empty XREADGROUP's cost.
+  if want > 0 and redis.call('XLEN', KEYS[level]) > 0 then
     local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', KEYS[level], '>')
     if r then
       for _, e in ipairs(r[1][2]) do
@@ -453,75 +541,11 @@ return {'dead'}
 /// `XACK` and one `XDEL` per stream, and the counters added once.
 const FINISH_OKS: &str = concat!(
     lua_common!(),
+    lua_finish_oks!(),
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
-local ttl = tonumber(ARGV[5])
-local out = {}
-local completed, deduplicated = 0, 0
-local done_ids = {{}, {}, {}}
-local at = 6
-while at <= #ARGV do
-  local level = tonumber(ARGV[at])
-  local stream = KEYS[level]
-  local entry, id, dedupe = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-  local commands = tonumber(ARGV[at + 4])
-  at = at + 5
-  local first = at
-  for _ = 1, commands do at = at + 1 + tonumber(ARGV[at]) end
-  if #redis.call('XPENDING', stream, group, entry, entry, 1, consumer) == 0 then
-    out[#out + 1] = {'lost'}
-  else
-    local dkey, duplicate, failed = nil, false, nil
-    if dedupe ~= '' then
-      dkey = prefix .. 'dedupe:' .. dedupe
-      local owner = redis.call('GET', dkey)
-      duplicate = owner and string.sub(owner, 1, 5) == 'done:'
-    end
-    if not duplicate then
-      local c = first
-      for _ = 1, commands do
-        local n = tonumber(ARGV[c])
-        local r = redis.pcall(unpack(ARGV, c + 1, c + n))
-        if type(r) == 'table' and r.err then
-          failed = r.err
-          break
-        end
-        c = c + 1 + n
-      end
-    end
-    if failed then
-      out[#out + 1] = {'failed', failed}
-    else
-      if dkey and not duplicate then redis.call('SET', dkey, 'done:' .. id, 'PX', ttl) end
-      local ids = done_ids[level]
-      ids[#ids + 1] = entry
-      completed = completed + 1
-      if duplicate then
-        deduplicated = deduplicated + 1
-        out[#out + 1] = {'duplicate'}
-      else
-        out[#out + 1] = {'ok'}
-      end
-    end
-  end
-end
--- One XACK and one XDEL per stream: XDEL pays for finding the stream's new first entry
--- once per call, not once per entry.
-for level = 1, 3 do
-  local ids = done_ids[level]
-  if #ids > 0 then
-    redis.call('XACK', KEYS[level], group, unpack(ids))
-    redis.call('XDEL', KEYS[level], unpack(ids))
-  end
-end
-for name, n in pairs({completed = completed, deduplicated = deduplicated}) do
-  if n > 0 then
-    redis.call('HINCRBY', KEYS[5], name, n)
-    redis.call('HINCRBY', KEYS[6], consumer .. '|' .. name, n)
-  end
-end
-return out
+return finish_oks({KEYS[1], KEYS[2], KEYS[3]}, KEYS[5], KEYS[6], prefix, group, consumer, tonumber(ARGV[5]), 6)
 "#
 );
 
