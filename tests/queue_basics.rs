@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use queue_support::{queue_name, redis_or_skip, wait_until};
 use sharedbuf::pool::{Priority, WorkerPool};
-use sharedbuf::queue::{Added, JobId, JobOptions, JobQueue};
+use sharedbuf::queue::{redis, Added, Backoff, JobError, JobId, JobOptions, JobQueue};
 
 fn pool(threads: usize) -> Arc<WorkerPool> {
     Arc::new(WorkerPool::builder().max_threads(threads).build().unwrap())
@@ -193,4 +193,67 @@ fn a_batch_mixes_levels_delays_and_dedupe_keys() {
     ]
     .map(|(id, payload, level)| (id, payload.to_string(), level));
     assert_eq!(seen, expected);
+}
+
+// docs/semantics.md Q1 (scripts.rs, "Retention"): completed entries are acknowledged and
+// trimmed away in whole stream nodes, never past a job still held (J1) — here a job held while
+// 300 others complete still has its entry when it fails and is retried — and `waiting` stays
+// exact while completed entries wait to be trimmed.
+#[test]
+fn completed_entries_are_trimmed_but_never_a_held_one() {
+    let Some(server) = redis_or_skip("completed_entries_are_trimmed_but_never_a_held_one") else {
+        return;
+    };
+    const OTHERS: usize = 300;
+    let name = queue_name("trim");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let retry_once = JobOptions::new().attempts(2).backoff(Backoff::none());
+    queue.add(b"held", retry_once).unwrap();
+    queue
+        .add_batch((0..OTHERS).map(|_| (b"other", JobOptions::new())))
+        .unwrap();
+    let others = Arc::new(AtomicUsize::new(0));
+    let done = Arc::clone(&others);
+    let consumer = queue
+        .consumer("trim-a")
+        .concurrency(2)
+        .run_on(&pool(2), move |job, _ctx| {
+            if job.payload() == b"other" {
+                done.fetch_add(1, Ordering::SeqCst);
+                return Ok(());
+            }
+            if job.attempt() == 1 {
+                // Held while every other job completes, then failed: its retry reads its entry.
+                wait_until("the other jobs completed", || {
+                    done.load(Ordering::SeqCst) == OTHERS
+                });
+                return Err(JobError::retry("once"));
+            }
+            Ok(())
+        })
+        .unwrap();
+    wait_until("every job completed", || {
+        queue.stats().unwrap().completed == OTHERS as u64 + 1
+    });
+    consumer.close(Some(Duration::from_secs(10))).unwrap();
+    let stats = queue.stats().unwrap();
+    assert_eq!(
+        (stats.waiting, stats.active, stats.retried),
+        (0, 0, 1),
+        "{stats:?}"
+    );
+    let mut con = server.connection();
+    let stream = format!("sbq:{{{name}}}:jobs:normal");
+    let length: usize = redis::cmd("XLEN").arg(&stream).query(&mut con).unwrap();
+    let acked: usize = redis::cmd("GET")
+        .arg(format!("sbq:{{{name}}}:acked:normal"))
+        .query(&mut con)
+        .unwrap();
+    assert!(length < OTHERS, "trimmed: {length} entries left");
+    assert_eq!(acked, length, "every entry left is a completed one");
+
+    queue
+        .add_batch((0..3).map(|_| (b"new", JobOptions::new())))
+        .unwrap();
+    assert_eq!(queue.stats().unwrap().waiting, 3);
 }

@@ -18,7 +18,7 @@
 //!    slots, the next FETCH in one pipeline: one round trip acknowledges what finished and
 //!    reads what comes next (BullMQ's "fetch next on completion", for any number of jobs).
 //!    The round's successful jobs ride inside the FETCH itself (one script, one fence check,
-//!    one `XACK` / `XDEL` per stream); failures, retries and releases go as FINISHes before
+//!    one `XACK` per stream); failures, retries and releases go as FINISHes before
 //!    it, and successes without a FETCH to ride in as one FINISH_OKS.
 //!
 //! Slots: at most `concurrency` jobs are running or waiting for the pool; jobs being finished
@@ -611,6 +611,7 @@ impl Dispatcher {
                 args.push(settings.promote_limit.to_string().into_bytes());
                 args.push(millis(shared.config.dedupe_ttl).to_string().into_bytes());
                 finish::push_oks(oks, &mut args);
+                let [acked_high, acked_normal, acked_low] = &keys.acked;
                 scripts::fetch().call(
                     &[
                         high,
@@ -620,6 +621,9 @@ impl Dispatcher {
                         &live,
                         &keys.stats,
                         &keys.consumers,
+                        acked_high,
+                        acked_normal,
+                        acked_low,
                     ],
                     args,
                 )

@@ -50,8 +50,19 @@ pub(super) fn oks_command(finishes: &[Finish], shared: &Shared) -> Cmd {
     ];
     push_oks(finishes, &mut args);
     let [high, normal, low] = &keys.streams;
+    let [acked_high, acked_normal, acked_low] = &keys.acked;
     scripts::finish_oks().call(
-        &[high, normal, low, &live, &keys.stats, &keys.consumers],
+        &[
+            high,
+            normal,
+            low,
+            &live,
+            &keys.stats,
+            &keys.consumers,
+            acked_high,
+            acked_normal,
+            acked_low,
+        ],
         args,
     )
 }
@@ -177,6 +188,7 @@ impl Finish {
                 &keys.dead,
                 &keys.stats,
                 &keys.consumers,
+                keys.acked(self.entry.level),
             ],
             args,
         )

@@ -203,9 +203,10 @@ impl JobQueue {
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
         let keys = &self.config.keys;
         let mut commands = Vec::new();
-        for stream in &keys.streams {
+        for (stream, acked) in keys.streams.iter().zip(&keys.acked) {
             commands.push(redis::cmd("XLEN").arg(stream).clone());
             commands.push(redis::cmd("XPENDING").arg(stream).arg(GROUP).clone());
+            commands.push(redis::cmd("GET").arg(acked).clone());
         }
         commands.push(redis::cmd("ZCARD").arg(&keys.delayed).clone());
         commands.push(redis::cmd("XLEN").arg(&keys.dead).clone());
@@ -345,8 +346,10 @@ fn parse_stats(values: Vec<Value>) -> Reply<QueueStats> {
                 entry.active += count;
             }
         }
+        // Acknowledged entries not trimmed yet (see `scripts.rs`, "Retention").
+        let acked = reply::int(reply::next(&mut values, "GET")?)?.max(0) as u64;
         stats.active += held;
-        stats.waiting += length.saturating_sub(held);
+        stats.waiting += length.saturating_sub(held).saturating_sub(acked);
     }
     stats.delayed = reply::int(reply::next(&mut values, "ZCARD")?)?.max(0) as u64;
     stats.dead_letter_stream = reply::int(reply::next(&mut values, "XLEN")?)?.max(0) as u64;

@@ -40,6 +40,21 @@
 //! trip, so RECLAIM (`XAUTOCLAIM` with the lease as minimum idle time) only takes entries of a
 //! consumer that stopped renewing: it died, hung, or lost Redis for longer than the lease.
 //!
+//! # Retention
+//!
+//! A completed entry is acknowledged, not deleted one by one (`XDEL` of one entry costs ~5 µs
+//! under Redis 7.0: it walks its stream node from the start). `retire` acknowledges a call's
+//! completed entries with one `XACK` and adds their number to the stream's `acked` count; once
+//! that count reaches 100 it trims the stream with `XTRIM … MINID ~ <bound>`, which drops whole
+//! nodes only, and takes what it dropped off the count. The bound is the newest entry just
+//! acknowledged, or the group's oldest pending entry if that is older: every entry below it
+//! was delivered (the group delivers in id order, and every `XADD` appends) and is not pending,
+//! so it is acknowledged — trimming never removes a waiting or held job (J1). Since every
+//! acknowledged entry still in the stream is counted, `waiting` = length − pending − `acked`
+//! stays exact. A job held for very long stops the trimming at its entry; once 10,000
+//! acknowledged entries wait behind it, `retire` deletes the entries it acknowledges instead.
+//! Entries that a failure, a release or a reclaim moves on are still deleted at once.
+//!
 //! # Time
 //!
 //! Due times are milliseconds of the Redis server's clock (`TIME`), so machines with different
@@ -154,7 +169,9 @@ pub(super) fn release_name() -> &'static Script {
 
 /// Lua shared by the scripts that hand out entries: `now_ms()`, `fenced(live key, token)`,
 /// `done(prefix, fields)` (1 if the entry's dedupe key is already done: the consumer then
-/// acknowledges it without running its handler), and `field(fields, name)`.
+/// acknowledges it without running its handler), `field(fields, name)`, and
+/// `retire(stream, acked key, group, ids)`, which acknowledges completed entries (see
+/// "Retention" above).
 macro_rules! lua_common {
     () => {
         r#"
@@ -192,17 +209,40 @@ local function count(stats, consumers, consumer, name)
   redis.call('HINCRBY', stats, name, 1)
   redis.call('HINCRBY', consumers, consumer .. '|' .. name, 1)
 end
+local function id_less(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local function retire(stream, acked, group, ids)
+  local n = redis.call('XACK', stream, group, unpack(ids))
+  if n == 0 then return end
+  local held = redis.call('INCRBY', acked, n)
+  if held < 100 then return end
+  local bound = ids[1]
+  for i = 2, #ids do
+    if id_less(bound, ids[i]) then bound = ids[i] end
+  end
+  local first = redis.call('XPENDING', stream, group, '-', '+', 1)
+  if first[1] and id_less(first[1][1], bound) then bound = first[1][1] end
+  local removed = redis.call('XTRIM', stream, 'MINID', '~', bound)
+  if held - removed >= 10000 then
+    removed = removed + redis.call('XDEL', stream, unpack(ids))
+  end
+  if removed > 0 then redis.call('DECRBY', acked, removed) end
+end
 "#
     };
 }
 
-/// Lua shared by FINISH_OKS and FETCH: `finish_oks(streams, stats, consumers, prefix, group,
-/// consumer, dedupe window ms, at)` finishes the `ok` entries listed in `ARGV` from index `at`
+/// Lua shared by FINISH_OKS and FETCH: `finish_oks(streams, acked keys, stats, consumers,
+/// prefix, group, consumer, dedupe window ms, at)` finishes the `ok` entries listed in `ARGV` from index `at`
 /// on (see FINISH_OKS) and answers one status per entry. The caller has checked the fence.
 macro_rules! lua_finish_oks {
     () => {
         r#"
-local function finish_oks(streams, stats, consumers, prefix, group, consumer, ttl, at)
+local function finish_oks(streams, acked, stats, consumers, prefix, group, consumer, ttl, at)
   local out = {}
   local completed, deduplicated = 0, 0
   local done_ids = {{}, {}, {}}
@@ -251,14 +291,10 @@ local function finish_oks(streams, stats, consumers, prefix, group, consumer, tt
       end
     end
   end
-  -- One XACK and one XDEL per stream: XDEL pays for finding the stream's new first entry
-  -- once per call, not once per entry.
+  -- One XACK per stream (and a trim now and then), at the end.
   for level = 1, 3 do
     local ids = done_ids[level]
-    if #ids > 0 then
-      redis.call('XACK', streams[level], group, unpack(ids))
-      redis.call('XDEL', streams[level], unpack(ids))
-    end
+    if #ids > 0 then retire(streams[level], acked[level], group, ids) end
   end
   for name, n in pairs({completed = completed, deduplicated = deduplicated}) do
     if n > 0 then
@@ -331,7 +367,7 @@ return out
 /// FETCH — finish the round's successful jobs, promote, then read (Q1, Q3, Q5).
 ///
 /// KEYS: the three level streams (high, normal, low), the delayed set, the consumer's live
-/// key, `stats`, `consumers`. ARGV: prefix, group, consumer, token, count, promotion limit,
+/// key, `stats`, `consumers`, the three `acked` counts. ARGV: prefix, group, consumer, token, count, promotion limit,
 /// dedupe window ms, then `ok` entries to finish first, listed as FINISH_OKS lists them.
 ///
 /// 0. `{'fenced'}` if another consumer holds the name. Finishes the listed entries as
@@ -357,7 +393,7 @@ local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[5], ARGV[4]) then return {'fenced'} end
 local finished = {}
 if #ARGV >= 8 then
-  finished = finish_oks({KEYS[1], KEYS[2], KEYS[3]}, KEYS[6], KEYS[7], prefix, group, consumer, tonumber(ARGV[7]), 8)
+  finished = finish_oks({KEYS[1], KEYS[2], KEYS[3]}, {KEYS[8], KEYS[9], KEYS[10]}, KEYS[6], KEYS[7], prefix, group, consumer, tonumber(ARGV[7]), 8)
 end
 local now = now_ms()
 local streams = {high = KEYS[1], normal = KEYS[2], low = KEYS[3]}
@@ -413,13 +449,13 @@ return out
 /// FINISH — the end of one attempt (Q1, Q2, Q4, Q5).
 ///
 /// KEYS: the entry's level stream, the consumer's live key, the delayed set, the dead stream,
-/// `stats`, `consumers`. ARGV: prefix, group, consumer, token, entry id, mode, job id, dedupe
+/// `stats`, `consumers`, the level's `acked` count. ARGV: prefix, group, consumer, token, entry id, mode, job id, dedupe
 /// key (`''`), dedupe window ms, retry delay ms, error, level name, then the effects (their
 /// count, then per command its argument count and arguments).
 ///
 /// First `fenced` / `lost` unless the consumer still owns the entry (J2). Then by mode:
 /// - `ok`: unless the dedupe key is already `done:`, runs the effects and marks the key
-///   `done:<id>` for the dedupe window; acknowledges and deletes the entry; counts `completed`
+///   `done:<id>` for the dedupe window; acknowledges (retires) the entry; counts `completed`
 ///   (and `deduplicated` when the effects were skipped).
 /// - `retry`: acknowledges and deletes the entry, and adds the job again with `attempt + 1`
 ///   and the error — to the delayed set when there is a delay, else to the end of its stream;
@@ -458,7 +494,7 @@ if mode == 'ok' then
     end
     if dkey then redis.call('SET', dkey, 'done:' .. id, 'PX', tonumber(ARGV[9])) end
   end
-  forget()
+  retire(KEYS[1], KEYS[7], group, {entry})
   counted('completed')
   if duplicate then
     counted('deduplicated')
@@ -529,23 +565,24 @@ return {'dead'}
 /// round instead of once per job.
 ///
 /// KEYS: the three level streams (high, normal, low), the consumer's live key, `stats`,
-/// `consumers`. ARGV: prefix, group, consumer, token, dedupe window ms, then per entry: its
-/// level (1–3), entry id, job id, dedupe key (`''`), and its effects (as FINISH's).
+/// `consumers`, the three `acked` counts. ARGV: prefix, group, consumer, token, dedupe window
+/// ms, then per entry: its level (1–3), entry id, job id, dedupe key (`''`), and its effects
+/// (as FINISH's).
 ///
 /// `{'fenced'}` if another consumer holds the name. Otherwise, for each entry in order, what
 /// FINISH `ok` does — `{'lost'}` unless the consumer still owns it (J2); unless its dedupe key
-/// is done, runs its effects and marks the key done; acknowledges and deletes it — and answers
-/// one status per entry: `{'ok'}`, `{'duplicate'}`, `{'lost'}`, or `{'failed', error}` when one
-/// of its effects failed (the entry stays pending and unacknowledged; effects before the
-/// failing one ran, as in FINISH). The acknowledgements and deletions are made at the end, one
-/// `XACK` and one `XDEL` per stream, and the counters added once.
+/// is done, runs its effects and marks the key done; acknowledges it — and answers one status
+/// per entry: `{'ok'}`, `{'duplicate'}`, `{'lost'}`, or `{'failed', error}` when one of its
+/// effects failed (the entry stays pending and unacknowledged; effects before the failing one
+/// ran, as in FINISH). The acknowledgements are made at the end, one `retire` (one `XACK`) per
+/// stream, and the counters added once.
 const FINISH_OKS: &str = concat!(
     lua_common!(),
     lua_finish_oks!(),
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
-return finish_oks({KEYS[1], KEYS[2], KEYS[3]}, KEYS[5], KEYS[6], prefix, group, consumer, tonumber(ARGV[5]), 6)
+return finish_oks({KEYS[1], KEYS[2], KEYS[3]}, {KEYS[7], KEYS[8], KEYS[9]}, KEYS[5], KEYS[6], prefix, group, consumer, tonumber(ARGV[5]), 6)
 "#
 );
 
