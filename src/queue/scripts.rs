@@ -242,19 +242,46 @@ end
 macro_rules! lua_finish_oks {
     () => {
         r#"
+local function owned_entries(stream, group, consumer, ids, owned)
+  local lo, hi = ids[1], ids[1]
+  for i = 2, #ids do
+    if id_less(ids[i], lo) then lo = ids[i] end
+    if id_less(hi, ids[i]) then hi = ids[i] end
+  end
+  local limit = #ids + 100
+  local p = redis.call('XPENDING', stream, group, lo, hi, limit, consumer)
+  if #p < limit then
+    for _, e in ipairs(p) do owned[e[1]] = true end
+  else
+    for _, id in ipairs(ids) do
+      if #redis.call('XPENDING', stream, group, id, id, 1, consumer) > 0 then owned[id] = true end
+    end
+  end
+end
 local function finish_oks(streams, acked, stats, consumers, prefix, group, consumer, ttl, at)
   local out = {}
   local completed, deduplicated = 0, 0
   local done_ids = {{}, {}, {}}
+  -- Which entries the consumer owns (J2): one XPENDING per stream over the listed range.
+  local listed, owned = {{}, {}, {}}, {{}, {}, {}}
+  local scan = at
+  while scan <= #ARGV do
+    local ids = listed[tonumber(ARGV[scan])]
+    ids[#ids + 1] = ARGV[scan + 1]
+    scan = scan + 5
+    for _ = 1, tonumber(ARGV[scan - 1]) do scan = scan + 1 + tonumber(ARGV[scan]) end
+  end
+  for level = 1, 3 do
+    if #listed[level] > 0 then owned_entries(streams[level], group, consumer, listed[level], owned[level]) end
+  end
   while at <= #ARGV do
     local level = tonumber(ARGV[at])
-    local stream = streams[level]
     local entry, id, dedupe = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
     local commands = tonumber(ARGV[at + 4])
     at = at + 5
     local first = at
     for _ = 1, commands do at = at + 1 + tonumber(ARGV[at]) end
-    if #redis.call('XPENDING', stream, group, entry, entry, 1, consumer) == 0 then
+    if not owned[level][entry] then
       out[#out + 1] = {'lost'}
     else
       local dkey, duplicate, failed = nil, false, nil
@@ -395,9 +422,18 @@ local finished = {}
 if #ARGV >= 8 then
   finished = finish_oks({KEYS[1], KEYS[2], KEYS[3]}, {KEYS[8], KEYS[9], KEYS[10]}, KEYS[6], KEYS[7], prefix, group, consumer, tonumber(ARGV[7]), 8)
 end
-local now = now_ms()
 local streams = {high = KEYS[1], normal = KEYS[2], low = KEYS[3]}
-local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+-- The first delayed job first: with none (the usual case) there is nothing to promote and
+-- no clock to read.
+local now = nil
+local head = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+local due = {}
+if head[2] then
+  now = now_ms()
+  if tonumber(head[2]) <= now then
+    due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+  end
+end
 for _, id in ipairs(due) do
   local hkey = prefix .. 'delayed:' .. id
   local flat = redis.call('HGETALL', hkey)
@@ -416,8 +452,8 @@ end
 local out = {'ok', -1, '0-0', '0-0', '0-0', finished}
 local want = tonumber(ARGV[5])
 for level = 1, 3 do
-  -- An empty level (the usual state of an unused one: finished entries are deleted) is
-  -- skipped with XLEN, a tenth of an empty XREADGROUP's cost.
+  -- An empty level (the state of one never used, or trimmed empty) is skipped with XLEN, a
+  -- tenth of an empty XREADGROUP's cost.
   if want > 0 and redis.call('XLEN', KEYS[level]) > 0 then
     local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', KEYS[level], '>')
     if r then
@@ -435,7 +471,8 @@ if want > 0 or tonumber(ARGV[5]) == 0 then
     local last = redis.call('XREVRANGE', KEYS[level], '+', '-', 'COUNT', 1)
     if last[1] then out[2 + level] = last[1][1] end
   end
-  local nxt = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  local nxt = head
+  if #due > 0 then nxt = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES') end
   if nxt[2] then
     local wait = tonumber(nxt[2]) - now
     if wait < 0 then wait = 0 end
@@ -449,9 +486,9 @@ return out
 /// FINISH — the end of one attempt (Q1, Q2, Q4, Q5).
 ///
 /// KEYS: the entry's level stream, the consumer's live key, the delayed set, the dead stream,
-/// `stats`, `consumers`, the level's `acked` count. ARGV: prefix, group, consumer, token, entry id, mode, job id, dedupe
-/// key (`''`), dedupe window ms, retry delay ms, error, level name, then the effects (their
-/// count, then per command its argument count and arguments).
+/// `stats`, `consumers`, the level's `acked` count. ARGV: prefix, group, consumer, token,
+/// entry id, mode, job id, dedupe key (`''`), dedupe window ms, retry delay ms, error, level
+/// name, then the effects (their count, then per command its argument count and arguments).
 ///
 /// First `fenced` / `lost` unless the consumer still owns the entry (J2). Then by mode:
 /// - `ok`: unless the dedupe key is already `done:`, runs the effects and marks the key
