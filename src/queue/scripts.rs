@@ -218,8 +218,8 @@ end
 local function retire(stream, acked, group, ids)
   local n = redis.call('XACK', stream, group, unpack(ids))
   if n == 0 then return end
-  local held = redis.call('INCRBY', acked, n)
-  if held < 100 then return end
+  local kept = redis.call('INCRBY', acked, n)
+  if kept < 100 then return end
   local bound = ids[1]
   for i = 2, #ids do
     if id_less(bound, ids[i]) then bound = ids[i] end
@@ -227,7 +227,7 @@ local function retire(stream, acked, group, ids)
   local first = redis.call('XPENDING', stream, group, '-', '+', 1)
   if first[1] and id_less(first[1][1], bound) then bound = first[1][1] end
   local removed = redis.call('XTRIM', stream, 'MINID', '~', bound)
-  if held - removed >= 10000 then
+  if kept - removed >= 10000 then
     removed = removed + redis.call('XDEL', stream, unpack(ids))
   end
   if removed > 0 then redis.call('DECRBY', acked, removed) end
@@ -237,8 +237,9 @@ end
 }
 
 /// Lua shared by FINISH_OKS and FETCH: `finish_oks(streams, acked keys, stats, consumers,
-/// prefix, group, consumer, dedupe window ms, at)` finishes the `ok` entries listed in `ARGV` from index `at`
-/// on (see FINISH_OKS) and answers one status per entry. The caller has checked the fence.
+/// prefix, group, consumer, dedupe window ms, at)` finishes the `ok` entries listed in `ARGV`
+/// from index `at` on (see FINISH_OKS) and answers one status per entry. The caller has
+/// checked the fence.
 macro_rules! lua_finish_oks {
     () => {
         r#"
@@ -394,8 +395,9 @@ return out
 /// FETCH — finish the round's successful jobs, promote, then read (Q1, Q3, Q5).
 ///
 /// KEYS: the three level streams (high, normal, low), the delayed set, the consumer's live
-/// key, `stats`, `consumers`, the three `acked` counts. ARGV: prefix, group, consumer, token, count, promotion limit,
-/// dedupe window ms, then `ok` entries to finish first, listed as FINISH_OKS lists them.
+/// key, `stats`, `consumers`, the three `acked` counts. ARGV: prefix, group, consumer, token,
+/// count, promotion limit, dedupe window ms, then `ok` entries to finish first, listed as
+/// FINISH_OKS lists them.
 ///
 /// 0. `{'fenced'}` if another consumer holds the name. Finishes the listed entries as
 ///    FINISH_OKS does (the consumer sends its round's finishes with its read: one script,
