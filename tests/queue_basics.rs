@@ -257,3 +257,58 @@ fn completed_entries_are_trimmed_but_never_a_held_one() {
         .unwrap();
     assert_eq!(queue.stats().unwrap().waiting, 3);
 }
+
+// scripts.rs, "Retention": a job held for long stops the trimming at its entry; once 10,000
+// acknowledged entries are kept behind it, completed entries are deleted instead, so the
+// stream stops growing. (The test starts the count at 9,997 instead of completing 10,000 jobs.)
+#[test]
+fn behind_a_long_held_job_completed_entries_are_deleted() {
+    let Some(server) = redis_or_skip("behind_a_long_held_job_completed_entries_are_deleted") else {
+        return;
+    };
+    let name = queue_name("held-long");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    queue.add(b"held", JobOptions::new()).unwrap();
+    queue
+        .add_batch((0..3).map(|_| (b"other", JobOptions::new())))
+        .unwrap();
+    let mut con = server.connection();
+    let stream = format!("sbq:{{{name}}}:jobs:normal");
+    let acked = format!("sbq:{{{name}}}:acked:normal");
+    redis::cmd("SET")
+        .arg(&acked)
+        .arg(9_997)
+        .query::<()>(&mut con)
+        .unwrap();
+    let others = Arc::new(AtomicUsize::new(0));
+    let done = Arc::clone(&others);
+    let release = Arc::new(AtomicUsize::new(0));
+    let go = Arc::clone(&release);
+    let consumer = queue
+        .consumer("held-long-a")
+        .concurrency(2)
+        .run_on(&pool(2), move |job, _ctx| {
+            if job.payload() == b"other" {
+                done.fetch_add(1, Ordering::SeqCst);
+            } else {
+                wait_until("the test releases the held job", || {
+                    go.load(Ordering::SeqCst) == 1
+                });
+            }
+            Ok(())
+        })
+        .unwrap();
+    wait_until("the other jobs completed", || {
+        queue.stats().unwrap().completed == 3
+    });
+    let length: usize = redis::cmd("XLEN").arg(&stream).query(&mut con).unwrap();
+    let kept: usize = redis::cmd("GET").arg(&acked).query(&mut con).unwrap();
+    // The first two were kept (9,998, 9,999), the third reached 10,000 and was deleted.
+    assert_eq!((length, kept), (3, 9_999));
+    release.store(1, Ordering::SeqCst);
+    wait_until("the held job completed", || {
+        queue.stats().unwrap().completed == 4
+    });
+    consumer.close(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(others.load(Ordering::SeqCst), 3);
+}
