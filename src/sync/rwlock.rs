@@ -236,6 +236,14 @@ impl RwLock {
         if self.try_enter_reader() {
             return Ok(RwLockReadGuard::new(self));
         }
+        self.read_slow()
+    }
+
+    /// [`read`](RwLock::read) past its fast path: out of line, so that the fast path (one load,
+    /// one compare-exchange) inlines into the caller without the slow path's frame.
+    #[cold]
+    #[inline(never)]
+    fn read_slow(&self) -> ReadResult<'_> {
         let me = self.me();
         let entry = self.read_contended(me, None);
         self.read_result(me, entry)?
