@@ -57,11 +57,11 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::config::{Config, WhenFull};
-use super::job::{JobRef, Placement};
+use super::job::{Header, JobRef, Placement};
 use super::options::Priority;
-use super::panic::drop_quietly;
+use super::panic::{catch_panic, drop_quietly};
 use super::stats::{Counters, Recorder};
-use super::task_state::QUEUED;
+use super::task_state::{Resolved, QUEUED};
 use crate::atomics::{Interrupter, SharedWords, WaitResult, Word};
 use crate::error::Error;
 use crate::shim::{lock, thread, IdCounter, Mutex, MutexGuard, Ordering::SeqCst};
@@ -141,6 +141,10 @@ pub(super) struct State {
     pub(super) global: [VecDeque<JobRef>; 3],
     /// Live tasks waiting in the global queues and lanes (I4).
     pub(super) queued: usize,
+    /// Tasks queued by [`Core::submit`], counted under the lock that queues them (a shared
+    /// counter would cost each submission a read-modify-write of its own); the few tasks
+    /// submitted otherwise are counted in `Counters::submitted`.
+    pub(super) submitted: u64,
     /// Of those, the ones in the global queues.
     pub(super) global_queued: usize,
     /// Workers that will look at the queues before they run anything or go idle: threads
@@ -235,6 +239,7 @@ impl Core {
                 phase: Phase::Open,
                 global: Default::default(),
                 queued: 0,
+                submitted: 0,
                 global_queued: 0,
                 seekers: 0,
                 slots: (0..config.max_threads).map(|_| Slot::default()).collect(),
@@ -287,17 +292,16 @@ impl Core {
         self.recorders.iter().chain(std::iter::once(&self.foreign))
     }
 
-    /// Queues `job` (I1, I3). `bounded`: whether the queue bound and the `WhenFull` policy
-    /// apply (not for `map`'s chunks and `broadcast`).
+    /// Queues `entry`, the queue's reference to a task (I1, I3); if the task is refused,
+    /// `entry` is dropped after unlocking. `bounded`: whether the queue bound and the
+    /// `WhenFull` policy apply (not for `map`'s chunks and `broadcast`).
     pub(super) fn submit(
         core: &crate::shim::Arc<Core>,
-        job: &JobRef,
+        entry: JobRef,
         bounded: bool,
     ) -> Result<(), Refusal> {
         let this: &Core = core;
-        let placement = job.header().placement;
-        // The queue's reference, made before locking (and dropped after unlocking if refused).
-        let entry = JobRef::clone(job);
+        let placement = entry.header().placement;
         let mut locked = this.lock();
         let mut deadline = None;
         loop {
@@ -330,9 +334,21 @@ impl Core {
             }
         }
         locked.enqueue(core, entry)?;
-        drop(locked);
-        this.counters.submitted.add(1, false);
+        locked.submitted += 1;
         Ok(())
+    }
+
+    /// Wakes everyone waiting for the task of `header`, whose transition into a terminal
+    /// phase this caller won (`resolved`), and rings its `wake_slot`. A panicking waker (user
+    /// code: an async runtime's) is swallowed, so the thread resolving the task — a worker,
+    /// the timer, a `destroy` in the middle of its loop — goes on.
+    pub(super) fn notify_resolved(&self, header: &Header, resolved: Resolved) {
+        if resolved.has_waiters() {
+            let _ = catch_panic(|| header.state.notify(resolved));
+        }
+        if let Some(slot) = header.wake_slot() {
+            self.lock().ring(slot);
+        }
     }
 
     /// Takes a task that a cancel moved out of `QUEUED` off the counts (I4).
