@@ -19,7 +19,8 @@
 //! ordered; the other two words only carry sleep and identity.
 //!
 //! - **Lock**: one compare-exchange `0 → LOCKED` on the fast path; otherwise a bounded spin
-//!   (only while nobody is queued), then the waiter loop. A thread that finds the lock free takes
+//!   (only while nobody is queued; its first re-read waits a while, see `Backoff::settled`),
+//!   then the waiter loop. A thread that finds the lock free takes
 //!   it with a compare-exchange that keeps the other bits (barging: the running thread wins,
 //!   which is what makes a contended lock fast). A thread that finds it held registers (adds one
 //!   to the count, once) and sleeps on `state` while it holds the value it saw.
@@ -29,8 +30,9 @@
 //!   out, set `WOKEN` and wake one queued waiter ([`Mutex::pass_baton`]).
 //! - **The `WOKEN` baton** (Go's `mutexWoken`): at most one woken-but-not-yet-running waiter at a
 //!   time, so a burst of unlocks does not wake the whole queue. Whoever holds it must look at
-//!   the state again: it takes the lock if free, or clears `WOKEN` in the compare-exchange with
-//!   which it sleeps again (the lock is then held, and its holder's unlock wakes the next). It
+//!   the state again: it takes the lock if free, or — after a bounded spin, still holding the
+//!   baton, so that the unlocks meanwhile wake nobody — clears `WOKEN` in the compare-exchange
+//!   with which it sleeps again (the lock is then held, and its holder's unlock wakes the next). It
 //!   never leaves holding the baton: a waiter notices its deadline (or a terminate) only as the
 //!   result of a sleep, so it has cleared `WOKEN` on the way to that sleep. An unlocker whose
 //!   wake found nobody asleep (the counted waiters are still on their way to sleep) clears
@@ -307,10 +309,11 @@ impl Mutex {
                 .shared_guard(me, acquired)?
                 .ok_or(LockError::Failed(Error::Timeout)); // no deadline: never
         }
-        if self.state().compare_exchange(0, LOCKED, Acquire).is_ok() {
-            self.owner().store(owner::thread_token(), Relaxed);
-        } else {
-            self.lock_contended(None)?;
+        match self.state().compare_exchange(0, LOCKED, Acquire) {
+            Ok(_) => self.owner().store(owner::thread_token(), Relaxed),
+            Err(seen) => {
+                self.lock_contended(seen, None)?;
+            }
         }
         Ok(MutexGuard::new(self, owner::NONE))
     }
@@ -355,10 +358,13 @@ impl Mutex {
             let acquired = self.shared_lock_contended(me, deadline);
             return self.shared_guard(me, acquired);
         }
-        if self.state().compare_exchange(0, LOCKED, Acquire).is_ok() {
-            self.owner().store(owner::thread_token(), Relaxed);
-        } else if !self.lock_contended(deadline)? {
-            return Ok(None);
+        match self.state().compare_exchange(0, LOCKED, Acquire) {
+            Ok(_) => self.owner().store(owner::thread_token(), Relaxed),
+            Err(seen) => {
+                if !self.lock_contended(seen, deadline)? {
+                    return Ok(None);
+                }
+            }
         }
         Ok(Some(MutexGuard::new(self, owner::NONE)))
     }
@@ -417,25 +423,26 @@ impl Mutex {
         false
     }
 
-    /// The slow path of every blocking `lock`: relock check, spin, then the waiter loop. `true`
-    /// once the calling thread holds the lock, `false` if `deadline` passed first.
+    /// The slow path of every blocking `lock`, whose fast compare-exchange found `seen`: relock
+    /// check, spin, then the waiter loop. `true` once the calling thread holds the lock, `false`
+    /// if `deadline` passed first.
     #[cold]
-    fn lock_contended(&self, deadline: Option<Instant>) -> Result<bool, Error> {
+    fn lock_contended(&self, seen: u32, deadline: Option<Instant>) -> Result<bool, Error> {
         let me = owner::thread_token();
         if self.owner().load(Relaxed) == me {
             return Err(Error::WouldDeadlock);
         }
-        let acquired = self.spin_then_take() || Waiter::new(self).wait(deadline)?;
+        let acquired = self.spin_then_take(seen) || Waiter::new(self).wait(deadline)?;
         if acquired {
             self.owner().store(me, Relaxed);
         }
         Ok(acquired)
     }
 
-    /// Retries a held lock a few times while nobody is queued ([`Backoff`]).
-    fn spin_then_take(&self) -> bool {
-        let mut backoff = Backoff::new();
-        let mut state = self.state().load(Relaxed);
+    /// Retries a lock a few times while nobody is queued ([`Backoff`]), starting from `state`,
+    /// the value last seen. A lock seen held is not re-read at once ([`Backoff::settled`]).
+    fn spin_then_take(&self, mut state: u32) -> bool {
+        let mut backoff = Backoff::settled();
         loop {
             if state & LOCKED == 0 {
                 match self
@@ -591,6 +598,7 @@ impl<'a> Waiter<'a> {
 
     /// Waits for the lock: `true` once taken, `false` if `deadline` passed first.
     fn wait(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
+        let mut spin = Backoff::settled();
         loop {
             if self.heir {
                 return self.wait_as_heir(deadline);
@@ -600,6 +608,12 @@ impl<'a> Waiter<'a> {
                 if self.take(state) {
                     return Ok(true);
                 }
+                continue;
+            }
+            if self.woken && spin.spin() {
+                // Woken, and a running thread took the lock first: keep the baton (so the
+                // unlocks wake nobody else meanwhile) and look again a few times before
+                // sleeping, as a fresh locker spins.
                 continue;
             }
             if !self.registered && state > MAX_COUNTABLE {
@@ -637,7 +651,10 @@ impl<'a> Waiter<'a> {
             // The deadline is only ever noticed here, by the sleep, so a waiter never leaves
             // while it holds the baton: it has cleared `WOKEN` on the way to this sleep.
             match self.state().wait_until(next, deadline) {
-                Ok(WaitResult::Ok) => self.woken = true, // counted by a normal unlock: the baton
+                Ok(WaitResult::Ok) => {
+                    self.woken = true; // counted by a normal unlock: the baton
+                    spin = Backoff::settled();
+                }
                 Ok(WaitResult::NotEqual) => {}
                 Ok(WaitResult::TimedOut) => {
                     self.leave();

@@ -236,6 +236,14 @@ impl RwLock {
         if self.try_enter_reader() {
             return Ok(RwLockReadGuard::new(self));
         }
+        self.read_slow()
+    }
+
+    /// [`read`](RwLock::read) past its fast path: out of line, so that the fast path (one load,
+    /// one compare-exchange) inlines into the caller without the slow path's frame.
+    #[cold]
+    #[inline(never)]
+    fn read_slow(&self) -> ReadResult<'_> {
         let me = self.me();
         let entry = self.read_contended(me, None);
         self.read_result(me, entry)?
@@ -540,10 +548,11 @@ impl RwLock {
         Ok(acquired.then_some(Acquired::Clean))
     }
 
-    /// Retries a read lock a few times while nobody is queued ([`Backoff`]); `true` once it is
-    /// taken. Both protocols (private and process-shared) start their read this way.
+    /// Retries a read lock a few times while nobody is queued ([`Backoff::settled`]: a writer
+    /// found in is not looked at again at once); `true` once it is taken. Both protocols
+    /// (private and process-shared) start their read this way.
     pub(super) fn spin_then_read(&self) -> bool {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::settled();
         let mut state = self.state().load(Relaxed);
         loop {
             if read_lockable(state, false) {
@@ -565,8 +574,9 @@ impl RwLock {
         }
     }
 
+    /// Retries the write lock a few times while nobody is queued ([`Backoff::settled`]).
     fn spin_then_write(&self) -> bool {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::settled();
         let mut state = self.state().load(Relaxed);
         loop {
             if write_lockable(state) {

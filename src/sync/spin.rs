@@ -3,10 +3,11 @@
 //! A lock that is held for a few nanoseconds is usually free again sooner than a thread can
 //! go to sleep and be woken (a futex round trip, 30–80 µs on a virtual machine), so a thread
 //! that finds it taken first retries a few times: three rounds of 2, 4 and 8 spin hints, then up
-//! to seven yields. Callers spin only while nobody is queued (a queue means the lock is held
-//! long, and a spinner would only delay the queued threads), never on a single CPU (the holder
-//! cannot run meanwhile), and never under loom (where a retry loop is state explosion, not
-//! speed).
+//! to seven yields (a lock just found held waits longer before its first re-read:
+//! [`Backoff::settled`]). Callers spin only while nobody is queued (a queue means the lock is
+//! held long, and a spinner would only delay the queued threads), never on a single CPU (the
+//! holder cannot run meanwhile), and never under loom (where a retry loop is state explosion,
+//! not speed).
 //!
 //! Unlike the waiter table's spin (`atomics/spin.rs`, which never yields), this one does: a
 //! thread spinning for a *lock* often waits for a holder it displaced from its own core (a
@@ -19,6 +20,8 @@ use crate::shim::{self, LOOM};
 
 /// Rounds of spin hints before the spin starts yielding.
 const SPIN_ROUNDS: u32 = 3;
+/// Spin hints a [`Backoff::settled`] spin waits before it first reads the word again.
+const SETTLE: u32 = 64;
 /// Rounds in all.
 const ROUNDS: u32 = 10;
 
@@ -26,12 +29,31 @@ const ROUNDS: u32 = 10;
 #[derive(Debug, Default)]
 pub(crate) struct Backoff {
     round: u32,
+    /// The first round waits [`SETTLE`] spin hints.
+    settle: bool,
 }
 
 impl Backoff {
     /// A fresh spin.
     pub(crate) fn new() -> Backoff {
-        Backoff { round: 0 }
+        Backoff {
+            round: 0,
+            settle: false,
+        }
+    }
+
+    /// A fresh spin for a lock just found held, whose first round waits longer: a locker that
+    /// re-reads the word at once pulls its cache line away just as the holder's release needs
+    /// it, and so often wins the lock by that very release: the lock then changes cores on a
+    /// large share of acquires, and every acquire pays the line's trip. Waiting first lets a
+    /// holder that is in a tight loop release and take the lock again on its own core
+    /// (measured, 2 threads on 2 cores: the lock changed hands on 12-15 % of acquires without
+    /// this, about 1 % with it, as parking_lot's does; throughput doubled).
+    pub(crate) fn settled() -> Backoff {
+        Backoff {
+            round: 0,
+            settle: true,
+        }
     }
 
     /// Waits a little (more each round); `false` once the budget is spent or spinning is
@@ -43,7 +65,12 @@ impl Backoff {
         }
         self.round += 1;
         if self.round <= SPIN_ROUNDS {
-            for _ in 0..(1u32 << self.round) {
+            let hints = if self.settle && self.round == 1 {
+                SETTLE
+            } else {
+                1u32 << self.round
+            };
+            for _ in 0..hints {
                 std::hint::spin_loop();
             }
         } else {
