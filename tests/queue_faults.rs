@@ -6,7 +6,7 @@
 mod queue_support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use queue_support::{
@@ -14,7 +14,7 @@ use queue_support::{
     spawn_child, wait_until, Children,
 };
 use sharedbuf::pool::WorkerPool;
-use sharedbuf::queue::{redis, Effects, JobError, JobOptions, JobQueue};
+use sharedbuf::queue::{redis, Effects, JobError, JobOptions, JobQueue, QueueError};
 
 fn pool(threads: usize) -> Arc<WorkerPool> {
     Arc::new(WorkerPool::builder().max_threads(threads).build().unwrap())
@@ -289,4 +289,110 @@ fn q1_a_busy_job_keeps_its_lease() {
     assert!(stats.renewals >= 3, "{stats:?}");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert_eq!(queue.stats().unwrap().reclaimed, 0);
+}
+
+// docs/semantics.md Q5 (scripts.rs, "Ownership and fencing"): a consumer whose name another
+// consumer took over (its `live:` key holds another token) acknowledges nothing more. Here the
+// take-over happens while its job runs, so the script that finds it fenced is the FETCH that
+// carries that job's acknowledgement: the job stays pending, and the consumer stops.
+#[test]
+fn a_fenced_consumer_acknowledges_nothing_more() {
+    let Some(server) = redis_or_skip("a_fenced_consumer_acknowledges_nothing_more") else {
+        return;
+    };
+    let name = queue_name("fenced");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    queue.add(b"one", JobOptions::new()).unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let consumer = queue
+        .consumer("fenced-a")
+        .run_on(&pool(1), move |_job, _ctx| {
+            started_tx.send(()).unwrap();
+            let go = go_rx.lock().unwrap().recv_timeout(queue_support::WATCHDOG);
+            go.expect("the test lets the job finish");
+            Ok(())
+        })
+        .unwrap();
+    started_rx
+        .recv_timeout(queue_support::WATCHDOG)
+        .expect("the job started");
+    let mut con = server.connection();
+    redis::cmd("SET")
+        .arg(format!("sbq:{{{name}}}:live:fenced-a"))
+        .arg("another consumer's token")
+        .query::<()>(&mut con)
+        .unwrap();
+    go_tx.send(()).unwrap();
+    wait_until("the consumer stopped", || !consumer.is_running());
+    let closed = consumer.close(CLOSE);
+    assert!(
+        matches!(closed, Err(QueueError::Fenced { .. })),
+        "{closed:?}"
+    );
+    let stats = queue.stats().unwrap();
+    assert_eq!((stats.completed, stats.active), (0, 1));
+}
+
+// docs/semantics.md Q5 (scripts.rs, J2): a consumer whose job was reclaimed by another
+// (its lease expired) acknowledges nothing when the job ends after all: its finish — here
+// inside its next FETCH — answers `lost`, commits no effects, and leaves the entry pending for
+// its new owner.
+#[test]
+fn a_finish_after_the_job_was_reclaimed_acknowledges_nothing() {
+    let Some(server) = redis_or_skip("a_finish_after_the_job_was_reclaimed_acknowledges_nothing")
+    else {
+        return;
+    };
+    let name = queue_name("reclaimed");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    queue.add(b"one", JobOptions::new()).unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let consumer = queue
+        .consumer("slow-a")
+        .run_on(&pool(1), move |_job, _ctx| -> Result<Effects, JobError> {
+            started_tx.send(()).unwrap();
+            let go = go_rx.lock().unwrap().recv_timeout(queue_support::WATCHDOG);
+            go.expect("the test lets the job finish");
+            Ok(Effects::new().command(redis::cmd("INCR").arg("effect")))
+        })
+        .unwrap();
+    started_rx
+        .recv_timeout(queue_support::WATCHDOG)
+        .expect("the job started");
+    // What RECLAIM does once a lease expired: another consumer takes the entry.
+    let mut con = server.connection();
+    let stream = format!("sbq:{{{name}}}:jobs:normal");
+    redis::cmd("XAUTOCLAIM")
+        .arg(&stream)
+        .arg("sharedbuf")
+        .arg("thief")
+        .arg(0)
+        .arg("0-0")
+        .arg("JUSTID")
+        .query::<redis::Value>(&mut con)
+        .unwrap();
+    go_tx.send(()).unwrap();
+    wait_until("the finish was answered", || {
+        let stats = consumer.stats();
+        stats.lost + stats.completed == 1
+    });
+    let stats = consumer.close(CLOSE).unwrap();
+    assert_eq!((stats.completed, stats.lost), (0, 1));
+    let effect: Option<i64> = redis::cmd("GET").arg("effect").query(&mut con).unwrap();
+    assert_eq!(effect, None, "no effects committed");
+    let held: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(&stream)
+        .arg("sharedbuf")
+        .arg("-")
+        .arg("+")
+        .arg(10)
+        .arg("thief")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(held.len(), 1, "still pending for its new owner");
+    assert_eq!(queue.stats().unwrap().completed, 0);
 }

@@ -17,6 +17,9 @@
 //! 4. **Exchange.** Each turn of the loop sends the outbox and, when the consumer has free
 //!    slots, the next FETCH in one pipeline: one round trip acknowledges what finished and
 //!    reads what comes next (BullMQ's "fetch next on completion", for any number of jobs).
+//!    The round's successful jobs ride inside the FETCH itself (one script, one fence check,
+//!    one `XACK` per stream); failures, retries and releases go as FINISHes before
+//!    it, and successes without a FETCH to ride in as one FINISH_OKS.
 //!
 //! Slots: at most `concurrency` jobs are running or waiting for the pool; jobs being finished
 //! do not count (their FETCH for the freed slot travels in the same round trip). A FETCH that
@@ -98,6 +101,10 @@ struct Running {
     lost: bool,
 }
 
+/// Successful finishes a call carries at most: the script unpacks a call's ids into one
+/// command.
+const OKS_PER_CALL: usize = 500;
+
 /// What one command of an exchange was.
 enum Ask {
     /// Create the consumer group of level stream `n` (after `NOGROUP`: the server lost it).
@@ -106,7 +113,11 @@ enum Ask {
     Finish(Finish),
     /// Two or more successful finishes, in one FINISH_OKS.
     FinishOks(Vec<Finish>),
-    Fetch(usize),
+    /// A read of up to `count` entries, after finishing `oks` (successful finishes).
+    Fetch {
+        count: usize,
+        oks: Vec<Finish>,
+    },
     Reclaim(usize),
 }
 
@@ -116,6 +127,7 @@ impl Ask {
         match self {
             Ask::Finish(finish) => vec![finish],
             Ask::FinishOks(finishes) => finishes,
+            Ask::Fetch { oks, .. } => oks,
             _ => Vec::new(),
         }
     }
@@ -489,20 +501,11 @@ impl Dispatcher {
         if self.need_recover && self.stop.is_none() {
             asks.push(Ask::Recover);
         }
-        let (oks, others): (Vec<Finish>, Vec<Finish>) = self
+        let (mut oks, others): (Vec<Finish>, Vec<Finish>) = self
             .outbox
             .drain(..)
             .partition(|f| f.mode == Mode::Ok && f.meta.is_some());
-        if oks.len() >= 2 {
-            // At most 500 a call: the script unpacks a call's ids into one command.
-            let mut oks = oks.into_iter().peekable();
-            while oks.peek().is_some() {
-                asks.push(Ask::FinishOks(oks.by_ref().take(500).collect()));
-            }
-        } else {
-            asks.extend(oks.into_iter().map(Ask::Finish));
-        }
-        asks.extend(others.into_iter().map(Ask::Finish));
+        let mut fetch = None;
         if !self.closing && self.stop.is_none() && !self.need_recover {
             let free = self.free();
             let settings = &self.shared.settings;
@@ -513,11 +516,26 @@ impl Dispatcher {
                 || now >= self.next_poll
                 || self.next_due.is_some_and(|due| now >= due)
             {
-                asks.push(Ask::Fetch(free));
+                // The round's successful jobs ride with the read: one script, one fence check.
+                let rest = oks.split_off(oks.len().min(OKS_PER_CALL));
+                fetch = Some(Ask::Fetch {
+                    count: free,
+                    oks: std::mem::replace(&mut oks, rest),
+                });
                 self.next_poll = now + settings.poll;
                 self.next_due = None;
             }
         }
+        if oks.len() >= 2 {
+            let mut oks = oks.into_iter().peekable();
+            while oks.peek().is_some() {
+                asks.push(Ask::FinishOks(oks.by_ref().take(OKS_PER_CALL).collect()));
+            }
+        } else {
+            asks.extend(oks.into_iter().map(Ask::Finish));
+        }
+        asks.extend(others.into_iter().map(Ask::Finish));
+        asks.extend(fetch);
         if asks.is_empty() {
             return Ok(());
         }
@@ -561,11 +579,7 @@ impl Dispatcher {
                 }
                 Ask::Finish(finish) => self.on_finished(finish, value),
                 Ask::FinishOks(finishes) => self.on_finished_oks(finishes, value),
-                Ask::Fetch(count) => {
-                    if self.on_fetched(count, value).is_err() {
-                        self.more = false;
-                    }
-                }
+                Ask::Fetch { count, oks } => self.on_fetched(count, oks, value),
                 Ask::Reclaim(count) => {
                     let _ = self.on_reclaimed(count, value);
                 }
@@ -591,11 +605,28 @@ impl Dispatcher {
             Ask::Recover => scripts::recover().call(&[high, normal, low, &live], &who[..]),
             Ask::Finish(finish) => finish.command(shared),
             Ask::FinishOks(finishes) => finish::oks_command(finishes, shared),
-            Ask::Fetch(count) => {
-                let mut args: Vec<String> = who.iter().map(|s| s.to_string()).collect();
-                args.push(count.to_string());
-                args.push(settings.promote_limit.to_string());
-                scripts::fetch().call(&[high, normal, low, &keys.delayed, &live], args)
+            Ask::Fetch { count, oks } => {
+                let mut args: Vec<Vec<u8>> = who.iter().map(|s| s.as_bytes().to_vec()).collect();
+                args.push(count.to_string().into_bytes());
+                args.push(settings.promote_limit.to_string().into_bytes());
+                args.push(millis(shared.config.dedupe_ttl).to_string().into_bytes());
+                finish::push_oks(oks, &mut args);
+                let [acked_high, acked_normal, acked_low] = &keys.acked;
+                scripts::fetch().call(
+                    &[
+                        high,
+                        normal,
+                        low,
+                        &keys.delayed,
+                        &live,
+                        &keys.stats,
+                        &keys.consumers,
+                        acked_high,
+                        acked_normal,
+                        acked_low,
+                    ],
+                    args,
+                )
             }
             Ask::Reclaim(count) => {
                 let mut args: Vec<String> = who.iter().map(|s| s.to_string()).collect();
@@ -623,10 +654,26 @@ impl Dispatcher {
         reply::text(reply::next(items, "status")?)
     }
 
-    fn on_fetched(&mut self, count: usize, value: Value) -> Reply<()> {
+    /// The answer to a FETCH: the statuses of the finishes it carried, then what it read.
+    fn on_fetched(&mut self, count: usize, oks: Vec<Finish>, value: Value) {
+        if reply::server_error(&value).is_some() {
+            // Nothing ran (e.g. NOGROUP): each finish as if alone; the read found nothing.
+            for finish in oks {
+                self.on_finished(finish, value.clone());
+            }
+            self.more = false;
+            return;
+        }
+        if self.read_fetched(count, oks, value).is_err() {
+            self.more = false;
+        }
+    }
+
+    fn read_fetched(&mut self, count: usize, oks: Vec<Finish>, value: Value) -> Reply<()> {
         let mut items = reply::array(value)?.into_iter();
         if Self::status(&mut items)? == "fenced" {
             self.stop = Some(Stop::Fenced);
+            self.forget(oks);
             return Ok(());
         }
         let next_due = reply::int(reply::next(&mut items, "next due")?)?;
@@ -634,6 +681,8 @@ impl Dispatcher {
         for id in &mut last_ids {
             *id = reply::text(reply::next(&mut items, "last id")?)?;
         }
+        let statuses = reply::array(reply::next(&mut items, "statuses")?)?;
+        self.finished_oks(oks, statuses);
         let mut got = 0;
         for item in items {
             let delivery = delivery::parse(item)?;
@@ -708,18 +757,31 @@ impl Dispatcher {
         }
         let items = reply::array(value).unwrap_or_default();
         let fenced = matches!(items.first(), Some(first) if reply::text(first.clone()).is_ok_and(|s| s == "fenced"));
-        if fenced || items.len() != finishes.len() {
-            // Fenced (or an answer we cannot read): nothing of ours to finish any more, or
-            // leave the entries to expire and be reclaimed.
-            if fenced {
-                self.stop = Some(Stop::Fenced);
-            }
-            for finish in finishes {
-                self.shared.held().remove(&finish.entry);
-            }
+        if fenced {
+            // Nothing of ours to finish any more.
+            self.stop = Some(Stop::Fenced);
+            self.forget(finishes);
             return;
         }
-        for (finish, item) in finishes.into_iter().zip(items) {
+        self.finished_oks(finishes, items);
+    }
+
+    /// Stops holding the entries of `finishes`: their leases expire and others reclaim them.
+    fn forget(&mut self, finishes: Vec<Finish>) {
+        for finish in finishes {
+            self.shared.held().remove(&finish.entry);
+        }
+    }
+
+    /// One status per successful finish (FINISH_OKS's or FETCH's answer), each handled as
+    /// FINISH's would be.
+    fn finished_oks(&mut self, finishes: Vec<Finish>, statuses: Vec<Value>) {
+        if statuses.len() != finishes.len() {
+            // An answer we cannot read: leave the entries to expire and be reclaimed.
+            self.forget(finishes);
+            return;
+        }
+        for (finish, item) in finishes.into_iter().zip(statuses) {
             let mut parts = reply::array(item.clone()).unwrap_or_default().into_iter();
             let status = parts.next().and_then(|s| reply::text(s).ok());
             if status.as_deref() == Some("failed") {

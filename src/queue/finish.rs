@@ -48,6 +48,28 @@ pub(super) fn oks_command(finishes: &[Finish], shared: &Shared) -> Cmd {
         shared.settings.token.clone().into_bytes(),
         ttl.to_string().into_bytes(),
     ];
+    push_oks(finishes, &mut args);
+    let [high, normal, low] = &keys.streams;
+    let [acked_high, acked_normal, acked_low] = &keys.acked;
+    scripts::finish_oks().call(
+        &[
+            high,
+            normal,
+            low,
+            &live,
+            &keys.stats,
+            &keys.consumers,
+            acked_high,
+            acked_normal,
+            acked_low,
+        ],
+        args,
+    )
+}
+
+/// Appends `finishes` (all of mode [`Mode::Ok`]) to `args` as FINISH_OKS and FETCH list
+/// them: per entry its level (1–3), entry id, job id, dedupe key (`''`), and its effects.
+pub(super) fn push_oks(finishes: &[Finish], args: &mut Vec<Vec<u8>>) {
     for finish in finishes {
         debug_assert_eq!(finish.mode, Mode::Ok);
         let (id, dedupe) = match &finish.meta {
@@ -64,11 +86,6 @@ pub(super) fn oks_command(finishes: &[Finish], shared: &Shared) -> Cmd {
         args.push(dedupe.into_bytes());
         args.extend(finish.effects.script_args());
     }
-    let [high, normal, low] = &keys.streams;
-    scripts::finish_oks().call(
-        &[high, normal, low, &live, &keys.stats, &keys.consumers],
-        args,
-    )
 }
 
 /// The end of one attempt, waiting to be sent.
@@ -171,6 +188,7 @@ impl Finish {
                 &keys.dead,
                 &keys.stats,
                 &keys.consumers,
+                keys.acked(self.entry.level),
             ],
             args,
         )

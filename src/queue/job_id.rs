@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-/// A job's id: unique in its queue, given out in the order jobs are added (`INCR`).
+/// A job's id: unique in its queue, given out in the order jobs are added (from the queue's `seq`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct JobId(pub u64);
 

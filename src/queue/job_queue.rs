@@ -22,6 +22,14 @@ use super::reply::{self, Reply};
 use super::scripts;
 use super::stats::{ConsumerCounts, QueueStats};
 
+/// Jobs per ADD call in [`JobQueue::add_batch`]: one script call pays its fixed costs (the
+/// call, `TIME`, `seq`) for all of them, and stays short enough (~100 µs of server time) not
+/// to hold up other clients.
+const ADDS_PER_CALL: usize = 100;
+
+/// Jobs per round trip in [`JobQueue::add_batch`].
+const ADDS_PER_TRIP: usize = 1000;
+
 /// A job queue on Redis Streams (see the [module docs](super)): the producer's side, and where
 /// consumers come from.
 ///
@@ -116,9 +124,15 @@ impl JobQueue {
     /// queued twice (a lost reply cannot tell whether the first one arrived), with one it
     /// cannot.
     pub fn add(&self, payload: impl AsRef<[u8]>, options: JobOptions) -> Result<Added, QueueError> {
-        let command = self.add_command(payload.as_ref(), &options);
+        let command = self.add_command(&[(payload.as_ref(), &options)]);
         let value = self.request(&[command])?.pop().unwrap_or(Value::Nil);
-        parse_added(value)
+        let mut added = parse_added(value)?;
+        match added.len() {
+            1 => Ok(added.remove(0)),
+            n => Err(QueueError::Server(format!(
+                "ADD answered {n} results for one job"
+            ))),
+        }
     }
 
     /// Adds a job whose payload is `value` encoded with serde as MessagePack (struct fields by
@@ -132,53 +146,67 @@ impl JobQueue {
         self.add(payload, options)
     }
 
-    /// Adds many jobs in few round trips (pipelines of up to 1,000), in order; the results
-    /// come in the same order.
+    /// Adds many jobs in few round trips (up to 1,000 jobs a round trip, 100 a script call),
+    /// in order; the results come in the same order.
     pub fn add_batch<P, I>(&self, jobs: I) -> Result<Vec<Added>, QueueError>
     where
         P: AsRef<[u8]>,
         I: IntoIterator<Item = (P, JobOptions)>,
     {
         let mut out = Vec::new();
-        let mut batch = Vec::with_capacity(1000);
         let mut jobs = jobs.into_iter().peekable();
+        let mut batch = Vec::with_capacity(ADDS_PER_TRIP / ADDS_PER_CALL);
+        let mut call = Vec::with_capacity(ADDS_PER_CALL);
         while jobs.peek().is_some() {
             batch.clear();
-            batch.extend(
-                jobs.by_ref()
-                    .take(1000)
-                    .map(|(payload, options)| self.add_command(payload.as_ref(), &options)),
-            );
+            while batch.len() < ADDS_PER_TRIP / ADDS_PER_CALL && jobs.peek().is_some() {
+                call.clear();
+                call.extend(jobs.by_ref().take(ADDS_PER_CALL));
+                let refs: Vec<(&[u8], &JobOptions)> =
+                    call.iter().map(|(p, o)| (p.as_ref(), o)).collect();
+                batch.push(self.add_command(&refs));
+            }
             for value in self.request(&batch)? {
-                out.push(parse_added(value)?);
+                out.extend(parse_added(value)?);
             }
         }
         Ok(out)
     }
 
-    fn add_command(&self, payload: &[u8], options: &JobOptions) -> Cmd {
+    /// One ADD call for `jobs` (see `scripts.rs`).
+    fn add_command(&self, jobs: &[(&[u8], &JobOptions)]) -> Cmd {
         let keys = &self.config.keys;
-        let delay_ms = u64::try_from(options.delay.as_millis()).unwrap_or(u64::MAX);
         let ttl_ms = u64::try_from(self.config.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
         let mut args: Vec<Vec<u8>> = vec![
             keys.prefix.clone().into_bytes(),
-            keys::level_name(options.priority).as_bytes().to_vec(),
-            delay_ms.to_string().into_bytes(),
-            options.dedupe.clone().unwrap_or_default().into_bytes(),
             ttl_ms.to_string().into_bytes(),
         ];
-        args.extend(job::new_fields(payload, options));
+        for (payload, options) in jobs {
+            let delay_ms = u64::try_from(options.delay.as_millis()).unwrap_or(u64::MAX);
+            let fields = job::new_fields(payload, options);
+            args.push(
+                (keys::level_index(options.priority) + 1)
+                    .to_string()
+                    .into_bytes(),
+            );
+            args.push(delay_ms.to_string().into_bytes());
+            args.push(options.dedupe.clone().unwrap_or_default().into_bytes());
+            args.push(fields.len().to_string().into_bytes());
+            args.extend(fields);
+        }
         let seq = format!("{}seq", keys.prefix);
-        scripts::add().call(&[keys.stream(options.priority), &keys.delayed, &seq], args)
+        let [high, normal, low] = &keys.streams;
+        scripts::add().call(&[high, normal, low, &keys.delayed, &seq], args)
     }
 
     /// Reads the queue's statistics (one round trip).
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
         let keys = &self.config.keys;
         let mut commands = Vec::new();
-        for stream in &keys.streams {
+        for (stream, acked) in keys.streams.iter().zip(&keys.acked) {
             commands.push(redis::cmd("XLEN").arg(stream).clone());
             commands.push(redis::cmd("XPENDING").arg(stream).arg(GROUP).clone());
+            commands.push(redis::cmd("GET").arg(acked).clone());
         }
         commands.push(redis::cmd("ZCARD").arg(&keys.delayed).clone());
         commands.push(redis::cmd("XLEN").arg(&keys.dead).clone());
@@ -278,16 +306,21 @@ fn check_version(info: &str) -> Result<(), QueueError> {
     Ok(())
 }
 
-fn parse_added(value: Value) -> Result<Added, QueueError> {
-    let parse = || -> Reply<Added> {
+/// ADD's answer: a flag (1 new, 0 duplicate) and an id per job.
+fn parse_added(value: Value) -> Result<Vec<Added>, QueueError> {
+    let parse = || -> Reply<Vec<Added>> {
         let mut items = reply::array(value)?.into_iter();
-        let new = reply::int(reply::next(&mut items, "flag")?)?;
-        let id = JobId(reply::int(reply::next(&mut items, "id")?)?.max(0) as u64);
-        Ok(if new == 1 {
-            Added::New(id)
-        } else {
-            Added::Duplicate(id)
-        })
+        let mut out = Vec::new();
+        while let Some(flag) = items.next() {
+            let new = reply::int(flag)?;
+            let id = JobId(reply::int(reply::next(&mut items, "id")?)?.max(0) as u64);
+            out.push(if new == 1 {
+                Added::New(id)
+            } else {
+                Added::Duplicate(id)
+            });
+        }
+        Ok(out)
     };
     parse().map_err(|e| QueueError::Server(e.to_string()))
 }
@@ -313,8 +346,10 @@ fn parse_stats(values: Vec<Value>) -> Reply<QueueStats> {
                 entry.active += count;
             }
         }
+        // Acknowledged entries not trimmed yet (see `scripts.rs`, "Retention").
+        let acked = reply::int(reply::next(&mut values, "GET")?)?.max(0) as u64;
         stats.active += held;
-        stats.waiting += length.saturating_sub(held);
+        stats.waiting += length.saturating_sub(held).saturating_sub(acked);
     }
     stats.delayed = reply::int(reply::next(&mut values, "ZCARD")?)?.max(0) as u64;
     stats.dead_letter_stream = reply::int(reply::next(&mut values, "XLEN")?)?.max(0) as u64;

@@ -3,7 +3,8 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `jobs:high`, `jobs:normal`, `jobs:low` | stream + consumer group `sharedbuf` | jobs ready to run (waiting), and those a consumer holds (pending, leased) |
+//! | `jobs:high`, `jobs:normal`, `jobs:low` | stream + consumer group `sharedbuf` | jobs ready to run (waiting), those a consumer holds (pending, leased), and completed ones not trimmed yet (acknowledged) |
+//! | `acked:high`, `acked:normal`, `acked:low` | string | how many acknowledged entries its stream still holds (`waiting` = length − pending − this) |
 //! | `delayed` | sorted set | ids of jobs waiting for their delay or backoff, scored by their due time (ms, the server's clock) |
 //! | `delayed:<id>` | hash | the fields of delayed job `<id>` |
 //! | `dead` | stream | jobs that failed their last attempt, with their error |
@@ -61,6 +62,8 @@ pub(super) struct Keys {
     pub(super) prefix: String,
     /// The level streams, highest first.
     pub(super) streams: [String; 3],
+    /// Per level stream: how many acknowledged entries it still holds (see `scripts.rs`).
+    pub(super) acked: [String; 3],
     pub(super) delayed: String,
     pub(super) dead: String,
     pub(super) stats: String,
@@ -76,6 +79,7 @@ impl Keys {
         let key = |suffix: &str| format!("{prefix}{suffix}");
         Ok(Keys {
             streams: LEVELS.map(|level| key(&format!("jobs:{}", level_name(level)))),
+            acked: LEVELS.map(|level| key(&format!("acked:{}", level_name(level)))),
             delayed: key("delayed"),
             dead: key("dead"),
             stats: key("stats"),
@@ -87,6 +91,11 @@ impl Keys {
     /// The stream of priority `level`.
     pub(super) fn stream(&self, level: Priority) -> &str {
         &self.streams[level_index(level)]
+    }
+
+    /// The acknowledged-entry count of the stream of priority `level`.
+    pub(super) fn acked(&self, level: Priority) -> &str {
+        &self.acked[level_index(level)]
     }
 
     /// The liveness (fencing) key of consumer `consumer`.

@@ -40,6 +40,21 @@
 //! trip, so RECLAIM (`XAUTOCLAIM` with the lease as minimum idle time) only takes entries of a
 //! consumer that stopped renewing: it died, hung, or lost Redis for longer than the lease.
 //!
+//! # Retention
+//!
+//! A completed entry is acknowledged, not deleted one by one (`XDEL` of one entry costs ~5 µs
+//! under Redis 7.0: it walks its stream node from the start). `retire` acknowledges a call's
+//! completed entries with one `XACK` and adds their number to the stream's `acked` count; once
+//! that count reaches 100 it trims the stream with `XTRIM … MINID ~ <bound>`, which drops whole
+//! nodes only, and takes what it dropped off the count. The bound is the newest entry just
+//! acknowledged, or the group's oldest pending entry if that is older: every entry below it
+//! was delivered (the group delivers in id order, and every `XADD` appends) and is not pending,
+//! so it is acknowledged — trimming never removes a waiting or held job (J1). Since every
+//! acknowledged entry still in the stream is counted, `waiting` = length − pending − `acked`
+//! stays exact. A job held for very long stops the trimming at its entry; once 10,000
+//! acknowledged entries wait behind it, `retire` deletes the entries it acknowledges instead.
+//! Entries that a failure, a release or a reclaim moves on are still deleted at once.
+//!
 //! # Time
 //!
 //! Due times are milliseconds of the Redis server's clock (`TIME`), so machines with different
@@ -112,7 +127,7 @@ pub(super) fn all() -> [&'static Script; 8] {
     ]
 }
 
-/// ADD: a new job.
+/// ADD: new jobs (one or a batch).
 pub(super) fn add() -> &'static Script {
     &scripts().add
 }
@@ -154,7 +169,9 @@ pub(super) fn release_name() -> &'static Script {
 
 /// Lua shared by the scripts that hand out entries: `now_ms()`, `fenced(live key, token)`,
 /// `done(prefix, fields)` (1 if the entry's dedupe key is already done: the consumer then
-/// acknowledges it without running its handler), and `field(fields, name)`.
+/// acknowledges it without running its handler), `field(fields, name)`, and
+/// `retire(stream, acked key, group, ids)`, which acknowledges completed entries (see
+/// "Retention" above).
 macro_rules! lua_common {
     () => {
         r#"
@@ -192,73 +209,233 @@ local function count(stats, consumers, consumer, name)
   redis.call('HINCRBY', stats, name, 1)
   redis.call('HINCRBY', consumers, consumer .. '|' .. name, 1)
 end
+local function id_less(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as < bs)
+end
+local function retire(stream, acked, group, ids)
+  local n = redis.call('XACK', stream, group, unpack(ids))
+  if n == 0 then return end
+  local kept = redis.call('INCRBY', acked, n)
+  if kept < 100 then return end
+  local bound = ids[1]
+  for i = 2, #ids do
+    if id_less(bound, ids[i]) then bound = ids[i] end
+  end
+  local first = redis.call('XPENDING', stream, group, '-', '+', 1)
+  if first[1] and id_less(first[1][1], bound) then bound = first[1][1] end
+  local removed = redis.call('XTRIM', stream, 'MINID', '~', bound)
+  if kept - removed >= 10000 then
+    removed = removed + redis.call('XDEL', stream, unpack(ids))
+  end
+  if removed > 0 then redis.call('DECRBY', acked, removed) end
+end
 "#
     };
 }
 
-/// ADD — a new job (Q2, Q3, Q5).
-///
-/// KEYS: the level stream, the delayed set, `seq`. ARGV: prefix, level name, delay ms, dedupe
-/// key (`''`: none), dedupe window ms, then the entry's field/value pairs.
-///
-/// With a dedupe key that some job already owns (`pending:<id>` or `done:<id>`), adds nothing
-/// and answers `{0, id}`. Otherwise takes the next id from `seq`, records the dedupe key as
-/// `pending:<id>` (for the delay plus the dedupe window), and puts the job in the delayed set
-/// (`delay > 0`, due at `ceil(now) + delay`) or at the end of its level stream; answers
-/// `{1, id}`.
-const ADD: &str = concat!(
-    lua_common!(),
-    r#"
-local prefix, dedupe = ARGV[1], ARGV[4]
-local dkey = nil
-if dedupe ~= '' then
-  dkey = prefix .. 'dedupe:' .. dedupe
-  local owner = redis.call('GET', dkey)
-  if owner then return {0, tonumber(string.match(owner, '%d+$'))} end
+/// Lua shared by FINISH_OKS and FETCH: `finish_oks(streams, acked keys, stats, consumers,
+/// prefix, group, consumer, dedupe window ms, at)` finishes the `ok` entries listed in `ARGV`
+/// from index `at` on (see FINISH_OKS) and answers one status per entry. The caller has
+/// checked the fence.
+macro_rules! lua_finish_oks {
+    () => {
+        r#"
+local function owned_entries(stream, group, consumer, ids, owned)
+  local lo, hi = ids[1], ids[1]
+  for i = 2, #ids do
+    if id_less(ids[i], lo) then lo = ids[i] end
+    if id_less(hi, ids[i]) then hi = ids[i] end
+  end
+  local limit = #ids + 100
+  local p = redis.call('XPENDING', stream, group, lo, hi, limit, consumer)
+  if #p < limit then
+    for _, e in ipairs(p) do owned[e[1]] = true end
+  else
+    for _, id in ipairs(ids) do
+      if #redis.call('XPENDING', stream, group, id, id, 1, consumer) > 0 then owned[id] = true end
+    end
+  end
 end
-local id = redis.call('INCR', KEYS[3])
-local fields = {'job', id}
-for i = 6, #ARGV do fields[#fields + 1] = ARGV[i] end
-fields[#fields + 1] = 'added'
-fields[#fields + 1] = now_ms()
-local delay = tonumber(ARGV[3])
-if dkey then redis.call('SET', dkey, 'pending:' .. id, 'PX', tonumber(ARGV[5]) + delay) end
-if delay > 0 then
-  fields[#fields + 1] = 'level'
-  fields[#fields + 1] = ARGV[2]
-  redis.call('HSET', prefix .. 'delayed:' .. id, unpack(fields))
-  redis.call('ZADD', KEYS[2], due_after(delay), id)
-else
-  redis.call('XADD', KEYS[1], '*', unpack(fields))
+local function finish_oks(streams, acked, stats, consumers, prefix, group, consumer, ttl, at)
+  local out = {}
+  local completed, deduplicated = 0, 0
+  local done_ids = {{}, {}, {}}
+  -- Which entries the consumer owns (J2): one XPENDING per stream over the listed range.
+  local listed, owned = {{}, {}, {}}, {{}, {}, {}}
+  local scan = at
+  while scan <= #ARGV do
+    local ids = listed[tonumber(ARGV[scan])]
+    ids[#ids + 1] = ARGV[scan + 1]
+    scan = scan + 5
+    for _ = 1, tonumber(ARGV[scan - 1]) do scan = scan + 1 + tonumber(ARGV[scan]) end
+  end
+  for level = 1, 3 do
+    if #listed[level] > 0 then owned_entries(streams[level], group, consumer, listed[level], owned[level]) end
+  end
+  while at <= #ARGV do
+    local level = tonumber(ARGV[at])
+    local entry, id, dedupe = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
+    local commands = tonumber(ARGV[at + 4])
+    at = at + 5
+    local first = at
+    for _ = 1, commands do at = at + 1 + tonumber(ARGV[at]) end
+    if not owned[level][entry] then
+      out[#out + 1] = {'lost'}
+    else
+      local dkey, duplicate, failed = nil, false, nil
+      if dedupe ~= '' then
+        dkey = prefix .. 'dedupe:' .. dedupe
+        local owner = redis.call('GET', dkey)
+        duplicate = owner and string.sub(owner, 1, 5) == 'done:'
+      end
+      if not duplicate then
+        local c = first
+        for _ = 1, commands do
+          local n = tonumber(ARGV[c])
+          local r = redis.pcall(unpack(ARGV, c + 1, c + n))
+          if type(r) == 'table' and r.err then
+            failed = r.err
+            break
+          end
+          c = c + 1 + n
+        end
+      end
+      if failed then
+        out[#out + 1] = {'failed', failed}
+      else
+        if dkey and not duplicate then redis.call('SET', dkey, 'done:' .. id, 'PX', ttl) end
+        local ids = done_ids[level]
+        ids[#ids + 1] = entry
+        completed = completed + 1
+        if duplicate then
+          deduplicated = deduplicated + 1
+          out[#out + 1] = {'duplicate'}
+        else
+          out[#out + 1] = {'ok'}
+        end
+      end
+    end
+  end
+  -- One XACK per stream (and a trim now and then), at the end.
+  for level = 1, 3 do
+    local ids = done_ids[level]
+    if #ids > 0 then retire(streams[level], acked[level], group, ids) end
+  end
+  for name, n in pairs({completed = completed, deduplicated = deduplicated}) do
+    if n > 0 then
+      redis.call('HINCRBY', stats, name, n)
+      redis.call('HINCRBY', consumers, consumer .. '|' .. name, n)
+    end
+  end
+  return out
 end
-return {1, id}
 "#
-);
+    };
+}
 
-/// FETCH — promote, then read (Q3).
+/// ADD — new jobs, one or a batch (Q2, Q3, Q5).
+///
+/// KEYS: the three level streams (high, normal, low), the delayed set, `seq`. ARGV: prefix,
+/// dedupe window ms, then per job: its level (1–3), delay ms, dedupe key (`''`: none), the
+/// number of entry arguments, and the entry's field/value pairs.
+///
+/// For each job in order: with a dedupe key that some job already owns (`pending:<id>` or
+/// `done:<id>`, possibly an earlier job of the same call), adds nothing and answers `0, id`.
+/// Otherwise takes the next id from `seq`, records the dedupe key as `pending:<id>` (for the
+/// delay plus the dedupe window), and puts the job in the delayed set (`delay > 0`, due at
+/// `ceil(now) + delay`) or at the end of its level stream; answers `1, id`. The answer is the
+/// flat list of those pairs. One call pays the script, `TIME` and `seq` once for all its jobs
+/// (a batch is a few hundred µs of server time at most: callers send at most 100 a call).
+const ADD: &str = r#"
+local prefix, ttl = ARGV[1], tonumber(ARGV[2])
+local names = {'high', 'normal', 'low'}
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ceil = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
+local last = tonumber(redis.call('GET', KEYS[5]) or '0')
+local added = 0
+local out = {}
+local at = 3
+while at <= #ARGV do
+  local level, delay, dedupe = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), ARGV[at + 2]
+  local n = tonumber(ARGV[at + 3])
+  local first = at + 4
+  at = first + n
+  local dkey, owner = nil, nil
+  if dedupe ~= '' then
+    dkey = prefix .. 'dedupe:' .. dedupe
+    owner = redis.call('GET', dkey)
+  end
+  if owner then
+    out[#out + 1] = 0
+    out[#out + 1] = tonumber(string.match(owner, '%d+$'))
+  else
+    added = added + 1
+    local id = last + added
+    if dkey then redis.call('SET', dkey, 'pending:' .. id, 'PX', ttl + delay) end
+    -- The entry's fields straight from ARGV (no table copied per job).
+    if delay > 0 then
+      local hkey = prefix .. 'delayed:' .. id
+      redis.call('HSET', hkey, 'job', id, 'added', now, 'level', names[level], unpack(ARGV, first, at - 1))
+      redis.call('ZADD', KEYS[4], now_ceil + delay, id)
+    else
+      redis.call('XADD', KEYS[level], '*', 'job', id, 'added', now, unpack(ARGV, first, at - 1))
+    end
+    out[#out + 1] = 1
+    out[#out + 1] = id
+  end
+end
+if added > 0 then redis.call('INCRBY', KEYS[5], added) end
+return out
+"#;
+
+/// FETCH — finish the round's successful jobs, promote, then read (Q1, Q3, Q5).
 ///
 /// KEYS: the three level streams (high, normal, low), the delayed set, the consumer's live
-/// key. ARGV: prefix, group, consumer, token, count, promotion limit.
+/// key, `stats`, `consumers`, the three `acked` counts. ARGV: prefix, group, consumer, token,
+/// count, promotion limit, dedupe window ms, then `ok` entries to finish first, listed as
+/// FINISH_OKS lists them.
 ///
+/// 0. `{'fenced'}` if another consumer holds the name. Finishes the listed entries as
+///    FINISH_OKS does (the consumer sends its round's finishes with its read: one script,
+///    one fence check a round).
 /// 1. Moves up to `limit` due jobs from the delayed set to the end of their level streams
 ///    (oldest due first).
 /// 2. Reads up to `count` new entries with `XREADGROUP … >`, all it can from the high stream
 ///    first, then normal, then low: a consumer with free slots always takes the highest level
 ///    waiting.
 /// 3. Answers `{'ok', ms until the next delayed job is due (-1: none), last id of each stream,
-///    entries…}`, each entry `{level, id, fields, deliveries, done}`. A consumer that got fewer
-///    than `count` has emptied every level; it then blocks in `XREAD` from those last ids, so
-///    any entry added after this script wakes it (none can slip in between: the script is
-///    atomic). A FETCH that got all it asked for skips the last ids and the next due time
-///    (`'0-0'`, -1): the consumer fetches again at once, and those are only read when short.
+///    the finished entries' statuses (as FINISH_OKS answers them), entries…}`, each entry
+///    `{level, id, fields, deliveries, done}`. A consumer that got fewer than `count` has
+///    emptied every level; it then blocks in `XREAD` from those last ids, so any entry added
+///    after this script wakes it (none can slip in between: the script is atomic). A FETCH
+///    that got all it asked for skips the last ids and the next due time (`'0-0'`, -1): the
+///    consumer fetches again at once, and those are only read when short.
 const FETCH: &str = concat!(
     lua_common!(),
+    lua_finish_oks!(),
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[5], ARGV[4]) then return {'fenced'} end
-local now = now_ms()
+local finished = {}
+if #ARGV >= 8 then
+  finished = finish_oks({KEYS[1], KEYS[2], KEYS[3]}, {KEYS[8], KEYS[9], KEYS[10]}, KEYS[6], KEYS[7], prefix, group, consumer, tonumber(ARGV[7]), 8)
+end
 local streams = {high = KEYS[1], normal = KEYS[2], low = KEYS[3]}
-local due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+-- The first delayed job first: with none (the usual case) there is nothing to promote and
+-- no clock to read.
+local now = nil
+local head = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+local due = {}
+if head[2] then
+  now = now_ms()
+  if tonumber(head[2]) <= now then
+    due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
+  end
+end
 for _, id in ipairs(due) do
   local hkey = prefix .. 'delayed:' .. id
   local flat = redis.call('HGETALL', hkey)
@@ -274,10 +451,12 @@ for _, id in ipairs(due) do
   redis.call('DEL', hkey)
   redis.call('ZREM', KEYS[4], id)
 end
-local out = {'ok', -1, '0-0', '0-0', '0-0'}
+local out = {'ok', -1, '0-0', '0-0', '0-0', finished}
 local want = tonumber(ARGV[5])
 for level = 1, 3 do
-  if want > 0 then
+  -- An empty level (the state of one never used, or trimmed empty) is skipped with XLEN, a
+  -- tenth of an empty XREADGROUP's cost.
+  if want > 0 and redis.call('XLEN', KEYS[level]) > 0 then
     local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', KEYS[level], '>')
     if r then
       for _, e in ipairs(r[1][2]) do
@@ -294,7 +473,8 @@ if want > 0 or tonumber(ARGV[5]) == 0 then
     local last = redis.call('XREVRANGE', KEYS[level], '+', '-', 'COUNT', 1)
     if last[1] then out[2 + level] = last[1][1] end
   end
-  local nxt = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES')
+  local nxt = head
+  if #due > 0 then nxt = redis.call('ZRANGE', KEYS[4], 0, 0, 'WITHSCORES') end
   if nxt[2] then
     local wait = tonumber(nxt[2]) - now
     if wait < 0 then wait = 0 end
@@ -308,13 +488,13 @@ return out
 /// FINISH — the end of one attempt (Q1, Q2, Q4, Q5).
 ///
 /// KEYS: the entry's level stream, the consumer's live key, the delayed set, the dead stream,
-/// `stats`, `consumers`. ARGV: prefix, group, consumer, token, entry id, mode, job id, dedupe
-/// key (`''`), dedupe window ms, retry delay ms, error, level name, then the effects (their
-/// count, then per command its argument count and arguments).
+/// `stats`, `consumers`, the level's `acked` count. ARGV: prefix, group, consumer, token,
+/// entry id, mode, job id, dedupe key (`''`), dedupe window ms, retry delay ms, error, level
+/// name, then the effects (their count, then per command its argument count and arguments).
 ///
 /// First `fenced` / `lost` unless the consumer still owns the entry (J2). Then by mode:
 /// - `ok`: unless the dedupe key is already `done:`, runs the effects and marks the key
-///   `done:<id>` for the dedupe window; acknowledges and deletes the entry; counts `completed`
+///   `done:<id>` for the dedupe window; acknowledges (retires) the entry; counts `completed`
 ///   (and `deduplicated` when the effects were skipped).
 /// - `retry`: acknowledges and deletes the entry, and adds the job again with `attempt + 1`
 ///   and the error — to the delayed set when there is a delay, else to the end of its stream;
@@ -353,7 +533,7 @@ if mode == 'ok' then
     end
     if dkey then redis.call('SET', dkey, 'done:' .. id, 'PX', tonumber(ARGV[9])) end
   end
-  forget()
+  retire(KEYS[1], KEYS[7], group, {entry})
   counted('completed')
   if duplicate then
     counted('deduplicated')
@@ -424,87 +604,24 @@ return {'dead'}
 /// round instead of once per job.
 ///
 /// KEYS: the three level streams (high, normal, low), the consumer's live key, `stats`,
-/// `consumers`. ARGV: prefix, group, consumer, token, dedupe window ms, then per entry: its
-/// level (1–3), entry id, job id, dedupe key (`''`), and its effects (as FINISH's).
+/// `consumers`, the three `acked` counts. ARGV: prefix, group, consumer, token, dedupe window
+/// ms, then per entry: its level (1–3), entry id, job id, dedupe key (`''`), and its effects
+/// (as FINISH's).
 ///
 /// `{'fenced'}` if another consumer holds the name. Otherwise, for each entry in order, what
 /// FINISH `ok` does — `{'lost'}` unless the consumer still owns it (J2); unless its dedupe key
-/// is done, runs its effects and marks the key done; acknowledges and deletes it — and answers
-/// one status per entry: `{'ok'}`, `{'duplicate'}`, `{'lost'}`, or `{'failed', error}` when one
-/// of its effects failed (the entry stays pending and unacknowledged; effects before the
-/// failing one ran, as in FINISH). The acknowledgements and deletions are made at the end, one
-/// `XACK` and one `XDEL` per stream, and the counters added once.
+/// is done, runs its effects and marks the key done; acknowledges it — and answers one status
+/// per entry: `{'ok'}`, `{'duplicate'}`, `{'lost'}`, or `{'failed', error}` when one of its
+/// effects failed (the entry stays pending and unacknowledged; effects before the failing one
+/// ran, as in FINISH). The acknowledgements are made at the end, one `retire` (one `XACK`) per
+/// stream, and the counters added once.
 const FINISH_OKS: &str = concat!(
     lua_common!(),
+    lua_finish_oks!(),
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
-local ttl = tonumber(ARGV[5])
-local out = {}
-local completed, deduplicated = 0, 0
-local done_ids = {{}, {}, {}}
-local at = 6
-while at <= #ARGV do
-  local level = tonumber(ARGV[at])
-  local stream = KEYS[level]
-  local entry, id, dedupe = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3]
-  local commands = tonumber(ARGV[at + 4])
-  at = at + 5
-  local first = at
-  for _ = 1, commands do at = at + 1 + tonumber(ARGV[at]) end
-  if #redis.call('XPENDING', stream, group, entry, entry, 1, consumer) == 0 then
-    out[#out + 1] = {'lost'}
-  else
-    local dkey, duplicate, failed = nil, false, nil
-    if dedupe ~= '' then
-      dkey = prefix .. 'dedupe:' .. dedupe
-      local owner = redis.call('GET', dkey)
-      duplicate = owner and string.sub(owner, 1, 5) == 'done:'
-    end
-    if not duplicate then
-      local c = first
-      for _ = 1, commands do
-        local n = tonumber(ARGV[c])
-        local r = redis.pcall(unpack(ARGV, c + 1, c + n))
-        if type(r) == 'table' and r.err then
-          failed = r.err
-          break
-        end
-        c = c + 1 + n
-      end
-    end
-    if failed then
-      out[#out + 1] = {'failed', failed}
-    else
-      if dkey and not duplicate then redis.call('SET', dkey, 'done:' .. id, 'PX', ttl) end
-      local ids = done_ids[level]
-      ids[#ids + 1] = entry
-      completed = completed + 1
-      if duplicate then
-        deduplicated = deduplicated + 1
-        out[#out + 1] = {'duplicate'}
-      else
-        out[#out + 1] = {'ok'}
-      end
-    end
-  end
-end
--- One XACK and one XDEL per stream: XDEL pays for finding the stream's new first entry
--- once per call, not once per entry.
-for level = 1, 3 do
-  local ids = done_ids[level]
-  if #ids > 0 then
-    redis.call('XACK', KEYS[level], group, unpack(ids))
-    redis.call('XDEL', KEYS[level], unpack(ids))
-  end
-end
-for name, n in pairs({completed = completed, deduplicated = deduplicated}) do
-  if n > 0 then
-    redis.call('HINCRBY', KEYS[5], name, n)
-    redis.call('HINCRBY', KEYS[6], consumer .. '|' .. name, n)
-  end
-end
-return out
+return finish_oks({KEYS[1], KEYS[2], KEYS[3]}, {KEYS[7], KEYS[8], KEYS[9]}, KEYS[5], KEYS[6], prefix, group, consumer, tonumber(ARGV[5]), 6)
 "#
 );
 
