@@ -2,7 +2,9 @@
 //! `add`/`load`/`store`/`compare_exchange` on an `Int32Array` vs the same `AtomicI32` method
 //! (goal ≤ 1.15x), and `notify` with nobody waiting vs one `fetch_add` (goal ≤ 3x). `load` also
 //! has an indexed `Vec<AtomicI32>` beside it: the same bounds check and pointer fetch as the
-//! view's, for scale.
+//! view's, for scale; and, beside the loop over one view, the loop over one `[AtomicI32]` with
+//! the same black-boxed index: the bare load has no index to read and check, the view's
+//! `load(view, i)` always has one.
 //!
 //! Each group holds a crate figure and its std peer, measured in the same run. The view and the
 //! index go through `black_box` so the bounds check cannot be hoisted out of the loop; `load`
@@ -55,9 +57,15 @@ fn load(c: &mut Criterion) {
         let cell = &std_cell;
         b.iter(|| cell.load(SeqCst))
     });
+    // The same work as the view's in a register: a black-boxed index checked against a
+    // length and added to a base pointer, both in registers, then the load.
+    let std_cells: Vec<AtomicI32> = (0..16).map(AtomicI32::new).collect();
+    group.bench_function("[AtomicI32][i].load, slice in a register", |b| {
+        let cells = &std_cells[..];
+        b.iter(|| cells[black_box(3)].load(SeqCst))
+    });
     // The same work as the view's (a bounds check of a black-boxed index, a base pointer
     // fetched, then the load), for scale: the goal is stated against the bare load above.
-    let std_cells: Vec<AtomicI32> = (0..16).map(AtomicI32::new).collect();
     group.bench_function("Vec<AtomicI32>[i].load", |b| {
         b.iter(|| black_box(&std_cells)[black_box(3)].load(SeqCst))
     });

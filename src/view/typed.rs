@@ -43,13 +43,12 @@ pub struct TypedArray<T: Element> {
     /// now is one relaxed load, not a walk through the buffer handle (`buffer` keeps the word
     /// alive). Every bounds check tests it first, so in a loop the compiler splits on it once.
     length_word: Option<LengthWord>,
-    /// Elements known to exist: a fixed view's length, or a tracking view's length when it
-    /// was made (views never shrink, so an index below it stays valid). A plain number, so the
-    /// common bounds check is one comparison for both kinds and a loop over the view compiles
-    /// like one over a slice; only a tracking view's index past it reads the length word.
-    /// (Plain fields rather than an enum: in a loop of stores the compiler reloads an enum's
-    /// payload after every store, but hoists a plain field.)
-    known_len: usize,
+    /// A fixed view's length; 0 for a tracking view, so that a comparison with it fails and
+    /// the check goes on to the length word. A plain number, so a fixed view's bounds check is
+    /// one comparison and a loop over the view compiles like one over a slice. (Plain fields
+    /// rather than an enum: in a loop of stores the compiler reloads an enum's payload after
+    /// every store, but hoists a plain field.)
+    fixed_len: usize,
     _element: PhantomData<fn() -> T>,
 }
 
@@ -131,14 +130,12 @@ impl<T: Element> TypedArray<T> {
         // exceeds the region's reserved size.
         let base = unsafe { buffer.region().ptr_at(byte_offset) };
         let length_word = length.is_none().then(|| buffer.length_word());
-        let known_len =
-            length.unwrap_or_else(|| Self::elements_between(byte_offset, buffer.byte_length()));
         TypedArray {
             buffer,
             base,
             byte_offset,
             length_word,
-            known_len,
+            fixed_len: length.unwrap_or(0),
             _element: PhantomData,
         }
     }
@@ -147,7 +144,7 @@ impl<T: Element> TypedArray<T> {
     #[inline(always)]
     pub fn len(&self) -> usize {
         match self.length_word {
-            None => self.known_len,
+            None => self.fixed_len,
             Some(word) => self.tracking_len(word),
         }
     }
@@ -194,7 +191,10 @@ impl<T: Element> TypedArray<T> {
     /// The checked location of element `index`: `Err(IndexOutOfRange)` past the end (V4, A4).
     #[inline]
     pub(crate) fn element(&self, index: usize) -> Result<ElementRef<'_, T>, Error> {
-        if !self.in_bounds(index) {
+        // A fixed view's length first: the atomics are mostly single accesses, for which this
+        // one comparison is the whole check (`in_bounds` tests the view's kind first, which
+        // pays in loops, not here). A tracking view's length there is 0: it goes on.
+        if !(index < self.fixed_len || self.in_bounds(index)) {
             return Err(Error::IndexOutOfRange {
                 index,
                 len: self.len(),
@@ -218,21 +218,26 @@ impl<T: Element> TypedArray<T> {
         T::from_bits(unsafe { self.base.load_element::<T::Bits>(index, Ordering::Relaxed) })
     }
 
-    /// Whether element `index` exists now: one plain comparison with the length known when
-    /// the view was made; past it, for a tracking view only, one relaxed load of the buffer's
-    /// length and one comparison. (Views never shrink, so an index found in bounds stays in
-    /// bounds.)
+    /// Whether element `index` exists now: for a fixed view one plain comparison with its
+    /// length; for a tracking view one relaxed load of this process's length of the buffer
+    /// and one comparison, and only if that fails a look at a process-shared header (another
+    /// process may have grown the buffer). (Views never shrink, so an index found in bounds
+    /// stays in bounds.)
+    ///
+    /// The kind is tested first: it never changes, so in a loop the compiler tests it once,
+    /// outside, and each kind's loop keeps one comparison per element (none at all in a fixed
+    /// view's `for i in 0..view.len()` where the compiler sees the view unchanged since
+    /// `len()`). A tracking view does not compare with the length it had when it was made
+    /// first: that saved a load only for indices below it, and cost every index past it a
+    /// second comparison and branch (a loop over such indices ran about 10% slower).
     #[inline(always)]
     fn in_bounds(&self, index: usize) -> bool {
         // The fields are read up front so that in a loop the compiler hoists them all (a read
         // in one branch would be repeated on every pass through it).
-        let (length_word, known_len, byte_offset) =
-            (self.length_word, self.known_len, self.byte_offset);
-        if index < known_len {
-            return true;
-        }
+        let (length_word, fixed_len, byte_offset) =
+            (self.length_word, self.fixed_len, self.byte_offset);
         match length_word {
-            None => false,
+            None => index < fixed_len,
             Some(word) => {
                 // SAFETY: `word` is this view's buffer's; `self.buffer` keeps it alive.
                 let seen = unsafe { word.load_local_relaxed() };
@@ -423,7 +428,7 @@ impl<T: Element> Clone for TypedArray<T> {
             base: self.base,
             byte_offset: self.byte_offset,
             length_word: self.length_word,
-            known_len: self.known_len,
+            fixed_len: self.fixed_len,
             _element: PhantomData,
         }
     }
