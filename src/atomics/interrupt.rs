@@ -1,4 +1,4 @@
-//! Interrupting a thread's blocking [`wait`](super::wait) from outside: the seam a worker's
+//! Interrupting a thread's blocking [`wait`](super::wait()) from outside: the seam a worker's
 //! `terminate()` uses (docs/semantics.md W3).
 //!
 //! Rust cannot kill a thread, so termination is cooperative: a thread installs an
