@@ -170,7 +170,8 @@ pub(super) enum Resolution {
 #[derive(Clone)]
 pub(crate) struct SlotRef {
     buffer: SharedBuffer,
-    index: usize,
+    /// Below `SLOT_COUNT`; a `u32` keeps the slot reference (inside every `Waiter`) two words.
+    index: u32,
     generation: u32,
 }
 
@@ -183,7 +184,7 @@ impl SlotRef {
 
     fn slot(&self) -> Slot<'_> {
         self.header()
-            .slot(self.index)
+            .slot(self.index as usize)
             .expect("a slot's index was checked when it was claimed")
     }
 
@@ -299,6 +300,7 @@ impl Claimed {
         offset: u64,
         link: u32,
     ) -> Option<Claimed> {
+        let short_index = u32::try_from(index).ok()?;
         let slot = header.slot(index)?;
         let state = slot.state().load(Ordering::Relaxed);
         if status(state) != FREE {
@@ -316,7 +318,7 @@ impl Claimed {
         raise_slots_used(header, index + 1);
         Some(Claimed(ManuallyDrop::new(SlotRef {
             buffer: buffer.clone(),
-            index,
+            index: short_index,
             generation,
         })))
     }
@@ -328,7 +330,7 @@ impl Claimed {
 
     /// The slot's index.
     pub(super) fn index(&self) -> usize {
-        self.0.index
+        self.0.index as usize
     }
 
     /// Queues the slot (the waiter's half of the handshake in the module docs): from here on
