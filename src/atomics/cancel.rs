@@ -20,6 +20,7 @@ use crate::shim::Arc;
 ///
 /// `None` (and nothing changes) for a timeout of a requeued waiter: a notify counted it when
 /// it moved it, so it no longer times out (see [`waiter_table::cancel`]).
+#[inline]
 pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: Outcome, wake: bool) -> Option<Outcome> {
     match waiter.process_slot() {
         // A wait on a process-shared buffer: decided in its slot, not in the table. This is
