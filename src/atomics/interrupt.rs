@@ -1,4 +1,4 @@
-//! Interrupting a thread's blocking [`wait`](super::wait) from outside: the seam a worker's
+//! Interrupting a thread's blocking [`wait`](super::wait()) from outside: the seam a worker's
 //! `terminate()` uses (docs/semantics.md W3).
 //!
 //! Rust cannot kill a thread, so termination is cooperative: a thread installs an
@@ -20,7 +20,7 @@
 //!   flag and cancels itself, or `interrupt()` finds it in the list.
 //! - Exactly one of "notified and counted" and "interrupted and not counted" happens: both go
 //!   through the waiter table, which decides under its bucket lock
-//!   ([`waiter_table::cancel`] leaves a waiter `notify` already took alone). Several
+//!   ([`cancel`] leaves a waiter `notify` already took alone). Several
 //!   interrupters cancelling one waiter are harmless for the same reason.
 //! - The blocked list never outlives a wait: the wait's [`Registration`] removes its waiter
 //!   from every list on drop, however the wait ends.
@@ -57,8 +57,9 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::rc::Rc;
 
-use super::waiter::{Outcome, Waiter};
-use super::waiter_table;
+use super::cancel::cancel;
+use super::outcome::Outcome;
+use super::waiter::Waiter;
 use crate::shim::{self, lock, Arc, AtomicBool, IdCounter, Mutex, Ordering};
 
 /// A handle that interrupts the blocking `atomics::wait` calls of every thread it is installed
@@ -115,7 +116,7 @@ impl Interrupter {
             std::mem::take(&mut *blocked)
         };
         for waiter in blocked {
-            waiter_table::cancel(&waiter, Outcome::Interrupted, true);
+            cancel(&waiter, Outcome::Interrupted, true);
         }
     }
 
@@ -266,7 +267,7 @@ impl Installed {
         };
         for interrupter in self.interrupters() {
             if !interrupter.join_blocked(waiter) {
-                waiter_table::cancel(waiter, Outcome::Interrupted, false);
+                cancel(waiter, Outcome::Interrupted, false);
                 break;
             }
         }

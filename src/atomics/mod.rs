@@ -14,11 +14,15 @@
 //!
 //! [`SharedBuffer::is_process_shared`]: crate::SharedBuffer::is_process_shared
 
+mod cancel;
 mod deadline;
 mod interrupt;
 mod ops;
+mod outcome;
 mod process_bridge;
+mod process_wait;
 mod process_waiters;
+mod requeue;
 mod spin;
 pub(crate) mod timer; // crate-visible for the loom hooks only
 mod wait;
@@ -26,14 +30,16 @@ mod wait_async;
 mod waiter;
 mod waiter_table;
 mod word;
+mod word_wait;
 
 pub use interrupt::{is_interrupted, InterruptGuard, Interrupter};
 pub use ops::{
     add, and, compare_exchange, exchange, is_lock_free, load, or, pause, store, sub, xor,
 };
-pub use wait::{notify, wait, WaitResult};
+pub use outcome::WaitResult;
+pub(crate) use requeue::RequeueTarget;
+pub use wait::{notify, wait};
 pub use wait_async::{wait_async, WaitAsync, WaitFuture};
-pub(crate) use waiter::RequeueTarget;
 #[doc(hidden)] // for the waiter_table bench only
 pub use waiter_table::waiter_bucket;
 pub(crate) use word::{SharedWord, SharedWords, Word};

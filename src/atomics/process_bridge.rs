@@ -26,8 +26,10 @@
 
 use std::time::{Duration, Instant};
 
+use super::cancel::cancel;
+use super::outcome::Outcome;
 use super::process_waiters::{offset_in, Claimed, Seen, SlotRef};
-use super::waiter::{wake_catching, Outcome, Waiter};
+use super::waiter::{wake_catching, Doorbell, Waiter};
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
@@ -95,8 +97,10 @@ pub(crate) fn enqueue<T: Waitable>(
                 return Err(error);
             }
         };
-        let slot = claimed.slot_ref().clone().with_bridge(Arc::clone(&bridge));
-        let waiter = Arc::new(Waiter::for_task(element.address()).in_process_slot(slot));
+        let slot = claimed.slot_ref().clone();
+        let doorbell: Box<dyn Doorbell> = Box::new(Arc::clone(&bridge));
+        let waiter =
+            Arc::new(Waiter::for_task(element.address()).in_process_slot(slot, Some(doorbell)));
         lock(&bridge.pending).waiters.push(Arc::clone(&waiter));
         if started {
             let serving = Arc::clone(&bridge);
@@ -118,9 +122,8 @@ pub(crate) fn enqueue<T: Waitable>(
     // From here on the waiter's slot is freed by whoever takes it off the doorbell's list.
     drop(claimed.publish().into_slot_ref());
     if element.load(Ordering::SeqCst) != expected {
-        let slot = waiter.process_slot().expect("a process-shared waiter");
-        let outcome = super::process_waiters::cancel(&waiter, slot, Outcome::Cancelled, false);
-        if outcome != Outcome::Notified {
+        let outcome = cancel(&waiter, Outcome::Cancelled, false);
+        if outcome != Some(Outcome::Notified) {
             return Ok(None);
         }
         // A notify took it before it could withdraw: it was queued then, and resolves `Ok`.
@@ -151,43 +154,6 @@ impl Bridge {
             doorbell.link().fetch_add(1, Ordering::Release);
             doorbell.link().futex_wake(1);
         }
-    }
-
-    /// Takes `waiter` (slot `slot`) off the list if it is still there, with `outcome`, freeing
-    /// its slot; returns its final outcome (the one set when it left the list). With `wake`,
-    /// its task is woken.
-    pub(super) fn finish(
-        &self,
-        waiter: &Arc<Waiter>,
-        slot: &SlotRef,
-        outcome: Outcome,
-        wake: bool,
-    ) -> Outcome {
-        let (removed, emptied) = {
-            let mut pending = lock(&self.pending);
-            match pending.waiters.iter().position(|w| Arc::ptr_eq(w, waiter)) {
-                Some(position) => {
-                    let removed = pending.waiters.swap_remove(position);
-                    removed.finish(outcome);
-                    slot.release();
-                    (Some(removed), pending.waiters.is_empty())
-                }
-                None => (None, false),
-            }
-        };
-        let outcome = if removed.is_some() {
-            outcome
-        } else {
-            waiter.outcome().unwrap_or(outcome)
-        };
-        drop(removed); // not the last reference (the caller holds one), and unlocked
-        if emptied {
-            self.poke(); // let the thread notice and end
-        }
-        if wake {
-            waiter.wake(false);
-        }
-        outcome
     }
 
     /// The doorbell thread: wakes the tasks whose slots left the queue, each time the doorbell
@@ -230,5 +196,42 @@ impl Bridge {
         }
         lock(&BRIDGES).retain(|bridge| !Arc::ptr_eq(bridge, &this));
         this.doorbell.release();
+    }
+}
+
+/// The seam through which a future's waiter reaches its bridge (`cancel.rs`).
+impl Doorbell for Arc<Bridge> {
+    fn finish(
+        &self,
+        waiter: &Arc<Waiter>,
+        slot: &SlotRef,
+        outcome: Outcome,
+        wake: bool,
+    ) -> Outcome {
+        let (removed, emptied) = {
+            let mut pending = lock(&self.pending);
+            match pending.waiters.iter().position(|w| Arc::ptr_eq(w, waiter)) {
+                Some(position) => {
+                    let removed = pending.waiters.swap_remove(position);
+                    removed.finish(outcome);
+                    slot.release();
+                    (Some(removed), pending.waiters.is_empty())
+                }
+                None => (None, false),
+            }
+        };
+        let outcome = if removed.is_some() {
+            outcome
+        } else {
+            waiter.outcome().unwrap_or(outcome)
+        };
+        drop(removed); // not the last reference (the caller holds one), and unlocked
+        if emptied {
+            self.poke(); // let the thread notice and end
+        }
+        if wake {
+            waiter.wake(false);
+        }
+        outcome
     }
 }

@@ -1,6 +1,10 @@
 //! `wait` and `notify` on process-shared buffers: a waiter table in the buffer's header, and a
 //! Linux futex per waiter (docs/semantics.md X2, X5).
 //!
+//! This file is the slots' protocol and `notify`; a blocked thread's side of `wait` is in
+//! `process_wait.rs`, a future's doorbell in `process_bridge.rs`. It depends on nothing else of
+//! the wait machinery, so the waiter (which carries its [`SlotRef`]) can sit above it.
+//!
 //! The in-process waiter table ([`super::waiter_table`]) cannot see a waiter in another
 //! process, and a bare futex on the watched value cannot give JavaScript's contract: the kernel
 //! does not say whom a wake reached (so `notify` could not count exactly, nor an interrupt end
@@ -79,17 +83,12 @@
 use std::mem::ManuallyDrop;
 
 use super::deadline::Deadline;
-use super::interrupt;
-use super::process_bridge::Bridge;
-use super::spin::spin_until;
-use super::timer;
-use super::wait::WaitResult;
-use super::waiter::{Outcome, Waiter};
+use super::outcome::Outcome;
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
 use crate::region::{current_process, process_exists, Header, Slot, SLOT_COUNT};
-use crate::shim::{fence, Arc, Ordering, Parked, LOOM};
+use crate::shim::{fence, Ordering, Parked, LOOM};
 use crate::view::ElementRef;
 
 const FREE: u32 = 0;
@@ -103,7 +102,7 @@ const CANCELLED: u32 = 7;
 const DOORBELL: u32 = 8;
 
 /// A blocked thread's slot has no doorbell: the notifier wakes the slot itself.
-const NO_LINK: u32 = u32::MAX;
+pub(super) const NO_LINK: u32 = u32::MAX;
 
 fn pack(status: u32, generation: u32) -> u64 {
     (u64::from(generation) << 32) | u64::from(status)
@@ -137,7 +136,7 @@ fn status_of(outcome: Outcome) -> u32 {
 }
 
 /// The error of a waiter whose slot another process overwrote.
-fn lost() -> Error {
+pub(super) fn lost() -> Error {
     Error::BadHeader {
         reason: "another process overwrote this waiter's slot".into(),
     }
@@ -166,15 +165,14 @@ pub(super) enum Resolution {
 }
 
 /// A claimed slot: the buffer (which keeps the mapping alive), the slot's index, and the
-/// generation it was claimed with. Carried by the [`Waiter`] of a process-shared wait, so that
+/// generation it was claimed with. Carried by the `Waiter` of a process-shared wait, so that
 /// interrupters and the timer can reach the slot.
 #[derive(Clone)]
 pub(crate) struct SlotRef {
     buffer: SharedBuffer,
-    index: usize,
+    /// Below `SLOT_COUNT`; a `u32` keeps the slot reference (inside every `Waiter`) two words.
+    index: u32,
     generation: u32,
-    /// The doorbell that serves a future's slot; `None` for a blocked thread.
-    bridge: Option<Arc<Bridge>>,
 }
 
 impl SlotRef {
@@ -186,15 +184,8 @@ impl SlotRef {
 
     fn slot(&self) -> Slot<'_> {
         self.header()
-            .slot(self.index)
+            .slot(self.index as usize)
             .expect("a slot's index was checked when it was claimed")
-    }
-
-    pub(super) fn with_bridge(self, bridge: Arc<Bridge>) -> SlotRef {
-        SlotRef {
-            bridge: Some(bridge),
-            ..self
-        }
     }
 
     /// What the slot holds now.
@@ -210,8 +201,9 @@ impl SlotRef {
         }
     }
 
-    /// Moves the slot out of the queue with status `to`, unless someone did first.
-    pub(super) fn resolve(&self, to: u32) -> Resolution {
+    /// Moves the slot out of the queue with outcome `to`, unless someone did first.
+    pub(super) fn resolve(&self, to: Outcome) -> Resolution {
+        let to = status_of(to);
         let state = self.slot().state();
         let mut current = state.load(Ordering::Acquire);
         loop {
@@ -235,7 +227,7 @@ impl SlotRef {
 
     /// Announces that the owner is about to sleep on the slot's futex (`WAITING → PARKED`);
     /// `false` if the slot is no longer `WAITING`.
-    fn announce_park(&self) -> bool {
+    pub(super) fn announce_park(&self) -> bool {
         self.slot()
             .state()
             .compare_exchange(
@@ -248,12 +240,12 @@ impl SlotRef {
 
     /// Sleeps on the slot's futex while it is `PARKED` (any generation: a peer's scribbling
     /// only ends the sleep early), until `deadline`.
-    fn sleep(&self, deadline: Deadline) -> Parked {
+    pub(super) fn sleep(&self, deadline: Deadline) -> Parked {
         self.slot().status().futex_wait(PARKED, deadline.instant())
     }
 
     /// Wakes the owner if it sleeps on the slot's futex.
-    fn wake_owner(&self) -> usize {
+    pub(super) fn wake_owner(&self) -> usize {
         self.slot().status().futex_wake(1)
     }
 
@@ -308,6 +300,7 @@ impl Claimed {
         offset: u64,
         link: u32,
     ) -> Option<Claimed> {
+        let short_index = u32::try_from(index).ok()?;
         let slot = header.slot(index)?;
         let state = slot.state().load(Ordering::Relaxed);
         if status(state) != FREE {
@@ -325,9 +318,8 @@ impl Claimed {
         raise_slots_used(header, index + 1);
         Some(Claimed(ManuallyDrop::new(SlotRef {
             buffer: buffer.clone(),
-            index,
+            index: short_index,
             generation,
-            bridge: None,
         })))
     }
 
@@ -338,7 +330,7 @@ impl Claimed {
 
     /// The slot's index.
     pub(super) fn index(&self) -> usize {
-        self.0.index
+        self.0.index as usize
     }
 
     /// Queues the slot (the waiter's half of the handshake in the module docs): from here on
@@ -400,7 +392,7 @@ impl Queued {
 impl Drop for Queued {
     fn drop(&mut self) {
         if let Seen::Queued { .. } = self.0.seen() {
-            self.0.resolve(CANCELLED);
+            self.0.resolve(Outcome::Cancelled);
         }
         self.0.release();
         // SAFETY: dropped once, here.
@@ -453,148 +445,6 @@ pub(super) fn offset_in<T: Waitable>(buffer: &SharedBuffer, element: &ElementRef
     // SAFETY: offset 0 is within every region.
     let base = unsafe { buffer.region().ptr_at(0) }.address();
     (element.address() - base) as u64
-}
-
-/// [`super::wait()`] on a process-shared buffer whose header is `header`.
-pub(crate) fn wait<T: Waitable>(
-    buffer: &SharedBuffer,
-    header: &Header,
-    element: ElementRef<'_, T>,
-    expected: T,
-    deadline: Deadline,
-) -> Result<WaitResult, Error> {
-    let interrupters = interrupt::installed();
-    if interrupters.any_interrupted() {
-        return Err(Error::Terminated);
-    }
-    if element.load(Ordering::SeqCst) != expected {
-        return Ok(WaitResult::NotEqual);
-    }
-    let offset = offset_in(buffer, &element);
-    let queued = Claimed::new(buffer, header, offset, NO_LINK)?.publish();
-    if element.load(Ordering::SeqCst) != expected {
-        // Withdraw, unless a notify took the slot in the meantime (module docs).
-        return match queued.slot_ref().resolve(CANCELLED) {
-            Resolution::Already(Outcome::Notified) => Ok(WaitResult::Ok),
-            Resolution::Lost => Err(lost()),
-            _ => Ok(WaitResult::NotEqual),
-        };
-    }
-    let waiter = Arc::new(
-        Waiter::for_current_thread(element.address()).in_process_slot(queued.slot_ref().clone()),
-    );
-    let registration = interrupters.register(&waiter);
-    // Natively the thread times itself out; under loom a model thread plays the clock.
-    let timer_entry = match deadline {
-        Deadline::At(at) => timer::schedule_blocking(at, &waiter),
-        _ => None,
-    };
-    let outcome = block(queued.slot_ref(), deadline, &interrupters);
-    if let Some(entry) = timer_entry {
-        timer::unschedule(entry);
-    }
-    drop(registration);
-    drop(queued);
-    match outcome? {
-        Outcome::Notified => Ok(WaitResult::Ok),
-        Outcome::Interrupted => Err(Error::Terminated),
-        Outcome::TimedOut | Outcome::Cancelled => Ok(WaitResult::TimedOut),
-    }
-}
-
-/// Waits until the slot is out of the queue, timing it out at `deadline`: spins on the slot
-/// briefly, then sleeps on its futex.
-///
-/// Any process may notify, but only this one interrupts or times out its own waits, so an
-/// outcome other than `Notified` that this wait did not cause (none of its interrupters fired,
-/// its deadline has not passed) was written by another process: `Err(BadHeader)`, not an
-/// `Err(Terminated)` or a `TimedOut` made up by garbage (docs/semantics.md X5).
-fn block(
-    slot: &SlotRef,
-    deadline: Deadline,
-    interrupters: &interrupt::Installed,
-) -> Result<Outcome, Error> {
-    let check = |outcome: Outcome| {
-        let caused = match outcome {
-            Outcome::Notified => true,
-            Outcome::Interrupted => interrupters.any_interrupted(),
-            // Under loom the model's timer times waits out, whatever the clock says.
-            Outcome::TimedOut => LOOM || deadline.has_passed(),
-            Outcome::Cancelled => false,
-        };
-        if caused {
-            Ok(outcome)
-        } else {
-            Err(lost())
-        }
-    };
-    let probe = || match slot.seen() {
-        Seen::Queued { .. } => None,
-        Seen::Resolved(outcome) => Some(check(outcome)),
-        Seen::Lost => Some(Err(lost())),
-    };
-    if let Some(ended) = spin_until(probe, deadline) {
-        return ended;
-    }
-    loop {
-        match slot.seen() {
-            Seen::Resolved(outcome) => return check(outcome),
-            Seen::Lost => return Err(lost()),
-            Seen::Queued { parked } => {
-                if deadline == Deadline::Expired {
-                    return time_out(slot, check);
-                }
-                if !parked && !slot.announce_park() {
-                    continue; // resolved meanwhile (or lost): look again
-                }
-                if slot.sleep(deadline) == Parked::DeadlinePassed {
-                    return time_out(slot, check);
-                }
-                // Woken, or a spurious return: look again.
-            }
-        }
-    }
-}
-
-/// Times the slot out, unless something else took it out first (then that outcome stands,
-/// if `check` accepts it).
-fn time_out(
-    slot: &SlotRef,
-    check: impl Fn(Outcome) -> Result<Outcome, Error>,
-) -> Result<Outcome, Error> {
-    match slot.resolve(TIMED_OUT) {
-        Resolution::Resolved { .. } => Ok(Outcome::TimedOut),
-        Resolution::Already(outcome) => check(outcome),
-        Resolution::Lost => Err(lost()),
-    }
-}
-
-/// Takes `waiter` (whose slot is `slot`) out of the queue with `outcome`, unless a notify
-/// already did (then `Notified`, and the caller must report `Ok`): how an interrupter, the
-/// timer or a dropped future ends a process-shared wait. With `wake`, a future's task is woken.
-pub(crate) fn cancel(
-    waiter: &Arc<Waiter>,
-    slot: &SlotRef,
-    outcome: Outcome,
-    wake: bool,
-) -> Outcome {
-    let resolution = slot.resolve(status_of(outcome));
-    let outcome = match resolution {
-        Resolution::Resolved { .. } | Resolution::Lost => outcome,
-        Resolution::Already(first) => first,
-    };
-    match &slot.bridge {
-        Some(bridge) => bridge.finish(waiter, slot, outcome, wake),
-        None => {
-            if matches!(
-                resolution,
-                Resolution::Resolved { was_parked: true } | Resolution::Lost
-            ) {
-                slot.wake_owner();
-            }
-            outcome
-        }
-    }
 }
 
 /// [`super::notify`] on a process-shared buffer: wakes up to `count` waiters on byte `offset`,

@@ -28,7 +28,8 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use super::deadline::Deadline;
-use super::waiter::{Outcome, Waiter};
+use super::outcome::Outcome;
+use super::waiter::Waiter;
 use crate::shim::{self, LOOM};
 
 /// A budget below this is zero: the spin could only catch a partner that is already running.

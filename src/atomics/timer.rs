@@ -28,8 +28,9 @@ mod clock {
     use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
     use std::time::Instant;
 
-    use crate::atomics::waiter::{Outcome, Waiter};
-    use crate::atomics::waiter_table;
+    use crate::atomics::cancel::cancel;
+    use crate::atomics::outcome::Outcome;
+    use crate::atomics::waiter::Waiter;
     use crate::error::Error;
     use crate::shim::lock;
 
@@ -107,7 +108,7 @@ mod clock {
     fn time_out(waiter: Weak<Waiter>) {
         let _ = panic::catch_unwind(AssertUnwindSafe(move || {
             if let Some(waiter) = waiter.upgrade() {
-                waiter_table::cancel(&waiter, Outcome::TimedOut, true);
+                cancel(&waiter, Outcome::TimedOut, true);
             }
         }));
     }
@@ -146,8 +147,9 @@ mod clock {
 
 #[cfg(loom)]
 mod model {
-    use crate::atomics::waiter::{Outcome, Waiter};
-    use crate::atomics::waiter_table;
+    use crate::atomics::cancel::cancel;
+    use crate::atomics::outcome::Outcome;
+    use crate::atomics::waiter::Waiter;
     use crate::error::Error;
     use crate::shim::{lock, Arc, Mutex};
 
@@ -187,7 +189,7 @@ mod model {
     pub(crate) fn fire_timeouts() {
         let pending = std::mem::take(&mut *lock(&PENDING));
         for waiter in pending {
-            waiter_table::cancel(&waiter, Outcome::TimedOut, true);
+            cancel(&waiter, Outcome::TimedOut, true);
         }
     }
 }

@@ -9,27 +9,19 @@ use std::time::Duration;
 
 use super::deadline::Deadline;
 use super::interrupt;
+use super::outcome::{Outcome, WaitResult};
+use super::process_wait;
 use super::process_waiters;
+use super::requeue::RequeueTarget;
 use super::spin::spin_for_outcome;
 use super::timer;
-use super::waiter::{Outcome, RequeueTarget, Waiter};
+use super::waiter::Waiter;
 use super::waiter_table;
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
 use crate::shim::{self, Arc, Ordering::SeqCst, Parked};
 use crate::view::{ElementRef, TypedArray};
-
-/// How a [`wait`] ended (JavaScript's `"ok"`, `"not-equal"`, `"timed-out"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum WaitResult {
-    /// Woken by [`notify`], which counted this waiter.
-    Ok,
-    /// The element did not hold the expected value; the call did not wait.
-    NotEqual,
-    /// The timeout passed before any `notify` reached this waiter.
-    TimedOut,
-}
 
 /// `Atomics.wait`: if element `index` equals `expected`, sleeps until [`notify`] wakes this
 /// waiter (`Ok`) or `timeout` passes (`TimedOut`); otherwise returns `NotEqual` at once (A6).
@@ -93,7 +85,7 @@ pub fn wait<T: Waitable>(
 
 /// [`wait`] on a checked element of `buffer` until `deadline`: the one implementation behind
 /// `wait` and the crate's own blocking loops (ports, worker lifecycle; see `word.rs`). A
-/// process-shared buffer's waiters live in its header (`process_waiters.rs`).
+/// process-shared buffer's waiters live in its header (`process_wait.rs`).
 #[inline]
 pub(crate) fn wait_in<T: Waitable>(
     buffer: &SharedBuffer,
@@ -102,7 +94,7 @@ pub(crate) fn wait_in<T: Waitable>(
     deadline: Deadline,
 ) -> Result<WaitResult, Error> {
     match buffer.process_shared() {
-        Some(header) => process_waiters::wait(buffer, header, element, expected, deadline),
+        Some(header) => process_wait::wait(buffer, header, element, expected, deadline),
         None => wait_at(element, expected, deadline),
     }
 }

@@ -12,11 +12,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use super::cancel::cancel;
 use super::deadline::Deadline;
+use super::outcome::{Outcome, WaitResult};
 use super::process_bridge;
 use super::timer::{self, TimerEntry};
-use super::wait::WaitResult;
-use super::waiter::{Outcome, Waiter};
+use super::waiter::Waiter;
 use super::waiter_table;
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
@@ -110,7 +111,7 @@ pub fn wait_async<T: Waitable>(
         Deadline::At(at) => match timer::schedule(at, &waiter) {
             Ok(entry) => Some(entry),
             Err(error) => {
-                waiter_table::cancel(&waiter, Outcome::Cancelled, false);
+                cancel(&waiter, Outcome::Cancelled, false);
                 return Err(error);
             }
         },
@@ -160,7 +161,7 @@ impl Drop for WaitFuture {
             return;
         }
         if let State::Waiting { waiter, timer, .. } = &mut self.0 {
-            waiter_table::cancel(waiter, Outcome::Cancelled, false);
+            cancel(waiter, Outcome::Cancelled, false);
             if let Some(entry) = timer.take() {
                 timer::unschedule(entry);
             }

@@ -17,41 +17,15 @@ use std::any::Any;
 use std::panic::{self, AssertUnwindSafe};
 use std::task::Waker;
 
+use super::outcome::Outcome;
 use super::process_waiters::SlotRef;
-use super::word::{SharedWord, Word};
+use super::requeue::RequeueTarget;
 use crate::shim::{lock, thread, Arc, AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering, LOOM};
-
-/// How a waiter left the waiter table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub(crate) enum Outcome {
-    /// Removed by `notify` and counted by it.
-    Notified = 2,
-    /// Removed because its timeout passed.
-    TimedOut = 3,
-    /// Removed because its thread's [`Interrupter`](super::Interrupter) fired.
-    Interrupted = 4,
-    /// Removed because its future was dropped.
-    Cancelled = 5,
-}
 
 /// State word: in the table, not parked (the thread may be spinning, or the waiter is a future).
 const QUEUED: u32 = 0;
 /// State word: in the table, and its thread is parked or about to park: a wake must unpark it.
 const PARKED: u32 = 1;
-
-impl Outcome {
-    /// The outcome a state word holds, or `None` while the waiter is still in the table.
-    fn of_state(state: u32) -> Option<Outcome> {
-        match state {
-            2 => Some(Outcome::Notified),
-            3 => Some(Outcome::TimedOut),
-            4 => Some(Outcome::Interrupted),
-            5 => Some(Outcome::Cancelled),
-            _ => None,
-        }
-    }
-}
 
 /// How a waiter is woken once its outcome is set.
 enum Wake {
@@ -59,35 +33,6 @@ enum Wake {
     Thread(thread::Thread),
     /// A pending future: the waker from its latest poll.
     Task(Mutex<Option<Waker>>),
-}
-
-/// Where a `notify` may move a condition variable's waiter instead of waking it: onto the
-/// waiters of the mutex it will lock next, whose unlock then wakes it (see
-/// `waiter_table::notify`). Private buffers only: a process-shared wait never carries one.
-pub(crate) struct RequeueTarget {
-    /// The word whose waiters a moved waiter joins (a mutex's state word), kept alive here.
-    word: SharedWord<u32>,
-    /// Called by the waiter table with both buckets locked, before it moves `n` waiters onto
-    /// `word`: counts them in the word and returns `true` if they may move (the mutex is held,
-    /// so its unlock will wake one), else returns `false` and they are woken instead.
-    accept: fn(Word<'_, u32>, u32) -> bool,
-}
-
-impl RequeueTarget {
-    /// Waiters may move onto `word` when `accept` says so.
-    pub(crate) fn new(word: SharedWord<u32>, accept: fn(Word<'_, u32>, u32) -> bool) -> Self {
-        RequeueTarget { word, accept }
-    }
-
-    /// The key of the target word's waiter list.
-    pub(crate) fn key(&self) -> usize {
-        self.word.get().address()
-    }
-
-    /// Asks the target to count `n` waiters moving onto it (see [`RequeueTarget::accept`]).
-    pub(crate) fn accept(&self, n: u32) -> bool {
-        (self.accept)(self.word.get(), n)
-    }
 }
 
 /// One entry of the waiter table.
@@ -109,6 +54,19 @@ pub(crate) struct Waiter {
     /// outcome is decided instead of in the waiter table (`process_waiters.rs`). The waiter
     /// itself then only carries the wait's registration with its interrupters and the timer.
     process_slot: Option<SlotRef>,
+    /// For a future waiting on a process-shared buffer: the doorbell that serves it.
+    doorbell: Option<Box<dyn Doorbell>>,
+}
+
+/// The doorbell that serves the futures of one process-shared buffer in this process
+/// (`process_bridge.rs`), as its waiters see it: a seam, so that the waiter (below) can hand a
+/// cancel to the bridge (above, it holds waiters) without depending on it.
+pub(crate) trait Doorbell: Send + Sync {
+    /// Takes `waiter` (slot `slot`) off the doorbell's list if it is still there, with
+    /// `outcome`, freeing its slot; returns its final outcome (the one set when it left the
+    /// list). With `wake`, its task is woken.
+    fn finish(&self, waiter: &Arc<Waiter>, slot: &SlotRef, outcome: Outcome, wake: bool)
+        -> Outcome;
 }
 
 impl Waiter {
@@ -122,6 +80,7 @@ impl Waiter {
             slot: AtomicUsize::new(0),
             wake: Wake::Thread(thread::current()),
             process_slot: None,
+            doorbell: None,
         }
     }
 
@@ -135,14 +94,20 @@ impl Waiter {
             slot: AtomicUsize::new(0),
             wake: Wake::Task(Mutex::new(None)),
             process_slot: None,
+            doorbell: None,
         }
     }
 
     /// This waiter, waiting in `slot` of a process-shared buffer's header instead of in the
-    /// waiter table.
-    pub(crate) fn in_process_slot(self, slot: SlotRef) -> Waiter {
+    /// waiter table; a future's `doorbell` serves it (`None` for a blocked thread).
+    pub(crate) fn in_process_slot(
+        self,
+        slot: SlotRef,
+        doorbell: Option<Box<dyn Doorbell>>,
+    ) -> Waiter {
         Waiter {
             process_slot: Some(slot),
+            doorbell,
             ..self
         }
     }
@@ -184,6 +149,11 @@ impl Waiter {
     #[inline]
     pub(crate) fn process_slot(&self) -> Option<&SlotRef> {
         self.process_slot.as_ref()
+    }
+
+    /// The doorbell that serves a future waiting on a process-shared buffer.
+    pub(crate) fn doorbell(&self) -> Option<&dyn Doorbell> {
+        self.doorbell.as_deref()
     }
 
     /// The outcome, or `None` while the waiter is still in the table.

@@ -47,8 +47,9 @@ use std::any::Any;
 use std::panic;
 
 use self::address_lists::AddressLists;
-use super::process_waiters;
-use super::waiter::{wake_catching, Outcome, RequeueTarget, Waiter};
+use super::outcome::Outcome;
+use super::requeue::RequeueTarget;
+use super::waiter::{wake_catching, Waiter};
 use crate::element::Waitable;
 use crate::error::Error;
 use crate::shim::{self, fence, lock, Arc, AtomicUsize, Mutex, MutexGuard, Ordering, LOOM};
@@ -263,8 +264,9 @@ fn lock_bucket_of(waiter: &Waiter) -> (&'static Bucket, MutexGuard<'static, Addr
     }
 }
 
-/// Takes `waiter` out of the table with `outcome` (timed out, interrupted, cancelled) unless
-/// `notify` already did. Returns the waiter's final outcome: `outcome`, or `Notified` when the
+/// Takes `waiter`, which waits in this table (not in a process-shared buffer's slot: those are
+/// cancelled through `cancel.rs`), out of the table with `outcome` (timed out,
+/// interrupted, cancelled) unless `notify` already did. Returns the waiter's final outcome: `outcome`, or `Notified` when the
 /// notify won the race (then it was counted, and the caller must report `Ok`). With `wake`, the
 /// waiter's thread or task is woken (used when someone other than the waiter cancels it); a
 /// panicking waker unwinds out of here, with the waiter already out of the table.
@@ -272,11 +274,6 @@ fn lock_bucket_of(waiter: &Waiter) -> (&'static Bucket, MutexGuard<'static, Addr
 /// `None` (and nothing changes) for a timeout of a requeued waiter: a notify counted it when
 /// it moved it, so it no longer times out; only its mutex's unlock or an interrupt end its wait.
 pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: Outcome, wake: bool) -> Option<Outcome> {
-    if let Some(slot) = waiter.process_slot() {
-        // A wait on a process-shared buffer: decided in its slot, not in this table. This is
-        // how interrupters and the timer, which only know waiters, reach such a wait.
-        return Some(process_waiters::cancel(waiter, slot, outcome, wake));
-    }
     let (removed, unpark) = {
         let (bucket, mut waiters) = lock_bucket_of(waiter);
         if !waiter.is_queued() {

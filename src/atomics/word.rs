@@ -12,14 +12,11 @@
 //!
 //! A [`Word`] mirrors std's atomic integers (`load`, `store`, `swap`, `fetch_*`,
 //! `compare_exchange` returning `Result`, each with an explicit `Ordering`), plus
-//! [`Word::wait_until`] and [`Word::notify`].
+//! [`Word::wait_until`] and [`Word::notify`] (in `word_wait.rs`, so that the words themselves
+//! depend on nothing of the wait machinery: a condition variable's requeue target is a word).
 
 use std::marker::PhantomData;
-use std::time::Instant;
 
-use super::deadline::Deadline;
-use super::wait::{notify_in, wait_in, wait_requeueable, WaitResult};
-use super::waiter::RequeueTarget;
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
@@ -181,24 +178,19 @@ impl<T: Waitable> Word<'_, T> {
             Err(old)
         }
     }
+}
 
-    /// `atomics::wait` on this word until `deadline` (`None`: forever): `NotEqual` at once
-    /// unless it holds `expected`; `Err(Terminated)` if the thread's interrupter fires. In a
-    /// process-shared buffer, also `Err(TooManyWaiters)` or `Err(BadHeader)` (see
-    /// [`super::wait()`]); a protocol that waits on a peer process must pass a deadline and
-    /// check that the peer is alive when it passes (docs/semantics.md X5).
-    pub(crate) fn wait_until(
-        self,
-        expected: T,
-        deadline: Option<Instant>,
-    ) -> Result<WaitResult, Error> {
-        wait_in(self.1, self.0, expected, Deadline::until(deadline))
+impl<'a, T: Waitable> Word<'a, T> {
+    /// The checked element (for the blocking half, `word_wait.rs`).
+    #[inline(always)]
+    pub(super) fn element(self) -> ElementRef<'a, T> {
+        self.0
     }
 
-    /// `atomics::notify` on this word: wakes up to `count` waiters (`None`: all), oldest first;
-    /// returns how many it woke (in every process, for a process-shared buffer).
-    pub(crate) fn notify(self, count: Option<usize>) -> usize {
-        notify_in(self.1, self.0, count.unwrap_or(usize::MAX))
+    /// The buffer the word lives in, whose kind decides how it waits.
+    #[inline(always)]
+    pub(super) fn memory(self) -> &'a SharedBuffer {
+        self.1
     }
 }
 
@@ -206,17 +198,5 @@ impl Word<'_, u32> {
     /// The word's absolute address: the key of its waiter list (docs/semantics.md A10).
     pub(crate) fn address(self) -> usize {
         self.0.address()
-    }
-
-    /// [`wait_until`](Word::wait_until) for a condition variable's waiter, which a `notify` may
-    /// move onto `target`'s waiters (its mutex) instead of waking it; the `bool` says whether it
-    /// did (see `wait::wait_requeueable`).
-    pub(crate) fn wait_requeueable(
-        self,
-        expected: u32,
-        deadline: Option<Instant>,
-        target: RequeueTarget,
-    ) -> (Result<WaitResult, Error>, bool) {
-        wait_requeueable(self.1, self.0, expected, Deadline::until(deadline), target)
     }
 }

@@ -7,7 +7,8 @@
 //! ([`Waiter::slot`]), so cancelling it unlinks it without searching, and notifying an address
 //! takes its oldest waiters without looking at anyone else's. Vacant slots form a free list
 //! threaded through the slab itself, so neither taking a waiter out nor putting one back in a
-//! vacated slot allocates.
+//! vacated slot allocates. A slot is three words (the waiter and two links), so neighbours
+//! that sit close in the slab share cache lines.
 //!
 //! Invariants (this is plain data: the bucket's lock guards it, and every method keeps them):
 //! - L1: `ends` has an entry exactly for the addresses with at least one waiter here.
@@ -22,7 +23,6 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::mem;
 
 use crate::atomics::waiter::Waiter;
 use crate::shim::Arc;
@@ -31,22 +31,27 @@ use crate::shim::Arc;
 #[derive(Default)]
 pub(super) struct AddressLists {
     slots: Vec<Slot>,
-    /// The first vacant slot; the others follow through `Slot::Vacant::next_free`.
+    /// The first vacant slot; the others follow through their `newer` links.
     free: Option<usize>,
     /// Oldest and newest waiter of each address that has waiters here (L1).
     ends: HashMap<usize, Ends, BuildHasherDefault<AddressHasher>>,
 }
 
-enum Slot {
-    Occupied(Entry),
-    Vacant { next_free: Option<usize> },
-}
+/// A link that names no slot: the end of a list (or of the free list).
+const NO_SLOT: usize = usize::MAX;
 
-/// A queued waiter and its neighbours on the same address.
-struct Entry {
-    waiter: Arc<Waiter>,
-    older: Option<usize>,
-    newer: Option<usize>,
+/// One slot of the slab: a queued waiter and its neighbours on the same address, or a vacant
+/// slot. Three words (an enum of `Option<usize>` links took five): unlinking a waiter touches
+/// its own slot and one link of each neighbour, and the smaller the slots, the more often
+/// those neighbours share a cache line with it. A link is a slot index, or [`NO_SLOT`]
+/// (never an index: a `Vec` of 24-byte slots cannot have `usize::MAX` of them).
+struct Slot {
+    /// The queued waiter; `None` while the slot is vacant.
+    waiter: Option<Arc<Waiter>>,
+    /// The older neighbour's slot (`NO_SLOT`: the oldest). Meaningless while vacant.
+    older: usize,
+    /// The newer neighbour's slot (`NO_SLOT`: the newest); while vacant, the next vacant slot.
+    newer: usize,
 }
 
 /// Slots of the oldest and newest waiter of one address.
@@ -55,19 +60,23 @@ struct Ends {
     newest: usize,
 }
 
+fn link(slot: Option<usize>) -> usize {
+    slot.unwrap_or(NO_SLOT)
+}
+
+fn slot_of(link: usize) -> Option<usize> {
+    (link != NO_SLOT).then_some(link)
+}
+
 impl AddressLists {
     /// Appends `waiter` to the list of its address (`waiter.key()`).
     pub(super) fn push_back(&mut self, waiter: Arc<Waiter>) {
         let key = waiter.key();
         let older = self.ends.get(&key).map(|ends| ends.newest);
-        let slot = self.occupy(Entry {
-            waiter,
-            older,
-            newer: None,
-        });
+        let slot = self.occupy(waiter, older);
         match older {
             Some(older) => {
-                self.entry_mut(older).newer = Some(slot);
+                self.occupied_mut(older).newer = slot;
                 self.ends_mut(key).newest = slot;
             }
             None => {
@@ -91,19 +100,17 @@ impl AddressLists {
     /// The oldest waiter of address `key`, left in place.
     pub(super) fn front(&self, key: usize) -> Option<&Arc<Waiter>> {
         let oldest = self.ends.get(&key)?.oldest;
-        match &self.slots[oldest] {
-            Slot::Occupied(entry) => Some(&entry.waiter),
-            Slot::Vacant { .. } => unreachable!("L2: ends name occupied slots"),
+        match &self.slots[oldest].waiter {
+            Some(waiter) => Some(waiter),
+            None => unreachable!("L2: ends name occupied slots"),
         }
     }
 
     /// Takes `waiter` out of its address's list; `None` if it is not held here.
     pub(super) fn remove(&mut self, waiter: &Waiter) -> Option<Arc<Waiter>> {
         let slot = waiter.slot();
-        match self.slots.get(slot) {
-            Some(Slot::Occupied(entry)) if std::ptr::eq(Arc::as_ptr(&entry.waiter), waiter) => {
-                Some(self.unlink(slot))
-            }
+        match self.slots.get(slot).and_then(|slot| slot.waiter.as_ref()) {
+            Some(held) if std::ptr::eq(Arc::as_ptr(held), waiter) => Some(self.unlink(slot)),
             _ => None,
         }
     }
@@ -111,51 +118,52 @@ impl AddressLists {
     /// Every waiter held here, in no particular order.
     #[allow(dead_code)] // used by the loom hooks only
     pub(super) fn iter(&self) -> impl Iterator<Item = &Arc<Waiter>> {
-        self.slots.iter().filter_map(|slot| match slot {
-            Slot::Occupied(entry) => Some(&entry.waiter),
-            Slot::Vacant { .. } => None,
-        })
+        self.slots.iter().filter_map(|slot| slot.waiter.as_ref())
     }
 
-    /// Puts `entry` in a vacant slot (the free list's first, else a new one at the end) and
-    /// tells its waiter where it is (L4). Links are the caller's business.
-    fn occupy(&mut self, entry: Entry) -> usize {
+    /// Puts `waiter` in a vacant slot (the free list's first, else a new one at the end), after
+    /// `older`, and tells it where it is (L4). The neighbours' links are the caller's business.
+    fn occupy(&mut self, waiter: Arc<Waiter>, older: Option<usize>) -> usize {
         let slot = match self.free {
             Some(slot) => {
-                self.free = match self.slots[slot] {
-                    Slot::Vacant { next_free } => next_free,
-                    Slot::Occupied(_) => unreachable!("L3: the free list holds vacant slots"),
-                };
+                let vacant = &self.slots[slot];
+                if vacant.waiter.is_some() {
+                    unreachable!("L3: the free list holds vacant slots");
+                }
+                self.free = slot_of(vacant.newer);
                 slot
             }
             None => {
-                self.slots.push(Slot::Vacant { next_free: None });
+                self.slots.push(Slot {
+                    waiter: None,
+                    older: NO_SLOT,
+                    newer: NO_SLOT,
+                });
                 self.slots.len() - 1
             }
         };
-        entry.waiter.set_slot(slot);
-        self.slots[slot] = Slot::Occupied(entry);
+        waiter.set_slot(slot);
+        self.slots[slot] = Slot {
+            waiter: Some(waiter),
+            older: link(older),
+            newer: NO_SLOT,
+        };
         slot
     }
 
     /// Empties occupied `slot` onto the free list and joins its neighbours (or moves its
     /// address's ends); returns its waiter.
     fn unlink(&mut self, slot: usize) -> Arc<Waiter> {
-        let vacant = Slot::Vacant {
-            next_free: self.free,
+        let vacated = &mut self.slots[slot];
+        let Some(waiter) = vacated.waiter.take() else {
+            unreachable!("L2: links and ends name occupied slots");
         };
-        let Entry {
-            waiter,
-            older,
-            newer,
-        } = match mem::replace(&mut self.slots[slot], vacant) {
-            Slot::Occupied(entry) => entry,
-            Slot::Vacant { .. } => unreachable!("L2: links and ends name occupied slots"),
-        };
+        let (older, newer) = (slot_of(vacated.older), slot_of(vacated.newer));
+        vacated.newer = link(self.free);
         self.free = Some(slot);
         let key = waiter.key();
         match older {
-            Some(older) => self.entry_mut(older).newer = newer,
+            Some(older) => self.occupied_mut(older).newer = link(newer),
             None => match newer {
                 Some(newer) => self.ends_mut(key).oldest = newer,
                 None => {
@@ -164,7 +172,7 @@ impl AddressLists {
             },
         }
         match newer {
-            Some(newer) => self.entry_mut(newer).older = older,
+            Some(newer) => self.occupied_mut(newer).older = link(older),
             None => {
                 if let Some(older) = older {
                     self.ends_mut(key).newest = older;
@@ -174,11 +182,13 @@ impl AddressLists {
         waiter
     }
 
-    fn entry_mut(&mut self, slot: usize) -> &mut Entry {
-        match &mut self.slots[slot] {
-            Slot::Occupied(entry) => entry,
-            Slot::Vacant { .. } => unreachable!("L2: links name occupied slots"),
+    /// Occupied `slot`, to change its links.
+    fn occupied_mut(&mut self, slot: usize) -> &mut Slot {
+        let slot = &mut self.slots[slot];
+        if slot.waiter.is_none() {
+            unreachable!("L2: links name occupied slots");
         }
+        slot
     }
 
     fn ends_mut(&mut self, key: usize) -> &mut Ends {
