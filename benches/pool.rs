@@ -231,8 +231,19 @@ criterion_group! {
 ///
 /// Scenarios: `bulk-sharedbuf`, `bulk-sharedbuf-inside` (from a pool task), `bulk-rayon`
 /// (`scope.spawn`), `map-sharedbuf`, `map-rayon` (`into_par_iter().map().collect()`).
-fn profile(scenario: &str, n: u64) {
+///
+/// `POOL_PROFILE_ROUNDS=<r>` (default 1) runs the scenario `r` times in the same pools: the
+/// difference between `r` and `r - 1` rounds is one round in the steady state a timed bench
+/// measures (the allocator reusing what the round before freed, the threads' caches warm).
+fn profile(scenario: &str, n: u64, rounds: u64) {
     let (pool, rayon) = pools();
+    for _ in 0..rounds {
+        profile_round(scenario, n, &pool, &rayon);
+    }
+}
+
+/// One round of [`profile`].
+fn profile_round(scenario: &str, n: u64, pool: &Arc<WorkerPool>, rayon: &rayon::ThreadPool) {
     match scenario {
         "bulk-sharedbuf" => {
             let handles: Vec<_> = (0..n).map(|_| pool.run(|_| ()).unwrap()).collect();
@@ -241,7 +252,7 @@ fn profile(scenario: &str, n: u64) {
             }
         }
         "bulk-sharedbuf-inside" => {
-            let inner = Arc::clone(&pool);
+            let inner = Arc::clone(pool);
             pool.run(move |_| {
                 let handles: Vec<_> = (0..n).map(|_| inner.run(|_| ()).unwrap()).collect();
                 for handle in handles {
@@ -278,7 +289,11 @@ fn main() {
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(100_000);
-        profile(&scenario, n);
+        let rounds = std::env::var("POOL_PROFILE_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(1);
+        profile(&scenario, n, rounds);
         return;
     }
     benches();

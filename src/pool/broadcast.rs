@@ -32,9 +32,11 @@ where
     // One header per possible worker, made before locking (they may allocate).
     let mut headers = Vec::with_capacity(core.config.max_threads);
     for slot in 0..core.config.max_threads {
-        match Header::new(Arc::clone(core), Placement::Broadcast(slot), None) {
+        match Header::new(Placement::Broadcast(slot), None) {
             Ok(mut header) => {
-                header.wake_slot = me.map(|thread| thread.slot);
+                if let Some(thread) = me {
+                    header.set_wake_slot(thread.slot);
+                }
                 headers.push(Some(header));
             }
             Err(error) => {
@@ -61,7 +63,9 @@ where
             }
             let header = header.take().expect("one header per slot");
             let f = StdArc::clone(&f);
-            let cell = TaskCell::new(header, move |ctx: &TaskContext<'_>| f(ctx));
+            let cell = TaskCell::new(Arc::clone(core), header, move |ctx: &TaskContext<'_>| {
+                f(ctx)
+            });
             let job: JobRef = cell.clone();
             locked.slots[slot].broadcasts.push_back(job);
             locked.ring(slot);

@@ -126,9 +126,10 @@ impl<R: Send + 'static> TaskHandle<R> {
         let Some(resolved) = header.state.leave_queue(CANCELLED) else {
             return false;
         };
-        header.core.counters.cancelled.add(1, false);
-        header.notify_resolved(resolved);
-        header.core.left_queue(header.placement);
+        let core = self.task.core();
+        core.counters.cancelled.add(1, false);
+        core.notify_resolved(header, resolved);
+        core.left_queue(header.placement);
         // Last: the closure's `Drop` is user code.
         StdArc::clone(&self.task).into_job().discard();
         true
@@ -143,7 +144,8 @@ impl<R: Send + 'static> TaskHandle<R> {
     /// On a thread of the task's own pool, runs the task here if it has not started (P10).
     fn help(&self) {
         let header = self.task.header();
-        let Some(thread) = current_thread_of(header.core.id) else {
+        let core = self.task.core();
+        let Some(thread) = current_thread_of(core.id) else {
             return;
         };
         let runner = Runner {
@@ -154,13 +156,13 @@ impl<R: Send + 'static> TaskHandle<R> {
             Placement::Global(_) => {
                 if header.state.claim() {
                     let job = StdArc::clone(&self.task).into_job();
-                    header.core.run_here(&job, runner, true);
+                    core.run_here(&job, runner, true);
                 }
             }
             Placement::Keyed(key) => {
                 if phase(header.state.load()) == QUEUED {
                     let job = StdArc::clone(&self.task).into_job();
-                    lanes::drive(&header.core, key, &job, runner);
+                    lanes::drive(core, key, &job, runner);
                 }
             }
             Placement::Broadcast(_) => {}

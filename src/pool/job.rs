@@ -1,18 +1,19 @@
 //! What the scheduler sees of a task: the [`Job`] trait its queues hold ([`JobRef`]), the
-//! [`Header`] every task has (state word, pool, placement, options, progress), where it waits
-//! ([`Placement`]) and who runs it ([`Runner`]). The closure, the result and running a claimed
-//! task are in `task.rs`. A header points at its pool's [`Core`], whose queues hold jobs:
-//! this file and the scheduler's are the two halves of that one loop.
+//! [`Header`] every task has (state word, placement, options, progress), where it waits
+//! ([`Placement`]) and who runs it ([`Runner`]). The closure, the result, the task's pool and
+//! running a claimed task are in `task.rs`.
+//!
+//! Nothing here knows the pool's `Core`: the scheduler's queues hold jobs, so a job that
+//! pointed back at the scheduler would make the two files one knot. The pool a task belongs
+//! to is held by its cell (`task.rs`), which sits above both.
 
 use std::fmt;
 use std::sync::Arc as StdArc;
 use std::time::{Duration, Instant};
 
 use super::options::Priority;
-use super::panic::catch_panic;
-use super::scheduler::Core;
-use super::task_state::{Resolved, TaskState};
-use crate::shim::{Arc, AtomicBool, AtomicU64, Ordering};
+use super::task_state::TaskState;
+use crate::shim::{AtomicBool, AtomicU64, Ordering};
 
 /// A task as the queues and workers see it.
 pub(super) type JobRef = StdArc<dyn Job>;
@@ -38,37 +39,70 @@ pub(super) struct Runner {
 }
 
 /// What every task has, whatever its types.
+///
+/// Kept small, so that a plain task's whole cell (task.rs) is one 128-byte block: less memory
+/// to write per task, and within glibc's fast bins, which free without coalescing. So what
+/// few tasks have lives out of line ([`Rare`]).
 pub(super) struct Header {
     pub(super) state: TaskState,
-    pub(super) core: Arc<Core>,
     pub(super) placement: Placement,
-    pub(super) timeout: Option<Duration>,
     /// When it was submitted, for the tasks whose times the statistics sample
     /// ([`SAMPLE_EVERY`]); `None` for the others.
     pub(super) submitted_at: Option<Instant>,
-    /// A worker to ring when the task resolves: a pool thread blocked in `broadcast` waits on
-    /// its bell, which also tells it of broadcast tasks addressed to it (broadcast.rs).
-    pub(super) wake_slot: Option<usize>,
+    rare: Option<Box<Rare>>,
     progress: AtomicU64,
     has_progress: AtomicBool,
 }
 
+/// The options of a task that has a timeout or a worker to ring.
+struct Rare {
+    timeout: Option<Duration>,
+    wake_slot: Option<usize>,
+}
+
 impl Header {
     pub(super) fn new(
-        core: Arc<Core>,
         placement: Placement,
         timeout: Option<Duration>,
     ) -> Result<Header, crate::error::Error> {
         Ok(Header {
             state: TaskState::new()?,
-            core,
             placement,
-            timeout,
             submitted_at: sample_this_one().then(Instant::now),
-            wake_slot: None,
+            rare: timeout.map(|timeout| {
+                Box::new(Rare {
+                    timeout: Some(timeout),
+                    wake_slot: None,
+                })
+            }),
             progress: AtomicU64::new(0),
             has_progress: AtomicBool::new(false),
         })
+    }
+
+    /// How long the task may run (P8), if it has a limit.
+    pub(super) fn timeout(&self) -> Option<Duration> {
+        self.rare.as_ref().and_then(|rare| rare.timeout)
+    }
+
+    /// A worker to ring when the task resolves: a pool thread blocked in `broadcast` waits on
+    /// its bell, which also tells it of broadcast tasks addressed to it (broadcast.rs;
+    /// `Core::notify_resolved` rings it).
+    pub(super) fn wake_slot(&self) -> Option<usize> {
+        self.rare.as_ref().and_then(|rare| rare.wake_slot)
+    }
+
+    /// Sets [`wake_slot`](Header::wake_slot), before the task is published.
+    pub(super) fn set_wake_slot(&mut self, slot: usize) {
+        match &mut self.rare {
+            Some(rare) => rare.wake_slot = Some(slot),
+            None => {
+                self.rare = Some(Box::new(Rare {
+                    timeout: None,
+                    wake_slot: Some(slot),
+                }))
+            }
+        }
     }
 
     pub(super) fn set_progress(&self, value: u64) {
@@ -80,18 +114,6 @@ impl Header {
         self.has_progress
             .load(Ordering::Acquire)
             .then(|| self.progress.load(Ordering::Relaxed))
-    }
-
-    /// Wakes everyone waiting on the state word. A panicking waker (user code: an async
-    /// runtime's) is swallowed, so the thread resolving the task — a worker, the timer, a
-    /// `destroy` in the middle of its loop — goes on.
-    pub(super) fn notify_resolved(&self, resolved: Resolved) {
-        if resolved.has_waiters() {
-            let _ = catch_panic(|| self.state.notify(resolved));
-        }
-        if let Some(slot) = self.wake_slot {
-            self.core.lock().ring(slot);
-        }
     }
 }
 

@@ -189,7 +189,7 @@ where
     let latch = SharedWord::new().map_err(alloc_failed)?;
     let mut headers = Vec::with_capacity(chunks);
     for _ in 0..chunks {
-        let header = Header::new(Arc::clone(core), Placement::Global(Priority::Normal), None);
+        let header = Header::new(Placement::Global(Priority::Normal), None);
         headers.push(header.map_err(alloc_failed)?);
     }
     latch.get().store(chunks as u32, SeqCst);
@@ -227,10 +227,12 @@ where
             next: start,
             written: 0,
         };
-        let cell = TaskCell::new(header, move |ctx: &TaskContext<'_>| chunk.run(ctx));
+        let cell = TaskCell::new(Arc::clone(core), header, move |ctx: &TaskContext<'_>| {
+            chunk.run(ctx)
+        });
         let job: JobRef = cell.clone();
         // The caller keeps chunk 0 for itself; a chunk the pool refuses is run here too.
-        let queued = index > 0 && Core::submit(core, &job, false).is_ok();
+        let queued = index > 0 && Core::submit(core, JobRef::clone(&job), false).is_ok();
         if !queued {
             core.counters.submitted.add(1, false);
         }

@@ -57,11 +57,11 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::config::{Config, WhenFull};
-use super::job::{JobRef, Placement};
+use super::job::{Header, JobRef, Placement};
 use super::options::Priority;
-use super::panic::drop_quietly;
+use super::panic::{catch_panic, drop_quietly};
 use super::stats::{Counters, Recorder};
-use super::task_state::QUEUED;
+use super::task_state::{Resolved, QUEUED};
 use crate::atomics::{Interrupter, SharedWords, WaitResult, Word};
 use crate::error::Error;
 use crate::shim::{lock, thread, IdCounter, Mutex, MutexGuard, Ordering::SeqCst};
@@ -70,6 +70,15 @@ use std::sync::atomic::Ordering::Relaxed;
 
 /// Pool ids: unique in the process, never 0 (0 marks "not a pool thread").
 static NEXT_POOL_ID: IdCounter = IdCounter::starting_at(1);
+
+/// Pool thread ids: unique in the process, never 0 (0 is "not a pool thread").
+static NEXT_THREAD_ID: IdCounter = IdCounter::starting_at(1);
+
+/// Starts the OS thread of a pool slot: `(core, slot, thread id, its interrupter)`. The pool's
+/// builder passes `worker::spawn`; the scheduler only decides when, so it does not import the
+/// worker loop that imports it (no file-level import circle).
+pub(super) type StartThread =
+    fn(&crate::shim::Arc<Core>, usize, u64, Interrupter) -> Result<thread::JoinHandle<()>, String>;
 
 /// Whether the pool accepts tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,6 +127,8 @@ pub(crate) struct Core {
     /// atomic even under loom: a hint decides nothing (the worker then takes the lock and
     /// looks), and the poll is off under loom.
     pub(super) pushes: PushCount,
+    /// How a slot's thread is started (see [`StartThread`]).
+    start: StartThread,
 }
 
 /// [`Core::pushes`], on cache lines of its own: pollers read it in a loop, and it should not
@@ -141,6 +152,10 @@ pub(super) struct State {
     pub(super) global: [VecDeque<JobRef>; 3],
     /// Live tasks waiting in the global queues and lanes (I4).
     pub(super) queued: usize,
+    /// Tasks queued by [`Core::submit`], counted under the lock that queues them (a shared
+    /// counter would cost each submission a read-modify-write of its own); the few tasks
+    /// submitted otherwise are counted in `Counters::submitted`.
+    pub(super) submitted: u64,
     /// Of those, the ones in the global queues.
     pub(super) global_queued: usize,
     /// Workers that will look at the queues before they run anything or go idle: threads
@@ -218,7 +233,7 @@ pub(super) enum Next {
 }
 
 impl Core {
-    pub(super) fn new(config: Config) -> Result<Core, Error> {
+    pub(super) fn new(config: Config, start: StartThread) -> Result<Core, Error> {
         let timer = crate::buffer::SharedBuffer::new(4)?;
         Ok(Core {
             id: NEXT_POOL_ID.next(),
@@ -231,10 +246,12 @@ impl Core {
             foreign: Recorder::default(),
             counters: Counters::default(),
             pushes: PushCount::default(),
+            start,
             state: Mutex::new(State {
                 phase: Phase::Open,
                 global: Default::default(),
                 queued: 0,
+                submitted: 0,
                 global_queued: 0,
                 seekers: 0,
                 slots: (0..config.max_threads).map(|_| Slot::default()).collect(),
@@ -287,17 +304,16 @@ impl Core {
         self.recorders.iter().chain(std::iter::once(&self.foreign))
     }
 
-    /// Queues `job` (I1, I3). `bounded`: whether the queue bound and the `WhenFull` policy
-    /// apply (not for `map`'s chunks and `broadcast`).
+    /// Queues `entry`, the queue's reference to a task (I1, I3); if the task is refused,
+    /// `entry` is dropped after unlocking. `bounded`: whether the queue bound and the
+    /// `WhenFull` policy apply (not for `map`'s chunks and `broadcast`).
     pub(super) fn submit(
         core: &crate::shim::Arc<Core>,
-        job: &JobRef,
+        entry: JobRef,
         bounded: bool,
     ) -> Result<(), Refusal> {
         let this: &Core = core;
-        let placement = job.header().placement;
-        // The queue's reference, made before locking (and dropped after unlocking if refused).
-        let entry = JobRef::clone(job);
+        let placement = entry.header().placement;
         let mut locked = this.lock();
         let mut deadline = None;
         loop {
@@ -330,9 +346,21 @@ impl Core {
             }
         }
         locked.enqueue(core, entry)?;
-        drop(locked);
-        this.counters.submitted.add(1, false);
+        locked.submitted += 1;
         Ok(())
+    }
+
+    /// Wakes everyone waiting for the task of `header`, whose transition into a terminal
+    /// phase this caller won (`resolved`), and rings its `wake_slot`. A panicking waker (user
+    /// code: an async runtime's) is swallowed, so the thread resolving the task — a worker,
+    /// the timer, a `destroy` in the middle of its loop — goes on.
+    pub(super) fn notify_resolved(&self, header: &Header, resolved: Resolved) {
+        if resolved.has_waiters() {
+            let _ = catch_panic(|| header.state.notify(resolved));
+        }
+        if let Some(slot) = header.wake_slot() {
+            self.lock().ring(slot);
+        }
     }
 
     /// Takes a task that a cancel moved out of `QUEUED` off the counts (I4).
@@ -689,9 +717,9 @@ impl<'a> Locked<'a> {
         slot: usize,
     ) -> Result<(), String> {
         debug_assert!(self.phase == Phase::Open && !self.slots[slot].occupied);
-        let thread_id = super::worker::next_thread_id();
+        let thread_id = NEXT_THREAD_ID.next();
         let interrupter = Interrupter::new();
-        let handle = super::worker::spawn(core, slot, thread_id, interrupter.clone())?;
+        let handle = (core.start)(core, slot, thread_id, interrupter.clone())?;
         let overdue = core.counters.overdue() > 0;
         let state = &mut **self;
         state.slots[slot] = Slot {

@@ -120,8 +120,8 @@ impl Core {
                 let header = job.header();
                 let resolved = header.state.leave_queue(DESTROYED);
                 if let Some(resolved) = resolved {
-                    header.core.counters.destroyed.add(1, false);
-                    header.notify_resolved(resolved);
+                    self.counters.destroyed.add(1, false);
+                    self.notify_resolved(header, resolved);
                 }
                 resolved.is_some()
             })
@@ -129,9 +129,9 @@ impl Core {
         for job in &running {
             let header = job.header();
             if let Some(resolved) = header.state.leave_running(DESTROYED) {
-                header.core.counters.destroyed.add(1, false);
-                header.core.counters.overdue_added.add(1, false);
-                header.notify_resolved(resolved);
+                self.counters.destroyed.add(1, false);
+                self.counters.overdue_added.add(1, false);
+                self.notify_resolved(header, resolved);
             }
         }
         for interrupter in interrupters {

@@ -34,10 +34,12 @@ pub(super) struct Recorder {
 }
 
 /// What threads other than the runner decide, counted with `fetch_add`. On cache lines of
-/// their own, away from the pool's lock (every submission counts itself here).
+/// their own, away from the pool's lock.
 #[derive(Default)]
 #[repr(align(128))]
 pub(super) struct Counters {
+    /// Tasks submitted other than through `Core::submit` (run by the caller, `broadcast`,
+    /// `map`'s own chunks); `State::submitted` counts the others.
     pub(super) submitted: Counter,
     pub(super) cancelled: Counter,
     pub(super) timed_out: Counter,

@@ -19,16 +19,10 @@ use super::job::Runner;
 use super::panic::catch_panic;
 use super::scheduler::{Core, Locked, Next, Phase};
 use crate::atomics::{Interrupter, WaitResult};
-use crate::shim::{thread, Arc, IdCounter, Ordering::SeqCst, LOOM};
+use crate::shim::{thread, Arc, Ordering::SeqCst, LOOM};
 
-/// Pool thread ids: unique in the process, never 0 (0 is "not a pool thread").
-static NEXT_THREAD_ID: IdCounter = IdCounter::starting_at(1);
-
-pub(super) fn next_thread_id() -> u64 {
-    NEXT_THREAD_ID.next()
-}
-
-/// Starts the thread for `slot`. Called under the pool lock ([`Locked::start_thread`]); the
+/// Starts the thread for `slot` (the pool's [`StartThread`](super::scheduler::StartThread)).
+/// Called under the pool lock ([`Locked::start_thread`]); the
 /// new thread's first step is to take that lock, so it starts once the caller is done.
 pub(super) fn spawn(
     core: &Arc<Core>,

@@ -15,6 +15,7 @@ use super::options::TaskOptions;
 use super::scheduler::{Core, Refusal, Signal};
 use super::stats::{self, PoolStats};
 use super::task::TaskCell;
+use super::worker;
 use crate::shim::Arc;
 
 /// A pool of threads that runs tasks: Piscina's pool on this crate's substrate (see the
@@ -49,8 +50,10 @@ pub struct WorkerPool {
 impl WorkerPool {
     pub(super) fn start(config: Config) -> Result<WorkerPool, BuildError> {
         let min_threads = config.min_threads;
-        let core = Arc::new(Core::new(config).map_err(|error| BuildError::SpawnFailed {
-            reason: error.to_string(),
+        let core = Arc::new(Core::new(config, worker::spawn).map_err(|error| {
+            BuildError::SpawnFailed {
+                reason: error.to_string(),
+            }
         })?);
         let pool = WorkerPool { core };
         {
@@ -95,7 +98,7 @@ impl WorkerPool {
             Some(key) => Placement::Keyed(key),
             None => Placement::Global(options.priority),
         };
-        let header = match Header::new(Arc::clone(&self.core), placement, options.timeout) {
+        let header = match Header::new(placement, options.timeout) {
             Ok(header) => header,
             Err(error) => {
                 return Err(PoolError::SpawnFailed {
@@ -104,11 +107,11 @@ impl WorkerPool {
                 })
             }
         };
-        let cell = TaskCell::new(header, task);
-        let job: JobRef = cell.clone();
-        let refusal = match Core::submit(&self.core, &job, true) {
+        let cell = TaskCell::new(Arc::clone(&self.core), header, task);
+        let refusal = match Core::submit(&self.core, cell.clone(), true) {
             Ok(()) => return Ok(TaskHandle::new(cell)),
             Err(Refusal::RunHere) if options.key.is_none() => {
+                let job: JobRef = cell.clone();
                 let claimed = job.header().state.claim();
                 debug_assert!(claimed, "an unpublished task is ours");
                 self.core.counters.submitted.add(1, false);
@@ -122,7 +125,6 @@ impl WorkerPool {
             }
             Err(refusal) => refusal,
         };
-        drop(job);
         let task = cell
             .take_closure()
             .expect("a refused task was never published");
@@ -243,7 +245,7 @@ impl WorkerPool {
     /// adds up per-thread counters; keeping them costs the tasks no lock and no shared write.
     pub fn stats(&self) -> PoolStats {
         let core = &self.core;
-        let (queued, threads, idle_threads, peak_threads, lifetime) = {
+        let (queued, submitted, threads, idle_threads, peak_threads, lifetime) = {
             let locked = core.lock();
             let now = Instant::now();
             let live: Duration = locked
@@ -253,6 +255,7 @@ impl WorkerPool {
                 .sum();
             (
                 locked.queued,
+                locked.submitted,
                 locked.alive,
                 locked.idle.len(),
                 locked.peak,
@@ -276,7 +279,7 @@ impl WorkerPool {
         let (run_time, wait_time) = stats::summaries(recorders());
         let counters = &core.counters;
         PoolStats {
-            submitted: counters.submitted.get(),
+            submitted: counters.submitted.get() + submitted,
             completed: sum(|r| r.completed.get()),
             failed: sum(|r| r.failed.get()),
             cancelled: counters.cancelled.get(),
