@@ -398,9 +398,13 @@ impl<T> Ring<T> {
     /// Closes the ring and wakes every thread asleep on it. Idempotent.
     pub(crate) fn close(&self) {
         // The tail first: once a sleeper on the head is woken by the mark there, posts fail.
+        // A tail already marked means another close is marking the head (or has).
         for word in [self.tail(), self.head()] {
             let old = word.fetch_or(CLOSED, Ordering::SeqCst);
-            if old & ASLEEP != 0 && old & CLOSED == 0 {
+            if old & CLOSED != 0 {
+                return;
+            }
+            if old & ASLEEP != 0 {
                 word.notify(None);
             }
         }
