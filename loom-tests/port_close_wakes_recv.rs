@@ -2,7 +2,7 @@
 //! `close` on the other port, and returns `Err(Closed)`; a sender blocked on a full port is
 //! woken the same way.
 //!
-//! Proven by a planted bug: `close` skips clearing the slots' `WAITING` flags and waking them (loom deadlock in both models).
+//! Proven by planted bugs: `close` skips clearing the slots' `WAITING` flags and waking them (loom deadlock in both models; the flags were on the stamps then); `close` marks and notifies the tail but not the head, where a sender on a full ring sleeps (deadlock in the sender model).
 #![cfg(loom)]
 
 use sharedbuf::{loom_hooks, Error, MessageChannel};

@@ -3,7 +3,7 @@
 //! exactly once, in order, and its payload is read after it was written (loom checks the slot
 //! accesses themselves).
 //!
-//! Proven by a planted bug: the post stamps its slot full with Relaxed instead of Release (loom causality violation: concurrent read and write of the slot).
+//! Proven by planted bugs: the post stamps its slot full with Relaxed instead of Release (loom causality violation: concurrent read and write of the slot); a post whose claim finds `ASLEEP` on the tail does not notify (deadlock); a receiver sleeps on the tail although its `fetch_or` shows the post it waits for already claimed it (deadlock, also in `port_two_senders`' blocked-receiver model).
 #![cfg(loom)]
 
 use sharedbuf::MessageChannel;

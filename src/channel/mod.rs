@@ -33,7 +33,7 @@
 //! [`try_post_message`](MessagePort::try_post_message) give the message back instead of
 //! waiting. Node's ports are unbounded, but an unbounded queue turns a fast producer and a slow
 //! consumer into unbounded memory growth; a bound turns it into backpressure. A bounded ring also
-//! allocates once, keeps its sequence numbers in a [`SharedBuffer`](crate::SharedBuffer) (so it
+//! allocates once, keeps its head and tail in a [`SharedBuffer`](crate::SharedBuffer) (so it
 //! blocks and wakes through the crate's own [`atomics::wait`](crate::atomics::wait) /
 //! [`notify`](crate::atomics::notify), which the loom models check), and never frees memory
 //! while another thread might look at it.
@@ -48,9 +48,11 @@
 //!
 //! # Cost
 //!
-//! A post or receive that does not block is two atomic read-modify-writes and a few loads (no
-//! lock, no allocation, no `notify`): a thread about to block flags its slot, and only a post or
-//! receive that finds the flag calls `notify`. See `ring.rs` for the protocol.
+//! A post or receive that does not block is one atomic read-modify-write (its claim of the
+//! tail or the head), a store and a few loads (no lock, no allocation, no `notify`): a thread
+//! about to block flags the word it waits on, and only a claim that finds the flag calls
+//! `notify`. Each message sits beside its slot's stamp, on one cache line. See `ring.rs` for
+//! the protocol.
 //!
 //! # Byte rings: messages that can cross processes
 //!
@@ -94,8 +96,8 @@ impl<T: Send> MessageChannel<T> {
     /// # Panics
     ///
     /// If the system refuses the memory (where `Vec::with_capacity` would abort the process):
-    /// the `2 × DEFAULT_CAPACITY × size_of::<T>()` bytes of the slots (a few kilobytes for
-    /// small messages) and 16 KiB of stamps. For large messages use
+    /// `2 × DEFAULT_CAPACITY` slots of a `T` and an 8-byte stamp each (32 KiB for `u64`
+    /// messages). For large messages use
     /// [`with_capacity`](Self::with_capacity), which returns `Err` instead. A constructor that
     /// cannot fail keeps `MessageChannel::new()` as simple as JavaScript's `new MessageChannel()`.
     #[allow(clippy::new_ret_no_self)]

@@ -1,55 +1,60 @@
 //! [`Ring`]: one direction of a message channel, a bounded multi-producer multi-consumer queue
-//! (Dmitry Vyukov's design) whose sequence numbers live in a
-//! [`SharedBuffer`](crate::SharedBuffer) and which blocks and wakes through the crate's own
-//! [`atomics::wait`](crate::atomics::wait) / [`atomics::notify`](crate::atomics::notify).
+//! (Dmitry Vyukov's design) whose head and tail live in a [`SharedBuffer`](crate::SharedBuffer),
+//! so that it blocks and wakes through the crate's own [`atomics::wait`](crate::atomics::wait) /
+//! [`atomics::notify`](crate::atomics::notify) on them.
 //!
 //! # Layout
 //!
-//! One array of `u64` words ([`SharedWords`]) holds the `head` (next position to receive), the `tail` (next position
-//! to post, with the [`CLOSED`] mark in its top bit) and one *stamp* per slot. The payloads live
-//! beside it in `UnsafeCell<MaybeUninit<T>>` slots (arbitrary `T` cannot live in shared bytes).
+//! Two words of a [`SharedWords`], a cache line apart: the `head` (next position to receive)
+//! and the `tail` (next position to post). Each carries flags in its top bits: [`CLOSED`] (set
+//! by `close`, never cleared) and [`ASLEEP`] (a thread sleeps on the word). The slots are an
+//! array of [`Slot`]s, each a *stamp* beside the message it guards (arbitrary `T` cannot live in
+//! shared bytes), so the thread that takes a message finds its stamp and its payload on the
+//! same cache line: a message moves one line between the cores, not two.
 //!
 //! # Stamps
 //!
 //! A slot's stamp says whose turn it is, as Vyukov's sequence number does. Position `pos` goes
 //! to slot `pos % capacity` in the lap that starts at `lap = pos - pos % capacity`; the stamp
-//! `2 * lap` means "empty, ready for the post at `pos`", `2 * lap + 2` means "full, holding the
-//! message posted at `pos`", and a receiver frees the slot for the next lap by stamping it
-//! `2 * (lap + capacity)`. Doubling leaves bit 0 free for the [`WAITING`] flag, and counting
-//! from the lap rather than from `pos` makes all-zero memory a valid empty ring (nothing to
-//! initialize).
+//! `lap` means "empty, ready for the post at `pos`", `lap + 1` means "full, holding the message
+//! posted at `pos`", and a receiver frees the slot for the next lap by stamping it
+//! `lap + capacity`. Counting from the lap rather than from `pos` makes zero a valid empty
+//! ring. Stamps are written with plain `Release` stores: nobody sleeps on a stamp.
 //!
 //! # Blocking without paying for it
 //!
-//! A thread that must wait for a slot (a receiver on an empty ring, a sender on a full one) sets
-//! [`WAITING`] in that slot's stamp with a compare-exchange, then `atomics::wait`s on the stamp.
-//! The thread that next changes the stamp does so with a swap, and calls `notify` only if the
-//! old stamp had [`WAITING`] set. The flag and the swap are read-modify-writes of the same word,
-//! so they are totally ordered: either the swap sees the flag (and notifies), or the waiter's
-//! compare-exchange fails (and it sees the new stamp). `wait` checks the value under the waiter
-//! table's lock (docs/semantics.md A11), so a notify that follows the swap is never lost. When nobody
-//! waits, a message costs no `notify` at all.
+//! A post claims its position by moving the tail with a compare-exchange, a receive by moving
+//! the head; a thread that must wait sleeps on the word the thread it waits for will move. A
+//! receiver that finds the ring empty sets [`ASLEEP`] in the tail with a `fetch_or`, and
+//! sleeps (`atomics::wait`) on the tail unless the value it got back shows that a post already
+//! claimed the position it wants (or the close): the next post's compare-exchange must then
+//! see the flag, clears it, and calls `notify` once its message is stamped. A sender that finds
+//! the ring full does the same on the head, which the receive that frees its slot moves. The
+//! flag and the claim are read-modify-writes of one word, so they are totally ordered: either
+//! the claim sees the flag (and notifies), or the flag's `fetch_or` sees the claim (and the
+//! thread does not sleep). `wait` checks the value under the waiter table's lock
+//! (docs/semantics.md A11), so a notify that follows the claim is never lost. When nobody
+//! waits, a message costs no `notify` and no read-modify-write beyond its claim.
 //!
 //! # Closing
 //!
-//! `close` sets [`CLOSED`] in the tail with one read-modify-write, so a post either claimed its
-//! position before the close (and its message will be delivered, unless the receiving port is
-//! dropped: see below) or sees the mark and fails.
-//! Then, after a `SeqCst` fence, it clears every slot's [`WAITING`] flag and notifies — unless
-//! the [`PARKED`] word says no thread ever got as far as parking. A waiter sets `PARKED` and
-//! its flag, fences, then checks the mark: with both fences, at least one of the two sees the
-//! other, so a waiter either sees the close or is woken by it.
+//! `close` sets [`CLOSED`] in the tail, then in the head, each with one read-modify-write, and
+//! notifies a word whose old value had [`ASLEEP`]. A post either claimed its position before
+//! the close (and its message will be delivered, unless the receiving port is dropped: see
+//! below) or sees the mark and fails. A thread about to sleep sees `CLOSED` in the value its
+//! `fetch_or` returns, or `close` sees its flag; since `CLOSED` is never cleared, the word a
+//! sleeper waits on has changed for good, so it cannot miss the wake (no ABA).
 //!
 //! # Room to work
 //!
 //! A post that finds the ring full does not take back each slot the moment a receiver frees
 //! it: while it polls, it waits until a stretch of slots from its position on (a quarter of the
 //! ring, at most [`MAX_STRETCH`]) is free, then fills them in a burst. Posting into the slot a
-//! receiver has just freed keeps the two threads on the same cache lines of stamps and
-//! payloads, moving those lines between cores several times per message; a stretch apart,
-//! each thread works on lines the other has left. It is only a polling heuristic: a post that
-//! finds its slot free never waits, and one whose polling budget runs out parks on its own slot
-//! as before. (No polling under loom, so the models never see it.)
+//! receiver has just freed keeps the two threads on the same cache lines, moving those lines
+//! between cores several times per message; a stretch apart, each thread works on lines the
+//! other has left. It is only a polling heuristic: a post that finds its slot free never
+//! waits, and one whose polling budget runs out sleeps on the head as above. (No polling under
+//! loom, so the models never see it.)
 //!
 //! # A claimed slot is waited for, not skipped
 //!
@@ -85,28 +90,26 @@ use std::time::Instant;
 
 use crate::atomics::{SharedWords, WaitResult, Word};
 use crate::error::Error;
-use crate::shim::{fence, thread, Ordering, UnsafeCell, LOOM};
+use crate::shim::{thread, AtomicU64, Ordering, UnsafeCell, LOOM};
 
-/// Bit 0 of a stamp: a thread is (about to be) blocked on this slot; whoever changes the
-/// stamp next must `notify`.
-const WAITING: u64 = 1;
-/// Top bit of the tail: the ring is closed; no post may claim a position any more.
+/// Top bit of the head and the tail: the ring is closed; no post may claim a position any
+/// more, and nobody may fall asleep on the word.
 const CLOSED: u64 = 1 << 63;
+/// A thread sleeps (or is about to) on this word: whoever moves it next must `notify`.
+const ASLEEP: u64 = 1 << 62;
+/// The position bits of the head and the tail (2^62 messages: centuries at a billion a second).
+const POSITION: u64 = ASLEEP - 1;
 
-/// Words between the head and the tail and between the tail and the stamps: a cache line in a
-/// real build (so posting and receiving threads do not fight over one line); none under loom
-/// (each word is a model object there).
+/// Words from the head to the tail: a cache line in a real build (so posting and receiving
+/// threads do not fight over one line); none under loom (each word is a model object there).
 const PAD: usize = if LOOM { 1 } else { 8 };
 const HEAD: usize = 0;
 const TAIL: usize = PAD;
-/// Non-zero once any thread has parked on the ring: `close` skips its scan of the stamps
-/// while it is zero.
-const PARKED: usize = TAIL + 1;
-const STAMPS: usize = 2 * PAD + 1;
+const WORDS: usize = PAD + 1;
 
-/// How often a blocked post or receive polls (with a spin hint, then a yield) before it parks
+/// How often a blocked post or receive polls (with a spin hint, then a yield) before it sleeps
 /// through `atomics::wait`, which itself spins briefly before sleeping. Not under loom, where
-/// parking is the model.
+/// sleeping is the model.
 const POLLS: u32 = 11;
 /// Polls that spin (2^n spin hints for poll n) before the rest yield the CPU.
 const SPINNING_POLLS: u32 = 7;
@@ -124,18 +127,24 @@ pub(crate) const MAX_CAPACITY: usize = 1 << 24;
 /// Why a non-blocking attempt did not complete.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Blocked {
-    /// The slot at `index`, for position `pos`, is not ready; its stamp was `stamp` when last
-    /// looked at.
-    Slot { pos: u64, index: usize, stamp: u64 },
+    /// The slot for position `pos` is not ready (not yet emptied for a post, not yet filled for
+    /// a receive).
+    Slot { pos: u64 },
     /// The ring is closed: no post may succeed, or no message is left to receive.
     Closed,
 }
 
+/// One message place: its stamp (module docs) and the message, side by side.
+struct Slot<T> {
+    stamp: AtomicU64,
+    message: UnsafeCell<MaybeUninit<T>>,
+}
+
 /// One direction of a channel: a bounded FIFO of `T`.
 pub(crate) struct Ring<T> {
-    /// Head, tail, the parked mark and the stamps (see the module docs' layout).
+    /// The head and the tail (see the module docs' layout).
     words: SharedWords<u64>,
-    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    slots: Box<[Slot<T>]>,
     mask: u64,
 }
 
@@ -159,7 +168,7 @@ impl<T> Ring<T> {
         }
         let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();
         let slots = allocate_slots(capacity)?;
-        let words = SharedWords::new(STAMPS + capacity)?; // zeroed: every slot empty for lap 0
+        let words = SharedWords::new(WORDS)?; // zeroed: both at position 0, no flag
         Ok(Ring {
             words,
             slots,
@@ -172,67 +181,62 @@ impl<T> Ring<T> {
         self.slots.len()
     }
 
-    fn word(&self, index: usize) -> Word<'_, u64> {
-        self.words.get(index)
+    fn head(&self) -> Word<'_, u64> {
+        self.words.get(HEAD)
     }
 
-    fn stamp(&self, index: usize) -> Word<'_, u64> {
-        self.word(STAMPS + index)
+    fn tail(&self) -> Word<'_, u64> {
+        self.words.get(TAIL)
     }
 
-    fn index_of(&self, pos: u64) -> usize {
-        (pos & self.mask) as usize
+    /// The slot for position `pos`.
+    fn slot(&self, pos: u64) -> &Slot<T> {
+        &self.slots[(pos & self.mask) as usize]
     }
 
     /// The stamp of the slot for `pos` while it waits for the post at `pos`.
     fn empty_stamp(&self, pos: u64) -> u64 {
-        2 * (pos & !self.mask)
+        pos & !self.mask
     }
 
     /// The stamp of the slot for `pos` once it holds the message posted at `pos`.
     fn full_stamp(&self, pos: u64) -> u64 {
-        self.empty_stamp(pos) + 2
+        self.empty_stamp(pos) + 1
     }
 
     /// Posts `value` if a slot is free; otherwise gives it back with what blocked it.
     pub(crate) fn try_push(&self, value: T) -> Result<(), (T, Blocked)> {
-        let tail_word = self.word(TAIL);
+        let tail_word = self.tail();
         let mut tail = tail_word.load(Ordering::Relaxed);
         loop {
             if tail & CLOSED != 0 {
                 return Err((value, Blocked::Closed));
             }
-            let index = self.index_of(tail);
-            let stamp_cell = self.stamp(index);
-            let stamp = stamp_cell.load(Ordering::Acquire);
-            let lag = lag(stamp, self.empty_stamp(tail));
+            let pos = tail & POSITION;
+            let slot = self.slot(pos);
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            let lag = lag(stamp, self.empty_stamp(pos));
             if lag == 0 {
-                // The slot is free for `tail`: claim the position.
-                if let Err(seen) = tail_word.compare_exchange(tail, tail + 1, Ordering::Relaxed) {
+                // The slot is free for `pos`: claim the position (clearing `ASLEEP`).
+                if let Err(seen) = tail_word.compare_exchange(tail, pos + 1, Ordering::Relaxed) {
                     tail = seen;
                     continue;
                 }
                 // SAFETY: the claim made this thread the slot's only owner until it stamps
                 // the slot full below; the receiver that emptied it last lap is done with it
                 // (its release stamp was read with Acquire above).
-                self.slots[index].with_mut(|slot| unsafe { (*slot).write(value) });
-                let old = stamp_cell.swap(self.full_stamp(tail), Ordering::Release);
-                if old & WAITING != 0 {
-                    self.wake(index);
+                slot.message
+                    .with_mut(|message| unsafe { (*message).write(value) });
+                slot.stamp.store(self.full_stamp(pos), Ordering::Release);
+                if tail & ASLEEP != 0 {
+                    tail_word.notify(None);
                 }
                 return Ok(());
             } else if lag < 0 {
                 // Still full from the previous lap.
-                return Err((
-                    value,
-                    Blocked::Slot {
-                        pos: tail,
-                        index,
-                        stamp,
-                    },
-                ));
+                return Err((value, Blocked::Slot { pos }));
             } else {
-                // Another sender claimed `tail` meanwhile.
+                // Another sender claimed `pos` meanwhile.
                 tail = tail_word.load(Ordering::Relaxed);
             }
         }
@@ -248,56 +252,52 @@ impl<T> Ring<T> {
     /// reading the tail (a line every post writes): what a receiver polling for the next
     /// message wants.
     fn take(&self, check_closed: bool) -> Result<T, Blocked> {
-        let head_word = self.word(HEAD);
+        let head_word = self.head();
         let mut head = head_word.load(Ordering::Acquire);
         let mut snoozes = 0;
         loop {
-            let index = self.index_of(head);
-            let stamp_cell = self.stamp(index);
-            let stamp = stamp_cell.load(Ordering::Acquire);
-            let lag = lag(stamp, self.full_stamp(head));
+            let pos = head & POSITION;
+            let slot = self.slot(pos);
+            let stamp = slot.stamp.load(Ordering::Acquire);
+            let lag = lag(stamp, self.full_stamp(pos));
             if lag == 0 {
-                if let Err(seen) = head_word.compare_exchange(head, head + 1, Ordering::AcqRel) {
+                // Claim the position, keeping `CLOSED` and clearing `ASLEEP`.
+                let next = (pos + 1) | (head & CLOSED);
+                if let Err(seen) = head_word.compare_exchange(head, next, Ordering::AcqRel) {
                     head = seen;
                     continue;
                 }
                 // SAFETY: the stamp (read with Acquire, pairing with the sender's Release)
-                // says the slot holds the message posted at `head`, and winning the claim made
+                // says the slot holds the message posted at `pos`, and winning the claim made
                 // this thread its only reader; it is read exactly once, then stamped free.
-                let value = self.slots[index].with(|slot| unsafe { (*slot).assume_init_read() });
-                let free = self.empty_stamp(head + self.capacity() as u64);
-                let old = stamp_cell.swap(free, Ordering::Release);
-                if old & WAITING != 0 {
-                    self.wake(index);
+                let value = slot
+                    .message
+                    .with(|message| unsafe { (*message).assume_init_read() });
+                let free = self.empty_stamp(pos + self.capacity() as u64);
+                slot.stamp.store(free, Ordering::Release);
+                if head & ASLEEP != 0 {
+                    head_word.notify(None);
                 }
                 return Ok(value);
             } else if lag < 0 {
-                // Nothing published at `head` yet.
+                // Nothing published at `pos` yet.
                 if !check_closed {
-                    return Err(Blocked::Slot {
-                        pos: head,
-                        index,
-                        stamp,
-                    });
+                    return Err(Blocked::Slot { pos });
                 }
-                let tail = self.word(TAIL).load(Ordering::Acquire);
-                let claimed = tail & !CLOSED;
-                if claimed <= head {
-                    // No post claimed `head`: empty, or closed and drained.
-                    if tail & CLOSED != 0 && claimed == head {
+                let tail = self.tail().load(Ordering::Acquire);
+                let claimed = tail & POSITION;
+                if claimed <= pos {
+                    // No post claimed `pos`: empty, or closed and drained.
+                    if tail & CLOSED != 0 && claimed == pos {
                         return Err(Blocked::Closed);
                     }
-                    return Err(Blocked::Slot {
-                        pos: head,
-                        index,
-                        stamp,
-                    });
+                    return Err(Blocked::Slot { pos });
                 }
-                // A post claimed `head` and is writing it: wait for its stamp (module docs).
+                // A post claimed `pos` and is writing it: wait for its stamp (module docs).
                 snooze(&mut snoozes);
                 head = head_word.load(Ordering::Acquire);
             } else {
-                // Another receiver took `head` meanwhile.
+                // Another receiver took `pos` meanwhile.
                 head = head_word.load(Ordering::Acquire);
             }
         }
@@ -306,18 +306,25 @@ impl<T> Ring<T> {
     /// Posts `value`, waiting while the ring is full, until `deadline`.
     pub(crate) fn push(&self, mut value: T, deadline: Option<Instant>) -> Result<(), (T, Error)> {
         let mut polls = 0;
+        let mut snoozes = 0;
         loop {
             match self.try_push(value) {
                 Ok(()) => return Ok(()),
                 Err((back, Blocked::Closed)) => return Err((back, Error::Closed)),
-                Err((back, Blocked::Slot { pos, index, stamp })) => {
+                Err((back, Blocked::Slot { pos })) => {
                     value = back;
                     if poll_again(&mut polls) {
                         self.poll_for_room(pos, &mut polls);
                         continue;
                     }
-                    if let Err(error) = self.park(index, stamp, deadline, |ring| ring.is_closed()) {
-                        return Err((value, error));
+                    // The post waits for the receive of `pos - capacity` to claim the head.
+                    let until = pos.wrapping_sub(self.capacity() as u64);
+                    match sleep(self.head(), until, deadline) {
+                        // That receive claimed the head and is emptying the slot (it never
+                        // blocks before it stamps): give it a moment.
+                        Ok(Awaited::Claimed) => snooze(&mut snoozes),
+                        Ok(Awaited::LookAgain) => {}
+                        Err(error) => return Err((value, error)),
                     }
                 }
             }
@@ -329,15 +336,17 @@ impl<T> Ring<T> {
         let mut polls = 0;
         loop {
             // While polling, only look for the message; the first look and every look after
-            // parking also check for the close.
+            // sleeping also check for the close.
             match self.take(polls == 0 || polls >= POLLS) {
                 Ok(value) => return Ok(value),
                 Err(Blocked::Closed) => return Err(Error::Closed),
-                Err(Blocked::Slot { index, stamp, .. }) => {
+                Err(Blocked::Slot { pos }) => {
                     if poll_again(&mut polls) {
                         continue;
                     }
-                    self.park(index, stamp, deadline, |ring| ring.is_drained())?;
+                    // The receive waits for the post of `pos` to claim the tail; once it has,
+                    // `take(true)` waits for its stamp.
+                    sleep(self.tail(), pos, deadline)?;
                 }
             }
         }
@@ -350,63 +359,18 @@ impl<T> Ring<T> {
     fn poll_for_room(&self, pos: u64, polls: &mut u32) {
         let stretch = (self.capacity() as u64 / 4).clamp(1, MAX_STRETCH);
         let last = pos + stretch - 1;
-        let stamp_cell = self.stamp(self.index_of(last));
+        let stamp = &self.slot(last).stamp;
         // Only a hint (the post that follows checks its slot with Acquire): Relaxed.
-        while lag(stamp_cell.load(Ordering::Relaxed), self.empty_stamp(last)) < 0 {
+        while lag(stamp.load(Ordering::Relaxed), self.empty_stamp(last)) < 0 {
             if *polls >= SPINNING_POLLS || !poll_again(polls) {
                 return;
             }
         }
     }
 
-    /// Blocks on slot `index` while its stamp is `stamp`, unless `done` (checked after the
-    /// flag is set) says there is nothing to wait for. Returns when the caller should retry.
-    fn park(
-        &self,
-        index: usize,
-        stamp: u64,
-        deadline: Option<Instant>,
-        done: impl Fn(&Self) -> bool,
-    ) -> Result<(), Error> {
-        let stamp_cell = self.stamp(index);
-        let flagged = stamp | WAITING;
-        self.word(PARKED).fetch_or(1, Ordering::SeqCst);
-        if stamp & WAITING == 0
-            && stamp_cell
-                .compare_exchange(stamp, flagged, Ordering::SeqCst)
-                .is_err()
-        {
-            return Ok(()); // the stamp moved on: retry
-        }
-        // Pairs with the fence in `close`: we see its mark, or it sees `PARKED` and our flag.
-        fence(Ordering::SeqCst);
-        if done(self) {
-            // Our flag may have been set after `close` cleared the flags and woke the slot: take
-            // it back and wake the slot again. Left set, it would be the flag another waiter
-            // set before the close (ABA): that waiter, not yet asleep when `close` woke the
-            // slot, would then find the value it expects and sleep with nobody left to wake it.
-            self.unflag_and_wake(index);
-            return Ok(()); // the retry reports `Closed`
-        }
-        match stamp_cell.wait_until(flagged, deadline)? {
-            WaitResult::TimedOut => Err(Error::Timeout),
-            WaitResult::Ok | WaitResult::NotEqual => Ok(()),
-        }
-    }
-
-    fn wake(&self, index: usize) {
-        self.stamp(index).notify(None);
-    }
-
     /// Whether the ring was closed (posts fail; receives drain what is left).
     pub(crate) fn is_closed(&self) -> bool {
-        self.word(TAIL).load(Ordering::SeqCst) & CLOSED != 0
-    }
-
-    /// Closed, and every message posted before the close has been received.
-    fn is_drained(&self) -> bool {
-        let tail = self.word(TAIL).load(Ordering::SeqCst);
-        tail & CLOSED != 0 && tail & !CLOSED == self.word(HEAD).load(Ordering::SeqCst)
+        self.tail().load(Ordering::SeqCst) & CLOSED != 0
     }
 
     /// Drops every message left in the ring, which must be closed and have no receiver any
@@ -431,33 +395,17 @@ impl<T> Ring<T> {
         mem::forget(rest);
     }
 
-    /// Closes the ring and wakes every thread blocked on it. Idempotent.
+    /// Closes the ring and wakes every thread asleep on it. Idempotent.
     pub(crate) fn close(&self) {
-        let old = self.word(TAIL).fetch_or(CLOSED, Ordering::SeqCst);
-        if old & CLOSED != 0 {
-            return;
-        }
-        // Pairs with the fence in `park`.
-        fence(Ordering::SeqCst);
-        if self.word(PARKED).load(Ordering::SeqCst) == 0 {
-            return; // nobody ever parked: no flag to clear, nobody to wake
-        }
-        for index in 0..self.capacity() {
-            self.unflag_and_wake(index);
-        }
-    }
-
-    /// Clears slot `index`'s [`WAITING`] flag and, if it was set, wakes the slot's waiters.
-    fn unflag_and_wake(&self, index: usize) {
-        let stamp_cell = self.stamp(index);
-        let mut stamp = stamp_cell.load(Ordering::SeqCst);
-        while stamp & WAITING != 0 {
-            match stamp_cell.compare_exchange(stamp, stamp & !WAITING, Ordering::SeqCst) {
-                Ok(_) => {
-                    self.wake(index);
-                    break;
-                }
-                Err(seen) => stamp = seen,
+        // The tail first: once a sleeper on the head is woken by the mark there, posts fail.
+        // A tail already marked means another close is marking the head (or has).
+        for word in [self.tail(), self.head()] {
+            let old = word.fetch_or(CLOSED, Ordering::SeqCst);
+            if old & CLOSED != 0 {
+                return;
+            }
+            if old & ASLEEP != 0 {
+                word.notify(None);
             }
         }
     }
@@ -469,36 +417,77 @@ impl<T> Drop for Ring<T> {
         // Usually its receiving port discarded what was left when it was dropped; a port that
         // was leaked (`mem::forget`) did not. Mark it closed (without waking anyone: nobody
         // is left) so `discard_all` stops at the tail.
-        self.word(TAIL).fetch_or(CLOSED, Ordering::Relaxed);
+        self.tail().fetch_or(CLOSED, Ordering::Relaxed);
         self.discard_all();
+    }
+}
+
+impl<T> Slot<T> {
+    /// Empty for lap 0.
+    fn new() -> Self {
+        Slot {
+            stamp: AtomicU64::new(0),
+            message: UnsafeCell::new(MaybeUninit::uninit()),
+        }
     }
 }
 
 /// `capacity` empty slots, or `Err(AllocationFailed)` if the allocator refuses them (never an
 /// abort: a large capacity of large messages is a request that may fairly fail).
-fn allocate_slots<T>(capacity: usize) -> Result<Box<[UnsafeCell<MaybeUninit<T>>]>, Error> {
+fn allocate_slots<T>(capacity: usize) -> Result<Box<[Slot<T>]>, Error> {
     let mut slots = Vec::new();
-    // `try_reserve_exact` checks the byte count for overflow and asks for nothing when the
-    // slots are zero-sized.
+    // `try_reserve_exact` checks the byte count for overflow.
     if let Err(refused) = slots.try_reserve_exact(capacity) {
         return Err(Error::AllocationFailed {
-            bytes: capacity.saturating_mul(mem::size_of::<UnsafeCell<MaybeUninit<T>>>()),
+            bytes: capacity.saturating_mul(mem::size_of::<Slot<T>>()),
             reason: format!("{capacity} message slots: {refused}"),
         });
     }
-    slots.extend((0..capacity).map(|_| UnsafeCell::new(MaybeUninit::uninit())));
+    slots.extend((0..capacity).map(|_| Slot::new()));
     Ok(slots.into_boxed_slice())
+}
+
+/// What a [`sleep`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaited {
+    /// The position waited for was already claimed: its slot is a few instructions from its
+    /// stamp.
+    Claimed,
+    /// Woken, or the ring is closed: look again.
+    LookAgain,
+}
+
+/// Sleeps on `word` (the head or the tail) until it moves, unless it has already moved past
+/// `pos` or is closed: flags it [`ASLEEP`] with a compare-exchange from the value it checked,
+/// then waits while it holds that value and the flag (module docs, "Blocking").
+/// `Err(Timeout)` once `deadline` has passed, `Err(Terminated)` if this worker thread is
+/// asked to terminate.
+fn sleep(word: Word<'_, u64>, pos: u64, deadline: Option<Instant>) -> Result<Awaited, Error> {
+    let seen = word.fetch_or(ASLEEP, Ordering::SeqCst);
+    if seen & CLOSED != 0 {
+        return Ok(Awaited::LookAgain);
+    }
+    // Signed, as `lag`: positions wrap (a post at `pos < capacity` waits for `pos - capacity`).
+    if ((seen & POSITION).wrapping_sub(pos) as i64) > 0 {
+        // The claim came first (a flag left set costs the next claim one `notify` with nobody
+        // to wake).
+        return Ok(Awaited::Claimed);
+    }
+    match word.wait_until(seen | ASLEEP, deadline)? {
+        WaitResult::TimedOut => Err(Error::Timeout),
+        WaitResult::Ok | WaitResult::NotEqual => Ok(Awaited::LookAgain),
+    }
 }
 
 /// How far `stamp` is past `expected`, the stamp a thread wants to see: 0 when the slot is
 /// ready for it, negative while the slot is a step behind (not yet emptied or filled), positive
-/// when other threads already moved it on. Ignores the [`WAITING`] flag.
+/// when other threads already moved it on.
 fn lag(stamp: u64, expected: u64) -> i64 {
-    (stamp & !WAITING).wrapping_sub(expected) as i64
+    stamp.wrapping_sub(expected) as i64
 }
 
 /// Whether to look at the ring once more, after a short, growing pause (spin hints first,
-/// then yielding the CPU), before parking. Never under loom.
+/// then yielding the CPU), before sleeping. Never under loom.
 fn poll_again(polls: &mut u32) -> bool {
     if LOOM || *polls >= POLLS {
         return false;
@@ -509,8 +498,8 @@ fn poll_again(polls: &mut u32) -> bool {
 }
 
 /// A pause before looking again at a slot that another thread is a few instructions from
-/// stamping (no parking: that thread never blocks before it stamps). Under loom, a yield, which
-/// tells the model to run the other threads first.
+/// stamping (no sleeping: that thread never blocks before it stamps). Under loom, a yield,
+/// which tells the model to run the other threads first.
 fn snooze(snoozes: &mut u32) {
     if LOOM {
         thread::yield_now();
@@ -537,9 +526,9 @@ mod tests {
     use super::*;
 
     #[test]
-    // 2^24 stamps to initialise: seconds natively, hours interpreted.
+    // 2^24 stamps to initialise: a fraction of a second natively, hours interpreted.
     #[cfg_attr(miri, ignore)]
-    fn zero_sized_messages_need_no_slot_memory_even_at_the_largest_capacity() {
+    fn zero_sized_messages_work_at_the_largest_capacity() {
         let ring = Ring::<()>::new(MAX_CAPACITY).unwrap();
         assert_eq!(ring.capacity(), MAX_CAPACITY);
         ring.try_push(()).unwrap();
