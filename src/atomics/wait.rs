@@ -157,7 +157,7 @@ fn wait_as<T: Waitable>(
     if interrupters.any_interrupted() {
         return Err(Error::Terminated);
     }
-    if !waiter_table::enqueue_if(waiter, || element.load(SeqCst) == expected) {
+    if waiter_table::enqueue_if(waiter, || element.load(SeqCst) == expected).is_none() {
         return Ok(WaitResult::NotEqual);
     }
     let _registration = interrupters.register(waiter);

@@ -54,6 +54,9 @@ enum State {
     Ready(WaitResult),
     Waiting {
         waiter: Arc<Waiter>,
+        /// Where the waiter was enqueued in the waiter table (`None`: in a process-shared
+        /// buffer's slot), to prefetch what the drop's cancel touches.
+        enqueued: Option<waiter_table::Enqueued>,
         timer: Option<TimerEntry>,
         /// Keeps the memory (and so the waiter's key) alive.
         _memory: SharedBuffer,
@@ -93,18 +96,18 @@ pub fn wait_async<T: Waitable>(
     if let Deadline::Expired = deadline {
         return Ok(WaitAsync::Ready(WaitResult::TimedOut));
     }
-    let waiter = match view.buffer().process_shared() {
+    let (waiter, enqueued) = match view.buffer().process_shared() {
         // A process-shared buffer: a slot in its header, served by a doorbell thread.
         Some(header) => match process_bridge::enqueue(view.buffer(), header, element, expected)? {
-            Some(waiter) => waiter,
+            Some(waiter) => (waiter, None),
             None => return Ok(WaitAsync::Ready(WaitResult::NotEqual)),
         },
         None => {
             let waiter = Arc::new(Waiter::for_task(element.address()));
-            if !waiter_table::enqueue_if(&waiter, || element.load(SeqCst) == expected) {
-                return Ok(WaitAsync::Ready(WaitResult::NotEqual));
+            match waiter_table::enqueue_if(&waiter, || element.load(SeqCst) == expected) {
+                Some(enqueued) => (waiter, Some(enqueued)),
+                None => return Ok(WaitAsync::Ready(WaitResult::NotEqual)),
             }
-            waiter
         }
     };
     let timer = match deadline {
@@ -119,6 +122,7 @@ pub fn wait_async<T: Waitable>(
     };
     Ok(WaitAsync::Pending(WaitFuture(State::Waiting {
         waiter,
+        enqueued,
         timer,
         _memory: view.buffer().clone(),
     })))
@@ -160,7 +164,16 @@ impl Drop for WaitFuture {
         if model_is_unwinding() {
             return;
         }
-        if let State::Waiting { waiter, timer, .. } = &mut self.0 {
+        if let State::Waiting {
+            waiter,
+            enqueued,
+            timer,
+            ..
+        } = &mut self.0
+        {
+            if let Some(at) = *enqueued {
+                waiter_table::prefetch_cancel(waiter, at);
+            }
             cancel(waiter, Outcome::Cancelled, false);
             if let Some(entry) = timer.take() {
                 timer::unschedule(entry);

@@ -42,11 +42,14 @@
 //! panicking waker used to strand the rest of the wake list, counted but never woken).
 
 mod address_lists;
+mod prefetch;
 
 use std::any::Any;
 use std::panic;
 
 use self::address_lists::AddressLists;
+pub(crate) use self::prefetch::Enqueued;
+use self::prefetch::{prefetch, SlabAddress};
 use super::outcome::Outcome;
 use super::requeue::RequeueTarget;
 use super::waiter::{wake_catching, Waiter};
@@ -67,6 +70,8 @@ struct Bucket {
     /// path). Changed only with `waiters` locked.
     queued: AtomicUsize,
     waiters: Mutex<AddressLists>,
+    /// Where `waiters`' slab is, for [`prefetch_cancel`] (a hint, set with `waiters` locked).
+    slab: SlabAddress,
 }
 
 impl Bucket {
@@ -74,6 +79,7 @@ impl Bucket {
         Bucket {
             queued: AtomicUsize::new(0),
             waiters: Mutex::new(AddressLists::default()),
+            slab: SlabAddress::default(),
         }
     }
 }
@@ -87,10 +93,6 @@ shim::lazy_static! {
 
 fn buckets() -> &'static [Bucket] {
     &TABLE
-}
-
-fn bucket(key: usize) -> &'static Bucket {
-    &buckets()[bucket_index(key)]
 }
 
 /// Which bucket the waiters of address `key` share.
@@ -111,20 +113,49 @@ pub fn waiter_bucket<T: Waitable>(view: &TypedArray<T>, index: usize) -> Result<
 }
 
 /// Enqueues `waiter` at the back of its address's list if `value_matches()` holds, evaluated
-/// with the bucket locked (check and enqueue are one critical section, A11). Returns whether it
-/// was enqueued.
-pub(crate) fn enqueue_if(waiter: &Arc<Waiter>, value_matches: impl FnOnce() -> bool) -> bool {
-    let bucket = bucket(waiter.key());
+/// with the bucket locked (check and enqueue are one critical section, A11). Returns where it
+/// was enqueued (for [`prefetch_cancel`]), `None` if it was not.
+pub(crate) fn enqueue_if(
+    waiter: &Arc<Waiter>,
+    value_matches: impl FnOnce() -> bool,
+) -> Option<Enqueued> {
+    let index = bucket_index(waiter.key());
+    let bucket = &buckets()[index];
     let mut waiters = lock(&bucket.waiters);
     // Raise the count before reading the value: see the module docs.
     bucket.queued.fetch_add(1, Ordering::Relaxed);
     fence(Ordering::SeqCst);
     if !value_matches() {
         bucket.queued.fetch_sub(1, Ordering::Relaxed);
-        return false;
+        return None;
     }
-    waiters.push_back(Arc::clone(waiter));
-    true
+    let slot = waiters.push_back(Arc::clone(waiter));
+    bucket.slab.set(waiters.slab_address());
+    Some(Enqueued {
+        bucket: index,
+        slot,
+    })
+}
+
+/// Starts loading what [`cancel`] of `waiter`, enqueued at `at`, and then the waiter's last
+/// drop will touch (see `prefetch.rs`): its slab slot and the waiter's memory with the
+/// allocator's headers on either side. Call it right before the cancel; it changes nothing.
+#[inline]
+pub(crate) fn prefetch_cancel(waiter: &Arc<Waiter>, at: Enqueued) {
+    if LOOM {
+        return;
+    }
+    let slab = buckets()[at.bucket].slab.get();
+    prefetch(slab.wrapping_add(at.slot.wrapping_mul(AddressLists::SLOT_SIZE)));
+    // The waiter with its reference counts (two words before it), the allocator's header
+    // before those, and the next block's header after it.
+    let start = (Arc::as_ptr(waiter) as usize).wrapping_sub(32);
+    let end = (Arc::as_ptr(waiter) as usize).wrapping_add(std::mem::size_of::<Waiter>() + 16);
+    let mut line = start & !63;
+    while line <= end {
+        prefetch(line);
+        line = line.wrapping_add(64);
+    }
 }
 
 /// Wakes up to `count` waiters on `key`, oldest first (A8, A9); returns how many it woke. Costs

@@ -69,8 +69,16 @@ fn slot_of(link: usize) -> Option<usize> {
 }
 
 impl AddressLists {
-    /// Appends `waiter` to the list of its address (`waiter.key()`).
-    pub(super) fn push_back(&mut self, waiter: Arc<Waiter>) {
+    /// The size of one slot of the slab ([`AddressLists::slab_address`]).
+    pub(super) const SLOT_SIZE: usize = std::mem::size_of::<Slot>();
+
+    /// The address of the slab: slot `i` is at `SLOT_SIZE * i` past it (until the slab grows).
+    pub(super) fn slab_address(&self) -> usize {
+        self.slots.as_ptr() as usize
+    }
+
+    /// Appends `waiter` to the list of its address (`waiter.key()`); returns its slot.
+    pub(super) fn push_back(&mut self, waiter: Arc<Waiter>) -> usize {
         let key = waiter.key();
         let older = self.ends.get(&key).map(|ends| ends.newest);
         let slot = self.occupy(waiter, older);
@@ -89,6 +97,7 @@ impl AddressLists {
                 );
             }
         }
+        slot
     }
 
     /// Takes the oldest waiter of address `key`, if it has any.
