@@ -2,7 +2,7 @@
 //!
 //! # The state word
 //!
-//! Every task has a `u32` word in a [`SharedBuffer`](crate::SharedBuffer). Its low bits are the
+//! Every task has a `u32` word in a [`SharedBuffer`]. Its low bits are the
 //! task's phase; bit [`CANCEL_REQUESTED`] is the flag a running task reads through
 //! [`TaskContext::is_cancelled`](super::TaskContext::is_cancelled).
 //!

@@ -11,7 +11,7 @@
 //! | --- | --- | --- |
 //! | 0 | `state: u32`: `LOCKED`, `WOKEN`, `HEIR`, `GRANTED`, `ASYNC` flags, waiter count from bit 5 | queued waiters |
 //! | 4 | `side: u32`: a sequence number, bumped before each wake of its sleepers | the heir, `lock_async` futures |
-//! | 8 | `owner: u64`: the holder's token ([`owner`](super::owner)), 0 when unlocked | nobody |
+//! | 8 | `owner: u64`: the holder's token ([`owner`]), 0 when unlocked | nobody |
 //!
 //! # Protocol
 //!

@@ -2,7 +2,7 @@
 //! executor's thread.
 //!
 //! A pending [`LockFuture`] sets the state's `ASYNC` flag on the held lock and sleeps on the
-//! mutex's side word through [`atomics::wait_async`](crate::atomics::wait_async), with the side
+//! mutex's side word through [`atomics::wait_async`], with the side
 //! word's sequence read before the flag is set (an eventcount: a release after that read bumps
 //! the sequence before it wakes, so the sleep either sees the new sequence or is woken). Every
 //! release that clears `ASYNC` wakes all async sleepers, which then race for the lock like

@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | 0 | `state: u32`: `INCOMPLETE`, `RUNNING`, `POISONED` or `COMPLETE`, plus the `QUEUED` flag | waiters |
 //! | 4 | (reserved, zero) | |
-//! | 8 | `owner: u64`: the token of the thread running the closure ([`owner`](super::owner)), 0 otherwise | nobody |
+//! | 8 | `owner: u64`: the token of the thread running the closure ([`owner`]), 0 otherwise | nobody |
 //!
 //! # Protocol
 //!

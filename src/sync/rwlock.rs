@@ -6,7 +6,7 @@
 //! | offset | word | who sleeps on it |
 //! | --- | --- | --- |
 //! | 0 | `state: u64`: readers holding it (22 bits), `WRITER`, `READ_PHASE`, readers waiting (20 bits), writers waiting (20 bits) | nobody |
-//! | 8 | `owner: u64`: the writer's token ([`owner`](super::owner)), 0 unless write-locked | nobody |
+//! | 8 | `owner: u64`: the writer's token ([`owner`]), 0 unless write-locked | nobody |
 //! | 16 | `readers: u32`: a sequence number, bumped before each wake of waiting readers | waiting readers |
 //! | 20 | `writers: u32`: a sequence number, bumped before each wake of a waiting writer | waiting writers |
 //!
