@@ -103,6 +103,12 @@ pub(super) fn waiting_writers(state: u64) -> u64 {
 }
 
 /// Whether nobody is queued at all (only then do lockers spin).
+/// Whether the waiting writers' count is full (or the bytes were overwritten).
+pub(super) fn waiting_writers_full(state: u64) -> bool {
+    state & WAITING_WRITERS_MASK == WAITING_WRITERS_MASK
+}
+
+/// Whether no reader and no writer is counted as waiting.
 pub(super) fn nobody_waiting(state: u64) -> bool {
     state & (WAITING_READERS_MASK | WAITING_WRITERS_MASK) == 0
 }
@@ -552,38 +558,26 @@ impl RwLock {
     /// found in is not looked at again at once); `true` once it is taken. Both protocols
     /// (private and process-shared) start their read this way.
     pub(super) fn spin_then_read(&self) -> bool {
-        let mut backoff = Backoff::settled();
-        let mut state = self.state().load(Relaxed);
-        loop {
-            if read_lockable(state, false) {
-                match self
-                    .state()
-                    .compare_exchange(state, state + ONE_READER, Acquire)
-                {
-                    Ok(_) => return true,
-                    Err(actual) => {
-                        state = actual;
-                        continue;
-                    }
-                }
-            }
-            if !nobody_waiting(state) || !backoff.spin() {
-                return false;
-            }
-            state = self.state().load(Relaxed);
-        }
+        self.spin_then(
+            |state| read_lockable(state, false),
+            |state| state + ONE_READER,
+        )
     }
 
     /// Retries the write lock a few times while nobody is queued ([`Backoff::settled`]).
     fn spin_then_write(&self) -> bool {
+        self.spin_then(write_lockable, |state| state | WRITER)
+    }
+
+    /// The spin both take: while the state is `lockable`, tries to move it to `locked(state)`;
+    /// otherwise retries after a backoff step, as long as nobody is queued.
+    #[inline(always)]
+    fn spin_then(&self, lockable: impl Fn(u64) -> bool, locked: impl Fn(u64) -> u64) -> bool {
         let mut backoff = Backoff::settled();
         let mut state = self.state().load(Relaxed);
         loop {
-            if write_lockable(state) {
-                match self
-                    .state()
-                    .compare_exchange(state, state | WRITER, Acquire)
-                {
+            if lockable(state) {
+                match self.state().compare_exchange(state, locked(state), Acquire) {
                     Ok(_) => return true,
                     Err(actual) => {
                         state = actual;
@@ -614,7 +608,7 @@ impl RwLock {
                 continue;
             }
             if !registered {
-                if waiting_writers(state) == WAITING_WRITERS_MASK / ONE_WAITING_WRITER {
+                if waiting_writers_full(state) {
                     // No room to count one more waiter (or the bytes were overwritten): poll.
                     if expired(deadline) {
                         return Ok(false);

@@ -45,9 +45,9 @@ use super::liveness::{self, Slices};
 use super::mutex::Acquired;
 use super::owner::{NONE, NOT_RECOVERABLE};
 use super::rwlock::{
-    nobody_waiting, read_lockable, readers, waiting_readers, write_lockable, Entry, RwLock,
-    ONE_READER, ONE_WAITING_READER, ONE_WAITING_WRITER, READERS_MASK, READ_PHASE,
-    WAITING_READERS_MASK, WAITING_WRITERS_MASK, WRITER,
+    nobody_waiting, read_lockable, readers, waiting_readers, waiting_writers_full, write_lockable,
+    Entry, RwLock, ONE_READER, ONE_WAITING_READER, ONE_WAITING_WRITER, READERS_MASK, READ_PHASE,
+    WAITING_READERS_MASK, WRITER,
 };
 use super::spin::Backoff;
 use crate::atomics::WaitResult;
@@ -332,11 +332,6 @@ impl RwLock {
         self.unclaim(me);
         self.wake_after_write(phase, released);
     }
-}
-
-/// Whether the waiting writers' count is full (or the bytes were overwritten).
-fn waiting_writers_full(state: u64) -> bool {
-    state & WAITING_WRITERS_MASK == WAITING_WRITERS_MASK
 }
 
 /// Waits a little for a claim in passing (invariant 6) to end: yields first, then sleeps a
