@@ -45,14 +45,28 @@ fn source_files() -> BTreeMap<String, (PathBuf, String)> {
     files
 }
 
-/// The `use` statements of a file, whitespace removed (`crate::a::{b,c::D}`).
+/// The `use` statements of a file, whitespace and aliases removed (`crate::a::{b,c::D}`).
 fn use_statements(text: &str) -> Vec<String> {
     let mut statements = Vec::new();
     let mut rest = text;
     while let Some(at) = find_use(rest) {
         let body = &rest[at..];
         let end = body.find(';').unwrap_or(body.len());
-        statements.push(body[..end].chars().filter(|c| !c.is_whitespace()).collect());
+        // `a as b` keeps its path `a`: the alias is dropped before the spaces are.
+        let words: Vec<&str> = body[..end].split_whitespace().collect();
+        let mut statement = String::new();
+        let mut words = words.into_iter();
+        while let Some(word) = words.next() {
+            if word == "as" {
+                // Drop the alias name, keep what follows it (`w},` → `},`).
+                let alias = words.next().unwrap_or("");
+                statement
+                    .push_str(alias.trim_start_matches(|c: char| c.is_alphanumeric() || c == '_'));
+            } else {
+                statement.push_str(word);
+            }
+        }
+        statements.push(statement);
         rest = &body[end..];
     }
     statements
@@ -116,7 +130,7 @@ fn path_expressions(text: &str) -> Vec<String> {
 /// `a::{b,c::{d,e}}` → `["a::b", "a::c::d", "a::c::e"]`.
 fn expand(tree: &str) -> Vec<String> {
     let Some(open) = tree.find('{') else {
-        return vec![tree.split(" as ").next().unwrap_or(tree).to_string()];
+        return vec![tree.to_string()];
     };
     let prefix = &tree[..open];
     let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
@@ -313,6 +327,13 @@ fn the_checker_sees_a_circle_when_there_is_one() {
     .map(String::from)
     .collect();
     let leaves = expand("crate::{view::typed::{Int32Array,self},atomics::waiter::Waiter}");
+    assert_eq!(
+        use_statements("use super::{waiter as w, wait};\npub(crate) use crate::view as v;"),
+        vec![
+            "super::{waiter,wait}".to_string(),
+            "crate::view".to_string()
+        ]
+    );
     let targets: Vec<Option<String>> = leaves
         .iter()
         .map(|leaf| resolve(&modules, "atomics::wait", leaf))
