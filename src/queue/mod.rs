@@ -112,8 +112,9 @@
 //! `scripts.rs` (every protocol and its invariants), `link.rs` (reconnection), `dispatcher.rs`
 //! (a job's life in a consumer), `lease.rs` (the lease keeper), `wakeup.rs` (the blocking
 //! reader), `job_queue.rs` (the producer's side), `consumer.rs`, `job.rs` (entry layout),
-//! `options.rs`, `backoff.rs`, `effects.rs`, `finish.rs`, `delivery.rs`, `keys.rs` (the key
-//! layout), `stats.rs`, `config.rs`, `error.rs`, `reply.rs`, `shared.rs`, `random.rs`.
+//! `options.rs`, `backoff.rs`, `effects.rs`, `finish.rs`, `delivery.rs`, `packed.rs`, `keys.rs`
+//! (the key layout), `stats.rs`, `config.rs`, `error.rs`, `reply.rs`, `shared.rs`,
+//! `random.rs`.
 
 mod backoff;
 mod config;
@@ -131,6 +132,7 @@ mod keys;
 mod lease;
 mod link;
 mod options;
+mod packed;
 mod random;
 mod reply;
 mod scripts;
