@@ -81,8 +81,15 @@ impl Script {
 
     /// `EVALSHA` of this script with `keys` and `args`.
     pub(super) fn call<A: ToRedisArgs>(&self, keys: &[&str], args: A) -> Cmd {
+        let mut cmd = self.command(keys);
+        cmd.arg(args);
+        cmd
+    }
+
+    /// `EVALSHA` of this script with `keys`, for the caller to append the arguments.
+    pub(super) fn command(&self, keys: &[&str]) -> Cmd {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&self.sha).arg(keys.len()).arg(keys).arg(args);
+        cmd.arg(&self.sha).arg(keys.len()).arg(keys);
         cmd
     }
 }
