@@ -40,17 +40,19 @@ fn server() -> Option<RedisServer> {
     queue_support::redis_or_skip("benches/queue.rs")
 }
 
-/// Waits (polling, off the clock's critical path by at most one poll) until `done` reaches
-/// `target`.
-fn wait_for(done: impl Fn() -> u64, target: u64) {
-    let started = Instant::now();
+/// Waits (polling) until `done` reaches `target`. A poll is at most 1/200 of the time so far
+/// apart (50 µs to 1 ms): the clock overshoots by at most ~0.5 %, and the poller does not
+/// take a share of the cores from what it measures (BullMQ's side waits for an event).
+fn wait_for(done: impl Fn() -> u64, target: u64, started: Instant) {
     while done() < target {
+        let elapsed = started.elapsed();
         assert!(
-            started.elapsed() < Duration::from_secs(120),
+            elapsed < Duration::from_secs(120),
             "the consumer stalled at {} of {target}",
             done()
         );
-        std::thread::sleep(Duration::from_micros(50));
+        let poll = (elapsed / 200).clamp(Duration::from_micros(50), Duration::from_millis(1));
+        std::thread::sleep(poll);
     }
 }
 
@@ -141,7 +143,7 @@ impl Floor {
             pipe.query::<()>(&mut self.con).unwrap();
             left -= n;
         }
-        wait_for(|| self.acked.load(Ordering::Relaxed), target);
+        wait_for(|| self.acked.load(Ordering::Relaxed), target, start);
         start.elapsed()
     }
 }
@@ -179,11 +181,14 @@ impl Ours {
                 .build()
                 .unwrap(),
         );
-        let consumer = queue
-            .consumer("bench")
-            .concurrency(concurrency)
-            .run_on(&pool, |_job, _ctx| Ok(()))
-            .unwrap();
+        let mut consumer = queue.consumer("bench").concurrency(concurrency);
+        if let Some(prefetch) = std::env::var("QUEUE_PREFETCH")
+            .ok()
+            .and_then(|n| n.parse().ok())
+        {
+            consumer = consumer.prefetch(prefetch);
+        }
+        let consumer = consumer.run_on(&pool, |_job, _ctx| Ok(())).unwrap();
         Ours {
             queue,
             consumer: Some(consumer),
@@ -202,7 +207,7 @@ impl Ours {
                 .unwrap();
             left -= n;
         }
-        wait_for(|| consumer.stats().completed, target);
+        wait_for(|| consumer.stats().completed, target, start);
         start.elapsed()
     }
 
@@ -216,19 +221,29 @@ impl Ours {
 /// `benches/node/queue-run`'s side: with `QUEUE_PEER_URL` set, pushes `QUEUE_PEER_JOBS` jobs
 /// (default 20,000) through the floor and the queue at concurrency 1 and 8 against that
 /// server, after a warm-up of a tenth as many, and prints one JSON object of jobs/s.
+/// `QUEUE_PEER_CONCURRENCY` (e.g. `8`) runs one concurrency only, and `QUEUE_PEER_NO_FLOOR`
+/// skips the floor: so `redis-cli INFO commandstats` around a run counts the queue's calls
+/// alone.
 fn peer(url: &str) {
     let jobs: u64 = std::env::var("QUEUE_PEER_JOBS")
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20_000);
+    let levels: Vec<usize> = match std::env::var("QUEUE_PEER_CONCURRENCY") {
+        Ok(n) => vec![n.parse().expect("QUEUE_PEER_CONCURRENCY: a number")],
+        Err(_) => vec![1, 8],
+    };
+    let with_floor = std::env::var_os("QUEUE_PEER_NO_FLOOR").is_none();
     let tag = std::process::id();
     let mut figures = Vec::new();
-    for concurrency in [1usize, 8] {
+    for concurrency in levels {
         let rate = |elapsed: Duration| jobs as f64 / elapsed.as_secs_f64();
-        let mut floor = Floor::start(url, &format!("peer-floor-{tag}-{concurrency}"), concurrency);
-        floor.run(jobs / 10);
-        figures.push((format!("floor_c{concurrency}"), rate(floor.run(jobs))));
-        drop(floor);
+        if with_floor {
+            let mut floor =
+                Floor::start(url, &format!("peer-floor-{tag}-{concurrency}"), concurrency);
+            floor.run(jobs / 10);
+            figures.push((format!("floor_c{concurrency}"), rate(floor.run(jobs))));
+        }
         let mut ours = Ours::start(url, &format!("peer-{tag}-{concurrency}"), concurrency);
         ours.run(jobs / 10);
         figures.push((format!("sharedbuf_c{concurrency}"), rate(ours.run(jobs))));

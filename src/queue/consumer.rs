@@ -22,6 +22,9 @@ use super::stats::ConsumerStats;
 use super::wakeup::{self, WakeupControl};
 use crate::pool::{TaskContext, WorkerPool};
 
+/// The fewest jobs a consumer holds beyond its concurrency by default (`prefetch`).
+const DEFAULT_PREFETCH: usize = 8;
+
 /// Configures a consumer: [`JobQueue::consumer`](super::JobQueue::consumer).
 ///
 /// ```no_run
@@ -53,6 +56,7 @@ pub struct ConsumerBuilder {
     config: Arc<Config>,
     name: String,
     concurrency: usize,
+    prefetch: Option<usize>,
     lease: Duration,
     block: Duration,
     poll: Duration,
@@ -65,6 +69,7 @@ impl ConsumerBuilder {
             config,
             name: name.to_string(),
             concurrency: 1,
+            prefetch: None,
             lease: Duration::from_secs(30),
             block: Duration::from_secs(2),
             poll: Duration::from_secs(1),
@@ -72,10 +77,22 @@ impl ConsumerBuilder {
         }
     }
 
-    /// How many jobs the consumer holds at once (default 1): running on the pool or waiting
-    /// for one of its threads. Usually the pool's `max_threads`.
+    /// How many jobs of this consumer run at once at most (default 1). Usually the pool's
+    /// `max_threads`.
     pub fn concurrency(mut self, jobs: usize) -> ConsumerBuilder {
         self.concurrency = jobs;
+        self
+    }
+
+    /// How many jobs the consumer holds beyond `concurrency`, ready for the next free slot
+    /// (default: `concurrency`, at least 8). A slot that frees starts its next job at once,
+    /// without waiting for a round trip to Redis, and the consumer reads and acknowledges
+    /// jobs in batches of this many: fewer round trips and script calls a job. `0` holds
+    /// no more than runs — for long jobs spread over many consumers, where a held job waits
+    /// on a busy machine while another is idle (a held job is still leased, renewed and
+    /// given back on close, as a running one is).
+    pub fn prefetch(mut self, jobs: usize) -> ConsumerBuilder {
+        self.prefetch = Some(jobs);
         self
     }
 
@@ -142,6 +159,9 @@ impl ConsumerBuilder {
             name: self.name.clone(),
             token: format!("{:016x}{:016x}", random::next_u64(), random::next_u64()),
             concurrency: self.concurrency,
+            prefetch: self
+                .prefetch
+                .unwrap_or(self.concurrency.max(DEFAULT_PREFETCH)),
             lease: self.lease,
             block: self.block,
             poll: self.poll,

@@ -4,6 +4,7 @@ use redis::Value;
 
 use super::job::{self, Job};
 use super::keys::LEVELS;
+use super::packed;
 use super::reply::{self, Reply, ReplyError};
 use crate::pool::Priority;
 
@@ -24,7 +25,8 @@ pub(super) struct Delivery {
     pub(super) job: Result<Job, String>,
 }
 
-/// Parses one `{level, id, fields, deliveries, done}` element of a script's answer.
+/// Parses one `{level, id, fields, deliveries, done}` element of a script's answer (the fields
+/// a flat list, or packed into one string: `packed.rs`).
 pub(super) fn parse(value: Value) -> Reply<Delivery> {
     let mut items = reply::array(value)?.into_iter();
     let level = reply::int(reply::next(&mut items, "level")?)?;
@@ -34,7 +36,10 @@ pub(super) fn parse(value: Value) -> Reply<Delivery> {
         .and_then(|l| LEVELS.get(l).copied())
         .ok_or_else(|| ReplyError(format!("level {level}")))?;
     let id = reply::text(reply::next(&mut items, "entry id")?)?;
-    let fields = reply::pairs(reply::next(&mut items, "fields")?)?;
+    let fields = match reply::next(&mut items, "fields")? {
+        Value::BulkString(packed) => packed::fields(&packed)?, // FETCH's
+        list => reply::pairs(list)?,                           // RECLAIM's, RECOVER's
+    };
     let deliveries = reply::int(reply::next(&mut items, "deliveries")?)?;
     let duplicate = reply::int(reply::next(&mut items, "done flag")?)? == 1;
     let deliveries = u32::try_from(deliveries.max(1)).unwrap_or(u32::MAX);

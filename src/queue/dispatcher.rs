@@ -21,9 +21,19 @@
 //!    one `XACK` per stream); failures, retries and releases go as FINISHes before
 //!    it, and successes without a FETCH to ride in as one FINISH_OKS.
 //!
-//! Slots: at most `concurrency` jobs are running or waiting for the pool; jobs being finished
-//! do not count (their FETCH for the freed slot travels in the same round trip). A FETCH that
-//! came back short means the queue is empty: the dispatcher arms the wake-up reader
+//! Slots: the consumer holds at most `concurrency + prefetch` jobs running or waiting to
+//! start (its *window*); jobs being finished do not count (their FETCH for the freed slots
+//! travels in the same round trip). The waiting ones sit in the pool's queue when the pool
+//! has no more threads than `concurrency` (so still no more than `concurrency` run at once),
+//! else in the local backlog: either way a thread that finishes a job takes the next one
+//! without a round trip to Redis or a wake-up of its own.
+//!
+//! Batches: while the queue has more, the dispatcher reads only once `prefetch` (at least
+//! one) slots of the window are free, and keeps the successful finishes meanwhile, so one
+//! FETCH acknowledges and reads a batch. A finish waits at most until the poll timer's
+//! FETCH; failures, retries and releases are sent at once, and so are successes once the
+//! queue looked empty. A FETCH that came back short means the queue is empty: the
+//! dispatcher arms the wake-up reader
 //! (`wakeup.rs`) and waits for events — a task that resolved, the reader's wake-up, the
 //! poll timer (promotes delayed jobs; at most `poll` apart), the next due delayed job, the
 //! reclaim timer (half a lease), a lease the keeper found lost, or `close`.
@@ -242,12 +252,46 @@ impl Dispatcher {
         self.wind_down()
     }
 
-    /// Free slots: `concurrency` minus the jobs running or waiting for the pool.
+    /// Free slots: the window (`concurrency + prefetch`) minus the jobs running or waiting
+    /// to start.
     fn free(&self) -> usize {
-        self.shared
-            .settings
-            .concurrency
+        let settings = &self.shared.settings;
+        (settings.concurrency + settings.prefetch)
             .saturating_sub(self.running.len() + self.backlog.len())
+    }
+
+    /// The free slots a read waits for while the queue has more: a batch.
+    fn refill(&self) -> usize {
+        self.shared.settings.prefetch.max(1)
+    }
+
+    /// Whether the next exchange reads: the queue may have more and a batch of slots is free.
+    fn wants_read(&self) -> bool {
+        self.more && !self.closing && self.stop.is_none() && self.free() >= self.refill()
+    }
+
+    /// Whether successful finishes wait for the next read to ride in: it is coming, because
+    /// the queue has more and jobs are running (their slots fill the batch), or the poll
+    /// timer's read at the latest.
+    fn oks_wait(&self) -> bool {
+        self.more
+            && !self.closing
+            && self.stop.is_none()
+            && !self.need_recover
+            && !self.wants_read()
+            && !self.running.is_empty()
+    }
+
+    /// How many of this consumer's jobs the pool may hold (running or queued): all of the
+    /// window when the pool cannot run more than `concurrency` at once anyway, else
+    /// `concurrency` (the rest waits in the backlog).
+    fn pool_depth(&self) -> usize {
+        let settings = &self.shared.settings;
+        if self.pool.max_threads() <= settings.concurrency {
+            settings.concurrency + settings.prefetch
+        } else {
+            settings.concurrency
+        }
     }
 
     fn take_events(&mut self, wait: Duration) {
@@ -353,13 +397,17 @@ impl Dispatcher {
         }
     }
 
-    /// Submits the backlog to the pool, in order, until the pool refuses.
+    /// Submits the backlog to the pool, in order, until the pool refuses or holds
+    /// `pool_depth` of our jobs.
     fn start_backlog(&mut self) {
         if self.pool_retry_at.is_some_and(|at| Instant::now() < at) {
             return;
         }
         self.pool_retry_at = None;
-        while let Some(prepared) = self.backlog.pop_front() {
+        while self.running.len() < self.pool_depth() {
+            let Some(prepared) = self.backlog.pop_front() else {
+                return;
+            };
             let Prepared { entry, meta, task } = prepared;
             let mut options = TaskOptions::new().priority(meta.priority);
             if let Some(timeout) = meta.timeout {
@@ -472,7 +520,7 @@ impl Dispatcher {
     /// How long to wait for events before the next timer.
     fn until_next_timer(&self) -> Duration {
         let now = Instant::now();
-        if !self.outbox.is_empty() || (self.more && self.free() > 0 && !self.closing) {
+        if self.outbox_due() || self.wants_read() {
             return Duration::ZERO;
         }
         let mut next = now + Duration::from_secs(1);
@@ -484,10 +532,24 @@ impl Dispatcher {
         } else if let Some(Some(deadline)) = self.shared.closing() {
             next = next.min(deadline);
         }
-        if !self.backlog.is_empty() {
+        if !self.backlog.is_empty() && self.running.len() < self.pool_depth() {
             next = next.min(self.pool_retry_at.unwrap_or(now));
         }
         next.saturating_duration_since(now)
+    }
+
+    /// Whether the outbox has finishes to send now (successful ones may wait: `oks_wait`).
+    fn outbox_due(&self) -> bool {
+        if self.oks_wait() {
+            self.outbox.iter().any(|f| !Self::rides_fetch(f))
+        } else {
+            !self.outbox.is_empty()
+        }
+    }
+
+    /// A successful finish: FETCH can carry it.
+    fn rides_fetch(finish: &Finish) -> bool {
+        finish.mode == Mode::Ok && finish.meta.is_some()
     }
 
     /// One round trip: groups / recovery / finishes / one read, as needed. `Err` once closing's
@@ -501,10 +563,10 @@ impl Dispatcher {
         if self.need_recover && self.stop.is_none() {
             asks.push(Ask::Recover);
         }
-        let (mut oks, others): (Vec<Finish>, Vec<Finish>) = self
-            .outbox
-            .drain(..)
-            .partition(|f| f.mode == Mode::Ok && f.meta.is_some());
+        let oks_wait = self.oks_wait();
+        let wants_read = self.wants_read();
+        let (mut oks, others): (Vec<Finish>, Vec<Finish>) =
+            self.outbox.drain(..).partition(Self::rides_fetch);
         let mut fetch = None;
         if !self.closing && self.stop.is_none() && !self.need_recover {
             let free = self.free();
@@ -512,7 +574,7 @@ impl Dispatcher {
             if now >= self.next_reclaim && free > 0 {
                 asks.push(Ask::Reclaim(free));
                 self.next_reclaim = now + settings.lease / 2;
-            } else if (free > 0 && self.more)
+            } else if wants_read
                 || now >= self.next_poll
                 || self.next_due.is_some_and(|due| now >= due)
             {
@@ -525,6 +587,11 @@ impl Dispatcher {
                 self.next_poll = now + settings.poll;
                 self.next_due = None;
             }
+        }
+        if oks_wait && fetch.is_none() && asks.is_empty() && others.is_empty() {
+            // The next read carries them (module docs, "Batches").
+            self.outbox = oks;
+            return Ok(());
         }
         if oks.len() >= 2 {
             let mut oks = oks.into_iter().peekable();

@@ -21,6 +21,7 @@
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use redis::Cmd;
 use serde::de::DeserializeOwned;
 
 use super::backoff::Backoff;
@@ -153,29 +154,34 @@ pub(super) fn encode_value<T: serde::Serialize + ?Sized>(
     rmp_serde::to_vec_named(value).map_err(PayloadError::new)
 }
 
-/// The fields of a new job's first attempt, in entry order (the add script puts `job` first
-/// and appends `added`).
-pub(super) fn new_fields(payload: &[u8], options: &JobOptions) -> Vec<Vec<u8>> {
+/// How many arguments [`push_new_fields`] appends for a job with `options`.
+pub(super) fn new_fields_len(options: &JobOptions) -> usize {
+    if options.dedupe.is_some() {
+        12
+    } else {
+        10
+    }
+}
+
+/// Appends the fields of a new job's first attempt to `cmd`, in entry order (the add script
+/// puts `job` first and appends `added`): [`new_fields_len`] arguments, written straight
+/// into the command (no allocation per field).
+pub(super) fn push_new_fields(cmd: &mut Cmd, payload: &[u8], options: &JobOptions) {
     let timeout_ms = options.timeout.map_or(0, |t| {
         u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
     });
-    let mut fields = vec![
-        b"attempt".to_vec(),
-        b"1".to_vec(),
-        b"attempts".to_vec(),
-        options.attempts.max(1).to_string().into_bytes(),
-        b"backoff".to_vec(),
-        options.backoff.encode().into_bytes(),
-        b"timeout".to_vec(),
-        timeout_ms.to_string().into_bytes(),
-    ];
+    cmd.arg("attempt")
+        .arg(1)
+        .arg("attempts")
+        .arg(options.attempts.max(1))
+        .arg("backoff")
+        .arg(options.backoff.encode())
+        .arg("timeout")
+        .arg(timeout_ms);
     if let Some(key) = &options.dedupe {
-        fields.push(b"dedupe".to_vec());
-        fields.push(key.clone().into_bytes());
+        cmd.arg("dedupe").arg(key.as_bytes());
     }
-    fields.push(b"payload".to_vec());
-    fields.push(payload.to_vec());
-    fields
+    cmd.arg("payload").arg(payload);
 }
 
 /// Parses an entry's fields into a job; `Err` says what is wrong (the entry is then

@@ -177,26 +177,19 @@ impl JobQueue {
     fn add_command(&self, jobs: &[(&[u8], &JobOptions)]) -> Cmd {
         let keys = &self.config.keys;
         let ttl_ms = u64::try_from(self.config.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
-        let mut args: Vec<Vec<u8>> = vec![
-            keys.prefix.clone().into_bytes(),
-            ttl_ms.to_string().into_bytes(),
-        ];
-        for (payload, options) in jobs {
-            let delay_ms = u64::try_from(options.delay.as_millis()).unwrap_or(u64::MAX);
-            let fields = job::new_fields(payload, options);
-            args.push(
-                (keys::level_index(options.priority) + 1)
-                    .to_string()
-                    .into_bytes(),
-            );
-            args.push(delay_ms.to_string().into_bytes());
-            args.push(options.dedupe.clone().unwrap_or_default().into_bytes());
-            args.push(fields.len().to_string().into_bytes());
-            args.extend(fields);
-        }
         let seq = format!("{}seq", keys.prefix);
         let [high, normal, low] = &keys.streams;
-        scripts::add().call(&[high, normal, low, &keys.delayed, &seq], args)
+        let mut cmd = scripts::add().command(&[high, normal, low, &keys.delayed, &seq]);
+        cmd.arg(&keys.prefix).arg(ttl_ms);
+        for (payload, options) in jobs {
+            let delay_ms = u64::try_from(options.delay.as_millis()).unwrap_or(u64::MAX);
+            cmd.arg(keys::level_index(options.priority) + 1)
+                .arg(delay_ms)
+                .arg(options.dedupe.as_deref().unwrap_or(""))
+                .arg(job::new_fields_len(options));
+            job::push_new_fields(&mut cmd, payload, options);
+        }
+        cmd
     }
 
     /// Reads the queue's statistics (one round trip).

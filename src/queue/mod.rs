@@ -21,9 +21,11 @@
 //! A fleet consumes one stream like this: every machine runs one process with a pool sized
 //! to its cores and one consumer with a unique name (host and process id) and `concurrency`
 //! equal to the pool's threads. All consumers join the queue's consumer group, so Redis hands
-//! each job to exactly one of them; each reads only as many jobs as it has free slots, so a
-//! busy machine leaves the backlog to idle ones, and a new machine starts taking jobs the
-//! moment it connects. A machine that dies leaves its jobs pending; once their lease expires
+//! each job to exactly one of them; each holds only as many jobs as it has slots plus a few
+//! ready to start (`prefetch`, read in batches: fewer round trips a job), so a busy machine
+//! leaves the backlog to idle ones, and a new machine starts taking jobs the moment it
+//! connects. For long jobs, `prefetch(0)` keeps a machine from holding jobs it cannot start
+//! yet. A machine that dies leaves its jobs pending; once their lease expires
 //! (30 s by default) the other consumers reclaim and run them.
 //!
 //! ```no_run
@@ -110,8 +112,9 @@
 //! `scripts.rs` (every protocol and its invariants), `link.rs` (reconnection), `dispatcher.rs`
 //! (a job's life in a consumer), `lease.rs` (the lease keeper), `wakeup.rs` (the blocking
 //! reader), `job_queue.rs` (the producer's side), `consumer.rs`, `job.rs` (entry layout),
-//! `options.rs`, `backoff.rs`, `effects.rs`, `finish.rs`, `delivery.rs`, `keys.rs` (the key
-//! layout), `stats.rs`, `config.rs`, `error.rs`, `reply.rs`, `shared.rs`, `random.rs`.
+//! `options.rs`, `backoff.rs`, `effects.rs`, `finish.rs`, `delivery.rs`, `packed.rs`, `keys.rs`
+//! (the key layout), `stats.rs`, `config.rs`, `error.rs`, `reply.rs`, `shared.rs`,
+//! `random.rs`.
 
 mod backoff;
 mod config;
@@ -129,6 +132,7 @@ mod keys;
 mod lease;
 mod link;
 mod options;
+mod packed;
 mod random;
 mod reply;
 mod scripts;

@@ -81,8 +81,15 @@ impl Script {
 
     /// `EVALSHA` of this script with `keys` and `args`.
     pub(super) fn call<A: ToRedisArgs>(&self, keys: &[&str], args: A) -> Cmd {
+        let mut cmd = self.command(keys);
+        cmd.arg(args);
+        cmd
+    }
+
+    /// `EVALSHA` of this script with `keys`, for the caller to append the arguments.
+    pub(super) fn command(&self, keys: &[&str]) -> Cmd {
         let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(&self.sha).arg(keys.len()).arg(keys).arg(args);
+        cmd.arg(&self.sha).arg(keys.len()).arg(keys);
         cmd
     }
 }
@@ -409,7 +416,8 @@ return out
 ///    waiting.
 /// 3. Answers `{'ok', ms until the next delayed job is due (-1: none), last id of each stream,
 ///    the finished entries' statuses (as FINISH_OKS answers them), entries…}`, each entry
-///    `{level, id, fields, deliveries, done}`. A consumer that got fewer than `count` has
+///    `{level, id, fields, deliveries, done}` with its fields packed into one string by
+///    `cmsgpack.pack` (`packed.rs`: one value to convert and parse instead of one a field). A consumer that got fewer than `count` has
 ///    emptied every level; it then blocks in `XREAD` from those last ids, so any entry added
 ///    after this script wakes it (none can slip in between: the script is atomic). A FETCH
 ///    that got all it asked for skips the last ids and the next due time (`'0-0'`, -1): the
@@ -460,7 +468,7 @@ for level = 1, 3 do
     local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', KEYS[level], '>')
     if r then
       for _, e in ipairs(r[1][2]) do
-        out[#out + 1] = {level, e[1], e[2], 1, done(prefix, e[2])}
+        out[#out + 1] = {level, e[1], cmsgpack.pack(e[2]), 1, done(prefix, e[2])}
         want = want - 1
       end
     end
@@ -674,7 +682,8 @@ return out
 /// For each level while fewer than `count` were taken: `XAUTOCLAIM` entries idle for at least a
 /// lease (J3). An entry now delivered more than `most deliveries` times (its consumers keep
 /// dying on it) goes to the dead stream with the error `stalled`; the others are handed out.
-/// Answers `{'ok', next cursor per level, entries…}` like FETCH. Counts `reclaimed`.
+/// Answers `{'ok', next cursor per level, entries…}` like FETCH (the fields as a flat list).
+/// Counts `reclaimed`.
 const RECLAIM: &str = concat!(
     lua_common!(),
     r#"
@@ -737,8 +746,8 @@ return out
 ///
 /// Reads the consumer's pending list (`XREADGROUP … 0`): after a reconnect, the entries a
 /// lost reply delivered without the consumer knowing. Entries deleted meanwhile are
-/// acknowledged. Answers `{'ok', entries…}` like FETCH; the consumer keeps those it does not
-/// already hold.
+/// acknowledged. Answers `{'ok', entries…}` like FETCH (the fields as a flat list); the consumer keeps those it
+/// does not already hold.
 const RECOVER: &str = concat!(
     lua_common!(),
     r#"

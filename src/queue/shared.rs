@@ -17,6 +17,8 @@ pub(super) struct Settings {
     /// The fencing token in `live:<name>`.
     pub(super) token: String,
     pub(super) concurrency: usize,
+    /// Jobs held beyond `concurrency`, ready to start (and the size of a refill).
+    pub(super) prefetch: usize,
     pub(super) lease: Duration,
     pub(super) block: Duration,
     pub(super) poll: Duration,
