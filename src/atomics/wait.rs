@@ -35,6 +35,11 @@ use crate::view::{ElementRef, TypedArray};
 /// [`Interrupter`](super::Interrupter) installed on the thread do — the last makes `wait`
 /// return `Err(Error::Terminated)`, as it does at once on an already interrupted thread (W3).
 ///
+/// Before it joins the waiter list, `wait` may watch the value for a few microseconds (when
+/// that has recently paid off on this thread): a change seen then returns `NotEqual`, as a wait
+/// that started a moment later would, and a `notify` then finds nobody to count. Once in the
+/// list, only the three events above end the wait.
+///
 /// On a process-shared buffer ([`SharedBuffer::is_process_shared`]) a `notify` from any
 /// process wakes the wait (X2). If the process that should change the value and notify dies,
 /// nothing does: as in JavaScript, only a timeout ends such a wait. More waiters at once than
