@@ -409,12 +409,18 @@ impl Drop for BusyThreads {
     }
 }
 
-/// Gives the calling thread (only: Linux's `setpriority` on a thread id) the lowest `nice`, so
-/// the busy threads load the machine without starving the rest of it.
+/// Gives the calling thread (only: Linux's `setpriority` on a thread id) the normal policy and
+/// the lowest `nice`, so the busy threads load the machine without starving the rest of it.
+/// The policy matters when the bench runs under `chrt -r`: a spawned thread inherits the
+/// real-time policy, which ignores `nice`, and two real-time spinners would take whole 100 ms
+/// round-robin slices from the players.
 fn lowest_effort() {
-    // SAFETY: gettid has no preconditions; setpriority on our own thread id only lowers this
-    // thread's priority, and its failure (the thread keeps its nice) is harmless here.
+    // SAFETY: gettid has no preconditions; sched_setscheduler (pid 0: this thread) and
+    // setpriority on our own thread id only lower this thread's priority, with a valid
+    // `sched_param`; their failure (the thread keeps its policy or nice) is harmless here.
     unsafe {
+        let normal = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &normal);
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 19);
     }
