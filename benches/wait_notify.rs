@@ -7,6 +7,9 @@
 //! back. The partner is a long-lived thread per contender (spawned before and joined after the
 //! measurement, so thread spawn is never measured); `iter_custom` times only the rounds.
 //!
+//! A last contender, `pure spin (floor)`, uses no wait/notify at all: each side busy-waits on
+//! the other's word, which is what two cache-line transfers cost here, the floor of any handoff.
+//!
 //! Two groups: `ping_pong_round_trip` on an otherwise idle process, and
 //! `ping_pong_round_trip_loaded`, where the bench first starts one busy thread per CPU
 //! (spinning until the group ends, at the lowest `nice`; the measured threads keep theirs), so
@@ -16,7 +19,10 @@
 // `criterion_group!` generates an undocumented public function.
 #![allow(missing_docs)]
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU32, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+    Ordering::SeqCst,
+};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::Instant;
@@ -90,6 +96,51 @@ impl PingPong for Sharedbuf {
     fn quit(&self) {
         atomics::store(&self.0, 0, QUIT).unwrap();
         atomics::notify(&self.0, 0, None).unwrap();
+    }
+}
+
+/// The floor: no wait/notify at all. Each side busy-waits on the other's word, so a round trip
+/// costs two cache-line transfers and nothing else (what this machine's cores charge for a
+/// handoff). The bench thread numbers its pings from 1; the partner echoes each one;
+/// `u32::MAX` quits.
+#[derive(Default)]
+struct PureSpin {
+    ping: OwnLine,
+    pong: OwnLine,
+}
+
+/// An `AtomicU32` alone in its cache line (and the adjacent-line prefetch pair).
+#[derive(Default)]
+#[repr(align(128))]
+struct OwnLine(AtomicU32);
+
+impl PingPong for PureSpin {
+    fn serve(&self) {
+        let mut answered = 0;
+        loop {
+            match self.ping.0.load(Acquire) {
+                u32::MAX => return,
+                ping if ping != answered => {
+                    self.pong.0.store(ping, Release);
+                    answered = ping;
+                }
+                _ => std::hint::spin_loop(),
+            }
+        }
+    }
+    fn round_trip(&self) {
+        // Only this thread writes `ping`: reading it back is a hit in its own cache.
+        let ping = match self.ping.0.load(Relaxed) {
+            last if last >= u32::MAX - 1 => 1,
+            last => last + 1,
+        };
+        self.ping.0.store(ping, Release);
+        while self.pong.0.load(Acquire) != ping {
+            std::hint::spin_loop();
+        }
+    }
+    fn quit(&self) {
+        self.ping.0.store(u32::MAX, Release);
     }
 }
 
@@ -319,6 +370,7 @@ fn round_trip(c: &mut Criterion) {
         ParkingLotCondvar::default(),
     );
     bench_contender(&mut group, "crossbeam bounded(1)", Crossbeam::new());
+    bench_contender(&mut group, "pure spin (floor)", PureSpin::default());
     group.finish();
 }
 
@@ -357,12 +409,18 @@ impl Drop for BusyThreads {
     }
 }
 
-/// Gives the calling thread (only: Linux's `setpriority` on a thread id) the lowest `nice`, so
-/// the busy threads load the machine without starving the rest of it.
+/// Gives the calling thread (only: Linux's `setpriority` on a thread id) the normal policy and
+/// the lowest `nice`, so the busy threads load the machine without starving the rest of it.
+/// The policy matters when the bench runs under `chrt -r`: a spawned thread inherits the
+/// real-time policy, which ignores `nice`, and two real-time spinners would take whole 100 ms
+/// round-robin slices from the players.
 fn lowest_effort() {
-    // SAFETY: gettid has no preconditions; setpriority on our own thread id only lowers this
-    // thread's priority, and its failure (the thread keeps its nice) is harmless here.
+    // SAFETY: gettid has no preconditions; sched_setscheduler (pid 0: this thread) and
+    // setpriority on our own thread id only lower this thread's priority, with a valid
+    // `sched_param`; their failure (the thread keeps its policy or nice) is harmless here.
     unsafe {
+        let normal = libc::sched_param { sched_priority: 0 };
+        libc::sched_setscheduler(0, libc::SCHED_OTHER, &normal);
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         libc::setpriority(libc::PRIO_PROCESS, tid, 19);
     }

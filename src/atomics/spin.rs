@@ -22,6 +22,11 @@
 //!   twice as many each time a probe fails (up to 4096), so a thread returns to spinning soon
 //!   after its partner became fast again, and an oversubscribed one almost never wastes a spin.
 //!
+//! `atomics::wait` spins once more, earlier, on the waited-on value itself, before it enqueues
+//! ([`spin_until_changed`]): a change seen then ends the wait with `NotEqual`, which is what a
+//! wait that started a moment later returns anyway, so A7 holds. A ping-pong then never touches
+//! the waiter table. That spin learns its budget the same way, on its own.
+//!
 //! Nothing is spun on a single-CPU machine, nor under loom (where parking is the model).
 
 use std::cell::Cell;
@@ -98,8 +103,19 @@ impl SpinState {
     }
 }
 
+/// What a spin watches. Each learns its own budget: a thread whose waits are ended by
+/// notifies that leave the value alone must not unlearn the outcome spin because its value
+/// spins keep missing, nor the other way round.
+#[derive(Clone, Copy)]
+enum Watched {
+    /// An enqueued waiter's outcome word ([`spin_until`]).
+    Outcome = 0,
+    /// The waited-on value, before the waiter enqueues ([`spin_until_changed`]).
+    Value = 1,
+}
+
 shim::thread_local_static! {
-    static SPIN: Cell<SpinState> = Cell::new(SpinState::INITIAL);
+    static SPIN: Cell<[SpinState; 2]> = Cell::new([SpinState::INITIAL; 2]);
 }
 
 /// How a spin ended.
@@ -120,21 +136,46 @@ pub(crate) fn spin_for_outcome(waiter: &Waiter, deadline: Deadline) -> Option<Ou
 /// spin budget, else `None`: the same adaptive spin for any outcome word (a process-shared
 /// waiter watches its slot in the buffer's header instead of a [`Waiter`]).
 pub(crate) fn spin_until<T>(probe: impl Fn() -> Option<T>, deadline: Deadline) -> Option<T> {
+    adaptive_spin(Watched::Outcome, probe, deadline)
+}
+
+/// [`spin_until`] for a wait that has not enqueued yet: `probe` watches the waited-on value,
+/// and finding it changed ends the wait with `NotEqual`, as if the wait had started just then.
+///
+/// When the other thread is about to store and notify, this spares the whole round through
+/// the waiter table on both sides: the waiter neither locks a bucket nor allocates, and the
+/// notifier finds nobody counted and takes no lock. Its budget is learnt apart from the
+/// outcome spin's, since a value that notifies leave alone never changes.
+pub(crate) fn spin_until_changed<T>(
+    probe: impl Fn() -> Option<T>,
+    deadline: Deadline,
+) -> Option<T> {
+    adaptive_spin(Watched::Value, probe, deadline)
+}
+
+/// The spin behind both: `probe` once, then within the thread's budget for `watched`.
+#[inline]
+fn adaptive_spin<T>(
+    watched: Watched,
+    probe: impl Fn() -> Option<T>,
+    deadline: Deadline,
+) -> Option<T> {
     if let Some(outcome) = probe() {
         return Some(outcome);
     }
     if LOOM || shim::cpus() < 2 || deadline == Deadline::Expired {
         return None;
     }
-    let mut state = SPIN.with(Cell::get);
+    let mut states = SPIN.with(Cell::get);
+    let state = &mut states[watched as usize];
     let budget = state.budget_for_this_wait();
     if budget.is_zero() {
-        SPIN.with(|s| s.set(state));
+        SPIN.with(|s| s.set(states));
         return None;
     }
     let ended = spin(&probe, deadline, budget);
     state.learn(budget, &ended);
-    SPIN.with(|s| s.set(state));
+    SPIN.with(|s| s.set(states));
     match ended {
         Spun::Outcome(outcome) => Some(outcome),
         Spun::OutOfBudget | Spun::Descheduled => None,

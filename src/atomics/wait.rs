@@ -4,6 +4,9 @@
 //! ([`super::waiter_table`]), then waits for its own outcome word to change: first by spinning on it
 //! briefly ([`super::spin`]), then by parking. `notify` removes waiters oldest first, sets
 //! their outcome, and unparks only those that actually parked.
+//!
+//! The public [`wait`] first watches the value itself for a moment, and returns `NotEqual`
+//! without enqueueing if it changes meanwhile: a quick ping-pong then never reaches the table.
 
 use std::time::Duration;
 
@@ -13,7 +16,7 @@ use super::outcome::{Outcome, WaitResult};
 use super::process_wait;
 use super::process_waiters;
 use super::requeue::RequeueTarget;
-use super::spin::spin_for_outcome;
+use super::spin::{spin_for_outcome, spin_until_changed};
 use super::timer;
 use super::waiter::Waiter;
 use super::waiter_table;
@@ -31,6 +34,11 @@ use crate::view::{ElementRef, TypedArray};
 /// read-modify-writes never wake a waiter (A7); only `notify`, the timeout, or any
 /// [`Interrupter`](super::Interrupter) installed on the thread do — the last makes `wait`
 /// return `Err(Error::Terminated)`, as it does at once on an already interrupted thread (W3).
+///
+/// Before it joins the waiter list, `wait` may watch the value for a few microseconds (when
+/// that has recently paid off on this thread): a change seen then returns `NotEqual`, as a wait
+/// that started a moment later would, and a `notify` then finds nobody to count. Once in the
+/// list, only the three events above end the wait.
 ///
 /// On a process-shared buffer ([`SharedBuffer::is_process_shared`]) a `notify` from any
 /// process wakes the wait (X2). If the process that should change the value and notify dies,
@@ -75,12 +83,19 @@ pub fn wait<T: Waitable>(
     expected: T,
     timeout: Option<Duration>,
 ) -> Result<WaitResult, Error> {
-    wait_in(
-        view.buffer(),
-        view.element(index)?,
-        expected,
-        Deadline::after(timeout),
-    )
+    let element = view.element(index)?;
+    let deadline = Deadline::after(timeout);
+    // W3: on an interrupted thread, `Terminated` at once, whatever the value.
+    if interrupt::installed().any_interrupted() {
+        return Err(Error::Terminated);
+    }
+    // Before joining the list, watch the value for a moment: if the thread that will store and
+    // notify is running, the wait ends here without the waiter table (see `spin.rs`).
+    let changed = || (element.load(SeqCst) != expected).then_some(());
+    if spin_until_changed(changed, deadline).is_some() {
+        return Ok(WaitResult::NotEqual);
+    }
+    wait_in(view.buffer(), element, expected, deadline)
 }
 
 /// [`wait`] on a checked element of `buffer` until `deadline`: the one implementation behind
