@@ -41,7 +41,7 @@ use crate::shim::{
     UnsafeCell, LOOM,
 };
 
-/// Tasks the ring holds; two under loom, so a model reaches "full".
+/// Tasks the ring holds (two under loom: fewer model objects).
 const CAPACITY: usize = if LOOM { 2 } else { 512 };
 
 /// A value on cache lines of its own (two: CPUs often fetch lines in pairs).

@@ -14,6 +14,11 @@
 //! - Signal words ([`Signal`]) that other waiters block on: a thread exited, the queue shrank,
 //!   a lane was released.
 //!
+//! - An *injector* ring (injector.rs) that plain tasks (normal priority, no key) go to without
+//!   the lock while its gate is open: every slot occupied, no worker idle, the pool open and
+//!   unbounded. Every [`Core::lock`] first moves what it holds to the end of the
+//!   normal-priority queue, counted, so every locked section sees those tasks as queued (I4).
+//!
 //! All scheduling decisions are made under the one lock; blocking and waking happen through
 //! the words, after the lock is released ([`Locked`] performs the wakeups it collected when it
 //! is dropped, so they happen on every path, panics included).
@@ -30,7 +35,9 @@
 //!   idle. A keyed task rings the worker of its lane (starting it if its slot is vacant); a
 //!   broadcast task rings its worker. A worker goes idle only after finding every queue it
 //!   serves empty, under the lock that every push takes, so a push is either seen or rings
-//!   it.
+//!   it. A push to the injector takes no lock: it needs no decision, since every worker is
+//!   busy while the gate is open, and a worker going idle shuts the gate and drains the ring
+//!   in the section that puts it on the idle stack (injector.rs F1, F2).
 //! - **I2 (a rung worker is never reaped).** A worker is on the idle stack exactly while
 //!   `Slot::idle` is set; only `ring` takes it off (and clears the flag), and the worker itself
 //!   when it wakes. A worker whose idle wait timed out exits only if it is still on the idle
