@@ -48,6 +48,15 @@ const CAPACITY: usize = if LOOM { 2 } else { 512 };
 #[repr(align(128))]
 struct Padded<T>(T);
 
+/// What only the holder of the pool lock reads and writes: its copies of the gate and of the
+/// drained count, so a locked section reads no shared line to learn them (and a loom model
+/// has fewer atomic steps to interleave).
+#[derive(Default)]
+pub(super) struct LockedSide {
+    open: bool,
+    drained: usize,
+}
+
 /// The ring (see the module docs).
 pub(super) struct Injector {
     /// F1: whether a push needs no lock. Read by every push; written rarely, under the lock.
@@ -83,12 +92,14 @@ impl Injector {
         self.open.0.load(Relaxed)
     }
 
-    /// Sets the gate; the caller holds the pool lock, and after storing `false` drains the ring
+    /// Sets the gate (`side`: the pool state's); the caller holds the pool lock, and after
+    /// storing `false` drains the ring
     /// and finds a taker for every task it drained (F1). Returns whether it changed.
-    pub(super) fn set_open(&self, open: bool) -> bool {
-        if self.open.0.load(Relaxed) == open {
+    pub(super) fn set_open(&self, side: &mut LockedSide, open: bool) -> bool {
+        if side.open == open {
             return false;
         }
+        side.open = open;
         self.open.0.store(open, Relaxed);
         // F1 against F2's fence: the drain that follows sees every push whose pusher then read
         // the gate open. (Fences, not `SeqCst` accesses: loom checks this pattern only with
@@ -146,9 +157,9 @@ impl Injector {
     }
 
     /// Takes every published task, oldest first, into `take`; returns how many. The caller
-    /// holds the pool lock (one drain at a time).
-    pub(super) fn drain(&self, mut take: impl FnMut(JobRef)) -> usize {
-        let start = self.drained.0.load(Relaxed);
+    /// holds the pool lock (one drain at a time) and passes the state's `side`.
+    pub(super) fn drain(&self, side: &mut LockedSide, mut take: impl FnMut(JobRef)) -> usize {
+        let start = side.drained;
         let end = self.published.0.load(Acquire);
         if end == start {
             return 0;
@@ -163,6 +174,7 @@ impl Injector {
             take(job.expect("a published ticket's slot holds its task"));
             ticket = ticket.wrapping_add(1);
         }
+        side.drained = end;
         self.drained.0.store(end, Release);
         end.wrapping_sub(start)
     }

@@ -64,7 +64,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::config::{Config, WhenFull};
-use super::injector::Injector;
+use super::injector::{Injector, LockedSide};
 use super::job::{Header, JobRef, Placement};
 use super::options::Priority;
 use super::panic::{catch_panic, drop_quietly};
@@ -173,6 +173,8 @@ pub(super) struct State {
     /// starting, and idle workers just rung (I1). A global task starts a new thread only if
     /// it would wait even after each of them took one.
     pub(super) seekers: usize,
+    /// The injector's gate and drained count, as only the lock holder keeps them.
+    injected: LockedSide,
     pub(super) slots: Vec<Slot>,
     /// Idle slots, most recently idle last (it is rung first: its caches are warm, and the
     /// others time out and exit).
@@ -266,6 +268,7 @@ impl Core {
                 submitted: 0,
                 global_queued: 0,
                 seekers: 0,
+                injected: LockedSide::default(),
                 slots: (0..config.max_threads).map(|_| Slot::default()).collect(),
                 idle: Vec::new(),
                 occupied: 0,
@@ -774,9 +777,11 @@ impl<'a> Locked<'a> {
     /// counts them as queued and submitted (injector.rs F3); returns how many.
     fn take_injected(&mut self) -> usize {
         let core = self.core;
-        let state = self.guard.as_mut().expect("locked until dropped");
+        let state: &mut State = self.guard.as_mut().expect("locked until dropped");
         let queue = &mut state.global[Priority::Normal as usize];
-        let taken = core.injector.drain(|job| queue.push_back(job));
+        let taken = core
+            .injector
+            .drain(&mut state.injected, |job| queue.push_back(job));
         state.queued += taken;
         state.global_queued += taken;
         state.submitted += taken as u64;
@@ -793,7 +798,8 @@ impl<'a> Locked<'a> {
             && self.occupied == config.max_threads
             && self.idle.is_empty()
             && config.queue_bound.is_none();
-        if !self.core.injector.set_open(open) || open {
+        let core_ref = self.core;
+        if !core_ref.injector.set_open(&mut self.injected, open) || open {
             return;
         }
         let taken = self.take_injected();
