@@ -128,6 +128,7 @@ mod context;
 mod error;
 mod handle;
 mod histogram;
+mod injector;
 mod job;
 mod lanes;
 mod map;

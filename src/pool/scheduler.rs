@@ -14,6 +14,11 @@
 //! - Signal words ([`Signal`]) that other waiters block on: a thread exited, the queue shrank,
 //!   a lane was released.
 //!
+//! - An *injector* ring (injector.rs) that plain tasks (normal priority, no key) go to without
+//!   the lock while its gate is open: every slot occupied, no worker idle, the pool open and
+//!   unbounded. Every [`Core::lock`] first moves what it holds to the end of the
+//!   normal-priority queue, counted, so every locked section sees those tasks as queued (I4).
+//!
 //! All scheduling decisions are made under the one lock; blocking and waking happen through
 //! the words, after the lock is released ([`Locked`] performs the wakeups it collected when it
 //! is dropped, so they happen on every path, panics included).
@@ -30,7 +35,9 @@
 //!   idle. A keyed task rings the worker of its lane (starting it if its slot is vacant); a
 //!   broadcast task rings its worker. A worker goes idle only after finding every queue it
 //!   serves empty, under the lock that every push takes, so a push is either seen or rings
-//!   it.
+//!   it. A push to the injector takes no lock: it needs no decision, since every worker is
+//!   busy while the gate is open, and a worker going idle shuts the gate and drains the ring
+//!   in the section that puts it on the idle stack (injector.rs F1, F2).
 //! - **I2 (a rung worker is never reaped).** A worker is on the idle stack exactly while
 //!   `Slot::idle` is set; only `ring` takes it off (and clears the flag), and the worker itself
 //!   when it wakes. A worker whose idle wait timed out exits only if it is still on the idle
@@ -57,6 +64,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::config::{Config, WhenFull};
+use super::injector::{Injector, LockedSide};
 use super::job::{Header, JobRef, Placement};
 use super::options::Priority;
 use super::panic::{catch_panic, drop_quietly};
@@ -127,6 +135,9 @@ pub(crate) struct Core {
     /// atomic even under loom: a hint decides nothing (the worker then takes the lock and
     /// looks), and the poll is off under loom.
     pub(super) pushes: PushCount,
+    /// Where plain tasks go without the lock while every worker is busy (injector.rs); every
+    /// [`Core::lock`] moves them to the normal-priority queue first.
+    pub(super) injector: Injector,
     /// How a slot's thread is started (see [`StartThread`]).
     start: StartThread,
 }
@@ -162,6 +173,8 @@ pub(super) struct State {
     /// starting, and idle workers just rung (I1). A global task starts a new thread only if
     /// it would wait even after each of them took one.
     pub(super) seekers: usize,
+    /// The injector's gate and drained count, as only the lock holder keeps them.
+    injected: LockedSide,
     pub(super) slots: Vec<Slot>,
     /// Idle slots, most recently idle last (it is rung first: its caches are warm, and the
     /// others time out and exit).
@@ -246,6 +259,7 @@ impl Core {
             foreign: Recorder::default(),
             counters: Counters::default(),
             pushes: PushCount::default(),
+            injector: Injector::new(),
             start,
             state: Mutex::new(State {
                 phase: Phase::Open,
@@ -254,6 +268,7 @@ impl Core {
                 submitted: 0,
                 global_queued: 0,
                 seekers: 0,
+                injected: LockedSide::default(),
                 slots: (0..config.max_threads).map(|_| Slot::default()).collect(),
                 idle: Vec::new(),
                 occupied: 0,
@@ -270,13 +285,17 @@ impl Core {
         })
     }
 
-    /// Locks the state; wakeups collected while locked happen when the guard is dropped.
+    /// Locks the state, with every task pushed to the injector so far moved to the end of
+    /// the normal-priority queue and counted (injector.rs F3); wakeups collected while locked
+    /// happen when the guard is dropped.
     pub(super) fn lock(&self) -> Locked<'_> {
-        Locked {
+        let mut locked = Locked {
             core: self,
             guard: Some(lock(&self.state)),
             wake: Wakeups::default(),
-        }
+        };
+        locked.take_injected();
+        locked
     }
 
     pub(super) fn bell(&self, slot: usize) -> Word<'_, u32> {
@@ -314,6 +333,16 @@ impl Core {
     ) -> Result<(), Refusal> {
         let this: &Core = core;
         let placement = entry.header().placement;
+        let mut entry = entry;
+        if bounded && placement == Placement::Global(Priority::Normal) && this.injector.is_open() {
+            // Identity only (never dereferenced): to find the task again if it must come back.
+            let address = JobRef::as_ptr(&entry) as *const ();
+            match this.injector.push(entry) {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Core::settle_injected(core, address),
+                Err(full) => entry = full,
+            }
+        }
         let mut locked = this.lock();
         let mut deadline = None;
         loop {
@@ -348,6 +377,29 @@ impl Core {
         locked.enqueue(core, entry)?;
         locked.submitted += 1;
         Ok(())
+    }
+
+    /// A task pushed to the injector found the gate shut after its push (injector.rs F2).
+    /// Under the lock (which drained it) this makes sure a thread takes it, as a locked
+    /// submission would; if the pool no longer accepts tasks, or no thread could be started
+    /// for it, it takes the task back out of the queue (if nobody took it meanwhile) and
+    /// refuses it.
+    fn settle_injected(core: &crate::shim::Arc<Core>, address: *const ()) -> Result<(), Refusal> {
+        let mut locked = core.lock();
+        let refusal = if locked.phase != Phase::Open {
+            Refusal::Closed
+        } else {
+            let waiting = locked.global_queued;
+            match locked.find_taker(core, waiting) {
+                Ok(()) => return Ok(()),
+                Err(reason) => Refusal::SpawnFailed(reason),
+            }
+        };
+        if locked.take_back(address) {
+            Err(refusal)
+        } else {
+            Ok(())
+        }
     }
 
     /// Wakes everyone waiting for the task of `header`, whose transition into a terminal
@@ -564,10 +616,12 @@ impl DerefMut for Locked<'_> {
 
 impl Drop for Locked<'_> {
     fn drop(&mut self) {
-        drop(self.guard.take());
         if crate::shim::model_is_unwinding() {
+            drop(self.guard.take());
             return;
         }
+        self.update_injector(None);
+        drop(self.guard.take());
         if self.wake.pushed {
             self.core.pushes.fetch_add(1, Relaxed);
         }
@@ -675,17 +729,9 @@ impl<'a> Locked<'a> {
         self.wake.pushed = self.seekers > 0;
         match job.header().placement {
             Placement::Global(priority) => {
-                if let Some(&slot) = self.idle.last() {
-                    self.ring(slot);
-                } else if self.global_queued + 1 > self.seekers && self.occupied < max {
-                    let slot = self.vacant_slot().expect("occupied < max");
-                    if let Err(reason) = self.start_thread(core, slot) {
-                        if self.occupied == 0 {
-                            return Err(Refusal::SpawnFailed(reason));
-                        }
-                        // Busy threads will take it (I1).
-                    }
-                }
+                let waiting = self.global_queued + 1;
+                self.find_taker(core, waiting)
+                    .map_err(Refusal::SpawnFailed)?;
                 self.global[priority as usize].push_back(job);
                 self.queued += 1;
                 self.global_queued += 1;
@@ -706,6 +752,93 @@ impl<'a> Locked<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Makes sure a thread will take a global task, with `waiting` global tasks queued
+    /// counting it (I1): rings the most recently idle worker, or starts a thread if none is
+    /// idle and the seekers are fewer than the waiting tasks. `Err` only if a thread was
+    /// needed, none could start, and no thread is left to take it. The pool is open.
+    fn find_taker(&mut self, core: &crate::shim::Arc<Core>, waiting: usize) -> Result<(), String> {
+        if let Some(&slot) = self.idle.last() {
+            self.ring(slot);
+        } else if waiting > self.seekers && self.occupied < core.config.max_threads {
+            let slot = self.vacant_slot().expect("occupied < max");
+            if let Err(reason) = self.start_thread(core, slot) {
+                if self.occupied == 0 {
+                    return Err(reason);
+                }
+                // Busy threads will take it (I1).
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the tasks pushed to the injector to the end of the normal-priority queue and
+    /// counts them as queued and submitted (injector.rs F3); returns how many.
+    fn take_injected(&mut self) -> usize {
+        let core = self.core;
+        let state: &mut State = self.guard.as_mut().expect("locked until dropped");
+        let queue = &mut state.global[Priority::Normal as usize];
+        let taken = core
+            .injector
+            .drain(&mut state.injected, |job| queue.push_back(job));
+        state.queued += taken;
+        state.global_queued += taken;
+        state.submitted += taken as u64;
+        taken
+    }
+
+    /// Shuts the injector's gate if the state no longer allows a push without a decision, or
+    /// opens it if it does (injector.rs F1). Shutting drains the ring, and each task drained
+    /// then (pushed while the gate was open) gets a taker: an idle worker is rung; a thread is
+    /// started only with `core` (the callers that can make the pool lose a thread pass it).
+    pub(super) fn update_injector(&mut self, core: Option<&crate::shim::Arc<Core>>) {
+        let config = &self.core.config;
+        let open = self.phase == Phase::Open
+            && self.occupied == config.max_threads
+            && self.idle.is_empty()
+            && config.queue_bound.is_none();
+        let core_ref = self.core;
+        if !core_ref.injector.set_open(&mut self.injected, open) || open {
+            return;
+        }
+        let taken = self.take_injected();
+        if self.phase != Phase::Open {
+            return; // closing: every worker was rung; destroyed: the caller sweeps the queues
+        }
+        for _ in 0..taken {
+            match core {
+                Some(core) => {
+                    let waiting = self.global_queued;
+                    // `Err`: no thread is left and none can start; the next submission tries
+                    // again (as for a task whose worker died).
+                    let _ = self.find_taker(core, waiting);
+                }
+                None => match self.idle.last() {
+                    Some(&slot) => self.ring(slot),
+                    None => break, // every worker is busy and looks before it goes idle (I1)
+                },
+            }
+        }
+    }
+
+    /// Takes the task at `address` (a [`JobRef::as_ptr`]) back out of the normal-priority
+    /// queue, uncounting it, if it is still there: a submission refused after its push
+    /// ([`Core::settle_injected`]). `false` if someone took it meanwhile (it is accepted).
+    fn take_back(&mut self, address: *const ()) -> bool {
+        let queue = &mut self.global[Priority::Normal as usize];
+        let Some(position) = queue
+            .iter()
+            .rposition(|job| JobRef::as_ptr(job) as *const () == address)
+        else {
+            return false;
+        };
+        let job = queue.remove(position).expect("found just now");
+        self.queued -= 1;
+        self.global_queued -= 1;
+        self.submitted -= 1;
+        self.defer_drop(job);
+        true
     }
 
     /// Starts a thread for vacant `slot` (only while the pool is open, I3), under the lock:
@@ -841,7 +974,7 @@ impl<'a> Locked<'a> {
 
     /// Worker `slot` leaves: its slot becomes vacant (its thread goes on to its exit hook,
     /// then [`Locked::exited`]). Returns when the thread started.
-    pub(super) fn vacate(&mut self, slot: usize) -> Option<Instant> {
+    pub(super) fn vacate(&mut self, core: &crate::shim::Arc<Core>, slot: usize) -> Option<Instant> {
         let state = &mut **self;
         if state.slots[slot].seeking {
             state.slots[slot].seeking = false;
@@ -861,8 +994,10 @@ impl<'a> Locked<'a> {
         for job in broadcasts {
             self.defer_drop(job);
         }
-        // Below `max_threads` again: room for a task (`is_full`).
+        // Below `max_threads` again: room for a task (`is_full`); and the injector's gate
+        // shuts, with a thread found for what it holds (injector.rs F1).
         self.queue_shrank();
+        self.update_injector(Some(core));
         started_at
     }
 

@@ -31,6 +31,8 @@ impl Core {
             return;
         }
         locked.phase = Phase::Closing;
+        // Tasks pushed to the injector before now are accepted: into the queue with them.
+        locked.update_injector(None);
         for slot in 0..locked.slots.len() {
             if locked.slots[slot].occupied {
                 locked.ring(slot);
@@ -87,6 +89,9 @@ impl Core {
                 return;
             }
             locked.phase = Phase::Destroyed;
+            // Shut the injector's gate and take what it holds, before sweeping the queues
+            // (injector.rs F1): a push after this sees the gate shut and takes its task back.
+            locked.update_injector(None);
             let mut queued = Vec::new();
             for queue in locked.global.iter_mut() {
                 queued.extend(queue.drain(..));

@@ -86,10 +86,13 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
                 // Poll a moment before parking (see `poll_for_work`).
                 polled = true;
                 locked.start_seeking(slot);
-                let pushes = core.pushes.load(Relaxed);
-                let bell = core.bell(slot).load(SeqCst);
+                let seen = Seen {
+                    pushes: core.pushes.load(Relaxed),
+                    injected: core.injector.published(),
+                    bell: core.bell(slot).load(SeqCst),
+                };
                 drop(locked);
-                poll_for_work(&core, slot, pushes, bell);
+                poll_for_work(&core, slot, seen);
                 locked = core.lock();
             }
             Next::Idle => {
@@ -103,23 +106,34 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
             Next::Exit => break,
         }
     }
-    exit.vacated = Some(locked.vacate(slot));
+    exit.vacated = Some(locked.vacate(&core, slot));
     drop(locked);
 }
 
 /// How long a worker that found nothing to do polls for new work before it goes idle.
 const POLL: Duration = Duration::from_micros(10);
 
-/// Polls, for up to [`POLL`], whether a task was pushed or the worker's bell rang since the
-/// worker found nothing to do. A task submitted meanwhile is then taken without the submitter
+/// What a polling worker saw when it found nothing to do.
+struct Seen {
+    pushes: u64,
+    /// Tasks published to the injector (injector.rs).
+    injected: usize,
+    bell: u32,
+}
+
+/// Polls, for up to [`POLL`], whether a task was pushed (under the lock or to the injector) or
+/// the worker's bell rang since the worker found nothing to do. A task submitted meanwhile is then taken without the submitter
 /// ringing (a `notify`) or the worker parking and being woken (two syscalls and a context
 /// switch each): under a steady stream of tasks a worker rarely parks. It counts as a seeker
 /// while it polls, so the pool starts no thread for a task it is about to take (scheduler I1).
-fn poll_for_work(core: &Core, slot: usize, pushes: u64, bell: u32) -> bool {
+fn poll_for_work(core: &Core, slot: usize, seen: Seen) -> bool {
     let start = Instant::now();
     loop {
         for _ in 0..64 {
-            if core.pushes.load(Relaxed) != pushes || core.bell(slot).load(SeqCst) != bell {
+            if core.pushes.load(Relaxed) != seen.pushes
+                || core.injector.published() != seen.injected
+                || core.bell(slot).load(SeqCst) != seen.bell
+            {
                 return true;
             }
             std::hint::spin_loop();
@@ -186,7 +200,7 @@ impl Drop for Finish<'_> {
 /// The end of a pool thread, on every path: vacate the slot (if the loop did not), run the
 /// exit hook, then count the thread out and wake `close`.
 struct ThreadExit<'a> {
-    core: &'a Core,
+    core: &'a Arc<Core>,
     slot: usize,
     thread_id: u64,
     /// `Some(started_at)` once the loop vacated the slot.
@@ -203,7 +217,7 @@ impl Drop for ThreadExit<'_> {
             None => {
                 let mut locked = self.core.lock();
                 locked.woke(self.slot);
-                locked.vacate(self.slot)
+                locked.vacate(self.core, self.slot)
             }
         };
         if let Some(hook) = &self.core.config.on_thread_exit {

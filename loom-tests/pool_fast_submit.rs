@@ -1,0 +1,71 @@
+//! Loom model (scheduler I1, I3; injector.rs F1–F2): a task pushed to the injector without the
+//! pool's lock — while every worker is busy — is never stranded: not when the last worker goes
+//! idle as the push lands (the worker is rung, or the pusher sees the gate shut and rings it),
+//! and not when `destroy` races the push (the task is either swept and resolved
+//! `PoolDestroyed`, or refused and given back).
+//!
+//! Proven by two planted bugs: a pusher that does not read the gate again after its push
+//! (`Core::submit` returns `Ok` at once; loom deadlock in the first model: the task sits in the
+//! ring while the only worker sleeps), and `destroy` that sweeps the queues without shutting
+//! the gate first (loom deadlock in the second: the task lands in the queue after the sweep, and
+//! its join waits forever).
+#![cfg(loom)]
+
+use std::sync::Arc;
+
+use sharedbuf::loom_hooks;
+use sharedbuf::pool::{MaxQueue, PoolError, TaskError, WorkerPool};
+
+/// One thread, started at once: the gate is open from `build` until the worker goes idle.
+fn one_busy_worker() -> WorkerPool {
+    WorkerPool::builder()
+        .min_threads(1)
+        .max_threads(1)
+        .idle_timeout(None)
+        .max_queue(MaxQueue::Unbounded)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_task_pushed_while_the_only_worker_goes_idle_runs() {
+    loom::model(|| {
+        let pool = one_busy_worker();
+        let handle = pool.run(|_| 7).unwrap();
+        assert_eq!(handle.join(), Ok(7));
+        let stats = pool.stats();
+        assert_eq!((stats.submitted, stats.completed), (1, 1), "{stats:?}");
+        drop(pool);
+        assert_eq!(loom_hooks::queued_waiters(), 0);
+    });
+}
+
+#[test]
+fn a_task_pushed_racing_destroy_is_resolved_or_given_back() {
+    loom::model(|| {
+        let pool = Arc::new(one_busy_worker());
+        let remote = Arc::clone(&pool);
+        let submitter = loom::thread::spawn(move || match remote.run(|_| 7) {
+            Ok(handle) => Some(handle.join()),
+            Err(PoolError::Closed(_given_back)) => None,
+            Err(other) => panic!("unexpected {other:?}"),
+        });
+        pool.destroy();
+        match submitter.join().unwrap() {
+            Some(result) => assert!(
+                matches!(result, Ok(7) | Err(TaskError::PoolDestroyed)),
+                "{result:?}"
+            ),
+            None => {}
+        }
+        let pool = Arc::try_unwrap(pool).ok().unwrap();
+        let stats = pool.stats();
+        assert_eq!(
+            stats.submitted,
+            stats.completed + stats.destroyed,
+            "{stats:?}"
+        );
+        drop(pool);
+        assert_eq!(loom_hooks::queued_waiters(), 0);
+    });
+}

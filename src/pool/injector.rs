@@ -1,0 +1,181 @@
+//! [`Injector`]: the ring a submitter pushes plain tasks to without taking the pool's lock,
+//! and the flag that says when it may ([`Injector::is_open`]).
+//!
+//! # Why
+//!
+//! In bulk the submitting thread is the pool's bottleneck, and a third of its time went to the
+//! one scheduler lock it shares with every worker taking a task. While every worker slot is
+//! occupied and none is idle, a new task needs no scheduling decision at all: a busy worker
+//! looks at the queues before it goes idle (scheduler I1). So in that state a plain task
+//! (normal priority, no key) goes to this ring instead, and whoever next takes the lock moves
+//! it to the end of the normal-priority queue ([`Injector::drain`]), where it is counted as if
+//! it had been queued under the lock. A push costs a few atomics on lines the workers read
+//! once per drain, not a lock the workers fight for.
+//!
+//! # Protocol (loom: `loom_pool_fast_submit`)
+//!
+//! - **F1 (the gate).** `open` is written only under the pool lock. It is `true` only while
+//!   the state under the lock allows a push without a decision: the pool is open, every slot is
+//!   occupied, no worker is idle, and the queue is unbounded (`MaxQueue::Unbounded`; a bound is
+//!   checked against the count under the lock, which a push to the ring would pass by).
+//!   Whoever makes it `false` stores `false` *first*, then drains the ring under the same lock
+//!   and makes sure a thread takes each task it drained (ring an idle worker, start a thread).
+//! - **F2 (the pusher).** A push publishes its task, then reads `open` again (a `SeqCst`
+//!   fence between, as between F1's store and its drain).
+//!   If it reads `true`, its publication precedes any later `false` store, so the drain after
+//!   that store sees the task (F1): it is done. If it reads `false`, it takes the lock itself
+//!   (which drains) and makes sure of a taker as a locked submission would, or takes the task
+//!   back if the pool no longer accepts tasks. Either way no task is stranded.
+//! - **F3 (order).** Tickets are published in order (a pusher waits for the one before it to
+//!   publish, a few instructions unless it was preempted), so a drain takes every task whose
+//!   push returned, oldest first, and a locked normal-priority submission (which drains first)
+//!   stays behind every earlier push: FIFO within the priority holds.
+//! - **F4 (slots).** A pusher reserves a ticket only while fewer than [`CAPACITY`] tickets are
+//!   undrained, so it never writes a slot the drain has not emptied; a full ring sends the
+//!   task down the locked path.
+
+use super::job::JobRef;
+use crate::shim::{
+    fence, thread, AtomicBool, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
+    UnsafeCell, LOOM,
+};
+
+/// Tasks the ring holds (two under loom: fewer model objects).
+const CAPACITY: usize = if LOOM { 2 } else { 512 };
+
+/// A value on cache lines of its own (two: CPUs often fetch lines in pairs).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// What only the holder of the pool lock reads and writes: its copies of the gate and of the
+/// drained count, so a locked section reads no shared line to learn them (and a loom model
+/// has fewer atomic steps to interleave).
+#[derive(Default)]
+pub(super) struct LockedSide {
+    open: bool,
+    drained: usize,
+}
+
+/// The ring (see the module docs).
+pub(super) struct Injector {
+    /// F1: whether a push needs no lock. Read by every push; written rarely, under the lock.
+    open: Padded<AtomicBool>,
+    /// The next ticket to hand out; then the tickets below `published` are written (F3).
+    /// Written by pushers.
+    reserved: Padded<AtomicUsize>,
+    published: Padded<AtomicUsize>,
+    /// Tickets below this were drained. Written only by the drain, under the pool lock.
+    drained: Padded<AtomicUsize>,
+    slots: Box<[UnsafeCell<Option<JobRef>>]>,
+}
+
+// SAFETY: a slot is written only by the pusher holding its ticket, before it publishes it,
+// and read only by the drain (under the pool lock), after it saw the ticket published and
+// before it marks the ticket drained, which the next pusher of that slot waits for (F4).
+unsafe impl Sync for Injector {}
+
+impl Injector {
+    pub(super) fn new() -> Injector {
+        Injector {
+            open: Padded(AtomicBool::new(false)),
+            reserved: Padded(AtomicUsize::new(0)),
+            published: Padded(AtomicUsize::new(0)),
+            drained: Padded(AtomicUsize::new(0)),
+            slots: (0..CAPACITY).map(|_| UnsafeCell::new(None)).collect(),
+        }
+    }
+
+    /// Whether a push may skip the lock: a hint the pusher reads before pushing (`false` sends
+    /// it down the locked path at once). The decision is [`push`](Injector::push)'s.
+    pub(super) fn is_open(&self) -> bool {
+        self.open.0.load(Relaxed)
+    }
+
+    /// Sets the gate (`side`: the pool state's); the caller holds the pool lock, and after
+    /// storing `false` drains the ring
+    /// and finds a taker for every task it drained (F1). Returns whether it changed.
+    pub(super) fn set_open(&self, side: &mut LockedSide, open: bool) -> bool {
+        if side.open == open {
+            return false;
+        }
+        side.open = open;
+        self.open.0.store(open, Relaxed);
+        // F1 against F2's fence: the drain that follows sees every push whose pusher then read
+        // the gate open. (Fences, not `SeqCst` accesses: loom checks this pattern only with
+        // fences.)
+        fence(SeqCst);
+        true
+    }
+
+    /// Publishes `job` (F3, F4), or gives it back if the ring is full. `Ok(true)`: the gate
+    /// was still open after the publication, so the task will be drained and taken (F2);
+    /// `Ok(false)`: it was shut, and the pusher must settle the task under the lock.
+    pub(super) fn push(&self, job: JobRef) -> Result<bool, JobRef> {
+        let mut ticket = self.reserved.0.load(Relaxed);
+        loop {
+            // Acquire: the drain emptied the slot before it advanced `drained` past it.
+            if ticket.wrapping_sub(self.drained.0.load(Acquire)) >= CAPACITY {
+                return Err(job);
+            }
+            match self.reserved.0.compare_exchange_weak(
+                ticket,
+                ticket.wrapping_add(1),
+                Relaxed,
+                Relaxed,
+            ) {
+                Ok(_) => break,
+                Err(actual) => ticket = actual,
+            }
+        }
+        self.slots[ticket % CAPACITY].with_mut(|slot| {
+            // SAFETY: the ticket is this pusher's alone, and the drain is done with its slot
+            // (F4, checked above); nobody reads the slot before the ticket is published.
+            unsafe { *slot = Some(job) }
+        });
+        let mut spins = 0u32;
+        while self.published.0.load(Acquire) != ticket {
+            // The pusher before us is between its reservation and its publication.
+            spins += 1;
+            if LOOM || spins > 64 {
+                thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+        // Release: the slot's write, and every earlier pusher's, which this one acquired,
+        // come with the ticket.
+        self.published.0.store(ticket.wrapping_add(1), Release);
+        // F2 against F1's fence in `set_open`.
+        fence(SeqCst);
+        Ok(self.open.0.load(Relaxed))
+    }
+
+    /// The count of published tickets: a worker polling for work watches it.
+    pub(super) fn published(&self) -> usize {
+        self.published.0.load(Relaxed)
+    }
+
+    /// Takes every published task, oldest first, into `take`; returns how many. The caller
+    /// holds the pool lock (one drain at a time) and passes the state's `side`.
+    pub(super) fn drain(&self, side: &mut LockedSide, mut take: impl FnMut(JobRef)) -> usize {
+        let start = side.drained;
+        let end = self.published.0.load(Acquire);
+        if end == start {
+            return 0;
+        }
+        let mut ticket = start;
+        while ticket != end {
+            let job = self.slots[ticket % CAPACITY].with_mut(|slot| {
+                // SAFETY: the ticket is published (its write happened before the `Acquire`
+                // load above) and not yet drained, so no pusher touches its slot (F4).
+                unsafe { (*slot).take() }
+            });
+            take(job.expect("a published ticket's slot holds its task"));
+            ticket = ticket.wrapping_add(1);
+        }
+        side.drained = end;
+        self.drained.0.store(end, Release);
+        end.wrapping_sub(start)
+    }
+}
