@@ -55,7 +55,7 @@ enum State {
     Waiting {
         waiter: Arc<Waiter>,
         /// Where the waiter was enqueued in the waiter table (`None`: in a process-shared
-        /// buffer's slot), to prefetch what the drop's cancel touches.
+        /// buffer's slot), for the drop's cancel to prefetch and start from.
         enqueued: Option<waiter_table::Enqueued>,
         timer: Option<TimerEntry>,
         /// Keeps the memory (and so the waiter's key) alive.
@@ -171,10 +171,15 @@ impl Drop for WaitFuture {
             ..
         } = &mut self.0
         {
-            if let Some(at) = *enqueued {
-                waiter_table::prefetch_cancel(waiter, at);
+            match *enqueued {
+                Some(at) => {
+                    waiter_table::prefetch_cancel(waiter, at);
+                    waiter_table::cancel_enqueued(waiter, at);
+                }
+                None => {
+                    cancel(waiter, Outcome::Cancelled, false);
+                }
             }
-            cancel(waiter, Outcome::Cancelled, false);
             if let Some(entry) = timer.take() {
                 timer::unschedule(entry);
             }

@@ -137,9 +137,10 @@ pub(crate) fn enqueue_if(
     })
 }
 
-/// Starts loading what [`cancel`] of `waiter`, enqueued at `at`, and then the waiter's last
-/// drop will touch (see `prefetch.rs`): its slab slot and the waiter's memory with the
-/// allocator's headers on either side. Call it right before the cancel; it changes nothing.
+/// Starts loading what [`cancel_enqueued`] of `waiter`, enqueued at `at`, and then the
+/// waiter's last drop will touch (see `prefetch.rs`): its slab slot and the waiter's memory
+/// with the allocator's headers on either side. Call it right before the cancel; it changes
+/// nothing.
 #[inline]
 pub(crate) fn prefetch_cancel(waiter: &Arc<Waiter>, at: Enqueued) {
     if LOOM {
@@ -327,6 +328,36 @@ pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: Outcome, wake: bool) -> Opti
         waiter.wake(unpark);
     }
     Some(outcome)
+}
+
+/// [`cancel`] with `Outcome::Cancelled` of a future's `waiter`, enqueued at `at`, for a dropped
+/// `wait_async` (nobody is told the outcome, and nothing is woken).
+///
+/// The same critical section as `cancel`'s, reached without reading the waiter first: the
+/// bucket and slot come from `at`, and the slot is checked to hold this very waiter, which is
+/// then queued (T1). Until the state is set, only the slab is read, so the waiter's own
+/// cache line (prefetched by [`prefetch_cancel`]) loads while the neighbours are unlinked.
+/// If the waiter is not there (a notify took it, or moved it elsewhere), `at` is stale and
+/// `cancel` decides.
+pub(crate) fn cancel_enqueued(waiter: &Arc<Waiter>, at: Enqueued) {
+    let bucket = &buckets()[at.bucket];
+    let removed = {
+        let mut waiters = lock(&bucket.waiters);
+        let removed = waiters.remove_from(at.slot, waiter);
+        if removed.is_some() {
+            bucket.queued.fetch_sub(1, Ordering::Relaxed);
+            // A future's waiter has no thread to unpark, and a dropped one is not woken.
+            waiter.finish(Outcome::Cancelled);
+        }
+        removed
+    };
+    match removed {
+        // Not the last reference (the caller holds one), but dropped unlocked all the same (T3).
+        Some(removed) => drop(removed),
+        None => {
+            cancel(waiter, Outcome::Cancelled, false);
+        }
+    }
 }
 
 /// A few values inline, the rest on the heap: what one `notify` takes, without allocating for

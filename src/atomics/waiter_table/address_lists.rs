@@ -117,7 +117,14 @@ impl AddressLists {
 
     /// Takes `waiter` out of its address's list; `None` if it is not held here.
     pub(super) fn remove(&mut self, waiter: &Waiter) -> Option<Arc<Waiter>> {
-        let slot = waiter.slot();
+        self.remove_from(waiter.slot(), waiter)
+    }
+
+    /// Takes `waiter` out of its address's list if it is held in `slot`; `None` (and nothing
+    /// changes) if `slot` holds another waiter or none. Any `slot` is safe to try, so a caller
+    /// may pass where it remembers the waiter was put, without reading the waiter's own record
+    /// first: an answer is only ever about the waiter found there, compared by address.
+    pub(super) fn remove_from(&mut self, slot: usize, waiter: &Waiter) -> Option<Arc<Waiter>> {
         match self.slots.get(slot).and_then(|slot| slot.waiter.as_ref()) {
             Some(held) if std::ptr::eq(Arc::as_ptr(held), waiter) => Some(self.unlink(slot)),
             _ => None,
@@ -170,13 +177,14 @@ impl AddressLists {
         let (older, newer) = (slot_of(vacated.older), slot_of(vacated.newer));
         vacated.newer = link(self.free);
         self.free = Some(slot);
-        let key = waiter.key();
+        // The key (in the waiter's memory) is read only when the ends move: unlinking from
+        // the middle of a list touches the slab alone.
         match older {
             Some(older) => self.occupied_mut(older).newer = link(newer),
             None => match newer {
-                Some(newer) => self.ends_mut(key).oldest = newer,
+                Some(newer) => self.ends_mut(waiter.key()).oldest = newer,
                 None => {
-                    self.ends.remove(&key); // its last waiter: L1
+                    self.ends.remove(&waiter.key()); // its last waiter: L1
                 }
             },
         }
@@ -184,7 +192,7 @@ impl AddressLists {
             Some(newer) => self.occupied_mut(newer).older = link(older),
             None => {
                 if let Some(older) = older {
-                    self.ends_mut(key).newest = older;
+                    self.ends_mut(waiter.key()).newest = older;
                 }
             }
         }
@@ -278,6 +286,10 @@ mod tests {
                     if !model.is_empty() {
                         let at = next(model.len());
                         let waiter = &made[model[at]].1;
+                        // Any other slot (held by another waiter, vacant or past the end)
+                        // is refused and changes nothing.
+                        let elsewhere = waiter.slot() + 1 + next(8);
+                        assert!(lists.remove_from(elsewhere, waiter).is_none());
                         let removed = lists.remove(waiter).map(|w| id(&w, &made));
                         assert_eq!(removed, Some(model.remove(at)));
                         assert!(lists.remove(waiter).is_none(), "removed twice");

@@ -5,7 +5,9 @@
 //! when it is freed. Locked instructions on the way (the bucket lock, the state swap, the
 //! reference counts) wait for every load before them, so each miss is paid in full, one after
 //! the other. A future knows where its waiter was enqueued ([`Enqueued`]), so the drop can
-//! start all of these misses at once, before the first locked instruction.
+//! start all of these misses at once, before the first locked instruction, and its cancel
+//! then starts from the slot (`cancel_enqueued`): the waiter's line is needed only at the end,
+//! to set its state, and keeps loading while the neighbours are unlinked.
 //!
 //! Only a hint: a stale address (the slab grew since) costs a useless prefetch, nothing else;
 //! the cancel itself reads everything again under the lock. A no-op off x86-64 and under loom.
@@ -13,7 +15,9 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Where a waiter was enqueued: its bucket and its slot in that bucket's slab. A hint for
-/// [`prefetch_cancel`](super::prefetch_cancel), never trusted: a requeue moves the waiter.
+/// [`prefetch_cancel`](super::prefetch_cancel) and
+/// [`cancel_enqueued`](super::cancel_enqueued), never trusted: a notify takes the waiter out
+/// (and the slot may be reused), a requeue moves it.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Enqueued {
     pub(super) bucket: usize,
