@@ -19,8 +19,8 @@
 //! ordered; the other two words only carry sleep and identity.
 //!
 //! - **Lock**: one compare-exchange `0 → LOCKED` on the fast path; otherwise a bounded spin
-//!   (only while nobody is queued; its first re-read waits a while, see `Backoff::settled`),
-//!   then the waiter loop. A thread that finds the lock free takes
+//!   (whether or not anyone is queued; its first re-read waits a while, see
+//!   `Backoff::settled`), then the waiter loop. A thread that finds the lock free takes
 //!   it with a compare-exchange that keeps the other bits (barging: the running thread wins,
 //!   which is what makes a contended lock fast). A thread that finds it held registers (adds one
 //!   to the count, once) and sleeps on `state` while it holds the value it saw.
@@ -439,8 +439,16 @@ impl Mutex {
         Ok(acquired)
     }
 
-    /// Retries a lock a few times while nobody is queued ([`Backoff`]), starting from `state`,
-    /// the value last seen. A lock seen held is not re-read at once ([`Backoff::settled`]).
+    /// Retries a lock a few times ([`Backoff`]), starting from `state`, the value last seen. A
+    /// lock seen held is not re-read at once ([`Backoff::settled`]).
+    ///
+    /// It spins even when waiters are queued. A waiter stays counted until it has taken the
+    /// lock, so a queue, once formed, would otherwise send every later contender to sleep too,
+    /// each of them then needing a wake: with 8 threads on 2 cores that convoy rarely drained
+    /// (about 5 voluntary context switches per 1,000 acquires; parking_lot's: 0.7). Spinning,
+    /// contenders take the lock when a holder in a tight loop lets go of it, the queue drains,
+    /// and the switches fall to about 0.02 per 1,000. A queued waiter still gets its turn
+    /// through the heir handoff (S5), which no spinner can take.
     fn spin_then_take(&self, mut state: u32) -> bool {
         let mut backoff = Backoff::settled();
         loop {
@@ -456,7 +464,7 @@ impl Mutex {
                     }
                 }
             }
-            if waiters(state) > 0 || !backoff.spin() {
+            if !backoff.spin() {
                 return false;
             }
             state = self.state().load(Relaxed);

@@ -4,10 +4,11 @@
 //! go to sleep and be woken (a futex round trip, 30–80 µs on a virtual machine), so a thread
 //! that finds it taken first retries a few times: three rounds of 2, 4 and 8 spin hints, then up
 //! to seven yields (a lock just found held waits longer before its first re-read:
-//! [`Backoff::settled`]). Callers spin only while nobody is queued (a queue means the lock is
-//! held long, and a spinner would only delay the queued threads), never on a single CPU (the
-//! holder cannot run meanwhile), and never under loom (where a retry loop is state explosion,
-//! not speed).
+//! [`Backoff::settled`]). Most callers spin only while nobody is queued (a queue means the
+//! lock is held long, and a spinner would only delay the queued threads); the private
+//! `Mutex` spins whatever its queue, whose waiters stay counted until they hold the lock (see
+//! `Mutex::spin_then_take`). None spins on a single CPU (the holder cannot run meanwhile), nor
+//! under loom (where a retry loop is state explosion, not speed).
 //!
 //! Unlike the waiter table's spin (`atomics/spin.rs`, which never yields), this one does: a
 //! thread spinning for a *lock* often waits for a holder it displaced from its own core (a
