@@ -94,10 +94,13 @@ fn a_peer_scribbling_over_the_header_causes_errors_never_a_crash() {
                     let started = Instant::now();
                     atomics::add(&view, id, 1).unwrap();
                     adds += 1;
+                    // The view's length first: the other threads grow the buffer meanwhile, so
+                    // a length read before the view's could be passed by it.
+                    let view_len = view.len();
                     let length = buffer.byte_length();
                     assert!(length >= last_length && length <= buffer.max_byte_length());
                     last_length = length;
-                    assert!(view.len() * 4 <= length);
+                    assert!(view_len * 4 <= length);
                     let grown = buffer.grow((length + 8).min(buffer.max_byte_length()));
                     let wait = atomics::wait(&view, 8, 0, Some(Duration::from_millis(1)));
                     let notified = atomics::notify(&view, 8, Some(1));
