@@ -21,6 +21,11 @@
 //! - From zero, a waiter probes now and then with a full spin: after 16 parked waits, then after
 //!   twice as many each time a probe fails (up to 4096), so a thread returns to spinning soon
 //!   after its partner became fast again, and an oversubscribed one almost never wastes a spin.
+//!   It also probes once 2 ms have passed since its first parked wait without a probe, however
+//!   few waits that was: a thread that learnt to park while its partners were idle (one task at
+//!   a time to an idle pool) would otherwise go on parking for thousands of waits once they
+//!   are busy again (a burst of joins), each wait then costing a futex round trip on both
+//!   sides. The time bound costs an oversubscribed thread at most one short spin per 2 ms.
 //!
 //! `atomics::wait` spins once more, earlier, on the waited-on value itself, before it enqueues
 //! ([`spin_until_changed`]): a change seen then ends the wait with `NotEqual`, which is what a
@@ -52,6 +57,8 @@ const CLOCK_EVERY: u32 = 8;
 const FIRST_PROBE_AFTER: u32 = 16;
 /// The longest interval between probes, in parked waits.
 const MAX_PROBE_AFTER: u32 = 4096;
+/// The longest time from a parked wait to the next probe, whatever the count.
+const MAX_PROBE_PERIOD: Duration = Duration::from_millis(2);
 
 /// What a thread has learnt about spinning.
 #[derive(Clone, Copy)]
@@ -62,6 +69,8 @@ struct SpinState {
     waits_until_probe: u32,
     /// The interval to the probe after that one (doubles while probes fail).
     probe_interval: u32,
+    /// With a zero budget: when the first parked wait since the last probe began.
+    parking_since: Option<Instant>,
 }
 
 impl SpinState {
@@ -69,17 +78,24 @@ impl SpinState {
         budget: INITIAL_BUDGET,
         waits_until_probe: 0,
         probe_interval: FIRST_PROBE_AFTER,
+        parking_since: None,
     };
 
     /// How long this wait spins (zero: not at all), counting it towards the next probe.
-    fn budget_for_this_wait(&mut self) -> Duration {
+    /// `now` reads the clock; it is called only when the budget is zero.
+    fn budget_for_this_wait(&mut self, now: impl FnOnce() -> Instant) -> Duration {
         if !self.budget.is_zero() {
             return self.budget;
         }
         if self.waits_until_probe > 0 {
-            self.waits_until_probe -= 1;
-            return Duration::ZERO;
+            let now = now();
+            let since = *self.parking_since.get_or_insert(now);
+            if now.saturating_duration_since(since) < MAX_PROBE_PERIOD {
+                self.waits_until_probe -= 1;
+                return Duration::ZERO;
+            }
         }
+        self.parking_since = None;
         INITIAL_BUDGET
     }
 
@@ -168,7 +184,7 @@ fn adaptive_spin<T>(
     }
     let mut states = SPIN.with(Cell::get);
     let state = &mut states[watched as usize];
-    let budget = state.budget_for_this_wait();
+    let budget = state.budget_for_this_wait(Instant::now);
     if budget.is_zero() {
         SPIN.with(|s| s.set(states));
         return None;
@@ -214,13 +230,20 @@ fn spin<T>(probe: &impl Fn() -> Option<T>, deadline: Deadline, budget: Duration)
 mod tests {
     use super::*;
 
+    /// One wait at a clock that stands still (only the counts decide when to probe).
     fn run(state: &mut SpinState, ended: Spun) -> Duration {
-        let budget = state.budget_for_this_wait();
+        run_at(state, ended, *EPOCH)
+    }
+
+    fn run_at(state: &mut SpinState, ended: Spun, now: Instant) -> Duration {
+        let budget = state.budget_for_this_wait(|| now);
         if !budget.is_zero() {
             state.learn(budget, &ended);
         }
         budget
     }
+
+    static EPOCH: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
 
     fn hit() -> Spun {
         Spun::Outcome(Outcome::Notified)
@@ -278,5 +301,31 @@ mod tests {
         );
         assert_eq!(run(&mut state, hit()), INITIAL_BUDGET * 2, "spinning again");
         assert_eq!(state.probe_interval, FIRST_PROBE_AFTER);
+    }
+
+    #[test]
+    fn a_parking_thread_probes_once_the_probe_period_has_passed() {
+        let mut state = SpinState::INITIAL;
+        run(&mut state, Spun::Descheduled);
+        // Back off to the longest interval, at a standing clock.
+        while state.probe_interval < MAX_PROBE_AFTER {
+            run(&mut state, Spun::OutOfBudget);
+        }
+        assert_eq!(
+            state.waits_until_probe, MAX_PROBE_AFTER,
+            "just after a failed probe"
+        );
+        // A few parked waits, the clock moving but within the period: still no spin.
+        let start = *EPOCH + Duration::from_secs(1);
+        for step in 0..4 {
+            let now = start + MAX_PROBE_PERIOD / 8 * step;
+            assert_eq!(run_at(&mut state, hit(), now), Duration::ZERO);
+        }
+        // Once the period has passed since the first of them, the next wait probes, thousands
+        // of waits before the count would have let it, and spins again after that success.
+        assert!(state.waits_until_probe > MAX_PROBE_AFTER / 2);
+        let later = start + MAX_PROBE_PERIOD;
+        assert_eq!(run_at(&mut state, hit(), later), INITIAL_BUDGET, "a probe");
+        assert_eq!(run_at(&mut state, hit(), later), INITIAL_BUDGET * 2);
     }
 }
