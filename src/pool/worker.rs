@@ -122,9 +122,10 @@ struct Seen {
 }
 
 /// Polls, for up to [`POLL`], whether a task was pushed (under the lock or to the injector) or
-/// the worker's bell rang since the worker found nothing to do. A task submitted meanwhile is then taken without the submitter
-/// ringing (a `notify`) or the worker parking and being woken (two syscalls and a context
-/// switch each): under a steady stream of tasks a worker rarely parks. It counts as a seeker
+/// the worker's bell rang since the worker found nothing to do. A task submitted meanwhile is
+/// then taken without the submitter ringing (a `notify`) or the worker parking and being woken
+/// (two syscalls and a context switch each): under a steady stream of tasks a worker rarely
+/// parks. It counts as a seeker
 /// while it polls, so the pool starts no thread for a task it is about to take (scheduler I1).
 fn poll_for_work(core: &Core, slot: usize, seen: Seen) -> bool {
     let start = Instant::now();

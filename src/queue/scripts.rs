@@ -417,9 +417,10 @@ return out
 /// 3. Answers `{'ok', ms until the next delayed job is due (-1: none), last id of each stream,
 ///    the finished entries' statuses (as FINISH_OKS answers them), entries…}`, each entry
 ///    `{level, id, fields, deliveries, done}` with its fields packed into one string by
-///    `cmsgpack.pack` (`packed.rs`: one value to convert and parse instead of one a field). A consumer that got fewer than `count` has
-///    emptied every level; it then blocks in `XREAD` from those last ids, so any entry added
-///    after this script wakes it (none can slip in between: the script is atomic). A FETCH
+///    `cmsgpack.pack` (`packed.rs`: one value to convert and parse instead of one a field).
+///    A consumer that got fewer than `count` has emptied every level; it then blocks in
+///    `XREAD` from those last ids, so any entry added after this script wakes it (none can
+///    slip in between: the script is atomic). A FETCH
 ///    that got all it asked for skips the last ids and the next due time (`'0-0'`, -1): the
 ///    consumer fetches again at once, and those are only read when short.
 const FETCH: &str = concat!(
@@ -746,8 +747,8 @@ return out
 ///
 /// Reads the consumer's pending list (`XREADGROUP … 0`): after a reconnect, the entries a
 /// lost reply delivered without the consumer knowing. Entries deleted meanwhile are
-/// acknowledged. Answers `{'ok', entries…}` like FETCH (the fields as a flat list); the consumer keeps those it
-/// does not already hold.
+/// acknowledged. Answers `{'ok', entries…}` like FETCH (the fields as a flat list); the
+/// consumer keeps those it does not already hold.
 const RECOVER: &str = concat!(
     lua_common!(),
     r#"

@@ -102,13 +102,12 @@ pub(super) fn waiting_writers(state: u64) -> u64 {
     (state & WAITING_WRITERS_MASK) / ONE_WAITING_WRITER
 }
 
-/// Whether nobody is queued at all (only then do lockers spin).
 /// Whether the waiting writers' count is full (or the bytes were overwritten).
 pub(super) fn waiting_writers_full(state: u64) -> bool {
     state & WAITING_WRITERS_MASK == WAITING_WRITERS_MASK
 }
 
-/// Whether no reader and no writer is counted as waiting.
+/// Whether no reader and no writer is counted as waiting (only then do lockers spin).
 pub(super) fn nobody_waiting(state: u64) -> bool {
     state & (WAITING_READERS_MASK | WAITING_WRITERS_MASK) == 0
 }
