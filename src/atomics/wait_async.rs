@@ -172,10 +172,7 @@ impl Drop for WaitFuture {
         } = &mut self.0
         {
             match *enqueued {
-                Some(at) => {
-                    waiter_table::prefetch_cancel(waiter, at);
-                    waiter_table::cancel_enqueued(waiter, at);
-                }
+                Some(at) => waiter_table::cancel_enqueued(waiter, at),
                 None => {
                     cancel(waiter, Outcome::Cancelled, false);
                 }

@@ -139,10 +139,9 @@ pub(crate) fn enqueue_if(
 
 /// Starts loading what [`cancel_enqueued`] of `waiter`, enqueued at `at`, and then the
 /// waiter's last drop will touch (see `prefetch.rs`): its slab slot and the waiter's memory
-/// with the allocator's headers on either side. Call it right before the cancel; it changes
-/// nothing.
+/// with the allocator's headers on either side. It changes nothing.
 #[inline]
-pub(crate) fn prefetch_cancel(waiter: &Arc<Waiter>, at: Enqueued) {
+fn prefetch_cancel(waiter: &Arc<Waiter>, at: Enqueued) {
     if LOOM {
         return;
     }
@@ -336,10 +335,12 @@ pub(crate) fn cancel(waiter: &Arc<Waiter>, outcome: Outcome, wake: bool) -> Opti
 /// The same critical section as `cancel`'s, reached without reading the waiter first: the
 /// bucket and slot come from `at`, and the slot is checked to hold this very waiter, which is
 /// then queued (T1). Until the state is set, only the slab is read, so the waiter's own
-/// cache line (prefetched by [`prefetch_cancel`]) loads while the neighbours are unlinked.
+/// cache line (prefetched first, by [`prefetch_cancel`], before the lock) loads while the
+/// neighbours are unlinked.
 /// If the waiter is not there (a notify took it, or moved it elsewhere), `at` is stale and
 /// `cancel` decides.
 pub(crate) fn cancel_enqueued(waiter: &Arc<Waiter>, at: Enqueued) {
+    prefetch_cancel(waiter, at);
     let bucket = &buckets()[at.bucket];
     let removed = {
         let mut waiters = lock(&bucket.waiters);
