@@ -265,20 +265,23 @@ impl Dispatcher {
         self.shared.settings.prefetch.max(1)
     }
 
+    /// Whether the queue may have more for a consumer that still reads.
+    fn more_to_read(&self) -> bool {
+        self.more && !self.closing && self.stop.is_none()
+    }
+
     /// Whether the next exchange reads: the queue may have more and a batch of slots is free.
     fn wants_read(&self) -> bool {
-        self.more && !self.closing && self.stop.is_none() && self.free() >= self.refill()
+        self.more_to_read() && self.free() >= self.refill()
     }
 
     /// Whether successful finishes wait for the next read to ride in: it is coming, because
     /// the queue has more and jobs are running (their slots fill the batch), or the poll
     /// timer's read at the latest.
     fn oks_wait(&self) -> bool {
-        self.more
-            && !self.closing
-            && self.stop.is_none()
+        self.more_to_read()
             && !self.need_recover
-            && !self.wants_read()
+            && self.free() < self.refill()
             && !self.running.is_empty()
     }
 
