@@ -4,25 +4,28 @@
 //! of each field, and the client parses one bulk string instead of a nested array (the
 //! `redis` crate's parser costs a few hundred instructions a value).
 
+use rmp::decode::{read_array_len, read_bin_len, read_str_len};
+use rmp::Marker;
+
 use super::reply::{Reply, ReplyError};
 
 /// Unpacks a packed field list into `(name, value)` pairs. Anything but an array of strings
 /// of even length, read to its last byte, is an error (never a panic).
 pub(super) fn fields(packed: &[u8]) -> Reply<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut reader = Reader { rest: packed };
-    let count = reader.array_len()?;
+    let mut rest = packed;
+    let count = array_len(&mut rest)?;
     if count % 2 != 0 {
         return Err(error("a field list of odd length"));
     }
     // Each string takes a byte at least: a header claiming more than are left reserves no
     // more than could be there.
-    let mut out = Vec::with_capacity((count / 2).min(reader.rest.len() / 2));
+    let mut out = Vec::with_capacity((count / 2).min(rest.len() / 2));
     for _ in 0..count / 2 {
-        let name = reader.string()?.to_vec();
-        let value = reader.string()?.to_vec();
+        let name = string(&mut rest)?.to_vec();
+        let value = string(&mut rest)?.to_vec();
         out.push((name, value));
     }
-    if !reader.rest.is_empty() {
+    if !rest.is_empty() {
         return Err(error("bytes after the field list"));
     }
     Ok(out)
@@ -32,54 +35,31 @@ fn error(what: &str) -> ReplyError {
     ReplyError(format!("a packed entry: {what}"))
 }
 
-/// Reads MessagePack from the front of `rest`.
-struct Reader<'a> {
-    rest: &'a [u8],
+/// An array header at the front of `rest` (an empty map too: how an empty Lua table may be
+/// packed).
+fn array_len(rest: &mut &[u8]) -> Reply<usize> {
+    if rest.first() == Some(&0x80) {
+        *rest = &rest[1..];
+        return Ok(0);
+    }
+    let len = read_array_len(rest).map_err(|e| error(&format!("the array header: {e}")))?;
+    usize::try_from(len).map_err(|_| error("a length too long"))
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Reply<&'a [u8]> {
-        if self.rest.len() < n {
-            return Err(error("cut short"));
-        }
-        let (head, tail) = self.rest.split_at(n);
-        self.rest = tail;
-        Ok(head)
+/// A string (`str` or `bin`) at the front of `rest`.
+fn string<'a>(rest: &mut &'a [u8]) -> Reply<&'a [u8]> {
+    let len = match rest.first().copied().map(Marker::from_u8) {
+        Some(Marker::Bin8 | Marker::Bin16 | Marker::Bin32) => read_bin_len(rest),
+        _ => read_str_len(rest),
     }
-
-    fn byte(&mut self) -> Reply<u8> {
-        Ok(self.take(1)?[0])
+    .map_err(|e| error(&format!("a string header: {e}")))?;
+    let len = usize::try_from(len).map_err(|_| error("a length too long"))?;
+    if rest.len() < len {
+        return Err(error("cut short"));
     }
-
-    /// A big-endian length of `width` bytes.
-    fn length(&mut self, width: usize) -> Reply<usize> {
-        let bytes = self.take(width)?;
-        let n = bytes.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b));
-        usize::try_from(n).map_err(|_| error("a length too long"))
-    }
-
-    /// An array header (an empty map too: how an empty Lua table may be packed).
-    fn array_len(&mut self) -> Reply<usize> {
-        match self.byte()? {
-            tag @ 0x90..=0x9f => Ok(usize::from(tag & 0x0f)),
-            0xdc => self.length(2),
-            0xdd => self.length(4),
-            0x80 => Ok(0),
-            tag => Err(error(&format!("tag {tag:#04x} where an array starts"))),
-        }
-    }
-
-    /// A string (`str` or `bin`).
-    fn string(&mut self) -> Reply<&'a [u8]> {
-        let len = match self.byte()? {
-            tag @ 0xa0..=0xbf => usize::from(tag & 0x1f),
-            0xd9 | 0xc4 => self.length(1)?,
-            0xda | 0xc5 => self.length(2)?,
-            0xdb | 0xc6 => self.length(4)?,
-            tag => return Err(error(&format!("tag {tag:#04x} where a string starts"))),
-        };
-        self.take(len)
-    }
+    let (head, tail) = rest.split_at(len);
+    *rest = tail;
+    Ok(head)
 }
 
 #[cfg(test)]
