@@ -33,6 +33,26 @@ use crate::view::ElementRef;
 /// assert!(all.set(4, 1).is_err());
 /// # Ok::<(), sharedbuf::Error>(())
 /// ```
+///
+/// **Hot loops over a length-tracking view.** Each access to a tracking view reads the buffer's
+/// length again (an atomic load the compiler may not hoist), so that it sees a `grow` by another
+/// thread at once; that costs about twice a plain slice's loop. A loop that need not see growth
+/// while it runs takes a fixed view of the length now, once, and loops over that (its check is
+/// a plain comparison; the memory is the same):
+///
+/// ```
+/// use sharedbuf::{SharedBuffer, Uint32Array};
+///
+/// let buf = SharedBuffer::growable(0, 1 << 20)?;
+/// let tracking = Uint32Array::new(&buf)?;         // follows the buffer's length
+/// buf.grow(4096)?;
+/// let now = tracking.subarray(..tracking.len())?; // fixed: 1024 elements
+/// for i in 0..now.len() {
+///     now.set(i, i as u32)?;
+/// }
+/// assert_eq!(tracking.get(1023), Some(1023));
+/// # Ok::<(), sharedbuf::Error>(())
+/// ```
 pub struct TypedArray<T: Element> {
     buffer: SharedBuffer,
     /// The view's first byte, cached so an element access is an add and one atomic
