@@ -310,6 +310,16 @@ impl Mutex {
     /// process-shared wait (`TooManyWaiters`, `BadHeader`).
     #[inline]
     pub fn lock(&self) -> LockResult<MutexGuard<'_>> {
+        if !self.shared && self.state().compare_exchange(0, LOCKED, Acquire).is_ok() {
+            self.owner().store(owner::thread_token(), Relaxed);
+            return Ok(MutexGuard::new(self, owner::NONE));
+        }
+        self.lock_slow()
+    }
+
+    /// [`lock`](Mutex::lock) past the private fast path.
+    #[inline(never)]
+    fn lock_slow(&self) -> LockResult<MutexGuard<'_>> {
         if self.shared {
             let me = owner::shared_thread_identity();
             if self.shared_try_take(me) {
