@@ -123,6 +123,7 @@
 
 mod broadcast;
 mod builder;
+mod cells;
 mod config;
 mod context;
 mod error;
