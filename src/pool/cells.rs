@@ -151,7 +151,10 @@ fn new_chunk() -> Option<*mut u8> {
 /// # Safety
 /// `block` came from [`carve`], is freed once, and is not used afterwards.
 pub(super) unsafe fn free(block: NonNull<u8>) {
-    let chunk = (block.as_ptr() as usize & !(CHUNK - 1)) as *mut u8;
+    // The chunk's start, with the block's provenance (the chunk is one allocation).
+    let chunk = block
+        .as_ptr()
+        .wrapping_sub(block.as_ptr() as usize & (CHUNK - 1));
     // SAFETY: a carved block lies in a live chunk aligned to `CHUNK` (its block is counted).
     unsafe { release(chunk, 1) };
 }
@@ -195,48 +198,56 @@ mod tests {
         Layout::from_size_align(BLOCK, BLOCK).unwrap()
     }
 
+    /// A carved block, sent to the thread that frees it.
+    struct Block(NonNull<u8>);
+    // SAFETY: a block is plain memory; whoever holds it owns it.
+    unsafe impl Send for Block {}
+
     #[test]
     fn blocks_are_distinct_aligned_and_their_chunks_freed_by_whichever_thread_frees_last() {
         // Carve on one thread (several chunks' worth), free half here and half on another
-        // thread, interleaved; when the carving thread exits, every chunk must be gone.
-        let before_exit = std::thread::spawn(|| {
+        // thread, interleaved; when the carving thread exits, every chunk must be gone. (Also
+        // run under Miri: a chunk freed too early is a use after free there.)
+        let kept = std::thread::spawn(|| {
             WATCHED.with(|w| w.set(true));
-            let mut blocks: Vec<usize> = (0..5 * BLOCKS)
-                .map(|_| carve(block_layout()).expect("fits").as_ptr() as usize)
+            let blocks: Vec<Block> = (0..5 * BLOCKS)
+                .map(|_| Block(carve(block_layout()).expect("fits")))
                 .collect();
-            let mut sorted = blocks.clone();
-            sorted.sort_unstable();
-            sorted.dedup();
-            assert_eq!(sorted.len(), blocks.len(), "a block handed out twice");
-            assert!(blocks.iter().all(|b| b % BLOCK == 0 && b % CHUNK != 0));
+            let mut addresses: Vec<usize> = blocks.iter().map(|b| b.0.as_ptr() as usize).collect();
+            assert!(addresses.iter().all(|a| a % BLOCK == 0 && a % CHUNK != 0));
+            addresses.sort_unstable();
+            addresses.dedup();
+            assert_eq!(addresses.len(), blocks.len(), "a block handed out twice");
             for (i, block) in blocks.iter().enumerate() {
                 // SAFETY: a fresh block of BLOCK bytes.
-                unsafe { (*block as *mut u8).write_bytes(i as u8, BLOCK) };
+                unsafe { block.0.as_ptr().write_bytes(i as u8, BLOCK) };
             }
-            let theirs: Vec<usize> = blocks.iter().copied().skip(1).step_by(2).collect();
-            blocks = blocks.into_iter().step_by(2).collect();
+            let (mine, theirs): (Vec<(usize, Block)>, Vec<(usize, Block)>) = blocks
+                .into_iter()
+                .enumerate()
+                .partition(|(i, _)| i % 2 == 0);
             let other = std::thread::spawn(move || {
-                for block in theirs {
+                for (_, block) in theirs {
                     // SAFETY: carved, freed once.
-                    unsafe { free(NonNull::new(block as *mut u8).unwrap()) };
+                    unsafe { free(block.0) };
                 }
             });
-            for block in blocks {
+            for (_, block) in mine {
                 // SAFETY: carved, freed once.
-                unsafe { free(NonNull::new(block as *mut u8).unwrap()) };
+                unsafe { free(block.0) };
             }
             other.join().unwrap();
             // Only the current chunk is left, held by this thread's count.
             assert_eq!(CHUNKS.load(Relaxed), 1);
             // Keep a block of the current chunk alive past the thread's exit.
-            carve(block_layout()).unwrap().as_ptr() as usize
+            Block(carve(block_layout()).unwrap())
         })
         .join()
         .unwrap();
         // The exited thread gave up its current chunk; the one block left keeps it.
         assert_eq!(CHUNKS.load(Relaxed), 1);
         // SAFETY: carved, freed once.
-        unsafe { free(NonNull::new(before_exit as *mut u8).unwrap()) };
+        unsafe { free(kept.0) };
         assert_eq!(CHUNKS.load(Relaxed), 0, "a chunk outlived its blocks");
     }
 
