@@ -222,17 +222,22 @@ mod tests {
                 // SAFETY: a fresh block of BLOCK bytes.
                 unsafe { block.0.as_ptr().write_bytes(i as u8, BLOCK) };
             }
-            let (mine, theirs): (Vec<(usize, Block)>, Vec<(usize, Block)>) = blocks
-                .into_iter()
-                .enumerate()
-                .partition(|(i, _)| i % 2 == 0);
+            let mut mine = Vec::new();
+            let mut theirs = Vec::new();
+            for (i, block) in blocks.into_iter().enumerate() {
+                if i % 2 == 0 {
+                    mine.push(block)
+                } else {
+                    theirs.push(block)
+                }
+            }
             let other = std::thread::spawn(move || {
-                for (_, block) in theirs {
+                for block in theirs {
                     // SAFETY: carved, freed once.
                     unsafe { free(block.0) };
                 }
             });
-            for (_, block) in mine {
+            for block in mine {
                 // SAFETY: carved, freed once.
                 unsafe { free(block.0) };
             }
