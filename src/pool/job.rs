@@ -38,8 +38,8 @@ pub(super) struct Runner {
 
 /// What every task has, whatever its types.
 ///
-/// Kept small, so that a plain task's whole cell (task.rs) is one 128-byte block: less memory
-/// to write per task, and within glibc's fast bins, which free without coalescing. So what
+/// Kept small, so that a plain task's whole cell (task.rs) fits one 128-byte block carved by
+/// cells.rs (a larger cell costs a `malloc` and a `free` of its own). So what
 /// few tasks have lives out of line ([`Rare`]).
 pub(super) struct Header {
     pub(super) state: TaskState,
