@@ -1,6 +1,6 @@
 //! One submitted task: its [`Header`] (state word, options, progress), its pool, its closure
 //! and its result, in one allocation ([`TaskCell`]), and how a claimed task is run
-//! ([`Job::run`]).
+//! ([`JobRef::run`]).
 //!
 //! The queue holds a task as a [`JobRef`] (what every task can do, whatever its closure and
 //! result types, through the cell's [`JobVTable`]); its handle holds the same cell as a
@@ -14,7 +14,7 @@
 //!
 //! # Running a claimed task
 //!
-//! [`Job::run`] records the wait time, arms the timeout if the task has one, runs the closure
+//! [`JobRef::run`] records the wait time, arms the timeout if the task has one, runs the closure
 //! with its panic caught, and publishes the value with `RUNNING → COMPLETED`. The timeout is a
 //! [`wait_async`](crate::atomics::wait_async) on a word nobody notifies, so the crate's own
 //! timer fires it; its waker moves the task `RUNNING → TIMED_OUT` — whichever of the two
@@ -335,7 +335,7 @@ where
     }
 }
 
-/// Resolves the task as panicked if [`Job::run`] is left without publishing (it unwound).
+/// Resolves the task as panicked if [`JobRef::run`] is left without publishing (it unwound).
 struct Unresolved<'a, F, R>
 where
     F: FnOnce(&TaskContext<'_>) -> R + Send + 'static,
