@@ -14,7 +14,7 @@ use std::sync::Arc as StdArc;
 use super::context::{current_thread_of, PoolThread, TaskContext};
 use super::error::{PoolError, TaskError};
 use super::handle::TaskHandle;
-use super::job::{Header, JobRef, Placement, Runner};
+use super::job::{Header, Placement, Runner};
 use super::scheduler::{Core, Phase};
 use super::task::TaskCell;
 use crate::shim::{Arc, Ordering::SeqCst};
@@ -63,14 +63,13 @@ where
             }
             let header = header.take().expect("one header per slot");
             let f = StdArc::clone(&f);
-            let cell = TaskCell::new(Arc::clone(core), header, move |ctx: &TaskContext<'_>| {
+            let cell = TaskCell::make(Arc::clone(core), header, move |ctx: &TaskContext<'_>| {
                 f(ctx)
             });
-            let job: JobRef = cell.clone();
-            locked.slots[slot].broadcasts.push_back(job);
+            locked.slots[slot].broadcasts.push_back(cell.job());
             locked.ring(slot);
             core.counters.submitted.add(1, false);
-            handles.push(TaskHandle::new(cell));
+            handles.push(TaskHandle::new(cell.into_task()));
         }
     }
     if let Some(thread) = me {

@@ -8,7 +8,6 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc as StdArc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use super::context::current_thread_of;
 use super::error::TaskError;
 use super::job::{Placement, Runner};
 use super::lanes;
-use super::task::Outcome;
+use super::task::TaskRef;
 use super::task_state::{is_terminal, phase, CANCELLED, COMPLETED, DESTROYED, QUEUED, TIMED_OUT};
 use crate::atomics::{self, WaitAsync, WaitFuture};
 
@@ -45,7 +44,7 @@ use crate::atomics::{self, WaitAsync, WaitFuture};
 /// ```
 #[must_use = "dropping a TaskHandle detaches its task (its value is dropped)"]
 pub struct TaskHandle<R> {
-    task: StdArc<dyn Outcome<R>>,
+    task: TaskRef<R>,
     /// The async wait of the latest poll, if it is pending (boxed: most handles are never
     /// polled, and a vector of a million handles should stay small).
     waiting: Option<Box<WaitFuture>>,
@@ -54,7 +53,7 @@ pub struct TaskHandle<R> {
 }
 
 impl<R: Send + 'static> TaskHandle<R> {
-    pub(super) fn new(task: StdArc<dyn Outcome<R>>) -> TaskHandle<R> {
+    pub(super) fn new(task: TaskRef<R>) -> TaskHandle<R> {
         TaskHandle {
             task,
             waiting: None,
@@ -131,7 +130,7 @@ impl<R: Send + 'static> TaskHandle<R> {
         core.notify_resolved(header, resolved);
         core.left_queue(header.placement);
         // Last: the closure's `Drop` is user code.
-        StdArc::clone(&self.task).into_job().discard();
+        self.task.job().discard();
         true
     }
 
@@ -155,14 +154,12 @@ impl<R: Send + 'static> TaskHandle<R> {
         match header.placement {
             Placement::Global(_) => {
                 if header.state.claim() {
-                    let job = StdArc::clone(&self.task).into_job();
-                    core.run_here(&job, runner, true);
+                    core.run_here(self.task.job(), runner, true);
                 }
             }
             Placement::Keyed(key) => {
                 if phase(header.state.load()) == QUEUED {
-                    let job = StdArc::clone(&self.task).into_job();
-                    lanes::drive(core, key, &job, runner);
+                    lanes::drive(core, key, self.task.job(), runner);
                 }
             }
             Placement::Broadcast(_) => {}

@@ -1,5 +1,5 @@
-//! What the scheduler sees of a task: the [`Job`] trait its queues hold ([`JobRef`]), the
-//! [`Header`] every task has (state word, placement, options, progress), where it waits
+//! What the scheduler sees of a task: the reference its queues hold ([`JobRef`], to a cell
+//! that starts with a [`CellHead`]), the [`Header`] every task has (state word, placement, options, progress), where it waits
 //! ([`Placement`]) and who runs it ([`Runner`]). The closure, the result, the task's pool and
 //! running a claimed task are in `task.rs`.
 //!
@@ -8,15 +8,13 @@
 //! to is held by its cell (`task.rs`), which sits above both.
 
 use std::fmt;
-use std::sync::Arc as StdArc;
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::time::{Duration, Instant};
 
 use super::options::Priority;
 use super::task_state::TaskState;
 use crate::shim::{AtomicBool, AtomicU64, Ordering};
-
-/// A task as the queues and workers see it.
-pub(super) type JobRef = StdArc<dyn Job>;
 
 /// Where a task waits before it starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,8 +38,8 @@ pub(super) struct Runner {
 
 /// What every task has, whatever its types.
 ///
-/// Kept small, so that a plain task's whole cell (task.rs) is one 128-byte block: less memory
-/// to write per task, and within glibc's fast bins, which free without coalescing. So what
+/// Kept small, so that a plain task's whole cell (task.rs) fits one 128-byte block carved by
+/// cells.rs (a larger cell costs a `malloc` and a `free` of its own). So what
 /// few tasks have lives out of line ([`Rare`]).
 pub(super) struct Header {
     pub(super) state: TaskState,
@@ -139,16 +137,141 @@ fn sample_this_one() -> bool {
         .unwrap_or(false)
 }
 
-/// What the queues and workers do with a task.
-pub(super) trait Job: Send + Sync {
-    fn header(&self) -> &Header;
+/// The start of every task cell (task.rs): its reference count, what it can do, and its
+/// header. A [`JobRef`] points here.
+///
+/// The count is a std atomic even under loom (as std's `Arc` was before): it only frees the
+/// memory and is no part of any protocol; the state word, which loom does see, decides the rest.
+#[repr(C)]
+pub(super) struct CellHead {
+    refs: std::sync::atomic::AtomicUsize,
+    vtable: &'static JobVTable,
+    header: Header,
+}
 
+impl CellHead {
+    /// The head of a new cell, counted once (its first [`JobRef`]).
+    pub(super) fn new(vtable: &'static JobVTable, header: Header) -> CellHead {
+        CellHead {
+            refs: std::sync::atomic::AtomicUsize::new(1),
+            vtable,
+            header,
+        }
+    }
+
+    pub(super) fn header(&self) -> &Header {
+        &self.header
+    }
+}
+
+/// What a task cell can do, whatever its closure and result types (task.rs fills it in for
+/// each). Every function takes the cell's head; the caller holds a counted reference to it.
+pub(super) struct JobVTable {
     /// Runs the task on the calling thread. The caller won [`TaskState::claim`].
-    fn run(&self, this: &JobRef, runner: Runner);
-
+    pub(super) run: unsafe fn(&JobRef, Runner),
     /// Drops the closure. The caller won a transition out of `QUEUED` other than `claim` (and
     /// already resolved the handle).
-    fn discard(&self);
+    pub(super) discard: unsafe fn(&JobRef),
+    /// Moves the result out into `*out`, an `Option<Result<R, String>>` of the cell's `R`.
+    /// Only the task's handle calls it, after it saw `COMPLETED`.
+    pub(super) take_result: unsafe fn(&JobRef, *mut ()),
+    /// Drops the cell in place and frees its memory: the last reference is gone.
+    pub(super) release: unsafe fn(NonNull<CellHead>),
+}
+
+/// A counted reference to a task cell: what the queues hold and workers run (an
+/// `Arc<dyn Job>` without the `Arc`, so that task.rs chooses where cells live).
+pub(super) struct JobRef(NonNull<CellHead>);
+
+// SAFETY: a cell is only made (task.rs) from a closure and a result type that are `Send`, and
+// its fields are shared between threads only as the state word allows (task.rs); the count
+// is atomic.
+unsafe impl Send for JobRef {}
+// SAFETY: as above: every method takes `&self` and is safe to call from any thread.
+unsafe impl Sync for JobRef {}
+
+impl JobRef {
+    /// Takes over the one count of a new cell.
+    ///
+    /// # Safety
+    /// `head` is the head of a live cell made by task.rs, whose count includes this reference.
+    pub(super) unsafe fn from_head(head: NonNull<CellHead>) -> JobRef {
+        JobRef(head)
+    }
+
+    fn head(&self) -> &CellHead {
+        // SAFETY: this reference is counted, so the cell is alive.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The cell's head, for task.rs to reach the rest of the cell.
+    pub(super) fn as_head(&self) -> NonNull<CellHead> {
+        self.0
+    }
+
+    pub(super) fn header(&self) -> &Header {
+        &self.head().header
+    }
+
+    /// Runs the task on the calling thread. The caller won [`TaskState::claim`].
+    pub(super) fn run(&self, runner: Runner) {
+        // SAFETY: the cell is alive (counted) and its vtable is its own; the caller claimed it.
+        unsafe { (self.head().vtable.run)(self, runner) }
+    }
+
+    /// Drops the closure. The caller won a transition out of `QUEUED` other than `claim`.
+    pub(super) fn discard(&self) {
+        // SAFETY: as in `run`; the caller owns the closure.
+        unsafe { (self.head().vtable.discard)(self) }
+    }
+
+    /// The cell's vtable (for task.rs's typed handle side).
+    pub(super) fn vtable(&self) -> &'static JobVTable {
+        self.head().vtable
+    }
+
+    /// The cell's address: its identity while this reference lives.
+    pub(super) fn as_ptr(&self) -> *const () {
+        self.0.as_ptr() as *const ()
+    }
+
+    pub(super) fn ptr_eq(a: &JobRef, b: &JobRef) -> bool {
+        a.0 == b.0
+    }
+
+    /// A second `JobRef` to the same cell that took no count: it must never be dropped.
+    ///
+    /// # Safety
+    /// Another counted reference keeps the cell alive for as long as the loan is used.
+    pub(super) unsafe fn lend(&self) -> std::mem::ManuallyDrop<JobRef> {
+        std::mem::ManuallyDrop::new(JobRef(self.0))
+    }
+}
+
+impl Clone for JobRef {
+    fn clone(&self) -> JobRef {
+        // Relaxed, as in std's `Arc`: a new reference is made from an existing one, which
+        // keeps the cell alive meanwhile.
+        let old = self.head().refs.fetch_add(1, Relaxed);
+        if old > isize::MAX as usize {
+            std::process::abort(); // as `Arc` does: a count that could wrap
+        }
+        JobRef(self.0)
+    }
+}
+
+impl Drop for JobRef {
+    fn drop(&mut self) {
+        // Release, then an acquire fence before the release of the memory, as in std's `Arc`:
+        // every use of the cell through any reference happens before it is freed.
+        if self.head().refs.fetch_sub(1, Release) != 1 {
+            return;
+        }
+        std::sync::atomic::fence(Acquire);
+        let vtable = self.head().vtable;
+        // SAFETY: that was the last reference; nobody else can reach the cell.
+        unsafe { (vtable.release)(self.0) }
+    }
 }
 
 impl fmt::Debug for Header {

@@ -151,7 +151,7 @@ pub(super) fn drive(core: &Core, key: u64, target: &JobRef, runner: Runner) {
             slot,
             release: !ours,
         };
-        job.run(&job, runner);
+        job.run(runner);
     }
 }
 

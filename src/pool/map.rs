@@ -227,16 +227,16 @@ where
             next: start,
             written: 0,
         };
-        let cell = TaskCell::new(Arc::clone(core), header, move |ctx: &TaskContext<'_>| {
+        let cell = TaskCell::make(Arc::clone(core), header, move |ctx: &TaskContext<'_>| {
             chunk.run(ctx)
         });
-        let job: JobRef = cell.clone();
+        let job: JobRef = cell.job();
         // The caller keeps chunk 0 for itself; a chunk the pool refuses is run here too.
         let queued = index > 0 && Core::submit(core, JobRef::clone(&job), false).is_ok();
         if !queued {
             core.counters.submitted.add(1, false);
         }
-        tasks.push((job, TaskHandle::new(cell), queued));
+        tasks.push((job, TaskHandle::new(cell.into_task()), queued));
     }
     // Help: run every chunk no worker has started, newest first.
     for (job, _, queued) in tasks.iter().rev() {

@@ -111,7 +111,8 @@
 //! on the task's state word — and a task's timeout is a
 //! [`wait_async`](crate::atomics::wait_async) that the crate's timer fires. So the loom models
 //! in `loom-tests/pool_*.rs` check the scheduler users run. Files: `scheduler.rs` (the queues,
-//! slots and their invariants), `task_state.rs` (a task's life in one word), `task.rs`,
+//! slots and their invariants), `task_state.rs` (a task's life in one word), `task.rs` (a
+//! task's cell) and `cells.rs` (where cells live: blocks carved from a per-thread chunk),
 //! `handle.rs`, `worker.rs`, `lanes.rs` (keyed tasks), `broadcast.rs`, `map.rs`,
 //! `shutdown.rs`, `stats.rs` / `histogram.rs`.
 //!
@@ -123,6 +124,7 @@
 
 mod broadcast;
 mod builder;
+mod cells;
 mod config;
 mod context;
 mod error;

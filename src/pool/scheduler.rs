@@ -336,7 +336,7 @@ impl Core {
         let mut entry = entry;
         if bounded && placement == Placement::Global(Priority::Normal) && this.injector.is_open() {
             // Identity only (never dereferenced): to find the task again if it must come back.
-            let address = JobRef::as_ptr(&entry) as *const ();
+            let address = entry.as_ptr();
             match this.injector.push(entry) {
                 Ok(true) => return Ok(()),
                 Ok(false) => return Core::settle_injected(core, address),
@@ -439,7 +439,7 @@ impl Core {
             job,
             slot: runner.slot,
         };
-        job.run(job, runner);
+        job.run(runner);
     }
 }
 
@@ -516,12 +516,8 @@ pub(super) struct RunningJob(std::mem::ManuallyDrop<JobRef>);
 
 impl RunningJob {
     fn lend(job: &JobRef) -> RunningJob {
-        // SAFETY: `job` points to a live `Arc` allocation; the `Arc` made from that pointer is
-        // never dropped (`ManuallyDrop`), so the count it did not take is never given back,
-        // and the list's reference outlives the loan (see the type's docs).
-        RunningJob(std::mem::ManuallyDrop::new(unsafe {
-            JobRef::from_raw(JobRef::as_ptr(job))
-        }))
+        // SAFETY: the list's reference outlives the loan (see the type's docs).
+        RunningJob(unsafe { job.lend() })
     }
 }
 
@@ -827,10 +823,7 @@ impl<'a> Locked<'a> {
     /// ([`Core::settle_injected`]). `false` if someone took it meanwhile (it is accepted).
     fn take_back(&mut self, address: *const ()) -> bool {
         let queue = &mut self.global[Priority::Normal as usize];
-        let Some(position) = queue
-            .iter()
-            .rposition(|job| JobRef::as_ptr(job) as *const () == address)
-        else {
+        let Some(position) = queue.iter().rposition(|job| job.as_ptr() == address) else {
             return false;
         };
         let job = queue.remove(position).expect("found just now");

@@ -1,60 +1,121 @@
 //! One submitted task: its [`Header`] (state word, options, progress), its pool, its closure
 //! and its result, in one allocation ([`TaskCell`]), and how a claimed task is run
-//! ([`Job::run`]).
+//! ([`JobRef::run`]).
 //!
 //! The queue holds a task as a [`JobRef`] (what every task can do, whatever its closure and
-//! result types); its handle holds the same allocation as an `Arc<dyn Outcome<R>>`, which can
-//! also hand out the value. Who may touch the closure and the result cell is decided by the
-//! state word (see [`super::task_state`]).
+//! result types, through the cell's [`JobVTable`]); its handle holds the same cell as a
+//! [`TaskRef<R>`], which can also hand out the value. Who may touch the closure and the result
+//! cell is decided by the state word (see [`super::task_state`]).
 //!
-//! The cells are reference-counted with std's `Arc`: loom's `Arc` cannot hold a trait object.
-//! That count is no part of any protocol (it only frees the memory); the state word, which loom
-//! does see, decides everything else.
+//! The cells are reference-counted by their [`CellHead`] (job.rs). That count is no part of any
+//! protocol (it only frees the memory); the state word, which loom does see, decides everything
+//! else. A cell that fits lives in a block carved out of its submitting thread's chunk
+//! (cells.rs), so a task costs no `malloc` or `free` of its own.
 //!
 //! # Running a claimed task
 //!
-//! [`Job::run`] records the wait time, arms the timeout if the task has one, runs the closure
+//! [`JobRef::run`] records the wait time, arms the timeout if the task has one, runs the closure
 //! with its panic caught, and publishes the value with `RUNNING → COMPLETED`. The timeout is a
 //! [`wait_async`](crate::atomics::wait_async) on a word nobody notifies, so the crate's own
 //! timer fires it; its waker moves the task `RUNNING → TIMED_OUT` — whichever of the two
 //! transitions comes first wins (P8), and the loser's value is dropped. Resolving the handle is
 //! in a drop guard: even a run that unwinds (under loom, where panics are not caught) resolves.
 
+use std::alloc::Layout;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
+use std::ptr::NonNull;
 use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use super::cells;
 use super::context::TaskContext;
-use super::job::{Header, Job, JobRef, Runner};
+use super::job::{CellHead, Header, JobRef, JobVTable, Runner};
 use super::panic::{catch_panic, drop_quietly};
 use super::scheduler::Core;
 use super::task_state::{COMPLETED, TIMED_OUT};
 use crate::atomics::{self, WaitAsync, WaitFuture};
 use crate::shim::{Arc, UnsafeCell};
 
-/// What a handle does with its task.
-pub(super) trait Outcome<R>: Send + Sync {
-    fn header(&self) -> &Header;
+/// The handle's reference to its task: a [`JobRef`] that knows the result type.
+pub(super) struct TaskRef<R> {
+    job: JobRef,
+    result: PhantomData<fn() -> R>,
+}
+
+impl<R> TaskRef<R> {
+    pub(super) fn job(&self) -> &JobRef {
+        &self.job
+    }
+
+    pub(super) fn header(&self) -> &Header {
+        self.job.header()
+    }
 
     /// The pool the task was submitted to.
-    fn core(&self) -> &Arc<Core>;
+    pub(super) fn core(&self) -> &Arc<Core> {
+        // SAFETY: every cell is a `TaskCell`, which starts with a `Base` (`repr(C)`), and the
+        // counted `JobRef` keeps it alive.
+        unsafe { &self.job.as_head().cast::<Base>().as_ref().core }
+    }
 
     /// Takes the value (or panic message) the runner stored.
     ///
     /// # Safety
     /// Only the task's one handle may call this, and only after it saw `COMPLETED`.
-    unsafe fn take_result(&self) -> Option<Result<R, String>>;
-
-    /// The same task as a [`JobRef`] (to run it inline).
-    fn into_job(self: StdArc<Self>) -> JobRef;
+    pub(super) unsafe fn take_result(&self) -> Option<Result<R, String>> {
+        let mut out: Option<Result<R, String>> = None;
+        // SAFETY: the cell's `R` is this `R` (a `TaskRef<R>` is only made by the cell's own
+        // `TaskCell::make`); the caller's contract is `take_result`'s.
+        unsafe {
+            (self.job.vtable().take_result)(&self.job, &mut out as *mut Option<_> as *mut ())
+        };
+        out
+    }
 }
 
-/// One task in one allocation.
-pub(super) struct TaskCell<F, R> {
-    header: Header,
+/// The part of every [`TaskCell`] that does not depend on its types, at its start.
+#[repr(C)]
+struct Base {
+    head: CellHead,
     core: Arc<Core>,
+}
+
+/// A cell just made, before it is submitted: its typed references.
+pub(super) struct Fresh<F, R> {
+    task: TaskRef<R>,
+    closure: PhantomData<fn() -> F>,
+}
+
+impl<F, R> Fresh<F, R>
+where
+    F: FnOnce(&TaskContext<'_>) -> R + Send + 'static,
+    R: Send + 'static,
+{
+    /// Another reference for the queue (or a runner).
+    pub(super) fn job(&self) -> JobRef {
+        self.task.job.clone()
+    }
+
+    /// Takes the closure back from a task that was never published (the pool refused it).
+    pub(super) fn take_closure(&self) -> Option<F> {
+        // SAFETY: `Fresh<F, R>` is only made by `TaskCell::<F, R>::make`; the cell is alive.
+        unsafe { self.task.job.as_head().cast::<TaskCell<F, R>>().as_ref() }.take_closure()
+    }
+
+    /// The handle's reference.
+    pub(super) fn into_task(self) -> TaskRef<R> {
+        self.task
+    }
+}
+
+/// One task in one allocation: a block carved by cells.rs if it fits, else its own.
+#[repr(C)]
+pub(super) struct TaskCell<F, R> {
+    /// First (`repr(C)`): a `JobRef` points at its head, a `TaskRef` reads its `core`.
+    base: Base,
     /// Taken by whoever moves the task out of `QUEUED` (task_state.rs, "Who owns the cells").
     closure: UnsafeCell<Option<F>>,
     /// Written by the runner while `RUNNING`; read by the handle after `COMPLETED`. A panic's
@@ -78,18 +139,114 @@ where
     F: FnOnce(&TaskContext<'_>) -> R + Send + 'static,
     R: Send + 'static,
 {
-    pub(super) fn new(core: Arc<Core>, header: Header, closure: F) -> StdArc<TaskCell<F, R>> {
-        StdArc::new(TaskCell {
-            header,
-            core,
+    /// The vtable of a cell in a carved block, and of one allocated on its own.
+    const CARVED: JobVTable = JobVTable {
+        run: Self::run_job,
+        discard: Self::discard_job,
+        take_result: Self::take_result_erased,
+        release: Self::release_carved,
+    };
+    const ALONE: JobVTable = JobVTable {
+        run: Self::run_job,
+        discard: Self::discard_job,
+        take_result: Self::take_result_erased,
+        release: Self::release_alone,
+    };
+
+    pub(super) fn make(core: Arc<Core>, header: Header, closure: F) -> Fresh<F, R> {
+        let layout = Layout::new::<TaskCell<F, R>>();
+        let (memory, vtable): (NonNull<TaskCell<F, R>>, &'static JobVTable) =
+            match cells::carve(layout) {
+                Some(block) => (block.cast(), &Self::CARVED),
+                None => (
+                    // SAFETY: the layout's size is not zero (a cell has a head).
+                    NonNull::new(unsafe { std::alloc::alloc(layout) })
+                        .unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+                        .cast(),
+                    &Self::ALONE,
+                ),
+            };
+        let cell = TaskCell {
+            base: Base {
+                head: CellHead::new(vtable, header),
+                core,
+            },
             closure: UnsafeCell::new(Some(closure)),
             result: UnsafeCell::new(None),
-        })
+        };
+        // SAFETY: `memory` is fresh, large enough and aligned for the cell (a carved block is
+        // `cells::BLOCK` bytes, aligned to that, and the layout fits it; a `Box` is the cell's).
+        unsafe { memory.as_ptr().write(cell) };
+        // SAFETY: the cell's head starts it (`repr(C)`), and its count is this one's.
+        let job = unsafe { JobRef::from_head(memory.cast()) };
+        Fresh {
+            task: TaskRef {
+                job,
+                result: PhantomData,
+            },
+            closure: PhantomData,
+        }
+    }
+
+    /// The cell of `job`.
+    ///
+    /// # Safety
+    /// `job`'s cell is a `TaskCell<F, R>` (its vtable is this type's).
+    unsafe fn of(job: &JobRef) -> &TaskCell<F, R> {
+        // SAFETY: the caller's contract; the counted `job` keeps the cell alive.
+        unsafe { job.as_head().cast::<TaskCell<F, R>>().as_ref() }
+    }
+
+    /// `JobVTable::run`.
+    unsafe fn run_job(job: &JobRef, runner: Runner) {
+        // SAFETY: this vtable's functions are only ever called on this type's cells.
+        unsafe { Self::of(job) }.run(job, runner);
+    }
+
+    /// `JobVTable::discard`.
+    unsafe fn discard_job(job: &JobRef) {
+        // SAFETY: as in `run_job`.
+        drop_quietly(unsafe { Self::of(job) }.take_closure());
+    }
+
+    /// `JobVTable::take_result`.
+    unsafe fn take_result_erased(job: &JobRef, out: *mut ()) {
+        // SAFETY: as in `run_job`; `out` is an `Option<Result<R, String>>` (TaskRef::take_result)
+        // and the caller is the handle after it saw `COMPLETED`.
+        unsafe { *out.cast::<Option<Result<R, String>>>() = Self::of(job).take_result() };
+    }
+
+    /// `JobVTable::release` of a cell in a carved block.
+    unsafe fn release_carved(head: NonNull<CellHead>) {
+        /// Frees the block even if a value's `Drop` panics.
+        struct FreeBlock(NonNull<u8>);
+        impl Drop for FreeBlock {
+            fn drop(&mut self) {
+                // SAFETY: the block's cell was dropped (or its drop unwound); nobody uses it.
+                unsafe { cells::free(self.0) }
+            }
+        }
+        let cell = head.cast::<TaskCell<F, R>>();
+        let _free = FreeBlock(cell.cast());
+        // SAFETY: the last reference is gone: the cell is dropped once, then its block freed
+        // once (cells.rs C2).
+        unsafe { cell.as_ptr().drop_in_place() };
+    }
+
+    /// `JobVTable::release` of a cell allocated on its own.
+    unsafe fn release_alone(head: NonNull<CellHead>) {
+        // SAFETY: the cell was allocated with the global allocator and its own layout, as a
+        // `Box` is, and the last reference is gone.
+        drop(unsafe { Box::from_raw(head.cast::<TaskCell<F, R>>().as_ptr()) });
+    }
+
+    fn header(&self) -> &Header {
+        self.base.head.header()
     }
 
     /// Takes the closure back from a task that was never published (the pool refused it) or
     /// that this caller moved out of `QUEUED`.
-    pub(super) fn take_closure(&self) -> Option<F> {
+    fn take_closure(&self) -> Option<F> {
         // SAFETY: the caller owns the closure: the task was never published, or the caller won
         // the transition out of `QUEUED` (task_state.rs).
         self.closure
@@ -99,7 +256,7 @@ where
     /// Publishes the runner's `outcome`: `RUNNING → COMPLETED`, counted as completed or
     /// failed; if the task timed out or was destroyed meanwhile, drops the value instead.
     fn publish(&self, outcome: Result<R, String>, runner: Runner) {
-        let header = &self.header;
+        let header = self.header();
         let failed = outcome.is_err();
         // SAFETY: the runner owns the result cell while the phase is `RUNNING`, which it is
         // until the `leave_running` below (only the runner makes it `COMPLETED`; if another
@@ -107,35 +264,27 @@ where
         self.result
             .with_mut(|result| unsafe { *result = Some(outcome.map_err(Box::new)) });
         if let Some(resolved) = header.state.leave_running(COMPLETED) {
-            let (recorder, owned) = self.core.recorder(runner.slot);
+            let (recorder, owned) = self.base.core.recorder(runner.slot);
             if failed {
                 recorder.failed.add(1, owned);
             } else {
                 recorder.completed.add(1, owned);
             }
-            self.core.notify_resolved(header, resolved);
+            self.base.core.notify_resolved(header, resolved);
         } else {
-            self.core.counters.overdue_removed.add(1, false);
+            self.base.core.counters.overdue_removed.add(1, false);
             // SAFETY: the handle never reads the cell of a task that did not complete, so the
             // runner still owns it.
             let unwanted = self.result.with_mut(|result| unsafe { (*result).take() });
             drop_quietly(unwanted);
         }
     }
-}
 
-impl<F, R> Job for TaskCell<F, R>
-where
-    F: FnOnce(&TaskContext<'_>) -> R + Send + 'static,
-    R: Send + 'static,
-{
-    fn header(&self) -> &Header {
-        &self.header
-    }
-
+    /// Runs the claimed task `this` (this cell) on the calling thread.
     fn run(&self, this: &JobRef, runner: Runner) {
-        let header = &self.header;
-        let (recorder, owned) = self.core.recorder(runner.slot);
+        let header = self.header();
+        let core = &self.base.core;
+        let (recorder, owned) = core.recorder(runner.slot);
         let started = header.submitted_at.map(|submitted_at| {
             let now = Instant::now();
             recorder
@@ -152,7 +301,7 @@ where
         };
         let timer = header
             .timeout()
-            .map(|timeout| arm_timeout(this, &self.core, timeout));
+            .map(|timeout| arm_timeout(this, core, timeout));
         let closure = self
             .take_closure()
             .expect("a claimed task still has its closure");
@@ -173,24 +322,10 @@ where
         recorder.ended.add(1, owned);
     }
 
-    fn discard(&self) {
-        drop_quietly(self.take_closure());
-    }
-}
-
-impl<F, R> Outcome<R> for TaskCell<F, R>
-where
-    F: FnOnce(&TaskContext<'_>) -> R + Send + 'static,
-    R: Send + 'static,
-{
-    fn header(&self) -> &Header {
-        &self.header
-    }
-
-    fn core(&self) -> &Arc<Core> {
-        &self.core
-    }
-
+    /// Takes the value (or panic message) the runner stored.
+    ///
+    /// # Safety
+    /// Only the task's one handle may call this, and only after it saw `COMPLETED`.
     unsafe fn take_result(&self) -> Option<Result<R, String>> {
         // SAFETY: the caller is the handle and saw `COMPLETED` (this function's contract):
         // the runner wrote the cell before publishing `COMPLETED` and never touches it again.
@@ -198,13 +333,9 @@ where
             .with_mut(|result| unsafe { (*result).take() })
             .map(|outcome| outcome.map_err(|message| *message))
     }
-
-    fn into_job(self: StdArc<Self>) -> JobRef {
-        self
-    }
 }
 
-/// Resolves the task as panicked if [`Job::run`] is left without publishing (it unwound).
+/// Resolves the task as panicked if [`JobRef::run`] is left without publishing (it unwound).
 struct Unresolved<'a, F, R>
 where
     F: FnOnce(&TaskContext<'_>) -> R + Send + 'static,
@@ -226,7 +357,7 @@ where
                 Err("the task unwound out of the pool".to_owned()),
                 self.runner,
             );
-            let (recorder, owned) = self.cell.core.recorder(self.runner.slot);
+            let (recorder, owned) = self.cell.base.core.recorder(self.runner.slot);
             recorder.ended.add(1, owned);
         }
     }
@@ -239,7 +370,7 @@ fn arm_timeout(job: &JobRef, core: &Arc<Core>, timeout: Duration) -> Option<Wait
     match atomics::wait_async(core.timer_word(), 0, 0, Some(timeout)) {
         Ok(WaitAsync::Pending(mut future)) => {
             let waker = Waker::from(StdArc::new(TimeoutWaker {
-                job: StdArc::clone(job),
+                job: job.clone(),
                 core: Arc::clone(core),
             }));
             match Pin::new(&mut future).poll(&mut Context::from_waker(&waker)) {
@@ -292,13 +423,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_plain_tasks_cell_stays_within_one_128_byte_block() {
-        // The cell plus `Arc`'s two counts, plus malloc's 8-byte header, in 128 bytes (job.rs,
-        // `Header`): an empty closure and `()` result, on a 64-bit target without loom.
+    fn a_plain_tasks_cell_fits_one_carved_block() {
+        // An empty closure and `()` result, on a 64-bit target without loom (cells.rs).
         type Plain = TaskCell<fn(&TaskContext<'_>), ()>;
         if usize::BITS == 64 && !crate::shim::LOOM {
-            let block = std::mem::size_of::<Plain>() + 2 * 8 + 8;
-            assert!(block <= 128, "a plain task's cell takes {block} bytes");
+            let size = std::mem::size_of::<Plain>();
+            assert!(
+                size <= cells::BLOCK,
+                "a plain task's cell takes {size} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn carved_and_lone_cells_give_their_values_and_free_on_any_thread() {
+        // Small closures live in carved blocks, a large one on its own; some handles are
+        // joined, some dropped before or after their task ran (the last reference then goes
+        // on a worker or here). Under Miri this checks the counts and casts of both kinds.
+        use crate::pool::{MaxQueue, WorkerPool};
+        let pool = WorkerPool::builder()
+            .max_threads(2)
+            .max_queue(MaxQueue::Unbounded)
+            .build()
+            .unwrap();
+        let big = [7u8; 256];
+        let mut handles = Vec::new();
+        for i in 0..100u64 {
+            let small = pool.run(move |_| format!("task {i}")).unwrap();
+            let large = pool.run(move |_| big.iter().map(|&b| u64::from(b)).sum::<u64>() + i);
+            let large = large.unwrap();
+            if i % 3 == 0 {
+                drop(small); // detached: its value is dropped by whoever holds the cell last
+            } else {
+                handles.push((i, Some(small), large));
+            }
+        }
+        for (i, small, large) in handles {
+            if let Some(small) = small {
+                assert_eq!(small.join().unwrap(), format!("task {i}"));
+            }
+            assert_eq!(large.join().unwrap(), 7 * 256 + i);
         }
     }
 }

@@ -76,7 +76,7 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
                     lane,
                     armed: true,
                 };
-                job.run(&job, runner);
+                job.run(runner);
                 // `job` is a loan from the running list: not used past `finish.done`, which
                 // gives the task back.
                 locked = core.lock();

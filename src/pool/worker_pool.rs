@@ -107,11 +107,11 @@ impl WorkerPool {
                 })
             }
         };
-        let cell = TaskCell::new(Arc::clone(&self.core), header, task);
-        let refusal = match Core::submit(&self.core, cell.clone(), true) {
-            Ok(()) => return Ok(TaskHandle::new(cell)),
+        let cell = TaskCell::make(Arc::clone(&self.core), header, task);
+        let refusal = match Core::submit(&self.core, cell.job(), true) {
+            Ok(()) => return Ok(TaskHandle::new(cell.into_task())),
             Err(Refusal::RunHere) if options.key.is_none() => {
-                let job: JobRef = cell.clone();
+                let job: JobRef = cell.job();
                 let claimed = job.header().state.claim();
                 debug_assert!(claimed, "an unpublished task is ours");
                 self.core.counters.submitted.add(1, false);
@@ -121,7 +121,7 @@ impl WorkerPool {
                     thread_id: me.map_or(0, |thread| thread.thread_id),
                 };
                 self.core.run_here(&job, runner, false);
-                return Ok(TaskHandle::new(cell));
+                return Ok(TaskHandle::new(cell.into_task()));
             }
             Err(refusal) => refusal,
         };
