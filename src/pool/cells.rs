@@ -30,8 +30,6 @@
 //! more than about 8 to 16 bytes makes it larger), and every cell under loom, are allocated
 //! one by one as before. The cost of the scheme: a cell that stays alive keeps its chunk's memory.
 
-#![cfg_attr(loom, allow(dead_code))]
-
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
@@ -77,7 +75,6 @@ impl Drop for Carver {
     }
 }
 
-#[cfg(not(loom))]
 std::thread_local! {
     static CARVER: Carver = const {
         Carver {
@@ -93,37 +90,32 @@ pub(super) fn carve(layout: Layout) -> Option<NonNull<u8>> {
     if layout.size() > BLOCK || layout.align() > BLOCK || crate::shim::LOOM {
         return None;
     }
-    #[cfg(not(loom))]
-    {
-        CARVER
-            .try_with(|carver| {
-                let mut next = carver.next.get();
-                let mut chunk = carver.chunk.get();
-                if next == BLOCKS {
-                    let fresh = new_chunk()?;
-                    if !chunk.is_null() {
-                        // SAFETY: the old chunk is used up and this thread's count is still
-                        // in it (C2): it gives that up.
-                        unsafe { release(chunk, 1) };
-                    }
-                    chunk = fresh;
-                    carver.chunk.set(chunk);
-                    next = 1;
+    // (Under loom `LOOM` returned above: a std thread-local is not a loom thread's own.)
+    CARVER
+        .try_with(|carver| {
+            let mut next = carver.next.get();
+            let mut chunk = carver.chunk.get();
+            if next == BLOCKS {
+                let fresh = new_chunk()?;
+                if !chunk.is_null() {
+                    // SAFETY: the old chunk is used up and this thread's count is still
+                    // in it (C2): it gives that up.
+                    unsafe { release(chunk, 1) };
                 }
-                carver.next.set(next + 1);
-                // SAFETY: `next < BLOCKS`, so the block lies within the chunk (C1).
-                NonNull::new(unsafe { chunk.add(next * BLOCK) })
-            })
-            .ok()
-            .flatten()
-    }
-    #[cfg(loom)]
-    None
+                chunk = fresh;
+                carver.chunk.set(chunk);
+                next = 1;
+            }
+            carver.next.set(next + 1);
+            // SAFETY: `next < BLOCKS`, so the block lies within the chunk (C1).
+            NonNull::new(unsafe { chunk.add(next * BLOCK) })
+        })
+        .ok()
+        .flatten()
 }
 
 /// A new chunk, every block but the header's counted live, plus the carving thread (C2);
 /// `None` if out of memory.
-#[cfg(not(loom))]
 fn new_chunk() -> Option<*mut u8> {
     // SAFETY: the layout's size is not zero.
     let chunk = unsafe { std::alloc::alloc(chunk_layout()) };
@@ -182,7 +174,7 @@ unsafe fn release(chunk: *mut u8, blocks: usize) {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
