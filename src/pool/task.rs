@@ -139,19 +139,19 @@ where
     F: FnOnce(&TaskContext<'_>) -> R + Send + 'static,
     R: Send + 'static,
 {
-    /// The vtable of a cell in a carved block, and of one allocated on its own.
-    const CARVED: JobVTable = JobVTable {
-        run: Self::run_job,
-        discard: Self::discard_job,
-        take_result: Self::take_result_erased,
-        release: Self::release_carved,
-    };
-    const ALONE: JobVTable = JobVTable {
-        run: Self::run_job,
-        discard: Self::discard_job,
-        take_result: Self::take_result_erased,
-        release: Self::release_alone,
-    };
+    /// The vtable of a cell in a carved block, and of one allocated on its own: they differ
+    /// only in how the memory goes back.
+    const CARVED: JobVTable = Self::vtable(Self::release_carved);
+    const ALONE: JobVTable = Self::vtable(Self::release_alone);
+
+    const fn vtable(release: unsafe fn(NonNull<CellHead>)) -> JobVTable {
+        JobVTable {
+            run: Self::run_job,
+            discard: Self::discard_job,
+            take_result: Self::take_result_erased,
+            release,
+        }
+    }
 
     pub(super) fn make(core: Arc<Core>, header: Header, closure: F) -> Fresh<F, R> {
         let layout = Layout::new::<TaskCell<F, R>>();
