@@ -6,7 +6,9 @@
 //!   length-tracking view's slow path (every index past the view's length when made, so each
 //!   access loads the buffer's length) within 1.5x; beside it the same loop through a fixed
 //!   snapshot of the tracking view's length taken once per loop (`subarray(..len())`, looped
-//!   over in the by-reference function below). Each loop runs twice: on a view behind
+//!   over in the by-reference function below), and the tracking view's plain-Rust twin: the
+//!   `Vec<AtomicU32>` loop that, like the view, loads a relaxed atomic length before each
+//!   element and checks the index against it. Each loop runs twice: on a view behind
 //!   `black_box` in the measured closure (the compiler knows nothing of it between `len()` and
 //!   the loop, so a fixed view keeps one comparison per element: a tracking `len()` may write),
 //!   and in an `#[inline(never)]` function that takes the view (or the `[AtomicU32]`) by
@@ -33,7 +35,7 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Relaxed};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sharedbuf::{SharedBuffer, Uint32Array, Uint8Array};
@@ -115,6 +117,23 @@ fn element_get(c: &mut Criterion) {
             sum
         })
     });
+    // The tracking view's peer doing the same work in plain Rust: before each element, a relaxed
+    // load of a length that another thread may raise, and a check against it.
+    let length = AtomicUsize::new(ELEMENTS * 4);
+    group.bench_function(
+        "vec_atomic_u32_relaxed_checked_against_atomic_length",
+        |b| {
+            b.iter(|| {
+                let (v, length) = black_box((&atomics[..ELEMENTS], &length));
+                let mut sum = 0u32;
+                for i in 0..ELEMENTS {
+                    assert!(i * 4 + 4 <= length.load(Relaxed));
+                    sum = sum.wrapping_add(v[i].load(Relaxed));
+                }
+                sum
+            })
+        },
+    );
 
     // The same two loops in functions that take the view and the slice by reference, as user
     // code receives them.
@@ -197,6 +216,19 @@ fn element_set(c: &mut Criterion) {
             }
         })
     });
+    let length = AtomicUsize::new(ELEMENTS * 4);
+    group.bench_function(
+        "vec_atomic_u32_relaxed_checked_against_atomic_length",
+        |b| {
+            b.iter(|| {
+                let (v, length) = black_box((&atomics[..ELEMENTS], &length));
+                for i in 0..ELEMENTS {
+                    assert!(i * 4 + 4 <= length.load(Relaxed));
+                    v[i].store(i as u32, Relaxed);
+                }
+            })
+        },
+    );
 
     // The same two loops in functions that take the view and the slice by reference.
     group.bench_function("view_u32_by_ref", |b| {
