@@ -9,9 +9,10 @@
 //! and joined after the timed part (`iter_custom` times only the operations).
 //!
 //! The longest acquire wait is printed per contender as the median and the largest of seven
-//! runs' maxima, beside a floor that no lock can go under on this host: the same loop with
-//! no contention at all ([`NoContention`]). With 8 threads on 2 cores that floor is itself
-//! milliseconds (a preempted thread waits out the others' time slices).
+//! runs' maxima, beside a reference that waits for no lock at all: the same loop with no
+//! contention ([`NoContention`]). With 8 threads on 2 cores that reference itself reports
+//! milliseconds (a preempted thread waits out the others' time slices), so there the figure
+//! measures the scheduler about as much as the lock.
 
 #![cfg(not(loom))]
 // `criterion_group!` generates an undocumented public function.
@@ -185,12 +186,14 @@ const WAIT_SECTIONS: usize = 20_000;
 /// rows print the median and the largest of the runs' maxima.
 const WAIT_RUNS: usize = 7;
 
-/// The floor under the longest wait: each thread locks a `parking_lot::Mutex` of its own, so
-/// nobody ever waits for a lock, and the same loop, stamps and critical section run. At 8
+/// The reference for the longest wait: each thread locks a `parking_lot::Mutex` of its own,
+/// so nobody ever waits for a lock, and the same loop, stamps and critical section run. At 8
 /// threads on 2 cores it still reports waits of several milliseconds: a thread preempted
 /// between its stamp and its guard waits for the other runnable threads' time slices, whatever
-/// the lock. (Traced with `perf sched` on the 2-core host: the worst waits of this floor, of
-/// ours and of parking_lot's are all >97 % time runnable but not running; none slept.)
+/// the lock. It is not a floor: a contended lock's spinners yield, which rotates the cores
+/// faster than time slices do, so a lock can come out below it. (Traced with `perf sched` on
+/// the 2-core host: the waits over 0.5 ms of this reference, of ours and of parking_lot's are
+/// 96-99 % time runnable but not running; almost none slept.)
 struct NoContention;
 
 thread_local! {
@@ -207,25 +210,26 @@ impl Lock for NoContention {
     }
 }
 
-/// The contenders' longest-wait runs, taken in turn (ours, parking_lot's, the floor; then again)
-/// so that a slow phase of the host falls on all of them; prints each one's median and largest.
+/// The contenders' longest-wait runs, taken in turn (ours, parking_lot's, the reference, then
+/// again), so that a slow phase of the host falls on all of them; prints each one's median and
+/// largest.
 fn print_longest_waits(
     ours: &Arc<Mutex>,
     parking: &Arc<parking_lot::Mutex<()>>,
     pair: &Int32Array,
     threads: usize,
 ) {
-    let floor = Arc::new(NoContention);
+    let reference = Arc::new(NoContention);
     let mut runs: [Vec<Duration>; 3] = Default::default();
     for _ in 0..WAIT_RUNS {
         runs[0].push(longest_wait(ours, pair, threads, WAIT_SECTIONS));
         runs[1].push(longest_wait(parking, pair, threads, WAIT_SECTIONS));
-        runs[2].push(longest_wait(&floor, pair, threads, WAIT_SECTIONS));
+        runs[2].push(longest_wait(&reference, pair, threads, WAIT_SECTIONS));
     }
     let names = [
         "sharedbuf::sync::Mutex",
         "parking_lot::Mutex",
-        "no contention (floor: each thread its own parking_lot::Mutex)",
+        "no contention (reference: each thread its own parking_lot::Mutex)",
     ];
     for (name, mut maxima) in names.into_iter().zip(runs) {
         maxima.sort();
