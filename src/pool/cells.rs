@@ -39,7 +39,8 @@
 //! Cells larger than a block (a plain task's cell is 120 bytes, so a closure that captures
 //! more than about 8 to 16 bytes makes it larger), and every cell under loom, are allocated
 //! one by one as before. The cost of the scheme: a cell that stays alive keeps its chunk's
-//! memory, and with it its pool's `Core` (not its threads: dropping the pool still joins them).
+//! memory, and with it its pool's `Core` (not its threads: dropping the pool still joins them);
+//! so does a thread's current chunk, until the thread exits or moves to another chunk.
 
 use std::alloc::Layout;
 use std::mem::ManuallyDrop;

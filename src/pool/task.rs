@@ -589,6 +589,41 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_kept_only_by_a_threads_current_chunk_goes_when_the_thread_exits() {
+        // The submitting thread's current chunk holds the pool's core past the pool (C4); the
+        // thread's exit gives the chunk up, and with it the core (in a thread-local's drop).
+        use crate::pool::WorkerPool;
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        struct OnDrop(StdArc<AtomicBool>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, SeqCst);
+            }
+        }
+        let core_gone = StdArc::new(AtomicBool::new(false));
+        let on_drop = OnDrop(StdArc::clone(&core_gone));
+        let gone = StdArc::clone(&core_gone);
+        std::thread::spawn(move || {
+            let pool = WorkerPool::builder()
+                .max_threads(1)
+                .on_thread_start(move |_| {
+                    let _ = &on_drop;
+                })
+                .build()
+                .unwrap();
+            assert_eq!(pool.run(|_| 5).unwrap().join(), Ok(5));
+            drop(pool); // joins its thread
+            assert!(!gone.load(SeqCst), "this thread's chunk keeps the core");
+        })
+        .join()
+        .unwrap();
+        assert!(
+            core_gone.load(SeqCst),
+            "the exited thread's chunk kept the core"
+        );
+    }
+
+    #[test]
     fn carved_and_lone_cells_give_their_values_and_free_on_any_thread() {
         // Small closures live in carved blocks, a large one on its own; some handles are
         // joined, some dropped before or after their task ran (the last reference then goes
