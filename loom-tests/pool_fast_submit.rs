@@ -8,7 +8,11 @@
 //! (`Core::submit` returns `Ok` at once; loom deadlock in the first model: the task sits in the
 //! ring while the only worker sleeps), and `destroy` that sweeps the queues without shutting
 //! the gate first (loom deadlock in the second: the task lands in the queue after the sweep, and
-//! its join waits forever).
+//! its join waits forever). A third model pushes three tasks through the two-slot ring, so the
+//! third reuses a slot after reading the drained count again (F4); proven by a planted refresh
+//! of the pusher's copy that loads the count `Relaxed` instead of `Acquire` (loom: "Causality
+//! violation: Concurrent write accesses to `UnsafeCell`", the push writing the slot the drain
+//! emptied without happening after it).
 #![cfg(loom)]
 
 use std::sync::Arc;
@@ -35,6 +39,21 @@ fn a_task_pushed_while_the_only_worker_goes_idle_runs() {
         assert_eq!(handle.join(), Ok(7));
         let stats = pool.stats();
         assert_eq!((stats.submitted, stats.completed), (1, 1), "{stats:?}");
+        drop(pool);
+        assert_eq!(loom_hooks::queued_waiters(), 0);
+    });
+}
+
+#[test]
+fn pushes_that_wrap_the_ring_write_only_slots_the_drain_emptied() {
+    // The ring holds two tasks under loom: the third push reuses slot 0, after its copy of the
+    // drained count says the ring may be full and it reads the drain's own count (F4).
+    loom::model(|| {
+        let pool = one_busy_worker();
+        let handles: Vec<_> = (0..3).map(|i| pool.run(move |_| i).unwrap()).collect();
+        for (i, handle) in handles.into_iter().enumerate() {
+            assert_eq!(handle.join(), Ok(i));
+        }
         drop(pool);
         assert_eq!(loom_hooks::queued_waiters(), 0);
     });

@@ -63,9 +63,7 @@ where
             }
             let header = header.take().expect("one header per slot");
             let f = StdArc::clone(&f);
-            let cell = TaskCell::make(Arc::clone(core), header, move |ctx: &TaskContext<'_>| {
-                f(ctx)
-            });
+            let mut cell = TaskCell::make(core, header, move |ctx: &TaskContext<'_>| f(ctx));
             locked.slots[slot].broadcasts.push_back(cell.job());
             locked.ring(slot);
             core.counters.submitted.add(1, false);

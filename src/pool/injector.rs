@@ -32,7 +32,12 @@
 //!   stays behind every earlier push: FIFO within the priority holds.
 //! - **F4 (slots).** A pusher reserves a ticket only while fewer than [`CAPACITY`] tickets are
 //!   undrained, so it never writes a slot the drain has not emptied; a full ring sends the
-//!   task down the locked path.
+//!   task down the locked path. Pushers check against a copy of the drained count on their
+//!   own line (`drained_seen`), which is never ahead of the drain's, and read the drain's
+//!   count (on a line every drain writes) only when the copy says the ring may be full: an
+//!   old copy can only refuse a ticket, never grant one the real count would not. Both reads
+//!   and the copy's store are `Acquire`/`Release`, so a pusher that checks against the copy
+//!   also sees the slot emptied by the drain that advanced the count it copied.
 
 use super::job::JobRef;
 use crate::shim::{
@@ -61,13 +66,20 @@ pub(super) struct LockedSide {
 pub(super) struct Injector {
     /// F1: whether a push needs no lock. Read by every push; written rarely, under the lock.
     open: Padded<AtomicBool>,
-    /// The next ticket to hand out; then the tickets below `published` are written (F3).
-    /// Written by pushers.
-    reserved: Padded<AtomicUsize>,
+    /// The next ticket to hand out, and the pushers' copy of `drained` (F4); then the tickets
+    /// below `published` are written (F3). Written by pushers.
+    reserved: Padded<PushSide>,
     published: Padded<AtomicUsize>,
     /// Tickets below this were drained. Written only by the drain, under the pool lock.
     drained: Padded<AtomicUsize>,
     slots: Box<[UnsafeCell<Option<JobRef>>]>,
+}
+
+/// What only pushers write, on one line.
+struct PushSide {
+    reserved: AtomicUsize,
+    /// A value `drained` had (F4): never ahead of it.
+    drained_seen: AtomicUsize,
 }
 
 // SAFETY: a slot is written only by the pusher holding its ticket, before it publishes it,
@@ -79,7 +91,10 @@ impl Injector {
     pub(super) fn new() -> Injector {
         Injector {
             open: Padded(AtomicBool::new(false)),
-            reserved: Padded(AtomicUsize::new(0)),
+            reserved: Padded(PushSide {
+                reserved: AtomicUsize::new(0),
+                drained_seen: AtomicUsize::new(0),
+            }),
             published: Padded(AtomicUsize::new(0)),
             drained: Padded(AtomicUsize::new(0)),
             slots: (0..CAPACITY).map(|_| UnsafeCell::new(None)).collect(),
@@ -112,13 +127,21 @@ impl Injector {
     /// was still open after the publication, so the task will be drained and taken (F2);
     /// `Ok(false)`: it was shut, and the pusher must settle the task under the lock.
     pub(super) fn push(&self, job: JobRef) -> Result<bool, JobRef> {
-        let mut ticket = self.reserved.0.load(Relaxed);
+        let side = &self.reserved.0;
+        let mut ticket = side.reserved.load(Relaxed);
+        // Acquire (here and below): the drain emptied the slot before it advanced `drained`
+        // past it, and the copy was stored after such a load (F4).
+        let mut drained = side.drained_seen.load(Acquire);
         loop {
-            // Acquire: the drain emptied the slot before it advanced `drained` past it.
-            if ticket.wrapping_sub(self.drained.0.load(Acquire)) >= CAPACITY {
-                return Err(job);
+            if ticket.wrapping_sub(drained) >= CAPACITY {
+                // The copy may be old: look at the drain's count itself.
+                drained = self.drained.0.load(Acquire);
+                if ticket.wrapping_sub(drained) >= CAPACITY {
+                    return Err(job);
+                }
+                side.drained_seen.store(drained, Release);
             }
-            match self.reserved.0.compare_exchange_weak(
+            match side.reserved.compare_exchange_weak(
                 ticket,
                 ticket.wrapping_add(1),
                 Relaxed,
@@ -130,8 +153,10 @@ impl Injector {
         }
         self.slots[ticket % CAPACITY].with_mut(|slot| {
             // SAFETY: the ticket is this pusher's alone, and the drain is done with its slot
-            // (F4, checked above); nobody reads the slot before the ticket is published.
-            unsafe { *slot = Some(job) }
+            // (F4, checked above): it left `None`, so writing over it (without reading the
+            // line a worker wrote last) drops nothing; nobody reads the slot before the ticket
+            // is published.
+            unsafe { slot.write(Some(job)) }
         });
         let mut spins = 0u32;
         while self.published.0.load(Acquire) != ticket {

@@ -59,12 +59,23 @@ struct Rare {
 }
 
 impl Header {
+    /// A header with a state word of its own (it counts a reference to the word's chunk).
     pub(super) fn new(
         placement: Placement,
         timeout: Option<Duration>,
     ) -> Result<Header, crate::error::Error> {
-        Ok(Header {
-            state: TaskState::new()?,
+        Ok(Header::with_state(TaskState::new()?, placement, timeout))
+    }
+
+    /// A header with the fresh state word `state` (a carved cell's borrows its chunk's words,
+    /// cells.rs C4).
+    pub(super) fn with_state(
+        state: TaskState,
+        placement: Placement,
+        timeout: Option<Duration>,
+    ) -> Header {
+        Header {
+            state,
             placement,
             submitted_at: sample_this_one().then(Instant::now),
             rare: timeout.map(|timeout| {
@@ -75,7 +86,7 @@ impl Header {
             }),
             progress: AtomicU64::new(0),
             has_progress: AtomicBool::new(false),
-        })
+        }
     }
 
     /// How long the task may run (P8), if it has a limit.
@@ -150,10 +161,12 @@ pub(super) struct CellHead {
 }
 
 impl CellHead {
-    /// The head of a new cell, counted once (its first [`JobRef`]).
-    pub(super) fn new(vtable: &'static JobVTable, header: Header) -> CellHead {
+    /// The head of a new cell, counted `refs` times (its first [`JobRef`]s: a cell made for
+    /// submission starts with its handle's and its queue's, so that no clone follows its
+    /// writes with a read-modify-write).
+    pub(super) fn new(vtable: &'static JobVTable, header: Header, refs: usize) -> CellHead {
         CellHead {
-            refs: std::sync::atomic::AtomicUsize::new(1),
+            refs: std::sync::atomic::AtomicUsize::new(refs),
             vtable,
             header,
         }
@@ -191,10 +204,11 @@ unsafe impl Send for JobRef {}
 unsafe impl Sync for JobRef {}
 
 impl JobRef {
-    /// Takes over the one count of a new cell.
+    /// Takes over one count of a new cell.
     ///
     /// # Safety
-    /// `head` is the head of a live cell made by task.rs, whose count includes this reference.
+    /// `head` is the head of a live cell made by task.rs, whose count includes this reference
+    /// (and each count is taken over once).
     pub(super) unsafe fn from_head(head: NonNull<CellHead>) -> JobRef {
         JobRef(head)
     }

@@ -227,9 +227,7 @@ where
             next: start,
             written: 0,
         };
-        let cell = TaskCell::make(Arc::clone(core), header, move |ctx: &TaskContext<'_>| {
-            chunk.run(ctx)
-        });
+        let mut cell = TaskCell::make(core, header, move |ctx: &TaskContext<'_>| chunk.run(ctx));
         let job: JobRef = cell.job();
         // The caller keeps chunk 0 for itself; a chunk the pool refuses is run here too.
         let queued = index > 0 && Core::submit(core, JobRef::clone(&job), false).is_ok();

@@ -10,7 +10,9 @@
 //! The cells are reference-counted by their [`CellHead`] (job.rs). That count is no part of any
 //! protocol (it only frees the memory); the state word, which loom does see, decides everything
 //! else. A cell that fits lives in a block carved out of its submitting thread's chunk
-//! (cells.rs), so a task costs no `malloc` or `free` of its own.
+//! (cells.rs), so a task costs no `malloc` or `free` of its own, and borrows the chunk's
+//! references to its pool and to its state word (cells.rs C4) instead of counting its own. A
+//! cell is born counted twice, for its handle and for its queue.
 //!
 //! # Running a claimed task
 //!
@@ -24,6 +26,7 @@
 use std::alloc::Layout;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::ptr::NonNull;
 use std::sync::Arc as StdArc;
@@ -32,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use super::cells;
 use super::context::TaskContext;
-use super::job::{CellHead, Header, JobRef, JobVTable, Runner};
+use super::job::{CellHead, Header, JobRef, JobVTable, Placement, Runner};
 use super::panic::{catch_panic, drop_quietly};
 use super::scheduler::Core;
 use super::task_state::{COMPLETED, TIMED_OUT};
@@ -80,12 +83,16 @@ impl<R> TaskRef<R> {
 #[repr(C)]
 struct Base {
     head: CellHead,
-    core: Arc<Core>,
+    /// The task's pool. A cell allocated on its own holds a counted reference, dropped with
+    /// the cell (`release_alone`); a carved cell borrows its chunk's, never dropped (cells.rs C4).
+    core: ManuallyDrop<Arc<Core>>,
 }
 
 /// A cell just made, before it is submitted: its typed references.
 pub(super) struct Fresh<F, R> {
     task: TaskRef<R>,
+    /// The queue's reference, counted when the cell was made (until taken).
+    queue: Option<JobRef>,
     closure: PhantomData<fn() -> F>,
 }
 
@@ -94,9 +101,13 @@ where
     F: FnOnce(&TaskContext<'_>) -> R + Send + 'static,
     R: Send + 'static,
 {
-    /// Another reference for the queue (or a runner).
-    pub(super) fn job(&self) -> JobRef {
-        self.task.job.clone()
+    /// Another reference for the queue (or a runner): the first one was counted when the cell
+    /// was made, the others are clones.
+    pub(super) fn job(&mut self) -> JobRef {
+        match self.queue.take() {
+            Some(job) => job,
+            None => self.task.job.clone(),
+        }
     }
 
     /// Takes the closure back from a task that was never published (the pool refused it).
@@ -153,37 +164,111 @@ where
         }
     }
 
-    pub(super) fn make(core: Arc<Core>, header: Header, closure: F) -> Fresh<F, R> {
+    /// A cell for `closure`, submitted to `core` with `placement` and `timeout`: carved,
+    /// borrowing its chunk's pool and state word (cells.rs C4), or allocated on its own with
+    /// references of its own. `Err` gives the closure back if no state word could be made.
+    pub(super) fn make_for(
+        core: &Arc<Core>,
+        placement: Placement,
+        timeout: Option<Duration>,
+        closure: F,
+    ) -> Result<Fresh<F, R>, (F, crate::error::Error)> {
+        if let Some(carved) = cells::carve(Layout::new::<TaskCell<F, R>>(), core) {
+            // SAFETY: the cell made in this block takes both, once, and never drops the
+            // borrowed pool (the `CARVED` vtable's release does not).
+            let (lent_core, state) = unsafe { (carved.core(), carved.state()) };
+            let header = Header::with_state(state, placement, timeout);
+            // SAFETY: a carved block fits the cell, and its pool is borrowed.
+            return Ok(unsafe {
+                Self::build(
+                    carved.block.cast(),
+                    &Self::CARVED,
+                    lent_core,
+                    header,
+                    closure,
+                )
+            });
+        }
+        match Header::new(placement, timeout) {
+            Ok(header) => Ok(Self::alone(core, header, closure)),
+            Err(error) => Err((closure, error)),
+        }
+    }
+
+    /// A cell for `closure` with a header made beforehand (broadcast and map make theirs before
+    /// anything changes hands); carved if it fits (its block's own word then goes unused).
+    pub(super) fn make(core: &Arc<Core>, header: Header, closure: F) -> Fresh<F, R> {
+        match cells::carve(Layout::new::<TaskCell<F, R>>(), core) {
+            // SAFETY: the cell made in this block borrows the pool, once, and never drops it;
+            // a carved block fits the cell.
+            Some(carved) => unsafe {
+                Self::build(
+                    carved.block.cast(),
+                    &Self::CARVED,
+                    carved.core(),
+                    header,
+                    closure,
+                )
+            },
+            None => Self::alone(core, header, closure),
+        }
+    }
+
+    /// A cell allocated on its own, with its own reference to `core`.
+    fn alone(core: &Arc<Core>, header: Header, closure: F) -> Fresh<F, R> {
         let layout = Layout::new::<TaskCell<F, R>>();
-        let (memory, vtable): (NonNull<TaskCell<F, R>>, &'static JobVTable) =
-            match cells::carve(layout) {
-                Some(block) => (block.cast(), &Self::CARVED),
-                None => (
-                    // SAFETY: the layout's size is not zero (a cell has a head).
-                    NonNull::new(unsafe { std::alloc::alloc(layout) })
-                        .unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
-                        .cast(),
-                    &Self::ALONE,
-                ),
-            };
+        // SAFETY: the layout's size is not zero (a cell has a head).
+        let memory = NonNull::new(unsafe { std::alloc::alloc(layout) })
+            .unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
+            .cast();
+        // SAFETY: fresh memory of the cell's own layout, freed by `release_alone`, which
+        // drops the counted reference.
+        unsafe {
+            Self::build(
+                memory,
+                &Self::ALONE,
+                ManuallyDrop::new(Arc::clone(core)),
+                header,
+                closure,
+            )
+        }
+    }
+
+    /// Writes the cell into `memory`, counted twice (its handle and its queue).
+    ///
+    /// # Safety
+    /// `memory` is fresh, large enough and aligned for the cell, and goes back as `vtable`'s
+    /// `release` says; `core` is counted for the cell if and only if that release drops it.
+    unsafe fn build(
+        memory: NonNull<TaskCell<F, R>>,
+        vtable: &'static JobVTable,
+        core: ManuallyDrop<Arc<Core>>,
+        header: Header,
+        closure: F,
+    ) -> Fresh<F, R> {
         let cell = TaskCell {
             base: Base {
-                head: CellHead::new(vtable, header),
+                head: CellHead::new(vtable, header, 2),
                 core,
             },
             closure: UnsafeCell::new(Some(closure)),
             result: UnsafeCell::new(None),
         };
-        // SAFETY: `memory` is fresh, large enough and aligned for the cell (a carved block is
-        // `cells::BLOCK` bytes, aligned to that, and the layout fits it; a `Box` is the cell's).
+        // SAFETY: the caller's contract.
         unsafe { memory.as_ptr().write(cell) };
-        // SAFETY: the cell's head starts it (`repr(C)`), and its count is this one's.
-        let job = unsafe { JobRef::from_head(memory.cast()) };
+        // SAFETY: the cell's head starts it (`repr(C)`), and its two counts are these two.
+        let (job, queue) = unsafe {
+            (
+                JobRef::from_head(memory.cast()),
+                JobRef::from_head(memory.cast()),
+            )
+        };
         Fresh {
             task: TaskRef {
                 job,
                 result: PhantomData,
             },
+            queue: Some(queue),
             closure: PhantomData,
         }
     }
@@ -233,11 +318,15 @@ where
         unsafe { cell.as_ptr().drop_in_place() };
     }
 
-    /// `JobVTable::release` of a cell allocated on its own.
+    /// `JobVTable::release` of a cell allocated on its own: drops it, then its pool reference.
     unsafe fn release_alone(head: NonNull<CellHead>) {
         // SAFETY: the cell was allocated with the global allocator and its own layout, as a
         // `Box` is, and the last reference is gone.
-        drop(unsafe { Box::from_raw(head.cast::<TaskCell<F, R>>().as_ptr()) });
+        let mut cell = unsafe { Box::from_raw(head.cast::<TaskCell<F, R>>().as_ptr()) };
+        // SAFETY: a lone cell's pool reference is its own (`alone`), taken once, here.
+        let core = unsafe { ManuallyDrop::take(&mut cell.base.core) };
+        drop(cell);
+        drop(core);
     }
 
     fn header(&self) -> &Header {
@@ -433,6 +522,105 @@ mod tests {
                 "a plain task's cell takes {size} bytes"
             );
         }
+    }
+
+    #[test]
+    fn carved_cells_borrow_their_chunks_pool_and_words_until_the_last_of_them_is_freed() {
+        // Cells made on a thread of their own borrow their chunk's references to the pool's
+        // core and to the state words (cells.rs C4). The pool is dropped and the carving
+        // thread exits before the cells are read and freed, half on another thread: only the
+        // chunks keep the core and the words alive then. Under Miri a reference dropped too
+        // early is a use after free; at the end the core must be gone (none leaked).
+        use super::super::options::Priority;
+        use super::super::task_state::QUEUED;
+        use crate::pool::WorkerPool;
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        /// Sets its flag when dropped (with the pool's core, which holds it in a hook).
+        struct OnDrop(StdArc<AtomicBool>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, SeqCst);
+            }
+        }
+        let core_gone = StdArc::new(AtomicBool::new(false));
+        let on_drop = OnDrop(StdArc::clone(&core_gone));
+        let cells = 2 * (8192 / cells::BLOCK) + 3; // three chunks
+        let tasks = std::thread::spawn(move || {
+            let pool = WorkerPool::builder()
+                .min_threads(0)
+                .on_thread_start(move |_| {
+                    let _ = &on_drop;
+                })
+                .build()
+                .unwrap();
+            let core = pool.core();
+            let tasks: Vec<TaskRef<()>> = (0..cells)
+                .map(|_| {
+                    let placement = Placement::Global(Priority::Normal);
+                    let made = TaskCell::make_for(core, placement, None, |_: &TaskContext<'_>| ());
+                    let mut fresh = made.ok().expect("a state word");
+                    drop(fresh.job()); // the queue's reference: never queued
+                    fresh.into_task()
+                })
+                .collect();
+            // The pool's count and one per chunk: the cells count none of their own.
+            assert!(
+                StdArc::strong_count(core) <= 4,
+                "{}",
+                StdArc::strong_count(core)
+            );
+            tasks
+        })
+        .join()
+        .unwrap();
+        assert!(!core_gone.load(SeqCst), "the chunks keep the core");
+        let (mine, theirs): (Vec<_>, Vec<_>) =
+            tasks.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+        let read_and_drop = |tasks: Vec<(usize, TaskRef<()>)>| {
+            for (_, task) in tasks {
+                assert!(task.core().id > 0);
+                assert_eq!(task.header().state.load(), QUEUED);
+            }
+        };
+        let other = std::thread::spawn(move || read_and_drop(theirs));
+        read_and_drop(mine);
+        other.join().unwrap();
+        assert!(core_gone.load(SeqCst), "the pool's core outlived its cells");
+    }
+
+    #[test]
+    fn a_pool_kept_only_by_a_threads_current_chunk_goes_when_the_thread_exits() {
+        // The submitting thread's current chunk holds the pool's core past the pool (C4); the
+        // thread's exit gives the chunk up, and with it the core (in a thread-local's drop).
+        use crate::pool::WorkerPool;
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        struct OnDrop(StdArc<AtomicBool>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, SeqCst);
+            }
+        }
+        let core_gone = StdArc::new(AtomicBool::new(false));
+        let on_drop = OnDrop(StdArc::clone(&core_gone));
+        let gone = StdArc::clone(&core_gone);
+        std::thread::spawn(move || {
+            let pool = WorkerPool::builder()
+                .max_threads(1)
+                .on_thread_start(move |_| {
+                    let _ = &on_drop;
+                })
+                .build()
+                .unwrap();
+            assert_eq!(pool.run(|_| 5).unwrap().join(), Ok(5));
+            drop(pool); // joins its thread
+            assert!(!gone.load(SeqCst), "this thread's chunk keeps the core");
+        })
+        .join()
+        .unwrap();
+        assert!(
+            core_gone.load(SeqCst),
+            "the exited thread's chunk kept the core"
+        );
     }
 
     #[test]

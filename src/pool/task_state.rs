@@ -45,11 +45,13 @@
 //! crate's own `atomics::wait` / `notify`. A buffer is page-aligned, so one buffer per task would
 //! cost a page per task: instead each submitting thread carves words out of a buffer of
 //! [`WORDS_PER_CHUNK`] words of its own, never reusing one (so a word always starts `QUEUED`),
-//! and a chunk is freed when the last task using it is gone. Consecutive tasks get words on
-//! different cache lines ([`spread`]). Under loom every task gets a buffer
+//! and a chunk is freed when the last task using it is gone. A carved task cell's word comes
+//! from a run [`reserve`]d for its cell chunk, which holds the one counted reference the run's
+//! words borrow (cells.rs C4). Consecutive tasks get words on different cache lines ([`spread`]). Under loom every task gets a buffer
 //! of its own (a chunk would be hundreds of model objects).
 
 use std::cell::RefCell;
+use std::mem::ManuallyDrop;
 use std::time::Instant;
 
 use crate::atomics::{SharedWords, WaitResult, Word};
@@ -110,39 +112,59 @@ pub(super) fn is_terminal(word: u32) -> bool {
 
 /// A task's state word (see the module docs).
 pub(super) struct TaskState {
-    chunk: Arc<SharedWords<u32>>,
-    index: usize,
+    /// The words chunk: a counted reference if `owned`, else a copy that was never counted,
+    /// lent by the chunk of the task's cell, which outlives the cell (cells.rs C4).
+    chunk: ManuallyDrop<Arc<SharedWords<u32>>>,
+    index: u32,
+    owned: bool,
+}
+
+impl Drop for TaskState {
+    fn drop(&mut self) {
+        if self.owned {
+            // SAFETY: an owned reference is dropped once, here.
+            unsafe { ManuallyDrop::drop(&mut self.chunk) }
+        }
+    }
 }
 
 impl TaskState {
-    /// A fresh word, `QUEUED`.
+    /// A fresh word, `QUEUED`, that holds its own reference to its chunk.
     pub(super) fn new() -> Result<TaskState, Error> {
         if LOOM {
             return Ok(TaskState {
-                chunk: Arc::new(SharedWords::new(1)?),
+                chunk: ManuallyDrop::new(Arc::new(SharedWords::new(1)?)),
                 index: 0,
+                owned: true,
             });
         }
-        ARENA.with(|arena| {
-            let mut arena = arena.borrow_mut();
-            if arena
-                .as_ref()
-                .map_or(true, |(_, next)| *next == WORDS_PER_CHUNK)
-            {
-                *arena = Some((Arc::new(SharedWords::new(WORDS_PER_CHUNK)?), 0));
-            }
-            let (chunk, next) = arena.as_mut().expect("just filled");
-            let index = spread(*next);
-            *next += 1;
-            Ok(TaskState {
-                chunk: Arc::clone(chunk),
-                index,
-            })
+        let (chunk, number) = reserve(1)?;
+        Ok(TaskState {
+            chunk: ManuallyDrop::new(chunk),
+            index: spread(number) as u32,
+            owned: true,
         })
     }
 
+    /// The fresh word number `number` of `chunk` (a number [`reserve`] handed out), borrowing
+    /// the chunk instead of counting a reference.
+    ///
+    /// # Safety
+    /// `chunk` stays alive as long as the returned state, and `number` was reserved by the
+    /// caller and is used once.
+    pub(super) unsafe fn lent(chunk: &Arc<SharedWords<u32>>, number: usize) -> TaskState {
+        debug_assert!(number < WORDS_PER_CHUNK);
+        TaskState {
+            // SAFETY: a bitwise copy that is never dropped (`owned` is false) and never
+            // outlives the original (the caller's contract): it takes no count.
+            chunk: ManuallyDrop::new(unsafe { std::ptr::read(chunk) }),
+            index: spread(number) as u32,
+            owned: false,
+        }
+    }
+
     fn word(&self) -> Word<'_, u32> {
-        self.chunk.get(self.index)
+        self.chunk.get(self.index as usize)
     }
 
     /// The whole word (phase and flag).
@@ -228,7 +250,7 @@ impl TaskState {
     /// A one-element view of the word, for `atomics::wait_async` (the handle's `Future`).
     pub(super) fn view(&self) -> TypedArray<u32> {
         let buffer: &SharedBuffer = self.chunk.buffer();
-        TypedArray::with_range(buffer, self.index * 4, Some(1))
+        TypedArray::with_range(buffer, self.index as usize * 4, Some(1))
             .expect("the word was checked to lie within its buffer when it was made")
     }
 }
@@ -245,8 +267,28 @@ impl Resolved {
     }
 }
 
+/// Reserves `count` fresh words (at most [`WORDS_PER_CHUNK`]) of one chunk of the calling
+/// thread's: a counted reference to the chunk and the number of the first (the word of number
+/// `n` is at index `spread(n)`); they are handed out to nobody else.
+pub(super) fn reserve(count: usize) -> Result<(Arc<SharedWords<u32>>, usize), Error> {
+    debug_assert!((1..=WORDS_PER_CHUNK).contains(&count));
+    ARENA.with(|arena| {
+        let mut arena = arena.borrow_mut();
+        if arena
+            .as_ref()
+            .map_or(true, |(_, next)| WORDS_PER_CHUNK - *next < count)
+        {
+            *arena = Some((Arc::new(SharedWords::new(WORDS_PER_CHUNK)?), 0));
+        }
+        let (chunk, next) = arena.as_mut().expect("just filled");
+        let first = *next;
+        *next += count;
+        Ok((Arc::clone(chunk), first))
+    })
+}
+
 shim::thread_local_static! {
-    /// The calling thread's current chunk and the index of its next unused word.
+    /// The calling thread's current chunk and the number of its next unused word.
     static ARENA: RefCell<Option<(Arc<SharedWords<u32>>, usize)>> = RefCell::new(None);
 }
 

@@ -9,7 +9,7 @@ use super::config::Config;
 use super::context::{current_thread_of, TaskContext};
 use super::error::{BuildError, CloseError, PoolError, TaskError};
 use super::handle::TaskHandle;
-use super::job::{Header, JobRef, Placement, Runner};
+use super::job::{JobRef, Placement, Runner};
 use super::map;
 use super::options::TaskOptions;
 use super::scheduler::{Core, Refusal, Signal};
@@ -98,16 +98,15 @@ impl WorkerPool {
             Some(key) => Placement::Keyed(key),
             None => Placement::Global(options.priority),
         };
-        let header = match Header::new(placement, options.timeout) {
-            Ok(header) => header,
-            Err(error) => {
+        let mut cell = match TaskCell::make_for(&self.core, placement, options.timeout, task) {
+            Ok(cell) => cell,
+            Err((task, error)) => {
                 return Err(PoolError::SpawnFailed {
                     task,
                     reason: error.to_string(),
                 })
             }
         };
-        let cell = TaskCell::make(Arc::clone(&self.core), header, task);
         let refusal = match Core::submit(&self.core, cell.job(), true) {
             Ok(()) => return Ok(TaskHandle::new(cell.into_task())),
             Err(Refusal::RunHere) if options.key.is_none() => {
@@ -326,6 +325,14 @@ impl WorkerPool {
     /// The most threads the pool runs at once.
     pub fn max_threads(&self) -> usize {
         self.core.config.max_threads
+    }
+}
+
+#[cfg(test)]
+impl WorkerPool {
+    /// The pool's shared state, for the pool's unit tests.
+    pub(super) fn core(&self) -> &Arc<Core> {
+        &self.core
     }
 }
 
