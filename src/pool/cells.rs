@@ -47,15 +47,13 @@ use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 use super::scheduler::Core;
+use super::slabs::{self, CHUNK};
 use super::task_state::{self, TaskState};
 use crate::atomics::SharedWords;
 use crate::shim::Arc;
 
 /// The size and alignment of a block: a plain task's whole cell, on lines of its own.
 pub(super) const BLOCK: usize = 128;
-
-/// The size and alignment of a chunk: 64 blocks, the first of which is the chunk's header.
-const CHUNK: usize = 8192;
 
 /// Blocks per chunk, counting the header's.
 const BLOCKS: usize = CHUNK / BLOCK;
@@ -114,10 +112,6 @@ impl Carved {
 }
 
 const _: () = assert!(std::mem::size_of::<ChunkHead>() <= BLOCK);
-
-fn chunk_layout() -> Layout {
-    Layout::from_size_align(CHUNK, CHUNK).expect("a power of two")
-}
 
 /// The calling thread's current chunk and the index of its next block (C1), and how many
 /// cells in a row it did not carve because they were another pool's (C4).
@@ -208,11 +202,7 @@ unsafe fn head<'a>(chunk: *mut u8) -> &'a ChunkHead {
 /// thread (C2), with a run of state words for its blocks (C4); `None` if out of memory.
 fn new_chunk(core: &Arc<Core>) -> Option<*mut u8> {
     let (words, first_word) = task_state::reserve(BLOCKS - 1).ok()?;
-    // SAFETY: the layout's size is not zero.
-    let chunk = unsafe { std::alloc::alloc(chunk_layout()) };
-    if chunk.is_null() {
-        return None;
-    }
+    let chunk = slabs::chunk()?.as_ptr();
     #[cfg(test)]
     let watched = tests::WATCHED.with(|w| w.get());
     #[cfg(test)]
@@ -270,7 +260,7 @@ unsafe fn release(chunk: *mut u8, blocks: usize) {
         // out first and dropped after the memory went back (their drop may run user code).
         let lent = unsafe { std::ptr::read(&head.lent) };
         // SAFETY: as above; the header is not used again.
-        unsafe { std::alloc::dealloc(chunk, chunk_layout()) };
+        unsafe { slabs::free_chunk(NonNull::new_unchecked(chunk)) };
         drop(lent);
     }
 }

@@ -138,6 +138,7 @@ mod options;
 mod panic;
 mod scheduler;
 mod shutdown;
+mod slabs;
 mod stats;
 mod task;
 mod task_state;
