@@ -227,9 +227,10 @@ pub(super) mod tests {
 
     #[test]
     fn chunks_are_distinct_and_slabs_reused_only_once_every_chunk_is_freed() {
-        // Two threads take chunks, write them whole, and free them on the other thread, over
-        // many slabs; live chunks never overlap. (Also run under Miri, with slabs of four
-        // chunks: a slab reused or unmapped before its last chunk's writes is a data race or a
+        // Two threads take chunks, write them whole, free half of them and send the other
+        // half to the other thread to free, over many slabs, so that the last chunk of a slab
+        // is freed by either; live chunks never overlap. (Also run under Miri, with slabs of
+        // four chunks: a slab reused or freed before its chunks' last uses is a data race or a
         // use after free there.)
         let rounds = if cfg!(miri) { 4 } else { 64 };
         let per_round = 3 * CHUNKS;
@@ -252,12 +253,26 @@ pub(super) mod tests {
                     // SAFETY: a chunk of CHUNK bytes, ours until sent.
                     unsafe { c.0.as_ptr().write_bytes(me, CHUNK) };
                 }
-                to.send(chunks).unwrap();
+                let (mine, theirs): (Vec<_>, Vec<_>) = chunks
+                    .into_iter()
+                    .enumerate()
+                    .partition(|(i, _)| i % 2 == 0);
+                to.send(theirs.into_iter().map(|(_, c)| c).collect())
+                    .unwrap();
+                for (_, c) in mine {
+                    // SAFETY: ours; freed once.
+                    unsafe {
+                        assert_eq!(c.0.as_ptr().add(CHUNK - 1).read(), me);
+                        free_chunk(c.0);
+                    }
+                }
                 for c in from.recv().unwrap() {
-                    // SAFETY: the other thread wrote it before sending it (the channel orders).
-                    assert_ne!(unsafe { c.0.as_ptr().read() }, me);
-                    // SAFETY: from `chunk`, freed once.
-                    unsafe { free_chunk(c.0) };
+                    // SAFETY: the other thread wrote it before sending it (the channel orders);
+                    // freed once.
+                    unsafe {
+                        assert_ne!(c.0.as_ptr().add(CHUNK - 1).read(), me);
+                        free_chunk(c.0);
+                    }
                 }
             }
         };
