@@ -7,8 +7,9 @@
 //! A bulk submitter keeps a million handles alive, then joins them all: glibc's per-thread
 //! cache holds only a few freed blocks, so every task's cell cost a slow `malloc` and a slow
 //! `free` (about 380 instructions of a task's 1,750 under callgrind). Carving blocks out of a
-//! thread's own chunk costs a few instructions; a chunk goes back to the allocator when its
-//! last block is freed, so memory is held only as long as some task of the chunk is.
+//! thread's own chunk costs a few instructions; a chunk goes back to its slab (slabs.rs) when
+//! its last block is freed, so memory is held only as long as some task of the chunk is (and
+//! a slab only as long as some chunk of it is, or while slabs.rs keeps it for reuse).
 //!
 //! # Protocol
 //!
@@ -19,12 +20,12 @@
 //!   plus one for the carving thread, which holds that count while the chunk is its current
 //!   one (so its pointer to the chunk stays valid). Freeing a block takes one off (`Release`);
 //!   the carving thread takes off its own when it moves to a new chunk, plus the blocks it
-//!   never carved if it exits first. Whoever takes the count to zero frees the chunk (after an
-//!   `Acquire` fence, so every use of every block happened before).
-//! - **C3 (no reuse).** A block is never handed out twice: a freed block's memory returns to
-//!   the allocator only with its whole chunk. A cell's address therefore stays its identity
-//!   while any reference to it lives (scheduler.rs finds a task by address only while holding
-//!   one).
+//!   never carved if it exits first. Whoever takes the count to zero frees the chunk to its
+//!   slab (after an `Acquire` fence, so every use of every block happened before).
+//! - **C3 (no reuse while referenced).** A block is handed out again only after its whole
+//!   chunk was freed (C2), and a chunk only after its whole slab was (slabs.rs S2, S3). A
+//!   cell's address therefore stays its identity while any reference to it lives (scheduler.rs
+//!   finds a task by address only while holding one).
 //! - **C4 (what a chunk lends).** A chunk belongs to one pool: its header holds one counted
 //!   reference to the pool's `Core` and one to a chunk of state words, with a run of words
 //!   reserved for its blocks (block `i` gets the run's word `i - 1`). A cell carved from it
@@ -39,8 +40,9 @@
 //! Cells larger than a block (a plain task's cell is 120 bytes, so a closure that captures
 //! more than about 8 to 16 bytes makes it larger), and every cell under loom, are allocated
 //! one by one as before. The cost of the scheme: a cell that stays alive keeps its chunk's
-//! memory, and with it its pool's `Core` (not its threads: dropping the pool still joins them);
-//! so does a thread's current chunk, until the thread exits or moves to another chunk.
+//! memory (and its chunk keeps its 2 MiB slab mapped, slabs.rs), and with it its pool's `Core`
+//! (not its threads: dropping the pool still joins them); so does a thread's current chunk,
+//! until the thread exits or moves to another chunk.
 
 use std::alloc::Layout;
 use std::mem::ManuallyDrop;
