@@ -7,9 +7,10 @@
 //! A bulk submitter keeps a million cells alive (128 MB) and frees them when it joins. From the
 //! allocator (one aligned `malloc` per chunk), the first rounds faulted that memory in 4 KiB at
 //! a time (79,000 faults over five rounds of a million tasks), and every round walked it through
-//! 32,000 small pages. A 2 MiB slab faults once where the kernel grants a huge page (`madvise`
-//! mode) and takes one TLB entry; five such rounds took 15,000 faults and a fifth less CPU
-//! (BENCHMARKS.md).
+//! 32,000 small pages. Chunks handed out in order from slabs cost no `malloc` each, and a 2 MiB
+//! slab faults once where the kernel grants a huge page (`madvise` mode) and takes one TLB
+//! entry: five such rounds took 15,000 faults and a fifth less CPU, most of it from the slabs
+//! themselves, a little from the huge pages (BENCHMARKS.md).
 //!
 //! # Protocol
 //!
