@@ -524,6 +524,21 @@ mod tests {
         }
     }
 
+    /// Sets its flag when dropped: a pool hook holds it, so it goes with the pool's core.
+    struct OnDrop(StdArc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// A flag, unset, and the [`OnDrop`] that sets it.
+    fn core_drop_flag() -> (StdArc<std::sync::atomic::AtomicBool>, OnDrop) {
+        let flag = StdArc::new(std::sync::atomic::AtomicBool::new(false));
+        (StdArc::clone(&flag), OnDrop(flag))
+    }
+
     #[test]
     fn carved_cells_borrow_their_chunks_pool_and_words_until_the_last_of_them_is_freed() {
         // Cells made on a thread of their own borrow their chunk's references to the pool's
@@ -534,16 +549,8 @@ mod tests {
         use super::super::options::Priority;
         use super::super::task_state::QUEUED;
         use crate::pool::WorkerPool;
-        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-        /// Sets its flag when dropped (with the pool's core, which holds it in a hook).
-        struct OnDrop(StdArc<AtomicBool>);
-        impl Drop for OnDrop {
-            fn drop(&mut self) {
-                self.0.store(true, SeqCst);
-            }
-        }
-        let core_gone = StdArc::new(AtomicBool::new(false));
-        let on_drop = OnDrop(StdArc::clone(&core_gone));
+        use std::sync::atomic::Ordering::SeqCst;
+        let (core_gone, on_drop) = core_drop_flag();
         let cells = 2 * (8192 / cells::BLOCK) + 3; // three chunks
         let tasks = std::thread::spawn(move || {
             let pool = WorkerPool::builder()
@@ -593,15 +600,8 @@ mod tests {
         // The submitting thread's current chunk holds the pool's core past the pool (C4); the
         // thread's exit gives the chunk up, and with it the core (in a thread-local's drop).
         use crate::pool::WorkerPool;
-        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-        struct OnDrop(StdArc<AtomicBool>);
-        impl Drop for OnDrop {
-            fn drop(&mut self) {
-                self.0.store(true, SeqCst);
-            }
-        }
-        let core_gone = StdArc::new(AtomicBool::new(false));
-        let on_drop = OnDrop(StdArc::clone(&core_gone));
+        use std::sync::atomic::Ordering::SeqCst;
+        let (core_gone, on_drop) = core_drop_flag();
         let gone = StdArc::clone(&core_gone);
         std::thread::spawn(move || {
             let pool = WorkerPool::builder()
