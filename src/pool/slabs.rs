@@ -1,6 +1,7 @@
 //! Where the chunks of `cells.rs` come from: chunks of [`CHUNK`] bytes handed out in order from
 //! slabs of [`SLAB`] bytes (2 MiB, mapped and advised to use a transparent huge page), and a
-//! slab whose chunks were all freed is kept for reuse, up to [`KEEP`] slabs, or unmapped.
+//! slab whose chunks were all freed is kept for reuse, up to as many as were in use at the
+//! busiest moment (at least [`KEEP_MIN`], at most [`KEEP_MAX`]), or unmapped.
 //!
 //! # Why
 //!
@@ -21,15 +22,31 @@
 //!   plus one while it is current. Freeing a chunk takes one off (`Release`); the slab stops
 //!   being current when its last chunk is handed out, and takes its own one off then. Whoever
 //!   takes the count to zero (after an `Acquire` fence, so every use of every chunk happened
-//!   before) keeps the slab, if fewer than [`KEEP`] are kept, or unmaps it.
+//!   before) keeps the slab, if fewer are kept than the bound below, or unmaps it.
 //! - **S3 (reuse).** A kept slab becomes current again only after S2's zero: no chunk of it,
 //!   and so no block or cell in it (cells.rs C2), is referenced any more. A cell's address
 //!   stays its identity while any reference to it lives (cells.rs C3).
 //!
+//! # How many empty slabs are kept
+//!
+//! As many as were in use at once at the busiest moment since the last [`trim`] (the peak),
+//! at least [`KEEP_MIN`] (16 MiB) and at most [`KEEP_MAX`] (256 MiB), so that a burst like the
+//! last one maps nothing new. A fresh slab costs more than its `mmap`: the kernel zeroes its
+//! huge page on the first touch (`clear_page_erms`, 14-16 % of the samples of 1M-task rounds
+//! when only 8 were kept, 56 slabs mapped afresh per round), and on this guest the first
+//! touch of memory not used lately now and then costs far more (system time of five rounds
+//! 0.23-1.0 s against 0.10-0.14 s with the slabs kept, BENCHMARKS.md). The slabs are kept
+//! mapped as they are (no `MADV_FREE`: the kernel could take them back, but the branch that
+//! tried it measured more user time). [`trim`] gives back all but [`KEEP_MIN`] and forgets
+//! the peak: a pool's worker reaped after its idle timeout calls it, and so does dropping a
+//! pool (the slabs are the process's, so any pool's trim gives back what any pool left). A
+//! pool kept at a fixed size (`min_threads == max_threads`, or no idle timeout) keeps its
+//! bursts' slabs until it is dropped.
+//!
 //! The cost: memory is held in slabs. One live chunk keeps its whole slab mapped (so a few
 //! long-lived tasks spread over many slabs can hold 2 MiB each), the current slab stays mapped
-//! for the life of the process once a pool has run a task, and up to [`KEEP`] empty slabs
-//! (16 MiB) stay mapped for the next burst.
+//! for the life of the process once a pool has run a task, and after a burst of tasks, its
+//! empty slabs (up to [`KEEP_MAX`]) stay mapped for the next until a [`trim`].
 
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicUsize, Ordering};
@@ -45,8 +62,12 @@ const SLAB: usize = if cfg!(miri) { 4 * CHUNK } else { 2 << 20 };
 /// Chunks per slab, counting the header's.
 const CHUNKS: usize = SLAB / CHUNK;
 
-/// Empty slabs kept mapped for reuse (S2): 16 MiB. (Under Miri, one.)
-const KEEP: usize = if cfg!(miri) { 1 } else { 8 };
+/// Empty slabs kept mapped for reuse whatever the peak (S2): 16 MiB. (Under Miri, one.)
+const KEEP_MIN: usize = if cfg!(miri) { 1 } else { 8 };
+
+/// Empty slabs kept mapped for reuse at most, after a peak of that many in use: 256 MiB, two
+/// bursts of a million plain tasks. (Under Miri, three.)
+const KEEP_MAX: usize = if cfg!(miri) { 3 } else { 128 };
 
 /// The first chunk of a slab.
 struct SlabHead {
@@ -55,11 +76,21 @@ struct SlabHead {
     live: AtomicUsize,
 }
 
-/// The current slab and its next chunk (S1), and the empty slabs kept (S2).
+/// The current slab and its next chunk (S1), the empty slabs kept (S2), and how many slabs
+/// are in use (current, or with a chunk not yet freed) now and at most since the last [`trim`].
 struct Slabs {
     current: *mut u8,
     next: usize,
     kept: Vec<NonNull<u8>>,
+    in_use: usize,
+    peak: usize,
+}
+
+impl Slabs {
+    /// How many empty slabs may be kept now.
+    fn keep(&self) -> usize {
+        self.peak.clamp(KEEP_MIN, KEEP_MAX)
+    }
 }
 
 // SAFETY: the pointers are to slabs, plain memory that whoever holds the mutex manages.
@@ -69,6 +100,8 @@ static SLABS: Mutex<Slabs> = Mutex::new(Slabs {
     current: std::ptr::null_mut(),
     next: CHUNKS,
     kept: Vec::new(),
+    in_use: 0,
+    peak: 0,
 });
 
 /// A chunk of [`CHUNK`] bytes, aligned to [`CHUNK`]; `None` if out of memory. Free it with
@@ -88,6 +121,8 @@ pub(super) fn chunk() -> Option<NonNull<u8>> {
         };
         slabs.current = slab.as_ptr();
         slabs.next = 1;
+        slabs.in_use += 1;
+        slabs.peak = slabs.peak.max(slabs.in_use);
     }
     let index = slabs.next;
     slabs.next += 1;
@@ -134,9 +169,10 @@ unsafe fn release(slab: *mut u8) {
     #[cfg(test)]
     tests::EMPTIED.fetch_add(1, Ordering::Relaxed);
     let mut slabs = SLABS.lock().unwrap_or_else(PoisonError::into_inner);
-    if slabs.kept.len() < KEEP {
-        // `reserve` first: no allocation failure can strand the slab half kept.
-        slabs.kept.reserve_exact(KEEP);
+    slabs.in_use -= 1;
+    // Room first (if that fails, the slab is unmapped instead): no allocation failure can
+    // strand the slab half kept.
+    if slabs.kept.len() < slabs.keep() && slabs.kept.try_reserve_exact(KEEP_MAX).is_ok() {
         // SAFETY: `slab` is not null (it came from `map_slab`).
         slabs.kept.push(unsafe { NonNull::new_unchecked(slab) });
         return;
@@ -144,6 +180,24 @@ unsafe fn release(slab: *mut u8) {
     drop(slabs);
     // SAFETY: the count reached zero: no chunk of the slab is in use, nor will be (S3).
     unsafe { unmap_slab(slab) };
+}
+
+/// Unmaps the kept slabs beyond [`KEEP_MIN`] and forgets the peak (the bound on kept slabs
+/// starts again from the slabs in use now).
+pub(super) fn trim() {
+    let mut slabs = SLABS.lock().unwrap_or_else(PoisonError::into_inner);
+    slabs.peak = slabs.in_use;
+    let excess: Vec<NonNull<u8>> = if slabs.kept.len() > KEEP_MIN {
+        slabs.kept.drain(KEEP_MIN..).collect()
+    } else {
+        Vec::new()
+    };
+    drop(slabs);
+    for slab in excess {
+        // SAFETY: a kept slab is empty and nobody uses it (S2, S3); taken out of the list, it
+        // is unmapped once.
+        unsafe { unmap_slab(slab.as_ptr()) };
+    }
 }
 
 /// A new slab, aligned to [`SLAB`]; `None` if out of memory.
@@ -277,6 +331,11 @@ pub(super) mod tests {
                         free_chunk(c.0);
                     }
                 }
+                if me == 1 {
+                    // Racing the other thread's chunks: only empty kept slabs may go.
+                    trim();
+                    assert!(SLABS.lock().unwrap().kept.len() <= KEEP_MAX);
+                }
             }
         };
         std::thread::scope(|scope| {
@@ -285,6 +344,39 @@ pub(super) mod tests {
         });
         // Every round's chunks span more than one slab, all freed: some slabs emptied.
         assert!(EMPTIED.load(Ordering::Relaxed) > emptied);
-        assert!(SLABS.lock().unwrap().kept.len() <= KEEP);
+        assert!(SLABS.lock().unwrap().kept.len() <= KEEP_MAX);
+    }
+
+    #[test]
+    fn empty_slabs_are_kept_up_to_the_peak_and_trimmed_to_the_minimum() {
+        // The bound alone (other tests take and free chunks at the same time, so the list's
+        // length is only checked against the bounds).
+        let slabs = |in_use, peak| Slabs {
+            current: std::ptr::null_mut(),
+            next: CHUNKS,
+            kept: Vec::new(),
+            in_use,
+            peak,
+        };
+        assert_eq!(slabs(0, 0).keep(), KEEP_MIN);
+        assert_eq!(slabs(1, KEEP_MIN + 1).keep(), KEEP_MIN + 1);
+        assert_eq!(slabs(1, KEEP_MAX + 1).keep(), KEEP_MAX);
+        let chunks: Vec<Chunk> = (0..(KEEP_MIN + 2) * CHUNKS)
+            .map(|_| Chunk(chunk().expect("memory")))
+            .collect();
+        assert!(SLABS.lock().unwrap().peak >= KEEP_MIN + 2);
+        for c in chunks {
+            // SAFETY: ours; freed once.
+            unsafe { free_chunk(c.0) };
+        }
+        assert!(SLABS.lock().unwrap().kept.len() <= KEEP_MAX);
+        trim();
+        // Chunks still come (from a kept slab, the current one or a fresh one) and are whole.
+        let c = chunk().expect("memory");
+        // SAFETY: a chunk of CHUNK bytes, ours; freed once.
+        unsafe {
+            c.as_ptr().write_bytes(7, CHUNK);
+            free_chunk(c);
+        }
     }
 }

@@ -65,6 +65,7 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
     };
     let mut locked = core.lock();
     let mut polled = false;
+    let mut reaped = false;
     loop {
         match locked.next_job(slot, thread_id) {
             Next::Run(job, lane) => {
@@ -100,6 +101,7 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
                 let leave;
                 (locked, leave) = idle(&core, locked, slot);
                 if leave {
+                    reaped = true;
                     break;
                 }
             }
@@ -108,6 +110,11 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
     }
     exit.vacated = Some(locked.vacate(&core, slot));
     drop(locked);
+    if reaped && !LOOM {
+        // The pool shrinks after a quiet spell: the empty slabs its last burst of tasks left
+        // kept for the next go back too (slabs.rs).
+        super::slabs::trim();
+    }
 }
 
 /// How long a worker that found nothing to do polls for new work before it goes idle.

@@ -345,6 +345,10 @@ impl Drop for WorkerPool {
                 // destroyed; its threads finish on their own.
             }
         }
+        if !crate::shim::LOOM {
+            // The empty slabs kept for the next burst of tasks go back (slabs.rs).
+            super::slabs::trim();
+        }
     }
 }
 
