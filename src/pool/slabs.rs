@@ -32,12 +32,12 @@
 //! As many as were in use at once at the busiest moment since the last [`trim`] (the peak),
 //! at least [`KEEP_MIN`] (16 MiB) and at most [`KEEP_MAX`] (256 MiB), so that a burst like the
 //! last one maps nothing new. A fresh slab costs more than its `mmap`: the kernel zeroes its
-//! huge page on the first touch (`clear_page_erms`, 14-16 % of the samples of 1M-task rounds
+//! huge page on the first touch (`clear_page_erms`, 16.5 % of the samples of 1M-task rounds
 //! when only 8 were kept, 56 slabs mapped afresh per round), and on this guest the first
-//! touch of memory not used lately now and then costs far more (system time of five rounds
-//! 0.23-1.0 s against 0.10-0.14 s with the slabs kept, BENCHMARKS.md). The slabs are kept
-//! mapped as they are (no `MADV_FREE`: the kernel could take them back, but the branch that
-//! tried it measured more user time). [`trim`] gives back all but [`KEEP_MIN`] and forgets
+//! touch of memory not used lately now and then costs far more (system time of five rounds,
+//! median 0.28 s against 0.10 s with the slabs kept; BENCHMARKS.md, 2026-12-03). The slabs
+//! are kept mapped as they are (no `MADV_FREE`: the kernel could take them back, but that was
+//! measured to cost more user time). [`trim`] gives back all but [`KEEP_MIN`] and forgets
 //! the peak: a pool's worker reaped after its idle timeout calls it, and so does dropping a
 //! pool (the slabs are the process's, so any pool's trim gives back what any pool left). A
 //! pool kept at a fixed size (`min_threads == max_threads`, or no idle timeout) keeps its
@@ -187,11 +187,8 @@ unsafe fn release(slab: *mut u8) {
 pub(super) fn trim() {
     let mut slabs = SLABS.lock().unwrap_or_else(PoisonError::into_inner);
     slabs.peak = slabs.in_use;
-    let excess: Vec<NonNull<u8>> = if slabs.kept.len() > KEEP_MIN {
-        slabs.kept.drain(KEEP_MIN..).collect()
-    } else {
-        Vec::new()
-    };
+    let keep = KEEP_MIN.min(slabs.kept.len());
+    let excess = slabs.kept.split_off(keep);
     drop(slabs);
     for slab in excess {
         // SAFETY: a kept slab is empty and nobody uses it (S2, S3); taken out of the list, it
