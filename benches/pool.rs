@@ -283,7 +283,62 @@ fn profile_round(scenario: &str, n: u64, pool: &Arc<WorkerPool>, rayon: &rayon::
     }
 }
 
+/// Not part of the criterion run: `POOL_AB=<rounds>` times the three bulk scenarios of
+/// `pool_1m_empty_tasks` (1,000,000 tasks; `POOL_PROFILE_N` to change) in turn, round after
+/// round in one process, and prints each round, the medians, the minima and the ratios to
+/// rayon's. On a noisy host criterion times each row in its own stretch of seconds, so a slow
+/// stretch lands on one row only; here every round of ours sits beside a round of rayon's
+/// taken a moment earlier.
+///
+/// ```text
+/// POOL_AB=15 target/release/deps/pool-<hash>
+/// ```
+fn alternate(rounds: usize, n: u64) {
+    let (pool, rayon) = pools();
+    let scenarios = ["bulk-sharedbuf", "bulk-sharedbuf-inside", "bulk-rayon"];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); scenarios.len()];
+    profile_round("bulk-sharedbuf", n, &pool, &rayon); // warm-up: slabs, threads, caches
+    profile_round("bulk-rayon", n, &pool, &rayon);
+    for round in 0..rounds {
+        let mut line = format!("round {round:>3}:");
+        for (scenario, times) in scenarios.iter().zip(&mut times) {
+            let start = Instant::now();
+            profile_round(scenario, n, &pool, &rayon);
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            times.push(ms);
+            line += &format!("  {scenario} {ms:7.1} ms");
+        }
+        println!("{line}");
+    }
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let rayon_times = &times[scenarios.len() - 1];
+    for (scenario, times) in scenarios.iter().zip(&times) {
+        let per_round: Vec<f64> = times.iter().zip(rayon_times).map(|(a, b)| a / b).collect();
+        println!(
+            "{scenario:>22}: median {:7.1} ms, min {:7.1} ms; / rayon: medians {:.2}x, minima {:.2}x, median of per-round ratios {:.2}x",
+            median(times),
+            min(times),
+            median(times) / median(rayon_times),
+            min(times) / min(rayon_times),
+            median(&per_round),
+        );
+    }
+}
+
 fn main() {
+    if let Ok(rounds) = std::env::var("POOL_AB") {
+        let n = std::env::var("POOL_PROFILE_N")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000_000);
+        alternate(rounds.parse().unwrap_or(15), n);
+        return;
+    }
     if let Ok(scenario) = std::env::var("POOL_PROFILE") {
         let n = std::env::var("POOL_PROFILE_N")
             .ok()
