@@ -312,7 +312,7 @@ impl Mutex {
     pub fn lock(&self) -> LockResult<MutexGuard<'_>> {
         if !self.shared && self.state().compare_exchange(0, LOCKED, Acquire).is_ok() {
             self.owner().store(owner::thread_token(), Relaxed);
-            return Ok(MutexGuard::new(self, owner::NONE));
+            return Ok(MutexGuard::private(self));
         }
         self.lock_slow()
     }
@@ -323,7 +323,7 @@ impl Mutex {
         if self.shared {
             let me = owner::shared_thread_identity();
             if self.shared_try_take(me) {
-                return Ok(MutexGuard::new(self, me));
+                return Ok(MutexGuard::shared(self, me));
             }
             let acquired = self.shared_lock_contended(me, None);
             return self
@@ -340,7 +340,7 @@ impl Mutex {
                 self.lock_contended(seen, None)?;
             }
         }
-        Ok(MutexGuard::new(self, owner::NONE))
+        Ok(MutexGuard::private(self))
     }
 
     /// Takes the lock if it is free now (TC39's `lockIfAvailable`): `Ok(None)` if another
@@ -354,7 +354,7 @@ impl Mutex {
         }
         let me = owner::thread_token();
         if self.try_take_for(me) {
-            return Ok(Some(MutexGuard::new(self, owner::NONE)));
+            return Ok(Some(MutexGuard::private(self)));
         }
         if self.owner().load(Relaxed) == me {
             return Err(LockError::Failed(Error::WouldDeadlock));
@@ -378,7 +378,7 @@ impl Mutex {
         if self.shared {
             let me = owner::shared_thread_identity();
             if self.shared_try_take(me) {
-                return Ok(Some(MutexGuard::new(self, me)));
+                return Ok(Some(MutexGuard::shared(self, me)));
             }
             let acquired = self.shared_lock_contended(me, deadline);
             return self.shared_guard(me, acquired);
@@ -391,7 +391,7 @@ impl Mutex {
                 }
             }
         }
-        Ok(Some(MutexGuard::new(self, owner::NONE)))
+        Ok(Some(MutexGuard::private(self)))
     }
 
     /// The guard (or error) for what a process-shared lock attempt by `me` found: `Ok(None)`
@@ -403,7 +403,7 @@ impl Mutex {
     ) -> TryLockResult<MutexGuard<'_>> {
         match acquired? {
             None => Ok(None),
-            Some(Acquired::Clean) => Ok(Some(MutexGuard::new(self, me))),
+            Some(Acquired::Clean) => Ok(Some(MutexGuard::shared(self, me))),
             Some(Acquired::OwnerDied) => Err(LockError::OwnerDied(MutexGuard::died(self, me))),
         }
     }
@@ -414,17 +414,19 @@ impl Mutex {
         self.shared
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn state(&self) -> Word<'_, u32> {
-        self.words.get(STATE)
+        // SAFETY: `words` was made with 2 words (`at`), and `STATE < 2`.
+        unsafe { self.words.get_unchecked(STATE) }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn side(&self) -> Word<'_, u32> {
-        self.words.get(SIDE)
+        // SAFETY: `words` was made with 2 words (`at`), and `SIDE < 2`.
+        unsafe { self.words.get_unchecked(SIDE) }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn owner(&self) -> Word<'_, u64> {
         self.owner.get()
     }
@@ -515,7 +517,7 @@ impl Mutex {
     }
 
     /// Releases the lock (the guards' drop) in a private buffer.
-    #[inline]
+    #[inline(always)]
     pub(super) fn unlock(&self) {
         self.owner().store(owner::NONE, Relaxed);
         if self.state().compare_exchange(LOCKED, 0, Release).is_err() {
@@ -840,7 +842,7 @@ impl Mutex {
             "without a deadline, a waiter returns only with the lock"
         );
         self.owner().store(owner::thread_token(), Relaxed);
-        Ok(MutexGuard::new(self, owner::NONE))
+        Ok(MutexGuard::private(self))
     }
 }
 
@@ -897,12 +899,21 @@ pub struct MutexGuard<'a> {
 }
 
 impl<'a> MutexGuard<'a> {
-    #[inline]
-    fn new(mutex: &'a Mutex, holder: u64) -> MutexGuard<'a> {
-        if mutex.shared {
-            mutex.guard_holder.store(holder, Relaxed);
-            mutex.guard_inconsistent.store(false, Relaxed);
+    /// The guard of a lock taken in a private buffer (nothing to record in the handle).
+    #[inline(always)]
+    fn private(mutex: &'a Mutex) -> MutexGuard<'a> {
+        debug_assert!(!mutex.shared);
+        MutexGuard {
+            mutex,
+            _not_send: PhantomData,
         }
+    }
+
+    /// The guard of a lock taken in a process-shared buffer as `holder`.
+    fn shared(mutex: &'a Mutex, holder: u64) -> MutexGuard<'a> {
+        debug_assert!(mutex.shared);
+        mutex.guard_holder.store(holder, Relaxed);
+        mutex.guard_inconsistent.store(false, Relaxed);
         MutexGuard {
             mutex,
             _not_send: PhantomData,
@@ -911,7 +922,7 @@ impl<'a> MutexGuard<'a> {
 
     /// The guard of a lock taken over from a dead holder: inconsistent until marked.
     fn died(mutex: &'a Mutex, holder: u64) -> MutexGuard<'a> {
-        let guard = MutexGuard::new(mutex, holder);
+        let guard = MutexGuard::shared(mutex, holder);
         mutex.guard_inconsistent.store(true, Relaxed);
         guard
     }
@@ -945,21 +956,31 @@ impl<'a> MutexGuard<'a> {
         mutex
     }
 
-    #[inline]
+    /// One test of the buffer's kind, then the private unlock inline (the fast path of every
+    /// guard's drop) or the process-shared one out of line.
+    #[inline(always)]
     fn unlock(&self) {
         if self.mutex.is_shared() {
-            self.mutex.shared_unlock(
-                self.mutex.guard_holder.load(Relaxed),
-                self.mutex.guard_inconsistent.load(Relaxed),
-            );
+            Self::shared_unlock(self.mutex);
         } else {
             self.mutex.unlock();
         }
     }
+
+    /// The process-shared unlock, with what the guard recorded in the handle. Takes the mutex,
+    /// not the guard, so the inline caller need not put the guard in memory to pass it.
+    #[cold]
+    #[inline(never)]
+    fn shared_unlock(mutex: &Mutex) {
+        mutex.shared_unlock(
+            mutex.guard_holder.load(Relaxed),
+            mutex.guard_inconsistent.load(Relaxed),
+        );
+    }
 }
 
 impl Drop for MutexGuard<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         if shim::model_is_unwinding() {
             return; // a failed loom model: see `shim::model_is_unwinding`
