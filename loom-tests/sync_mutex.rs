@@ -8,7 +8,7 @@
 //! re-sleeping waiter asking for the handoff. At most one preemption there: three lockers at
 //! two cost minutes, not seconds.
 //!
-//! Proven by a planted bug: the unlock fast path's compare-exchange Release → Relaxed (loom causality violation: concurrent writes to the guarded cell).
+//! Proven by planted bugs: the unlock fast path's subtraction Release → Relaxed (loom causality violation: concurrent writes to the guarded cell); the releasing slow unlock never setting `WOKEN` to wake a counted waiter (loom deadlock).
 #![cfg(loom)]
 
 #[path = "sync_support.rs"]

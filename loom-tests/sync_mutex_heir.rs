@@ -12,7 +12,7 @@
 //! interesting race needs one preemption, not three; the clock thread does not spin (two
 //! spinning threads would make loom's paths explode).
 //!
-//! Proven by a planted bug: the unlock that grants the heir (`HEIR → GRANTED`) skips waking the side word (loom deadlock: the heir sleeps forever).
+//! Proven by planted bugs: the unlock that grants the heir (its subtraction leaves the heir its reserved hold) skips waking the side word (loom deadlock: the heir sleeps forever); the heir's withdrawal clears `HEIR` without giving back its reserved hold (the final state check: `[1, 0, 0]`, the lock left held by nobody).
 #![cfg(loom)]
 
 #[path = "sync_support.rs"]

@@ -85,16 +85,38 @@ impl<T: Waitable> SharedWords<T> {
     /// positions (a ring's slot numbers), never with user input.
     #[inline(always)]
     pub(crate) fn get(&self, index: usize) -> Word<'_, T> {
-        assert!(
-            index < self.len,
-            "word {index} of {} is out of range",
-            self.len
-        );
-        // SAFETY: `index < len`, and the `len` words from `base` were checked to lie within the
-        // buffer, aligned, at construction; `&self` keeps `memory`, so the region, alive.
+        if index >= self.len {
+            // Out of line: formatting the message in place would make every access spill the
+            // index to the stack first (one store per word access on the lock fast paths).
+            word_out_of_range(index, self.len);
+        }
+        // SAFETY: `index < len`, checked just above.
+        unsafe { self.get_unchecked(index) }
+    }
+
+    /// Word `index`, unchecked: for callers whose `index` is a constant below the `len` they
+    /// made the words with (a lock's fixed layout), where even the comparison shows on a fast
+    /// path.
+    ///
+    /// # Safety
+    /// `index < len()` (the `len` given to [`SharedWords::at`] or [`SharedWords::new`]).
+    #[inline(always)]
+    pub(crate) unsafe fn get_unchecked(&self, index: usize) -> Word<'_, T> {
+        debug_assert!(index < self.len);
+        // SAFETY: `index < len` (the caller's contract), and the `len` words from `base` were
+        // checked to lie within the buffer, aligned, at construction; `&self` keeps `memory`,
+        // so the region, alive.
         let element = unsafe { ElementRef::new_unchecked(self.base.add(index * Self::SIZE)) };
         Word(element, &self.memory)
     }
+}
+
+/// The panic of [`SharedWords::get`] for an index out of range (a bug of the caller's protocol).
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn word_out_of_range(index: usize, len: usize) -> ! {
+    panic!("word {index} of {len} is out of range")
 }
 
 /// One waitable word in a [`SharedBuffer`], checked once; see [`SharedWords`].
@@ -115,7 +137,8 @@ impl<T: Waitable> SharedWord<T> {
     /// The word.
     #[inline(always)]
     pub(crate) fn get(&self) -> Word<'_, T> {
-        self.0.get(0)
+        // SAFETY: a `SharedWord` is only made with `len` 1 (`new`, `at`), so index 0 is in range.
+        unsafe { self.0.get_unchecked(0) }
     }
 }
 

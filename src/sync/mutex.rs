@@ -9,14 +9,17 @@
 //!
 //! | offset | word | who sleeps on it |
 //! | --- | --- | --- |
-//! | 0 | `state: u32`: `LOCKED`, `WOKEN`, `HEIR`, `GRANTED`, `ASYNC` flags, waiter count from bit 5 | queued waiters |
+//! | 0 | `state: u32`: hold count (bits 0–1, 0–2 holds of `LOCKED`), `HEIR`, `WOKEN`, `ASYNC` flags, waiter count from bit 5 | queued waiters |
 //! | 4 | `side: u32`: a sequence number, bumped before each wake of its sleepers | the heir, `lock_async` futures |
 //! | 8 | `owner: u64`: the holder's token ([`owner`]), 0 when unlocked | nobody |
 //!
 //! # Protocol
 //!
-//! Every decision is a compare-exchange on `state`, so the decisions of all threads are totally
-//! ordered; the other two words only carry sleep and identity.
+//! Every decision is a read-modify-write of `state` (compare-exchanges, and the unlock's
+//! subtraction), so the decisions of all threads are totally ordered; the other two words only
+//! carry sleep and identity. The lock is held while the hold count (`state & HOLDS`) is not 0.
+//! It is 1 while held, and 2 while held with the heir's hold reserved (below), so that every
+//! unlock is the same subtraction of `LOCKED`.
 //!
 //! - **Lock**: one compare-exchange `0 → LOCKED` on the fast path; otherwise a bounded spin
 //!   (whether or not anyone is queued; its first re-read waits a while, see
@@ -24,10 +27,14 @@
 //!   it with a compare-exchange that keeps the other bits (barging: the running thread wins,
 //!   which is what makes a contended lock fast). A thread that finds it held registers (adds one
 //!   to the count, once) and sleeps on `state` while it holds the value it saw.
-//! - **Unlock**: clear the owner word, then one compare-exchange `LOCKED → 0` on the fast path.
-//!   Otherwise: with `HEIR` set, hand the lock over (`HEIR → GRANTED`, `LOCKED` stays set) and
-//!   wake the side word; else clear `LOCKED` and, if waiters are counted and no `WOKEN` baton is
-//!   out, set `WOKEN` and wake one queued waiter ([`Mutex::pass_baton`]).
+//! - **Unlock**: clear the owner word, then subtract `LOCKED` (a `fetch_sub`: on x86 a `lock
+//!   xadd`, cheaper than a compare-exchange, and it cannot fail). Found `LOCKED` alone, that was
+//!   all: the word is 0. Found two holds (an heir pending), the subtraction has handed the lock
+//!   over (one hold left, now the heir's): wake the side word. Otherwise it has released the
+//!   lock with waiters counted or `ASYNC` set: then, in a compare-exchange loop, clear `ASYNC`
+//!   (and wake the side word) and, if the lock is still free, waiters are counted and no `WOKEN`
+//!   baton is out, set `WOKEN` and wake one queued waiter ([`Mutex::pass_baton`]). If a barger
+//!   took the lock in between, its unlock wakes instead.
 //! - **The `WOKEN` baton** (Go's `mutexWoken`): at most one woken-but-not-yet-running waiter at a
 //!   time, so a burst of unlocks does not wake the whole queue. Whoever holds it must look at
 //!   the state again: it takes the lock if free, or — after a bounded spin, still holding the
@@ -42,12 +49,14 @@
 //!   lets a running thread beat a woken one indefinitely, and the waiter table is FIFO, so a
 //!   woken waiter that lost the race re-queues at the back. So a waiter that has slept and has
 //!   waited past [`STARVATION`] (1 ms) sets `HEIR` (if no heir is pending) and sleeps on the side
-//!   word instead. The next unlock hands the lock over without releasing it: `HEIR → GRANTED`
-//!   with `LOCKED` kept, so no barger can take it, then bumps and wakes the side word. The heir
-//!   claims it by clearing `GRANTED`. The handoff is a value in the word, not a wake count: an
-//!   heir that times out or is terminated withdraws by clearing `HEIR` with a compare-exchange,
-//!   and if it finds `GRANTED` instead the lock is already its own, and it takes it (a handoff is
-//!   never lost to a racing timeout, and never given to nobody). Spurious or stray wakes of the
+//!   word instead, adding a second hold, reserved for itself, in the same compare-exchange. The
+//!   next unlock's subtraction then hands the lock over without releasing it: `HEIR` with one
+//!   hold is *granted*, still held, so no barger can take it; the unlocker then bumps and wakes
+//!   the side word. The heir claims it by clearing `HEIR` (the hold left is its own). The handoff
+//!   is a value in the word, not a wake count: an heir that times out or is terminated withdraws
+//!   by clearing `HEIR` and giving back its reserved hold with a compare-exchange, and if it
+//!   finds the lock granted instead it is already its own, and it takes it (a handoff is never
+//!   lost to a racing timeout, and never given to nobody). Spurious or stray wakes of the
 //!   side word are harmless: the heir re-reads the state. (A handoff by wake count alone — keep
 //!   the lock, wake the oldest waiter, take the lock back if the wake counted nobody — would hand
 //!   the lock to the oldest sleeper rather than the starving one, which re-queued at the back,
@@ -59,19 +68,23 @@
 //!
 //! # Invariants
 //!
-//! 1. `HEIR` ⇒ `LOCKED`, `GRANTED` ⇒ `LOCKED`, never both: an heir is made only on a held lock
-//!    with neither flag set, and a held lock with `HEIR` is never released, only granted.
+//! 1. Two holds ⇔ `HEIR` pending; `HEIR` with one hold: granted; `HEIR` never without a hold. An
+//!    heir is made only on a lock held once without `HEIR` (adding its hold), only the heir's
+//!    withdrawal takes its reserved hold back, so a held lock with `HEIR` is never released, only
+//!    granted.
 //! 2. The count is the number of threads between their first sleep and their return from `lock`
-//!    (heir included). The fast unlock (`LOCKED → 0`) therefore fails whenever anyone is
+//!    (heir included). The fast unlock therefore finds more than `LOCKED` whenever anyone is
 //!    counted, so every waiter is seen by the slow unlock.
-//! 3. A waiter only sleeps on a `state` value with `LOCKED` set; at that moment either the lock's
+//! 3. A waiter only sleeps on a `state` value with a hold; at that moment either the lock's
 //!    holder will unlock later (and wake one, or hand over to the heir), or a `WOKEN` holder is
-//!    running and will look at the state again. So a sleeping waiter is never stranded.
+//!    running and will look at the state again. So a sleeping waiter is never stranded. (Between
+//!    a releasing subtraction and the unlocker's `WOKEN`, the word says free with waiters counted
+//!    and no baton: nobody sleeps on that value, a waiter that sees it takes the lock, and a
+//!    barger that takes it first unlocks into the same slow path.)
 //! 4. `WOKEN` set ⇒ one thread holds the baton: the waiter a normal unlock woke (the waiter table
 //!    counts a waiter exactly when its wait returns `Ok`, which is how it knows), or the unlocker
 //!    between a wake that found nobody and its clearing `WOKEN`.
-//! 5. Only the lock's holder sets `GRANTED`, only the heir clears it; only the heir clears `HEIR`
-//!    other than by a grant.
+//! 5. Only the lock's holder grants (by its unlock's subtraction); only the heir clears `HEIR`.
 //! 6. The owner word: only the holder writes its own token, and clears it before it releases or
 //!    hands over (so a thread that reads its own token holds the lock: `Err(WouldDeadlock)`).
 
@@ -89,14 +102,17 @@ use crate::buffer::SharedBuffer;
 use crate::error::Error;
 use crate::shim::{self, thread, Ordering::*, LOOM};
 
-/// `state`: the lock is held (or granted to the heir).
+/// `state`: one hold of the lock (the hold count occupies bits 0 and 1). 1: held (or granted
+/// to the heir); 2: held, with the heir's hold reserved, so that the holder's unlock, a plain
+/// subtraction of `LOCKED`, leaves the lock held on the heir's behalf.
 const LOCKED: u32 = 1;
-/// `state`: a waiter woken by a normal unlock has not looked at the state yet (the baton).
-const WOKEN: u32 = 2;
-/// `state`: a starving waiter sleeps on the side word; the next unlock hands the lock to it.
+/// `state`: the hold count's bits.
+const HOLDS: u32 = 3;
+/// `state`: a starving waiter sleeps on the side word; the next unlock hands the lock to it
+/// (pending while two holds are counted, granted once one is).
 const HEIR: u32 = 4;
-/// `state`: the lock was handed to the heir, which has not claimed it yet.
-const GRANTED: u32 = 8;
+/// `state`: a waiter woken by a normal unlock has not looked at the state yet (the baton).
+const WOKEN: u32 = 8;
 /// `state`: `lock_async` futures may sleep on the side word; the next release wakes them.
 const ASYNC: u32 = 16;
 /// `state`: one counted waiter (the count occupies the bits from here up).
@@ -133,6 +149,16 @@ const SIDE: usize = 1;
 
 fn waiters(state: u32) -> u32 {
     state / WAITER
+}
+
+/// Whether the lock is held (or granted to the heir) in `state`.
+fn held(state: u32) -> bool {
+    state & HOLDS != 0
+}
+
+/// Whether `state` says the lock was handed to the heir, which has not claimed it yet.
+fn granted(state: u32) -> bool {
+    state & HEIR != 0 && state & HOLDS == LOCKED
 }
 
 /// A mutual-exclusion lock whose state lives in 16 bytes of a [`SharedBuffer`] (docs/semantics.md S2).
@@ -298,7 +324,7 @@ impl Mutex {
         if self.shared {
             return self.owner().load(Relaxed) != owner::NONE;
         }
-        self.state().load(Relaxed) & LOCKED != 0
+        held(self.state().load(Relaxed))
     }
 
     /// Blocks until the lock is free, then takes it.
@@ -312,7 +338,7 @@ impl Mutex {
     pub fn lock(&self) -> LockResult<MutexGuard<'_>> {
         if !self.shared && self.state().compare_exchange(0, LOCKED, Acquire).is_ok() {
             self.owner().store(owner::thread_token(), Relaxed);
-            return Ok(MutexGuard::new(self, owner::NONE));
+            return Ok(MutexGuard::private(self));
         }
         self.lock_slow()
     }
@@ -323,7 +349,7 @@ impl Mutex {
         if self.shared {
             let me = owner::shared_thread_identity();
             if self.shared_try_take(me) {
-                return Ok(MutexGuard::new(self, me));
+                return Ok(MutexGuard::shared(self, me));
             }
             let acquired = self.shared_lock_contended(me, None);
             return self
@@ -340,7 +366,7 @@ impl Mutex {
                 self.lock_contended(seen, None)?;
             }
         }
-        Ok(MutexGuard::new(self, owner::NONE))
+        Ok(MutexGuard::private(self))
     }
 
     /// Takes the lock if it is free now (TC39's `lockIfAvailable`): `Ok(None)` if another
@@ -354,7 +380,7 @@ impl Mutex {
         }
         let me = owner::thread_token();
         if self.try_take_for(me) {
-            return Ok(Some(MutexGuard::new(self, owner::NONE)));
+            return Ok(Some(MutexGuard::private(self)));
         }
         if self.owner().load(Relaxed) == me {
             return Err(LockError::Failed(Error::WouldDeadlock));
@@ -378,7 +404,7 @@ impl Mutex {
         if self.shared {
             let me = owner::shared_thread_identity();
             if self.shared_try_take(me) {
-                return Ok(Some(MutexGuard::new(self, me)));
+                return Ok(Some(MutexGuard::shared(self, me)));
             }
             let acquired = self.shared_lock_contended(me, deadline);
             return self.shared_guard(me, acquired);
@@ -391,7 +417,7 @@ impl Mutex {
                 }
             }
         }
-        Ok(Some(MutexGuard::new(self, owner::NONE)))
+        Ok(Some(MutexGuard::private(self)))
     }
 
     /// The guard (or error) for what a process-shared lock attempt by `me` found: `Ok(None)`
@@ -403,7 +429,7 @@ impl Mutex {
     ) -> TryLockResult<MutexGuard<'_>> {
         match acquired? {
             None => Ok(None),
-            Some(Acquired::Clean) => Ok(Some(MutexGuard::new(self, me))),
+            Some(Acquired::Clean) => Ok(Some(MutexGuard::shared(self, me))),
             Some(Acquired::OwnerDied) => Err(LockError::OwnerDied(MutexGuard::died(self, me))),
         }
     }
@@ -414,17 +440,19 @@ impl Mutex {
         self.shared
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn state(&self) -> Word<'_, u32> {
-        self.words.get(STATE)
+        // SAFETY: `words` was made with 2 words (`at`), and `STATE < 2`.
+        unsafe { self.words.get_unchecked(STATE) }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn side(&self) -> Word<'_, u32> {
-        self.words.get(SIDE)
+        // SAFETY: `words` was made with 2 words (`at`), and `SIDE < 2`.
+        unsafe { self.words.get_unchecked(SIDE) }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn owner(&self) -> Word<'_, u64> {
         self.owner.get()
     }
@@ -433,7 +461,7 @@ impl Mutex {
     /// records `owner` on success.
     pub(super) fn try_take_for(&self, owner: u64) -> bool {
         let mut state = self.state().load(Relaxed);
-        while state & LOCKED == 0 {
+        while !held(state) {
             match self
                 .state()
                 .compare_exchange(state, state | LOCKED, Acquire)
@@ -477,7 +505,7 @@ impl Mutex {
     fn spin_then_take(&self, mut state: u32) -> bool {
         let mut backoff = Backoff::settled();
         loop {
-            if state & LOCKED == 0 {
+            if !held(state) {
                 match self
                     .state()
                     .compare_exchange(state, state | LOCKED, Acquire)
@@ -501,7 +529,7 @@ impl Mutex {
     pub(super) fn announce_async(&self) -> bool {
         let mut state = self.state().load(Relaxed);
         loop {
-            if state & LOCKED == 0 {
+            if !held(state) {
                 return false;
             }
             if state & ASYNC != 0 {
@@ -515,38 +543,39 @@ impl Mutex {
     }
 
     /// Releases the lock (the guards' drop) in a private buffer.
-    #[inline]
+    #[inline(always)]
     pub(super) fn unlock(&self) {
         self.owner().store(owner::NONE, Relaxed);
-        if self.state().compare_exchange(LOCKED, 0, Release).is_err() {
-            self.unlock_contended();
+        // One subtraction, not a compare-exchange (cheaper on x86, and it cannot fail): from
+        // `LOCKED` alone it leaves 0, and whatever else it found is seen by the slow unlock.
+        let was = self.state().fetch_sub(LOCKED, Release);
+        if was != LOCKED {
+            self.unlock_contended(was);
         }
     }
 
-    /// The slow unlock: hand over to the heir, or release and wake (see the module docs).
+    /// The slow unlock, after the subtraction that found `was`: it has granted the lock to the
+    /// heir (two holds counted), or released it; then wake (see the module docs).
     #[cold]
-    fn unlock_contended(&self) {
-        let mut state = self.state().load(Relaxed);
-        loop {
-            if state & HEIR != 0 {
-                // Invariant 1: the lock stays held (`LOCKED`), now on the heir's behalf.
-                match self
-                    .state()
-                    .compare_exchange(state, (state & !HEIR) | GRANTED, Release)
-                {
-                    Ok(_) => {
-                        self.wake_side();
-                        return;
-                    }
-                    Err(actual) => {
-                        state = actual;
-                        continue;
-                    }
-                }
+    fn unlock_contended(&self, was: u32) {
+        if was & HOLDS != LOCKED {
+            // Invariant 1: the lock stays held, now on the heir's behalf (or the bytes were
+            // overwritten, and there is nobody to hand anything to).
+            if was & HEIR != 0 {
+                self.wake_side();
             }
-            let wake = waiters(state) > 0 && state & WOKEN == 0;
-            let released = (state & !(LOCKED | ASYNC)) | if wake { WOKEN } else { 0 };
-            match self.state().compare_exchange(state, released, Release) {
+            return;
+        }
+        // Released. Wake one counted waiter (unless a baton is out, or a barger holds the lock
+        // already: its unlock wakes), and the async sleepers.
+        let mut state = was.wrapping_sub(LOCKED);
+        loop {
+            let wake = !held(state) && waiters(state) > 0 && state & WOKEN == 0;
+            if !wake && state & ASYNC == 0 {
+                return;
+            }
+            let next = (state & !ASYNC) | if wake { WOKEN } else { 0 };
+            match self.state().compare_exchange(state, next, Relaxed) {
                 Ok(_) => {
                     if state & ASYNC != 0 {
                         self.wake_side();
@@ -567,7 +596,7 @@ impl Mutex {
     fn pass_baton(&self) {
         let mut state = self.state().load(Relaxed);
         loop {
-            if state & LOCKED == 0 && waiters(state) > 0 && self.state().notify(Some(1)) == 1 {
+            if !held(state) && waiters(state) > 0 && self.state().notify(Some(1)) == 1 {
                 return;
             }
             // Held (its holder's unlock will wake), nobody counted, or the counted waiters are
@@ -637,7 +666,7 @@ impl<'a> Waiter<'a> {
                 return self.wait_as_heir(deadline);
             }
             let state = self.state().load(Relaxed);
-            if state & LOCKED == 0 {
+            if !held(state) {
                 if self.take(state) {
                     return Ok(true);
                 }
@@ -658,7 +687,8 @@ impl<'a> Waiter<'a> {
                 thread::yield_now();
                 continue;
             }
-            let becomes_heir = state & (HEIR | GRANTED) == 0 && self.starving();
+            // Only on a lock held once (not granted, not with an heir pending).
+            let becomes_heir = state & HEIR == 0 && state & HOLDS == LOCKED && self.starving();
             let mut next = state;
             if !self.registered {
                 next += WAITER;
@@ -667,7 +697,7 @@ impl<'a> Waiter<'a> {
                 next &= !WOKEN;
             }
             if becomes_heir {
-                next |= HEIR;
+                next = (next | HEIR) + LOCKED; // the heir's hold, reserved
             }
             if next != state {
                 if self.state().compare_exchange(state, next, Relaxed).is_err() {
@@ -719,7 +749,7 @@ impl<'a> Waiter<'a> {
         true
     }
 
-    /// The heir's wait for `GRANTED`: `true` once the lock is ours, `false` if `deadline` passed
+    /// The heir's wait for the grant: `true` once the lock is ours, `false` if `deadline` passed
     /// first (then it has withdrawn and left the queue).
     fn wait_as_heir(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
         let side = self.mutex.side();
@@ -728,12 +758,12 @@ impl<'a> Waiter<'a> {
             // changes the sequence before it wakes (release/acquire on both words).
             let sequence = side.load(Acquire);
             let state = self.state().load(Acquire);
-            if state & GRANTED != 0 {
+            if granted(state) {
                 self.claim();
                 return Ok(true);
             }
-            // `HEIR` is still set: only a grant clears it (unless the bytes were overwritten;
-            // then the deadline, if any, still ends the wait).
+            // Not granted yet: only the holder's unlock grants (unless the bytes were
+            // overwritten; then the deadline, if any, still ends the wait).
             match side.wait_until(sequence, deadline) {
                 Ok(WaitResult::Ok | WaitResult::NotEqual) => {} // look at the state again
                 // The grant may have won the race: then the lock is ours after all.
@@ -749,13 +779,14 @@ impl<'a> Waiter<'a> {
         }
     }
 
-    /// Takes the granted lock: clears `GRANTED` and uncounts itself.
+    /// Takes the granted lock (its one hold is now the heir's): clears `HEIR` and uncounts
+    /// itself.
     fn claim(&mut self) {
         let mut state = self.state().load(Relaxed);
         loop {
             match self.state().compare_exchange(
                 state,
-                (state & !GRANTED).wrapping_sub(WAITER),
+                (state & !HEIR).wrapping_sub(WAITER),
                 Acquire,
             ) {
                 Ok(_) => break,
@@ -766,18 +797,19 @@ impl<'a> Waiter<'a> {
         self.heir = false;
     }
 
-    /// The heir gives up: clears `HEIR` unless the lock was granted meanwhile, in which case it
-    /// claims it (`true`). On `false` it has also left the queue.
+    /// The heir gives up: clears `HEIR` and gives back its reserved hold, unless the lock was
+    /// granted meanwhile, in which case it claims it (`true`). On `false` it has also left the
+    /// queue.
     fn withdraw(&mut self) -> bool {
         let mut state = self.state().load(Acquire);
         loop {
-            if state & GRANTED != 0 {
+            if granted(state) {
                 self.claim();
                 return true;
             }
             match self.state().compare_exchange(
                 state,
-                (state & !HEIR).wrapping_sub(WAITER),
+                (state & !HEIR).wrapping_sub(LOCKED + WAITER),
                 Relaxed,
             ) {
                 Ok(_) => break,
@@ -840,7 +872,7 @@ impl Mutex {
             "without a deadline, a waiter returns only with the lock"
         );
         self.owner().store(owner::thread_token(), Relaxed);
-        Ok(MutexGuard::new(self, owner::NONE))
+        Ok(MutexGuard::private(self))
     }
 }
 
@@ -853,7 +885,7 @@ fn count_requeued(state: Word<'_, u32>, moving: u32) -> bool {
     };
     let mut current = state.load(Relaxed);
     loop {
-        if current & LOCKED == 0 {
+        if !held(current) {
             return false;
         }
         let Some(next) = current.checked_add(added) else {
@@ -897,12 +929,21 @@ pub struct MutexGuard<'a> {
 }
 
 impl<'a> MutexGuard<'a> {
-    #[inline]
-    fn new(mutex: &'a Mutex, holder: u64) -> MutexGuard<'a> {
-        if mutex.shared {
-            mutex.guard_holder.store(holder, Relaxed);
-            mutex.guard_inconsistent.store(false, Relaxed);
+    /// The guard of a lock taken in a private buffer (nothing to record in the handle).
+    #[inline(always)]
+    fn private(mutex: &'a Mutex) -> MutexGuard<'a> {
+        debug_assert!(!mutex.shared);
+        MutexGuard {
+            mutex,
+            _not_send: PhantomData,
         }
+    }
+
+    /// The guard of a lock taken in a process-shared buffer as `holder`.
+    fn shared(mutex: &'a Mutex, holder: u64) -> MutexGuard<'a> {
+        debug_assert!(mutex.shared);
+        mutex.guard_holder.store(holder, Relaxed);
+        mutex.guard_inconsistent.store(false, Relaxed);
         MutexGuard {
             mutex,
             _not_send: PhantomData,
@@ -911,7 +952,7 @@ impl<'a> MutexGuard<'a> {
 
     /// The guard of a lock taken over from a dead holder: inconsistent until marked.
     fn died(mutex: &'a Mutex, holder: u64) -> MutexGuard<'a> {
-        let guard = MutexGuard::new(mutex, holder);
+        let guard = MutexGuard::shared(mutex, holder);
         mutex.guard_inconsistent.store(true, Relaxed);
         guard
     }
@@ -945,21 +986,31 @@ impl<'a> MutexGuard<'a> {
         mutex
     }
 
-    #[inline]
+    /// One test of the buffer's kind, then the private unlock inline (the fast path of every
+    /// guard's drop) or the process-shared one out of line.
+    #[inline(always)]
     fn unlock(&self) {
         if self.mutex.is_shared() {
-            self.mutex.shared_unlock(
-                self.mutex.guard_holder.load(Relaxed),
-                self.mutex.guard_inconsistent.load(Relaxed),
-            );
+            Self::shared_unlock(self.mutex);
         } else {
             self.mutex.unlock();
         }
     }
+
+    /// The process-shared unlock, with what the guard recorded in the handle. Takes the mutex,
+    /// not the guard, so the inline caller need not put the guard in memory to pass it.
+    #[cold]
+    #[inline(never)]
+    fn shared_unlock(mutex: &Mutex) {
+        mutex.shared_unlock(
+            mutex.guard_holder.load(Relaxed),
+            mutex.guard_inconsistent.load(Relaxed),
+        );
+    }
 }
 
 impl Drop for MutexGuard<'_> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         if shim::model_is_unwinding() {
             return; // a failed loom model: see `shim::model_is_unwinding`
