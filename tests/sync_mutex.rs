@@ -55,6 +55,24 @@ fn s1_zero_bytes_are_an_unlocked_mutex_and_attaching_writes_nothing() {
 }
 
 #[test]
+fn s1_bytes_zeroed_under_a_held_lock_leave_an_unlocked_mutex_after_the_unlock() {
+    // The lock's words are user memory: a thread may overwrite them while the lock is held.
+    // The unlock must not turn that into a lock held for ever (the unlock subtracts its hold;
+    // from a zeroed word that would borrow through every bit).
+    let buffer = SharedBuffer::new(64).unwrap();
+    let mutex = Mutex::at(&buffer, 0).unwrap();
+    let guard = mutex.lock().unwrap();
+    Uint32Array::with_range(&buffer, 0, Some(4))
+        .unwrap()
+        .fill(0);
+    drop(guard);
+    assert_eq!(state_and_owner(&mutex), [0, 0, 0]);
+    assert!(!mutex.is_locked());
+    let again = mutex.try_lock().unwrap();
+    assert!(again.is_some(), "the zeroed mutex can be locked again");
+}
+
+#[test]
 fn s1_bad_places_are_refused() {
     let buffer = SharedBuffer::new(32).unwrap();
     assert_eq!(

@@ -558,6 +558,14 @@ impl Mutex {
     /// heir (two holds counted), or released it; then wake (see the module docs).
     #[cold]
     fn unlock_contended(&self, was: u32) {
+        if was & HOLDS == 0 {
+            // No hold to give back: the bytes were overwritten while the lock was held (a
+            // protocol word in user memory). Undo the subtraction, whose borrow would otherwise
+            // have set every bit of the word (held, with 2^27 waiters, for ever): the word keeps
+            // what was written, and a zero written stays an unlocked mutex.
+            self.state().fetch_add(LOCKED, Relaxed);
+            return;
+        }
         if was & HOLDS != LOCKED {
             // Invariant 1: the lock stays held, now on the heir's behalf (or the bytes were
             // overwritten, and there is nobody to hand anything to).
