@@ -226,7 +226,17 @@ mod tests {
         let gone = std::thread::spawn(owner::shared_thread_identity)
             .join()
             .unwrap();
-        // Its id may be reused by now, but then with another start time.
-        assert!(probe(gone));
+        // Its id may be reused by now, but then with another start time. `join` returns once
+        // the kernel has cleared the thread's id word, a moment before the task leaves
+        // `/proc` (it is still exiting, not yet a zombie): poll that kernel state, which sends
+        // no notification, up to a generous bound (asked only once, it failed in one run).
+        let bound = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !probe(gone) {
+            assert!(
+                std::time::Instant::now() < bound,
+                "a joined thread still looks alive after 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }
