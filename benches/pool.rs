@@ -330,7 +330,93 @@ fn alternate(rounds: usize, n: u64) {
     }
 }
 
+/// `getrusage` of `who`: user and system seconds, minor faults, voluntary and involuntary
+/// context switches.
+fn usage(who: libc::c_int) -> [f64; 5] {
+    // SAFETY: `getrusage` writes one `rusage` into the zeroed struct it is given.
+    let mut r: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::getrusage(who, &mut r) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    [
+        secs(r.ru_utime),
+        secs(r.ru_stime),
+        r.ru_minflt as f64,
+        r.ru_nvcsw as f64,
+        r.ru_nivcsw as f64,
+    ]
+}
+
+/// `CLOCK_MONOTONIC` in seconds (what `perf record -k CLOCK_MONOTONIC` stamps samples with).
+fn monotonic() -> f64 {
+    // SAFETY: `clock_gettime` writes one `timespec` into the zeroed struct it is given.
+    let mut t: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut t) };
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// Not part of the criterion run: `POOL_DIAG=<rounds>` runs the plain bulk scenario and rayon's
+/// in turn and prints, per round of ours: submit and join times, the queue left when the
+/// submitter finished, how many joins found their task unfinished, and `getrusage` deltas of the
+/// process and of the submitting thread (user/sys ms, minor faults, context switches).
+fn diagnose(rounds: usize, n: u64) {
+    let (pool, rayon) = pools();
+    profile_round("bulk-sharedbuf", n, &pool, &rayon);
+    profile_round("bulk-rayon", n, &pool, &rayon);
+    for round in 0..rounds {
+        let (p0, t0) = (usage(libc::RUSAGE_SELF), usage(libc::RUSAGE_THREAD));
+        let mono0 = monotonic();
+        let start = Instant::now();
+        let handles: Vec<_> = (0..n).map(|_| pool.run(|_| ()).unwrap()).collect();
+        let submitted = start.elapsed();
+        let queued = pool.queue_size();
+        let mut unfinished = 0u64;
+        for handle in handles {
+            unfinished += u64::from(!handle.is_finished());
+            handle.join().unwrap();
+        }
+        let total = start.elapsed();
+        let mono1 = monotonic();
+        let (p1, t1) = (usage(libc::RUSAGE_SELF), usage(libc::RUSAGE_THREAD));
+        let r0 = usage(libc::RUSAGE_SELF);
+        let rstart = Instant::now();
+        profile_round("bulk-rayon", n, &pool, &rayon);
+        let rayon_ms = rstart.elapsed().as_secs_f64() * 1e3;
+        let r1 = usage(libc::RUSAGE_SELF);
+        let d = |a: [f64; 5], b: [f64; 5], i: usize| b[i] - a[i];
+        println!(
+            "round {round:>3} [{mono0:.6},{mono1:.6}]: ours {:6.1} ms (submit {:6.1}, join {:6.1}) queued {:7} unfinished {:7} | proc usr {:5.0} sys {:4.0} flt {:6.0} vcsw {:5.0} ivcsw {:4.0} | submitter usr {:5.0} sys {:4.0} vcsw {:5.0} | rayon {:6.1} ms usr {:5.0} sys {:4.0} flt {:6.0}",
+            total.as_secs_f64() * 1e3,
+            submitted.as_secs_f64() * 1e3,
+            (total - submitted).as_secs_f64() * 1e3,
+            queued,
+            unfinished,
+            d(p0, p1, 0) * 1e3,
+            d(p0, p1, 1) * 1e3,
+            d(p0, p1, 2),
+            d(p0, p1, 3),
+            d(p0, p1, 4),
+            d(t0, t1, 0) * 1e3,
+            d(t0, t1, 1) * 1e3,
+            d(t0, t1, 3),
+            rayon_ms,
+            d(r0, r1, 0) * 1e3,
+            d(r0, r1, 1) * 1e3,
+            d(r0, r1, 2),
+        );
+    }
+}
+
 fn main() {
+    if let Ok(rounds) = std::env::var("POOL_DIAG") {
+        let n = std::env::var("POOL_PROFILE_N")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1_000_000);
+        diagnose(rounds.parse().unwrap_or(15), n);
+        return;
+    }
     if let Ok(rounds) = std::env::var("POOL_AB") {
         let n = std::env::var("POOL_PROFILE_N")
             .ok()
