@@ -422,7 +422,7 @@ fn main() {
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(1_000_000);
-        alternate(rounds.parse().unwrap_or(15), n);
+        alternate(rounds.parse().unwrap_or(15).max(1), n);
         return;
     }
     if let Ok(scenario) = std::env::var("POOL_PROFILE") {
