@@ -379,7 +379,7 @@ fn diagnose(rounds: usize, n: u64) {
         let total = start.elapsed();
         let mono1 = monotonic();
         let (p1, t1) = (usage(libc::RUSAGE_SELF), usage(libc::RUSAGE_THREAD));
-        let r0 = usage(libc::RUSAGE_SELF);
+        let r0 = p1; // rayon's round starts where ours ended
         let rstart = Instant::now();
         profile_round("bulk-rayon", n, &pool, &rayon);
         let rayon_ms = rstart.elapsed().as_secs_f64() * 1e3;
@@ -408,33 +408,35 @@ fn diagnose(rounds: usize, n: u64) {
     }
 }
 
+/// The number in the environment variable `name`, or `default` if it is unset or not a number.
+fn env_number<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() {
-    if let Ok(rounds) = std::env::var("POOL_DIAG") {
-        let n = std::env::var("POOL_PROFILE_N")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1_000_000);
-        diagnose(rounds.parse().unwrap_or(15), n);
+    if std::env::var("POOL_DIAG").is_ok() {
+        diagnose(
+            env_number("POOL_DIAG", 15),
+            env_number("POOL_PROFILE_N", 1_000_000),
+        );
         return;
     }
-    if let Ok(rounds) = std::env::var("POOL_AB") {
-        let n = std::env::var("POOL_PROFILE_N")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1_000_000);
-        alternate(rounds.parse().unwrap_or(15).max(1), n);
+    if std::env::var("POOL_AB").is_ok() {
+        alternate(
+            env_number("POOL_AB", 15).max(1),
+            env_number("POOL_PROFILE_N", 1_000_000),
+        );
         return;
     }
     if let Ok(scenario) = std::env::var("POOL_PROFILE") {
-        let n = std::env::var("POOL_PROFILE_N")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(100_000);
-        let rounds = std::env::var("POOL_PROFILE_ROUNDS")
-            .ok()
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(1);
-        profile(&scenario, n, rounds);
+        profile(
+            &scenario,
+            env_number("POOL_PROFILE_N", 100_000),
+            env_number("POOL_PROFILE_ROUNDS", 1),
+        );
         return;
     }
     benches();
