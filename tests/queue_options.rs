@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use queue_support::{queue_name, redis_or_skip, wait_until};
+use queue_support::{queue_name, redis_or_skip, wait_until, Gate};
 use sharedbuf::pool::{Priority, WorkerPool};
 use sharedbuf::queue::{
     redis, Added, Backoff, Effects, JobError, JobOptions, JobQueue, QueueError,
@@ -456,20 +456,20 @@ fn close_finishes_running_jobs_and_gives_back_the_rest() {
     for i in 0..4u8 {
         queue.add([i], JobOptions::new()).unwrap();
     }
-    let gate = Arc::new(AtomicUsize::new(0));
+    let gate = Gate::new();
     let started = Arc::new(AtomicUsize::new(0));
-    let (open, count) = (Arc::clone(&gate), Arc::clone(&started));
+    let (passage, count) = (gate.clone(), Arc::clone(&started));
     let consumer = queue
         .consumer("close-a")
         .concurrency(4)
         .run_on(&pool(1), move |_job, _ctx| {
             count.fetch_add(1, Ordering::SeqCst);
-            while open.load(Ordering::SeqCst) == 0 {
-                std::thread::yield_now();
-            }
+            passage.pass();
             Ok(())
         })
         .unwrap();
+    // A failed assertion must not leave the job at the gate (see `Gate`).
+    let _open_at_exit = gate.open_at_exit();
     wait_until("one job running, four held", || {
         started.load(Ordering::SeqCst) == 1 && queue.stats().unwrap().active == 4
     });
@@ -477,7 +477,7 @@ fn close_finishes_running_jobs_and_gives_back_the_rest() {
     wait_until("the three queued jobs given back", || {
         queue.stats().unwrap().released == 3
     });
-    gate.store(1, Ordering::SeqCst);
+    gate.open();
     let stats = closer.join().unwrap().unwrap();
     assert_eq!((stats.completed, stats.released, stats.held), (1, 3, 0));
     assert_eq!(started.load(Ordering::SeqCst), 1);
@@ -665,9 +665,9 @@ fn stats_count_every_state_and_every_consumer() {
     let stats = queue.stats().unwrap();
     assert_eq!((stats.waiting, stats.active, stats.delayed), (3, 0, 1));
 
-    let gate = Arc::new(AtomicUsize::new(0));
+    let gate = Gate::new();
     let holding = Arc::new(AtomicUsize::new(0));
-    let (open, started) = (Arc::clone(&gate), Arc::clone(&holding));
+    let (passage, started) = (gate.clone(), Arc::clone(&holding));
     let consumer = queue
         .consumer("stats-a")
         .concurrency(2)
@@ -675,18 +675,25 @@ fn stats_count_every_state_and_every_consumer() {
             b"fail" => Err(JobError::retry("no")),
             b"hold" => {
                 started.store(1, Ordering::SeqCst);
-                while open.load(Ordering::SeqCst) == 0 {
-                    std::thread::yield_now();
-                }
+                passage.pass();
                 Ok(())
             }
             _ => Ok(()),
         })
         .unwrap();
-    // Running, not just queued in the pool (close would give a queued one back: Q7).
+    // A failed assertion must not leave the job at the gate (see `Gate`).
+    let _open_at_exit = gate.open_at_exit();
+
+    // Running, not just queued in the pool (close would give a queued one back: Q7). The
+    // consumer counts a finish when the script's answer arrives, a moment after Redis counted
+    // it: wait for both (asserting the consumer's counts as soon as Redis's were right failed
+    // about once in 70 runs, and hung the test on the held job before the gate existed).
     wait_until("one completed, one dead, one running", || {
         let s = queue.stats().unwrap();
-        (s.completed, s.dead_lettered, s.active) == (1, 1, 1) && holding.load(Ordering::SeqCst) == 1
+        let own = consumer.stats();
+        (s.completed, s.dead_lettered, s.active) == (1, 1, 1)
+            && (own.completed, own.failed, own.held) == (1, 1, 1)
+            && holding.load(Ordering::SeqCst) == 1
     });
     let stats = queue.stats().unwrap();
     assert_eq!(
@@ -717,7 +724,7 @@ fn stats_count_every_state_and_every_consumer() {
         (own.fetched, own.completed, own.failed, own.held),
         (3, 1, 1, 1)
     );
-    gate.store(1, Ordering::SeqCst);
+    gate.open();
     let own = consumer.close(CLOSE).unwrap();
     assert_eq!((own.completed, own.held), (2, 0));
     let stats = queue.stats().unwrap();

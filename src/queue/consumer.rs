@@ -290,6 +290,10 @@ impl Consumer {
     }
 
     /// What the consumer counted so far.
+    ///
+    /// A finish is counted here when the script's answer arrives, a moment after the script
+    /// counted it in Redis: [`JobQueue::stats`](super::JobQueue::stats) may be one round trip
+    /// ahead of this snapshot.
     pub fn stats(&self) -> ConsumerStats {
         let mut stats = self.shared.counters.snapshot(&self.shared.settings.name);
         stats.held = self.shared.held().len() as u64;

@@ -13,7 +13,8 @@ use sharedbuf::queue::redis;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The generous limit for anything that should take well under a second: a hang detector, not a
@@ -212,6 +213,48 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
             "{what}: not after {WATCHDOG:?}"
         );
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A gate that a test's jobs wait at until the test opens it.
+///
+/// A job spinning at a closed gate keeps its pool thread, and dropping the consumer or the pool
+/// waits for it: a test that panics before opening the gate would hang instead of failing (the
+/// CI run of 2026-12-03 ran out its time that way). So a test takes [`Gate::open_at_exit`]
+/// right after starting the consumer: declared after it, the guard is dropped before it, on
+/// every path out of the test.
+#[derive(Clone, Default)]
+pub struct Gate(Arc<AtomicBool>);
+
+impl Gate {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Lets every waiting job through.
+    pub fn open(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Returns once the gate is open (what a job calls).
+    pub fn pass(&self) {
+        while !self.0.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+    }
+
+    /// A guard that opens the gate when dropped.
+    pub fn open_at_exit(&self) -> OpenAtExit {
+        OpenAtExit(self.clone())
+    }
+}
+
+/// Opens its [`Gate`] when dropped.
+pub struct OpenAtExit(Gate);
+
+impl Drop for OpenAtExit {
+    fn drop(&mut self) {
+        self.0.open();
     }
 }
 
