@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::context::{self, PoolThread};
 use super::job::Runner;
 use super::panic::catch_panic;
-use super::scheduler::{Core, Locked, Next, Phase};
+use super::scheduler::{Core, Locked, Next, Phase, RunningJob};
 use crate::atomics::{Interrupter, WaitResult};
 use crate::shim::{thread, Arc, Ordering::SeqCst, LOOM};
 
@@ -63,6 +63,9 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
         slot: Some(slot),
         thread_id,
     };
+    // The worker's batch (scheduler B1): loans of its slot's batch, and its spent references.
+    let mut loans: Vec<RunningJob> = Vec::new();
+    let mut spent = Vec::new();
     let mut locked = core.lock();
     let mut polled = false;
     let mut reaped = false;
@@ -70,7 +73,10 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
         match locked.next_job(slot, thread_id) {
             Next::Run(job, lane) => {
                 polled = false;
+                locked.lend_batch(slot, &mut loans);
                 drop(locked);
+                // The last batch's references, unlocked (a result's `Drop` is user code).
+                spent.drain(..).for_each(super::panic::drop_quietly);
                 let finish = Finish {
                     core: &core,
                     slot,
@@ -78,10 +84,31 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
                     armed: true,
                 };
                 job.run(runner);
+                if !loans.is_empty() {
+                    let batch = Batch {
+                        core: &core,
+                        slot,
+                        armed: true,
+                    };
+                    for task in loans.drain(..) {
+                        // B3: each is claimed right before it runs; one claimed meanwhile by
+                        // someone else (an inline join, a cancel, `destroy`, a thief) is skipped.
+                        if task.header().state.claim() {
+                            core.count_batch_claim(slot);
+                            task.run(runner);
+                        }
+                    }
+                    locked = core.lock();
+                    batch.done(&mut locked, &mut spent);
+                } else {
+                    locked = core.lock();
+                }
                 // `job` is a loan from the running list: not used past `finish.done`, which
                 // gives the task back.
-                locked = core.lock();
                 finish.done(&mut locked);
+            }
+            Next::Idle | Next::Exit if !spent.is_empty() => {
+                spent.drain(..).for_each(|job| locked.defer_drop(job));
             }
             Next::Idle if !polled && !LOOM && crate::shim::cpus() > 1 => {
                 // Poll a moment before parking (see `poll_for_work`).
@@ -201,6 +228,30 @@ impl Drop for Finish<'_> {
     fn drop(&mut self) {
         if self.armed && !crate::shim::model_is_unwinding() {
             self.core.lock().finished(self.slot, self.lane);
+        }
+    }
+}
+
+/// After a worker ran its batch (scheduler B1): settles its claims and takes back the batch's
+/// references; if the batch loop unwound, hands the tasks it did not start back to the queue
+/// (B6).
+struct Batch<'a> {
+    core: &'a Core,
+    slot: usize,
+    armed: bool,
+}
+
+impl Batch<'_> {
+    fn done(mut self, locked: &mut Locked<'_>, spent: &mut Vec<super::job::JobRef>) {
+        self.armed = false;
+        locked.settle_batch(self.slot, spent);
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if self.armed && !crate::shim::model_is_unwinding() {
+            self.core.lock().hand_back_batch(self.slot);
         }
     }
 }
