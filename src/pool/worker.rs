@@ -287,3 +287,62 @@ impl Drop for ThreadExit<'_> {
         self.core.lock().exited(self.thread_id, started_at);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::pool::{MaxQueue, WorkerPool};
+    use std::sync::{mpsc, Arc, Barrier};
+    use std::time::Duration;
+
+    #[test]
+    fn a_worker_about_to_go_idle_takes_a_task_waiting_in_another_workers_batch() {
+        // Two workers, each held by a gate task; then four plain tasks queued, `a` to `d`. The
+        // first worker back takes `a` with `b` in its batch (scheduler B1: a share of the three
+        // left over two threads), and `a` waits for `b`. The other worker runs `c` and `d`,
+        // then must take `b` out of that batch (B2) instead of going idle: otherwise `b` waits
+        // behind `a`, which waits for `b` (here `a` gives up after 10 s and the test fails).
+        let pool = WorkerPool::builder()
+            .min_threads(2)
+            .max_threads(2)
+            .idle_timeout(None)
+            .max_queue(MaxQueue::Unbounded)
+            .build()
+            .unwrap();
+        let release = Arc::new(Barrier::new(3));
+        let (started_tx, started_rx) = mpsc::channel();
+        let gates: Vec<_> = (0..2)
+            .map(|_| {
+                let (release, started) = (Arc::clone(&release), started_tx.clone());
+                pool.run(move |_| {
+                    started.send(()).unwrap();
+                    release.wait();
+                })
+                .unwrap()
+            })
+            .collect();
+        for _ in 0..2 {
+            started_rx.recv().unwrap();
+        }
+        let (b_ran, b_seen) = mpsc::channel();
+        let a = pool
+            .run(move |_| b_seen.recv_timeout(Duration::from_secs(10)).is_ok())
+            .unwrap();
+        let b = pool.run(move |_| b_ran.send(()).unwrap()).unwrap();
+        let c = pool.run(|_| 3).unwrap();
+        let d = pool.run(|_| 4).unwrap();
+        release.wait();
+        assert_eq!(
+            a.join(),
+            Ok(true),
+            "b waited behind a in a's worker's batch"
+        );
+        assert_eq!(b.join(), Ok(()));
+        assert_eq!((c.join(), d.join()), (Ok(3), Ok(4)));
+        for gate in gates {
+            assert_eq!(gate.join(), Ok(()));
+        }
+        assert_eq!(pool.queue_size(), 0);
+        let stats = pool.stats();
+        assert_eq!(stats.completed, 6, "{stats:?}");
+    }
+}
