@@ -260,6 +260,9 @@ pub(super) struct State {
     pub(super) exited: Vec<(u64, thread::JoinHandle<()>, bool)>,
     /// Summed lifetime of the threads that finished exiting (for utilization).
     pub(super) exited_lifetime: Duration,
+    /// Slots whose batch is not empty (B2): a worker about to go idle looks into the others'
+    /// batches only if some are (their lines are written by their workers).
+    batches: usize,
 }
 
 /// One worker slot.
@@ -356,6 +359,7 @@ impl Core {
                 foreign_running: Vec::new(),
                 exited: Vec::new(),
                 exited_lifetime: Duration::ZERO,
+                batches: 0,
             }),
             config,
         })
@@ -1046,6 +1050,9 @@ impl<'a> Locked<'a> {
                 None => break,
             }
         }
+        if !batch.is_empty() {
+            state.batches += 1;
+        }
     }
 
     /// Lends worker `slot` its batch's tasks (B1): valid until [`Locked::settle_batch`].
@@ -1059,6 +1066,9 @@ impl<'a> Locked<'a> {
     pub(super) fn settle_batch(&mut self, slot: usize, spent: &mut Vec<JobRef>) {
         self.settle_claims(slot);
         std::mem::swap(&mut self.slots[slot].batch, spent);
+        if !spent.is_empty() {
+            self.batches -= 1;
+        }
     }
 
     /// Takes worker `slot`'s batch claims off the counts (B3, B4).
@@ -1079,6 +1089,9 @@ impl<'a> Locked<'a> {
     pub(super) fn hand_back_batch(&mut self, slot: usize) {
         self.settle_claims(slot);
         let batch = std::mem::take(&mut self.slots[slot].batch);
+        if !batch.is_empty() {
+            self.batches -= 1;
+        }
         for job in batch.into_iter().rev() {
             if job.header().state.load() == QUEUED && self.phase != Phase::Destroyed {
                 self.global[Priority::Normal as usize].push_front(job);
@@ -1095,6 +1108,9 @@ impl<'a> Locked<'a> {
     /// taken off the counts (the batch's owner will find it claimed and skip it): a worker
     /// about to go idle or leave takes it rather than let it wait behind another's run.
     fn steal_batched(&mut self, slot: usize) -> Option<JobRef> {
+        if self.batches == 0 {
+            return None;
+        }
         let state = &mut **self;
         let job = state.slots.iter().enumerate().find_map(|(other, s)| {
             if other == slot {
