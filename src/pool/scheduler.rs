@@ -1007,7 +1007,8 @@ impl<'a> Locked<'a> {
                     self.queued -= 1;
                     self.global_queued -= 1;
                     self.queue_shrank();
-                    if priority == Priority::Normal {
+                    // Cheap tests first: a share needs a queue of `max_threads` or more.
+                    if priority == Priority::Normal && self.global_queued >= self.slots.len() {
                         self.take_batch(slot);
                     }
                     return Next::Run(self.start_running(slot, job), None);
@@ -1015,8 +1016,10 @@ impl<'a> Locked<'a> {
                 self.defer_drop(job);
             }
         }
-        if let Some(job) = self.steal_batched(slot) {
-            return Next::Run(self.start_running(slot, job), None);
+        if self.batches > 0 {
+            if let Some(job) = self.steal_batched(slot) {
+                return Next::Run(self.start_running(slot, job), None);
+            }
         }
         if self.phase == Phase::Closing && self.slots[slot].lanes == 0 {
             return Next::Exit;
@@ -1029,6 +1032,7 @@ impl<'a> Locked<'a> {
     /// its batch, still `QUEUED` and counted; only while the injector's gate may be open
     /// (every slot occupied, none idle, the pool open, the queue unbounded: nobody waits on
     /// the counts for room, B4).
+    #[inline(never)]
     fn take_batch(&mut self, slot: usize) {
         let core = self.core;
         let config = &core.config;
@@ -1107,10 +1111,8 @@ impl<'a> Locked<'a> {
     /// B2: a task still `QUEUED` in another worker's batch, claimed for worker `slot` and
     /// taken off the counts (the batch's owner will find it claimed and skip it): a worker
     /// about to go idle or leave takes it rather than let it wait behind another's run.
+    #[cold]
     fn steal_batched(&mut self, slot: usize) -> Option<JobRef> {
-        if self.batches == 0 {
-            return None;
-        }
         let state = &mut **self;
         let job = state.slots.iter().enumerate().find_map(|(other, s)| {
             if other == slot {
