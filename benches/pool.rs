@@ -229,7 +229,8 @@ criterion_group! {
 /// POOL_PROFILE=bulk-sharedbuf POOL_PROFILE_N=100000 valgrind --tool=callgrind <pool bench>
 /// ```
 ///
-/// Scenarios: `bulk-sharedbuf`, `bulk-sharedbuf-inside` (from a pool task), `bulk-rayon`
+/// Scenarios: `bulk-sharedbuf`, `bulk-sharedbuf-inside` (from a pool task), `round-trip-sharedbuf`
+/// (`run` + `join`, one at a time, back to back), `bulk-rayon`
 /// (`scope.spawn`), `map-sharedbuf`, `map-rayon` (`into_par_iter().map().collect()`).
 ///
 /// `POOL_PROFILE_ROUNDS=<r>` (default 1) runs the scenario `r` times in the same pools: the
@@ -262,6 +263,11 @@ fn profile_round(scenario: &str, n: u64, pool: &Arc<WorkerPool>, rayon: &rayon::
             .unwrap()
             .join()
             .unwrap();
+        }
+        "round-trip-sharedbuf" => {
+            for _ in 0..n {
+                assert_eq!(pool.run(|_| 1).unwrap().join(), Ok(1));
+            }
         }
         "bulk-rayon" => rayon.scope(|scope| {
             for _ in 0..n {

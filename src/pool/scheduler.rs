@@ -58,6 +58,62 @@
 //! - **I5 (slots).** A slot with a lane bound to it (`Slot::lanes > 0`) stays occupied: its
 //!   worker neither reaps itself nor leaves a closing pool, so a keyed task always has its
 //!   thread.
+//!
+//! # Batches (worker-side batching of plain tasks)
+//!
+//! In a long burst every task used to cost its worker one lock section (take it off its
+//! running list, drain the injector, pop the next task). A worker now takes, in the section
+//! that gives it a normal-priority task, a few more of them as its *batch*, and runs them one by
+//! one before it locks again. The rules:
+//!
+//! - **B1 (what, when, how many).** Only entries of the normal-priority global queue (plain
+//!   tasks, with or without a timeout; never High, Low, keyed or broadcast tasks) go into a
+//!   batch, and only in the section in which the worker took a normal-priority task, only
+//!   while every slot is occupied, none is idle, the pool is open and the queue is unbounded
+//!   (the injector gate's conditions, injector.rs F1), and at most
+//!   `min(BATCH, queued / max_threads)` of them (a share: others can keep taking the rest).
+//!   They move in FIFO order from the queue's front to `Slot::batch`, which holds the counted
+//!   references; the worker runs them on loans, valid because only it takes entries off its
+//!   batch (B3), as for its running list.
+//! - **B2 (still queued).** A batch entry stays `QUEUED` and counted in `queued` and
+//!   `global_queued` until someone claims it: it is not claimed in advance, so anyone may
+//!   still claim it — an inline join on any thread (P10: no task waits for a task a worker
+//!   claimed but has not started), a cancel (`leave_queue`, which takes it off the counts as
+//!   for any queued task), `destroy` (B5), or a *thief*: a worker that found every queue it
+//!   serves empty claims, under the lock, a `QUEUED` entry of another worker's batch before
+//!   it goes idle or leaves a closing pool (so I1 and I3 hold: no worker idles or exits
+//!   while a batch task waits, and no batch is taken while a worker is idle).
+//! - **B3 (claim right before the run).** The worker claims each entry (`QUEUED → RUNNING`)
+//!   right before it runs it, without the lock; an entry someone else claimed or resolved
+//!   is skipped, as a stale queue entry is. A claim it wins is counted in the slot's
+//!   `batch_claims` word (only that worker writes it); the worker takes that count off
+//!   `queued` / `global_queued` in its next locked section, which also takes its batch's
+//!   references back (dropped after unlocking) and gives it its next task.
+//! - **B4 (counts for observers).** Every reader of the count (`queue_size`, `needs_drain`,
+//!   `wait_drained`, `stats`) reads `queued` less the unsettled `batch_claims` of every slot
+//!   (`queued_now`), so a claimed batch task is no longer queued for any observer once its
+//!   claim is counted — the same short window an inline join's claim has before it takes the
+//!   lock. `wait_drained` registers in `drain_watchers`, then a `SeqCst` fence, before its
+//!   first look; a worker counts its claim, a `SeqCst` fence, then reads `drain_watchers`, and
+//!   if someone watches it settles the claim at once under the lock and raises `Signal::Queue`
+//!   if a thread waits (loom checks this Dekker pattern only with fences, as in injector.rs).
+//!   So either the watcher's look sees the claim, or the worker sees the watcher and signals
+//!   under the lock after it. The queue-bound checks (`is_full`) read the raw count: bounded
+//!   pools take no batches (B1). `find_taker` and `sweep` may read a count too high by the
+//!   unsettled claims: a thread started for nothing, or a later sweep; never a stranded task.
+//! - **B5 (destroy).** `destroy` clones (does not take) every batch entry, and moves each
+//!   `QUEUED → DESTROYED`, or, if that fails because someone claimed it first,
+//!   `RUNNING → DESTROYED`, as for a running task; a worker's later claims fail. The counts
+//!   are zeroed with the batches in them, so settling afterwards saturates at 0.
+//! - **B6 (every exit path).** The batch loop runs under a drop guard: if it unwinds, the
+//!   guard settles the claims and puts the entries still `QUEUED` back at the front of the
+//!   normal-priority queue in order (ringing an idle worker for each), before the thread's
+//!   exit guard vacates the slot.
+//!
+//! The price: a High task, a keyed task or a broadcast task for a worker in the middle of
+//! its batch waits until that worker has run the rest of its batch — at most `BATCH` (16)
+//! tasks — unless another worker takes it first; and an observer may see a task queued a
+//! moment after its claim (as for an inline join).
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
@@ -72,7 +128,9 @@ use super::stats::{Counters, Recorder};
 use super::task_state::{Resolved, QUEUED};
 use crate::atomics::{Interrupter, SharedWords, WaitResult, Word};
 use crate::error::Error;
-use crate::shim::{lock, thread, IdCounter, Mutex, MutexGuard, Ordering::SeqCst};
+use crate::shim::{
+    fence, lock, thread, AtomicUsize, IdCounter, Mutex, MutexGuard, Ordering::SeqCst, LOOM,
+};
 use crate::view::TypedArray;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -140,7 +198,17 @@ pub(crate) struct Core {
     pub(super) injector: Injector,
     /// How a slot's thread is started (see [`StartThread`]).
     start: StartThread,
+    /// One per slot: tasks of the slot's batch its worker claimed and has not yet taken off
+    /// the counts (batch rules B3, B4). Written only by that worker.
+    batch_claims: Box<[Padded<AtomicUsize>]>,
+    /// Threads in `wait_drained` (B4): a worker that claims a batch task while one waits
+    /// takes it off the counts at once, under the lock.
+    drain_watchers: Padded<AtomicUsize>,
 }
+
+/// A value on cache lines of its own.
+#[repr(align(128))]
+struct Padded<T>(T);
 
 /// [`Core::pushes`], on cache lines of its own: pollers read it in a loop, and it should not
 /// share a line with the lock every submission and every worker writes.
@@ -192,6 +260,9 @@ pub(super) struct State {
     pub(super) exited: Vec<(u64, thread::JoinHandle<()>, bool)>,
     /// Summed lifetime of the threads that finished exiting (for utilization).
     pub(super) exited_lifetime: Duration,
+    /// Slots whose batch is not empty (B2): a worker about to go idle looks into the others'
+    /// batches only if some are (their lines are written by their workers).
+    batches: usize,
 }
 
 /// One worker slot.
@@ -214,6 +285,10 @@ pub(super) struct Slot {
     /// The tasks its thread is running: the one it took, plus any it runs inline while
     /// joining (innermost last).
     pub(super) running: Vec<JobRef>,
+    /// The worker's batch (B1): normal-priority tasks it took from the queue together with the
+    /// one it runs, still `QUEUED` and counted, that it claims and runs one by one without the
+    /// lock. Only the worker removes entries (its loans stay valid, as a [`RunningJob`]'s).
+    pub(super) batch: Vec<JobRef>,
 }
 
 /// The queue of one key (lanes.rs).
@@ -261,6 +336,10 @@ impl Core {
             pushes: PushCount::default(),
             injector: Injector::new(),
             start,
+            batch_claims: (0..config.max_threads)
+                .map(|_| Padded(AtomicUsize::new(0)))
+                .collect(),
+            drain_watchers: Padded(AtomicUsize::new(0)),
             state: Mutex::new(State {
                 phase: Phase::Open,
                 global: Default::default(),
@@ -280,6 +359,7 @@ impl Core {
                 foreign_running: Vec::new(),
                 exited: Vec::new(),
                 exited_lifetime: Duration::ZERO,
+                batches: 0,
             }),
             config,
         })
@@ -415,6 +495,32 @@ impl Core {
         }
     }
 
+    /// Worker `slot` claimed a task of its batch, outside the lock (B3, B4): counts the claim,
+    /// and if a thread waits in `wait_drained` takes it off the counts now, under the lock.
+    pub(super) fn count_batch_claim(&self, slot: usize) {
+        // Only this worker writes its word: a load and a store, no read-modify-write.
+        let claims = &self.batch_claims[slot].0;
+        claims.store(claims.load(Relaxed) + 1, Relaxed);
+        // B4 against the watcher's fence in `watch_drain`: either this load sees the watcher,
+        // or the watcher's later reads of the claims see this count. (Fences, not `SeqCst`
+        // accesses: loom checks this pattern only with fences, as in injector.rs.)
+        fence(SeqCst);
+        if self.drain_watchers.0.load(Relaxed) > 0 {
+            self.lock().settle_claims(slot);
+        }
+    }
+
+    /// A thread starts (`true`) or stops waiting in `wait_drained` (B4).
+    pub(super) fn watch_drain(&self, start: bool) {
+        if start {
+            self.drain_watchers.0.fetch_add(1, Relaxed);
+            // B4, against the fence in `count_batch_claim`.
+            fence(SeqCst);
+        } else {
+            self.drain_watchers.0.fetch_sub(1, SeqCst);
+        }
+    }
+
     /// Takes a task that a cancel moved out of `QUEUED` off the counts (I4).
     pub(super) fn left_queue(&self, placement: Placement) {
         self.lock().left_queue(placement);
@@ -528,6 +634,9 @@ impl Deref for RunningJob {
         &self.0
     }
 }
+
+/// The most tasks a worker takes into its batch besides the one it runs (B1).
+const BATCH: usize = if LOOM { 1 } else { 16 };
 
 /// The slot every task with key `key` runs on.
 pub(super) fn lane_slot(key: u64, max_threads: usize) -> usize {
@@ -860,6 +969,7 @@ impl<'a> Locked<'a> {
             ready_lanes: std::mem::take(&mut state.slots[slot].ready_lanes),
             lanes: state.slots[slot].lanes,
             running: Vec::new(),
+            batch: std::mem::take(&mut state.slots[slot].batch),
         };
         state.occupied += 1;
         state.seekers += 1;
@@ -897,15 +1007,135 @@ impl<'a> Locked<'a> {
                     self.queued -= 1;
                     self.global_queued -= 1;
                     self.queue_shrank();
+                    // Cheap tests first: a share needs a queue of `max_threads` or more.
+                    if priority == Priority::Normal && self.global_queued >= self.slots.len() {
+                        self.take_batch(slot);
+                    }
                     return Next::Run(self.start_running(slot, job), None);
                 }
                 self.defer_drop(job);
+            }
+        }
+        if self.batches > 0 {
+            if let Some(job) = self.steal_batched(slot) {
+                return Next::Run(self.start_running(slot, job), None);
             }
         }
         if self.phase == Phase::Closing && self.slots[slot].lanes == 0 {
             return Next::Exit;
         }
         Next::Idle
+    }
+
+    /// B1, B2: after worker `slot` took a normal-priority task, moves its share of the
+    /// normal-priority queue (at most [`BATCH`], and at most the queue over the threads) into
+    /// its batch, still `QUEUED` and counted; only while the injector's gate may be open
+    /// (every slot occupied, none idle, the pool open, the queue unbounded: nobody waits on
+    /// the counts for room, B4).
+    #[inline(never)]
+    fn take_batch(&mut self, slot: usize) {
+        let core = self.core;
+        let config = &core.config;
+        if self.phase != Phase::Open
+            || self.occupied != config.max_threads
+            || !self.idle.is_empty()
+            || config.queue_bound.is_some()
+        {
+            return;
+        }
+        let share = BATCH.min(self.global_queued / config.max_threads);
+        let state = &mut **self;
+        let queue = &mut state.global[Priority::Normal as usize];
+        let batch = &mut state.slots[slot].batch;
+        debug_assert!(batch.is_empty());
+        for _ in 0..share {
+            match queue.pop_front() {
+                Some(job) => batch.push(job),
+                None => break,
+            }
+        }
+        if !batch.is_empty() {
+            state.batches += 1;
+        }
+    }
+
+    /// Lends worker `slot` its batch's tasks (B1): valid until [`Locked::settle_batch`].
+    pub(super) fn lend_batch(&self, slot: usize, loans: &mut Vec<RunningJob>) {
+        loans.extend(self.slots[slot].batch.iter().map(RunningJob::lend));
+    }
+
+    /// Worker `slot` is done with its batch (B3): takes its claims off the counts and its
+    /// batch's references into `spent` (empty; the caller drops them after unlocking: a
+    /// result's `Drop` is user code), leaving the slot `spent`'s capacity for the next batch.
+    pub(super) fn settle_batch(&mut self, slot: usize, spent: &mut Vec<JobRef>) {
+        self.settle_claims(slot);
+        std::mem::swap(&mut self.slots[slot].batch, spent);
+        if !spent.is_empty() {
+            self.batches -= 1;
+        }
+    }
+
+    /// Takes worker `slot`'s batch claims off the counts (B3, B4).
+    pub(super) fn settle_claims(&mut self, slot: usize) {
+        let claimed = self.core.batch_claims[slot].0.swap(0, SeqCst);
+        if claimed == 0 {
+            return;
+        }
+        // `destroy` zeroed the counts with every batch task in them (B5).
+        self.queued = self.queued.saturating_sub(claimed);
+        self.global_queued = self.global_queued.saturating_sub(claimed);
+        self.queue_shrank();
+    }
+
+    /// Worker `slot`'s batch loop ended without [`settle_batch`](Locked::settle_batch) (it
+    /// unwound, B6): settles its claims and puts the tasks still `QUEUED` back at the front of
+    /// the normal-priority queue, in order, ringing an idle worker for each if one is idle.
+    pub(super) fn hand_back_batch(&mut self, slot: usize) {
+        self.settle_claims(slot);
+        let batch = std::mem::take(&mut self.slots[slot].batch);
+        if !batch.is_empty() {
+            self.batches -= 1;
+        }
+        for job in batch.into_iter().rev() {
+            if job.header().state.load() == QUEUED && self.phase != Phase::Destroyed {
+                self.global[Priority::Normal as usize].push_front(job);
+                if let Some(&idle) = self.idle.last() {
+                    self.ring(idle);
+                }
+            } else {
+                self.defer_drop(job);
+            }
+        }
+    }
+
+    /// B2: a task still `QUEUED` in another worker's batch, claimed for worker `slot` and
+    /// taken off the counts (the batch's owner will find it claimed and skip it): a worker
+    /// about to go idle or leave takes it rather than let it wait behind another's run.
+    #[cold]
+    fn steal_batched(&mut self, slot: usize) -> Option<JobRef> {
+        let state = &mut **self;
+        let job = state.slots.iter().enumerate().find_map(|(other, s)| {
+            if other == slot {
+                return None;
+            }
+            s.batch.iter().find_map(|job| {
+                let header = job.header();
+                (header.state.load() == QUEUED && header.state.claim()).then(|| job.clone())
+            })
+        })?;
+        state.queued -= 1;
+        state.global_queued -= 1;
+        self.queue_shrank();
+        Some(job)
+    }
+
+    /// Tasks waiting to start (I4, B4): the count, less the batch tasks claimed and not yet
+    /// settled.
+    pub(super) fn queued_now(&self) -> usize {
+        let claimed: usize = (0..self.slots.len())
+            .map(|slot| self.core.batch_claims[slot].0.load(Relaxed))
+            .sum();
+        self.queued.saturating_sub(claimed)
     }
 
     /// Worker `slot` polls for work before it goes idle (worker.rs): it counts as a seeker

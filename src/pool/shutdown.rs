@@ -57,7 +57,7 @@ impl Core {
             let busy_threads = locked
                 .slots
                 .iter()
-                .filter(|s| !s.running.is_empty())
+                .filter(|s| !s.running.is_empty() || !s.batch.is_empty())
                 .count();
             let seen = self.signal(Signal::Exited).load(SeqCst);
             drop(locked);
@@ -83,7 +83,7 @@ impl Core {
 
     /// `destroy()`: see the module docs.
     pub(super) fn destroy(&self) {
-        let (queued, running, interrupters) = {
+        let (queued, running, batched, interrupters) = {
             let mut locked = self.lock();
             if locked.phase == Phase::Destroyed {
                 return;
@@ -103,6 +103,9 @@ impl Core {
             locked.queued = 0;
             locked.global_queued = 0;
             let mut running = locked.foreign_running.clone();
+            // Batch tasks (scheduler B5): only their worker takes them off its batch, so they
+            // are cloned; each is destroyed as queued if still `QUEUED`, else as running.
+            let mut batched = Vec::new();
             let mut interrupters = Vec::new();
             for slot in 0..locked.slots.len() {
                 let state = &mut locked.slots[slot];
@@ -110,6 +113,7 @@ impl Core {
                 state.ready_lanes.clear();
                 state.lanes = 0;
                 running.extend(state.running.iter().cloned());
+                batched.extend(state.batch.iter().cloned());
                 interrupters.extend(state.interrupter.clone());
                 if state.occupied {
                     locked.ring(slot);
@@ -117,7 +121,7 @@ impl Core {
             }
             locked.raise(Signal::Queue);
             locked.raise(Signal::Lane);
-            (queued, running, interrupters)
+            (queued, running, batched, interrupters)
         };
         let won: Vec<bool> = queued
             .iter()
@@ -131,6 +135,25 @@ impl Core {
                 resolved.is_some()
             })
             .collect();
+        // Batch tasks (B5): `QUEUED → DESTROYED`, or if their worker (or a joiner, or a thief)
+        // claimed one first, `RUNNING → DESTROYED`: the claim is then older than this.
+        let batch_won: Vec<bool> = batched
+            .iter()
+            .map(|job| {
+                let header = job.header();
+                if let Some(resolved) = header.state.leave_queue(DESTROYED) {
+                    self.counters.destroyed.add(1, false);
+                    self.notify_resolved(header, resolved);
+                    return true;
+                }
+                if let Some(resolved) = header.state.leave_running(DESTROYED) {
+                    self.counters.destroyed.add(1, false);
+                    self.counters.overdue_added.add(1, false);
+                    self.notify_resolved(header, resolved);
+                }
+                false
+            })
+            .collect();
         for job in &running {
             let header = job.header();
             if let Some(resolved) = header.state.leave_running(DESTROYED) {
@@ -142,12 +165,12 @@ impl Core {
         for interrupter in interrupters {
             interrupter.interrupt();
         }
-        for (job, won) in queued.iter().zip(won) {
+        for (job, won) in queued.iter().zip(won).chain(batched.iter().zip(batch_won)) {
             if won {
                 job.discard();
             }
         }
-        for job in queued.into_iter().chain(running) {
+        for job in queued.into_iter().chain(running).chain(batched) {
             super::panic::drop_quietly(job);
         }
     }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use super::context::{self, PoolThread};
 use super::job::Runner;
 use super::panic::catch_panic;
-use super::scheduler::{Core, Locked, Next, Phase};
+use super::scheduler::{Core, Locked, Next, Phase, RunningJob};
 use crate::atomics::{Interrupter, WaitResult};
 use crate::shim::{thread, Arc, Ordering::SeqCst, LOOM};
 
@@ -63,6 +63,9 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
         slot: Some(slot),
         thread_id,
     };
+    // The worker's batch (scheduler B1): loans of its slot's batch, and its spent references.
+    let mut loans: Vec<RunningJob> = Vec::new();
+    let mut spent = Vec::new();
     let mut locked = core.lock();
     let mut polled = false;
     let mut reaped = false;
@@ -70,7 +73,10 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
         match locked.next_job(slot, thread_id) {
             Next::Run(job, lane) => {
                 polled = false;
+                locked.lend_batch(slot, &mut loans);
                 drop(locked);
+                // The last batch's references, unlocked (a result's `Drop` is user code).
+                spent.drain(..).for_each(super::panic::drop_quietly);
                 let finish = Finish {
                     core: &core,
                     slot,
@@ -78,10 +84,31 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
                     armed: true,
                 };
                 job.run(runner);
+                if !loans.is_empty() {
+                    let batch = Batch {
+                        core: &core,
+                        slot,
+                        armed: true,
+                    };
+                    for task in loans.drain(..) {
+                        // B3: each is claimed right before it runs; one claimed meanwhile by
+                        // someone else (an inline join, a cancel, `destroy`, a thief) is skipped.
+                        if task.header().state.claim() {
+                            core.count_batch_claim(slot);
+                            task.run(runner);
+                        }
+                    }
+                    locked = core.lock();
+                    batch.done(&mut locked, &mut spent);
+                } else {
+                    locked = core.lock();
+                }
                 // `job` is a loan from the running list: not used past `finish.done`, which
                 // gives the task back.
-                locked = core.lock();
                 finish.done(&mut locked);
+            }
+            Next::Idle | Next::Exit if !spent.is_empty() => {
+                spent.drain(..).for_each(|job| locked.defer_drop(job));
             }
             Next::Idle if !polled && !LOOM && crate::shim::cpus() > 1 => {
                 // Poll a moment before parking (see `poll_for_work`).
@@ -205,6 +232,30 @@ impl Drop for Finish<'_> {
     }
 }
 
+/// After a worker ran its batch (scheduler B1): settles its claims and takes back the batch's
+/// references; if the batch loop unwound, hands the tasks it did not start back to the queue
+/// (B6).
+struct Batch<'a> {
+    core: &'a Core,
+    slot: usize,
+    armed: bool,
+}
+
+impl Batch<'_> {
+    fn done(mut self, locked: &mut Locked<'_>, spent: &mut Vec<super::job::JobRef>) {
+        self.armed = false;
+        locked.settle_batch(self.slot, spent);
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        if self.armed && !crate::shim::model_is_unwinding() {
+            self.core.lock().hand_back_batch(self.slot);
+        }
+    }
+}
+
 /// The end of a pool thread, on every path: vacate the slot (if the loop did not), run the
 /// exit hook, then count the thread out and wake `close`.
 struct ThreadExit<'a> {
@@ -234,5 +285,64 @@ impl Drop for ThreadExit<'_> {
             }
         }
         self.core.lock().exited(self.thread_id, started_at);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pool::{MaxQueue, WorkerPool};
+    use std::sync::{mpsc, Arc, Barrier};
+    use std::time::Duration;
+
+    #[test]
+    fn a_worker_about_to_go_idle_takes_a_task_waiting_in_another_workers_batch() {
+        // Two workers, each held by a gate task; then four plain tasks queued, `a` to `d`. The
+        // first worker back takes `a` with `b` in its batch (scheduler B1: a share of the three
+        // left over two threads), and `a` waits for `b`. The other worker runs `c` and `d`,
+        // then must take `b` out of that batch (B2) instead of going idle: otherwise `b` waits
+        // behind `a`, which waits for `b` (here `a` gives up after 10 s and the test fails).
+        let pool = WorkerPool::builder()
+            .min_threads(2)
+            .max_threads(2)
+            .idle_timeout(None)
+            .max_queue(MaxQueue::Unbounded)
+            .build()
+            .unwrap();
+        let release = Arc::new(Barrier::new(3));
+        let (started_tx, started_rx) = mpsc::channel();
+        let gates: Vec<_> = (0..2)
+            .map(|_| {
+                let (release, started) = (Arc::clone(&release), started_tx.clone());
+                pool.run(move |_| {
+                    started.send(()).unwrap();
+                    release.wait();
+                })
+                .unwrap()
+            })
+            .collect();
+        for _ in 0..2 {
+            started_rx.recv().unwrap();
+        }
+        let (b_ran, b_seen) = mpsc::channel();
+        let a = pool
+            .run(move |_| b_seen.recv_timeout(Duration::from_secs(10)).is_ok())
+            .unwrap();
+        let b = pool.run(move |_| b_ran.send(()).unwrap()).unwrap();
+        let c = pool.run(|_| 3).unwrap();
+        let d = pool.run(|_| 4).unwrap();
+        release.wait();
+        assert_eq!(
+            a.join(),
+            Ok(true),
+            "b waited behind a in a's worker's batch"
+        );
+        assert_eq!(b.join(), Ok(()));
+        assert_eq!((c.join(), d.join()), (Ok(3), Ok(4)));
+        for gate in gates {
+            assert_eq!(gate.join(), Ok(()));
+        }
+        assert_eq!(pool.queue_size(), 0);
+        let stats = pool.stats();
+        assert_eq!(stats.completed, 6, "{stats:?}");
     }
 }

@@ -207,7 +207,7 @@ impl WorkerPool {
 
     /// Tasks waiting to start (keyed ones included; `broadcast` runs not).
     pub fn queue_size(&self) -> usize {
-        self.core.lock().queued
+        self.core.lock().queued_now()
     }
 
     /// Whether tasks wait and the queue is at its bound (a producer should wait for
@@ -216,7 +216,7 @@ impl WorkerPool {
     pub fn needs_drain(&self) -> bool {
         match self.core.config.queue_bound {
             Some(bound) => {
-                let queued = self.core.lock().queued;
+                let queued = self.core.lock().queued_now();
                 queued > 0 && queued >= bound
             }
             None => false,
@@ -227,15 +227,19 @@ impl WorkerPool {
     /// (`None`: no limit). `true` if the queue is empty.
     pub fn wait_drained(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        // Before the first look at the counts: a worker that claims a batch task after this
+        // takes it off them at once and signals (scheduler B4).
+        self.core.watch_drain(true);
+        let _unwatch = Unwatch(&self.core);
         let mut locked = self.core.lock();
         loop {
-            if locked.queued == 0 {
+            if locked.queued_now() == 0 {
                 return true;
             }
             let waited;
             (locked, waited) = locked.wait_for(Signal::Queue, deadline);
             if !waited {
-                return locked.queued == 0;
+                return locked.queued_now() == 0;
             }
         }
     }
@@ -253,7 +257,7 @@ impl WorkerPool {
                 .filter_map(|slot| slot.started_at.map(|at| now.saturating_duration_since(at)))
                 .sum();
             (
-                locked.queued,
+                locked.queued_now(),
                 locked.submitted,
                 locked.alive,
                 locked.idle.len(),
@@ -361,5 +365,14 @@ impl fmt::Debug for WorkerPool {
             .field("threads", &locked.alive)
             .field("queued", &locked.queued)
             .finish_non_exhaustive()
+    }
+}
+
+/// Ends a `wait_drained`'s watch (scheduler B4), however it returns.
+struct Unwatch<'a>(&'a Core);
+
+impl Drop for Unwatch<'_> {
+    fn drop(&mut self) {
+        self.0.watch_drain(false);
     }
 }
