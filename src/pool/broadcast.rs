@@ -65,6 +65,7 @@ where
             let f = StdArc::clone(&f);
             let mut cell = TaskCell::make(core, header, move |ctx: &TaskContext<'_>| f(ctx));
             locked.slots[slot].broadcasts.push_back(cell.job());
+            locked.queued_urgent();
             locked.ring(slot);
             core.counters.submitted.add(1, false);
             handles.push(TaskHandle::new(cell.into_task()));

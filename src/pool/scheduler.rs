@@ -110,10 +110,18 @@
 //!   normal-priority queue in order (ringing an idle worker for each), before the thread's
 //!   exit guard vacates the slot.
 //!
-//! The price: a High task, a keyed task or a broadcast task for a worker in the middle of
-//! its batch waits until that worker has run the rest of its batch — at most `BATCH` (16)
-//! tasks — unless another worker takes it first; and an observer may see a task queued a
-//! moment after its claim (as for an inline join).
+//! - **B7 (urgent work ends a batch).** Queuing a High, keyed or broadcast task bumps the
+//!   `urgent` word (under the lock). A worker notes the word in the section that lends it its
+//!   batch and reads it again before each claim; once it changed, the worker stops, and in its
+//!   next section hands the entries still `QUEUED` back to the front of the normal-priority
+//!   queue (as B6 does) before it looks for its next task. So such a task waits for at most
+//!   the one batch task that is running when it is queued, as it waits for any running task
+//!   without batches. (The word is a hint read `Relaxed`: a worker that reads it late only
+//!   runs one more batch task first; nothing depends on it for correctness.)
+//!
+//! The price: an observer may see a task queued a moment after its claim (as for an inline
+//! join), and tasks of one priority start in queue order per worker, not across workers (as
+//! before: two workers already start their tasks in parallel).
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
@@ -204,6 +212,9 @@ pub(crate) struct Core {
     /// Threads in `wait_drained` (B4): a worker that claims a batch task while one waits
     /// takes it off the counts at once, under the lock.
     drain_watchers: Padded<AtomicUsize>,
+    /// B7: bumped (under the lock) whenever a High, keyed or broadcast task is queued; a
+    /// worker in its batch stops when it sees it change.
+    urgent: Padded<AtomicUsize>,
 }
 
 /// A value on cache lines of its own.
@@ -340,6 +351,7 @@ impl Core {
                 .map(|_| Padded(AtomicUsize::new(0)))
                 .collect(),
             drain_watchers: Padded(AtomicUsize::new(0)),
+            urgent: Padded(AtomicUsize::new(0)),
             state: Mutex::new(State {
                 phase: Phase::Open,
                 global: Default::default(),
@@ -508,6 +520,12 @@ impl Core {
         if self.drain_watchers.0.load(Relaxed) > 0 {
             self.lock().settle_claims(slot);
         }
+    }
+
+    /// The `urgent` word (B7): a worker running its batch stops once this differs from what
+    /// it read when the batch was lent.
+    pub(super) fn urgent(&self) -> usize {
+        self.urgent.0.load(Relaxed)
     }
 
     /// A thread starts (`true`) or stops waiting in `wait_drained` (B4).
@@ -840,6 +858,9 @@ impl<'a> Locked<'a> {
                 self.global[priority as usize].push_back(job);
                 self.queued += 1;
                 self.global_queued += 1;
+                if priority == Priority::High {
+                    self.queued_urgent();
+                }
             }
             Placement::Keyed(key) => {
                 let slot = lane_slot(key, max);
@@ -849,10 +870,12 @@ impl<'a> Locked<'a> {
                 }
                 self.push_keyed(key, slot, job);
                 self.queued += 1;
+                self.queued_urgent();
                 self.ring(slot);
             }
             Placement::Broadcast(slot) => {
                 self.slots[slot].broadcasts.push_back(job);
+                self.queued_urgent();
                 self.ring(slot);
             }
         }
@@ -1059,6 +1082,13 @@ impl<'a> Locked<'a> {
         }
     }
 
+    /// B7: a High, keyed or broadcast task was queued; workers in a batch stop after their
+    /// running task. Only lock holders write the word.
+    pub(super) fn queued_urgent(&self) {
+        let urgent = &self.core.urgent.0;
+        urgent.store(urgent.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
     /// Lends worker `slot` its batch's tasks (B1): valid until [`Locked::settle_batch`].
     pub(super) fn lend_batch(&self, slot: usize, loans: &mut Vec<RunningJob>) {
         loans.extend(self.slots[slot].batch.iter().map(RunningJob::lend));
@@ -1087,8 +1117,8 @@ impl<'a> Locked<'a> {
         self.queue_shrank();
     }
 
-    /// Worker `slot`'s batch loop ended without [`settle_batch`](Locked::settle_batch) (it
-    /// unwound, B6): settles its claims and puts the tasks still `QUEUED` back at the front of
+    /// Worker `slot`'s batch loop ended before its end: urgent work was queued (B7), or it
+    /// unwound (B6). Settles its claims and puts the tasks still `QUEUED` back at the front of
     /// the normal-priority queue, in order, ringing an idle worker for each if one is idle.
     pub(super) fn hand_back_batch(&mut self, slot: usize) {
         self.settle_claims(slot);

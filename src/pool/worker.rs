@@ -74,6 +74,7 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
             Next::Run(job, lane) => {
                 polled = false;
                 locked.lend_batch(slot, &mut loans);
+                let urgent = core.urgent(); // B7: read under the lock that lent the batch
                 drop(locked);
                 // The last batch's references, unlocked (a result's `Drop` is user code).
                 spent.drain(..).for_each(super::panic::drop_quietly);
@@ -90,7 +91,12 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
                         slot,
                         armed: true,
                     };
+                    let mut cut_short = false;
                     for task in loans.drain(..) {
+                        if core.urgent() != urgent {
+                            cut_short = true; // B7: a High, keyed or broadcast task waits
+                            break;
+                        }
                         // B3: each is claimed right before it runs; one claimed meanwhile by
                         // someone else (an inline join, a cancel, `destroy`, a thief) is skipped.
                         if task.header().state.claim() {
@@ -99,7 +105,7 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
                         }
                     }
                     locked = core.lock();
-                    batch.done(&mut locked, &mut spent);
+                    batch.done(&mut locked, &mut spent, cut_short);
                 } else {
                     locked = core.lock();
                 }
@@ -242,9 +248,19 @@ struct Batch<'a> {
 }
 
 impl Batch<'_> {
-    fn done(mut self, locked: &mut Locked<'_>, spent: &mut Vec<super::job::JobRef>) {
+    /// Settles the batch; `cut_short` (B7): hands the tasks it did not start back to the queue.
+    fn done(
+        mut self,
+        locked: &mut Locked<'_>,
+        spent: &mut Vec<super::job::JobRef>,
+        cut_short: bool,
+    ) {
         self.armed = false;
-        locked.settle_batch(self.slot, spent);
+        if cut_short {
+            locked.hand_back_batch(self.slot);
+        } else {
+            locked.settle_batch(self.slot, spent);
+        }
     }
 }
 
@@ -290,9 +306,69 @@ impl Drop for ThreadExit<'_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::pool::{MaxQueue, WorkerPool};
-    use std::sync::{mpsc, Arc, Barrier};
+    use crate::pool::{MaxQueue, Priority, TaskOptions, WorkerPool};
+    use std::sync::{mpsc, Arc, Barrier, Mutex};
     use std::time::Duration;
+
+    #[test]
+    fn a_high_task_queued_during_a_batch_runs_after_the_running_task_not_after_the_batch() {
+        // One worker, held by a gate task while `n1`..`n5` are queued. Released, it takes `n1`
+        // with `n2`..`n5` as its batch (scheduler B1: a share of 4 over 1 thread), and `n1`
+        // waits until the test has queued `high`. Then the worker must stop its batch and run
+        // `high` next (B7), not after `n5`.
+        let pool = WorkerPool::builder()
+            .max_threads(1)
+            .idle_timeout(None)
+            .max_queue(MaxQueue::Unbounded)
+            .build()
+            .unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (started_tx, started_rx) = mpsc::channel();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let gate = pool
+            .run(move |_| {
+                started_tx.send("gate").unwrap();
+                gate_rx.recv().unwrap();
+            })
+            .unwrap();
+        assert_eq!(started_rx.recv(), Ok("gate"));
+        let (n1_tx, n1_rx) = mpsc::channel::<()>();
+        let (n1_started_tx, n1_started_rx) = mpsc::channel();
+        let mut handles = Vec::new();
+        let log = Arc::clone(&order);
+        handles.push(
+            pool.run(move |_| {
+                log.lock().unwrap().push("n1");
+                n1_started_tx.send(()).unwrap();
+                n1_rx.recv().unwrap();
+            })
+            .unwrap(),
+        );
+        for name in ["n2", "n3", "n4", "n5"] {
+            let log = Arc::clone(&order);
+            handles.push(pool.run(move |_| log.lock().unwrap().push(name)).unwrap());
+        }
+        gate_tx.send(()).unwrap();
+        n1_started_rx.recv().unwrap();
+        let log = Arc::clone(&order);
+        let high = pool
+            .run_with(TaskOptions::new().priority(Priority::High), move |_| {
+                log.lock().unwrap().push("high")
+            })
+            .unwrap();
+        n1_tx.send(()).unwrap();
+        assert_eq!(high.join(), Ok(()));
+        for handle in handles {
+            assert_eq!(handle.join(), Ok(()));
+        }
+        assert_eq!(gate.join(), Ok(()));
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["n1", "high", "n2", "n3", "n4", "n5"]
+        );
+        assert_eq!(pool.queue_size(), 0);
+        assert_eq!(pool.stats().completed, 7);
+    }
 
     #[test]
     fn a_worker_about_to_go_idle_takes_a_task_waiting_in_another_workers_batch() {
