@@ -116,7 +116,10 @@ macro_rules! per_type_tests {
                 let stride = data_len + 1;
                 let (_buf, view) = view(stride * ROUNDS);
                 let barrier = Barrier::new(2);
-                thread::scope(|s| {
+                // The reader records what it saw and the test asserts after the scope: a
+                // failed assertion inside it would leave the writer at the next round's
+                // barrier, and the scope would join it for ever (a hang instead of a failure).
+                let stale = thread::scope(|s| {
                     s.spawn(|| {
                         for r in 0..ROUNDS {
                             barrier.wait();
@@ -126,20 +129,25 @@ macro_rules! per_type_tests {
                             atomics::store(&view, r * stride + data_len, 1).unwrap();
                         }
                     });
+                    let mut stale = Vec::new();
                     for r in 0..ROUNDS {
                         barrier.wait();
                         while atomics::load(&view, r * stride + data_len).unwrap() != 1 {
                             atomics::pause();
                         }
                         for k in 0..data_len {
-                            assert_eq!(
-                                atomics::load(&view, r * stride + k).unwrap(),
-                                (k + 1) as T,
-                                "round {r}: flag seen before data element {k}"
-                            );
+                            let seen = atomics::load(&view, r * stride + k).unwrap();
+                            if seen != (k + 1) as T {
+                                stale.push((r, k, seen));
+                            }
                         }
                     }
+                    stale
                 });
+                assert!(
+                    stale.is_empty(),
+                    "flag seen before data (round, element, value seen): {stale:?}"
+                );
             }
 
             /// A1: read-modify-writes are atomic: two threads each `add` 1 many times and no

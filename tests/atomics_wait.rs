@@ -177,13 +177,19 @@ fn a7_value_preserving_writes_never_wake() {
                 writes.fetch_add(1, SeqCst);
             }
         });
-        // Wait only once the hammer is going, however slowly the machine schedules it.
-        while writes.load(SeqCst) == 0 {
-            thread::yield_now();
+        // Stops the hammer on every way out of this closure: the scope joins it, so a panic
+        // here that left it running would hang the test instead of failing it.
+        struct StopAtExit<'a>(&'a AtomicBool);
+        impl Drop for StopAtExit<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, SeqCst);
+            }
         }
-        let result = atomics::wait(&view, 0, 0, Some(Duration::from_millis(100)));
-        done.store(true, SeqCst);
-        result
+        let _stop = StopAtExit(&done);
+        // Wait only once the hammer is going, however slowly the machine schedules it (a
+        // hammer that panicked before its first round fails here instead of spinning for ever).
+        common::until(|| writes.load(SeqCst) > 0, "the hammer started");
+        atomics::wait(&view, 0, 0, Some(Duration::from_millis(100)))
     });
     assert_eq!(result, Ok(WaitResult::TimedOut));
     assert!(writes.load(SeqCst) > 0, "the hammer never ran");
@@ -198,7 +204,14 @@ fn a7_value_changing_writes_never_wake() {
     // Long enough that even a slow machine sees the waiter asleep before it times out.
     let waiter = spawn_blocked_waiter(&view, 0, 0, Some(Duration::from_millis(500)));
     let mut writes = 0u64;
+    let started = Instant::now();
     while !waiter.handle.is_finished() {
+        // A hang detector (a wait that never times out), not a speed measurement.
+        assert!(
+            started.elapsed() < common::WATCHDOG,
+            "the 500 ms wait has not returned after {:?}",
+            common::WATCHDOG
+        );
         atomics::store(&view, 0, 1).unwrap();
         atomics::add(&view, 0, 1).unwrap();
         atomics::compare_exchange(&view, 0, 2, 3).unwrap();

@@ -358,7 +358,12 @@ fn a_ping_pong_between_processes_loses_no_wakeup() {
         atomics::store(&view, 0, ping).unwrap();
         atomics::notify(&view, 0, None).unwrap();
         while atomics::load(&view, 0).unwrap() == ping {
-            atomics::wait(&view, 0, ping, Some(WATCHDOG)).unwrap();
+            // A child that died (or a lost wakeup) fails the test instead of a wait for ever.
+            assert_ne!(
+                atomics::wait(&view, 0, ping, Some(WATCHDOG)).unwrap(),
+                WaitResult::TimedOut,
+                "no pong for round {round} within {WATCHDOG:?}"
+            );
         }
     }
     expect_success(child, "pong");

@@ -201,15 +201,20 @@ fn q6_blocking_reads_outlive_the_command_timeout() {
     let Some(server) = redis_or_skip("q6_blocking_reads_outlive_the_command_timeout") else {
         return;
     };
+    // Block three times the command timeout. The margin, the command timeout itself, must
+    // cover more than Redis's own lateness: the server ends a BLOCK on its timer tick (hz 10:
+    // up to 100 ms after the block time; `BLOCK 100` measured 201 ms here), and a loaded host
+    // delays its reply further. With 100 ms against a 600 ms block, a healthy read tripped the
+    // client's timeout in the flake hunt (reconnects: 1).
     let queue = JobQueue::builder(&server.url(), &queue_name("block"))
-        .command_timeout(Duration::from_millis(100))
+        .command_timeout(Duration::from_millis(500))
         .connect()
         .unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&ran);
     let consumer = queue
         .consumer("block-a")
-        .block(Duration::from_millis(600))
+        .block(Duration::from_millis(1500))
         .poll_interval(Duration::from_secs(30))
         .run_on(&pool(1), move |_job, _ctx| {
             count.fetch_add(1, Ordering::SeqCst);

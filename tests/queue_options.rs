@@ -497,17 +497,22 @@ fn close_with_a_timeout_gives_back_a_job_that_will_not_stop() {
     queue.add(b"stubborn", JobOptions::new()).unwrap();
     let state = Arc::new(AtomicUsize::new(0)); // 1: running, 2: saw its cancel flag
     let seen = Arc::clone(&state);
+    // Only a failed test opens it: the job then stops although nothing cancelled it, instead of
+    // keeping its thread while dropping the consumer (which waits for it) hangs the test.
+    let failed = Gate::new();
+    let give_up = failed.clone();
     let consumer = queue
         .consumer("close-timeout-a")
         .run_on(&pool(1), move |_job, ctx| {
             seen.store(1, Ordering::SeqCst);
-            while !ctx.is_cancelled() {
+            while !ctx.is_cancelled() && !give_up.is_open() {
                 std::thread::yield_now();
             }
             seen.store(2, Ordering::SeqCst);
             Ok(())
         })
         .unwrap();
+    let _open_at_exit = failed.open_at_exit();
     wait_until("the job runs", || state.load(Ordering::SeqCst) == 1);
     match consumer.close(Some(Duration::from_millis(200))) {
         Err(QueueError::CloseTimedOut {
@@ -751,15 +756,22 @@ fn q5_a_failing_effect_is_a_failed_attempt() {
     for i in 0..8u8 {
         queue.add([i], JobOptions::new().attempts(1)).unwrap();
     }
-    // All eight finish together, so their acknowledgements share round trips.
-    let barrier = Arc::new(std::sync::Barrier::new(8));
-    let (wait, target) = (Arc::clone(&barrier), not_a_hash.clone());
+    // All eight finish together, so their acknowledgements share round trips: the eighth job
+    // to arrive opens the gate. (Not a std Barrier: if fewer than eight ever ran at once, the
+    // test would fail its wait below and then hang dropping the consumer, which waits for the
+    // jobs at the barrier; the gate also opens when the test exits.)
+    let gate = Gate::new();
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let (passage, count, target) = (gate.clone(), Arc::clone(&arrived), not_a_hash.clone());
     let counter = format!("{name}:count");
     let consumer = queue
         .consumer("bad-effect-a")
         .concurrency(8)
         .run_on(&pool(8), move |job, _ctx| -> Result<Effects, JobError> {
-            wait.wait();
+            if count.fetch_add(1, Ordering::SeqCst) + 1 == 8 {
+                passage.open();
+            }
+            passage.pass();
             let key = if job.payload() == [3] {
                 &target
             } else {
@@ -768,6 +780,7 @@ fn q5_a_failing_effect_is_a_failed_attempt() {
             Ok(Effects::new().command(redis::cmd("HINCRBY").arg(key).arg("n").arg(1)))
         })
         .unwrap();
+    let _open_at_exit = gate.open_at_exit();
     wait_until("seven completed, one dead", || {
         let s = queue.stats().unwrap();
         (s.completed, s.dead_lettered) == (7, 1)

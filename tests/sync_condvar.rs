@@ -151,13 +151,18 @@ fn s4_wait_while_never_returns_while_its_condition_holds() {
     });
     for round in 1..=3 {
         assert_eq!(fixture.condvar.notify_all(), 1, "the waiter was asleep");
-        // It wakes, evaluates its condition again (still true) and goes back to sleep.
-        while evaluations.load(SeqCst) <= round
-            || fixture.condvar_words()[1] == 0
-            || thread_state(tid) != Some(b'S')
-        {
-            thread::yield_now();
-        }
+        // It wakes, evaluates its condition again (still true) and goes back to sleep. A
+        // waiter that returned instead (its thread gone) is caught by the assertion below; one
+        // that never sleeps again fails the watchdog instead of spinning here for ever.
+        until(
+            || {
+                (evaluations.load(SeqCst) > round
+                    && fixture.condvar_words()[1] != 0
+                    && thread_state(tid) == Some(b'S'))
+                    || thread_state(tid).is_none()
+            },
+            "the waiter back asleep after the notify",
+        );
         assert!(
             returned_rx.try_recv().is_err(),
             "returned with the condition true"

@@ -9,7 +9,9 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{block_on, current_tid, join_within, poll_once, spawn_asleep, wait_until_asleep};
+use common::{
+    block_on, current_tid, join_within, poll_once, spawn_asleep, until, wait_until_asleep,
+};
 use sharedbuf::sync::Mutex;
 use sharedbuf::worker::{Worker, WorkerEvent};
 use sharedbuf::{Error, Int32Array, SharedBuffer, Uint32Array};
@@ -282,9 +284,12 @@ fn s5_a_waiter_is_not_starved_by_a_barging_thread() {
             }
         })
     };
-    while barging.load(SeqCst) == 0 {
-        thread::yield_now(); // the barging thread is under way
-    }
+    // The barging thread is under way (a watchdog: one that panicked before its first round
+    // fails the test here instead of leaving it spinning for ever).
+    until(
+        || barging.load(SeqCst) > 0,
+        "the barging thread's first round",
+    );
     let victim = {
         let mutex = mutex.clone();
         thread::spawn(move || {

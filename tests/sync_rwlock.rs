@@ -9,7 +9,7 @@ use std::sync::{mpsc, Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{current_tid, join_within, spawn_asleep, wait_until_asleep};
+use common::{current_tid, join_within, spawn_asleep, until, wait_until_asleep};
 use sharedbuf::sync::RwLock;
 use sharedbuf::worker::{Worker, WorkerEvent};
 use sharedbuf::{Error, Int32Array, SharedBuffer, Uint32Array};
@@ -206,9 +206,9 @@ fn s5_a_writer_is_not_starved_by_overlapping_readers() {
             })
         })
         .collect();
-    while reads.load(SeqCst) == 0 {
-        thread::yield_now();
-    }
+    // A watchdog: readers that panicked before their first read fail the test here instead of
+    // leaving it spinning for ever.
+    until(|| reads.load(SeqCst) > 0, "the readers' first read");
     let writer = {
         let lock = lock.clone();
         thread::spawn(move || {

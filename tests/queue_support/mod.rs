@@ -236,6 +236,11 @@ impl Gate {
         self.0.store(true, Ordering::SeqCst);
     }
 
+    /// Whether the gate is open (for a job that also waits for something else).
+    pub fn is_open(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
     /// Returns once the gate is open (what a job calls).
     pub fn pass(&self) {
         while !self.0.load(Ordering::SeqCst) {
