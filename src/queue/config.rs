@@ -65,8 +65,8 @@ impl JobQueueBuilder {
     }
 
     /// How long a reply may take before the connection is considered lost and replaced
-    /// (default 5 s). A consumer's blocking read waits for its block time *plus* this, never
-    /// less (docs/semantics.md Q6).
+    /// (default 5 s). A consumer's blocking read waits for its block time, 200 ms more (a
+    /// server ends a block on its timer tick), *plus* this, never less (docs/semantics.md Q6).
     pub fn command_timeout(mut self, timeout: Duration) -> JobQueueBuilder {
         self.command_timeout = timeout;
         self
