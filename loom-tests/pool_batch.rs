@@ -17,18 +17,13 @@ use std::sync::Arc;
 
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::sync::{Condvar, Mutex};
-use sharedbuf::pool::{MaxQueue, TaskHandle, WorkerPool};
+#[path = "pool_support.rs"]
+mod pool_support;
+use pool_support::one_worker_pool;
+use sharedbuf::pool::{TaskHandle, WorkerPool};
 
 fn one_worker() -> Arc<WorkerPool> {
-    Arc::new(
-        WorkerPool::builder()
-            .min_threads(1)
-            .max_threads(1)
-            .idle_timeout(None)
-            .max_queue(MaxQueue::Unbounded)
-            .build()
-            .unwrap(),
-    )
+    Arc::new(one_worker_pool(1))
 }
 
 #[test]

@@ -7,18 +7,15 @@
 
 use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::Arc;
-use sharedbuf::pool::{MaxQueue, TaskError, WorkerPool};
+#[path = "pool_support.rs"]
+mod pool_support;
+use pool_support::one_worker_pool;
+use sharedbuf::pool::TaskError;
 
 #[test]
 fn cancel_racing_start_gives_exactly_one_of_ran_and_cancelled() {
     loom::model(|| {
-        let pool = WorkerPool::builder()
-            .min_threads(1)
-            .max_threads(1)
-            .idle_timeout(None)
-            .max_queue(MaxQueue::Unbounded)
-            .build()
-            .unwrap();
+        let pool = one_worker_pool(1);
         let ran = Arc::new(AtomicBool::new(false));
         let task_ran = Arc::clone(&ran);
         let handle = std::sync::Arc::new(

@@ -7,20 +7,15 @@
 
 use std::sync::Arc;
 
-use sharedbuf::pool::{MaxQueue, PoolError, WorkerPool};
+#[path = "pool_support.rs"]
+mod pool_support;
+use pool_support::one_worker_pool;
+use sharedbuf::pool::PoolError;
 
 #[test]
 fn a_task_racing_close_is_refused_or_run_never_lost() {
     loom::model(|| {
-        let pool = Arc::new(
-            WorkerPool::builder()
-                .min_threads(0)
-                .max_threads(1)
-                .idle_timeout(None)
-                .max_queue(MaxQueue::Unbounded)
-                .build()
-                .unwrap(),
-        );
+        let pool = Arc::new(one_worker_pool(0));
         let remote = Arc::clone(&pool);
         let submitter = loom::thread::spawn(move || match remote.run(|_| 7) {
             Ok(handle) => Some(handle.join()),

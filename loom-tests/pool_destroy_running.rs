@@ -7,21 +7,16 @@
 
 use std::sync::Arc;
 
-use sharedbuf::pool::{MaxQueue, TaskError, WorkerPool};
+#[path = "pool_support.rs"]
+mod pool_support;
+use pool_support::one_worker_pool;
+use sharedbuf::pool::TaskError;
 use sharedbuf::{atomics, loom_hooks, Error, Int32Array, SharedBuffer};
 
 #[test]
 fn destroy_racing_a_running_task_resolves_it_once_and_interrupts_its_wait() {
     loom::model(|| {
-        let pool = Arc::new(
-            WorkerPool::builder()
-                .min_threads(1)
-                .max_threads(1)
-                .idle_timeout(None)
-                .max_queue(MaxQueue::Unbounded)
-                .build()
-                .unwrap(),
-        );
+        let pool = Arc::new(one_worker_pool(1));
         let flag = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
         let handle = pool
             .run(move |_| atomics::wait(&flag, 0, 0, None) == Err(Error::Terminated))

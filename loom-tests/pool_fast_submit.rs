@@ -17,18 +17,15 @@
 
 use std::sync::Arc;
 
+#[path = "pool_support.rs"]
+mod pool_support;
+use pool_support::one_worker_pool;
 use sharedbuf::loom_hooks;
-use sharedbuf::pool::{MaxQueue, PoolError, TaskError, WorkerPool};
+use sharedbuf::pool::{PoolError, TaskError, WorkerPool};
 
 /// One thread, started at once: the gate is open from `build` until the worker goes idle.
 fn one_busy_worker() -> WorkerPool {
-    WorkerPool::builder()
-        .min_threads(1)
-        .max_threads(1)
-        .idle_timeout(None)
-        .max_queue(MaxQueue::Unbounded)
-        .build()
-        .unwrap()
+    one_worker_pool(1)
 }
 
 #[test]

@@ -9,19 +9,16 @@ use std::time::Duration;
 
 use loom::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use loom::sync::Arc;
+#[path = "pool_support.rs"]
+mod pool_support;
+use pool_support::one_worker_pool;
 use sharedbuf::loom_hooks;
-use sharedbuf::pool::{MaxQueue, TaskError, TaskOptions, WorkerPool};
+use sharedbuf::pool::{TaskError, TaskOptions};
 
 #[test]
 fn a_timeout_racing_completion_resolves_the_handle_once() {
     loom::model(|| {
-        let pool = WorkerPool::builder()
-            .min_threads(1)
-            .max_threads(1)
-            .idle_timeout(None)
-            .max_queue(MaxQueue::Unbounded)
-            .build()
-            .unwrap();
+        let pool = one_worker_pool(1);
         let done = Arc::new(AtomicBool::new(false));
         let clock_done = Arc::clone(&done);
         // Plays the timer: fires the task's timeout once it is armed (or gives up once the
