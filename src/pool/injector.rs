@@ -51,7 +51,7 @@ const CAPACITY: usize = if LOOM { 2 } else { 512 };
 
 /// A value on cache lines of its own (two: CPUs often fetch lines in pairs).
 #[repr(align(128))]
-struct Padded<T>(T);
+pub(super) struct Padded<T>(pub(super) T);
 
 /// What only the holder of the pool lock reads and writes: its copies of the gate and of the
 /// drained count, so a locked section reads no shared line to learn them (and a loom model

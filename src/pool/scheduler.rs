@@ -109,7 +109,6 @@
 //!   guard settles the claims and puts the entries still `QUEUED` back at the front of the
 //!   normal-priority queue in order (ringing an idle worker for each), before the thread's
 //!   exit guard vacates the slot.
-//!
 //! - **B7 (urgent work ends a batch).** Queuing a High, keyed or broadcast task bumps the
 //!   `urgent` word (under the lock). A worker notes the word in the section that lends it its
 //!   batch and reads it again before each claim; once it changed, the worker stops, and in its
@@ -128,7 +127,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::config::{Config, WhenFull};
-use super::injector::{Injector, LockedSide};
+use super::injector::{Injector, LockedSide, Padded};
 use super::job::{Header, JobRef, Placement};
 use super::options::Priority;
 use super::panic::{catch_panic, drop_quietly};
@@ -216,10 +215,6 @@ pub(crate) struct Core {
     /// worker in its batch stops when it sees it change.
     urgent: Padded<AtomicUsize>,
 }
-
-/// A value on cache lines of its own.
-#[repr(align(128))]
-struct Padded<T>(T);
 
 /// [`Core::pushes`], on cache lines of its own: pollers read it in a loop, and it should not
 /// share a line with the lock every submission and every worker writes.
@@ -528,15 +523,12 @@ impl Core {
         self.urgent.0.load(Relaxed)
     }
 
-    /// A thread starts (`true`) or stops waiting in `wait_drained` (B4).
-    pub(super) fn watch_drain(&self, start: bool) {
-        if start {
-            self.drain_watchers.0.fetch_add(1, Relaxed);
-            // B4, against the fence in `count_batch_claim`.
-            fence(SeqCst);
-        } else {
-            self.drain_watchers.0.fetch_sub(1, SeqCst);
-        }
+    /// A thread waits in `wait_drained` (B4) until the returned guard is dropped.
+    pub(super) fn watch_drain(&self) -> DrainWatch<'_> {
+        self.drain_watchers.0.fetch_add(1, Relaxed);
+        // B4, against the fence in `count_batch_claim`.
+        fence(SeqCst);
+        DrainWatch(self)
     }
 
     /// Takes a task that a cancel moved out of `QUEUED` off the counts (I4).
@@ -650,6 +642,16 @@ impl Deref for RunningJob {
 
     fn deref(&self) -> &JobRef {
         &self.0
+    }
+}
+
+/// A `wait_drained` in progress (B4), from [`Core::watch_drain`]: ends the watch however the
+/// wait returns.
+pub(super) struct DrainWatch<'a>(&'a Core);
+
+impl Drop for DrainWatch<'_> {
+    fn drop(&mut self) {
+        self.0.drain_watchers.0.fetch_sub(1, SeqCst);
     }
 }
 
@@ -916,16 +918,21 @@ impl<'a> Locked<'a> {
         taken
     }
 
+    /// Whether a plain task needs no scheduling decision now (injector.rs F1; batches, B1):
+    /// the pool is open, every slot occupied, none idle, and the queue unbounded.
+    fn needs_no_decision(&self) -> bool {
+        self.phase == Phase::Open
+            && self.occupied == self.core.config.max_threads
+            && self.idle.is_empty()
+            && self.core.config.queue_bound.is_none()
+    }
+
     /// Shuts the injector's gate if the state no longer allows a push without a decision, or
     /// opens it if it does (injector.rs F1). Shutting drains the ring, and each task drained
     /// then (pushed while the gate was open) gets a taker: an idle worker is rung; a thread is
     /// started only with `core` (the callers that can make the pool lose a thread pass it).
     pub(super) fn update_injector(&mut self, core: Option<&crate::shim::Arc<Core>>) {
-        let config = &self.core.config;
-        let open = self.phase == Phase::Open
-            && self.occupied == config.max_threads
-            && self.idle.is_empty()
-            && config.queue_bound.is_none();
+        let open = self.needs_no_decision();
         let core_ref = self.core;
         if !core_ref.injector.set_open(&mut self.injected, open) || open {
             return;
@@ -1057,16 +1064,10 @@ impl<'a> Locked<'a> {
     /// the counts for room, B4).
     #[inline(never)]
     fn take_batch(&mut self, slot: usize) {
-        let core = self.core;
-        let config = &core.config;
-        if self.phase != Phase::Open
-            || self.occupied != config.max_threads
-            || !self.idle.is_empty()
-            || config.queue_bound.is_some()
-        {
+        if !self.needs_no_decision() {
             return;
         }
-        let share = BATCH.min(self.global_queued / config.max_threads);
+        let share = BATCH.min(self.global_queued / self.core.config.max_threads);
         let state = &mut **self;
         let queue = &mut state.global[Priority::Normal as usize];
         let batch = &mut state.slots[slot].batch;
@@ -1121,11 +1122,8 @@ impl<'a> Locked<'a> {
     /// unwound (B6). Settles its claims and puts the tasks still `QUEUED` back at the front of
     /// the normal-priority queue, in order, ringing an idle worker for each if one is idle.
     pub(super) fn hand_back_batch(&mut self, slot: usize) {
-        self.settle_claims(slot);
-        let batch = std::mem::take(&mut self.slots[slot].batch);
-        if !batch.is_empty() {
-            self.batches -= 1;
-        }
+        let mut batch = Vec::new();
+        self.settle_batch(slot, &mut batch);
         for job in batch.into_iter().rev() {
             if job.header().state.load() == QUEUED && self.phase != Phase::Destroyed {
                 self.global[Priority::Normal as usize].push_front(job);

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::context::current_thread_of;
 use super::error::CloseError;
+use super::job::JobRef;
 use super::scheduler::{Core, Phase, Signal};
 use super::task_state::DESTROYED;
 use crate::atomics::WaitResult;
@@ -123,45 +124,40 @@ impl Core {
             locked.raise(Signal::Lane);
             (queued, running, batched, interrupters)
         };
-        let won: Vec<bool> = queued
-            .iter()
-            .map(|job| {
-                let header = job.header();
-                let resolved = header.state.leave_queue(DESTROYED);
-                if let Some(resolved) = resolved {
-                    self.counters.destroyed.add(1, false);
-                    self.notify_resolved(header, resolved);
-                }
-                resolved.is_some()
-            })
-            .collect();
-        // Batch tasks (B5): `QUEUED → DESTROYED`, or if their worker (or a joiner, or a thief)
-        // claimed one first, `RUNNING → DESTROYED`: the claim is then older than this.
-        let batch_won: Vec<bool> = batched
-            .iter()
-            .map(|job| {
-                let header = job.header();
-                if let Some(resolved) = header.state.leave_queue(DESTROYED) {
-                    self.counters.destroyed.add(1, false);
-                    self.notify_resolved(header, resolved);
-                    return true;
-                }
-                if let Some(resolved) = header.state.leave_running(DESTROYED) {
-                    self.counters.destroyed.add(1, false);
-                    self.counters.overdue_added.add(1, false);
-                    self.notify_resolved(header, resolved);
-                }
-                false
-            })
-            .collect();
-        for job in &running {
+        // `QUEUED → DESTROYED`: `true` if this call won the task (its closure is then ours to
+        // discard).
+        let destroy_queued = |job: &JobRef| {
+            let header = job.header();
+            let resolved = header.state.leave_queue(DESTROYED);
+            if let Some(resolved) = resolved {
+                self.counters.destroyed.add(1, false);
+                self.notify_resolved(header, resolved);
+            }
+            resolved.is_some()
+        };
+        // `RUNNING → DESTROYED`: the thread stays busy until the task returns (overdue).
+        let destroy_running = |job: &JobRef| {
             let header = job.header();
             if let Some(resolved) = header.state.leave_running(DESTROYED) {
                 self.counters.destroyed.add(1, false);
                 self.counters.overdue_added.add(1, false);
                 self.notify_resolved(header, resolved);
             }
-        }
+        };
+        let won: Vec<bool> = queued.iter().map(destroy_queued).collect();
+        // Batch tasks (B5): as queued, or if their worker (or a joiner, or a thief) claimed one
+        // first, as running: the claim is then older than this.
+        let batch_won: Vec<bool> = batched
+            .iter()
+            .map(|job| {
+                let won = destroy_queued(job);
+                if !won {
+                    destroy_running(job);
+                }
+                won
+            })
+            .collect();
+        running.iter().for_each(destroy_running);
         for interrupter in interrupters {
             interrupter.interrupt();
         }

@@ -229,8 +229,7 @@ impl WorkerPool {
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         // Before the first look at the counts: a worker that claims a batch task after this
         // takes it off them at once and signals (scheduler B4).
-        self.core.watch_drain(true);
-        let _unwatch = Unwatch(&self.core);
+        let _watch = self.core.watch_drain();
         let mut locked = self.core.lock();
         loop {
             if locked.queued_now() == 0 {
@@ -365,14 +364,5 @@ impl fmt::Debug for WorkerPool {
             .field("threads", &locked.alive)
             .field("queued", &locked.queued)
             .finish_non_exhaustive()
-    }
-}
-
-/// Ends a `wait_drained`'s watch (scheduler B4), however it returns.
-struct Unwatch<'a>(&'a Core);
-
-impl Drop for Unwatch<'_> {
-    fn drop(&mut self) {
-        self.0.watch_drain(false);
     }
 }
