@@ -934,9 +934,10 @@ impl Dispatcher {
         self.shared.stop_helpers();
         // Unblock the wake-up reader's XREAD (it may be in the middle of its block time).
         let started = Instant::now();
-        let limit = self.shared.settings.block
-            + super::link::BLOCK_LATENESS
-            + self.shared.config.command_timeout;
+        let limit = super::link::read_timeout(
+            self.shared.settings.block,
+            self.shared.config.command_timeout,
+        );
         while !self
             .shared
             .reader_exited

@@ -74,7 +74,20 @@ const TRANSIENT: [&str; 5] = ["LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUS
 /// Redis checks blocked clients' timeouts on its timer (`hz`, 10 times a second by default):
 /// `BLOCK 100` measured 201 ms here, so a command timeout of 100 ms or less, counted from the
 /// block time alone, tripped on healthy reads.
-pub(super) const BLOCK_LATENESS: Duration = Duration::from_millis(200);
+const BLOCK_LATENESS: Duration = Duration::from_millis(200);
+
+/// How long a reply to a command that may block for `longest_command` may take (Q6): the
+/// block time, the server's lateness if it blocks at all, then the command timeout.
+pub(super) fn read_timeout(longest_command: Duration, command_timeout: Duration) -> Duration {
+    let lateness = if longest_command.is_zero() {
+        Duration::ZERO
+    } else {
+        BLOCK_LATENESS
+    };
+    longest_command
+        .saturating_add(lateness)
+        .saturating_add(command_timeout)
+}
 
 impl Link {
     /// A link (not connected until its first request) whose commands may take up to
@@ -85,14 +98,7 @@ impl Link {
         longest_command: Duration,
         reconnects: Arc<AtomicU64>,
     ) -> Link {
-        let lateness = if longest_command.is_zero() {
-            Duration::ZERO
-        } else {
-            BLOCK_LATENESS
-        };
-        let read_timeout = longest_command
-            .saturating_add(lateness)
-            .saturating_add(config.command_timeout);
+        let read_timeout = read_timeout(longest_command, config.command_timeout);
         Link {
             config,
             client_name,
