@@ -249,3 +249,27 @@ fn destroy_reaches_the_tasks_of_a_batch_at_once_and_none_of_them_runs() {
     drop(pool); // joins the worker: after this nothing more can run
     assert_eq!(ran.load(SeqCst), 0, "a destroyed task ran");
 }
+
+#[test]
+fn close_during_a_batch_lets_the_batch_and_the_queue_finish_in_order() {
+    // P7: `close` stops accepting and lets every queued task run, those in a batch included.
+    let pool = Arc::new(one_worker_pool());
+    let (gate, held) = hold(&pool);
+    let (head, head_started, release_head) = head_task(&pool);
+    let (log, handles) = numbered_tasks(&pool, 50);
+    gate.open();
+    head_started.recv().unwrap();
+    let closer = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || pool.close(None))
+    };
+    pool_common::eventually("the pool stops accepting", || !pool.is_open());
+    assert!(pool.run(|_| ()).is_err(), "a closed pool accepted a task");
+    release_head.send(()).unwrap();
+    assert_eq!(closer.join().unwrap(), Ok(()));
+    for handle in handles {
+        assert_eq!(join(handle), Ok(()));
+    }
+    assert_eq!((join(head), join(held)), (Ok(()), Ok(())));
+    assert_eq!(*log.lock().unwrap(), (0..50).collect::<Vec<_>>());
+}
