@@ -273,3 +273,50 @@ fn close_during_a_batch_lets_the_batch_and_the_queue_finish_in_order() {
     assert_eq!((join(head), join(held)), (Ok(()), Ok(())));
     assert_eq!(*log.lock().unwrap(), (0..50).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_batch_task_that_destroys_its_own_pool_runs_none_of_the_rest() {
+    // P7 from inside: the task the worker runs destroys the pool; the tasks in its batch
+    // behind it resolve `PoolDestroyed` and never start (B5: the worker's claims fail).
+    let (exited_tx, exited) = mpsc::channel();
+    let exited_tx = Mutex::new(exited_tx);
+    let pool = Arc::new(
+        WorkerPool::builder()
+            .max_threads(1)
+            .idle_timeout(None)
+            .max_queue(MaxQueue::Unbounded)
+            .on_thread_exit(move |_| exited_tx.lock().unwrap().send(()).unwrap())
+            .build()
+            .unwrap(),
+    );
+    let (gate, held) = hold(&pool);
+    let inner = Arc::clone(&pool);
+    let destroyer = pool
+        .run(move |ctx| {
+            inner.destroy();
+            ctx.is_cancelled() // destroy sets the running task's cancel flag
+        })
+        .unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..30)
+        .map(|_| {
+            let ran = Arc::clone(&ran);
+            pool.run(move |_| {
+                ran.fetch_add(1, SeqCst);
+            })
+            .unwrap()
+        })
+        .collect();
+    gate.open();
+    assert_eq!(join(held), Ok(()));
+    // Its own value is dropped: the pool resolved it `PoolDestroyed` while it ran.
+    assert_eq!(join(destroyer), Err(TaskError::PoolDestroyed));
+    for (i, handle) in handles.into_iter().enumerate() {
+        assert_eq!(join(handle), Err(TaskError::PoolDestroyed), "task {i}");
+    }
+    // Once the worker has exited, nothing more can run.
+    exited
+        .recv_timeout(WATCHDOG)
+        .expect("the worker never exited after destroy");
+    assert_eq!(ran.load(SeqCst), 0, "a destroyed task ran");
+}
