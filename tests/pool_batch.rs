@@ -1,4 +1,4 @@
-//! Worker-side batches seen from the public API (docs/semantics.md P4, P5, P7, P8, P10; the
+//! Worker-side batches seen from the public API (docs/semantics.md P4, P5, P7, P8, P10, P11; the
 //! scheduler's rules B1–B7 in src/pool/scheduler.rs).
 //!
 //! A worker that takes a plain task while others wait takes a share of the queue with it as its

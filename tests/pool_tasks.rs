@@ -1,4 +1,4 @@
-//! docs/semantics.md P3, P5, P6: running tasks, their handles, what a task sees of itself,
+//! docs/semantics.md P3, P5, P6, P11: running tasks, their handles, what a task sees of itself,
 //! panics, priorities, progress, and the handle as a `Future`.
 
 mod pool_common;
@@ -211,6 +211,7 @@ fn a_panicking_drop_of_an_unwanted_result_does_not_harm_the_worker() {
     assert_eq!(pool.stats().threads_started, 1);
 }
 
+// docs/semantics.md P11
 #[test]
 fn higher_priorities_start_first_and_each_level_is_fifo() {
     let pool = pool(1);

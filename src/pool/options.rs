@@ -5,7 +5,8 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 /// Which queue a task waits in: a worker always takes the oldest task of the highest priority
-/// first (FIFO within a level). A steady stream of high-priority tasks can starve low ones.
+/// first (FIFO within a level; docs/semantics.md P11). A steady stream of high-priority tasks
+/// can starve low ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Priority {
     /// Taken only when no `Normal` or `High` task waits.

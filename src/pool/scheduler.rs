@@ -59,7 +59,7 @@
 //!   worker neither reaps itself nor leaves a closing pool, so a keyed task always has its
 //!   thread.
 //!
-//! # Batches (worker-side batching of plain tasks)
+//! # Batches (worker-side batching of plain tasks; docs/semantics.md P11)
 //!
 //! In a long burst every task used to cost its worker one lock section (take it off its
 //! running list, drain the injector, pop the next task). A worker now takes, in the section
