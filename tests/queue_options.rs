@@ -1,6 +1,6 @@
 //! Every job option against a real `redis-server`: attempts and backoff, the dead-letter
 //! stream, delays, priority levels, per-job timeouts, dedupe keys and effects, malformed
-//! payloads and entries, and closing (docs/semantics.md Q1–Q5).
+//! payloads and entries, and closing (docs/semantics.md Q1–Q5, Q7, Q8).
 #![cfg(feature = "redis")]
 
 mod queue_support;
@@ -654,7 +654,8 @@ fn q2_a_panic_is_a_failed_attempt() {
     );
 }
 
-// Statistics: waiting, active, delayed, completed, failed, dead-lettered, and per consumer.
+// docs/semantics.md Q8: waiting, active, delayed, completed, failed, dead-lettered, and per
+// consumer.
 #[test]
 fn stats_count_every_state_and_every_consumer() {
     let Some(server) = redis_or_skip("stats_count_every_state_and_every_consumer") else {
