@@ -80,7 +80,14 @@ fn files_under(dir: &Path, extensions: &[&str], found: &mut Vec<PathBuf>) {
     for entry in listing {
         let path = entry.expect("a directory entry").path();
         if path.is_dir() {
-            if path.file_name().is_some_and(|name| name != "target") {
+            // Build output and installed packages (benches/node installs npm packages into
+            // the target directory) are not the crate's text.
+            let skipped = path.file_name().is_some_and(|name| {
+                name == "target"
+                    || name == "node_modules"
+                    || name.to_string_lossy().starts_with('.')
+            });
+            if !skipped {
                 files_under(&path, extensions, found);
             }
         } else if path
