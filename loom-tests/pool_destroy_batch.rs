@@ -1,20 +1,29 @@
 //! Loom model (scheduler B5, docs/semantics.md P7): `destroy()` while the pool's one worker
-//! holds a batch. Tasks `a` and `b` are submitted back to back; when the worker takes `a` with
-//! `b` already queued, `b` goes into its batch (B1; under loom a batch holds one task besides
-//! the one the worker runs), still `QUEUED` until the worker claims it right before its run
-//! (B3). `destroy` must resolve the batch task as queued (`QUEUED → DESTROYED`: it never
-//! runs), or as running if the worker claimed it first (`RUNNING → DESTROYED`); the counts it
-//! zeroed stay at 0 when the worker settles its claim afterwards.
+//! holds a batch. Tasks are submitted back to back; when the worker takes `a` with `b` already
+//! queued, `b` goes into its batch (B1; under loom a batch holds one task besides the one the
+//! worker runs, `BATCH` is 1), still `QUEUED` until the worker claims it right before its run
+//! (B3). `destroy` must resolve a batch task as queued (`QUEUED → DESTROYED`: it never runs),
+//! or as running if the worker claimed it first (`RUNNING → DESTROYED`); the worker's later
+//! claims fail, and the counts `destroy` zeroed stay at 0 when the worker settles its claims.
 //!
-//! - `destroy` from the submitting thread, racing the worker's run of `a`, its claim of `b`
-//!   and `b`'s run: every handle is resolved when `destroy` returns, each exactly once (joins
-//!   return, the counts match the handles), no body runs twice, and the pool ends quiet
-//!   (nothing queued, nothing running, no thread left: the worker exits).
+//! - `destroy` from the submitting thread, racing the worker's run of `a`, its claim and run
+//!   of `b`, and `c` waiting in the queue: every handle is resolved when `destroy` returns,
+//!   each exactly once (joins return, the counts match the handles), no body runs twice, no
+//!   task runs after `destroy` resolved one before it, and the pool ends quiet (nothing
+//!   queued, nothing running, no thread left: the worker exits).
 //! - `a` blocked in `atomics::wait` that only `destroy`'s interrupt ends: `b` is still
-//!   `QUEUED` (in the batch or the queue) when `destroy` resolves it, so its body must never
-//!   run, although the worker goes on to its batch after `a` returns.
+//!   `QUEUED` (in the batch or the queue) when `destroy` resolves it, so it must never run,
+//!   although the worker goes on to its batch after `a` returns.
+//! - A thread blocked joining `b` while `destroy` resolves it is woken.
 //!
-//! Proven by planted bugs (see the report of branch `pool-destroy-batch`).
+//! Proven by planted bugs (see the report of branch `pool-destroy-batch`): `destroy` skipping
+//! the batches (the first two: a handle unresolved after `destroy`; the third: `b` completed
+//! after `a` was destroyed); no
+//! `RUNNING → DESTROYED` fallback for a batch task claimed first (the first: a handle
+//! unresolved after `destroy`); settling claims without saturating at 0 (the first and third:
+//! `queued` 2^64 - 1 in the stats); a batch task destroyed as queued not notified (loom
+//! deadlock in the third); a batch task run although its claim failed (all three: loom's
+//! concurrent `UnsafeCell` write, the closure taken twice).
 #![cfg(loom)]
 
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -60,29 +69,38 @@ fn close_and_check(pool: &WorkerPool, results: &[Result<usize, TaskError>]) {
     assert_eq!(stats.threads, 0, "{stats:?}");
 }
 
+/// Each task (in submission order) ran at most once, and exactly once if it completed; with one
+/// worker taking them in order, a task completes only if the one before it did (a task that
+/// `destroy` resolved is never followed by one that runs to completion).
+fn check_runs(results: &[Result<usize, TaskError>], runs: &[loom::sync::Arc<AtomicUsize>]) {
+    for (result, runs) in results.iter().zip(runs) {
+        let runs = runs.load(SeqCst);
+        assert!(runs <= 1, "ran {runs} times");
+        if result.is_ok() {
+            assert_eq!(runs, 1);
+        }
+    }
+    for later in 1..results.len() {
+        if results[later].is_ok() {
+            assert!(results[later - 1].is_ok(), "{results:?}");
+        }
+    }
+}
+
 #[test]
 fn destroy_racing_a_workers_batch_claims_resolves_every_task_once() {
     loom::model(|| {
         let pool = one_worker_pool(1);
-        let runs = [(); 2].map(|_| loom::sync::Arc::new(AtomicUsize::new(0)));
+        let runs = [(); 3].map(|_| loom::sync::Arc::new(AtomicUsize::new(0)));
         let a = counted(&pool, &runs[0], 1);
         let b = counted(&pool, &runs[1], 2);
+        let c = counted(&pool, &runs[2], 3);
         pool.destroy();
         // B5: a batch task was resolved as queued, or as running if its claim came first.
-        assert!(a.is_finished() && b.is_finished());
-        let results = [a.join(), b.join()];
+        assert!(a.is_finished() && b.is_finished() && c.is_finished());
+        let results = [a.join(), b.join(), c.join()];
         close_and_check(&pool, &results);
-        for (result, runs) in results.iter().zip(&runs) {
-            let runs = runs.load(SeqCst);
-            assert!(runs <= 1, "ran {runs} times");
-            if result.is_ok() {
-                assert_eq!(runs, 1);
-            }
-        }
-        // The queue is FIFO with one worker: `b` never completes unless `a` ran first.
-        if results[1].is_ok() {
-            assert_eq!(results[0], Ok(1));
-        }
+        check_runs(&results, &runs);
     });
 }
 
@@ -126,5 +144,23 @@ fn a_batch_task_still_queued_when_destroy_resolves_it_never_runs() {
             "{runs} runs, {interrupted} interrupted"
         );
         assert_eq!(loom_hooks::queued_waiters(), 0);
+    });
+}
+
+#[test]
+fn destroy_wakes_a_thread_blocked_joining_a_batch_task() {
+    loom::model(|| {
+        let pool = one_worker_pool(1);
+        let runs = [(); 2].map(|_| loom::sync::Arc::new(AtomicUsize::new(0)));
+        let a = counted(&pool, &runs[0], 1);
+        let b = counted(&pool, &runs[1], 2);
+        // Blocks (flagging the task's word) unless `b` already resolved: whoever resolves it
+        // must notify, `destroy` included.
+        let joiner = loom::thread::spawn(move || b.join());
+        pool.destroy();
+        assert!(a.is_finished());
+        let results = [a.join(), joiner.join().unwrap()];
+        close_and_check(&pool, &results);
+        check_runs(&results, &runs);
     });
 }
