@@ -8,16 +8,22 @@
 //! it claims `b`.
 //!
 //! - Each task runs exactly once, `a` before `b` before `c` (a handed-back entry goes in
-//!   front of the rest of the queue), and the pool ends with nothing queued.
+//!   front of the rest of the queue), and the pool ends with nothing queued. The submitting
+//!   thread joins `b` first, possibly while `b` waits in the batch (the join flags its word).
 //! - The same with `b` cancelled once `a` may return, racing the worker's look at its batch,
 //!   the hand-back and the claim of `b`: `b` runs exactly when the cancel failed, and the
 //!   counts still end at 0.
 //!
-//! (A High task queued with no such wait, racing the worker's look at the `urgent` word, needs
-//! three preemptions to reach the hand-back: 90 s at `LOOM_MAX_PREEMPTIONS=3` against the CI's
-//! 2; the wait makes it reachable with one.)
+//! (Without the wait, `h` races the worker's look at the `urgent` word, and a hand-back takes
+//! three preemptions: the CI runs these models with two.)
 //!
-//! Proven by planted bugs (see the report of branch `pool-destroy-batch`).
+//! The first model found a bug: the hand-back compared the whole state word with `QUEUED`, so
+//! a batch task whose handle a thread was joining (the join's `WAITING` flag set) was dropped
+//! instead of handed back, still counted, and the join never returned (loom deadlock: the
+//! submitting thread in `join`, the worker idle). Proven by planted bugs (see the report of
+//! branch `pool-destroy-batch`): entries handed back to the back of the queue (both models:
+//! `c` ran before `b`); entries dropped instead of handed back (loom deadlock in the first);
+//! handed-back entries counted again (both: `queued` 1 at the end).
 #![cfg(loom)]
 
 use loom::sync::{Condvar, Mutex};
