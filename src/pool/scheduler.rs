@@ -132,7 +132,7 @@ use super::job::{Header, JobRef, Placement};
 use super::options::Priority;
 use super::panic::{catch_panic, drop_quietly};
 use super::stats::{Counters, Recorder};
-use super::task_state::{Resolved, QUEUED};
+use super::task_state::Resolved;
 use crate::atomics::{Interrupter, SharedWords, WaitResult, Word};
 use crate::error::Error;
 use crate::shim::{
@@ -612,7 +612,7 @@ impl State {
     pub(super) fn sweep(&mut self, priority: Priority) {
         let entries: usize = self.global.iter().map(VecDeque::len).sum();
         if entries > 2 * self.global_queued + 64 {
-            self.global[priority as usize].retain(|job| job.header().state.load() == QUEUED);
+            self.global[priority as usize].retain(|job| job.header().state.is_queued());
         }
     }
 
@@ -1125,7 +1125,7 @@ impl<'a> Locked<'a> {
         let mut batch = Vec::new();
         self.settle_batch(slot, &mut batch);
         for job in batch.into_iter().rev() {
-            if job.header().state.load() == QUEUED && self.phase != Phase::Destroyed {
+            if job.header().state.is_queued() && self.phase != Phase::Destroyed {
                 self.global[Priority::Normal as usize].push_front(job);
                 if let Some(&idle) = self.idle.last() {
                     self.ring(idle);
@@ -1148,7 +1148,7 @@ impl<'a> Locked<'a> {
             }
             s.batch.iter().find_map(|job| {
                 let header = job.header();
-                (header.state.load() == QUEUED && header.state.claim()).then(|| job.clone())
+                (header.state.is_queued() && header.state.claim()).then(|| job.clone())
             })
         })?;
         state.queued -= 1;

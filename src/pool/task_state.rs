@@ -186,6 +186,12 @@ impl TaskState {
         None
     }
 
+    /// Whether the phase is `QUEUED`, whatever the flags: a handle that waits for the task sets
+    /// [`WAITING`] on a queued task's word too, so the whole word is not `QUEUED` then.
+    pub(super) fn is_queued(&self) -> bool {
+        phase(self.load()) == QUEUED
+    }
+
     /// `QUEUED → RUNNING`: `true` if this caller won the task and must run it.
     pub(super) fn claim(&self) -> bool {
         self.transition(QUEUED, RUNNING, WAITING).is_some()

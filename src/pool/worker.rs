@@ -306,9 +306,28 @@ impl Drop for ThreadExit<'_> {
 
 #[cfg(test)]
 mod tests {
+    use crate::pool::job::JobRef;
+    use crate::pool::task_state::{phase, QUEUED};
     use crate::pool::{MaxQueue, Priority, TaskOptions, WorkerPool};
     use std::sync::{mpsc, Arc, Barrier, Mutex};
     use std::time::Duration;
+
+    /// Whether some entry of `entries` is a queued task whose handle flagged its word (a
+    /// thread waits in `join`): the whole word is then not `QUEUED`, its phase is.
+    fn has_joined_queued_task<'a>(entries: impl IntoIterator<Item = &'a JobRef>) -> bool {
+        entries.into_iter().any(|job| {
+            let word = job.header().state.load();
+            phase(word) == QUEUED && word != QUEUED
+        })
+    }
+
+    /// Yields until `ready` holds on the pool's locked state (a thread blocked in `join` is
+    /// seen through its task's word: there is nothing else to wait on).
+    fn until_locked(pool: &WorkerPool, ready: impl Fn(&crate::pool::scheduler::State) -> bool) {
+        while !ready(&pool.core().lock()) {
+            std::thread::yield_now();
+        }
+    }
 
     #[test]
     fn a_high_task_queued_during_a_batch_runs_after_the_running_task_not_after_the_batch() {
@@ -420,5 +439,162 @@ mod tests {
         assert_eq!(pool.queue_size(), 0);
         let stats = pool.stats();
         assert_eq!(stats.completed, 6, "{stats:?}");
+    }
+
+    /// The regression test of a handed-back batch task that a thread was joining: the hand-back
+    /// compared the whole state word with `QUEUED`, so the join's `WAITING` flag made it drop
+    /// the task, still counted, from every queue (the join never returned).
+    #[test]
+    fn a_batch_handed_back_keeps_a_task_a_thread_is_joining() {
+        // One worker held by a gate while `n1`, `n2`, `n3` are queued; released, it takes `n1`
+        // with `n2`, `n3` as its batch (B1), and `n1` waits. A thread joins `n2`, still
+        // `QUEUED` in the batch; then a High task ends the batch (B7), and the hand-back must
+        // put `n2` back in the queue.
+        let pool = WorkerPool::builder()
+            .max_threads(1)
+            .idle_timeout(None)
+            .max_queue(MaxQueue::Unbounded)
+            .build()
+            .unwrap();
+        let (started_tx, started_rx) = mpsc::channel();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let gate = pool
+            .run(move |_| {
+                started_tx.send(()).unwrap();
+                gate_rx.recv().unwrap();
+            })
+            .unwrap();
+        started_rx.recv().unwrap();
+        let (n1_tx, n1_rx) = mpsc::channel::<()>();
+        let (n1_started_tx, n1_started_rx) = mpsc::channel();
+        let n1 = pool
+            .run(move |_| {
+                n1_started_tx.send(()).unwrap();
+                n1_rx.recv().unwrap();
+            })
+            .unwrap();
+        let n2 = pool.run(|_| 2).unwrap();
+        let n3 = pool.run(|_| 3).unwrap();
+        gate_tx.send(()).unwrap();
+        n1_started_rx.recv().unwrap();
+        // A hang guard, not a measurement: the task runs within moments once it is queued.
+        let joiner = std::thread::spawn(move || n2.join_timeout(Duration::from_secs(10)).ok());
+        until_locked(&pool, |state| has_joined_queued_task(&state.slots[0].batch));
+        let high = pool
+            .run_with(TaskOptions::new().priority(Priority::High), |_| 0)
+            .unwrap();
+        n1_tx.send(()).unwrap();
+        assert_eq!(high.join(), Ok(0));
+        assert_eq!(
+            joiner.join().unwrap(),
+            Some(Ok(2)),
+            "the joined batch task was lost by the hand-back"
+        );
+        assert_eq!((n1.join(), n3.join(), gate.join()), (Ok(()), Ok(3), Ok(())));
+        assert_eq!(pool.queue_size(), 0);
+        assert_eq!(pool.stats().completed, 5);
+    }
+
+    /// The regression test of a thief that skipped a batch task a thread was joining (B2): it
+    /// compared the whole state word with `QUEUED` and went idle instead.
+    #[test]
+    fn a_worker_about_to_go_idle_takes_a_batch_task_a_thread_is_joining() {
+        // As in the test above it: two workers held by gates, then `a` to `d` queued; the first
+        // worker back takes `a` with `b` in its batch, and `a` waits for `b`. Here a thread
+        // joins `b` before the gates open, so `b`'s word carries the join's flag: the other
+        // worker must still take `b` instead of going idle.
+        let pool = WorkerPool::builder()
+            .min_threads(2)
+            .max_threads(2)
+            .idle_timeout(None)
+            .max_queue(MaxQueue::Unbounded)
+            .build()
+            .unwrap();
+        let release = Arc::new(Barrier::new(3));
+        let (started_tx, started_rx) = mpsc::channel();
+        let gates: Vec<_> = (0..2)
+            .map(|_| {
+                let (release, started) = (Arc::clone(&release), started_tx.clone());
+                pool.run(move |_| {
+                    started.send(()).unwrap();
+                    release.wait();
+                })
+                .unwrap()
+            })
+            .collect();
+        for _ in 0..2 {
+            started_rx.recv().unwrap();
+        }
+        let (b_ran, b_seen) = mpsc::channel();
+        let a = pool
+            .run(move |_| b_seen.recv_timeout(Duration::from_secs(10)).is_ok())
+            .unwrap();
+        let b = pool.run(move |_| b_ran.send(()).unwrap()).unwrap();
+        let c = pool.run(|_| 3).unwrap();
+        let d = pool.run(|_| 4).unwrap();
+        let joiner = std::thread::spawn(move || b.join());
+        until_locked(&pool, |state| {
+            has_joined_queued_task(&state.global[Priority::Normal as usize])
+        });
+        release.wait();
+        assert_eq!(
+            a.join(),
+            Ok(true),
+            "b waited behind a in a's worker's batch"
+        );
+        assert_eq!(joiner.join().unwrap(), Ok(()));
+        assert_eq!((c.join(), d.join()), (Ok(3), Ok(4)));
+        for gate in gates {
+            assert_eq!(gate.join(), Ok(()));
+        }
+        assert_eq!(pool.queue_size(), 0);
+        assert_eq!(pool.stats().completed, 6);
+    }
+
+    /// The regression test of a sweep (I4) that dropped a queued task a thread was joining: it
+    /// kept only entries whose whole state word was `QUEUED`, so the join's flag made it
+    /// remove a live task, still counted (the join never returned).
+    #[test]
+    fn a_sweep_keeps_a_queued_task_a_thread_is_joining() {
+        // One worker held by a gate; `t` queued and joined by a thread; then enough tasks
+        // queued and cancelled that their stale entries outnumber the live one and a cancel
+        // sweeps the queue.
+        let pool = WorkerPool::builder()
+            .max_threads(1)
+            .idle_timeout(None)
+            .max_queue(MaxQueue::Unbounded)
+            .build()
+            .unwrap();
+        let (started_tx, started_rx) = mpsc::channel();
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let gate = pool
+            .run(move |_| {
+                started_tx.send(()).unwrap();
+                gate_rx.recv().unwrap();
+            })
+            .unwrap();
+        started_rx.recv().unwrap();
+        let t = pool.run(|_| 7).unwrap();
+        // A hang guard, not a measurement: the task runs within moments once the gate opens.
+        let joiner = std::thread::spawn(move || t.join_timeout(Duration::from_secs(10)).ok());
+        until_locked(&pool, |state| {
+            has_joined_queued_task(&state.global[Priority::Normal as usize])
+        });
+        for _ in 0..100 {
+            assert!(pool.run(|_| 0).unwrap().cancel());
+        }
+        let entries = pool.core().lock().global[Priority::Normal as usize].len();
+        assert!(entries < 100, "no sweep: {entries} entries");
+        assert_eq!(pool.queue_size(), 1);
+        gate_tx.send(()).unwrap();
+        assert_eq!(
+            joiner.join().unwrap(),
+            Some(Ok(7)),
+            "the joined task was swept out of the queue"
+        );
+        assert_eq!(gate.join(), Ok(()));
+        assert_eq!(pool.queue_size(), 0);
+        let stats = pool.stats();
+        assert_eq!((stats.completed, stats.cancelled), (2, 100), "{stats:?}");
     }
 }
