@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use pool_common::{join, Gate, WATCHDOG};
-use sharedbuf::pool::{MaxQueue, PoolStats, TaskError, TaskHandle, TaskOptions, WorkerPool};
+use pool_common::{join, settled_stats, Gate, WATCHDOG};
+use sharedbuf::pool::{MaxQueue, TaskError, TaskHandle, TaskOptions, WorkerPool};
 
 /// One worker that never idles out, with an unbounded queue (bounded pools take no batches).
 fn one_worker_pool() -> WorkerPool {
@@ -52,13 +52,6 @@ fn head_task(pool: &WorkerPool) -> (TaskHandle<()>, mpsc::Receiver<()>, mpsc::Se
         })
         .unwrap();
     (handle, started_rx, release_tx)
-}
-
-/// The pool's stats once nothing runs: a worker counts a task a moment after its handle
-/// resolves, so the counts add up only then (stats.rs).
-fn settled_stats(pool: &WorkerPool) -> PoolStats {
-    pool_common::eventually("the last task is counted", || pool.stats().running == 0);
-    pool.stats()
 }
 
 /// Plain tasks `0..n` that each append their number to the returned log.

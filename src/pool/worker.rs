@@ -321,6 +321,23 @@ mod tests {
         })
     }
 
+    /// The pool's stats once nothing runs: a worker counts a task a moment after its handle
+    /// resolves (stats.rs), so the counts add up only then.
+    fn settled_stats(pool: &WorkerPool) -> crate::pool::PoolStats {
+        let watchdog = std::time::Instant::now();
+        loop {
+            let stats = pool.stats();
+            if stats.running == 0 {
+                return stats;
+            }
+            assert!(
+                watchdog.elapsed() < Duration::from_secs(20),
+                "a task never stopped running: {stats:?}"
+            );
+            std::thread::yield_now();
+        }
+    }
+
     /// Yields until `ready` holds on the pool's locked state (a thread blocked in `join` is
     /// seen through its task's word: there is nothing else to wait on).
     fn until_locked(pool: &WorkerPool, ready: impl Fn(&crate::pool::scheduler::State) -> bool) {
@@ -386,7 +403,7 @@ mod tests {
             ["n1", "high", "n2", "n3", "n4", "n5"]
         );
         assert_eq!(pool.queue_size(), 0);
-        assert_eq!(pool.stats().completed, 7);
+        assert_eq!(settled_stats(&pool).completed, 7);
     }
 
     #[test]
@@ -437,7 +454,7 @@ mod tests {
             assert_eq!(gate.join(), Ok(()));
         }
         assert_eq!(pool.queue_size(), 0);
-        let stats = pool.stats();
+        let stats = settled_stats(&pool);
         assert_eq!(stats.completed, 6, "{stats:?}");
     }
 
@@ -492,7 +509,7 @@ mod tests {
         );
         assert_eq!((n1.join(), n3.join(), gate.join()), (Ok(()), Ok(3), Ok(())));
         assert_eq!(pool.queue_size(), 0);
-        assert_eq!(pool.stats().completed, 5);
+        assert_eq!(settled_stats(&pool).completed, 5);
     }
 
     /// The regression test of a thief that skipped a batch task a thread was joining (B2): it
@@ -548,7 +565,7 @@ mod tests {
             assert_eq!(gate.join(), Ok(()));
         }
         assert_eq!(pool.queue_size(), 0);
-        assert_eq!(pool.stats().completed, 6);
+        assert_eq!(settled_stats(&pool).completed, 6);
     }
 
     /// The regression test of a sweep (I4) that dropped a queued task a thread was joining: it
@@ -594,7 +611,7 @@ mod tests {
         );
         assert_eq!(gate.join(), Ok(()));
         assert_eq!(pool.queue_size(), 0);
-        let stats = pool.stats();
+        let stats = settled_stats(&pool);
         assert_eq!((stats.completed, stats.cancelled), (2, 100), "{stats:?}");
     }
 }

@@ -7,7 +7,7 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use sharedbuf::pool::{TaskError, TaskHandle};
+use sharedbuf::pool::{PoolStats, TaskError, TaskHandle, WorkerPool};
 
 /// How long a join may take before the test calls it a hang. It detects a hang; it does not
 /// measure speed.
@@ -77,6 +77,14 @@ pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
         assert!(start.elapsed() < WATCHDOG, "never happened: {what}");
         std::thread::sleep(Duration::from_millis(1)); // polls a condition; no timing depends on it
     }
+}
+
+/// The pool's stats once nothing runs. A worker counts a task a moment after its handle
+/// resolves, so right after the last join the count may trail by one; the counts add up once
+/// nothing runs (src/pool/stats.rs).
+pub fn settled_stats(pool: &WorkerPool) -> PoolStats {
+    eventually("the last task is counted", || pool.stats().running == 0);
+    pool.stats()
 }
 
 /// xorshift64*: deterministic, seeded, good enough to shuffle a test.
