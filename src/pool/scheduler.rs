@@ -655,8 +655,9 @@ impl Drop for DrainWatch<'_> {
     }
 }
 
-/// The most tasks a worker takes into its batch besides the one it runs (B1).
-const BATCH: usize = if LOOM { 1 } else { 16 };
+/// The most tasks a worker takes into its batch besides the one it runs (B1). Two under loom,
+/// so that the models see a batch with a task after the one being claimed.
+const BATCH: usize = if LOOM { 2 } else { 16 };
 
 /// The slot every task with key `key` runs on.
 pub(super) fn lane_slot(key: u64, max_threads: usize) -> usize {
