@@ -3,7 +3,8 @@
 //! entries still `QUEUED` back to the front of the normal-priority queue, in order. Plain tasks
 //! `a`, `b`, `c` and then High `h` are submitted back to back, and `a` waits until `h` is
 //! queued. When the worker takes `a` with `b` queued, `b` goes into its batch (B1; under loom a
-//! batch holds one task, `BATCH` is 1) and `c` stays in the queue behind it; `h` then comes
+//! batch holds up to two tasks, `BATCH` is 2, so `c` joins it if already queued, or stays in
+//! the queue behind it); `h` then comes
 //! while the batch is held (unless the worker took `h` first), and the worker must stop before
 //! it claims `b`.
 //!
@@ -21,7 +22,7 @@
 //! a batch task whose handle a thread was joining (the join's `WAITING` flag set) was dropped
 //! instead of handed back, still counted, and the join never returned (loom deadlock: the
 //! submitting thread in `join`, the worker idle). Proven by planted bugs (see the report of
-//! branch `pool-destroy-batch`): entries handed back to the back of the queue (both models:
+//! branch `pool-destroy-batch`; each still caught with batches of two): entries handed back to the back of the queue (both models:
 //! `c` ran before `b`); entries dropped instead of handed back (loom deadlock in the first);
 //! handed-back entries counted again (both: `queued` 1 at the end).
 #![cfg(loom)]

@@ -1,13 +1,14 @@
 //! Loom model (scheduler B5, docs/semantics.md P7): `destroy()` while the pool's one worker
 //! holds a batch. Tasks are submitted back to back; when the worker takes `a` with `b` already
-//! queued, `b` goes into its batch (B1; under loom a batch holds one task besides the one the
-//! worker runs, `BATCH` is 1), still `QUEUED` until the worker claims it right before its run
+//! queued, `b` goes into its batch (B1; under loom a batch holds up to two tasks besides the one
+//! the worker runs, `BATCH` is 2: `c` joins it if already queued), still `QUEUED` until the
+//! worker claims it right before its run
 //! (B3). `destroy` must resolve a batch task as queued (`QUEUED → DESTROYED`: it never runs),
 //! or as running if the worker claimed it first (`RUNNING → DESTROYED`); the worker's later
 //! claims fail, and the counts `destroy` zeroed stay at 0 when the worker settles its claims.
 //!
-//! - `destroy` from the submitting thread, racing the worker's run of `a`, its claim and run
-//!   of `b`, and `c` waiting in the queue: every handle is resolved when `destroy` returns,
+//! - `destroy` from the submitting thread, racing the worker's run of `a`, its claims and runs
+//!   of `b` and `c` (in the batch or the queue): every handle is resolved when `destroy` returns,
 //!   each exactly once (joins return, the counts match the handles), no body runs twice, no
 //!   task runs after `destroy` resolved one before it, and the pool ends quiet (nothing
 //!   queued, nothing running, no thread left: the worker exits).
@@ -16,7 +17,8 @@
 //!   although the worker goes on to its batch after `a` returns.
 //! - A thread blocked joining `b` while `destroy` resolves it is woken.
 //!
-//! Proven by planted bugs (see the report of branch `pool-destroy-batch`): `destroy` skipping
+//! Proven by planted bugs (see the report of branch `pool-destroy-batch`; each still caught
+//! with batches of two): `destroy` skipping
 //! the batches (the first two: a handle unresolved after `destroy`; the third: `b` completed
 //! after `a` was destroyed); no
 //! `RUNNING → DESTROYED` fallback for a batch task claimed first (the first: a handle
