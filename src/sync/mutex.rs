@@ -47,8 +47,12 @@
 //!   return at once.
 //! - **The heir** (bounded unfairness, S5; Go's starvation mode, one waiter at a time): barging
 //!   lets a running thread beat a woken one indefinitely, and the waiter table is FIFO, so a
-//!   woken waiter that lost the race re-queues at the back. So a waiter that has slept and has
-//!   waited past [`STARVATION`] (1 ms) sets `HEIR` (if no heir is pending) and sleeps on the side
+//!   woken waiter that lost the race re-queues at the back; and a spinner that yields on a
+//!   crowded core can stay off the CPU for milliseconds while a thread on that core wins the
+//!   lock in a tight loop. So a waiter that has waited past [`STARVATION`] (1 ms, counted from
+//!   its spin's start, whether it has slept or only spun; under loom, where nobody spins, after
+//!   [`loom_starving_after`] sleeps) stops yielding in its spin, and in
+//!   the waiter loop sets `HEIR` (if no heir is pending) and sleeps on the side
 //!   word instead, adding a second hold, reserved for itself, in the same compare-exchange. The
 //!   next unlock's subtraction then hands the lock over without releasing it: `HEIR` with one
 //!   hold is *granted*, still held, so no barger can take it; the unlocker then bumps and wakes
@@ -120,9 +124,10 @@ const WAITER: u32 = 32;
 /// The largest state from which one more waiter can still be counted.
 const MAX_COUNTABLE: u32 = u32::MAX - WAITER;
 
-/// How long a waiter waits before it asks for the next unlock to be handed to it (Go's
-/// starvation threshold). Under loom, where time does not pass, a waiter qualifies once it has
-/// slept [`loom_starving_after`] times instead.
+/// How long a waiter waits, from its spin's start, before it asks for the next unlock to be
+/// handed to it (Go's starvation threshold), whether it has slept or only spun. Under loom,
+/// where time does not pass and nobody spins, a waiter qualifies once it has slept
+/// [`loom_starving_after`] times instead.
 const STARVATION: Duration = Duration::from_millis(1);
 
 std::thread_local! {
@@ -485,7 +490,9 @@ impl Mutex {
         if self.owner().load(Relaxed) == me {
             return Err(Error::WouldDeadlock);
         }
-        let acquired = self.spin_then_take(seen) || Waiter::new(self).wait(deadline)?;
+        let mut since = None;
+        let acquired = self.spin_then_take(seen, &mut since)
+            || Waiter::new(self, since.unwrap_or_else(Instant::now)).wait(deadline)?;
         if acquired {
             self.owner().store(me, Relaxed);
         }
@@ -502,7 +509,15 @@ impl Mutex {
     /// contenders take the lock when a holder in a tight loop lets go of it, the queue drains,
     /// and the switches fall to about 0.02 per 1,000. A queued waiter still gets its turn
     /// through the heir handoff (S5), which no spinner can take.
-    fn spin_then_take(&self, mut state: u32) -> bool {
+    ///
+    /// The starvation clock starts here (S5): `since` is set just before the spin's first yield
+    /// (the spin hints before it last well under a microsecond), and the clock is read again
+    /// only before each later yield, beside that system call, never on a path without one. A
+    /// spinner that has waited [`STARVATION`] stops yielding and goes to the waiter loop, where
+    /// it asks for the next unlock at once: a yield on a crowded core can leave it runnable
+    /// but not running for milliseconds while a thread on that core wins the lock in a tight
+    /// loop, so a spinner, which never sleeps, would otherwise never qualify.
+    fn spin_then_take(&self, mut state: u32, since: &mut Option<Instant>) -> bool {
         let mut backoff = Backoff::settled();
         loop {
             if !held(state) {
@@ -515,6 +530,13 @@ impl Mutex {
                         state = actual;
                         continue;
                     }
+                }
+            }
+            if backoff.yields_next() {
+                match since {
+                    None => *since = Some(Instant::now()),
+                    Some(since) if since.elapsed() >= STARVATION => return false,
+                    Some(_) => {}
                 }
             }
             if !backoff.spin() {
@@ -635,20 +657,22 @@ struct Waiter<'a> {
     woken: bool,
     /// Has set `HEIR` and sleeps on the side word.
     heir: bool,
-    /// How many times it has slept (only a waiter that has slept may become the heir).
+    /// How many times it has slept (under loom, what makes a waiter starving).
     sleeps: u32,
+    /// When its `lock` call started waiting (natively, what makes it starving).
     since: Instant,
 }
 
 impl<'a> Waiter<'a> {
-    fn new(mutex: &'a Mutex) -> Waiter<'a> {
+    /// The waiter of a `lock` call that has waited since `since` (its spin's start).
+    fn new(mutex: &'a Mutex, since: Instant) -> Waiter<'a> {
         Waiter {
             mutex,
             registered: false,
             woken: false,
             heir: false,
             sleeps: 0,
-            since: Instant::now(),
+            since,
         }
     }
 
@@ -656,13 +680,16 @@ impl<'a> Waiter<'a> {
         self.mutex.state()
     }
 
-    /// Whether this waiter has waited long enough to ask for a handoff: it has slept, and for
-    /// [`STARVATION`] (under loom: [`loom_starving_after`] sleeps).
+    /// Whether this waiter has waited long enough to ask for a handoff: for [`STARVATION`]
+    /// since its `lock` call began to spin, whether or not it has slept (a spinner off the CPU
+    /// after a yield waits as long as a sleeper; see [`Mutex::spin_then_take`]). Under loom,
+    /// where time does not pass and nobody spins: once it has slept [`loom_starving_after`]
+    /// times.
     fn starving(&self) -> bool {
         if LOOM {
             self.sleeps >= loom_starving_after()
         } else {
-            self.sleeps > 0 && self.since.elapsed() >= STARVATION
+            self.since.elapsed() >= STARVATION
         }
     }
 
@@ -680,10 +707,11 @@ impl<'a> Waiter<'a> {
                 }
                 continue;
             }
-            if self.woken && spin.spin() {
+            if self.woken && !(spin.yields_next() && self.starving()) && spin.spin() {
                 // Woken, and a running thread took the lock first: keep the baton (so the
                 // unlocks wake nobody else meanwhile) and look again a few times before
-                // sleeping, as a fresh locker spins.
+                // sleeping, as a fresh locker spins (but, as it, without yielding once
+                // starving: it asks for the next unlock instead).
                 continue;
             }
             if !self.registered && state > MAX_COUNTABLE {
@@ -1033,5 +1061,65 @@ impl fmt::Debug for MutexGuard<'_> {
             .field("byte_offset", &self.mutex.byte_offset)
             .field("inconsistent", &self.is_inconsistent())
             .finish()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// S5's clock starts before the spin: a waiter that has waited [`STARVATION`] without ever
+    /// sleeping (a spinner kept off the CPU) becomes the heir on its first pass, while the lock
+    /// is still held, instead of first sleeping in the queue. (Under the rule that only a
+    /// waiter that has slept may become the heir, it sleeps on the state word until the unlock,
+    /// and `HEIR` never appears while the lock is held.)
+    #[test]
+    fn a_waiter_that_only_spun_past_the_threshold_becomes_the_heir_without_sleeping() {
+        let buffer = SharedBuffer::new(Mutex::BYTES).unwrap();
+        let mutex = Mutex::at(&buffer, 0).unwrap();
+        let guard = mutex.lock().unwrap();
+        let since = Instant::now()
+            .checked_sub(2 * STARVATION)
+            .expect("the monotonic clock is past 2 ms");
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let mut waiter = Waiter::new(&mutex, since);
+                let taken = waiter.wait(None).unwrap();
+                let sleeps = waiter.sleeps;
+                if taken {
+                    mutex.unlock();
+                }
+                (taken, sleeps)
+            });
+            // A watchdog, not a timing threshold: the heir appears at once or never.
+            let watchdog = Instant::now();
+            let mut heir_while_held = false;
+            while watchdog.elapsed() < Duration::from_secs(10) {
+                let state = mutex.state().load(Relaxed);
+                if state & HEIR != 0 {
+                    assert_eq!(state & HOLDS, 2, "the heir's hold is reserved beside ours");
+                    heir_while_held = true;
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            drop(guard); // hands over to the heir (or, failing, wakes the sleeper)
+            let (taken, sleeps) = waiter.join().unwrap();
+            assert!(taken);
+            assert!(
+                heir_while_held,
+                "the waiter did not become the heir while the lock was held"
+            );
+            assert_eq!(
+                sleeps, 0,
+                "it became the heir without sleeping in the queue"
+            );
+        });
+        assert_eq!(mutex.state().load(Relaxed), 0);
+        assert_eq!(
+            mutex.side().load(Relaxed),
+            1,
+            "one grant, one bump of the side word"
+        );
     }
 }
