@@ -789,6 +789,7 @@ impl<'a> Waiter<'a> {
     /// first (then it has withdrawn and left the queue).
     fn wait_as_heir(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
         let side = self.mutex.side();
+        let mut spin = Backoff::new();
         loop {
             // Eventcount: the sequence before the state, so a grant after this state load
             // changes the sequence before it wakes (release/acquire on both words).
@@ -797,6 +798,13 @@ impl<'a> Waiter<'a> {
             if granted(state) {
                 self.claim();
                 return Ok(true);
+            }
+            if spin.spin() {
+                // The grant comes with the holder's next unlock, often within nanoseconds (a
+                // holder in a tight loop): look again a few times, running, before sleeping,
+                // so that the heir takes it at once instead of waiting for a core after its
+                // wake while the lock, granted, is held by nobody running.
+                continue;
             }
             // Not granted yet: only the holder's unlock grants (unless the bytes were
             // overwritten; then the deadline, if any, still ends the wait).
