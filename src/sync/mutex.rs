@@ -593,6 +593,14 @@ impl Mutex {
             // overwritten, and there is nobody to hand anything to).
             if was & HEIR != 0 {
                 self.wake_side();
+                if !LOOM {
+                    // The heir has waited over 1 ms, most often because this thread won the
+                    // lock in a tight loop on its core while the threads beside it, off the
+                    // CPU after their spins' yields, could not even ask for it. Give that core
+                    // to them now: otherwise this thread takes the lock again as soon as the
+                    // heir lets go of it, and keeps them waiting to the end of its time slice.
+                    thread::yield_now();
+                }
             }
             return;
         }
