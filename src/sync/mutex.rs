@@ -50,13 +50,17 @@
 //!   woken waiter that lost the race re-queues at the back; and a spinner that yields on a
 //!   crowded core can stay off the CPU for milliseconds while a thread on that core wins the
 //!   lock in a tight loop. So a waiter that has waited past [`STARVATION`] (1 ms, counted from
-//!   its spin's start, whether it has slept or only spun; under loom, where nobody spins, after
-//!   [`loom_starving_after`] sleeps) stops yielding in its spin, and in
-//!   the waiter loop sets `HEIR` (if no heir is pending) and sleeps on the side
-//!   word instead, adding a second hold, reserved for itself, in the same compare-exchange. The
+//!   its spin's start, whether it has slept or only spun), or a spinner about to yield again
+//!   after [`SPIN_STARVATION`] (under loom, where nobody spins: a waiter that has slept
+//!   [`loom_starving_after`] times), is *starving*: it stops spinning, and in the waiter loop
+//!   sets `HEIR` (if no heir is pending) and waits on the side word instead, adding a second
+//!   hold, reserved for itself, in the same compare-exchange. The
 //!   next unlock's subtraction then hands the lock over without releasing it: `HEIR` with one
 //!   hold is *granted*, still held, so no barger can take it; the unlocker then bumps and wakes
-//!   the side word. The heir claims it by clearing `HEIR` (the hold left is its own). The handoff
+//!   the side word, and yields its core (natively): the heir most often starved because that
+//!   thread kept winning the lock there, and would win it back as soon as the heir lets go. The
+//!   heir looks at the state a few times before it sleeps (the grant usually comes within
+//!   nanoseconds), and claims it by clearing `HEIR` (the hold left is its own). The handoff
 //!   is a value in the word, not a wake count: an heir that times out or is terminated withdraws
 //!   by clearing `HEIR` and giving back its reserved hold with a compare-exchange, and if it
 //!   finds the lock granted instead it is already its own, and it takes it (a handoff is never
@@ -130,6 +134,12 @@ const MAX_COUNTABLE: u32 = u32::MAX - WAITER;
 /// [`loom_starving_after`] times instead.
 const STARVATION: Duration = Duration::from_millis(1);
 
+/// How long a spinner may have waited before, instead of yielding once more, it asks for the
+/// next unlock (it is starving at once, see [`Mutex::spin_then_take`]). Shorter than
+/// [`STARVATION`]: its next yield may keep it off the CPU for a whole time slice of a thread
+/// that wins the lock in a tight loop on its core, and off the CPU it cannot ask.
+const SPIN_STARVATION: Duration = Duration::from_micros(250);
+
 std::thread_local! {
     /// Under loom: the sleeps after which a waiter counts as starving (1 unless a model sets it
     /// through `loom_hooks::mutex_starving_after`). A std thread-local, not a loom one: loom runs
@@ -146,6 +156,17 @@ fn loom_starving_after() -> u32 {
 #[allow(dead_code)] // used by the loom hooks only
 pub(crate) fn set_loom_starving_after(sleeps: u32) {
     LOOM_STARVING_AFTER.with(|after| after.set(sleeps));
+}
+
+/// How [`Mutex::spin_then_take`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spun {
+    /// It took the lock.
+    Taken,
+    /// Its budget is spent: the waiter loop, as any waiter.
+    GaveUp,
+    /// It has waited [`SPIN_STARVATION`]: the waiter loop, starving at once.
+    Starving,
 }
 
 /// Indices of the two 32-bit words in `Mutex::words`.
@@ -491,8 +512,14 @@ impl Mutex {
             return Err(Error::WouldDeadlock);
         }
         let mut since = None;
-        let acquired = self.spin_then_take(seen, &mut since)
-            || Waiter::new(self, since.unwrap_or_else(Instant::now)).wait(deadline)?;
+        let acquired = match self.spin_then_take(seen, &mut since) {
+            Spun::Taken => true,
+            spun => {
+                let mut waiter = Waiter::new(self, since.unwrap_or_else(Instant::now));
+                waiter.starved = spun == Spun::Starving;
+                waiter.wait(deadline)?
+            }
+        };
         if acquired {
             self.owner().store(me, Relaxed);
         }
@@ -513,11 +540,13 @@ impl Mutex {
     /// The starvation clock starts here (S5): `since` is set just before the spin's first yield
     /// (the spin hints before it last well under a microsecond), and the clock is read again
     /// only before each later yield, beside that system call, never on a path without one. A
-    /// spinner that has waited [`STARVATION`] stops yielding and goes to the waiter loop, where
-    /// it asks for the next unlock at once: a yield on a crowded core can leave it runnable
-    /// but not running for milliseconds while a thread on that core wins the lock in a tight
-    /// loop, so a spinner, which never sleeps, would otherwise never qualify.
-    fn spin_then_take(&self, mut state: u32, since: &mut Option<Instant>) -> bool {
+    /// spinner that has waited [`SPIN_STARVATION`] yields no more and goes to the waiter loop
+    /// starving ([`Spun::Starving`]), where it asks for the next unlock at once: a yield on a
+    /// crowded core can leave it runnable but not running for milliseconds while a thread on
+    /// that core wins the lock in a tight loop (traced: the longest waits at 8 threads on 2
+    /// cores are such yields), and off the CPU it cannot ask; a spinner, which never sleeps,
+    /// would otherwise not qualify at all.
+    fn spin_then_take(&self, mut state: u32, since: &mut Option<Instant>) -> Spun {
         let mut backoff = Backoff::settled();
         loop {
             if !held(state) {
@@ -525,7 +554,7 @@ impl Mutex {
                     .state()
                     .compare_exchange(state, state | LOCKED, Acquire)
                 {
-                    Ok(_) => return true,
+                    Ok(_) => return Spun::Taken,
                     Err(actual) => {
                         state = actual;
                         continue;
@@ -535,12 +564,12 @@ impl Mutex {
             if backoff.yields_next() {
                 match since {
                     None => *since = Some(Instant::now()),
-                    Some(since) if since.elapsed() >= STARVATION => return false,
+                    Some(since) if since.elapsed() >= SPIN_STARVATION => return Spun::Starving,
                     Some(_) => {}
                 }
             }
             if !backoff.spin() {
-                return false;
+                return Spun::GaveUp;
             }
             state = self.state().load(Relaxed);
         }
@@ -669,6 +698,8 @@ struct Waiter<'a> {
     sleeps: u32,
     /// When its `lock` call started waiting (natively, what makes it starving).
     since: Instant,
+    /// Left the spin for having waited [`SPIN_STARVATION`]: starving already.
+    starved: bool,
 }
 
 impl<'a> Waiter<'a> {
@@ -681,6 +712,7 @@ impl<'a> Waiter<'a> {
             heir: false,
             sleeps: 0,
             since,
+            starved: false,
         }
     }
 
@@ -690,14 +722,15 @@ impl<'a> Waiter<'a> {
 
     /// Whether this waiter has waited long enough to ask for a handoff: for [`STARVATION`]
     /// since its `lock` call began to spin, whether or not it has slept (a spinner off the CPU
-    /// after a yield waits as long as a sleeper; see [`Mutex::spin_then_take`]). Under loom,
+    /// after a yield waits as long as a sleeper), or it left the spin for having waited
+    /// [`SPIN_STARVATION`] (see [`Mutex::spin_then_take`]). Under loom,
     /// where time does not pass and nobody spins: once it has slept [`loom_starving_after`]
     /// times.
     fn starving(&self) -> bool {
         if LOOM {
             self.sleeps >= loom_starving_after()
         } else {
-            self.since.elapsed() >= STARVATION
+            self.starved || self.since.elapsed() >= STARVATION
         }
     }
 
@@ -912,6 +945,7 @@ impl Mutex {
             heir: false,
             sleeps: 1,
             since: Instant::now(),
+            starved: false,
         };
         if let Err(error) = woke {
             waiter.leave();
@@ -1083,6 +1117,32 @@ impl fmt::Debug for MutexGuard<'_> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    /// A spinner that has waited [`SPIN_STARVATION`] when it is about to yield (again) leaves
+    /// the spin starving instead of yielding on, and a fresh one gives up as before. (Without
+    /// the time bound both give up, after all their yields.)
+    #[test]
+    fn a_spinner_past_the_spin_threshold_leaves_the_spin_starving() {
+        if shim::cpus() < 2 {
+            return; // no spin on one CPU: nothing to test
+        }
+        let buffer = SharedBuffer::new(Mutex::BYTES).unwrap();
+        let mutex = Mutex::at(&buffer, 0).unwrap();
+        let _guard = mutex.lock().unwrap();
+        let state = mutex.state().load(Relaxed);
+        let mut since = Some(
+            Instant::now()
+                .checked_sub(2 * SPIN_STARVATION)
+                .expect("the monotonic clock is past the threshold"),
+        );
+        assert_eq!(mutex.spin_then_take(state, &mut since), Spun::Starving);
+        let mut fresh = None;
+        let spun = mutex.spin_then_take(state, &mut fresh);
+        assert!(fresh.is_some(), "the clock starts before the first yield");
+        // A fresh spinner may still reach the bound if this thread is kept off the CPU by its
+        // yields; either way it did not take the held lock.
+        assert_ne!(spun, Spun::Taken);
+    }
 
     /// S5's clock starts before the spin: a waiter that has waited [`STARVATION`] without ever
     /// sleeping (a spinner kept off the CPU) becomes the heir on its first pass, while the lock
