@@ -138,7 +138,7 @@ const STARVATION: Duration = Duration::from_millis(1);
 /// next unlock (it is starving at once, see [`Mutex::spin_then_take`]). Shorter than
 /// [`STARVATION`]: its next yield may keep it off the CPU for a whole time slice of a thread
 /// that wins the lock in a tight loop on its core, and off the CPU it cannot ask.
-const SPIN_STARVATION: Duration = Duration::from_micros(250);
+const SPIN_STARVATION: Duration = Duration::from_micros(150);
 
 std::thread_local! {
     /// Under loom: the sleeps after which a waiter counts as starving (1 unless a model sets it
