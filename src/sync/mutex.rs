@@ -47,12 +47,20 @@
 //!   return at once.
 //! - **The heir** (bounded unfairness, S5; Go's starvation mode, one waiter at a time): barging
 //!   lets a running thread beat a woken one indefinitely, and the waiter table is FIFO, so a
-//!   woken waiter that lost the race re-queues at the back. So a waiter that has slept and has
-//!   waited past [`STARVATION`] (1 ms) sets `HEIR` (if no heir is pending) and sleeps on the side
-//!   word instead, adding a second hold, reserved for itself, in the same compare-exchange. The
+//!   woken waiter that lost the race re-queues at the back; and a spinner that yields on a
+//!   crowded core can stay off the CPU for milliseconds while a thread on that core wins the
+//!   lock in a tight loop. So a waiter that has waited past [`STARVATION`] (1 ms, counted from
+//!   its spin's start, whether it has slept or only spun), or a spinner about to yield again
+//!   after [`SPIN_STARVATION`] (under loom, where nobody spins: a waiter that has slept
+//!   [`loom_starving_after`] times), is *starving*: it stops spinning, and in the waiter loop
+//!   sets `HEIR` (if no heir is pending) and waits on the side word instead, adding a second
+//!   hold, reserved for itself, in the same compare-exchange. The
 //!   next unlock's subtraction then hands the lock over without releasing it: `HEIR` with one
 //!   hold is *granted*, still held, so no barger can take it; the unlocker then bumps and wakes
-//!   the side word. The heir claims it by clearing `HEIR` (the hold left is its own). The handoff
+//!   the side word, and yields its core (natively): the heir most often starved because that
+//!   thread kept winning the lock there, and would win it back as soon as the heir lets go. The
+//!   heir looks at the state a few times before it sleeps (the grant usually comes within
+//!   nanoseconds), and claims it by clearing `HEIR` (the hold left is its own). The handoff
 //!   is a value in the word, not a wake count: an heir that times out or is terminated withdraws
 //!   by clearing `HEIR` and giving back its reserved hold with a compare-exchange, and if it
 //!   finds the lock granted instead it is already its own, and it takes it (a handoff is never
@@ -120,10 +128,17 @@ const WAITER: u32 = 32;
 /// The largest state from which one more waiter can still be counted.
 const MAX_COUNTABLE: u32 = u32::MAX - WAITER;
 
-/// How long a waiter waits before it asks for the next unlock to be handed to it (Go's
-/// starvation threshold). Under loom, where time does not pass, a waiter qualifies once it has
-/// slept [`loom_starving_after`] times instead.
+/// How long a waiter waits, from its spin's start, before it asks for the next unlock to be
+/// handed to it (Go's starvation threshold), whether it has slept or only spun. Under loom,
+/// where time does not pass and nobody spins, a waiter qualifies once it has slept
+/// [`loom_starving_after`] times instead.
 const STARVATION: Duration = Duration::from_millis(1);
+
+/// How long a spinner may have waited before, instead of yielding once more, it asks for the
+/// next unlock (it is starving at once, see [`Mutex::spin_then_take`]). Shorter than
+/// [`STARVATION`]: its next yield may keep it off the CPU for a whole time slice of a thread
+/// that wins the lock in a tight loop on its core, and off the CPU it cannot ask.
+const SPIN_STARVATION: Duration = Duration::from_micros(150);
 
 std::thread_local! {
     /// Under loom: the sleeps after which a waiter counts as starving (1 unless a model sets it
@@ -141,6 +156,17 @@ fn loom_starving_after() -> u32 {
 #[allow(dead_code)] // used by the loom hooks only
 pub(crate) fn set_loom_starving_after(sleeps: u32) {
     LOOM_STARVING_AFTER.with(|after| after.set(sleeps));
+}
+
+/// How [`Mutex::spin_then_take`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spun {
+    /// It took the lock.
+    Taken,
+    /// Its budget is spent: the waiter loop, as any waiter.
+    GaveUp,
+    /// It has waited [`SPIN_STARVATION`]: the waiter loop, starving at once.
+    Starving,
 }
 
 /// Indices of the two 32-bit words in `Mutex::words`.
@@ -485,7 +511,15 @@ impl Mutex {
         if self.owner().load(Relaxed) == me {
             return Err(Error::WouldDeadlock);
         }
-        let acquired = self.spin_then_take(seen) || Waiter::new(self).wait(deadline)?;
+        let mut since = None;
+        let acquired = match self.spin_then_take(seen, &mut since) {
+            Spun::Taken => true,
+            spun => {
+                let mut waiter = Waiter::new(self, since.unwrap_or_else(Instant::now));
+                waiter.starved = spun == Spun::Starving;
+                waiter.wait(deadline)?
+            }
+        };
         if acquired {
             self.owner().store(me, Relaxed);
         }
@@ -502,7 +536,17 @@ impl Mutex {
     /// contenders take the lock when a holder in a tight loop lets go of it, the queue drains,
     /// and the switches fall to about 0.02 per 1,000. A queued waiter still gets its turn
     /// through the heir handoff (S5), which no spinner can take.
-    fn spin_then_take(&self, mut state: u32) -> bool {
+    ///
+    /// The starvation clock starts here (S5): `since` is set just before the spin's first yield
+    /// (the spin hints before it last well under a microsecond), and the clock is read again
+    /// only before each later yield, beside that system call, never on a path without one. A
+    /// spinner that has waited [`SPIN_STARVATION`] yields no more and goes to the waiter loop
+    /// starving ([`Spun::Starving`]), where it asks for the next unlock at once: a yield on a
+    /// crowded core can leave it runnable but not running for milliseconds while a thread on
+    /// that core wins the lock in a tight loop (traced: the longest waits at 8 threads on 2
+    /// cores are such yields), and off the CPU it cannot ask; a spinner, which never sleeps,
+    /// would otherwise not qualify at all.
+    fn spin_then_take(&self, mut state: u32, since: &mut Option<Instant>) -> Spun {
         let mut backoff = Backoff::settled();
         loop {
             if !held(state) {
@@ -510,15 +554,22 @@ impl Mutex {
                     .state()
                     .compare_exchange(state, state | LOCKED, Acquire)
                 {
-                    Ok(_) => return true,
+                    Ok(_) => return Spun::Taken,
                     Err(actual) => {
                         state = actual;
                         continue;
                     }
                 }
             }
+            if backoff.yields_next() {
+                match since {
+                    None => *since = Some(Instant::now()),
+                    Some(since) if since.elapsed() >= SPIN_STARVATION => return Spun::Starving,
+                    Some(_) => {}
+                }
+            }
             if !backoff.spin() {
-                return false;
+                return Spun::GaveUp;
             }
             state = self.state().load(Relaxed);
         }
@@ -571,6 +622,14 @@ impl Mutex {
             // overwritten, and there is nobody to hand anything to).
             if was & HEIR != 0 {
                 self.wake_side();
+                if !LOOM {
+                    // The heir has waited over 1 ms, most often because this thread won the
+                    // lock in a tight loop on its core while the threads beside it, off the
+                    // CPU after their spins' yields, could not even ask for it. Give that core
+                    // to them now: otherwise this thread takes the lock again as soon as the
+                    // heir lets go of it, and keeps them waiting to the end of its time slice.
+                    thread::yield_now();
+                }
             }
             return;
         }
@@ -635,20 +694,25 @@ struct Waiter<'a> {
     woken: bool,
     /// Has set `HEIR` and sleeps on the side word.
     heir: bool,
-    /// How many times it has slept (only a waiter that has slept may become the heir).
+    /// How many times it has slept (under loom, what makes a waiter starving).
     sleeps: u32,
+    /// When its `lock` call started waiting (natively, what makes it starving).
     since: Instant,
+    /// Left the spin for having waited [`SPIN_STARVATION`]: starving already.
+    starved: bool,
 }
 
 impl<'a> Waiter<'a> {
-    fn new(mutex: &'a Mutex) -> Waiter<'a> {
+    /// The waiter of a `lock` call that has waited since `since` (its spin's start).
+    fn new(mutex: &'a Mutex, since: Instant) -> Waiter<'a> {
         Waiter {
             mutex,
             registered: false,
             woken: false,
             heir: false,
             sleeps: 0,
-            since: Instant::now(),
+            since,
+            starved: false,
         }
     }
 
@@ -656,13 +720,17 @@ impl<'a> Waiter<'a> {
         self.mutex.state()
     }
 
-    /// Whether this waiter has waited long enough to ask for a handoff: it has slept, and for
-    /// [`STARVATION`] (under loom: [`loom_starving_after`] sleeps).
+    /// Whether this waiter has waited long enough to ask for a handoff: for [`STARVATION`]
+    /// since its `lock` call began to spin, whether or not it has slept (a spinner off the CPU
+    /// after a yield waits as long as a sleeper), or it left the spin for having waited
+    /// [`SPIN_STARVATION`] (see [`Mutex::spin_then_take`]). Under loom,
+    /// where time does not pass and nobody spins: once it has slept [`loom_starving_after`]
+    /// times.
     fn starving(&self) -> bool {
         if LOOM {
             self.sleeps >= loom_starving_after()
         } else {
-            self.sleeps > 0 && self.since.elapsed() >= STARVATION
+            self.starved || self.since.elapsed() >= STARVATION
         }
     }
 
@@ -680,10 +748,11 @@ impl<'a> Waiter<'a> {
                 }
                 continue;
             }
-            if self.woken && spin.spin() {
+            if self.woken && !(spin.yields_next() && self.starving()) && spin.spin() {
                 // Woken, and a running thread took the lock first: keep the baton (so the
                 // unlocks wake nobody else meanwhile) and look again a few times before
-                // sleeping, as a fresh locker spins.
+                // sleeping, as a fresh locker spins (but, as it, without yielding once
+                // starving: it asks for the next unlock instead).
                 continue;
             }
             if !self.registered && state > MAX_COUNTABLE {
@@ -761,6 +830,7 @@ impl<'a> Waiter<'a> {
     /// first (then it has withdrawn and left the queue).
     fn wait_as_heir(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
         let side = self.mutex.side();
+        let mut spin = Backoff::new();
         loop {
             // Eventcount: the sequence before the state, so a grant after this state load
             // changes the sequence before it wakes (release/acquire on both words).
@@ -769,6 +839,13 @@ impl<'a> Waiter<'a> {
             if granted(state) {
                 self.claim();
                 return Ok(true);
+            }
+            if spin.spin() {
+                // The grant comes with the holder's next unlock, often within nanoseconds (a
+                // holder in a tight loop): look again a few times, running, before sleeping,
+                // so that the heir takes it at once instead of waiting for a core after its
+                // wake while the lock, granted, is held by nobody running.
+                continue;
             }
             // Not granted yet: only the holder's unlock grants (unless the bytes were
             // overwritten; then the deadline, if any, still ends the wait).
@@ -868,6 +945,7 @@ impl Mutex {
             heir: false,
             sleeps: 1,
             since: Instant::now(),
+            starved: false,
         };
         if let Err(error) = woke {
             waiter.leave();
@@ -1033,5 +1111,94 @@ impl fmt::Debug for MutexGuard<'_> {
             .field("byte_offset", &self.mutex.byte_offset)
             .field("inconsistent", &self.is_inconsistent())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A spinner that has waited [`SPIN_STARVATION`] when it is about to yield (again) leaves
+    /// the spin starving instead of yielding on, and a fresh one gives up as before. (Without
+    /// the time bound both give up, after all their yields.)
+    #[test]
+    fn a_spinner_past_the_spin_threshold_leaves_the_spin_starving() {
+        if LOOM || shim::cpus() < 2 {
+            return; // no spin under loom or on one CPU: nothing to test
+        }
+        let buffer = SharedBuffer::new(Mutex::BYTES).unwrap();
+        let mutex = Mutex::at(&buffer, 0).unwrap();
+        let _guard = mutex.lock().unwrap();
+        let state = mutex.state().load(Relaxed);
+        let mut since = Some(
+            Instant::now()
+                .checked_sub(2 * SPIN_STARVATION)
+                .expect("the monotonic clock is past the threshold"),
+        );
+        assert_eq!(mutex.spin_then_take(state, &mut since), Spun::Starving);
+        let mut fresh = None;
+        let spun = mutex.spin_then_take(state, &mut fresh);
+        assert!(fresh.is_some(), "the clock starts before the first yield");
+        // A fresh spinner may still reach the bound if this thread is kept off the CPU by its
+        // yields; either way it did not take the held lock.
+        assert_ne!(spun, Spun::Taken);
+    }
+
+    /// S5's clock starts before the spin: a waiter that has waited [`STARVATION`] without ever
+    /// sleeping (a spinner kept off the CPU) becomes the heir on its first pass, while the lock
+    /// is still held, instead of first sleeping in the queue. (Under the rule that only a
+    /// waiter that has slept may become the heir, it sleeps on the state word until the unlock,
+    /// and `HEIR` never appears while the lock is held.)
+    #[test]
+    fn a_waiter_that_only_spun_past_the_threshold_becomes_the_heir_without_sleeping() {
+        if LOOM {
+            return; // natively only: under loom the rule counts sleeps, and this is no model
+        }
+        let buffer = SharedBuffer::new(Mutex::BYTES).unwrap();
+        let mutex = Mutex::at(&buffer, 0).unwrap();
+        let guard = mutex.lock().unwrap();
+        let since = Instant::now()
+            .checked_sub(2 * STARVATION)
+            .expect("the monotonic clock is past 2 ms");
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| {
+                let mut waiter = Waiter::new(&mutex, since);
+                let taken = waiter.wait(None).unwrap();
+                let sleeps = waiter.sleeps;
+                if taken {
+                    mutex.unlock();
+                }
+                (taken, sleeps)
+            });
+            // A watchdog, not a timing threshold: the heir appears at once or never.
+            let watchdog = Instant::now();
+            let mut heir_while_held = false;
+            while watchdog.elapsed() < Duration::from_secs(10) {
+                let state = mutex.state().load(Relaxed);
+                if state & HEIR != 0 {
+                    assert_eq!(state & HOLDS, 2, "the heir's hold is reserved beside ours");
+                    heir_while_held = true;
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            drop(guard); // hands over to the heir (or, failing, wakes the sleeper)
+            let (taken, sleeps) = waiter.join().unwrap();
+            assert!(taken);
+            assert!(
+                heir_while_held,
+                "the waiter did not become the heir while the lock was held"
+            );
+            assert_eq!(
+                sleeps, 0,
+                "it became the heir without sleeping in the queue"
+            );
+        });
+        assert_eq!(mutex.state().load(Relaxed), 0);
+        assert_eq!(
+            mutex.side().load(Relaxed),
+            1,
+            "one grant, one bump of the side word"
+        );
     }
 }

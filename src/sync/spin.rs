@@ -57,6 +57,14 @@ impl Backoff {
         }
     }
 
+    /// Whether the next [`spin`](Backoff::spin) would yield (the spin hints are spent and the
+    /// budget is not): a caller that bounds its wait by time reads the clock there, beside a
+    /// system call, never between spin hints.
+    #[inline]
+    pub(crate) fn yields_next(&self) -> bool {
+        (SPIN_ROUNDS..ROUNDS).contains(&self.round)
+    }
+
     /// Waits a little (more each round); `false` once the budget is spent or spinning is
     /// pointless (single CPU, loom): then the caller queues.
     #[inline]
