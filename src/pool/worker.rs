@@ -321,6 +321,33 @@ mod tests {
         })
     }
 
+    /// A pool of `threads` workers that never idle out, with an unbounded queue (bounded pools
+    /// take no batches, B1).
+    fn pool_of(threads: usize) -> WorkerPool {
+        WorkerPool::builder()
+            .min_threads(threads)
+            .max_threads(threads)
+            .idle_timeout(None)
+            .max_queue(MaxQueue::Unbounded)
+            .build()
+            .unwrap()
+    }
+
+    /// Occupies one worker of `pool` with a task that returns once the sender gets a message
+    /// (or is dropped); returns once that task runs.
+    fn hold(pool: &WorkerPool) -> (mpsc::Sender<()>, crate::pool::TaskHandle<()>) {
+        let (started_tx, started_rx) = mpsc::channel();
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let handle = pool
+            .run(move |_| {
+                started_tx.send(()).unwrap();
+                let _ = release_rx.recv();
+            })
+            .unwrap();
+        started_rx.recv().unwrap();
+        (release_tx, handle)
+    }
+
     /// The pool's stats once nothing runs: a worker counts a task a moment after its handle
     /// resolves (stats.rs), so the counts add up only then.
     fn settled_stats(pool: &WorkerPool) -> crate::pool::PoolStats {
@@ -352,22 +379,9 @@ mod tests {
         // with `n2`..`n5` as its batch (scheduler B1: a share of 4 over 1 thread), and `n1`
         // waits until the test has queued `high`. Then the worker must stop its batch and run
         // `high` next (B7), not after `n5`.
-        let pool = WorkerPool::builder()
-            .max_threads(1)
-            .idle_timeout(None)
-            .max_queue(MaxQueue::Unbounded)
-            .build()
-            .unwrap();
+        let pool = pool_of(1);
         let order = Arc::new(Mutex::new(Vec::new()));
-        let (started_tx, started_rx) = mpsc::channel();
-        let (gate_tx, gate_rx) = mpsc::channel::<()>();
-        let gate = pool
-            .run(move |_| {
-                started_tx.send("gate").unwrap();
-                gate_rx.recv().unwrap();
-            })
-            .unwrap();
-        assert_eq!(started_rx.recv(), Ok("gate"));
+        let (gate_tx, gate) = hold(&pool);
         let (n1_tx, n1_rx) = mpsc::channel::<()>();
         let (n1_started_tx, n1_started_rx) = mpsc::channel();
         let mut handles = Vec::new();
@@ -406,58 +420,6 @@ mod tests {
         assert_eq!(settled_stats(&pool).completed, 7);
     }
 
-    #[test]
-    fn a_worker_about_to_go_idle_takes_a_task_waiting_in_another_workers_batch() {
-        // Two workers, each held by a gate task; then four plain tasks queued, `a` to `d`. The
-        // first worker back takes `a` with `b` in its batch (scheduler B1: a share of the three
-        // left over two threads), and `a` waits for `b`. The other worker runs `c` and `d`,
-        // then must take `b` out of that batch (B2) instead of going idle: otherwise `b` waits
-        // behind `a`, which waits for `b` (here `a` gives up after 10 s and the test fails).
-        let pool = WorkerPool::builder()
-            .min_threads(2)
-            .max_threads(2)
-            .idle_timeout(None)
-            .max_queue(MaxQueue::Unbounded)
-            .build()
-            .unwrap();
-        let release = Arc::new(Barrier::new(3));
-        let (started_tx, started_rx) = mpsc::channel();
-        let gates: Vec<_> = (0..2)
-            .map(|_| {
-                let (release, started) = (Arc::clone(&release), started_tx.clone());
-                pool.run(move |_| {
-                    started.send(()).unwrap();
-                    release.wait();
-                })
-                .unwrap()
-            })
-            .collect();
-        for _ in 0..2 {
-            started_rx.recv().unwrap();
-        }
-        let (b_ran, b_seen) = mpsc::channel();
-        let a = pool
-            .run(move |_| b_seen.recv_timeout(Duration::from_secs(10)).is_ok())
-            .unwrap();
-        let b = pool.run(move |_| b_ran.send(()).unwrap()).unwrap();
-        let c = pool.run(|_| 3).unwrap();
-        let d = pool.run(|_| 4).unwrap();
-        release.wait();
-        assert_eq!(
-            a.join(),
-            Ok(true),
-            "b waited behind a in a's worker's batch"
-        );
-        assert_eq!(b.join(), Ok(()));
-        assert_eq!((c.join(), d.join()), (Ok(3), Ok(4)));
-        for gate in gates {
-            assert_eq!(gate.join(), Ok(()));
-        }
-        assert_eq!(pool.queue_size(), 0);
-        let stats = settled_stats(&pool);
-        assert_eq!(stats.completed, 6, "{stats:?}");
-    }
-
     /// The regression test of a handed-back batch task that a thread was joining: the hand-back
     /// compared the whole state word with `QUEUED`, so the join's `WAITING` flag made it drop
     /// the task, still counted, from every queue (the join never returned).
@@ -467,21 +429,8 @@ mod tests {
         // with `n2`, `n3` as its batch (B1), and `n1` waits. A thread joins `n2`, still
         // `QUEUED` in the batch; then a High task ends the batch (B7), and the hand-back must
         // put `n2` back in the queue.
-        let pool = WorkerPool::builder()
-            .max_threads(1)
-            .idle_timeout(None)
-            .max_queue(MaxQueue::Unbounded)
-            .build()
-            .unwrap();
-        let (started_tx, started_rx) = mpsc::channel();
-        let (gate_tx, gate_rx) = mpsc::channel::<()>();
-        let gate = pool
-            .run(move |_| {
-                started_tx.send(()).unwrap();
-                gate_rx.recv().unwrap();
-            })
-            .unwrap();
-        started_rx.recv().unwrap();
+        let pool = pool_of(1);
+        let (gate_tx, gate) = hold(&pool);
         let (n1_tx, n1_rx) = mpsc::channel::<()>();
         let (n1_started_tx, n1_started_rx) = mpsc::channel();
         let n1 = pool
@@ -512,21 +461,15 @@ mod tests {
         assert_eq!(settled_stats(&pool).completed, 5);
     }
 
-    /// The regression test of a thief that skipped a batch task a thread was joining (B2): it
-    /// compared the whole state word with `QUEUED` and went idle instead.
-    #[test]
-    fn a_worker_about_to_go_idle_takes_a_batch_task_a_thread_is_joining() {
-        // As in the test above it: two workers held by gates, then `a` to `d` queued; the first
-        // worker back takes `a` with `b` in its batch, and `a` waits for `b`. Here a thread
-        // joins `b` before the gates open, so `b`'s word carries the join's flag: the other
-        // worker must still take `b` instead of going idle.
-        let pool = WorkerPool::builder()
-            .min_threads(2)
-            .max_threads(2)
-            .idle_timeout(None)
-            .max_queue(MaxQueue::Unbounded)
-            .build()
-            .unwrap();
+    /// Two workers, each held by a gate task; then four plain tasks queued, `a` to `d`. The
+    /// first worker back takes `a` with `b` in its batch (scheduler B1: a share of the three
+    /// left over two threads), and `a` waits for `b`. The other worker runs `c` and `d`, then
+    /// must take `b` out of that batch (B2) instead of going idle: otherwise `b` waits behind
+    /// `a`, which waits for `b` (here `a` gives up after 10 s and the test fails). With
+    /// `join_b_first`, a thread joins `b` before the gates open, so `b`'s word carries the
+    /// join's `WAITING` flag.
+    fn a_worker_about_to_go_idle_takes_b_out_of_the_other_workers_batch(join_b_first: bool) {
+        let pool = pool_of(2);
         let release = Arc::new(Barrier::new(3));
         let (started_tx, started_rx) = mpsc::channel();
         let gates: Vec<_> = (0..2)
@@ -549,23 +492,45 @@ mod tests {
         let b = pool.run(move |_| b_ran.send(()).unwrap()).unwrap();
         let c = pool.run(|_| 3).unwrap();
         let d = pool.run(|_| 4).unwrap();
-        let joiner = std::thread::spawn(move || b.join());
-        until_locked(&pool, |state| {
-            has_joined_queued_task(&state.global[Priority::Normal as usize])
-        });
+        let b = if join_b_first {
+            let joiner = std::thread::spawn(move || b.join());
+            until_locked(&pool, |state| {
+                has_joined_queued_task(&state.global[Priority::Normal as usize])
+            });
+            Err(joiner)
+        } else {
+            Ok(b)
+        };
         release.wait();
         assert_eq!(
             a.join(),
             Ok(true),
             "b waited behind a in a's worker's batch"
         );
-        assert_eq!(joiner.join().unwrap(), Ok(()));
+        let b = match b {
+            Ok(b) => b.join(),
+            Err(joiner) => joiner.join().unwrap(),
+        };
+        assert_eq!(b, Ok(()));
         assert_eq!((c.join(), d.join()), (Ok(3), Ok(4)));
         for gate in gates {
             assert_eq!(gate.join(), Ok(()));
         }
         assert_eq!(pool.queue_size(), 0);
-        assert_eq!(settled_stats(&pool).completed, 6);
+        let stats = settled_stats(&pool);
+        assert_eq!(stats.completed, 6, "{stats:?}");
+    }
+
+    #[test]
+    fn a_worker_about_to_go_idle_takes_a_task_waiting_in_another_workers_batch() {
+        a_worker_about_to_go_idle_takes_b_out_of_the_other_workers_batch(false);
+    }
+
+    /// The regression test of a thief that skipped a batch task a thread was joining (B2): it
+    /// compared the whole state word with `QUEUED` and went idle instead.
+    #[test]
+    fn a_worker_about_to_go_idle_takes_a_batch_task_a_thread_is_joining() {
+        a_worker_about_to_go_idle_takes_b_out_of_the_other_workers_batch(true);
     }
 
     /// The regression test of a sweep (I4) that dropped a queued task a thread was joining: it
@@ -576,21 +541,8 @@ mod tests {
         // One worker held by a gate; `t` queued and joined by a thread; then enough tasks
         // queued and cancelled that their stale entries outnumber the live one and a cancel
         // sweeps the queue.
-        let pool = WorkerPool::builder()
-            .max_threads(1)
-            .idle_timeout(None)
-            .max_queue(MaxQueue::Unbounded)
-            .build()
-            .unwrap();
-        let (started_tx, started_rx) = mpsc::channel();
-        let (gate_tx, gate_rx) = mpsc::channel::<()>();
-        let gate = pool
-            .run(move |_| {
-                started_tx.send(()).unwrap();
-                gate_rx.recv().unwrap();
-            })
-            .unwrap();
-        started_rx.recv().unwrap();
+        let pool = pool_of(1);
+        let (gate_tx, gate) = hold(&pool);
         let t = pool.run(|_| 7).unwrap();
         // A hang guard, not a measurement: the task runs within moments once the gate opens.
         let joiner = std::thread::spawn(move || t.join_timeout(Duration::from_secs(10)).ok());
