@@ -66,6 +66,21 @@ fn numbered_tasks(pool: &WorkerPool, n: usize) -> (Arc<Mutex<Vec<usize>>>, Vec<T
     (log, handles)
 }
 
+/// `n` plain tasks that each count their run in the returned counter.
+fn counted_tasks(pool: &WorkerPool, n: usize) -> (Arc<AtomicUsize>, Vec<TaskHandle<()>>) {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let handles = (0..n)
+        .map(|_| {
+            let ran = Arc::clone(&ran);
+            pool.run(move |_| {
+                ran.fetch_add(1, SeqCst);
+            })
+            .unwrap()
+        })
+        .collect();
+    (ran, handles)
+}
+
 #[test]
 fn queued_tasks_run_once_each_in_submission_order_across_batches() {
     let pool = one_worker_pool();
@@ -219,16 +234,7 @@ fn destroy_reaches_the_tasks_of_a_batch_at_once_and_none_of_them_runs() {
     let pool = one_worker_pool();
     let (gate, held) = hold(&pool);
     let (head, head_started, release_head) = head_task(&pool);
-    let ran = Arc::new(AtomicUsize::new(0));
-    let handles: Vec<_> = (0..40)
-        .map(|_| {
-            let ran = Arc::clone(&ran);
-            pool.run(move |_| {
-                ran.fetch_add(1, SeqCst);
-            })
-            .unwrap()
-        })
-        .collect();
+    let (ran, handles) = counted_tasks(&pool, 40);
     gate.open();
     head_started.recv().unwrap();
     pool.destroy();
@@ -290,16 +296,7 @@ fn a_batch_task_that_destroys_its_own_pool_runs_none_of_the_rest() {
             ctx.is_cancelled() // destroy sets the running task's cancel flag
         })
         .unwrap();
-    let ran = Arc::new(AtomicUsize::new(0));
-    let handles: Vec<_> = (0..30)
-        .map(|_| {
-            let ran = Arc::clone(&ran);
-            pool.run(move |_| {
-                ran.fetch_add(1, SeqCst);
-            })
-            .unwrap()
-        })
-        .collect();
+    let (ran, handles) = counted_tasks(&pool, 30);
     gate.open();
     assert_eq!(join(held), Ok(()));
     // Its own value is dropped: the pool resolved it `PoolDestroyed` while it ran.
