@@ -1147,10 +1147,10 @@ impl<'a> Locked<'a> {
             if other == slot {
                 return None;
             }
-            s.batch.iter().find_map(|job| {
-                let header = job.header();
-                (header.state.is_queued() && header.state.claim()).then(|| job.clone())
-            })
+            // `claim` wins only a task whose phase is still `QUEUED`, whatever its flags.
+            s.batch
+                .iter()
+                .find_map(|job| job.header().state.claim().then(|| job.clone()))
         })?;
         state.queued -= 1;
         state.global_queued -= 1;
@@ -1161,8 +1161,11 @@ impl<'a> Locked<'a> {
     /// Tasks waiting to start (I4, B4): the count, less the batch tasks claimed and not yet
     /// settled.
     pub(super) fn queued_now(&self) -> usize {
-        let claimed: usize = (0..self.slots.len())
-            .map(|slot| self.core.batch_claims[slot].0.load(Relaxed))
+        let claimed: usize = self
+            .core
+            .batch_claims
+            .iter()
+            .map(|claims| claims.0.load(Relaxed))
             .sum();
         self.queued.saturating_sub(claimed)
     }

@@ -515,8 +515,10 @@ impl Mutex {
         let acquired = match self.spin_then_take(seen, &mut since) {
             Spun::Taken => true,
             spun => {
-                let mut waiter = Waiter::new(self, since.unwrap_or_else(Instant::now));
-                waiter.starved = spun == Spun::Starving;
+                let mut waiter = Waiter {
+                    starved: spun == Spun::Starving,
+                    ..Waiter::new(self, since.unwrap_or_else(Instant::now))
+                };
                 waiter.wait(deadline)?
             }
         };
@@ -939,13 +941,9 @@ impl Mutex {
     /// leaves the queue and returns the error).
     pub(super) fn lock_requeued(&self, woke: Result<(), Error>) -> Result<MutexGuard<'_>, Error> {
         let mut waiter = Waiter {
-            mutex: self,
             registered: true,
-            woken: false,
-            heir: false,
             sleeps: 1,
-            since: Instant::now(),
-            starved: false,
+            ..Waiter::new(self, Instant::now())
         };
         if let Err(error) = woke {
             waiter.leave();
