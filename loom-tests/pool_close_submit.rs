@@ -23,9 +23,8 @@ fn a_task_racing_close_is_refused_or_run_never_lost() {
             Err(other) => panic!("unexpected {other:?}"),
         });
         pool.close(None).unwrap();
-        match submitter.join().unwrap() {
-            Some(result) => assert_eq!(result, Ok(7)),
-            None => {}
+        if let Some(result) = submitter.join().unwrap() {
+            assert_eq!(result, Ok(7))
         }
         let stats = pool.stats();
         assert_eq!(stats.submitted, stats.completed, "{stats:?}");

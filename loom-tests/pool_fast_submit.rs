@@ -67,12 +67,11 @@ fn a_task_pushed_racing_destroy_is_resolved_or_given_back() {
             Err(other) => panic!("unexpected {other:?}"),
         });
         pool.destroy();
-        match submitter.join().unwrap() {
-            Some(result) => assert!(
+        if let Some(result) = submitter.join().unwrap() {
+            assert!(
                 matches!(result, Ok(7) | Err(TaskError::PoolDestroyed)),
                 "{result:?}"
-            ),
-            None => {}
+            );
         }
         let pool = Arc::try_unwrap(pool).ok().unwrap();
         let stats = pool.stats();
