@@ -57,6 +57,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Cmd, Value};
 
+use super::clock::{later, millis};
 use super::delivery::{self, Delivery, EntryRef};
 use super::effects::Effects;
 use super::error::{JobError, QueueError};
@@ -64,7 +65,6 @@ use super::event::Event;
 use super::finish::{self, Finish, Mode};
 use super::job::{Job, JobMeta};
 use super::keys::{create_group, GROUP};
-use super::lease::millis;
 use super::link::{Link, LinkError};
 use super::reply::{self, Reply};
 use super::scripts;
@@ -159,6 +159,9 @@ pub(super) struct Dispatcher {
     events_tx: Sender<Event>,
     events: Receiver<Event>,
     wakeup: Arc<WakeupControl>,
+    /// Whether the lease keeper and the wake-up reader were told to stop (see
+    /// [`stop_helpers`](Dispatcher::stop_helpers)).
+    helpers_stopped: bool,
     running: HashMap<u64, Running>,
     next_key: u64,
     backlog: VecDeque<Prepared>,
@@ -202,6 +205,7 @@ impl Dispatcher {
             events_tx,
             events,
             wakeup,
+            helpers_stopped: false,
             running: HashMap::new(),
             next_key: 0,
             backlog: VecDeque::new(),
@@ -576,7 +580,7 @@ impl Dispatcher {
             let settings = &self.shared.settings;
             if now >= self.next_reclaim && free > 0 {
                 asks.push(Ask::Reclaim(free));
-                self.next_reclaim = now + settings.lease / 2;
+                self.next_reclaim = later(now, settings.lease / 2);
             } else if wants_read
                 || now >= self.next_poll
                 || self.next_due.is_some_and(|due| now >= due)
@@ -587,7 +591,7 @@ impl Dispatcher {
                     count: free,
                     oks: std::mem::replace(&mut oks, rest),
                 });
-                self.next_poll = now + settings.poll;
+                self.next_poll = later(now, settings.poll);
                 self.next_due = None;
             }
         }
@@ -770,7 +774,7 @@ impl Dispatcher {
             }
         }
         if next_due >= 0 {
-            let due = Instant::now() + Duration::from_millis(next_due as u64);
+            let due = later(Instant::now(), Duration::from_millis(next_due as u64));
             self.next_due = Some(self.next_due.map_or(due, |d| d.min(due)));
         }
         Ok(())
@@ -909,7 +913,7 @@ impl Dispatcher {
                 if finish.delay.is_zero() {
                     self.more = true;
                 } else {
-                    let due = Instant::now() + finish.delay;
+                    let due = later(Instant::now(), finish.delay);
                     self.next_due = Some(self.next_due.map_or(due, |d| d.min(due)));
                 }
             }
@@ -930,9 +934,36 @@ impl Dispatcher {
 
     /// Stops the helpers and reports how the consumer ended.
     fn wind_down(mut self) -> Result<(), QueueError> {
+        self.stop_helpers();
+        match self.stop {
+            Some(Stop::Fenced) => {
+                return Err(QueueError::Fenced {
+                    consumer: self.shared.settings.name.clone(),
+                })
+            }
+            Some(Stop::PoolClosed) => return Err(QueueError::PoolClosed),
+            None => {}
+        }
+        if self.released_at_deadline > 0 || self.abandoned > 0 {
+            return Err(QueueError::CloseTimedOut {
+                released: self.released_at_deadline,
+                abandoned: self.abandoned,
+            });
+        }
+        Ok(())
+    }
+
+    /// Tells the lease keeper and the wake-up reader to stop, and unblocks the reader's XREAD
+    /// (it may be in the middle of its block time), waiting at most one blocking read's
+    /// timeout for it to leave. Once only; also on the way out of a dispatcher that panicked
+    /// (see `Drop`), so that `close` and `drop` of the consumer, which join those threads,
+    /// never wait for ever.
+    fn stop_helpers(&mut self) {
+        if std::mem::replace(&mut self.helpers_stopped, true) {
+            return;
+        }
         self.wakeup.stop();
         self.shared.stop_helpers();
-        // Unblock the wake-up reader's XREAD (it may be in the middle of its block time).
         let started = Instant::now();
         let limit = super::link::read_timeout(
             self.shared.settings.block,
@@ -954,21 +985,12 @@ impl Dispatcher {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        match self.stop {
-            Some(Stop::Fenced) => {
-                return Err(QueueError::Fenced {
-                    consumer: self.shared.settings.name.clone(),
-                })
-            }
-            Some(Stop::PoolClosed) => return Err(QueueError::PoolClosed),
-            None => {}
-        }
-        if self.released_at_deadline > 0 || self.abandoned > 0 {
-            return Err(QueueError::CloseTimedOut {
-                released: self.released_at_deadline,
-                abandoned: self.abandoned,
-            });
-        }
-        Ok(())
+    }
+}
+
+impl Drop for Dispatcher {
+    /// A dispatcher that returns has stopped the helpers already; one that panicked has not.
+    fn drop(&mut self) {
+        self.stop_helpers();
     }
 }

@@ -40,7 +40,7 @@ impl Mode {
 pub(super) fn oks_command(finishes: &[Finish], shared: &Shared) -> Cmd {
     let keys = &shared.config.keys;
     let live = keys.live(&shared.settings.name);
-    let ttl = u64::try_from(shared.config.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
+    let ttl = super::clock::millis(shared.config.dedupe_ttl);
     let mut args: Vec<Vec<u8>> = vec![
         keys.prefix.clone().into_bytes(),
         GROUP.as_bytes().to_vec(),
@@ -160,7 +160,7 @@ impl Finish {
     pub(super) fn command(&self, shared: &Shared) -> Cmd {
         let keys = &shared.config.keys;
         let live = keys.live(&shared.settings.name);
-        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX).to_string();
+        let ms = |d: Duration| super::clock::millis(d).to_string();
         let (id, dedupe) = match &self.meta {
             Some(meta) => (meta.id.to_string(), meta.dedupe.clone().unwrap_or_default()),
             None => (String::new(), String::new()),

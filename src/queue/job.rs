@@ -167,9 +167,9 @@ pub(super) fn new_fields_len(options: &JobOptions) -> usize {
 /// puts `job` first and appends `added`): [`new_fields_len`] arguments, written straight
 /// into the command (no allocation per field).
 pub(super) fn push_new_fields(cmd: &mut Cmd, payload: &[u8], options: &JobOptions) {
-    let timeout_ms = options.timeout.map_or(0, |t| {
-        u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)
-    });
+    let timeout_ms = options
+        .timeout
+        .map_or(0, |t| super::clock::millis(t).max(1));
     cmd.arg("attempt")
         .arg(1)
         .arg("attempts")

@@ -124,6 +124,7 @@ impl JobQueue {
     /// queued twice (a lost reply cannot tell whether the first one arrived), with one it
     /// cannot.
     pub fn add(&self, payload: impl AsRef<[u8]>, options: JobOptions) -> Result<Added, QueueError> {
+        options.check()?;
         let command = self.add_command(&[(payload.as_ref(), &options)]);
         let value = self.request(&[command])?.pop().unwrap_or(Value::Nil);
         let mut added = parse_added(value)?;
@@ -147,7 +148,9 @@ impl JobQueue {
     }
 
     /// Adds many jobs in few round trips (up to 1,000 jobs a round trip, 100 a script call),
-    /// in order; the results come in the same order.
+    /// in order; the results come in the same order. Each round trip's jobs are checked
+    /// before it is sent: a job [`add`](JobQueue::add) would refuse stops the batch with the
+    /// same error, and the round trips before it are added.
     pub fn add_batch<P, I>(&self, jobs: I) -> Result<Vec<Added>, QueueError>
     where
         P: AsRef<[u8]>,
@@ -162,6 +165,9 @@ impl JobQueue {
             while batch.len() < ADDS_PER_TRIP / ADDS_PER_CALL && jobs.peek().is_some() {
                 call.clear();
                 call.extend(jobs.by_ref().take(ADDS_PER_CALL));
+                for (_, options) in &call {
+                    options.check()?;
+                }
                 let refs: Vec<(&[u8], &JobOptions)> =
                     call.iter().map(|(p, o)| (p.as_ref(), o)).collect();
                 batch.push(self.add_command(&refs));
@@ -176,13 +182,13 @@ impl JobQueue {
     /// One ADD call for `jobs` (see `scripts.rs`).
     fn add_command(&self, jobs: &[(&[u8], &JobOptions)]) -> Cmd {
         let keys = &self.config.keys;
-        let ttl_ms = u64::try_from(self.config.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = super::clock::millis(self.config.dedupe_ttl);
         let seq = format!("{}seq", keys.prefix);
         let [high, normal, low] = &keys.streams;
         let mut cmd = scripts::add().command(&[high, normal, low, &keys.delayed, &seq]);
         cmd.arg(&keys.prefix).arg(ttl_ms);
         for (payload, options) in jobs {
-            let delay_ms = u64::try_from(options.delay.as_millis()).unwrap_or(u64::MAX);
+            let delay_ms = super::clock::millis(options.delay);
             cmd.arg(keys::level_index(options.priority) + 1)
                 .arg(delay_ms)
                 .arg(options.dedupe.as_deref().unwrap_or(""))
@@ -209,14 +215,15 @@ impl JobQueue {
         parse_stats(values).map_err(|e| QueueError::Server(e.to_string()))
     }
 
-    /// The oldest `count` jobs of the dead-letter stream, with their errors.
+    /// The oldest `count` jobs of the dead-letter stream (`usize::MAX`: all), with their errors.
     pub fn dead_letters(&self, count: usize) -> Result<Vec<DeadLetter>, QueueError> {
         let command = redis::cmd("XRANGE")
             .arg(&self.config.keys.dead)
             .arg("-")
             .arg("+")
             .arg("COUNT")
-            .arg(count)
+            // Redis takes a signed count; any more than that is all of them.
+            .arg(count.min(i64::MAX as usize))
             .clone();
         let value = self.request(&[command])?.pop().unwrap_or(Value::Nil);
         let parse = || -> Reply<Vec<DeadLetter>> {

@@ -9,10 +9,10 @@
 
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
-use std::time::Duration;
 
 use redis::Value;
 
+use super::clock::millis;
 use super::delivery::EntryRef;
 use super::event::Event;
 use super::keys::{level_index, GROUP, LEVELS};
@@ -121,8 +121,4 @@ fn parse(value: Value) -> reply::Reply<Renewed> {
         lost.push(EntryRef { level, id });
     }
     Ok(Renewed::Lost(lost))
-}
-
-pub(super) fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }

@@ -246,13 +246,13 @@ fn pack(commands: &[Cmd]) -> Vec<u8> {
 /// `pause` moved by up to a quarter either way, so clients that lost the same server do not
 /// all knock at once.
 fn jittered(pause: Duration) -> Duration {
-    let ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX).max(1);
+    let ms = super::clock::millis(pause).max(1);
     Duration::from_millis(random::between(ms - ms / 4, ms + ms / 4))
 }
 
 /// Sleeps `pause` in short steps, returning early once `should_stop` holds.
 pub(super) fn sleep_unless(pause: Duration, should_stop: &dyn Fn() -> bool) {
-    let until = Instant::now() + pause;
+    let until = super::clock::later(Instant::now(), pause);
     loop {
         let now = Instant::now();
         if now >= until || should_stop() {

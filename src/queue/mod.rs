@@ -117,6 +117,7 @@
 //! `random.rs`.
 
 mod backoff;
+mod clock;
 mod config;
 mod consumer;
 mod delivery;

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::backoff::Backoff;
+use super::error::QueueError;
 use super::job_id::JobId;
 use crate::pool::Priority;
 
@@ -83,9 +84,21 @@ impl JobOptions {
     /// queue's dedupe window, adding another is refused ([`Added::Duplicate`]), and a job whose
     /// key is already completed is acknowledged without running. Effects returned by the
     /// handler ([`Effects`](super::Effects)) are committed once per key (docs/semantics.md Q5).
+    /// An empty key is refused when the job is added (`Err(InvalidOption)`).
     pub fn dedupe(mut self, key: impl Into<String>) -> JobOptions {
         self.dedupe = Some(key.into());
         self
+    }
+
+    /// `Err(InvalidOption)` for options no job can have: an empty dedupe key (the scripts
+    /// read an empty key as none, so the job would be queued without one).
+    pub(super) fn check(&self) -> Result<(), QueueError> {
+        match self.dedupe.as_deref() {
+            Some("") => Err(QueueError::InvalidOption(
+                "a dedupe key must not be empty".into(),
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -94,7 +94,7 @@ pub(super) fn run(
     control: Arc<WakeupControl>,
     events: Sender<Event>,
 ) {
-    let block_ms = super::lease::millis(shared.settings.block).max(1);
+    let block_ms = super::clock::millis(shared.settings.block).max(1);
     let keys = &shared.config.keys;
     while let Some(ids) = control.wait_armed() {
         let command = redis::cmd("XREAD")
