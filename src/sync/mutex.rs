@@ -32,8 +32,9 @@
 //!   all: the word is 0. Found two holds (an heir pending), the subtraction has handed the lock
 //!   over (one hold left, now the heir's): wake the side word. Otherwise it has released the
 //!   lock with waiters counted or `ASYNC` set: then, in a compare-exchange loop, clear `ASYNC`
-//!   (and wake the side word) and, if the lock is still free, waiters are counted and no `WOKEN`
-//!   baton is out, set `WOKEN` and wake one queued waiter ([`Mutex::pass_baton`]). If a barger
+//!   and, if the lock is still free, waiters are counted and no `WOKEN` baton is out, set
+//!   `WOKEN`; then wake one queued waiter ([`Mutex::pass_baton`]) and, last, the side word (its
+//!   futures' wakers are user code and may panic: the baton is passed before they run). If a barger
 //!   took the lock in between, its unlock wakes instead.
 //! - **The `WOKEN` baton** (Go's `mutexWoken`): at most one woken-but-not-yet-running waiter at a
 //!   time, so a burst of unlocks does not wake the whole queue. Whoever holds it must look at
@@ -646,11 +647,15 @@ impl Mutex {
             let next = (state & !ASYNC) | if wake { WOKEN } else { 0 };
             match self.state().compare_exchange(state, next, Relaxed) {
                 Ok(_) => {
-                    if state & ASYNC != 0 {
-                        self.wake_side();
-                    }
+                    // The baton first: waking the side word runs the futures' wakers, user
+                    // code that may panic, and a panic unwinding from there before the baton
+                    // was passed would leave `WOKEN` set with nobody holding it (every later
+                    // unlock would then wake nobody, stranding the queue for ever).
                     if wake {
                         self.pass_baton();
+                    }
+                    if state & ASYNC != 0 {
+                        self.wake_side();
                     }
                     return;
                 }
