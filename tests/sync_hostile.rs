@@ -88,3 +88,71 @@ fn s2_a_panicking_lock_async_waker_does_not_strand_a_blocked_locker() {
     assert_eq!(mutex_state(&mutex), 0, "no baton left behind");
 }
 
+
+/// The environment variable that makes this binary run one scenario as a child process (for a
+/// fault that aborts the process, which no in-process test can observe).
+const CHILD: &str = "SHAREDBUF_SYNC_HOSTILE_CHILD";
+
+/// Runs test `name` of this binary in a child process with [`CHILD`] set to `name`; returns
+/// whether the child exited successfully, and its stderr.
+fn run_as_child(name: &str) -> (bool, String) {
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(CHILD, name)
+        .output()
+        .expect("run this test binary as a child");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Fault: a thread that panicked while holding the mutex unlocked it from its guard's drop
+/// during the unwind, and the unlock woke a pending `lock_async` future whose waker panicked:
+/// a panic escaping a destructor during unwinding aborts the process. Decided: while the
+/// unlocking thread is already unwinding, a waker's panic is caught and dropped (its message
+/// has been printed by the panic hook); the future is woken all the same and gets the lock.
+// docs/semantics.md S2
+#[test]
+fn s2_a_panicking_waker_does_not_abort_a_holder_that_is_unwinding() {
+    const NAME: &str = "s2_a_panicking_waker_does_not_abort_a_holder_that_is_unwinding";
+    if std::env::var(CHILD).as_deref() != Ok(NAME) {
+        let (ok, stderr) = run_as_child(NAME);
+        assert!(ok, "the child process failed (aborted?):\n{stderr}");
+        return;
+    }
+    let buffer = SharedBuffer::new(16).unwrap();
+    let mutex = Mutex::at(&buffer, 0).unwrap();
+    let (locked_tx, locked_rx) = mpsc::channel();
+    let (pending_tx, pending_rx) = mpsc::channel::<()>();
+    let holder = {
+        let mutex = mutex.clone();
+        std::thread::spawn(move || {
+            panic::catch_unwind(AssertUnwindSafe(|| {
+                let _guard = mutex.lock().unwrap();
+                locked_tx.send(()).unwrap();
+                pending_rx.recv().unwrap();
+                panic!("the holder panics with the guard alive (as the test wants)");
+            }))
+            .is_err()
+        })
+    };
+    locked_rx.recv().unwrap();
+    let (woken_tx, woken_rx) = mpsc::channel();
+    let waker = panicking_waker(woken_tx);
+    let mut future = Box::pin(mutex.lock_async());
+    assert!(future
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&waker))
+        .is_pending());
+    drop(waker);
+    pending_tx.send(()).unwrap();
+    assert!(holder.join().unwrap(), "the holder's own panic was caught");
+    woken_rx.try_recv().expect("the future's waker was called");
+    let guard = match poll_once(&mut future) {
+        Poll::Ready(guard) => guard.unwrap(),
+        Poll::Pending => panic!("the released mutex was not taken by the woken future"),
+    };
+    drop(guard);
+    assert_eq!(mutex_state(&mutex), 0);
+}

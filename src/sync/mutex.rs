@@ -686,8 +686,22 @@ impl Mutex {
     }
 
     /// Bumps the side word and wakes everyone sleeping on it (the heir, async waiters).
+    ///
+    /// The futures' wakers are user code: a panic of one propagates to the unlocking thread
+    /// (after every sleeper has been woken, the waiter table's rule), unless that thread is
+    /// already unwinding — a guard dropped by a panic in the critical section — where a second
+    /// panic escaping the guard's drop would abort the process: then it is caught and dropped
+    /// (the panic hook has already reported it).
     fn wake_side(&self) {
         self.side().fetch_add(1, Release);
+        if !LOOM && std::thread::panicking() {
+            // AssertUnwindSafe: nothing of ours is left half-done by a waker's panic; every
+            // sleeper was taken off the side word and woken before it propagates.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.side().notify(None)
+            }));
+            return;
+        }
         self.side().notify(None);
     }
 }
