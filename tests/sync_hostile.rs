@@ -13,12 +13,14 @@ mod sync_support;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::future::Future;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+use std::sync::{mpsc, Arc};
 use std::task::Poll;
+use std::time::Duration;
 
-use common::{panicking_waker, poll_once};
-use sharedbuf::sync::Mutex;
-use sharedbuf::{SharedBuffer, Uint32Array};
+use common::{block_on, panicking_waker, poll_once, within_watchdog_of_progress, SMALL_STACK};
+use sharedbuf::sync::{Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore};
+use sharedbuf::{atomics, Int32Array, SharedBuffer, Uint32Array};
 use sync_support::spawn_blocked;
 
 /// The mutex's state word (see `src/sync/mutex.rs`): hold count in bits 0–1, `HEIR` = 4,
@@ -155,4 +157,300 @@ fn s2_a_panicking_waker_does_not_abort_a_holder_that_is_unwinding() {
     };
     drop(guard);
     assert_eq!(mutex_state(&mutex), 0);
+}
+
+/// A small deterministic generator (xorshift), one per hammering thread.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+    /// A timeout of 0 to 60 µs, zero one time in four.
+    fn timeout(&mut self) -> Duration {
+        match self.below(4) {
+            0 => Duration::ZERO,
+            _ => Duration::from_micros(self.below(60)),
+        }
+    }
+}
+
+/// Threads hammering a primitive at once: far more than the machine's cores, so that waits,
+/// timeouts and wakes interleave in every way the scheduler finds.
+const HAMMERS: usize = 64;
+
+/// Runs `body(thread index, progress)` on [`HAMMERS`] threads and joins them, failing the test
+/// if none of them makes progress for the watchdog's period (a lost wakeup), not on slowness.
+fn hammer(what: &'static str, body: impl Fn(usize, &AtomicU64) + Send + Sync + 'static) {
+    let body = Arc::new(body);
+    within_watchdog_of_progress(what, move |progress| {
+        std::thread::scope(|scope| {
+            for t in 0..HAMMERS {
+                let body = Arc::clone(&body);
+                std::thread::Builder::new()
+                    .stack_size(SMALL_STACK)
+                    .spawn_scoped(scope, move || body(t, progress))
+                    .unwrap();
+            }
+        });
+    });
+}
+
+/// Adds one to both cells of `pair`, a plain read and write each, checking they were equal: a
+/// second thread inside the critical section at the same moment shows as a mismatch or a lost
+/// update (S2).
+fn bump(pair: &Int32Array) {
+    let a = pair.get(0).unwrap();
+    assert_eq!(pair.get(1).unwrap(), a, "two holders at once");
+    std::hint::spin_loop();
+    pair.set(0, a + 1).unwrap();
+    pair.set(1, a + 1).unwrap();
+}
+
+/// 64 threads lock one mutex every way there is — blocking, `try_lock`, timed with zero and
+/// short timeouts, `lock_async` run to completion or dropped after its first poll (pending or
+/// not), and condition-variable waits with short timeouts racing `notify_one` / `notify_all`.
+/// Checks: mutual exclusion (a plain counter pair, every successful hold counted exactly
+/// once), a notify never counts a waiter that then reports a timeout (S3, S4: the notifies'
+/// counts are at most the waits that ended not timed out), and afterwards the mutex and the
+/// condition variable are back to all-zero state words (no waiter left counted, no baton, no
+/// stale flag).
+// docs/semantics.md S2, S3 and S4
+#[test]
+fn s2_s3_s4_hammering_a_mutex_and_condvar_with_timeouts_and_dropped_futures() {
+    const ROUNDS: u64 = 3_000;
+    let buffer = SharedBuffer::new(64).unwrap();
+    let mutex = Mutex::at(&buffer, 0).unwrap();
+    let condvar = Condvar::at(&buffer, 16).unwrap();
+    let pair = Int32Array::with_range(&buffer, 32, Some(2)).unwrap();
+    let holds = Arc::new(AtomicU64::new(0));
+    let notified = Arc::new(AtomicU64::new(0));
+    let not_timed_out = Arc::new(AtomicU64::new(0));
+    {
+        let (mutex, condvar, pair) = (mutex.clone(), condvar.clone(), pair.clone());
+        let (holds, notified, not_timed_out) =
+            (holds.clone(), notified.clone(), not_timed_out.clone());
+        hammer("the mutex hammer", move |t, progress| {
+            let mut rng = Rng::new(t as u64 + 1);
+            let mut held = 0;
+            for _ in 0..ROUNDS {
+                match rng.below(9) {
+                    0 | 1 => {
+                        let _guard = mutex.lock().unwrap();
+                        bump(&pair);
+                        held += 1;
+                    }
+                    2 => {
+                        if let Some(_guard) = mutex.try_lock().unwrap() {
+                            bump(&pair);
+                            held += 1;
+                        }
+                    }
+                    3 => {
+                        if let Some(_guard) = mutex.try_lock_for(rng.timeout()).unwrap() {
+                            bump(&pair);
+                            held += 1;
+                        }
+                    }
+                    4 => {
+                        let (guard, _) = block_on(mutex.lock_async());
+                        let _guard = guard.unwrap();
+                        bump(&pair);
+                        held += 1;
+                    }
+                    5 => {
+                        // Dropped after one poll: never registered, registered, or holding.
+                        let mut future = Box::pin(mutex.lock_async());
+                        if let Poll::Ready(guard) = poll_once(&mut future) {
+                            let _guard = guard.unwrap();
+                            bump(&pair);
+                            held += 1;
+                        }
+                    }
+                    6 => {
+                        let guard = mutex.lock().unwrap();
+                        let (guard, result) = condvar.wait_for(guard, rng.timeout()).unwrap();
+                        if !result.timed_out() {
+                            not_timed_out.fetch_add(1, SeqCst);
+                        }
+                        bump(&pair);
+                        held += 1;
+                        drop(guard);
+                    }
+                    7 => {
+                        // Under the mutex (the waiters are moved onto it) or not (woken).
+                        let guard = (rng.below(2) == 0).then(|| mutex.lock().unwrap());
+                        let woke = if rng.below(2) == 0 {
+                            condvar.notify_one()
+                        } else {
+                            condvar.notify_all()
+                        };
+                        notified.fetch_add(woke as u64, SeqCst);
+                        drop(guard);
+                    }
+                    _ => std::thread::yield_now(),
+                }
+                progress.fetch_add(1, SeqCst);
+            }
+            holds.fetch_add(held, SeqCst);
+        });
+    }
+    let holds = holds.load(SeqCst) as i32;
+    assert_eq!(pair.to_vec(), [holds, holds], "every hold counted once");
+    let (notified, not_timed_out) = (notified.load(SeqCst), not_timed_out.load(SeqCst));
+    assert!(
+        notified <= not_timed_out,
+        "notifies counted {notified} waiters, but only {not_timed_out} waits ended not timed out"
+    );
+    assert_eq!(mutex_state(&mutex), 0, "mutex state word after the hammer");
+    let condvar_words = Uint32Array::with_range(&buffer, 16, Some(2)).unwrap();
+    assert_eq!(condvar_words.get(1), Some(0), "condvar waiters left counted");
+}
+
+/// 64 threads read and write one `RwLock` with blocking, `try_` and timed calls (zero and
+/// short timeouts): writers bump a plain counter pair, readers check it is never half done and
+/// count themselves in and out beside the lock. Checks: no reader beside a writer, every write
+/// counted once, and afterwards the state word is all zero (no waiter left counted, no read
+/// phase left open, no writer).
+// docs/semantics.md S2 and S3
+#[test]
+fn s2_s3_hammering_an_rwlock_with_timeouts() {
+    const ROUNDS: u64 = 3_000;
+    let buffer = SharedBuffer::new(64).unwrap();
+    let lock = RwLock::at(&buffer, 0).unwrap();
+    let pair = Int32Array::with_range(&buffer, 32, Some(2)).unwrap();
+    let writes = Arc::new(AtomicU64::new(0));
+    {
+        let (lock, pair, writes) = (lock.clone(), pair.clone(), writes.clone());
+        hammer("the rwlock hammer", move |t, progress| {
+            let mut rng = Rng::new(t as u64 + 101);
+            let mut written = 0;
+            for _ in 0..ROUNDS {
+                let read = |guard: Option<RwLockReadGuard<'_>>| {
+                    if let Some(_guard) = guard {
+                        let a = pair.get(0).unwrap();
+                        std::hint::spin_loop();
+                        assert_eq!(pair.get(1).unwrap(), a, "a reader beside a writer");
+                    }
+                };
+                let mut write = |guard: Option<RwLockWriteGuard<'_>>| {
+                    if let Some(_guard) = guard {
+                        bump(&pair);
+                        written += 1;
+                    }
+                };
+                match rng.below(7) {
+                    0 | 1 => read(Some(lock.read().unwrap())),
+                    2 => read(lock.try_read().unwrap()),
+                    3 => read(lock.try_read_for(rng.timeout()).unwrap()),
+                    4 => write(Some(lock.write().unwrap())),
+                    5 => write(lock.try_write().unwrap()),
+                    _ => write(lock.try_write_for(rng.timeout()).unwrap()),
+                }
+                progress.fetch_add(1, SeqCst);
+            }
+            writes.fetch_add(written, SeqCst);
+        });
+    }
+    let writes = writes.load(SeqCst) as i32;
+    assert_eq!(pair.to_vec(), [writes, writes], "every write counted once");
+    let state = Uint32Array::with_range(&buffer, 0, Some(2)).unwrap().to_vec();
+    assert_eq!(state, [0, 0], "rwlock state word after the hammer");
+}
+
+/// 64 threads take 1–4 of 8 permits with `acquire`, `try_acquire` and timed acquires (zero
+/// and short timeouts), several of them asking for all 8 at once so that a starving acquire
+/// becomes the heir (S5) while others time out around it. Checks: never more than 8 permits
+/// held at once, all 8 back afterwards, and no reservation left set.
+// docs/semantics.md S3 and S5
+#[test]
+fn s3_s5_hammering_a_semaphore_with_timeouts_and_large_acquires() {
+    const PERMITS: u32 = 8;
+    const ROUNDS: u64 = 3_000;
+    let buffer = SharedBuffer::new(4).unwrap();
+    let semaphore = Semaphore::at(&buffer, 0).unwrap();
+    semaphore.release(PERMITS).unwrap();
+    let held = Arc::new(AtomicU64::new(0));
+    {
+        let (semaphore, held) = (semaphore.clone(), held.clone());
+        hammer("the semaphore hammer", move |t, progress| {
+            let mut rng = Rng::new(t as u64 + 201);
+            for _ in 0..ROUNDS {
+                let n = if t % 16 == 0 {
+                    PERMITS
+                } else {
+                    1 + rng.below(4) as u32
+                };
+                let taken = match rng.below(4) {
+                    0 | 1 => semaphore.acquire(n).map(|()| true),
+                    2 => semaphore.try_acquire(n),
+                    _ => semaphore.acquire_for(n, rng.timeout()),
+                }
+                .unwrap();
+                if taken {
+                    let now = held.fetch_add(u64::from(n), SeqCst) + u64::from(n);
+                    assert!(now <= u64::from(PERMITS), "{now} permits held at once");
+                    std::hint::spin_loop();
+                    held.fetch_sub(u64::from(n), SeqCst);
+                    semaphore.release(n).unwrap();
+                }
+                progress.fetch_add(1, SeqCst);
+            }
+        });
+    }
+    assert_eq!(semaphore.available(), PERMITS);
+    let word = Uint32Array::with_range(&buffer, 0, Some(1)).unwrap().get(0);
+    assert_eq!(word, Some(PERMITS << 2), "no reservation or waiter flag left set");
+}
+
+/// One condition variable used with two mutexes at once (legal, if unusual): a notify under
+/// both mutexes moves the waiters whose mutex is the oldest waiter's onto that mutex and wakes
+/// the other, which then waits for its own mutex; both count, and each waiter returns holding
+/// its own mutex once it is released (S4).
+// docs/semantics.md S4
+#[test]
+fn s4_one_condvar_with_two_mutexes_notifies_both_waiters_each_onto_its_own_mutex() {
+    let _serial = common::serial();
+    let buffer = SharedBuffer::new(64).unwrap();
+    let mutexes = [Mutex::at(&buffer, 0).unwrap(), Mutex::at(&buffer, 16).unwrap()];
+    let condvar = Condvar::at(&buffer, 32).unwrap();
+    let flag = Int32Array::with_range(&buffer, 40, Some(1)).unwrap();
+    let waiters: Vec<_> = mutexes
+        .iter()
+        .map(|mutex| {
+            let (mutex, condvar, flag) = (mutex.clone(), condvar.clone(), flag.clone());
+            let (waiter, _) = common::spawn_asleep(move || {
+                let guard = mutex.lock().unwrap();
+                let guard = condvar
+                    .wait_while(guard, |_| atomics::load(&flag, 0).unwrap() == 0)
+                    .unwrap();
+                // Held again, by this thread: its own mutex, not the other.
+                assert_eq!(
+                    guard.mutex().try_lock().unwrap_err(),
+                    sharedbuf::Error::WouldDeadlock
+                );
+                guard.mutex().byte_offset()
+            });
+            waiter
+        })
+        .collect();
+    let guards: Vec<_> = mutexes.iter().map(|m| m.lock().unwrap()).collect();
+    atomics::store(&flag, 0, 1).unwrap();
+    assert_eq!(condvar.notify_all(), 2, "both waiters counted");
+    drop(guards);
+    let offsets: Vec<_> = waiters
+        .into_iter()
+        .map(|w| common::join_within(w, "a waiter of the shared condvar"))
+        .collect();
+    assert_eq!(offsets, [0, 16]);
+    for mutex in &mutexes {
+        assert_eq!(mutex_state(mutex), 0, "mutex at {}", mutex.byte_offset());
+    }
+    assert_eq!(Uint32Array::with_range(&buffer, 36, Some(1)).unwrap().get(0), Some(0));
 }
