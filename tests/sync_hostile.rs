@@ -13,13 +13,14 @@ mod sync_support;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 use std::task::Poll;
 use std::time::Duration;
 
 use common::{block_on, panicking_waker, poll_once, within_watchdog_of_progress, SMALL_STACK};
-use sharedbuf::sync::{Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore};
+use sharedbuf::sync::{Condvar, LockFuture, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore};
 use sharedbuf::{atomics, Int32Array, SharedBuffer, Uint32Array};
 use sync_support::spawn_blocked;
 
@@ -453,4 +454,92 @@ fn s4_one_condvar_with_two_mutexes_notifies_both_waiters_each_onto_its_own_mutex
         assert_eq!(mutex_state(mutex), 0, "mutex at {}", mutex.byte_offset());
     }
     assert_eq!(Uint32Array::with_range(&buffer, 36, Some(1)).unwrap().get(0), Some(0));
+}
+
+/// A waker that counts its wakes (by `wake` or `wake_by_ref`).
+struct CountingWaker(AtomicU64);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+fn counting_waker() -> (Arc<CountingWaker>, std::task::Waker) {
+    let counter = Arc::new(CountingWaker(AtomicU64::new(0)));
+    (counter.clone(), std::task::Waker::from(counter))
+}
+
+/// `lock_async` futures polled with a different waker each time, and dropped after being woken
+/// but before being polled again: a release wakes the latest waker only, and a woken future
+/// that is dropped strands nobody — the other future, and a blocked locker queued behind them,
+/// still get the lock (S2). Async waiters hold no baton, so there is nothing to pass on.
+// docs/semantics.md S2
+#[test]
+fn s2_lock_async_futures_repolled_with_new_wakers_or_dropped_when_woken_strand_nobody() {
+    let buffer = SharedBuffer::new(16).unwrap();
+    let mutex = Mutex::at(&buffer, 0).unwrap();
+    let guard = mutex.lock().unwrap();
+    let (old, old_waker) = counting_waker();
+    let (new, new_waker) = counting_waker();
+    let mut first = Box::pin(mutex.lock_async());
+    let mut second = Box::pin(mutex.lock_async());
+    let poll = |future: &mut Pin<Box<LockFuture<'_>>>, waker: &std::task::Waker| {
+        future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(waker))
+            .map(|guard| guard.map(drop).map_err(|e| e.to_string()))
+    };
+    assert!(poll(&mut first, &old_waker).is_pending());
+    assert!(poll(&mut first, &new_waker).is_pending(), "the same future, a new waker");
+    assert!(poll(&mut second, &old_waker).is_pending());
+    let remote = mutex.clone();
+    let blocked = spawn_blocked(move || remote.lock().map(drop).map_err(|e| e.to_string()));
+
+    drop(guard); // wakes the blocked locker (the baton) and both futures
+    blocked.join("the blocked locker").unwrap();
+    assert_eq!(new.0.load(SeqCst), 1, "the first future's latest waker was woken");
+    assert_eq!(old.0.load(SeqCst), 1, "the second future's waker was woken, once");
+    drop(first); // woken, never polled again: it held nothing to hand on
+    match poll(&mut second, &old_waker) {
+        Poll::Ready(result) => result.unwrap(), // took the free lock and dropped its guard
+        Poll::Pending => panic!("the free mutex was not taken by the woken future"),
+    }
+    assert_eq!(mutex_state(&mutex), 0);
+}
+
+/// A guard leaked with `mem::forget` in a private buffer is a lock held for ever (documented on
+/// `Mutex`), never undefined behaviour: other threads' timed locks time out and leave no trace,
+/// and the leaking thread's own relock is still refused as `WouldDeadlock`. A leaked pending
+/// `lock_async` future only leaks its wait: the next release clears its flag.
+// docs/semantics.md S2 and S3
+#[test]
+fn s2_s3_a_leaked_guard_keeps_the_lock_held_and_a_leaked_future_leaves_no_flag() {
+    let buffer = SharedBuffer::new(32).unwrap();
+    let mutex = Mutex::at(&buffer, 0).unwrap();
+    let guard = mutex.lock().unwrap();
+    let mut future = Box::pin(mutex.lock_async());
+    assert!(poll_once(&mut future).is_pending());
+    std::mem::forget(future);
+    assert_ne!(mutex_state(&mutex) & ASYNC, 0);
+    drop(guard);
+    assert_eq!(mutex_state(&mutex), 0, "the release cleared the leaked future's flag");
+
+    std::mem::forget(mutex.lock().unwrap());
+    assert_eq!(
+        mutex.lock().unwrap_err(),
+        sharedbuf::Error::WouldDeadlock
+    );
+    let remote = mutex.clone();
+    let timed = std::thread::spawn(move || {
+        remote
+            .try_lock_for(Duration::from_millis(1))
+            .map(|guard| guard.is_some())
+            .map_err(|e| e.to_string())
+    });
+    assert_eq!(timed.join().unwrap(), Ok(false));
+    assert_eq!(mutex_state(&mutex), 1, "held once, nobody left counted");
 }

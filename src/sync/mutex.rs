@@ -205,6 +205,11 @@ fn granted(state: u32) -> bool {
 /// - Inside a worker, a blocked `lock` returns `Err(Terminated)` when the worker is terminated
 ///   (S6).
 /// - Not poisoned by a panic (as parking_lot's): the guard's drop still unlocks.
+/// - A guard leaked with [`mem::forget`](std::mem::forget) in a private buffer leaves the lock
+///   held for ever (as with any lock): other lockers wait until their deadline, and the leaking
+///   thread's relock is still `Err(WouldDeadlock)`. A leaked [`LockFuture`](super::LockFuture)
+///   only leaks its wait. (In a process-shared buffer, a guard leaked by a thread that then
+///   ends counts as a dead holder, below.)
 /// - **In a process-shared buffer the lock survives its holder's death** (X3): when the thread
 ///   holding it dies — its process killed — the next locker takes it over and gets
 ///   `Err(LockError::OwnerDied(guard))`, within a fraction of a second even if it was already
