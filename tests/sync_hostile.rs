@@ -11,8 +11,8 @@
 mod common;
 mod sync_support;
 
-use std::panic::{self, AssertUnwindSafe};
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
@@ -20,7 +20,9 @@ use std::task::Poll;
 use std::time::Duration;
 
 use common::{block_on, panicking_waker, poll_once, within_watchdog_of_progress, SMALL_STACK};
-use sharedbuf::sync::{Condvar, LockFuture, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore};
+use sharedbuf::sync::{
+    Barrier, Condvar, LockFuture, Mutex, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore,
+};
 use sharedbuf::{atomics, Int32Array, SharedBuffer, Uint32Array};
 use sync_support::spawn_blocked;
 
@@ -73,7 +75,11 @@ fn s2_a_panicking_lock_async_waker_does_not_strand_a_blocked_locker() {
         .poll(&mut std::task::Context::from_waker(&waker))
         .is_pending());
     drop(waker);
-    assert_ne!(mutex_state(&mutex) & ASYNC, 0, "the future announced itself");
+    assert_ne!(
+        mutex_state(&mutex) & ASYNC,
+        0,
+        "the future announced itself"
+    );
 
     // The unlock wakes the future, whose waker panics on this thread.
     let unlocked = panic::catch_unwind(AssertUnwindSafe(move || drop(guard)));
@@ -81,7 +87,9 @@ fn s2_a_panicking_lock_async_waker_does_not_strand_a_blocked_locker() {
     woken_rx.try_recv().expect("the future's waker was called");
 
     // The blocked locker gets the lock, and the future still resolves once it is free.
-    waiter.join("the blocked locker after a panicking waker").unwrap();
+    waiter
+        .join("the blocked locker after a panicking waker")
+        .unwrap();
     let guard = match poll_once(&mut future) {
         Poll::Ready(guard) => guard.unwrap(),
         Poll::Pending => panic!("the free mutex was not taken by the woken future"),
@@ -90,7 +98,6 @@ fn s2_a_panicking_lock_async_waker_does_not_strand_a_blocked_locker() {
     assert_eq!(mutex_state(&mutex) & !WOKEN, 0);
     assert_eq!(mutex_state(&mutex), 0, "no baton left behind");
 }
-
 
 /// The environment variable that makes this binary run one scenario as a child process (for a
 /// fault that aborts the process, which no in-process test can observe).
@@ -311,7 +318,11 @@ fn s2_s3_s4_hammering_a_mutex_and_condvar_with_timeouts_and_dropped_futures() {
     );
     assert_eq!(mutex_state(&mutex), 0, "mutex state word after the hammer");
     let condvar_words = Uint32Array::with_range(&buffer, 16, Some(2)).unwrap();
-    assert_eq!(condvar_words.get(1), Some(0), "condvar waiters left counted");
+    assert_eq!(
+        condvar_words.get(1),
+        Some(0),
+        "condvar waiters left counted"
+    );
 }
 
 /// 64 threads read and write one `RwLock` with blocking, `try_` and timed calls (zero and
@@ -361,7 +372,9 @@ fn s2_s3_hammering_an_rwlock_with_timeouts() {
     }
     let writes = writes.load(SeqCst) as i32;
     assert_eq!(pair.to_vec(), [writes, writes], "every write counted once");
-    let state = Uint32Array::with_range(&buffer, 0, Some(2)).unwrap().to_vec();
+    let state = Uint32Array::with_range(&buffer, 0, Some(2))
+        .unwrap()
+        .to_vec();
     assert_eq!(state, [0, 0], "rwlock state word after the hammer");
 }
 
@@ -407,7 +420,11 @@ fn s3_s5_hammering_a_semaphore_with_timeouts_and_large_acquires() {
     }
     assert_eq!(semaphore.available(), PERMITS);
     let word = Uint32Array::with_range(&buffer, 0, Some(1)).unwrap().get(0);
-    assert_eq!(word, Some(PERMITS << 2), "no reservation or waiter flag left set");
+    assert_eq!(
+        word,
+        Some(PERMITS << 2),
+        "no reservation or waiter flag left set"
+    );
 }
 
 /// One condition variable used with two mutexes at once (legal, if unusual): a notify under
@@ -419,7 +436,10 @@ fn s3_s5_hammering_a_semaphore_with_timeouts_and_large_acquires() {
 fn s4_one_condvar_with_two_mutexes_notifies_both_waiters_each_onto_its_own_mutex() {
     let _serial = common::serial();
     let buffer = SharedBuffer::new(64).unwrap();
-    let mutexes = [Mutex::at(&buffer, 0).unwrap(), Mutex::at(&buffer, 16).unwrap()];
+    let mutexes = [
+        Mutex::at(&buffer, 0).unwrap(),
+        Mutex::at(&buffer, 16).unwrap(),
+    ];
     let condvar = Condvar::at(&buffer, 32).unwrap();
     let flag = Int32Array::with_range(&buffer, 40, Some(1)).unwrap();
     let waiters: Vec<_> = mutexes
@@ -453,7 +473,12 @@ fn s4_one_condvar_with_two_mutexes_notifies_both_waiters_each_onto_its_own_mutex
     for mutex in &mutexes {
         assert_eq!(mutex_state(mutex), 0, "mutex at {}", mutex.byte_offset());
     }
-    assert_eq!(Uint32Array::with_range(&buffer, 36, Some(1)).unwrap().get(0), Some(0));
+    assert_eq!(
+        Uint32Array::with_range(&buffer, 36, Some(1))
+            .unwrap()
+            .get(0),
+        Some(0)
+    );
 }
 
 /// A waker that counts its wakes (by `wake` or `wake_by_ref`).
@@ -494,15 +519,26 @@ fn s2_lock_async_futures_repolled_with_new_wakers_or_dropped_when_woken_strand_n
             .map(|guard| guard.map(drop).map_err(|e| e.to_string()))
     };
     assert!(poll(&mut first, &old_waker).is_pending());
-    assert!(poll(&mut first, &new_waker).is_pending(), "the same future, a new waker");
+    assert!(
+        poll(&mut first, &new_waker).is_pending(),
+        "the same future, a new waker"
+    );
     assert!(poll(&mut second, &old_waker).is_pending());
     let remote = mutex.clone();
     let blocked = spawn_blocked(move || remote.lock().map(drop).map_err(|e| e.to_string()));
 
     drop(guard); // wakes the blocked locker (the baton) and both futures
     blocked.join("the blocked locker").unwrap();
-    assert_eq!(new.0.load(SeqCst), 1, "the first future's latest waker was woken");
-    assert_eq!(old.0.load(SeqCst), 1, "the second future's waker was woken, once");
+    assert_eq!(
+        new.0.load(SeqCst),
+        1,
+        "the first future's latest waker was woken"
+    );
+    assert_eq!(
+        old.0.load(SeqCst),
+        1,
+        "the second future's waker was woken, once"
+    );
     drop(first); // woken, never polled again: it held nothing to hand on
     match poll(&mut second, &old_waker) {
         Poll::Ready(result) => result.unwrap(), // took the free lock and dropped its guard
@@ -526,13 +562,14 @@ fn s2_s3_a_leaked_guard_keeps_the_lock_held_and_a_leaked_future_leaves_no_flag()
     std::mem::forget(future);
     assert_ne!(mutex_state(&mutex) & ASYNC, 0);
     drop(guard);
-    assert_eq!(mutex_state(&mutex), 0, "the release cleared the leaked future's flag");
+    assert_eq!(
+        mutex_state(&mutex),
+        0,
+        "the release cleared the leaked future's flag"
+    );
 
     std::mem::forget(mutex.lock().unwrap());
-    assert_eq!(
-        mutex.lock().unwrap_err(),
-        sharedbuf::Error::WouldDeadlock
-    );
+    assert_eq!(mutex.lock().unwrap_err(), sharedbuf::Error::WouldDeadlock);
     let remote = mutex.clone();
     let timed = std::thread::spawn(move || {
         remote
@@ -542,4 +579,127 @@ fn s2_s3_a_leaked_guard_keeps_the_lock_held_and_a_leaked_future_leaves_no_flag()
     });
     assert_eq!(timed.join().unwrap(), Ok(false));
     assert_eq!(mutex_state(&mutex), 1, "held once, nobody left counted");
+}
+
+/// 64 threads pass one barrier of 3 parties with zero and short timeouts, so parties keep
+/// withdrawing while generations complete around them (more threads than parties: any three
+/// arrivals make a generation). Checks: every generation lets exactly its 3 parties through
+/// with one leader (passes = 3 × leaders: a withdrawn arrival is never counted, and a party
+/// counted by a completed generation is never told it timed out), and afterwards no arrival is
+/// left in the state word.
+// docs/semantics.md S3
+#[test]
+fn s3_hammering_a_barrier_with_timeouts_counts_each_generation_exactly() {
+    const PARTIES: u32 = 3;
+    const ROUNDS: u64 = 1_000;
+    let buffer = SharedBuffer::new(16).unwrap();
+    let barrier = Barrier::at(&buffer, 0, PARTIES).unwrap();
+    let passes = Arc::new(AtomicU64::new(0));
+    let leaders = Arc::new(AtomicU64::new(0));
+    {
+        let (barrier, passes, leaders) = (barrier.clone(), passes.clone(), leaders.clone());
+        hammer("the barrier hammer", move |t, progress| {
+            let mut rng = Rng::new(t as u64 + 301);
+            for _ in 0..ROUNDS {
+                if let Some(result) = barrier.wait_for(rng.timeout()).unwrap() {
+                    passes.fetch_add(1, SeqCst);
+                    if result.is_leader() {
+                        leaders.fetch_add(1, SeqCst);
+                    }
+                }
+                progress.fetch_add(1, SeqCst);
+            }
+        });
+    }
+    let (passes, leaders) = (passes.load(SeqCst), leaders.load(SeqCst));
+    assert_eq!(
+        passes,
+        u64::from(PARTIES) * leaders,
+        "{passes} passes, {leaders} leaders"
+    );
+    let state = Uint32Array::with_range(&buffer, 0, Some(1))
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert_eq!(state & 0xF_FFFF, 0, "arrivals left in the state word");
+}
+
+/// 64 threads race through a row of `Once`s with `call_once_for` / `call_once_force_for` and
+/// zero or short timeouts, their closures panicking one time in three. Checks, per `Once`:
+/// never two closures running at once, exactly one closure that returned, none run after it,
+/// and a call that returns `Ok(true)` finds the `Once` completed (S2's exactly-once, S3, S6's
+/// poisoning: a plain call on a poisoned `Once` is `Err(Poisoned)`, a forced one may run).
+// docs/semantics.md S3 and S6
+#[test]
+fn s3_s6_hammering_onces_with_timeouts_and_panicking_closures() {
+    const ONCES: usize = 64;
+    let buffer = SharedBuffer::new(ONCES * Once::BYTES).unwrap();
+    let onces: Arc<Vec<Once>> = Arc::new(
+        (0..ONCES)
+            .map(|k| Once::at(&buffer, k * Once::BYTES).unwrap())
+            .collect(),
+    );
+    let running: Arc<Vec<AtomicU64>> = Arc::new((0..ONCES).map(|_| AtomicU64::new(0)).collect());
+    let completed: Arc<Vec<AtomicU64>> = Arc::new((0..ONCES).map(|_| AtomicU64::new(0)).collect());
+    let violations = Arc::new(AtomicU64::new(0));
+    {
+        let (onces, running, completed) = (onces.clone(), running.clone(), completed.clone());
+        let violations = violations.clone();
+        hammer("the once hammer", move |t, progress| {
+            let mut rng = Rng::new(t as u64 + 401);
+            for (k, once) in onces.iter().enumerate() {
+                let panics = rng.below(3) == 0;
+                let body = || {
+                    // Recorded, not asserted: the closure's own panic is caught below.
+                    if running[k].fetch_add(1, SeqCst) != 0 {
+                        violations.fetch_add(1, SeqCst); // two closures at once
+                    }
+                    if completed[k].load(SeqCst) != 0 {
+                        violations.fetch_add(1, SeqCst); // a closure after completion
+                    }
+                    std::thread::yield_now();
+                    running[k].fetch_sub(1, SeqCst);
+                    if panics {
+                        panic!("a closure that panics (as the test wants)");
+                    }
+                    completed[k].fetch_add(1, SeqCst);
+                };
+                let force = rng.below(2) == 0;
+                let timeout = rng.timeout();
+                let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+                    if force {
+                        once.call_once_force_for(timeout, |_| body())
+                    } else {
+                        once.call_once_for(timeout, body)
+                    }
+                }));
+                match outcome {
+                    Ok(Ok(true)) => assert!(once.is_completed()),
+                    Ok(Ok(false)) => {}
+                    Ok(Err(sharedbuf::Error::Poisoned)) => assert!(!force),
+                    Ok(Err(error)) => panic!("unexpected {error:?}"),
+                    Err(_) => assert!(panics, "only a panicking closure unwinds"),
+                }
+                progress.fetch_add(1, SeqCst);
+            }
+        });
+    }
+    assert_eq!(
+        violations.load(SeqCst),
+        0,
+        "closures overlapped or ran after completion"
+    );
+    // Those left poisoned or unrun are completed by one more forced call each.
+    for (k, once) in onces.iter().enumerate() {
+        once.call_once_force(|_| {
+            completed[k].fetch_add(1, SeqCst);
+        })
+        .unwrap();
+        assert_eq!(
+            completed[k].load(SeqCst),
+            1,
+            "Once {k} completed {} times",
+            completed[k].load(SeqCst)
+        );
+    }
 }

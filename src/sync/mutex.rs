@@ -702,9 +702,8 @@ impl Mutex {
         if !LOOM && std::thread::panicking() {
             // AssertUnwindSafe: nothing of ours is left half-done by a waker's panic; every
             // sleeper was taken off the side word and woken before it propagates.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.side().notify(None)
-            }));
+            let _ =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.side().notify(None)));
             return;
         }
         self.side().notify(None);
