@@ -726,3 +726,29 @@ fn s3_s6_hammering_onces_with_timeouts_and_panicking_closures() {
         );
     }
 }
+
+/// Fault: `Barrier`'s `clone` re-attached through `Barrier::at`, which checks the parties word
+/// against the handle's parties and panicked ("a checked barrier stays valid") once that word
+/// had been overwritten through a view. Overwritten bytes may break a primitive, never make our
+/// code panic: a clone is the same handle again, with the parties it was made with, and only a
+/// new attach reports the mismatch (S1).
+// docs/semantics.md S1
+#[test]
+fn s1_cloning_a_barrier_whose_parties_word_was_overwritten_does_not_panic() {
+    let buffer = SharedBuffer::new(16).unwrap();
+    let barrier = Barrier::at(&buffer, 0, 1).unwrap();
+    let parties = Uint32Array::with_range(&buffer, 8, Some(1)).unwrap();
+    assert_eq!(parties.get(0), Some(1));
+    parties.set(0, 7).unwrap(); // a hostile write into the barrier's bytes
+    let clone = panic::catch_unwind(AssertUnwindSafe(|| barrier.clone()))
+        .expect("cloning a handle panicked");
+    assert_eq!(clone.parties(), 1);
+    assert!(
+        clone.wait().unwrap().is_leader(),
+        "one party: always the leader"
+    );
+    assert!(matches!(
+        Barrier::at(&buffer, 0, 1),
+        Err(sharedbuf::Error::ParameterMismatch { .. })
+    ));
+}
