@@ -21,7 +21,8 @@ use std::time::Duration;
 
 use common::{block_on, panicking_waker, poll_once, within_watchdog_of_progress, SMALL_STACK};
 use sharedbuf::sync::{
-    Barrier, Condvar, LockFuture, Mutex, Once, RwLock, RwLockReadGuard, RwLockWriteGuard, Semaphore,
+    Barrier, Condvar, Latch, LockFuture, Mutex, Once, RwLock, RwLockReadGuard, RwLockWriteGuard,
+    Semaphore,
 };
 use sharedbuf::{atomics, Int32Array, SharedBuffer, Uint32Array};
 use sync_support::spawn_blocked;
@@ -751,4 +752,91 @@ fn s1_cloning_a_barrier_whose_parties_word_was_overwritten_does_not_panic() {
         Barrier::at(&buffer, 0, 1),
         Err(sharedbuf::Error::ParameterMismatch { .. })
     ));
+}
+
+/// Timeouts at the edges, on every primitive: `Duration::MAX` (no representable deadline:
+/// waits as an untimed call, never an overflow panic), a deadline far in the future, and a
+/// deadline already past (gives up at once, `Ok(None)` / `Ok(false)`, having taken nothing and
+/// left nothing counted) (S3).
+// docs/semantics.md S3
+#[test]
+fn s3_timeouts_at_the_edges_neither_panic_nor_leave_a_trace() {
+    let buffer = SharedBuffer::new(128).unwrap();
+    let mutex = Mutex::at(&buffer, 0).unwrap();
+    let condvar = Condvar::at(&buffer, 16).unwrap();
+    let rwlock = RwLock::at(&buffer, 24).unwrap();
+    let semaphore = Semaphore::at(&buffer, 48).unwrap();
+    let latch = Latch::at(&buffer, 52).unwrap();
+    let barrier = Barrier::at(&buffer, 64, 2).unwrap();
+    let once = Once::at(&buffer, 80).unwrap();
+    let past = std::time::Instant::now() - Duration::from_millis(1);
+    let far = std::time::Instant::now()
+        .checked_add(Duration::from_secs(1 << 32))
+        .unwrap_or_else(|| std::time::Instant::now() + Duration::from_secs(1 << 20));
+
+    // Free, available or done: every form succeeds at once.
+    for timeout in [Duration::ZERO, Duration::MAX] {
+        drop(mutex.try_lock_for(timeout).unwrap().expect("free"));
+        drop(rwlock.try_write_for(timeout).unwrap().expect("free"));
+        drop(rwlock.try_read_for(timeout).unwrap().expect("free"));
+        assert!(semaphore.acquire_for(0, timeout).unwrap());
+        assert!(latch.wait_for(timeout).unwrap());
+    }
+    drop(mutex.try_lock_until(far).unwrap().expect("free"));
+    drop(rwlock.try_write_until(far).unwrap().expect("free"));
+
+    // Taken, empty or not done: a past deadline gives up at once and leaves no trace.
+    let held = mutex.lock().unwrap();
+    let written = rwlock.write().unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            assert!(mutex.try_lock_until(past).unwrap().is_none());
+            assert!(rwlock.try_read_until(past).unwrap().is_none());
+            assert!(rwlock.try_write_until(past).unwrap().is_none());
+        });
+    });
+    drop(written);
+    drop(held);
+    assert_eq!(mutex_state(&mutex), 0);
+    let rwlock_state = Uint32Array::with_range(&buffer, 24, Some(2))
+        .unwrap()
+        .to_vec();
+    assert_eq!(rwlock_state, [0, 0]);
+    assert!(!semaphore.acquire_until(1, past).unwrap());
+    let semaphore_word = Uint32Array::with_range(&buffer, 48, Some(1))
+        .unwrap()
+        .get(0);
+    // No permits, no reservation; the waiting flag (bit 0) may be left stale (by design).
+    assert_eq!(semaphore_word.map(|w| w & !1), Some(0));
+    latch.count_up(1).unwrap();
+    assert!(!latch.wait_until(past).unwrap());
+    assert!(barrier.wait_until(past).unwrap().is_none(), "withdrawn");
+    assert_eq!(
+        Uint32Array::with_range(&buffer, 64, Some(1))
+            .unwrap()
+            .get(0),
+        Some(0),
+        "no arrival left"
+    );
+    assert!(!once.wait_until(past).unwrap());
+    let guard = mutex.lock().unwrap();
+    let (guard, result) = condvar.wait_until(guard, past).unwrap();
+    assert!(result.timed_out());
+    drop(guard);
+
+    // Duration::MAX on a call that must wait: it waits for its partner, as an untimed call.
+    let partner = {
+        let (semaphore, latch, barrier) = (semaphore.clone(), latch.clone(), barrier.clone());
+        spawn_blocked(move || {
+            assert!(semaphore.acquire_for(1, Duration::MAX).unwrap());
+            assert!(latch.wait_for(Duration::MAX).unwrap());
+            barrier.wait_for(Duration::MAX).unwrap().is_some()
+        })
+    };
+    semaphore.release(1).unwrap();
+    latch.count_down().unwrap();
+    assert!(barrier.wait().is_ok());
+    assert!(partner.join("the Duration::MAX waiter"));
+    assert!(once.call_once_for(Duration::MAX, || ()).unwrap());
+    assert!(once.wait_for(Duration::MAX).unwrap());
 }
