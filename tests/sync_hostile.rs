@@ -840,3 +840,53 @@ fn s3_timeouts_at_the_edges_neither_panic_nor_leave_a_trace() {
     assert!(once.call_once_for(Duration::MAX, || ()).unwrap());
     assert!(once.wait_for(Duration::MAX).unwrap());
 }
+
+/// A waker whose `clone` panics (the future stores a clone of the waker it is polled with):
+/// the panic propagates out of `poll`, and the future is left in a state it can be polled from
+/// again with another waker, or dropped; the mutex's other lockers never notice (S2).
+// docs/semantics.md S2
+#[test]
+fn s2_a_waker_whose_clone_panics_leaves_the_lock_future_usable() {
+    use std::task::{RawWaker, RawWakerVTable, Waker};
+    fn clone(_: *const ()) -> RawWaker {
+        panic!("this waker panics when cloned (as the test wants)");
+    }
+    fn noop(_: *const ()) {}
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+    // SAFETY: the vtable's functions ignore the data pointer, which is never dereferenced.
+    let hostile = unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) };
+
+    let buffer = SharedBuffer::new(16).unwrap();
+    let mutex = Mutex::at(&buffer, 0).unwrap();
+    let guard = mutex.lock().unwrap();
+    let mut future = Box::pin(mutex.lock_async());
+    let mut dropped = Box::pin(mutex.lock_async());
+    for future in [&mut future, &mut dropped] {
+        let polled = panic::catch_unwind(AssertUnwindSafe(|| {
+            future
+                .as_mut()
+                .poll(&mut std::task::Context::from_waker(&hostile))
+                .is_pending()
+        }));
+        assert!(polled.is_err(), "the clone's panic propagates");
+    }
+    drop(dropped);
+    let (counter, good) = counting_waker();
+    assert!(future
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&good))
+        .is_pending());
+    let remote = mutex.clone();
+    let blocked = spawn_blocked(move || remote.lock().map(drop).map_err(|e| e.to_string()));
+    drop(guard);
+    blocked
+        .join("a blocked locker beside the hostile future")
+        .unwrap();
+    common::until(|| counter.0.load(SeqCst) > 0, "the good waker's wake");
+    let result = future
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(&good));
+    assert!(matches!(result, Poll::Ready(Ok(_))), "the free mutex taken");
+    drop(result);
+    assert_eq!(mutex_state(&mutex), 0);
+}
