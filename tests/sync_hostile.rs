@@ -890,3 +890,43 @@ fn s2_a_waker_whose_clone_panics_leaves_the_lock_future_usable() {
     drop(result);
     assert_eq!(mutex_state(&mutex), 0);
 }
+
+/// A leaked `RwLock` read guard keeps a reader counted: a timed writer gives up and leaves
+/// nothing counted, and readers still share the lock; a leaked write guard shuts everyone out
+/// and its thread's relock is `WouldDeadlock` (documented on `RwLock`; no undefined behaviour).
+// docs/semantics.md S2 and S3
+#[test]
+fn s2_s3_leaked_rwlock_guards_keep_their_locks_and_timed_callers_give_up_cleanly() {
+    let buffer = SharedBuffer::new(48).unwrap();
+    let lock = RwLock::at(&buffer, 0).unwrap();
+    std::mem::forget(lock.read().unwrap());
+    assert_eq!(lock.reader_count(), 1);
+    assert!(lock
+        .try_write_for(Duration::from_millis(1))
+        .unwrap()
+        .is_none());
+    drop(lock.try_read().unwrap().expect("readers still share it"));
+    let state = Uint32Array::with_range(&buffer, 0, Some(2))
+        .unwrap()
+        .to_vec();
+    assert_eq!(state, [1, 0], "one reader, nobody waiting");
+
+    let other = RwLock::at(&buffer, 24).unwrap();
+    std::mem::forget(other.write().unwrap());
+    assert_eq!(other.read().unwrap_err(), sharedbuf::Error::WouldDeadlock);
+    assert!(matches!(other.try_write(), Err(e) if e == sharedbuf::Error::WouldDeadlock));
+    let remote = other.clone();
+    let timed = std::thread::spawn(move || {
+        let read = remote
+            .try_read_for(Duration::from_millis(1))
+            .unwrap()
+            .is_none();
+        let write = remote
+            .try_write_for(Duration::from_millis(1))
+            .unwrap()
+            .is_none();
+        read && write
+    });
+    assert!(timed.join().unwrap(), "both timed out");
+    assert!(other.is_write_locked());
+}
