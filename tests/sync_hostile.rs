@@ -930,3 +930,49 @@ fn s2_s3_leaked_rwlock_guards_keep_their_locks_and_timed_callers_give_up_cleanly
     assert!(timed.join().unwrap(), "both timed out");
     assert!(other.is_write_locked());
 }
+
+/// A party that panics before it arrives: with a timed wait the others give up and leave the
+/// barrier and the latch as they were; with the arrival (`arrive_and_drop`, `count_down`) in a
+/// drop guard, the unwind arrives for it and the others pass (the pattern the docs advise).
+// docs/semantics.md S3
+#[test]
+fn s3_a_party_that_panics_before_arriving_is_only_missing() {
+    let buffer = SharedBuffer::new(32).unwrap();
+    let barrier = Barrier::at(&buffer, 0, 2).unwrap();
+    let latch = Latch::at(&buffer, 16).unwrap();
+    latch.count_up(1).unwrap();
+
+    let panicked =
+        std::thread::spawn(|| panic!("a party panics before arriving (as the test wants)"));
+    assert!(panicked.join().is_err());
+    assert!(barrier
+        .wait_for(Duration::from_millis(1))
+        .unwrap()
+        .is_none());
+    assert!(!latch.wait_for(Duration::from_millis(1)).unwrap());
+    assert_eq!(
+        Uint32Array::with_range(&buffer, 0, Some(1)).unwrap().get(0),
+        Some(0)
+    );
+    assert_eq!(latch.count(), 1);
+
+    struct Arrives(Barrier, Latch);
+    impl Drop for Arrives {
+        fn drop(&mut self) {
+            self.0.arrive_and_drop().unwrap();
+            self.1.count_down().unwrap();
+        }
+    }
+    let guarded = Arrives(barrier.clone(), latch.clone());
+    let waiter = {
+        let (barrier, latch) = (barrier.clone(), latch.clone());
+        spawn_blocked(move || (barrier.wait().unwrap().is_leader(), latch.wait().is_ok()))
+    };
+    let panicked = std::thread::spawn(move || {
+        let _arrives = guarded;
+        panic!("a guarded party panics before arriving (as the test wants)");
+    });
+    assert!(panicked.join().is_err());
+    assert_eq!(waiter.join("the other party"), (false, true));
+    assert_eq!(barrier.expected(), 1, "the panicked party left the barrier");
+}

@@ -107,6 +107,9 @@ fn completed(state: u64) -> u64 {
 ///   permanent for every handle.
 /// - Inside a worker, a blocked wait returns `Err(Terminated)` when the worker is terminated
 ///   (S6), having withdrawn its arrival (or `Ok` if its generation had already completed).
+/// - A party that panics (or returns) before it arrives is only missing: the others wait for
+///   it as for a slow one. Give the waits a deadline, or leave with
+///   [`arrive_and_drop`](Barrier::arrive_and_drop) from a drop guard.
 ///
 /// ```
 /// use sharedbuf::sync::Barrier;
