@@ -604,10 +604,10 @@ fn s2_s3_a_leaked_guard_keeps_the_lock_held_and_a_leaked_future_leaves_no_flag()
     assert_eq!(mutex_state(&mutex), 1, "held once, nobody left counted");
 }
 
-/// 64 threads pass one barrier of 3 parties with zero and short timeouts, so parties keep
-/// withdrawing while generations complete around them (more threads than parties: any three
-/// arrivals make a generation). Checks: every generation lets exactly its 3 parties through
-/// with one leader (passes = 3 × leaders: a withdrawn arrival is never counted, and a party
+/// 64 threads pass one barrier of 24 parties with zero and short timeouts, so parties keep
+/// withdrawing while generations complete around them (more threads than parties: any 24
+/// arrivals make a generation). Checks: every generation lets exactly its 24 parties through
+/// with one leader (passes = 24 × leaders: a withdrawn arrival is never counted, and a party
 /// counted by a completed generation is never told it timed out), and afterwards no arrival is
 /// left in the state word.
 // docs/semantics.md S3
