@@ -240,7 +240,10 @@ fn bump(pair: &Int32Array, rng: &mut Rng) {
 
 /// 64 threads lock one mutex every way there is — blocking, `try_lock`, timed with zero and
 /// short timeouts, `lock_async` run to completion or dropped after its first poll (pending or
-/// not), and condition-variable waits with short timeouts racing `notify_one` / `notify_all`.
+/// not), `lock_async` futures whose waker panics in whichever thread's release wakes them
+/// (about 3,000 such panics a run, each caught where it lands), and condition-variable waits
+/// with short timeouts racing `notify_one` / `notify_all`. (With the release waking the futures
+/// before it passes the baton, as before the fix above, this hangs.)
 /// Checks: mutual exclusion (a plain counter pair, every successful hold counted exactly
 /// once), a notify never counts a waiter that then reports a timeout (S3, S4: the notifies'
 /// counts are at most the waits that ended not timed out), and afterwards the mutex and the
@@ -257,15 +260,19 @@ fn s2_s3_s4_hammering_a_mutex_and_condvar_with_timeouts_and_dropped_futures() {
     let holds = Arc::new(AtomicU64::new(0));
     let notified = Arc::new(AtomicU64::new(0));
     let not_timed_out = Arc::new(AtomicU64::new(0));
+    let waker_panics = Arc::new(AtomicU64::new(0));
     {
         let (mutex, condvar, pair) = (mutex.clone(), condvar.clone(), pair.clone());
         let (holds, notified, not_timed_out) =
             (holds.clone(), notified.clone(), not_timed_out.clone());
+        let waker_panics = waker_panics.clone();
         hammer("the mutex hammer", move |t, progress| {
             let mut rng = Rng::new(t as u64 + 1);
             let mut held = 0;
             for _ in 0..ROUNDS {
-                match rng.below(9) {
+                // A hostile future's waker (below) panics in whichever thread's release wakes
+                // it: any round may end in that panic, after its hold was counted.
+                let round = panic::catch_unwind(AssertUnwindSafe(|| match rng.below(10) {
                     0 | 1 => {
                         let _guard = mutex.lock().unwrap();
                         bump(&pair, &mut rng);
@@ -319,7 +326,29 @@ fn s2_s3_s4_hammering_a_mutex_and_condvar_with_timeouts_and_dropped_futures() {
                         notified.fetch_add(woke as u64, SeqCst);
                         drop(guard);
                     }
+                    8 => {
+                        // A future whose waker panics, left pending while this thread queues
+                        // for the lock: the release that wakes both panics in its own thread
+                        // (never stranding this one), and this thread gets the lock.
+                        let (woken, _) = mpsc::channel();
+                        let waker = panicking_waker(woken);
+                        let mut future = Box::pin(mutex.lock_async());
+                        let polled = future
+                            .as_mut()
+                            .poll(&mut std::task::Context::from_waker(&waker));
+                        drop(polled); // a guard taken at once is released here
+                        let _guard = mutex.lock().unwrap();
+                        bump(&pair, &mut rng);
+                        held += 1;
+                    }
                     _ => std::thread::yield_now(),
+                }));
+                if let Err(payload) = round {
+                    let message = payload.downcast_ref::<&str>().copied().unwrap_or_default();
+                    if !message.starts_with("this waker panics") {
+                        panic::resume_unwind(payload);
+                    }
+                    waker_panics.fetch_add(1, SeqCst);
                 }
                 progress.fetch_add(1, SeqCst);
             }
