@@ -438,7 +438,8 @@ fn s2_s3_hammering_an_rwlock_with_timeouts() {
 #[test]
 fn s3_s5_hammering_a_semaphore_with_timeouts_and_large_acquires() {
     const PERMITS: u32 = 8;
-    const ROUNDS: u64 = 3_000;
+    // Fewer than the other hammers: the all-8 acquires serialize the semaphore behind them.
+    const ROUNDS: u64 = 1_500;
     let buffer = SharedBuffer::new(4).unwrap();
     let semaphore = Semaphore::at(&buffer, 0).unwrap();
     semaphore.release(PERMITS).unwrap();
