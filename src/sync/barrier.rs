@@ -107,6 +107,9 @@ fn completed(state: u64) -> u64 {
 ///   permanent for every handle.
 /// - Inside a worker, a blocked wait returns `Err(Terminated)` when the worker is terminated
 ///   (S6), having withdrawn its arrival (or `Ok` if its generation had already completed).
+/// - A party that panics (or returns) before it arrives is only missing: the others wait for
+///   it as for a slow one. Give the waits a deadline, or leave with
+///   [`arrive_and_drop`](Barrier::arrive_and_drop) from a drop guard.
 ///
 /// ```
 /// use sharedbuf::sync::Barrier;
@@ -184,11 +187,17 @@ impl Barrier {
                 max: i64::from(Self::MAX_PARTIES),
             });
         };
-        let words = SharedWords::at(buffer, byte_offset + 8, 2)?;
-        attach::set_once(words.get(PARTIES), "parties", valid)?;
+        let barrier = Barrier::attached(buffer, byte_offset, parties)?;
+        attach::set_once(barrier.words.get(PARTIES), "parties", valid)?;
+        Ok(barrier)
+    }
+
+    /// The handle on a checked place, without writing or checking the parties word (the
+    /// attach that made the first handle did).
+    fn attached(buffer: &SharedBuffer, byte_offset: usize, parties: u32) -> Result<Barrier, Error> {
         Ok(Barrier {
             state: SharedWord::at(buffer, byte_offset)?,
-            words,
+            words: SharedWords::at(buffer, byte_offset + 8, 2)?,
             parties,
             byte_offset,
         })
@@ -379,10 +388,11 @@ impl Barrier {
 
 impl Clone for Barrier {
     fn clone(&self) -> Barrier {
-        // Re-attaching cannot fail: the place and the parties were checked, and buffers never
-        // shrink.
-        Barrier::at(self.buffer(), self.byte_offset, self.parties)
-            .expect("a checked barrier stays valid")
+        // Re-attaching cannot fail: the place was checked, and buffers never shrink. Not
+        // through `at`: the parties word is not checked again, so a clone never fails (nor
+        // panics) on bytes overwritten since (the handle keeps the parties it was made with).
+        Barrier::attached(self.buffer(), self.byte_offset, self.parties)
+            .expect("a checked place stays valid")
     }
 }
 

@@ -59,6 +59,10 @@ const EPOCH: usize = 1;
 ///
 /// Inside a worker, a blocked wait returns `Err(Terminated)` when the worker is terminated (S6).
 ///
+/// The latch cannot tell a task that is slow from one that panicked (or returned early) before
+/// its `count_down`: the waiters then wait for a zero that never comes. Count down from a drop
+/// guard in a task that may unwind, or wait with a deadline.
+///
 /// ```
 /// use sharedbuf::sync::Latch;
 /// use sharedbuf::{Error, SharedBuffer};

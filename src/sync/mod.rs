@@ -27,7 +27,12 @@
 //!
 //! The bytes belong to the primitive from then on: writing them through a view breaks the lock
 //! (it may then never be free again), but never memory safety — every word is read and written
-//! atomically, and the protocols never trust a value to index memory.
+//! atomically, and the protocols never trust a value to index memory. So does *sleeping* on
+//! them: an [`atomics::wait`](crate::atomics::wait) (or `wait_async`) on a primitive's word
+//! through a view queues beside the primitive's own sleepers, and a wake the protocol counts
+//! as handed to one of them (a `Mutex` unlock's, a `RwLock` writer's, a `Condvar::notify(1)`)
+//! can go to it instead: the blocked locker it was meant for then sleeps on until its deadline,
+//! and a `Mutex` wakes no queued waiter any more. Reading the words (`load`) is harmless.
 //!
 //! # Words
 //!

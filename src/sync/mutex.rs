@@ -32,8 +32,9 @@
 //!   all: the word is 0. Found two holds (an heir pending), the subtraction has handed the lock
 //!   over (one hold left, now the heir's): wake the side word. Otherwise it has released the
 //!   lock with waiters counted or `ASYNC` set: then, in a compare-exchange loop, clear `ASYNC`
-//!   (and wake the side word) and, if the lock is still free, waiters are counted and no `WOKEN`
-//!   baton is out, set `WOKEN` and wake one queued waiter ([`Mutex::pass_baton`]). If a barger
+//!   and, if the lock is still free, waiters are counted and no `WOKEN` baton is out, set
+//!   `WOKEN`; then wake one queued waiter ([`Mutex::pass_baton`]) and, last, the side word (its
+//!   futures' wakers are user code and may panic: the baton is passed before they run). If a barger
 //!   took the lock in between, its unlock wakes instead.
 //! - **The `WOKEN` baton** (Go's `mutexWoken`): at most one woken-but-not-yet-running waiter at a
 //!   time, so a burst of unlocks does not wake the whole queue. Whoever holds it must look at
@@ -204,6 +205,11 @@ fn granted(state: u32) -> bool {
 /// - Inside a worker, a blocked `lock` returns `Err(Terminated)` when the worker is terminated
 ///   (S6).
 /// - Not poisoned by a panic (as parking_lot's): the guard's drop still unlocks.
+/// - A guard leaked with [`mem::forget`](std::mem::forget) in a private buffer leaves the lock
+///   held for ever (as with any lock): other lockers wait until their deadline, and the leaking
+///   thread's relock is still `Err(WouldDeadlock)`. A leaked [`LockFuture`](super::LockFuture)
+///   only leaks its wait. (In a process-shared buffer, a guard leaked by a thread that then
+///   ends counts as a dead holder, below.)
 /// - **In a process-shared buffer the lock survives its holder's death** (X3): when the thread
 ///   holding it dies — its process killed — the next locker takes it over and gets
 ///   `Err(LockError::OwnerDied(guard))`, within a fraction of a second even if it was already
@@ -646,11 +652,15 @@ impl Mutex {
             let next = (state & !ASYNC) | if wake { WOKEN } else { 0 };
             match self.state().compare_exchange(state, next, Relaxed) {
                 Ok(_) => {
-                    if state & ASYNC != 0 {
-                        self.wake_side();
-                    }
+                    // The baton first: waking the side word runs the futures' wakers, user
+                    // code that may panic, and a panic unwinding from there before the baton
+                    // was passed would leave `WOKEN` set with nobody holding it (every later
+                    // unlock would then wake nobody, stranding the queue for ever).
                     if wake {
                         self.pass_baton();
+                    }
+                    if state & ASYNC != 0 {
+                        self.wake_side();
                     }
                     return;
                 }
@@ -681,8 +691,21 @@ impl Mutex {
     }
 
     /// Bumps the side word and wakes everyone sleeping on it (the heir, async waiters).
+    ///
+    /// The futures' wakers are user code: a panic of one propagates to the unlocking thread
+    /// (after every sleeper has been woken, the waiter table's rule), unless that thread is
+    /// already unwinding — a guard dropped by a panic in the critical section — where a second
+    /// panic escaping the guard's drop would abort the process: then it is caught and dropped
+    /// (the panic hook has already reported it).
     fn wake_side(&self) {
         self.side().fetch_add(1, Release);
+        if !LOOM && std::thread::panicking() {
+            // AssertUnwindSafe: nothing of ours is left half-done by a waker's panic; every
+            // sleeper was taken off the side word and woken before it propagates.
+            let _ =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.side().notify(None)));
+            return;
+        }
         self.side().notify(None);
     }
 }

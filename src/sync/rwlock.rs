@@ -137,6 +137,10 @@ pub(super) fn write_lockable(state: u64) -> bool {
 ///   recorded).
 /// - Inside a worker, a blocked call returns `Err(Terminated)` when the worker is terminated
 ///   (S6). Not poisoned by a panic: the guards' drop still unlocks.
+/// - A guard leaked with [`mem::forget`](std::mem::forget) keeps its lock for ever (as with
+///   any lock): a leaked read guard leaves a reader counted, so writers wait until their
+///   deadline (and, while one waits, new readers too); a leaked write guard shuts everyone out,
+///   and its thread's relock is still `Err(WouldDeadlock)`. Never undefined behaviour.
 /// - In a process-shared buffer the write lock survives its holder's death (X3): the next
 ///   `write` — or `read`, which then takes the *write* lock over to repair the data — gets
 ///   `Err(LockError::OwnerDied(write_guard))`; see [`Mutex`](super::Mutex) for the contract
