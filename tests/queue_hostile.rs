@@ -1,6 +1,6 @@
 //! What a careless or hostile user gives the job queue: durations up to `Duration::MAX` (a
 //! common way to say "forever") in every setting and job option, an empty dedupe key, a
-//! count of `usize::MAX`. Each gets a working queue or a clear `Err`, never a panic of a
+//! payload longer than Redis takes, a count of `usize::MAX`. Each gets a working queue or a clear `Err`, never a panic of a
 //! consumer's thread (docs/semantics.md Q9).
 #![cfg(feature = "redis")]
 
@@ -123,6 +123,32 @@ fn q9_an_empty_dedupe_key_is_refused() {
         .add("e", JobOptions::new().dedupe("k"))
         .unwrap()
         .is_new());
+}
+
+// docs/semantics.md Q9: a payload longer than Redis takes (512 MiB) is refused at once, in
+// `add` and in `add_batch`, and the queue goes on. (Before: Redis dropped the connection, and
+// the add sent the payload again until its retry budget ran out: `Err(Unavailable)` with
+// "connection reset" after seconds.)
+#[test]
+fn q9_a_payload_over_512_mib_is_refused_at_once() {
+    let Some(server) = redis_or_skip("q9_a_payload_over_512_mib_is_refused_at_once") else {
+        return;
+    };
+    let queue = JobQueue::builder(&server.url(), &queue_name("huge"))
+        .retry_for(Duration::from_secs(2))
+        .connect()
+        .unwrap();
+    // Zeroed on demand: the test touches none of it.
+    let huge = vec![0u8; (512 << 20) + 1];
+    let refused = |result: Result<_, QueueError>| matches!(result, Err(QueueError::InvalidOption(ref what)) if what.contains("512 MiB"));
+    assert!(refused(queue.add(&huge, JobOptions::new()).map(|_| ())));
+    assert!(refused(
+        queue
+            .add_batch([(&huge[..], JobOptions::new())])
+            .map(|_| ())
+    ));
+    assert!(queue.add("small", JobOptions::new()).unwrap().is_new());
+    assert_eq!(queue.stats().unwrap().waiting, 1);
 }
 
 // docs/semantics.md Q9, Q2: `dead_letters(usize::MAX)` reads them all (Redis takes a signed

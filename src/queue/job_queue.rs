@@ -117,14 +117,15 @@ impl JobQueue {
 
     /// Adds a job whose payload is `payload`'s bytes. With a dedupe key some job already owns
     /// (waiting, running, or completed within the dedupe window), adds nothing and returns
-    /// [`Added::Duplicate`] with that job's id.
+    /// [`Added::Duplicate`] with that job's id. `Err(InvalidOption)` for a payload over 512 MiB
+    /// (the longest string Redis takes) or an empty dedupe key.
     ///
     /// If the connection breaks, the add is sent again once Redis is back (within
     /// [`retry_for`](JobQueueBuilder::retry_for)); without a dedupe key the job may then be
     /// queued twice (a lost reply cannot tell whether the first one arrived), with one it
     /// cannot.
     pub fn add(&self, payload: impl AsRef<[u8]>, options: JobOptions) -> Result<Added, QueueError> {
-        options.check()?;
+        options.check_job(payload.as_ref())?;
         let command = self.add_command(&[(payload.as_ref(), &options)]);
         let value = self.request(&[command])?.pop().unwrap_or(Value::Nil);
         let mut added = parse_added(value)?;
@@ -165,8 +166,8 @@ impl JobQueue {
             while batch.len() < ADDS_PER_TRIP / ADDS_PER_CALL && jobs.peek().is_some() {
                 call.clear();
                 call.extend(jobs.by_ref().take(ADDS_PER_CALL));
-                for (_, options) in &call {
-                    options.check()?;
+                for (payload, options) in &call {
+                    options.check_job(payload.as_ref())?;
                 }
                 let refs: Vec<(&[u8], &JobOptions)> =
                     call.iter().map(|(p, o)| (p.as_ref(), o)).collect();

@@ -90,9 +90,17 @@ impl JobOptions {
         self
     }
 
-    /// `Err(InvalidOption)` for options no job can have: an empty dedupe key (the scripts
-    /// read an empty key as none, so the job would be queued without one).
-    pub(super) fn check(&self) -> Result<(), QueueError> {
+    /// `Err(InvalidOption)` for a job Redis cannot take or that no job can be: a payload
+    /// over [`MAX_PAYLOAD`] (Redis refuses a longer string and drops the connection, so the
+    /// add would only be sent again until the retry budget ran out), or an empty dedupe key
+    /// (the scripts read an empty key as none, so the job would be queued without one).
+    pub(super) fn check_job(&self, payload: &[u8]) -> Result<(), QueueError> {
+        if payload.len() > MAX_PAYLOAD {
+            return Err(QueueError::InvalidOption(format!(
+                "a payload of {} bytes is over the 512 MiB Redis stores in one string",
+                payload.len()
+            )));
+        }
         match self.dedupe.as_deref() {
             Some("") => Err(QueueError::InvalidOption(
                 "a dedupe key must not be empty".into(),
@@ -101,6 +109,10 @@ impl JobOptions {
         }
     }
 }
+
+/// The largest payload a job can have: 512 MiB, the longest string Redis takes in a command
+/// by default (`proto-max-bulk-len`).
+pub(super) const MAX_PAYLOAD: usize = 512 << 20;
 
 /// What [`JobQueue::add`](super::JobQueue::add) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
