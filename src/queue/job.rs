@@ -109,9 +109,11 @@ impl Job {
 
     /// The payload decoded as a `T` (it was added with
     /// [`add_value`](super::JobQueue::add_value)). `Err` if it does not decode; returned from a
-    /// handler with `?`, that dead-letters the job at once.
+    /// handler with `?`, that dead-letters the job at once. Arrays and maps nest fewer than 128
+    /// deep (serde_json's limit): a payload nested deeper, which only a recursive `T` could
+    /// ask for, is an `Err`, never a stack overflow of the thread that decodes it.
     pub fn value<T: DeserializeOwned>(&self) -> Result<T, PayloadError> {
-        rmp_serde::from_slice(&self.payload).map_err(PayloadError::new)
+        decode_value(&self.payload)
     }
 
     /// The error of the previous attempt (`None` on the first).
@@ -152,6 +154,20 @@ pub(super) fn encode_value<T: serde::Serialize + ?Sized>(
     value: &T,
 ) -> Result<Vec<u8>, PayloadError> {
     rmp_serde::to_vec_named(value).map_err(PayloadError::new)
+}
+
+/// How deep a payload's arrays and maps may nest when decoded (fewer than this): serde_json's
+/// limit. A producer (any
+/// client of the Redis server) can write a payload of a million nested arrays; decoding one
+/// into a recursive type recurses once per level, and rmp-serde's own limit (1,024) still
+/// overflows a 2 MiB thread stack in a debug build.
+const MAX_DEPTH: usize = 128;
+
+/// Decodes a payload written by [`encode_value`] (or by any MessagePack writer).
+pub(super) fn decode_value<T: DeserializeOwned>(payload: &[u8]) -> Result<T, PayloadError> {
+    let mut decoder = rmp_serde::Deserializer::from_read_ref(payload);
+    decoder.set_max_depth(MAX_DEPTH);
+    T::deserialize(&mut decoder).map_err(PayloadError::new)
 }
 
 /// How many arguments [`push_new_fields`] appends for a job with `options`.
@@ -247,4 +263,32 @@ pub(super) fn parse(
         deliveries: deliveries.max(1),
         added_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recursive value: what a deep payload needs in order to recurse at all.
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Tree(Vec<Tree>);
+
+    fn nested(depth: usize) -> Vec<u8> {
+        // 0x91: an array of one; 0x90: an empty array.
+        let mut bytes = vec![0x91; depth];
+        bytes.push(0x90);
+        bytes
+    }
+
+    // docs/semantics.md Q9.
+    #[test]
+    fn values_nest_up_to_the_limit_and_deeper_is_an_error_not_a_stack_overflow() {
+        // `nested(n)` is n + 1 arrays deep.
+        let tree: Tree = decode_value(&nested(MAX_DEPTH - 2)).unwrap();
+        assert_eq!(encode_value(&tree).unwrap(), nested(MAX_DEPTH - 2));
+        for depth in [MAX_DEPTH - 1, 1_000_000] {
+            let error = decode_value::<Tree>(&nested(depth)).unwrap_err();
+            assert!(error.to_string().contains("depth"), "{error}");
+        }
+    }
 }
