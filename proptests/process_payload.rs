@@ -132,6 +132,31 @@ fn a_value_followed_by_extra_bytes_is_refused() {
     assert!(matches!(recv::<u32>(&mut rx), Err(Error::Codec { .. })));
 }
 
+/// A recursive message: a tree of sequences.
+#[derive(Debug, PartialEq, Serialize, Deserialize)]
+struct Tree(Vec<Tree>);
+
+// docs/semantics.md X4: a message that nests a recursive type a million levels deep (a
+// sequence of one, a million times: one byte a level) is `Err(Codec)`, not a stack overflow
+// that aborts the receiving process; one within the limit still decodes.
+#[test]
+fn a_message_nested_a_million_deep_is_refused_not_a_stack_overflow() {
+    let capacity = 1 << 21;
+    let buffer = SharedBuffer::new(ByteRing::bytes_for(capacity).unwrap()).unwrap();
+    let ring = ByteRing::at(&buffer, 0, capacity).unwrap();
+    let (mut tx, mut rx) = (ring.sender().unwrap(), ring.receiver().unwrap());
+    let mut bytes = vec![1u8; 1_000_000];
+    bytes.push(0);
+    tx.try_send(&bytes).unwrap();
+    match recv::<Tree>(&mut rx) {
+        Err(Error::Codec { reason }) => assert!(reason.contains("nest"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let shallow = (0..40).fold(Tree(Vec::new()), |inner, _| Tree(vec![inner]));
+    send(&mut tx, &shallow).unwrap();
+    assert_eq!(recv::<Tree>(&mut rx).unwrap(), shallow);
+}
+
 /// postcard's encoding of `7u32`: one varint byte.
 fn postcard_of_seven() -> Vec<u8> {
     let (mut tx, mut rx) = ring();

@@ -97,6 +97,7 @@
 mod builder;
 mod child;
 mod context;
+mod depth;
 mod entry;
 mod event;
 mod frame;

@@ -10,9 +10,12 @@
 //! hands; JSON or MessagePack would carry field names or type tags across a boundary where
 //! both sides are the same binary and already agree on the types.
 
+use std::cell::Cell;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::depth;
 use crate::channel::{MessageReader, MessageWriter};
 use crate::error::Error;
 
@@ -107,7 +110,23 @@ impl<T: Serialize + DeserializeOwned> Payload for T {
     fn decode(message: &MessageReader<'_>, start: usize) -> Result<T, Error> {
         let mut bytes = vec![0; message.len().saturating_sub(start)];
         message.copy_to_slice(start, &mut bytes)?;
-        let (value, rest) = postcard::take_from_bytes::<T>(&bytes)
+        let mut decoder = postcard::Deserializer::from_bytes(&bytes);
+        let too_deep = Cell::new(false);
+        let value =
+            depth::deserialize::<T, _>(&mut decoder, depth::MAX_DEPTH, &too_deep).map_err(|e| {
+                if too_deep.get() {
+                    Error::Codec {
+                        reason: format!(
+                            "decoding the message: values nest more than {} deep",
+                            depth::MAX_DEPTH
+                        ),
+                    }
+                } else {
+                    codec_error("decoding the message", e)
+                }
+            })?;
+        let rest = decoder
+            .finalize()
             .map_err(|e| codec_error("decoding the message", e))?;
         if !rest.is_empty() {
             return Err(Error::Codec {
