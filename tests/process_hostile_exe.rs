@@ -1,0 +1,174 @@
+//! A process worker is *this* program even when the file it was started from is gone or was
+//! replaced (docs/semantics.md X4): a rebuild, or a package upgrade of a running server, must
+//! not make `spawn` fail, nor start another program that would read this one's messages.
+//!
+//! Each test copies this binary to a scratch directory and runs the copy with [`STAGE`] set;
+//! the copy deletes or replaces its own file, then spawns workers from it and checks they are
+//! the program it runs (an echo round trip). Its exit status is the verdict.
+//!
+//! `harness = false`: `main` calls `process::init` first, as every program using process
+//! workers must.
+#![cfg(target_os = "linux")]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
+use sharedbuf::Error;
+
+/// A hang detector, not a speed measurement.
+const WATCHDOG: Duration = Duration::from_secs(60);
+/// Set in the copy: what it does to its own file before it spawns.
+const STAGE: &str = "SHAREDBUF_TEST_EXE_STAGE";
+/// Set in the copy: its own path.
+const SELF_PATH: &str = "SHAREDBUF_TEST_EXE_PATH";
+
+/// Answers one number with the next.
+fn increment(ctx: ProcessContext<u32, u32>) -> Result<(), Error> {
+    let n = ctx.recv()?;
+    ctx.post_message(&(n + 1))
+}
+static INCREMENT: Entry<u32, u32> = Entry::new("increment", increment);
+
+/// Spawns a worker and checks it runs this program's entry: `Online`, the answer, exit 0.
+fn round_trip(what: &str) -> Result<(), String> {
+    let worker = ProcessWorker::spawn(&INCREMENT).map_err(|e| format!("{what}: spawn: {e}"))?;
+    worker
+        .post_message(&41)
+        .map_err(|e| format!("{what}: post: {e}"))?;
+    let mut events = Vec::new();
+    loop {
+        match worker.recv_event_timeout(WATCHDOG) {
+            Ok(ProcessEvent::Exit(exit)) => {
+                events.push(format!("Exit({exit})"));
+                break;
+            }
+            Ok(event) => events.push(format!("{event:?}")),
+            Err(e) => return Err(format!("{what}: {e} after {events:?}")),
+        }
+    }
+    if events != ["Online", "Message(42)", "Exit(exit code 0)"] {
+        return Err(format!(
+            "{what}: the worker is not this program: {events:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// The copy's part: `stage` names what happens to its own file first.
+fn run_stage(stage: &str) -> Result<(), String> {
+    let me = PathBuf::from(std::env::var_os(SELF_PATH).ok_or("no path given")?);
+    match stage {
+        "deleted" => {
+            std::fs::remove_file(&me).map_err(|e| format!("deleting the copy: {e}"))?;
+            round_trip("after the file was deleted")
+        }
+        "replaced" => {
+            round_trip("before the file was replaced")?;
+            // Another program at the same path, as an upgrade leaves it.
+            let new = me.with_extension("new");
+            std::fs::write(&new, "#!/bin/sh\nexit 42\n").map_err(|e| e.to_string())?;
+            std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o755))
+                .map_err(|e| e.to_string())?;
+            std::fs::rename(&new, &me).map_err(|e| format!("replacing the copy: {e}"))?;
+            round_trip("after the file was replaced")
+        }
+        other => Err(format!("unknown stage {other:?}")),
+    }
+}
+
+/// Copies this binary to `dir`, runs the copy in `stage`, and returns how it ended.
+fn run_copy(dir: &Path, stage: &str) -> ExitStatus {
+    let copy = dir.join(format!("copy-{stage}"));
+    std::fs::copy(std::env::current_exe().unwrap(), &copy).expect("copy the test binary");
+    let mut child = Command::new(&copy)
+        .env(STAGE, stage)
+        .env(SELF_PATH, &copy)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("run the copy");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > WATCHDOG {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{stage}: the copy hung (killed after {WATCHDOG:?})");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = std::fs::remove_file(&copy);
+    status
+}
+
+fn scratch_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("process_hostile_exe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// docs/semantics.md X4: the executable's file deleted while it runs (a rebuild unlinks it):
+// a worker still starts, running this program.
+fn a_worker_starts_after_the_executable_was_deleted() {
+    let dir = scratch_dir();
+    let status = run_copy(&dir, "deleted");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "the copy failed: {status}");
+}
+
+// docs/semantics.md X4: another program installed at the executable's path after a first
+// spawn: the next worker is still this program, not the new file.
+fn a_worker_is_this_program_after_the_executable_was_replaced() {
+    let dir = scratch_dir();
+    let status = run_copy(&dir, "replaced");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "the copy failed: {status}");
+}
+
+type Test = (&'static str, fn());
+
+const TESTS: &[Test] = &[
+    (
+        "a_worker_starts_after_the_executable_was_deleted",
+        a_worker_starts_after_the_executable_was_deleted,
+    ),
+    (
+        "a_worker_is_this_program_after_the_executable_was_replaced",
+        a_worker_is_this_program_after_the_executable_was_replaced,
+    ),
+];
+
+fn main() {
+    process::init(&[&INCREMENT]); // workers run their entry here and exit
+
+    if let Ok(stage) = std::env::var(STAGE) {
+        // The copy.
+        match run_stage(&stage) {
+            Ok(()) => std::process::exit(0),
+            Err(reason) => {
+                eprintln!("process_hostile_exe ({stage}): {reason}");
+                std::process::exit(1)
+            }
+        }
+    }
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let chosen: Vec<&Test> = TESTS
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    println!("\nrunning {} tests", chosen.len());
+    for (name, test) in &chosen {
+        println!("test {name} ...");
+        test();
+        println!("test {name} ... ok");
+    }
+    println!("\ntest result: ok. {} passed", chosen.len());
+}
