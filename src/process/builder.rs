@@ -82,8 +82,9 @@ impl ProcessWorkerBuilder {
 
     /// Hands `buffer` over to the child: it appears in
     /// [`ProcessContext::shared_buffers`](super::ProcessContext::shared_buffers), in the
-    /// order of these calls, as the same memory. It must be process-shared (a memfd or a
-    /// shared file; [`spawn`](Self::spawn) refuses a private buffer).
+    /// order of these calls, as the same memory (a buffer shared twice appears twice, as two
+    /// mappings of the same file). It must be process-shared (a memfd or a shared file;
+    /// [`spawn`](Self::spawn) refuses a private buffer).
     pub fn share(mut self, buffer: &SharedBuffer) -> Self {
         self.shared.push(buffer.clone());
         self

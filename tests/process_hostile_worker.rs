@@ -1,22 +1,24 @@
-//! A process worker is *this* program even when the file it was started from is gone or was
-//! replaced (docs/semantics.md X4): a rebuild, or a package upgrade of a running server, must
-//! not make `spawn` fail, nor start another program that would read this one's messages.
+//! Process workers under conditions a careless or hostile user makes (docs/semantics.md X4).
 //!
-//! Each test copies this binary to a scratch directory and runs the copy with [`STAGE`] set;
-//! the copy deletes or replaces its own file, then spawns workers from it and checks they are
-//! the program it runs (an echo round trip). Its exit status is the verdict.
+//! A worker is *this* program even when the file it was started from is gone or was replaced:
+//! a rebuild, or a package upgrade of a running server, must not make `spawn` fail, nor start
+//! another program that would read this one's messages. Those tests copy this binary to a
+//! scratch directory and run the copy with [`STAGE`] set; the copy deletes or replaces its own
+//! file, then spawns workers from it and checks they are the program it runs (a round trip).
+//! Its exit status is the verdict.
 //!
 //! `harness = false`: `main` calls `process::init` first, as every program using process
 //! workers must.
 #![cfg(target_os = "linux")]
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
-use sharedbuf::Error;
+use sharedbuf::{atomics, Error, Int32Array, SharedBuffer};
 
 /// A hang detector, not a speed measurement.
 const WATCHDOG: Duration = Duration::from_secs(60);
@@ -31,6 +33,17 @@ fn increment(ctx: ProcessContext<u32, u32>) -> Result<(), Error> {
     ctx.post_message(&(n + 1))
 }
 static INCREMENT: Entry<u32, u32> = Entry::new("increment", increment);
+
+/// Adds 1 through each buffer it was handed, and reports their descriptor numbers.
+fn descriptors(ctx: ProcessContext<(), Vec<i32>>) -> Result<(), Error> {
+    let mut fds = Vec::new();
+    for buffer in ctx.shared_buffers() {
+        atomics::add(&Int32Array::new(buffer)?, 0, 1)?;
+        fds.push(buffer.as_fd().map_or(-1, |fd| fd.as_raw_fd()));
+    }
+    ctx.post_message(&fds)
+}
+static DESCRIPTORS: Entry<(), Vec<i32>> = Entry::new("descriptors", descriptors);
 
 /// Spawns a worker and checks it runs this program's entry: `Online`, the answer, exit 0.
 fn round_trip(what: &str) -> Result<(), String> {
@@ -107,7 +120,7 @@ fn run_copy(dir: &Path, stage: &str) -> ExitStatus {
 
 fn scratch_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("process_hostile_exe-{}", std::process::id()));
+        .join(format!("process_hostile_worker-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -130,6 +143,46 @@ fn a_worker_is_this_program_after_the_executable_was_replaced() {
     assert!(status.success(), "the copy failed: {status}");
 }
 
+// docs/semantics.md X4: a buffer handed over twice (`share(&b).share(&b)`, or two clones) is
+// the same descriptor number twice in the handoff; the child must not take ownership of that
+// number twice (two owners close it twice: the second close hits whatever descriptor got the
+// number meanwhile, and a debug build aborts on it). It gets the buffer twice, as the same
+// memory, under two descriptors.
+fn a_buffer_shared_twice_is_not_owned_twice_in_the_child() {
+    let buffer = SharedBuffer::memfd("shared-twice", 4).unwrap();
+    let worker = ProcessWorker::builder()
+        .share(&buffer)
+        .share(&buffer.clone())
+        .spawn(&DESCRIPTORS)
+        .unwrap();
+    let mut events = Vec::new();
+    loop {
+        match worker.recv_event_timeout(WATCHDOG).unwrap() {
+            ProcessEvent::Exit(exit) => {
+                assert!(
+                    exit.success(),
+                    "the child ended with {exit} after {events:?}"
+                );
+                break;
+            }
+            event => events.push(event),
+        }
+    }
+    let [ProcessEvent::Online, ProcessEvent::Message(fds)] = &events[..] else {
+        panic!("{events:?}");
+    };
+    assert_eq!(fds.len(), 2);
+    assert!(
+        fds[0] >= 0 && fds[1] >= 0 && fds[0] != fds[1],
+        "one descriptor owned twice: {fds:?}"
+    );
+    assert_eq!(
+        atomics::load(&Int32Array::new(&buffer).unwrap(), 0).unwrap(),
+        2,
+        "both are this buffer"
+    );
+}
+
 type Test = (&'static str, fn());
 
 const TESTS: &[Test] = &[
@@ -141,17 +194,21 @@ const TESTS: &[Test] = &[
         "a_worker_is_this_program_after_the_executable_was_replaced",
         a_worker_is_this_program_after_the_executable_was_replaced,
     ),
+    (
+        "a_buffer_shared_twice_is_not_owned_twice_in_the_child",
+        a_buffer_shared_twice_is_not_owned_twice_in_the_child,
+    ),
 ];
 
 fn main() {
-    process::init(&[&INCREMENT]); // workers run their entry here and exit
+    process::init(&[&INCREMENT, &DESCRIPTORS]); // workers run their entry here and exit
 
     if let Ok(stage) = std::env::var(STAGE) {
         // The copy.
         match run_stage(&stage) {
             Ok(()) => std::process::exit(0),
             Err(reason) => {
-                eprintln!("process_hostile_exe ({stage}): {reason}");
+                eprintln!("process_hostile_worker ({stage}): {reason}");
                 std::process::exit(1)
             }
         }
