@@ -231,3 +231,31 @@ fn a_waiter_whose_slot_was_overwritten_gets_an_error() {
     // A notify takes the (foreign) slot as a waiter of offset 0: the peer's business.
     assert!(atomics::notify(&view, 0, None).is_ok());
 }
+
+// docs/semantics.md X1: a memfd's name is only a label (the kernel keeps at most 249 bytes of
+// it): a longer one, in bytes or in characters, still makes the buffer.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_long_memfd_name_is_only_a_label() {
+    for name in [
+        "n".repeat(249),
+        "n".repeat(250),
+        "é".repeat(200),
+        "x".repeat(5000),
+    ] {
+        let buffer = SharedBuffer::memfd(&name, 8)
+            .unwrap_or_else(|e| panic!("a {}-byte name: {e:?}", name.len()));
+        let view = Int32Array::new(&buffer).unwrap();
+        atomics::store(&view, 1, 7).unwrap();
+        let fd = buffer.as_fd().unwrap().try_clone_to_owned().unwrap();
+        let same = SharedBuffer::from_fd(fd).unwrap();
+        assert_eq!(
+            atomics::load(&Int32Array::new(&same).unwrap(), 1).unwrap(),
+            7
+        );
+    }
+    assert!(matches!(
+        SharedBuffer::memfd("a\0b", 8),
+        Err(Error::Io { .. })
+    ));
+}

@@ -59,7 +59,7 @@ impl SharedFile {
     /// A new sealed memfd for `layout`, mapped (the caller writes the header).
     pub(super) fn memfd(name: &str, layout: &Layout) -> Result<SharedFile, Error> {
         let operation = || format!("create the memfd {name:?}");
-        let c_name = CString::new(name).map_err(|_| Error::Io {
+        let c_name = CString::new(label(name)).map_err(|_| Error::Io {
             operation: operation(),
             reason: "the name contains a NUL byte".into(),
         })?;
@@ -218,6 +218,19 @@ impl SharedFile {
         }
         Ok(duplicate)
     }
+}
+
+/// The longest memfd name the kernel takes (`memfd_create` fails with `EINVAL` beyond it).
+const MEMFD_NAME_MAX: usize = 249;
+
+/// `name` cut to what a memfd's name can hold, at a character boundary: the name is only a
+/// label (shown in `/proc/<pid>/fd`), so a long one (a worker's name, say) is no error.
+fn label(name: &str) -> &str {
+    let mut end = name.len().min(MEMFD_NAME_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 /// Sets the size of a new file to the header plus the whole maximum (sparse).
