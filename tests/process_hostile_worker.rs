@@ -45,6 +45,31 @@ fn descriptors(ctx: ProcessContext<(), Vec<i32>>) -> Result<(), Error> {
 }
 static DESCRIPTORS: Entry<(), Vec<i32>> = Entry::new("descriptors", descriptors);
 
+/// The word of `fails_then_lingers`'s buffer: 1 once the process is in its exit handler (its
+/// entry returned, its `Error` frame is sent).
+static LINGER: std::sync::OnceLock<SharedBuffer> = std::sync::OnceLock::new();
+
+/// An exit handler that keeps the process alive (as a slow library destructor would), saying
+/// so in the buffer; the watchdog bounds it.
+extern "C" fn linger() {
+    if let Some(buffer) = LINGER.get() {
+        let word = Int32Array::new(buffer).unwrap();
+        atomics::store(&word, 0, 1).unwrap();
+        atomics::notify(&word, 0, None).unwrap();
+        std::thread::sleep(WATCHDOG);
+    }
+}
+
+/// Fails on its own (returns `Err`), then lingers in an exit handler until it is killed.
+fn fails_then_lingers(ctx: ProcessContext<(), ()>) -> Result<(), String> {
+    let _ = LINGER.set(ctx.shared_buffers()[0].clone());
+    // SAFETY: registers a plain `extern "C" fn` with no arguments.
+    unsafe { libc::atexit(linger) };
+    Err("failed by itself".into())
+}
+static FAILS_THEN_LINGERS: Entry<(), (), Result<(), String>> =
+    Entry::new("fails_then_lingers", fails_then_lingers);
+
 /// Spawns a worker and checks it runs this program's entry: `Online`, the answer, exit 0.
 fn round_trip(what: &str) -> Result<(), String> {
     let worker = ProcessWorker::spawn(&INCREMENT).map_err(|e| format!("{what}: spawn: {e}"))?;
@@ -183,6 +208,39 @@ fn a_buffer_shared_twice_is_not_owned_twice_in_the_child() {
     );
 }
 
+// docs/semantics.md X4 with W9: a child whose entry had returned an error before
+// `terminate()` was called keeps its `Error` event (only errors of an entry asked to
+// terminate are not reported). Here the child's `Error` frame is in the ring, and the process
+// is still winding down (an exit handler), when `terminate()` comes.
+fn an_error_sent_before_terminate_is_still_reported() {
+    let flag = SharedBuffer::memfd("linger", 4).unwrap();
+    let word = Int32Array::new(&flag).unwrap();
+    let worker = ProcessWorker::builder()
+        .share(&flag)
+        .spawn(&FAILS_THEN_LINGERS)
+        .unwrap();
+    while atomics::load(&word, 0).unwrap() == 0 {
+        let waited = atomics::wait(&word, 0, 0, Some(WATCHDOG)).unwrap();
+        assert_ne!(
+            waited,
+            sharedbuf::WaitResult::TimedOut,
+            "the child never got to exit"
+        );
+    }
+    // The grace period passes (the handler lingers): SIGKILL.
+    let exit = worker.terminate_timeout(Duration::from_millis(1)).unwrap();
+    assert_eq!(exit.signal(), Some(libc::SIGKILL));
+    let events: Vec<_> = worker.events().collect();
+    assert!(
+        matches!(
+            &events[..],
+            [ProcessEvent::Online, ProcessEvent::Error(error), ProcessEvent::Exit(_)]
+                if error.message() == "failed by itself"
+        ),
+        "{events:?}"
+    );
+}
+
 type Test = (&'static str, fn());
 
 const TESTS: &[Test] = &[
@@ -198,10 +256,14 @@ const TESTS: &[Test] = &[
         "a_buffer_shared_twice_is_not_owned_twice_in_the_child",
         a_buffer_shared_twice_is_not_owned_twice_in_the_child,
     ),
+    (
+        "an_error_sent_before_terminate_is_still_reported",
+        an_error_sent_before_terminate_is_still_reported,
+    ),
 ];
 
 fn main() {
-    process::init(&[&INCREMENT, &DESCRIPTORS]); // workers run their entry here and exit
+    process::init(&[&INCREMENT, &DESCRIPTORS, &FAILS_THEN_LINGERS]); // workers run their entry here and exit
 
     if let Ok(stage) = std::env::var(STAGE) {
         // The copy.

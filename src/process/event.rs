@@ -15,7 +15,8 @@ pub enum ProcessEvent<Out> {
     /// A message the child posted (`'message'`).
     Message(Out),
     /// The entry function returned an error or panicked (`'error'`); `Exit` with code 1
-    /// follows. Not reported once [`terminate`](super::ProcessWorker::terminate) was called.
+    /// follows. Not reported for an entry still running when
+    /// [`terminate`](super::ProcessWorker::terminate) was called.
     Error(WorkerError),
     /// The child process is gone and reaped (`'exit'`); no event follows.
     Exit(ProcessExit),
