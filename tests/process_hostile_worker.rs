@@ -241,6 +241,36 @@ fn an_error_sent_before_terminate_is_still_reported() {
     );
 }
 
+/// Says it is ready, then blocks in `recv` until asked to terminate.
+fn blocks_in_recv(ctx: ProcessContext<(), String>) -> Result<(), Error> {
+    ctx.post_message(&"ready".to_string())?;
+    ctx.recv()
+}
+static BLOCKS_IN_RECV: Entry<(), String> = Entry::new("blocks_in_recv", blocks_in_recv);
+
+// docs/semantics.md X4 (W3): a parent that ignores SIGTERM (SIG_IGN is inherited across
+// exec) still terminates its workers gracefully: their blocked calls return Terminated.
+fn terminate_is_graceful_when_the_parent_ignores_sigterm() {
+    // SAFETY: sets the disposition of SIGTERM to a constant (no handler code).
+    let previous = unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    let worker = ProcessWorker::builder()
+        .grace(WATCHDOG) // it must end by itself, long before SIGKILL
+        .spawn(&BLOCKS_IN_RECV);
+    // SAFETY: as above, back to what it was.
+    unsafe { libc::signal(libc::SIGTERM, previous) };
+    let worker = worker.unwrap();
+    assert_eq!(
+        worker.recv_event_timeout(WATCHDOG).unwrap(),
+        ProcessEvent::Online
+    );
+    assert_eq!(
+        worker.recv_event_timeout(WATCHDOG).unwrap(),
+        ProcessEvent::Message("ready".to_string())
+    );
+    let exit = worker.terminate().unwrap();
+    assert_eq!((exit.code(), exit.signal()), (Some(1), None), "{exit}");
+}
+
 type Test = (&'static str, fn());
 
 const TESTS: &[Test] = &[
@@ -260,10 +290,19 @@ const TESTS: &[Test] = &[
         "an_error_sent_before_terminate_is_still_reported",
         an_error_sent_before_terminate_is_still_reported,
     ),
+    (
+        "terminate_is_graceful_when_the_parent_ignores_sigterm",
+        terminate_is_graceful_when_the_parent_ignores_sigterm,
+    ),
 ];
 
 fn main() {
-    process::init(&[&INCREMENT, &DESCRIPTORS, &FAILS_THEN_LINGERS]); // workers run their entry here and exit
+    process::init(&[
+        &INCREMENT,
+        &DESCRIPTORS,
+        &FAILS_THEN_LINGERS,
+        &BLOCKS_IN_RECV,
+    ]); // workers run their entry here and exit
 
     if let Ok(stage) = std::env::var(STAGE) {
         // The copy.
