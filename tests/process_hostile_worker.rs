@@ -271,6 +271,102 @@ fn terminate_is_graceful_when_the_parent_ignores_sigterm() {
     assert_eq!((exit.code(), exit.signal()), (Some(1), None), "{exit}");
 }
 
+/// A message whose `Serialize` fails or panics part way through writing it into the ring
+/// (after its measure went fine and some of its bytes are written).
+#[derive(Debug, Clone, PartialEq)]
+enum Tricky {
+    Fine(u32),
+    Fails(u32),
+    Panics(u32),
+}
+
+impl serde::Serialize for Tricky {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeTuple};
+        thread_local! {
+            /// Serializations so far: a post measures (even), then writes (odd).
+            static CALLS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        }
+        let call = CALLS.with(|calls| calls.replace(calls.get() + 1));
+        let mut tuple = serializer.serialize_tuple(3)?;
+        match (self, call % 2) {
+            // Measured fine; fails or panics only while written into the ring.
+            (Tricky::Fails(n), 1) => {
+                tuple.serialize_element(n)?;
+                tuple.serialize_element(&vec![7u8; 100])?;
+                Err(S::Error::custom("refuses to be written"))
+            }
+            (Tricky::Panics(n), 1) => {
+                tuple.serialize_element(n)?;
+                tuple.serialize_element(&vec![7u8; 100])?;
+                panic!("a Serialize that panics")
+            }
+            (Tricky::Fine(n) | Tricky::Fails(n) | Tricky::Panics(n), _) => {
+                tuple.serialize_element(n)?;
+                tuple.serialize_element(&vec![7u8; 100])?;
+                tuple.serialize_element(n)?;
+                tuple.end()
+            }
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Tricky {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (n, _, m): (u32, Vec<u8>, u32) = serde::Deserialize::deserialize(deserializer)?;
+        assert_eq!(n, m);
+        Ok(Tricky::Fine(n))
+    }
+}
+
+/// Answers every message with its number until the parent disconnects.
+fn echo_tricky(ctx: ProcessContext<Tricky, u32>) -> Result<(), Error> {
+    loop {
+        match ctx.recv() {
+            Ok(Tricky::Fine(n) | Tricky::Fails(n) | Tricky::Panics(n)) => ctx.post_message(&n)?,
+            Err(Error::Closed) => return Ok(()),
+            Err(other) => return Err(other),
+        }
+    }
+}
+static ECHO_TRICKY: Entry<Tricky, u32> = Entry::new("echo_tricky", echo_tricky);
+
+// docs/semantics.md X4: a message whose `Serialize` fails (`Err(Codec)`) or panics after
+// writing part of it sends nothing, and the link goes on: the next messages arrive, in order.
+fn a_serialize_that_fails_or_panics_midway_sends_nothing() {
+    let worker = ProcessWorker::builder()
+        .capacity(1024) // a few messages per lap: the failed ones' reservations wrap
+        .spawn(&ECHO_TRICKY)
+        .unwrap();
+    let mut expected = Vec::new();
+    for n in 0..40u32 {
+        match n % 3 {
+            0 => {
+                worker.post_message(&Tricky::Fine(n)).unwrap();
+                expected.push(ProcessEvent::Message(n));
+            }
+            1 => assert!(matches!(
+                worker.post_message(&Tricky::Fails(n)),
+                Err(Error::Codec { .. })
+            )),
+            _ => {
+                let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    worker.post_message(&Tricky::Panics(n))
+                }));
+                assert!(panicked.is_err());
+            }
+        }
+    }
+    worker.disconnect();
+    let events: Vec<_> = worker.events().collect();
+    assert_eq!(events.first(), Some(&ProcessEvent::Online));
+    assert_eq!(events[1..events.len() - 1], expected[..]);
+    assert!(
+        matches!(events.last(), Some(ProcessEvent::Exit(exit)) if exit.success()),
+        "{events:?}"
+    );
+}
+
 type Test = (&'static str, fn());
 
 const TESTS: &[Test] = &[
@@ -294,6 +390,10 @@ const TESTS: &[Test] = &[
         "terminate_is_graceful_when_the_parent_ignores_sigterm",
         terminate_is_graceful_when_the_parent_ignores_sigterm,
     ),
+    (
+        "a_serialize_that_fails_or_panics_midway_sends_nothing",
+        a_serialize_that_fails_or_panics_midway_sends_nothing,
+    ),
 ];
 
 fn main() {
@@ -302,6 +402,7 @@ fn main() {
         &DESCRIPTORS,
         &FAILS_THEN_LINGERS,
         &BLOCKS_IN_RECV,
+        &ECHO_TRICKY,
     ]); // workers run their entry here and exit
 
     if let Ok(stage) = std::env::var(STAGE) {
