@@ -38,6 +38,12 @@ fn child_process_roles() {
     let Some(role) = child_role(ROLES) else {
         return;
     };
+    if role == format!("{ROLES}:wait") {
+        // Waits on element 1 of the inherited buffer until killed.
+        let view = Int32Array::new(&child_buffer()).unwrap();
+        let _ = atomics::wait(&view, 1, 0, None);
+        return;
+    }
     assert_eq!(role, format!("{ROLES}:scribble"));
     // Writes straight into the file: no SharedBuffer, no validation, any byte of the header.
     let fd: i32 = std::env::var(FD).unwrap().parse().unwrap();
@@ -258,4 +264,40 @@ fn a_long_memfd_name_is_only_a_label() {
         SharedBuffer::memfd("a\0b", 8),
         Err(Error::Io { .. })
     ));
+}
+
+/// The state letter of process `pid` in `/proc/<pid>/stat` (`Z` for a zombie).
+fn process_state(pid: u32) -> Option<char> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+// docs/semantics.md X2, X5: a waiter whose process was killed, and that its parent has not
+// reaped yet (a zombie: its id still exists), does not absorb a notify meant for a live
+// waiter either, nor keep its slot.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_killed_waiter_not_yet_reaped_does_not_absorb_a_notify() {
+    let buffer = SharedBuffer::memfd("x5-zombie", 8).unwrap();
+    let view = Int32Array::new(&buffer).unwrap();
+    let mut child = spawn_child(ROLES, "wait", Some(&buffer), "");
+    let pid = child.id();
+    wait_until("the child asleep on its slot", || {
+        slots(&buffer)
+            .iter()
+            .any(|s| s.status == PARKED && s.owner == pid)
+    });
+    child.kill().unwrap();
+    wait_until("the child a zombie", || process_state(pid) == Some('Z'));
+    let local = {
+        let view = view.clone();
+        thread::spawn(move || atomics::wait(&view, 1, 0, Some(WATCHDOG)))
+    };
+    wait_until("the local waiter queued", || queued(&buffer) == 2);
+    // The zombie's slot is the oldest: a notify(1) that counted it would leave the live
+    // waiter asleep until its timeout.
+    assert_eq!(atomics::notify(&view, 1, Some(1)).unwrap(), 1);
+    assert_eq!(local.join().unwrap(), Ok(sharedbuf::WaitResult::Ok));
+    assert_eq!(taken(&buffer), 0, "the zombie's slot was freed");
+    child.wait().unwrap();
 }
