@@ -566,7 +566,7 @@ pub(crate) fn slots_taken(buffer: &SharedBuffer) -> usize {
         .count()
 }
 
-#[cfg(all(test, target_os = "linux", not(loom)))]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
 
