@@ -367,6 +367,35 @@ fn a_serialize_that_fails_or_panics_midway_sends_nothing() {
     );
 }
 
+/// Returns at once, successfully.
+fn returns(_: ProcessContext<(), ()>) -> Result<(), Error> {
+    Ok(())
+}
+static RETURNS: Entry<(), ()> = Entry::new("returns", returns);
+
+// docs/semantics.md X4: `Exit` comes last even in a parent that ignores SIGCHLD (a daemon's
+// way to have no zombies: the kernel then reaps its children itself, and `waitpid` finds none).
+// How the child ended is lost then; that it ended is not.
+fn exit_is_reported_when_the_parent_ignores_sigchld() {
+    // SAFETY: sets the disposition of SIGCHLD to a constant (no handler code).
+    let previous = unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let worker = ProcessWorker::spawn(&RETURNS).unwrap();
+    let events: Vec<_> = worker.events().collect();
+    let joined = ProcessWorker::spawn(&RETURNS).unwrap().join();
+    // SAFETY: as above, back to what it was.
+    unsafe { libc::signal(libc::SIGCHLD, previous) };
+    assert!(
+        matches!(
+            &events[..],
+            [ProcessEvent::Online, ProcessEvent::Exit(exit)]
+                if exit.code().is_none() && exit.signal().is_none()
+        ),
+        "{events:?}"
+    );
+    let joined = joined.unwrap();
+    assert_eq!((joined.code(), joined.signal()), (None, None), "{joined}");
+}
+
 type Test = (&'static str, fn());
 
 const TESTS: &[Test] = &[
@@ -394,6 +423,10 @@ const TESTS: &[Test] = &[
         "a_serialize_that_fails_or_panics_midway_sends_nothing",
         a_serialize_that_fails_or_panics_midway_sends_nothing,
     ),
+    (
+        "exit_is_reported_when_the_parent_ignores_sigchld",
+        exit_is_reported_when_the_parent_ignores_sigchld,
+    ),
 ];
 
 fn main() {
@@ -403,6 +436,7 @@ fn main() {
         &FAILS_THEN_LINGERS,
         &BLOCKS_IN_RECV,
         &ECHO_TRICKY,
+        &RETURNS,
     ]); // workers run their entry here and exit
 
     if let Ok(stage) = std::env::var(STAGE) {

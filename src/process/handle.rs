@@ -333,10 +333,22 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
                 if let Some(exit) = process.exit {
                     return Ok(exit);
                 }
-                let reaped = process
-                    .child
-                    .try_wait()
-                    .map_err(|e| spawn_failed("waiting for the child", e))?;
+                let reaped = match process.child.try_wait() {
+                    Ok(reaped) => reaped,
+                    // Reaped by someone else: the kernel itself when this process ignores
+                    // SIGCHLD (a daemon's way to have no zombies), or a `waitpid(-1)`
+                    // elsewhere. How it ended is lost; that it ended is not (its pidfd says).
+                    Err(error)
+                        if error.raw_os_error() == Some(libc::ECHILD)
+                            && sys::has_exited(self.pidfd.as_fd()) =>
+                    {
+                        process.child.forget();
+                        let exit = ProcessExit::unknown(self.terminating.load(Ordering::SeqCst));
+                        process.exit = Some(exit);
+                        return Ok(exit);
+                    }
+                    Err(error) => return Err(spawn_failed("waiting for the child", error)),
+                };
                 if let Some(status) = reaped {
                     let exit = ProcessExit::new(status, self.terminating.load(Ordering::SeqCst));
                     process.exit = Some(exit);

@@ -46,6 +46,12 @@ impl Spawned {
         Ok(())
     }
 
+    /// Records that the child was reaped elsewhere (`waitpid` says there is no such child):
+    /// its id may belong to another process now, so it is never signalled or waited for again.
+    pub(super) fn forget(&mut self) {
+        self.reaped = true;
+    }
+
     /// Waits for the child to exit and reaps it.
     pub(super) fn wait(&mut self) -> io::Result<ExitStatus> {
         loop {
