@@ -6,6 +6,7 @@
 mod process_support;
 
 use std::fs::OpenOptions;
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,6 +43,26 @@ fn child_process_roles() {
         // Waits on element 1 of the inherited buffer until killed.
         let view = Int32Array::new(&child_buffer()).unwrap();
         let _ = atomics::wait(&view, 1, 0, None);
+        return;
+    }
+    if role == format!("{ROLES}:open-tty") {
+        // A session leader without a terminal opens a terminal's path as a buffer: refused,
+        // and the terminal did not become its controlling terminal.
+        // SAFETY: `setsid` has no preconditions (this process is not a group leader).
+        assert!(unsafe { libc::setsid() } > 0, "setsid");
+        assert!(
+            OpenOptions::new().read(true).open("/dev/tty").is_err(),
+            "a terminal already"
+        );
+        match SharedBuffer::open(child_arg()) {
+            Err(Error::BadHeader { reason }) => assert!(reason.contains("regular"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let tty = OpenOptions::new().read(true).open("/dev/tty");
+        assert!(
+            tty.is_err(),
+            "opening the path made it our controlling terminal"
+        );
         return;
     }
     assert_eq!(role, format!("{ROLES}:scribble"));
@@ -300,4 +321,26 @@ fn a_killed_waiter_not_yet_reaped_does_not_absorb_a_notify() {
     assert_eq!(local.join().unwrap(), Ok(sharedbuf::WaitResult::Ok));
     assert_eq!(taken(&buffer), 0, "the zombie's slot was freed");
     child.wait().unwrap();
+}
+
+// docs/semantics.md X1: a path that is not a buffer is refused without side effects: a
+// terminal's path, opened by a process without one, does not become its controlling terminal
+// (which would deliver it the terminal's signals).
+#[test]
+#[cfg_attr(miri, ignore)]
+fn opening_a_terminal_path_does_not_make_it_the_controlling_terminal() {
+    // SAFETY: plain calls on a descriptor this test owns; `ptsname` is read at once.
+    let (master, slave) = unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(master >= 0, "posix_openpt");
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        let name = libc::ptsname(master);
+        assert!(!name.is_null());
+        let slave = std::ffi::CStr::from_ptr(name).to_str().unwrap().to_owned();
+        (std::os::fd::OwnedFd::from_raw_fd(master), slave)
+    };
+    let child = spawn_child(ROLES, "open-tty", None, &slave);
+    expect_success(child, "the child opening a terminal");
+    drop(master);
 }

@@ -102,11 +102,14 @@ impl SharedFile {
         made
     }
 
-    /// The existing file at `path`, validated and mapped.
+    /// The existing file at `path`, validated and mapped. Opened with `O_NOCTTY`: the path
+    /// may name anything, and a terminal's, opened by a process without a controlling
+    /// terminal, would become that process's controlling terminal before it is refused.
     pub(super) fn open(path: &Path) -> Result<(SharedFile, Layout), Error> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(libc::O_NOCTTY)
             .open(path)
             .map_err(|e| io_error(format!("open {}", path.display()), e))?;
         Self::open_file(file)
