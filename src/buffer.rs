@@ -355,7 +355,8 @@ impl SharedBuffer {
 #[cfg(target_os = "linux")]
 impl SharedBuffer {
     /// A fixed-length process-shared buffer of `byte_length` zero bytes in a new memfd named
-    /// `name` (the name is only a label, shown in `/proc/<pid>/fd`). The memfd is sealed: its
+    /// `name` (the name is only a label, shown in `/proc/<pid>/fd`, of which the kernel keeps
+    /// the first 249 bytes; `Err(Io)` only if it holds a NUL byte). The memfd is sealed: its
     /// size can never change, so no process can shrink it under another's mapping.
     pub fn memfd(name: &str, byte_length: usize) -> Result<SharedBuffer, Error> {
         Self::new_shared(NewShared::Memfd(name), Layout::new(byte_length, None)?)

@@ -6,6 +6,7 @@
 mod process_support;
 
 use std::fs::OpenOptions;
+use std::os::fd::FromRawFd;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,6 +39,32 @@ fn child_process_roles() {
     let Some(role) = child_role(ROLES) else {
         return;
     };
+    if role == format!("{ROLES}:wait") {
+        // Waits on element 1 of the inherited buffer until killed.
+        let view = Int32Array::new(&child_buffer()).unwrap();
+        let _ = atomics::wait(&view, 1, 0, None);
+        return;
+    }
+    if role == format!("{ROLES}:open-tty") {
+        // A session leader without a terminal opens a terminal's path as a buffer: refused,
+        // and the terminal did not become its controlling terminal.
+        // SAFETY: `setsid` has no preconditions (this process is not a group leader).
+        assert!(unsafe { libc::setsid() } > 0, "setsid");
+        assert!(
+            OpenOptions::new().read(true).open("/dev/tty").is_err(),
+            "a terminal already"
+        );
+        match SharedBuffer::open(child_arg()) {
+            Err(Error::BadHeader { reason }) => assert!(reason.contains("regular"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        let tty = OpenOptions::new().read(true).open("/dev/tty");
+        assert!(
+            tty.is_err(),
+            "opening the path made it our controlling terminal"
+        );
+        return;
+    }
     assert_eq!(role, format!("{ROLES}:scribble"));
     // Writes straight into the file: no SharedBuffer, no validation, any byte of the header.
     let fd: i32 = std::env::var(FD).unwrap().parse().unwrap();
@@ -230,4 +257,90 @@ fn a_waiter_whose_slot_was_overwritten_gets_an_error() {
     );
     // A notify takes the (foreign) slot as a waiter of offset 0: the peer's business.
     assert!(atomics::notify(&view, 0, None).is_ok());
+}
+
+// docs/semantics.md X1: a memfd's name is only a label (the kernel keeps at most 249 bytes of
+// it): a longer one, in bytes or in characters, still makes the buffer.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_long_memfd_name_is_only_a_label() {
+    for name in [
+        "n".repeat(249),
+        "n".repeat(250),
+        "é".repeat(200),
+        "x".repeat(5000),
+    ] {
+        let buffer = SharedBuffer::memfd(&name, 8)
+            .unwrap_or_else(|e| panic!("a {}-byte name: {e:?}", name.len()));
+        let view = Int32Array::new(&buffer).unwrap();
+        atomics::store(&view, 1, 7).unwrap();
+        let fd = buffer.as_fd().unwrap().try_clone_to_owned().unwrap();
+        let same = SharedBuffer::from_fd(fd).unwrap();
+        assert_eq!(
+            atomics::load(&Int32Array::new(&same).unwrap(), 1).unwrap(),
+            7
+        );
+    }
+    assert!(matches!(
+        SharedBuffer::memfd("a\0b", 8),
+        Err(Error::Io { .. })
+    ));
+}
+
+/// The state letter of process `pid` in `/proc/<pid>/stat` (`Z` for a zombie).
+fn process_state(pid: u32) -> Option<char> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 1..].trim_start().chars().next()
+}
+
+// docs/semantics.md X2, X5: a waiter whose process was killed, and that its parent has not
+// reaped yet (a zombie: its id still exists), does not absorb a notify meant for a live
+// waiter either, nor keep its slot.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn a_killed_waiter_not_yet_reaped_does_not_absorb_a_notify() {
+    let buffer = SharedBuffer::memfd("x5-zombie", 8).unwrap();
+    let view = Int32Array::new(&buffer).unwrap();
+    let mut child = spawn_child(ROLES, "wait", Some(&buffer), "");
+    let pid = child.id();
+    wait_until("the child asleep on its slot", || {
+        slots(&buffer)
+            .iter()
+            .any(|s| s.status == PARKED && s.owner == pid)
+    });
+    child.kill().unwrap();
+    wait_until("the child a zombie", || process_state(pid) == Some('Z'));
+    let local = {
+        let view = view.clone();
+        thread::spawn(move || atomics::wait(&view, 1, 0, Some(WATCHDOG)))
+    };
+    wait_until("the local waiter queued", || queued(&buffer) == 2);
+    // The zombie's slot is the oldest: a notify(1) that counted it would leave the live
+    // waiter asleep until its timeout.
+    assert_eq!(atomics::notify(&view, 1, Some(1)).unwrap(), 1);
+    assert_eq!(local.join().unwrap(), Ok(sharedbuf::WaitResult::Ok));
+    assert_eq!(taken(&buffer), 0, "the zombie's slot was freed");
+    child.wait().unwrap();
+}
+
+// docs/semantics.md X1: a path that is not a buffer is refused without side effects: a
+// terminal's path, opened by a process without one, does not become its controlling terminal
+// (which would deliver it the terminal's signals).
+#[test]
+#[cfg_attr(miri, ignore)]
+fn opening_a_terminal_path_does_not_make_it_the_controlling_terminal() {
+    // SAFETY: plain calls on a descriptor this test owns; `ptsname` is read at once.
+    let (master, slave) = unsafe {
+        let master = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(master >= 0, "posix_openpt");
+        assert_eq!(libc::grantpt(master), 0);
+        assert_eq!(libc::unlockpt(master), 0);
+        let name = libc::ptsname(master);
+        assert!(!name.is_null());
+        let slave = std::ffi::CStr::from_ptr(name).to_str().unwrap().to_owned();
+        (std::os::fd::OwnedFd::from_raw_fd(master), slave)
+    };
+    let child = spawn_child(ROLES, "open-tty", None, &slave);
+    expect_success(child, "the child opening a terminal");
+    drop(master);
 }

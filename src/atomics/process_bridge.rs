@@ -18,7 +18,11 @@
 //! cancels it; whoever takes a waiter off the list sets its outcome and frees its slot, under
 //! the list's lock, so exactly once. The doorbell thread starts with the first future of its
 //! buffer, and ends (freeing its slot and dropping its clone of the buffer) once its list is
-//! empty: a cancel that empties it rings the doorbell so the thread notices.
+//! empty: a cancel that empties it rings the doorbell so the thread notices. The thread marks
+//! its list closed, under the list's lock, in the same look that finds it empty, and a future
+//! joins a list only if it is still open under that same lock: one that comes as the thread
+//! ends starts a new bridge instead of joining a list nobody serves any more (where a notify
+//! would count it and nothing would ever wake its task).
 //!
 //! Another process may overwrite the doorbell slot (docs/semantics.md X5). The thread then still ends:
 //! it never sleeps longer than [`RESCAN`] without looking at its list again, so a lost ring
@@ -80,44 +84,57 @@ pub(crate) fn enqueue<T: Waitable>(
     let (claimed, waiter) = {
         let mut bridges = lock(&BRIDGES);
         let key = key_of(buffer);
-        let open = bridges
-            .iter()
-            .find(|bridge| bridge.key == key && !lock(&bridge.pending).closed)
-            .cloned();
-        let (bridge, started) = match open {
-            Some(bridge) => (bridge, false),
-            None => (Bridge::new(buffer, header, key)?, true),
-        };
-        let claimed = match Claimed::new(buffer, header, offset, bridge.doorbell_index) {
-            Ok(claimed) => claimed,
-            Err(error) => {
-                if started {
-                    bridge.doorbell.release();
+        loop {
+            let open = bridges
+                .iter()
+                .find(|bridge| bridge.key == key && !lock(&bridge.pending).closed)
+                .cloned();
+            let (bridge, started) = match open {
+                Some(bridge) => (bridge, false),
+                None => (Bridge::new(buffer, header, key)?, true),
+            };
+            let claimed = match Claimed::new(buffer, header, offset, bridge.doorbell_index) {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    if started {
+                        bridge.doorbell.release();
+                    }
+                    return Err(error);
                 }
-                return Err(error);
+            };
+            let slot = claimed.slot_ref().clone();
+            let doorbell: Box<dyn Doorbell> = Box::new(Arc::clone(&bridge));
+            let waiter =
+                Arc::new(Waiter::for_task(element.address()).in_process_slot(slot, Some(doorbell)));
+            {
+                let mut pending = lock(&bridge.pending);
+                if pending.closed {
+                    // Its thread ended since the look above (its last future left): it serves
+                    // no more futures, and a waiter pushed now would never be woken. It stays
+                    // in `BRIDGES`, closed, until we let go of it: look again for another.
+                    drop(pending);
+                    drop(claimed);
+                    continue;
+                }
+                pending.waiters.push(Arc::clone(&waiter));
             }
-        };
-        let slot = claimed.slot_ref().clone();
-        let doorbell: Box<dyn Doorbell> = Box::new(Arc::clone(&bridge));
-        let waiter =
-            Arc::new(Waiter::for_task(element.address()).in_process_slot(slot, Some(doorbell)));
-        lock(&bridge.pending).waiters.push(Arc::clone(&waiter));
-        if started {
-            let serving = Arc::clone(&bridge);
-            let spawned = thread::Builder::new()
-                .name("sharedbuf-doorbell".into())
-                .spawn(move || Bridge::serve(serving));
-            if let Err(error) = spawned {
-                lock(&bridge.pending).waiters.clear();
-                drop(claimed);
-                bridge.doorbell.release();
-                return Err(Error::SpawnFailed {
-                    reason: format!("could not start the wait_async doorbell thread: {error}"),
-                });
+            if started {
+                let serving = Arc::clone(&bridge);
+                let spawned = thread::Builder::new()
+                    .name("sharedbuf-doorbell".into())
+                    .spawn(move || Bridge::serve(serving));
+                if let Err(error) = spawned {
+                    lock(&bridge.pending).waiters.clear();
+                    drop(claimed);
+                    bridge.doorbell.release();
+                    return Err(Error::SpawnFailed {
+                        reason: format!("could not start the wait_async doorbell thread: {error}"),
+                    });
+                }
+                bridges.push(bridge);
             }
-            bridges.push(bridge);
+            break (claimed, waiter);
         }
-        (claimed, waiter)
     };
     // From here on the waiter's slot is freed by whoever takes it off the doorbell's list.
     drop(claimed.publish().into_slot_ref());

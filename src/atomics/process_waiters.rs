@@ -75,7 +75,9 @@
 //! not count it, so a dead waiter never absorbs a wakeup meant for a live one. (A waiter that
 //! died in the microseconds between queuing and sleeping can still absorb one notify; and the
 //! probe is a process id, which the kernel may have reused.) When every slot is taken, slots of
-//! processes that no longer exist are freed before a wait gives up with `Err(TooManyWaiters)`.
+//! processes that no longer exist are freed before a wait gives up with `Err(TooManyWaiters)`
+//! — except a slot only claimed, whose owner word may still name its previous owner (see
+//! `reclaim_dead`).
 //!
 //! A user's own `wait` on a value another process should change, with no timeout, waits for
 //! ever if that process died first, exactly as `Atomics.wait` does: give it a timeout.
@@ -302,14 +304,7 @@ impl Claimed {
     ) -> Option<Claimed> {
         let short_index = u32::try_from(index).ok()?;
         let slot = header.slot(index)?;
-        let state = slot.state().load(Ordering::Relaxed);
-        if status(state) != FREE {
-            return None;
-        }
-        let generation = generation(state).wrapping_add(1);
-        slot.state()
-            .compare_exchange(state, pack(CLAIMED, generation), Ordering::Acquire)
-            .ok()?;
+        let generation = take_free(slot)?;
         slot.offset().store(offset, Ordering::Relaxed);
         let ticket = header.next_ticket().fetch_add(1, Ordering::Relaxed);
         slot.ticket().store(ticket, Ordering::Relaxed);
@@ -400,6 +395,20 @@ impl Drop for Queued {
     }
 }
 
+/// Claims `slot` if it is free: `CLAIMED` with the next generation, which it returns. The
+/// claimer fills in the other fields after this.
+fn take_free(slot: Slot<'_>) -> Option<u32> {
+    let state = slot.state().load(Ordering::Relaxed);
+    if status(state) != FREE {
+        return None;
+    }
+    let generation = generation(state).wrapping_add(1);
+    slot.state()
+        .compare_exchange(state, pack(CLAIMED, generation), Ordering::Acquire)
+        .ok()?;
+    Some(generation)
+}
+
 /// Raises the header's "slots used" mark to at least `used` (it bounds notify's scan).
 fn raise_slots_used(header: &Header, used: usize) {
     let word = header.slots_used();
@@ -414,6 +423,14 @@ fn raise_slots_used(header: &Header, used: usize) {
 }
 
 /// Frees the slots whose owner process no longer exists.
+///
+/// Never a `CLAIMED` slot: its claimer writes its process id only after the compare-exchange
+/// that claimed it, so until then the owner word still names the slot's previous owner —
+/// perhaps a dead process whose slot a notify freed — and the claimer may be alive. Every
+/// later status is set by the claimer after it wrote its id (release, or a read-modify-write
+/// continuing that release), so the owner read after the state (acquire) is that status's.
+/// A process killed between claiming a slot and queuing it (a few instructions) leaves the
+/// slot claimed for good.
 fn reclaim_dead(header: &Header) {
     if LOOM {
         return; // a model has one process
@@ -424,7 +441,7 @@ fn reclaim_dead(header: &Header) {
             break;
         };
         let state = slot.state().load(Ordering::Acquire);
-        if status(state) == FREE {
+        if matches!(status(state), FREE | CLAIMED) {
             continue;
         }
         let owner = slot.owner().load(Ordering::Relaxed);
@@ -547,4 +564,54 @@ pub(crate) fn slots_taken(buffer: &SharedBuffer) -> usize {
         .filter_map(|index| header.slot(index))
         .filter(|slot| status(slot.state().load(Ordering::SeqCst)) != FREE)
         .count()
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The id of a process that has ended and been reaped.
+    fn a_dead_process() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        child.wait().unwrap();
+        child.id()
+    }
+
+    // docs/semantics.md X2: only the slots of processes that no longer exist are reclaimed.
+    // A live waiter that has just claimed a slot (`CLAIMED`) has not written its process id
+    // yet: the owner word still names the slot's previous owner, which may be dead (a notify
+    // that found it dead freed the slot and left its id). Reclaiming then would free the live
+    // waiter's slot under it; another waiter would claim it, and the two would overwrite each
+    // other's fields (the first one's publish turning the second's claim into its own, the
+    // second's getting `Err(BadHeader)`).
+    #[test]
+    #[cfg_attr(miri, ignore)] // memfd, kill: foreign to Miri
+    fn a_slot_being_claimed_is_not_reclaimed_for_its_previous_owner() {
+        let buffer = SharedBuffer::memfd("x2-reclaim", 8).unwrap();
+        let header = buffer.process_shared().unwrap();
+        let slot = header.slot(0).unwrap();
+        // What a notify leaves after freeing a dead waiter's slot: FREE, the dead id behind.
+        slot.owner().store(a_dead_process(), Ordering::Relaxed);
+        // A live waiter's claim, at the moment between its compare-exchange and its id.
+        let generation = take_free(slot).expect("a free slot");
+        // Meanwhile another waiter finds every slot taken and reclaims those of dead processes.
+        reclaim_dead(header);
+        assert_eq!(
+            slot.state().load(Ordering::Relaxed),
+            pack(CLAIMED, generation),
+            "a live waiter's claim was freed under it"
+        );
+        assert!(take_free(slot).is_none(), "claimed twice");
+        // A slot whose claimer did write its (dead) id is the dead process's: reclaimed.
+        let other = header.slot(1).unwrap();
+        let generation = take_free(other).unwrap();
+        other.owner().store(a_dead_process(), Ordering::Relaxed);
+        other
+            .state()
+            .store(pack(WAITING, generation), Ordering::SeqCst);
+        header.waiting().fetch_add(1, Ordering::SeqCst);
+        reclaim_dead(header);
+        assert_eq!(status(other.state().load(Ordering::Relaxed)), FREE);
+        assert_eq!(header.waiting().load(Ordering::Relaxed), 0);
+    }
 }

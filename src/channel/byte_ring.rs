@@ -451,6 +451,13 @@ impl ByteRing {
     pub fn is_closed(&self) -> bool {
         self.core.is_closed()
     }
+
+    /// The sender's position as the tail word says now: the end of what it has published
+    /// (a peer's claim, unchecked; see [`ByteReceiver::read_up_to`]).
+    #[allow(dead_code)] // for the process workers only, which loom builds leave out
+    pub(crate) fn published(&self) -> u32 {
+        self.core.tail().load(Ordering::Acquire) & !FLAGS
+    }
 }
 
 impl fmt::Debug for ByteRing {
@@ -825,6 +832,14 @@ impl ByteReceiver {
                 }
             }
         }
+    }
+
+    /// Whether every message received so far ends at or before `position` (a value of
+    /// [`ByteRing::published`] read earlier): `true` for a message that was published when
+    /// that position was read. Garbage in `position` only makes the answer wrong.
+    #[allow(dead_code)] // for the process workers only, which loom builds leave out
+    pub(crate) fn read_up_to(&self, position: u32) -> bool {
+        within(position.wrapping_sub(self.head), self.core.capacity())
     }
 
     /// Reloads and checks the sender's position; returns the tail word as read.

@@ -82,8 +82,9 @@ impl ProcessWorkerBuilder {
 
     /// Hands `buffer` over to the child: it appears in
     /// [`ProcessContext::shared_buffers`](super::ProcessContext::shared_buffers), in the
-    /// order of these calls, as the same memory. It must be process-shared (a memfd or a
-    /// shared file; [`spawn`](Self::spawn) refuses a private buffer).
+    /// order of these calls, as the same memory (a buffer shared twice appears twice, as two
+    /// mappings of the same file). It must be process-shared (a memfd or a shared file;
+    /// [`spawn`](Self::spawn) refuses a private buffer).
     pub fn share(mut self, buffer: &SharedBuffer) -> Self {
         self.shared.push(buffer.clone());
         self
@@ -147,7 +148,6 @@ impl ProcessWorkerBuilder {
             handoff.push_str(&format!(" {fd}"));
         }
 
-        let exe = this_executable().map_err(|e| spawn_failed("finding this executable", e))?;
         let mut env: Vec<(&OsStr, &OsStr)> = self
             .env
             .iter()
@@ -158,8 +158,14 @@ impl ProcessWorkerBuilder {
         env.push((OsStr::new(NAME), OsStr::new(&name)));
         // The descriptors are open: their owners (`link_buffer`, `alive_read`, `self.shared`)
         // live until after `spawn` returns.
-        let child = spawn::spawn(exe, &self.args, &env, &inherited)
-            .map_err(|e| spawn_failed("starting the child process", e))?;
+        let child = spawn::spawn(
+            Path::new(THIS_PROGRAM),
+            argv0(),
+            &self.args,
+            &env,
+            &inherited,
+        )
+        .map_err(|e| spawn_failed("starting the child process", e))?;
         drop(alive_read); // the child has its copy; ours would keep its pipe from ever ending
         ProcessWorker::start(child, ends, alive_write, name, self.grace)
     }
@@ -182,13 +188,23 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     }
 }
 
-/// This executable's path, looked up once (`/proc/self/exe` names the running program even if
-/// its file was replaced since).
-fn this_executable() -> std::io::Result<&'static Path> {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    if let Some(exe) = EXE.get() {
-        return Ok(exe);
-    }
-    let exe = std::env::current_exe()?;
-    Ok(EXE.get_or_init(|| exe))
+/// What the child executes: the running program's own file, through the kernel's link to it.
+///
+/// Not the path that link names (`std::env::current_exe`): once the file at that path is
+/// deleted or replaced (a rebuild, a package upgrade of a running server), the path names
+/// nothing (`/proc/self/exe` then reads `<path> (deleted)`) or *another program*, whose
+/// entries and message types need not be this one's. The link itself still opens the file
+/// this process runs, whatever happened to its name; `posix_spawn`'s child resolves it
+/// before its `exec`, while it still runs this program's image.
+const THIS_PROGRAM: &str = "/proc/self/exe";
+
+/// The child's `argv[0]`: this executable's path as it was first looked up (a label only:
+/// what runs is [`THIS_PROGRAM`]).
+fn argv0() -> &'static OsStr {
+    static ARGV0: OnceLock<OsString> = OnceLock::new();
+    ARGV0.get_or_init(|| {
+        std::env::current_exe()
+            .map(PathBuf::into_os_string)
+            .unwrap_or_else(|_| OsString::from(THIS_PROGRAM))
+    })
 }

@@ -100,9 +100,16 @@ fn set_up(entry: OsString, handoff: String, name: String) -> Result<Start, Strin
         // before any code could have taken them. `take_inherited` checks each is open.
         unsafe { sys::take_inherited(fd) }.map_err(|e| format!("inherited descriptor: {e}"))
     };
+    // Each number is taken once: two owners of one descriptor would close it twice (the
+    // second close hitting whatever descriptor got the number meanwhile).
+    if link_fd == alive_fd || buffer_fds.iter().any(|&fd| fd == link_fd || fd == alive_fd) {
+        return Err(format!(
+            "a descriptor handed over twice in {HANDOFF}: {handoff:?}"
+        ));
+    }
     let link_fd = take(link_fd)?;
     let alive = take(alive_fd)?;
-    let inherited: Result<Vec<OwnedFd>, String> = buffer_fds.iter().map(|&fd| take(fd)).collect();
+    let inherited = take_buffers(buffer_fds, take);
     let link_buffer = SharedBuffer::from_fd(link_fd).map_err(|e| format!("the link: {e}"))?;
     let capacity = usize::try_from(capacity).map_err(|_| "negative ring capacity".to_string())?;
     let ends = link::attach(&link_buffer, capacity, Side::Child)
@@ -131,6 +138,26 @@ fn set_up(entry: OsString, handoff: String, name: String) -> Result<Start, Strin
         buffers,
         interrupter,
     })
+}
+
+/// The descriptors of the shared buffers, one per number in `numbers`, in order, each number
+/// taken with `take` once: a buffer shared twice (`share(&b).share(&b)`) is the same number
+/// twice, and a repeat gets a duplicate descriptor (close-on-exec) of its own.
+fn take_buffers(
+    numbers: &[i32],
+    take: impl Fn(i32) -> Result<OwnedFd, String>,
+) -> Result<Vec<OwnedFd>, String> {
+    let mut fds: Vec<OwnedFd> = Vec::with_capacity(numbers.len());
+    for (i, &number) in numbers.iter().enumerate() {
+        let fd = match numbers[..i].iter().position(|&earlier| earlier == number) {
+            Some(first) => fds[first]
+                .try_clone()
+                .map_err(|e| format!("duplicating inherited descriptor {number}: {e}"))?,
+            None => take(number)?,
+        };
+        fds.push(fd);
+    }
+    Ok(fds)
 }
 
 /// The watcher thread: SIGTERM → terminate the entry; the parent's death → terminate, close

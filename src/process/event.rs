@@ -15,7 +15,8 @@ pub enum ProcessEvent<Out> {
     /// A message the child posted (`'message'`).
     Message(Out),
     /// The entry function returned an error or panicked (`'error'`); `Exit` with code 1
-    /// follows. Not reported once [`terminate`](super::ProcessWorker::terminate) was called.
+    /// follows. Not reported for an entry still running when
+    /// [`terminate`](super::ProcessWorker::terminate) was called.
     Error(WorkerError),
     /// The child process is gone and reaped (`'exit'`); no event follows.
     Exit(ProcessExit),
@@ -39,14 +40,26 @@ impl ProcessExit {
         }
     }
 
+    /// How a process ended that was reaped by someone else (this process ignores SIGCHLD, so
+    /// the kernel reaps its children itself): neither a code nor a signal is known.
+    pub(super) fn unknown(terminated: bool) -> ProcessExit {
+        ProcessExit {
+            code: None,
+            signal: None,
+            terminated,
+        }
+    }
+
     /// The exit code, if the process exited (0 after a normal return of its entry or the
     /// code it returned, 1 after an error, a panic or a graceful terminate); `None` if a
-    /// signal killed it.
+    /// signal killed it, or if it was reaped by someone else (a parent that ignores SIGCHLD
+    /// has its children reaped by the kernel: how they ended is then unknown).
     pub fn code(&self) -> Option<i32> {
         self.code
     }
 
-    /// The signal that killed the process (`libc::SIGKILL`, …), if one did.
+    /// The signal that killed the process (`libc::SIGKILL`, …), if one did (and is known:
+    /// see [`code`](Self::code)).
     pub fn signal(&self) -> Option<i32> {
         self.signal
     }

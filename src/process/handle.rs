@@ -18,7 +18,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::context::lock;
@@ -46,6 +46,9 @@ pub struct ProcessWorker<In, Out> {
     /// Parent → child, child → parent.
     rings: [ByteRing; 2],
     terminating: AtomicBool,
+    /// Where the child's ring ended (the tail position) when `terminate` was first called:
+    /// frames up to there were sent before the request. Set once, before `terminating`.
+    terminate_at: OnceLock<u32>,
     grace: Duration,
     /// The write end of the "parent alive" pipe: closed when this process ends (or the handle
     /// drops), which the child's watcher sees.
@@ -117,6 +120,7 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
             }),
             rings: ends.rings,
             terminating: AtomicBool::new(false),
+            terminate_at: OnceLock::new(),
             grace,
             _alive: alive,
             _types: PhantomData,
@@ -250,8 +254,16 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
         match frame::recv_frame::<Out>(&mut inbound.rx, until.map(Some)) {
             Ok(Some(Frame::Online)) => Ok(Step::Event(ProcessEvent::Online)),
             Ok(Some(Frame::Message(message))) => Ok(Step::Event(ProcessEvent::Message(message))),
-            // After `terminate`, only `Exit` (as for a thread worker, W9).
-            Ok(Some(Frame::Error(_))) if self.terminating.load(Ordering::SeqCst) => {
+            // After `terminate`, only `Exit` (as for a thread worker, W9) — unless the entry
+            // had ended before the request: an `Error` frame that was in the ring then stands
+            // (the child itself sends none once it is asked to terminate).
+            Ok(Some(Frame::Error(_)))
+                if self.terminating.load(Ordering::SeqCst)
+                    && !self
+                        .terminate_at
+                        .get()
+                        .is_some_and(|&at| inbound.rx.read_up_to(at)) =>
+            {
                 Ok(Step::Skipped)
             }
             Ok(Some(Frame::Error(error))) => Ok(Step::Event(ProcessEvent::Error(error))),
@@ -272,9 +284,11 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     /// [`ProcessContext::is_terminating`](super::ProcessContext::is_terminating)), kills it
     /// (SIGKILL) if it has not exited after the grace period
     /// ([`ProcessWorkerBuilder::grace`](super::ProcessWorkerBuilder::grace)), and returns how
-    /// it ended. From then on no `Error` event is reported; messages it posted before can still
-    /// be read, then `Exit`. A child that had already exited by itself is only reaped, and keeps
-    /// its own ending.
+    /// it ended. From then on no `Error` event is reported, unless the entry had already
+    /// returned its error (or panicked) when `terminate` was called (W9: its `Error` was sent
+    /// before the request, and stands); messages it posted before can still be read, then
+    /// `Exit`. A child that had already exited by itself is only reaped, and keeps its own
+    /// ending.
     pub fn terminate(&self) -> Result<ProcessExit, Error> {
         self.terminate_timeout(self.grace)
     }
@@ -285,6 +299,7 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
         if self.has_exited() {
             return self.wait_exit(None);
         }
+        let _ = self.terminate_at.set(self.rings[1].published());
         self.terminating.store(true, Ordering::SeqCst);
         sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGTERM)
             .map_err(|e| spawn_failed("sending SIGTERM", e))?;
@@ -318,10 +333,22 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
                 if let Some(exit) = process.exit {
                     return Ok(exit);
                 }
-                let reaped = process
-                    .child
-                    .try_wait()
-                    .map_err(|e| spawn_failed("waiting for the child", e))?;
+                let reaped = match process.child.try_wait() {
+                    Ok(reaped) => reaped,
+                    // Reaped by someone else: the kernel itself when this process ignores
+                    // SIGCHLD (a daemon's way to have no zombies), or a `waitpid(-1)`
+                    // elsewhere. How it ended is lost; that it ended is not (its pidfd says).
+                    Err(error)
+                        if error.raw_os_error() == Some(libc::ECHILD)
+                            && sys::has_exited(self.pidfd.as_fd()) =>
+                    {
+                        process.child.forget();
+                        let exit = ProcessExit::unknown(self.terminating.load(Ordering::SeqCst));
+                        process.exit = Some(exit);
+                        return Ok(exit);
+                    }
+                    Err(error) => return Err(spawn_failed("waiting for the child", error)),
+                };
                 if let Some(status) = reaped {
                     let exit = ProcessExit::new(status, self.terminating.load(Ordering::SeqCst));
                     process.exit = Some(exit);

@@ -46,6 +46,12 @@ impl Spawned {
         Ok(())
     }
 
+    /// Records that the child was reaped elsewhere (`waitpid` says there is no such child):
+    /// its id may belong to another process now, so it is never signalled or waited for again.
+    pub(super) fn forget(&mut self) {
+        self.reaped = true;
+    }
+
     /// Waits for the child to exit and reaps it.
     pub(super) fn wait(&mut self) -> io::Result<ExitStatus> {
         loop {
@@ -84,15 +90,18 @@ impl Spawned {
     }
 }
 
-/// Starts `exe` with `args`, this process's environment plus `env` (later entries win), and
-/// the descriptors `inherit` open in the child under the same numbers.
+/// Starts `exe` with `argv0` and `args` as its arguments, this process's environment plus
+/// `env` (later entries win), and the descriptors `inherit` open in the child under the same
+/// numbers.
 pub(super) fn spawn(
     exe: &Path,
+    argv0: &OsStr,
     args: &[OsString],
     env: &[(&OsStr, &OsStr)],
     inherit: &[RawFd],
 ) -> io::Result<Spawned> {
-    let argv_owned: Vec<CString> = std::iter::once(exe.as_os_str())
+    let program = c_string(exe.as_os_str())?;
+    let argv_owned: Vec<CString> = std::iter::once(argv0)
         .chain(args.iter().map(OsString::as_os_str))
         .map(c_string)
         .collect::<io::Result<_>>()?;
@@ -115,15 +124,16 @@ pub(super) fn spawn(
     let actions = FileActions::new(inherit)?;
     let attributes = Attributes::new()?;
     let mut pid: libc::pid_t = 0;
-    // SAFETY: every pointer is valid for the call: `argv`/`envp` are null-terminated arrays of
-    // pointers into `argv_owned`/`envp_owned` (alive until the end of this function), the
+    // SAFETY: every pointer is valid for the call: `program` is a NUL-terminated string and
+    // `argv`/`envp` are null-terminated arrays of pointers into `argv_owned`/`envp_owned`
+    // (all alive until the end of this function), the
     // file actions and attributes were initialised by their constructors, and `pid` is a
     // valid `pid_t` to write to. glibc's `posix_spawn` reports an `exec` failure through its
     // return value.
     let result = unsafe {
         libc::posix_spawn(
             &mut pid,
-            argv_owned[0].as_ptr(),
+            program.as_ptr(),
             actions.as_ptr(),
             attributes.as_ptr(),
             argv.as_ptr(),

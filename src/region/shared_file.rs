@@ -59,7 +59,7 @@ impl SharedFile {
     /// A new sealed memfd for `layout`, mapped (the caller writes the header).
     pub(super) fn memfd(name: &str, layout: &Layout) -> Result<SharedFile, Error> {
         let operation = || format!("create the memfd {name:?}");
-        let c_name = CString::new(name).map_err(|_| Error::Io {
+        let c_name = CString::new(label(name)).map_err(|_| Error::Io {
             operation: operation(),
             reason: "the name contains a NUL byte".into(),
         })?;
@@ -102,11 +102,14 @@ impl SharedFile {
         made
     }
 
-    /// The existing file at `path`, validated and mapped.
+    /// The existing file at `path`, validated and mapped. Opened with `O_NOCTTY`: the path
+    /// may name anything, and a terminal's, opened by a process without a controlling
+    /// terminal, would become that process's controlling terminal before it is refused.
     pub(super) fn open(path: &Path) -> Result<(SharedFile, Layout), Error> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(libc::O_NOCTTY)
             .open(path)
             .map_err(|e| io_error(format!("open {}", path.display()), e))?;
         Self::open_file(file)
@@ -218,6 +221,19 @@ impl SharedFile {
         }
         Ok(duplicate)
     }
+}
+
+/// The longest memfd name the kernel takes (`memfd_create` fails with `EINVAL` beyond it).
+const MEMFD_NAME_MAX: usize = 249;
+
+/// `name` cut to what a memfd's name can hold, at a character boundary: the name is only a
+/// label (shown in `/proc/<pid>/fd`), so a long one (a worker's name, say) is no error.
+fn label(name: &str) -> &str {
+    let mut end = name.len().min(MEMFD_NAME_MAX);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    &name[..end]
 }
 
 /// Sets the size of a new file to the header plus the whole maximum (sparse).
