@@ -107,7 +107,8 @@ pub enum Error {
     Closed,
     /// An operation with a timeout ran out of time.
     Timeout,
-    /// The operating system refused to start a thread the operation needs.
+    /// A thread or process the operation needs could not be started: the operating system
+    /// refused it, or (process workers) the entry was not registered with `process::init`.
     SpawnFailed {
         /// What was being started, and the system's reason.
         reason: String,
@@ -253,7 +254,9 @@ impl fmt::Display for Error {
             Error::Terminated => write!(f, "the worker was asked to terminate"),
             Error::Closed => write!(f, "the port is closed"),
             Error::Timeout => write!(f, "the operation timed out"),
-            Error::SpawnFailed { reason } => write!(f, "could not start a thread: {reason}"),
+            Error::SpawnFailed { reason } => {
+                write!(f, "could not start a thread or process: {reason}")
+            }
             Error::WouldDeadlock => {
                 write!(f, "the calling thread already holds this lock; waiting would never end")
             }
