@@ -271,6 +271,44 @@ fn terminate_is_graceful_when_the_parent_ignores_sigterm() {
     assert_eq!((exit.code(), exit.signal()), (Some(1), None), "{exit}");
 }
 
+/// Reports whether this process ignores SIGTERM (the `SigIgn` mask of /proc/self/status).
+fn ignores_sigterm(ctx: ProcessContext<(), bool>) -> Result<(), Error> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| Error::Io {
+        operation: "reading /proc/self/status".into(),
+        reason: e.to_string(),
+    })?;
+    let mask = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .expect("/proc/self/status has a SigIgn line");
+    ctx.post_message(&(mask & (1 << (libc::SIGTERM - 1)) != 0))
+}
+static IGNORES_SIGTERM: Entry<(), bool> = Entry::new("ignores_sigterm", ignores_sigterm);
+
+// docs/semantics.md X4 (W3): a worker of a parent that ignores SIGTERM does not inherit that
+// disposition (SIG_IGN survives exec): before its `process::init` blocked the signal, a
+// `terminate` landing there was discarded, and the worker ran on until the grace period's
+// SIGKILL instead of ending at once as any other worker does there.
+fn a_worker_does_not_inherit_an_ignored_sigterm() {
+    // SAFETY: sets the disposition of SIGTERM to a constant (no handler code).
+    let previous = unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+    let worker = ProcessWorker::spawn(&IGNORES_SIGTERM);
+    // SAFETY: as above, back to what it was.
+    unsafe { libc::signal(libc::SIGTERM, previous) };
+    let worker = worker.unwrap();
+    assert_eq!(
+        worker.recv_event_timeout(WATCHDOG).unwrap(),
+        ProcessEvent::Online
+    );
+    assert_eq!(
+        worker.recv_event_timeout(WATCHDOG).unwrap(),
+        ProcessEvent::Message(false),
+        "the worker ignores SIGTERM"
+    );
+    assert_eq!(worker.join().unwrap().code(), Some(0));
+}
+
 /// A message whose `Serialize` fails or panics part way through writing it into the ring
 /// (after its measure went fine and some of its bytes are written).
 #[derive(Debug, Clone, PartialEq)]
@@ -400,6 +438,10 @@ type Test = (&'static str, fn());
 
 const TESTS: &[Test] = &[
     (
+        "a_worker_does_not_inherit_an_ignored_sigterm",
+        a_worker_does_not_inherit_an_ignored_sigterm,
+    ),
+    (
         "a_worker_starts_after_the_executable_was_deleted",
         a_worker_starts_after_the_executable_was_deleted,
     ),
@@ -435,6 +477,7 @@ fn main() {
         &DESCRIPTORS,
         &FAILS_THEN_LINGERS,
         &BLOCKS_IN_RECV,
+        &IGNORES_SIGTERM,
         &ECHO_TRICKY,
         &RETURNS,
     ]); // workers run their entry here and exit

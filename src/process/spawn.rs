@@ -194,7 +194,10 @@ impl Drop for FileActions {
     }
 }
 
-/// `posix_spawnattr_t`: an empty signal mask and `SIGPIPE` at its default, as `Command` does.
+/// `posix_spawnattr_t`: an empty signal mask and `SIGPIPE` at its default, as `Command` does,
+/// and `SIGTERM` at its default too: a parent that ignores it (a daemon's setting) would pass
+/// that on across the exec, and a `terminate` landing before the child's `process::init`
+/// blocked the signal would be discarded instead of ending the child (docs/semantics.md X4).
 struct Attributes(Box<libc::posix_spawnattr_t>);
 
 impl Attributes {
@@ -207,20 +210,21 @@ impl Attributes {
             Box::from_raw(Box::into_raw(raw).cast::<libc::posix_spawnattr_t>())
         });
         let mut empty = MaybeUninit::<libc::sigset_t>::uninit();
-        let mut pipe = MaybeUninit::<libc::sigset_t>::uninit();
+        let mut defaults = MaybeUninit::<libc::sigset_t>::uninit();
         // SAFETY: each call initialises or edits a `sigset_t` it is given, in this order, and
         // the attribute setters copy the sets into the initialised `attributes`.
         unsafe {
             check(libc::sigemptyset(empty.as_mut_ptr()))?;
-            check(libc::sigemptyset(pipe.as_mut_ptr()))?;
-            check(libc::sigaddset(pipe.as_mut_ptr(), libc::SIGPIPE))?;
+            check(libc::sigemptyset(defaults.as_mut_ptr()))?;
+            check(libc::sigaddset(defaults.as_mut_ptr(), libc::SIGPIPE))?;
+            check(libc::sigaddset(defaults.as_mut_ptr(), libc::SIGTERM))?;
             check(libc::posix_spawnattr_setsigmask(
                 &mut *attributes.0,
                 empty.as_ptr(),
             ))?;
             check(libc::posix_spawnattr_setsigdefault(
                 &mut *attributes.0,
-                pipe.as_ptr(),
+                defaults.as_ptr(),
             ))?;
             check(libc::posix_spawnattr_setflags(
                 &mut *attributes.0,
