@@ -23,6 +23,7 @@ pub(super) const MAX_DEPTH: usize = 128;
 /// `T` decoded from `inner`, its compound values nested at most `max_depth` deep. Past that
 /// the decode stops with the format's custom error and sets `too_deep` (a format's error type
 /// may not keep a custom message: postcard's does not).
+#[inline]
 pub(super) fn deserialize<'de, T, D>(
     inner: D,
     max_depth: usize,
@@ -47,6 +48,7 @@ struct Limited<'a, D> {
 }
 
 /// Takes one level: the levels left below it, or the error that ends the decode.
+#[inline]
 fn enter<E: de::Error>(left: usize, too_deep: &Cell<bool>) -> Result<usize, E> {
     left.checked_sub(1).ok_or_else(|| {
         too_deep.set(true);
@@ -58,6 +60,7 @@ fn enter<E: de::Error>(left: usize, too_deep: &Cell<bool>) -> Result<usize, E> {
 /// may still hand it a compound value).
 macro_rules! forward_scalars {
     ($($method:ident)*) => {$(
+        #[inline]
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
             let wrapped = Wrapped { inner: visitor, left: self.left, too_deep: self.too_deep };
             self.inner.$method(wrapped)
@@ -68,6 +71,7 @@ macro_rules! forward_scalars {
 /// Forwards compound `deserialize_*` calls, taking a level first.
 macro_rules! forward_compounds {
     ($($method:ident)*) => {$(
+        #[inline]
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
             let left = enter(self.left, self.too_deep)?;
             self.inner.$method(Wrapped { inner: visitor, left, too_deep: self.too_deep })
@@ -87,6 +91,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
     }
     forward_compounds! { deserialize_any deserialize_option deserialize_seq deserialize_map }
 
+    #[inline]
     fn deserialize_unit_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -100,6 +105,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         self.inner.deserialize_unit_struct(name, wrapped)
     }
 
+    #[inline]
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -114,6 +120,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         self.inner.deserialize_newtype_struct(name, wrapped)
     }
 
+    #[inline]
     fn deserialize_tuple<V: Visitor<'de>>(
         self,
         len: usize,
@@ -128,6 +135,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         self.inner.deserialize_tuple(len, wrapped)
     }
 
+    #[inline]
     fn deserialize_tuple_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -143,6 +151,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         self.inner.deserialize_tuple_struct(name, len, wrapped)
     }
 
+    #[inline]
     fn deserialize_struct<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -158,6 +167,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         self.inner.deserialize_struct(name, fields, wrapped)
     }
 
+    #[inline]
     fn deserialize_enum<V: Visitor<'de>>(
         self,
         name: &'static str,
@@ -173,6 +183,7 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         self.inner.deserialize_enum(name, variants, wrapped)
     }
 
+    #[inline]
     fn is_human_readable(&self) -> bool {
         self.inner.is_human_readable()
     }
@@ -188,6 +199,7 @@ struct Wrapped<'a, X> {
 
 impl<'a, X> Wrapped<'a, X> {
     /// `other` with this one's levels.
+    #[inline]
     fn wrap<Y>(&self, other: Y) -> Wrapped<'a, Y> {
         Wrapped {
             inner: other,
@@ -197,6 +209,7 @@ impl<'a, X> Wrapped<'a, X> {
     }
 
     /// A nested value's decoder, with this one's levels.
+    #[inline]
     fn limit<D>(&self, inner: D) -> Limited<'a, D> {
         Limited {
             inner,
@@ -209,6 +222,7 @@ impl<'a, X> Wrapped<'a, X> {
 /// Forwards `visit_*` calls whose argument is a plain value.
 macro_rules! forward_visits {
     ($($method:ident($ty:ty))*) => {$(
+        #[inline]
         fn $method<E: de::Error>(self, value: $ty) -> Result<V::Value, E> {
             self.inner.$method(value)
         }
@@ -218,6 +232,7 @@ macro_rules! forward_visits {
 impl<'de, V: Visitor<'de>> Visitor<'de> for Wrapped<'_, V> {
     type Value = V::Value;
 
+    #[inline]
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.inner.expecting(formatter)
     }
@@ -230,34 +245,41 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrapped<'_, V> {
         visit_borrowed_bytes(&'de [u8]) visit_byte_buf(Vec<u8>)
     }
 
+    #[inline]
     fn visit_none<E: de::Error>(self) -> Result<V::Value, E> {
         self.inner.visit_none()
     }
 
+    #[inline]
     fn visit_unit<E: de::Error>(self) -> Result<V::Value, E> {
         self.inner.visit_unit()
     }
 
+    #[inline]
     fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<V::Value, D::Error> {
         let limited = self.limit(inner);
         self.inner.visit_some(limited)
     }
 
+    #[inline]
     fn visit_newtype_struct<D: Deserializer<'de>>(self, inner: D) -> Result<V::Value, D::Error> {
         let limited = self.limit(inner);
         self.inner.visit_newtype_struct(limited)
     }
 
+    #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
         let wrapped = self.wrap(seq);
         self.inner.visit_seq(wrapped)
     }
 
+    #[inline]
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
         let wrapped = self.wrap(map);
         self.inner.visit_map(wrapped)
     }
 
+    #[inline]
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
         let wrapped = self.wrap(data);
         self.inner.visit_enum(wrapped)
@@ -267,6 +289,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrapped<'_, V> {
 impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Wrapped<'_, S> {
     type Value = S::Value;
 
+    #[inline]
     fn deserialize<D: Deserializer<'de>>(self, inner: D) -> Result<S::Value, D::Error> {
         let limited = self.limit(inner);
         self.inner.deserialize(limited)
@@ -276,6 +299,7 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Wrapped<'_, S> {
 impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Wrapped<'_, A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_element_seed<T: DeserializeSeed<'de>>(
         &mut self,
         seed: T,
@@ -284,6 +308,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Wrapped<'_, A> {
         self.inner.next_element_seed(wrapped)
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         self.inner.size_hint()
     }
@@ -292,6 +317,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Wrapped<'_, A> {
 impl<'de, A: MapAccess<'de>> MapAccess<'de> for Wrapped<'_, A> {
     type Error = A::Error;
 
+    #[inline]
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
@@ -300,11 +326,13 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Wrapped<'_, A> {
         self.inner.next_key_seed(wrapped)
     }
 
+    #[inline]
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
         let wrapped = self.wrap(seed);
         self.inner.next_value_seed(wrapped)
     }
 
+    #[inline]
     fn size_hint(&self) -> Option<usize> {
         self.inner.size_hint()
     }
@@ -314,6 +342,7 @@ impl<'a, 'de, A: EnumAccess<'de>> EnumAccess<'de> for Wrapped<'a, A> {
     type Error = A::Error;
     type Variant = Wrapped<'a, A::Variant>;
 
+    #[inline]
     fn variant_seed<T: DeserializeSeed<'de>>(
         self,
         seed: T,
@@ -334,15 +363,18 @@ impl<'a, 'de, A: EnumAccess<'de>> EnumAccess<'de> for Wrapped<'a, A> {
 impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Wrapped<'_, A> {
     type Error = A::Error;
 
+    #[inline]
     fn unit_variant(self) -> Result<(), A::Error> {
         self.inner.unit_variant()
     }
 
+    #[inline]
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
         let wrapped = self.wrap(seed);
         self.inner.newtype_variant_seed(wrapped)
     }
 
+    #[inline]
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
         let left = enter(self.left, self.too_deep)?;
         let wrapped = Wrapped {
@@ -353,6 +385,7 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Wrapped<'_, A> {
         self.inner.tuple_variant(len, wrapped)
     }
 
+    #[inline]
     fn struct_variant<V: Visitor<'de>>(
         self,
         fields: &'static [&'static str],
