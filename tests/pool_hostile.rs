@@ -1,0 +1,201 @@
+//! A hostile user against the pool's surfaces other than batches (tests/pool_batch.rs):
+//! `map`, `broadcast`, keyed tasks, nested use, hooks, `close` / `destroy` / drop, and the
+//! builder. User code runs inside the pool's protocols (closures, iterators, `Drop`s, hooks):
+//! its panics may reach the caller, but must never strand a thread, lose a task or leak the
+//! rest of a batch of values; bad input gets an `Err`, never a panic of ours, an abort or a
+//! hang. Each test names the entry of docs/semantics.md it checks.
+#![cfg(not(loom))]
+
+mod pool_common;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+
+use pool_common::{quiet_panics, settled_stats};
+use sharedbuf::pool::{BuildError, MaxQueue, PoolBuilder, TaskError, WorkerPool};
+
+/// A pool of `threads` threads that never idle out, with an unbounded queue.
+fn pool(threads: usize) -> Arc<WorkerPool> {
+    Arc::new(
+        WorkerPool::builder()
+            .min_threads(threads)
+            .max_threads(threads)
+            .idle_timeout(None)
+            .max_queue(MaxQueue::Unbounded)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// A value that counts its drops, and whose `Drop` panics (after counting) if asked to.
+struct Counted {
+    id: usize,
+    drops: Arc<AtomicUsize>,
+    panics: bool,
+}
+
+impl Counted {
+    fn new(id: usize, drops: &Arc<AtomicUsize>, panics: bool) -> Counted {
+        Counted {
+            id,
+            drops: Arc::clone(drops),
+            panics,
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, SeqCst);
+        if self.panics {
+            panic!("hostile: drop of {}", self.id);
+        }
+    }
+}
+
+/// docs/semantics.md P9 (map): `f` panics on the first item of every chunk, and the first two
+/// items left in each chunk panic when dropped. Every item is still dropped exactly once, and
+/// `map` returns `f`'s panic. Before the fix a chunk dropped its unread items under one
+/// `catch_unwind`, so the first panicking `Drop` leaked the rest of its chunk (16 of 64 items
+/// were dropped).
+#[test]
+fn p9_map_drops_every_item_left_in_a_chunk_when_their_drops_panic() {
+    quiet_panics("hostile");
+    let pool = pool(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    // One thread: the caller and the worker, 4 chunks each, so 8 chunks of 8 items.
+    let items: Vec<Counted> = (0..64)
+        .map(|id| Counted::new(id, &drops, matches!(id % 8, 1 | 2)))
+        .collect();
+    let outcome = pool.map(items, |item| {
+        if item.id % 8 == 0 {
+            panic!("hostile: f on {}", item.id);
+        }
+        item.id
+    });
+    match outcome {
+        Err(TaskError::Panicked(message)) => assert!(message.starts_with("hostile: f on")),
+        other => panic!("expected f's panic, got {other:?}"),
+    }
+    assert_eq!(drops.load(SeqCst), 64, "items leaked");
+    let stats = settled_stats(&pool);
+    assert_eq!((stats.queued, stats.running), (0, 0), "{stats:?}");
+}
+
+/// docs/semantics.md P9 (map): `f` panics on the last item only, so every other chunk
+/// completes, and `map` drops their results; every eighth result panics when dropped. Every
+/// result is dropped exactly once and `map` returns `f`'s panic. Before the fix those results
+/// were dropped outside any `catch_unwind`: the first panicking `Drop` escaped from `map`
+/// instead of `f`'s error, and leaked every result after it (2 of 63 were dropped).
+#[test]
+fn p9_map_drops_every_result_of_a_failed_map_when_their_drops_panic() {
+    quiet_panics("hostile");
+    let pool = pool(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&drops);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        pool.map(0..64usize, move |i| {
+            if i == 63 {
+                panic!("hostile: f on 63");
+            }
+            Counted::new(i, &counter, i % 8 == 0)
+        })
+        .map(|results| results.len())
+    }));
+    assert_eq!(
+        outcome.ok(),
+        Some(Err(TaskError::Panicked("hostile: f on 63".into()))),
+        "a result's panicking Drop escaped from map"
+    );
+    assert_eq!(drops.load(SeqCst), 63, "results leaked");
+}
+
+/// docs/semantics.md P9 (map): an iterator that says it never ends (`0..` has a `size_hint` of
+/// `usize::MAX` items) is refused at once with an `Err`. Before the fix collecting it panicked
+/// ("capacity overflow").
+#[test]
+fn p9_map_refuses_an_endless_iterator_with_an_err() {
+    let pool = pool(1);
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        pool.map(0u64.., |x| x).map(|v| v.len())
+    }));
+    match outcome {
+        Ok(Err(TaskError::Panicked(message))) => assert!(message.contains("no room")),
+        Ok(other) => panic!("expected an Err, got {other:?}"),
+        Err(_) => panic!("map panicked on an endless iterator"),
+    }
+    assert_eq!(pool.stats().submitted, 0);
+}
+
+/// docs/semantics.md P9 (map): results that memory cannot hold (65 536 results of 256 TiB) are
+/// refused with an `Err` before any item changes hands, and every item is dropped. Before the
+/// fix the results' buffer was allocated after the items were taken over: the allocation
+/// panicked ("capacity overflow") and every item leaked (0 of 65 536 dropped); a smaller
+/// excess aborted the process.
+#[test]
+fn p9_map_refuses_results_memory_cannot_hold_and_drops_the_items() {
+    let pool = pool(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let items: Vec<Counted> = (0..1 << 16)
+        .map(|id| Counted::new(id, &drops, false))
+        .collect();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        pool.map(items, |_| -> [u8; 1 << 48] { unreachable!("never called") })
+            .map(|results| results.len())
+    }));
+    match outcome {
+        Ok(Err(TaskError::Panicked(message))) => assert!(message.contains("no room")),
+        Ok(other) => panic!("expected an Err, got {other:?}"),
+        Err(_) => panic!("map panicked on results memory cannot hold"),
+    }
+    assert_eq!(drops.load(SeqCst), 1 << 16, "items leaked");
+}
+
+/// docs/semantics.md P9 (map): an empty input, and an iterator whose `next` panics midway (the
+/// panic reaches the caller before anything is submitted; the items so far are dropped).
+#[test]
+fn p9_map_of_nothing_and_of_an_iterator_that_panics() {
+    quiet_panics("hostile");
+    let pool = pool(2);
+    assert_eq!(pool.map(Vec::<u8>::new(), |x| x), Ok(Vec::new()));
+    let drops = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&drops);
+    let items = (0..10).map(move |id| {
+        if id == 5 {
+            panic!("hostile: next");
+        }
+        Counted::new(id, &counter, false)
+    });
+    assert!(catch_unwind(AssertUnwindSafe(|| pool.map(items, |item| item.id))).is_err());
+    assert_eq!(drops.load(SeqCst), 5);
+    assert_eq!(pool.map(1..=3u8, |x| x * 2), Ok(vec![2, 4, 6]));
+    let stats = settled_stats(&pool);
+    assert_eq!(stats.completed, stats.submitted, "{stats:?}");
+}
+
+/// docs/semantics.md P1: a `max_threads` whose bookkeeping memory cannot hold is refused with
+/// an `Err`. Before the fix `max_threads(1 << 30)` aborted the process (the per-thread
+/// counters, 128 GiB, were allocated infallibly after the bells' 4 GiB mapping succeeded).
+#[test]
+fn p1_a_max_threads_above_the_limit_is_refused() {
+    for max in [PoolBuilder::MAX_THREADS + 1, 1 << 30, usize::MAX] {
+        let built = WorkerPool::builder()
+            .min_threads(0)
+            .max_threads(max)
+            .build();
+        assert_eq!(
+            built.err(),
+            Some(BuildError::TooManyThreads {
+                max,
+                limit: PoolBuilder::MAX_THREADS
+            })
+        );
+    }
+    let pool = WorkerPool::builder()
+        .min_threads(0)
+        .max_threads(PoolBuilder::MAX_THREADS)
+        .build()
+        .unwrap();
+    assert_eq!(pool.run(|_| 7).unwrap().join(), Ok(7));
+}
