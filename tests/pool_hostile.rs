@@ -10,9 +10,9 @@ mod pool_common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 
-use pool_common::{quiet_panics, settled_stats};
+use pool_common::{quiet_panics, settled_stats, WATCHDOG};
 use sharedbuf::pool::{BuildError, MaxQueue, PoolBuilder, TaskError, WorkerPool};
 
 /// A pool of `threads` threads that never idle out, with an unbounded queue.
@@ -198,4 +198,235 @@ fn p1_a_max_threads_above_the_limit_is_refused() {
         .build()
         .unwrap();
     assert_eq!(pool.run(|_| 7).unwrap().join(), Ok(7));
+}
+
+/// docs/semantics.md P9 and P10: a task broadcasts while another worker joins it. The joining
+/// worker must run its share of the broadcast while it waits: the broadcast waits for every
+/// live worker. Before the fix the join waited on the task's word only, and the two waited for
+/// each other for ever (here: the watchdog below).
+#[test]
+fn p9_a_broadcast_from_a_task_that_another_worker_joins_runs_on_the_joining_worker() {
+    let pool = pool(2);
+    let inner = Arc::clone(&pool);
+    let parent = pool
+        .run(move |_| {
+            let (started, wait_started) = mpsc::channel();
+            let broadcaster = Arc::clone(&inner);
+            let child = inner
+                .run(move |_| {
+                    started.send(()).unwrap();
+                    broadcaster.broadcast(|ctx| ctx.worker_index()).ok()
+                })
+                .unwrap();
+            // The child runs on the other worker: this one now joins it, and it broadcasts.
+            wait_started.recv().unwrap();
+            child.join()
+        })
+        .unwrap();
+    let outcome = parent.join_timeout(WATCHDOG);
+    let Ok(outcome) = outcome else {
+        pool.destroy();
+        panic!("deadlock: the broadcast waited for the worker joining its task");
+    };
+    assert_eq!(outcome, Ok(Ok(Some(vec![Ok(Some(0)), Ok(Some(1))]))));
+    let stats = settled_stats(&pool);
+    assert_eq!(stats.completed, stats.submitted, "{stats:?}");
+}
+
+/// docs/semantics.md P9 and P10: the same with keyed tasks: a keyed task broadcasts while
+/// another worker joins a later task of its key (and so waits for the lane, not the task).
+#[test]
+fn p9_a_broadcast_from_a_keyed_task_runs_on_a_worker_waiting_for_its_lane() {
+    let pool = pool(2);
+    let inner = Arc::clone(&pool);
+    let parent = pool
+        .run(move |ctx| {
+            // A key whose lane is on the other worker.
+            let me = ctx.worker_index().unwrap();
+            let key = (0u64..)
+                .find(|k| {
+                    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+                    std::hash::Hash::hash(k, &mut hasher);
+                    std::hash::Hasher::finish(&hasher) % 2 != me as u64
+                })
+                .unwrap();
+            let (started, wait_started) = mpsc::channel();
+            let broadcaster = Arc::clone(&inner);
+            let first = inner
+                .run_keyed(&key, move |_| {
+                    started.send(()).unwrap();
+                    broadcaster.broadcast(|ctx| ctx.worker_index()).ok()
+                })
+                .unwrap();
+            let second = inner.run_keyed(&key, |_| 2).unwrap();
+            wait_started.recv().unwrap();
+            (second.join(), first.join())
+        })
+        .unwrap();
+    let Ok(outcome) = parent.join_timeout(WATCHDOG) else {
+        pool.destroy();
+        panic!("deadlock: the broadcast waited for the worker waiting for its lane");
+    };
+    assert_eq!(
+        outcome,
+        Ok((Ok(2), Ok(Some(vec![Ok(Some(0)), Ok(Some(1))]))))
+    );
+    let stats = settled_stats(&pool);
+    assert_eq!(stats.completed, stats.submitted, "{stats:?}");
+}
+
+/// docs/semantics.md P4 and P7: tasks whose captured values panic when dropped, dropped
+/// unrun by a cancel, by `destroy` and by a `close` that timed out, each on another thread:
+/// every one is dropped once, the thread doing it goes on to the rest, every handle resolves,
+/// and the counts add up.
+#[test]
+fn p7_captures_that_panic_when_dropped_unrun_harm_no_cancel_or_destroy() {
+    quiet_panics("hostile");
+    let drops = Arc::new(AtomicUsize::new(0));
+    for ending in ["cancel", "destroy", "close"] {
+        drops.store(0, SeqCst);
+        let pool = pool(1);
+        let gate = pool_common::Gate::new();
+        let g = gate.clone();
+        let holder = pool.run(move |_| g.wait()).unwrap();
+        gate.until_entered(1);
+        let handles: Vec<_> = (0..20)
+            .map(|id| {
+                let captured = Counted::new(id, &drops, id % 3 == 0);
+                // The whole value, not only its field (closures capture disjoint fields).
+                pool.run(move |_| {
+                    let captured = captured;
+                    captured.id
+                })
+                .unwrap()
+            })
+            .collect();
+        let ender = Arc::clone(&pool);
+        let cancelled = std::thread::spawn(move || match ending {
+            "cancel" => handles.iter().filter(|h| h.cancel()).count(),
+            "destroy" => {
+                ender.destroy();
+                drop(handles);
+                20
+            }
+            _ => {
+                let closed = ender.close(Some(std::time::Duration::ZERO));
+                assert!(closed.is_err(), "{closed:?}");
+                drop(handles);
+                20
+            }
+        })
+        .join()
+        .expect("the ending thread was not left half-way");
+        assert_eq!(cancelled, 20, "{ending}");
+        assert_eq!(drops.load(SeqCst), 20, "{ending}: captures leaked");
+        gate.open();
+        let held = holder.join();
+        assert!(
+            held == Ok(()) || held == Err(TaskError::PoolDestroyed),
+            "{held:?}"
+        );
+        if ending == "cancel" {
+            assert_eq!(pool.run(|_| 1).unwrap().join(), Ok(1));
+        }
+        let stats = settled_stats(&pool);
+        assert_eq!(
+            stats.submitted,
+            stats.completed + stats.failed + stats.cancelled + stats.timed_out + stats.destroyed,
+            "{ending}: {stats:?}"
+        );
+        assert_eq!((stats.queued, stats.running), (0, 0), "{ending}: {stats:?}");
+    }
+}
+
+/// docs/semantics.md P7: a task that holds the last handle of its own pool and drops it, and
+/// a task that destroys its own pool. The drop only stops the pool accepting (a thread
+/// cannot join itself): what was queued still runs. The destroy resolves the queued tasks
+/// and the task itself `PoolDestroyed`, and the task goes on to its end.
+#[test]
+fn p7_a_task_that_drops_or_destroys_its_own_pool() {
+    let pool = Arc::new(WorkerPool::builder().max_threads(2).build().unwrap());
+    let gate = pool_common::Gate::new();
+    let (g, own) = (gate.clone(), Arc::clone(&pool));
+    let dropper = pool
+        .run(move |_| {
+            g.wait();
+            drop(own); // the last handle: closes, from inside
+            5
+        })
+        .unwrap();
+    gate.until_entered(1);
+    let queued: Vec<_> = (0..4).map(|i| pool.run(move |_| i).unwrap()).collect();
+    drop(pool);
+    gate.open();
+    assert_eq!(pool_common::join(dropper), Ok(5));
+    for (i, handle) in queued.into_iter().enumerate() {
+        assert_eq!(pool_common::join(handle), Ok(i));
+    }
+
+    let pool = pool_common_pool_of_one();
+    let gate = pool_common::Gate::new();
+    let (g, own) = (gate.clone(), Arc::clone(&pool));
+    let (done_tx, done) = mpsc::channel();
+    let destroyer = pool
+        .run(move |ctx| {
+            g.wait();
+            own.destroy();
+            done_tx.send(ctx.is_cancelled()).unwrap();
+        })
+        .unwrap();
+    gate.until_entered(1);
+    let queued = pool.run(|_| 1).unwrap();
+    gate.open();
+    assert_eq!(done.recv_timeout(WATCHDOG), Ok(true));
+    assert_eq!(pool_common::join(destroyer), Err(TaskError::PoolDestroyed));
+    assert_eq!(pool_common::join(queued), Err(TaskError::PoolDestroyed));
+    assert!(pool.run(|_| 0).is_err());
+    let stats = settled_stats(&pool);
+    assert_eq!((stats.submitted, stats.destroyed), (2, 2), "{stats:?}");
+}
+
+fn pool_common_pool_of_one() -> Arc<WorkerPool> {
+    pool(1)
+}
+
+/// docs/semantics.md P7: `close` twice, `close(Some(ZERO))`, and `destroy` racing `close` from
+/// other threads: every call returns, every accepted task resolves once, and the counts add up.
+#[test]
+fn p7_close_twice_and_destroy_racing_close() {
+    for round in 0..20 {
+        let pool = pool(2);
+        let handles: Vec<_> = (0..50u64)
+            .map(|i| pool.run(move |_| (0..i * 100).sum::<u64>()).unwrap())
+            .collect();
+        let (closer, destroyer) = (Arc::clone(&pool), Arc::clone(&pool));
+        let close = std::thread::spawn(move || closer.close(None));
+        let destroy = std::thread::spawn(move || {
+            if round % 2 == 0 {
+                destroyer.destroy();
+            }
+            destroyer.close(Some(std::time::Duration::ZERO)).ok();
+        });
+        destroy.join().unwrap();
+        let _ = close.join().unwrap();
+        assert_eq!(
+            pool.close(None),
+            Ok(()),
+            "a second close after the threads are gone"
+        );
+        for handle in handles {
+            let outcome = pool_common::join(handle);
+            assert!(
+                matches!(outcome, Ok(_) | Err(TaskError::PoolDestroyed)),
+                "{outcome:?}"
+            );
+        }
+        let stats = settled_stats(&pool);
+        assert_eq!(
+            stats.submitted,
+            stats.completed + stats.destroyed,
+            "{stats:?}"
+        );
+        assert_eq!((stats.queued, stats.threads), (0, 0), "{stats:?}");
+    }
 }
