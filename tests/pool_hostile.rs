@@ -430,3 +430,261 @@ fn p7_close_twice_and_destroy_racing_close() {
         assert_eq!((stats.queued, stats.threads), (0, 0), "{stats:?}");
     }
 }
+
+/// docs/semantics.md P9 (broadcast): a closure that panics on one worker gives that worker's
+/// entry `Err(Panicked)` and the others their values; broadcasts race workers retiring on their
+/// idle timeout, and a `close` and a `destroy` from other threads: each call returns one entry
+/// per worker it reached (or `Err(Closed)`), and the counts add up.
+#[test]
+fn p9_broadcast_with_a_panic_and_racing_idle_retirement_close_and_destroy() {
+    quiet_panics("hostile");
+    let pool = pool(3);
+    let results = pool
+        .broadcast(|ctx| {
+            if ctx.worker_index() == Some(1) {
+                panic!("hostile: broadcast on 1");
+            }
+            ctx.worker_index()
+        })
+        .ok()
+        .unwrap();
+    assert_eq!(
+        results,
+        [
+            Ok(Some(0)),
+            Err(TaskError::Panicked("hostile: broadcast on 1".into())),
+            Ok(Some(2))
+        ]
+    );
+    for ending in ["retire", "close", "destroy"] {
+        let pool = Arc::new(
+            WorkerPool::builder()
+                .min_threads(0)
+                .max_threads(3)
+                .idle_timeout(std::time::Duration::from_micros(50))
+                .build()
+                .unwrap(),
+        );
+        let broadcaster = Arc::clone(&pool);
+        let broadcasts = std::thread::spawn(move || {
+            let mut reached = 0;
+            for _ in 0..300 {
+                // Work that starts threads, which then retire while broadcasts arrive.
+                let _ = broadcaster.map(0..6u32, |x| x);
+                match broadcaster.broadcast(|ctx| ctx.worker_index().is_some()) {
+                    Ok(results) => {
+                        assert!(results.len() <= 3);
+                        reached += results.iter().filter(|r| **r == Ok(true)).count();
+                    }
+                    Err(_) => break, // closed
+                }
+            }
+            reached
+        });
+        match ending {
+            "close" => {
+                std::thread::yield_now();
+                let _ = pool.close(None);
+            }
+            "destroy" => {
+                std::thread::yield_now();
+                pool.destroy();
+            }
+            _ => {}
+        }
+        broadcasts.join().expect("a broadcast hung or panicked");
+        let stats = settled_stats(&pool);
+        assert_eq!(
+            stats.submitted,
+            stats.completed + stats.failed + stats.cancelled + stats.destroyed,
+            "{ending}: {stats:?}"
+        );
+        assert_eq!(stats.queued, 0, "{ending}: {stats:?}");
+    }
+}
+
+/// docs/semantics.md P9 (keyed tasks): many keys on one worker's lanes, a keyed task that
+/// joins a later task of its own key (run inline, in order), and keyed tasks cancelled or
+/// timed out while they wait behind a running one: each key keeps its order, every handle
+/// resolves once, and the counts add up.
+#[test]
+fn p9_keyed_tasks_joins_cancels_and_timeouts() {
+    let pool = pool(2);
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let gate = pool_common::Gate::new();
+    let g = gate.clone();
+    let first = pool.run_keyed(&"k", move |_| g.wait()).unwrap();
+    gate.until_entered(1);
+    let mut waiting = Vec::new();
+    for i in 0..30u32 {
+        let log = Arc::clone(&log);
+        let options = sharedbuf::pool::TaskOptions::new()
+            .key(&"k")
+            .timeout(std::time::Duration::from_secs(600));
+        waiting.push(
+            pool.run_with(options, move |_| {
+                log.lock().unwrap().push(i);
+                i
+            })
+            .unwrap(),
+        );
+    }
+    // Cancel every third one while they wait behind the gate task.
+    let mut expected = Vec::new();
+    let mut outcomes = Vec::new();
+    for (i, handle) in waiting.into_iter().enumerate() {
+        if i % 3 == 0 {
+            assert!(handle.cancel());
+            outcomes.push((handle, Err(TaskError::Cancelled)));
+        } else {
+            expected.push(i as u32);
+            outcomes.push((handle, Ok(i as u32)));
+        }
+    }
+    // A keyed task that joins a later task of its own key: runs it inline, in order.
+    let inner = Arc::clone(&pool);
+    let joiner = pool
+        .run_keyed(&"k", move |_| {
+            let later = inner.run_keyed(&"k", |_| 99).unwrap();
+            later.join()
+        })
+        .unwrap();
+    // Many other keys meanwhile, on both workers.
+    let others: Vec<_> = (0..200u32)
+        .map(|i| pool.run_keyed(&i, move |_| i).unwrap())
+        .collect();
+    gate.open();
+    assert_eq!(pool_common::join(first), Ok(()));
+    for (handle, outcome) in outcomes {
+        assert_eq!(pool_common::join(handle), outcome);
+    }
+    assert_eq!(pool_common::join(joiner), Ok(Ok(99)));
+    for (i, handle) in others.into_iter().enumerate() {
+        assert_eq!(pool_common::join(handle), Ok(i as u32));
+    }
+    assert_eq!(*log.lock().unwrap(), expected);
+    // A keyed task that times out behind... its own run: the lane stays busy until it returns.
+    let (release_tx, release) = mpsc::channel::<()>();
+    let slow = pool
+        .run_with(
+            sharedbuf::pool::TaskOptions::new()
+                .key(&"t")
+                .timeout(std::time::Duration::from_millis(1)),
+            move |_| release.recv_timeout(WATCHDOG).is_ok(),
+        )
+        .unwrap();
+    let next = pool.run_keyed(&"t", |_| 2).unwrap();
+    assert_eq!(pool_common::join(slow), Err(TaskError::TimedOut));
+    release_tx.send(()).unwrap();
+    assert_eq!(pool_common::join(next), Ok(2));
+    let stats = settled_stats(&pool);
+    assert_eq!(
+        stats.submitted,
+        stats.completed + stats.cancelled + stats.timed_out,
+        "{stats:?}"
+    );
+    assert_eq!((stats.queued, stats.overdue), (0, 0), "{stats:?}");
+}
+
+/// docs/semantics.md P7 and P10: thread hooks that use the pool: a start hook that submits a
+/// task and joins it (run inline), broadcasts, and closes the pool (only stops it accepting,
+/// `FromInsidePool`); an exit hook that destroys it. Nothing hangs and every task resolves.
+#[test]
+fn p7_hooks_that_submit_broadcast_close_and_destroy() {
+    let slot: Arc<std::sync::OnceLock<std::sync::Weak<WorkerPool>>> = Arc::default();
+    let (start_slot, exit_slot) = (Arc::clone(&slot), Arc::clone(&slot));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen_by_hook = Arc::clone(&seen);
+    let pool = Arc::new(
+        WorkerPool::builder()
+            .min_threads(0)
+            .max_threads(2)
+            .max_queue(MaxQueue::Unbounded)
+            .on_thread_start(move |worker| {
+                let Some(pool) = start_slot.get().and_then(std::sync::Weak::upgrade) else {
+                    return;
+                };
+                let joined = match pool.run(move |_| worker) {
+                    Ok(handle) => handle.join(),
+                    Err(_) => return, // closed by the other hook meanwhile
+                };
+                let broadcast = pool
+                    .broadcast(|ctx| ctx.worker_index())
+                    .ok()
+                    .map(|r| r.len());
+                seen_by_hook
+                    .lock()
+                    .unwrap()
+                    .push((joined, broadcast.is_some()));
+                if worker == 1 {
+                    let _ = pool.close(None);
+                }
+            })
+            .on_thread_exit(move |_| {
+                if let Some(pool) = exit_slot.get().and_then(std::sync::Weak::upgrade) {
+                    pool.destroy();
+                }
+            })
+            .build()
+            .unwrap(),
+    );
+    slot.set(Arc::downgrade(&pool)).unwrap();
+    let handles: Vec<_> = (0..20u32)
+        .filter_map(|i| pool.run(move |_| i).ok())
+        .collect();
+    for handle in handles {
+        let outcome = pool_common::join(handle);
+        assert!(
+            matches!(outcome, Ok(_) | Err(TaskError::PoolDestroyed)),
+            "{outcome:?}"
+        );
+    }
+    let _ = pool.close(None);
+    assert!(
+        !seen.lock().unwrap().is_empty(),
+        "no start hook used the pool"
+    );
+    for (joined, _) in seen.lock().unwrap().iter() {
+        assert!(
+            matches!(joined, Ok(_) | Err(TaskError::PoolDestroyed)),
+            "{joined:?}"
+        );
+    }
+    let stats = settled_stats(&pool);
+    assert_eq!(
+        stats.submitted,
+        stats.completed + stats.destroyed,
+        "{stats:?}"
+    );
+    assert_eq!((stats.queued, stats.threads), (0, 0), "{stats:?}");
+}
+
+/// docs/semantics.md P9 and P10: `map` from inside tasks while every worker is busy running
+/// such a task: each caller runs its own chunks (or joins the ones a worker took), and nothing
+/// deadlocks, on one thread or several.
+#[test]
+fn p10_map_from_inside_tasks_with_every_worker_busy() {
+    for threads in [1, 2, 3] {
+        let pool = pool(threads);
+        let handles: Vec<_> = (0..threads as u64 * 3)
+            .map(|t| {
+                let inner = Arc::clone(&pool);
+                pool.run(move |_| {
+                    inner
+                        .map(0..1000u64, move |x| x * t)
+                        .map(|v| v.iter().sum::<u64>())
+                })
+                .unwrap()
+            })
+            .collect();
+        for (t, handle) in handles.into_iter().enumerate() {
+            assert_eq!(
+                pool_common::join(handle),
+                Ok(Ok(499_500 * t as u64)),
+                "{threads} threads"
+            );
+        }
+        let stats = settled_stats(&pool);
+        assert_eq!(stats.completed, stats.submitted, "{stats:?}");
+    }
+}

@@ -221,7 +221,7 @@ impl<R: Send + 'static> TaskHandle<R> {
                 return Ok(Some(word));
             }
             let mut locked = core.lock();
-            if let Some(job) = broadcast::claim_own(&mut locked, thread.slot) {
+            if let Some(job) = broadcast::claim_own(&mut locked, thread.slot, thread.thread_id) {
                 drop(locked);
                 core.run_here(&job, runner, false);
                 continue;

@@ -131,7 +131,7 @@ pub(super) fn drive(core: &Core, key: u64, target: &JobRef, runner: Runner) {
         }
         // A broadcast waits for this worker, perhaps from the lane's running task, which this
         // thread waits for: serve it (broadcast.rs; `broadcast` raises `Lane` for it).
-        if let Some(job) = broadcast::claim_own(&mut locked, slot) {
+        if let Some(job) = broadcast::claim_own(&mut locked, slot, runner.thread_id) {
             drop(locked);
             core.run_here(&job, runner, false);
             continue;
