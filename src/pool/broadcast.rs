@@ -8,14 +8,21 @@
 //! and runs every broadcast task addressed to its worker (its own, and other broadcasts') as
 //! they arrive; each of its tasks rings that bell when it resolves. It never runs anything
 //! else while it waits.
+//!
+//! The same holds for a pool thread blocked in any other wait of the pool's own: a join
+//! (handle.rs, which waits on the bell too) or a keyed join driving a lane (lanes.rs, woken
+//! on `Lane`) runs the broadcast tasks addressed to its worker as they arrive. Otherwise a
+//! broadcast from a task that another worker joins would wait for that worker, which waits
+//! for the broadcast: a deadlock. Broadcast runs are the only work such a wait takes on,
+//! never a queued task (P10).
 
 use std::sync::Arc as StdArc;
 
 use super::context::{current_thread_of, PoolThread, TaskContext};
 use super::error::{PoolError, TaskError};
 use super::handle::TaskHandle;
-use super::job::{Header, Placement, Runner};
-use super::scheduler::{Core, Phase};
+use super::job::{Header, JobRef, Placement, Runner};
+use super::scheduler::{Core, Locked, Phase, Signal};
 use super::task::TaskCell;
 use crate::shim::{Arc, Ordering::SeqCst};
 
@@ -67,6 +74,10 @@ where
             locked.slots[slot].broadcasts.push_back(cell.job());
             locked.queued_urgent();
             locked.ring(slot);
+            // A worker blocked joining a keyed task waits on `Lane` (lanes.rs): it serves it.
+            if locked.lane_waiters > 0 {
+                locked.raise(Signal::Lane);
+            }
             core.counters.submitted.add(1, false);
             handles.push(TaskHandle::new(cell.into_task()));
         }
@@ -90,15 +101,7 @@ fn serve_until_done<R: Send + 'static>(
     };
     loop {
         let mut locked = core.lock();
-        let mut mine = None;
-        while let Some(job) = locked.slots[thread.slot].broadcasts.pop_front() {
-            if job.header().state.claim() {
-                mine = Some(job);
-                break;
-            }
-            locked.defer_drop(job);
-        }
-        if let Some(job) = mine {
+        if let Some(job) = claim_own(&mut locked, thread.slot, thread.thread_id) {
             drop(locked);
             core.run_here(&job, runner, false);
             continue;
@@ -112,4 +115,22 @@ fn serve_until_done<R: Send + 'static>(
             return;
         }
     }
+}
+
+/// Under the lock: the next broadcast task addressed to worker `slot`, claimed for the calling
+/// thread `thread_id` (that worker's, blocked in a pool wait: `broadcast` itself, a join in
+/// handle.rs, a keyed join in lanes.rs); stale entries are dropped after unlocking. `None` if
+/// the thread no longer holds the slot (its exit hook runs after it vacated it, and a new
+/// thread may hold it: the broadcast is that one's to run).
+pub(super) fn claim_own(locked: &mut Locked<'_>, slot: usize, thread_id: u64) -> Option<JobRef> {
+    if !locked.slots[slot].occupied || locked.slots[slot].thread_id != thread_id {
+        return None;
+    }
+    while let Some(job) = locked.slots[slot].broadcasts.pop_front() {
+        if job.header().state.claim() {
+            return Some(job);
+        }
+        locked.defer_drop(job);
+    }
+    None
 }

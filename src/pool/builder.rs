@@ -92,6 +92,12 @@ impl Default for PoolBuilder {
 }
 
 impl PoolBuilder {
+    /// The most threads a pool may have (`max_threads`; docs/semantics.md P1). A pool keeps a
+    /// slot, a bell and counters for each thread it may start, all made by `build`; above
+    /// this, that bookkeeping alone would take gigabytes (and an allocation that fails aborts
+    /// the process), for more threads than a system runs.
+    pub const MAX_THREADS: usize = 1 << 16;
+
     /// Threads started by `build` and never reaped (default 1, or `max_threads` if that is
     /// smaller). 0 is allowed: the pool then has no thread until the first task.
     pub fn min_threads(mut self, threads: usize) -> PoolBuilder {
@@ -99,8 +105,9 @@ impl PoolBuilder {
         self
     }
 
-    /// The most threads the pool runs at once (default: the CPUs this process may use). Threads
-    /// above the minimum are started only when a task finds every thread busy (P1).
+    /// The most threads the pool runs at once (default: the CPUs this process may use; at most
+    /// [`MAX_THREADS`](PoolBuilder::MAX_THREADS)). Threads above the minimum are started only
+    /// when a task finds every thread busy (P1).
     pub fn max_threads(mut self, threads: usize) -> PoolBuilder {
         self.max_threads = Some(threads);
         self
@@ -160,6 +167,12 @@ impl PoolBuilder {
         let max_threads = self.max_threads.unwrap_or_else(crate::shim::cpus);
         if max_threads == 0 {
             return Err(BuildError::ZeroMaxThreads);
+        }
+        if max_threads > PoolBuilder::MAX_THREADS {
+            return Err(BuildError::TooManyThreads {
+                max: max_threads,
+                limit: PoolBuilder::MAX_THREADS,
+            });
         }
         let min_threads = self.min_threads.unwrap_or(1.min(max_threads));
         if min_threads > max_threads {

@@ -164,6 +164,14 @@ pub enum BuildError {
         /// The maximum asked for.
         max: usize,
     },
+    /// `max_threads` above [`PoolBuilder::MAX_THREADS`](super::PoolBuilder::MAX_THREADS): the
+    /// pool keeps bookkeeping for every thread it may start, made when it is built.
+    TooManyThreads {
+        /// The maximum asked for.
+        max: usize,
+        /// The most a pool takes.
+        limit: usize,
+    },
     /// The name contains a NUL byte (thread names cannot).
     NameHasNul,
     /// The system refused to start one of the `min_threads` threads.
@@ -179,6 +187,9 @@ impl fmt::Display for BuildError {
             BuildError::ZeroMaxThreads => f.write_str("a pool needs max_threads of at least 1"),
             BuildError::MinAboveMax { min, max } => {
                 write!(f, "min_threads ({min}) is above max_threads ({max})")
+            }
+            BuildError::TooManyThreads { max, limit } => {
+                write!(f, "max_threads ({max}) is above the limit of {limit}")
             }
             BuildError::NameHasNul => f.write_str("the pool's name contains a NUL byte"),
             BuildError::SpawnFailed { reason } => {

@@ -3,7 +3,10 @@
 //!
 //! Joining waits on the task's state word through the crate's own `atomics::wait` (awaiting:
 //! `atomics::wait_async`), so it blocks and wakes the way everything else in the crate does, and
-//! a join on a pool thread that is being destroyed is interrupted instead of hanging.
+//! a join on a pool thread that is being destroyed is interrupted instead of hanging. A join on
+//! a thread of the task's own pool waits on its worker's bell instead, which the task's
+//! resolution rings, so that it can run its worker's share of a broadcast meanwhile
+//! ([`TaskHandle::wait_serving`], broadcast.rs).
 
 use std::fmt;
 use std::future::Future;
@@ -11,13 +14,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::context::current_thread_of;
+use super::broadcast;
+use super::context::{current_thread_of, PoolThread};
 use super::error::TaskError;
 use super::job::{Placement, Runner};
 use super::lanes;
+use super::scheduler::Core;
 use super::task::TaskRef;
 use super::task_state::{is_terminal, phase, CANCELLED, COMPLETED, DESTROYED, QUEUED, TIMED_OUT};
 use crate::atomics::{self, WaitAsync, WaitFuture};
+use crate::shim::Ordering::SeqCst;
 
 /// The handle of a submitted task: [`join`](TaskHandle::join) it, poll it with
 /// [`try_join`](TaskHandle::try_join), or `.await` it (it is a `Future` that works on any
@@ -170,6 +176,10 @@ impl<R: Send + 'static> TaskHandle<R> {
     /// (`Ok(None)`); `Err` if the thread was interrupted.
     fn wait_terminal(&self, deadline: Option<Instant>) -> Result<Option<u32>, ()> {
         let state = &self.task.header().state;
+        let core = self.task.core();
+        if let Some(thread) = current_thread_of(core.id) {
+            return self.wait_serving(core, thread, deadline);
+        }
         loop {
             let word = state.load();
             if is_terminal(word) {
@@ -179,6 +189,57 @@ impl<R: Send + 'static> TaskHandle<R> {
                 return Ok(None);
             }
             state.wait_change(word, deadline).map_err(|_| ())?;
+        }
+    }
+
+    /// [`wait_terminal`](TaskHandle::wait_terminal) on a thread of the task's own pool: waits
+    /// on the worker's bell, which the task's resolver rings (`Header::joiner`), and runs the
+    /// broadcast tasks addressed to the worker as they arrive (broadcast.rs: the task waited
+    /// for may itself be broadcasting, and wait for this worker). Nothing else runs here.
+    ///
+    /// No lost wakeup: the slot is written, then the word is flagged `WAITING` with a
+    /// compare-exchange from the value seen (also if it is flagged already), after the bell
+    /// was read under the lock. A resolver whose transition comes after that compare-exchange
+    /// reads the flag and the slot and rings the bell under the lock, so after the bell was
+    /// read; one whose transition comes before makes the compare-exchange fail, and the loop
+    /// sees the task resolved.
+    fn wait_serving(
+        &self,
+        core: &Core,
+        thread: PoolThread,
+        deadline: Option<Instant>,
+    ) -> Result<Option<u32>, ()> {
+        let header = self.task.header();
+        let runner = Runner {
+            slot: Some(thread.slot),
+            thread_id: thread.thread_id,
+        };
+        let bell = core.bell(thread.slot);
+        loop {
+            let word = header.state.load();
+            if is_terminal(word) {
+                return Ok(Some(word));
+            }
+            let mut locked = core.lock();
+            if let Some(job) = broadcast::claim_own(&mut locked, thread.slot, thread.thread_id) {
+                drop(locked);
+                core.run_here(&job, runner, false);
+                continue;
+            }
+            let word = header.state.load();
+            if is_terminal(word) {
+                return Ok(Some(word));
+            }
+            if deadline.is_some_and(|at| Instant::now() >= at) {
+                return Ok(None);
+            }
+            let seen = bell.load(SeqCst);
+            drop(locked);
+            header.set_joiner(thread.slot);
+            if !header.state.flag_waiting_touch(word) {
+                continue; // it changed meanwhile
+            }
+            bell.wait_until(seen, deadline).map_err(|_| ())?;
         }
     }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::options::Priority;
 use super::task_state::TaskState;
-use crate::shim::{AtomicBool, AtomicU64, Ordering};
+use crate::shim::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// Where a task waits before it starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +50,11 @@ pub(super) struct Header {
     rare: Option<Box<Rare>>,
     progress: AtomicU64,
     has_progress: AtomicBool,
+    /// `slot + 1` of the pool thread (of the task's own pool) that last waited for the task on
+    /// its bell instead of the task's word (handle.rs), 0 if none: whoever resolves the task
+    /// while it is flagged `WAITING` rings that slot. Written before the flag, so a resolver
+    /// that sees the flag sees the slot (broadcast.rs: a join serves broadcasts).
+    joiner: AtomicU32,
 }
 
 /// The options of a task that has a timeout or a worker to ring.
@@ -86,6 +91,23 @@ impl Header {
             }),
             progress: AtomicU64::new(0),
             has_progress: AtomicBool::new(false),
+            joiner: AtomicU32::new(0),
+        }
+    }
+
+    /// Notes that pool thread `slot` is about to wait for the task on its bell (see
+    /// [`joiner`](Header::joiner)); before it flags the word `WAITING`.
+    pub(super) fn set_joiner(&self, slot: usize) {
+        let slot = u32::try_from(slot + 1).expect("MAX_THREADS fits in a u32");
+        self.joiner.store(slot, Ordering::SeqCst);
+    }
+
+    /// The pool thread to ring when the task resolves while flagged `WAITING`, if one waited
+    /// on its bell.
+    pub(super) fn joiner(&self) -> Option<usize> {
+        match self.joiner.load(Ordering::SeqCst) {
+            0 => None,
+            slot => Some(slot as usize - 1),
         }
     }
 

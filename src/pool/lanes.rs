@@ -22,6 +22,7 @@
 
 use std::collections::VecDeque;
 
+use super::broadcast;
 use super::job::{JobRef, Runner};
 use super::scheduler::{Core, Lane, Locked, Signal};
 use super::task_state::{phase, QUEUED};
@@ -122,10 +123,18 @@ impl Locked<'_> {
 /// thread took it, or it was cancelled or destroyed); returns early if the thread is
 /// interrupted.
 pub(super) fn drive(core: &Core, key: u64, target: &JobRef, runner: Runner) {
+    let slot = runner.slot.expect("inline joins run on pool threads");
     loop {
         let mut locked = core.lock();
         if phase(target.header().state.load()) != QUEUED {
             return;
+        }
+        // A broadcast waits for this worker, perhaps from the lane's running task, which this
+        // thread waits for: serve it (broadcast.rs; `broadcast` raises `Lane` for it).
+        if let Some(job) = broadcast::claim_own(&mut locked, slot, runner.thread_id) {
+            drop(locked);
+            core.run_here(&job, runner, false);
+            continue;
         }
         let Some(lane) = locked.lanes.get(&key) else {
             return;
@@ -142,7 +151,6 @@ pub(super) fn drive(core: &Core, key: u64, target: &JobRef, runner: Runner) {
         let Some(job) = locked.start_lane(key, runner.thread_id) else {
             return;
         };
-        let slot = runner.slot.expect("inline joins run on pool threads");
         locked.slots[slot].running.push(JobRef::clone(&job));
         drop(locked);
         let _release = ReleaseAfterRun {

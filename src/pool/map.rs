@@ -32,6 +32,7 @@ use super::error::TaskError;
 use super::handle::TaskHandle;
 use super::job::{Header, JobRef, Placement, Runner};
 use super::options::Priority;
+use super::panic::catch_panic;
 use super::scheduler::Core;
 use super::task::TaskCell;
 use crate::atomics::SharedWord;
@@ -63,9 +64,16 @@ unsafe impl<T: Send, R: Send, F: Send + Sync> Sync for Shared<T, R, F> {}
 
 impl<T, R, F> Shared<T, R, F> {
     fn range(&self, chunk: usize) -> (usize, usize) {
-        let start = chunk * self.chunk_len;
-        (start, (start + self.chunk_len).min(self.len))
+        chunk_range(chunk, self.chunk_len, self.len)
     }
+}
+
+/// The items of chunk `chunk` of `len` items cut `chunk_len` to a chunk. Saturating: a vector
+/// of zero-sized items may hold up to `usize::MAX` of them, and the last chunk's end must not
+/// wrap around to 0 (its items would then be neither read nor dropped).
+fn chunk_range(chunk: usize, chunk_len: usize, len: usize) -> (usize, usize) {
+    let start = chunk.saturating_mul(chunk_len).min(len);
+    (start, start.saturating_add(chunk_len).min(len))
 }
 
 /// One chunk, owned by its task's closure: dropping it (however) cleans up its range and
@@ -130,26 +138,34 @@ impl<T, R, F> Drop for Chunk<T, R, F> {
     fn drop(&mut self) {
         let shared = &self.shared;
         let (start, end) = shared.range(self.index);
-        // Items not read, then (if incomplete) results written, each dropped once. A panic in
-        // one of their `Drop`s is caught so the latch still counts down.
-        let cleanup = || {
-            for i in self.next..end {
-                // SAFETY: in this chunk's range and never read.
-                unsafe { ptr::drop_in_place(shared.input.add(i)) };
+        // Items not read, then (if incomplete) results written, each dropped once. Each drop
+        // is caught on its own: a panic in one `Drop` neither skips the others (they would
+        // leak) nor keeps the latch from counting down.
+        for i in self.next..end {
+            // SAFETY: in this chunk's range and never read; dropped once, here.
+            unsafe { drop_in_place_quietly(shared.input.add(i)) };
+        }
+        if !shared.complete[self.index].load(Relaxed) {
+            for i in start..start + self.written {
+                // SAFETY: written by this chunk, and the map will not return it; dropped once.
+                unsafe { drop_in_place_quietly(shared.output.add(i)) };
             }
-            if !shared.complete[self.index].load(Relaxed) {
-                for i in start..start + self.written {
-                    // SAFETY: written by this chunk, and the map will not return it.
-                    unsafe { ptr::drop_in_place(shared.output.add(i)) };
-                }
-            }
-        };
-        let _ = super::panic::catch_panic(cleanup);
+        }
         let latch = shared.latch.get();
         if latch.fetch_sub(1, SeqCst) == 1 {
             latch.notify(None);
         }
     }
+}
+
+/// Drops the value at `value` in place (no copy: results may be large), swallowing a panic
+/// from its `Drop`, so that a loop over many values drops every one of them.
+///
+/// # Safety
+/// As [`ptr::drop_in_place`]; the value is not used again.
+unsafe fn drop_in_place_quietly<T>(value: *mut T) {
+    // SAFETY: the caller's contract.
+    let _ = catch_panic(|| unsafe { ptr::drop_in_place(value) });
 }
 
 /// The buffers, freed (or leaked) only once every chunk is gone.
@@ -168,6 +184,26 @@ impl<T, R> Drop for Buffers<T, R> {
             drop(Vec::from_raw_parts(self.output.0, 0, self.output.1));
         }
     }
+}
+
+/// Collects `map`'s items, refusing with `Err` what memory cannot hold instead of panicking
+/// ("capacity overflow", from an endless iterator's honest `size_hint`) or aborting (a failed
+/// allocation).
+pub(super) fn collect<I: Iterator>(items: I) -> Result<Vec<I::Item>, TaskError> {
+    let no_room = |error: std::collections::TryReserveError| {
+        TaskError::Panicked(format!("map: no room for the items: {error}"))
+    };
+    let mut collected = Vec::new();
+    collected
+        .try_reserve(items.size_hint().0)
+        .map_err(no_room)?;
+    for item in items {
+        if collected.len() == collected.capacity() {
+            collected.try_reserve(1).map_err(no_room)?;
+        }
+        collected.push(item);
+    }
+    Ok(collected)
 }
 
 /// `map` (see the module docs).
@@ -192,9 +228,17 @@ where
         let header = Header::new(Placement::Global(Priority::Normal), None);
         headers.push(header.map_err(alloc_failed)?);
     }
+    // The results' buffer too: more results than memory holds (a huge `R`) is an `Err`, with
+    // the items still the caller's (dropped on return), not an abort or a panic.
+    let mut results = Vec::<R>::new();
+    results.try_reserve_exact(len).map_err(|error| {
+        TaskError::Panicked(format!(
+            "map: no room for the results of {len} items: {error}"
+        ))
+    })?;
     latch.get().store(chunks as u32, SeqCst);
     let mut input = ManuallyDrop::new(items);
-    let mut output = ManuallyDrop::new(Vec::<R>::with_capacity(len));
+    let mut output = ManuallyDrop::new(results);
     let shared = StdArc::new(Shared {
         f,
         input: input.as_mut_ptr(),
@@ -259,8 +303,10 @@ where
                 let (start, end) = shared.range(index);
                 for i in start..end {
                     // SAFETY: a complete chunk wrote its whole range, and the latch says it
-                    // is gone; nobody else drops these results.
-                    unsafe { ptr::drop_in_place(shared.output.add(i)) };
+                    // is gone; nobody else drops these results (each once, here). Quietly,
+                    // each on its own: a panicking `Drop` must not leak the rest or hide the
+                    // task's own error.
+                    unsafe { drop_in_place_quietly(shared.output.add(i)) };
                 }
             }
         }
@@ -310,5 +356,22 @@ impl<T, R, F> Drop for LatchWait<T, R, F> {
         if self.buffers.is_some() {
             self.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunk_range;
+
+    #[test]
+    fn the_last_chunk_of_usize_max_items_ends_at_the_end() {
+        // Zero-sized items: a vector may hold `usize::MAX` of them. Eight chunks of 2^61
+        // items: the last one's end, 2^64, must not wrap around to 0 (before the fix it
+        // overflowed: a panic in a debug build, an empty last chunk in a release one).
+        let len = usize::MAX;
+        let chunk_len = len.div_ceil(8);
+        assert_eq!(chunk_range(7, chunk_len, len), (7 * chunk_len, len));
+        assert_eq!(chunk_range(0, chunk_len, len), (0, chunk_len));
+        assert_eq!(chunk_range(2, 5, 12), (10, 12));
     }
 }

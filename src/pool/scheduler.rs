@@ -494,11 +494,21 @@ impl Core {
     /// code: an async runtime's) is swallowed, so the thread resolving the task — a worker,
     /// the timer, a `destroy` in the middle of its loop — goes on.
     pub(super) fn notify_resolved(&self, header: &Header, resolved: Resolved) {
-        if resolved.has_waiters() {
-            let _ = catch_panic(|| header.state.notify(resolved));
+        // A pool thread that joins the task waits on its bell (handle.rs), noted before it
+        // flagged the word: ring it too.
+        let joiner = match resolved.has_waiters() {
+            true => {
+                let _ = catch_panic(|| header.state.notify(resolved));
+                header.joiner()
+            }
+            false => None,
+        };
+        if let (None, None) = (header.wake_slot(), joiner) {
+            return;
         }
-        if let Some(slot) = header.wake_slot() {
-            self.lock().ring(slot);
+        let mut locked = self.lock();
+        for slot in [header.wake_slot(), joiner].into_iter().flatten() {
+            locked.ring(slot);
         }
     }
 

@@ -37,7 +37,11 @@
 //!   and resolving are read-modify-writes of one word, so either the resolver sees the flag,
 //!   or the handle's compare-exchange fails and it sees the new phase; `wait` checks the value
 //!   under the waiter table's lock (docs/semantics.md A11), so a notify after the flag is never
-//!   lost. When nobody waits, resolving a task costs no `notify` at all.
+//!   lost. When nobody waits, resolving a task costs no `notify` at all. A thread of the
+//!   task's own pool waits on its worker's bell instead (handle.rs): it writes its slot into
+//!   the header, then flags with a compare-exchange even if the flag is set already
+//!   ([`TaskState::flag_waiting_touch`]), so a resolver that sees the flag sees the slot and
+//!   rings that bell (`Core::notify_resolved`).
 //!
 //! # Where the words live
 //!
@@ -244,6 +248,17 @@ impl TaskState {
             .compare_exchange(seen, seen | WAITING, SeqCst)
             .ok()
             .map(|_| seen | WAITING)
+    }
+
+    /// Flags that a waiter is about to wait for the word to leave `seen`, always with a
+    /// compare-exchange (also when `seen` is flagged already): `true` if the word was still
+    /// `seen`. A pool thread that waits on its bell (handle.rs) wrote its slot into the header
+    /// just before: whoever resolves the task later reads the word this wrote (or one after
+    /// it), so it sees the slot as well as the flag.
+    pub(super) fn flag_waiting_touch(&self, seen: u32) -> bool {
+        self.word()
+            .compare_exchange(seen, seen | WAITING, SeqCst)
+            .is_ok()
     }
 
     /// Blocks until the word leaves `seen` (or a spurious return), flagging it first:

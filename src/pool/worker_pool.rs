@@ -195,6 +195,13 @@ impl WorkerPool {
     /// results are written in place (no copies). Chunks skip the queue bound; if the pool is
     /// closed, the caller runs them all. If `f` panics, the first panic is returned once every
     /// chunk has stopped, and the results made so far are dropped.
+    ///
+    /// The items are collected first. An iterator that says it never ends (its `size_hint`'s
+    /// lower bound does not fit in memory, as `0..` says) is refused at once with
+    /// `Err(Panicked)`, as is one whose items or results memory cannot hold (the allocation
+    /// fails); an endless iterator that does not say so takes memory until an allocation
+    /// fails, as collecting it into a `Vec` would. A panic in the iterator's `next` reaches
+    /// the caller before anything is submitted.
     pub fn map<I, F, R>(&self, items: I, f: F) -> Result<Vec<R>, TaskError>
     where
         I: IntoIterator,
@@ -202,7 +209,7 @@ impl WorkerPool {
         F: Fn(I::Item) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
-        map::map(&self.core, items.into_iter().collect(), f)
+        map::map(&self.core, map::collect(items.into_iter())?, f)
     }
 
     /// Tasks waiting to start (keyed ones included; `broadcast` runs not).
