@@ -21,8 +21,8 @@ use std::sync::Arc as StdArc;
 use super::context::{current_thread_of, PoolThread, TaskContext};
 use super::error::{PoolError, TaskError};
 use super::handle::TaskHandle;
-use super::job::{Header, JobRef, Placement, Runner};
-use super::scheduler::{Core, Locked, Phase, Signal};
+use super::job::{Header, Placement, Runner};
+use super::scheduler::{Core, Phase, Signal};
 use super::task::TaskCell;
 use crate::shim::{Arc, Ordering::SeqCst};
 
@@ -101,7 +101,7 @@ fn serve_until_done<R: Send + 'static>(
     };
     loop {
         let mut locked = core.lock();
-        if let Some(job) = claim_own(&mut locked, thread.slot, thread.thread_id) {
+        if let Some(job) = locked.claim_own_broadcast(thread.slot, thread.thread_id) {
             drop(locked);
             core.run_here(&job, runner, false);
             continue;
@@ -115,22 +115,4 @@ fn serve_until_done<R: Send + 'static>(
             return;
         }
     }
-}
-
-/// Under the lock: the next broadcast task addressed to worker `slot`, claimed for the calling
-/// thread `thread_id` (that worker's, blocked in a pool wait: `broadcast` itself, a join in
-/// handle.rs, a keyed join in lanes.rs); stale entries are dropped after unlocking. `None` if
-/// the thread no longer holds the slot (its exit hook runs after it vacated it, and a new
-/// thread may hold it: the broadcast is that one's to run).
-pub(super) fn claim_own(locked: &mut Locked<'_>, slot: usize, thread_id: u64) -> Option<JobRef> {
-    if !locked.slots[slot].occupied || locked.slots[slot].thread_id != thread_id {
-        return None;
-    }
-    while let Some(job) = locked.slots[slot].broadcasts.pop_front() {
-        if job.header().state.claim() {
-            return Some(job);
-        }
-        locked.defer_drop(job);
-    }
-    None
 }

@@ -14,7 +14,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::broadcast;
 use super::context::{current_thread_of, PoolThread};
 use super::error::TaskError;
 use super::job::{Placement, Runner};
@@ -221,7 +220,7 @@ impl<R: Send + 'static> TaskHandle<R> {
                 return Ok(Some(word));
             }
             let mut locked = core.lock();
-            if let Some(job) = broadcast::claim_own(&mut locked, thread.slot, thread.thread_id) {
+            if let Some(job) = locked.claim_own_broadcast(thread.slot, thread.thread_id) {
                 drop(locked);
                 core.run_here(&job, runner, false);
                 continue;

@@ -22,7 +22,6 @@
 
 use std::collections::VecDeque;
 
-use super::broadcast;
 use super::job::{JobRef, Runner};
 use super::scheduler::{Core, Lane, Locked, Signal};
 use super::task_state::{phase, QUEUED};
@@ -131,7 +130,7 @@ pub(super) fn drive(core: &Core, key: u64, target: &JobRef, runner: Runner) {
         }
         // A broadcast waits for this worker, perhaps from the lane's running task, which this
         // thread waits for: serve it (broadcast.rs; `broadcast` raises `Lane` for it).
-        if let Some(job) = broadcast::claim_own(&mut locked, slot, runner.thread_id) {
+        if let Some(job) = locked.claim_own_broadcast(slot, runner.thread_id) {
             drop(locked);
             core.run_here(&job, runner, false);
             continue;

@@ -135,6 +135,7 @@ mod job;
 mod lanes;
 mod map;
 mod options;
+mod own_broadcasts;
 mod panic;
 mod scheduler;
 mod shutdown;
