@@ -1,0 +1,154 @@
+//! A second hostile-user pass over the foundation: buffers (docs/semantics.md B1–B6), views
+//! (V2–V5), atomics and `wait_async` (A4, A6, A8, A12), ports (W4, W6) and workers (W1, W3).
+//! Each test here is a case an earlier version got wrong (its doc says how) or a probe of an
+//! edge the other test files do not reach.
+#![cfg(not(loom))]
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::future::Future;
+use std::ops::Bound;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, RawWaker, RawWakerVTable, Waker};
+use std::time::Duration;
+
+use common::within_watchdog;
+use sharedbuf::atomics::{self, WaitAsync};
+use sharedbuf::worker::Worker;
+use sharedbuf::{
+    DataView, Error, Int32Array, MessageChannel, SharedBuffer, Uint8Array, WaitResult,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Probes of edges (no fault found; kept as regression guards).
+
+/// V4: element ranges at and around `usize::MAX`, inverted, and empty at the end are refused
+/// (or accepted) without a panic, on fixed and length-tracking views.
+#[test]
+fn v4_element_ranges_near_usize_max_are_errors_not_panics() {
+    for buf in [
+        SharedBuffer::new(16).unwrap(),
+        SharedBuffer::growable(16, 64).unwrap(),
+    ] {
+        let view = Int32Array::new(&buf).unwrap();
+        assert!(view.subarray(usize::MAX..).is_err());
+        assert!(view.subarray(..=usize::MAX).is_err());
+        assert!(view
+            .subarray((Bound::Excluded(usize::MAX), Bound::Unbounded))
+            .is_err());
+        assert!(view
+            .subarray((Bound::Excluded(3), Bound::Excluded(4)))
+            .unwrap()
+            .is_empty());
+        assert!(view.subarray(4..4).unwrap().is_empty());
+        assert!(view.subarray(5..5).is_err());
+        assert!(view.fill_range(usize::MAX - 1..usize::MAX, 1).is_err());
+        assert!(view.fill_range(3..=usize::MAX, 1).is_err());
+        assert!(view.copy_from_slice(usize::MAX, &[1]).is_err());
+        assert!(view.copy_from_slice(4, &[]).is_ok());
+        assert!(view.copy_to_slice(usize::MAX, &mut []).is_err());
+        assert_eq!(view.get(usize::MAX), None);
+        assert!(view.set(usize::MAX, 1).is_err());
+        assert!(atomics::load(&view, usize::MAX).is_err());
+        assert!(buf.slice(usize::MAX..).is_err());
+        assert!(buf.slice(..=usize::MAX).is_err());
+        assert!(Int32Array::with_range(&buf, usize::MAX & !3, None).is_err());
+        assert!(Int32Array::with_range(&buf, 0, Some(usize::MAX)).is_err());
+        assert!(Int32Array::with_range(&buf, 16, Some(usize::MAX / 4)).is_err());
+        assert_eq!(view.to_vec(), vec![0; 4]);
+    }
+}
+
+/// V5: `DataView` accesses whose offset plus size overflow are `Err(RangeOutOfBounds)`.
+#[test]
+fn v5_data_view_offsets_near_usize_max_are_errors_not_panics() {
+    for buf in [
+        SharedBuffer::new(16).unwrap(),
+        SharedBuffer::growable(16, 64).unwrap(),
+    ] {
+        let dv = DataView::with_range(&buf, 3, None).unwrap();
+        for offset in [usize::MAX, usize::MAX - 1, usize::MAX - 7, 13, 12] {
+            assert!(matches!(
+                dv.get_float64(offset, true),
+                Err(Error::RangeOutOfBounds { .. })
+            ));
+            assert!(dv.set_big_uint64(offset, 1, false).is_err());
+        }
+        assert!(dv.get_uint8(12).is_ok());
+        assert!(DataView::with_range(&buf, usize::MAX, Some(1)).is_err());
+        assert!(DataView::with_range(&buf, 1, Some(usize::MAX)).is_err());
+        assert!(DataView::with_range(&buf, 17, None).is_err());
+        assert_eq!(DataView::with_range(&buf, 16, None).unwrap().byte_length(), 0);
+    }
+}
+
+/// B2, B3: grow to exactly a maximum that is not a multiple of the page size, then past it.
+#[test]
+fn b3_grow_to_an_odd_maximum_then_past_it() {
+    let buf = SharedBuffer::growable(1, 4097).unwrap();
+    buf.grow(4097).unwrap();
+    let bytes = Uint8Array::new(&buf).unwrap();
+    bytes.set(4096, 7).unwrap();
+    assert_eq!(bytes.get(4096), Some(7));
+    assert!(matches!(buf.grow(4098), Err(Error::ExceedsMax { .. })));
+    assert!(matches!(buf.grow(usize::MAX), Err(Error::ExceedsMax { .. })));
+    assert_eq!(buf.byte_length(), 4097);
+    assert!(matches!(
+        SharedBuffer::growable(0, usize::MAX),
+        Err(Error::AllocationFailed { .. })
+    ));
+    assert!(matches!(
+        SharedBuffer::new(usize::MAX),
+        Err(Error::AllocationFailed { .. })
+    ));
+}
+
+/// A6, A8, A12: extreme counts and timeouts.
+#[test]
+fn a8_a12_extreme_counts_and_timeouts() {
+    let view = Int32Array::new(&SharedBuffer::new(8).unwrap()).unwrap();
+    assert_eq!(atomics::notify(&view, 0, Some(usize::MAX)), Ok(0));
+    assert_eq!(atomics::notify(&view, 0, Some(0)), Ok(0));
+    assert_eq!(
+        atomics::wait(&view, 0, 1, Some(Duration::MAX)),
+        Ok(WaitResult::NotEqual)
+    );
+    assert_eq!(
+        atomics::wait(&view, 0, 0, Some(Duration::ZERO)),
+        Ok(WaitResult::TimedOut)
+    );
+    let WaitAsync::Pending(future) = atomics::wait_async(&view, 1, 0, Some(Duration::MAX)).unwrap()
+    else {
+        panic!("expected a pending future")
+    };
+    assert_eq!(atomics::notify(&view, 1, Some(usize::MAX)), Ok(1));
+    let (result, _) = common::block_on(future);
+    assert_eq!(result, WaitResult::Ok);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults found by this pass.
+
+/// W1, W3: a worker that holds its own handle (sent to it through a channel) and joins it, or
+/// waits for its own events, can never see its own exit: each call is refused with
+/// `Err(WouldDeadlock)` instead of blocking forever. (`join` and `recv_event` from inside the
+/// worker hung before; `terminate` returned `Err(Terminated)` and left the worker flagged.)
+#[test]
+fn w1_w3_a_worker_joining_or_reading_its_own_handle_is_refused_not_hung() {
+    let results = within_watchdog("a worker joining itself", || {
+        let (to_worker, from_parent) = MessageChannel::<Worker<(), ()>>::new();
+        let (report, results) = MessageChannel::<Result<(), Error>>::new();
+        let worker: Worker<(), ()> = Worker::spawn(move |_ctx| {
+            let me = from_parent.recv().expect("the parent sends the handle");
+            let _ = report.post_message(me.recv_event().map(drop));
+            let _ = report.post_message(me.recv_event_timeout(Duration::from_secs(3600)).map(drop));
+            let _ = report.post_message(me.join().map(drop));
+        })
+        .unwrap();
+        to_worker.post_message(worker).unwrap();
+        results.iter().collect::<Vec<_>>()
+    });
+    assert_eq!(results, vec![Err(Error::WouldDeadlock); 3]);
+}
