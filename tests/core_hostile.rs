@@ -11,7 +11,7 @@ use std::future::Future;
 use std::ops::Bound;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, RawWaker, RawWakerVTable, Waker};
+use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Duration;
 
 use common::within_watchdog;
@@ -151,4 +151,98 @@ fn w1_w3_a_worker_joining_or_reading_its_own_handle_is_refused_not_hung() {
         results.iter().collect::<Vec<_>>()
     });
     assert_eq!(results, vec![Err(Error::WouldDeadlock); 3]);
+}
+
+/// What a [`reentrant_waker`] does.
+#[derive(Clone, Copy, PartialEq)]
+enum Reenter {
+    /// `notify` whenever it is cloned.
+    OnClone,
+    /// Nothing itself; its clones `notify` when they are dropped.
+    ClonesOnDrop,
+    /// `notify` when dropped.
+    OnDrop,
+}
+
+/// A waker that reenters `atomics::notify` on element 0 of `view` from inside its `clone` or
+/// its `drop`, as user code may.
+fn reentrant_waker(view: &'static Int32Array, mode: Reenter) -> Waker {
+    fn parts(data: *const ()) -> &'static (Int32Array, Reenter) {
+        // SAFETY (test): `data` is always a leaked `&'static (Int32Array, Reenter)`.
+        unsafe { &*(data as *const (Int32Array, Reenter)) }
+    }
+    fn raw(view: &Int32Array, mode: Reenter) -> RawWaker {
+        let data: &'static (Int32Array, Reenter) = Box::leak(Box::new((view.clone(), mode)));
+        RawWaker::new(data as *const _ as *const (), &VTABLE)
+    }
+    fn clone(data: *const ()) -> RawWaker {
+        let (view, mode) = parts(data);
+        match mode {
+            Reenter::OnClone => {
+                let _ = atomics::notify(view, 0, None);
+                raw(view, Reenter::OnClone)
+            }
+            Reenter::ClonesOnDrop | Reenter::OnDrop => raw(view, Reenter::OnDrop),
+        }
+    }
+    fn wake(_: *const ()) {}
+    fn drop(data: *const ()) {
+        let (view, mode) = parts(data);
+        if *mode == Reenter::OnDrop {
+            let _ = atomics::notify(view, 0, None);
+        }
+    }
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop);
+    // SAFETY (test): the functions keep the `RawWaker` contract: all are thread-safe, and
+    // the data they share is leaked, so never freed under them.
+    unsafe { Waker::from_raw(raw(view, mode)) }
+}
+
+/// The future of a `wait_async` on element 0 of `view`, which holds 0.
+fn pending_on(view: &Int32Array) -> sharedbuf::atomics::WaitFuture {
+    match atomics::wait_async(view, 0, 0, None).unwrap() {
+        WaitAsync::Pending(future) => future,
+        other => panic!("expected a pending future, got {other:?}"),
+    }
+}
+
+fn leaked_view() -> &'static Int32Array {
+    Box::leak(Box::new(
+        Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap(),
+    ))
+}
+
+/// A12: a waker is user code, and a `WaitFuture`'s poll must not run it while holding a lock
+/// that waking the same future takes. A waker whose `clone` (run when the future stores it)
+/// calls `notify` on the element the future waits on wakes that future: the poll returns
+/// `Ready(Ok)`, where it used to deadlock on the future's own waker slot (seen hanging).
+#[test]
+fn a12_a_waker_that_notifies_from_its_clone_does_not_deadlock_the_poll() {
+    let (first, again) = within_watchdog("a poll whose waker notifies on clone", || {
+        let view = leaked_view();
+        let mut future = pending_on(view);
+        let waker = reentrant_waker(view, Reenter::OnClone);
+        let first = Pin::new(&mut future).poll(&mut Context::from_waker(&waker));
+        let again = Pin::new(&mut future).poll(&mut Context::from_waker(&waker));
+        (first, again)
+    });
+    assert_eq!(first, Poll::Ready(WaitResult::Ok));
+    assert_eq!(again, Poll::Ready(WaitResult::Ok));
+}
+
+/// A12: as above, for a waker whose `drop` notifies: run when a later poll's waker replaces
+/// it. That poll returns `Ready(Ok)`; it used to deadlock (seen hanging).
+#[test]
+fn a12_a_waker_that_notifies_from_its_drop_does_not_deadlock_the_poll() {
+    let (pending, second) = within_watchdog("a poll whose old waker notifies on drop", || {
+        let view = leaked_view();
+        let mut future = pending_on(view);
+        let dropping = reentrant_waker(view, Reenter::ClonesOnDrop);
+        let pending = Pin::new(&mut future).poll(&mut Context::from_waker(&dropping));
+        drop(dropping); // the future holds a clone, whose drop notifies later
+        let second = Pin::new(&mut future).poll(&mut Context::from_waker(Waker::noop()));
+        (pending, second)
+    });
+    assert_eq!(pending, Poll::Pending);
+    assert_eq!(second, Poll::Ready(WaitResult::Ok));
 }
