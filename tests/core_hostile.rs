@@ -80,7 +80,10 @@ fn v5_data_view_offsets_near_usize_max_are_errors_not_panics() {
         assert!(DataView::with_range(&buf, usize::MAX, Some(1)).is_err());
         assert!(DataView::with_range(&buf, 1, Some(usize::MAX)).is_err());
         assert!(DataView::with_range(&buf, 17, None).is_err());
-        assert_eq!(DataView::with_range(&buf, 16, None).unwrap().byte_length(), 0);
+        assert_eq!(
+            DataView::with_range(&buf, 16, None).unwrap().byte_length(),
+            0
+        );
     }
 }
 
@@ -93,7 +96,10 @@ fn b3_grow_to_an_odd_maximum_then_past_it() {
     bytes.set(4096, 7).unwrap();
     assert_eq!(bytes.get(4096), Some(7));
     assert!(matches!(buf.grow(4098), Err(Error::ExceedsMax { .. })));
-    assert!(matches!(buf.grow(usize::MAX), Err(Error::ExceedsMax { .. })));
+    assert!(matches!(
+        buf.grow(usize::MAX),
+        Err(Error::ExceedsMax { .. })
+    ));
     assert_eq!(buf.byte_length(), 4097);
     assert!(matches!(
         SharedBuffer::growable(0, usize::MAX),
@@ -168,7 +174,7 @@ enum Reenter {
 /// its `drop`, as user code may.
 fn reentrant_waker(view: &'static Int32Array, mode: Reenter) -> Waker {
     fn parts(data: *const ()) -> &'static (Int32Array, Reenter) {
-        // SAFETY (test): `data` is always a leaked `&'static (Int32Array, Reenter)`.
+        // SAFETY: `data` is always a leaked `&'static (Int32Array, Reenter)`.
         unsafe { &*(data as *const (Int32Array, Reenter)) }
     }
     fn raw(view: &Int32Array, mode: Reenter) -> RawWaker {
@@ -193,7 +199,7 @@ fn reentrant_waker(view: &'static Int32Array, mode: Reenter) -> Waker {
         }
     }
     static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake, drop);
-    // SAFETY (test): the functions keep the `RawWaker` contract: all are thread-safe, and
+    // SAFETY: the functions keep the `RawWaker` contract: all are thread-safe, and
     // the data they share is leaked, so never freed under them.
     unsafe { Waker::from_raw(raw(view, mode)) }
 }
@@ -245,4 +251,155 @@ fn a12_a_waker_that_notifies_from_its_drop_does_not_deadlock_the_poll() {
     });
     assert_eq!(pending, Poll::Pending);
     assert_eq!(second, Poll::Ready(WaitResult::Ok));
+}
+
+/// A12: a future dropped from inside its own waker (the task owning it is woken and drops
+/// it at once), and a resolved future polled again with a waker that panics when cloned:
+/// `notify` counts it once and returns, and the resolved future answers without cloning.
+#[test]
+fn a12_a_future_dropped_by_its_own_waker_and_polled_after_resolving() {
+    struct DropOnWake(Mutex<Option<sharedbuf::atomics::WaitFuture>>);
+    impl std::task::Wake for DropOnWake {
+        fn wake(self: Arc<Self>) {
+            drop(self.0.lock().unwrap().take());
+        }
+    }
+    let woken = within_watchdog("a future dropped by its own waker", || {
+        let view = leaked_view();
+        let slot = Arc::new(DropOnWake(Mutex::new(Some(pending_on(view)))));
+        let waker = Waker::from(Arc::clone(&slot));
+        let polled = {
+            let mut guard = slot.0.lock().unwrap();
+            let future = guard.as_mut().unwrap();
+            Pin::new(future).poll(&mut Context::from_waker(&waker))
+        };
+        assert_eq!(polled, Poll::Pending);
+        drop(waker);
+        let woken = atomics::notify(view, 0, None).unwrap();
+        assert!(
+            slot.0.lock().unwrap().is_none(),
+            "the waker ran and dropped it"
+        );
+        (woken, atomics::notify(view, 0, None).unwrap())
+    });
+    assert_eq!(woken, (1, 0));
+
+    let view = leaked_view();
+    let mut future = pending_on(view);
+    assert_eq!(atomics::notify(view, 0, None), Ok(1));
+    let (panicky, _) = std::sync::mpsc::channel();
+    let panicky = common::panicking_waker(panicky);
+    for _ in 0..2 {
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Pin::new(&mut future).poll(&mut Context::from_waker(&panicky))
+        }));
+        assert!(matches!(polled, Ok(Poll::Ready(WaitResult::Ok))));
+    }
+}
+
+/// W3: two threads terminating one worker at once, and a message whose `Drop` terminates the
+/// worker it was posted to (run on the worker's thread when its port drops it): every call
+/// returns, with one status.
+#[test]
+fn w3_concurrent_terminates_and_a_terminate_from_a_message_drop() {
+    type Shared = Arc<Mutex<Option<Arc<Worker<TerminateOnDrop, ()>>>>>;
+    struct TerminateOnDrop(Shared);
+    impl Drop for TerminateOnDrop {
+        fn drop(&mut self) {
+            if let Some(worker) = self.0.lock().unwrap().take() {
+                let _ = worker.terminate();
+            }
+        }
+    }
+    let statuses = within_watchdog("concurrent terminates", || {
+        let worker: Arc<Worker<(), ()>> = Arc::new(
+            Worker::spawn(|ctx: sharedbuf::worker::WorkerContext<(), ()>| {
+                let _ = ctx.recv();
+            })
+            .unwrap(),
+        );
+        let others: Vec<_> = (0..4)
+            .map(|_| {
+                let worker = Arc::clone(&worker);
+                std::thread::spawn(move || worker.terminate())
+            })
+            .collect();
+        let mine = worker.terminate();
+        let mut all: Vec<_> = others.into_iter().map(|t| t.join().unwrap()).collect();
+        all.push(mine);
+        all
+    });
+    assert!(statuses
+        .iter()
+        .all(|s| s.as_ref().is_ok_and(|s| s.terminated())));
+
+    within_watchdog("a terminate from a message's drop", || {
+        let shared = Arc::new(Mutex::new(None));
+        let worker: Arc<Worker<TerminateOnDrop, ()>> = Arc::new(
+            Worker::builder()
+                .capacity(4)
+                .spawn(
+                    |ctx: sharedbuf::worker::WorkerContext<TerminateOnDrop, ()>| {
+                        // Leaves the message queued: the port drops it when the closure ends.
+                        let _ = ctx.port();
+                    },
+                )
+                .unwrap(),
+        );
+        *shared.lock().unwrap() = Some(Arc::clone(&worker));
+        let _ = worker.post_message(TerminateOnDrop(Arc::clone(&shared)));
+        let _ = worker.terminate();
+        drop(shared.lock().unwrap().take());
+    });
+}
+
+/// W7: an absurd stack size is `Err(SpawnFailed)` from `spawn`, never a panic (std's thread
+/// builder asserts on a size that rounds past `usize::MAX`).
+#[test]
+fn w7_absurd_stack_sizes_are_spawn_failed_not_a_panic() {
+    for bytes in [usize::MAX, usize::MAX - 4095, 1 << 62, isize::MAX as usize] {
+        let spawned = std::panic::catch_unwind(|| {
+            Worker::builder()
+                .stack_size(bytes)
+                .spawn(|_ctx: sharedbuf::worker::WorkerContext<(), ()>| {})
+                .map(|worker| worker.join())
+        });
+        match spawned {
+            Ok(Err(Error::SpawnFailed { .. })) => {}
+            Ok(other) => panic!("stack size {bytes}: expected SpawnFailed, got {other:?}"),
+            Err(_) => panic!("stack size {bytes}: spawn panicked"),
+        }
+    }
+}
+
+/// A6, A12: timeouts that are finite but centuries long behave as waits that a `notify` ends
+/// (`Ok`), never as an immediate time-out; a far timer entry does not keep a near one from
+/// firing.
+#[test]
+fn a6_a12_centuries_long_timeouts_are_ended_by_notify() {
+    let huge = Duration::from_secs(i64::MAX as u64 / 4);
+    let view = leaked_view();
+    let WaitAsync::Pending(far) = atomics::wait_async(view, 0, 0, Some(huge)).unwrap() else {
+        panic!("expected a pending future")
+    };
+    let WaitAsync::Pending(near) =
+        atomics::wait_async(view, 0, 0, Some(Duration::from_millis(1))).unwrap()
+    else {
+        panic!("expected a pending future")
+    };
+    let near = within_watchdog("a near timeout behind a far one", move || {
+        common::block_on(near).0
+    });
+    assert_eq!(near, WaitResult::TimedOut);
+    assert_eq!(atomics::notify(view, 0, None), Ok(1));
+    assert_eq!(common::block_on(far).0, WaitResult::Ok);
+
+    let blocked = std::thread::spawn(move || atomics::wait(view, 0, 0, Some(huge)));
+    let woken = within_watchdog("a notify of a centuries-long blocking wait", move || loop {
+        match atomics::notify(view, 0, None).unwrap() {
+            0 if !blocked.is_finished() => std::thread::yield_now(),
+            _ => return blocked.join().unwrap(),
+        }
+    });
+    assert_eq!(woken, Ok(WaitResult::Ok));
 }
