@@ -403,3 +403,28 @@ fn a6_a12_centuries_long_timeouts_are_ended_by_notify() {
     });
     assert_eq!(woken, Ok(WaitResult::Ok));
 }
+
+/// B4, V3, V5: views over a growable process-shared buffer follow a grow made through another
+/// handle to the same file (as another process's grow is seen), at their first access past
+/// the old end; ranges past the new end are still refused.
+#[test]
+fn b4_v3_views_follow_a_grow_through_another_handle_to_the_same_file() {
+    let buf = SharedBuffer::memfd_growable("core-hostile", 8, 1 << 20).unwrap();
+    let other = SharedBuffer::from_fd(buf.as_fd().unwrap().try_clone_to_owned().unwrap()).unwrap();
+    let ints = Int32Array::new(&buf).unwrap();
+    let dv = DataView::with_range(&buf, 4, None).unwrap();
+    let tail = Int32Array::with_range(&buf, 8, None).unwrap();
+    assert_eq!((ints.len(), tail.len(), dv.byte_length()), (2, 0, 4));
+    other.grow(4096).unwrap();
+    Int32Array::new(&other).unwrap().set(1023, -5).unwrap();
+    assert_eq!(ints.get(1023), Some(-5));
+    assert_eq!(tail.get(1021), Some(-5));
+    assert_eq!(dv.get_int32(4088, true), Ok(-5));
+    assert!(dv.get_int32(4089, true).is_err());
+    assert_eq!(ints.get(1024), None);
+    assert_eq!(buf.byte_length(), 4096);
+    assert!(matches!(
+        buf.grow(8),
+        Err(Error::Shrink { current: 4096, .. })
+    ));
+}
