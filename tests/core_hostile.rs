@@ -428,3 +428,36 @@ fn b4_v3_views_follow_a_grow_through_another_handle_to_the_same_file() {
         Err(Error::Shrink { current: 4096, .. })
     ));
 }
+
+/// A waker whose `clone` panics (its `wake` and `drop` do nothing).
+fn waker_panicking_on_clone() -> Waker {
+    fn clone(_: *const ()) -> RawWaker {
+        panic!("this waker refuses to be cloned")
+    }
+    fn nothing(_: *const ()) {}
+    static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, nothing, nothing, nothing);
+    // SAFETY: the functions touch no data (a null pointer is never read), and are thread-safe.
+    unsafe { Waker::from_raw(RawWaker::new(std::ptr::null(), &VTABLE)) }
+}
+
+/// A12: a pending future polled with a waker that panics when cloned: the panic is the
+/// poll's, the future stays in the list (a `notify` counts it) and resolves `Ok` at its next
+/// poll; nothing of the crate is left locked.
+#[test]
+fn a12_a_waker_panicking_on_clone_leaves_the_future_waiting() {
+    let view = leaked_view();
+    let mut future = pending_on(view);
+    let panicky = waker_panicking_on_clone();
+    let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Pin::new(&mut future).poll(&mut Context::from_waker(&panicky))
+    }));
+    assert!(polled.is_err(), "the clone's panic is the poll's");
+    assert_eq!(atomics::notify(view, 0, None), Ok(1));
+    let again = Pin::new(&mut future).poll(&mut Context::from_waker(Waker::noop()));
+    assert_eq!(again, Poll::Ready(WaitResult::Ok));
+    // A resolved future answers without storing (or cloning) the waker.
+    let resolved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Pin::new(&mut future).poll(&mut Context::from_waker(&panicky))
+    }));
+    assert!(matches!(resolved, Ok(Poll::Ready(WaitResult::Ok))));
+}
