@@ -113,8 +113,9 @@ pub enum Error {
         /// What was being started, and the system's reason.
         reason: String,
     },
-    /// A `sync` lock was taken by the thread that already holds it (S2): waiting would never
-    /// end, so the call refuses instead.
+    /// Waiting would never end, so the call refuses instead: a `sync` lock was taken by the
+    /// thread that already holds it (S2), or a worker waits for its own exit or events through
+    /// its own handle (W1).
     WouldDeadlock,
     /// A `sync` primitive was left inconsistent by a panic (a `Once` whose closure panicked).
     Poisoned,
@@ -258,7 +259,7 @@ impl fmt::Display for Error {
                 write!(f, "could not start a thread or process: {reason}")
             }
             Error::WouldDeadlock => {
-                write!(f, "the calling thread already holds this lock; waiting would never end")
+                write!(f, "waiting would never end: the calling thread holds this lock, or is the worker it would wait for")
             }
             Error::Poisoned => write!(f, "a panic left the primitive poisoned"),
             Error::ParameterMismatch { parameter, existing, requested } => write!(

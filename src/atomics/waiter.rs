@@ -223,12 +223,18 @@ impl Waiter {
 
     /// Stores the waker of the future's latest poll; returns the outcome if it was already set
     /// (checked after storing, so a concurrent `finish` + `wake` is never missed).
+    ///
+    /// The waker's `clone` and the replaced waker's `drop` are user code, so they run with the
+    /// slot unlocked: one that calls `notify` on this waiter's element reaches [`Waiter::wake`],
+    /// which locks the slot, and would deadlock on it. (Only the future's own poll stores a
+    /// waker, so nothing else changes the slot between the look and the store.)
     pub(crate) fn set_waker(&self, waker: &Waker) -> Option<Outcome> {
         if let Wake::Task(slot) = &self.wake {
-            let mut slot = lock(slot);
-            match &*slot {
-                Some(current) if current.will_wake(waker) => {}
-                _ => *slot = Some(waker.clone()),
+            let current = matches!(&*lock(slot), Some(stored) if stored.will_wake(waker));
+            if !current {
+                let fresh = waker.clone();
+                let replaced = lock(slot).replace(fresh);
+                drop(replaced);
             }
         }
         self.outcome()

@@ -95,6 +95,8 @@ impl<In, Out> Worker<In, Out> {
     }
 
     /// The next event, waiting for it (W1). After `Exit` has been returned: `Err(Error::Closed)`.
+    /// Called on the worker's own thread (a worker handed its own handle), which would wait
+    /// for its own exit: `Err(Error::WouldDeadlock)`, as is `recv_event_timeout`.
     pub fn recv_event(&self) -> Result<WorkerEvent<Out>, Error> {
         self.next_event(Patience::Until(None))
             .map_err(NotYet::into_error)
@@ -118,6 +120,11 @@ impl<In, Out> Worker<In, Out> {
     }
 
     fn next_event(&self, patience: Patience) -> Result<WorkerEvent<Out>, NotYet> {
+        if matches!(patience, Patience::Until(_)) && self.is_own_thread() {
+            // The worker's own thread waiting for its own events: `Exit` (and the close of
+            // its port, which ends the messages) comes only after this thread returns.
+            return Err(NotYet::Failed(Error::WouldDeadlock));
+        }
         loop {
             match self.stage.load(Ordering::SeqCst) {
                 STAGE_ONLINE => {
@@ -170,6 +177,11 @@ impl<In, Out> Worker<In, Out> {
                 _ => return Err(NotYet::Failed(Error::Closed)),
             }
         }
+    }
+
+    /// Whether the calling thread is this worker's own (it was handed its own handle).
+    fn is_own_thread(&self) -> bool {
+        super::thread_id() == self.thread_id
     }
 
     fn advance(&self, from: u8, to: u8) -> bool {
@@ -253,7 +265,14 @@ impl<In, Out> Worker<In, Out> {
 
     /// Waits for the worker to exit and returns its status. Events not read yet are dropped
     /// (while waiting, so a worker blocked on a full port is not stuck).
+    ///
+    /// Called on the worker's own thread (a worker handed its own handle), which could never
+    /// see its own exit: `Err(Error::WouldDeadlock)` at once, and the handle is dropped, which
+    /// asks the worker to terminate as dropping any handle does.
     pub fn join(self) -> Result<ExitStatus, Error> {
+        if self.is_own_thread() {
+            return Err(Error::WouldDeadlock);
+        }
         // `Online` would be dropped anyway: do not wait (and be woken) for it.
         self.advance(STAGE_ONLINE, STAGE_MESSAGES);
         let status = loop {
