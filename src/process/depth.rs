@@ -33,27 +33,52 @@ where
     T: de::Deserialize<'de>,
     D: Deserializer<'de>,
 {
-    T::deserialize(Limited {
-        inner,
+    let levels = Levels {
         left: max_depth,
         too_deep,
-    })
+    };
+    T::deserialize(levels.same(inner))
 }
 
-/// A deserializer with `left` levels left.
-struct Limited<'a, D> {
-    inner: D,
+/// The levels left at one point of the decode, and where to say the limit was hit.
+#[derive(Clone, Copy)]
+struct Levels<'a> {
     left: usize,
     too_deep: &'a Cell<bool>,
 }
 
-/// Takes one level: the levels left below it, or the error that ends the decode.
-#[inline]
-fn enter<E: de::Error>(left: usize, too_deep: &Cell<bool>) -> Result<usize, E> {
-    left.checked_sub(1).ok_or_else(|| {
-        too_deep.set(true);
-        E::custom("values nest too deep")
-    })
+impl<'a> Levels<'a> {
+    /// `inner` (a deserializer, visitor, access or seed) at these levels.
+    #[inline]
+    fn same<X>(self, inner: X) -> Wrapped<'a, X> {
+        Wrapped {
+            inner,
+            levels: self,
+        }
+    }
+
+    /// `inner` one level down (it decodes a compound value), or the error that ends the
+    /// decode when no level is left.
+    #[inline]
+    fn down<X, E: de::Error>(self, inner: X) -> Result<Wrapped<'a, X>, E> {
+        match self.left.checked_sub(1) {
+            Some(left) => Ok(Wrapped {
+                inner,
+                levels: Levels { left, ..self },
+            }),
+            None => {
+                self.too_deep.set(true);
+                Err(E::custom("values nest too deep"))
+            }
+        }
+    }
+}
+
+/// A deserializer, visitor, seq/map/enum/variant access or seed whose nested values are
+/// decoded with `levels`.
+struct Wrapped<'a, X> {
+    inner: X,
+    levels: Levels<'a>,
 }
 
 /// Forwards scalar `deserialize_*` calls with the visitor wrapped (a self-describing format
@@ -62,8 +87,7 @@ macro_rules! forward_scalars {
     ($($method:ident)*) => {$(
         #[inline]
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-            let wrapped = Wrapped { inner: visitor, left: self.left, too_deep: self.too_deep };
-            self.inner.$method(wrapped)
+            self.inner.$method(self.levels.same(visitor))
         }
     )*};
 }
@@ -73,13 +97,12 @@ macro_rules! forward_compounds {
     ($($method:ident)*) => {$(
         #[inline]
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
-            let left = enter(self.left, self.too_deep)?;
-            self.inner.$method(Wrapped { inner: visitor, left, too_deep: self.too_deep })
+            self.inner.$method(self.levels.down(visitor)?)
         }
     )*};
 }
 
-impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Wrapped<'_, D> {
     type Error = D::Error;
 
     forward_scalars! {
@@ -97,12 +120,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let wrapped = Wrapped {
-            inner: visitor,
-            left: self.left,
-            too_deep: self.too_deep,
-        };
-        self.inner.deserialize_unit_struct(name, wrapped)
+        self.inner
+            .deserialize_unit_struct(name, self.levels.same(visitor))
     }
 
     #[inline]
@@ -111,13 +130,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         name: &'static str,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let left = enter(self.left, self.too_deep)?;
-        let wrapped = Wrapped {
-            inner: visitor,
-            left,
-            too_deep: self.too_deep,
-        };
-        self.inner.deserialize_newtype_struct(name, wrapped)
+        self.inner
+            .deserialize_newtype_struct(name, self.levels.down(visitor)?)
     }
 
     #[inline]
@@ -126,13 +140,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let left = enter(self.left, self.too_deep)?;
-        let wrapped = Wrapped {
-            inner: visitor,
-            left,
-            too_deep: self.too_deep,
-        };
-        self.inner.deserialize_tuple(len, wrapped)
+        self.inner
+            .deserialize_tuple(len, self.levels.down(visitor)?)
     }
 
     #[inline]
@@ -142,13 +151,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let left = enter(self.left, self.too_deep)?;
-        let wrapped = Wrapped {
-            inner: visitor,
-            left,
-            too_deep: self.too_deep,
-        };
-        self.inner.deserialize_tuple_struct(name, len, wrapped)
+        self.inner
+            .deserialize_tuple_struct(name, len, self.levels.down(visitor)?)
     }
 
     #[inline]
@@ -158,13 +162,8 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let left = enter(self.left, self.too_deep)?;
-        let wrapped = Wrapped {
-            inner: visitor,
-            left,
-            too_deep: self.too_deep,
-        };
-        self.inner.deserialize_struct(name, fields, wrapped)
+        self.inner
+            .deserialize_struct(name, fields, self.levels.down(visitor)?)
     }
 
     #[inline]
@@ -174,48 +173,13 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, D::Error> {
-        let left = enter(self.left, self.too_deep)?;
-        let wrapped = Wrapped {
-            inner: visitor,
-            left,
-            too_deep: self.too_deep,
-        };
-        self.inner.deserialize_enum(name, variants, wrapped)
+        self.inner
+            .deserialize_enum(name, variants, self.levels.down(visitor)?)
     }
 
     #[inline]
     fn is_human_readable(&self) -> bool {
         self.inner.is_human_readable()
-    }
-}
-
-/// A visitor (or a seq, map, enum or variant access, or a seed) whose nested values are
-/// decoded with `left` levels left.
-struct Wrapped<'a, X> {
-    inner: X,
-    left: usize,
-    too_deep: &'a Cell<bool>,
-}
-
-impl<'a, X> Wrapped<'a, X> {
-    /// `other` with this one's levels.
-    #[inline]
-    fn wrap<Y>(&self, other: Y) -> Wrapped<'a, Y> {
-        Wrapped {
-            inner: other,
-            left: self.left,
-            too_deep: self.too_deep,
-        }
-    }
-
-    /// A nested value's decoder, with this one's levels.
-    #[inline]
-    fn limit<D>(&self, inner: D) -> Limited<'a, D> {
-        Limited {
-            inner,
-            left: self.left,
-            too_deep: self.too_deep,
-        }
     }
 }
 
@@ -257,32 +221,27 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Wrapped<'_, V> {
 
     #[inline]
     fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<V::Value, D::Error> {
-        let limited = self.limit(inner);
-        self.inner.visit_some(limited)
+        self.inner.visit_some(self.levels.same(inner))
     }
 
     #[inline]
     fn visit_newtype_struct<D: Deserializer<'de>>(self, inner: D) -> Result<V::Value, D::Error> {
-        let limited = self.limit(inner);
-        self.inner.visit_newtype_struct(limited)
+        self.inner.visit_newtype_struct(self.levels.same(inner))
     }
 
     #[inline]
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
-        let wrapped = self.wrap(seq);
-        self.inner.visit_seq(wrapped)
+        self.inner.visit_seq(self.levels.same(seq))
     }
 
     #[inline]
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
-        let wrapped = self.wrap(map);
-        self.inner.visit_map(wrapped)
+        self.inner.visit_map(self.levels.same(map))
     }
 
     #[inline]
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<V::Value, A::Error> {
-        let wrapped = self.wrap(data);
-        self.inner.visit_enum(wrapped)
+        self.inner.visit_enum(self.levels.same(data))
     }
 }
 
@@ -291,8 +250,7 @@ impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Wrapped<'_, S> {
 
     #[inline]
     fn deserialize<D: Deserializer<'de>>(self, inner: D) -> Result<S::Value, D::Error> {
-        let limited = self.limit(inner);
-        self.inner.deserialize(limited)
+        self.inner.deserialize(self.levels.same(inner))
     }
 }
 
@@ -304,8 +262,7 @@ impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Wrapped<'_, A> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, A::Error> {
-        let wrapped = self.wrap(seed);
-        self.inner.next_element_seed(wrapped)
+        self.inner.next_element_seed(self.levels.same(seed))
     }
 
     #[inline]
@@ -322,14 +279,12 @@ impl<'de, A: MapAccess<'de>> MapAccess<'de> for Wrapped<'_, A> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, A::Error> {
-        let wrapped = self.wrap(seed);
-        self.inner.next_key_seed(wrapped)
+        self.inner.next_key_seed(self.levels.same(seed))
     }
 
     #[inline]
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, A::Error> {
-        let wrapped = self.wrap(seed);
-        self.inner.next_value_seed(wrapped)
+        self.inner.next_value_seed(self.levels.same(seed))
     }
 
     #[inline]
@@ -347,16 +302,8 @@ impl<'a, 'de, A: EnumAccess<'de>> EnumAccess<'de> for Wrapped<'a, A> {
         self,
         seed: T,
     ) -> Result<(T::Value, Self::Variant), A::Error> {
-        let wrapped = self.wrap(seed);
-        let (value, variant) = self.inner.variant_seed(wrapped)?;
-        Ok((
-            value,
-            Wrapped {
-                inner: variant,
-                left: self.left,
-                too_deep: self.too_deep,
-            },
-        ))
+        let (value, variant) = self.inner.variant_seed(self.levels.same(seed))?;
+        Ok((value, self.levels.same(variant)))
     }
 }
 
@@ -370,19 +317,12 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Wrapped<'_, A> {
 
     #[inline]
     fn newtype_variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<T::Value, A::Error> {
-        let wrapped = self.wrap(seed);
-        self.inner.newtype_variant_seed(wrapped)
+        self.inner.newtype_variant_seed(self.levels.same(seed))
     }
 
     #[inline]
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, A::Error> {
-        let left = enter(self.left, self.too_deep)?;
-        let wrapped = Wrapped {
-            inner: visitor,
-            left,
-            too_deep: self.too_deep,
-        };
-        self.inner.tuple_variant(len, wrapped)
+        self.inner.tuple_variant(len, self.levels.down(visitor)?)
     }
 
     #[inline]
@@ -391,13 +331,8 @@ impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Wrapped<'_, A> {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, A::Error> {
-        let left = enter(self.left, self.too_deep)?;
-        let wrapped = Wrapped {
-            inner: visitor,
-            left,
-            too_deep: self.too_deep,
-        };
-        self.inner.struct_variant(fields, wrapped)
+        self.inner
+            .struct_variant(fields, self.levels.down(visitor)?)
     }
 }
 
