@@ -11,6 +11,8 @@
 //! workers must.
 #![cfg(target_os = "linux")]
 
+mod process_support;
+
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -434,7 +436,7 @@ fn exit_is_reported_when_the_parent_ignores_sigchld() {
     assert_eq!((joined.code(), joined.signal()), (None, None), "{joined}");
 }
 
-type Test = (&'static str, fn());
+use process_support::Test;
 
 const TESTS: &[Test] = &[
     (
@@ -492,19 +494,5 @@ fn main() {
             }
         }
     }
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let chosen: Vec<&Test> = TESTS
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    println!("\nrunning {} tests", chosen.len());
-    for (name, test) in &chosen {
-        println!("test {name} ...");
-        test();
-        println!("test {name} ... ok");
-    }
-    println!("\ntest result: ok. {} passed", chosen.len());
+    process_support::run_tests(TESTS);
 }

@@ -9,6 +9,8 @@
 //! a failure if anything hangs.
 #![cfg(target_os = "linux")]
 
+mod process_support;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -537,7 +539,7 @@ fn a_child_scribbling_over_its_rings_causes_errors_not_a_crash_or_a_hang() {
 
 // ---- harness -----------------------------------------------------------------------------------
 
-type Test = (&'static str, fn());
+use process_support::Test;
 
 const TESTS: &[Test] = &[
     (
@@ -595,20 +597,6 @@ fn main() {
         eprintln!("process_worker: the run hung; aborting");
         std::process::exit(1);
     });
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let chosen: Vec<&Test> = TESTS
-        .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
-        .collect();
-    println!("\nrunning {} tests", chosen.len());
-    for (name, test) in &chosen {
-        println!("test {name} ...");
-        test();
-        println!("test {name} ... ok");
-    }
     // The hundred-workers test checks for leftovers too, but only in a full run.
-    println!("\ntest result: ok. {} passed", chosen.len());
+    process_support::run_tests(TESTS);
 }

@@ -199,3 +199,28 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
         std::thread::park_timeout(Duration::from_millis(100));
     }
 }
+
+/// A test of a `harness = false` test binary (one whose `main` must call `process::init`
+/// first): its name and its body.
+pub type Test = (&'static str, fn());
+
+/// Runs the `tests` the command line's filters name (all of them without a filter; options
+/// such as `--nocapture` are ignored), printing libtest's lines so that `cargo test`'s summary
+/// counts them. A failing test panics, which fails the binary.
+pub fn run_tests(tests: &[Test]) {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let chosen: Vec<&Test> = tests
+        .iter()
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    println!("\nrunning {} tests", chosen.len());
+    for (name, test) in &chosen {
+        println!("test {name} ...");
+        test();
+        println!("test {name} ... ok");
+    }
+    println!("\ntest result: ok. {} passed", chosen.len());
+}
