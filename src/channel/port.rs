@@ -22,9 +22,9 @@ use crate::shim::{self, Arc};
 /// posted into the queue it receives from (for instance `a.post_message(Msg::Port(b))`, where
 /// `b` receives what `a` posts) and never received keeps itself alive: neither the port, nor
 /// its queues, nor the messages in them are ever dropped. Dropping `a` still closes the
-/// channel, but nothing can drop `b`. std's `mpsc` has the same cycle (a `Sender` sent through
-/// its own channel). Receive such messages, or close the channel and drain it with
-/// [`try_iter`](Self::try_iter), before letting go of the last port you hold.
+/// channel, but nothing can drop `b`: only `b` could receive it, and it is inside. std's `mpsc`
+/// has the same cycle (a `Receiver` sent through its own channel). So never post a port into
+/// the queue it receives from: send it over another channel.
 ///
 /// ```
 /// use sharedbuf::MessageChannel;
