@@ -44,6 +44,7 @@ mod mmap;
 mod reservation;
 #[cfg(all(not(loom), target_os = "linux"))]
 mod shared_file;
+pub(crate) mod task_stat;
 
 pub use bits::Bits;
 pub(crate) use bits::RmwOp;

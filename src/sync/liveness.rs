@@ -34,7 +34,7 @@
 use std::time::{Duration, Instant};
 
 use super::owner;
-use super::task_stat::{exists, stat};
+use crate::region::task_stat::{exists, stat};
 use crate::shim::LOOM;
 
 /// The longest a waiter on a process-shared lock sleeps before it checks the holder again.
@@ -116,8 +116,7 @@ fn probe(identity: u64) -> bool {
     }
     match stat(id) {
         Some(stat) => {
-            let zombie = matches!(stat.state, 'Z' | 'X' | 'x')
-                && (!owner::is_process(identity) || stat.threads <= 1);
+            let zombie = stat.has_ended() && (!owner::is_process(identity) || stat.threads <= 1);
             let recorded = owner::start_of(identity);
             let reused =
                 recorded != owner::UNKNOWN_START && stat.start & owner::START_MASK != recorded;

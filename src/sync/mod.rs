@@ -105,7 +105,6 @@ mod rwlock;
 mod shared_mutex;
 mod shared_rwlock;
 mod spin;
-mod task_stat;
 
 mod barrier;
 mod latch;

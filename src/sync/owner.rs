@@ -158,7 +158,7 @@ mod forks {
     use std::sync::atomic::{AtomicU64, Ordering};
 
     use super::{identity, UNKNOWN_START};
-    use crate::sync::task_stat;
+    use crate::region::task_stat;
 
     /// Bumped in the child of every `fork()` (a std atomic: touched from a fork handler).
     static GENERATION: AtomicU64 = AtomicU64::new(0);

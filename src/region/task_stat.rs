@@ -1,24 +1,32 @@
 //! What `/proc/<id>/stat` says about a task (thread or process): its state, its process's
 //! thread count and its start time, and whether a task with an id exists at all.
 //!
-//! Both halves of owner-died detection read it: `owner.rs` records a holder's start time in
-//! its identity, `liveness.rs` compares it later. It has a file of its own so that neither of
-//! those depends on the other for it.
+//! Both halves of the locks' owner-died detection read it (`sync/owner.rs` records a holder's
+//! start time in its identity, `sync/liveness.rs` compares it later), and so does the check
+//! that a waiter slot's process still lives (`liveness.rs`). It sits in the region layer, the
+//! lowest of its readers, so that none of them depends on another for it.
 
 /// The start time (ticks since boot) of the task `id`, from `/proc/<id>/stat`.
-pub(super) fn start_time(id: u64) -> Option<u64> {
+pub(crate) fn start_time(id: u64) -> Option<u64> {
     stat(id).map(|stat| stat.start)
 }
 
 /// What the probe reads from `/proc/<id>/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Stat {
-    pub(super) state: char,
-    pub(super) threads: u64,
-    pub(super) start: u64,
+pub(crate) struct Stat {
+    pub(crate) state: char,
+    pub(crate) threads: u64,
+    pub(crate) start: u64,
 }
 
-pub(super) fn stat(id: u64) -> Option<Stat> {
+impl Stat {
+    /// Whether the task has ended: a zombie (not yet reaped) or dead.
+    pub(crate) fn has_ended(&self) -> bool {
+        matches!(self.state, 'Z' | 'X' | 'x')
+    }
+}
+
+pub(crate) fn stat(id: u64) -> Option<Stat> {
     if !cfg!(target_os = "linux") {
         return None;
     }
@@ -45,7 +53,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
 
 /// Whether some task has id `id` (`kill(id, 0)` works with thread ids too).
 #[cfg(target_os = "linux")]
-pub(super) fn exists(id: u64) -> bool {
+pub(crate) fn exists(id: u64) -> bool {
     let Ok(id) = libc::pid_t::try_from(id) else {
         return false;
     };
@@ -55,7 +63,7 @@ pub(super) fn exists(id: u64) -> bool {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(super) fn exists(_id: u64) -> bool {
+pub(crate) fn exists(_id: u64) -> bool {
     true
 }
 
