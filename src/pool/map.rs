@@ -23,16 +23,16 @@
 //!   being destroyed), it leaks the buffers rather than free memory a chunk may still write.
 
 use std::mem::{ManuallyDrop, MaybeUninit};
+use std::slice;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc as StdArc;
-use std::{ptr, slice};
 
 use super::context::{current_thread_of, TaskContext};
 use super::error::TaskError;
 use super::handle::TaskHandle;
 use super::job::{Header, JobRef, Placement, Runner};
 use super::options::Priority;
-use super::panic::catch_panic;
+use super::panic::drop_in_place_quietly;
 use super::scheduler::Core;
 use super::task::TaskCell;
 use crate::atomics::SharedWord;
@@ -156,16 +156,6 @@ impl<T, R, F> Drop for Chunk<T, R, F> {
             latch.notify(None);
         }
     }
-}
-
-/// Drops the value at `value` in place (no copy: results may be large), swallowing a panic
-/// from its `Drop`, so that a loop over many values drops every one of them.
-///
-/// # Safety
-/// As [`ptr::drop_in_place`]; the value is not used again.
-unsafe fn drop_in_place_quietly<T>(value: *mut T) {
-    // SAFETY: the caller's contract.
-    let _ = catch_panic(|| unsafe { ptr::drop_in_place(value) });
 }
 
 /// The buffers, freed (or leaked) only once every chunk is gone.

@@ -9,3 +9,13 @@ pub(super) use crate::panics::catch_panic;
 pub(super) fn drop_quietly<T>(value: T) {
     let _ = catch_panic(move || drop(value));
 }
+
+/// [`drop_quietly`] for a value in place (no copy: `map`'s results may be large), so that a
+/// loop over many values drops every one of them.
+///
+/// # Safety
+/// As [`std::ptr::drop_in_place`]; the value is not used again.
+pub(super) unsafe fn drop_in_place_quietly<T>(value: *mut T) {
+    // SAFETY: the caller's contract.
+    let _ = catch_panic(|| unsafe { std::ptr::drop_in_place(value) });
+}

@@ -496,18 +496,18 @@ impl Core {
     pub(super) fn notify_resolved(&self, header: &Header, resolved: Resolved) {
         // A pool thread that joins the task waits on its bell (handle.rs), noted before it
         // flagged the word: ring it too.
-        let joiner = match resolved.has_waiters() {
-            true => {
-                let _ = catch_panic(|| header.state.notify(resolved));
-                header.joiner()
-            }
-            false => None,
+        let joiner = if resolved.has_waiters() {
+            let _ = catch_panic(|| header.state.notify(resolved));
+            header.joiner()
+        } else {
+            None
         };
-        if let (None, None) = (header.wake_slot(), joiner) {
+        let wake = header.wake_slot();
+        if wake.is_none() && joiner.is_none() {
             return;
         }
         let mut locked = self.lock();
-        for slot in [header.wake_slot(), joiner].into_iter().flatten() {
+        for slot in [wake, joiner].into_iter().flatten() {
             locked.ring(slot);
         }
     }
