@@ -7,9 +7,12 @@
 //! ```text
 //! cargo run --release --example cluster [workers] [requests]
 //! ```
+//!
+//! `cargo test` runs it too, with 2 workers and 50 requests (tests/cluster.rs), so a broken
+//! example fails the test suite.
 
 #[cfg(target_os = "linux")]
-mod cluster {
+pub mod cluster {
     use std::io::{self, Read, Write};
     use std::net::{SocketAddr, TcpListener, TcpStream};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -43,7 +46,7 @@ mod cluster {
             atomics::add(&counters, total, 1)?;
         }
     }
-    static SERVE: Entry<(), (), Result<(), Box<dyn std::error::Error>>> =
+    pub static SERVE: Entry<(), (), Result<(), Box<dyn std::error::Error>>> =
         Entry::new("serve", serve);
 
     /// Reads one request's head and sends a small response.
@@ -133,6 +136,12 @@ mod cluster {
         let mut args = std::env::args().skip(1);
         let workers: usize = args.next().map_or(Ok(4), |a| a.parse())?;
         let requests: usize = args.next().map_or(Ok(400), |a| a.parse())?;
+        run(workers, requests)
+    }
+
+    /// Starts `workers` process workers, sends `requests` requests, and checks the count in
+    /// shared memory. `process::init(&[&SERVE])` must have been called first in `main`.
+    pub fn run(workers: usize, requests: usize) -> Result<(), Box<dyn std::error::Error>> {
         let start = Instant::now();
 
         // The port: bound with SO_REUSEPORT but not listening (so it takes no connection),

@@ -1,5 +1,8 @@
 //! A short tour of sharedbuf: run it with `cargo run --release --example tour`.
 //!
+//! `cargo test` runs it too (the test at the bottom): it checks what it prints, so a tour that
+//! no longer works fails the test suite.
+//!
 //! It prints each step as it goes: a shared buffer, typed views over it, a DataView, a growable
 //! buffer, the Atomics API used from several threads at once, and workers that talk through
 //! message ports while they share memory, and locks that live inside the buffer itself.
@@ -74,10 +77,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             });
         }
     });
-    println!(
-        "4 threads x 10000 atomics::add -> {}",
-        atomics::load(&counter, 0)?
-    );
+    let total = atomics::load(&counter, 0)?;
+    println!("4 threads x 10000 atomics::add -> {total}");
+    assert_eq!(total, 40_000, "no increment is lost");
     println!(
         "compare_exchange(0, 40000 -> 7) returned {}",
         atomics::compare_exchange(&counter, 0, 40_000, 7)?
@@ -191,11 +193,12 @@ fn workers() -> Result<(), Error> {
     for event in summer.events() {
         println!("  event {event:?}");
     }
+    let total = atomics::load(&shared, 0)?;
     println!(
-        "total read from the SharedBuffer: {} (1 + 2 + ... + 300 = {})",
-        atomics::load(&shared, 0)?,
+        "total read from the SharedBuffer: {total} (1 + 2 + ... + 300 = {})",
         300 * 301 / 2
     );
+    assert_eq!(total, 300 * 301 / 2);
 
     println!("\n== terminate(): interrupting a worker blocked in atomics::wait");
     let sleeper: Worker<(), &str> = Worker::builder()
@@ -273,6 +276,7 @@ fn locks() -> Result<(), Error> {
         "2 workers x 2 phases x 10000 locked increments -> pair = {:?} (always equal)",
         pair.to_vec()
     );
+    assert_eq!(pair.to_vec(), [40_000, 40_000]);
     Ok(())
 }
 
@@ -288,11 +292,15 @@ fn pool() -> Result<(), Box<dyn std::error::Error>> {
         .max_threads(2)
         .max_queue(MaxQueue::Bounded(64))
         .build()?;
-    // The first task holds one thread until the rest are queued, so the cancel finds its
-    // target still waiting.
+    // The first two tasks hold both threads until the rest are queued, so the cancel finds
+    // its target still waiting (a worker takes the oldest task first, docs/semantics.md P11).
     let go = Int32Array::new(&SharedBuffer::new(4)?)?;
-    let gate = go.clone();
-    let first = pool.run(move |_| atomics::wait(&gate, 0, 0, None))?;
+    let gates = (0..2)
+        .map(|_| {
+            let gate = go.clone();
+            pool.run(move |_| atomics::wait(&gate, 0, 0, None))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let sums = (1..=4u64)
         .map(|n| pool.run(move |_| (1..=n * 1_000_000).map(|i| i % 7).sum::<u64>()))
         .collect::<Result<Vec<_>, _>>()?;
@@ -311,15 +319,27 @@ fn pool() -> Result<(), Box<dyn std::error::Error>> {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|info| println!("  (panic hook: {info})")));
     let broken = pool.run(|_| -> u64 { panic!("bad input") })?;
-    println!("cancel() on a queued task -> {}", doomed.cancel());
+    let cancelled = doomed.cancel();
+    println!("cancel() on a queued task -> {cancelled}");
+    assert!(
+        cancelled,
+        "both threads are held at the gate: the task is still queued"
+    );
     atomics::store(&go, 0, 1)?;
-    atomics::notify(&go, 0, None)?; // let the first task go
-    println!("first task -> {:?}", first.join()?);
-    for (n, handle) in (1..).zip(sums) {
-        println!("sum task {n} -> {:?}", handle.join());
+    atomics::notify(&go, 0, None)?; // open the gate
+    for gate in gates {
+        println!("gate task -> {:?}", gate.join()??);
     }
-    println!("cancelled task -> {:?}", doomed.join());
-    println!("timed-out task -> {:?}", slow.join());
+    for (n, handle) in (1..).zip(sums) {
+        println!("sum task {n} -> {}", handle.join()?);
+    }
+    let (doomed, slow) = (doomed.join(), slow.join());
+    println!("cancelled task -> {doomed:?}");
+    println!("timed-out task -> {slow:?}");
+    assert_eq!(
+        (doomed, slow),
+        (Err(TaskError::Cancelled), Err(TaskError::TimedOut))
+    );
     let panicked = broken.join();
     std::panic::set_hook(default_hook);
     println!("panicking task -> {panicked:?} (the pool is unharmed)");
@@ -330,5 +350,22 @@ fn pool() -> Result<(), Box<dyn std::error::Error>> {
         "stats: submitted {}, completed {}, cancelled {}, timed out {}, failed {}",
         stats.submitted, stats.completed, stats.cancelled, stats.timed_out, stats.failed
     );
+    let counts = (stats.submitted, stats.completed, stats.cancelled);
+    assert_eq!(
+        counts,
+        (9, 6, 1),
+        "P6: the statistics count every task exactly"
+    );
+    assert_eq!((stats.timed_out, stats.failed), (1, 1));
     Ok(())
+}
+
+/// `cargo test` runs the tour (Cargo.toml: `[[example]] test = true`), so a broken tour fails
+/// the suite, not only a user's first command.
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tour_runs() {
+        super::main().expect("the tour returned an error");
+    }
 }
