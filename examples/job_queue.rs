@@ -5,6 +5,9 @@
 //! cargo run --features redis --example job_queue redis://127.0.0.1:6379  # or uses yours
 //! ```
 //!
+//! Without a URL it needs the `redis-server` binary on the `PATH` (`apt-get install
+//! redis-server`); `cargo test` does not run it.
+//!
 //! The main process is the producer: it adds 2,000 jobs (a few of them high priority, a few
 //! delayed, some that fail once and are retried after a backoff, and some that always fail and
 //! end in the dead-letter stream), starts two consumer processes (this program again, with

@@ -26,6 +26,20 @@ use std::fmt;
 use crate::error::Error;
 
 /// The result of taking a lock: the guard, or a [`LockError`] (std's `LockResult` shape).
+///
+/// `?` converts a [`LockError`] into [`Error`]. A `LockError` holds a guard that borrows the
+/// lock, so it cannot become a `Box<dyn Error>` itself; in such a function convert first:
+///
+/// ```
+/// use sharedbuf::{sync::Mutex, Error, SharedBuffer};
+///
+/// fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let buf = SharedBuffer::new(Mutex::BYTES)?;
+///     let mutex = Mutex::at(&buf, 0)?;
+///     let _guard = mutex.lock().map_err(Error::from)?; // not `mutex.lock()?`
+///     Ok(())
+/// }
+/// ```
 pub type LockResult<G> = Result<G, LockError<G>>;
 
 /// The result of a lock's `try_` forms: `Ok(None)` when the lock was not free (or not in
