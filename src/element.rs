@@ -46,6 +46,11 @@ pub trait Element:
 /// let view = Float64Array::new(&buf).unwrap();
 /// atomics::add(&view, 0, 1.0).unwrap(); // f64 is not an AtomicElement
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "the atomics do not take a view of `{Self}` (JavaScript throws a TypeError here)",
+    label = "a view of `{Self}`",
+    note = "the atomics take views of the eight integer types: Int8Array ... BigUint64Array (docs/semantics.md A1)"
+)]
 pub trait AtomicElement: Element {}
 
 /// An element type `atomics::wait` and `notify` accept: `i32` and `i64` as in JavaScript, and
@@ -57,6 +62,11 @@ pub trait AtomicElement: Element {}
 /// let view = Int16Array::new(&buf).unwrap();
 /// atomics::notify(&view, 0, None).unwrap(); // i16 is not Waitable
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`wait`, `wait_async` and `notify` do not take a view of `{Self}` (JavaScript throws a TypeError here)",
+    label = "a view of `{Self}`",
+    note = "use an Int32Array or BigInt64Array (or Uint32Array / BigUint64Array) over the same bytes (docs/semantics.md A6)"
+)]
 pub trait Waitable: AtomicElement {}
 
 macro_rules! integer_element {

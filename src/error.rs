@@ -234,10 +234,10 @@ impl fmt::Display for Error {
             ),
             Error::LengthNotMultiple { byte_length, element_size } => write!(
                 f,
-                "{byte_length} bytes to the end of the buffer is not a multiple of the element size of {element_size} bytes"
+                "{byte_length} bytes to the end of the buffer is not a multiple of the element size of {element_size} bytes; give the view a length (with_range) to cover less"
             ),
             Error::NotGrowable { byte_length } => {
-                write!(f, "the buffer is fixed at {byte_length} bytes and cannot grow")
+                write!(f, "the buffer is fixed at {byte_length} bytes and cannot grow (make it with SharedBuffer::growable(length, max) to grow it)")
             }
             Error::Shrink { requested, current } => {
                 write!(f, "cannot shrink the buffer from {current} to {requested} bytes")
@@ -253,7 +253,10 @@ impl fmt::Display for Error {
                 "the slice holds {slice_len} elements but the view has {available} elements from that start"
             ),
             Error::Terminated => write!(f, "the worker was asked to terminate"),
-            Error::Closed => write!(f, "the port is closed"),
+            Error::Closed => write!(
+                f,
+                "the channel is closed: its other end closed it or was dropped (a worker's channel closes when the worker exits)"
+            ),
             Error::Timeout => write!(f, "the operation timed out"),
             Error::SpawnFailed { reason } => {
                 write!(f, "could not start a thread or process: {reason}")

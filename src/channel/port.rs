@@ -276,7 +276,7 @@ impl<T> fmt::Display for PostError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PostError::Full(_) => write!(f, "the port's queue is full"),
-            PostError::Closed(_) => write!(f, "the port is closed"),
+            PostError::Closed(_) => write!(f, "{}", Error::Closed),
             PostError::Timeout(_) => write!(f, "the port's queue stayed full until the timeout"),
             PostError::Terminated(_) => write!(f, "the worker was asked to terminate"),
         }
