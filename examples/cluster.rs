@@ -11,6 +11,7 @@
 //! `cargo test` runs it too, with 2 workers and 50 requests (tests/cluster.rs), so a broken
 //! example fails the test suite.
 
+/// The example itself (Linux only: process workers); `tests/cluster.rs` runs it too.
 #[cfg(target_os = "linux")]
 pub mod cluster {
     use std::io::{self, Read, Write};
@@ -46,6 +47,7 @@ pub mod cluster {
             atomics::add(&counters, total, 1)?;
         }
     }
+    /// The workers' entry: `process::init(&[&SERVE])` first in `main`.
     pub static SERVE: Entry<(), (), Result<(), Box<dyn std::error::Error>>> =
         Entry::new("serve", serve);
 
@@ -130,6 +132,7 @@ pub mod cluster {
         Ok(n > 0)
     }
 
+    /// `cluster [workers] [requests]`: 4 workers and 400 requests by default.
     pub fn main() -> Result<(), Box<dyn std::error::Error>> {
         process::init(&[&SERVE]); // a worker runs `serve` here and exits
 

@@ -85,6 +85,18 @@ pub const DEFAULT_CAPACITY: usize = 1024;
 /// Makes pairs of entangled [`MessagePort`]s (JavaScript's `new MessageChannel()`).
 ///
 /// The type only names the message type; it is never made: `MessageChannel::<T>::new()`.
+/// Each port receives, in order, what the other posts (docs/semantics.md W6):
+///
+/// ```
+/// use sharedbuf::{Error, MessageChannel};
+///
+/// let (port1, port2) = MessageChannel::<String>::new();
+/// port1.post_message("ping".to_string())?;
+/// assert_eq!(port2.recv()?, "ping");
+/// port2.close(); // closes both ends
+/// assert_eq!(port1.post_message("late".to_string()), Err(Error::Closed));
+/// # Ok::<(), Error>(())
+/// ```
 #[derive(Debug)]
 pub struct MessageChannel<T> {
     _message: std::marker::PhantomData<fn() -> T>,

@@ -36,6 +36,35 @@ use crate::error::Error;
 ///
 /// Dropping the handle without [`join`](Self::join) or [`terminate`](Self::terminate) kills
 /// the child (SIGKILL) and reaps it: a dropped worker leaves no process and no zombie behind.
+///
+/// A child runs an [`Entry`](super::Entry) of this same program, so a program that spawns one
+/// calls [`process::init`](super::init) first thing in `main` (docs/semantics.md X4):
+///
+/// ```
+/// # #[cfg(target_os = "linux")] {
+/// use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
+///
+/// fn double(ctx: ProcessContext<u32, u32>) -> Result<(), sharedbuf::Error> {
+///     let n = ctx.recv()?;
+///     ctx.post_message(&(2 * n))
+/// }
+/// static DOUBLE: Entry<u32, u32> = Entry::new("double", double);
+///
+/// fn main() -> Result<(), sharedbuf::Error> {
+///     process::init(&[&DOUBLE]); // the child runs `double` here and exits
+///     let worker = ProcessWorker::builder().spawn(&DOUBLE)?;
+///     worker.post_message(&21)?;
+///     assert_eq!(worker.recv_event()?, ProcessEvent::Online);
+///     assert_eq!(worker.recv_event()?, ProcessEvent::Message(42));
+///     assert!(worker.join()?.success());
+///     Ok(())
+/// }
+/// # main().unwrap();
+/// # }
+/// ```
+///
+/// The [module example](super#the-child-is-this-same-program) shares a buffer with the child,
+/// and `examples/cluster.rs` serves HTTP from several.
 pub struct ProcessWorker<In, Out> {
     pid: u32,
     name: String,

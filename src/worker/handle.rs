@@ -47,6 +47,20 @@ const STAGE_DONE: u8 = 3;
 /// running (as [`terminate`](Self::terminate) does, without waiting) and detaches its thread:
 /// a drop never blocks, and a worker that honours termination does not outlive its handle for
 /// long. Unread events are dropped.
+///
+/// ```
+/// use sharedbuf::worker::{Worker, WorkerEvent};
+///
+/// let worker: Worker<u32, u32> = Worker::spawn(|ctx| {
+///     let n = ctx.recv()?;
+///     ctx.post_message(n + 1)
+/// })?;
+/// worker.post_message(41)?;
+/// assert_eq!(worker.recv_event()?, WorkerEvent::Online);
+/// assert_eq!(worker.recv_event()?, WorkerEvent::Message(42));
+/// assert!(worker.join()?.success()); // the closure returned Ok: exit code 0
+/// # Ok::<(), sharedbuf::Error>(())
+/// ```
 pub struct Worker<In, Out> {
     port: MessagePort<In, Out>,
     lifecycle: Arc<Lifecycle>,
