@@ -215,11 +215,14 @@ fn p_pool_rows() -> Result {
     pool.close(Some(Duration::from_secs(30)))?;
 
     // `destroy()`: a queued task never runs, a running one blocked in `atomics::wait` is
-    // interrupted, and the pool's drop joins its thread. The running task says it started
-    // before `destroy()` is called: with `destroy()` right after the submissions the pool's
-    // drop could hang (reported in notes/w13/first-day.md; src/pool/ is another helper's).
+    // interrupted, and the pool's drop joins its thread. The first task says it started before
+    // the second is submitted: with one thread the default queue (`MaxQueue::Auto`, P2) holds
+    // one task, so a second submitted while the first still waits in it is `QueueFull`.
     let destroyed = WorkerPool::builder().max_threads(1).build()?;
     let cells = Int32Array::new(&SharedBuffer::new(8)?)?;
+    // Dropped before the pool: a failed `?` below releases the task instead of leaving the
+    // pool's drop (which joins its thread) waiting for ever.
+    let _release = ReleaseOnDrop(cells.clone());
     let task_cells = cells.clone();
     let blocked = destroyed
         .run(move |_| {
@@ -237,6 +240,16 @@ fn p_pool_rows() -> Result {
     assert_eq!(queued.join(), Err(TaskError::Cancelled));
     assert_eq!(blocked.join(), Err(TaskError::PoolDestroyed));
     Ok(())
+}
+
+/// Stores 1 at index 0 and wakes its waiters when dropped.
+struct ReleaseOnDrop(Int32Array);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        let _ = atomics::store(&self.0, 0, 1);
+        let _ = atomics::notify(&self.0, 0, None);
+    }
 }
 
 /// S1, S2: `Mutex::at`, `lock`, relock, `try_lock_for`, `Condvar`, the other primitives.
