@@ -328,10 +328,16 @@ where
         })
         .unwrap();
     for _ in 0..2 {
-        both_running.recv_timeout(WATCHDOG).expect("both tasks start");
+        both_running
+            .recv_timeout(WATCHDOG)
+            .expect("both tasks start");
     }
     let queued = pool.run(|_| 3).unwrap();
-    assert_eq!(pool.queue_size(), 1, "both workers are busy: the task waits");
+    assert_eq!(
+        pool.queue_size(),
+        1,
+        "both workers are busy: the task waits"
+    );
     ([go_first, go_second], first, second, queued)
 }
 
@@ -354,7 +360,11 @@ fn p9_a_task_blocked_submitting_to_a_full_queue_runs_its_share_of_a_broadcast() 
         go.send(()).unwrap();
     }
     let submitted = pool_common::join(submitter).unwrap();
-    assert_eq!(submitted, Some(Ok(4)), "the blocked submission was accepted");
+    assert_eq!(
+        submitted,
+        Some(Ok(4)),
+        "the blocked submission was accepted"
+    );
     assert_eq!(
         pool_common::join(broadcaster),
         Ok(Some(vec![Ok(Some(0)), Ok(Some(1))]))
