@@ -10,8 +10,9 @@
 //! else while it waits.
 //!
 //! The same holds for a pool thread blocked in any other wait of the pool's own: a join
-//! (handle.rs, which waits on the bell too) or a keyed join driving a lane (lanes.rs, woken
-//! on `Lane`) runs the broadcast tasks addressed to its worker as they arrive. Otherwise a
+//! (handle.rs, which waits on the bell too), a keyed join driving a lane (lanes.rs, woken
+//! on `Lane`), or a `WhenFull::Block` submission or `wait_drained` (own_broadcasts.rs, woken
+//! on `Queue`) runs the broadcast tasks addressed to its worker as they arrive. Otherwise a
 //! broadcast from a task that another worker joins would wait for that worker, which waits
 //! for the broadcast: a deadlock. Broadcast runs are the only work such a wait takes on,
 //! never a queued task (P10).
@@ -74,12 +75,18 @@ where
             locked.slots[slot].broadcasts.push_back(cell.job());
             locked.queued_urgent();
             locked.ring(slot);
-            // A worker blocked joining a keyed task waits on `Lane` (lanes.rs): it serves it.
-            if locked.lane_waiters > 0 {
-                locked.raise(Signal::Lane);
-            }
             core.counters.submitted.add(1, false);
             handles.push(TaskHandle::new(cell.into_task()));
+        }
+        // Workers blocked in a wait of the pool's own serve their share meanwhile (P10). One
+        // joining a keyed task waits on `Lane` (lanes.rs); one submitting to a full queue
+        // (`WhenFull::Block`) or in `wait_drained` waits on `Queue` (own_broadcasts.rs); the
+        // other threads waiting there look at the queue again and wait on.
+        if locked.lane_waiters > 0 {
+            locked.raise(Signal::Lane);
+        }
+        if locked.queue_waiters > 0 {
+            locked.raise(Signal::Queue);
         }
     }
     if let Some(thread) = me {
