@@ -23,7 +23,7 @@ use super::context::{current_thread_of, PoolThread, TaskContext};
 use super::error::{PoolError, TaskError};
 use super::handle::TaskHandle;
 use super::job::{Header, Placement, Runner};
-use super::scheduler::{Core, Phase, Signal};
+use super::scheduler::{Core, Phase};
 use super::task::TaskCell;
 use crate::shim::{Arc, Ordering::SeqCst};
 
@@ -72,22 +72,12 @@ where
             let header = header.take().expect("one header per slot");
             let f = StdArc::clone(&f);
             let mut cell = TaskCell::make(core, header, move |ctx: &TaskContext<'_>| f(ctx));
-            locked.slots[slot].broadcasts.push_back(cell.job());
-            locked.queued_urgent();
-            locked.ring(slot);
+            locked.push_broadcast(slot, cell.job());
             core.counters.submitted.add(1, false);
             handles.push(TaskHandle::new(cell.into_task()));
         }
-        // Workers blocked in a wait of the pool's own serve their share meanwhile (P10). One
-        // joining a keyed task waits on `Lane` (lanes.rs); one submitting to a full queue
-        // (`WhenFull::Block`) or in `wait_drained` waits on `Queue` (own_broadcasts.rs); the
-        // other threads waiting there look at the queue again and wait on.
-        if locked.lane_waiters > 0 {
-            locked.raise(Signal::Lane);
-        }
-        if locked.queue_waiters > 0 {
-            locked.raise(Signal::Queue);
-        }
+        // Workers blocked in a wait of the pool's own serve their share meanwhile (P10).
+        locked.broadcast_queued();
     }
     if let Some(thread) = me {
         serve_until_done(core, thread, &handles);

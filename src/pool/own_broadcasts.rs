@@ -14,6 +14,28 @@ use super::job::{JobRef, Runner};
 use super::scheduler::{Core, Locked, Signal};
 
 impl<'a> Locked<'a> {
+    /// Queues `job`, a broadcast task for worker `slot`, and rings that worker. Once all of a
+    /// broadcast's tasks are queued, [`Locked::broadcast_queued`] wakes the waits that serve them.
+    pub(super) fn push_broadcast(&mut self, slot: usize, job: JobRef) {
+        self.slots[slot].broadcasts.push_back(job);
+        self.queued_urgent();
+        self.ring(slot);
+    }
+
+    /// Wakes the pool threads blocked in a wait of the pool's own, so that they serve the
+    /// broadcast tasks just queued (P10): one joining a keyed task waits on `Lane` (lanes.rs);
+    /// one submitting to a full queue (`WhenFull::Block`) or in `wait_drained` waits on `Queue`
+    /// ([`Locked::wait_for_queue_serving`]). The other threads waiting there look at the queue
+    /// again and wait on. (A join waits on its worker's bell, which `push_broadcast` rang.)
+    pub(super) fn broadcast_queued(&mut self) {
+        if self.lane_waiters > 0 {
+            self.raise(Signal::Lane);
+        }
+        if self.queue_waiters > 0 {
+            self.raise(Signal::Queue);
+        }
+    }
+
     /// The next broadcast task addressed to worker `slot`, claimed for the calling thread
     /// `thread_id` (that worker's, blocked in a pool wait); stale entries are dropped after
     /// unlocking. `None` if the thread no longer holds the slot (its exit hook runs after it

@@ -889,9 +889,8 @@ impl<'a> Locked<'a> {
                 self.ring(slot);
             }
             Placement::Broadcast(slot) => {
-                self.slots[slot].broadcasts.push_back(job);
-                self.queued_urgent();
-                self.ring(slot);
+                self.push_broadcast(slot, job);
+                self.broadcast_queued();
             }
         }
         Ok(())
