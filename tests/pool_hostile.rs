@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
 
 use pool_common::{quiet_panics, settled_stats, WATCHDOG};
-use sharedbuf::pool::{BuildError, MaxQueue, PoolBuilder, TaskError, WorkerPool};
+use sharedbuf::pool::{BuildError, MaxQueue, PoolBuilder, TaskError, WhenFull, WorkerPool};
 
 /// A pool of `threads` threads that never idle out, with an unbounded queue.
 fn pool(threads: usize) -> Arc<WorkerPool> {
@@ -271,6 +271,131 @@ fn p9_a_broadcast_from_a_keyed_task_runs_on_a_worker_waiting_for_its_lane() {
         outcome,
         Ok((Ok(2), Ok(Some(vec![Ok(Some(0)), Ok(Some(1))]))))
     );
+    let stats = settled_stats(&pool);
+    assert_eq!(stats.completed, stats.submitted, "{stats:?}");
+}
+
+/// A pool of two threads that never idle out, whose queue holds one task and whose
+/// submitters block (`WhenFull::Block`, P2) for at most `block` when it is full.
+fn blocking_pool(block: std::time::Duration) -> Arc<WorkerPool> {
+    Arc::new(
+        WorkerPool::builder()
+            .min_threads(2)
+            .max_threads(2)
+            .idle_timeout(None)
+            .max_queue(MaxQueue::Bounded(1))
+            .when_full(WhenFull::Block(block))
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Starts two tasks of a two-thread `pool`, one on each worker, each blocked until its
+/// sender (returned) is used, and waits until both run: then queues one more task, which
+/// waits (both workers are busy) until one of them returns. Returns the senders and the
+/// queued task's handle.
+fn two_busy_workers_and_a_queued_task<A, B>(
+    pool: &Arc<WorkerPool>,
+    first: impl FnOnce(&Arc<WorkerPool>) -> A + Send + 'static,
+    second: impl FnOnce(&Arc<WorkerPool>) -> B + Send + 'static,
+) -> (
+    [mpsc::Sender<()>; 2],
+    sharedbuf::pool::TaskHandle<A>,
+    sharedbuf::pool::TaskHandle<B>,
+    sharedbuf::pool::TaskHandle<u32>,
+)
+where
+    A: Send + 'static,
+    B: Send + 'static,
+{
+    let (running, both_running) = mpsc::channel();
+    let (go_first, first_go) = mpsc::channel::<()>();
+    let (go_second, second_go) = mpsc::channel::<()>();
+    let (inner, started) = (Arc::clone(pool), running.clone());
+    let first = pool
+        .run(move |_| {
+            started.send(()).unwrap();
+            first_go.recv().unwrap();
+            first(&inner)
+        })
+        .unwrap();
+    let inner = Arc::clone(pool);
+    let second = pool
+        .run(move |_| {
+            running.send(()).unwrap();
+            second_go.recv().unwrap();
+            second(&inner)
+        })
+        .unwrap();
+    for _ in 0..2 {
+        both_running
+            .recv_timeout(WATCHDOG)
+            .expect("both tasks start");
+    }
+    let queued = pool.run(|_| 3).unwrap();
+    assert_eq!(
+        pool.queue_size(),
+        1,
+        "both workers are busy: the task waits"
+    );
+    ([go_first, go_second], first, second, queued)
+}
+
+/// docs/semantics.md P2 (`WhenFull::Block`), P9 and P10: a task blocked submitting to its
+/// full pool runs its worker's share of a broadcast while it waits. Here the other worker
+/// broadcasts, and the queue only has room once that broadcast returns (its worker then takes
+/// the queued task). Before the fix the blocked submitter waited on the queue alone: the two
+/// workers waited for each other until the `Block` timeout, and the submission was refused
+/// `QueueFull` (the broadcast then ran).
+#[test]
+fn p9_a_task_blocked_submitting_to_a_full_queue_runs_its_share_of_a_broadcast() {
+    // Only room made for it ends the block in time; the timeout is a bound on a regression.
+    let pool = blocking_pool(WATCHDOG / 4);
+    let (go, submitter, broadcaster, queued) = two_busy_workers_and_a_queued_task(
+        &pool,
+        |pool| pool.run(|_| 4).map(|handle| handle.join()).ok(),
+        |pool| pool.broadcast(|ctx| ctx.worker_index()).ok(),
+    );
+    for go in &go {
+        go.send(()).unwrap();
+    }
+    let submitted = pool_common::join(submitter).unwrap();
+    assert_eq!(
+        submitted,
+        Some(Ok(4)),
+        "the blocked submission was accepted"
+    );
+    assert_eq!(
+        pool_common::join(broadcaster),
+        Ok(Some(vec![Ok(Some(0)), Ok(Some(1))]))
+    );
+    assert_eq!(pool_common::join(queued), Ok(3));
+    let stats = settled_stats(&pool);
+    assert_eq!(stats.completed, stats.submitted, "{stats:?}");
+}
+
+/// docs/semantics.md P6, P9 and P10: a task waiting in `wait_drained` runs its worker's share
+/// of a broadcast while it waits. Here the other worker broadcasts, and the queue only drains
+/// once that broadcast returns (its worker then takes the queued task). Before the fix the
+/// waiting task waited on the queue alone: the two workers waited for each other until the
+/// drain's timeout, and `wait_drained` returned `false` (the broadcast then ran).
+#[test]
+fn p9_a_task_waiting_for_the_drain_runs_its_share_of_a_broadcast() {
+    let pool = pool(2);
+    let (go, drainer, broadcaster, queued) = two_busy_workers_and_a_queued_task(
+        &pool,
+        |pool| pool.wait_drained(Some(WATCHDOG / 4)),
+        |pool| pool.broadcast(|ctx| ctx.worker_index()).ok(),
+    );
+    for go in &go {
+        go.send(()).unwrap();
+    }
+    assert_eq!(pool_common::join(drainer), Ok(true), "the queue drained");
+    assert_eq!(
+        pool_common::join(broadcaster),
+        Ok(Some(vec![Ok(Some(0)), Ok(Some(1))]))
+    );
+    assert_eq!(pool_common::join(queued), Ok(3));
     let stats = settled_stats(&pool);
     assert_eq!(stats.completed, stats.submitted, "{stats:?}");
 }

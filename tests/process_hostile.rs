@@ -344,3 +344,60 @@ fn opening_a_terminal_path_does_not_make_it_the_controlling_terminal() {
     expect_success(child, "the child opening a terminal");
     drop(master);
 }
+
+// docs/semantics.md X1: a FIFO's path is refused without opening it. Opened read-write, it
+// would count as a reader: a writer blocked opening the FIFO would be let through, and its
+// writes would fail once we closed it again.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn opening_a_fifo_path_does_not_release_its_blocked_writer() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let fifo = ScratchPath::new("fifo");
+    let name = std::ffi::CString::new(fifo.path().as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: `name` is a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo");
+
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let path = fifo.path().to_owned();
+    let writer = thread::spawn(move || {
+        // SAFETY: `gettid` has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        // Blocks until a reader opens the FIFO.
+        let result = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut file| file.write_all(b"x"));
+        done_tx.send(result.map_err(|e| e.to_string())).unwrap();
+    });
+    let tid = tid_rx.recv().unwrap();
+    let in_open = || {
+        std::fs::read_to_string(format!("/proc/self/task/{tid}/syscall"))
+            .is_ok_and(|call| call.starts_with(&format!("{} ", libc::SYS_openat)))
+    };
+    wait_until("the writer blocked opening the FIFO", in_open);
+
+    match SharedBuffer::open(fifo.path()) {
+        Err(Error::BadHeader { reason }) => assert!(reason.contains("regular"), "{reason}"),
+        other => panic!("a FIFO opened as a buffer: {other:?}"),
+    }
+    assert!(
+        in_open(),
+        "opening the FIFO as a buffer let its writer through"
+    );
+    assert!(done_rx.try_recv().is_err(), "the writer got through");
+
+    // The real reader: the writer's byte arrives.
+    let mut reader = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo.path())
+        .unwrap();
+    assert_eq!(done_rx.recv().unwrap(), Ok(()));
+    let mut byte = [0u8; 1];
+    reader.read_exact(&mut byte).unwrap();
+    assert_eq!(&byte, b"x");
+    writer.join().unwrap();
+}

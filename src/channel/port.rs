@@ -297,6 +297,12 @@ pub struct Iter<'a, Tx, Rx> {
     port: &'a MessagePort<Tx, Rx>,
 }
 
+impl<Tx, Rx> fmt::Debug for Iter<'_, Tx, Rx> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter").field("port", &self.port).finish()
+    }
+}
+
 impl<Tx, Rx> Iterator for Iter<'_, Tx, Rx> {
     type Item = Rx;
     fn next(&mut self) -> Option<Rx> {
@@ -309,6 +315,12 @@ pub struct TryIter<'a, Tx, Rx> {
     port: &'a MessagePort<Tx, Rx>,
 }
 
+impl<Tx, Rx> fmt::Debug for TryIter<'_, Tx, Rx> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TryIter").field("port", &self.port).finish()
+    }
+}
+
 impl<Tx, Rx> Iterator for TryIter<'_, Tx, Rx> {
     type Item = Rx;
     fn next(&mut self) -> Option<Rx> {
@@ -319,6 +331,14 @@ impl<Tx, Rx> Iterator for TryIter<'_, Tx, Rx> {
 /// Owning blocking iterator over a port's messages; the port closes when it is dropped.
 pub struct IntoIter<Tx, Rx> {
     port: MessagePort<Tx, Rx>,
+}
+
+impl<Tx, Rx> fmt::Debug for IntoIter<Tx, Rx> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IntoIter")
+            .field("port", &self.port)
+            .finish()
+    }
 }
 
 impl<Tx, Rx> Iterator for IntoIter<Tx, Rx> {

@@ -10,8 +10,9 @@
 //! else while it waits.
 //!
 //! The same holds for a pool thread blocked in any other wait of the pool's own: a join
-//! (handle.rs, which waits on the bell too) or a keyed join driving a lane (lanes.rs, woken
-//! on `Lane`) runs the broadcast tasks addressed to its worker as they arrive. Otherwise a
+//! (handle.rs, which waits on the bell too), a keyed join driving a lane (lanes.rs, woken
+//! on `Lane`), or a `WhenFull::Block` submission or `wait_drained` (own_broadcasts.rs, woken
+//! on `Queue`) runs the broadcast tasks addressed to its worker as they arrive. Otherwise a
 //! broadcast from a task that another worker joins would wait for that worker, which waits
 //! for the broadcast: a deadlock. Broadcast runs are the only work such a wait takes on,
 //! never a queued task (P10).
@@ -22,7 +23,7 @@ use super::context::{current_thread_of, PoolThread, TaskContext};
 use super::error::{PoolError, TaskError};
 use super::handle::TaskHandle;
 use super::job::{Header, Placement, Runner};
-use super::scheduler::{Core, Phase, Signal};
+use super::scheduler::{Core, Phase};
 use super::task::TaskCell;
 use crate::shim::{Arc, Ordering::SeqCst};
 
@@ -71,16 +72,12 @@ where
             let header = header.take().expect("one header per slot");
             let f = StdArc::clone(&f);
             let mut cell = TaskCell::make(core, header, move |ctx: &TaskContext<'_>| f(ctx));
-            locked.slots[slot].broadcasts.push_back(cell.job());
-            locked.queued_urgent();
-            locked.ring(slot);
-            // A worker blocked joining a keyed task waits on `Lane` (lanes.rs): it serves it.
-            if locked.lane_waiters > 0 {
-                locked.raise(Signal::Lane);
-            }
+            locked.push_broadcast(slot, cell.job());
             core.counters.submitted.add(1, false);
             handles.push(TaskHandle::new(cell.into_task()));
         }
+        // Workers blocked in a wait of the pool's own serve their share meanwhile (P10).
+        locked.broadcast_queued();
     }
     if let Some(thread) = me {
         serve_until_done(core, thread, &handles);

@@ -14,7 +14,8 @@ pub enum WhenFull {
     Reject,
     /// Wait up to this long for room, then refuse it as `Reject` does. A task of the pool that
     /// submits to its own full pool waits like any other caller (and may wait the whole time
-    /// if every worker does the same).
+    /// if every worker does the same); meanwhile it runs its own worker's share of a
+    /// [`broadcast`](super::WorkerPool::broadcast), and nothing else (P10).
     Block(Duration),
     /// Run it on the submitting thread, now, before `run` returns (its handle is then already
     /// resolved): the submitter slows down to the pool's pace.

@@ -169,7 +169,8 @@ pub(super) enum Phase {
 pub(super) enum Signal {
     /// A thread finished exiting (`close` waits for `alive == 0`).
     Exited = 0,
-    /// `queued` went down, or the phase changed (`WhenFull::Block`, `wait_drained`).
+    /// `queued` went down, or the phase changed (`WhenFull::Block`, `wait_drained`); or a
+    /// broadcast was queued, which a pool thread waiting there runs its share of (P10).
     Queue = 1,
     /// A lane was released (an inline join waiting to drive a lane).
     Lane = 2,
@@ -446,7 +447,8 @@ impl Core {
                     let until =
                         *deadline.get_or_insert_with(|| Instant::now().checked_add(timeout));
                     let waited;
-                    (locked, waited) = locked.wait_for(Signal::Queue, until);
+                    // A pool thread serves its worker's broadcasts meanwhile (P10).
+                    (locked, waited) = locked.wait_for_queue_serving(this, until);
                     if !waited {
                         // Timed out or interrupted: one last look, then give up.
                         if locked.phase == Phase::Open && !locked.is_full(placement, &this.config) {
@@ -887,9 +889,8 @@ impl<'a> Locked<'a> {
                 self.ring(slot);
             }
             Placement::Broadcast(slot) => {
-                self.slots[slot].broadcasts.push_back(job);
-                self.queued_urgent();
-                self.ring(slot);
+                self.push_broadcast(slot, job);
+                self.broadcast_queued();
             }
         }
         Ok(())

@@ -12,7 +12,7 @@ use super::handle::TaskHandle;
 use super::job::{JobRef, Placement, Runner};
 use super::map;
 use super::options::TaskOptions;
-use super::scheduler::{Core, Refusal, Signal};
+use super::scheduler::{Core, Refusal};
 use super::stats::{self, PoolStats};
 use super::task::TaskCell;
 use super::worker;
@@ -232,6 +232,14 @@ impl WorkerPool {
 
     /// Waits until no task waits to start (running ones may still run), or `timeout` passes
     /// (`None`: no limit). `true` if the queue is empty.
+    ///
+    /// Called from a task of this pool, it waits for the *other* workers to take the queued
+    /// tasks: it runs none of them itself, only its own worker's share of a
+    /// [`broadcast`](WorkerPool::broadcast) that arrives meanwhile (P10). Tasks only the
+    /// calling worker could start — keyed tasks of a lane bound to it, or every task in a pool
+    /// of one thread — keep it waiting until something else takes them (a cancel, an inline
+    /// join, [`destroy`](WorkerPool::destroy)); give it a timeout there (it then returns
+    /// `false`).
     pub fn wait_drained(&self, timeout: Option<Duration>) -> bool {
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         // Before the first look at the counts: a worker that claims a batch task after this
@@ -243,7 +251,7 @@ impl WorkerPool {
                 return true;
             }
             let waited;
-            (locked, waited) = locked.wait_for(Signal::Queue, deadline);
+            (locked, waited) = locked.wait_for_queue_serving(&self.core, deadline);
             if !waited {
                 return locked.queued_now() == 0;
             }

@@ -18,6 +18,7 @@
 //!   parent *thread* that spawned the worker ends, only when the parent process does.
 
 use std::ffi::OsString;
+use std::fmt;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -53,6 +54,15 @@ pub struct Start {
     link: Arc<ChildLink>,
     buffers: Result<Vec<SharedBuffer>, String>,
     interrupter: Interrupter,
+}
+
+impl fmt::Debug for Start {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Start")
+            .field("entry", &self.entry)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Start {

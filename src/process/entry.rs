@@ -13,6 +13,7 @@
 
 use std::collections::HashSet;
 use std::ffi::OsString;
+use std::fmt;
 use std::sync::OnceLock;
 
 use super::child::{self, Start};
@@ -41,6 +42,14 @@ use crate::worker::IntoExitCode;
 pub struct Entry<In, Out, R = Result<(), Error>> {
     name: &'static str,
     run: fn(ProcessContext<In, Out>) -> R,
+}
+
+impl<In, Out, R> fmt::Debug for Entry<In, Out, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<In, Out, R> Entry<In, Out, R> {

@@ -446,6 +446,14 @@ pub struct Events<'a, In, Out> {
     worker: &'a ProcessWorker<In, Out>,
 }
 
+impl<In, Out> fmt::Debug for Events<'_, In, Out> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events")
+            .field("worker", &self.worker)
+            .finish()
+    }
+}
+
 impl<In: Payload, Out: Payload> Iterator for Events<'_, In, Out> {
     type Item = ProcessEvent<Out>;
     fn next(&mut self) -> Option<ProcessEvent<Out>> {

@@ -48,6 +48,13 @@ pub(super) struct SharedFile {
     reserved: Option<AtomicUsize>,
 }
 
+/// The refusal of a path or descriptor that names something other than a regular file.
+fn not_a_regular_file() -> Error {
+    Error::BadHeader {
+        reason: "not a regular file".into(),
+    }
+}
+
 fn io_error(operation: impl Into<String>, error: io::Error) -> Error {
     Error::Io {
         operation: operation.into(),
@@ -102,14 +109,25 @@ impl SharedFile {
         made
     }
 
-    /// The existing file at `path`, validated and mapped. Opened with `O_NOCTTY`: the path
-    /// may name anything, and a terminal's, opened by a process without a controlling
-    /// terminal, would become that process's controlling terminal before it is refused.
+    /// The existing file at `path`, validated and mapped. The path may name anything, so
+    /// what is not a regular file is refused from its `stat`, before it is opened: opening a
+    /// FIFO read-write would release a writer blocked opening it (whose writes then fail once
+    /// we close), and a device's open may block or act. The open itself, for a path swapped
+    /// in the meantime, is `O_NONBLOCK` (it cannot block; a regular file ignores the flag)
+    /// and `O_NOCTTY` (a terminal's path, opened by a process without a controlling terminal,
+    /// would become that process's controlling terminal before it is refused).
     pub(super) fn open(path: &Path) -> Result<(SharedFile, Layout), Error> {
+        let metadata =
+            std::fs::metadata(path).map_err(|e| io_error(format!("open {}", path.display()), e))?;
+        // A directory goes on to fail its open with `EISDIR`: `Err(Io)`, as X1 says.
+        let special = !metadata.is_file() && !metadata.is_dir();
+        if special {
+            return Err(not_a_regular_file());
+        }
         let file = OpenOptions::new()
             .read(true)
             .write(true)
-            .custom_flags(libc::O_NOCTTY)
+            .custom_flags(libc::O_NOCTTY | libc::O_NONBLOCK)
             .open(path)
             .map_err(|e| io_error(format!("open {}", path.display()), e))?;
         Self::open_file(file)
@@ -127,9 +145,7 @@ impl SharedFile {
             .metadata()
             .map_err(|e| io_error("read the file's size", e))?;
         if !metadata.file_type().is_file() {
-            return Err(Error::BadHeader {
-                reason: "not a regular file".into(),
-            });
+            return Err(not_a_regular_file());
         }
         let mut prefix = [0u8; PREFIX_LEN];
         if metadata.len() >= PREFIX_LEN as u64 {

@@ -332,6 +332,14 @@ pub struct Events<'a, In, Out> {
     worker: &'a Worker<In, Out>,
 }
 
+impl<In, Out> fmt::Debug for Events<'_, In, Out> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events")
+            .field("worker", &self.worker)
+            .finish()
+    }
+}
+
 impl<In, Out> Iterator for Events<'_, In, Out> {
     type Item = WorkerEvent<Out>;
     fn next(&mut self) -> Option<WorkerEvent<Out>> {
