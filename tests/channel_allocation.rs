@@ -13,7 +13,7 @@ use sharedbuf::{Error, MessageChannel};
 /// any test machine) can provide.
 type Page = [u8; 4096];
 
-/// The largest capacity a channel accepts (more is `Error::ExceedsMax`).
+/// The largest capacity a channel accepts (more is `Error::InvalidParameter`).
 const MAX_SLOTS: usize = 1 << 24;
 
 /// Fault: `MessageChannel::with_capacity` aborted the process when its slots could not be

@@ -158,9 +158,17 @@ fn capacity_rounds_up_to_a_power_of_two_and_rejects_absurd_sizes() {
         4
     );
     assert_eq!(MessageChannel::<u8>::new().0.capacity(), 1024);
+    // A count of messages: its error names messages, not bytes (ExceedsMax is for lengths).
+    let too_many = MessageChannel::<u8>::with_capacity((1 << 24) + 1).unwrap_err();
+    assert!(
+        matches!(too_many, Error::InvalidParameter { value, .. } if value == (1 << 24) + 1),
+        "{too_many:?}"
+    );
+    assert!(too_many.to_string().contains("messages"), "{too_many}");
+    assert!(!too_many.to_string().contains("bytes"), "{too_many}");
     assert!(matches!(
         MessageChannel::<u8>::with_capacity(usize::MAX),
-        Err(Error::ExceedsMax { .. })
+        Err(Error::InvalidParameter { .. })
     ));
 }
 

@@ -121,7 +121,7 @@ impl<T: Send> MessageChannel<T> {
     }
 
     /// Two entangled ports holding at least `capacity` messages each way (rounded up to a power
-    /// of two, at least 2). `Err(Error::ExceedsMax)` above 2^24 slots,
+    /// of two, at least 2). `Err(Error::InvalidParameter)` above 2^24 messages,
     /// `Err(Error::AllocationFailed)` if the system refuses the memory (never an abort).
     pub fn with_capacity(capacity: usize) -> Result<(MessagePort<T>, MessagePort<T>), Error> {
         MessagePort::entangled(capacity)

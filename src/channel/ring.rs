@@ -161,9 +161,11 @@ impl<T> Ring<T> {
     /// [`MIN_CAPACITY`]); `Err` past [`MAX_CAPACITY`] or if memory is refused.
     pub(crate) fn new(capacity: usize) -> Result<Ring<T>, Error> {
         if capacity > MAX_CAPACITY {
-            return Err(Error::ExceedsMax {
-                requested: capacity,
-                max: MAX_CAPACITY,
+            // A count of messages, not a length in bytes: not `ExceedsMax`.
+            return Err(Error::InvalidParameter {
+                parameter: "message channel capacity",
+                value: capacity as u64,
+                expected: "at most 2^24 messages",
             });
         }
         let capacity = capacity.max(MIN_CAPACITY).next_power_of_two();

@@ -65,7 +65,8 @@ impl From<Cancelled> for TaskError {
 ///
 /// [`into_task`]: PoolError::into_task
 pub enum PoolError<T> {
-    /// The queue is at its bound and every worker is busy (with
+    /// The queue is at its bound ([`MaxQueue`](super::MaxQueue)) and no worker was free to
+    /// take the task: all busy, or none started yet (with
     /// [`WhenFull::Block`](super::WhenFull::Block): for the whole timeout).
     QueueFull(T),
     /// The pool was closed or destroyed; it accepts no more tasks.
@@ -124,7 +125,7 @@ impl<T> fmt::Display for PoolError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PoolError::QueueFull(_) => {
-                f.write_str("the pool's queue is full and every worker is busy")
+                f.write_str("the pool's queue is at its bound (MaxQueue) and no worker was free to take the task")
             }
             PoolError::Closed(_) => f.write_str("the pool is closed"),
             PoolError::SpawnFailed { reason, .. } => {

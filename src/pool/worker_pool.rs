@@ -41,7 +41,11 @@ use crate::shim::Arc;
 /// ```
 ///
 /// Dropping the pool closes it and joins every thread it started (a task that never returns
-/// keeps the drop waiting, as a scoped thread would). A pool is `Send + Sync`: share it with
+/// keeps the drop waiting, as a scoped thread would). Mind early returns: a function that
+/// leaves with `?` while a task waits for something the function was still to do (a gate it
+/// would open, a value it would store) waits in the pool's drop for ever. Release such tasks
+/// from a guard declared after the pool (it is dropped first), or [`destroy`](Self::destroy)
+/// the pool on the error path. A pool is `Send + Sync`: share it with
 /// `&` or an `Arc` (tasks that submit subtasks capture an `Arc<WorkerPool>`).
 pub struct WorkerPool {
     core: Arc<Core>,
