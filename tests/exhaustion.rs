@@ -1,6 +1,6 @@
 //! Every layer that asks the system for a thread, a descriptor, address space or a process
 //! gets a clear `Err` when the system says no, loses nothing it already held, and works again
-//! once the limit is lifted (docs/semantics.md B7, A14, W10, P12, X6).
+//! once the limit is lifted (docs/semantics.md B1, B2, A14, W7, P12, X6).
 //!
 //! Each scenario runs in a child process (this binary again, with [`ROLE`] naming it) that
 //! lowers its own limits with `setrlimit`: `RLIMIT_AS` just above what it already maps (a new
@@ -23,8 +23,8 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
-use sharedbuf::pool::{PoolError, WorkerPool};
 use sharedbuf::atomics::WaitAsync;
+use sharedbuf::pool::{BuildError, PoolError, WorkerPool};
 use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
 use sharedbuf::{atomics, Error, Int32Array, SharedBuffer, WaitResult, Worker};
 
@@ -80,12 +80,18 @@ impl Limit {
 
     /// Descriptors: none more (the limit is the lowest free number).
     fn descriptors() -> Limit {
+        Limit::descriptors_more(0)
+    }
+
+    /// Descriptors: `more` more (the limit is `more` past the lowest free number; the numbers
+    /// above it are free in these children).
+    fn descriptors_more(more: u64) -> Limit {
         // SAFETY: dup of stdin (open in every child); the copy is closed at once.
         let free = unsafe { libc::dup(0) };
         assert!(free >= 0);
         // SAFETY: `free` is the descriptor just made, owned by nobody else.
         unsafe { libc::close(free) };
-        Limit::set(libc::RLIMIT_NOFILE, free as u64)
+        Limit::set(libc::RLIMIT_NOFILE, free as u64 + more)
     }
 }
 
@@ -128,10 +134,43 @@ fn block_on<F: Future>(future: F) -> Option<F::Output> {
 }
 
 /// A task's result, or a panic after [`BOUND`].
-fn joined<R: Send + 'static>(handle: sharedbuf::pool::TaskHandle<R>) -> Result<R, sharedbuf::pool::TaskError> {
+fn joined<R: Send + 'static>(
+    handle: sharedbuf::pool::TaskHandle<R>,
+) -> Result<R, sharedbuf::pool::TaskError> {
     handle
         .join_timeout(BOUND)
         .unwrap_or_else(|_| panic!("the task did not finish"))
+}
+
+/// The error of `result`, which must be one (`what` says which call), shown on stdout (a child's
+/// output is printed when it fails).
+fn refused<T>(result: Result<T, Error>, what: &str) -> Error {
+    match result {
+        Ok(_) => panic!("{what} succeeded beyond the limit"),
+        Err(error) => {
+            println!("{what}: {error}");
+            error
+        }
+    }
+}
+
+/// How many descriptors this process has open.
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// How many children this process has (running or not reaped).
+fn children() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .map(|task| {
+            let path = task.unwrap().path().join("children");
+            std::fs::read_to_string(path)
+                .unwrap()
+                .split_whitespace()
+                .count()
+        })
+        .sum()
 }
 
 fn is_spawn_failed(error: &Error) -> bool {
@@ -174,7 +213,11 @@ fn bridge_start_retried() {
             Ok(_) => panic!("the doorbell thread started with no room for its stack"),
         }
     }
-    assert_eq!(atomics::notify(&word, 0, None).unwrap(), 0, "a stranded waiter");
+    assert_eq!(
+        atomics::notify(&word, 0, None).unwrap(),
+        0,
+        "a stranded waiter"
+    );
     let future = match atomics::wait_async(&word, 0, 0, None) {
         Ok(WaitAsync::Pending(future)) => future,
         other => panic!("wait_async after the limit was lifted: {other:?}"),
@@ -196,7 +239,7 @@ fn bridge_start_retried() {
     assert!(notifier.join().unwrap());
 }
 
-/// W10: a worker whose thread cannot start is `Err(SpawnFailed)`; the next spawn works.
+/// W7: a worker whose thread cannot start is `Err(SpawnFailed)`; the next spawn works.
 fn worker_spawn_retried() {
     {
         let _limit = Limit::address_space(MARGIN);
@@ -212,6 +255,14 @@ fn worker_spawn_retried() {
 /// P12: a pool that cannot grow runs what it queued on the threads it has, and grows again
 /// once threads can start.
 fn pool_growth_retried() {
+    {
+        let _limit = Limit::address_space(MARGIN);
+        match WorkerPool::builder().min_threads(1).build() {
+            Err(BuildError::SpawnFailed { reason }) => println!("build: {reason}"),
+            Err(other) => panic!("build refused for another reason: {other:?}"),
+            Ok(_) => panic!("a pool started its thread with no room for its stack"),
+        }
+    }
     let pool = WorkerPool::builder()
         .min_threads(1)
         .max_threads(2)
@@ -263,7 +314,10 @@ fn pool_restart_retried() {
     assert_eq!(joined(pool.run(|_| 1).unwrap()), Ok(1));
     let deadline = Instant::now() + BOUND;
     while pool.stats().threads > 0 {
-        assert!(Instant::now() < deadline, "the idle thread was never reaped");
+        assert!(
+            Instant::now() < deadline,
+            "the idle thread was never reaped"
+        );
         std::thread::sleep(Duration::from_millis(1));
     }
     // glibc keeps the stack of an exited thread for the next one, which then needs no
@@ -283,48 +337,104 @@ fn pool_restart_retried() {
     assert!(holder.join().unwrap());
 }
 
-/// B7: a buffer whose memory cannot be mapped is `Err`; afterwards buffers work.
+/// B1, B2: a buffer whose memory cannot be mapped is `Err`; afterwards buffers work.
 fn buffer_map_retried() {
     {
         let _limit = Limit::address_space(MARGIN);
-        assert!(SharedBuffer::new(1 << 20).is_err());
-        assert!(SharedBuffer::growable(4, 1 << 30).is_err());
-        assert!(SharedBuffer::memfd("exhaustion-map", 1 << 20).is_err());
+        let new = refused(SharedBuffer::new(1 << 20), "new");
+        assert!(matches!(new, Error::AllocationFailed { .. }), "{new:?}");
+        let growable = refused(SharedBuffer::growable(4, 1 << 30), "growable");
+        assert!(
+            matches!(growable, Error::AllocationFailed { .. }),
+            "{growable:?}"
+        );
+        refused(SharedBuffer::memfd("exhaustion-map", 1 << 20), "memfd");
     }
     assert_eq!(SharedBuffer::new(1 << 20).unwrap().byte_length(), 1 << 20);
     let growable = SharedBuffer::growable(4, 1 << 30).unwrap();
     growable.grow(1 << 20).unwrap();
-    assert_eq!(SharedBuffer::memfd("exhaustion-map", 64).unwrap().byte_length(), 64);
+    assert_eq!(
+        SharedBuffer::memfd("exhaustion-map", 64)
+            .unwrap()
+            .byte_length(),
+        64
+    );
 }
 
-/// B7, X1: a process-shared buffer that cannot get a descriptor is `Err`; afterwards works.
+/// X1, X6: a process-shared buffer that cannot get a descriptor is `Err`; afterwards works.
 fn buffer_descriptor_retried() {
     let path = format!("/dev/shm/sharedbuf-exhaustion-{}", std::process::id());
     let made = SharedBuffer::create(&path, 64).unwrap();
+    let before = open_descriptors();
     {
         let _limit = Limit::descriptors();
-        assert!(SharedBuffer::memfd("exhaustion-fd", 64).is_err());
-        assert!(SharedBuffer::create(format!("{path}-2"), 64).is_err());
-        assert!(SharedBuffer::open(&path).is_err());
+        refused(SharedBuffer::memfd("exhaustion-fd", 64), "memfd");
+        refused(SharedBuffer::create(format!("{path}-2"), 64), "create");
+        refused(SharedBuffer::open(&path), "open");
     }
+    assert_eq!(
+        open_descriptors(),
+        before,
+        "a failed call left a descriptor open"
+    );
+    assert!(
+        !std::path::Path::new(&format!("{path}-2")).exists(),
+        "a failed create left its file"
+    );
     let opened = SharedBuffer::open(&path).unwrap();
     let _ = std::fs::remove_file(&path);
     atomics::store(&Int32Array::new(&made).unwrap(), 0, 5).unwrap();
     assert_eq!(atomics::load(&Int32Array::new(&opened).unwrap(), 0), Ok(5));
-    assert_eq!(SharedBuffer::memfd("exhaustion-fd", 64).unwrap().byte_length(), 64);
+    assert_eq!(
+        SharedBuffer::memfd("exhaustion-fd", 64)
+            .unwrap()
+            .byte_length(),
+        64
+    );
 }
 
 /// X6: a process worker that cannot get its descriptors, or its child process, is
 /// `Err(SpawnFailed)` (or an `Io` error naming the step); afterwards spawning works.
 fn process_spawn_retried() {
-    {
-        let _limit = Limit::descriptors();
-        assert!(ProcessWorker::spawn(&INCREMENT).is_err());
-    }
+    let before = open_descriptors();
+    // One descriptor more each time: the spawn fails at each step that needs one (the link's
+    // memfd, the liveness pipe, the child's pidfd), until it has all it needs.
+    let mut more = 0;
+    let worker = loop {
+        let spawned = {
+            let _limit = Limit::descriptors_more(more);
+            ProcessWorker::spawn(&INCREMENT)
+        };
+        match spawned {
+            Ok(worker) => break worker,
+            Err(error) => println!("spawn with {more} descriptors: {error}"),
+        }
+        assert_eq!(
+            open_descriptors(),
+            before,
+            "a failed spawn left a descriptor open"
+        );
+        assert_eq!(children(), 0, "a failed spawn left its child");
+        more += 1;
+        assert!(more < 16, "spawn never worked");
+    };
+    assert!(
+        more >= 3,
+        "the spawn needs a memfd, a pipe and a pidfd: {more}"
+    );
+    drop(worker);
     {
         let _limit = Limit::address_space(MARGIN);
-        assert!(ProcessWorker::spawn(&INCREMENT).is_err());
+        refused(
+            ProcessWorker::spawn(&INCREMENT),
+            "spawn without address space",
+        );
     }
+    assert_eq!(
+        open_descriptors(),
+        before,
+        "a failed spawn left a descriptor open"
+    );
     let worker = ProcessWorker::spawn(&INCREMENT).unwrap();
     worker.post_message(&41).unwrap();
     let deadline = Instant::now() + BOUND;
@@ -394,7 +504,10 @@ fn main() {
         scenario();
         return;
     }
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let mut failed = Vec::new();
     for (name, _) in SCENARIOS {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
