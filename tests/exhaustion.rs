@@ -1,18 +1,22 @@
 //! Every layer that asks the system for a thread, a descriptor, address space or a process
 //! gets a clear `Err` when the system says no, loses nothing it already held, and works again
-//! once the limit is lifted (docs/semantics.md B1, B2, A14, W7, P12, X6).
+//! once the limit is lifted (docs/semantics.md B1, B2, A14, W7, P12, X6, Q10).
 //!
 //! Each scenario runs in a child process (this binary again, with [`ROLE`] naming it) that
 //! lowers its own limits with `setrlimit`: `RLIMIT_AS` just above what it already maps (a new
 //! thread's stack, or a buffer's mapping, then does not fit: `pthread_create` says `EAGAIN`,
 //! `mmap` says `ENOMEM`), or `RLIMIT_NOFILE` at the lowest free descriptor number (every new
 //! descriptor: `EMFILE`). `RLIMIT_NPROC` would not do for threads: it does not apply to root.
+//! The children run with [`GLIBC_TUNABLES`] set so that nothing glibc caches gives room back.
 //! The child lifts the limit again before it checks the recovery. Its exit status is the
 //! verdict; a watchdog kills a child that hangs.
 //!
 //! `harness = false`: `main` calls `process::init` first, as every program using process
 //! workers must.
 #![cfg(target_os = "linux")]
+
+#[cfg(feature = "redis")]
+mod queue_support;
 
 use std::future::Future;
 use std::pin::pin;
@@ -102,6 +106,15 @@ impl Drop for Limit {
         assert_eq!(unsafe { libc::setrlimit(self.resource, &self.old) }, 0);
     }
 }
+
+/// The address space a thread of the default stack size takes (2 MiB and a guard page).
+const STACK: u64 = 2 * 1024 * 1024 + 4096;
+
+/// glibc settings of a child that make the address-space limit bite where it should: no stack
+/// cache (an exited thread's stack would serve the next thread without a new mapping), and one
+/// malloc arena (a thread's first `malloc` would otherwise map a 64 MiB arena, mapping twice
+/// that for a moment: a limit measured then leaves room for anything).
+const GLIBC_TUNABLES: &str = "glibc.pthread.stack_cache_size=0:glibc.malloc.arena_max=1";
 
 /// The margin of address space a limited child keeps: less than a thread's stack (2 MiB).
 const MARGIN: u64 = 512 * 1024;
@@ -320,10 +333,6 @@ fn pool_restart_retried() {
         );
         std::thread::sleep(Duration::from_millis(1));
     }
-    // glibc keeps the stack of an exited thread for the next one, which then needs no
-    // mapping: a thread of ours takes it, and stays until the limit is lifted.
-    let (release, hold) = mpsc::channel::<()>();
-    let holder = std::thread::spawn(move || hold.recv_timeout(BOUND).is_ok());
     {
         let _limit = Limit::address_space(MARGIN);
         match pool.run(|_| 2) {
@@ -332,9 +341,7 @@ fn pool_restart_retried() {
             Ok(_) => panic!("accepted with no thread to run it"),
         }
     }
-    release.send(()).unwrap();
     assert_eq!(joined(pool.run(|_| 3).unwrap()), Ok(3));
-    assert!(holder.join().unwrap());
 }
 
 /// B1, B2: a buffer whose memory cannot be mapped is `Err`; afterwards buffers work.
@@ -448,7 +455,53 @@ fn process_spawn_retried() {
     }
 }
 
+/// Q10: a consumer whose threads cannot start is an `Err` that says so, at once, and leaves
+/// its name free: starting it again once threads can start works at once, and it runs the job
+/// that waited. Faults: the name taken in Redis before the lease keeper's thread failed to
+/// start was never given back, so the next start was `Err(NameInUse)` until the lease expired;
+/// and the failed start waited for a wake-up reader that never started to end its blocking
+/// read (the block time plus the command timeout: here ten minutes).
+#[cfg(feature = "redis")]
+fn consumer_start_retried() {
+    use sharedbuf::queue::{JobOptions, JobQueue, QueueError};
+    let Some(server) = queue_support::redis_or_skip("consumer_start_retried") else {
+        return;
+    };
+    let queue = JobQueue::connect(&server.url(), &queue_support::queue_name("exhaustion")).unwrap();
+    queue.add(b"waited", JobOptions::new()).unwrap();
+    let pool = Arc::new(WorkerPool::builder().max_threads(1).build().unwrap());
+    let (done, ran) = mpsc::channel::<Vec<u8>>();
+    let handler = move |job: &sharedbuf::queue::Job, _: &sharedbuf::pool::TaskContext<'_>| {
+        let _ = done.send(job.payload().to_vec());
+        Ok(())
+    };
+    // A lease far longer than the test: a name left taken would stay taken. A blocking read
+    // as long: a failed start that waited for a reader's read to time out would hang.
+    let consumer = |queue: &JobQueue| {
+        queue
+            .consumer("only")
+            .lease(Duration::from_secs(600))
+            .block(Duration::from_secs(600))
+    };
+    // Room for none, one or two of its three threads: each start fails at another thread.
+    for room in 0..3 {
+        let _limit = Limit::address_space(MARGIN + room * STACK);
+        match consumer(&queue).run_on(&pool, handler.clone()) {
+            Err(QueueError::SpawnFailed { reason }) => println!("run_on, room {room}: {reason}"),
+            Err(other) => panic!("refused for another reason: {other}"),
+            Ok(_) => panic!("a consumer started its threads with no room for their stacks"),
+        }
+    }
+    let running = consumer(&queue)
+        .run_on(&pool, handler)
+        .unwrap_or_else(|error| panic!("the second start: {error}"));
+    assert_eq!(ran.recv_timeout(BOUND).as_deref(), Ok(&b"waited"[..]));
+    running.close(Some(BOUND)).unwrap();
+}
+
 const SCENARIOS: &[(&str, fn())] = &[
+    #[cfg(feature = "redis")]
+    ("consumer_start_retried", consumer_start_retried),
     ("timer_start_retried", timer_start_retried),
     ("bridge_start_retried", bridge_start_retried),
     ("worker_spawn_retried", worker_spawn_retried),
@@ -463,6 +516,7 @@ const SCENARIOS: &[(&str, fn())] = &[
 fn run_child(name: &str) -> Result<(), String> {
     let mut child = Command::new(std::env::current_exe().unwrap())
         .env(ROLE, name)
+        .env("GLIBC_TUNABLES", GLIBC_TUNABLES)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
