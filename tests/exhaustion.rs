@@ -107,9 +107,6 @@ impl Drop for Limit {
     }
 }
 
-/// The address space a thread of the default stack size takes (2 MiB and a guard page).
-const STACK: u64 = 2 * 1024 * 1024 + 4096;
-
 /// glibc settings of a child that make the address-space limit bite where it should: no stack
 /// cache (an exited thread's stack would serve the next thread without a new mapping), and one
 /// malloc arena (a thread's first `malloc` would otherwise map a 64 MiB arena, mapping twice
@@ -483,7 +480,9 @@ fn consumer_start_retried() {
             .lease(Duration::from_secs(600))
             .block(Duration::from_secs(600))
     };
-    // Room for none, one or two of its three threads: each start fails at another thread.
+    // Room for none, one or two of its three threads (a thread of the default stack size
+    // takes 2 MiB and a guard page): each start fails at another thread.
+    const STACK: u64 = 2 * 1024 * 1024 + 4096;
     for room in 0..3 {
         let _limit = Limit::address_space(MARGIN + room * STACK);
         match consumer(&queue).run_on(&pool, handler.clone()) {
