@@ -25,7 +25,8 @@ pub(crate) use model::{
 mod clock {
     use std::collections::BTreeMap;
     use std::panic::{self, AssertUnwindSafe};
-    use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Condvar, Mutex, Weak};
     use std::time::Instant;
 
     use crate::atomics::cancel::cancel;
@@ -37,7 +38,6 @@ mod clock {
     /// Identifies one scheduled timeout (deadline, then arrival order).
     pub(crate) type TimerEntry = (Instant, u64);
 
-    #[derive(Default)]
     struct Schedule {
         entries: BTreeMap<TimerEntry, Weak<Waiter>>,
         next_id: u64,
@@ -48,24 +48,38 @@ mod clock {
         changed: Condvar,
     }
 
-    /// The timer, started on first use.
+    /// The timer's schedule, served by its thread once it started.
+    static TIMER: Timer = Timer {
+        schedule: Mutex::new(Schedule {
+            entries: BTreeMap::new(),
+            next_id: 0,
+        }),
+        changed: Condvar::new(),
+    };
+    /// Whether the timer thread runs (set once, never cleared: it never ends).
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    /// Held by whoever starts the thread, so only one does.
+    static STARTING: Mutex<()> = Mutex::new(());
+
+    /// The timer, its thread started on first use. A start the system refused is not
+    /// remembered (docs/semantics.md A14): the next call tries again (fault: a `OnceLock`
+    /// kept the first `Err`, and one `EAGAIN` disabled every later timed `wait_async` of the
+    /// process).
     fn timer() -> Result<&'static Timer, Error> {
-        static TIMER: OnceLock<Result<&'static Timer, Error>> = OnceLock::new();
-        TIMER
-            .get_or_init(|| {
-                let timer: &'static Timer = Box::leak(Box::new(Timer {
-                    schedule: Mutex::new(Schedule::default()),
-                    changed: Condvar::new(),
-                }));
-                std::thread::Builder::new()
-                    .name("sharedbuf-timer".into())
-                    .spawn(move || run(timer))
-                    .map(|_| timer)
-                    .map_err(|e| Error::SpawnFailed {
-                        reason: format!("could not start the wait_async timer thread: {e}"),
-                    })
-            })
-            .clone()
+        if STARTED.load(Ordering::Acquire) {
+            return Ok(&TIMER);
+        }
+        let _starting = lock(&STARTING);
+        if !STARTED.load(Ordering::Acquire) {
+            std::thread::Builder::new()
+                .name("sharedbuf-timer".into())
+                .spawn(|| run(&TIMER))
+                .map_err(|e| Error::SpawnFailed {
+                    reason: format!("could not start the wait_async timer thread: {e}"),
+                })?;
+            STARTED.store(true, Ordering::Release);
+        }
+        Ok(&TIMER)
     }
 
     /// Arranges for `waiter` to time out at `deadline` (unless it leaves the table first).
@@ -93,9 +107,7 @@ mod clock {
 
     /// Forgets a scheduled timeout (its future was resolved or dropped).
     pub(crate) fn unschedule(entry: TimerEntry) {
-        if let Ok(timer) = timer() {
-            lock(&timer.schedule).entries.remove(&entry);
-        }
+        lock(&TIMER.schedule).entries.remove(&entry);
     }
 
     /// Times `waiter` out (unless it already left the table) and wakes its task, with the

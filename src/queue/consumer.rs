@@ -133,7 +133,8 @@ impl ConsumerBuilder {
     /// acknowledgement, or a [`JobError`] (retried after the job's backoff while it has
     /// attempts left, unless permanent). A panic, or a timeout, is a failed attempt too.
     ///
-    /// `Err(NameInUse)` if a live consumer of the queue already has this name.
+    /// `Err(NameInUse)` if a live consumer of the queue already has this name; `Err(SpawnFailed)`
+    /// if the system refuses one of its threads (docs/semantics.md Q10).
     pub fn run_on<F, R>(self, pool: &Arc<WorkerPool>, handler: F) -> Result<Consumer, QueueError>
     where
         F: Fn(&Job, &TaskContext<'_>) -> Result<R, JobError> + Send + Sync + 'static,
@@ -205,25 +206,24 @@ impl ConsumerBuilder {
         let control = Arc::new(WakeupControl::default());
         let handler: Arc<Handler> =
             Arc::new(move |job: &Job, ctx: &TaskContext<'_>| handler(job, ctx).map(Into::into));
-        let dispatcher = Dispatcher::new(
-            Arc::clone(&shared),
-            dispatcher_link,
-            Arc::clone(pool),
-            handler,
-            events_tx.clone(),
-            events,
-            Arc::clone(&control),
-        );
         let thread_name = |role: &str| format!("sbq-{role}-{}", self.name);
-        let spawn_error =
-            |error: std::io::Error| QueueError::Server(format!("cannot start a thread: {error}"));
+        let spawn_error = |role: &str, error: std::io::Error| QueueError::SpawnFailed {
+            reason: format!("the {role} thread: {error}"),
+        };
 
         let keeper = {
             let (shared, events) = (Arc::clone(&shared), events_tx.clone());
             std::thread::Builder::new()
                 .name(thread_name("lease"))
                 .spawn(move || lease::run(keeper_link, shared, events))
-                .map_err(spawn_error)?
+        };
+        let keeper = match keeper {
+            Ok(keeper) => keeper,
+            Err(error) => {
+                // The name is ours in Redis, and the keeper that would give it back never ran.
+                lease::release_name(&mut link("lease", Duration::ZERO), &shared);
+                return Err(spawn_error("lease keeper", error));
+            }
         };
         let stop_keeper = |shared: &Shared, keeper: JoinHandle<()>| {
             shared.stop_helpers();
@@ -239,10 +239,22 @@ impl ConsumerBuilder {
                 Ok(reader) => reader,
                 Err(error) => {
                     stop_keeper(&shared, keeper);
-                    return Err(spawn_error(error));
+                    return Err(spawn_error("wake-up reader", error));
                 }
             }
         };
+        // Made only once its helpers run: a dispatcher's drop waits (up to a blocking read's
+        // timeout) for the wake-up reader to exit, which a reader that never started never
+        // does (fault: a consumer whose keeper or reader could not start took 7 s to say so).
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&shared),
+            dispatcher_link,
+            Arc::clone(pool),
+            handler,
+            events_tx.clone(),
+            events,
+            Arc::clone(&control),
+        );
         let dispatcher = match std::thread::Builder::new()
             .name(thread_name("dispatch"))
             .spawn(move || dispatcher.run())
@@ -252,7 +264,7 @@ impl ConsumerBuilder {
                 control.stop();
                 stop_keeper(&shared, keeper);
                 let _ = reader.join();
-                return Err(spawn_error(error));
+                return Err(spawn_error("dispatcher", error));
             }
         };
         Ok(Consumer {

@@ -37,6 +37,12 @@ pub enum QueueError {
     /// The server answered a command with an error, or with a reply of an unexpected shape
     /// (another program wrote the queue's keys?).
     Server(String),
+    /// The system refused a thread the consumer needs (docs/semantics.md Q10): nothing was
+    /// left running, and the consumer's name is free again, so a later start may succeed.
+    SpawnFailed {
+        /// The system's reason.
+        reason: String,
+    },
     /// Another live consumer of this queue already uses this name: consumer names must be
     /// unique among live consumers (the name is what owns leased jobs).
     NameInUse {
@@ -88,6 +94,9 @@ impl fmt::Display for QueueError {
                 "Redis {version} is too old: the job queue needs Redis 6.2 or later (XAUTOCLAIM)"
             ),
             QueueError::Server(message) => write!(f, "Redis error: {message}"),
+            QueueError::SpawnFailed { reason } => {
+                write!(f, "could not start a thread of the consumer: {reason}")
+            }
             QueueError::NameInUse { consumer } => write!(
                 f,
                 "another live consumer of this queue is named {consumer:?}; consumer names must be unique"

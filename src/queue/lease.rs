@@ -71,7 +71,13 @@ pub(super) fn run(mut link: Link, shared: Arc<Shared>, events: Sender<Event>) {
             Err(LinkError::Fatal(_)) => {} // tried again next time
         }
     }
-    // Give the name back at once (one try: if it fails, the key expires after one lease).
+    release_name(&mut link, &shared);
+}
+
+/// Gives the name back at once (one try: if it fails, the key expires after one lease): at
+/// the keeper's end, or when its thread could not start (docs/semantics.md P12: a failed
+/// start must not keep the name taken for a whole lease).
+pub(super) fn release_name(link: &mut Link, shared: &Shared) {
     let keys = &shared.config.keys;
     let live = keys.live(&shared.settings.name);
     let release = scripts::release_name().call(&[&live], &shared.settings.token);
