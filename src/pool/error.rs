@@ -71,7 +71,8 @@ pub enum PoolError<T> {
     QueueFull(T),
     /// The pool was closed or destroyed; it accepts no more tasks.
     Closed(T),
-    /// The task needed a new thread and the system refused to start one.
+    /// The system refused what the task needed: a new thread, or the memory for the task's
+    /// bookkeeping (`reason` says which).
     SpawnFailed {
         /// The task.
         task: T,
@@ -129,7 +130,7 @@ impl<T> fmt::Display for PoolError<T> {
             }
             PoolError::Closed(_) => f.write_str("the pool is closed"),
             PoolError::SpawnFailed { reason, .. } => {
-                write!(f, "the pool could not start a thread: {reason}")
+                write!(f, "the system refused the pool a thread or memory for the task: {reason}")
             }
         }
     }
@@ -175,7 +176,8 @@ pub enum BuildError {
     },
     /// The name contains a NUL byte (thread names cannot).
     NameHasNul,
-    /// The system refused to start one of the `min_threads` threads.
+    /// The system refused to start one of the `min_threads` threads, or the memory for the
+    /// pool's bookkeeping (`reason` says which).
     SpawnFailed {
         /// The system's reason.
         reason: String,
@@ -194,7 +196,10 @@ impl fmt::Display for BuildError {
             }
             BuildError::NameHasNul => f.write_str("the pool's name contains a NUL byte"),
             BuildError::SpawnFailed { reason } => {
-                write!(f, "the pool could not start its threads: {reason}")
+                write!(
+                    f,
+                    "the system refused the pool its threads or memory: {reason}"
+                )
             }
         }
     }

@@ -131,7 +131,12 @@ impl ProcessWorkerBuilder {
             .unwrap_or_else(|| entry.name().to_string());
         let link_buffer = link::create(&name, self.capacity)?;
         let ends = link::attach(&link_buffer, self.capacity, Side::Parent)?;
-        let (alive_read, alive_write) = sys::pipe().map_err(|e| spawn_failed("a pipe", e))?;
+        let (alive_read, alive_write) = sys::pipe().map_err(|e| {
+            spawn_failed(
+                "creating the pipe that tells the child its parent is alive",
+                e,
+            )
+        })?;
 
         let link_fd = link_buffer
             .as_fd()
