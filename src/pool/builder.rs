@@ -17,7 +17,8 @@ pub enum MaxQueue {
     Auto,
     /// At most this many (0: a task is accepted only if a worker can start it at once).
     Bounded(usize),
-    /// No bound: memory is the limit.
+    /// No bound: memory is the limit, and running out of it aborts the process, as a `Vec`
+    /// that cannot grow does. Bound the queue where submitters can outrun the workers.
     Unbounded,
 }
 
