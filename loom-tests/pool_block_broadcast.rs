@@ -15,16 +15,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sharedbuf::pool::{MaxQueue, WhenFull, WorkerPool};
+use sharedbuf::pool::{MaxQueue, WhenFull};
+
+#[path = "pool_support.rs"]
+mod pool_support;
+use pool_support::two_workers;
 
 #[test]
 fn a_task_blocked_submitting_to_a_full_queue_runs_its_share_of_a_broadcast() {
     loom::model(|| {
         let pool = Arc::new(
-            WorkerPool::builder()
-                .min_threads(2)
-                .max_threads(2)
-                .idle_timeout(None)
+            two_workers()
                 .max_queue(MaxQueue::Bounded(0))
                 .when_full(WhenFull::Block(Duration::from_secs(3600)))
                 .build()

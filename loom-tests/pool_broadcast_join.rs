@@ -11,16 +11,17 @@
 
 use std::sync::Arc;
 
-use sharedbuf::pool::{MaxQueue, WorkerPool};
+use sharedbuf::pool::MaxQueue;
+
+#[path = "pool_support.rs"]
+mod pool_support;
+use pool_support::two_workers;
 
 #[test]
 fn a_broadcast_from_a_task_its_submitter_joins_reaches_both_workers() {
     loom::model(|| {
         let pool = Arc::new(
-            WorkerPool::builder()
-                .min_threads(2)
-                .max_threads(2)
-                .idle_timeout(None)
+            two_workers()
                 .max_queue(MaxQueue::Unbounded)
                 .build()
                 .unwrap(),

@@ -8,16 +8,17 @@
 use std::sync::Arc;
 
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use sharedbuf::pool::{MaxQueue, WorkerPool};
+use sharedbuf::pool::MaxQueue;
+
+#[path = "pool_support.rs"]
+mod pool_support;
+use pool_support::two_workers;
 
 #[test]
 fn an_inline_join_racing_a_worker_runs_the_subtask_once() {
     loom::model(|| {
         let pool = Arc::new(
-            WorkerPool::builder()
-                .min_threads(2)
-                .max_threads(2)
-                .idle_timeout(None)
+            two_workers()
                 .max_queue(MaxQueue::Unbounded)
                 .build()
                 .unwrap(),
