@@ -75,7 +75,7 @@ pub(super) fn run(mut link: Link, shared: Arc<Shared>, events: Sender<Event>) {
 }
 
 /// Gives the name back at once (one try: if it fails, the key expires after one lease): at
-/// the keeper's end, or when its thread could not start (docs/semantics.md P12: a failed
+/// the keeper's end, or when its thread could not start (docs/semantics.md Q10: a failed
 /// start must not keep the name taken for a whole lease).
 pub(super) fn release_name(link: &mut Link, shared: &Shared) {
     let keys = &shared.config.keys;
