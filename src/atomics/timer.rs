@@ -25,7 +25,6 @@ pub(crate) use model::{
 mod clock {
     use std::collections::BTreeMap;
     use std::panic::{self, AssertUnwindSafe};
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Condvar, Mutex, Weak};
     use std::time::Instant;
 
@@ -41,6 +40,8 @@ mod clock {
     struct Schedule {
         entries: BTreeMap<TimerEntry, Weak<Waiter>>,
         next_id: u64,
+        /// Whether the timer thread runs (set once, never cleared: it never ends).
+        started: bool,
     }
 
     struct Timer {
@@ -53,39 +54,28 @@ mod clock {
         schedule: Mutex::new(Schedule {
             entries: BTreeMap::new(),
             next_id: 0,
+            started: false,
         }),
         changed: Condvar::new(),
     };
-    /// Whether the timer thread runs (set once, never cleared: it never ends).
-    static STARTED: AtomicBool = AtomicBool::new(false);
-    /// Held by whoever starts the thread, so only one does.
-    static STARTING: Mutex<()> = Mutex::new(());
 
-    /// The timer, its thread started on first use. A start the system refused is not
-    /// remembered (docs/semantics.md A14): the next call tries again (fault: a `OnceLock`
-    /// kept the first `Err`, and one `EAGAIN` disabled every later timed `wait_async` of the
-    /// process).
-    fn timer() -> Result<&'static Timer, Error> {
-        if STARTED.load(Ordering::Acquire) {
-            return Ok(&TIMER);
-        }
-        let _starting = lock(&STARTING);
-        if !STARTED.load(Ordering::Acquire) {
+    /// Arranges for `waiter` to time out at `deadline` (unless it leaves the table first).
+    /// The first call starts the timer thread (under the schedule's lock, which the thread
+    /// waits for). A start the system refused is not remembered (docs/semantics.md A14): the
+    /// next call tries again (fault: a `OnceLock` kept the first `Err`, and one `EAGAIN`
+    /// disabled every later timed `wait_async` of the process).
+    pub(crate) fn schedule(deadline: Instant, waiter: &Arc<Waiter>) -> Result<TimerEntry, Error> {
+        let timer = &TIMER;
+        let mut schedule = lock(&timer.schedule);
+        if !schedule.started {
             std::thread::Builder::new()
                 .name("sharedbuf-timer".into())
                 .spawn(|| run(&TIMER))
                 .map_err(|e| Error::SpawnFailed {
                     reason: format!("could not start the wait_async timer thread: {e}"),
                 })?;
-            STARTED.store(true, Ordering::Release);
+            schedule.started = true;
         }
-        Ok(&TIMER)
-    }
-
-    /// Arranges for `waiter` to time out at `deadline` (unless it leaves the table first).
-    pub(crate) fn schedule(deadline: Instant, waiter: &Arc<Waiter>) -> Result<TimerEntry, Error> {
-        let timer = timer()?;
-        let mut schedule = lock(&timer.schedule);
         let entry = (deadline, schedule.next_id);
         schedule.next_id += 1;
         let first = schedule.entries.keys().next().map_or(true, |&e| entry < e);

@@ -61,18 +61,17 @@ impl<'a> Locked<'a> {
     /// signal. `true`: woken, or a broadcast ran (the caller looks again either way); `false`:
     /// timed out or interrupted.
     pub(super) fn wait_for_queue_serving(
-        self,
+        mut self,
         core: &'a Core,
         deadline: Option<Instant>,
     ) -> (Locked<'a>, bool) {
         let Some(thread) = current_thread_of(core.id) else {
             return self.wait_for(Signal::Queue, deadline);
         };
-        let mut locked = self;
-        let Some(job) = locked.claim_own_broadcast(thread.slot, thread.thread_id) else {
-            return locked.wait_for(Signal::Queue, deadline);
+        let Some(job) = self.claim_own_broadcast(thread.slot, thread.thread_id) else {
+            return self.wait_for(Signal::Queue, deadline);
         };
-        drop(locked);
+        drop(self);
         let runner = Runner {
             slot: Some(thread.slot),
             thread_id: thread.thread_id,

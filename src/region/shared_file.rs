@@ -120,8 +120,7 @@ impl SharedFile {
         let metadata =
             std::fs::metadata(path).map_err(|e| io_error(format!("open {}", path.display()), e))?;
         // A directory goes on to fail its open with `EISDIR`: `Err(Io)`, as X1 says.
-        let special = !metadata.is_file() && !metadata.is_dir();
-        if special {
+        if !metadata.is_file() && !metadata.is_dir() {
             return Err(not_a_regular_file());
         }
         let file = OpenOptions::new()
