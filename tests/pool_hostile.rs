@@ -341,6 +341,33 @@ where
     ([go_first, go_second], first, second, queued)
 }
 
+/// What a broadcast made by the second task of [`two_busy_workers_and_a_queued_task`] ran.
+type Broadcast = Option<Vec<Result<Option<usize>, TaskError>>>;
+
+/// Releases both busy workers' tasks, then checks what both broadcast tests expect of the
+/// second one: its broadcast ran once on each worker, the queued task ran, and every task
+/// completed. Returns the first task's result.
+fn release_then_check_the_broadcast<A: Send + 'static>(
+    pool: &Arc<WorkerPool>,
+    go: [mpsc::Sender<()>; 2],
+    first: sharedbuf::pool::TaskHandle<A>,
+    broadcaster: sharedbuf::pool::TaskHandle<Broadcast>,
+    queued: sharedbuf::pool::TaskHandle<u32>,
+) -> Result<A, TaskError> {
+    for go in &go {
+        go.send(()).unwrap();
+    }
+    let first = pool_common::join(first);
+    assert_eq!(
+        pool_common::join(broadcaster),
+        Ok(Some(vec![Ok(Some(0)), Ok(Some(1))]))
+    );
+    assert_eq!(pool_common::join(queued), Ok(3));
+    let stats = settled_stats(pool);
+    assert_eq!(stats.completed, stats.submitted, "{stats:?}");
+    first
+}
+
 /// docs/semantics.md P2 (`WhenFull::Block`), P9 and P10: a task blocked submitting to its
 /// full pool runs its worker's share of a broadcast while it waits. Here the other worker
 /// broadcasts, and the queue only has room once that broadcast returns (its worker then takes
@@ -356,22 +383,12 @@ fn p9_a_task_blocked_submitting_to_a_full_queue_runs_its_share_of_a_broadcast() 
         |pool| pool.run(|_| 4).map(|handle| handle.join()).ok(),
         |pool| pool.broadcast(|ctx| ctx.worker_index()).ok(),
     );
-    for go in &go {
-        go.send(()).unwrap();
-    }
-    let submitted = pool_common::join(submitter).unwrap();
+    let submitted = release_then_check_the_broadcast(&pool, go, submitter, broadcaster, queued);
     assert_eq!(
-        submitted,
+        submitted.unwrap(),
         Some(Ok(4)),
         "the blocked submission was accepted"
     );
-    assert_eq!(
-        pool_common::join(broadcaster),
-        Ok(Some(vec![Ok(Some(0)), Ok(Some(1))]))
-    );
-    assert_eq!(pool_common::join(queued), Ok(3));
-    let stats = settled_stats(&pool);
-    assert_eq!(stats.completed, stats.submitted, "{stats:?}");
 }
 
 /// docs/semantics.md P6, P9 and P10: a task waiting in `wait_drained` runs its worker's share
@@ -387,17 +404,8 @@ fn p9_a_task_waiting_for_the_drain_runs_its_share_of_a_broadcast() {
         |pool| pool.wait_drained(Some(WATCHDOG / 4)),
         |pool| pool.broadcast(|ctx| ctx.worker_index()).ok(),
     );
-    for go in &go {
-        go.send(()).unwrap();
-    }
-    assert_eq!(pool_common::join(drainer), Ok(true), "the queue drained");
-    assert_eq!(
-        pool_common::join(broadcaster),
-        Ok(Some(vec![Ok(Some(0)), Ok(Some(1))]))
-    );
-    assert_eq!(pool_common::join(queued), Ok(3));
-    let stats = settled_stats(&pool);
-    assert_eq!(stats.completed, stats.submitted, "{stats:?}");
+    let drained = release_then_check_the_broadcast(&pool, go, drainer, broadcaster, queued);
+    assert_eq!(drained, Ok(true), "the queue drained");
 }
 
 /// docs/semantics.md P4 and P7: tasks whose captured values panic when dropped, dropped
