@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use loom::sync::atomic::AtomicBool;
 use loom::sync::Arc;
-use sharedbuf::sync::Mutex;
+use sharedbuf::sync::{Mutex, TryLockError};
 use sharedbuf::{loom_hooks, SharedBuffer};
 use support::Guarded;
 
@@ -52,12 +52,13 @@ fn a_handoff_is_never_lost_to_a_racing_timeout() {
         let (waiter_mutex, waiter_guarded, waiter_done) =
             (mutex.clone(), guarded.clone(), done.clone());
         let waiter = loom::thread::spawn(move || {
-            let acquired = match waiter_mutex.try_lock_for(Duration::from_secs(60)).unwrap() {
-                Some(_guard) => {
+            let acquired = match waiter_mutex.try_lock_for(Duration::from_secs(60)) {
+                Ok(_guard) => {
                     waiter_guarded.bump();
                     true
                 }
-                None => false,
+                Err(TryLockError::WouldBlock) => false,
+                Err(error) => panic!("{error:?}"),
             };
             waiter_done.store(true, SeqCst);
             acquired

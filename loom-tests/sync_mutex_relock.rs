@@ -5,7 +5,7 @@
 //! Proven by a planted bug: `unlock` no longer clears the owner word (assertion: after unlocking, `try_lock` said `WouldDeadlock`).
 #![cfg(loom)]
 
-use sharedbuf::sync::Mutex;
+use sharedbuf::sync::{Mutex, TryLockError};
 use sharedbuf::{loom_hooks, Error, SharedBuffer};
 
 #[test]
@@ -28,8 +28,8 @@ fn a_relock_is_refused_for_the_holder_only() {
         drop(guard);
         // Either free again or held by the other thread: never "held by me".
         match mutex.try_lock() {
-            Ok(Some(guard)) => drop(guard),
-            Ok(None) => {}
+            Ok(guard) => drop(guard),
+            Err(TryLockError::WouldBlock) => {}
             Err(error) => panic!("after unlocking, try_lock said {error:?}"),
         }
         other.join().unwrap();

@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use sharedbuf::sync::{Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use sharedbuf::sync::{
+    Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, TryLockError,
+};
 use sharedbuf::{Error, SharedBuffer, Uint32Array};
 
 const BUF_LEN: usize = 64;
@@ -71,9 +73,8 @@ proptest! {
                         // Held by this very thread: refused, whichever handle asks (S2).
                         prop_assert_eq!(got.map_err(Error::from).err(), Some(Error::WouldDeadlock));
                     } else {
-                        let guard = got.unwrap();
-                        prop_assert!(guard.is_some(), "a free mutex is taken");
-                        mutex_guard = guard;
+                        prop_assert!(got.is_ok(), "a free mutex is taken");
+                        mutex_guard = got.ok();
                     }
                 }
                 Op::Unlock => drop(mutex_guard.take()),
@@ -83,9 +84,8 @@ proptest! {
                     if write.is_some() {
                         prop_assert_eq!(got.map_err(Error::from).err(), Some(Error::WouldDeadlock));
                     } else {
-                        let guard = got.unwrap();
-                        prop_assert!(guard.is_some(), "no writer: readers share");
-                        reads.extend(guard);
+                        prop_assert!(got.is_ok(), "no writer: readers share");
+                        reads.extend(got.ok());
                     }
                 }
                 Op::DropRead(k) => {
@@ -101,11 +101,10 @@ proptest! {
                         prop_assert_eq!(got.map_err(Error::from).err(), Some(Error::WouldDeadlock));
                     } else if !reads.is_empty() {
                         // Readers are not recorded: held for reading by this thread is "busy".
-                        prop_assert!(got.unwrap().is_none());
+                        prop_assert!(matches!(got, Err(TryLockError::WouldBlock)));
                     } else {
-                        let guard = got.unwrap();
-                        prop_assert!(guard.is_some(), "a free lock is taken for writing");
-                        write = guard;
+                        prop_assert!(got.is_ok(), "a free lock is taken for writing");
+                        write = got.ok();
                     }
                 }
                 Op::DropWrite => drop(write.take()),

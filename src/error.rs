@@ -117,6 +117,9 @@ pub enum Error {
     /// thread that already holds it (S2), or a worker waits for its own exit or events through
     /// its own handle (W1).
     WouldDeadlock,
+    /// A `sync` lock's `try_` form did not take it: it was held elsewhere (and, for the timed
+    /// forms, still at the deadline). What `?` makes of `TryLockError::WouldBlock` (S3).
+    WouldBlock,
     /// A `sync` primitive was left inconsistent by a panic (a `Once` whose closure panicked).
     Poisoned,
     /// A `sync` primitive was attached with a parameter that differs from the one its bytes
@@ -264,6 +267,10 @@ impl fmt::Display for Error {
             Error::WouldDeadlock => {
                 write!(f, "waiting would never end: the calling thread holds this lock, or is the worker it would wait for")
             }
+            Error::WouldBlock => write!(
+                f,
+                "the lock was held elsewhere, so the try was given up (a timed try: still held at its deadline)"
+            ),
             Error::Poisoned => write!(f, "a panic left the primitive poisoned"),
             Error::ParameterMismatch { parameter, existing, requested } => write!(
                 f,
@@ -306,7 +313,7 @@ impl std::error::Error for Error {}
 /// For closures that write through [`std::io::Write`] and return `io::Result` (a byte ring's
 /// `send_with`): the `io::Error` carries the `Error` as its inner error (`into_inner()` and
 /// `downcast`), and its kind says what a reader of the `io::Error` most needs: `TimedOut`,
-/// `WouldBlock` for [`Error::Full`], `BrokenPipe` for [`Error::Closed`], `InvalidData` for
+/// `WouldBlock` for [`Error::Full`] and [`Error::WouldBlock`], `BrokenPipe` for [`Error::Closed`], `InvalidData` for
 /// [`Error::Corrupted`], `Other` otherwise (never `Interrupted`, which std's `io` helpers
 /// retry).
 impl From<Error> for std::io::Error {
@@ -314,7 +321,7 @@ impl From<Error> for std::io::Error {
         use std::io::ErrorKind;
         let kind = match error {
             Error::Timeout => ErrorKind::TimedOut,
-            Error::Full => ErrorKind::WouldBlock,
+            Error::Full | Error::WouldBlock => ErrorKind::WouldBlock,
             Error::Closed => ErrorKind::BrokenPipe,
             Error::Corrupted { .. } | Error::Codec { .. } => ErrorKind::InvalidData,
             _ => ErrorKind::Other,

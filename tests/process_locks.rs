@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use process_support::*;
 use sharedbuf::atomics;
-use sharedbuf::sync::{Condvar, LockError, Mutex, Once, RwLock};
+use sharedbuf::sync::{Condvar, LockError, Mutex, Once, RwLock, TryLockError};
 use sharedbuf::{BigUint64Array, Error, Int32Array, SharedBuffer};
 
 /// The locks every test uses, laid out in one buffer.
@@ -197,7 +197,10 @@ fn x3_a_killed_holder_hands_the_mutex_over_with_owner_died() {
         let locks = Locks::new("x3-mutex");
         let mut child = locks.child_holding("hold-mutex");
         assert!(
-            locks.mutex.try_lock().unwrap().is_none(),
+            locks
+                .mutex
+                .try_lock()
+                .is_err_and(|e| e == Error::WouldBlock),
             "held by a live child"
         );
         let killed = kill(&mut child);
@@ -361,13 +364,13 @@ fn x3_a_holder_killed_at_any_moment_never_strands_the_lock() {
             thread::sleep(Duration::from_micros(500 + 1_700 * (round % 7)));
             kill(&mut child);
             match locks.mutex.try_lock_for(WATCHDOG) {
-                Ok(Some(guard)) => {
+                Ok(guard) => {
                     let (a, b) = locks.pair();
                     assert_eq!(a, b, "Ok means nobody died inside the lock");
                     clean += 1;
                     drop(guard);
                 }
-                Err(LockError::OwnerDied(mut guard)) => {
+                Err(TryLockError::OwnerDied(mut guard)) => {
                     let (a, _) = locks.pair();
                     locks.data.set(1, a).unwrap(); // the repair
                     guard.mark_consistent();
@@ -463,8 +466,14 @@ fn x3_a_killed_writer_hands_the_write_lock_over() {
     watched(|| {
         let locks = Locks::new("x3-write");
         let mut child = locks.child_holding("hold-write");
-        assert!(locks.rwlock.try_read().unwrap().is_none());
-        assert!(locks.rwlock.try_write().unwrap().is_none());
+        assert!(locks
+            .rwlock
+            .try_read()
+            .is_err_and(|e| e == Error::WouldBlock));
+        assert!(locks
+            .rwlock
+            .try_write()
+            .is_err_and(|e| e == Error::WouldBlock));
         let killed = kill(&mut child);
         match locks.rwlock.write() {
             Err(LockError::OwnerDied(mut guard)) => guard.mark_consistent(),
@@ -586,9 +595,11 @@ fn x3_a_reused_process_id_is_not_mistaken_for_the_owner() {
         assert!(locks
             .mutex
             .try_lock_for(Duration::from_millis(150))
-            .unwrap()
-            .is_none());
-        assert!(locks.mutex.try_lock().unwrap().is_none());
+            .is_err_and(|e| e == Error::WouldBlock));
+        assert!(locks
+            .mutex
+            .try_lock()
+            .is_err_and(|e| e == Error::WouldBlock));
 
         // The same id with an earlier start time: a dead process whose id the child reused.
         set_mutex_owner(&locks, identity(pid, start - 1));
@@ -635,7 +646,7 @@ fn x3_a_thread_that_ended_holding_the_lock_is_a_dead_holder() {
         // wait, finds the lock held. It sees the holder dead once the task is gone.
         let seen = loop {
             match locks.rwlock.try_read() {
-                Ok(None) => thread::yield_now(),
+                Err(TryLockError::WouldBlock) => thread::yield_now(),
                 other => break other,
             }
         };
@@ -665,10 +676,9 @@ fn s2_the_shared_protocol_keeps_the_lock_contract() {
         let other = thread::spawn(move || {
             let timed_out = mutex
                 .try_lock_for(Duration::from_millis(30))
-                .unwrap()
-                .is_none();
+                .is_err_and(|e| e == Error::WouldBlock);
             timed_out_tx.send(timed_out).unwrap();
-            mutex.try_lock_for(WATCHDOG).unwrap().is_some()
+            mutex.try_lock_for(WATCHDOG).is_ok()
         });
         // Released only once the other thread's timed attempt has returned.
         assert!(timed_out.recv().unwrap(), "a live holder: timed out");
@@ -686,7 +696,10 @@ fn s2_the_shared_protocol_keeps_the_lock_contract() {
             .is_err_and(|e| e == Error::WouldDeadlock));
         drop(write);
         let read = locks.rwlock.read().unwrap();
-        assert!(locks.rwlock.try_write().unwrap().is_none());
+        assert!(locks
+            .rwlock
+            .try_write()
+            .is_err_and(|e| e == Error::WouldBlock));
         drop(read);
 
         assert_eq!(

@@ -24,8 +24,8 @@ use sharedbuf::sync::{
     Barrier, Condvar, Latch, LockFuture, Mutex, Once, RwLock, RwLockReadGuard, RwLockWriteGuard,
     Semaphore,
 };
-use sharedbuf::{atomics, Int32Array, SharedBuffer, Uint32Array};
-use sync_support::spawn_blocked;
+use sharedbuf::{atomics, Error, Int32Array, SharedBuffer, Uint32Array};
+use sync_support::{spawn_blocked, taken};
 
 /// The mutex's state word (see `src/sync/mutex.rs`): hold count in bits 0–1, `HEIR` = 4,
 /// `WOKEN` = 8, `ASYNC` = 16, waiters from bit 5.
@@ -279,13 +279,13 @@ fn s2_s3_s4_hammering_a_mutex_and_condvar_with_timeouts_and_dropped_futures() {
                         held += 1;
                     }
                     2 => {
-                        if let Some(_guard) = mutex.try_lock().unwrap() {
+                        if let Some(_guard) = taken(mutex.try_lock()) {
                             bump(&pair, &mut rng);
                             held += 1;
                         }
                     }
                     3 => {
-                        if let Some(_guard) = mutex.try_lock_for(rng.timeout()).unwrap() {
+                        if let Some(_guard) = taken(mutex.try_lock_for(rng.timeout())) {
                             bump(&pair, &mut rng);
                             held += 1;
                         }
@@ -395,8 +395,8 @@ fn s2_s3_hammering_an_rwlock_with_timeouts() {
                     choice @ 0..=3 => {
                         let guard: Option<RwLockReadGuard<'_>> = match choice {
                             0 | 1 => Some(lock.read().unwrap()),
-                            2 => lock.try_read().unwrap(),
-                            _ => lock.try_read_for(timeout).unwrap(),
+                            2 => taken(lock.try_read()),
+                            _ => taken(lock.try_read_for(timeout)),
                         };
                         if let Some(_guard) = guard {
                             let a = pair.get(0).unwrap();
@@ -408,8 +408,8 @@ fn s2_s3_hammering_an_rwlock_with_timeouts() {
                     choice => {
                         let guard: Option<RwLockWriteGuard<'_>> = match choice {
                             4 => Some(lock.write().unwrap()),
-                            5 => lock.try_write().unwrap(),
-                            _ => lock.try_write_for(timeout).unwrap(),
+                            5 => taken(lock.try_write()),
+                            _ => taken(lock.try_write_for(timeout)),
                         };
                         if let Some(_guard) = guard {
                             bump(&pair, &mut rng);
@@ -627,10 +627,14 @@ fn s2_s3_a_leaked_guard_keeps_the_lock_held_and_a_leaked_future_leaves_no_flag()
     let timed = std::thread::spawn(move || {
         remote
             .try_lock_for(Duration::from_millis(1))
-            .map(|guard| guard.is_some())
+            .map(|_guard| ())
             .map_err(|e| e.to_string())
     });
-    assert_eq!(timed.join().unwrap(), Ok(false));
+    assert_eq!(
+        timed.join().unwrap(),
+        Err(Error::WouldBlock.to_string()),
+        "not taken in time"
+    );
     assert_eq!(mutex_state(&mutex), 1, "held once, nobody left counted");
 }
 
@@ -806,23 +810,29 @@ fn s3_timeouts_at_the_edges_neither_panic_nor_leave_a_trace() {
 
     // Free, available or done: every form succeeds at once.
     for timeout in [Duration::ZERO, Duration::MAX] {
-        drop(mutex.try_lock_for(timeout).unwrap().expect("free"));
-        drop(rwlock.try_write_for(timeout).unwrap().expect("free"));
-        drop(rwlock.try_read_for(timeout).unwrap().expect("free"));
+        drop(mutex.try_lock_for(timeout).expect("free"));
+        drop(rwlock.try_write_for(timeout).expect("free"));
+        drop(rwlock.try_read_for(timeout).expect("free"));
         assert!(semaphore.acquire_for(0, timeout).unwrap());
         assert!(latch.wait_for(timeout).unwrap());
     }
-    drop(mutex.try_lock_until(far).unwrap().expect("free"));
-    drop(rwlock.try_write_until(far).unwrap().expect("free"));
+    drop(mutex.try_lock_until(far).expect("free"));
+    drop(rwlock.try_write_until(far).expect("free"));
 
     // Taken, empty or not done: a past deadline gives up at once and leaves no trace.
     let held = mutex.lock().unwrap();
     let written = rwlock.write().unwrap();
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            assert!(mutex.try_lock_until(past).unwrap().is_none());
-            assert!(rwlock.try_read_until(past).unwrap().is_none());
-            assert!(rwlock.try_write_until(past).unwrap().is_none());
+            assert!(mutex
+                .try_lock_until(past)
+                .is_err_and(|e| e == Error::WouldBlock));
+            assert!(rwlock
+                .try_read_until(past)
+                .is_err_and(|e| e == Error::WouldBlock));
+            assert!(rwlock
+                .try_write_until(past)
+                .is_err_and(|e| e == Error::WouldBlock));
         });
     });
     drop(written);
@@ -933,9 +943,8 @@ fn s2_s3_leaked_rwlock_guards_keep_their_locks_and_timed_callers_give_up_cleanly
     assert_eq!(lock.reader_count(), 1);
     assert!(lock
         .try_write_for(Duration::from_millis(1))
-        .unwrap()
-        .is_none());
-    drop(lock.try_read().unwrap().expect("readers still share it"));
+        .is_err_and(|e| e == Error::WouldBlock));
+    drop(lock.try_read().expect("readers still share it"));
     let state = Uint32Array::with_range(&buffer, 0, Some(2))
         .unwrap()
         .to_vec();
@@ -949,12 +958,10 @@ fn s2_s3_leaked_rwlock_guards_keep_their_locks_and_timed_callers_give_up_cleanly
     let timed = std::thread::spawn(move || {
         let read = remote
             .try_read_for(Duration::from_millis(1))
-            .unwrap()
-            .is_none();
+            .is_err_and(|e| e == Error::WouldBlock);
         let write = remote
             .try_write_for(Duration::from_millis(1))
-            .unwrap()
-            .is_none();
+            .is_err_and(|e| e == Error::WouldBlock);
         read && write
     });
     assert!(timed.join().unwrap(), "both timed out");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{
     block_on, current_tid, join_within, poll_once, spawn_asleep, until, wait_until_asleep,
 };
-use sharedbuf::sync::Mutex;
+use sharedbuf::sync::{Mutex, RwLock};
 use sharedbuf::worker::{Worker, WorkerEvent};
 use sharedbuf::{Error, Int32Array, SharedBuffer, Uint32Array};
 
@@ -70,8 +70,10 @@ fn s1_bytes_zeroed_under_a_held_lock_leave_an_unlocked_mutex_after_the_unlock() 
     drop(guard);
     assert_eq!(state_and_owner(&mutex), [0, 0, 0]);
     assert!(!mutex.is_locked());
-    let again = mutex.try_lock().unwrap();
-    assert!(again.is_some(), "the zeroed mutex can be locked again");
+    assert!(
+        mutex.try_lock().is_ok(),
+        "the zeroed mutex can be locked again"
+    );
 }
 
 #[test]
@@ -123,13 +125,15 @@ fn s1_handles_on_the_same_bytes_agree_and_other_offsets_are_independent() {
     assert_eq!(b.try_lock().unwrap_err(), Error::WouldDeadlock);
     // Another thread: held by someone else.
     let remote = c.clone();
-    assert!(thread::spawn(move || remote.try_lock().unwrap().is_none())
-        .join()
-        .unwrap());
+    assert!(
+        thread::spawn(move || remote.try_lock().is_err_and(|e| e == Error::WouldBlock))
+            .join()
+            .unwrap()
+    );
     // A mutex at another offset is another mutex.
-    drop(other.try_lock().unwrap().expect("independent of the first"));
+    drop(other.try_lock().expect("independent of the first"));
     drop(guard);
-    drop(b.try_lock().unwrap().expect("released through any handle"));
+    drop(b.try_lock().expect("released through any handle"));
 }
 
 #[test]
@@ -156,7 +160,7 @@ fn s2_relock_on_the_holding_thread_is_would_deadlock_never_a_hang() {
         release_rx.recv().unwrap();
     });
     held_rx.recv().unwrap();
-    assert!(mutex.try_lock().unwrap().is_none());
+    assert!(mutex.try_lock().is_err_and(|e| e == Error::WouldBlock));
     release_tx.send(()).unwrap();
     holder.join().unwrap();
     assert_eq!(state_and_owner(&mutex), [0, 0, 0]);
@@ -175,21 +179,66 @@ fn s3_timed_locks_give_up_at_their_deadline_and_leave_no_trace() {
         release_rx.recv().unwrap();
     });
     held_rx.recv().unwrap();
-    assert!(mutex.try_lock_for(Duration::ZERO).unwrap().is_none());
+    assert!(mutex
+        .try_lock_for(Duration::ZERO)
+        .is_err_and(|e| e == Error::WouldBlock));
     assert!(mutex
         .try_lock_for(Duration::from_millis(20))
-        .unwrap()
-        .is_none());
+        .is_err_and(|e| e == Error::WouldBlock));
     assert!(mutex
         .try_lock_until(Instant::now() - Duration::from_secs(1))
-        .unwrap()
-        .is_none());
+        .is_err_and(|e| e == Error::WouldBlock));
     release_tx.send(()).unwrap();
     holder.join().unwrap();
     // The timed-out waiters left the count: the words are back to zero.
     assert_eq!(state_and_owner(&mutex), [0, 0, 0]);
     // And a timed lock on a free mutex succeeds at once, even with a zero timeout.
-    drop(mutex.try_lock_for(Duration::ZERO).unwrap().expect("free"));
+    drop(mutex.try_lock_for(Duration::ZERO).expect("free"));
+}
+
+/// S3: the `try_` forms have std's `TryLockResult` shape, so std's idiom
+/// `if let Ok(guard) = lock.try_lock()` runs its block only while holding the lock. (They used
+/// to return `Ok(None)` for a busy lock: the idiom compiled, and ran its block unlocked.)
+#[test]
+fn s3_the_std_try_lock_idiom_enters_only_with_the_lock() {
+    let buffer = SharedBuffer::new(64).unwrap();
+    let mutex = Mutex::at(&buffer, 0).unwrap();
+    let rwlock = RwLock::at(&buffer, 32).unwrap();
+    let (remote_mutex, remote_rwlock) = (mutex.clone(), rwlock.clone());
+    let entered_while_held = |mutex: &Mutex, rwlock: &RwLock| {
+        let soon = Duration::from_millis(1);
+        let mut entered = Vec::new();
+        if let Ok(_guard) = mutex.try_lock() {
+            entered.push("try_lock");
+        }
+        if let Ok(_guard) = mutex.try_lock_for(soon) {
+            entered.push("try_lock_for");
+        }
+        if let Ok(_guard) = mutex.try_lock_until(Instant::now() + soon) {
+            entered.push("try_lock_until");
+        }
+        if let Ok(_guard) = rwlock.try_read() {
+            entered.push("try_read");
+        }
+        if let Ok(_guard) = rwlock.try_read_for(soon) {
+            entered.push("try_read_for");
+        }
+        if let Ok(_guard) = rwlock.try_write() {
+            entered.push("try_write");
+        }
+        if let Ok(_guard) = rwlock.try_write_until(Instant::now() + soon) {
+            entered.push("try_write_until");
+        }
+        entered
+    };
+    let held = (mutex.lock().unwrap(), rwlock.write().unwrap());
+    let entered = thread::spawn(move || entered_while_held(&remote_mutex, &remote_rwlock))
+        .join()
+        .unwrap();
+    assert_eq!(entered, Vec::<&str>::new(), "entered without the lock");
+    drop(held);
+    // Free: every form takes it.
+    assert_eq!(entered_while_held(&mutex, &rwlock).len(), 7);
 }
 
 #[test]
@@ -198,12 +247,7 @@ fn s3_a_timed_waiter_gets_the_lock_when_it_is_released_in_time() {
     let mutex = Mutex::at(&buffer, 0).unwrap();
     let guard = mutex.lock().unwrap();
     let remote = mutex.clone();
-    let (waiter, _) = spawn_asleep(move || {
-        remote
-            .try_lock_for(Duration::from_secs(3600))
-            .unwrap()
-            .is_some()
-    });
+    let (waiter, _) = spawn_asleep(move || remote.try_lock_for(Duration::from_secs(3600)).is_ok());
     drop(guard);
     assert!(join_within(waiter, "the timed waiter"));
     assert_eq!(state_and_owner(&mutex), [0, 0, 0]);
@@ -339,12 +383,7 @@ fn s6_terminate_interrupts_a_worker_blocked_in_lock() {
     drop(guard);
     // The interrupted waiter left the queue: nothing counted, nothing recorded.
     assert_eq!(state_and_owner(&mutex), [0, 0, 0]);
-    drop(
-        mutex
-            .try_lock()
-            .unwrap()
-            .expect("usable after the terminate"),
-    );
+    drop(mutex.try_lock().expect("usable after the terminate"));
 }
 
 #[test]
@@ -356,7 +395,7 @@ fn lock_async_resolves_at_once_when_free_and_after_a_release_otherwise() {
     assert_eq!(polls, 1);
     assert!(mutex.is_locked());
     // A blocking relock from this thread is not mistaken for the task's own hold.
-    assert!(mutex.try_lock().unwrap().is_none());
+    assert!(mutex.try_lock().is_err_and(|e| e == Error::WouldBlock));
     drop(guard);
 
     let blocking = mutex.lock().unwrap();

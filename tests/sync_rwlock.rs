@@ -65,17 +65,17 @@ fn s2_readers_share_and_a_writer_excludes_everyone() {
     let a = lock.read().unwrap();
     let b = other.read().unwrap();
     assert_eq!(lock.reader_count(), 2);
-    assert!(lock.try_write().unwrap().is_none());
+    assert!(lock.try_write().is_err_and(|e| e == Error::WouldBlock));
     assert!(lock
         .try_write_for(Duration::from_millis(5))
-        .unwrap()
-        .is_none());
+        .is_err_and(|e| e == Error::WouldBlock));
     drop((a, b));
     let writer = other.write().unwrap();
     assert!(lock.is_write_locked());
     let remote = lock.clone();
     assert!(thread::spawn(move || {
-        remote.try_read().unwrap().is_none() && remote.try_write().unwrap().is_none()
+        remote.try_read().is_err_and(|e| e == Error::WouldBlock)
+            && remote.try_write().is_err_and(|e| e == Error::WouldBlock)
     })
     .join()
     .unwrap());
@@ -116,15 +116,15 @@ fn s3_timed_locks_give_up_and_leave_no_trace() {
         release_rx.recv().unwrap();
     });
     held_rx.recv().unwrap();
-    assert!(lock.try_read_for(Duration::ZERO).unwrap().is_none());
+    assert!(lock
+        .try_read_for(Duration::ZERO)
+        .is_err_and(|e| e == Error::WouldBlock));
     assert!(lock
         .try_read_for(Duration::from_millis(10))
-        .unwrap()
-        .is_none());
+        .is_err_and(|e| e == Error::WouldBlock));
     assert!(lock
         .try_write_until(Instant::now() + Duration::from_millis(10))
-        .unwrap()
-        .is_none());
+        .is_err_and(|e| e == Error::WouldBlock));
     release_tx.send(()).unwrap();
     holder.join().unwrap();
     assert_eq!(
@@ -132,8 +132,8 @@ fn s3_timed_locks_give_up_and_leave_no_trace() {
         [0, 0, 0, 0],
         "timed-out waiters uncounted"
     );
-    drop(lock.try_read_for(Duration::ZERO).unwrap().expect("free"));
-    drop(lock.try_write_for(Duration::ZERO).unwrap().expect("free"));
+    drop(lock.try_read_for(Duration::ZERO).expect("free"));
+    drop(lock.try_write_for(Duration::ZERO).expect("free"));
 }
 
 /// While a writer waits, new readers wait behind it: `try_read` refuses, and a blocking
@@ -148,7 +148,10 @@ fn s5_readers_wait_behind_a_waiting_writer() {
         let _writer = remote.write().unwrap();
         log.lock().unwrap().push("writer");
     });
-    assert!(lock.try_read().unwrap().is_none(), "a writer is waiting");
+    assert!(
+        lock.try_read().is_err_and(|e| e == Error::WouldBlock),
+        "a writer is waiting"
+    );
     let (remote, log) = (lock.clone(), order.clone());
     let (reader, _) = spawn_asleep(move || {
         let _reader = remote.read().unwrap();
@@ -316,9 +319,5 @@ fn s6_terminate_interrupts_workers_blocked_in_read_and_in_write() {
         [0, 0, 0, 0],
         "the reader left the queue"
     );
-    drop(
-        lock.try_write()
-            .unwrap()
-            .expect("usable after the terminates"),
-    );
+    drop(lock.try_write().expect("usable after the terminates"));
 }

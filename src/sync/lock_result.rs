@@ -25,6 +25,10 @@ use std::fmt;
 
 use crate::error::Error;
 
+/// What an `OwnerDied` error says.
+const OWNER_DIED: &str =
+    "the lock's previous holder died holding it; the data it guards may be inconsistent";
+
 /// The result of taking a lock: the guard, or a [`LockError`] (std's `LockResult` shape).
 ///
 /// `?` converts a [`LockError`] into [`Error`]. A `LockError` holds a guard that borrows the
@@ -42,9 +46,145 @@ use crate::error::Error;
 /// ```
 pub type LockResult<G> = Result<G, LockError<G>>;
 
-/// The result of a lock's `try_` forms: `Ok(None)` when the lock was not free (or not in
-/// time), and the same [`LockError`]s as [`LockResult`].
-pub type TryLockResult<G> = Result<Option<G>, LockError<G>>;
+/// The result of a lock's `try_` forms, std's `TryLockResult` shape: `Ok(guard)` only when
+/// the lock was taken, [`TryLockError::WouldBlock`] when it was not free (or not in time).
+///
+/// So std's idiom means what it says: the block below runs only while the lock is held.
+///
+/// ```
+/// use sharedbuf::{sync::{Mutex, TryLockError}, SharedBuffer};
+///
+/// let buf = SharedBuffer::new(Mutex::BYTES).unwrap();
+/// let mutex = Mutex::at(&buf, 0).unwrap();
+/// let held = mutex.lock().unwrap();
+/// let other = mutex.clone();
+/// std::thread::spawn(move || assert!(matches!(other.try_lock(), Err(TryLockError::WouldBlock))))
+///     .join()
+///     .unwrap();
+/// drop(held);
+/// if let Ok(_guard) = mutex.try_lock() {
+///     // the lock is held here
+/// }
+/// assert!(!mutex.is_locked());
+/// ```
+pub type TryLockResult<G> = Result<G, TryLockError<G>>;
+
+/// What the locks' internal attempts return: `Ok(None)` when nothing was taken. The public
+/// `try_` forms turn it into std's shape with [`from_attempt`].
+/// (`E`: the guard an `OwnerDied` error carries; a read attempt's is the write guard.)
+pub(super) type Attempt<G, E = G> = Result<Option<G>, LockError<E>>;
+
+/// The public [`TryLockResult`] of an internal [`Attempt`]: `Ok(None)` becomes
+/// [`TryLockError::WouldBlock`].
+pub(super) fn from_attempt<G, E>(attempt: Attempt<G, E>) -> Result<G, TryLockError<E>> {
+    match attempt {
+        Ok(Some(guard)) => Ok(guard),
+        Ok(None) => Err(TryLockError::WouldBlock),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Why a lock's `try_` form did not simply take it: std's `TryLockError`, plus a robust
+/// lock's news (docs/semantics.md S3, X3).
+pub enum TryLockError<G> {
+    /// Not taken: another thread (or process) held the lock when tried, and for the timed
+    /// forms still held it at the deadline.
+    WouldBlock,
+    /// Taken, but its previous holder died holding it: as [`LockError::OwnerDied`].
+    OwnerDied(G),
+    /// Not taken, for this reason (`WouldDeadlock`, `Terminated`, `NotRecoverable`, …).
+    Failed(Error),
+}
+
+impl<G> TryLockError<G> {
+    /// The guard of an [`OwnerDied`](TryLockError::OwnerDied) error; `None` otherwise.
+    pub fn into_guard(self) -> Option<G> {
+        match self {
+            TryLockError::OwnerDied(guard) => Some(guard),
+            TryLockError::WouldBlock | TryLockError::Failed(_) => None,
+        }
+    }
+
+    /// The error as an [`Error`] value, without giving up the guard:
+    /// [`Error::WouldBlock`] for [`WouldBlock`](TryLockError::WouldBlock),
+    /// [`Error::OwnerDied`] for [`OwnerDied`](TryLockError::OwnerDied).
+    pub fn error(&self) -> Error {
+        match self {
+            TryLockError::WouldBlock => Error::WouldBlock,
+            TryLockError::OwnerDied(_) => Error::OwnerDied,
+            TryLockError::Failed(error) => error.clone(),
+        }
+    }
+
+    /// The same error with its guard mapped by `f`.
+    pub fn map<H>(self, f: impl FnOnce(G) -> H) -> TryLockError<H> {
+        match self {
+            TryLockError::WouldBlock => TryLockError::WouldBlock,
+            TryLockError::OwnerDied(guard) => TryLockError::OwnerDied(f(guard)),
+            TryLockError::Failed(error) => TryLockError::Failed(error),
+        }
+    }
+}
+
+impl<G> From<Error> for TryLockError<G> {
+    fn from(error: Error) -> TryLockError<G> {
+        TryLockError::Failed(error)
+    }
+}
+
+impl<G> From<LockError<G>> for TryLockError<G> {
+    fn from(error: LockError<G>) -> TryLockError<G> {
+        match error {
+            LockError::OwnerDied(guard) => TryLockError::OwnerDied(guard),
+            LockError::Failed(error) => TryLockError::Failed(error),
+        }
+    }
+}
+
+/// `?` on a `try_` result: [`WouldBlock`](TryLockError::WouldBlock) becomes
+/// [`Error::WouldBlock`]; [`OwnerDied`](TryLockError::OwnerDied) drops its guard unrepaired
+/// (the lock becomes `NotRecoverable`) and becomes [`Error::OwnerDied`].
+impl<G> From<TryLockError<G>> for Error {
+    fn from(error: TryLockError<G>) -> Error {
+        match error {
+            TryLockError::WouldBlock => Error::WouldBlock,
+            TryLockError::OwnerDied(guard) => {
+                drop(guard);
+                Error::OwnerDied
+            }
+            TryLockError::Failed(error) => error,
+        }
+    }
+}
+
+/// Compares with an [`Error`] as [`TryLockError::error`] would convert it.
+impl<G> PartialEq<Error> for TryLockError<G> {
+    fn eq(&self, other: &Error) -> bool {
+        self.error() == *other
+    }
+}
+
+impl<G> fmt::Debug for TryLockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryLockError::WouldBlock => f.write_str("WouldBlock"),
+            TryLockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            TryLockError::Failed(error) => f.debug_tuple("Failed").field(error).finish(),
+        }
+    }
+}
+
+impl<G> fmt::Display for TryLockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryLockError::WouldBlock => fmt::Display::fmt(&Error::WouldBlock, f),
+            TryLockError::OwnerDied(_) => f.write_str(OWNER_DIED),
+            TryLockError::Failed(error) => fmt::Display::fmt(error, f),
+        }
+    }
+}
+
+impl<G> std::error::Error for TryLockError<G> {}
 
 /// Why taking a lock did not simply succeed (docs/semantics.md X3).
 pub enum LockError<G> {
@@ -129,9 +269,7 @@ impl<G> fmt::Debug for LockError<G> {
 impl<G> fmt::Display for LockError<G> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LockError::OwnerDied(_) => f.write_str(
-                "the lock's previous holder died holding it; the data it guards may be inconsistent",
-            ),
+            LockError::OwnerDied(_) => f.write_str(OWNER_DIED),
             LockError::Failed(error) => fmt::Display::fmt(error, f),
         }
     }

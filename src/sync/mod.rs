@@ -63,9 +63,10 @@
 //! [`Mutex`]'s docs show a takeover and its repair; `loom-tests/sync_owner_died.rs` models the
 //! takeover race and a waiter woken by the end of its slice.
 //!
-//! Lock results have std's shape ([`LockResult`], [`TryLockResult`]), so `?` still works in
-//! functions returning `Result<_, Error>`. Private buffers keep their own protocols and never
-//! probe anything: there nothing can die holding a lock but the whole process.
+//! Lock results have std's shape ([`LockResult`], and [`TryLockResult`] whose
+//! [`TryLockError::WouldBlock`] says "not taken"), so `?` still works in functions returning
+//! `Result<_, Error>`. Private buffers keep their own protocols and never probe anything: there
+//! nothing can die holding a lock but the whole process.
 //!
 //! | primitive | `BYTES` | `ALIGN` | words (byte offset: word) |
 //! | --- | --- | --- | --- |
@@ -121,7 +122,7 @@ pub(crate) mod hooks {
 pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use latch::Latch;
-pub use lock_result::{LockError, LockResult, TryLockResult};
+pub use lock_result::{LockError, LockResult, TryLockError, TryLockResult};
 pub use mutex::{Mutex, MutexGuard};
 pub use mutex_async::{AsyncMutexGuard, LockFuture};
 pub use once::{Once, OnceState};

@@ -102,7 +102,7 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::attach;
-use super::lock_result::{LockError, LockResult, TryLockResult};
+use super::lock_result::{from_attempt, Attempt, LockError, LockResult, TryLockResult};
 use super::owner;
 use super::spin::Backoff;
 use super::{deadline_after, expired};
@@ -401,10 +401,15 @@ impl Mutex {
         Ok(MutexGuard::private(self))
     }
 
-    /// Takes the lock if it is free now (TC39's `lockIfAvailable`): `Ok(None)` if another
+    /// Takes the lock if it is free now (TC39's `lockIfAvailable`): `Err(WouldBlock)` if another
     /// thread holds it, `Err(Failed(WouldDeadlock))` if the calling thread does. Never blocks.
     /// In a process-shared buffer, a holder found dead is taken over (`Err(OwnerDied(guard))`).
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_>> {
+        from_attempt(self.attempt_now())
+    }
+
+    /// [`try_lock`](Mutex::try_lock), with `Ok(None)` for a lock held elsewhere.
+    fn attempt_now(&self) -> Attempt<MutexGuard<'_>> {
         if self.shared {
             let me = owner::shared_thread_identity();
             let acquired = self.shared_try_lock(me, true);
@@ -420,19 +425,20 @@ impl Mutex {
         Ok(None)
     }
 
-    /// [`lock`](Mutex::lock), giving up after `timeout`: `Ok(None)` if the lock could not be
-    /// taken in time (S3). A zero timeout tries once.
+    /// [`lock`](Mutex::lock), giving up after `timeout`: `Err(WouldBlock)` if the lock could
+    /// not be taken in time (S3). A zero timeout tries once.
     pub fn try_lock_for(&self, timeout: Duration) -> TryLockResult<MutexGuard<'_>> {
-        self.lock_until(deadline_after(timeout))
+        from_attempt(self.lock_until(deadline_after(timeout)))
     }
 
-    /// [`lock`](Mutex::lock), giving up at `deadline`: `Ok(None)` if the lock could not be taken
-    /// by then (S3).
+    /// [`lock`](Mutex::lock), giving up at `deadline`: `Err(WouldBlock)` if the lock could not
+    /// be taken by then (S3).
     pub fn try_lock_until(&self, deadline: Instant) -> TryLockResult<MutexGuard<'_>> {
-        self.lock_until(Some(deadline))
+        from_attempt(self.lock_until(Some(deadline)))
     }
 
-    fn lock_until(&self, deadline: Option<Instant>) -> TryLockResult<MutexGuard<'_>> {
+    /// `lock` with a deadline (`None`: never), with `Ok(None)` for one that passed.
+    fn lock_until(&self, deadline: Option<Instant>) -> Attempt<MutexGuard<'_>> {
         if self.shared {
             let me = owner::shared_thread_identity();
             if self.shared_try_take(me) {
@@ -458,7 +464,7 @@ impl Mutex {
         &self,
         me: u64,
         acquired: Result<Option<Acquired>, Error>,
-    ) -> TryLockResult<MutexGuard<'_>> {
+    ) -> Attempt<MutexGuard<'_>> {
         match acquired? {
             None => Ok(None),
             Some(Acquired::Clean) => Ok(Some(MutexGuard::shared(self, me))),

@@ -62,7 +62,9 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::attach;
-use super::lock_result::{LockError, LockResult, TryLockResult};
+use super::lock_result::{
+    from_attempt, Attempt, LockError, LockResult, TryLockError, TryLockResult,
+};
 use super::mutex::Acquired;
 use super::owner;
 use super::spin::Backoff;
@@ -155,7 +157,7 @@ pub(super) fn write_lockable(state: u64) -> bool {
 /// {
 ///     let _first = lock.read()?;
 ///     let _second = lock.read()?; // readers share it
-///     assert!(lock.try_write()?.is_none());
+///     assert!(lock.try_write().is_err_and(|e| e == Error::WouldBlock));
 /// }
 /// let writer = lock.write()?;
 /// assert!(lock.read().is_err_and(|e| e == Error::WouldDeadlock));
@@ -177,9 +179,12 @@ pub struct RwLock {
 /// took the *write* lock over, to repair the data (X3).
 pub type ReadResult<'a> = Result<RwLockReadGuard<'a>, LockError<RwLockWriteGuard<'a>>>;
 
-/// What the `try_read` forms return: [`ReadResult`] with `Ok(None)` when no read lock could
-/// be taken (in time).
-pub type TryReadResult<'a> = Result<Option<RwLockReadGuard<'a>>, LockError<RwLockWriteGuard<'a>>>;
+/// What the `try_read` forms return: [`ReadResult`], with `Err(TryLockError::WouldBlock)` when
+/// no read lock could be taken (in time).
+pub type TryReadResult<'a> = Result<RwLockReadGuard<'a>, TryLockError<RwLockWriteGuard<'a>>>;
+
+/// A read attempt inside the lock: `Ok(None)` when nothing was taken.
+type ReadAttempt<'a> = Attempt<RwLockReadGuard<'a>, RwLockWriteGuard<'a>>;
 
 /// How a blocking read ended.
 pub(super) enum Entry {
@@ -259,10 +264,15 @@ impl RwLock {
             .ok_or(LockError::Failed(Error::Timeout)) // no deadline: never
     }
 
-    /// Takes a read lock if that needs no wait now: `Ok(None)` if a writer holds or waits for
-    /// the lock, `Err(Failed(WouldDeadlock))` if the calling thread holds the write lock (and
-    /// the process-shared outcomes of [`read`](RwLock::read)).
+    /// Takes a read lock if that needs no wait now: `Err(WouldBlock)` if a writer holds or
+    /// waits for the lock, `Err(Failed(WouldDeadlock))` if the calling thread holds the write
+    /// lock (and the process-shared outcomes of [`read`](RwLock::read)).
     pub fn try_read(&self) -> TryReadResult<'_> {
+        from_attempt(self.attempt_read_now())
+    }
+
+    /// [`try_read`](RwLock::try_read), with `Ok(None)` for a lock it could not enter.
+    fn attempt_read_now(&self) -> ReadAttempt<'_> {
         let mut state = self.state().load(Relaxed);
         while read_lockable(state, false) {
             match self
@@ -283,14 +293,14 @@ impl RwLock {
         Ok(None)
     }
 
-    /// [`read`](RwLock::read), giving up after `timeout` (`Ok(None)`).
+    /// [`read`](RwLock::read), giving up after `timeout` (`Err(WouldBlock)`).
     pub fn try_read_for(&self, timeout: Duration) -> TryReadResult<'_> {
-        self.read_until(deadline_after(timeout))
+        from_attempt(self.read_until(deadline_after(timeout)))
     }
 
-    /// [`read`](RwLock::read), giving up at `deadline` (`Ok(None)`).
+    /// [`read`](RwLock::read), giving up at `deadline` (`Err(WouldBlock)`).
     pub fn try_read_until(&self, deadline: Instant) -> TryReadResult<'_> {
-        self.read_until(Some(deadline))
+        from_attempt(self.read_until(Some(deadline)))
     }
 
     /// Blocks until no reader or writer holds the lock, then takes the write lock.
@@ -318,10 +328,15 @@ impl RwLock {
             .ok_or(LockError::Failed(Error::Timeout)) // no deadline: never
     }
 
-    /// Takes the write lock if it is free now: `Ok(None)` if readers or a writer hold it (or a
-    /// read phase lets waiting readers in first), `Err(Failed(WouldDeadlock))` if the calling
-    /// thread holds it (and the process-shared outcomes of [`write`](RwLock::write)).
+    /// Takes the write lock if it is free now: `Err(WouldBlock)` if readers or a writer hold it
+    /// (or a read phase lets waiting readers in first), `Err(Failed(WouldDeadlock))` if the
+    /// calling thread holds it (and the process-shared outcomes of [`write`](RwLock::write)).
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_>> {
+        from_attempt(self.attempt_write_now())
+    }
+
+    /// [`try_write`](RwLock::try_write), with `Ok(None)` for a lock it could not take.
+    fn attempt_write_now(&self) -> Attempt<RwLockWriteGuard<'_>> {
         let me = self.me();
         if self.shared {
             if self.shared_try_claim_write(me) {
@@ -351,17 +366,18 @@ impl RwLock {
         Ok(None)
     }
 
-    /// [`write`](RwLock::write), giving up after `timeout` (`Ok(None)`).
+    /// [`write`](RwLock::write), giving up after `timeout` (`Err(WouldBlock)`).
     pub fn try_write_for(&self, timeout: Duration) -> TryLockResult<RwLockWriteGuard<'_>> {
-        self.write_until(deadline_after(timeout))
+        from_attempt(self.write_until(deadline_after(timeout)))
     }
 
-    /// [`write`](RwLock::write), giving up at `deadline` (`Ok(None)`).
+    /// [`write`](RwLock::write), giving up at `deadline` (`Err(WouldBlock)`).
     pub fn try_write_until(&self, deadline: Instant) -> TryLockResult<RwLockWriteGuard<'_>> {
-        self.write_until(Some(deadline))
+        from_attempt(self.write_until(Some(deadline)))
     }
 
-    fn read_until(&self, deadline: Option<Instant>) -> TryReadResult<'_> {
+    /// `read` with a deadline (`None`: never), with `Ok(None)` for one that passed.
+    fn read_until(&self, deadline: Option<Instant>) -> ReadAttempt<'_> {
         if self.try_enter_reader() {
             return Ok(Some(RwLockReadGuard::new(self)));
         }
@@ -370,7 +386,8 @@ impl RwLock {
         self.read_result(me, entry)
     }
 
-    fn write_until(&self, deadline: Option<Instant>) -> TryLockResult<RwLockWriteGuard<'_>> {
+    /// `write` with a deadline (`None`: never), with `Ok(None)` for one that passed.
+    fn write_until(&self, deadline: Option<Instant>) -> Attempt<RwLockWriteGuard<'_>> {
         let me = if self.shared {
             let me = owner::shared_thread_identity();
             if self.shared_try_claim_write(me) {
@@ -388,7 +405,7 @@ impl RwLock {
     }
 
     /// The read guard (or error) for how a blocking read ended.
-    fn read_result(&self, me: u64, entry: Result<Entry, Error>) -> TryReadResult<'_> {
+    fn read_result(&self, me: u64, entry: Result<Entry, Error>) -> ReadAttempt<'_> {
         match entry? {
             Entry::Read => Ok(Some(RwLockReadGuard::new(self))),
             Entry::OwnerDied => Err(LockError::OwnerDied(RwLockWriteGuard::died(self, me))),
@@ -401,7 +418,7 @@ impl RwLock {
         &self,
         me: u64,
         acquired: Result<Option<Acquired>, Error>,
-    ) -> TryLockResult<RwLockWriteGuard<'_>> {
+    ) -> Attempt<RwLockWriteGuard<'_>> {
         let holder = if self.shared { me } else { owner::NONE };
         match acquired? {
             None => Ok(None),

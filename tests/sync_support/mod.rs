@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
+use sharedbuf::sync::TryLockError;
 use sharedbuf::worker::WorkerEvent;
 use sharedbuf::{Error, SharedBuffer, Worker};
 
@@ -98,4 +99,14 @@ pub fn terminate_while_blocked<T: Send + 'static>(
     result_rx
         .recv_timeout(WATCHDOG)
         .expect("the worker's blocking call never returned")
+}
+
+/// A `try_` lock result as "taken or not": the guard, `None` for `WouldBlock`, a failed test for
+/// any other error.
+pub fn taken<G, E>(result: Result<G, TryLockError<E>>) -> Option<G> {
+    match result {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::WouldBlock) => None,
+        Err(error) => panic!("a try_ form failed: {error:?}"),
+    }
 }
