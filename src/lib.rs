@@ -152,6 +152,7 @@ mod assertions {
     static_assertions::assert_not_impl_any!(atomics::InterruptGuard: Send, Sync);
     assert_impl_all!(sync::LockError<sync::MutexGuard<'static>>: Sync, std::error::Error);
     assert_impl_all!(sync::LockError<sync::AsyncMutexGuard<'static>>: Send, Sync);
+    assert_impl_all!(sync::TryLockError<sync::MutexGuard<'static>>: Sync, std::error::Error);
     assert_impl_all!(sync::Mutex: Send, Sync, Clone);
     assert_impl_all!(sync::MutexGuard<'static>: Sync);
     static_assertions::assert_not_impl_any!(sync::MutexGuard<'static>: Send);
