@@ -212,3 +212,24 @@ fn close_from_inside_the_pool_only_stops_accepting() {
     assert_eq!(pool.close(Some(WATCHDOG)), Ok(()));
     assert_eq!(exits.load(SeqCst), 1);
 }
+
+/// P7: a close whose timeout passes while the pool's idle threads are still exiting lost
+/// nothing, so it is `Ok` (it was `Err(TimedOut { busy_threads: 0 })`, and destroyed the pool).
+#[test]
+fn p7_a_close_that_times_out_with_every_task_done_is_ok() {
+    for _ in 0..20 {
+        let pool = WorkerPool::builder()
+            .min_threads(2)
+            .max_threads(2)
+            .build()
+            .unwrap();
+        let handles: Vec<_> = (0..4).map(|k| pool.run(move |_| k * 2).unwrap()).collect();
+        let sum: i32 = handles.into_iter().map(|h| join(h).unwrap()).sum();
+        assert_eq!(sum, 12);
+        // Zero time: the idle threads cannot have exited yet.
+        assert_eq!(pool.close(Some(Duration::ZERO)), Ok(()));
+        assert!(!pool.is_open());
+        assert!(matches!(pool.run(|_| 0), Err(PoolError::Closed(_))));
+        drop(pool); // joins the threads (a hang fails the test run)
+    }
+}

@@ -5,7 +5,8 @@
 //!   refused and every earlier one is queued, scheduler I3), rings every worker, then waits
 //!   on the `Exited` signal until no thread is alive. A worker leaves a closing pool only when
 //!   nothing is left for it, so the wait ends exactly when every accepted task has run. If the
-//!   timeout passes first, the pool is destroyed.
+//!   timeout passes first with a task still queued or running, the pool is destroyed; with
+//!   none, `close` returns `Ok` and leaves the exiting threads to the pool's drop.
 //! - **destroy** moves the phase to `Destroyed` and, under the same lock, takes every queued
 //!   task out and notes every running one; then, unlocked, moves each queued task
 //!   `QUEUED → DESTROYED` and each running one `RUNNING → DESTROYED` (whichever of that and the
@@ -19,10 +20,24 @@ use std::time::{Duration, Instant};
 use super::context::current_thread_of;
 use super::error::CloseError;
 use super::job::JobRef;
-use super::scheduler::{Core, Phase, Signal};
+use super::scheduler::{Core, Phase, Signal, State};
 use super::task_state::DESTROYED;
 use crate::atomics::WaitResult;
 use crate::shim::Ordering::SeqCst;
+
+impl State {
+    /// How many threads still have an accepted task to finish (running one, or holding a batch
+    /// or a broadcast), or `None` if none is left anywhere: nothing queued, running (on a pool
+    /// thread or inline on another) or lent out.
+    fn unfinished(&self) -> Option<usize> {
+        let busy = |slot: &&super::scheduler::Slot| {
+            !slot.running.is_empty() || !slot.batch.is_empty() || !slot.broadcasts.is_empty()
+        };
+        let busy_threads = self.slots.iter().filter(busy).count();
+        let done = busy_threads == 0 && self.queued == 0 && self.foreign_running.is_empty();
+        (!done).then_some(busy_threads)
+    }
+}
 
 impl Core {
     /// Stops accepting tasks and wakes every worker (idle ones then leave if nothing is left).
@@ -55,15 +70,15 @@ impl Core {
             if locked.alive == 0 {
                 break;
             }
-            let busy_threads = locked
-                .slots
-                .iter()
-                .filter(|s| !s.running.is_empty() || !s.batch.is_empty())
-                .count();
             let seen = self.signal(Signal::Exited).load(SeqCst);
             drop(locked);
             match self.signal(Signal::Exited).wait_until(seen, deadline) {
                 Ok(WaitResult::TimedOut) | Err(_) => {
+                    // Every accepted task finished: the threads left are only exiting, and
+                    // there is nothing to destroy (the pool's drop joins them).
+                    let Some(busy_threads) = self.lock().unfinished() else {
+                        return Ok(());
+                    };
                     self.destroy();
                     return Err(CloseError::TimedOut { busy_threads });
                 }
