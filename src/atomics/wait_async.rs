@@ -142,9 +142,15 @@ impl Future for WaitFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WaitResult> {
         let outcome = match &self.0 {
             State::Ready(result) => return Poll::Ready(*result),
-            State::Waiting { waiter, .. } => match waiter.set_waker(cx.waker()) {
+            State::Waiting { waiter, timer, .. } => match waiter.set_waker(cx.waker()) {
                 Some(outcome) => outcome,
-                None => return Poll::Pending,
+                None => {
+                    if timer.is_some() {
+                        // Pending since before a fork: the child needs a timer thread (X7).
+                        timer::restart_after_fork();
+                    }
+                    return Poll::Pending;
+                }
             },
         };
         let result = result_of(outcome);
