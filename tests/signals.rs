@@ -1,5 +1,5 @@
-//! The crate under signals, stopped peers and `fork` (docs/semantics.md A7, A12, X2, X3, X4,
-//! X7).
+//! The crate under signals, stopped peers and `fork` (docs/semantics.md X8, X7; and A7, A12,
+//! X2, X3, X4 under them).
 //!
 //! - **EINTR storms**: a signal handler installed with `sigaction` *without* `SA_RESTART`
 //!   (as profilers, SIGCHLD or SIGWINCH handlers are), and a thread that sends the signal to a
@@ -211,7 +211,7 @@ fn file_buffer(len: usize) -> SharedBuffer {
     buffer
 }
 
-// ---- EINTR scenarios ----
+// ---- EINTR scenarios (X8) ----
 
 /// A6, A7, X2: `atomics::wait` untimed ends only when notified; timed, only at its deadline,
 /// with `TimedOut`; on a private, a memfd and a file-backed buffer.
@@ -626,7 +626,7 @@ fn process_worker() {
     assert!(exit.success(), "{exit:?}");
 }
 
-// ---- SIGSTOP / SIGCONT of a peer process ----
+// ---- SIGSTOP / SIGCONT of a peer process (X8) ----
 
 /// Sends `signal` to process `pid`.
 fn send(pid: u32, signal: libc::c_int) {
@@ -768,7 +768,7 @@ fn stopped_waiter() {
     assert!(!guard.is_inconsistent());
 }
 
-// ---- fork without exec ----
+// ---- fork without exec (X7) ----
 
 /// Forks; the child runs `f` and exits at once (`_exit`: nothing inherited is dropped) with
 /// 0 if it returned, 1 if it panicked. Panics here if the child failed or hung.

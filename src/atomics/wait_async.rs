@@ -70,6 +70,10 @@ enum State {
 /// [`notify`](super::notify)'s result) and a [`WaitFuture`] is returned. `None` and absurdly
 /// large timeouts wait forever.
 ///
+/// In a child forked from this process (without `exec`) it works as here, timeouts included:
+/// the timer and doorbell threads, which do not cross a fork, are started again there
+/// (docs/semantics.md X7).
+///
 /// ```
 /// use sharedbuf::atomics::{self, WaitAsync};
 /// use sharedbuf::{Int32Array, SharedBuffer, WaitResult};
