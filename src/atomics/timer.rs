@@ -8,23 +8,32 @@
 //! user code: the timer runs them with its schedule unlocked and survives one that panics
 //! (fault: a panicking waker used to kill the timer, and no timeout fired from then on).
 //!
+//! A child forked from this process (without `exec`) has no timer thread: the thread does not
+//! cross a `fork`. A `pthread_atfork` handler, registered when the thread first starts, marks
+//! the child, and the child's next timed `wait_async` (or the next poll of one pending since
+//! the fork) starts a thread of its own, which serves the inherited schedule too
+//! (docs/semantics.md X7; fault: the schedule said "started", and no timed `wait_async` of the
+//! child ever timed out).
+//!
 //! Under loom there is no clock: every waiter with a finite timeout (blocking ones too) is
 //! recorded here instead, and a model thread playing the timer calls
 //! `loom_hooks::fire_timeouts` (a loom build only), which races the expiry
 //! against whatever else the model does.
 
 #[cfg(not(loom))]
-pub(crate) use clock::{schedule, schedule_blocking, unschedule, TimerEntry};
+pub(crate) use clock::{restart_after_fork, schedule, schedule_blocking, unschedule, TimerEntry};
 #[cfg(loom)]
 #[allow(unused_imports)] // fire_timeouts and pending_timeouts: for the loom hooks only
 pub(crate) use model::{
-    fire_timeouts, pending_timeouts, schedule, schedule_blocking, unschedule, TimerEntry,
+    fire_timeouts, pending_timeouts, restart_after_fork, schedule, schedule_blocking, unschedule,
+    TimerEntry,
 };
 
 #[cfg(not(loom))]
 mod clock {
     use std::collections::BTreeMap;
     use std::panic::{self, AssertUnwindSafe};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Condvar, Mutex, Weak};
     use std::time::Instant;
 
@@ -40,7 +49,8 @@ mod clock {
     struct Schedule {
         entries: BTreeMap<TimerEntry, Weak<Waiter>>,
         next_id: u64,
-        /// Whether the timer thread runs (set once, never cleared: it never ends).
+        /// Whether the timer thread runs in this process (it never ends; cleared only in a
+        /// forked child, which the thread did not follow).
         started: bool,
     }
 
@@ -59,6 +69,10 @@ mod clock {
         changed: Condvar::new(),
     };
 
+    /// Set in a child forked from this process (by the `pthread_atfork` handler
+    /// [`forked`]): its schedule says "started", but the thread did not come along.
+    static FORKED: AtomicBool = AtomicBool::new(false);
+
     /// Arranges for `waiter` to time out at `deadline` (unless it leaves the table first).
     /// The first call starts the timer thread (under the schedule's lock, which the thread
     /// waits for). A start the system refused is not remembered (docs/semantics.md A14): the
@@ -67,15 +81,7 @@ mod clock {
     pub(crate) fn schedule(deadline: Instant, waiter: &Arc<Waiter>) -> Result<TimerEntry, Error> {
         let timer = &TIMER;
         let mut schedule = lock(&timer.schedule);
-        if !schedule.started {
-            std::thread::Builder::new()
-                .name("sharedbuf-timer".into())
-                .spawn(|| run(&TIMER))
-                .map_err(|e| Error::SpawnFailed {
-                    reason: format!("could not start the wait_async timer thread: {e}"),
-                })?;
-            schedule.started = true;
-        }
+        start(&mut schedule)?;
         let entry = (deadline, schedule.next_id);
         schedule.next_id += 1;
         let first = schedule.entries.keys().next().map_or(true, |&e| entry < e);
@@ -85,6 +91,58 @@ mod clock {
             timer.changed.notify_one();
         }
         Ok(entry)
+    }
+
+    /// Starts the timer thread unless it runs in this process (a forked child's schedule is
+    /// inherited, its thread is not: docs/semantics.md X7).
+    fn start(schedule: &mut Schedule) -> Result<(), Error> {
+        if FORKED.load(Ordering::Relaxed) {
+            FORKED.store(false, Ordering::Relaxed); // under the schedule's lock
+            schedule.started = false;
+        }
+        if schedule.started {
+            return Ok(());
+        }
+        watch_forks();
+        std::thread::Builder::new()
+            .name("sharedbuf-timer".into())
+            .spawn(|| run(&TIMER))
+            .map_err(|e| Error::SpawnFailed {
+                reason: format!("could not start the wait_async timer thread: {e}"),
+            })?;
+        schedule.started = true;
+        Ok(())
+    }
+
+    /// In a child forked from this process, starts its timer thread for the timeouts it
+    /// inherited; called by the poll of a pending timed `wait_async` (one relaxed load
+    /// otherwise). A refused start is tried again at the next poll.
+    pub(crate) fn restart_after_fork() {
+        if FORKED.load(Ordering::Relaxed) {
+            let mut schedule = lock(&TIMER.schedule);
+            let _ = start(&mut schedule);
+        }
+    }
+
+    /// Registers [`forked`] to run in the child of every later `fork`, once per process.
+    fn watch_forks() {
+        #[cfg(unix)]
+        {
+            static REGISTER: std::sync::Once = std::sync::Once::new();
+            REGISTER.call_once(|| {
+                // SAFETY: `forked` is an `extern "C"` function without arguments that stays
+                // valid for the life of the process, and only stores to an atomic
+                // (async-signal-safe, as a handler in a forked child must be). A failed
+                // registration (ENOMEM) leaves forked children without a timer, as before.
+                let _ = unsafe { libc::pthread_atfork(None, None, Some(forked)) };
+            });
+        }
+    }
+
+    /// The `pthread_atfork` child handler: marks the child.
+    #[cfg(unix)]
+    extern "C" fn forked() {
+        FORKED.store(true, Ordering::Relaxed);
     }
 
     /// A blocked thread times itself out (it parks with a deadline): nothing to schedule.
@@ -179,6 +237,9 @@ mod model {
     pub(crate) fn unschedule(entry: TimerEntry) {
         lock(&PENDING).retain(|waiter| Arc::as_ptr(waiter) as usize != entry);
     }
+
+    /// Under loom nothing forks.
+    pub(crate) fn restart_after_fork() {}
 
     /// Number of waiters whose timeout the model can fire now.
     #[allow(dead_code)] // used by the loom hooks only

@@ -70,6 +70,10 @@ enum State {
 /// [`notify`](super::notify)'s result) and a [`WaitFuture`] is returned. `None` and absurdly
 /// large timeouts wait forever.
 ///
+/// In a child forked from this process (without `exec`) it works as here, timeouts included:
+/// the timer and doorbell threads, which do not cross a fork, are started again there
+/// (docs/semantics.md X7).
+///
 /// ```
 /// use sharedbuf::atomics::{self, WaitAsync};
 /// use sharedbuf::{Int32Array, SharedBuffer, WaitResult};
@@ -142,9 +146,15 @@ impl Future for WaitFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<WaitResult> {
         let outcome = match &self.0 {
             State::Ready(result) => return Poll::Ready(*result),
-            State::Waiting { waiter, .. } => match waiter.set_waker(cx.waker()) {
+            State::Waiting { waiter, timer, .. } => match waiter.set_waker(cx.waker()) {
                 Some(outcome) => outcome,
-                None => return Poll::Pending,
+                None => {
+                    if timer.is_some() {
+                        // Pending since before a fork: the child needs a timer thread (X7).
+                        timer::restart_after_fork();
+                    }
+                    return Poll::Pending;
+                }
             },
         };
         let result = result_of(outcome);

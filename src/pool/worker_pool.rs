@@ -47,6 +47,10 @@ use crate::shim::Arc;
 /// from a guard declared after the pool (it is dropped first), or [`destroy`](Self::destroy)
 /// the pool on the error path. A pool is `Send + Sync`: share it with
 /// `&` or an `Arc` (tasks that submit subtasks capture an `Arc<WorkerPool>`).
+///
+/// A pool does not cross a `fork`: its threads are not in the child, so the child must neither
+/// use nor drop a pool made before the fork (`std::mem::forget` it, or end the child with
+/// `exec` or `_exit`); a pool built in the child works (docs/semantics.md X7).
 pub struct WorkerPool {
     core: Arc<Core>,
 }

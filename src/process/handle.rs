@@ -65,6 +65,11 @@ use crate::error::Error;
 ///
 /// The [module example](super#the-child-is-this-same-program) shares a buffer with the child,
 /// and `examples/cluster.rs` serves HTTP from several.
+///
+/// A stopped child (SIGSTOP) is alive: it is not reported exited, and calls waiting on it wait
+/// (or reach their deadline) until it continues (docs/semantics.md X8). A handle does not cross
+/// a `fork` without `exec`: the child process is not the forked child's own, so the forked
+/// child must neither use nor drop a handle made before the fork (X7).
 pub struct ProcessWorker<In, Out> {
     pid: u32,
     name: String,

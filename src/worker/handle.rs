@@ -61,6 +61,9 @@ const STAGE_DONE: u8 = 3;
 /// assert!(worker.join()?.success()); // the closure returned Ok: exit code 0
 /// # Ok::<(), sharedbuf::Error>(())
 /// ```
+///
+/// A worker does not cross a `fork`: its thread is not in the child, so the child must neither
+/// use nor drop a worker made before the fork (docs/semantics.md X7).
 pub struct Worker<In, Out> {
     port: MessagePort<In, Out>,
     lifecycle: Arc<Lifecycle>,
