@@ -308,7 +308,9 @@ fn locks_on(buffer: SharedBuffer) {
         })
     };
     rx.recv().unwrap();
-    let timed = times_out("try_lock_for", |t| mutex.try_lock_for(t).unwrap().is_none());
+    let timed = times_out("try_lock_for", |t| {
+        mutex.try_lock_for(t).is_err_and(|e| e == Error::WouldBlock)
+    });
     assert!(timed, "try_lock_for took a held mutex");
     let guard = stormed(|| mutex.lock().unwrap());
     assert!(
@@ -334,11 +336,15 @@ fn locks_on(buffer: SharedBuffer) {
     };
     rx.recv().unwrap();
     let timed = times_out("try_read_for", |t| {
-        rwlock.try_read_for(t).unwrap().is_none()
+        rwlock
+            .try_read_for(t)
+            .is_err_and(|e| e == Error::WouldBlock)
     });
     assert!(timed, "try_read_for got in beside a writer");
     let timed = times_out("try_write_for", |t| {
-        rwlock.try_write_for(t).unwrap().is_none()
+        rwlock
+            .try_write_for(t)
+            .is_err_and(|e| e == Error::WouldBlock)
     });
     assert!(timed, "try_write_for got in beside a writer");
     let read = stormed(|| rwlock.read().unwrap());
@@ -678,8 +684,11 @@ fn stopped_holder() {
     stop(worker.pid());
     // Several liveness slices (50 ms) pass while these wait.
     let deadline = Instant::now() + 3 * TIMEOUT;
-    let taken = mutex.try_lock_for(3 * TIMEOUT).unwrap();
-    assert!(taken.is_none(), "a stopped holder's lock was taken over");
+    let taken = mutex.try_lock_for(3 * TIMEOUT);
+    assert!(
+        taken.is_err_and(|e| e == Error::WouldBlock),
+        "a stopped holder's lock was taken over"
+    );
     assert!(Instant::now() >= deadline);
     assert!(!worker.has_exited(), "a stopped child is reported exited");
     let event = worker.recv_event_timeout(TIMEOUT);
