@@ -408,6 +408,7 @@ fn a6_a12_centuries_long_timeouts_are_ended_by_notify() {
 /// handle to the same file (as another process's grow is seen), at their first access past
 /// the old end; ranges past the new end are still refused.
 #[test]
+#[cfg_attr(miri, ignore = "maps a memfd file: Miri has no memfd_create or mmap of files")]
 fn b4_v3_views_follow_a_grow_through_another_handle_to_the_same_file() {
     let buf = SharedBuffer::memfd_growable("core-hostile", 8, 1 << 20).unwrap();
     let other = SharedBuffer::from_fd(buf.as_fd().unwrap().try_clone_to_owned().unwrap()).unwrap();

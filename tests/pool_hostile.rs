@@ -134,6 +134,7 @@ fn p9_map_refuses_an_endless_iterator_with_an_err() {
 /// panicked ("capacity overflow") and every item leaked (0 of 65 536 dropped); a smaller
 /// excess aborted the process.
 #[test]
+#[cfg_attr(miri, ignore = "65,536 items: minutes under Miri (the other map tests hand items over too)")]
 fn p9_map_refuses_results_memory_cannot_hold_and_drops_the_items() {
     let pool = pool(1);
     let drops = Arc::new(AtomicUsize::new(0));
@@ -191,6 +192,11 @@ fn p1_a_max_threads_above_the_limit_is_refused() {
                 limit: PoolBuilder::MAX_THREADS
             })
         );
+    }
+    if cfg!(miri) {
+        // A pool at the limit sets up 65,536 thread slots: minutes under Miri, and no unsafe
+        // code beyond what the smaller pools run.
+        return;
     }
     let pool = WorkerPool::builder()
         .min_threads(0)
@@ -601,7 +607,8 @@ fn p9_broadcast_with_a_panic_and_racing_idle_retirement_close_and_destroy() {
         let broadcaster = Arc::clone(&pool);
         let broadcasts = std::thread::spawn(move || {
             let mut reached = 0;
-            for _ in 0..300 {
+            // Fewer rounds under Miri, which interprets them about a thousand times slower.
+            for _ in 0..if cfg!(miri) { 20 } else { 300 } {
                 // Work that starts threads, which then retire while broadcasts arrive.
                 let _ = broadcaster.map(0..6u32, |x| x);
                 match broadcaster.broadcast(|ctx| ctx.worker_index().is_some()) {
