@@ -356,6 +356,7 @@ fn w3_concurrent_terminates_and_a_terminate_from_a_message_drop() {
 /// W7: an absurd stack size is `Err(SpawnFailed)` from `spawn`, never a panic (std's thread
 /// builder asserts on a size that rounds past `usize::MAX`).
 #[test]
+#[cfg_attr(miri, ignore = "Miri's threads have no real stack: it spawns whatever the size")]
 fn w7_absurd_stack_sizes_are_spawn_failed_not_a_panic() {
     for bytes in [usize::MAX, usize::MAX - 4095, 1 << 62, isize::MAX as usize] {
         let spawned = std::panic::catch_unwind(|| {
