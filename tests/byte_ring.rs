@@ -304,7 +304,10 @@ fn while_blocked<T: Send + 'static>(
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn close_wakes_a_receiver_blocked_on_an_empty_ring() {
     let ring = ring(64);
     let (_tx, mut rx) = (ring.sender().unwrap(), ring.receiver().unwrap());
@@ -313,7 +316,10 @@ fn close_wakes_a_receiver_blocked_on_an_empty_ring() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn close_wakes_a_sender_blocked_on_a_full_ring() {
     let ring = ring(16);
     let (mut tx, _rx) = (ring.sender().unwrap(), ring.receiver().unwrap());
@@ -323,7 +329,10 @@ fn close_wakes_a_sender_blocked_on_a_full_ring() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn a_blocked_receiver_wakes_for_a_message_and_a_blocked_sender_for_room() {
     let (mut tx, mut rx) = pair(16);
     let (rx_back_tx, rx_back) = mpsc::channel();
@@ -572,7 +581,10 @@ fn recv_with_reads_in_place_and_consumes_the_message_even_on_a_panic() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn a_receiver_in_a_terminated_worker_returns_terminated() {
     let (_tx, rx) = pair(64);
     let (tid_tx, tid_rx) = mpsc::channel();

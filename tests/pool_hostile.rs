@@ -134,7 +134,10 @@ fn p9_map_refuses_an_endless_iterator_with_an_err() {
 /// panicked ("capacity overflow") and every item leaked (0 of 65 536 dropped); a smaller
 /// excess aborted the process.
 #[test]
-#[cfg_attr(miri, ignore = "65,536 items: minutes under Miri (the other map tests hand items over too)")]
+#[cfg_attr(
+    miri,
+    ignore = "65,536 items: minutes under Miri (the other map tests hand items over too)"
+)]
 fn p9_map_refuses_results_memory_cannot_hold_and_drops_the_items() {
     let pool = pool(1);
     let drops = Arc::new(AtomicUsize::new(0));

@@ -141,7 +141,10 @@ fn block_waits_for_room_and_gives_up_after_its_timeout() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn block_with_a_zero_bound_takes_the_first_worker_that_becomes_free() {
     // A block far longer than the watchdog: only being woken can end it in time.
     let (pool, gate) = busy_pool(

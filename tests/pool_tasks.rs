@@ -370,5 +370,8 @@ fn handles_resolve_even_when_the_caller_keeps_submitting_from_many_threads() {
     for thread in threads {
         thread.join().unwrap();
     }
-    assert_eq!(receiver.iter().sum::<u64>(), 4 * (0..PER_SUBMITTER).sum::<u64>());
+    assert_eq!(
+        receiver.iter().sum::<u64>(),
+        4 * (0..PER_SUBMITTER).sum::<u64>()
+    );
 }

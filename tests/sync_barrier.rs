@@ -213,7 +213,10 @@ fn s3_a_timed_out_party_withdraws_its_arrival() {
 // docs/semantics.md S3: a party blocked with a (long) timeout passes like any other when the
 // generation completes.
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn s3_a_timed_wait_passes_when_the_generation_completes() {
     let barrier = Barrier::at(&buffer(16), 0, 2).unwrap();
     let waiter = {
@@ -229,7 +232,10 @@ fn s3_a_timed_wait_passes_when_the_generation_completes() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn arrive_and_drop_completes_a_generation_and_shrinks_the_next() {
     let buffer = buffer(16);
     let barrier = Barrier::at(&buffer, 0, 3).unwrap();
@@ -272,7 +278,10 @@ fn arrive_and_drop_completes_a_generation_and_shrinks_the_next() {
 
 // docs/semantics.md S1: handles attached from different threads and clones are one barrier.
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn s1_several_handles_agree() {
     let buffer = buffer(32);
     let a = Barrier::at(&buffer, 16, 2).unwrap();
@@ -292,7 +301,10 @@ fn s1_several_handles_agree() {
 // docs/semantics.md S6: a worker blocked in `wait` (and in `wait_for`) returns
 // Err(Terminated), and its arrival is withdrawn.
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn s6_terminate_interrupts_a_worker_blocked_in_wait() {
     let buffer = buffer(16);
     let barrier = Barrier::at(&buffer, 0, 2).unwrap();

@@ -193,7 +193,10 @@ fn s3_timed_locks_give_up_at_their_deadline_and_leave_no_trace() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn s3_a_timed_waiter_gets_the_lock_when_it_is_released_in_time() {
     let buffer = SharedBuffer::new(16).unwrap();
     let mutex = Mutex::at(&buffer, 0).unwrap();
@@ -266,7 +269,10 @@ fn s2_eight_threads_keep_a_counter_pair_equal_through_views() {
 /// nanoseconds between its unlock and its relock. Asserted on progress only (the watchdog
 /// catches starvation); the longest wait is printed, not checked.
 #[test]
-#[cfg_attr(miri, ignore = "the barging thread holds the lock for 200,000 writes a round: hours under Miri")]
+#[cfg_attr(
+    miri,
+    ignore = "the barging thread holds the lock for 200,000 writes a round: hours under Miri"
+)]
 fn s5_a_waiter_is_not_starved_by_a_barging_thread() {
     const VICTIM_ROUNDS: usize = 20;
     let buffer = SharedBuffer::new(64).unwrap();
@@ -319,7 +325,10 @@ fn s5_a_waiter_is_not_starved_by_a_barging_thread() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn s6_terminate_interrupts_a_worker_blocked_in_lock() {
     let buffer = SharedBuffer::new(16).unwrap();
     let mutex = Mutex::at(&buffer, 0).unwrap();

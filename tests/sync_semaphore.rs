@@ -162,7 +162,10 @@ fn s1_several_handles_agree() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn a_blocked_acquire_waits_until_it_can_take_all_it_asked_for() {
     let buffer = buffer(4);
     let semaphore = Semaphore::at(&buffer, 0).unwrap();
@@ -225,7 +228,10 @@ fn s3_a_timed_out_acquire_takes_nothing() {
 // the permits it needs. The loop runs until that happens (however long it takes: no timing
 // threshold); a semaphore without the guarantee would loop until the watchdog.
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn s5_a_starving_large_acquire_reserves_released_permits() {
     let buffer = buffer(4);
     let semaphore = Semaphore::at(&buffer, 0).unwrap();
@@ -344,7 +350,10 @@ fn stress_permits_are_conserved_and_never_overcommitted() {
 
 // docs/semantics.md S6
 #[test]
-#[cfg_attr(miri, ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there")]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
 fn s6_terminate_interrupts_a_worker_blocked_in_acquire() {
     let semaphore = Semaphore::at(&buffer(4), 0).unwrap();
     semaphore.release(1).unwrap();
