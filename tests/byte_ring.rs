@@ -133,7 +133,7 @@ fn fifo_with_random_sizes_including_empty_and_largest_messages_across_many_wraps
     let mut rng = Rng(1);
     let (mut sent, mut received, mut fulls) = (0u64, 0u64, 0u64);
     // Fewer under Miri, which interprets the ring about a thousand times slower.
-    let messages: u64 = if cfg!(miri) { 1_000 } else { 20_000 };
+    let messages: u64 = if cfg!(miri) { 400 } else { 20_000 };
     while received < messages {
         if rng.below(2) == 0 {
             let len = match rng.below(8) {
