@@ -356,6 +356,10 @@ fn w3_concurrent_terminates_and_a_terminate_from_a_message_drop() {
 /// W7: an absurd stack size is `Err(SpawnFailed)` from `spawn`, never a panic (std's thread
 /// builder asserts on a size that rounds past `usize::MAX`).
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "Miri's threads have no real stack: it spawns whatever the size"
+)]
 fn w7_absurd_stack_sizes_are_spawn_failed_not_a_panic() {
     for bytes in [usize::MAX, usize::MAX - 4095, 1 << 62, isize::MAX as usize] {
         let spawned = std::panic::catch_unwind(|| {
@@ -408,6 +412,10 @@ fn a6_a12_centuries_long_timeouts_are_ended_by_notify() {
 /// handle to the same file (as another process's grow is seen), at their first access past
 /// the old end; ranges past the new end are still refused.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "maps a memfd file: Miri has no memfd_create or mmap of files"
+)]
 fn b4_v3_views_follow_a_grow_through_another_handle_to_the_same_file() {
     let buf = SharedBuffer::memfd_growable("core-hostile", 8, 1 << 20).unwrap();
     let other = SharedBuffer::from_fd(buf.as_fd().unwrap().try_clone_to_owned().unwrap()).unwrap();

@@ -134,6 +134,10 @@ fn p9_map_refuses_an_endless_iterator_with_an_err() {
 /// panicked ("capacity overflow") and every item leaked (0 of 65 536 dropped); a smaller
 /// excess aborted the process.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "65,536 items: minutes under Miri (the other map tests hand items over too)"
+)]
 fn p9_map_refuses_results_memory_cannot_hold_and_drops_the_items() {
     let pool = pool(1);
     let drops = Arc::new(AtomicUsize::new(0));
@@ -191,6 +195,11 @@ fn p1_a_max_threads_above_the_limit_is_refused() {
                 limit: PoolBuilder::MAX_THREADS
             })
         );
+    }
+    if cfg!(miri) {
+        // A pool at the limit sets up 65,536 thread slots: minutes under Miri, and no unsafe
+        // code beyond what the smaller pools run.
+        return;
     }
     let pool = WorkerPool::builder()
         .min_threads(0)
@@ -601,7 +610,8 @@ fn p9_broadcast_with_a_panic_and_racing_idle_retirement_close_and_destroy() {
         let broadcaster = Arc::clone(&pool);
         let broadcasts = std::thread::spawn(move || {
             let mut reached = 0;
-            for _ in 0..300 {
+            // Fewer rounds under Miri, which interprets them about a thousand times slower.
+            for _ in 0..if cfg!(miri) { 20 } else { 300 } {
                 // Work that starts threads, which then retire while broadcasts arrive.
                 let _ = broadcaster.map(0..6u32, |x| x);
                 match broadcaster.broadcast(|ctx| ctx.worker_index().is_some()) {
@@ -797,6 +807,8 @@ fn p7_hooks_that_submit_broadcast_close_and_destroy() {
 /// deadlocks, on one thread or several.
 #[test]
 fn p10_map_from_inside_tasks_with_every_worker_busy() {
+    // Fewer items under Miri, which interprets the tasks about a thousand times slower.
+    const ITEMS: u64 = if cfg!(miri) { 100 } else { 1000 };
     for threads in [1, 2, 3] {
         let pool = pool(threads);
         let handles: Vec<_> = (0..threads as u64 * 3)
@@ -804,7 +816,7 @@ fn p10_map_from_inside_tasks_with_every_worker_busy() {
                 let inner = Arc::clone(&pool);
                 pool.run(move |_| {
                     inner
-                        .map(0..1000u64, move |x| x * t)
+                        .map(0..ITEMS, move |x| x * t)
                         .map(|v| v.iter().sum::<u64>())
                 })
                 .unwrap()
@@ -813,7 +825,7 @@ fn p10_map_from_inside_tasks_with_every_worker_busy() {
         for (t, handle) in handles.into_iter().enumerate() {
             assert_eq!(
                 pool_common::join(handle),
-                Ok(Ok(499_500 * t as u64)),
+                Ok(Ok((0..ITEMS).sum::<u64>() * t as u64)),
                 "{threads} threads"
             );
         }

@@ -12,6 +12,14 @@ use pool_common::{join, Gate, WATCHDOG};
 use sharedbuf::pool::{MaxQueue, Priority, TaskError, TaskOptions, WorkerPool};
 use sharedbuf::{atomics, Int32Array, SharedBuffer};
 
+/// Tasks per submitter in the panic storm (half of them panic); fewer under Miri, which
+/// interprets them about a thousand times slower.
+const STORM: u64 = if cfg!(miri) { 20 } else { 2_500 };
+/// Tasks awaited on the tokio runtime.
+const AWAITED: u64 = if cfg!(miri) { 50 } else { 10_000 };
+/// Tasks each of four threads submits and joins in turn.
+const PER_SUBMITTER: u64 = if cfg!(miri) { 20 } else { 1_000 };
+
 fn pool(threads: usize) -> WorkerPool {
     WorkerPool::builder()
         .min_threads(threads)
@@ -130,7 +138,7 @@ fn a_panic_storm_from_several_submitters_leaves_every_other_task_intact() {
         .map(|s| {
             let pool = Arc::clone(&pool);
             std::thread::spawn(move || {
-                let handles: Vec<_> = (0..2_500u64)
+                let handles: Vec<_> = (0..STORM)
                     .map(|i| {
                         pool.run(move |_| {
                             if i % 2 == 0 {
@@ -160,7 +168,7 @@ fn a_panic_storm_from_several_submitters_leaves_every_other_task_intact() {
     // runs (stats.rs).
     pool_common::eventually("the last task is counted", || pool.stats().running == 0);
     let stats = pool.stats();
-    assert_eq!((stats.failed, stats.completed), (5_000, 5_000));
+    assert_eq!((stats.failed, stats.completed), (2 * STORM, 2 * STORM));
     assert_eq!(stats.threads_started, 2);
 }
 
@@ -275,7 +283,7 @@ fn tokio_awaits_ten_thousand_handles() {
         .build()
         .unwrap();
     let total = runtime.block_on(async {
-        let handles: Vec<_> = (0..10_000u64)
+        let handles: Vec<_> = (0..AWAITED)
             .map(|i| pool.run(move |_| i).unwrap())
             .collect();
         let tasks: Vec<_> = handles
@@ -291,7 +299,7 @@ fn tokio_awaits_ten_thousand_handles() {
         }
         total
     });
-    assert_eq!(total, (0..10_000u64).sum::<u64>());
+    assert_eq!(total, (0..AWAITED).sum::<u64>());
 }
 
 #[test]
@@ -350,7 +358,7 @@ fn handles_resolve_even_when_the_caller_keeps_submitting_from_many_threads() {
         .map(|_| {
             let (pool, sender) = (Arc::clone(&pool), sender.clone());
             std::thread::spawn(move || {
-                for i in 0..1_000u64 {
+                for i in 0..PER_SUBMITTER {
                     sender
                         .send(join(pool.run(move |_| i).unwrap()).unwrap())
                         .unwrap();
@@ -362,5 +370,8 @@ fn handles_resolve_even_when_the_caller_keeps_submitting_from_many_threads() {
     for thread in threads {
         thread.join().unwrap();
     }
-    assert_eq!(receiver.iter().sum::<u64>(), 4 * (0..1_000u64).sum::<u64>());
+    assert_eq!(
+        receiver.iter().sum::<u64>(),
+        4 * (0..PER_SUBMITTER).sum::<u64>()
+    );
 }

@@ -68,19 +68,25 @@ fn w1_events_are_online_then_messages_then_exit() {
     assert_eq!(worker.recv_event(), Err(Error::Closed)); // nothing after Exit
 }
 
+/// Messages through a port of capacity 2; fewer under Miri (as every count below marked
+/// `cfg!(miri)`: Miri interprets the threads about a thousand times slower).
+const HANDOFFS: u32 = if cfg!(miri) { 50 } else { 500 };
+/// Rounds of the tests that repeat a race between `terminate()` and the closure's start.
+const TERMINATE_ROUNDS: usize = if cfg!(miri) { 5 } else { 200 };
+
 #[test]
 fn w1_exit_comes_after_every_message_even_through_a_tiny_full_port() {
     let worker: Worker<(), u32> = Worker::builder()
         .capacity(2)
         .spawn(|ctx| -> Result<(), Error> {
-            for i in 0..500 {
+            for i in 0..HANDOFFS {
                 ctx.post_message(i)?; // waits whenever the parent is behind
             }
             Ok(())
         })
         .unwrap();
     assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
-    for i in 0..500 {
+    for i in 0..HANDOFFS {
         assert_eq!(worker.recv_event(), Ok(WorkerEvent::Message(i)));
     }
     assert_eq!(exit_code(&worker.recv_event().unwrap()), (0, false));
@@ -252,9 +258,10 @@ fn w4_posting_to_an_exited_worker_returns_closed_and_never_panics() {
 
 #[test]
 fn w4_messages_to_a_worker_arrive_in_order() {
+    const MESSAGES: u32 = if cfg!(miri) { 100 } else { 1000 };
     let worker: Worker<u32, u64> = Worker::spawn(|ctx| -> Result<(), Error> {
         let mut sum = 0u64;
-        for expected in 0..1000 {
+        for expected in 0..MESSAGES {
             let n = ctx.recv()?;
             assert_eq!(n, expected);
             sum += u64::from(n);
@@ -262,11 +269,14 @@ fn w4_messages_to_a_worker_arrive_in_order() {
         ctx.post_message(sum)
     })
     .unwrap();
-    for n in 0..1000 {
+    for n in 0..MESSAGES {
         worker.post_message(n).unwrap();
     }
     let events: Vec<_> = worker.events().collect();
-    assert_eq!(events[1], WorkerEvent::Message(499_500));
+    assert_eq!(
+        events[1],
+        WorkerEvent::Message((0..u64::from(MESSAGES)).sum())
+    );
     assert_eq!(exit_code(&events[2]), (0, false));
 }
 
@@ -393,8 +403,9 @@ fn dropping_an_unjoined_handle_terminates_the_worker() {
 
 #[test]
 fn a_thousand_workers_spawned_and_joined_in_sequence() {
+    const WORKERS: u64 = if cfg!(miri) { 10 } else { 1000 };
     let mut total = 0u64;
-    for i in 0..1000u64 {
+    for i in 0..WORKERS {
         let worker: Worker<(), u64> = Worker::builder()
             .worker_data(i)
             .spawn(|ctx| ctx.post_message(ctx.worker_data() * 2))
@@ -406,7 +417,7 @@ fn a_thousand_workers_spawned_and_joined_in_sequence() {
         }
         assert!(worker.join().unwrap().success());
     }
-    assert_eq!(total, 999 * 1000);
+    assert_eq!(total, (WORKERS - 1) * WORKERS);
 }
 
 /// A value whose `Drop` panics: user code failing while the worker ends.
@@ -452,7 +463,7 @@ fn w2_w9_a_panic_payload_that_panics_on_drop_still_ends_with_exit() {
 // docs/semantics.md W1, W3, W9
 #[test]
 fn w3_w9_terminate_returns_when_worker_data_panics_on_drop() {
-    for round in 0..200 {
+    for round in 0..TERMINATE_ROUNDS {
         let (terminated, events, status, joined) = within_watchdog(
             &format!("round {round}: terminate, events or join of a worker whose worker_data panics on drop"),
             || {
@@ -483,7 +494,7 @@ fn w3_w9_terminate_returns_when_worker_data_panics_on_drop() {
 #[test]
 fn w9_online_is_reported_exactly_when_the_closure_ran() {
     let mut never_ran = 0;
-    for round in 0..200 {
+    for round in 0..TERMINATE_ROUNDS {
         let (ran, events, status) = within_watchdog(&format!("round {round}"), || {
             let started = Arc::new(AtomicBool::new(false));
             let flag = Arc::clone(&started);
@@ -511,7 +522,9 @@ fn w9_online_is_reported_exactly_when_the_closure_ran() {
             never_ran += 1;
         }
     }
-    eprintln!("terminate() landed before the closure started in {never_ran} of 200 rounds");
+    eprintln!(
+        "terminate() landed before the closure started in {never_ran} of {TERMINATE_ROUNDS} rounds"
+    );
 }
 
 /// Fault: after `terminate()`, a worker that unwrapped the `Terminated` error (a panic) was
