@@ -17,16 +17,17 @@
 
 #[cfg(feature = "redis")]
 mod queue_support;
+mod scenarios;
 
 use std::future::Future;
 use std::pin::pin;
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+use scenarios::{Runner, Scenario};
 use sharedbuf::atomics::WaitAsync;
 use sharedbuf::pool::{BuildError, PoolError, WorkerPool};
 use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
@@ -498,7 +499,7 @@ fn consumer_start_retried() {
     running.close(Some(BOUND)).unwrap();
 }
 
-const SCENARIOS: &[(&str, fn())] = &[
+const SCENARIOS: &[Scenario] = &[
     #[cfg(feature = "redis")]
     ("consumer_start_retried", consumer_start_retried),
     ("timer_start_retried", timer_start_retried),
@@ -511,70 +512,13 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("process_spawn_retried", process_spawn_retried),
 ];
 
-/// Runs scenario `name` in a child; `Err` with its output if it failed or hung.
-fn run_child(name: &str) -> Result<(), String> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, name)
-        .env("GLIBC_TUNABLES", GLIBC_TUNABLES)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn: {e}"))?;
-    let deadline = Instant::now() + WATCHDOG;
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            let output = child.wait_with_output().map_err(|e| e.to_string())?;
-            return if status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{status}\n{}{}",
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                ))
-            };
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().map_err(|e| e.to_string())?;
-            return Err(format!(
-                "hung (killed after {WATCHDOG:?})\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn main() {
     process::init(&[&INCREMENT]);
-    if let Ok(role) = std::env::var(ROLE) {
-        let (_, scenario) = SCENARIOS
-            .iter()
-            .find(|(name, _)| *name == role)
-            .expect("a known role");
-        scenario();
-        return;
+    Runner {
+        role: ROLE,
+        watchdog: WATCHDOG,
+        env: &[("GLIBC_TUNABLES", GLIBC_TUNABLES)],
+        before: || {},
     }
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let mut failed = Vec::new();
-    for (name, _) in SCENARIOS {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match run_child(name) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(why) => {
-                println!("test {name} ... FAILED\n{why}");
-                failed.push(*name);
-            }
-        }
-    }
-    if !failed.is_empty() {
-        panic!("failed: {failed:?}");
-    }
+    .main(SCENARIOS);
 }

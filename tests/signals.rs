@@ -18,15 +18,17 @@
 //! watchdog kills a child that hangs. `harness = false`: `main` calls `process::init` first.
 #![cfg(target_os = "linux")]
 
+mod scenarios;
+
 use std::future::Future;
 use std::pin::pin;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
+use scenarios::{Runner, Scenario};
 use sharedbuf::atomics::{self, WaitAsync};
 use sharedbuf::channel::ByteRing;
 use sharedbuf::pool::{MaxQueue, WorkerPool};
@@ -877,7 +879,7 @@ fn fork_bridge() {
     assert_eq!(block_on(parents), Some(WaitResult::Ok));
 }
 
-const SCENARIOS: &[(&str, fn())] = &[
+const SCENARIOS: &[Scenario] = &[
     ("eintr_wait_private", wait_private),
     ("eintr_wait_memfd", wait_memfd),
     ("eintr_wait_file", wait_file),
@@ -896,70 +898,13 @@ const SCENARIOS: &[(&str, fn())] = &[
     ("fork_bridge", fork_bridge),
 ];
 
-/// Runs scenario `name` in a child; `Err` with its output if it failed or hung.
-fn run_child(name: &str) -> Result<(), String> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(ROLE, name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("spawn: {e}"))?;
-    let deadline = Instant::now() + WATCHDOG;
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            let output = child.wait_with_output().map_err(|e| e.to_string())?;
-            return if status.success() {
-                Ok(())
-            } else {
-                Err(format!(
-                    "{status}\n{}{}",
-                    String::from_utf8_lossy(&output.stdout),
-                    String::from_utf8_lossy(&output.stderr)
-                ))
-            };
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().map_err(|e| e.to_string())?;
-            return Err(format!(
-                "hung (killed after {WATCHDOG:?})\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn main() {
     process::init(&[&SLOW_INCREMENT, &LOCK_HOLDER, &STOPPED_WAITER]);
-    if let Ok(role) = std::env::var(ROLE) {
-        let (_, scenario) = SCENARIOS
-            .iter()
-            .find(|(name, _)| *name == role)
-            .expect("a known role");
-        install_handler();
-        scenario();
-        return;
+    Runner {
+        role: ROLE,
+        watchdog: WATCHDOG,
+        env: &[],
+        before: install_handler,
     }
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let mut failed = Vec::new();
-    for (name, _) in SCENARIOS {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-            continue;
-        }
-        match run_child(name) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(why) => {
-                println!("test {name} ... FAILED\n{why}");
-                failed.push(*name);
-            }
-        }
-    }
-    if !failed.is_empty() {
-        panic!("failed: {failed:?}");
-    }
+    .main(SCENARIOS);
 }

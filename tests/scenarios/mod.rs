@@ -1,0 +1,98 @@
+//! Test binaries of scenarios that each run in a child process of their own (`harness = false`:
+//! tests/exhaustion.rs, tests/signals.rs): they lower resource limits, install signal handlers
+//! or fork, which must not touch the other scenarios. The binary runs itself once per scenario
+//! with an environment variable naming it, and reports each one as libtest would.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A named scenario.
+pub type Scenario = (&'static str, fn());
+
+/// How a scenario binary runs.
+pub struct Runner {
+    /// The environment variable that names a child's scenario.
+    pub role: &'static str,
+    /// How long a child may run before it counts as hung (and is killed).
+    pub watchdog: Duration,
+    /// More environment for the children.
+    pub env: &'static [(&'static str, &'static str)],
+    /// Runs in the child before its scenario.
+    pub before: fn(),
+}
+
+impl Runner {
+    /// In a child: runs its scenario. Otherwise runs every scenario whose name contains one of
+    /// the command line's filters (all without any), each in a child, prints `test … ok` or
+    /// `FAILED` with the child's output, and panics naming the failed ones.
+    pub fn main(&self, scenarios: &[Scenario]) {
+        if let Ok(role) = std::env::var(self.role) {
+            let (_, scenario) = scenarios
+                .iter()
+                .find(|(name, _)| *name == role)
+                .expect("a known role");
+            (self.before)();
+            scenario();
+            return;
+        }
+        let filter: Vec<String> = std::env::args()
+            .skip(1)
+            .filter(|a| !a.starts_with('-'))
+            .collect();
+        let mut failed = Vec::new();
+        for (name, _) in scenarios {
+            if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+                continue;
+            }
+            match self.run_child(name) {
+                Ok(()) => println!("test {name} ... ok"),
+                Err(why) => {
+                    println!("test {name} ... FAILED\n{why}");
+                    failed.push(*name);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            panic!("failed: {failed:?}");
+        }
+    }
+
+    /// Runs scenario `name` in a child; `Err` with its output if it failed or hung.
+    fn run_child(&self, name: &str) -> Result<(), String> {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env(self.role, name)
+            .envs(self.env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("spawn: {e}"))?;
+        let deadline = Instant::now() + self.watchdog;
+        loop {
+            if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+                let output = child.wait_with_output().map_err(|e| e.to_string())?;
+                return if status.success() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "{status}\n{}{}",
+                        String::from_utf8_lossy(&output.stdout),
+                        String::from_utf8_lossy(&output.stderr)
+                    ))
+                };
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let output = child.wait_with_output().map_err(|e| e.to_string())?;
+                return Err(format!(
+                    "hung (killed after {:?})\n{}",
+                    self.watchdog,
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10)); // polling a child's exit, a watchdog
+        }
+    }
+}
