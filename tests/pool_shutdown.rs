@@ -215,9 +215,11 @@ fn close_from_inside_the_pool_only_stops_accepting() {
 
 /// P7: a close whose timeout passes while the pool's idle threads are still exiting lost
 /// nothing, so it is `Ok` (it was `Err(TimedOut { busy_threads: 0 })`, and destroyed the pool).
+/// Right after the joins, a worker may not have taken its finished task off its slot yet: that
+/// task is done too (a first fix counted it busy; ThreadSanitizer's slower runs caught it).
 #[test]
 fn p7_a_close_that_times_out_with_every_task_done_is_ok() {
-    for _ in 0..20 {
+    for _ in 0..100 {
         let pool = WorkerPool::builder()
             .min_threads(2)
             .max_threads(2)

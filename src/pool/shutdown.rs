@@ -21,22 +21,37 @@ use super::context::current_thread_of;
 use super::error::CloseError;
 use super::job::JobRef;
 use super::scheduler::{Core, Phase, Signal, State};
-use super::task_state::DESTROYED;
+use super::task_state::{phase, CANCELLED, COMPLETED, DESTROYED, REJECTED};
 use crate::atomics::WaitResult;
 use crate::shim::Ordering::SeqCst;
 
 impl State {
     /// How many threads still have an accepted task to finish (running one, or holding a batch
-    /// or a broadcast), or `None` if none is left anywhere: nothing queued, running (on a pool
-    /// thread or inline on another) or lent out.
+    /// or a broadcast), or `None` if none is left anywhere: nothing queued, and every task
+    /// taken off a queue (on a pool thread, or run inline on another) returned or never ran.
+    /// The slots' lists may still name a finished task for a moment (its worker resolves the
+    /// handle, then takes the lock to remove it): its state says it is done.
     fn unfinished(&self) -> Option<usize> {
         let busy = |slot: &&super::scheduler::Slot| {
-            !slot.running.is_empty() || !slot.batch.is_empty() || !slot.broadcasts.is_empty()
+            let jobs = slot.running.iter().chain(&slot.batch);
+            jobs.chain(&slot.broadcasts).any(may_still_run)
         };
         let busy_threads = self.slots.iter().filter(busy).count();
-        let done = busy_threads == 0 && self.queued == 0 && self.foreign_running.is_empty();
+        let done = busy_threads == 0
+            && self.queued == 0
+            && !self.foreign_running.iter().any(may_still_run);
         (!done).then_some(busy_threads)
     }
+}
+
+/// Whether a task taken into a slot's lists may still run: not if its closure returned
+/// (`COMPLETED`) or it never will (`CANCELLED`, `REJECTED`). A `TIMED_OUT` or `DESTROYED` task's
+/// closure may still be running: its handle resolved without it.
+fn may_still_run(job: &JobRef) -> bool {
+    !matches!(
+        phase(job.header().state.load()),
+        COMPLETED | CANCELLED | REJECTED
+    )
 }
 
 impl Core {
