@@ -20,11 +20,8 @@ mod queue_support;
 mod scenarios;
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use scenarios::{Runner, Scenario};
@@ -117,31 +114,9 @@ const GLIBC_TUNABLES: &str = "glibc.pthread.stack_cache_size=0:glibc.malloc.aren
 /// The margin of address space a limited child keeps: less than a thread's stack (2 MiB).
 const MARGIN: u64 = 512 * 1024;
 
-/// Wakes the thread that polls.
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
 /// Polls `future` on this thread until it is ready, or `None` after [`BOUND`].
 fn block_on<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let deadline = Instant::now() + BOUND;
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return Some(output);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        std::thread::park_timeout(deadline - now);
-    }
+    scenarios::block_on_within(BOUND, future)
 }
 
 /// A task's result, or a panic after [`BOUND`].

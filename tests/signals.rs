@@ -21,11 +21,9 @@
 mod scenarios;
 
 use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{JoinHandle, Thread};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use scenarios::{Runner, Scenario};
@@ -171,31 +169,9 @@ fn released<R>(what: &str, release: impl FnOnce() + Send + 'static, call: impl F
     result
 }
 
-/// Wakes the thread that polls.
-struct Unpark(Thread);
-
-impl Wake for Unpark {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
 /// Polls `future` on this thread until it is ready, or `None` after [`BOUND`].
 fn block_on<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let deadline = Instant::now() + BOUND;
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return Some(output);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        std::thread::park_timeout(deadline - now);
-    }
+    scenarios::block_on_within(BOUND, future)
 }
 
 fn pending(result: Result<WaitAsync, Error>) -> sharedbuf::atomics::WaitFuture {

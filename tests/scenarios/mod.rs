@@ -5,7 +5,12 @@
 
 #![allow(dead_code)]
 
+use std::future::Future;
+use std::pin::pin;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 /// A named scenario.
@@ -94,5 +99,33 @@ impl Runner {
             }
             std::thread::sleep(Duration::from_millis(10)); // polling a child's exit, a watchdog
         }
+    }
+}
+
+/// Wakes the thread that polls.
+struct Unpark(Thread);
+
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `future` on this thread until it is ready, or `None` after `bound` (a scenario that
+/// must not hang its child).
+pub fn block_on_within<F: Future>(bound: Duration, future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let deadline = Instant::now() + bound;
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return Some(output);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        std::thread::park_timeout(deadline - now);
     }
 }
