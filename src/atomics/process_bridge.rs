@@ -25,7 +25,7 @@
 //! would count it and nothing would ever wake its task).
 //!
 //! A child forked from this process (without `exec`) inherits [`BRIDGES`] but none of the
-//! doorbell threads: each bridge records the process it serves, and a future of the child
+//! doorbell threads: each bridge records the fork generation it serves, and a future of the child
 //! starts a bridge of its own rather than join one nobody in the child serves
 //! (docs/semantics.md X7; fault: the child's future joined the parent's list, a notify rang the
 //! parent's doorbell, and the child's task was never woken).
@@ -43,7 +43,7 @@ use super::waiter::{wake_catching, Doorbell, Waiter};
 use crate::buffer::SharedBuffer;
 use crate::element::Waitable;
 use crate::error::Error;
-use crate::region::{current_process, Header};
+use crate::region::{fork_generation, Header};
 use crate::shim::{self, lock, thread, Arc, Mutex, Ordering};
 use crate::view::ElementRef;
 
@@ -52,10 +52,10 @@ pub(crate) struct Bridge {
     /// Identifies the buffer's mapping: its data's address (unique while the bridge, which
     /// holds a clone of the buffer, lives).
     key: usize,
-    /// The process whose doorbell thread serves it: a child forked from that process inherits
-    /// the bridge in its copy of [`BRIDGES`] but not the thread, so it never joins it
-    /// (docs/semantics.md X7).
-    pid: u32,
+    /// The fork generation of the process whose doorbell thread serves it: a child forked
+    /// from that process inherits the bridge in its copy of [`BRIDGES`] but not the thread,
+    /// so it never joins it (docs/semantics.md X7).
+    generation: u64,
     doorbell: SlotRef,
     doorbell_index: u32,
     pending: Mutex<Pending>,
@@ -94,12 +94,14 @@ pub(crate) fn enqueue<T: Waitable>(
     let (claimed, waiter) = {
         let mut bridges = lock(&BRIDGES);
         let key = key_of(buffer);
-        let pid = current_process();
+        let generation = fork_generation();
         loop {
             let open = bridges
                 .iter()
                 .find(|bridge| {
-                    bridge.key == key && bridge.pid == pid && !lock(&bridge.pending).closed
+                    bridge.key == key
+                        && bridge.generation == generation
+                        && !lock(&bridge.pending).closed
                 })
                 .cloned();
             let (bridge, started) = match open {
@@ -168,7 +170,7 @@ impl Bridge {
         let doorbell_index = claimed.index() as u32;
         Ok(Arc::new(Bridge {
             key,
-            pid: current_process(),
+            generation: fork_generation(),
             doorbell: claimed.into_doorbell(),
             doorbell_index,
             pending: Mutex::new(Pending::default()),

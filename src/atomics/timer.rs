@@ -9,9 +9,9 @@
 //! (fault: a panicking waker used to kill the timer, and no timeout fired from then on).
 //!
 //! A child forked from this process (without `exec`) has no timer thread: the thread does not
-//! cross a `fork`. A `pthread_atfork` handler, registered when the thread first starts, marks
-//! the child, and the child's next timed `wait_async` (or the next poll of one pending since
-//! the fork) starts a thread of its own, which serves the inherited schedule too
+//! cross a `fork`. The schedule records the fork generation its thread started in
+//! (`region/fork_generation.rs`), and the child's next timed `wait_async` (or the next poll of
+//! one pending since the fork) starts a thread of its own, which serves the inherited schedule too
 //! (docs/semantics.md X7; fault: the schedule said "started", and no timed `wait_async` of the
 //! child ever timed out).
 //!
@@ -33,7 +33,7 @@ pub(crate) use model::{
 mod clock {
     use std::collections::BTreeMap;
     use std::panic::{self, AssertUnwindSafe};
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::{Arc, Condvar, Mutex, Weak};
     use std::time::Instant;
 
@@ -41,6 +41,7 @@ mod clock {
     use crate::atomics::outcome::Outcome;
     use crate::atomics::waiter::Waiter;
     use crate::error::Error;
+    use crate::region::fork_generation;
     use crate::shim::lock;
 
     /// Identifies one scheduled timeout (deadline, then arrival order).
@@ -49,9 +50,6 @@ mod clock {
     struct Schedule {
         entries: BTreeMap<TimerEntry, Weak<Waiter>>,
         next_id: u64,
-        /// Whether the timer thread runs in this process (it never ends; cleared only in a
-        /// forked child, which the thread did not follow).
-        started: bool,
     }
 
     struct Timer {
@@ -64,14 +62,14 @@ mod clock {
         schedule: Mutex::new(Schedule {
             entries: BTreeMap::new(),
             next_id: 0,
-            started: false,
         }),
         changed: Condvar::new(),
     };
 
-    /// Set in a child forked from this process (by the `pthread_atfork` handler
-    /// [`forked`]): its schedule says "started", but the thread did not come along.
-    static FORKED: AtomicBool = AtomicBool::new(false);
+    /// One more than the fork generation the timer thread started in (0: not started). The
+    /// thread never ends, but does not cross a fork: a forked child sees another generation.
+    /// Written under the schedule's lock.
+    static STARTED_IN: AtomicU64 = AtomicU64::new(0);
 
     /// Arranges for `waiter` to time out at `deadline` (unless it leaves the table first).
     /// The first call starts the timer thread (under the schedule's lock, which the thread
@@ -95,22 +93,19 @@ mod clock {
 
     /// Starts the timer thread unless it runs in this process (a forked child's schedule is
     /// inherited, its thread is not: docs/semantics.md X7).
-    fn start(schedule: &mut Schedule) -> Result<(), Error> {
-        if FORKED.load(Ordering::Relaxed) {
-            FORKED.store(false, Ordering::Relaxed); // under the schedule's lock
-            schedule.started = false;
-        }
-        if schedule.started {
+    /// Called with the schedule locked (`_locked` proves it): `STARTED_IN` is written under it.
+    fn start(_locked: &mut Schedule) -> Result<(), Error> {
+        let generation = fork_generation() + 1;
+        if STARTED_IN.load(Ordering::Relaxed) == generation {
             return Ok(());
         }
-        watch_forks();
         std::thread::Builder::new()
             .name("sharedbuf-timer".into())
             .spawn(|| run(&TIMER))
             .map_err(|e| Error::SpawnFailed {
                 reason: format!("could not start the wait_async timer thread: {e}"),
             })?;
-        schedule.started = true;
+        STARTED_IN.store(generation, Ordering::Relaxed);
         Ok(())
     }
 
@@ -118,31 +113,10 @@ mod clock {
     /// inherited; called by the poll of a pending timed `wait_async` (one relaxed load
     /// otherwise). A refused start is tried again at the next poll.
     pub(crate) fn restart_after_fork() {
-        if FORKED.load(Ordering::Relaxed) {
+        if STARTED_IN.load(Ordering::Relaxed) != fork_generation() + 1 {
             let mut schedule = lock(&TIMER.schedule);
             let _ = start(&mut schedule);
         }
-    }
-
-    /// Registers [`forked`] to run in the child of every later `fork`, once per process.
-    fn watch_forks() {
-        #[cfg(unix)]
-        {
-            static REGISTER: std::sync::Once = std::sync::Once::new();
-            REGISTER.call_once(|| {
-                // SAFETY: `forked` is an `extern "C"` function without arguments that stays
-                // valid for the life of the process, and only stores to an atomic
-                // (async-signal-safe, as a handler in a forked child must be). A failed
-                // registration (ENOMEM) leaves forked children without a timer, as before.
-                let _ = unsafe { libc::pthread_atfork(None, None, Some(forked)) };
-            });
-        }
-    }
-
-    /// The `pthread_atfork` child handler: marks the child.
-    #[cfg(unix)]
-    extern "C" fn forked() {
-        FORKED.store(true, Ordering::Relaxed);
     }
 
     /// A blocked thread times itself out (it parks with a deadline): nothing to schedule.

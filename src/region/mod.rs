@@ -30,6 +30,7 @@ mod copy;
 #[cfg(not(loom))]
 mod futex;
 // Under loom no file is ever opened, so the header's parser is unused there.
+mod fork_generation;
 #[cfg_attr(loom, allow(dead_code))]
 mod header;
 #[cfg(not(loom))]
@@ -48,6 +49,7 @@ pub(crate) mod task_stat;
 
 pub use bits::Bits;
 pub(crate) use bits::RmwOp;
+pub(crate) use fork_generation::fork_generation;
 pub(crate) use header::{Header, Layout, Slot, HEADER_LEN, SLOT_COUNT};
 pub(crate) use liveness::{current_process, process_exists};
 pub(crate) use memory::RegionPtr;

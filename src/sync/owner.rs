@@ -32,14 +32,15 @@
 //! identity), with one addition: a thread that finds the holder dead may replace the dead
 //! identity with its own by compare-exchange (a takeover, `liveness.rs`), never any other.
 //! The identity is computed once per thread (a few microseconds: one read of `/proc`) and
-//! cached; a process made by `fork()` gets fresh identities (a child handler registered with
-//! `pthread_atfork` invalidates the cache), so the child never passes for its parent.
+//! cached; a process made by `fork()` gets fresh identities (the cache records its fork
+//! generation, `region/fork_generation.rs`), so the child never passes for its parent.
 //!
 //! Under loom every model thread runs on one OS thread, so a model thread's identity is its
 //! token, and the models declare threads dead through `loom_hooks` (see `liveness.rs`).
 
 use std::cell::Cell;
 
+use crate::region::fork_generation;
 use crate::shim::{self, IdCounter, LOOM};
 
 /// The owner word of an unlocked lock.
@@ -130,7 +131,7 @@ pub(crate) fn shared_thread_identity() -> u64 {
     if LOOM {
         return thread_token();
     }
-    let generation = forks::generation();
+    let generation = fork_generation();
     IDENTITY
         .try_with(|cached| {
             let (computed_in, identity) = cached.get();
@@ -153,41 +154,10 @@ pub(crate) fn shared_process_identity() -> u64 {
     forks::this_process()
 }
 
-/// Computing identities, and noticing `fork()`.
+/// Computing identities.
 mod forks {
-    use std::sync::atomic::{AtomicU64, Ordering};
-
     use super::{identity, UNKNOWN_START};
     use crate::region::task_stat;
-
-    /// Bumped in the child of every `fork()` (a std atomic: touched from a fork handler).
-    static GENERATION: AtomicU64 = AtomicU64::new(0);
-
-    /// The current fork generation; registers the fork handler on first use.
-    pub(super) fn generation() -> u64 {
-        register();
-        GENERATION.load(Ordering::Relaxed)
-    }
-
-    #[cfg(target_os = "linux")]
-    fn register() {
-        static REGISTER: std::sync::Once = std::sync::Once::new();
-        extern "C" fn forked_child() {
-            // Async-signal-safe: one atomic add.
-            GENERATION.fetch_add(1, Ordering::Relaxed);
-        }
-        REGISTER.call_once(|| {
-            // SAFETY: registers a child handler that only bumps an atomic; no other handler.
-            // A failure (out of memory) leaves fork children without fresh identities, which
-            // the crate documents for processes that fork without exec anyway.
-            unsafe {
-                libc::pthread_atfork(None, None, Some(forked_child));
-            }
-        });
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn register() {}
 
     /// The calling thread's identity, computed now.
     pub(super) fn this_thread() -> u64 {
