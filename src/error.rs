@@ -313,9 +313,9 @@ impl std::error::Error for Error {}
 /// For closures that write through [`std::io::Write`] and return `io::Result` (a byte ring's
 /// `send_with`): the `io::Error` carries the `Error` as its inner error (`into_inner()` and
 /// `downcast`), and its kind says what a reader of the `io::Error` most needs: `TimedOut`,
-/// `WouldBlock` for [`Error::Full`] and [`Error::WouldBlock`], `BrokenPipe` for [`Error::Closed`], `InvalidData` for
-/// [`Error::Corrupted`], `Other` otherwise (never `Interrupted`, which std's `io` helpers
-/// retry).
+/// `WouldBlock` for [`Error::Full`] and [`Error::WouldBlock`], `BrokenPipe` for
+/// [`Error::Closed`], `InvalidData` for [`Error::Corrupted`], `Other` otherwise (never
+/// `Interrupted`, which std's `io` helpers retry).
 impl From<Error> for std::io::Error {
     fn from(error: Error) -> std::io::Error {
         use std::io::ErrorKind;

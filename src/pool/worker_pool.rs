@@ -329,8 +329,9 @@ impl WorkerPool {
     /// thread (P7). If `timeout` (`None`: no limit) passes while a task is still queued or
     /// running, the pool is [`destroy`](WorkerPool::destroy)ed and this returns
     /// `Err(TimedOut)`; if it passes only while idle threads are exiting, this returns `Ok`
-    /// (nothing was lost). Threads not joined in time are joined when the pool is dropped. Called from a task of this pool, it only stops
-    /// accepting (`Err(FromInsidePool)`): a thread cannot wait for itself.
+    /// (nothing was lost). Threads not joined in time are joined when the pool is dropped.
+    /// Called from a task of this pool, it only stops accepting (`Err(FromInsidePool)`): a
+    /// thread cannot wait for itself.
     pub fn close(&self, timeout: Option<Duration>) -> Result<(), CloseError> {
         self.core.close(timeout)
     }
