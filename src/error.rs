@@ -210,6 +210,15 @@ pub enum Error {
         /// What failed, and why.
         reason: String,
     },
+    /// A blocking call on a [`Worker`](crate::worker::Worker), a
+    /// [`ProcessWorker`](crate::process::ProcessWorker) or a queue consumer in the child of a
+    /// `fork()`, on a handle made before the fork (docs/semantics.md X7): its threads (and its
+    /// child process) belong to the parent, so the call would wait for ever; it is refused at
+    /// once instead, and touches nothing the parent uses.
+    ForkedHandle {
+        /// What the handle is (e.g. `"worker"`).
+        what: &'static str,
+    },
 }
 
 impl fmt::Display for Error {
@@ -304,6 +313,10 @@ impl fmt::Display for Error {
             }
             Error::Corrupted { what } => write!(f, "corrupted shared memory: {what}"),
             Error::Codec { reason } => write!(f, "message encoding: {reason}"),
+            Error::ForkedHandle { what } => write!(
+                f,
+                "this {what} handle was made before a fork: its threads and processes belong to the parent process, so this forked child cannot wait on it (leave it alone or drop it; make a new one in the child)"
+            ),
         }
     }
 }
@@ -314,7 +327,8 @@ impl std::error::Error for Error {}
 /// `send_with`): the `io::Error` carries the `Error` as its inner error (`into_inner()` and
 /// `downcast`), and its kind says what a reader of the `io::Error` most needs: `TimedOut`,
 /// `WouldBlock` for [`Error::Full`] and [`Error::WouldBlock`], `BrokenPipe` for
-/// [`Error::Closed`], `InvalidData` for [`Error::Corrupted`], `Other` otherwise (never
+/// [`Error::Closed`], `InvalidData` for [`Error::Corrupted`], `Unsupported` for
+/// [`Error::ForkedHandle`], `Other` otherwise (never
 /// `Interrupted`, which std's `io` helpers retry).
 impl From<Error> for std::io::Error {
     fn from(error: Error) -> std::io::Error {
@@ -324,6 +338,7 @@ impl From<Error> for std::io::Error {
             Error::Full | Error::WouldBlock => ErrorKind::WouldBlock,
             Error::Closed => ErrorKind::BrokenPipe,
             Error::Corrupted { .. } | Error::Codec { .. } => ErrorKind::InvalidData,
+            Error::ForkedHandle { .. } => ErrorKind::Unsupported,
             _ => ErrorKind::Other,
         };
         std::io::Error::new(kind, error)

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use scenarios::{Runner, Scenario};
 use sharedbuf::atomics::{self, WaitAsync};
 use sharedbuf::channel::ByteRing;
-use sharedbuf::pool::{MaxQueue, WorkerPool};
+use sharedbuf::pool::{CloseError, MaxQueue, PoolError, TaskError, TaskHandle, WorkerPool};
 use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
 use sharedbuf::sync::{Barrier, Condvar, Latch, Mutex, Once, RwLock, Semaphore};
 use sharedbuf::worker::WorkerEvent;
@@ -758,8 +758,9 @@ fn stopped_waiter() {
 // ---- fork without exec (X7) ----
 
 /// Forks; the child runs `f` and exits at once (`_exit`: nothing inherited is dropped) with
-/// 0 if it returned, 1 if it panicked. Panics here if the child failed or hung.
-fn in_fork(what: &str, f: impl FnOnce()) {
+/// 0 if it returned, 1 if it panicked. `Err` says why if the child failed, or hung (ran longer
+/// than `bound`: then it is killed).
+fn fork_child(bound: Duration, f: impl FnOnce()) -> Result<(), String> {
     // SAFETY: the child only runs `f` (the documented uses after a fork, X7) and `_exit`s.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
@@ -768,7 +769,7 @@ fn in_fork(what: &str, f: impl FnOnce()) {
         // SAFETY: `_exit` ends the process at once.
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
-    let deadline = Instant::now() + 2 * BOUND;
+    let deadline = Instant::now() + bound;
     loop {
         let mut status = 0;
         // SAFETY: `status` is a valid int; `pid` is our child.
@@ -777,17 +778,51 @@ fn in_fork(what: &str, f: impl FnOnce()) {
             0 => {
                 // SAFETY: our unreaped child.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
-                panic!("{what}: the forked child hung");
+                // SAFETY: as above; reaps it.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                return Err("the forked child hung".into());
             }
-            _ => {
-                assert!(
-                    libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-                    "{what}: the forked child failed ({status:#x})"
-                );
-                return;
-            }
+            _ if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 => return Ok(()),
+            _ => return Err(format!("the forked child failed ({status:#x})")),
         }
     }
+}
+
+/// [`fork_child`], panicking (naming `what`) if the child failed or hung.
+fn in_fork(what: &str, f: impl FnOnce()) {
+    if let Err(why) = fork_child(2 * BOUND, f) {
+        panic!("{what}: {why}");
+    }
+}
+
+/// The cases of a fork scenario: each runs in a forked child of its own, so every case that
+/// hangs or fails is seen, and [`Cases::check`] panics naming them all.
+#[derive(Default)]
+struct Cases {
+    failed: Vec<String>,
+}
+
+impl Cases {
+    /// Runs `f` in a forked child; records `what` if it failed or hung.
+    fn in_fork(&mut self, what: &str, f: impl FnOnce()) {
+        if let Err(why) = fork_child(BOUND, f) {
+            self.failed.push(format!("{what}: {why}"));
+        }
+    }
+
+    /// Records `what` as a failure of the parent's own check.
+    fn fail(&mut self, what: String) {
+        self.failed.push(what);
+    }
+
+    fn check(self) {
+        assert!(self.failed.is_empty(), "{:#?}", self.failed);
+    }
+}
+
+/// What a call on a handle made before the fork answers in the forked child (X7).
+fn forked(what: &'static str) -> Error {
+    Error::ForkedHandle { what }
 }
 
 /// X7: after the parent used a timed `wait_async` (so its timer thread runs) and a pool, a
@@ -855,6 +890,251 @@ fn fork_bridge() {
     assert_eq!(block_on(parents), Some(WaitResult::Ok));
 }
 
+/// X7: a `Worker` made before a fork, in the forked child: every blocking call (`recv_event`,
+/// a `post_message` to its full port, `terminate`, `join`) returns `Err(ForkedHandle)` at once
+/// instead of waiting for a thread that is not there, and dropping it returns (leaking what is
+/// the parent's); a worker made in the child afterwards works. The parent's worker is unharmed.
+fn fork_worker() {
+    let gate = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
+    let worker: Worker<u32, u32> = Worker::builder()
+        .capacity(1)
+        .worker_data(gate)
+        .spawn(|ctx| atomics::wait(ctx.worker_data(), 0, 0, None).map(|_| ()))
+        .unwrap();
+    assert_eq!(worker.recv_event().unwrap(), WorkerEvent::Online);
+    while worker.try_post_message(1).is_ok() {} // it never reads: its port is full now
+    let mut worker = Some(worker);
+    let mut cases = Cases::default();
+    cases.in_fork("recv_event", || {
+        assert_eq!(worker.as_ref().unwrap().recv_event(), Err(forked("worker")));
+    });
+    cases.in_fork("recv_event_timeout", || {
+        assert_eq!(
+            worker.as_ref().unwrap().recv_event_timeout(TIMEOUT),
+            Err(forked("worker"))
+        );
+        assert_eq!(worker.as_ref().unwrap().events().next(), None);
+    });
+    cases.in_fork("post_message", || {
+        assert_eq!(
+            worker.as_ref().unwrap().post_message(2),
+            Err(forked("worker"))
+        );
+    });
+    cases.in_fork("terminate", || {
+        assert_eq!(worker.as_ref().unwrap().terminate(), Err(forked("worker")));
+        assert_eq!(
+            worker.as_ref().unwrap().terminate_timeout(TIMEOUT),
+            Err(forked("worker"))
+        );
+    });
+    cases.in_fork("join", || {
+        assert_eq!(worker.take().unwrap().join(), Err(forked("worker")));
+    });
+    cases.in_fork("drop", || {
+        drop(worker.take());
+        let mine: Worker<u32, u32> = Worker::spawn(|ctx| {
+            let n: u32 = ctx.recv()?;
+            ctx.post_message(n + 1)
+        })
+        .unwrap();
+        mine.post_message(1).unwrap();
+        let events: Vec<_> = mine.events().collect();
+        assert_eq!(events[1], WorkerEvent::Message(2));
+        assert!(mine.join().unwrap().success());
+    });
+    let worker = worker.unwrap();
+    if worker.state() != sharedbuf::worker::WorkerState::Running {
+        cases.fail(format!("the parent's worker is {:?}", worker.state()));
+    }
+    let status = worker.terminate().unwrap();
+    assert!(status.terminated(), "{status:?}");
+    cases.check();
+}
+
+/// A pool of two threads, one running a task that waits on `gate` (returned with its handle),
+/// the other idle.
+fn pool_one_busy() -> (WorkerPool, TaskHandle<i32>, Int32Array) {
+    let pool = WorkerPool::builder()
+        .min_threads(2)
+        .max_threads(2)
+        .build()
+        .unwrap();
+    let gate = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let closed = gate.clone();
+    let running = pool
+        .run(move |_| {
+            tx.send(()).unwrap();
+            atomics::wait(&closed, 0, 0, None).unwrap();
+            1
+        })
+        .unwrap();
+    rx.recv().unwrap();
+    (pool, running, gate)
+}
+
+/// Opens `gate` and checks the parent's pool still works: its running task finishes and a new
+/// one runs.
+fn pool_still_works(
+    cases: &mut Cases,
+    pool: &WorkerPool,
+    running: TaskHandle<i32>,
+    gate: &Int32Array,
+) {
+    atomics::store(gate, 0, 1).unwrap();
+    atomics::notify(gate, 0, None).unwrap();
+    match running.join() {
+        Ok(1) => {}
+        other => cases.fail(format!("the parent's running task: {other:?}")),
+    }
+    match pool.run(|_| 2).map(|handle| handle.join()) {
+        Ok(Ok(2)) => {}
+        other => cases.fail(format!("the parent's pool: {other:?}")),
+    }
+}
+
+/// X7: a `WorkerPool` made before a fork (a task running, a thread idle), in the forked child:
+/// submitting is refused with `ForkedHandle` (before the fix it was accepted for the idle
+/// thread that is not there, and its join waited for ever), and so is `broadcast`, at once;
+/// joining or awaiting a task submitted before the fork resolves `Err(ForkedHandle)` at once;
+/// `map` works (the calling thread runs it all). The parent's pool is unharmed.
+fn fork_pool_calls() {
+    let (pool, running, gate) = pool_one_busy();
+    let mut running = Some(running);
+    let mut cases = Cases::default();
+    cases.in_fork("run, then join", || match pool.run(|_| 2) {
+        Err(PoolError::ForkedHandle(_)) => {}
+        Ok(handle) => panic!("accepted; its join gave {:?}", handle.join()),
+        Err(other) => panic!("{other:?}"),
+    });
+    cases.in_fork("join a task submitted before the fork", || {
+        assert_eq!(running.take().unwrap().join(), Err(TaskError::ForkedHandle));
+    });
+    cases.in_fork("join_timeout", || {
+        let handle = running.take().unwrap();
+        assert_eq!(
+            handle.join_timeout(TIMEOUT).ok(),
+            Some(Err(TaskError::ForkedHandle))
+        );
+    });
+    cases.in_fork("await", || {
+        let handle = running.take().unwrap();
+        assert_eq!(block_on(handle), Some(Err(TaskError::ForkedHandle)));
+    });
+    // `map` already worked: the calling thread runs every chunk no pool thread started.
+    cases.in_fork("map", || {
+        assert_eq!(pool.map(0..4, |x| x), Ok(vec![0, 1, 2, 3]));
+    });
+    cases.in_fork("broadcast", || {
+        let refused = pool
+            .broadcast(|_| 1)
+            .map(|_| ())
+            .map_err(PoolError::without_task);
+        assert_eq!(refused, Err(PoolError::ForkedHandle(())));
+    });
+    pool_still_works(&mut cases, &pool, running.unwrap(), &gate);
+    cases.check();
+}
+
+/// X7: ending a `WorkerPool` made before a fork, in the forked child: `close` returns
+/// `Err(ForkedHandle)` at once and dropping it returns (both waited for ever for the parent's
+/// threads), and a pool built in the child afterwards works. The parent's pool is unharmed.
+fn fork_pool_ending() {
+    let (pool, running, gate) = pool_one_busy();
+    let mut pool = Some(pool);
+    let mut cases = Cases::default();
+    cases.in_fork("close", || {
+        assert_eq!(
+            pool.as_ref().unwrap().close(None),
+            Err(CloseError::ForkedHandle)
+        );
+    });
+    cases.in_fork("drop", || {
+        drop(pool.take());
+        let mine = WorkerPool::new().unwrap();
+        assert_eq!(mine.run(|_| 3).unwrap().join(), Ok(3));
+    });
+    let pool = pool.unwrap();
+    pool_still_works(&mut cases, &pool, running, &gate);
+    pool.close(None).unwrap();
+    cases.check();
+}
+
+/// Answers every number with the next, until its input is closed.
+fn echo(ctx: ProcessContext<u32, u32>) -> Result<(), Error> {
+    loop {
+        match ctx.recv() {
+            Ok(n) => ctx.post_message(&(n + 1))?,
+            Err(Error::Closed) => return Ok(()),
+            Err(error) => return Err(error),
+        }
+    }
+}
+static ECHO: Entry<u32, u32> = Entry::new("echo", echo);
+
+/// X7: a `ProcessWorker` made before a fork, in the forked child: every call that waits on
+/// its child process or touches its rings — `recv_event` (waited for ever), `try_recv_event`,
+/// `post_message` (posted into the parent's ring), `terminate` (signalled the parent's child
+/// process), `join`, `disconnect` (closed its input) — returns `Err(ForkedHandle)` (or
+/// nothing) at once, and dropping it neither kills the parent's child process nor closes its
+/// rings. Each case forks from a parent with a fresh worker, which must still answer the
+/// parent afterwards and end as it was asked to.
+fn fork_process_worker() {
+    type Handle = Option<ProcessWorker<u32, u32>>;
+    let forked_cases: [(&str, fn(&mut Handle)); 7] = [
+        ("recv_event", |worker| {
+            let worker = worker.as_ref().unwrap();
+            assert_eq!(worker.recv_event(), Err(forked("process worker")));
+        }),
+        ("recv_event_timeout, try_recv_event", |worker| {
+            let worker = worker.as_ref().unwrap();
+            let answer = worker.recv_event_timeout(TIMEOUT);
+            assert_eq!(answer, Err(forked("process worker")));
+            assert_eq!(worker.try_recv_event(), None);
+            assert_eq!(worker.events().next(), None);
+        }),
+        ("post_message", |worker| {
+            let worker = worker.as_ref().unwrap();
+            assert_eq!(worker.post_message(&7), Err(forked("process worker")));
+            assert_eq!(worker.try_post_message(&7), Err(forked("process worker")));
+        }),
+        ("terminate", |worker| {
+            let worker = worker.as_ref().unwrap();
+            assert_eq!(worker.terminate(), Err(forked("process worker")));
+        }),
+        ("join", |worker| {
+            let worker = worker.take().unwrap();
+            assert_eq!(worker.join(), Err(forked("process worker")));
+        }),
+        ("disconnect", |worker| worker.as_ref().unwrap().disconnect()),
+        ("drop", |worker| drop(worker.take())),
+    ];
+    let mut cases = Cases::default();
+    for (what, case) in forked_cases {
+        let mut worker = Some(ProcessWorker::builder().spawn(&ECHO).unwrap());
+        let theirs = worker.as_ref().unwrap();
+        assert_eq!(theirs.recv_event().unwrap(), ProcessEvent::Online);
+        cases.in_fork(what, || case(&mut worker));
+        let theirs = worker.unwrap();
+        let answer = theirs
+            .post_message(&100)
+            .and_then(|()| theirs.recv_event_timeout(BOUND));
+        if answer != Ok(ProcessEvent::Message(101)) {
+            cases.fail(format!(
+                "after {what}, the parent's worker answered {answer:?}"
+            ));
+            continue; // dropping it kills it
+        }
+        theirs.disconnect();
+        match theirs.join() {
+            Ok(exit) if exit.success() => {}
+            other => cases.fail(format!("after {what}, the parent's worker ended {other:?}")),
+        }
+    }
+    cases.check();
+}
+
 const SCENARIOS: &[Scenario] = &[
     ("eintr_wait_private", wait_private),
     ("eintr_wait_memfd", wait_memfd),
@@ -872,10 +1152,14 @@ const SCENARIOS: &[Scenario] = &[
     ("stopped_waiter", stopped_waiter),
     ("fork_timer", fork_timer),
     ("fork_bridge", fork_bridge),
+    ("fork_worker", fork_worker),
+    ("fork_pool_calls", fork_pool_calls),
+    ("fork_pool_ending", fork_pool_ending),
+    ("fork_process_worker", fork_process_worker),
 ];
 
 fn main() {
-    process::init(&[&SLOW_INCREMENT, &LOCK_HOLDER, &STOPPED_WAITER]);
+    process::init(&[&SLOW_INCREMENT, &LOCK_HOLDER, &STOPPED_WAITER, &ECHO]);
     Runner {
         role: ROLE,
         watchdog: WATCHDOG,

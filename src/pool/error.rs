@@ -21,6 +21,9 @@ pub enum TaskError {
     /// The joining thread was interrupted (its own pool was destroyed, or its worker
     /// terminated) before the task finished; the task itself goes on.
     Interrupted,
+    /// The task's pool was made before a `fork()` and this is the forked child: the pool's
+    /// threads are the parent's, so the task will never finish here (docs/semantics.md X7).
+    ForkedHandle,
 }
 
 impl fmt::Display for TaskError {
@@ -35,11 +38,15 @@ impl fmt::Display for TaskError {
             TaskError::Interrupted => {
                 f.write_str("the joining thread was interrupted before the task finished")
             }
+            TaskError::ForkedHandle => f.write_str(FORKED),
         }
     }
 }
 
 impl std::error::Error for TaskError {}
+
+/// What every fork refusal of the pool says (docs/semantics.md X7).
+const FORKED: &str = "the pool was made before a fork: its threads belong to the parent process, so this forked child cannot use it (leave it alone or drop it; build a new pool in the child)";
 
 /// What [`TaskContext::check`](super::TaskContext::check) returns once the task was cancelled
 /// (or timed out, or its pool destroyed), so a task can stop with `?`.
@@ -79,6 +86,9 @@ pub enum PoolError<T> {
         /// The system's reason.
         reason: String,
     },
+    /// The pool was made before a `fork()` and this is the forked child: its threads are the
+    /// parent's, so no task would ever run here (docs/semantics.md X7).
+    ForkedHandle(T),
 }
 
 impl<T> PoolError<T> {
@@ -87,6 +97,7 @@ impl<T> PoolError<T> {
         match self {
             PoolError::QueueFull(task)
             | PoolError::Closed(task)
+            | PoolError::ForkedHandle(task)
             | PoolError::SpawnFailed { task, .. } => task,
         }
     }
@@ -101,6 +112,7 @@ impl<T> PoolError<T> {
         match self {
             PoolError::QueueFull(task) => PoolError::QueueFull(f(task)),
             PoolError::Closed(task) => PoolError::Closed(f(task)),
+            PoolError::ForkedHandle(task) => PoolError::ForkedHandle(f(task)),
             PoolError::SpawnFailed { task, reason } => PoolError::SpawnFailed {
                 task: f(task),
                 reason,
@@ -114,6 +126,7 @@ impl<T> fmt::Debug for PoolError<T> {
         match self {
             PoolError::QueueFull(_) => f.write_str("QueueFull(..)"),
             PoolError::Closed(_) => f.write_str("Closed(..)"),
+            PoolError::ForkedHandle(_) => f.write_str("ForkedHandle(..)"),
             PoolError::SpawnFailed { reason, .. } => f
                 .debug_struct("SpawnFailed")
                 .field("reason", reason)
@@ -129,6 +142,7 @@ impl<T> fmt::Display for PoolError<T> {
                 f.write_str("the pool's queue is at its bound (MaxQueue) and no worker was free to take the task")
             }
             PoolError::Closed(_) => f.write_str("the pool is closed"),
+            PoolError::ForkedHandle(_) => f.write_str(FORKED),
             PoolError::SpawnFailed { reason, .. } => {
                 write!(f, "the system refused the pool a thread or memory for the task: {reason}")
             }
@@ -143,7 +157,8 @@ impl<T> PartialEq for PoolError<T> {
     fn eq(&self, other: &PoolError<T>) -> bool {
         match (self, other) {
             (PoolError::QueueFull(_), PoolError::QueueFull(_))
-            | (PoolError::Closed(_), PoolError::Closed(_)) => true,
+            | (PoolError::Closed(_), PoolError::Closed(_))
+            | (PoolError::ForkedHandle(_), PoolError::ForkedHandle(_)) => true,
             (
                 PoolError::SpawnFailed { reason: a, .. },
                 PoolError::SpawnFailed { reason: b, .. },
@@ -220,6 +235,9 @@ pub enum CloseError {
     /// `close` was called from a task of this very pool, which cannot wait for its own thread:
     /// the pool stopped accepting tasks and will end once the running ones return.
     FromInsidePool,
+    /// The pool was made before a `fork()` and this is the forked child: its threads are the
+    /// parent's, so closing would wait for ever; nothing was changed (docs/semantics.md X7).
+    ForkedHandle,
 }
 
 impl fmt::Display for CloseError {
@@ -232,6 +250,7 @@ impl fmt::Display for CloseError {
             CloseError::FromInsidePool => {
                 f.write_str("a pool cannot wait for itself to close from one of its own tasks")
             }
+            CloseError::ForkedHandle => f.write_str(FORKED),
         }
     }
 }

@@ -67,12 +67,16 @@ impl<R: Send + 'static> TaskHandle<R> {
     }
 
     /// Waits for the task and returns its value, or why there is none: `Panicked(message)`,
-    /// `Cancelled` (before it started), `TimedOut`, `PoolDestroyed`, or `Interrupted` (this
-    /// thread was interrupted first).
+    /// `Cancelled` (before it started), `TimedOut`, `PoolDestroyed`, `Interrupted` (this
+    /// thread was interrupted first), or `ForkedHandle` (this is a fork child of the process
+    /// that built the pool, and the task had not finished at the fork: docs/semantics.md X7).
     pub fn join(self) -> Result<R, TaskError> {
         let word = self.task.header().state.load();
         if is_terminal(word) {
             return self.resolve(word); // finished: nothing to help with or wait for
+        }
+        if self.task.core().made_in.forked() {
+            return Err(TaskError::ForkedHandle);
         }
         self.help();
         match self.wait_terminal(None) {
@@ -85,6 +89,10 @@ impl<R: Send + 'static> TaskHandle<R> {
     /// Like [`join`](TaskHandle::join), but gives the handle back if the task has not
     /// finished within `timeout`.
     pub fn join_timeout(self, timeout: Duration) -> Result<Result<R, TaskError>, TaskHandle<R>> {
+        let word = self.task.header().state.load();
+        if !is_terminal(word) && self.task.core().made_in.forked() {
+            return Ok(Err(TaskError::ForkedHandle));
+        }
         self.help();
         let deadline = Instant::now().checked_add(timeout);
         match self.wait_terminal(deadline) {
@@ -275,6 +283,11 @@ impl<R: Send + 'static> Future for TaskHandle<R> {
                 this.waiting = None;
                 this.done = true;
                 return Poll::Ready(this.resolve(word));
+            }
+            if this.task.core().made_in.forked() {
+                this.waiting = None;
+                this.done = true;
+                return Poll::Ready(Err(TaskError::ForkedHandle));
             }
             if let Some(waiting) = &mut this.waiting {
                 match Pin::new(&mut **waiting).poll(cx) {

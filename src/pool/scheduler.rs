@@ -135,6 +135,7 @@ use super::stats::{Counters, Recorder};
 use super::task_state::Resolved;
 use crate::atomics::{Interrupter, SharedWords, WaitResult, Word};
 use crate::error::Error;
+use crate::region::MadeIn;
 use crate::shim::{
     fence, lock, thread, AtomicUsize, IdCounter, Mutex, MutexGuard, Ordering::SeqCst, LOOM,
 };
@@ -179,6 +180,8 @@ pub(super) enum Signal {
 /// What the pool's threads, tasks and handles share.
 pub(crate) struct Core {
     pub(super) id: u64,
+    /// The pool's threads are not in a fork child of this process (docs/semantics.md X7).
+    pub(super) made_in: MadeIn,
     pub(super) config: Config,
     state: Mutex<State>,
     /// One per slot (see the module docs).
@@ -332,6 +335,7 @@ impl Core {
         let timer = crate::buffer::SharedBuffer::new(4)?;
         Ok(Core {
             id: NEXT_POOL_ID.next(),
+            made_in: MadeIn::now(),
             bells: SharedWords::new(config.max_threads)?,
             signals: SharedWords::new(3)?,
             timer_word: TypedArray::new(&timer)?,

@@ -48,9 +48,14 @@ use crate::shim::Arc;
 /// the pool on the error path. A pool is `Send + Sync`: share it with
 /// `&` or an `Arc` (tasks that submit subtasks capture an `Arc<WorkerPool>`).
 ///
-/// A pool does not cross a `fork`: its threads are not in the child, so the child must neither
-/// use nor drop a pool made before the fork (`std::mem::forget` it, or end the child with
-/// `exec` or `_exit`); a pool built in the child works (docs/semantics.md X7).
+/// A pool does not cross a `fork` (docs/semantics.md X7): its threads are not in the forked
+/// child, so there submitting ([`run`](Self::run) and its kin, [`broadcast`](Self::broadcast))
+/// is refused with [`PoolError::ForkedHandle`], [`close`](Self::close) with
+/// [`CloseError::ForkedHandle`], a [`TaskHandle`] of it resolves
+/// [`TaskError::ForkedHandle`](super::TaskError::ForkedHandle) unless its task had finished
+/// before the fork, and dropping it returns at once (leaking what is the parent's) instead of
+/// joining threads that are not there. [`map`](Self::map) still works there (the calling thread
+/// runs every chunk). A pool built in the child works.
 pub struct WorkerPool {
     core: Arc<Core>,
 }
@@ -102,6 +107,9 @@ impl WorkerPool {
         F: FnOnce(&TaskContext<'_>) -> R + Send + 'static,
         R: Send + 'static,
     {
+        if self.core.made_in.forked() {
+            return Err(PoolError::ForkedHandle(task));
+        }
         let placement = match options.key {
             Some(key) => Placement::Keyed(key),
             None => Placement::Global(options.priority),
@@ -193,6 +201,9 @@ impl WorkerPool {
         F: Fn(&TaskContext<'_>) -> R + Send + Sync + 'static,
         R: Send + 'static,
     {
+        if self.core.made_in.forked() {
+            return Err(PoolError::ForkedHandle(task));
+        }
         broadcast::broadcast(&self.core, task)
     }
 
@@ -332,7 +343,13 @@ impl WorkerPool {
     /// (nothing was lost). Threads not joined in time are joined when the pool is dropped.
     /// Called from a task of this pool, it only stops accepting (`Err(FromInsidePool)`): a
     /// thread cannot wait for itself.
+    ///
+    /// In a fork child of the process that built the pool: `Err(ForkedHandle)` at once, and
+    /// nothing changes (docs/semantics.md X7).
     pub fn close(&self, timeout: Option<Duration>) -> Result<(), CloseError> {
+        if self.core.made_in.forked() {
+            return Err(CloseError::ForkedHandle);
+        }
         self.core.close(timeout)
     }
 
@@ -366,8 +383,13 @@ impl WorkerPool {
 
 impl Drop for WorkerPool {
     fn drop(&mut self) {
-        match self.core.close(None) {
-            Ok(()) | Err(CloseError::FromInsidePool) => {}
+        if self.core.made_in.forked() {
+            // A fork child: the threads are the parent's, nothing here could join them, and
+            // the pool's state may name tasks they run. Leak it (docs/semantics.md X7).
+            return;
+        }
+        match self.close(None) {
+            Ok(()) | Err(CloseError::FromInsidePool | CloseError::ForkedHandle) => {}
             Err(CloseError::TimedOut { .. }) => {
                 // The wait was interrupted (this thread is a terminated worker): the pool is
                 // destroyed; its threads finish on their own.

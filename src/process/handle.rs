@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -30,6 +31,7 @@ use super::spawn::Spawned;
 use super::sys::{self, spawn_failed};
 use crate::channel::{ByteReceiver, ByteRing, ByteSender};
 use crate::error::Error;
+use crate::region::MadeIn;
 
 /// The parent's handle to a process worker (Node's `cluster` worker, with the `Worker` API):
 /// posts `In` messages to the child, reads its [`ProcessEvent`]s carrying `Out`.
@@ -67,16 +69,23 @@ use crate::error::Error;
 /// and `examples/cluster.rs` serves HTTP from several.
 ///
 /// A stopped child (SIGSTOP) is alive: it is not reported exited, and calls waiting on it wait
-/// (or reach their deadline) until it continues (docs/semantics.md X8). A handle does not cross
-/// a `fork` without `exec`: the child process is not the forked child's own, so the forked
-/// child must neither use nor drop a handle made before the fork (X7).
+/// (or reach their deadline) until it continues (docs/semantics.md X8).
+///
+/// A handle does not cross a `fork` without `exec` (X7): the child process and its rings are the
+/// parent's, not the forked child's. There every call that would wait for the child process or
+/// touch its rings — `post_message` and its kin, `recv_event` and its kin, `events`,
+/// `terminate`, `join` — returns `Err(Error::ForkedHandle)` (`try_recv_event`: `None`) at
+/// once, `disconnect` does nothing, and dropping the handle only closes this process's
+/// descriptors: the parent's child process is never signalled or waited for from there, and
+/// its rings are left as they are.
 pub struct ProcessWorker<In, Out> {
     pid: u32,
     name: String,
     pidfd: OwnedFd,
     process: Mutex<Process>,
-    tx: Mutex<ByteSender>,
-    inbound: Mutex<Inbound>,
+    /// Dropped by the handle's drop, after the child process is gone; leaked in a fork child.
+    tx: ManuallyDrop<Mutex<ByteSender>>,
+    inbound: ManuallyDrop<Mutex<Inbound>>,
     /// Parent → child, child → parent.
     rings: [ByteRing; 2],
     terminating: AtomicBool,
@@ -87,8 +96,13 @@ pub struct ProcessWorker<In, Out> {
     /// The write end of the "parent alive" pipe: closed when this process ends (or the handle
     /// drops), which the child's watcher sees.
     _alive: OwnedFd,
+    /// The child process is not a fork child's (docs/semantics.md X7).
+    made_in: MadeIn,
     _types: PhantomData<fn(In) -> Out>,
 }
+
+/// What a fork refusal calls a process worker (docs/semantics.md X7).
+const WHAT: &str = "process worker";
 
 struct Process {
     child: Spawned,
@@ -146,17 +160,18 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
             name,
             pidfd,
             process: Mutex::new(Process { child, exit: None }),
-            tx: Mutex::new(ends.tx),
-            inbound: Mutex::new(Inbound {
+            tx: ManuallyDrop::new(Mutex::new(ends.tx)),
+            inbound: ManuallyDrop::new(Mutex::new(Inbound {
                 rx: ends.rx,
                 ring_ended: false,
                 exit_reported: false,
-            }),
+            })),
             rings: ends.rings,
             terminating: AtomicBool::new(false),
             terminate_at: OnceLock::new(),
             grace,
             _alive: alive,
+            made_in: MadeIn::now(),
             _types: PhantomData,
         })
     }
@@ -184,6 +199,7 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     }
 
     fn post_until(&self, message: &In, patience: Patience) -> Result<(), Error> {
+        self.made_in.check(WHAT)?;
         let mut tx = lock(&self.tx);
         let Patience::Until(deadline) = patience else {
             return frame::send_message(&mut tx, message, None);
@@ -211,7 +227,13 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     /// Closes the child's input: its [`recv`](super::ProcessContext::recv) returns
     /// `Err(Closed)` after every message posted before (Node's `disconnect`). Posting after
     /// this returns `Err(Closed)`.
+    ///
+    /// In a fork child of the process that spawned the worker, does nothing: the ring is the
+    /// parent's (docs/semantics.md X7).
     pub fn disconnect(&self) {
+        if self.made_in.forked() {
+            return;
+        }
         self.rings[0].close();
     }
 
@@ -240,6 +262,7 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     }
 
     fn next_event(&self, patience: Patience) -> Result<ProcessEvent<Out>, Error> {
+        self.made_in.check(WHAT)?;
         let mut inbound = lock(&self.inbound);
         if inbound.exit_reported {
             return Err(Error::Closed);
@@ -329,6 +352,8 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
 
     /// As [`terminate`](Self::terminate) with a grace period of `grace`.
     pub fn terminate_timeout(&self, grace: Duration) -> Result<ProcessExit, Error> {
+        // A fork child must never signal the parent's child process.
+        self.made_in.check(WHAT)?;
         // A child that already ended by itself keeps its own ending (and its `Error`).
         if self.has_exited() {
             return self.wait_exit(None);
@@ -349,6 +374,7 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     /// Waits for the child to exit and returns how it ended. Events not read yet are dropped
     /// (read while waiting, so a child blocked on a full ring is not stuck).
     pub fn join(self) -> Result<ProcessExit, Error> {
+        self.made_in.check(WHAT)?;
         loop {
             match self.recv_event() {
                 Ok(ProcessEvent::Exit(exit)) => return Ok(exit),
@@ -425,6 +451,12 @@ fn slice_end(deadline: Option<Instant>) -> Instant {
 
 impl<In, Out> Drop for ProcessWorker<In, Out> {
     fn drop(&mut self) {
+        if self.made_in.forked() {
+            // A fork child: the child process and the rings are the parent's. Never signal or
+            // wait for that process, and leak the ring ends (dropping them would close the
+            // parent's rings); the descriptors close as usual (docs/semantics.md X7).
+            return;
+        }
         let process = self
             .process
             .get_mut()
@@ -432,6 +464,11 @@ impl<In, Out> Drop for ProcessWorker<In, Out> {
         if process.exit.is_none() {
             let _ = sys::pidfd_send_signal(self.pidfd.as_fd(), libc::SIGKILL);
             let _ = process.child.wait();
+        }
+        // SAFETY: the handle's drop; the ring ends are dropped here once and never used again.
+        unsafe {
+            ManuallyDrop::drop(&mut self.tx);
+            ManuallyDrop::drop(&mut self.inbound);
         }
     }
 }

@@ -427,7 +427,9 @@ impl Dispatcher {
                     self.pool_retry_at = Some(Instant::now() + Duration::from_millis(10));
                     return;
                 }
-                Err(PoolError::Closed(task)) => {
+                // A pool made before a fork, used by a consumer made in the forked child: as
+                // good as closed there (docs/semantics.md X7).
+                Err(PoolError::Closed(task) | PoolError::ForkedHandle(task)) => {
                     drop(task);
                     self.outbox.push(Finish::release(entry, Some(meta)));
                     self.stop.get_or_insert(Stop::PoolClosed);

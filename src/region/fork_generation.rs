@@ -4,9 +4,12 @@
 //! else, so what the crate cached per process — a thread's lock identity (`sync/owner.rs`),
 //! the `wait_async` timer thread (`atomics/timer.rs`), the doorbell bridges
 //! (`atomics/process_bridge.rs`) — is stale there. Each records the generation it was made in
-//! and compares: one relaxed load, no system call.
+//! and compares: one relaxed load, no system call. So do the handles whose threads or child
+//! process do not cross a fork ([`MadeIn`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::Error;
 
 /// Bumped in the child of every `fork()` (a std atomic: touched from a fork handler).
 static GENERATION: AtomicU64 = AtomicU64::new(0);
@@ -38,3 +41,32 @@ fn register() {
 
 #[cfg(not(target_os = "linux"))]
 fn register() {}
+
+/// The fork generation a handle was made in (docs/semantics.md X7): a `Worker`, `WorkerPool`,
+/// `ProcessWorker` or queue consumer keeps one, and in a `fork()` child of the process that
+/// made it, refuses to wait on threads or a child process that are not there (and its drop
+/// leaks instead of joining or killing them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MadeIn(u64);
+
+impl MadeIn {
+    /// The generation of the calling process.
+    pub(crate) fn now() -> MadeIn {
+        MadeIn(fork_generation())
+    }
+
+    /// Whether the calling process is a `fork()` child of the one that made the handle: one
+    /// relaxed load.
+    pub(crate) fn forked(self) -> bool {
+        self.0 != fork_generation()
+    }
+
+    /// `Err(ForkedHandle)` naming `what` in a fork child of the process that made the handle.
+    pub(crate) fn check(self, what: &'static str) -> Result<(), Error> {
+        if self.forked() {
+            Err(Error::ForkedHandle { what })
+        } else {
+            Ok(())
+        }
+    }
+}

@@ -49,7 +49,7 @@ pub(crate) mod task_stat;
 
 pub use bits::Bits;
 pub(crate) use bits::RmwOp;
-pub(crate) use fork_generation::fork_generation;
+pub(crate) use fork_generation::{fork_generation, MadeIn};
 pub(crate) use header::{Header, Layout, Slot, HEADER_LEN, SLOT_COUNT};
 pub(crate) use liveness::{current_process, process_exists};
 pub(crate) use memory::RegionPtr;

@@ -22,6 +22,7 @@ use super::event::{ExitStatus, WorkerEvent, WorkerState};
 use super::lifecycle::{Lifecycle, NotYet, Patience, EXITED, RUNNING};
 use crate::channel::{MessagePort, NoMessage, PostError};
 use crate::error::Error;
+use crate::region::MadeIn;
 use crate::shim::{self, lock, thread, Arc, AtomicU8, Mutex, Ordering};
 
 // Stages of the parent's event stream, in order; a stage is left only by the compare-exchange
@@ -62,15 +63,23 @@ const STAGE_DONE: u8 = 3;
 /// # Ok::<(), sharedbuf::Error>(())
 /// ```
 ///
-/// A worker does not cross a `fork`: its thread is not in the child, so the child must neither
-/// use nor drop a worker made before the fork (docs/semantics.md X7).
+/// A worker does not cross a `fork` (docs/semantics.md X7): its thread is not in the forked
+/// child, so there every call that would wait for it (`recv_event`, `recv_event_timeout`,
+/// `events`, `post_message`, `terminate`, `join`) returns `Err(Error::ForkedHandle)` at once,
+/// and dropping it leaves the parent's worker alone (its thread handle is leaked, not
+/// detached).
 pub struct Worker<In, Out> {
     port: MessagePort<In, Out>,
     lifecycle: Arc<Lifecycle>,
     stage: AtomicU8,
     thread_id: u64,
     thread: Mutex<Option<thread::JoinHandle<()>>>,
+    /// Its thread is not in a fork child of this process.
+    made_in: MadeIn,
 }
+
+/// What a fork refusal calls a worker (docs/semantics.md X7).
+const WHAT: &str = "worker";
 
 impl<In, Out> Worker<In, Out> {
     /// The handle of a worker whose thread was just started.
@@ -86,6 +95,7 @@ impl<In, Out> Worker<In, Out> {
             stage: AtomicU8::new(STAGE_ONLINE),
             thread_id,
             thread: Mutex::new(Some(thread)),
+            made_in: MadeIn::now(),
         }
     }
 }
@@ -94,6 +104,7 @@ impl<In, Out> Worker<In, Out> {
     /// `worker.postMessage(message)`. Waits while the worker's queue is full;
     /// `Err(Error::Closed)` once the worker has exited (W4): the message is dropped.
     pub fn post_message(&self, message: In) -> Result<(), Error> {
+        self.made_in.check(WHAT)?;
         self.port.post_message(message)
     }
 
@@ -137,6 +148,9 @@ impl<In, Out> Worker<In, Out> {
     }
 
     fn next_event(&self, patience: Patience) -> Result<WorkerEvent<Out>, NotYet> {
+        if matches!(patience, Patience::Until(_)) {
+            self.made_in.check(WHAT).map_err(NotYet::Failed)?;
+        }
         if matches!(patience, Patience::Until(_)) && self.is_own_thread() {
             // The worker's own thread waiting for its own events: `Exit` (and the close of
             // its port, which ends the messages) comes only after this thread returns.
@@ -271,6 +285,7 @@ impl<In, Out> Worker<In, Out> {
     }
 
     fn terminate_until(&self, deadline: Option<Instant>) -> Result<ExitStatus, Error> {
+        self.made_in.check(WHAT)?;
         if self.lifecycle.bits() & EXITED == 0 {
             self.lifecycle.request_termination();
         }
@@ -287,6 +302,7 @@ impl<In, Out> Worker<In, Out> {
     /// see its own exit: `Err(Error::WouldDeadlock)` at once, and the handle is dropped, which
     /// asks the worker to terminate as dropping any handle does.
     pub fn join(self) -> Result<ExitStatus, Error> {
+        self.made_in.check(WHAT)?;
         if self.is_own_thread() {
             return Err(Error::WouldDeadlock);
         }
@@ -313,6 +329,13 @@ impl<In, Out> Drop for Worker<In, Out> {
     fn drop(&mut self) {
         if shim::model_is_unwinding() {
             return; // a failed loom model: see `shim::model_is_unwinding`
+        }
+        if self.made_in.forked() {
+            // A fork child: the thread is the parent's. Neither interrupt (its waits live in
+            // this process's copy) nor detach it (its handle may name a thread this process
+            // starts later): leak the handle (docs/semantics.md X7).
+            std::mem::forget(lock(&self.thread).take());
+            return;
         }
         if self.lifecycle.bits() & EXITED == 0 {
             self.lifecycle.request_termination();

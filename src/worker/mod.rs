@@ -113,6 +113,11 @@
 //! Dropping a [`Worker`] without [`join`](Worker::join) terminates the worker (without
 //! waiting) and detaches its thread: a drop never blocks, and the worker is not left running
 //! silently unless it ignores termination in a CPU loop.
+//!
+//! # Fork
+//!
+//! A worker made before a `fork()` is the parent's: in the forked child its blocking calls
+//! return `Err(Error::ForkedHandle)` at once and dropping it leaks it (docs/semantics.md X7).
 
 mod builder;
 mod context;
