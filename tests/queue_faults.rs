@@ -4,6 +4,7 @@
 #![cfg(feature = "redis")]
 
 mod queue_support;
+mod scenarios;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -403,4 +404,45 @@ fn a_finish_after_the_job_was_reclaimed_acknowledges_nothing() {
         .unwrap();
     assert_eq!(held.len(), 1, "still pending for its new owner");
     assert_eq!(queue.stats().unwrap().completed, 0);
+}
+
+// docs/semantics.md X7: a consumer made before a `fork()`, in the forked child: `close` returns
+// `Err(ForkedHandle)` at once and dropping it returns at once (both went to join threads that
+// are not there); the parent's consumer runs jobs on.
+#[test]
+fn x7_a_consumer_made_before_a_fork_is_left_to_the_parent() {
+    let Some(server) = redis_or_skip("x7_a_consumer_made_before_a_fork_is_left_to_the_parent")
+    else {
+        return;
+    };
+    let queue = JobQueue::connect(&server.url(), &queue_name("fork")).unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&done);
+    let consumer = queue
+        .consumer("forked")
+        .run_on(&pool(2), move |_, _| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    queue.add(1u32.to_le_bytes(), JobOptions::new()).unwrap();
+    wait_until("the first job ran", || done.load(Ordering::SeqCst) == 1);
+    let mut consumer = Some(consumer);
+    let bound = Duration::from_secs(20); // a hang detector
+    let closed = scenarios::fork_child(bound, || {
+        let answer = consumer.take().unwrap().close(CLOSE);
+        assert!(
+            matches!(answer, Err(QueueError::ForkedHandle)),
+            "{answer:?}"
+        );
+    });
+    let dropped = scenarios::fork_child(bound, || drop(consumer.take()));
+    queue.add(2u32.to_le_bytes(), JobOptions::new()).unwrap();
+    wait_until("a job added after the forks ran", || {
+        done.load(Ordering::SeqCst) == 2
+    });
+    let consumer = consumer.unwrap();
+    assert!(consumer.is_running());
+    consumer.close(CLOSE).unwrap();
+    assert_eq!((closed, dropped), (Ok(()), Ok(())));
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use scenarios::{Runner, Scenario};
+use scenarios::{fork_child, Runner, Scenario};
 use sharedbuf::atomics::{self, WaitAsync};
 use sharedbuf::channel::ByteRing;
 use sharedbuf::pool::{CloseError, MaxQueue, PoolError, TaskError, TaskHandle, WorkerPool};
@@ -756,37 +756,6 @@ fn stopped_waiter() {
 }
 
 // ---- fork without exec (X7) ----
-
-/// Forks; the child runs `f` and exits at once (`_exit`: nothing inherited is dropped) with
-/// 0 if it returned, 1 if it panicked. `Err` says why if the child failed, or hung (ran longer
-/// than `bound`: then it is killed).
-fn fork_child(bound: Duration, f: impl FnOnce()) -> Result<(), String> {
-    // SAFETY: the child only runs `f` (the documented uses after a fork, X7) and `_exit`s.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
-        // SAFETY: `_exit` ends the process at once.
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let deadline = Instant::now() + bound;
-    loop {
-        let mut status = 0;
-        // SAFETY: `status` is a valid int; `pid` is our child.
-        match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
-            0 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            0 => {
-                // SAFETY: our unreaped child.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-                // SAFETY: as above; reaps it.
-                unsafe { libc::waitpid(pid, &mut status, 0) };
-                return Err("the forked child hung".into());
-            }
-            _ if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 => return Ok(()),
-            _ => return Err(format!("the forked child failed ({status:#x})")),
-        }
-    }
-}
 
 /// [`fork_child`], panicking (naming `what`) if the child failed or hung.
 fn in_fork(what: &str, f: impl FnOnce()) {

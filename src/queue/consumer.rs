@@ -21,6 +21,7 @@ use super::shared::{Settings, Shared};
 use super::stats::ConsumerStats;
 use super::wakeup::{self, WakeupControl};
 use crate::pool::{TaskContext, WorkerPool};
+use crate::region::MadeIn;
 
 /// The fewest jobs a consumer holds beyond its concurrency by default (`prefetch`).
 const DEFAULT_PREFETCH: usize = 8;
@@ -275,6 +276,7 @@ impl ConsumerBuilder {
                 keeper,
                 reader,
             }),
+            made_in: MadeIn::now(),
         })
     }
 }
@@ -289,10 +291,17 @@ struct Threads {
 ///
 /// Dropping it closes it without a time limit (like [`close(None)`](Consumer::close)): it
 /// waits for the running jobs, as a [`WorkerPool`]'s drop does.
+///
+/// A consumer does not cross a `fork` (docs/semantics.md X7): its threads and their
+/// connections are the parent's. In the forked child `close` returns
+/// `Err(QueueError::ForkedHandle)` at once and dropping it returns at once (it leaks what is
+/// the parent's); the parent's consumer runs on undisturbed.
 pub struct Consumer {
     shared: Arc<Shared>,
     events: mpsc::Sender<Event>,
     threads: Option<Threads>,
+    /// Its threads are not in a fork child of this process.
+    made_in: MadeIn,
 }
 
 impl Consumer {
@@ -335,6 +344,12 @@ impl Consumer {
         let Some(threads) = self.threads.take() else {
             return Ok(());
         };
+        if self.made_in.forked() {
+            // A fork child: the threads are the parent's; joining them is undefined here
+            // (their handles may name threads this process starts later). Leak them.
+            std::mem::forget(threads);
+            return Err(QueueError::ForkedHandle);
+        }
         let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         self.shared.request_close(deadline);
         let _ = self.events.send(Event::Close);

@@ -71,6 +71,11 @@ pub enum QueueError {
         /// Jobs left to their lease (another consumer reclaims them once it expires).
         abandoned: usize,
     },
+    /// [`Consumer::close`](super::Consumer::close) in the child of a `fork()`, on a consumer
+    /// made before the fork: its threads (and their connections) are the parent's, so closing
+    /// would wait for ever; nothing was changed, and the parent's consumer runs on
+    /// (docs/semantics.md X7).
+    ForkedHandle,
 }
 
 impl fmt::Display for QueueError {
@@ -115,6 +120,9 @@ impl fmt::Display for QueueError {
             } => write!(
                 f,
                 "close timed out: {released} running jobs handed back to the queue, {abandoned} left to their lease"
+            ),
+            QueueError::ForkedHandle => f.write_str(
+                "this consumer was made before a fork: its threads belong to the parent process, so this forked child cannot close it (leave it alone or drop it; the parent's consumer runs on)",
             ),
         }
     }

@@ -1,7 +1,8 @@
 //! Test binaries of scenarios that each run in a child process of their own (`harness = false`:
 //! tests/exhaustion.rs, tests/signals.rs): they lower resource limits, install signal handlers
 //! or fork, which must not touch the other scenarios. The binary runs itself once per scenario
-//! with an environment variable naming it, and reports each one as libtest would.
+//! with an environment variable naming it, and reports each one as libtest would. Also
+//! [`fork_child`], for a test that forks (tests/queue_faults.rs too).
 
 #![allow(dead_code)]
 
@@ -127,5 +128,36 @@ pub fn block_on_within<F: Future>(bound: Duration, future: F) -> Option<F::Outpu
             return None;
         }
         std::thread::park_timeout(deadline - now);
+    }
+}
+
+/// Forks; the child runs `f` and exits at once (`_exit`: nothing inherited is dropped) with
+/// 0 if it returned, 1 if it panicked. `Err` says why if the child failed, or hung (ran longer
+/// than `bound`: then it is killed).
+pub fn fork_child(bound: Duration, f: impl FnOnce()) -> Result<(), String> {
+    // SAFETY: the child only runs `f` (the documented uses after a fork, X7) and `_exit`s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
+        // SAFETY: `_exit` ends the process at once.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let deadline = Instant::now() + bound;
+    loop {
+        let mut status = 0;
+        // SAFETY: `status` is a valid int; `pid` is our child.
+        match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
+            0 if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            0 => {
+                // SAFETY: our unreaped child.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                // SAFETY: as above; reaps it.
+                unsafe { libc::waitpid(pid, &mut status, 0) };
+                return Err("the forked child hung".into());
+            }
+            _ if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 => return Ok(()),
+            _ => return Err(format!("the forked child failed ({status:#x})")),
+        }
     }
 }
