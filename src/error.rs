@@ -328,8 +328,8 @@ impl std::error::Error for Error {}
 /// `downcast`), and its kind says what a reader of the `io::Error` most needs: `TimedOut`,
 /// `WouldBlock` for [`Error::Full`] and [`Error::WouldBlock`], `BrokenPipe` for
 /// [`Error::Closed`], `InvalidData` for [`Error::Corrupted`], `Unsupported` for
-/// [`Error::ForkedHandle`], `Other` otherwise (never
-/// `Interrupted`, which std's `io` helpers retry).
+/// [`Error::ForkedHandle`], `Other` otherwise (never `Interrupted`, which std's `io` helpers
+/// retry).
 impl From<Error> for std::io::Error {
     fn from(error: Error) -> std::io::Error {
         use std::io::ErrorKind;

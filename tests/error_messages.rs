@@ -1,10 +1,10 @@
 //! What a new user reads after the common mistakes: each message says what went wrong, with
 //! the numbers involved, and where it helps, what to do instead (docs/semantics.md B3, V2, V4,
-//! A4, W4, P2, P7). A test that matches a message's text here is changed on purpose only.
+//! A4, W4, P2, P7, X7). A test that matches a message's text here is changed on purpose only.
 //!
 //! Run with `--nocapture` to read them all.
 
-use sharedbuf::pool::{PoolError, WorkerPool};
+use sharedbuf::pool::{CloseError, PoolError, TaskError, WorkerPool};
 use sharedbuf::worker::Worker;
 use sharedbuf::{atomics, DataView, Error, Int32Array, MessageChannel, SharedBuffer};
 
@@ -100,4 +100,34 @@ fn p7_submitting_to_a_closed_pool_says_closed() {
     let refused = pool.run(|_| 1).unwrap_err();
     says(&refused, &["closed"]);
     assert!(matches!(refused, PoolError::Closed(_)));
+}
+
+/// X7: a handle made before a `fork()`, used in the forked child (tests/signals.rs and
+/// tests/queue_faults.rs make these for real), says what it is, that it was made before a fork
+/// and belongs to the parent, and what to do instead; as an `io::Error` it is `Unsupported`.
+#[test]
+fn x7_a_handle_made_before_a_fork_says_whose_it_is_and_what_to_do() {
+    let forked = Error::ForkedHandle {
+        what: "process worker",
+    };
+    says(
+        &forked,
+        &[
+            "process worker handle",
+            "before a fork",
+            "parent process",
+            "make a new one in the child",
+        ],
+    );
+    let pool_parts = [
+        "pool",
+        "before a fork",
+        "parent process",
+        "build a new pool in the child",
+    ];
+    says(&PoolError::ForkedHandle(()), &pool_parts);
+    says(&CloseError::ForkedHandle, &pool_parts);
+    says(&TaskError::ForkedHandle, &pool_parts);
+    let io: std::io::Error = forked.into();
+    assert_eq!(io.kind(), std::io::ErrorKind::Unsupported);
 }

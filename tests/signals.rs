@@ -1030,6 +1030,37 @@ fn fork_pool_ending() {
     cases.check();
 }
 
+/// X7: a `WorkerPool` made before a fork with a task queued behind a running one, in the
+/// forked child: `wait_drained` answers `false` at once (it waited for ever for threads that are
+/// not there), and joining the queued task resolves `Err(ForkedHandle)`. The parent's pool is
+/// unharmed.
+fn fork_pool_queued() {
+    let pool = WorkerPool::builder().max_threads(1).build().unwrap();
+    let gate = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let closed = gate.clone();
+    let running = pool
+        .run(move |_| {
+            tx.send(()).unwrap();
+            atomics::wait(&closed, 0, 0, None).unwrap();
+            1
+        })
+        .unwrap();
+    rx.recv().unwrap();
+    let mut queued = Some(pool.run(|_| 2).unwrap());
+    let mut cases = Cases::default();
+    cases.in_fork("wait_drained", || assert!(!pool.wait_drained(None)));
+    cases.in_fork("join a queued task", || {
+        assert_eq!(queued.take().unwrap().join(), Err(TaskError::ForkedHandle));
+    });
+    atomics::store(&gate, 0, 1).unwrap();
+    atomics::notify(&gate, 0, None).unwrap();
+    assert_eq!(running.join(), Ok(1));
+    assert_eq!(queued.unwrap().join(), Ok(2));
+    assert!(pool.wait_drained(None));
+    cases.check();
+}
+
 /// Answers every number with the next, until its input is closed.
 fn echo(ctx: ProcessContext<u32, u32>) -> Result<(), Error> {
     loop {
@@ -1124,6 +1155,7 @@ const SCENARIOS: &[Scenario] = &[
     ("fork_worker", fork_worker),
     ("fork_pool_calls", fork_pool_calls),
     ("fork_pool_ending", fork_pool_ending),
+    ("fork_pool_queued", fork_pool_queued),
     ("fork_process_worker", fork_process_worker),
 ];
 

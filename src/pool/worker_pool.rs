@@ -54,8 +54,9 @@ use crate::shim::Arc;
 /// [`CloseError::ForkedHandle`], a [`TaskHandle`] of it resolves
 /// [`TaskError::ForkedHandle`](super::TaskError::ForkedHandle) unless its task had finished
 /// before the fork, and dropping it returns at once (leaking what is the parent's) instead of
-/// joining threads that are not there. [`map`](Self::map) still works there (the calling thread
-/// runs every chunk). A pool built in the child works.
+/// joining threads that are not there; [`wait_drained`](Self::wait_drained) answers at once.
+/// [`map`](Self::map) still works there (the calling thread runs every chunk). A pool built in
+/// the child works.
 pub struct WorkerPool {
     core: Arc<Core>,
 }
@@ -259,7 +260,13 @@ impl WorkerPool {
     /// of one thread — keep it waiting until something else takes them (a cancel, an inline
     /// join, [`destroy`](WorkerPool::destroy)); give it a timeout there (it then returns
     /// `false`).
+    ///
+    /// In a fork child of the process that built the pool, answers at once: nothing there
+    /// takes queued tasks (docs/semantics.md X7).
     pub fn wait_drained(&self, timeout: Option<Duration>) -> bool {
+        if self.core.made_in.forked() {
+            return self.core.lock().queued_now() == 0;
+        }
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         // Before the first look at the counts: a worker that claims a batch task after this
         // takes it off them at once and signals (scheduler B4).
