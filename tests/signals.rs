@@ -1081,8 +1081,9 @@ static ECHO: Entry<u32, u32> = Entry::new("echo", echo);
 /// rings. Each case forks from a parent with a fresh worker, which must still answer the
 /// parent afterwards and end as it was asked to.
 fn fork_process_worker() {
-    type Handle = Option<ProcessWorker<u32, u32>>;
-    let forked_cases: [(&str, fn(&mut Handle)); 7] = [
+    /// A case: what the forked child does with the parent's handle.
+    type Case = fn(&mut Option<ProcessWorker<u32, u32>>);
+    let forked_cases: [(&str, Case); 7] = [
         ("recv_event", |worker| {
             let worker = worker.as_ref().unwrap();
             assert_eq!(worker.recv_event(), Err(forked("process worker")));

@@ -52,7 +52,7 @@ use crate::shim::Arc;
 /// child, so there submitting ([`run`](Self::run) and its kin, [`broadcast`](Self::broadcast))
 /// is refused with [`PoolError::ForkedHandle`], [`close`](Self::close) with
 /// [`CloseError::ForkedHandle`], a [`TaskHandle`] of it resolves
-/// [`TaskError::ForkedHandle`](super::TaskError::ForkedHandle) unless its task had finished
+/// [`TaskError::ForkedHandle`] unless its task had finished
 /// before the fork, and dropping it returns at once (leaking what is the parent's) instead of
 /// joining threads that are not there; [`wait_drained`](Self::wait_drained) answers at once.
 /// [`map`](Self::map) still works there (the calling thread runs every chunk). A pool built in
