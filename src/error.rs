@@ -210,11 +210,12 @@ pub enum Error {
         /// What failed, and why.
         reason: String,
     },
-    /// A blocking call on a [`Worker`](crate::worker::Worker), a
-    /// [`ProcessWorker`](crate::process::ProcessWorker) or a queue consumer in the child of a
-    /// `fork()`, on a handle made before the fork (docs/semantics.md X7): its threads (and its
-    /// child process) belong to the parent, so the call would wait for ever; it is refused at
-    /// once instead, and touches nothing the parent uses.
+    /// A call on a [`Worker`](crate::worker::Worker) or a
+    /// [`ProcessWorker`](crate::process::ProcessWorker) made before a `fork()`, in the forked
+    /// child (docs/semantics.md X7): the worker's thread, or the process worker's child process
+    /// and rings, belong to the parent, so the call would wait for ever (or disturb the
+    /// parent's worker); it is refused at once instead, and touches nothing the parent uses.
+    /// (A pool's and a queue consumer's errors have a `ForkedHandle` variant of their own.)
     ForkedHandle {
         /// What the handle is (e.g. `"worker"`).
         what: &'static str,

@@ -51,12 +51,11 @@ use crate::shim::Arc;
 /// A pool does not cross a `fork` (docs/semantics.md X7): its threads are not in the forked
 /// child, so there submitting ([`run`](Self::run) and its kin, [`broadcast`](Self::broadcast))
 /// is refused with [`PoolError::ForkedHandle`], [`close`](Self::close) with
-/// [`CloseError::ForkedHandle`], a [`TaskHandle`] of it resolves
-/// [`TaskError::ForkedHandle`] unless its task had finished
-/// before the fork, and dropping it returns at once (leaking what is the parent's) instead of
-/// joining threads that are not there; [`wait_drained`](Self::wait_drained) answers at once.
-/// [`map`](Self::map) still works there (the calling thread runs every chunk). A pool built in
-/// the child works.
+/// [`CloseError::ForkedHandle`], a [`TaskHandle`] of it resolves [`TaskError::ForkedHandle`]
+/// unless its task had finished before the fork, [`wait_drained`](Self::wait_drained) answers
+/// at once, and dropping it returns at once (leaking what is the parent's) instead of joining
+/// threads that are not there. [`map`](Self::map) still works there (the calling thread runs
+/// every chunk). A pool built in the child works.
 pub struct WorkerPool {
     core: Arc<Core>,
 }
