@@ -862,7 +862,8 @@ fn fork_bridge() {
 /// X7: a `Worker` made before a fork, in the forked child: every blocking call (`recv_event`,
 /// a `post_message` to its full port, `terminate`, `join`) returns `Err(ForkedHandle)` at once
 /// instead of waiting for a thread that is not there, and dropping it returns (leaking what is
-/// the parent's); a worker made in the child afterwards works. The parent's worker is unharmed.
+/// the parent's) without touching a worker made in the child (the old drop detached its thread,
+/// whose join then failed). The parent's worker is unharmed.
 fn fork_worker() {
     let gate = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
     let worker: Worker<u32, u32> = Worker::builder()
@@ -900,13 +901,16 @@ fn fork_worker() {
     cases.in_fork("join", || {
         assert_eq!(worker.take().unwrap().join(), Err(forked("worker")));
     });
+    // A worker made in the child first: its thread may get the stack (and the descriptor its
+    // handle names) of the parent's worker thread, which glibc's fork keeps as free, so a drop
+    // that detached the parent's thread would detach it (and its join would then fail).
     cases.in_fork("drop", || {
-        drop(worker.take());
         let mine: Worker<u32, u32> = Worker::spawn(|ctx| {
             let n: u32 = ctx.recv()?;
             ctx.post_message(n + 1)
         })
         .unwrap();
+        drop(worker.take());
         mine.post_message(1).unwrap();
         let events: Vec<_> = mine.events().collect();
         assert_eq!(events[1], WorkerEvent::Message(2));
