@@ -8,11 +8,13 @@
 //!   snapshot of the tracking view's length taken once per loop (`subarray(..len())`, looped
 //!   over in the by-reference function below), and the tracking view's plain-Rust twin: the
 //!   `Vec<AtomicU32>` loop that, like the view, loads a relaxed atomic length before each
-//!   element and checks the index against it. Each loop runs twice: on a view behind
-//!   `black_box` in the measured closure (the compiler knows nothing of it between `len()` and
-//!   the loop, so a fixed view keeps one comparison per element: a tracking `len()` may write),
-//!   and in an `#[inline(never)]` function that takes the view (or the `[AtomicU32]`) by
-//!   reference, as user code receives one (there the fixed view's loop is the slice's loop).
+//!   element and checks the index against it, and the floor under both: the `Vec<AtomicU32>`
+//!   loop plus one relaxed length load per element with no check at all. Each loop runs
+//!   twice: on a view behind `black_box` in the measured closure (the compiler knows nothing
+//!   of it between `len()` and the loop, so a fixed view keeps one comparison per element: a
+//!   tracking `len()` may write), and in an `#[inline(never)]` function that takes the view
+//!   (or the `[AtomicU32]`) by reference, as user code receives one (there the fixed view's
+//!   loop is the slice's loop).
 //! - `bulk_in` / `bulk_out`: copying 1 MiB and 64 MiB into and out of a `Uint8Array` vs
 //!   `copy_from_slice` between two `Vec<u8>`. Goal: at least 0.8x of memcpy's bandwidth.
 //! - `fill`: `Uint8Array::fill` and `Uint32Array::fill` of 1 MiB and 64 MiB vs `slice::fill`
@@ -135,6 +137,21 @@ fn element_get(c: &mut Criterion) {
         },
     );
 
+    // The floor under any loop that reads an atomic length before each element: the
+    // `Vec<AtomicU32>` loop plus one relaxed load of a length per element, added to the sum
+    // (no check, no branch). Both loops are bound by loads: this one issues two per element
+    // where the plain loop issues one, so no tracking `get` can come under this figure.
+    group.bench_function("vec_atomic_u32_relaxed_plus_a_length_load", |b| {
+        b.iter(|| {
+            let (v, length) = black_box((&atomics[..ELEMENTS], &length));
+            let mut sum = 0u32;
+            for i in 0..ELEMENTS {
+                sum = sum.wrapping_add(v[i].load(Relaxed) ^ length.load(Relaxed) as u32);
+            }
+            sum
+        })
+    });
+
     // The same two loops in functions that take the view and the slice by reference, as user
     // code receives them.
     group.bench_function("view_u32_by_ref", |b| b.iter(|| sum_view(black_box(&view))));
@@ -229,6 +246,16 @@ fn element_set(c: &mut Criterion) {
             })
         },
     );
+    // The floor, as for `get`: the `Vec<AtomicU32>` loop plus one relaxed length load per
+    // element, stored with the element (no check, no branch).
+    group.bench_function("vec_atomic_u32_relaxed_plus_a_length_load", |b| {
+        b.iter(|| {
+            let (v, length) = black_box((&atomics[..ELEMENTS], &length));
+            for i in 0..ELEMENTS {
+                v[i].store(i as u32 ^ length.load(Relaxed) as u32, Relaxed);
+            }
+        })
+    });
 
     // The same two loops in functions that take the view and the slice by reference.
     group.bench_function("view_u32_by_ref", |b| {

@@ -485,6 +485,12 @@ impl ByteSender {
     /// is closed, `Err(ExceedsMax)` if it is longer than
     /// [`max_message_len`](Self::max_message_len), `Err(Corrupted)` if the receiver's side
     /// of the bytes is garbage. Nothing is sent unless it returns `Ok`.
+    ///
+    /// `Full` can come on an empty ring too: a record never wraps, so a message that would
+    /// cross the end of the data area needs a padding record to the end first, and then room
+    /// for the whole record at offset 0. The padding is published at once when it fits (it is
+    /// no message: the receiver passes over it), so the same message is accepted once the
+    /// receiver has caught up; a ring sized with [`ByteRing::capacity_for`] never needs that.
     pub fn try_send(&mut self, message: &[u8]) -> Result<(), Error> {
         self.send_until(message.len(), Until::Now, |w| w.write(message))
     }

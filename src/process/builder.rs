@@ -30,6 +30,7 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(1);
 /// Settings for a [`ProcessWorker`]: made by [`ProcessWorker::builder`], consumed by
 /// [`spawn`](Self::spawn).
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `spawn` is called"]
 pub struct ProcessWorkerBuilder {
     name: Option<String>,
     args: Vec<OsString>,

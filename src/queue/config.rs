@@ -33,6 +33,7 @@ pub(super) struct Config {
 /// # Ok::<(), sharedbuf::queue::QueueError>(())
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `connect` is called"]
 pub struct JobQueueBuilder {
     url: String,
     name: String,

@@ -53,6 +53,7 @@ const DEFAULT_PREFETCH: usize = 8;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `run_on` is called"]
 pub struct ConsumerBuilder {
     config: Arc<Config>,
     name: String,

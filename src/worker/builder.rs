@@ -10,6 +10,7 @@ use crate::shim::{thread, Arc};
 
 /// Configures a worker before it starts (docs/semantics.md W7): `Worker::builder().name(..)...spawn(f)`.
 #[derive(Debug)]
+#[must_use = "a builder does nothing until `spawn` is called"]
 pub struct WorkerBuilder<D = ()> {
     name: Option<String>,
     stack_size: Option<usize>,
