@@ -35,6 +35,7 @@ use super::config::Config;
 use super::random;
 use super::reply;
 use super::scripts;
+use crate::region::MadeIn;
 
 /// Why a request was not answered.
 #[derive(Debug)]
@@ -57,6 +58,9 @@ pub(super) struct Link {
     client_name: String,
     read_timeout: Duration,
     con: Option<redis::Connection>,
+    /// The fork generation `con` was opened in: after a `fork()` the child's copy of the
+    /// connection is the parent's socket too (X7), so the child opens one of its own.
+    opened_in: MadeIn,
     /// Connections opened after the first one, shared with whoever reports them.
     reconnects: Arc<AtomicU64>,
     opened: u64,
@@ -104,6 +108,7 @@ impl Link {
             client_name,
             read_timeout,
             con: None,
+            opened_in: MadeIn::now(),
             reconnects,
             opened: 0,
             fresh: false,
@@ -171,6 +176,12 @@ impl Link {
     /// One try: connect if needed, send, read; reload the scripts and resend the commands that
     /// found none (`NOSCRIPT`: the server restarted or its cache was flushed).
     fn attempt(&mut self, commands: &[Cmd]) -> redis::RedisResult<Vec<Value>> {
+        if self.con.is_some() && self.opened_in.forked() {
+            // Opened before a fork: one socket, two processes reading its replies. Dropping
+            // our copy closes only this process's descriptor (no `QUIT`, no `shutdown`), so
+            // the parent's connection goes on as before.
+            self.con = None;
+        }
         if self.con.is_none() {
             self.open()?;
         }
@@ -209,6 +220,7 @@ impl Link {
         load_scripts(&mut con)?;
         self.client_id.store(id, Ordering::SeqCst);
         self.con = Some(con);
+        self.opened_in = MadeIn::now();
         if self.opened > 0 {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
         }

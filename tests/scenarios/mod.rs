@@ -135,15 +135,31 @@ pub fn block_on_within<F: Future>(bound: Duration, future: F) -> Option<F::Outpu
 /// 0 if it returned, 1 if it panicked. `Err` says why if the child failed, or hung (ran longer
 /// than `bound`: then it is killed).
 pub fn fork_child(bound: Duration, f: impl FnOnce()) -> Result<(), String> {
-    // SAFETY: the child only runs `f` (the documented uses after a fork, X7) and `_exit`s.
+    fork_child_alongside(bound, f, || ()).0
+}
+
+/// [`fork_child`], with the parent running `parent` while the child runs `child`; returns the
+/// child's result and what `parent` returned.
+pub fn fork_child_alongside<P>(
+    bound: Duration,
+    child: impl FnOnce(),
+    parent: impl FnOnce() -> P,
+) -> (Result<(), String>, P) {
+    // SAFETY: the child only runs `child` (the documented uses after a fork, X7) and `_exit`s.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
-        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_ok();
+        let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).is_ok();
         // SAFETY: `_exit` ends the process at once.
         unsafe { libc::_exit(if ok { 0 } else { 1 }) };
     }
     let deadline = Instant::now() + bound;
+    let parent = parent();
+    (wait_for_child(pid, deadline), parent)
+}
+
+/// Reaps `pid`, killing it once `deadline` has passed.
+fn wait_for_child(pid: libc::pid_t, deadline: Instant) -> Result<(), String> {
     loop {
         let mut status = 0;
         // SAFETY: `status` is a valid int; `pid` is our child.
