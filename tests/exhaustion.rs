@@ -365,16 +365,18 @@ fn pool_queue_memory_retried() {
             }) {
                 // The handle is dropped: the task still runs (P3), and counts in `ran`.
                 Ok(_) => accepted += 1,
-                Err(PoolError::SpawnFailed { task, reason }) => {
-                    drop(task); // given back, not run
-                    break reason;
+                Err(error @ PoolError::SpawnFailed { .. }) => {
+                    let message = error.to_string();
+                    drop(error.into_task()); // given back, not run
+                    break message;
                 }
                 Err(other) => panic!("refused for another reason: {other:?}"),
             }
         }
     };
     println!("accepted {accepted}, then refused: {reason}");
-    assert!(reason.contains("memory"), "{reason}");
+    assert!(reason.contains("memory for the task: "), "{reason}");
+    assert!(reason.contains("out of memory"), "{reason}");
     // Memory is back: the pool accepts again, and the held worker runs every accepted task.
     let after = pool
         .run(|_| 7)
