@@ -12,7 +12,12 @@
 //! third reuses a slot after reading the drained count again (F4); proven by a planted refresh
 //! of the pusher's copy that loads the count `Relaxed` instead of `Acquire` (loom: "Causality
 //! violation: Concurrent write accesses to `UnsafeCell`", the push writing the slot the drain
-//! emptied without happening after it).
+//! emptied without happening after it). A fourth pushes three tasks while the queue can hold
+//! only one (as if memory ran out: scheduler I6, injector.rs F5), cancels the first (its stale
+//! entry then fills the queue) and closes the pool: each task runs or is refused with
+//! `SpawnFailed` and given back, and none is left in the ring's backlog; proven by a planted
+//! worker that leaves a closing pool without taking the backlog (`next_job` without its
+//! `take_backlog`: "task 1 was accepted and never ran").
 #![cfg(loom)]
 
 use std::sync::Arc;
@@ -52,6 +57,38 @@ fn pushes_that_wrap_the_ring_write_only_slots_the_drain_emptied() {
             assert_eq!(handle.join(), Ok(i));
         }
         drop(pool);
+        assert_eq!(loom_hooks::queued_waiters(), 0);
+    });
+}
+
+#[test]
+fn tasks_that_do_not_fit_the_queue_wait_in_the_ring_or_are_given_back() {
+    loom::model(|| {
+        loom_hooks::pool_queue_limit(1);
+        let pool = one_busy_worker();
+        let submitted: Vec<_> = (0..3).map(|i| pool.run(move |_| i)).collect();
+        // Cancelled while queued, the first task's entry stays in the queue (stale) and keeps
+        // the second out until a worker pops it.
+        if let Ok(first) = &submitted[0] {
+            first.cancel();
+        }
+        drop(pool); // close: every accepted task runs first (P7)
+        for (i, submission) in submitted.into_iter().enumerate() {
+            match submission {
+                Ok(handle) => match handle.try_join() {
+                    Ok(result) if i == 0 => {
+                        assert!(matches!(result, Ok(0) | Err(TaskError::Cancelled)))
+                    }
+                    Ok(result) => assert_eq!(result, Ok(i)),
+                    Err(_) => panic!("task {i} was accepted and never ran"),
+                },
+                Err(PoolError::SpawnFailed { reason, .. }) => {
+                    assert!(reason.contains("memory"), "{reason}")
+                }
+                Err(other) => panic!("task {i}: unexpected {other:?}"),
+            }
+        }
+        loom_hooks::pool_queue_limit(usize::MAX);
         assert_eq!(loom_hooks::queued_waiters(), 0);
     });
 }

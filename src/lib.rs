@@ -81,6 +81,13 @@ pub mod loom_hooks {
         crate::sync::hooks::this_thread_dies();
     }
 
+    /// Makes every pool's queues act as if memory ran out once one holds `entries` entries
+    /// (the room the normal-priority queue keeps for batches included), for the calling test
+    /// (`usize::MAX`: no limit, the default). Natively that takes exhausting the process.
+    pub fn pool_queue_limit(entries: usize) {
+        crate::pool::hooks::set_loom_queue_limit(entries);
+    }
+
     /// Number of waiter slots taken in a process-shared buffer's header (it must return to
     /// zero once every wait on it has returned); 0 for a private buffer.
     pub fn process_slots_taken(buffer: &crate::SharedBuffer) -> usize {

@@ -20,13 +20,14 @@ mod queue_support;
 mod scenarios;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use scenarios::{Runner, Scenario};
 use sharedbuf::atomics::WaitAsync;
-use sharedbuf::pool::{BuildError, PoolError, WorkerPool};
+use sharedbuf::pool::{BuildError, MaxQueue, PoolError, WorkerPool};
 use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
 use sharedbuf::{atomics, Error, Int32Array, SharedBuffer, WaitResult, Worker};
 
@@ -317,6 +318,80 @@ fn pool_restart_retried() {
     assert_eq!(joined(pool.run(|_| 3).unwrap()), Ok(3));
 }
 
+/// Tasks of the burst before [`pool_queue_memory_retried`]'s limit.
+const WARM_TASKS: usize = 200_000;
+
+/// P2, P12: an unbounded pool whose submitter outruns its one (held) worker until memory runs
+/// out refuses the task that does not fit with `Err(SpawnFailed)` saying memory, giving it
+/// back; every task it accepted still runs; and once memory is back it accepts tasks again.
+/// Fault: the queue's `VecDeque` grew with `push_back` (the injector's drain, the locked
+/// submission) and aborted the process when it could not.
+fn pool_queue_memory_retried() {
+    // A burst first, on a pool of its own that stays: the memory its tasks' cells came from is
+    // kept for reuse (slabs.rs), so under the limit the cells find room and the queue's growth
+    // is what runs out.
+    let warm = WorkerPool::builder()
+        .min_threads(1)
+        .max_threads(1)
+        .max_queue(MaxQueue::Unbounded)
+        .build()
+        .unwrap();
+    let (go, wait) = mpsc::channel::<()>();
+    let held = warm.run(move |_| wait.recv_timeout(BOUND).is_ok()).unwrap();
+    let burst: Vec<_> = (0..WARM_TASKS)
+        .map(|i| warm.run(move |_| i).unwrap_or_else(|_| panic!("refused")))
+        .collect();
+    go.send(()).unwrap();
+    assert_eq!(joined(held), Ok(true));
+    for handle in burst {
+        joined(handle).unwrap();
+    }
+    let pool = WorkerPool::builder()
+        .min_threads(1)
+        .max_threads(1)
+        .max_queue(MaxQueue::Unbounded)
+        .build()
+        .unwrap();
+    let (release, hold) = mpsc::channel::<()>();
+    let blocker = pool.run(move |_| hold.recv_timeout(BOUND).is_ok()).unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let mut accepted = 0usize;
+    let reason = {
+        let _limit = Limit::address_space(MARGIN);
+        loop {
+            let ran = Arc::clone(&ran);
+            match pool.run(move |_| {
+                ran.fetch_add(1, Relaxed);
+            }) {
+                // The handle is dropped: the task still runs (P3), and counts in `ran`.
+                Ok(_) => accepted += 1,
+                Err(error @ PoolError::SpawnFailed { .. }) => {
+                    let message = error.to_string();
+                    drop(error.into_task()); // given back, not run
+                    break message;
+                }
+                Err(other) => panic!("refused for another reason: {other:?}"),
+            }
+        }
+    };
+    println!("accepted {accepted}, then refused: {reason}");
+    assert!(reason.contains("memory for the task: "), "{reason}");
+    assert!(reason.contains("out of memory"), "{reason}");
+    // Memory is back: the pool accepts again, and the held worker runs every accepted task.
+    let after = pool
+        .run(|_| 7)
+        .unwrap_or_else(|_| panic!("refused after the limit"));
+    release.send(()).unwrap();
+    assert_eq!(joined(blocker), Ok(true));
+    assert_eq!(joined(after), Ok(7));
+    pool.close(Some(BOUND)).unwrap();
+    assert_eq!(
+        ran.load(Relaxed),
+        accepted,
+        "an accepted task was lost or a refused one ran"
+    );
+}
+
 /// B1, B2: a buffer whose memory cannot be mapped is `Err`; afterwards buffers work.
 fn buffer_map_retried() {
     {
@@ -482,6 +557,7 @@ const SCENARIOS: &[Scenario] = &[
     ("worker_spawn_retried", worker_spawn_retried),
     ("pool_growth_retried", pool_growth_retried),
     ("pool_restart_retried", pool_restart_retried),
+    ("pool_queue_memory_retried", pool_queue_memory_retried),
     ("buffer_map_retried", buffer_map_retried),
     ("buffer_descriptor_retried", buffer_descriptor_retried),
     ("process_spawn_retried", process_spawn_retried),

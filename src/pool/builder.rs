@@ -17,8 +17,12 @@ pub enum MaxQueue {
     Auto,
     /// At most this many (0: a task is accepted only if a worker can start it at once).
     Bounded(usize),
-    /// No bound: memory is the limit, and running out of it aborts the process, as a `Vec`
-    /// that cannot grow does. Bound the queue where submitters can outrun the workers.
+    /// No bound: memory is the limit. A task the pool has no memory left to queue is refused
+    /// with [`PoolError::SpawnFailed`](super::PoolError::SpawnFailed) (its reason says
+    /// memory), which gives it back; every task accepted before still runs, and the pool
+    /// accepts tasks again once memory is back (docs/semantics.md P2). Bound the queue where
+    /// submitters can outrun the workers: near the limit, everything else in the process is
+    /// short of memory too.
     Unbounded,
 }
 

@@ -79,7 +79,7 @@ pub enum PoolError<T> {
     /// The pool was closed or destroyed; it accepts no more tasks.
     Closed(T),
     /// The system refused what the task needed: a new thread, or the memory for the task's
-    /// bookkeeping (`reason` says which).
+    /// bookkeeping or its place in the queue (`reason` says which; P2, P12).
     SpawnFailed {
         /// The task.
         task: T,

@@ -38,6 +38,15 @@
 //!   old copy can only refuse a ticket, never grant one the real count would not. Both reads
 //!   and the copy's store are `Acquire`/`Release`, so a pusher that checks against the copy
 //!   also sees the slot emptied by the drain that advanced the count it copied.
+//! - **F5 (room).** A drain takes only as many tasks as the normal-priority queue has room for
+//!   (the scheduler grows it first if it can, with `try_reserve`: a push that cannot grow
+//!   must not abort), oldest first; the rest stay published in the ring, in order, as its
+//!   *backlog*, and a later drain takes them once there is room. The ring is their storage
+//!   meanwhile: a task a pusher saw accepted (F2) is never lost for lack of memory. A pusher
+//!   refused under the lock takes its task back out of the backlog if it is still there
+//!   (leaving its slot empty: the drain skips it).
+
+use std::collections::VecDeque;
 
 use super::job::JobRef;
 use crate::shim::{
@@ -47,7 +56,7 @@ use crate::shim::{
 };
 
 /// Tasks the ring holds (two under loom: fewer model objects).
-const CAPACITY: usize = if LOOM { 2 } else { 512 };
+pub(super) const CAPACITY: usize = if LOOM { 2 } else { 512 };
 
 /// A value on cache lines of its own (two: CPUs often fetch lines in pairs).
 #[repr(align(128))]
@@ -60,6 +69,15 @@ pub(super) struct Padded<T>(pub(super) T);
 pub(super) struct LockedSide {
     open: bool,
     drained: usize,
+    /// The last drain left tasks in the ring (F5).
+    backlog: bool,
+}
+
+impl LockedSide {
+    /// Whether the last drain left tasks in the ring for lack of room (F5).
+    pub(super) fn backlog(&self) -> bool {
+        self.backlog
+    }
 }
 
 /// The ring (see the module docs).
@@ -181,14 +199,28 @@ impl Injector {
         self.published.0.load(Relaxed)
     }
 
-    /// Takes every published task, oldest first, into `take`; returns how many. The caller
-    /// holds the pool lock (one drain at a time) and passes the state's `side`.
-    pub(super) fn drain(&self, side: &mut LockedSide, mut take: impl FnMut(JobRef)) -> usize {
+    /// Moves the published tasks, oldest first, to the end of `queue`, as many as `room` makes
+    /// room for there (given the queue and how many wait: F5); returns how many it moved. The
+    /// caller holds the pool lock (one drain at a time) and passes the state's `side`.
+    pub(super) fn drain(
+        &self,
+        side: &mut LockedSide,
+        queue: &mut VecDeque<JobRef>,
+        room: impl FnOnce(&mut VecDeque<JobRef>, usize) -> usize,
+    ) -> usize {
         let start = side.drained;
-        let end = self.published.0.load(Acquire);
-        if end == start {
+        let published = self.published.0.load(Acquire);
+        if published == start {
+            return 0; // and no backlog: it would be published
+        }
+        let waiting = published.wrapping_sub(start);
+        let count = room(queue, waiting).min(waiting);
+        side.backlog = count < waiting;
+        if count == 0 {
             return 0;
         }
+        let end = start.wrapping_add(count);
+        let mut moved = 0;
         let mut ticket = start;
         while ticket != end {
             let job = self.slots[ticket % CAPACITY].with_mut(|slot| {
@@ -196,11 +228,38 @@ impl Injector {
                 // load above) and not yet drained, so no pusher touches its slot (F4).
                 unsafe { (*slot).take() }
             });
-            take(job.expect("a published ticket's slot holds its task"));
+            // `None`: a pusher took its task back while it waited here (F5).
+            if let Some(job) = job {
+                queue.push_back(job); // never grows it: `room` made room
+                moved += 1;
+            }
             ticket = ticket.wrapping_add(1);
         }
         side.drained = end;
         self.drained.0.store(end, Release);
-        end.wrapping_sub(start)
+        moved
+    }
+
+    /// Takes the task at `address` (a [`JobRef::as_ptr`]) back out of the ring if a drain left
+    /// it there (F5); the caller holds the pool lock and refuses the task.
+    pub(super) fn take_back(&self, side: &LockedSide, address: *const ()) -> Option<JobRef> {
+        let published = self.published.0.load(Acquire);
+        let mut ticket = side.drained;
+        while ticket != published {
+            let job = self.slots[ticket % CAPACITY].with_mut(|slot| {
+                // SAFETY: as in `drain`: the ticket is published and not drained, and only
+                // the lock holder reads or writes its slot until it is.
+                let slot = unsafe { &mut *slot };
+                match slot {
+                    Some(job) if job.as_ptr() == address => slot.take(),
+                    _ => None,
+                }
+            });
+            if job.is_some() {
+                return job;
+            }
+            ticket = ticket.wrapping_add(1);
+        }
+        None
     }
 }

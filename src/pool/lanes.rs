@@ -27,6 +27,24 @@ use super::scheduler::{Core, Lane, Locked, Signal};
 use super::task_state::{phase, QUEUED};
 
 impl Locked<'_> {
+    /// Makes room for one more task in the lane of `key`, bound to `slot`: in the map of lanes,
+    /// the lane's queue, and the slot's `ready_lanes` (for each lane bound there: L2's pushes
+    /// then never need memory). `false` if memory ran out (scheduler I6). A new lane's queue
+    /// is made in [`push_keyed`](Self::push_keyed), a few bytes.
+    pub(super) fn reserve_keyed(&mut self, key: u64, slot: usize) -> bool {
+        let state = &mut **self;
+        let lanes_here = state.slots[slot].lanes + 1;
+        let ready = &mut state.slots[slot].ready_lanes;
+        let queue_room = match state.lanes.get_mut(&key) {
+            Some(lane) => lane.queue.try_reserve(1).is_ok(),
+            None => state.lanes.try_reserve(1).is_ok(),
+        };
+        queue_room
+            && ready
+                .try_reserve(lanes_here.saturating_sub(ready.len()))
+                .is_ok()
+    }
+
     /// Appends `job` to the lane of `key`, bound to `slot`, making the lane ready if it can
     /// start now (the caller rings the slot).
     pub(super) fn push_keyed(&mut self, key: u64, slot: usize, job: JobRef) {

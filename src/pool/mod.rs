@@ -146,6 +146,12 @@ mod task_state;
 mod worker;
 mod worker_pool;
 
+/// What the loom models drive through `crate::loom_hooks` (used in loom builds only).
+#[allow(unused_imports)]
+pub(crate) mod hooks {
+    pub(crate) use super::scheduler::set_loom_queue_limit;
+}
+
 pub use builder::{MaxQueue, PoolBuilder};
 pub use config::WhenFull;
 pub use context::TaskContext;

@@ -58,6 +58,20 @@
 //! - **I5 (slots).** A slot with a lane bound to it (`Slot::lanes > 0`) stays occupied: its
 //!   worker neither reaps itself nor leaves a closing pool, so a keyed task always has its
 //!   thread.
+//! - **I6 (memory).** Running out of memory refuses a task; it never aborts, and never loses
+//!   an accepted one. A locked submission makes room in its queue (`try_reserve`) before it
+//!   accepts the task, and is refused with `Refusal::NoMemory` if it cannot. The injector's
+//!   tasks were accepted before any lock saw them, so its drain only takes as many as fit in
+//!   the normal-priority queue (growing it first if it can) and leaves the rest in the ring,
+//!   in order (injector.rs F5): a normal-priority submission is refused while that backlog
+//!   does not fit (it would pass it by). The normal-priority queue is made at `build` with
+//!   room for the whole ring besides every batch (`CAPACITY + BATCH * max_threads`), and it
+//!   keeps room for the tasks lent to batches (`batched`) on top of what it holds, so an
+//!   emptied queue always takes the whole backlog, and a batch handed back (B6, B7) needs no
+//!   memory. A worker that found every queue empty takes the backlog before it goes idle or
+//!   leaves, and `destroy` takes it after emptying the queues. Lanes reserve likewise
+//!   (lanes.rs). What stays infallible is bounded by the pool's shape, not by its load (the
+//!   idle stack, the running lists, the wakeups of one section, a broadcast's entries).
 //!
 //! # Batches (worker-side batching of plain tasks; docs/semantics.md P11)
 //!
@@ -122,12 +136,13 @@
 //! join), and tasks of one priority start in queue order per worker, not across workers (as
 //! before: two workers already start their tasks in parallel).
 
+use std::cell::Cell;
 use std::collections::{HashMap, VecDeque};
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::config::{Config, WhenFull};
-use super::injector::{Injector, LockedSide, Padded};
+use super::injector::{Injector, LockedSide, Padded, CAPACITY};
 use super::job::{Header, JobRef, Placement};
 use super::options::Priority;
 use super::panic::{catch_panic, drop_quietly};
@@ -273,6 +288,9 @@ pub(super) struct State {
     /// Slots whose batch is not empty (B2): a worker about to go idle looks into the others'
     /// batches only if some are (their lines are written by their workers).
     batches: usize,
+    /// Entries in the slots' batches, all told: the normal-priority queue keeps room for them
+    /// (I6), so a batch handed back (B6, B7) never needs memory.
+    batched: usize,
 }
 
 /// One worker slot.
@@ -319,7 +337,12 @@ pub(super) enum Refusal {
     /// `WhenFull::CallerRuns` and the queue is full: the submitter runs the task.
     RunHere,
     SpawnFailed(String),
+    /// A queue could not grow to hold the task (I6).
+    NoMemory,
 }
+
+/// The reason a [`Refusal::NoMemory`] gives (in `PoolError::SpawnFailed`).
+pub(super) const NO_MEMORY: &str = "out of memory: the pool's queue could not grow to hold it";
 
 /// What a worker does next.
 pub(super) enum Next {
@@ -333,6 +356,15 @@ pub(super) enum Next {
 impl Core {
     pub(super) fn new(config: Config, start: StartThread) -> Result<Core, Error> {
         let timer = crate::buffer::SharedBuffer::new(4)?;
+        // I6: room for the whole injector ring besides every batch, whatever the queue holds.
+        let mut normal = VecDeque::new();
+        let room = CAPACITY + BATCH * config.max_threads;
+        normal
+            .try_reserve(room)
+            .map_err(|error| Error::AllocationFailed {
+                bytes: room * std::mem::size_of::<JobRef>(),
+                reason: error.to_string(),
+            })?;
         Ok(Core {
             id: NEXT_POOL_ID.next(),
             made_in: MadeIn::now(),
@@ -354,7 +386,7 @@ impl Core {
             urgent: Padded(AtomicUsize::new(0)),
             state: Mutex::new(State {
                 phase: Phase::Open,
-                global: Default::default(),
+                global: [VecDeque::new(), normal, VecDeque::new()],
                 queued: 0,
                 submitted: 0,
                 global_queued: 0,
@@ -372,6 +404,7 @@ impl Core {
                 exited: Vec::new(),
                 exited_lifetime: Duration::ZERO,
                 batches: 0,
+                batched: 0,
             }),
             config,
         })
@@ -675,6 +708,37 @@ impl Drop for DrainWatch<'_> {
 /// so that the models see a batch with a task after the one being claimed.
 const BATCH: usize = if LOOM { 2 } else { 16 };
 
+/// I6: makes room in `queue` for `wanted` more entries besides `keep` (growing it if it can:
+/// `try_reserve`, which fails where `push_back` would abort); returns how many of the `wanted`
+/// fit.
+fn make_room(queue: &mut VecDeque<JobRef>, keep: usize, wanted: usize) -> usize {
+    let spare = |queue: &VecDeque<JobRef>| {
+        let capacity = if LOOM {
+            queue.capacity().min(LOOM_QUEUE_LIMIT.with(Cell::get))
+        } else {
+            queue.capacity()
+        };
+        capacity.saturating_sub(queue.len())
+    };
+    if spare(queue) < keep + wanted {
+        let _ = queue.try_reserve(keep + wanted);
+    }
+    spare(queue).saturating_sub(keep).min(wanted)
+}
+
+std::thread_local! {
+    /// Under loom: the entries a queue may hold, as if memory ran out beyond (unlimited unless
+    /// a model sets it through `loom_hooks::pool_queue_limit`). A std thread-local: loom runs
+    /// all of a model's threads on the test's own thread, and the setting belongs to the test.
+    static LOOM_QUEUE_LIMIT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Sets [`LOOM_QUEUE_LIMIT`] for the calling test.
+#[allow(dead_code)] // used by the loom hooks only
+pub(crate) fn set_loom_queue_limit(entries: usize) {
+    LOOM_QUEUE_LIMIT.with(|limit| limit.set(entries));
+}
+
 /// The slot every task with key `key` runs on.
 pub(super) fn lane_slot(key: u64, max_threads: usize) -> usize {
     (key % max_threads as u64) as usize
@@ -871,6 +935,7 @@ impl<'a> Locked<'a> {
         self.wake.pushed = self.seekers > 0;
         match job.header().placement {
             Placement::Global(priority) => {
+                self.room_for(priority)?;
                 let waiting = self.global_queued + 1;
                 self.find_taker(core, waiting)
                     .map_err(Refusal::SpawnFailed)?;
@@ -883,6 +948,9 @@ impl<'a> Locked<'a> {
             }
             Placement::Keyed(key) => {
                 let slot = lane_slot(key, max);
+                if !self.reserve_keyed(key, slot) {
+                    return Err(Refusal::NoMemory);
+                }
                 if !self.slots[slot].occupied {
                     self.start_thread(core, slot)
                         .map_err(Refusal::SpawnFailed)?;
@@ -919,19 +987,53 @@ impl<'a> Locked<'a> {
         Ok(())
     }
 
-    /// Moves the tasks pushed to the injector to the end of the normal-priority queue and
-    /// counts them as queued and submitted (injector.rs F3); returns how many.
+    /// I6: makes room for one more task in the queue of `priority` (besides the room the
+    /// normal-priority queue keeps for the batches), or `Err(NoMemory)`. A normal-priority
+    /// task also waits for the injector's backlog to fit first (F5), to stay behind it (F3).
+    fn room_for(&mut self, priority: Priority) -> Result<(), Refusal> {
+        let mut keep = 0;
+        if priority == Priority::Normal {
+            if self.injected.backlog() {
+                self.take_injected();
+                if self.injected.backlog() {
+                    return Err(Refusal::NoMemory);
+                }
+            }
+            keep = self.batched;
+        }
+        match make_room(&mut self.global[priority as usize], keep, 1) {
+            0 => Err(Refusal::NoMemory),
+            _ => Ok(()),
+        }
+    }
+
+    /// Moves the tasks pushed to the injector to the end of the normal-priority queue, as many
+    /// as it has room for besides the batches' (I6; the rest stay in the ring, injector.rs F5),
+    /// and counts them as queued and submitted (F3); returns how many.
     fn take_injected(&mut self) -> usize {
         let core = self.core;
         let state: &mut State = self.guard.as_mut().expect("locked until dropped");
         let queue = &mut state.global[Priority::Normal as usize];
+        let keep = state.batched;
         let taken = core
             .injector
-            .drain(&mut state.injected, |job| queue.push_back(job));
+            .drain(&mut state.injected, queue, |queue, waiting| {
+                make_room(queue, keep, waiting)
+            });
         state.queued += taken;
         state.global_queued += taken;
         state.submitted += taken as u64;
         taken
+    }
+
+    /// Takes what the injector's backlog holds (injector.rs F5) into the normal-priority queue,
+    /// as far as it fits; returns how many.
+    pub(super) fn take_backlog(&mut self) -> usize {
+        if self.injected.backlog() {
+            self.take_injected()
+        } else {
+            0
+        }
     }
 
     /// Whether a plain task needs no scheduling decision now (injector.rs F1; batches, B1):
@@ -973,10 +1075,17 @@ impl<'a> Locked<'a> {
         }
     }
 
-    /// Takes the task at `address` (a [`JobRef::as_ptr`]) back out of the normal-priority
-    /// queue, uncounting it, if it is still there: a submission refused after its push
-    /// ([`Core::settle_injected`]). `false` if someone took it meanwhile (it is accepted).
+    /// Takes the task at `address` (a [`JobRef::as_ptr`]) back out of the injector's backlog
+    /// (injector.rs F5) or the normal-priority queue (uncounting it), if it is still there: a
+    /// submission refused after its push ([`Core::settle_injected`]). `false` if someone took
+    /// it meanwhile (it is accepted).
     fn take_back(&mut self, address: *const ()) -> bool {
+        let core = self.core;
+        if let Some(job) = core.injector.take_back(&self.injected, address) {
+            // Still in the backlog (injector.rs F5): never counted.
+            self.defer_drop(job);
+            return true;
+        }
         let queue = &mut self.global[Priority::Normal as usize];
         let Some(position) = queue.iter().rposition(|job| job.as_ptr() == address) else {
             return false;
@@ -1062,6 +1171,10 @@ impl<'a> Locked<'a> {
                 self.defer_drop(job);
             }
         }
+        if self.take_backlog() > 0 {
+            // I6: the injector's backlog fits in the queue just emptied (injector.rs F5).
+            return self.next_job(slot, thread_id);
+        }
         if self.batches > 0 {
             if let Some(job) = self.steal_batched(slot) {
                 return Next::Run(self.start_running(slot, job), None);
@@ -1088,6 +1201,9 @@ impl<'a> Locked<'a> {
         let queue = &mut state.global[Priority::Normal as usize];
         let batch = &mut state.slots[slot].batch;
         debug_assert!(batch.is_empty());
+        if batch.try_reserve(share).is_err() {
+            return; // no memory for a batch: the tasks wait in the queue, as without batches
+        }
         for _ in 0..share {
             match queue.pop_front() {
                 Some(job) => batch.push(job),
@@ -1096,6 +1212,7 @@ impl<'a> Locked<'a> {
         }
         if !batch.is_empty() {
             state.batches += 1;
+            state.batched += batch.len();
         }
     }
 
@@ -1119,6 +1236,7 @@ impl<'a> Locked<'a> {
         std::mem::swap(&mut self.slots[slot].batch, spent);
         if !spent.is_empty() {
             self.batches -= 1;
+            self.batched -= spent.len();
         }
     }
 
@@ -1137,6 +1255,7 @@ impl<'a> Locked<'a> {
     /// Worker `slot`'s batch loop ended before its end: urgent work was queued (B7), or it
     /// unwound (B6). Settles its claims and puts the tasks still `QUEUED` back at the front of
     /// the normal-priority queue, in order, ringing an idle worker for each if one is idle.
+    /// The queue kept room for them (I6): this allocates nothing.
     pub(super) fn hand_back_batch(&mut self, slot: usize) {
         let mut batch = Vec::new();
         self.settle_batch(slot, &mut batch);

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use super::context::current_thread_of;
 use super::error::CloseError;
 use super::job::JobRef;
+use super::options::Priority;
 use super::scheduler::{Core, Phase, Signal, State};
 use super::task_state::{phase, CANCELLED, COMPLETED, DESTROYED, REJECTED};
 use crate::atomics::WaitResult;
@@ -126,6 +127,11 @@ impl Core {
             let mut queued = Vec::new();
             for queue in locked.global.iter_mut() {
                 queued.extend(queue.drain(..));
+            }
+            // A drain short of memory left tasks in the injector (injector.rs F5): they fit in
+            // the queue just emptied (scheduler I6).
+            if locked.take_backlog() > 0 {
+                queued.extend(locked.global[Priority::Normal as usize].drain(..));
             }
             let lanes: Vec<_> = locked.lanes.drain().collect();
             for (_, lane) in lanes {

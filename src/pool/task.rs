@@ -189,10 +189,17 @@ where
                 )
             });
         }
-        match Header::new(placement, timeout) {
-            Ok(header) => Ok(Self::alone(core, header, closure)),
-            Err(error) => Err((closure, error)),
-        }
+        let header = match Header::new(placement, timeout) {
+            Ok(header) => header,
+            Err(error) => return Err((closure, error)),
+        };
+        Self::try_alone(core, header, closure).map_err(|closure| {
+            let error = crate::error::Error::AllocationFailed {
+                bytes: Layout::new::<TaskCell<F, R>>().size(),
+                reason: "out of memory for the task's cell".to_owned(),
+            };
+            (closure, error)
+        })
     }
 
     /// A cell for `closure` with a header made beforehand (broadcast and map make theirs before
@@ -210,20 +217,26 @@ where
                     closure,
                 )
             },
-            None => Self::alone(core, header, closure),
+            // Broadcast and map make a cell per worker or chunk, a few: out of memory for one
+            // aborts, as `Vec` does.
+            None => Self::try_alone(core, header, closure).unwrap_or_else(|_| {
+                std::alloc::handle_alloc_error(Layout::new::<TaskCell<F, R>>())
+            }),
         }
     }
 
-    /// A cell allocated on its own, with its own reference to `core`.
-    fn alone(core: &Arc<Core>, header: Header, closure: F) -> Fresh<F, R> {
+    /// A cell allocated on its own, with its own reference to `core`; `Err` gives the closure
+    /// back if the allocator refused the memory.
+    fn try_alone(core: &Arc<Core>, header: Header, closure: F) -> Result<Fresh<F, R>, F> {
         let layout = Layout::new::<TaskCell<F, R>>();
         // SAFETY: the layout's size is not zero (a cell has a head).
-        let memory = NonNull::new(unsafe { std::alloc::alloc(layout) })
-            .unwrap_or_else(|| std::alloc::handle_alloc_error(layout))
-            .cast();
+        let Some(memory) = NonNull::new(unsafe { std::alloc::alloc(layout) }) else {
+            return Err(closure);
+        };
+        let memory = memory.cast();
         // SAFETY: fresh memory of the cell's own layout, freed by `release_alone`, which
         // drops the counted reference.
-        unsafe {
+        Ok(unsafe {
             Self::build(
                 memory,
                 &Self::ALONE,
@@ -231,7 +244,7 @@ where
                 header,
                 closure,
             )
-        }
+        })
     }
 
     /// Writes the cell into `memory`, counted twice (its handle and its queue).

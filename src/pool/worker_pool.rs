@@ -12,7 +12,7 @@ use super::handle::TaskHandle;
 use super::job::{JobRef, Placement, Runner};
 use super::map;
 use super::options::TaskOptions;
-use super::scheduler::{Core, Refusal};
+use super::scheduler::{Core, Refusal, NO_MEMORY};
 use super::stats::{self, PoolStats};
 use super::task::TaskCell;
 use super::worker;
@@ -147,6 +147,10 @@ impl WorkerPool {
             Refusal::Closed => PoolError::Closed(task),
             Refusal::Full | Refusal::RunHere => PoolError::QueueFull(task),
             Refusal::SpawnFailed(reason) => PoolError::SpawnFailed { task, reason },
+            Refusal::NoMemory => PoolError::SpawnFailed {
+                task,
+                reason: NO_MEMORY.to_owned(),
+            },
         })
     }
 
