@@ -71,6 +71,7 @@ impl From<Cancelled> for TaskError {
 /// ever dropped silently (P2).
 ///
 /// [`into_task`]: PoolError::into_task
+#[non_exhaustive]
 pub enum PoolError<T> {
     /// The queue is at its bound ([`MaxQueue`](super::MaxQueue)) and no worker was free to
     /// take the task: all busy, or none started yet (with
