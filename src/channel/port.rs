@@ -37,6 +37,7 @@ use crate::shim::{self, Arc};
 /// assert_eq!(b.try_recv(), None);
 /// # Ok::<(), sharedbuf::Error>(())
 /// ```
+#[must_use = "dropping a MessagePort closes the channel both ways"]
 pub struct MessagePort<Tx, Rx = Tx> {
     link: Link<Tx, Rx>,
 }
@@ -293,6 +294,7 @@ impl<T> PartialEq for PostError<T> {
 }
 
 /// Blocking iterator over a port's messages ([`MessagePort::iter`]).
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Iter<'a, Tx, Rx> {
     port: &'a MessagePort<Tx, Rx>,
 }
@@ -311,6 +313,7 @@ impl<Tx, Rx> Iterator for Iter<'_, Tx, Rx> {
 }
 
 /// Non-blocking iterator over the messages there now ([`MessagePort::try_iter`]).
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct TryIter<'a, Tx, Rx> {
     port: &'a MessagePort<Tx, Rx>,
 }
@@ -329,6 +332,7 @@ impl<Tx, Rx> Iterator for TryIter<'_, Tx, Rx> {
 }
 
 /// Owning blocking iterator over a port's messages; the port closes when it is dropped.
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct IntoIter<Tx, Rx> {
     port: MessagePort<Tx, Rx>,
 }

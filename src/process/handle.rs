@@ -78,6 +78,7 @@ use crate::region::MadeIn;
 /// once, `disconnect` does nothing, and dropping the handle only closes this process's
 /// descriptors: the parent's child process is never signalled or waited for from there, and
 /// its rings are left as they are.
+#[must_use = "dropping a ProcessWorker kills its child process"]
 pub struct ProcessWorker<In, Out> {
     pid: u32,
     name: String,
@@ -484,6 +485,7 @@ impl<In, Out> fmt::Debug for ProcessWorker<In, Out> {
 
 /// Blocking iterator over a process worker's events ([`ProcessWorker::events`]); ends after
 /// `Exit`.
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Events<'a, In, Out> {
     worker: &'a ProcessWorker<In, Out>,
 }

@@ -126,7 +126,7 @@ pub struct Once {
 }
 
 /// What [`Once::call_once_force`] tells its closure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OnceState {
     poisoned: bool,
 }

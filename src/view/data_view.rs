@@ -14,7 +14,7 @@ use crate::region::Bits;
 use crate::shim::Ordering;
 
 /// Byte order for [`DataView`] accesses. JavaScript's default is big-endian.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Endian {
     /// Most significant byte first (JavaScript's default, network order).
     #[default]

@@ -68,6 +68,7 @@ const STAGE_DONE: u8 = 3;
 /// `events`, `post_message`, `terminate`, `join`) returns `Err(Error::ForkedHandle)` at once,
 /// and dropping it leaves the parent's worker alone (its thread handle is leaked, not
 /// detached).
+#[must_use = "dropping a Worker asks its thread to terminate"]
 pub struct Worker<In, Out> {
     port: MessagePort<In, Out>,
     lifecycle: Arc<Lifecycle>,
@@ -354,6 +355,7 @@ impl<In, Out> fmt::Debug for Worker<In, Out> {
 }
 
 /// Blocking iterator over a worker's events ([`Worker::events`]); ends after `Exit`.
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Events<'a, In, Out> {
     worker: &'a Worker<In, Out>,
 }
