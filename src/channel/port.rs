@@ -250,14 +250,25 @@ impl<T> PostError<T> {
         }
     }
 
-    /// The same failure as an [`Error`] (`Full` has no `Error` twin and maps to `Timeout`: a
-    /// post that could not wait).
+    /// The same failure as an [`Error`], without giving up the message: [`Error::Full`],
+    /// [`Error::Closed`], [`Error::Timeout`] or [`Error::Terminated`] (what a process worker's
+    /// and a byte ring's `try_` forms return for the same failures).
     pub fn error(&self) -> Error {
         match self {
+            PostError::Full(_) => Error::Full,
             PostError::Closed(_) => Error::Closed,
+            PostError::Timeout(_) => Error::Timeout,
             PostError::Terminated(_) => Error::Terminated,
-            PostError::Full(_) | PostError::Timeout(_) => Error::Timeout,
         }
+    }
+}
+
+/// `?` on a `try_post_message` or `post_message_timeout` in a function returning
+/// `Result<_, sharedbuf::Error>` (as [`PostError::error`]): the message is dropped; take it back
+/// with [`PostError::into_message`] first to keep it.
+impl<T> From<PostError<T>> for Error {
+    fn from(error: PostError<T>) -> Error {
+        error.error()
     }
 }
 
