@@ -115,7 +115,9 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
         self.link.tx.push(message, None).map_err(|(_, error)| error)
     }
 
-    /// Posts `message` if the queue has room now; otherwise gives it back.
+    /// Posts `message` if the queue has room now; otherwise gives it back:
+    /// `Err(PostError::Full(message))` while the other side has `capacity()` unread messages,
+    /// `Err(PostError::Closed(message))` once the channel is closed (W4). Never waits.
     pub fn try_post_message(&self, message: Tx) -> Result<(), PostError<Tx>> {
         self.link
             .tx
@@ -126,7 +128,11 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
             })
     }
 
-    /// Posts `message`, waiting at most `timeout` for room; gives it back on failure.
+    /// Posts `message`, waiting at most `timeout` for room; gives it back on failure:
+    /// `Err(PostError::Timeout(message))` if no room appeared in time,
+    /// `Err(PostError::Closed(message))` once the channel is closed,
+    /// `Err(PostError::Terminated(message))` if this thread is a worker asked to terminate
+    /// while it waited (W3, W4).
     pub fn post_message_timeout(
         &self,
         message: Tx,

@@ -347,11 +347,18 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     /// before the request, and stands); messages it posted before can still be read, then
     /// `Exit`. A child that had already exited by itself is only reaped, and keeps its own
     /// ending.
+    ///
+    /// `Err(Error::ForkedHandle)` in the child of a `fork()` (the process is the parent's: it
+    /// is never signalled, X7); `Err(Error::SpawnFailed)` if the system refuses the signal or
+    /// the wait.
     pub fn terminate(&self) -> Result<ProcessExit, Error> {
         self.terminate_timeout(self.grace)
     }
 
-    /// As [`terminate`](Self::terminate) with a grace period of `grace`.
+    /// As [`terminate`](Self::terminate) with a grace period of `grace`. Unlike
+    /// [`Worker::terminate_timeout`](crate::worker::Worker::terminate_timeout), whose thread
+    /// cannot be killed, this never gives up with `Err(Timeout)`: after `grace` the child is
+    /// killed.
     pub fn terminate_timeout(&self, grace: Duration) -> Result<ProcessExit, Error> {
         // A fork child must never signal the parent's child process.
         self.made_in.check(WHAT)?;
@@ -374,6 +381,8 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
 
     /// Waits for the child to exit and returns how it ended. Events not read yet are dropped
     /// (read while waiting, so a child blocked on a full ring is not stuck).
+    /// `Err(Error::ForkedHandle)` in the child of a `fork()` (X7); `Err(Error::SpawnFailed)`
+    /// if the system refuses the wait.
     pub fn join(self) -> Result<ProcessExit, Error> {
         self.made_in.check(WHAT)?;
         loop {

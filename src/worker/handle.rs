@@ -109,12 +109,16 @@ impl<In, Out> Worker<In, Out> {
         self.port.post_message(message)
     }
 
-    /// Posts if there is room now; gives the message back otherwise.
+    /// Posts if there is room now; gives the message back otherwise: as
+    /// [`MessagePort::try_post_message`] on the worker's port (`Full`, or `Closed` once the
+    /// worker has exited).
     pub fn try_post_message(&self, message: In) -> Result<(), PostError<In>> {
         self.port.try_post_message(message)
     }
 
-    /// Posts, waiting at most `timeout` for room; gives the message back otherwise.
+    /// Posts, waiting at most `timeout` for room; gives the message back otherwise: as
+    /// [`MessagePort::post_message_timeout`] on the worker's port (`Timeout`, `Closed` once
+    /// the worker has exited, `Terminated`).
     pub fn post_message_timeout(
         &self,
         message: In,
