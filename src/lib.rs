@@ -195,6 +195,7 @@ mod assertions {
         assert_impl_all!(Added: Send, Sync, Copy);
         assert_impl_all!(Effects: Send, Sync, Clone);
         assert_impl_all!(JobError: Send, Sync, Clone, std::error::Error);
+        assert_impl_all!(JobError: From<crate::Error>, From<crate::pool::TaskError>);
         assert_impl_all!(PayloadError: Send, Sync, Clone, std::error::Error);
         assert_impl_all!(QueueError: Send, Sync, std::error::Error);
         assert_impl_all!(QueueStats: Send, Sync, Clone);

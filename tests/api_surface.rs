@@ -56,3 +56,36 @@ fn a_wait_result_displays_as_javascripts_string() {
     assert_eq!(timed_out.to_string(), "timed-out");
     assert_eq!(WaitResult::Ok.to_string(), "ok");
 }
+
+/// A queue handler returns `Result<_, JobError>`; `?` on the crate's own calls (a view, a
+/// buffer, a pool task joined inside the handler) makes a retryable `JobError` carrying the
+/// message (docs/semantics.md Q2: retried while attempts are left).
+#[cfg(feature = "redis")]
+#[test]
+fn question_mark_turns_crate_and_task_errors_into_a_retryable_job_error() {
+    use sharedbuf::pool::WorkerPool;
+    use sharedbuf::queue::JobError;
+    use sharedbuf::{Int32Array, SharedBuffer};
+
+    fn handler_on_a_view(view: &Int32Array) -> Result<i32, JobError> {
+        Ok(sharedbuf::atomics::load(view, 9)?)
+    }
+    let view = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
+    let error = handler_on_a_view(&view).unwrap_err();
+    assert!(!error.is_permanent());
+    assert_eq!(
+        error.message(),
+        Error::IndexOutOfRange { index: 9, len: 1 }.to_string()
+    );
+
+    fn handler_joining_a_task(pool: &WorkerPool) -> Result<(), JobError> {
+        pool.run(|_ctx| panic!("the task failed"))
+            .map_err(|refused| JobError::retry(refused))?
+            .join()?;
+        Ok(())
+    }
+    let pool = WorkerPool::new().unwrap();
+    let error = handler_joining_a_task(&pool).unwrap_err();
+    assert!(!error.is_permanent());
+    assert!(error.message().contains("the task failed"), "{error}");
+}
