@@ -75,6 +75,11 @@ pub(crate) enum NoMessage {
 pub(crate) type Entangled<Tx, Rx> = (MessagePort<Tx, Rx>, MessagePort<Rx, Tx>);
 
 /// A post that did not happen, with the message given back (nothing is ever dropped).
+///
+/// Non-exhaustive, as the crate's other error enums: a later reason to refuse a post gets a
+/// variant of its own; [`into_message`](PostError::into_message) and
+/// [`error`](PostError::error) cover every variant.
+#[non_exhaustive]
 pub enum PostError<T> {
     /// The port's queue is full ([`MessagePort::try_post_message`]).
     Full(T),
