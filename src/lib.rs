@@ -154,7 +154,7 @@ mod assertions {
     assert_impl_all!(pool::HistogramSummary: Send, Sync, Copy);
     assert_impl_all!(pool::TaskError: Send, Sync, Clone, std::error::Error);
     assert_impl_all!(pool::PoolError<fn()>: Send, Sync, std::error::Error);
-    assert_impl_all!(pool::PoolStats: Send, Sync, Clone);
+    assert_impl_all!(pool::PoolStats: Send, Sync, Clone, Default);
     assert_impl_all!(pool::Cancelled: Send, Sync, Copy, std::error::Error);
     assert_impl_all!(pool::BuildError: Send, Sync, std::error::Error);
     assert_impl_all!(pool::CloseError: Send, Sync, std::error::Error);
