@@ -105,6 +105,8 @@ impl SharedBuffer {
     /// (docs/semantics.md B2). The maximum is reserved now, so growing never moves memory; only the
     /// first `byte_length` bytes are committed, so a maximum far above the machine's memory
     /// (a TiB, as JavaScript engines allow) costs address space only.
+    /// `Err(Error::ExceedsMax)` if `byte_length` is above `max_byte_length`,
+    /// `Err(Error::AllocationFailed)` if the platform cannot provide the reservation.
     pub fn growable(byte_length: usize, max_byte_length: usize) -> Result<SharedBuffer, Error> {
         if byte_length > max_byte_length {
             return Err(Error::ExceedsMax {

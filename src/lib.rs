@@ -122,7 +122,11 @@ mod assertions {
     assert_impl_all!(MessagePort<Vec<u8>>: Send, Sync);
     assert_impl_all!(MessagePort<u8, String>: Send, Sync);
     assert_impl_all!(channel::PostError<u8>: Send, Sync, std::error::Error);
+    assert_impl_all!(Error: From<channel::PostError<u8>>);
     assert_impl_all!(channel::Iter<'static, u8, u8>: Send, Sync);
+    assert_impl_all!(channel::TryIter<'static, u8, u8>: Send, Sync);
+    assert_impl_all!(channel::IntoIter<u8, u8>: Send, Sync);
+    assert_impl_all!(MessageChannel<Vec<u8>>: Send, Sync);
     assert_impl_all!(channel::ByteRing: Send, Sync, Clone);
     assert_impl_all!(channel::ByteSender: Send, Sync);
     assert_impl_all!(channel::ByteReceiver: Send, Sync);
@@ -139,9 +143,10 @@ mod assertions {
     static_assertions::assert_not_impl_any!(MessagePort<std::rc::Rc<u8>>: Send, Sync);
     assert_impl_all!(Int32Array: Send, Sync, Clone);
     assert_impl_all!(DataView: Send, Sync, Clone);
+    assert_impl_all!(Endian: Send, Sync, Copy, std::hash::Hash);
     assert_impl_all!(Error: Send, Sync, std::error::Error);
     assert_impl_all!(Iter<'static, u64>: Send, Sync);
-    assert_impl_all!(WaitResult: Send, Sync, Copy);
+    assert_impl_all!(WaitResult: Send, Sync, Copy, std::hash::Hash, std::fmt::Display);
     assert_impl_all!(atomics::WaitAsync: Send, Sync);
     assert_impl_all!(atomics::WaitFuture: Send, Sync, Unpin, std::future::Future<Output = WaitResult>);
     assert_impl_all!(atomics::Interrupter: Send, Sync, Clone);
@@ -149,10 +154,14 @@ mod assertions {
     assert_impl_all!(pool::PoolBuilder: Send, Sync);
     assert_impl_all!(pool::TaskHandle<Vec<u8>>: Send, Sync, Unpin, std::future::Future<Output = Result<Vec<u8>, pool::TaskError>>);
     assert_impl_all!(pool::TaskContext<'static>: Send, Sync);
-    assert_impl_all!(pool::TaskOptions: Send, Sync, Copy);
+    assert_impl_all!(pool::TaskOptions: Send, Sync, Copy, std::hash::Hash);
+    assert_impl_all!(pool::Priority: Send, Sync, Copy, Ord, std::hash::Hash);
+    assert_impl_all!(pool::MaxQueue: Send, Sync, Copy);
+    assert_impl_all!(pool::WhenFull: Send, Sync, Copy, std::hash::Hash);
+    assert_impl_all!(pool::HistogramSummary: Send, Sync, Copy);
     assert_impl_all!(pool::TaskError: Send, Sync, Clone, std::error::Error);
     assert_impl_all!(pool::PoolError<fn()>: Send, Sync, std::error::Error);
-    assert_impl_all!(pool::PoolStats: Send, Sync, Clone);
+    assert_impl_all!(pool::PoolStats: Send, Sync, Clone, Default);
     assert_impl_all!(pool::Cancelled: Send, Sync, Copy, std::error::Error);
     assert_impl_all!(pool::BuildError: Send, Sync, std::error::Error);
     assert_impl_all!(pool::CloseError: Send, Sync, std::error::Error);
@@ -174,10 +183,10 @@ mod assertions {
     static_assertions::assert_not_impl_any!(sync::RwLockWriteGuard<'static>: Send);
     assert_impl_all!(sync::Semaphore: Send, Sync, Clone);
     assert_impl_all!(sync::Barrier: Send, Sync, Clone);
-    assert_impl_all!(sync::BarrierWaitResult: Send, Sync, Copy);
+    assert_impl_all!(sync::BarrierWaitResult: Send, Sync, Copy, std::hash::Hash);
     assert_impl_all!(sync::Latch: Send, Sync, Clone);
     assert_impl_all!(sync::Once: Send, Sync, Clone);
-    assert_impl_all!(sync::OnceState: Send, Sync, Copy);
+    assert_impl_all!(sync::OnceState: Send, Sync, Copy, std::hash::Hash);
     #[cfg(feature = "redis")]
     mod queue {
         use crate::queue::*;
@@ -188,15 +197,17 @@ mod assertions {
         assert_impl_all!(Consumer: Send, Sync);
         assert_impl_all!(Job: Send, Sync, Clone);
         assert_impl_all!(JobId: Send, Sync, Copy);
-        assert_impl_all!(JobOptions: Send, Sync, Clone);
+        assert_impl_all!(JobOptions: Send, Sync, Clone, std::hash::Hash);
         assert_impl_all!(Backoff: Send, Sync, Copy);
         assert_impl_all!(Added: Send, Sync, Copy);
         assert_impl_all!(Effects: Send, Sync, Clone);
         assert_impl_all!(JobError: Send, Sync, Clone, std::error::Error);
+        assert_impl_all!(JobError: From<crate::Error>, From<crate::pool::TaskError>);
         assert_impl_all!(PayloadError: Send, Sync, Clone, std::error::Error);
         assert_impl_all!(QueueError: Send, Sync, std::error::Error);
         assert_impl_all!(QueueStats: Send, Sync, Clone);
         assert_impl_all!(ConsumerStats: Send, Sync, Clone);
+        assert_impl_all!(ConsumerCounts: Send, Sync, Clone);
         assert_impl_all!(DeadLetter: Send, Sync, Clone);
     }
 }

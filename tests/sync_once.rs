@@ -9,7 +9,7 @@ mod sync_support;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sharedbuf::sync::Once;
 use sharedbuf::{Error, Int32Array, SharedBuffer, Uint32Array};
@@ -283,6 +283,44 @@ fn s3_timed_calls_give_up_without_running_their_closure() {
         once.call_once_for(Duration::ZERO, || panic!("ran twice")),
         Ok(true)
     );
+}
+
+// docs/semantics.md S3: the deadline forms, as the other primitives' `_until` forms.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
+fn s3_call_once_until_gives_up_at_its_deadline_without_running_its_closure() {
+    let once = Once::at(&buffer(16), 0).unwrap();
+    let running = start_running(&once, false);
+    let now = Instant::now();
+    assert_eq!(
+        once.call_once_until(now, || panic!("ran beside another")),
+        Ok(false)
+    );
+    assert_eq!(
+        once.call_once_force_until(now, |_| panic!("ran beside another")),
+        Ok(false)
+    );
+    let patient = {
+        let once = once.clone();
+        spawn_blocked(move || {
+            let far = Instant::now() + Duration::from_secs(3600);
+            once.call_once_until(far, || panic!("ran twice"))
+        })
+    };
+    assert_eq!(running.finish().unwrap(), Ok(()));
+    assert_eq!(patient.join("call_once_until"), Ok(true));
+    // Completed: `Ok(true)` even with a deadline already past, and the closure never runs.
+    assert_eq!(
+        once.call_once_force_until(now, |_| panic!("ran twice")),
+        Ok(true)
+    );
+    let fresh = Once::at(&buffer(16), 0).unwrap();
+    let mut runs = 0;
+    assert_eq!(fresh.call_once_until(now, || runs += 1), Ok(true)); // nobody else running
+    assert_eq!(runs, 1);
 }
 
 // docs/semantics.md S1

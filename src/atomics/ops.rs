@@ -6,13 +6,15 @@ use crate::region::RmwOp;
 use crate::shim::Ordering::SeqCst;
 use crate::view::TypedArray;
 
-/// `Atomics.load`: the element at `index`, sequentially consistent.
+/// `Atomics.load`: the element at `index`, sequentially consistent. `Err(Error::IndexOutOfRange)`
+/// if `index` is not below the view's length (docs/semantics.md A4).
 #[inline]
 pub fn load<T: AtomicElement>(view: &TypedArray<T>, index: usize) -> Result<T, Error> {
     Ok(view.element(index)?.load(SeqCst))
 }
 
 /// `Atomics.store`: writes `value` at `index`; returns the value stored (docs/semantics.md A2).
+/// `Err(Error::IndexOutOfRange)` if `index` is not below the view's length (A4).
 #[inline]
 pub fn store<T: AtomicElement>(view: &TypedArray<T>, index: usize, value: T) -> Result<T, Error> {
     view.element(index)?.store(value, SeqCst);
@@ -22,6 +24,9 @@ pub fn store<T: AtomicElement>(view: &TypedArray<T>, index: usize, value: T) -> 
 macro_rules! rmw_fn {
     ($(#[$doc:meta])* $name:ident, $op:expr) => {
         $(#[$doc])*
+        ///
+        /// `Err(Error::IndexOutOfRange)` if `index` is not below the view's length, and then
+        /// nothing was written (docs/semantics.md A4).
         #[inline]
         pub fn $name<T: AtomicElement>(view: &TypedArray<T>, index: usize, value: T) -> Result<T, Error> {
             Ok(view.element(index)?.rmw($op, value, SeqCst))

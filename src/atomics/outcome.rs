@@ -15,6 +15,23 @@ pub enum WaitResult {
     TimedOut,
 }
 
+/// JavaScript's string for the result: `"ok"`, `"not-equal"` or `"timed-out"`, what
+/// `Atomics.wait` returns (docs/semantics.md A6).
+///
+/// ```
+/// use sharedbuf::WaitResult;
+/// assert_eq!(WaitResult::NotEqual.to_string(), "not-equal");
+/// ```
+impl std::fmt::Display for WaitResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WaitResult::Ok => "ok",
+            WaitResult::NotEqual => "not-equal",
+            WaitResult::TimedOut => "timed-out",
+        })
+    }
+}
+
 /// How a waiter left the waiter table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u32)]

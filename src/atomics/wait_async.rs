@@ -28,6 +28,7 @@ use crate::view::TypedArray;
 /// What [`wait_async`] returns: an answer now, or a future for one (JavaScript's
 /// `{ async: false, value }` and `{ async: true, value: promise }`).
 #[derive(Debug)]
+#[must_use = "a dropped WaitAsync::Pending stops waiting"]
 pub enum WaitAsync {
     /// Answered at once: `NotEqual`, or `TimedOut` for a zero timeout.
     Ready(WaitResult),

@@ -472,6 +472,7 @@ impl fmt::Debug for ByteRing {
 
 /// The sending side of a [`ByteRing`] (one per ring). Dropping it closes the ring: the
 /// receiver gets what was sent, then `Err(Closed)`.
+#[must_use = "dropping a ByteSender closes the ring for good"]
 pub struct ByteSender {
     core: Arc<Core>,
     /// Our position: the truth, never read back from the bytes.
@@ -705,6 +706,7 @@ impl fmt::Debug for ByteSender {
 
 /// The receiving side of a [`ByteRing`] (one per ring). Dropping it closes the ring: the
 /// sender's next send fails with `Err(Closed)`.
+#[must_use = "dropping a ByteReceiver closes the ring for good"]
 pub struct ByteReceiver {
     core: Arc<Core>,
     /// Our position: the truth, never read back from the bytes.

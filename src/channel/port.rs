@@ -37,6 +37,7 @@ use crate::shim::{self, Arc};
 /// assert_eq!(b.try_recv(), None);
 /// # Ok::<(), sharedbuf::Error>(())
 /// ```
+#[must_use = "dropping a MessagePort closes the channel both ways"]
 pub struct MessagePort<Tx, Rx = Tx> {
     link: Link<Tx, Rx>,
 }
@@ -74,6 +75,11 @@ pub(crate) enum NoMessage {
 pub(crate) type Entangled<Tx, Rx> = (MessagePort<Tx, Rx>, MessagePort<Rx, Tx>);
 
 /// A post that did not happen, with the message given back (nothing is ever dropped).
+///
+/// Non-exhaustive, as the crate's other error enums: a later reason to refuse a post gets a
+/// variant of its own; [`into_message`](PostError::into_message) and
+/// [`error`](PostError::error) cover every variant.
+#[non_exhaustive]
 pub enum PostError<T> {
     /// The port's queue is full ([`MessagePort::try_post_message`]).
     Full(T),
@@ -114,7 +120,9 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
         self.link.tx.push(message, None).map_err(|(_, error)| error)
     }
 
-    /// Posts `message` if the queue has room now; otherwise gives it back.
+    /// Posts `message` if the queue has room now; otherwise gives it back:
+    /// `Err(PostError::Full(message))` while the other side has `capacity()` unread messages,
+    /// `Err(PostError::Closed(message))` once the channel is closed (W4). Never waits.
     pub fn try_post_message(&self, message: Tx) -> Result<(), PostError<Tx>> {
         self.link
             .tx
@@ -125,7 +133,11 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
             })
     }
 
-    /// Posts `message`, waiting at most `timeout` for room; gives it back on failure.
+    /// Posts `message`, waiting at most `timeout` for room; gives it back on failure:
+    /// `Err(PostError::Timeout(message))` if no room appeared in time,
+    /// `Err(PostError::Closed(message))` once the channel is closed,
+    /// `Err(PostError::Terminated(message))` if this thread is a worker asked to terminate
+    /// while it waited (W3, W4).
     pub fn post_message_timeout(
         &self,
         message: Tx,
@@ -249,14 +261,25 @@ impl<T> PostError<T> {
         }
     }
 
-    /// The same failure as an [`Error`] (`Full` has no `Error` twin and maps to `Timeout`: a
-    /// post that could not wait).
+    /// The same failure as an [`Error`], without giving up the message: [`Error::Full`],
+    /// [`Error::Closed`], [`Error::Timeout`] or [`Error::Terminated`] (what a process worker's
+    /// and a byte ring's `try_` forms return for the same failures).
     pub fn error(&self) -> Error {
         match self {
+            PostError::Full(_) => Error::Full,
             PostError::Closed(_) => Error::Closed,
+            PostError::Timeout(_) => Error::Timeout,
             PostError::Terminated(_) => Error::Terminated,
-            PostError::Full(_) | PostError::Timeout(_) => Error::Timeout,
         }
+    }
+}
+
+/// `?` on a `try_post_message` or `post_message_timeout` in a function returning
+/// `Result<_, sharedbuf::Error>` (as [`PostError::error`]): the message is dropped; take it back
+/// with [`PostError::into_message`] first to keep it.
+impl<T> From<PostError<T>> for Error {
+    fn from(error: PostError<T>) -> Error {
+        error.error()
     }
 }
 
@@ -293,6 +316,7 @@ impl<T> PartialEq for PostError<T> {
 }
 
 /// Blocking iterator over a port's messages ([`MessagePort::iter`]).
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Iter<'a, Tx, Rx> {
     port: &'a MessagePort<Tx, Rx>,
 }
@@ -311,6 +335,7 @@ impl<Tx, Rx> Iterator for Iter<'_, Tx, Rx> {
 }
 
 /// Non-blocking iterator over the messages there now ([`MessagePort::try_iter`]).
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct TryIter<'a, Tx, Rx> {
     port: &'a MessagePort<Tx, Rx>,
 }
@@ -329,6 +354,7 @@ impl<Tx, Rx> Iterator for TryIter<'_, Tx, Rx> {
 }
 
 /// Owning blocking iterator over a port's messages; the port closes when it is dropped.
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct IntoIter<Tx, Rx> {
     port: MessagePort<Tx, Rx>,
 }

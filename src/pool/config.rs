@@ -6,7 +6,7 @@ use std::sync::Arc as StdArc;
 use std::time::Duration;
 
 /// What a submission does when the queue is at its bound and every worker is busy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum WhenFull {
     /// Refuse it at once with [`PoolError::QueueFull`](super::PoolError::QueueFull), which
     /// gives the task back (the default).

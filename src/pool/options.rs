@@ -38,7 +38,8 @@ impl Priority {
 /// assert_eq!(handle.join()?, 42);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[must_use = "options do nothing until given to `WorkerPool::run_with`"]
 pub struct TaskOptions {
     pub(super) timeout: Option<Duration>,
     pub(super) priority: Priority,

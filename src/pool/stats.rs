@@ -71,7 +71,7 @@ impl Counters {
 /// `submitted == completed + failed + cancelled + timed_out + destroyed`; in general
 /// `submitted == completed + failed + cancelled + timed_out + destroyed + queued + running -
 /// overdue`, up to the tasks that changed state while the snapshot was taken.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct PoolStats {
     /// Tasks accepted (by `run`, `run_with`, `run_keyed`; `map` chunks and `broadcast` runs

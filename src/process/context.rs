@@ -96,7 +96,8 @@ impl<In: Payload, Out: Payload> ProcessContext<In, Out> {
             .ok_or(Error::Timeout)
     }
 
-    /// The next message if one is there now.
+    /// The next message if one is there now, `Ok(None)` if not (never waits); otherwise the
+    /// errors of [`recv`](Self::recv).
     pub fn try_recv(&self) -> Result<Option<In>, Error> {
         self.recv_until(None)
     }

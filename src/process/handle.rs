@@ -78,6 +78,7 @@ use crate::region::MadeIn;
 /// once, `disconnect` does nothing, and dropping the handle only closes this process's
 /// descriptors: the parent's child process is never signalled or waited for from there, and
 /// its rings are left as they are.
+#[must_use = "dropping a ProcessWorker kills its child process"]
 pub struct ProcessWorker<In, Out> {
     pid: u32,
     name: String,
@@ -346,11 +347,18 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     /// before the request, and stands); messages it posted before can still be read, then
     /// `Exit`. A child that had already exited by itself is only reaped, and keeps its own
     /// ending.
+    ///
+    /// `Err(Error::ForkedHandle)` in the child of a `fork()` (the process is the parent's: it
+    /// is never signalled, X7); `Err(Error::SpawnFailed)` if the system refuses the signal or
+    /// the wait.
     pub fn terminate(&self) -> Result<ProcessExit, Error> {
         self.terminate_timeout(self.grace)
     }
 
-    /// As [`terminate`](Self::terminate) with a grace period of `grace`.
+    /// As [`terminate`](Self::terminate) with a grace period of `grace`. Unlike
+    /// [`Worker::terminate_timeout`](crate::worker::Worker::terminate_timeout), whose thread
+    /// cannot be killed, this never gives up with `Err(Timeout)`: after `grace` the child is
+    /// killed.
     pub fn terminate_timeout(&self, grace: Duration) -> Result<ProcessExit, Error> {
         // A fork child must never signal the parent's child process.
         self.made_in.check(WHAT)?;
@@ -373,6 +381,8 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
 
     /// Waits for the child to exit and returns how it ended. Events not read yet are dropped
     /// (read while waiting, so a child blocked on a full ring is not stuck).
+    /// `Err(Error::ForkedHandle)` in the child of a `fork()` (X7); `Err(Error::SpawnFailed)`
+    /// if the system refuses the wait.
     pub fn join(self) -> Result<ProcessExit, Error> {
         self.made_in.check(WHAT)?;
         loop {
@@ -484,6 +494,7 @@ impl<In, Out> fmt::Debug for ProcessWorker<In, Out> {
 
 /// Blocking iterator over a process worker's events ([`ProcessWorker::events`]); ends after
 /// `Exit`.
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Events<'a, In, Out> {
     worker: &'a ProcessWorker<In, Out>,
 }

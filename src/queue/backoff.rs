@@ -28,6 +28,7 @@ use super::random;
 /// assert!(d >= Duration::from_millis(50) && d <= Duration::from_millis(100));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[must_use = "a backoff does nothing until given to `JobOptions::backoff` or `JobQueueBuilder::reconnect_backoff`"]
 pub struct Backoff {
     kind: Kind,
     jitter: bool,

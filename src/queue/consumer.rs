@@ -297,6 +297,7 @@ struct Threads {
 /// connections are the parent's. In the forked child `close` returns
 /// `Err(QueueError::ForkedHandle)` at once and dropping it returns at once (it leaks what is
 /// the parent's); the parent's consumer runs on undisturbed.
+#[must_use = "dropping a Consumer stops it (as `close` does)"]
 pub struct Consumer {
     shared: Arc<Shared>,
     events: mpsc::Sender<Event>,

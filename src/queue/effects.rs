@@ -41,6 +41,7 @@ impl Effects {
 
     /// Adds `command` (built with [`redis::cmd`](fn@redis::cmd)) to run with the acknowledgement,
     /// after the ones added before it.
+    #[must_use = "`command` returns the effects with the command added; `push` adds in place"]
     pub fn command(mut self, command: &Cmd) -> Effects {
         self.push(command);
         self

@@ -255,6 +255,20 @@ impl From<crate::pool::Cancelled> for JobError {
     }
 }
 
+/// `?` on the crate's own calls inside a handler (a view, a buffer, a lock, a port): retryable.
+impl From<crate::error::Error> for JobError {
+    fn from(error: crate::error::Error) -> JobError {
+        JobError::retry(error)
+    }
+}
+
+/// `?` on a pool task the handler joined (`handle.join()?`): retryable.
+impl From<crate::pool::TaskError> for JobError {
+    fn from(error: crate::pool::TaskError) -> JobError {
+        JobError::retry(error)
+    }
+}
+
 impl From<Box<dyn std::error::Error + Send + Sync>> for JobError {
     fn from(error: Box<dyn std::error::Error + Send + Sync>) -> JobError {
         JobError::retry(error)

@@ -61,7 +61,8 @@ pub struct JobQueue {
 impl JobQueue {
     /// Connects to the Redis server at `url` (`redis://[:password@]host:port[/db]`) and opens
     /// queue `name`, creating its streams and consumer group if they do not exist; the default
-    /// settings ([`builder`](JobQueue::builder) changes them).
+    /// settings ([`builder`](JobQueue::builder) changes them). Errors as
+    /// [`JobQueueBuilder::connect`].
     pub fn connect(url: &str, name: &str) -> Result<JobQueue, QueueError> {
         JobQueue::builder(url, name).connect()
     }
@@ -139,6 +140,8 @@ impl JobQueue {
 
     /// Adds a job whose payload is `value` encoded with serde as MessagePack (struct fields by
     /// name); the handler reads it back with [`Job::value`](super::Job::value).
+    /// `Err(QueueError::Payload)` if serde cannot encode `value`; otherwise as
+    /// [`add`](JobQueue::add).
     pub fn add_value<T: Serialize + ?Sized>(
         &self,
         value: &T,
@@ -199,7 +202,8 @@ impl JobQueue {
         cmd
     }
 
-    /// Reads the queue's statistics (one round trip).
+    /// Reads the queue's statistics (one round trip). `Err(QueueError::Unavailable)` once Redis
+    /// stayed out of reach past the retry budget, `Err(Server)` for an unexpected reply.
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
         let keys = &self.config.keys;
         let mut commands = Vec::new();
@@ -285,6 +289,11 @@ impl fmt::Debug for JobQueue {
 impl JobQueueBuilder {
     /// Connects: checks the server (Redis 6.2 or later), creates the queue's streams and
     /// consumer group if they do not exist yet.
+    ///
+    /// `Err(QueueError::InvalidName)` for a bad queue name, `Err(InvalidOption)` for a zero
+    /// timeout, `Err(Connect)` for a URL that does not parse, `Err(Unsupported)` for a server
+    /// older than 6.2, and the errors of any request (`Unavailable` once Redis stayed out of
+    /// reach past the retry budget, `Server`).
     pub fn connect(self) -> Result<JobQueue, QueueError> {
         JobQueue::open(Arc::new(self.into_config()?))
     }

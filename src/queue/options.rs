@@ -24,7 +24,8 @@ use crate::pool::Priority;
 ///     .dedupe("invoice-7781");                            // effects once per key (Q5)
 /// # let _ = options;
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[must_use = "options do nothing until given to `JobQueue::add`"]
 pub struct JobOptions {
     pub(super) attempts: u32,
     pub(super) backoff: Backoff,

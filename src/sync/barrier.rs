@@ -147,7 +147,7 @@ pub struct Barrier {
 }
 
 /// What a [`Barrier`] wait returns: whether this party was its generation's leader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BarrierWaitResult {
     leader: bool,
 }

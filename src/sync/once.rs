@@ -126,7 +126,7 @@ pub struct Once {
 }
 
 /// What [`Once::call_once_force`] tells its closure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OnceState {
     poisoned: bool,
 }
@@ -205,6 +205,15 @@ impl Once {
         self.call(false, deadline_after(timeout), |_| f())
     }
 
+    /// [`call_once`](Once::call_once), giving up at `deadline` if another thread's closure is
+    /// still running then: `Ok(false)`, and `f` was not run (S3).
+    pub fn call_once_until(&self, deadline: Instant, f: impl FnOnce()) -> Result<bool, Error> {
+        if self.is_completed() {
+            return Ok(true);
+        }
+        self.call(false, Some(deadline), |_| f())
+    }
+
     /// Like [`call_once`](Once::call_once), but also runs on a poisoned `Once`, telling `f`
     /// through [`OnceState::is_poisoned`]. If `f` returns, the `Once` is complete (no longer
     /// poisoned); if it panics, it stays poisoned.
@@ -226,6 +235,19 @@ impl Once {
             return Ok(true);
         }
         self.call(true, deadline_after(timeout), f)
+    }
+
+    /// [`call_once_force`](Once::call_once_force), giving up at `deadline` if another thread's
+    /// closure is still running then: `Ok(false)`, and `f` was not run (S3).
+    pub fn call_once_force_until(
+        &self,
+        deadline: Instant,
+        f: impl FnOnce(&OnceState),
+    ) -> Result<bool, Error> {
+        if self.is_completed() {
+            return Ok(true);
+        }
+        self.call(true, Some(deadline), f)
     }
 
     /// Blocks until a closure has completed, without running one. `Err(Poisoned)` if the

@@ -14,7 +14,7 @@ use crate::region::Bits;
 use crate::shim::Ordering;
 
 /// Byte order for [`DataView`] accesses. JavaScript's default is big-endian.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Endian {
     /// Most significant byte first (JavaScript's default, network order).
     #[default]
@@ -56,13 +56,15 @@ pub struct DataView {
 }
 
 impl DataView {
-    /// A view of the whole buffer (length-tracking on a growable buffer).
+    /// A view of the whole buffer (length-tracking on a growable buffer). Always `Ok`: the
+    /// whole buffer always fits (the `Result` matches [`with_range`](DataView::with_range)).
     pub fn new(buffer: &SharedBuffer) -> Result<DataView, Error> {
         Self::with_range(buffer, 0, None)
     }
 
     /// A view of `byte_length` bytes from `byte_offset` (`None`: to the end, tracking a
-    /// growable buffer). `Err` if the range does not fit in the buffer now.
+    /// growable buffer). `Err(Error::RangeOutOfBounds)` if the range does not fit in the buffer
+    /// now (V5).
     pub fn with_range(
         buffer: &SharedBuffer,
         byte_offset: usize,
@@ -105,7 +107,8 @@ impl DataView {
         Ok(self.byte_offset + byte_offset)
     }
 
-    /// Reads a `T` at `byte_offset` in the given byte order.
+    /// Reads a `T` at `byte_offset` in the given byte order, at any offset (aligned or not).
+    /// `Err(Error::RangeOutOfBounds)` if its bytes do not all lie inside the view (V5).
     pub fn get<T: Element>(&self, byte_offset: usize, endian: Endian) -> Result<T, Error> {
         let size = <T::Bits as Bits>::SIZE;
         let at = self.span(byte_offset, size)?;
@@ -124,7 +127,9 @@ impl DataView {
         Ok(T::from_bits(to_order(native, endian)))
     }
 
-    /// Writes a `T` at `byte_offset` in the given byte order.
+    /// Writes a `T` at `byte_offset` in the given byte order, at any offset (aligned or not).
+    /// `Err(Error::RangeOutOfBounds)` if its bytes do not all lie inside the view, and then
+    /// nothing was written (V5).
     pub fn set<T: Element>(
         &self,
         byte_offset: usize,
@@ -180,11 +185,11 @@ macro_rules! js_accessors {
     ($($get:ident $set:ident $t:ty;)*) => {
         impl DataView {
             $(
-                #[doc = concat!("JavaScript's `DataView` getter for `", stringify!($t), "`; `little_endian` as in JavaScript (false: big-endian).")]
+                #[doc = concat!("JavaScript's `DataView` getter for `", stringify!($t), "`; `little_endian` as in JavaScript (false: big-endian). `Err(Error::RangeOutOfBounds)` as [`get`](DataView::get).")]
                 pub fn $get(&self, byte_offset: usize, little_endian: bool) -> Result<$t, Error> {
                     self.get::<$t>(byte_offset, Endian::from_little(little_endian))
                 }
-                #[doc = concat!("JavaScript's `DataView` setter for `", stringify!($t), "`; `little_endian` as in JavaScript (false: big-endian).")]
+                #[doc = concat!("JavaScript's `DataView` setter for `", stringify!($t), "`; `little_endian` as in JavaScript (false: big-endian). `Err(Error::RangeOutOfBounds)` as [`set`](DataView::set).")]
                 pub fn $set(&self, byte_offset: usize, value: $t, little_endian: bool) -> Result<(), Error> {
                     self.set::<$t>(byte_offset, value, Endian::from_little(little_endian))
                 }
@@ -205,19 +210,19 @@ js_accessors! {
 }
 
 impl DataView {
-    /// JavaScript's `getInt8`.
+    /// JavaScript's `getInt8`. `Err(Error::RangeOutOfBounds)` as [`get`](DataView::get).
     pub fn get_int8(&self, byte_offset: usize) -> Result<i8, Error> {
         self.get::<i8>(byte_offset, Endian::Little)
     }
-    /// JavaScript's `setInt8`.
+    /// JavaScript's `setInt8`. `Err(Error::RangeOutOfBounds)` as [`set`](DataView::set).
     pub fn set_int8(&self, byte_offset: usize, value: i8) -> Result<(), Error> {
         self.set::<i8>(byte_offset, value, Endian::Little)
     }
-    /// JavaScript's `getUint8`.
+    /// JavaScript's `getUint8`. `Err(Error::RangeOutOfBounds)` as [`get`](DataView::get).
     pub fn get_uint8(&self, byte_offset: usize) -> Result<u8, Error> {
         self.get::<u8>(byte_offset, Endian::Little)
     }
-    /// JavaScript's `setUint8`.
+    /// JavaScript's `setUint8`. `Err(Error::RangeOutOfBounds)` as [`set`](DataView::set).
     pub fn set_uint8(&self, byte_offset: usize, value: u8) -> Result<(), Error> {
         self.set::<u8>(byte_offset, value, Endian::Little)
     }

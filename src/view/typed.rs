@@ -467,6 +467,7 @@ impl<T: Element> fmt::Debug for TypedArray<T> {
 
 /// Iterator over a [`TypedArray`]'s elements; see [`TypedArray::iter`].
 #[derive(Debug)]
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Iter<'a, T: Element> {
     view: &'a TypedArray<T>,
     next: usize,

@@ -68,6 +68,7 @@ const STAGE_DONE: u8 = 3;
 /// `events`, `post_message`, `terminate`, `join`) returns `Err(Error::ForkedHandle)` at once,
 /// and dropping it leaves the parent's worker alone (its thread handle is leaked, not
 /// detached).
+#[must_use = "dropping a Worker asks its thread to terminate"]
 pub struct Worker<In, Out> {
     port: MessagePort<In, Out>,
     lifecycle: Arc<Lifecycle>,
@@ -108,12 +109,16 @@ impl<In, Out> Worker<In, Out> {
         self.port.post_message(message)
     }
 
-    /// Posts if there is room now; gives the message back otherwise.
+    /// Posts if there is room now; gives the message back otherwise: as
+    /// [`MessagePort::try_post_message`] on the worker's port (`Full`, or `Closed` once the
+    /// worker has exited).
     pub fn try_post_message(&self, message: In) -> Result<(), PostError<In>> {
         self.port.try_post_message(message)
     }
 
-    /// Posts, waiting at most `timeout` for room; gives the message back otherwise.
+    /// Posts, waiting at most `timeout` for room; gives the message back otherwise: as
+    /// [`MessagePort::post_message_timeout`] on the worker's port (`Timeout`, `Closed` once
+    /// the worker has exited, `Terminated`).
     pub fn post_message_timeout(
         &self,
         message: In,
@@ -354,6 +359,7 @@ impl<In, Out> fmt::Debug for Worker<In, Out> {
 }
 
 /// Blocking iterator over a worker's events ([`Worker::events`]); ends after `Exit`.
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct Events<'a, In, Out> {
     worker: &'a Worker<In, Out>,
 }
