@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use scenarios::{fork_child, Runner, Scenario};
 use sharedbuf::atomics::{self, WaitAsync};
-use sharedbuf::channel::ByteRing;
+use sharedbuf::channel::{ByteRing, PostError};
 use sharedbuf::pool::{CloseError, MaxQueue, PoolError, TaskError, TaskHandle, WorkerPool};
 use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
 use sharedbuf::sync::{Barrier, Condvar, Latch, Mutex, Once, RwLock, Semaphore};
@@ -860,7 +860,9 @@ fn fork_bridge() {
 }
 
 /// X7: a `Worker` made before a fork, in the forked child: every blocking call (`recv_event`,
-/// a `post_message` to its full port, `terminate`, `join`) returns `Err(ForkedHandle)` at once
+/// a `post_message` to its full port, `terminate`, `join`) returns `Err(ForkedHandle)` at once,
+/// as do its `try_post_message` and `post_message_timeout` (`PostError::ForkedHandle`: the
+/// message would go to a port nobody reads)
 /// instead of waiting for a thread that is not there, and dropping it returns (leaking what is
 /// the parent's) without touching a worker made in the child (the old drop detached its thread,
 /// whose join then failed). The parent's worker is unharmed.
@@ -890,6 +892,20 @@ fn fork_worker() {
             worker.as_ref().unwrap().post_message(2),
             Err(forked("worker"))
         );
+    });
+    cases.in_fork("try_post_message", || {
+        let worker = worker.as_ref().unwrap();
+        let tried = worker.try_post_message(3);
+        assert!(
+            matches!(tried, Err(PostError::ForkedHandle(3))),
+            "{tried:?}"
+        );
+        let timed = worker.post_message_timeout(4, TIMEOUT);
+        assert!(
+            matches!(timed, Err(PostError::ForkedHandle(4))),
+            "{timed:?}"
+        );
+        assert_eq!(timed.unwrap_err().error(), forked("worker"));
     });
     cases.in_fork("terminate", || {
         assert_eq!(worker.as_ref().unwrap().terminate(), Err(forked("worker")));

@@ -89,6 +89,10 @@ pub enum PostError<T> {
     Timeout(T),
     /// The posting thread is a worker that was asked to terminate while it waited (W3).
     Terminated(T),
+    /// A [`Worker`](crate::worker::Worker)'s post in the child of a `fork()`, on a worker made
+    /// before the fork: its thread is the parent's, so nobody here would read the message
+    /// (docs/semantics.md X7).
+    ForkedHandle(T),
 }
 
 impl<Tx, Rx> MessagePort<Tx, Rx> {
@@ -257,19 +261,21 @@ impl<T> PostError<T> {
             PostError::Full(m)
             | PostError::Closed(m)
             | PostError::Timeout(m)
-            | PostError::Terminated(m) => m,
+            | PostError::Terminated(m)
+            | PostError::ForkedHandle(m) => m,
         }
     }
 
     /// The same failure as an [`Error`], without giving up the message: [`Error::Full`],
-    /// [`Error::Closed`], [`Error::Timeout`] or [`Error::Terminated`] (what a process worker's
-    /// and a byte ring's `try_` forms return for the same failures).
+    /// [`Error::Closed`], [`Error::Timeout`], [`Error::Terminated`] or [`Error::ForkedHandle`]
+    /// (what a process worker's and a byte ring's `try_` forms return for the same failures).
     pub fn error(&self) -> Error {
         match self {
             PostError::Full(_) => Error::Full,
             PostError::Closed(_) => Error::Closed,
             PostError::Timeout(_) => Error::Timeout,
             PostError::Terminated(_) => Error::Terminated,
+            PostError::ForkedHandle(_) => Error::ForkedHandle { what: "worker" },
         }
     }
 }
@@ -290,6 +296,7 @@ impl<T> fmt::Debug for PostError<T> {
             PostError::Closed(_) => "Closed",
             PostError::Timeout(_) => "Timeout",
             PostError::Terminated(_) => "Terminated",
+            PostError::ForkedHandle(_) => "ForkedHandle",
         };
         write!(f, "{name}(..)")
     }
@@ -302,6 +309,7 @@ impl<T> fmt::Display for PostError<T> {
             PostError::Closed(_) => write!(f, "{}", Error::Closed),
             PostError::Timeout(_) => write!(f, "the port's queue stayed full until the timeout"),
             PostError::Terminated(_) => write!(f, "the worker was asked to terminate"),
+            PostError::ForkedHandle(_) => write!(f, "{}", self.error()),
         }
     }
 }

@@ -65,8 +65,9 @@ const STAGE_DONE: u8 = 3;
 ///
 /// A worker does not cross a `fork` (docs/semantics.md X7): its thread is not in the forked
 /// child, so there every call that would wait for it (`recv_event`, `recv_event_timeout`,
-/// `events`, `post_message`, `terminate`, `join`) returns `Err(Error::ForkedHandle)` at once,
-/// and dropping it leaves the parent's worker alone (its thread handle is leaked, not
+/// `events`, `post_message`, `terminate`, `join`) returns `Err(Error::ForkedHandle)` at once
+/// (`try_post_message` and `post_message_timeout`: `PostError::ForkedHandle`, the message given
+/// back: nobody there would read it), and dropping it leaves the parent's worker alone (its thread handle is leaked, not
 /// detached).
 #[must_use = "dropping a Worker asks its thread to terminate"]
 pub struct Worker<In, Out> {
@@ -111,19 +112,25 @@ impl<In, Out> Worker<In, Out> {
 
     /// Posts if there is room now; gives the message back otherwise: as
     /// [`MessagePort::try_post_message`] on the worker's port (`Full`, or `Closed` once the
-    /// worker has exited).
+    /// worker has exited; `ForkedHandle` in a fork child, docs/semantics.md X7).
     pub fn try_post_message(&self, message: In) -> Result<(), PostError<In>> {
+        if self.made_in.forked() {
+            return Err(PostError::ForkedHandle(message));
+        }
         self.port.try_post_message(message)
     }
 
     /// Posts, waiting at most `timeout` for room; gives the message back otherwise: as
     /// [`MessagePort::post_message_timeout`] on the worker's port (`Timeout`, `Closed` once
-    /// the worker has exited, `Terminated`).
+    /// the worker has exited, `Terminated`; `ForkedHandle` in a fork child, X7).
     pub fn post_message_timeout(
         &self,
         message: In,
         timeout: Duration,
     ) -> Result<(), PostError<In>> {
+        if self.made_in.forked() {
+            return Err(PostError::ForkedHandle(message));
+        }
         self.port.post_message_timeout(message, timeout)
     }
 
