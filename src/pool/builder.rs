@@ -10,7 +10,7 @@ use super::error::BuildError;
 use super::worker_pool::WorkerPool;
 
 /// How many tasks may wait for a worker (docs/semantics.md P2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum MaxQueue {
     /// `max_threads²` (Piscina's default).
     #[default]
@@ -167,7 +167,9 @@ impl PoolBuilder {
         self
     }
 
-    /// Checks the settings and starts `min_threads` threads.
+    /// Checks the settings and starts `min_threads` threads: `Err(BuildError::ZeroMaxThreads)`,
+    /// `MinAboveMax`, `TooManyThreads` or `NameHasNul` for settings no pool can have,
+    /// `SpawnFailed` if the system refuses a thread or the memory for the pool's bookkeeping.
     pub fn build(self) -> Result<WorkerPool, BuildError> {
         let max_threads = self.max_threads.unwrap_or_else(crate::shim::cpus);
         if max_threads == 0 {
@@ -228,7 +230,8 @@ impl WorkerPool {
         PoolBuilder::default()
     }
 
-    /// A pool with the default settings.
+    /// A pool with the default settings: `Err(BuildError::SpawnFailed)` if the system refuses
+    /// its first thread or the memory for its bookkeeping.
     pub fn new() -> Result<WorkerPool, BuildError> {
         WorkerPool::builder().build()
     }
