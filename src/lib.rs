@@ -156,7 +156,7 @@ mod assertions {
     assert_impl_all!(pool::TaskContext<'static>: Send, Sync);
     assert_impl_all!(pool::TaskOptions: Send, Sync, Copy, std::hash::Hash);
     assert_impl_all!(pool::Priority: Send, Sync, Copy, Ord, std::hash::Hash);
-    assert_impl_all!(pool::MaxQueue: Send, Sync, Copy);
+    assert_impl_all!(pool::MaxQueue: Send, Sync, Copy, std::hash::Hash);
     assert_impl_all!(pool::WhenFull: Send, Sync, Copy, std::hash::Hash);
     assert_impl_all!(pool::HistogramSummary: Send, Sync, Copy);
     assert_impl_all!(pool::TaskError: Send, Sync, Clone, std::error::Error);
