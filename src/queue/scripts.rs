@@ -175,7 +175,8 @@ pub(super) fn release_name() -> &'static Script {
 }
 
 /// Lua shared by the scripts that hand out entries: `now_ms()`, `fenced(live key, token)`,
-/// `done(prefix, fields)` (1 if the entry's dedupe key is already done: the consumer then
+/// `string_at(key)` (the string at `key`; `nil` if there is none, or a value of another type
+/// that someone else wrote), `done(prefix, fields)` (1 if the entry's dedupe key is already done: the consumer then
 /// acknowledges it without running its handler), `field(fields, name)`, and
 /// `retire(stream, acked key, group, ids)`, which acknowledges completed entries (see
 /// "Retention" above).
@@ -198,6 +199,11 @@ local function field(fields, name)
   for i = 1, #fields, 2 do
     if fields[i] == name then return fields[i + 1] end
   end
+  return nil
+end
+local function string_at(key)
+  local value = redis.pcall('GET', key)
+  if type(value) == 'string' then return value end
   return nil
 end
 local function done(prefix, fields)
@@ -556,9 +562,12 @@ if #found == 0 then
   return {'gone'}
 end
 local flat = found[1][2]
+-- The job's next place is written before its entry is deleted, and counted last: a command
+-- that fails (a key of another type, written by someone else) stops the script, and what ran
+-- before it stays, so nothing may be deleted before the job is stored again.
 if mode == 'release' then
-  forget()
   redis.call('XADD', KEYS[1], '*', unpack(flat))
+  forget()
   counted('released')
   return {'released'}
 end
@@ -571,10 +580,7 @@ for i = 1, #flat, 2 do
     fields[#fields + 1] = flat[i + 1]
   end
 end
-forget()
-counted('failed')
 if mode == 'retry' and id ~= '' then
-  counted('retried')
   fields[#fields + 1] = 'attempt'
   fields[#fields + 1] = attempt + 1
   fields[#fields + 1] = 'error'
@@ -588,6 +594,9 @@ if mode == 'retry' and id ~= '' then
   else
     redis.call('XADD', KEYS[1], '*', unpack(fields))
   end
+  forget()
+  counted('failed')
+  counted('retried')
   return {'retried'}
 end
 fields[#fields + 1] = 'attempt'
@@ -599,10 +608,12 @@ fields[#fields + 1] = consumer
 fields[#fields + 1] = 'failed'
 fields[#fields + 1] = now_ms()
 redis.call('XADD', KEYS[4], '*', unpack(fields))
+forget()
 if ARGV[8] ~= '' then
   local dkey = prefix .. 'dedupe:' .. ARGV[8]
-  if redis.call('GET', dkey) == 'pending:' .. id then redis.call('DEL', dkey) end
+  if string_at(dkey) == 'pending:' .. id then redis.call('DEL', dkey) end
 end
+counted('failed')
 counted('dead')
 return {'dead'}
 "#
@@ -721,7 +732,7 @@ for level = 1, 3 do
           count(KEYS[6], KEYS[7], consumer, 'failed')
           count(KEYS[6], KEYS[7], consumer, 'dead')
           local key, id = field(e[2], 'dedupe'), field(e[2], 'job')
-          if key and id and redis.call('GET', prefix .. 'dedupe:' .. key) == 'pending:' .. id then
+          if key and id and string_at(prefix .. 'dedupe:' .. key) == 'pending:' .. id then
             redis.call('DEL', prefix .. 'dedupe:' .. key)
           end
         else
