@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use queue_support::{queue_name, redis_or_skip, wait_until, Gate};
 use sharedbuf::pool::{Priority, WorkerPool};
-use sharedbuf::queue::{redis, Backoff, Effects, JobError, JobOptions, JobQueue};
+use sharedbuf::queue::{redis, Added, Backoff, Effects, JobError, JobId, JobOptions, JobQueue};
 
 fn pool(threads: usize) -> Arc<WorkerPool> {
     Arc::new(WorkerPool::builder().max_threads(threads).build().unwrap())
@@ -347,6 +347,23 @@ fn q11_a_batch_refused_by_a_wrong_type_dedupe_key_adds_nothing() {
     assert_ne!(first.id(), second.id());
     let stats = queue.stats().unwrap();
     assert_eq!((stats.waiting, stats.delayed), (2, 0), "{stats:?}");
+    // A dedupe key holding a value someone else wrote counts as owned, by no job of ours (id
+    // 0); the jobs after it in the batch are added and answered. (Before: the answer lost its
+    // pairs from there on, and the batch was an `Err` although its jobs were added.)
+    let _: () = redis::cmd("SET")
+        .arg(key(&name, "dedupe:by-hand"))
+        .arg("set by an operator")
+        .query(&mut con)
+        .unwrap();
+    let added = queue
+        .add_batch(vec![
+            (&b"f"[..], JobOptions::new().dedupe("by-hand")),
+            (b"g", JobOptions::new()),
+        ])
+        .unwrap();
+    assert_eq!(added[0], Added::Duplicate(JobId(0)));
+    assert!(added[1].is_new() && added[1].id() != second.id(), "{added:?}");
+    assert_eq!(queue.stats().unwrap().waiting, 3);
 }
 
 // docs/semantics.md Q11, Q5: an entry whose dedupe key is held by a key of another type is

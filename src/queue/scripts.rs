@@ -362,40 +362,66 @@ end
 /// `ceil(now) + delay`) or at the end of its level stream; answers `1, id`. The answer is the
 /// flat list of those pairs. One call pays the script, `TIME` and `seq` once for all its jobs
 /// (a batch is a few hundred µs of server time at most: callers send at most 100 a call).
+///
+/// A call that cannot add all its jobs adds none (docs/semantics.md Q11): it reads every dedupe
+/// key and checks the type of every key it will write before it writes, and answers an error
+/// (`WRONGTYPE …`) if one belongs to someone else; a dedupe key holding a value the queue did
+/// not write counts as owned, by job 0.
 const ADD: &str = r#"
 local prefix, ttl = ARGV[1], tonumber(ARGV[2])
 local names = {'high', 'normal', 'low'}
+-- Every read that can fail first, every write after: a failing command stops a script with
+-- what it wrote before kept, so a key of another type (someone else's) must refuse the whole
+-- call before any of its jobs is stored (`seq` is advanced at the end: stored jobs' ids would
+-- be given out again).
+local last = tonumber(redis.call('GET', KEYS[5]) or '0')
+if not last or last < 0 or last >= 2^53 or last % 1 ~= 0 then
+  return redis.error_reply('ERR ' .. KEYS[5] .. ' holds no job id the queue wrote')
+end
+local jobs, used = {}, {}
+local at = 3
+while at <= #ARGV do
+  local job = {level = tonumber(ARGV[at]), delay = tonumber(ARGV[at + 1]), dedupe = ARGV[at + 2], first = at + 4}
+  at = job.first + tonumber(ARGV[at + 3])
+  job.last = at - 1
+  if job.dedupe ~= '' then job.owner = redis.call('GET', prefix .. 'dedupe:' .. job.dedupe) end
+  if job.delay > 0 then used[4] = 'zset' else used[job.level] = 'stream' end
+  jobs[#jobs + 1] = job
+end
+for i = 1, 4 do
+  if used[i] then
+    local kind = redis.call('TYPE', KEYS[i])['ok']
+    if kind ~= used[i] and kind ~= 'none' then
+      return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. kind .. ', not a ' .. used[i])
+    end
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_ceil = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
-local last = tonumber(redis.call('GET', KEYS[5]) or '0')
 local added = 0
+local claimed = {}
 local out = {}
-local at = 3
-while at <= #ARGV do
-  local level, delay, dedupe = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), ARGV[at + 2]
-  local n = tonumber(ARGV[at + 3])
-  local first = at + 4
-  at = first + n
-  local dkey, owner = nil, nil
-  if dedupe ~= '' then
-    dkey = prefix .. 'dedupe:' .. dedupe
-    owner = redis.call('GET', dkey)
-  end
-  if owner then
+for _, job in ipairs(jobs) do
+  local owner = job.owner or claimed[job.dedupe]
+  if job.dedupe ~= '' and owner then
     out[#out + 1] = 0
-    out[#out + 1] = tonumber(string.match(owner, '%d+$'))
+    -- A value the queue did not write names no job: id 0.
+    out[#out + 1] = tonumber(string.match(owner, '%d+$')) or 0
   else
     added = added + 1
     local id = last + added
-    if dkey then redis.call('SET', dkey, 'pending:' .. id, 'PX', ttl + delay) end
+    if job.dedupe ~= '' then
+      claimed[job.dedupe] = 'pending:' .. id
+      redis.call('SET', prefix .. 'dedupe:' .. job.dedupe, claimed[job.dedupe], 'PX', ttl + job.delay)
+    end
     -- The entry's fields straight from ARGV (no table copied per job).
-    if delay > 0 then
+    if job.delay > 0 then
       local hkey = prefix .. 'delayed:' .. id
-      redis.call('HSET', hkey, 'job', id, 'added', now, 'level', names[level], unpack(ARGV, first, at - 1))
-      redis.call('ZADD', KEYS[4], now_ceil + delay, id)
+      redis.call('HSET', hkey, 'job', id, 'added', now, 'level', names[job.level], unpack(ARGV, job.first, job.last))
+      redis.call('ZADD', KEYS[4], now_ceil + job.delay, id)
     else
-      redis.call('XADD', KEYS[level], '*', 'job', id, 'added', now, unpack(ARGV, first, at - 1))
+      redis.call('XADD', KEYS[job.level], '*', 'job', id, 'added', now, unpack(ARGV, job.first, job.last))
     end
     out[#out + 1] = 1
     out[#out + 1] = id
