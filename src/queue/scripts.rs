@@ -209,7 +209,7 @@ end
 local function done(prefix, fields)
   local key = field(fields, 'dedupe')
   if not key then return 0 end
-  local owner = redis.call('GET', prefix .. 'dedupe:' .. key)
+  local owner = string_at(prefix .. 'dedupe:' .. key)
   if owner and string.sub(owner, 1, 5) == 'done:' then return 1 end
   return 0
 end
@@ -301,10 +301,16 @@ local function finish_oks(streams, acked, stats, consumers, prefix, group, consu
       local dkey, duplicate, failed = nil, false, nil
       if dedupe ~= '' then
         dkey = prefix .. 'dedupe:' .. dedupe
-        local owner = redis.call('GET', dkey)
-        duplicate = owner and string.sub(owner, 1, 5) == 'done:'
+        -- A key of another type fails this entry alone (a failing command would stop the
+        -- script with the effects of the entries before it committed but none acknowledged).
+        local owner = redis.pcall('GET', dkey)
+        if type(owner) == 'table' and owner.err then
+          failed = owner.err
+        else
+          duplicate = owner and string.sub(owner, 1, 5) == 'done:'
+        end
       end
-      if not duplicate then
+      if not duplicate and not failed then
         local c = first
         for _ = 1, commands do
           local n = tonumber(ARGV[c])
