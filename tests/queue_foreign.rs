@@ -186,7 +186,9 @@ fn q11_hand_written_dead_letters_are_listed() {
 
 // docs/semantics.md Q11: a level stream replaced by a string (WRONGTYPE) makes the producer
 // calls that touch it `Err` naming WRONGTYPE, and the consumer goes on serving the other
-// levels. (Before: every FETCH failed on the broken level, so no job of any level ran.)
+// levels; a job of that level that falls due meanwhile stays delayed until the stream is back.
+// (Before: the consumer's first RECOVER, and every FETCH, failed on the broken level, so no
+// job of any level ran.)
 #[test]
 fn q11_a_level_key_of_another_type_is_an_err_and_the_other_levels_run() {
     let Some(server) = redis_or_skip("q11_a_level_key_of_another_type") else {
@@ -196,6 +198,15 @@ fn q11_a_level_key_of_another_type_is_an_err_and_the_other_levels_run() {
     let queue = JobQueue::connect(&server.url(), &name).unwrap();
     let mut con = server.connection();
     let low = key(&name, "jobs:low");
+    // Due while its level is broken: it waits, delayed, and blocks nothing.
+    queue
+        .add(
+            b"delayed low",
+            JobOptions::new()
+                .priority(Priority::Low)
+                .delay(Duration::from_millis(1)),
+        )
+        .unwrap();
     let _: () = redis::cmd("DEL").arg(&low).query(&mut con).unwrap();
     let _: () = redis::cmd("SET").arg(&low).arg("not a stream").query(&mut con).unwrap();
     let err = queue
@@ -228,9 +239,9 @@ fn q11_a_level_key_of_another_type_is_an_err_and_the_other_levels_run() {
     queue
         .add(b"low again", JobOptions::new().priority(Priority::Low))
         .unwrap();
-    wait_until("the low job ran", || runs.load(Ordering::SeqCst) == 3);
+    wait_until("both low jobs ran", || runs.load(Ordering::SeqCst) == 4);
     consumer.close(CLOSE).unwrap();
-    assert_eq!(queue.stats().unwrap().completed, 3);
+    assert_eq!(queue.stats().unwrap().completed, 4);
 }
 
 // docs/semantics.md Q11, Q1, Q2: with the `stats` hash replaced by a string, a failed attempt's
@@ -549,4 +560,67 @@ fn q11_a_stream_trimmed_under_held_jobs_does_not_stop_the_consumer() {
         b"held",
         "the trimmed jobs are the operator's to lose"
     );
+}
+
+// docs/semantics.md Q11, Q1: a level stream replaced by another type while a consumer holds a
+// job of it and one of another level: the first is lost to it (its entry is gone), the other
+// keeps its lease and is never reclaimed by another consumer. (Before: every lease renewal
+// failed on the broken level, so the job of the healthy level was reclaimed and ran twice.)
+#[test]
+fn q11_a_broken_level_does_not_stop_the_leases_of_the_others() {
+    let Some(server) = redis_or_skip("q11_a_broken_level_does_not_stop_the_leases") else {
+        return;
+    };
+    let name = queue_name("wrongtype-renew");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    queue
+        .add(b"low", JobOptions::new().priority(Priority::Low))
+        .unwrap();
+    queue.add(b"normal", JobOptions::new()).unwrap();
+    let gate = Gate::new();
+    let pass = gate.clone();
+    let started = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&started);
+    let lease = Duration::from_secs(1);
+    let holder = queue
+        .consumer("renew-a")
+        .concurrency(2)
+        .lease(lease)
+        .run_on(&pool(2), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            pass.pass();
+            Ok(())
+        })
+        .unwrap();
+    let _open = gate.open_at_exit();
+    wait_until("both jobs started", || started.load(Ordering::SeqCst) == 2);
+    let low = key(&name, "jobs:low");
+    let _: () = redis::cmd("DEL").arg(&low).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET").arg(&low).arg("not a stream").query(&mut con).unwrap();
+    let other_runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&other_runs);
+    let other = queue
+        .consumer("renew-b")
+        .lease(lease)
+        .run_on(&pool(1), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    // Two leases' worth of renewals, and the other consumer looking for expired leases
+    // meanwhile (it looks every half lease).
+    let renewals = holder.stats().renewals;
+    wait_until("two leases of renewals and reclaim scans", || {
+        holder.stats().renewals >= renewals + 6 && other.stats().reclaim_scans >= 4
+    });
+    wait_until("the low job was found lost", || holder.stats().lost == 1);
+    gate.open();
+    wait_until("the normal job completed", || {
+        queue.stats().map(|s| s.completed).unwrap_or(0) == 1 || holder.stats().completed == 1
+    });
+    let other_stats = other.close(CLOSE).unwrap();
+    holder.close(CLOSE).unwrap();
+    assert_eq!(other_runs.load(Ordering::SeqCst), 0, "{other_stats:?}");
+    assert_eq!(other_stats.reclaimed, 0, "{other_stats:?}");
 }

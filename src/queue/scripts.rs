@@ -176,7 +176,9 @@ pub(super) fn release_name() -> &'static Script {
 
 /// Lua shared by the scripts that hand out entries: `now_ms()`, `fenced(live key, token)`,
 /// `string_at(key)` (the string at `key`; `nil` if there is none, or a value of another type
-/// that someone else wrote), `done(prefix, fields)` (1 if the entry's dedupe key is already done: the consumer then
+/// that someone else wrote), `wrong_type(pcall reply)` (a `WRONGTYPE` error: a level stream
+/// replaced by someone else, which the scripts skip so the other levels still work),
+/// `done(prefix, fields)` (1 if the entry's dedupe key is already done: the consumer then
 /// acknowledges it without running its handler), `field(fields, name)`, and
 /// `retire(stream, acked key, group, ids)`, which acknowledges completed entries (see
 /// "Retention" above).
@@ -205,6 +207,9 @@ local function string_at(key)
   local value = redis.pcall('GET', key)
   if type(value) == 'string' then return value end
   return nil
+end
+local function wrong_type(reply)
+  return type(reply) == 'table' and reply.err and string.sub(reply.err, 1, 9) == 'WRONGTYPE'
 end
 local function done(prefix, fields)
   local key = field(fields, 'dedupe')
@@ -494,16 +499,25 @@ for _, id in ipairs(due) do
       fields[#fields + 1] = flat[i + 1]
     end
   end
-  if #fields > 0 then redis.call('XADD', streams[level] or KEYS[2], '*', unpack(fields)) end
-  redis.call('DEL', hkey)
-  redis.call('ZREM', KEYS[4], id)
+  local added = true
+  if #fields > 0 then added = redis.pcall('XADD', streams[level] or KEYS[2], '*', unpack(fields)) end
+  if wrong_type(added) then
+    -- Its level's key is someone else's: it stays delayed, and is tried again in a second.
+    redis.call('ZADD', KEYS[4], now + 1000, id)
+  else
+    redis.call('DEL', hkey)
+    redis.call('ZREM', KEYS[4], id)
+  end
 end
 local out = {'ok', -1, '0-0', '0-0', '0-0', finished}
 local want = tonumber(ARGV[5])
 for level = 1, 3 do
   -- An empty level (the state of one never used, or trimmed empty) is skipped with XLEN, a
   -- tenth of an empty XREADGROUP's cost.
-  if want > 0 and redis.call('XLEN', KEYS[level]) > 0 then
+  -- A level whose key is someone else's (WRONGTYPE) is skipped: the others still serve.
+  local length = 0
+  if want > 0 then length = redis.pcall('XLEN', KEYS[level]) end
+  if type(length) == 'number' and length > 0 then
     local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', KEYS[level], '>')
     if r then
       for _, e in ipairs(r[1][2]) do
@@ -517,7 +531,7 @@ if want > 0 or tonumber(ARGV[5]) == 0 then
   -- Short (or a poll that asked for nothing): the consumer will wait, from these ids and
   -- until the next due job.
   for level = 1, 3 do
-    local last = redis.call('XREVRANGE', KEYS[level], '+', '-', 'COUNT', 1)
+    local last = redis.pcall('XREVRANGE', KEYS[level], '+', '-', 'COUNT', 1)
     if last[1] then out[2 + level] = last[1][1] end
   end
   local nxt = head
@@ -700,7 +714,9 @@ for level = 1, 3 do
   local claim = {KEYS[level], group, consumer, 0}
   for i = at, at + n - 1 do
     local id = ARGV[i]
-    if #redis.call('XPENDING', KEYS[level], group, id, id, 1, consumer) > 0 then
+    -- An error (the stream replaced by another type, or its group deleted) owns nothing.
+    local p = redis.pcall('XPENDING', KEYS[level], group, id, id, 1, consumer)
+    if not p.err and #p > 0 then
       claim[#claim + 1] = id
     else
       out[#out + 1] = level
@@ -738,7 +754,9 @@ local want = tonumber(ARGV[6])
 local most = tonumber(ARGV[7])
 for level = 1, 3 do
   if want > 0 then
-    local r = redis.call('XAUTOCLAIM', KEYS[level], group, consumer, tonumber(ARGV[5]), ARGV[7 + level], 'COUNT', want)
+    local r = redis.pcall('XAUTOCLAIM', KEYS[level], group, consumer, tonumber(ARGV[5]), ARGV[7 + level], 'COUNT', want)
+    if wrong_type(r) then r = {ARGV[7 + level], {}}
+    elseif r.err then return r end
     out[1 + level] = r[1]
     for _, e in ipairs(r[2]) do
       if type(e) == 'table' and type(e[2]) == 'table' then
@@ -799,7 +817,9 @@ local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
 local out = {'ok'}
 for level = 1, 3 do
-  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'STREAMS', KEYS[level], '0')
+  local r = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'STREAMS', KEYS[level], '0')
+  if wrong_type(r) then r = false
+  elseif type(r) == 'table' and r.err then return r end
   if r then
     for _, e in ipairs(r[1][2]) do
       if type(e[2]) == 'table' then
