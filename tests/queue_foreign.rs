@@ -50,18 +50,26 @@ fn job_fields<'a>(id: &'a [u8], payload: &'a [u8]) -> Vec<(&'a [u8], &'a [u8])> 
     ]
 }
 
+/// A stream entry as XRANGE answers it: its id and its fields.
+type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
 /// Every payload in the streams, the delayed hashes and the dead stream of queue `name`.
 fn payloads_stored(con: &mut redis::Connection, name: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for suffix in ["jobs:high", "jobs:normal", "jobs:low", "dead"] {
-        let entries: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> = redis::cmd("XRANGE")
+        let entries: Vec<Entry> = redis::cmd("XRANGE")
             .arg(key(name, suffix))
             .arg("-")
             .arg("+")
             .query(con)
             .unwrap_or_default();
         for (_, fields) in entries {
-            out.extend(fields.into_iter().filter(|(n, _)| n == b"payload").map(|(_, v)| v));
+            out.extend(
+                fields
+                    .into_iter()
+                    .filter(|(n, _)| n == b"payload")
+                    .map(|(_, v)| v),
+            );
         }
     }
     let hashes: Vec<String> = redis::cmd("KEYS")
@@ -120,10 +128,13 @@ fn q11_foreign_entries_are_dead_lettered_and_the_jobs_around_them_run() {
             Ok(())
         })
         .unwrap();
-    wait_until("three jobs completed and five entries dead-lettered", || {
-        let stats = queue.stats().unwrap();
-        stats.completed == 3 && stats.dead_lettered == 5
-    });
+    wait_until(
+        "three jobs completed and five entries dead-lettered",
+        || {
+            let stats = queue.stats().unwrap();
+            stats.completed == 3 && stats.dead_lettered == 5
+        },
+    );
     consumer.close(CLOSE).unwrap();
     let ran = ran.lock().unwrap().clone();
     assert_eq!(
@@ -148,7 +159,10 @@ fn q11_foreign_entries_are_dead_lettered_and_the_jobs_around_them_run() {
     assert!(errors[3].contains("\"job\""), "{errors:?}");
     assert!(errors[4].contains("\"payload\""), "{errors:?}");
     assert_eq!(letters[3].job, None, "a 10 KB id is no job id");
-    assert_eq!(letters[1].payload, b"garbled attempt", "the payload is kept");
+    assert_eq!(
+        letters[1].payload, b"garbled attempt",
+        "the payload is kept"
+    );
 }
 
 // docs/semantics.md Q11, Q8: dead letters written by hand (no fields the queue writes, a
@@ -208,7 +222,11 @@ fn q11_a_level_key_of_another_type_is_an_err_and_the_other_levels_run() {
         )
         .unwrap();
     let _: () = redis::cmd("DEL").arg(&low).query(&mut con).unwrap();
-    let _: () = redis::cmd("SET").arg(&low).arg("not a stream").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&low)
+        .arg("not a stream")
+        .query(&mut con)
+        .unwrap();
     let err = queue
         .add(b"low", JobOptions::new().priority(Priority::Low))
         .unwrap_err();
@@ -230,7 +248,9 @@ fn q11_a_level_key_of_another_type_is_an_err_and_the_other_levels_run() {
     queue
         .add(b"after", JobOptions::new().priority(Priority::High))
         .unwrap();
-    wait_until("the job added later ran", || runs.load(Ordering::SeqCst) == 2);
+    wait_until("the job added later ran", || {
+        runs.load(Ordering::SeqCst) == 2
+    });
     assert!(consumer.is_running());
     // The operator puts the stream back: the level works again.
     // (The add makes the stream without the group; the consumer's read finds NOGROUP and
@@ -286,7 +306,9 @@ fn q11_a_failed_attempt_is_not_lost_when_a_counter_key_has_another_type() {
         [b"fails once".to_vec()],
         "the job is still stored after its failed attempt"
     );
-    wait_until("the second attempt ran", || attempts.lock().unwrap().len() == 2);
+    wait_until("the second attempt ran", || {
+        attempts.lock().unwrap().len() == 2
+    });
     consumer.close(CLOSE).unwrap();
     assert_eq!(*attempts.lock().unwrap(), [1, 2]);
 }
@@ -373,7 +395,10 @@ fn q11_a_batch_refused_by_a_wrong_type_dedupe_key_adds_nothing() {
         ])
         .unwrap();
     assert_eq!(added[0], Added::Duplicate(JobId(0)));
-    assert!(added[1].is_new() && added[1].id() != second.id(), "{added:?}");
+    assert!(
+        added[1].is_new() && added[1].id() != second.id(),
+        "{added:?}"
+    );
     assert_eq!(queue.stats().unwrap().waiting, 3);
 }
 
@@ -435,7 +460,11 @@ fn q11_a_wrong_type_dedupe_key_dead_letters_its_entry_and_spares_the_others() {
     let letters = queue.dead_letters(10).unwrap();
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].payload, b"poisoned");
-    assert!(letters[0].error.contains("WRONGTYPE"), "{}", letters[0].error);
+    assert!(
+        letters[0].error.contains("WRONGTYPE"),
+        "{}",
+        letters[0].error
+    );
 }
 
 // docs/semantics.md Q11, Q1, Q6: the consumer group deleted (`XGROUP DESTROY`) while a
@@ -597,7 +626,11 @@ fn q11_a_broken_level_does_not_stop_the_leases_of_the_others() {
     wait_until("both jobs started", || started.load(Ordering::SeqCst) == 2);
     let low = key(&name, "jobs:low");
     let _: () = redis::cmd("DEL").arg(&low).query(&mut con).unwrap();
-    let _: () = redis::cmd("SET").arg(&low).arg("not a stream").query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&low)
+        .arg("not a stream")
+        .query(&mut con)
+        .unwrap();
     let other_runs = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&other_runs);
     let other = queue
