@@ -657,3 +657,55 @@ fn q11_a_broken_level_does_not_stop_the_leases_of_the_others() {
     assert_eq!(other_runs.load(Ordering::SeqCst), 0, "{other_stats:?}");
     assert_eq!(other_stats.reclaimed, 0, "{other_stats:?}");
 }
+
+// docs/semantics.md Q11, Q3: a delayed job whose hash was replaced by another type is
+// dead-lettered, with why, once due; the jobs around it run. (Before: every read failed on it
+// while it was due, so no job ran.)
+#[test]
+fn q11_a_delayed_job_whose_hash_has_another_type_is_dead_lettered() {
+    let Some(server) = redis_or_skip("q11_a_delayed_job_whose_hash_has_another_type") else {
+        return;
+    };
+    let name = queue_name("wrongtype-delayed");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let delayed = queue
+        .add(
+            b"delayed",
+            JobOptions::new().delay(Duration::from_millis(1)),
+        )
+        .unwrap();
+    let hash = key(&name, &format!("delayed:{}", delayed.id().0));
+    let _: () = redis::cmd("DEL").arg(&hash).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&hash)
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    queue.add(b"plain", JobOptions::new()).unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer("wrongtype-delayed-a")
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    wait_until(
+        "the plain job ran and the delayed one was dead-lettered",
+        || {
+            let stats = queue.stats().unwrap();
+            stats.completed == 1 && stats.dead_lettered == 1 && stats.delayed == 0
+        },
+    );
+    consumer.close(CLOSE).unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let letters = queue.dead_letters(10).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].job, Some(delayed.id()));
+    assert!(letters[0].error.contains(&hash), "{}", letters[0].error);
+    let left: String = redis::cmd("GET").arg(&hash).query(&mut con).unwrap();
+    assert_eq!(left, "x", "someone else's key is left alone");
+}

@@ -445,15 +445,17 @@ return out
 /// FETCH — finish the round's successful jobs, promote, then read (Q1, Q3, Q5).
 ///
 /// KEYS: the three level streams (high, normal, low), the delayed set, the consumer's live
-/// key, `stats`, `consumers`, the three `acked` counts. ARGV: prefix, group, consumer, token,
-/// count, promotion limit, dedupe window ms, then `ok` entries to finish first, listed as
-/// FINISH_OKS lists them.
+/// key, `stats`, `consumers`, the three `acked` counts, the dead stream. ARGV: prefix, group,
+/// consumer, token, count, promotion limit, dedupe window ms, then `ok` entries to finish
+/// first, listed as FINISH_OKS lists them.
 ///
 /// 0. `{'fenced'}` if another consumer holds the name. Finishes the listed entries as
 ///    FINISH_OKS does (the consumer sends its round's finishes with its read: one script,
 ///    one fence check a round).
 /// 1. Moves up to `limit` due jobs from the delayed set to the end of their level streams
-///    (oldest due first).
+///    (oldest due first). One whose level stream is of another type stays delayed (tried
+///    again a second later); one whose hash is of another type is dead-lettered by id
+///    (docs/semantics.md Q11).
 /// 2. Reads up to `count` new entries with `XREADGROUP … >`, all it can from the high stream
 ///    first, then normal, then low: a consumer with free slots always takes the highest level
 ///    waiting.
@@ -490,23 +492,43 @@ if head[2] then
 end
 for _, id in ipairs(due) do
   local hkey = prefix .. 'delayed:' .. id
-  local flat = redis.call('HGETALL', hkey)
-  local fields, level = {}, 'normal'
-  for i = 1, #flat, 2 do
-    if flat[i] == 'level' then level = flat[i + 1]
+  local flat = redis.pcall('HGETALL', hkey)
+  if wrong_type(flat) then
+    -- Someone else's key took the job's place: its fields are gone. Its id goes to the dead
+    -- stream with why (the key is left alone); if that fails too, it is tried again later.
+    local why = 'malformed delayed job: ' .. hkey .. ' is not a hash'
+    local dead = redis.pcall('XADD', KEYS[11], '*', 'job', id, 'error', why, 'consumer', consumer, 'failed', now)
+    if wrong_type(dead) then
+      redis.call('ZADD', KEYS[4], now + 1000, id)
+    elseif dead.err then
+      return dead
     else
-      fields[#fields + 1] = flat[i]
-      fields[#fields + 1] = flat[i + 1]
+      redis.call('ZREM', KEYS[4], id)
+      count(KEYS[6], KEYS[7], consumer, 'failed')
+      count(KEYS[6], KEYS[7], consumer, 'dead')
     end
-  end
-  local added = true
-  if #fields > 0 then added = redis.pcall('XADD', streams[level] or KEYS[2], '*', unpack(fields)) end
-  if wrong_type(added) then
-    -- Its level's key is someone else's: it stays delayed, and is tried again in a second.
-    redis.call('ZADD', KEYS[4], now + 1000, id)
+  elseif flat.err then
+    return flat
   else
-    redis.call('DEL', hkey)
-    redis.call('ZREM', KEYS[4], id)
+    local fields, level = {}, 'normal'
+    for i = 1, #flat, 2 do
+      if flat[i] == 'level' then level = flat[i + 1]
+      else
+        fields[#fields + 1] = flat[i]
+        fields[#fields + 1] = flat[i + 1]
+      end
+    end
+    local added = true
+    if #fields > 0 then added = redis.pcall('XADD', streams[level] or KEYS[2], '*', unpack(fields)) end
+    if wrong_type(added) then
+      -- Its level's key is someone else's: it stays delayed, and is tried again in a second.
+      redis.call('ZADD', KEYS[4], now + 1000, id)
+    elseif type(added) == 'table' and added.err then
+      return added
+    else
+      redis.call('DEL', hkey)
+      redis.call('ZREM', KEYS[4], id)
+    end
   end
 end
 local out = {'ok', -1, '0-0', '0-0', '0-0', finished}
