@@ -400,6 +400,18 @@ fn q11_a_batch_refused_by_a_wrong_type_dedupe_key_adds_nothing() {
         "{added:?}"
     );
     assert_eq!(queue.stats().unwrap().waiting, 3);
+    // A `seq` that holds no job id refuses adds (rather than giving out rounded or repeated
+    // ids).
+    for seq in ["abc", "-1", "1.5", "9007199254740993"] {
+        let _: () = redis::cmd("SET")
+            .arg(key(&name, "seq"))
+            .arg(seq)
+            .query(&mut con)
+            .unwrap();
+        let err = queue.add(b"h", JobOptions::new()).unwrap_err();
+        assert!(err.to_string().contains("seq"), "{seq}: {err}");
+    }
+    assert_eq!(queue.stats().unwrap().waiting, 3);
 }
 
 // docs/semantics.md Q11, Q5: an entry whose dedupe key is held by a key of another type is
