@@ -517,9 +517,17 @@ fn q11_a_deleted_group_is_made_again_and_jobs_go_on() {
     wait_until("the later job ran", || {
         ran.lock().unwrap().iter().any(|p| p == b"later")
     });
+    wait_until(
+        "the held job ran again (its entry is delivered again)",
+        || ran.lock().unwrap().iter().filter(|p| *p == b"held").count() == 2,
+    );
     wait_until("nothing held", || consumer.stats().held == 0);
     assert!(consumer.is_running());
-    consumer.close(CLOSE).unwrap();
+    let stats = consumer.close(CLOSE).unwrap();
+    assert!(
+        stats.lost >= 1,
+        "the first run's finish was answered lost: {stats:?}"
+    );
     assert!(queue.stats().is_ok());
 }
 
@@ -720,4 +728,45 @@ fn q11_a_delayed_job_whose_hash_has_another_type_is_dead_lettered() {
     assert!(letters[0].error.contains(&hash), "{}", letters[0].error);
     let left: String = redis::cmd("GET").arg(&hash).query(&mut con).unwrap();
     assert_eq!(left, "x", "someone else's key is left alone");
+}
+
+// docs/semantics.md Q11, Q9: a foreign entry whose timeout and fixed backoff are u64::MAX ms
+// (past the century the queue itself stores) runs, fails, is retried into the delayed set for
+// ever, and the consumer goes on.
+#[test]
+fn q11_foreign_durations_of_u64_max_ms_are_accepted() {
+    let Some(server) = redis_or_skip("q11_foreign_durations_of_u64_max_ms_are_accepted") else {
+        return;
+    };
+    let name = queue_name("foreign-durations");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let max = u64::MAX.to_string();
+    let backoff = format!("f{max}j");
+    let mut fields = job_fields(b"500", b"forever");
+    fields[2] = (b"attempts", b"2");
+    fields[3] = (b"backoff", backoff.as_bytes());
+    fields[4] = (b"timeout", max.as_bytes());
+    xadd(&mut con, &key(&name, "jobs:normal"), &fields);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer("foreign-durations-a")
+        .run_on(&pool(1), move |job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            match job.payload() {
+                b"forever" => Err(JobError::retry("once")),
+                _ => Ok(()),
+            }
+        })
+        .unwrap();
+    wait_until("retried into the delayed set", || {
+        let stats = queue.stats().unwrap();
+        stats.retried == 1 && stats.delayed == 1
+    });
+    queue.add(b"next", JobOptions::new()).unwrap();
+    wait_until("the next job ran", || queue.stats().unwrap().completed == 1);
+    assert!(consumer.is_running());
+    consumer.close(CLOSE).unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
 }

@@ -303,6 +303,9 @@ local function finish_oks(streams, acked, stats, consumers, prefix, group, consu
     if not owned[level][entry] then
       out[#out + 1] = {'lost'}
     else
+      -- Finished once per call: the same entry listed twice (two runs of it, after the group
+      -- was deleted and made again, Q11) is `lost` the second time.
+      owned[level][entry] = nil
       local dkey, duplicate, failed = nil, false, nil
       if dedupe ~= '' then
         dkey = prefix .. 'dedupe:' .. dedupe
