@@ -700,6 +700,7 @@ impl Dispatcher {
                         acked_high,
                         acked_normal,
                         acked_low,
+                        &keys.dead,
                     ],
                     args,
                 )

@@ -389,10 +389,11 @@ pub struct DeadLetter {
     pub entry_id: String,
     /// The job's id (`None` for an entry that was not a job at all).
     pub job: Option<JobId>,
-    /// The attempt that failed last.
+    /// The attempt that failed last (0 in a dead letter without a number there: one written
+    /// by hand, docs/semantics.md Q11).
     pub attempt: u32,
     /// Why: the last attempt's error, `timed out after …`, `panicked: …`, `malformed payload:
-    /// …`, `malformed entry: …`, or `stalled: …`.
+    /// …`, `malformed entry: …`, `effects failed: …`, or `stalled: …`.
     pub error: String,
     /// The job's payload.
     pub payload: Vec<u8>,

@@ -175,6 +175,9 @@ pub(super) fn release_name() -> &'static Script {
 }
 
 /// Lua shared by the scripts that hand out entries: `now_ms()`, `fenced(live key, token)`,
+/// `string_at(key)` (the string at `key`; `nil` if there is none, or a value of another type
+/// that someone else wrote), `wrong_type(pcall reply)` (a `WRONGTYPE` error: a level stream
+/// replaced by someone else, which the scripts skip so the other levels still work),
 /// `done(prefix, fields)` (1 if the entry's dedupe key is already done: the consumer then
 /// acknowledges it without running its handler), `field(fields, name)`, and
 /// `retire(stream, acked key, group, ids)`, which acknowledges completed entries (see
@@ -200,10 +203,18 @@ local function field(fields, name)
   end
   return nil
 end
+local function string_at(key)
+  local value = redis.pcall('GET', key)
+  if type(value) == 'string' then return value end
+  return nil
+end
+local function wrong_type(reply)
+  return type(reply) == 'table' and reply.err and string.sub(reply.err, 1, 9) == 'WRONGTYPE'
+end
 local function done(prefix, fields)
   local key = field(fields, 'dedupe')
   if not key then return 0 end
-  local owner = redis.call('GET', prefix .. 'dedupe:' .. key)
+  local owner = string_at(prefix .. 'dedupe:' .. key)
   if owner and string.sub(owner, 1, 5) == 'done:' then return 1 end
   return 0
 end
@@ -292,13 +303,22 @@ local function finish_oks(streams, acked, stats, consumers, prefix, group, consu
     if not owned[level][entry] then
       out[#out + 1] = {'lost'}
     else
+      -- Finished once per call: the same entry listed twice (two runs of it, after the group
+      -- was deleted and made again, Q11) is `lost` the second time.
+      owned[level][entry] = nil
       local dkey, duplicate, failed = nil, false, nil
       if dedupe ~= '' then
         dkey = prefix .. 'dedupe:' .. dedupe
-        local owner = redis.call('GET', dkey)
-        duplicate = owner and string.sub(owner, 1, 5) == 'done:'
+        -- A key of another type fails this entry alone (a failing command would stop the
+        -- script with the effects of the entries before it committed but none acknowledged).
+        local owner = redis.pcall('GET', dkey)
+        if type(owner) == 'table' and owner.err then
+          failed = owner.err
+        else
+          duplicate = owner and string.sub(owner, 1, 5) == 'done:'
+        end
       end
-      if not duplicate then
+      if not duplicate and not failed then
         local c = first
         for _ = 1, commands do
           local n = tonumber(ARGV[c])
@@ -356,40 +376,66 @@ end
 /// `ceil(now) + delay`) or at the end of its level stream; answers `1, id`. The answer is the
 /// flat list of those pairs. One call pays the script, `TIME` and `seq` once for all its jobs
 /// (a batch is a few hundred µs of server time at most: callers send at most 100 a call).
+///
+/// A call that cannot add all its jobs adds none (docs/semantics.md Q11): it reads every dedupe
+/// key and checks the type of every key it will write before it writes, and answers an error
+/// (`WRONGTYPE …`) if one belongs to someone else; a dedupe key holding a value the queue did
+/// not write counts as owned, by job 0.
 const ADD: &str = r#"
 local prefix, ttl = ARGV[1], tonumber(ARGV[2])
 local names = {'high', 'normal', 'low'}
+-- Every read that can fail first, every write after: a failing command stops a script with
+-- what it wrote before kept, so a key of another type (someone else's) must refuse the whole
+-- call before any of its jobs is stored (`seq` is advanced at the end: stored jobs' ids would
+-- be given out again).
+local last = tonumber(redis.call('GET', KEYS[5]) or '0')
+if not last or last < 0 or last >= 2^53 or last % 1 ~= 0 then
+  return redis.error_reply('ERR ' .. KEYS[5] .. ' holds no job id the queue wrote')
+end
+local jobs, used = {}, {}
+local at = 3
+while at <= #ARGV do
+  local job = {level = tonumber(ARGV[at]), delay = tonumber(ARGV[at + 1]), dedupe = ARGV[at + 2], first = at + 4}
+  at = job.first + tonumber(ARGV[at + 3])
+  job.last = at - 1
+  if job.dedupe ~= '' then job.owner = redis.call('GET', prefix .. 'dedupe:' .. job.dedupe) end
+  if job.delay > 0 then used[4] = 'zset' else used[job.level] = 'stream' end
+  jobs[#jobs + 1] = job
+end
+for i = 1, 4 do
+  if used[i] then
+    local kind = redis.call('TYPE', KEYS[i])['ok']
+    if kind ~= used[i] and kind ~= 'none' then
+      return redis.error_reply('WRONGTYPE ' .. KEYS[i] .. ' holds a ' .. kind .. ', not a ' .. used[i])
+    end
+  end
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local now_ceil = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
-local last = tonumber(redis.call('GET', KEYS[5]) or '0')
 local added = 0
+local claimed = {}
 local out = {}
-local at = 3
-while at <= #ARGV do
-  local level, delay, dedupe = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), ARGV[at + 2]
-  local n = tonumber(ARGV[at + 3])
-  local first = at + 4
-  at = first + n
-  local dkey, owner = nil, nil
-  if dedupe ~= '' then
-    dkey = prefix .. 'dedupe:' .. dedupe
-    owner = redis.call('GET', dkey)
-  end
-  if owner then
+for _, job in ipairs(jobs) do
+  local owner = job.owner or claimed[job.dedupe]
+  if job.dedupe ~= '' and owner then
     out[#out + 1] = 0
-    out[#out + 1] = tonumber(string.match(owner, '%d+$'))
+    -- A value the queue did not write names no job: id 0.
+    out[#out + 1] = tonumber(string.match(owner, '%d+$')) or 0
   else
     added = added + 1
     local id = last + added
-    if dkey then redis.call('SET', dkey, 'pending:' .. id, 'PX', ttl + delay) end
+    if job.dedupe ~= '' then
+      claimed[job.dedupe] = 'pending:' .. id
+      redis.call('SET', prefix .. 'dedupe:' .. job.dedupe, claimed[job.dedupe], 'PX', ttl + job.delay)
+    end
     -- The entry's fields straight from ARGV (no table copied per job).
-    if delay > 0 then
+    if job.delay > 0 then
       local hkey = prefix .. 'delayed:' .. id
-      redis.call('HSET', hkey, 'job', id, 'added', now, 'level', names[level], unpack(ARGV, first, at - 1))
-      redis.call('ZADD', KEYS[4], now_ceil + delay, id)
+      redis.call('HSET', hkey, 'job', id, 'added', now, 'level', names[job.level], unpack(ARGV, job.first, job.last))
+      redis.call('ZADD', KEYS[4], now_ceil + job.delay, id)
     else
-      redis.call('XADD', KEYS[level], '*', 'job', id, 'added', now, unpack(ARGV, first, at - 1))
+      redis.call('XADD', KEYS[job.level], '*', 'job', id, 'added', now, unpack(ARGV, job.first, job.last))
     end
     out[#out + 1] = 1
     out[#out + 1] = id
@@ -402,15 +448,17 @@ return out
 /// FETCH — finish the round's successful jobs, promote, then read (Q1, Q3, Q5).
 ///
 /// KEYS: the three level streams (high, normal, low), the delayed set, the consumer's live
-/// key, `stats`, `consumers`, the three `acked` counts. ARGV: prefix, group, consumer, token,
-/// count, promotion limit, dedupe window ms, then `ok` entries to finish first, listed as
-/// FINISH_OKS lists them.
+/// key, `stats`, `consumers`, the three `acked` counts, the dead stream. ARGV: prefix, group,
+/// consumer, token, count, promotion limit, dedupe window ms, then `ok` entries to finish
+/// first, listed as FINISH_OKS lists them.
 ///
 /// 0. `{'fenced'}` if another consumer holds the name. Finishes the listed entries as
 ///    FINISH_OKS does (the consumer sends its round's finishes with its read: one script,
 ///    one fence check a round).
 /// 1. Moves up to `limit` due jobs from the delayed set to the end of their level streams
-///    (oldest due first).
+///    (oldest due first). One whose level stream is of another type stays delayed (tried
+///    again a second later); one whose hash is of another type is dead-lettered by id
+///    (docs/semantics.md Q11).
 /// 2. Reads up to `count` new entries with `XREADGROUP … >`, all it can from the high stream
 ///    first, then normal, then low: a consumer with free slots always takes the highest level
 ///    waiting.
@@ -447,25 +495,54 @@ if head[2] then
 end
 for _, id in ipairs(due) do
   local hkey = prefix .. 'delayed:' .. id
-  local flat = redis.call('HGETALL', hkey)
-  local fields, level = {}, 'normal'
-  for i = 1, #flat, 2 do
-    if flat[i] == 'level' then level = flat[i + 1]
+  local flat = redis.pcall('HGETALL', hkey)
+  if wrong_type(flat) then
+    -- Someone else's key took the job's place: its fields are gone. Its id goes to the dead
+    -- stream with why (the key is left alone); if that fails too, it is tried again later.
+    local why = 'malformed delayed job: ' .. hkey .. ' is not a hash'
+    local dead = redis.pcall('XADD', KEYS[11], '*', 'job', id, 'error', why, 'consumer', consumer, 'failed', now)
+    if wrong_type(dead) then
+      redis.call('ZADD', KEYS[4], now + 1000, id)
+    elseif dead.err then
+      return dead
     else
-      fields[#fields + 1] = flat[i]
-      fields[#fields + 1] = flat[i + 1]
+      redis.call('ZREM', KEYS[4], id)
+      count(KEYS[6], KEYS[7], consumer, 'failed')
+      count(KEYS[6], KEYS[7], consumer, 'dead')
+    end
+  elseif flat.err then
+    return flat
+  else
+    local fields, level = {}, 'normal'
+    for i = 1, #flat, 2 do
+      if flat[i] == 'level' then level = flat[i + 1]
+      else
+        fields[#fields + 1] = flat[i]
+        fields[#fields + 1] = flat[i + 1]
+      end
+    end
+    local added = true
+    if #fields > 0 then added = redis.pcall('XADD', streams[level] or KEYS[2], '*', unpack(fields)) end
+    if wrong_type(added) then
+      -- Its level's key is someone else's: it stays delayed, and is tried again in a second.
+      redis.call('ZADD', KEYS[4], now + 1000, id)
+    elseif type(added) == 'table' and added.err then
+      return added
+    else
+      redis.call('DEL', hkey)
+      redis.call('ZREM', KEYS[4], id)
     end
   end
-  if #fields > 0 then redis.call('XADD', streams[level] or KEYS[2], '*', unpack(fields)) end
-  redis.call('DEL', hkey)
-  redis.call('ZREM', KEYS[4], id)
 end
 local out = {'ok', -1, '0-0', '0-0', '0-0', finished}
 local want = tonumber(ARGV[5])
 for level = 1, 3 do
   -- An empty level (the state of one never used, or trimmed empty) is skipped with XLEN, a
   -- tenth of an empty XREADGROUP's cost.
-  if want > 0 and redis.call('XLEN', KEYS[level]) > 0 then
+  -- A level whose key is someone else's (WRONGTYPE) is skipped: the others still serve.
+  local length = 0
+  if want > 0 then length = redis.pcall('XLEN', KEYS[level]) end
+  if type(length) == 'number' and length > 0 then
     local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want, 'STREAMS', KEYS[level], '>')
     if r then
       for _, e in ipairs(r[1][2]) do
@@ -479,7 +556,7 @@ if want > 0 or tonumber(ARGV[5]) == 0 then
   -- Short (or a poll that asked for nothing): the consumer will wait, from these ids and
   -- until the next due job.
   for level = 1, 3 do
-    local last = redis.call('XREVRANGE', KEYS[level], '+', '-', 'COUNT', 1)
+    local last = redis.pcall('XREVRANGE', KEYS[level], '+', '-', 'COUNT', 1)
     if last[1] then out[2 + level] = last[1][1] end
   end
   local nxt = head
@@ -556,9 +633,12 @@ if #found == 0 then
   return {'gone'}
 end
 local flat = found[1][2]
+-- The job's next place is written before its entry is deleted, and counted last: a command
+-- that fails (a key of another type, written by someone else) stops the script, and what ran
+-- before it stays, so nothing may be deleted before the job is stored again.
 if mode == 'release' then
-  forget()
   redis.call('XADD', KEYS[1], '*', unpack(flat))
+  forget()
   counted('released')
   return {'released'}
 end
@@ -571,10 +651,7 @@ for i = 1, #flat, 2 do
     fields[#fields + 1] = flat[i + 1]
   end
 end
-forget()
-counted('failed')
 if mode == 'retry' and id ~= '' then
-  counted('retried')
   fields[#fields + 1] = 'attempt'
   fields[#fields + 1] = attempt + 1
   fields[#fields + 1] = 'error'
@@ -588,6 +665,9 @@ if mode == 'retry' and id ~= '' then
   else
     redis.call('XADD', KEYS[1], '*', unpack(fields))
   end
+  forget()
+  counted('failed')
+  counted('retried')
   return {'retried'}
 end
 fields[#fields + 1] = 'attempt'
@@ -599,10 +679,12 @@ fields[#fields + 1] = consumer
 fields[#fields + 1] = 'failed'
 fields[#fields + 1] = now_ms()
 redis.call('XADD', KEYS[4], '*', unpack(fields))
+forget()
 if ARGV[8] ~= '' then
   local dkey = prefix .. 'dedupe:' .. ARGV[8]
-  if redis.call('GET', dkey) == 'pending:' .. id then redis.call('DEL', dkey) end
+  if string_at(dkey) == 'pending:' .. id then redis.call('DEL', dkey) end
 end
+counted('failed')
 counted('dead')
 return {'dead'}
 "#
@@ -657,7 +739,9 @@ for level = 1, 3 do
   local claim = {KEYS[level], group, consumer, 0}
   for i = at, at + n - 1 do
     local id = ARGV[i]
-    if #redis.call('XPENDING', KEYS[level], group, id, id, 1, consumer) > 0 then
+    -- An error (the stream replaced by another type, or its group deleted) owns nothing.
+    local p = redis.pcall('XPENDING', KEYS[level], group, id, id, 1, consumer)
+    if not p.err and #p > 0 then
       claim[#claim + 1] = id
     else
       out[#out + 1] = level
@@ -695,7 +779,9 @@ local want = tonumber(ARGV[6])
 local most = tonumber(ARGV[7])
 for level = 1, 3 do
   if want > 0 then
-    local r = redis.call('XAUTOCLAIM', KEYS[level], group, consumer, tonumber(ARGV[5]), ARGV[7 + level], 'COUNT', want)
+    local r = redis.pcall('XAUTOCLAIM', KEYS[level], group, consumer, tonumber(ARGV[5]), ARGV[7 + level], 'COUNT', want)
+    if wrong_type(r) then r = {ARGV[7 + level], {}}
+    elseif r.err then return r end
     out[1 + level] = r[1]
     for _, e in ipairs(r[2]) do
       if type(e) == 'table' and type(e[2]) == 'table' then
@@ -721,7 +807,7 @@ for level = 1, 3 do
           count(KEYS[6], KEYS[7], consumer, 'failed')
           count(KEYS[6], KEYS[7], consumer, 'dead')
           local key, id = field(e[2], 'dedupe'), field(e[2], 'job')
-          if key and id and redis.call('GET', prefix .. 'dedupe:' .. key) == 'pending:' .. id then
+          if key and id and string_at(prefix .. 'dedupe:' .. key) == 'pending:' .. id then
             redis.call('DEL', prefix .. 'dedupe:' .. key)
           end
         else
@@ -756,7 +842,9 @@ local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
 local out = {'ok'}
 for level = 1, 3 do
-  local r = redis.call('XREADGROUP', 'GROUP', group, consumer, 'STREAMS', KEYS[level], '0')
+  local r = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'STREAMS', KEYS[level], '0')
+  if wrong_type(r) then r = false
+  elseif type(r) == 'table' and r.err then return r end
   if r then
     for _, e in ipairs(r[1][2]) do
       if type(e[2]) == 'table' then

@@ -1,0 +1,772 @@
+//! The job queue meets data it did not write: entries added by another program (missing,
+//! extra or garbled fields, binary and huge job ids), dead letters written by hand, queue keys
+//! replaced by another Redis type (`WRONGTYPE`), the consumer group deleted under running
+//! consumers (`NOGROUP`), the stream trimmed under held jobs, the script cache flushed. Each
+//! gets a clear `Err` or a dead letter with a reason, never a panic or a hang, nothing stored
+//! is lost, and the consumer keeps serving well-formed jobs (docs/semantics.md Q11).
+#![cfg(feature = "redis")]
+
+mod queue_support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use queue_support::{queue_name, redis_or_skip, wait_until, Gate};
+use sharedbuf::pool::{Priority, WorkerPool};
+use sharedbuf::queue::{redis, Added, Backoff, Effects, JobError, JobId, JobOptions, JobQueue};
+
+fn pool(threads: usize) -> Arc<WorkerPool> {
+    Arc::new(WorkerPool::builder().max_threads(threads).build().unwrap())
+}
+
+const CLOSE: Option<Duration> = Some(Duration::from_secs(20));
+
+/// Longer than any test: no lease expires, so nothing is rescued by a reclaim.
+const NO_RECLAIM: Duration = Duration::from_secs(3600);
+
+fn key(name: &str, suffix: &str) -> String {
+    format!("sbq:{{{name}}}:{suffix}")
+}
+
+fn xadd(con: &mut redis::Connection, stream: &str, fields: &[(&[u8], &[u8])]) {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(stream).arg("*");
+    for (name, value) in fields {
+        cmd.arg(*name).arg(*value);
+    }
+    let _: String = cmd.query(con).unwrap();
+}
+
+/// The fields of a well-formed first attempt, as the add script writes them.
+fn job_fields<'a>(id: &'a [u8], payload: &'a [u8]) -> Vec<(&'a [u8], &'a [u8])> {
+    vec![
+        (b"job", id),
+        (b"attempt", b"1"),
+        (b"attempts", b"1"),
+        (b"backoff", b"n"),
+        (b"timeout", b"0"),
+        (b"payload", payload),
+    ]
+}
+
+/// A stream entry as XRANGE answers it: its id and its fields.
+type Entry = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// Every payload in the streams, the delayed hashes and the dead stream of queue `name`.
+fn payloads_stored(con: &mut redis::Connection, name: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for suffix in ["jobs:high", "jobs:normal", "jobs:low", "dead"] {
+        let entries: Vec<Entry> = redis::cmd("XRANGE")
+            .arg(key(name, suffix))
+            .arg("-")
+            .arg("+")
+            .query(con)
+            .unwrap_or_default();
+        for (_, fields) in entries {
+            out.extend(
+                fields
+                    .into_iter()
+                    .filter(|(n, _)| n == b"payload")
+                    .map(|(_, v)| v),
+            );
+        }
+    }
+    let hashes: Vec<String> = redis::cmd("KEYS")
+        .arg(key(name, "delayed:*"))
+        .query(con)
+        .unwrap();
+    for hash in hashes {
+        let payload: Option<Vec<u8>> = redis::cmd("HGET")
+            .arg(hash)
+            .arg("payload")
+            .query(con)
+            .unwrap();
+        out.extend(payload);
+    }
+    out
+}
+
+// docs/semantics.md Q11, Q2: entries another program wrote — no job id, a non-numeric attempt,
+// a binary or a 10 KB job id, no payload — are dead-lettered with `malformed entry: …` naming
+// the field; one with extra fields runs; the well-formed jobs around them all run.
+#[test]
+fn q11_foreign_entries_are_dead_lettered_and_the_jobs_around_them_run() {
+    let Some(server) = redis_or_skip("q11_foreign_entries_are_dead_lettered") else {
+        return;
+    };
+    let name = queue_name("foreign");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let stream = key(&name, "jobs:normal");
+    queue.add(b"first", JobOptions::new()).unwrap();
+    let huge_id = vec![b'9'; 10_000];
+    let binary_id: &[u8] = &[0xff, 0x00, 0xfe];
+    let mut bad = Vec::new();
+    bad.push(vec![(&b"payload"[..], &b"no id"[..])]);
+    let mut garbled = job_fields(b"900", b"garbled attempt");
+    garbled[1] = (b"attempt", b"many");
+    bad.push(garbled);
+    bad.push(job_fields(binary_id, b"binary id"));
+    bad.push(job_fields(&huge_id, b"huge id"));
+    bad.push(job_fields(b"901", b"x")[..5].to_vec()); // no payload
+    for fields in &bad {
+        xadd(&mut con, &stream, fields);
+    }
+    let mut extra = job_fields(b"902", b"extra fields");
+    extra.push((b"from", b"a newer version"));
+    extra.push((b"\x00\xff", b"\x01"));
+    xadd(&mut con, &stream, &extra);
+    queue.add(b"last", JobOptions::new()).unwrap();
+
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ran);
+    let consumer = queue
+        .consumer("foreign-a")
+        .run_on(&pool(1), move |job, _ctx| {
+            seen.lock().unwrap().push(job.payload().to_vec());
+            Ok(())
+        })
+        .unwrap();
+    wait_until(
+        "three jobs completed and five entries dead-lettered",
+        || {
+            let stats = queue.stats().unwrap();
+            stats.completed == 3 && stats.dead_lettered == 5
+        },
+    );
+    consumer.close(CLOSE).unwrap();
+    let ran = ran.lock().unwrap().clone();
+    assert_eq!(
+        ran,
+        [&b"first"[..], b"extra fields", b"last"].map(|p| p.to_vec()),
+        "the well-formed jobs, in order"
+    );
+    let letters = queue.dead_letters(usize::MAX).unwrap();
+    assert_eq!(letters.len(), 5, "{letters:?}");
+    for letter in &letters {
+        assert!(
+            letter.error.starts_with("malformed entry: "),
+            "{}",
+            letter.error
+        );
+        assert_eq!(letter.consumer, "foreign-a");
+    }
+    let errors: Vec<&str> = letters.iter().map(|l| l.error.as_str()).collect();
+    assert!(errors[0].contains("\"job\""), "{errors:?}");
+    assert!(errors[1].contains("\"attempt\""), "{errors:?}");
+    assert!(errors[2].contains("\"job\""), "{errors:?}");
+    assert!(errors[3].contains("\"job\""), "{errors:?}");
+    assert!(errors[4].contains("\"payload\""), "{errors:?}");
+    assert_eq!(letters[3].job, None, "a 10 KB id is no job id");
+    assert_eq!(
+        letters[1].payload, b"garbled attempt",
+        "the payload is kept"
+    );
+}
+
+// docs/semantics.md Q11, Q8: dead letters written by hand (no fields the queue writes, a
+// non-numeric attempt, a negative time, an attempt past u32) are listed, never an `Err`.
+#[test]
+fn q11_hand_written_dead_letters_are_listed() {
+    let Some(server) = redis_or_skip("q11_hand_written_dead_letters_are_listed") else {
+        return;
+    };
+    let name = queue_name("dead-by-hand");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let dead = key(&name, "dead");
+    xadd(&mut con, &dead, &[(b"note", b"written by an operator")]);
+    xadd(
+        &mut con,
+        &dead,
+        &[
+            (b"job", b"-3"),
+            (b"attempt", b"two"),
+            (b"failed", b"-5"),
+            (b"payload", b"\xff\x00"),
+            (b"dedupe", b"\xff"),
+        ],
+    );
+    xadd(&mut con, &dead, &[(b"attempt", b"99999999999")]);
+    let letters = queue.dead_letters(usize::MAX).unwrap();
+    assert_eq!(letters.len(), 3, "{letters:?}");
+    assert_eq!((letters[0].job, letters[0].attempt), (None, 0));
+    assert_eq!((letters[1].job, letters[1].attempt), (None, 0));
+    assert_eq!(letters[1].payload, b"\xff\x00");
+    assert_eq!(letters[2].attempt, u32::MAX);
+    assert_eq!(queue.stats().unwrap().dead_letter_stream, 3);
+}
+
+// docs/semantics.md Q11: a level stream replaced by a string (WRONGTYPE) makes the producer
+// calls that touch it `Err` naming WRONGTYPE, and the consumer goes on serving the other
+// levels; a job of that level that falls due meanwhile stays delayed until the stream is back.
+// (Before: the consumer's first RECOVER, and every FETCH, failed on the broken level, so no
+// job of any level ran.)
+#[test]
+fn q11_a_level_key_of_another_type_is_an_err_and_the_other_levels_run() {
+    let Some(server) = redis_or_skip("q11_a_level_key_of_another_type") else {
+        return;
+    };
+    let name = queue_name("wrongtype-level");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let low = key(&name, "jobs:low");
+    // Due while its level is broken: it waits, delayed, and blocks nothing.
+    queue
+        .add(
+            b"delayed low",
+            JobOptions::new()
+                .priority(Priority::Low)
+                .delay(Duration::from_millis(1)),
+        )
+        .unwrap();
+    let _: () = redis::cmd("DEL").arg(&low).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&low)
+        .arg("not a stream")
+        .query(&mut con)
+        .unwrap();
+    let err = queue
+        .add(b"low", JobOptions::new().priority(Priority::Low))
+        .unwrap_err();
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    let err = queue.stats().unwrap_err();
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    queue.add(b"before", JobOptions::new()).unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer("wrongtype-a")
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    wait_until("the job before ran", || runs.load(Ordering::SeqCst) == 1);
+    queue
+        .add(b"after", JobOptions::new().priority(Priority::High))
+        .unwrap();
+    wait_until("the job added later ran", || {
+        runs.load(Ordering::SeqCst) == 2
+    });
+    assert!(consumer.is_running());
+    // The operator puts the stream back: the level works again.
+    // (The add makes the stream without the group; the consumer's read finds NOGROUP and
+    // makes the group.)
+    let _: () = redis::cmd("DEL").arg(&low).query(&mut con).unwrap();
+    queue
+        .add(b"low again", JobOptions::new().priority(Priority::Low))
+        .unwrap();
+    wait_until("both low jobs ran", || runs.load(Ordering::SeqCst) == 4);
+    consumer.close(CLOSE).unwrap();
+    assert_eq!(queue.stats().unwrap().completed, 4);
+}
+
+// docs/semantics.md Q11, Q1, Q2: with the `stats` hash replaced by a string, a failed attempt's
+// FINISH fails when it counts; the job must still be stored (retried, and run again). (Before:
+// FINISH deleted the entry, then failed to count, and the retry was never added: the job was
+// lost.)
+#[test]
+fn q11_a_failed_attempt_is_not_lost_when_a_counter_key_has_another_type() {
+    let Some(server) = redis_or_skip("q11_a_failed_attempt_is_not_lost") else {
+        return;
+    };
+    let name = queue_name("wrongtype-stats");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg(key(&name, "stats"))
+        .arg("not a hash")
+        .query(&mut con)
+        .unwrap();
+    queue
+        .add(b"fails once", JobOptions::new().attempts(2))
+        .unwrap();
+    let attempts = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&attempts);
+    let consumer = queue
+        .consumer("wrongtype-stats-a")
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), move |job, _ctx| {
+            seen.lock().unwrap().push(job.attempt());
+            if job.attempt() == 1 {
+                Err(JobError::retry("first attempt fails"))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+    wait_until("the failed attempt was answered", || {
+        !attempts.lock().unwrap().is_empty() && consumer.stats().held == 0
+    });
+    assert_eq!(
+        payloads_stored(&mut con, &name),
+        [b"fails once".to_vec()],
+        "the job is still stored after its failed attempt"
+    );
+    wait_until("the second attempt ran", || {
+        attempts.lock().unwrap().len() == 2
+    });
+    consumer.close(CLOSE).unwrap();
+    assert_eq!(*attempts.lock().unwrap(), [1, 2]);
+}
+
+// docs/semantics.md Q11, Q2: with the dead-letter stream replaced by a string, a job whose last
+// attempt fails cannot be dead-lettered; it stays in its stream (Before: FINISH deleted the
+// entry first, then failed to add it to the dead stream: the job was lost.)
+#[test]
+fn q11_a_job_is_not_lost_when_the_dead_stream_has_another_type() {
+    let Some(server) = redis_or_skip("q11_a_job_is_not_lost_when_the_dead_stream") else {
+        return;
+    };
+    let name = queue_name("wrongtype-dead");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg(key(&name, "dead"))
+        .arg("not a stream")
+        .query(&mut con)
+        .unwrap();
+    queue.add(b"fails", JobOptions::new()).unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer("wrongtype-dead-a")
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), move |_job, _ctx| -> Result<(), JobError> {
+            count.fetch_add(1, Ordering::SeqCst);
+            Err(JobError::permanent("no"))
+        })
+        .unwrap();
+    wait_until("the failure was answered", || {
+        runs.load(Ordering::SeqCst) == 1 && consumer.stats().held == 0
+    });
+    consumer.close(CLOSE).unwrap();
+    assert_eq!(payloads_stored(&mut con, &name), [b"fails".to_vec()]);
+    let err = queue.dead_letters(10).unwrap_err();
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+}
+
+// docs/semantics.md Q11, Q5: an `add_batch` whose dedupe key is held by a key of another type
+// is refused with `Err` naming WRONGTYPE and adds nothing, so job ids are never given out
+// twice. (Before: the jobs before it were added, `seq` was not advanced, and the next add
+// reused their ids.)
+#[test]
+fn q11_a_batch_refused_by_a_wrong_type_dedupe_key_adds_nothing() {
+    let Some(server) = redis_or_skip("q11_a_batch_refused_by_a_wrong_type") else {
+        return;
+    };
+    let name = queue_name("wrongtype-batch");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let _: () = redis::cmd("HSET")
+        .arg(key(&name, "dedupe:taken"))
+        .arg("a")
+        .arg("hash")
+        .query(&mut con)
+        .unwrap();
+    let batch = vec![
+        (&b"a"[..], JobOptions::new()),
+        (b"b", JobOptions::new().delay(Duration::from_secs(60))),
+        (b"c", JobOptions::new().dedupe("taken")),
+    ];
+    let err = queue.add_batch(batch).unwrap_err();
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+    assert_eq!(payloads_stored(&mut con, &name), Vec::<Vec<u8>>::new());
+    let first = queue.add(b"d", JobOptions::new()).unwrap();
+    let second = queue.add(b"e", JobOptions::new()).unwrap();
+    assert_ne!(first.id(), second.id());
+    let stats = queue.stats().unwrap();
+    assert_eq!((stats.waiting, stats.delayed), (2, 0), "{stats:?}");
+    // A dedupe key holding a value someone else wrote counts as owned, by no job of ours (id
+    // 0); the jobs after it in the batch are added and answered. (Before: the answer lost its
+    // pairs from there on, and the batch was an `Err` although its jobs were added.)
+    let _: () = redis::cmd("SET")
+        .arg(key(&name, "dedupe:by-hand"))
+        .arg("set by an operator")
+        .query(&mut con)
+        .unwrap();
+    let added = queue
+        .add_batch(vec![
+            (&b"f"[..], JobOptions::new().dedupe("by-hand")),
+            (b"g", JobOptions::new()),
+        ])
+        .unwrap();
+    assert_eq!(added[0], Added::Duplicate(JobId(0)));
+    assert!(
+        added[1].is_new() && added[1].id() != second.id(),
+        "{added:?}"
+    );
+    assert_eq!(queue.stats().unwrap().waiting, 3);
+    // A `seq` that holds no job id refuses adds (rather than giving out rounded or repeated
+    // ids).
+    for seq in ["abc", "-1", "1.5", "9007199254740993"] {
+        let _: () = redis::cmd("SET")
+            .arg(key(&name, "seq"))
+            .arg(seq)
+            .query(&mut con)
+            .unwrap();
+        let err = queue.add(b"h", JobOptions::new()).unwrap_err();
+        assert!(err.to_string().contains("seq"), "{seq}: {err}");
+    }
+    assert_eq!(queue.stats().unwrap().waiting, 3);
+}
+
+// docs/semantics.md Q11, Q5: an entry whose dedupe key is held by a key of another type is
+// dead-lettered with the WRONGTYPE error; the jobs read and finished with it run and commit
+// their effects once. (Before: the read failed as a whole, leaving the jobs it had read
+// pending until their lease expired; and a finish of several jobs failed half way, its
+// earlier effects committed but the jobs not acknowledged, so they ran and committed again.)
+#[test]
+fn q11_a_wrong_type_dedupe_key_dead_letters_its_entry_and_spares_the_others() {
+    let Some(server) = redis_or_skip("q11_a_wrong_type_dedupe_key") else {
+        return;
+    };
+    let name = queue_name("wrongtype-dedupe");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let _: () = redis::cmd("HSET")
+        .arg(key(&name, "dedupe:poisoned"))
+        .arg("a")
+        .arg("hash")
+        .query(&mut con)
+        .unwrap();
+    for i in 0..3u8 {
+        queue.add([b'0' + i], JobOptions::new()).unwrap();
+    }
+    let mut fields = job_fields(b"77", b"poisoned");
+    fields.insert(5, (b"dedupe", b"poisoned"));
+    xadd(&mut con, &key(&name, "jobs:normal"), &fields);
+    for i in 3..6u8 {
+        queue.add([b'0' + i], JobOptions::new()).unwrap();
+    }
+    let gate = Gate::new();
+    let pass = gate.clone();
+    let consumer = queue
+        .consumer("wrongtype-dedupe-a")
+        .concurrency(2)
+        .prefetch(8)
+        .lease(NO_RECLAIM)
+        .run_on(&pool(2), move |job, _ctx| -> Result<Effects, JobError> {
+            pass.pass();
+            let key = format!("ran:{}", String::from_utf8_lossy(job.payload()));
+            Ok(Effects::new().command(redis::cmd("INCR").arg(key)))
+        })
+        .unwrap();
+    let _open = gate.open_at_exit();
+    gate.open();
+    wait_until("six completed, one dead-lettered", || {
+        let stats = queue.stats().unwrap();
+        stats.completed == 6 && stats.dead_lettered == 1
+    });
+    consumer.close(CLOSE).unwrap();
+    for i in 0..6u8 {
+        let n: i64 = redis::cmd("GET")
+            .arg(format!("ran:{}", (b'0' + i) as char))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(n, 1, "effects of job {i} committed once");
+    }
+    let letters = queue.dead_letters(10).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].payload, b"poisoned");
+    assert!(
+        letters[0].error.contains("WRONGTYPE"),
+        "{}",
+        letters[0].error
+    );
+}
+
+// docs/semantics.md Q11, Q1, Q6: the consumer group deleted (`XGROUP DESTROY`) while a
+// consumer holds a job: the consumer makes the group again, the held job's finish is answered
+// (`lost`: its entry is delivered again, at least once), and jobs added later run.
+#[test]
+fn q11_a_deleted_group_is_made_again_and_jobs_go_on() {
+    let Some(server) = redis_or_skip("q11_a_deleted_group_is_made_again") else {
+        return;
+    };
+    let name = queue_name("nogroup");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    queue.add(b"held", JobOptions::new()).unwrap();
+    let gate = Gate::new();
+    let pass = gate.clone();
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ran);
+    let consumer = queue
+        .consumer("nogroup-a")
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), move |job, _ctx| {
+            seen.lock().unwrap().push(job.payload().to_vec());
+            pass.pass();
+            Ok(())
+        })
+        .unwrap();
+    let _open = gate.open_at_exit();
+    wait_until("the job started", || !ran.lock().unwrap().is_empty());
+    let _: () = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(key(&name, "jobs:normal"))
+        .arg("sharedbuf")
+        .query(&mut con)
+        .unwrap();
+    gate.open();
+    queue.add(b"later", JobOptions::new()).unwrap();
+    wait_until("the later job ran", || {
+        ran.lock().unwrap().iter().any(|p| p == b"later")
+    });
+    wait_until(
+        "the held job ran again (its entry is delivered again)",
+        || ran.lock().unwrap().iter().filter(|p| *p == b"held").count() == 2,
+    );
+    wait_until("nothing held", || consumer.stats().held == 0);
+    assert!(consumer.is_running());
+    let stats = consumer.close(CLOSE).unwrap();
+    assert!(
+        stats.lost >= 1,
+        "the first run's finish was answered lost: {stats:?}"
+    );
+    assert!(queue.stats().is_ok());
+}
+
+// docs/semantics.md Q11, Q6: `SCRIPT FLUSH` under a running consumer and a producer: both load
+// the scripts again (NOSCRIPT) and go on.
+#[test]
+fn q11_a_flushed_script_cache_is_reloaded() {
+    let Some(server) = redis_or_skip("q11_a_flushed_script_cache_is_reloaded") else {
+        return;
+    };
+    let queue = JobQueue::connect(&server.url(), &queue_name("flush")).unwrap();
+    let mut con = server.connection();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer("flush-a")
+        .run_on(&pool(1), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    for i in 1..=3 {
+        let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
+        queue.add(b"x", JobOptions::new()).unwrap();
+        wait_until("the job ran", || runs.load(Ordering::SeqCst) == i);
+    }
+    wait_until("all completed", || queue.stats().unwrap().completed == 3);
+    consumer.close(CLOSE).unwrap();
+}
+
+// docs/semantics.md Q11, Q1: the stream trimmed to nothing (`XTRIM MAXLEN 0`) while a consumer
+// holds a job and another waits, with retries configured: the held job's finish is answered
+// (its entry is gone), no consumer thread stops, and jobs added later run.
+#[test]
+fn q11_a_stream_trimmed_under_held_jobs_does_not_stop_the_consumer() {
+    let Some(server) = redis_or_skip("q11_a_stream_trimmed_under_held_jobs") else {
+        return;
+    };
+    let name = queue_name("trim");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let retry = JobOptions::new()
+        .attempts(3)
+        .backoff(Backoff::fixed(Duration::from_millis(1)));
+    queue.add(b"held", retry.clone()).unwrap();
+    queue.add(b"waiting", retry.clone()).unwrap();
+    let gate = Gate::new();
+    let pass = gate.clone();
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ran);
+    let consumer = queue
+        .consumer("trim-a")
+        .prefetch(0)
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), move |job, _ctx| -> Result<(), JobError> {
+            seen.lock().unwrap().push(job.payload().to_vec());
+            pass.pass();
+            Err(JobError::retry("once more"))
+        })
+        .unwrap();
+    let _open = gate.open_at_exit();
+    wait_until("the job started", || !ran.lock().unwrap().is_empty());
+    let _: i64 = redis::cmd("XTRIM")
+        .arg(key(&name, "jobs:normal"))
+        .arg("MAXLEN")
+        .arg(0)
+        .query(&mut con)
+        .unwrap();
+    gate.open();
+    wait_until("nothing held", || consumer.stats().held == 0);
+    queue.add(b"later", JobOptions::new()).unwrap();
+    wait_until("the later job ran", || {
+        ran.lock().unwrap().iter().any(|p| p == b"later")
+    });
+    assert!(consumer.is_running());
+    consumer.close(CLOSE).unwrap();
+    assert_eq!(
+        ran.lock().unwrap()[0],
+        b"held",
+        "the trimmed jobs are the operator's to lose"
+    );
+}
+
+// docs/semantics.md Q11, Q1: a level stream replaced by another type while a consumer holds a
+// job of it and one of another level: the first is lost to it (its entry is gone), the other
+// keeps its lease and is never reclaimed by another consumer. (Before: every lease renewal
+// failed on the broken level, so the job of the healthy level was reclaimed and ran twice.)
+#[test]
+fn q11_a_broken_level_does_not_stop_the_leases_of_the_others() {
+    let Some(server) = redis_or_skip("q11_a_broken_level_does_not_stop_the_leases") else {
+        return;
+    };
+    let name = queue_name("wrongtype-renew");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    queue
+        .add(b"low", JobOptions::new().priority(Priority::Low))
+        .unwrap();
+    queue.add(b"normal", JobOptions::new()).unwrap();
+    let gate = Gate::new();
+    let pass = gate.clone();
+    let started = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&started);
+    let lease = Duration::from_secs(1);
+    let holder = queue
+        .consumer("renew-a")
+        .concurrency(2)
+        .lease(lease)
+        .run_on(&pool(2), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            pass.pass();
+            Ok(())
+        })
+        .unwrap();
+    let _open = gate.open_at_exit();
+    wait_until("both jobs started", || started.load(Ordering::SeqCst) == 2);
+    let low = key(&name, "jobs:low");
+    let _: () = redis::cmd("DEL").arg(&low).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&low)
+        .arg("not a stream")
+        .query(&mut con)
+        .unwrap();
+    let other_runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&other_runs);
+    let other = queue
+        .consumer("renew-b")
+        .lease(lease)
+        .run_on(&pool(1), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    // Two leases' worth of renewals, and the other consumer looking for expired leases
+    // meanwhile (it looks every half lease).
+    let renewals = holder.stats().renewals;
+    wait_until("two leases of renewals and reclaim scans", || {
+        holder.stats().renewals >= renewals + 6 && other.stats().reclaim_scans >= 4
+    });
+    wait_until("the low job was found lost", || holder.stats().lost == 1);
+    gate.open();
+    wait_until("the normal job completed", || {
+        queue.stats().map(|s| s.completed).unwrap_or(0) == 1 || holder.stats().completed == 1
+    });
+    let other_stats = other.close(CLOSE).unwrap();
+    holder.close(CLOSE).unwrap();
+    assert_eq!(other_runs.load(Ordering::SeqCst), 0, "{other_stats:?}");
+    assert_eq!(other_stats.reclaimed, 0, "{other_stats:?}");
+}
+
+// docs/semantics.md Q11, Q3: a delayed job whose hash was replaced by another type is
+// dead-lettered, with why, once due; the jobs around it run. (Before: every read failed on it
+// while it was due, so no job ran.)
+#[test]
+fn q11_a_delayed_job_whose_hash_has_another_type_is_dead_lettered() {
+    let Some(server) = redis_or_skip("q11_a_delayed_job_whose_hash_has_another_type") else {
+        return;
+    };
+    let name = queue_name("wrongtype-delayed");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let delayed = queue
+        .add(
+            b"delayed",
+            JobOptions::new().delay(Duration::from_millis(1)),
+        )
+        .unwrap();
+    let hash = key(&name, &format!("delayed:{}", delayed.id().0));
+    let _: () = redis::cmd("DEL").arg(&hash).query(&mut con).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&hash)
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    queue.add(b"plain", JobOptions::new()).unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer("wrongtype-delayed-a")
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    wait_until(
+        "the plain job ran and the delayed one was dead-lettered",
+        || {
+            let stats = queue.stats().unwrap();
+            stats.completed == 1 && stats.dead_lettered == 1 && stats.delayed == 0
+        },
+    );
+    consumer.close(CLOSE).unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let letters = queue.dead_letters(10).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].job, Some(delayed.id()));
+    assert!(letters[0].error.contains(&hash), "{}", letters[0].error);
+    let left: String = redis::cmd("GET").arg(&hash).query(&mut con).unwrap();
+    assert_eq!(left, "x", "someone else's key is left alone");
+}
+
+// docs/semantics.md Q11, Q9: a foreign entry whose timeout and fixed backoff are u64::MAX ms
+// (past the century the queue itself stores) runs, fails, is retried into the delayed set for
+// ever, and the consumer goes on.
+#[test]
+fn q11_foreign_durations_of_u64_max_ms_are_accepted() {
+    let Some(server) = redis_or_skip("q11_foreign_durations_of_u64_max_ms_are_accepted") else {
+        return;
+    };
+    let name = queue_name("foreign-durations");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let max = u64::MAX.to_string();
+    let backoff = format!("f{max}j");
+    let mut fields = job_fields(b"500", b"forever");
+    fields[2] = (b"attempts", b"2");
+    fields[3] = (b"backoff", backoff.as_bytes());
+    fields[4] = (b"timeout", max.as_bytes());
+    xadd(&mut con, &key(&name, "jobs:normal"), &fields);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer("foreign-durations-a")
+        .run_on(&pool(1), move |job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            match job.payload() {
+                b"forever" => Err(JobError::retry("once")),
+                _ => Ok(()),
+            }
+        })
+        .unwrap();
+    wait_until("retried into the delayed set", || {
+        let stats = queue.stats().unwrap();
+        stats.retried == 1 && stats.delayed == 1
+    });
+    queue.add(b"next", JobOptions::new()).unwrap();
+    wait_until("the next job ran", || queue.stats().unwrap().completed == 1);
+    assert!(consumer.is_running());
+    consumer.close(CLOSE).unwrap();
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
