@@ -944,11 +944,17 @@ fn fork_worker() {
 /// A pool of two threads, one running a task that waits on `gate` (returned with its handle),
 /// the other idle.
 fn pool_one_busy() -> (WorkerPool, TaskHandle<i32>, Int32Array) {
-    let pool = WorkerPool::builder()
-        .min_threads(2)
-        .max_threads(2)
-        .build()
-        .unwrap();
+    busy(
+        WorkerPool::builder()
+            .min_threads(2)
+            .max_threads(2)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// `pool` with a task running that waits on `gate` (returned with its handle).
+fn busy(pool: WorkerPool) -> (WorkerPool, TaskHandle<i32>, Int32Array) {
     let gate = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let closed = gate.clone();
@@ -1055,18 +1061,7 @@ fn fork_pool_ending() {
 /// not there), and joining the queued task resolves `Err(ForkedHandle)`. The parent's pool is
 /// unharmed.
 fn fork_pool_queued() {
-    let pool = WorkerPool::builder().max_threads(1).build().unwrap();
-    let gate = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let closed = gate.clone();
-    let running = pool
-        .run(move |_| {
-            tx.send(()).unwrap();
-            atomics::wait(&closed, 0, 0, None).unwrap();
-            1
-        })
-        .unwrap();
-    rx.recv().unwrap();
+    let (pool, running, gate) = busy(WorkerPool::builder().max_threads(1).build().unwrap());
     let mut queued = Some(pool.run(|_| 2).unwrap());
     let mut cases = Cases::default();
     cases.in_fork("wait_drained", || assert!(!pool.wait_drained(None)));
