@@ -485,3 +485,99 @@ fn s7_an_untimed_write_on_garbage_sleeps_and_writes_once_zeroed() {
         );
     }
 }
+
+/// An owner word that names a live thread (this process's main thread, with no recorded start
+/// time: `src/sync/owner.rs`), as low and high 32-bit halves: garbage that looks held by a
+/// live holder in a process-shared buffer (X3 never takes over from the living).
+fn live_looking_identity() -> (u32, u32) {
+    const UNKNOWN_START: u64 = (1 << 41) - 2;
+    let pid = u64::from(std::process::id());
+    let identity = (UNKNOWN_START << 22) | pid;
+    (identity as u32, (identity >> 32) as u32)
+}
+
+/// Garbage owner words that look held by a live holder, for a primitive whose owner word is
+/// at slots 2 and 3, beside a state `state` at slot 0.
+fn held_by_the_living(state: u32) -> Pattern {
+    let (low, high) = live_looking_identity();
+    vec![(0, state), (2, low), (3, high)]
+}
+
+/// Fault: a process-shared `Once` whose owner word named a live thread while its state said
+/// nobody runs the closure (garbage, or a claim whose holder was stopped) made `call_once`
+/// loop on `yield_now` without looking at its deadline: `call_once_for` never returned (and
+/// the untimed form spun a core).
+// docs/semantics.md S7, S3
+#[test]
+fn s7_a_timed_call_once_on_a_live_looking_claim_returns_by_its_deadline() {
+    let buffer = buffer(true);
+    scribble(&buffer, &held_by_the_living(0));
+    let once = Once::at(&buffer, 0).unwrap();
+    let timed = spawn(move || once.call_once_for(SHORT, || {}));
+    assert_eq!(
+        timed.join("Once::call_once_for on a claimed owner word"),
+        Ok(false)
+    );
+}
+
+// docs/semantics.md S7
+#[test]
+fn s7_an_untimed_call_once_on_a_live_looking_claim_sleeps_and_runs_once_zeroed() {
+    sleeps_on_garbage_then_returns_once_zeroed(
+        "Once::call_once on a claimed owner word",
+        true,
+        4,
+        held_by_the_living(0),
+        |buffer| Once::at(buffer, 0).unwrap().call_once(|| {}).is_ok(),
+    );
+}
+
+/// Already right (checked here): a process-shared `Mutex` or `RwLock` whose owner word names a
+/// live thread waits for it as for a real holder, asleep in slices (X3), and its timed forms
+/// return by their deadline.
+// docs/semantics.md S7, X3
+#[test]
+fn s7_live_looking_holders_of_a_mutex_and_an_rwlock_are_waited_for_asleep() {
+    let (low, high) = live_looking_identity();
+    let mutex = buffer(true);
+    scribble(&mutex, &vec![(2, low), (3, high)]);
+    let timed = Mutex::at(&mutex, 0).unwrap();
+    let timed = spawn(move || timed.try_lock_for(SHORT).is_ok());
+    assert!(!timed.join("Mutex::try_lock_for on a live-looking holder"));
+    sleeps_on_garbage_then_returns_once_zeroed(
+        "Mutex::lock on a live-looking holder",
+        true,
+        4,
+        vec![(2, low), (3, high)],
+        |buffer| Mutex::at(buffer, 0).unwrap().lock().is_ok(),
+    );
+    // RwLock: `WRITER` (bit 22 of the state) and the writer's owner word at slots 2 and 3.
+    let writer = vec![(0, 1 << 22), (2, low), (3, high)];
+    let rwlock = buffer(true);
+    scribble(&rwlock, &writer);
+    let timed = RwLock::at(&rwlock, 0).unwrap();
+    let timed = spawn(move || {
+        (
+            timed.try_read_for(SHORT).is_ok(),
+            timed.try_write_for(SHORT).is_ok(),
+        )
+    });
+    assert_eq!(
+        timed.join("RwLock timed forms on a live-looking writer"),
+        (false, false)
+    );
+    sleeps_on_garbage_then_returns_once_zeroed(
+        "RwLock::read on a live-looking writer",
+        true,
+        6,
+        writer.clone(),
+        |buffer| RwLock::at(buffer, 0).unwrap().read().is_ok(),
+    );
+    sleeps_on_garbage_then_returns_once_zeroed(
+        "RwLock::write on a live-looking writer",
+        true,
+        6,
+        writer,
+        |buffer| RwLock::at(buffer, 0).unwrap().write().is_ok(),
+    );
+}
