@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::{current_tid, thread_state};
 use sharedbuf::sync::{Barrier, Condvar, Latch, Mutex, Once, RwLock, Semaphore};
-use sharedbuf::{SharedBuffer, Uint32Array};
-use sync_support::{spawn, WATCHDOG};
+use sharedbuf::{atomics, Int32Array, SharedBuffer, Uint32Array};
+use sync_support::{spawn, spawn_blocked, WATCHDOG};
 
 /// A short deadline for timed calls on garbage.
 const SHORT: Duration = Duration::from_millis(5);
@@ -580,4 +580,35 @@ fn s7_live_looking_holders_of_a_mutex_and_an_rwlock_are_waited_for_asleep() {
         writer,
         |buffer| RwLock::at(buffer, 0).unwrap().write().is_ok(),
     );
+}
+
+/// Fault: a `Semaphore` acquire that had become the heir (S5) and then timed out asserted, in
+/// debug builds, that `HEIR` was still set ("only the heir clears HEIR"): a peer that wrote
+/// the word meanwhile (here: zeros, the initial state) made the timed-out acquire panic.
+// docs/semantics.md S7, S5
+#[test]
+fn s7_an_heir_whose_flag_was_overwritten_times_out_without_a_panic() {
+    const HEIR: i32 = 2;
+    for shared in [false, true] {
+        let buffer = buffer(shared);
+        let semaphore = Semaphore::at(&buffer, 0).unwrap();
+        let word = Int32Array::with_range(&buffer, 0, Some(1)).unwrap();
+        let waiter = semaphore.clone();
+        let heir = spawn_blocked(move || waiter.acquire_for(1, Duration::from_millis(200)));
+        // Past the starvation threshold (1 ms) since the acquire began: the spurious wake-up
+        // below makes it the heir (S5) when it sleeps again.
+        thread::sleep(Duration::from_millis(2));
+        atomics::notify(&word, 0, None).unwrap();
+        while atomics::load(&word, 0).unwrap() & HEIR == 0 {
+            assert!(
+                heir.try_result().is_none(),
+                "the acquire returned before it became heir"
+            );
+            thread::yield_now();
+        }
+        atomics::store(&word, 0, 0).unwrap();
+        assert_eq!(heir.join("the heir's timed acquire"), Ok(false));
+        semaphore.release(1).unwrap();
+        assert!(semaphore.try_acquire(1).unwrap(), "works after");
+    }
 }
