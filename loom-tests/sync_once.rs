@@ -6,7 +6,11 @@
 //!   must wake the waiter (a waiter left asleep is a deadlock loom reports), which then gets
 //!   `Err(Poisoned)` — or ran first itself, and then the panicking closure never ran.
 //!
+//! - The race again in a process-shared buffer, where callers claim the owner word first and
+//!   one that meets another's claim polls it (`Start::Claimed`).
+//!
 //! Proven by a planted bug: the run's drop guard publishes the outcome but skips the `notify` when `QUEUED` (loom deadlock).
+//! The process-shared race, by another: a caller that meets a claim returns as if completed.
 #![cfg(loom)]
 
 use std::panic::{self, AssertUnwindSafe};
@@ -34,8 +38,40 @@ impl Data {
 
 #[test]
 fn exactly_one_closure_runs_under_a_race() {
+    race_to_run(|| SharedBuffer::new(Once::BYTES).unwrap());
+}
+
+/// Two callers race in a process-shared buffer (X3: each claims the owner word before it moves
+/// the state), where a caller that meets the other's claim in passing polls it (S7): exactly
+/// one closure runs and both return after it. (Smaller than the private race: the shared
+/// protocol's probes and slices multiply the interleavings.)
+#[test]
+fn exactly_one_closure_runs_under_a_race_in_a_process_shared_buffer() {
     loom::model(|| {
-        let buffer = SharedBuffer::new(Once::BYTES).unwrap();
+        let buffer = SharedBuffer::memfd("model", Once::BYTES).unwrap();
+        let once = Once::at(&buffer, 0).unwrap();
+        let data = Arc::new(Data(UnsafeCell::new(0)));
+        let run = |once: &Once, data: &Data, i: usize| {
+            once.call_once(|| {
+                // SAFETY: see `Data::read`.
+                data.0.with_mut(|cell| unsafe { *cell = 10 + i });
+            })
+            .unwrap();
+            data.read()
+        };
+        let other = {
+            let (once, data) = (once.clone(), data.clone());
+            loom::thread::spawn(move || run(&once, &data, 1))
+        };
+        let seen = run(&once, &data, 0);
+        assert!(seen == 10 || seen == 11, "returned, yet not initialized");
+        assert_eq!(other.join().unwrap(), seen, "two closures ran");
+    });
+}
+
+fn race_to_run(new_buffer: fn() -> SharedBuffer) {
+    loom::model(move || {
+        let buffer = new_buffer();
         let once = Once::at(&buffer, 0).unwrap();
         let data = Arc::new(Data(UnsafeCell::new(0)));
         let runs = Arc::new(AtomicUsize::new(0));

@@ -1,5 +1,5 @@
 //! Locks whose whole state lives in the bytes of a [`SharedBuffer`](crate::SharedBuffer)
-//! (docs/semantics.md S1–S6, X3): [`Mutex`], [`Condvar`], [`RwLock`], [`Semaphore`], [`Barrier`],
+//! (docs/semantics.md S1–S7, X3): [`Mutex`], [`Condvar`], [`RwLock`], [`Semaphore`], [`Barrier`],
 //! [`Latch`], [`Once`].
 //!
 //! # Why this layer exists
@@ -26,7 +26,7 @@
 //! different value on a later attach is `Err(ParameterMismatch)`, never a silent reset.
 //!
 //! The bytes belong to the primitive from then on: writing them through a view breaks the lock
-//! (it may then never be free again), but never memory safety — every word is read and written
+//! (it may then never be free again, until zeros are written back: S7), but never memory safety — every word is read and written
 //! atomically, and the protocols never trust a value to index memory. So does *sleeping* on
 //! them: an [`atomics::wait`](crate::atomics::wait) (or `wait_async`) on a primitive's word
 //! through a view queues beside the primitive's own sleepers, and a wake the protocol counts

@@ -102,10 +102,10 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::attach;
+use super::deadline_after;
 use super::lock_result::{from_attempt, Attempt, LockError, LockResult, TryLockResult};
 use super::owner;
-use super::spin::Backoff;
-use super::{deadline_after, expired};
+use super::spin::{Backoff, Poll};
 use crate::atomics::{RequeueTarget, SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
@@ -768,6 +768,7 @@ impl<'a> Waiter<'a> {
     /// Waits for the lock: `true` once taken, `false` if `deadline` passed first.
     fn wait(&mut self, deadline: Option<Instant>) -> Result<bool, Error> {
         let mut spin = Backoff::settled();
+        let mut poll = Poll::new();
         loop {
             if self.heir {
                 return self.wait_as_heir(deadline);
@@ -788,11 +789,10 @@ impl<'a> Waiter<'a> {
             }
             if !self.registered && state > MAX_COUNTABLE {
                 // Cannot be counted (2^27 waiters, or bytes overwritten): poll instead of
-                // sleeping uncounted.
-                if expired(deadline) {
+                // sleeping uncounted, asleep between looks (S7).
+                if !poll.pause(deadline) {
                     return Ok(false);
                 }
-                thread::yield_now();
                 continue;
             }
             // Only on a lock held once (not granted, not with an heir pending).

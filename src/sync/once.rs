@@ -41,7 +41,9 @@
 //! `POISONED` into `RUNNING`; the run's end swaps the state to its outcome and then gives the
 //! claim back (before waking the sleepers). So while `RUNNING`, the owner word names the
 //! runner (a claim seen without `RUNNING` is a caller taking or leaving the run, for a few
-//! instructions). Waiters sleep at most a slice at a time and, when the state is `RUNNING`
+//! instructions: a caller that meets one polls it, asleep after a few yields, and a timed
+//! call gives up at its deadline — a claim that stays, garbage naming a live thread, costs no
+//! spinning core: S7). Waiters sleep at most a slice at a time and, when the state is `RUNNING`
 //! (or a claim has been passing), ask whether the owner is dead (`liveness.rs`). The one that
 //! takes a dead runner's claim over by compare-exchange poisons the `Once` (as a panic would:
 //! `call_once` then returns `Err(Poisoned)`, `call_once_force` runs again), gives the claim
@@ -52,11 +54,12 @@ use std::time::{Duration, Instant};
 
 use super::liveness::{self, Slices};
 use super::owner::{self, NONE};
+use super::spin::Poll;
 use super::{attach, deadline_after};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
-use crate::shim::{self, thread, Ordering::*};
+use crate::shim::{self, Ordering::*};
 
 /// `state` values (the low two bits).
 const INCOMPLETE: u32 = 0;
@@ -285,6 +288,7 @@ impl Once {
         f: impl FnOnce(&OnceState),
     ) -> Result<bool, Error> {
         let mut slices = Slices::new();
+        let mut poll = Poll::new();
         let mut state = self.state().load(Acquire);
         loop {
             match state & PHASE {
@@ -296,6 +300,12 @@ impl Once {
                         return Ok(true);
                     }
                     Start::Look(actual) => state = actual,
+                    Start::Claimed => {
+                        if !poll.pause(deadline) {
+                            return Ok(false);
+                        }
+                        state = self.state().load(Acquire);
+                    }
                 },
                 INCOMPLETE | POISONED => {
                     let running = RUNNING | (state & QUEUED);
@@ -379,15 +389,17 @@ impl Once {
     /// In a process-shared buffer: takes the run for the caller if nobody has it (and it is
     /// not poisoned, unless `force`), by claiming the owner word first (module docs).
     /// `Start::Look(state)` if the caller must look at the state again (completed, poisoned,
-    /// running, or someone's claim passing).
+    /// running, or a dead claimant's claim taken over), `Start::Claimed` while another
+    /// caller's claim is on the owner word.
     fn shared_start(&self, force: bool) -> Start {
         let me = owner::shared_thread_identity();
         if self.owner().compare_exchange(NONE, me, Acquire).is_err() {
             // Another caller's claim: a run, or one taking or leaving it. A dead one poisons.
-            if !self.shared_poison_if_dead(me) {
-                thread::yield_now();
-            }
-            return Start::Look(self.state().load(Acquire));
+            return if self.shared_poison_if_dead(me) {
+                Start::Look(self.state().load(Acquire))
+            } else {
+                Start::Claimed
+            };
         }
         // Only the claimant moves the state out of `INCOMPLETE` / `POISONED` (module docs).
         let mut state = self.state().load(Acquire);
@@ -476,6 +488,11 @@ enum Start {
     Run { poisoned: bool, me: u64 },
     /// Look at this state again.
     Look(u32),
+    /// Another caller's claim is on the owner word, its holder alive: wait a little
+    /// ([`Poll`]), then look at the state again. A claim passes in moments; one that stays
+    /// (its holder stopped, or garbage naming a live thread: S7) is polled asleep, and a
+    /// timed call gives up at its deadline.
+    Claimed,
 }
 
 impl Drop for Run<'_> {

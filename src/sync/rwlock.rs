@@ -62,17 +62,17 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use super::attach;
+use super::deadline_after;
 use super::lock_result::{
     from_attempt, Attempt, LockError, LockResult, TryLockError, TryLockResult,
 };
 use super::mutex::Acquired;
 use super::owner;
-use super::spin::Backoff;
-use super::{deadline_after, expired};
+use super::spin::{Backoff, Poll};
 use crate::atomics::{SharedWord, SharedWords, WaitResult, Word};
 use crate::buffer::SharedBuffer;
 use crate::error::Error;
-use crate::shim::{self, thread, Ordering::*};
+use crate::shim::{self, Ordering::*};
 
 /// `state`: one reader holding the lock (the count occupies bits 0..22).
 pub(super) const ONE_READER: u64 = 1;
@@ -506,6 +506,7 @@ impl RwLock {
         }
         let mut registered = false;
         let mut waited = false;
+        let mut poll = Poll::new();
         loop {
             // Eventcount: the sequence before the state (see the module docs).
             let sequence = self.readers_sequence().load(Acquire);
@@ -525,14 +526,14 @@ impl RwLock {
                     && waiting_readers(state) == WAITING_READERS_MASK / ONE_WAITING_READER)
             {
                 // 4M readers in (a leaving reader wakes nobody), or no room to count one more
-                // waiter (or the bytes were overwritten): poll instead of sleeping.
-                if expired(deadline) {
+                // waiter (or the bytes were overwritten): poll instead of sleeping on the
+                // sequence, asleep between looks (S7).
+                if !poll.pause(deadline) {
                     if registered {
                         self.state().fetch_sub(ONE_WAITING_READER, Relaxed);
                     }
                     return Ok(false);
                 }
-                thread::yield_now();
                 continue;
             }
             if !registered {
@@ -614,6 +615,7 @@ impl RwLock {
 
     fn wait_to_write(&self, deadline: Option<Instant>) -> Result<bool, Error> {
         let mut registered = false;
+        let mut poll = Poll::new();
         loop {
             let sequence = self.writers_sequence().load(Acquire);
             let state = self.state().load(Relaxed);
@@ -629,11 +631,11 @@ impl RwLock {
             }
             if !registered {
                 if waiting_writers_full(state) {
-                    // No room to count one more waiter (or the bytes were overwritten): poll.
-                    if expired(deadline) {
+                    // No room to count one more waiter (or the bytes were overwritten): poll,
+                    // asleep between looks (S7).
+                    if !poll.pause(deadline) {
                         return Ok(false);
                     }
-                    thread::yield_now();
                     continue;
                 }
                 let next = state + ONE_WAITING_WRITER;

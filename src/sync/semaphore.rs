@@ -384,7 +384,8 @@ impl<'a> Acquirer<'a> {
         self.heir = false;
         let mut state = self.state().load(Relaxed);
         loop {
-            debug_assert!(state & HEIR != 0, "only the heir clears HEIR");
+            // Only the heir clears `HEIR`, but a peer may have written the word meanwhile (S7):
+            // then there is nothing to withdraw, and the wake below still runs.
             let mut next = state & !HEIR;
             let wake = next & WAITING != 0 && permits(next) > 0;
             if wake {

@@ -40,7 +40,6 @@
 
 use std::time::{Duration, Instant};
 
-use super::expired;
 use super::liveness::{self, Slices};
 use super::mutex::Acquired;
 use super::owner::{NONE, NOT_RECOVERABLE};
@@ -49,7 +48,7 @@ use super::rwlock::{
     Entry, RwLock, ONE_READER, ONE_WAITING_READER, ONE_WAITING_WRITER, READERS_MASK, READ_PHASE,
     WAITING_READERS_MASK, WRITER,
 };
-use super::spin::Backoff;
+use super::spin::{Backoff, Poll};
 use crate::atomics::WaitResult;
 use crate::error::Error;
 use crate::shim::{thread, Ordering::*, LOOM};
@@ -137,6 +136,7 @@ impl RwLock {
         let mut registered = false;
         let mut waited = false;
         let mut slices = Slices::new();
+        let mut poll = Poll::new();
         let uncount = |registered: bool| {
             if registered {
                 self.state().fetch_sub(ONE_WAITING_READER, Relaxed);
@@ -173,12 +173,12 @@ impl RwLock {
                 || (!registered
                     && waiting_readers(state) == WAITING_READERS_MASK / ONE_WAITING_READER)
             {
-                // No room to count one more (or the bytes were overwritten): poll.
-                if expired(deadline) {
+                // No room to count one more (or the bytes were overwritten): poll, asleep
+                // between looks (S7).
+                if !poll.pause(deadline) {
                     uncount(registered);
                     return Ok(Entry::TimedOut);
                 }
-                thread::yield_now();
                 continue;
             }
             if !registered {
@@ -229,6 +229,7 @@ impl RwLock {
         let mut slice_ended = false;
         let mut slices = Slices::new();
         let mut busy = 0u32;
+        let mut poll = Poll::new();
         loop {
             let sequence = self.writers_sequence().load(Acquire);
             let state = self.state().load(Relaxed);
@@ -271,11 +272,11 @@ impl RwLock {
             }
             if !registered {
                 if waiting_writers_full(state) {
-                    // No room to count one more waiter (or the bytes were overwritten): poll.
-                    if expired(deadline) {
+                    // No room to count one more waiter (or the bytes were overwritten): poll,
+                    // asleep between looks (S7).
+                    if !poll.pause(deadline) {
                         return Ok(None);
                     }
-                    thread::yield_now();
                     continue;
                 }
                 let next = state + ONE_WAITING_WRITER;

@@ -17,6 +17,9 @@
 //! release. Measured under load, dropping the yields made a condvar ping-pong about 1.5x
 //! slower.
 
+use std::time::{Duration, Instant};
+
+use super::expired;
 use crate::shim::{self, LOOM};
 
 /// Rounds of spin hints before the spin starts yielding.
@@ -85,6 +88,48 @@ impl Backoff {
         } else {
             shim::thread::yield_now();
         }
+        true
+    }
+}
+
+/// Yields before [`Poll`] starts sleeping.
+const POLL_YIELDS: u32 = 16;
+/// [`Poll`]'s first sleep, doubled each time up to [`POLL_MAX_SLEEP`].
+const POLL_FIRST_SLEEP: Duration = Duration::from_millis(1);
+const POLL_MAX_SLEEP: Duration = Duration::from_millis(32);
+
+/// Waits between looks at a word a caller cannot sleep on: its waiter count is full (millions
+/// of waiters), or holds garbage a peer wrote (docs/semantics.md S7). Yields a few times, then
+/// sleeps 1 ms, doubling to 32 ms, never past the caller's deadline: a poll that lasts (garbage
+/// that looks held for ever) costs a sleeping thread, never a spinning core.
+#[derive(Debug, Default)]
+pub(crate) struct Poll {
+    yields: u32,
+    sleep: Option<Duration>,
+}
+
+impl Poll {
+    /// A fresh poll.
+    pub(crate) fn new() -> Poll {
+        Poll::default()
+    }
+
+    /// Waits a little (more each time); `false`, at once, if `deadline` has passed.
+    pub(crate) fn pause(&mut self, deadline: Option<Instant>) -> bool {
+        if expired(deadline) {
+            return false;
+        }
+        if LOOM || self.yields < POLL_YIELDS {
+            self.yields = self.yields.saturating_add(1);
+            shim::thread::yield_now();
+            return true;
+        }
+        let sleep = self
+            .sleep
+            .map_or(POLL_FIRST_SLEEP, |last| (last * 2).min(POLL_MAX_SLEEP));
+        self.sleep = Some(sleep);
+        let left = deadline.map_or(sleep, |at| at.saturating_duration_since(Instant::now()));
+        std::thread::sleep(sleep.min(left));
         true
     }
 }
