@@ -395,7 +395,8 @@ impl Drop for WorkerPool {
     fn drop(&mut self) {
         if self.core.made_in.forked() {
             // A fork child: the threads are the parent's, nothing here could join them, and
-            // the pool's state may name tasks they run. Leak it (docs/semantics.md X7).
+            // the pool's state may name tasks they run. Leak it (docs/semantics.md X7), and
+            // leave the slabs alone: their lock may have been held by one of those threads.
             return;
         }
         match self.close(None) {

@@ -56,9 +56,10 @@ impl MadeIn {
     }
 
     /// Whether the calling process is a `fork()` child of the one that made the handle: one
-    /// relaxed load.
+    /// relaxed load (on a pool's submit path). The fork handler is registered already: `now`
+    /// did it, in this process or in the one it was forked from (handlers cross a fork).
     pub(crate) fn forked(self) -> bool {
-        self.0 != fork_generation()
+        self.0 != GENERATION.load(Ordering::Relaxed)
     }
 
     /// `Err(ForkedHandle)` naming `what` in a fork child of the process that made the handle.
