@@ -582,6 +582,20 @@ fn s7_live_looking_holders_of_a_mutex_and_an_rwlock_are_waited_for_asleep() {
     );
 }
 
+/// Fault: a process-shared `RwLock` whose owner word named a live thread while its state said
+/// no writer holds it (garbage, or a writer's claim whose holder was stopped: invariant 6 of
+/// `shared_rwlock.rs`) made a writer pause and look again without looking at its deadline:
+/// `try_write_for` never returned.
+// docs/semantics.md S7, S3
+#[test]
+fn s7_a_timed_write_on_a_live_looking_claim_returns_by_its_deadline() {
+    let buffer = buffer(true);
+    scribble(&buffer, &held_by_the_living(0));
+    let rwlock = RwLock::at(&buffer, 0).unwrap();
+    let timed = spawn(move || rwlock.try_write_for(SHORT).is_ok());
+    assert!(!timed.join("RwLock::try_write_for on a claimed owner word"));
+}
+
 /// Fault: a `Semaphore` acquire that had become the heir (S5) and then timed out asserted, in
 /// debug builds, that `HEIR` was still set ("only the heir clears HEIR"): a peer that wrote
 /// the word meanwhile (here: zeros, the initial state) made the timed-out acquire panic.

@@ -33,12 +33,12 @@
 //!    `WRITER`. So a takeover from a dead identity while `WRITER` is set takes over exactly
 //!    the write lock that thread held.
 //! 6. A claim without `WRITER` lasts a few instructions of a live thread (taking, or giving
-//!    back): a writer that meets one yields and looks again, and takes it over if its holder is
-//!    dead.
+//!    back): a writer that meets one looks again (`spin::Poll`: yields, then sleeps, never past
+//!    its deadline), and takes it over if its holder is dead.
 //! 7. No waiter sleeps longer than a slice without looking at the owner word again, so none
 //!    sleeps for ever on a dead writer.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::liveness::{self, Slices};
 use super::mutex::Acquired;
@@ -51,7 +51,7 @@ use super::rwlock::{
 use super::spin::{Backoff, Poll};
 use crate::atomics::WaitResult;
 use crate::error::Error;
-use crate::shim::{thread, Ordering::*, LOOM};
+use crate::shim::Ordering::*;
 
 /// What one claim-and-take attempt did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -228,7 +228,6 @@ impl RwLock {
         let mut registered = false;
         let mut slice_ended = false;
         let mut slices = Slices::new();
-        let mut busy = 0u32;
         let mut poll = Poll::new();
         loop {
             let sequence = self.writers_sequence().load(Acquire);
@@ -259,7 +258,15 @@ impl RwLock {
                     }
                 }
                 if state & WRITER == 0 {
-                    pause(&mut busy);
+                    // A claim in passing (invariant 6), or one that stays (its holder
+                    // stopped, or garbage naming a live thread: S7): look again, asleep after a
+                    // few yields, and no later than the deadline.
+                    if !poll.pause(deadline) {
+                        if registered {
+                            self.leave_as_writer();
+                        }
+                        return Ok(None);
+                    }
                     continue;
                 }
             } else if slice_ended && state & READ_PHASE != 0 && readers(state) == 0 {
@@ -332,16 +339,5 @@ impl RwLock {
         let (phase, released) = self.release_write_contended();
         self.unclaim(me);
         self.wake_after_write(phase, released);
-    }
-}
-
-/// Waits a little for a claim in passing (invariant 6) to end: yields first, then sleeps a
-/// millisecond at a time (its holder may be stopped, or slow to be found dead).
-fn pause(rounds: &mut u32) {
-    *rounds = rounds.saturating_add(1);
-    if LOOM || *rounds < 16 {
-        thread::yield_now();
-    } else {
-        std::thread::sleep(Duration::from_millis(1));
     }
 }
