@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 
 use common::{current_tid, thread_state};
 use sharedbuf::sync::{Barrier, Condvar, Latch, Mutex, Once, RwLock, Semaphore};
-use sharedbuf::{atomics, Int32Array, SharedBuffer, Uint32Array};
-use sync_support::{spawn, spawn_blocked, WATCHDOG};
+use sharedbuf::{atomics, Error, Int32Array, SharedBuffer, Uint32Array};
+use sync_support::{spawn, spawn_blocked, terminate_while_blocked, WATCHDOG};
 
 /// A short deadline for timed calls on garbage.
 const SHORT: Duration = Duration::from_millis(5);
@@ -530,6 +530,68 @@ fn s7_an_untimed_call_once_on_a_live_looking_claim_sleeps_and_runs_once_zeroed()
         held_by_the_living(0),
         |buffer| Once::at(buffer, 0).unwrap().call_once(|| {}).is_ok(),
     );
+}
+
+/// Fault: an untimed call polling on garbage (above) slept between looks in a plain
+/// `thread::sleep`, which no interrupter reaches: inside a worker it ignored `terminate()`
+/// (S6), and `terminate()` itself never returned. Each poll case, private and process-shared,
+/// must return `Err(Terminated)` instead.
+// docs/semantics.md S6, S7
+#[test]
+fn s6_a_worker_polling_on_garbage_is_terminated() {
+    type Block = fn(&SharedBuffer) -> Result<(), Error>;
+    let all_ones = vec![(0, u32::MAX), (1, u32::MAX)];
+    let cases: Vec<(&str, bool, Pattern, Block)> = vec![
+        // A process-shared `Mutex` does not poll: it sleeps in slices (X3).
+        ("Mutex::lock, all ones", false, all_ones.clone(), |b| {
+            let lock = Mutex::at(b, 0)?;
+            let _taken = lock.lock()?;
+            Ok(())
+        }),
+        ("RwLock::read, all ones", false, all_ones.clone(), |b| {
+            let lock = RwLock::at(b, 0)?;
+            let _taken = lock.read()?;
+            Ok(())
+        }),
+        ("RwLock::read, all ones", true, all_ones.clone(), |b| {
+            let lock = RwLock::at(b, 0)?;
+            let _taken = lock.read()?;
+            Ok(())
+        }),
+        ("RwLock::write, all ones", false, all_ones.clone(), |b| {
+            let lock = RwLock::at(b, 0)?;
+            let _taken = lock.write()?;
+            Ok(())
+        }),
+        ("RwLock::write, all ones", true, all_ones, |b| {
+            let lock = RwLock::at(b, 0)?;
+            let _taken = lock.write()?;
+            Ok(())
+        }),
+        (
+            "RwLock::write, a live-looking claim",
+            true,
+            held_by_the_living(0),
+            |b| {
+                let lock = RwLock::at(b, 0)?;
+                let _taken = lock.write()?;
+                Ok(())
+            },
+        ),
+        (
+            "Once::call_once, a live-looking claim",
+            true,
+            held_by_the_living(0),
+            |b| Once::at(b, 0)?.call_once(|| {}),
+        ),
+    ];
+    for (what, shared, pattern, block) in cases {
+        let buffer = buffer(shared);
+        scribble(&buffer, &pattern);
+        let bytes = buffer.clone();
+        let result = terminate_while_blocked(move || block(&bytes));
+        assert_eq!(result, Err(Error::Terminated), "{what} (shared: {shared})");
+    }
 }
 
 /// Already right (checked here): a process-shared `Mutex` or `RwLock` whose owner word names a

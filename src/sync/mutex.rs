@@ -790,8 +790,8 @@ impl<'a> Waiter<'a> {
             if !self.registered && state > MAX_COUNTABLE {
                 // Cannot be counted (2^27 waiters, or bytes overwritten): poll instead of
                 // sleeping uncounted, asleep between looks (S7).
-                if !poll.pause(deadline) {
-                    return Ok(false);
+                if let Err(stop) = poll.pause(deadline) {
+                    return stop.into_result(false);
                 }
                 continue;
             }

@@ -301,8 +301,8 @@ impl Once {
                     }
                     Start::Look(actual) => state = actual,
                     Start::Claimed => {
-                        if !poll.pause(deadline) {
-                            return Ok(false);
+                        if let Err(stop) = poll.pause(deadline) {
+                            return stop.into_result(false);
                         }
                         state = self.state().load(Acquire);
                     }

@@ -528,11 +528,11 @@ impl RwLock {
                 // 4M readers in (a leaving reader wakes nobody), or no room to count one more
                 // waiter (or the bytes were overwritten): poll instead of sleeping on the
                 // sequence, asleep between looks (S7).
-                if !poll.pause(deadline) {
+                if let Err(stop) = poll.pause(deadline) {
                     if registered {
                         self.state().fetch_sub(ONE_WAITING_READER, Relaxed);
                     }
-                    return Ok(false);
+                    return stop.into_result(false);
                 }
                 continue;
             }
@@ -633,8 +633,8 @@ impl RwLock {
                 if waiting_writers_full(state) {
                     // No room to count one more waiter (or the bytes were overwritten): poll,
                     // asleep between looks (S7).
-                    if !poll.pause(deadline) {
-                        return Ok(false);
+                    if let Err(stop) = poll.pause(deadline) {
+                        return stop.into_result(false);
                     }
                     continue;
                 }

@@ -175,9 +175,9 @@ impl RwLock {
             {
                 // No room to count one more (or the bytes were overwritten): poll, asleep
                 // between looks (S7).
-                if !poll.pause(deadline) {
+                if let Err(stop) = poll.pause(deadline) {
                     uncount(registered);
-                    return Ok(Entry::TimedOut);
+                    return stop.into_result(Entry::TimedOut);
                 }
                 continue;
             }
@@ -261,11 +261,11 @@ impl RwLock {
                     // A claim in passing (invariant 6), or one that stays (its holder
                     // stopped, or garbage naming a live thread: S7): look again, asleep after a
                     // few yields, and no later than the deadline.
-                    if !poll.pause(deadline) {
+                    if let Err(stop) = poll.pause(deadline) {
                         if registered {
                             self.leave_as_writer();
                         }
-                        return Ok(None);
+                        return stop.into_result(None);
                     }
                     continue;
                 }
@@ -281,8 +281,8 @@ impl RwLock {
                 if waiting_writers_full(state) {
                     // No room to count one more waiter (or the bytes were overwritten): poll,
                     // asleep between looks (S7).
-                    if !poll.pause(deadline) {
-                        return Ok(None);
+                    if let Err(stop) = poll.pause(deadline) {
+                        return stop.into_result(None);
                     }
                     continue;
                 }

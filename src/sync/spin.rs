@@ -17,9 +17,12 @@
 //! release. Measured under load, dropping the yields made a condvar ping-pong about 1.5x
 //! slower.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::expired;
+use crate::atomics::{is_interrupted, SharedWord};
+use crate::error::Error;
 use crate::shim::{self, LOOM};
 
 /// Rounds of spin hints before the spin starts yielding.
@@ -102,10 +105,19 @@ const POLL_MAX_SLEEP: Duration = Duration::from_millis(32);
 /// of waiters), or holds garbage a peer wrote (docs/semantics.md S7). Yields a few times, then
 /// sleeps 1 ms, doubling to 32 ms, never past the caller's deadline: a poll that lasts (garbage
 /// that looks held for ever) costs a sleeping thread, never a spinning core.
-#[derive(Debug, Default)]
+///
+/// The sleeps are waits on a private word of the poll's own that nobody notifies, so the
+/// calling thread's interrupter (a worker's `terminate()`) ends them as it ends any other wait
+/// (S6). It is not the primitive's own word: a waiter asleep on that word uncounted could take
+/// the wake an unlock meant for a counted one.
+#[derive(Default)]
 pub(crate) struct Poll {
     yields: u32,
     sleep: Option<Duration>,
+    /// The word the sleeps wait on, made at the first sleep; `None` until then, and for good
+    /// if it could not be made (out of memory or descriptors: the poll then sleeps plainly and
+    /// looks at the interrupter between sleeps).
+    word: Option<SharedWord<u32>>,
 }
 
 impl Poll {
@@ -114,22 +126,66 @@ impl Poll {
         Poll::default()
     }
 
-    /// Waits a little (more each time); `false`, at once, if `deadline` has passed.
-    pub(crate) fn pause(&mut self, deadline: Option<Instant>) -> bool {
+    /// Waits a little (more each time), then `Ok` to look again; `Err`, at once, if
+    /// `deadline` has passed or the thread's interrupter fired (before or during the wait).
+    pub(crate) fn pause(&mut self, deadline: Option<Instant>) -> Result<(), Stop> {
         if expired(deadline) {
-            return false;
+            return Err(Stop::TimedOut);
+        }
+        if is_interrupted() {
+            return Err(Stop::Failed(Error::Terminated));
         }
         if LOOM || self.yields < POLL_YIELDS {
             self.yields = self.yields.saturating_add(1);
             shim::thread::yield_now();
-            return true;
+            return Ok(());
         }
         let sleep = self
             .sleep
             .map_or(POLL_FIRST_SLEEP, |last| (last * 2).min(POLL_MAX_SLEEP));
         self.sleep = Some(sleep);
-        let left = deadline.map_or(sleep, |at| at.saturating_duration_since(Instant::now()));
-        std::thread::sleep(sleep.min(left));
-        true
+        let wake_at = Instant::now() + sleep;
+        let wake_at = deadline.map_or(wake_at, |at| at.min(wake_at));
+        if self.word.is_none() {
+            self.word = SharedWord::new().ok();
+        }
+        match &self.word {
+            // Nobody notifies or changes this word: the wait ends by its time or an interrupt.
+            Some(word) => {
+                word.get()
+                    .wait_until(0, Some(wake_at))
+                    .map_err(Stop::Failed)?;
+            }
+            None => std::thread::sleep(wake_at.saturating_duration_since(Instant::now())),
+        }
+        Ok(())
+    }
+}
+
+/// Why a [`Poll::pause`] stopped the caller's wait.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The caller's deadline passed.
+    TimedOut,
+    /// The wait failed: `Terminated`, the thread's interrupter fired (S6).
+    Failed(Error),
+}
+
+impl Stop {
+    /// What the caller returns: `Ok(timed_out)` for a deadline, `Err` for a failure.
+    pub(crate) fn into_result<T>(self, timed_out: T) -> Result<T, Error> {
+        match self {
+            Stop::TimedOut => Ok(timed_out),
+            Stop::Failed(error) => Err(error),
+        }
+    }
+}
+
+impl fmt::Debug for Poll {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Poll")
+            .field("yields", &self.yields)
+            .field("sleep", &self.sleep)
+            .finish_non_exhaustive()
     }
 }
