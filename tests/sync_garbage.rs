@@ -540,57 +540,51 @@ fn s7_an_untimed_call_once_on_a_live_looking_claim_sleeps_and_runs_once_zeroed()
 #[test]
 fn s6_a_worker_polling_on_garbage_is_terminated() {
     type Block = fn(&SharedBuffer) -> Result<(), Error>;
+    fn lock(b: &SharedBuffer) -> Result<(), Error> {
+        Mutex::at(b, 0)?.lock().map(drop)?;
+        Ok(())
+    }
+    fn read(b: &SharedBuffer) -> Result<(), Error> {
+        RwLock::at(b, 0)?.read().map(drop)?;
+        Ok(())
+    }
+    fn write(b: &SharedBuffer) -> Result<(), Error> {
+        RwLock::at(b, 0)?.write().map(drop)?;
+        Ok(())
+    }
     let all_ones = vec![(0, u32::MAX), (1, u32::MAX)];
-    let cases: Vec<(&str, bool, Pattern, Block)> = vec![
-        // A process-shared `Mutex` does not poll: it sleeps in slices (X3).
-        ("Mutex::lock, all ones", false, all_ones.clone(), |b| {
-            let lock = Mutex::at(b, 0)?;
-            let _taken = lock.lock()?;
-            Ok(())
-        }),
-        ("RwLock::read, all ones", false, all_ones.clone(), |b| {
-            let lock = RwLock::at(b, 0)?;
-            let _taken = lock.read()?;
-            Ok(())
-        }),
-        ("RwLock::read, all ones", true, all_ones.clone(), |b| {
-            let lock = RwLock::at(b, 0)?;
-            let _taken = lock.read()?;
-            Ok(())
-        }),
-        ("RwLock::write, all ones", false, all_ones.clone(), |b| {
-            let lock = RwLock::at(b, 0)?;
-            let _taken = lock.write()?;
-            Ok(())
-        }),
-        ("RwLock::write, all ones", true, all_ones, |b| {
-            let lock = RwLock::at(b, 0)?;
-            let _taken = lock.write()?;
-            Ok(())
-        }),
+    // (what, in which buffers, the garbage, the call). A process-shared `Mutex` does not
+    // poll: it sleeps in slices (X3).
+    let cases: [(&str, &[bool], Pattern, Block); 5] = [
+        ("Mutex::lock, all ones", &[false], all_ones.clone(), lock),
+        (
+            "RwLock::read, all ones",
+            &[false, true],
+            all_ones.clone(),
+            read,
+        ),
+        ("RwLock::write, all ones", &[false, true], all_ones, write),
         (
             "RwLock::write, a live-looking claim",
-            true,
+            &[true],
             held_by_the_living(0),
-            |b| {
-                let lock = RwLock::at(b, 0)?;
-                let _taken = lock.write()?;
-                Ok(())
-            },
+            write,
         ),
         (
             "Once::call_once, a live-looking claim",
-            true,
+            &[true],
             held_by_the_living(0),
             |b| Once::at(b, 0)?.call_once(|| {}),
         ),
     ];
-    for (what, shared, pattern, block) in cases {
-        let buffer = buffer(shared);
-        scribble(&buffer, &pattern);
-        let bytes = buffer.clone();
-        let result = terminate_while_blocked(move || block(&bytes));
-        assert_eq!(result, Err(Error::Terminated), "{what} (shared: {shared})");
+    for (what, buffers, pattern, block) in cases {
+        for &shared in buffers {
+            let buffer = buffer(shared);
+            scribble(&buffer, &pattern);
+            let bytes = buffer.clone();
+            let result = terminate_while_blocked(move || block(&bytes));
+            assert_eq!(result, Err(Error::Terminated), "{what} (shared: {shared})");
+        }
     }
 }
 
