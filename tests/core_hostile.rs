@@ -150,13 +150,14 @@ fn w1_w3_a_worker_joining_or_reading_its_own_handle_is_refused_not_hung() {
             let me = from_parent.recv().expect("the parent sends the handle");
             let _ = report.post_message(me.recv_event().map(drop));
             let _ = report.post_message(me.recv_event_timeout(Duration::from_secs(3600)).map(drop));
+            let _ = report.post_message(me.join_timeout(Duration::from_secs(3600)).map(drop));
             let _ = report.post_message(me.join().map(drop));
         })
         .unwrap();
         to_worker.post_message(worker).unwrap();
         results.iter().collect::<Vec<_>>()
     });
-    assert_eq!(results, vec![Err(Error::WouldDeadlock); 3]);
+    assert_eq!(results, vec![Err(Error::WouldDeadlock); 4]);
 }
 
 /// What a [`reentrant_waker`] does.

@@ -191,6 +191,25 @@ fn open_own_link() -> Option<SharedBuffer> {
 /// Never given to `init`.
 static UNREGISTERED: Entry<(), ()> = Entry::new("unregistered", |_| Ok(()));
 
+/// Posts `0, 1, 2, …` with `post_message_timeout` until the ring (the parent reads nothing)
+/// stays full for the timeout, writes how many went into word 1 of the shared buffer, then
+/// waits for one message from the parent and exits.
+fn fills(ctx: ProcessContext<(), u32>) -> Result<(), Error> {
+    let view = Int32Array::new(&ctx.shared_buffers()[0])?;
+    let mut posted = 0u32;
+    loop {
+        match ctx.post_message_timeout(&posted, Duration::from_millis(20)) {
+            Ok(()) => posted += 1,
+            Err(Error::Timeout) => break,
+            Err(other) => return Err(other),
+        }
+    }
+    atomics::store(&view, 1, posted as i32)?;
+    atomics::notify(&view, 1, None)?;
+    ctx.recv()
+}
+static FILLS: Entry<(), u32> = Entry::new("fills", fills);
+
 static ENTRIES: &[&dyn process::EntryPoint] = &[
     &ECHO,
     &ECHO_BYTES,
@@ -203,6 +222,7 @@ static ENTRIES: &[&dyn process::EntryPoint] = &[
     &SPINS_POLITELY,
     &MIDDLE,
     &SCRIBBLES,
+    &FILLS,
 ];
 
 // ---- tests -----------------------------------------------------------------------------------
@@ -334,6 +354,42 @@ fn a_child_killed_by_a_signal_says_which() {
     };
     assert_eq!((exit.code(), exit.signal()), (None, Some(libc::SIGKILL)));
     assert!(!exit.terminated());
+}
+
+/// X4: a child's `post_message_timeout` gives up with `Timeout` while the parent reads
+/// nothing, after posting exactly what fits; the parent's `join_timeout` says `Timeout` while
+/// the child runs and leaves the handle usable, then returns its exit, and every later join
+/// returns the same exit.
+fn post_message_timeout_and_join_timeout_give_up_and_leave_the_handle_usable() {
+    let shared = SharedBuffer::memfd("fills", 16).unwrap();
+    let view = Int32Array::new(&shared).unwrap();
+    let worker = ProcessWorker::builder()
+        .share(&shared)
+        .capacity(256)
+        .spawn(&FILLS)
+        .unwrap();
+    let end = Instant::now() + WATCHDOG;
+    while atomics::load(&view, 1).unwrap() == 0 {
+        assert!(Instant::now() < end, "the child's posts never timed out");
+        let _ = atomics::wait(&view, 1, 0, Some(Duration::from_millis(100)));
+    }
+    let posted = atomics::load(&view, 1).unwrap() as u32;
+    assert!(posted > 0, "nothing fitted in the ring");
+    assert_eq!(next_event(&worker), ProcessEvent::Online);
+    for seq in 0..posted {
+        assert_eq!(next_event(&worker), ProcessEvent::Message(seq));
+    }
+    // The child now waits in `recv`: still running, and nothing is sent to it.
+    assert_eq!(
+        worker.join_timeout(Duration::from_millis(20)),
+        Err(Error::Timeout)
+    );
+    assert!(!worker.has_exited());
+    worker.post_message(&()).unwrap();
+    let exit = worker.join_timeout(WATCHDOG).unwrap();
+    assert!(exit.success() && !exit.terminated(), "{exit}");
+    assert_eq!(worker.join_timeout(Duration::ZERO), Ok(exit));
+    assert_eq!(worker.join(), Ok(exit));
 }
 
 fn terminate_wakes_a_child_blocked_in_wait() {
@@ -561,6 +617,10 @@ const TESTS: &[Test] = &[
     (
         "a_child_killed_by_a_signal_says_which",
         a_child_killed_by_a_signal_says_which,
+    ),
+    (
+        "post_message_timeout_and_join_timeout_give_up_and_leave_the_handle_usable",
+        post_message_timeout_and_join_timeout_give_up_and_leave_the_handle_usable,
     ),
     (
         "terminate_wakes_a_child_blocked_in_wait",

@@ -915,6 +915,10 @@ fn fork_worker() {
         );
     });
     cases.in_fork("join", || {
+        assert_eq!(
+            worker.as_ref().unwrap().join_timeout(TIMEOUT),
+            Err(forked("worker"))
+        );
         assert_eq!(worker.take().unwrap().join(), Err(forked("worker")));
     });
     // A worker made in the child first: its thread may get the stack (and the descriptor its
@@ -1120,6 +1124,10 @@ fn fork_process_worker() {
             assert_eq!(worker.terminate(), Err(forked("process worker")));
         }),
         ("join", |worker| {
+            assert_eq!(
+                worker.as_ref().unwrap().join_timeout(TIMEOUT),
+                Err(forked("process worker"))
+            );
             let worker = worker.take().unwrap();
             assert_eq!(worker.join(), Err(forked("process worker")));
         }),

@@ -208,6 +208,34 @@ fn w3_terminate_interrupts_a_worker_blocked_in_recv_and_recv_timeout() {
     }
 }
 
+/// `join_timeout` (W1): `Timeout` while the worker runs, the handle still usable after; the
+/// events it met meanwhile are dropped, so a worker blocked on its full port finishes; once
+/// it returned the status, every later join returns the same.
+#[test]
+fn w1_join_timeout_gives_up_and_leaves_the_handle_usable() {
+    let worker: Worker<u8, u32> = Worker::builder()
+        .capacity(2)
+        .spawn(|ctx| -> Result<i32, Error> {
+            let code = ctx.recv()?;
+            for i in 0..HANDOFFS {
+                ctx.post_message(i)?; // the port is full long before the last
+            }
+            Ok(i32::from(code))
+        })
+        .unwrap();
+    assert_eq!(
+        worker.join_timeout(Duration::from_millis(10)),
+        Err(Error::Timeout)
+    );
+    assert_eq!(worker.state(), WorkerState::Running);
+    worker.post_message(7).unwrap();
+    let status = worker.join_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!((status.code(), status.terminated()), (7, false));
+    assert_eq!(worker.join_timeout(Duration::ZERO), Ok(status));
+    assert_eq!(worker.recv_event(), Err(Error::Closed)); // its events were dropped
+    assert_eq!(worker.join(), Ok(status));
+}
+
 #[test]
 fn w3_terminate_is_idempotent_and_returns_the_same_status() {
     let worker: Worker<u8, ()> = Worker::spawn(|ctx| ctx.recv().map(drop)).unwrap();

@@ -76,6 +76,13 @@ impl<In: Payload, Out: Payload> ProcessContext<In, Out> {
         frame::send_message(&mut lock(&self.link.tx), message, Some(None))
     }
 
+    /// As [`post_message`](Self::post_message), giving up with `Err(Timeout)` if the ring has
+    /// had no room for `timeout` (the parent is not reading).
+    pub fn post_message_timeout(&self, message: &Out, timeout: Duration) -> Result<(), Error> {
+        let deadline = Instant::now().checked_add(timeout);
+        frame::send_message(&mut lock(&self.link.tx), message, Some(deadline))
+    }
+
     /// As [`post_message`](Self::post_message), but `Err(Full)` at once if the ring has no
     /// room now.
     pub fn try_post_message(&self, message: &Out) -> Result<(), Error> {

@@ -384,12 +384,25 @@ impl<In: Payload, Out: Payload> ProcessWorker<In, Out> {
     /// `Err(Error::ForkedHandle)` in the child of a `fork()` (X7); `Err(Error::SpawnFailed)`
     /// if the system refuses the wait.
     pub fn join(self) -> Result<ProcessExit, Error> {
+        self.join_until(None)
+    }
+
+    /// As [`join`](Self::join), but waits at most `timeout`: `Err(Error::Timeout)` if the
+    /// child is still running then (nothing is sent to it). The handle stays usable either
+    /// way: join again, wait for events, terminate. The events it read while waiting are
+    /// dropped, as `join` drops them; once it has returned `Ok`, every later `join` or
+    /// `join_timeout` returns the same exit.
+    pub fn join_timeout(&self, timeout: Duration) -> Result<ProcessExit, Error> {
+        self.join_until(Instant::now().checked_add(timeout))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> Result<ProcessExit, Error> {
         self.made_in.check(WHAT)?;
         loop {
-            match self.recv_event() {
+            match self.next_event(Patience::Until(deadline)) {
                 Ok(ProcessEvent::Exit(exit)) => return Ok(exit),
                 Ok(_) | Err(Error::Codec { .. } | Error::Corrupted { .. }) => {}
-                Err(Error::Closed) => return self.wait_exit(None),
+                Err(Error::Closed) => return self.wait_exit(deadline),
                 Err(other) => return Err(other),
             }
         }

@@ -314,6 +314,33 @@ impl<In, Out> Worker<In, Out> {
     /// see its own exit: `Err(Error::WouldDeadlock)` at once, and the handle is dropped, which
     /// asks the worker to terminate as dropping any handle does.
     pub fn join(self) -> Result<ExitStatus, Error> {
+        self.join_until(None)
+    }
+
+    /// As [`join`](Self::join), but waits at most `timeout`: `Err(Error::Timeout)` if the
+    /// worker is still running then. The handle stays usable either way: join again, wait for
+    /// events or terminate. The events it read while waiting are dropped, as `join` drops
+    /// them; once it has returned `Ok`, every later `join` or `join_timeout` returns the same
+    /// status. `Err(Error::WouldDeadlock)` on the worker's own thread, as for `join`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sharedbuf::worker::Worker;
+    /// use sharedbuf::Error;
+    ///
+    /// let worker: Worker<u32, ()> = Worker::spawn(|ctx| ctx.recv().map(drop))?;
+    /// // It waits for a message: still running.
+    /// assert_eq!(worker.join_timeout(Duration::from_millis(10)), Err(Error::Timeout));
+    /// worker.post_message(1)?;
+    /// let status = worker.join_timeout(Duration::from_secs(60))?;
+    /// assert_eq!((status.code(), status.terminated()), (0, false));
+    /// # Ok::<(), sharedbuf::Error>(())
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<ExitStatus, Error> {
+        self.join_until(Instant::now().checked_add(timeout))
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> Result<ExitStatus, Error> {
         self.made_in.check(WHAT)?;
         if self.is_own_thread() {
             return Err(Error::WouldDeadlock);
@@ -321,7 +348,7 @@ impl<In, Out> Worker<In, Out> {
         // `Online` would be dropped anyway: do not wait (and be woken) for it.
         self.advance(STAGE_ONLINE, STAGE_MESSAGES);
         let status = loop {
-            match self.next_event(Patience::Until(None)) {
+            match self.next_event(Patience::Until(deadline)) {
                 Ok(WorkerEvent::Exit(status)) => break status,
                 Ok(_) => {}
                 Err(NotYet::Failed(Error::Closed)) => break self.lifecycle.exit_status(),
