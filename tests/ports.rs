@@ -73,6 +73,61 @@ fn w6_close_on_one_port_closes_both_and_keeps_earlier_messages() {
     a.close(); // idempotent
 }
 
+/// `len` / `is_empty` (W4): the messages waiting for this port, not for the other; they stay
+/// counted after a close until received, and a dropped receiving port leaves none.
+#[test]
+fn w4_len_counts_the_messages_waiting_for_this_port() {
+    let (a, b) = MessageChannel::with_capacity(4).unwrap();
+    assert!(a.is_empty() && b.is_empty());
+    for i in 0..4 {
+        a.post_message(i).unwrap();
+        assert_eq!((b.len(), a.len()), (i + 1, 0));
+    }
+    assert_eq!(
+        a.try_post_message(9).map_err(|e| e.error()),
+        Err(Error::Full)
+    );
+    assert_eq!(b.len(), b.capacity());
+    b.post_message(10).unwrap();
+    assert_eq!(a.len(), 1);
+    assert_eq!(b.recv(), Ok(0));
+    assert_eq!(b.len(), 3);
+    a.close();
+    assert_eq!(b.len(), 3, "a close keeps what was posted before");
+    assert_eq!(b.try_iter().collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(b.is_empty());
+    drop(a); // its queue (one message) is dropped with it
+    assert_eq!(b.len(), 0);
+}
+
+/// `len` under traffic: sampled by a third thread while one thread posts and another receives
+/// through a small ring, it never exceeds the capacity, and ends at zero.
+#[test]
+fn w4_len_stays_within_the_capacity_while_others_post_and_receive() {
+    const MESSAGES: u32 = if cfg!(miri) { 200 } else { 20_000 };
+    let (a, b) = MessageChannel::with_capacity(8).unwrap();
+    let capacity = b.capacity();
+    let done = AtomicBool::new(false);
+    thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..MESSAGES {
+                a.post_message(i).unwrap();
+            }
+        });
+        s.spawn(|| {
+            for i in 0..MESSAGES {
+                assert_eq!(b.recv(), Ok(i));
+            }
+            done.store(true, Ordering::SeqCst);
+        });
+        while !done.load(Ordering::SeqCst) {
+            let len = b.len();
+            assert!(len <= capacity, "len {len} past the capacity {capacity}");
+        }
+    });
+    assert!(b.is_empty() && a.is_empty());
+}
+
 #[test]
 fn w6_try_recv_takes_the_oldest_message_or_none() {
     let (a, b) = MessageChannel::new();

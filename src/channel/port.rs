@@ -209,6 +209,30 @@ impl<Tx, Rx> MessagePort<Tx, Rx> {
         self.link.tx.capacity()
     }
 
+    /// How many messages wait for this port to receive them (at most
+    /// [`capacity`](Self::capacity)). A snapshot: the other port may post, or another thread
+    /// receive, at once; to take a message use [`try_recv`](Self::try_recv), not `len` first.
+    ///
+    /// ```
+    /// use sharedbuf::MessageChannel;
+    ///
+    /// let (a, b) = MessageChannel::new();
+    /// a.post_message(1)?;
+    /// a.post_message(2)?;
+    /// assert_eq!((b.len(), a.len()), (2, 0)); // b receives what a posts
+    /// b.recv()?;
+    /// assert_eq!(b.len(), 1);
+    /// # Ok::<(), sharedbuf::Error>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.link.rx.len()
+    }
+
+    /// Whether no message waits for this port: [`len`](Self::len) is 0.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// `recv` with an optional deadline (for the worker's event stream).
     pub(crate) fn recv_until(&self, deadline: Option<Instant>) -> Result<Rx, Error> {
         self.link.rx.pop(deadline)

@@ -370,6 +370,23 @@ impl<T> Ring<T> {
         }
     }
 
+    /// How many messages the ring holds: positions posts have claimed that no receive has
+    /// taken yet (a post between its claim and its stamp counts, as its message will be
+    /// received next). A snapshot, as crossbeam's `len`: other threads may change it at once.
+    pub(crate) fn len(&self) -> usize {
+        loop {
+            // A tail that did not move while the head was read makes the pair one moment's:
+            // the head cannot pass that tail.
+            let tail = self.tail().load(Ordering::SeqCst) & POSITION;
+            let head = self.head().load(Ordering::SeqCst) & POSITION;
+            if self.tail().load(Ordering::SeqCst) & POSITION == tail {
+                // At most the capacity: a post claims a position only once the receive a lap
+                // before it has moved the head past that slot.
+                return tail.saturating_sub(head) as usize;
+            }
+        }
+    }
+
     /// Whether the ring was closed (posts fail; receives drain what is left).
     pub(crate) fn is_closed(&self) -> bool {
         self.tail().load(Ordering::SeqCst) & CLOSED != 0
