@@ -11,7 +11,9 @@
 //! - the byte ring's positions, which count bytes modulo 2³² (its module docs), between threads
 //!   and with a child process;
 //! - a process-shared buffer's waiter tickets (the FIFO order of A9 / X2), 64-bit, in the
-//!   header, where a peer's high value is as well-formed as any.
+//!   header, where a peer's high value is as well-formed as any;
+//! - the job queue's `seq` (job ids) in Redis, which the scripts accept up to 2⁵³ (with the
+//!   `redis` feature and a `redis-server` on `PATH`).
 //!
 //! Tests marked "Fault:" failed before their fix. No test measures time: deadlines only end
 //! waits, and hangs are caught by watchdogs.
@@ -19,6 +21,8 @@
 
 mod common;
 mod process_support;
+#[cfg(feature = "redis")]
+mod queue_support;
 mod sync_support;
 
 use std::os::unix::fs::FileExt;
@@ -554,4 +558,119 @@ fn x2_fifo_holds_across_the_ticket_wrap() {
             waiter.join().unwrap();
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The job queue's `seq`: the last job id given out, a Redis string the scripts accept up to
+// 2^53 (Lua numbers are doubles).
+
+/// Job ids from here on cross 10^14, where Lua 5.1's own number-to-string conversion (`..`,
+/// `tostring`, 14 significant digits) turns to exponents: `1e+14`.
+#[cfg(feature = "redis")]
+const SEQ_START: u64 = 100_000_000_000_000 - 3;
+
+// docs/semantics.md Q3, Q5, S8: with `seq` just below 10^14, delayed jobs each run once with
+// their own payload and id, and a dedupe key names its job's real id.
+// Fault: ADD built the delayed job's hash key and the dedupe key's `pending:<id>` by Lua
+// concatenation, so from 10^14 on the ids of several jobs printed alike (`delayed:1e+14`):
+// their hashes overwrote each other, FETCH (which names the key by the id string Redis
+// stored, `100000000000001`) found none, and a duplicate's owner was read as job 14.
+#[cfg(feature = "redis")]
+#[test]
+fn queue_job_ids_past_ten_to_the_fourteenth() {
+    use queue_support::{queue_name, redis_or_skip, wait_until};
+    use sharedbuf::pool::WorkerPool;
+    use sharedbuf::queue::{redis, Added, JobOptions, JobQueue};
+    use std::collections::BTreeMap;
+    use std::sync::Mutex as StdMutex;
+    use std::time::Duration;
+
+    let Some(server) = redis_or_skip("queue_job_ids_past_ten_to_the_fourteenth") else {
+        return;
+    };
+    let name = queue_name("wrap-seq");
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg(format!("sbq:{{{name}}}:seq"))
+        .arg(SEQ_START)
+        .query(&mut con)
+        .unwrap();
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let delay = JobOptions::new().delay(Duration::from_millis(20));
+    let mut expected = BTreeMap::new();
+    for n in 0..6u64 {
+        let payload = format!("delayed {n}").into_bytes();
+        let added = queue.add(&payload, delay.clone()).unwrap();
+        assert_eq!(added, Added::New(sharedbuf::queue::JobId(SEQ_START + 1 + n)));
+        expected.insert(added.id().0, payload);
+    }
+    let keyed = queue
+        .add(b"keyed", delay.clone().dedupe("wrap"))
+        .unwrap();
+    assert!(keyed.is_new());
+    expected.insert(keyed.id().0, b"keyed".to_vec());
+    assert_eq!(
+        queue.add(b"keyed again", JobOptions::new().dedupe("wrap")).unwrap(),
+        Added::Duplicate(keyed.id()),
+        "the key names its job's id"
+    );
+
+    let ran = Arc::new(StdMutex::new(BTreeMap::new()));
+    let record = Arc::clone(&ran);
+    let pool = Arc::new(WorkerPool::builder().max_threads(2).build().unwrap());
+    let consumer = queue
+        .consumer("wrap-seq")
+        .run_on(&pool, move |job, _ctx| {
+            let previous = record
+                .lock()
+                .unwrap()
+                .insert(job.id().0, job.payload().to_vec());
+            assert!(previous.is_none(), "job {} ran twice", job.id());
+            Ok(())
+        })
+        .unwrap();
+    wait_until("every delayed job ran or failed", || {
+        let stats = queue.stats().unwrap();
+        stats.delayed == 0 && stats.waiting == 0 && stats.active == 0
+    });
+    consumer.close(Some(WATCHDOG)).unwrap();
+    assert_eq!(*ran.lock().unwrap(), expected, "each job once, with its payload");
+    assert_eq!(queue.stats().unwrap().dead_lettered, 0);
+}
+
+// docs/semantics.md Q11, S8: ids are exact up to 2^53 (Lua numbers are doubles): a call whose
+// jobs would need ids past it adds none and says why, and the ids up to it are given out once.
+// Fault: ADD refused only a `seq` already at 2^53, so a batch begun below it gave its later
+// jobs rounded ids: 2^53 + 1 came out as 2^53 again, two jobs under one id.
+#[cfg(feature = "redis")]
+#[test]
+fn queue_job_ids_end_at_two_to_the_fifty_third() {
+    use queue_support::{queue_name, redis_or_skip};
+    use sharedbuf::queue::{redis, Added, JobId, JobOptions, JobQueue};
+
+    let Some(server) = redis_or_skip("queue_job_ids_end_at_two_to_the_fifty_third") else {
+        return;
+    };
+    const LAST: u64 = 1 << 53;
+    let name = queue_name("wrap-seq-end");
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg(format!("sbq:{{{name}}}:seq"))
+        .arg(LAST - 2)
+        .query(&mut con)
+        .unwrap();
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let three = vec![(&b"a"[..], JobOptions::new()); 3];
+    match queue.add_batch(three) {
+        Err(error) => assert!(error.to_string().contains("seq"), "{error}"),
+        Ok(added) => panic!("three ids past {}: {added:?}", LAST - 2),
+    }
+    assert_eq!(queue.stats().unwrap().waiting, 0, "a refused call adds nothing");
+    let two = queue
+        .add_batch(vec![(&b"b"[..], JobOptions::new()); 2])
+        .unwrap();
+    assert_eq!(two, [Added::New(JobId(LAST - 1)), Added::New(JobId(LAST))]);
+    let error = queue.add(b"c", JobOptions::new()).unwrap_err();
+    assert!(error.to_string().contains("seq"), "{error}");
+    assert_eq!(queue.stats().unwrap().waiting, 2);
 }
