@@ -108,12 +108,24 @@ fn barrier_generations_cross_the_wrap_one_leader_each() {
             party.join("a party crossing the generation wrap");
         }
         for (round, count) in leaders.iter().enumerate() {
-            assert_eq!(count.load(SeqCst), 1, "shared {shared}: leaders of round {round}");
+            assert_eq!(
+                count.load(SeqCst),
+                1,
+                "shared {shared}: leaders of round {round}"
+            );
         }
         let generation = get_u64(&buffer, 0) >> GENERATION_SHIFT;
-        assert_eq!(generation, ROUNDS as u64 - 5, "shared {shared}: wrapped, no arrival left");
+        assert_eq!(
+            generation,
+            ROUNDS as u64 - 5,
+            "shared {shared}: wrapped, no arrival left"
+        );
         assert_eq!(get_u64(&buffer, 0) & ((1 << 40) - 1), 0);
-        assert_eq!(get_u32(&buffer, 12), ROUNDS as u32 - 4, "shared {shared}: sequence");
+        assert_eq!(
+            get_u32(&buffer, 12),
+            ROUNDS as u32 - 4,
+            "shared {shared}: sequence"
+        );
     }
 }
 
@@ -130,7 +142,10 @@ fn barrier_timeouts_at_the_generation_wrap() {
             None,
             "alone: withdrawn"
         );
-        assert_eq!(get_u64(&buffer, 0), (GENERATIONS_WRAP - 1) << GENERATION_SHIFT);
+        assert_eq!(
+            get_u64(&buffer, 0),
+            (GENERATIONS_WRAP - 1) << GENERATION_SHIFT
+        );
         let other = barrier.clone();
         let waiting = spawn_blocked(move || other.wait_for(WATCHDOG).unwrap());
         assert!(barrier.wait().unwrap().is_leader());
@@ -240,10 +255,17 @@ fn latch_rounds_across_the_epoch_wrap() {
                 worker.join("a count-down");
             }
             for waiter in waiters {
-                assert!(waiter.join("a latch waiter"), "shared {shared}: round {round}");
+                assert!(
+                    waiter.join("a latch waiter"),
+                    "shared {shared}: round {round}"
+                );
             }
         }
-        assert_eq!(get_u32(&buffer, 4), ROUNDS - 4, "shared {shared}: epoch wrapped");
+        assert_eq!(
+            get_u32(&buffer, 4),
+            ROUNDS - 4,
+            "shared {shared}: epoch wrapped"
+        );
         assert_eq!(latch.count(), 0);
     }
 }
@@ -317,7 +339,11 @@ fn mutex_contention_across_the_side_wrap() {
         for thread in threads {
             thread.join("a contending locker");
         }
-        assert_eq!(get_u32(&buffer, 16) as usize, THREADS * LOCKS, "shared {shared}");
+        assert_eq!(
+            get_u32(&buffer, 16) as usize,
+            THREADS * LOCKS,
+            "shared {shared}"
+        );
     }
 }
 
@@ -356,8 +382,14 @@ fn rwlock_waiters_wake_across_the_sequence_wraps() {
                 "shared {shared}: round {round}"
             );
         }
-        assert!(get_u32(&buffer, 16) < 10, "shared {shared}: readers sequence wrapped");
-        assert!(get_u32(&buffer, 20) < 10, "shared {shared}: writers sequence wrapped");
+        assert!(
+            get_u32(&buffer, 16) < 10,
+            "shared {shared}: readers sequence wrapped"
+        );
+        assert!(
+            get_u32(&buffer, 20) < 10,
+            "shared {shared}: writers sequence wrapped"
+        );
     }
 }
 
@@ -414,7 +446,11 @@ fn semaphore_permits_at_their_maximum() {
             semaphore.release(5),
             Err(Error::CountOutOfRange { .. })
         ));
-        assert_eq!(semaphore.available(), START, "a refused release changed nothing");
+        assert_eq!(
+            semaphore.available(),
+            START,
+            "a refused release changed nothing"
+        );
         let threads: Vec<_> = (0..4)
             .map(|me| {
                 let semaphore = semaphore.clone();
@@ -473,7 +509,7 @@ fn receive_all(rx: &mut sharedbuf::channel::ByteReceiver) {
     assert_eq!(rx.recv(Some(deadline)), Err(Error::Closed), "none left");
 }
 
-// docs/semantics.md S8 (W4): a byte ring whose positions start just below 2^32 delivers every
+// docs/semantics.md X4, S8: a byte ring whose positions start just below 2^32 delivers every
 // message in order and intact across the position wrap, sender and receiver on two threads
 // (the ring fills, so both sides also sleep).
 #[test]
@@ -494,7 +530,7 @@ fn byte_ring_messages_cross_the_position_wrap_in_order() {
     }
 }
 
-// docs/semantics.md S8 (X2): the same across two processes: a child sends, the parent receives.
+// docs/semantics.md X4, S8: the same across two processes: a child sends, the parent receives.
 #[test]
 fn byte_ring_messages_cross_the_position_wrap_between_processes() {
     let buffer = buffer(true, ByteRing::bytes_for(RING_CAPACITY).unwrap());
@@ -545,9 +581,7 @@ fn x2_fifo_holds_across_the_ticket_wrap() {
         let view = Int32Array::new(&buffer).unwrap();
         let (woken_tx, woken_rx) = mpsc::channel();
         let waiters: Vec<_> = (0..WAITERS)
-            .map(|k| {
-                common::spawn_blocked(&view, 0, 0, None, common::report_woken(&woken_tx, k))
-            })
+            .map(|k| common::spawn_blocked(&view, 0, 0, None, common::report_woken(&woken_tx, k)))
             .collect();
         for expected in 0..WAITERS {
             assert_eq!(atomics::notify(&view, 0, Some(1)).unwrap(), 1);
@@ -601,16 +635,19 @@ fn queue_job_ids_past_ten_to_the_fourteenth() {
     for n in 0..6u64 {
         let payload = format!("delayed {n}").into_bytes();
         let added = queue.add(&payload, delay.clone()).unwrap();
-        assert_eq!(added, Added::New(sharedbuf::queue::JobId(SEQ_START + 1 + n)));
+        assert_eq!(
+            added,
+            Added::New(sharedbuf::queue::JobId(SEQ_START + 1 + n))
+        );
         expected.insert(added.id().0, payload);
     }
-    let keyed = queue
-        .add(b"keyed", delay.clone().dedupe("wrap"))
-        .unwrap();
+    let keyed = queue.add(b"keyed", delay.clone().dedupe("wrap")).unwrap();
     assert!(keyed.is_new());
     expected.insert(keyed.id().0, b"keyed".to_vec());
     assert_eq!(
-        queue.add(b"keyed again", JobOptions::new().dedupe("wrap")).unwrap(),
+        queue
+            .add(b"keyed again", JobOptions::new().dedupe("wrap"))
+            .unwrap(),
         Added::Duplicate(keyed.id()),
         "the key names its job's id"
     );
@@ -634,7 +671,11 @@ fn queue_job_ids_past_ten_to_the_fourteenth() {
         stats.delayed == 0 && stats.waiting == 0 && stats.active == 0
     });
     consumer.close(Some(WATCHDOG)).unwrap();
-    assert_eq!(*ran.lock().unwrap(), expected, "each job once, with its payload");
+    assert_eq!(
+        *ran.lock().unwrap(),
+        expected,
+        "each job once, with its payload"
+    );
     assert_eq!(queue.stats().unwrap().dead_lettered, 0);
 }
 
@@ -665,7 +706,11 @@ fn queue_job_ids_end_at_two_to_the_fifty_third() {
         Err(error) => assert!(error.to_string().contains("seq"), "{error}"),
         Ok(added) => panic!("three ids past {}: {added:?}", LAST - 2),
     }
-    assert_eq!(queue.stats().unwrap().waiting, 0, "a refused call adds nothing");
+    assert_eq!(
+        queue.stats().unwrap().waiting,
+        0,
+        "a refused call adds nothing"
+    );
     let two = queue
         .add_batch(vec![(&b"b"[..], JobOptions::new()); 2])
         .unwrap();
