@@ -14,7 +14,8 @@
 //!
 //! - a waiter claims a free slot, writes there the element's offset in the buffer, a ticket
 //!   (its place in the FIFO order) and its process id, and publishes the slot as queued;
-//! - `notify` scans the slots queued on that offset, oldest ticket first, and takes each one
+//! - `notify` scans the slots queued on that offset, oldest ticket first (tickets count modulo
+//!   2⁶⁴: the oldest is the furthest below the header's next ticket), and takes each one
 //!   with a compare-exchange of its state word to "notified", then wakes its futex. The
 //!   compare-exchange decides: exactly one of "notified and counted" and "timed out /
 //!   interrupted / cancelled" happens to each waiter, whichever process does what;
@@ -82,6 +83,7 @@
 //! A user's own `wait` on a value another process should change, with no timeout, waits for
 //! ever if that process died first, exactly as `Atomics.wait` does: give it a timeout.
 
+use std::cmp::Reverse;
 use std::mem::ManuallyDrop;
 
 use super::deadline::Deadline;
@@ -489,7 +491,12 @@ pub(crate) fn notify(header: &Header, offset: u64, count: usize) -> usize {
             queued.push((slot.ticket().load(Ordering::Relaxed), index, state));
         }
     }
-    queued.sort_unstable();
+    // Oldest first, by age: tickets count modulo 2^64 (a buffer may come with the counter
+    // anywhere, near its wrap too), so the oldest is the furthest below the next ticket. Read
+    // after the slots: each queued slot seen (acquire) was published after its claimer took
+    // its ticket, so `next` is past every ticket of a slot this notify can take.
+    let next = header.next_ticket().load(Ordering::Relaxed);
+    queued.sort_unstable_by_key(|&(ticket, index, _)| (Reverse(next.wrapping_sub(ticket)), index));
     let mut woken = 0;
     for (_, index, state) in queued {
         if woken == count {

@@ -377,6 +377,10 @@ end
 /// flat list of those pairs. One call pays the script, `TIME` and `seq` once for all its jobs
 /// (a batch is a few hundred µs of server time at most: callers send at most 100 a call).
 ///
+/// Ids are Lua numbers (doubles), exact up to 2^53: a call that could need one past it answers
+/// an error naming `seq` and adds nothing. Keys and values name an id by its digits
+/// (`string.format('%d')`): Lua's `..` keeps 14 significant ones (`1e+14`).
+///
 /// A call that cannot add all its jobs adds none (docs/semantics.md Q11): it reads every dedupe
 /// key and checks the type of every key it will write before it writes, and answers an error
 /// (`WRONGTYPE …`) if one belongs to someone else; a dedupe key holding a value the queue did
@@ -402,6 +406,11 @@ while at <= #ARGV do
   if job.delay > 0 then used[4] = 'zset' else used[job.level] = 'stream' end
   jobs[#jobs + 1] = job
 end
+-- Ids are exact up to 2^53: a call that could need one past it adds nothing (the sum
+-- itself would round, hence the difference).
+if last > 2^53 - #jobs then
+  return redis.error_reply('ERR ' .. KEYS[5] .. ' is too close to 2^53: the job ids run out')
+end
 for i = 1, 4 do
   if used[i] then
     local kind = redis.call('TYPE', KEYS[i])['ok']
@@ -425,13 +434,16 @@ for _, job in ipairs(jobs) do
   else
     added = added + 1
     local id = last + added
+    -- Keys and values name the id by its digits: Lua's own conversion (`..`) keeps 14
+    -- significant ones, so from 10^14 on ids would print alike (`1e+14`).
+    local digits = string.format('%d', id)
     if job.dedupe ~= '' then
-      claimed[job.dedupe] = 'pending:' .. id
+      claimed[job.dedupe] = 'pending:' .. digits
       redis.call('SET', prefix .. 'dedupe:' .. job.dedupe, claimed[job.dedupe], 'PX', ttl + job.delay)
     end
     -- The entry's fields straight from ARGV (no table copied per job).
     if job.delay > 0 then
-      local hkey = prefix .. 'delayed:' .. id
+      local hkey = prefix .. 'delayed:' .. digits
       redis.call('HSET', hkey, 'job', id, 'added', now, 'level', names[job.level], unpack(ARGV, job.first, job.last))
       redis.call('ZADD', KEYS[4], now_ceil + job.delay, id)
     else

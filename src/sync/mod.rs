@@ -1,5 +1,5 @@
 //! Locks whose whole state lives in the bytes of a [`SharedBuffer`](crate::SharedBuffer)
-//! (docs/semantics.md S1–S7, X3): [`Mutex`], [`Condvar`], [`RwLock`], [`Semaphore`], [`Barrier`],
+//! (docs/semantics.md S1–S8, X3): [`Mutex`], [`Condvar`], [`RwLock`], [`Semaphore`], [`Barrier`],
 //! [`Latch`], [`Once`].
 //!
 //! # Why this layer exists
