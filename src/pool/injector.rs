@@ -179,7 +179,7 @@ impl Injector {
         let mut spins = 0u32;
         while self.published.0.load(Acquire) != ticket {
             // The pusher before us is between its reservation and its publication.
-            spins += 1;
+            spins = spins.saturating_add(1);
             if LOOM || spins > 64 {
                 thread::yield_now();
             } else {
