@@ -770,3 +770,104 @@ fn q11_foreign_durations_of_u64_max_ms_are_accepted() {
     consumer.close(CLOSE).unwrap();
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
+
+/// The number of entries pending in the group of stream `stream` (0 while the group is
+/// missing).
+fn pending(con: &mut redis::Connection, stream: &str) -> i64 {
+    let summary: redis::RedisResult<(i64, redis::Value, redis::Value, redis::Value)> =
+        redis::cmd("XPENDING").arg(stream).arg("sharedbuf").query(con);
+    summary.map(|(n, ..)| n).unwrap_or(0)
+}
+
+// docs/semantics.md Q11, Q1: with the `stats` hash replaced by a string, successful jobs are
+// still acknowledged and counted `completed` by their consumer, never `lost`; the consumer
+// counts the calls whose counting failed (`stats_unavailable`). (Before: every finish of a
+// success failed when it counted, after acknowledging: the consumer counted the jobs `lost`.)
+#[test]
+fn q11_a_counter_key_of_another_type_does_not_turn_successes_into_lost() {
+    let Some(server) = redis_or_skip("q11_a_counter_key_of_another_type_does_not_turn") else {
+        return;
+    };
+    let name = queue_name("wrongtype-stats-ok");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg(key(&name, "stats"))
+        .arg("not a hash")
+        .query(&mut con)
+        .unwrap();
+    for i in 0..4u8 {
+        queue.add([b'0' + i], JobOptions::new()).unwrap();
+    }
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer("wrongtype-stats-ok-a")
+        .concurrency(2)
+        .lease(NO_RECLAIM)
+        .run_on(&pool(2), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    let stream = key(&name, "jobs:normal");
+    wait_until("four jobs ran and were answered", || {
+        runs.load(Ordering::SeqCst) == 4 && consumer.stats().held == 0
+    });
+    let stats = consumer.close(CLOSE).unwrap();
+    assert_eq!(pending(&mut con, &stream), 0, "every job acknowledged");
+    assert_eq!(runs.load(Ordering::SeqCst), 4, "each ran once");
+    assert_eq!((stats.completed, stats.lost), (4, 0), "{stats:?}");
+    assert!(stats.stats_unavailable >= 1, "{stats:?}");
+}
+
+// docs/semantics.md Q11, Q1: with the `consumers` hash replaced by a string, a job whose
+// consumer stopped renewing its lease is still reclaimed and run. (Before: RECLAIM counted
+// `reclaimed` before it moved anything, failed, and no stalled job was ever reclaimed.)
+#[test]
+fn q11_a_counter_key_of_another_type_does_not_stop_reclaims() {
+    let Some(server) = redis_or_skip("q11_a_counter_key_of_another_type_does_not_stop") else {
+        return;
+    };
+    let name = queue_name("wrongtype-reclaim");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg(key(&name, "consumers"))
+        .arg("not a hash")
+        .query(&mut con)
+        .unwrap();
+    queue.add(b"stalled", JobOptions::new()).unwrap();
+    let stream = key(&name, "jobs:normal");
+    // A consumer that read the job and died: it never renews.
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("sharedbuf")
+        .arg("ghost")
+        .arg("COUNT")
+        .arg(1)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(pending(&mut con, &stream), 1);
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer("wrongtype-reclaim-a")
+        .lease(Duration::from_millis(300))
+        .run_on(&pool(1), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    wait_until("the stalled job was reclaimed and ran", || {
+        runs.load(Ordering::SeqCst) == 1
+    });
+    wait_until("and was acknowledged", || pending(&mut con, &stream) == 0);
+    let stats = consumer.close(CLOSE).unwrap();
+    assert_eq!((stats.reclaimed, stats.completed), (1, 1), "{stats:?}");
+    assert!(stats.stats_unavailable >= 1, "{stats:?}");
+}
+

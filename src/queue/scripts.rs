@@ -223,9 +223,18 @@ local function deliveries(stream, group, consumer, id)
   if p[1] then return tonumber(p[1][4]) end
   return 1
 end
+-- Counting never fails a script (Q11): a counter key of another type only loses the count;
+-- the first error is kept in `stats_error` for the script's answer.
+local stats_error = nil
+local function count_by(stats, consumers, consumer, name, n)
+  local by_queue = redis.pcall('HINCRBY', stats, name, n)
+  local by_consumer = redis.pcall('HINCRBY', consumers, consumer .. '|' .. name, n)
+  for _, r in ipairs({by_queue, by_consumer}) do
+    if type(r) == 'table' and r.err and not stats_error then stats_error = r.err end
+  end
+end
 local function count(stats, consumers, consumer, name)
-  redis.call('HINCRBY', stats, name, 1)
-  redis.call('HINCRBY', consumers, consumer .. '|' .. name, 1)
+  count_by(stats, consumers, consumer, name, 1)
 end
 local function id_less(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -352,10 +361,7 @@ local function finish_oks(streams, acked, stats, consumers, prefix, group, consu
     if #ids > 0 then retire(streams[level], acked[level], group, ids) end
   end
   for name, n in pairs({completed = completed, deduplicated = deduplicated}) do
-    if n > 0 then
-      redis.call('HINCRBY', stats, name, n)
-      redis.call('HINCRBY', consumers, consumer .. '|' .. name, n)
-    end
+    if n > 0 then count_by(stats, consumers, consumer, name, n) end
   end
   return out
 end
@@ -463,7 +469,8 @@ return out
 ///    first, then normal, then low: a consumer with free slots always takes the highest level
 ///    waiting.
 /// 3. Answers `{'ok', ms until the next delayed job is due (-1: none), last id of each stream,
-///    the finished entries' statuses (as FINISH_OKS answers them), entries…}`, each entry
+///    the finished entries' statuses (as FINISH_OKS answers them), the counting error ('' if
+///    none: a count that fails is skipped, Q11), entries…}`, each entry
 ///    `{level, id, fields, deliveries, done}` with its fields packed into one string by
 ///    `cmsgpack.pack` (`packed.rs`: one value to convert and parse instead of one a field).
 ///    A consumer that got fewer than `count` has emptied every level; it then blocks in
@@ -534,7 +541,7 @@ for _, id in ipairs(due) do
     end
   end
 end
-local out = {'ok', -1, '0-0', '0-0', '0-0', finished}
+local out = {'ok', -1, '0-0', '0-0', '0-0', finished, stats_error or ''}
 local want = tonumber(ARGV[5])
 for level = 1, 3 do
   -- An empty level (the state of one never used, or trimmed empty) is skipped with XLEN, a
@@ -590,6 +597,9 @@ return out
 /// - `release`: acknowledges and deletes the entry and adds it unchanged to the end of its
 ///   stream (a closing consumer gives back a job it did not finish: no attempt is counted);
 ///   counts `released`.
+///
+/// Answers `{status}`, or `{status, error}` when a count failed (`stats` or `consumers` of
+/// another type, Q11): the counts come last and never undo or stop the move.
 const FINISH: &str = concat!(
     lua_common!(),
     r#"
@@ -602,6 +612,7 @@ local function forget()
   redis.call('XDEL', KEYS[1], entry)
 end
 local function counted(name) count(KEYS[5], KEYS[6], consumer, name) end
+local function answer(status) return {status, stats_error} end
 if mode == 'ok' then
   local dkey = nil
   local duplicate = false
@@ -623,9 +634,9 @@ if mode == 'ok' then
   counted('completed')
   if duplicate then
     counted('deduplicated')
-    return {'duplicate'}
+    return answer('duplicate')
   end
-  return {'ok'}
+  return answer('ok')
 end
 local found = redis.call('XRANGE', KEYS[1], entry, entry)
 if #found == 0 then
@@ -640,7 +651,7 @@ if mode == 'release' then
   redis.call('XADD', KEYS[1], '*', unpack(flat))
   forget()
   counted('released')
-  return {'released'}
+  return answer('released')
 end
 local fields, attempt = {}, 1
 for i = 1, #flat, 2 do
@@ -668,7 +679,7 @@ if mode == 'retry' and id ~= '' then
   forget()
   counted('failed')
   counted('retried')
-  return {'retried'}
+  return answer('retried')
 end
 fields[#fields + 1] = 'attempt'
 fields[#fields + 1] = attempt
@@ -686,7 +697,7 @@ if ARGV[8] ~= '' then
 end
 counted('failed')
 counted('dead')
-return {'dead'}
+return answer('dead')
 "#
 );
 
@@ -701,8 +712,8 @@ return {'dead'}
 ///
 /// `{'fenced'}` if another consumer holds the name. Otherwise, for each entry in order, what
 /// FINISH `ok` does — `{'lost'}` unless the consumer still owns it (J2); unless its dedupe key
-/// is done, runs its effects and marks the key done; acknowledges it — and answers one status
-/// per entry: `{'ok'}`, `{'duplicate'}`, `{'lost'}`, or `{'failed', error}` when one of its
+/// is done, runs its effects and marks the key done; acknowledges it — and answers `{'ok',
+/// counting error ('' if none), statuses}` with one status per entry: `{'ok'}`, `{'duplicate'}`, `{'lost'}`, or `{'failed', error}` when one of its
 /// effects failed (the entry stays pending and unacknowledged; effects before the failing one
 /// ran, as in FINISH). The acknowledgements are made at the end, one `retire` (one `XACK`) per
 /// stream, and the counters added once.
@@ -712,7 +723,8 @@ const FINISH_OKS: &str = concat!(
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
-return finish_oks({KEYS[1], KEYS[2], KEYS[3]}, {KEYS[7], KEYS[8], KEYS[9]}, KEYS[5], KEYS[6], prefix, group, consumer, tonumber(ARGV[5]), 6)
+local out = finish_oks({KEYS[1], KEYS[2], KEYS[3]}, {KEYS[7], KEYS[8], KEYS[9]}, KEYS[5], KEYS[6], prefix, group, consumer, tonumber(ARGV[5]), 6)
+return {'ok', stats_error or '', out}
 "#
 );
 
@@ -767,14 +779,14 @@ return out
 /// For each level while fewer than `count` were taken: `XAUTOCLAIM` entries idle for at least a
 /// lease (J3). An entry now delivered more than `most deliveries` times (its consumers keep
 /// dying on it) goes to the dead stream with the error `stalled`; the others are handed out.
-/// Answers `{'ok', next cursor per level, entries…}` like FETCH (the fields as a flat list).
-/// Counts `reclaimed`.
+/// Answers `{'ok', next cursor per level, counting error ('' if none), entries…}` like FETCH
+/// (the fields as a flat list). Counts `reclaimed`, after the entry is moved.
 const RECLAIM: &str = concat!(
     lua_common!(),
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
-local out = {'ok', ARGV[8], ARGV[9], ARGV[10]}
+local out = {'ok', ARGV[8], ARGV[9], ARGV[10], ''}
 local want = tonumber(ARGV[6])
 local most = tonumber(ARGV[7])
 for level = 1, 3 do
@@ -786,7 +798,6 @@ for level = 1, 3 do
     for _, e in ipairs(r[2]) do
       if type(e) == 'table' and type(e[2]) == 'table' then
         local n = deliveries(KEYS[level], group, consumer, e[1])
-        count(KEYS[6], KEYS[7], consumer, 'reclaimed')
         if n > most then
           local fields = {}
           for i = 1, #e[2], 2 do
@@ -804,15 +815,17 @@ for level = 1, 3 do
           redis.call('XADD', KEYS[5], '*', unpack(fields))
           redis.call('XACK', KEYS[level], group, e[1])
           redis.call('XDEL', KEYS[level], e[1])
-          count(KEYS[6], KEYS[7], consumer, 'failed')
-          count(KEYS[6], KEYS[7], consumer, 'dead')
           local key, id = field(e[2], 'dedupe'), field(e[2], 'job')
           if key and id and string_at(prefix .. 'dedupe:' .. key) == 'pending:' .. id then
             redis.call('DEL', prefix .. 'dedupe:' .. key)
           end
+          count(KEYS[6], KEYS[7], consumer, 'reclaimed')
+          count(KEYS[6], KEYS[7], consumer, 'failed')
+          count(KEYS[6], KEYS[7], consumer, 'dead')
         else
           out[#out + 1] = {level, e[1], e[2], n, done(prefix, e[2])}
           want = want - 1
+          count(KEYS[6], KEYS[7], consumer, 'reclaimed')
         end
       elseif type(e) == 'table' then
         redis.call('XACK', KEYS[level], group, e[1])
@@ -822,6 +835,7 @@ for level = 1, 3 do
     end
   end
 end
+out[5] = stats_error or ''
 return out
 "#
 );
