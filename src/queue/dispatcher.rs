@@ -383,7 +383,14 @@ impl Dispatcher {
             duplicate,
             job,
         } = delivery;
-        self.shared.held().insert(entry.clone());
+        if !self.shared.held().insert(entry.clone()) {
+            // Delivered again while this consumer holds it (the group was deleted and made
+            // again, or RECLAIM found its lease lapsed): the run it holds finishes it. A second
+            // run would share that run's lease, unrenewed once the first finish is answered,
+            // so it counts `lost` at once instead (docs/semantics.md Q11).
+            bump(&self.shared.counters.lost);
+            return;
+        }
         if self.closing {
             let meta = job.ok().map(|job| job.meta);
             self.outbox.push(Finish::release(entry, meta));
