@@ -934,3 +934,43 @@ fn q11_an_entry_delivered_again_to_the_consumer_running_it_is_not_run_twice() {
     assert_eq!(runs_of(&ran, b"held"), 1, "{:?}", ran.lock().unwrap());
     assert_eq!((stats.completed, stats.lost), (2, 1), "{stats:?}");
 }
+
+// docs/semantics.md Q11, Q5: a malformed entry holding its dedupe key as `pending:<its job>`
+// frees the key when it is dead-lettered, so the key can be used again at once. (Before: the
+// key stayed taken until its TTL.)
+#[test]
+fn q11_a_malformed_entry_frees_its_dedupe_key_when_dead_lettered() {
+    let Some(server) = redis_or_skip("q11_a_malformed_entry_frees_its_dedupe_key") else {
+        return;
+    };
+    let name = queue_name("malformed-dedupe");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let dkey = key(&name, "dedupe:once");
+    let _: () = redis::cmd("SET")
+        .arg(&dkey)
+        .arg("pending:77")
+        .arg("PX")
+        .arg(3_600_000)
+        .query(&mut con)
+        .unwrap();
+    let mut fields = job_fields(b"77", b"garbled");
+    fields[1] = (b"attempt", b"many");
+    fields.push((b"dedupe", b"once"));
+    xadd(&mut con, &key(&name, "jobs:normal"), &fields);
+    let consumer = queue
+        .consumer("malformed-dedupe-a")
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), move |_job, _ctx| Ok(()))
+        .unwrap();
+    wait_until("the entry was dead-lettered", || {
+        queue.stats().unwrap().dead_lettered == 1
+    });
+    consumer.close(CLOSE).unwrap();
+    let left: Option<String> = redis::cmd("GET").arg(&dkey).query(&mut con).unwrap();
+    assert_eq!(left, None, "the dedupe key is free");
+    assert!(queue
+        .add(b"again", JobOptions::new().dedupe("once"))
+        .unwrap()
+        .is_new());
+}

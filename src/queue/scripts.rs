@@ -593,7 +593,8 @@ return out
 ///   and the error — to the delayed set when there is a delay, else to the end of its stream;
 ///   counts `failed` and `retried`.
 /// - `dead`: acknowledges and deletes the entry, adds it with its error to the dead stream,
-///   frees its dedupe key if the job still holds it as pending; counts `failed` and `dead`.
+///   frees its dedupe key if the job still holds it as pending (a malformed entry's job id
+///   and dedupe key are read from its fields); counts `failed` and `dead`.
 /// - `release`: acknowledges and deletes the entry and adds it unchanged to the end of its
 ///   stream (a closing consumer gives back a job it did not finish: no attempt is counted);
 ///   counts `released`.
@@ -691,9 +692,12 @@ fields[#fields + 1] = 'failed'
 fields[#fields + 1] = now_ms()
 redis.call('XADD', KEYS[4], '*', unpack(fields))
 forget()
-if ARGV[8] ~= '' then
-  local dkey = prefix .. 'dedupe:' .. ARGV[8]
-  if string_at(dkey) == 'pending:' .. id then redis.call('DEL', dkey) end
+-- A malformed entry's finish carries no job (id and dedupe key ''): read them from the entry.
+local dedupe, owner = ARGV[8], id
+if dedupe == '' then dedupe, owner = field(flat, 'dedupe'), field(flat, 'job') end
+if dedupe and owner then
+  local dkey = prefix .. 'dedupe:' .. dedupe
+  if string_at(dkey) == 'pending:' .. owner then redis.call('DEL', dkey) end
 end
 counted('failed')
 counted('dead')
