@@ -974,3 +974,157 @@ fn q11_a_malformed_entry_frees_its_dedupe_key_when_dead_lettered() {
         .unwrap()
         .is_new());
 }
+
+/// The field names of hash `key`.
+fn hash_fields(con: &mut redis::Connection, key: &str) -> Vec<String> {
+    let mut names: Vec<String> = redis::cmd("HKEYS").arg(key).query(con).unwrap();
+    names.sort();
+    names
+}
+
+// docs/semantics.md Q11, Q3: a `delayed:<id>` hash someone else left where a new delayed job
+// goes is replaced, not merged into (its fields would become the job's: here a dedupe key
+// and a previous error it never had); one that holds a delayed job of that id (`seq` set
+// back) refuses the add, and that job is kept. (Before: HSET merged both.)
+#[test]
+fn q11_an_add_does_not_merge_into_a_foreign_delayed_hash() {
+    let Some(server) = redis_or_skip("q11_an_add_does_not_merge_into_a_foreign") else {
+        return;
+    };
+    let name = queue_name("foreign-delayed-add");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let first = queue.add(b"first", JobOptions::new()).unwrap().id().0;
+    let next = key(&name, &format!("delayed:{}", first + 1));
+    let _: () = redis::cmd("HSET")
+        .arg(&next)
+        .arg("dedupe")
+        .arg("foreign")
+        .arg("error")
+        .arg("foreign")
+        .query(&mut con)
+        .unwrap();
+    let later = JobOptions::new().delay(Duration::from_secs(3600));
+    let added = queue.add(b"delayed", later.clone()).unwrap();
+    assert_eq!(added.id().0, first + 1);
+    let fields = hash_fields(&mut con, &next);
+    assert!(
+        !fields.contains(&"dedupe".to_string()) && !fields.contains(&"error".to_string()),
+        "{fields:?}"
+    );
+    // `seq` set back by one: the next id is that of the delayed job.
+    let _: () = redis::cmd("SET")
+        .arg(key(&name, "seq"))
+        .arg(first)
+        .query(&mut con)
+        .unwrap();
+    let err = queue.add(b"clash", later).unwrap_err();
+    assert!(err.to_string().contains("delayed"), "{err}");
+    let payload: Vec<u8> = redis::cmd("HGET")
+        .arg(&next)
+        .arg("payload")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(payload, b"delayed", "the delayed job is kept");
+    assert_eq!(queue.stats().unwrap().delayed, 1);
+    // A string where the second job of a batch goes: replaced too. (Before: HSET failed after
+    // the first job was stored, `seq` not advanced: the next add gave its id out again.)
+    let _: () = redis::cmd("SET")
+        .arg(key(&name, "seq"))
+        .arg(first + 1)
+        .query(&mut con)
+        .unwrap();
+    let string = key(&name, &format!("delayed:{}", first + 3));
+    let _: () = redis::cmd("SET")
+        .arg(&string)
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+    let batch = vec![
+        (&b"plain"[..], JobOptions::new()),
+        (b"delayed too", JobOptions::new().delay(Duration::from_secs(3600))),
+    ];
+    let added = queue.add_batch(batch).unwrap();
+    assert_eq!(
+        added.iter().map(|a| a.id().0).collect::<Vec<_>>(),
+        [first + 2, first + 3]
+    );
+    let next = queue.add(b"next", JobOptions::new()).unwrap();
+    assert_eq!(next.id().0, first + 4);
+    assert_eq!(queue.stats().unwrap().delayed, 2);
+}
+
+// docs/semantics.md Q11, Q2: a retry with a backoff meets `delayed:<id>` already there: a hash
+// someone else left is replaced (not merged into); one holding another delayed job of that id
+// is kept, and the retry goes to the end of its stream at once. (Before: HSET merged the retry
+// into it: the other job's payload was overwritten, that job lost.)
+#[test]
+fn q11_a_retry_does_not_merge_into_a_foreign_delayed_hash() {
+    let Some(server) = redis_or_skip("q11_a_retry_does_not_merge_into_a_foreign") else {
+        return;
+    };
+    let name = queue_name("foreign-delayed-retry");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let retry = JobOptions::new()
+        .attempts(2)
+        .backoff(Backoff::fixed(Duration::from_secs(3600)));
+    let leftover = queue.add(b"leftover", retry).unwrap().id().0;
+    let leftover_hash = key(&name, &format!("delayed:{leftover}"));
+    let _: () = redis::cmd("HSET")
+        .arg(&leftover_hash)
+        .arg("dedupe")
+        .arg("foreign")
+        .query(&mut con)
+        .unwrap();
+    // A delayed job, and a foreign entry with its id (written by another program).
+    let kept = queue
+        .add(b"kept", JobOptions::new().delay(Duration::from_secs(3600)))
+        .unwrap()
+        .id()
+        .0;
+    let kept_id = kept.to_string();
+    let mut fields = job_fields(kept_id.as_bytes(), b"same id");
+    fields[2] = (b"attempts", b"2");
+    fields[3] = (b"backoff", b"f3600000");
+    xadd(&mut con, &key(&name, "jobs:normal"), &fields);
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ran);
+    let consumer = queue
+        .consumer("foreign-delayed-retry-a")
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), move |job, _ctx| -> Result<(), JobError> {
+            seen.lock()
+                .unwrap()
+                .push((job.payload().to_vec(), job.attempt()));
+            if job.attempt() == 1 {
+                Err(JobError::retry("first attempt fails"))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+    wait_until("both retried, the one with the clashing id ran again", || {
+        let stats = queue.stats().unwrap();
+        stats.retried == 2 && stats.completed == 1
+    });
+    consumer.close(CLOSE).unwrap();
+    assert_eq!(
+        *ran.lock().unwrap(),
+        [
+            (b"leftover".to_vec(), 1),
+            (b"same id".to_vec(), 1),
+            (b"same id".to_vec(), 2)
+        ]
+    );
+    let fields = hash_fields(&mut con, &leftover_hash);
+    assert!(!fields.contains(&"dedupe".to_string()), "{fields:?}");
+    let kept_hash = key(&name, &format!("delayed:{kept}"));
+    let payload: Vec<u8> = redis::cmd("HGET")
+        .arg(&kept_hash)
+        .arg("payload")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(payload, b"kept", "the delayed job is kept");
+    assert_eq!(queue.stats().unwrap().delayed, 2);
+}

@@ -385,8 +385,10 @@ end
 ///
 /// A call that cannot add all its jobs adds none (docs/semantics.md Q11): it reads every dedupe
 /// key and checks the type of every key it will write before it writes, and answers an error
-/// (`WRONGTYPE …`) if one belongs to someone else; a dedupe key holding a value the queue did
-/// not write counts as owned, by job 0.
+/// (`WRONGTYPE …`) if one belongs to someone else, or an error if a delayed job it would add
+/// has the id of one in the delayed set (`seq` set back); a dedupe key holding a value the
+/// queue did not write counts as owned, by job 0. A `delayed:<id>` key someone else left
+/// where a delayed job goes is replaced (never merged into).
 const ADD: &str = r#"
 local prefix, ttl = ARGV[1], tonumber(ARGV[2])
 local names = {'high', 'normal', 'low'}
@@ -416,28 +418,44 @@ for i = 1, 4 do
     end
   end
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local now_ceil = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
+-- Which jobs are added, with which ids (a dedupe key an earlier job of the call claims is
+-- owned). A delayed job's id that the delayed set holds already (`seq` set back) refuses the
+-- call: writing its hash would merge two jobs into one.
 local added = 0
 local claimed = {}
-local out = {}
 for _, job in ipairs(jobs) do
   local owner = job.owner or claimed[job.dedupe]
   if job.dedupe ~= '' and owner then
-    out[#out + 1] = 0
     -- A value the queue did not write names no job: id 0.
-    out[#out + 1] = tonumber(string.match(owner, '%d+$')) or 0
+    job.owned_by = tonumber(string.match(owner, '%d+$')) or 0
   else
     added = added + 1
-    local id = last + added
+    job.id = last + added
+    if job.dedupe ~= '' then claimed[job.dedupe] = 'pending:' .. job.id end
+    if job.delay > 0 and redis.call('ZSCORE', KEYS[4], job.id) then
+      return redis.error_reply('ERR ' .. prefix .. 'delayed:' .. job.id .. ' holds a delayed job already: ' .. KEYS[5] .. ' is behind the ids the queue gave out')
+    end
+  end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ceil = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
+local out = {}
+for _, job in ipairs(jobs) do
+  if not job.id then
+    out[#out + 1] = 0
+    out[#out + 1] = job.owned_by
+  else
+    local id = job.id
     if job.dedupe ~= '' then
-      claimed[job.dedupe] = 'pending:' .. id
-      redis.call('SET', prefix .. 'dedupe:' .. job.dedupe, claimed[job.dedupe], 'PX', ttl + job.delay)
+      redis.call('SET', prefix .. 'dedupe:' .. job.dedupe, 'pending:' .. id, 'PX', ttl + job.delay)
     end
     -- The entry's fields straight from ARGV (no table copied per job).
     if job.delay > 0 then
       local hkey = prefix .. 'delayed:' .. id
+      -- No delayed job has this id (checked above): a key there is someone else's leftover,
+      -- replaced rather than merged into (its fields would become the job's).
+      redis.call('DEL', hkey)
       redis.call('HSET', hkey, 'job', id, 'added', now, 'level', names[job.level], unpack(ARGV, job.first, job.last))
       redis.call('ZADD', KEYS[4], now_ceil + job.delay, id)
     else
@@ -590,8 +608,9 @@ return out
 ///   `done:<id>` for the dedupe window; acknowledges (retires) the entry; counts `completed`
 ///   (and `deduplicated` when the effects were skipped).
 /// - `retry`: acknowledges and deletes the entry, and adds the job again with `attempt + 1`
-///   and the error — to the delayed set when there is a delay, else to the end of its stream;
-///   counts `failed` and `retried`.
+///   and the error — to the delayed set when there is a delay (replacing a `delayed:<id>` key
+///   someone else left), else, or when another delayed job has its id, to the end of its
+///   stream; counts `failed` and `retried`.
 /// - `dead`: acknowledges and deletes the entry, adds it with its error to the dead stream,
 ///   frees its dedupe key if the job still holds it as pending (a malformed entry's job id
 ///   and dedupe key are read from its fields); counts `failed` and `dead`.
@@ -669,10 +688,15 @@ if mode == 'retry' and id ~= '' then
   fields[#fields + 1] = 'error'
   fields[#fields + 1] = ARGV[11]
   local delay = tonumber(ARGV[10])
-  if delay > 0 then
+  -- Another delayed job with this id (ids repeated: `seq` set back, or an entry another
+  -- program wrote) keeps its place: this attempt goes to the end of its stream at once.
+  if delay > 0 and not redis.call('ZSCORE', KEYS[3], id) then
+    local hkey = prefix .. 'delayed:' .. id
     fields[#fields + 1] = 'level'
     fields[#fields + 1] = ARGV[12]
-    redis.call('HSET', prefix .. 'delayed:' .. id, unpack(fields))
+    -- A key there is someone else's leftover: replaced, not merged into.
+    redis.call('DEL', hkey)
+    redis.call('HSET', hkey, unpack(fields))
     redis.call('ZADD', KEYS[3], due_after(delay), id)
   else
     redis.call('XADD', KEYS[1], '*', unpack(fields))
