@@ -1128,3 +1128,48 @@ fn q11_a_retry_does_not_merge_into_a_foreign_delayed_hash() {
     assert_eq!(payload, b"kept", "the delayed job is kept");
     assert_eq!(queue.stats().unwrap().delayed, 2);
 }
+
+// docs/semantics.md Q11: an entry naming a field the queue reads twice (two `dedupe` keys) is
+// dead-lettered as malformed, naming the field: the scripts and the consumer would each read
+// another one. (Before: it ran, with the consumer's dedupe key the second, the scripts' the
+// first.)
+#[test]
+fn q11_an_entry_with_a_field_twice_is_malformed() {
+    let Some(server) = redis_or_skip("q11_an_entry_with_a_field_twice_is_malformed") else {
+        return;
+    };
+    let name = queue_name("field-twice");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let mut fields = job_fields(b"88", b"two keys");
+    fields.push((b"dedupe", b"one"));
+    fields.push((b"dedupe", b"two"));
+    xadd(&mut con, &key(&name, "jobs:normal"), &fields);
+    let mut unknown = job_fields(b"89", b"unknown twice");
+    unknown.push((b"from", b"a"));
+    unknown.push((b"from", b"b"));
+    xadd(&mut con, &key(&name, "jobs:normal"), &unknown);
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ran);
+    let consumer = queue
+        .consumer("field-twice-a")
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), move |job, _ctx| {
+            seen.lock().unwrap().push(job.payload().to_vec());
+            Ok(())
+        })
+        .unwrap();
+    wait_until("both entries finished", || {
+        let stats = queue.stats().unwrap();
+        stats.completed + stats.dead_lettered == 2
+    });
+    consumer.close(CLOSE).unwrap();
+    assert_eq!(*ran.lock().unwrap(), [b"unknown twice".to_vec()]);
+    let letters = queue.dead_letters(10).unwrap();
+    assert_eq!(letters.len(), 1);
+    assert!(
+        letters[0].error.starts_with("malformed entry: ") && letters[0].error.contains("dedupe"),
+        "{}",
+        letters[0].error
+    );
+}
