@@ -1173,3 +1173,95 @@ fn q11_an_entry_with_a_field_twice_is_malformed() {
         letters[0].error
     );
 }
+
+/// Runs a consumer of `queue` (one job at a time) while `during` runs, then closes it;
+/// answers how many jobs it ran.
+fn run_all(queue: &JobQueue, consumer: &str, during: impl FnOnce()) -> usize {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer(consumer)
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    during();
+    consumer.close(CLOSE).unwrap();
+    runs.load(Ordering::SeqCst)
+}
+
+// docs/semantics.md Q11, Q8: the stream trimmed by hand (`XTRIM`) under acknowledged entries:
+// once a consumer finds the queue empty again, `stats().waiting` is right again by itself.
+// (Before: the acknowledged entries trimmed away stayed counted, and `waiting` was understated
+// for good: here 0 for 2 waiting jobs.)
+#[test]
+fn q11_waiting_is_right_again_after_the_stream_was_trimmed() {
+    let Some(server) = redis_or_skip("q11_waiting_is_right_again_after_the_stream_was_trimmed")
+    else {
+        return;
+    };
+    let name = queue_name("trim-waiting");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    run_all(&queue, "trim-waiting-a", || {
+        for _ in 0..3 {
+            queue.add(b"x", JobOptions::new()).unwrap();
+        }
+        wait_until("three completed", || queue.stats().unwrap().completed == 3);
+        let _: i64 = redis::cmd("XTRIM")
+            .arg(key(&name, "jobs:normal"))
+            .arg("MAXLEN")
+            .arg(0)
+            .query(&mut con)
+            .unwrap();
+        queue.add(b"probe", JobOptions::new()).unwrap();
+        wait_until("the probe completed", || {
+            queue.stats().unwrap().completed == 4
+        });
+    });
+    for _ in 0..2 {
+        queue.add(b"y", JobOptions::new()).unwrap();
+    }
+    let stats = queue.stats().unwrap();
+    assert_eq!((stats.waiting, stats.active), (2, 0), "{stats:?}");
+}
+
+// docs/semantics.md Q11, Q8: the group deleted and made again: the acknowledged entries still
+// in the stream run again and are acknowledged again; once a consumer finds the queue empty,
+// `stats().waiting` is right again by itself. (Before: they were counted twice, and `waiting`
+// understated for good.)
+#[test]
+fn q11_waiting_is_right_again_after_the_group_was_made_again() {
+    let Some(server) = redis_or_skip("q11_waiting_is_right_again_after_the_group_was_made")
+    else {
+        return;
+    };
+    let name = queue_name("nogroup-waiting");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let runs = run_all(&queue, "nogroup-waiting-a", || {
+        for _ in 0..2 {
+            queue.add(b"x", JobOptions::new()).unwrap();
+        }
+        wait_until("two completed", || queue.stats().unwrap().completed == 2);
+        let _: () = redis::cmd("XGROUP")
+            .arg("DESTROY")
+            .arg(key(&name, "jobs:normal"))
+            .arg("sharedbuf")
+            .query(&mut con)
+            .unwrap();
+        queue.add(b"probe", JobOptions::new()).unwrap();
+        // (`stats` is an `Err` while the group is missing: NOGROUP.)
+        wait_until("the probe and the two again completed", || {
+            queue.stats().is_ok_and(|s| s.completed == 5)
+        });
+    });
+    assert_eq!(runs, 5);
+    for _ in 0..2 {
+        queue.add(b"y", JobOptions::new()).unwrap();
+    }
+    let stats = queue.stats().unwrap();
+    assert_eq!((stats.waiting, stats.active), (2, 0), "{stats:?}");
+}

@@ -51,7 +51,9 @@
 //! was delivered (the group delivers in id order, and every `XADD` appends) and is not pending,
 //! so it is acknowledged — trimming never removes a waiting or held job (J1). Since every
 //! acknowledged entry still in the stream is counted, `waiting` = length − pending − `acked`
-//! stays exact. A job held for very long stops the trimming at its entry; once 10,000
+//! stays exact. Someone else's `XTRIM`, or the group deleted and made again (its acknowledged
+//! entries delivered and counted again), leaves the count wrong; a FETCH that finds every
+//! level drained sets each count to length − pending, exact then (docs/semantics.md Q11). A job held for very long stops the trimming at its entry; once 10,000
 //! acknowledged entries wait behind it, `retire` deletes the entries it acknowledges instead.
 //! Entries that a failure, a release or a reclaim moves on are still deleted at once.
 //!
@@ -241,6 +243,15 @@ local function id_less(a, b)
   local bm, bs = string.match(b, '^(%d+)-(%d+)$')
   am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
   return am < bm or (am == bm and as < bs)
+end
+local function resync(stream, acked, group)
+  local length = redis.pcall('XLEN', stream)
+  local summary = redis.pcall('XPENDING', stream, group)
+  local now = redis.pcall('GET', acked)
+  if type(length) ~= 'number' or summary.err or (type(now) == 'table' and now.err) then return end
+  local kept = length - tonumber(summary[1])
+  if kept < 0 then kept = 0 end
+  if tonumber(now or 0) ~= kept then redis.call('SET', acked, kept) end
 end
 local function retire(stream, acked, group, ids)
   local n = redis.call('XACK', stream, group, unpack(ids))
@@ -486,6 +497,8 @@ return out
 /// 2. Reads up to `count` new entries with `XREADGROUP … >`, all it can from the high stream
 ///    first, then normal, then low: a consumer with free slots always takes the highest level
 ///    waiting.
+///    A read that came back short drained every level: each `acked` count is set to its
+///    stream's length minus its pending entries (see "Retention").
 /// 3. Answers `{'ok', ms until the next delayed job is due (-1: none), last id of each stream,
 ///    the finished entries' statuses (as FINISH_OKS answers them), the counting error ('' if
 ///    none: a count that fails is skipped, Q11), entries…}`, each entry
@@ -576,6 +589,12 @@ for level = 1, 3 do
       end
     end
   end
+end
+if want > 0 then
+  -- Short: every level is drained, so each entry still in a stream is pending or
+  -- acknowledged, and its `acked` count is its length minus its pending entries. Set so, it
+  -- is right again after an `XTRIM` or a group made again had left it wrong (Q11).
+  for level = 1, 3 do resync(KEYS[level], KEYS[7 + level], group) end
 end
 if want > 0 or tonumber(ARGV[5]) == 0 then
   -- Short (or a poll that asked for nothing): the consumer will wait, from these ids and
