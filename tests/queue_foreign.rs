@@ -774,13 +774,20 @@ fn q11_foreign_durations_of_u64_max_ms_are_accepted() {
 /// missing).
 fn pending(con: &mut redis::Connection, stream: &str) -> i64 {
     let summary: redis::RedisResult<(i64, redis::Value, redis::Value, redis::Value)> =
-        redis::cmd("XPENDING").arg(stream).arg("sharedbuf").query(con);
+        redis::cmd("XPENDING")
+            .arg(stream)
+            .arg("sharedbuf")
+            .query(con);
     summary.map(|(n, ..)| n).unwrap_or(0)
 }
 
 /// Counts runs per payload.
 fn runs_of(runs: &Mutex<Vec<Vec<u8>>>, payload: &[u8]) -> usize {
-    runs.lock().unwrap().iter().filter(|p| *p == payload).count()
+    runs.lock()
+        .unwrap()
+        .iter()
+        .filter(|p| *p == payload)
+        .count()
 }
 
 // docs/semantics.md Q11, Q1: with the `stats` hash replaced by a string, successful jobs are
@@ -1042,7 +1049,10 @@ fn q11_an_add_does_not_merge_into_a_foreign_delayed_hash() {
         .unwrap();
     let batch = vec![
         (&b"plain"[..], JobOptions::new()),
-        (b"delayed too", JobOptions::new().delay(Duration::from_secs(3600))),
+        (
+            b"delayed too",
+            JobOptions::new().delay(Duration::from_secs(3600)),
+        ),
     ];
     let added = queue.add_batch(batch).unwrap();
     assert_eq!(
@@ -1104,10 +1114,13 @@ fn q11_a_retry_does_not_merge_into_a_foreign_delayed_hash() {
             }
         })
         .unwrap();
-    wait_until("both retried, the one with the clashing id ran again", || {
-        let stats = queue.stats().unwrap();
-        stats.retried == 2 && stats.completed == 1
-    });
+    wait_until(
+        "both retried, the one with the clashing id ran again",
+        || {
+            let stats = queue.stats().unwrap();
+            stats.retried == 2 && stats.completed == 1
+        },
+    );
     consumer.close(CLOSE).unwrap();
     assert_eq!(
         *ran.lock().unwrap(),
@@ -1234,8 +1247,7 @@ fn q11_waiting_is_right_again_after_the_stream_was_trimmed() {
 // understated for good.)
 #[test]
 fn q11_waiting_is_right_again_after_the_group_was_made_again() {
-    let Some(server) = redis_or_skip("q11_waiting_is_right_again_after_the_group_was_made")
-    else {
+    let Some(server) = redis_or_skip("q11_waiting_is_right_again_after_the_group_was_made") else {
         return;
     };
     let name = queue_name("nogroup-waiting");
