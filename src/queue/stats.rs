@@ -128,6 +128,9 @@ pub struct ConsumerStats {
     /// Jobs it handed back unfinished when closing.
     pub released: u64,
     /// Jobs it lost to another consumer (its lease had expired); their results were dropped.
+    /// Also counts an entry delivered again while it still held it (the group deleted and made
+    /// again): that delivery is not run, the run it holds finishes the entry
+    /// (docs/semantics.md Q11).
     pub lost: u64,
     /// Jobs it holds now (running, queued in the pool, or being finished).
     pub held: u64,
