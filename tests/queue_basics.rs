@@ -258,6 +258,9 @@ fn completed_entries_are_trimmed_but_never_a_held_one() {
     assert_eq!(queue.stats().unwrap().waiting, 3);
 }
 
+/// A stream entry as XREADGROUP answers it: its id and its fields.
+type Entry = (String, Vec<(String, String)>);
+
 // scripts.rs, "Retention": a job held for long stops the trimming at its entry; once 10,000
 // acknowledged entries are kept behind it, completed entries are deleted instead, so the
 // stream stops growing. (The test writes 9,997 acknowledged entries behind the held job by
@@ -286,7 +289,7 @@ fn behind_a_long_held_job_completed_entries_are_deleted() {
     fill.query::<()>(&mut con).unwrap();
     // The consumer-to-be read them all (the held job pending for it, as after a reconnect),
     // and acknowledged the fillers.
-    let read: Vec<(String, Vec<(String, Vec<(String, String)>)>)> = redis::cmd("XREADGROUP")
+    let read: Vec<(String, Vec<Entry>)> = redis::cmd("XREADGROUP")
         .arg("GROUP")
         .arg("sharedbuf")
         .arg("held-long-a")
