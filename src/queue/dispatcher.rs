@@ -383,7 +383,14 @@ impl Dispatcher {
             duplicate,
             job,
         } = delivery;
-        self.shared.held().insert(entry.clone());
+        if !self.shared.held().insert(entry.clone()) {
+            // Delivered again while this consumer holds it (the group was deleted and made
+            // again, or RECLAIM found its lease lapsed): the run it holds finishes it. A second
+            // run would share that run's lease, unrenewed once the first finish is answered,
+            // so it counts `lost` at once instead (docs/semantics.md Q11).
+            bump(&self.shared.counters.lost);
+            return;
+        }
         if self.closing {
             let meta = job.ok().map(|job| job.meta);
             self.outbox.push(Finish::release(entry, meta));
@@ -759,6 +766,7 @@ impl Dispatcher {
             *id = reply::text(reply::next(&mut items, "last id")?)?;
         }
         let statuses = reply::array(reply::next(&mut items, "statuses")?)?;
+        self.counting_failed(reply::next(&mut items, "counting error")?);
         self.finished_oks(oks, statuses);
         let mut got = 0;
         for item in items {
@@ -793,6 +801,7 @@ impl Dispatcher {
         for cursor in &mut self.cursors {
             *cursor = reply::text(reply::next(&mut items, "cursor")?)?;
         }
+        self.counting_failed(reply::next(&mut items, "counting error")?);
         let mut got = 0;
         for item in items {
             let delivery = delivery::parse(item)?;
@@ -832,15 +841,30 @@ impl Dispatcher {
             }
             return;
         }
-        let items = reply::array(value).unwrap_or_default();
-        let fenced = matches!(items.first(), Some(first) if reply::text(first.clone()).is_ok_and(|s| s == "fenced"));
-        if fenced {
+        let mut items = reply::array(value).unwrap_or_default().into_iter();
+        let status = items.next().and_then(|s| reply::text(s).ok());
+        if status.as_deref() == Some("fenced") {
             // Nothing of ours to finish any more.
             self.stop = Some(Stop::Fenced);
             self.forget(finishes);
             return;
         }
-        self.finished_oks(finishes, items);
+        if let Some(error) = items.next() {
+            self.counting_failed(error);
+        }
+        let statuses = items
+            .next()
+            .and_then(|s| reply::array(s).ok())
+            .unwrap_or_default();
+        self.finished_oks(finishes, statuses);
+    }
+
+    /// A script's counting error (`''`, or absent, if none): its move was made, the queue's
+    /// counts missed it (docs/semantics.md Q11).
+    fn counting_failed(&self, error: Value) {
+        if reply::text(error).is_ok_and(|e| !e.is_empty()) {
+            bump(&self.shared.counters.stats_unavailable);
+        }
     }
 
     /// Stops holding the entries of `finishes`: their leases expire and others reclaim them.
@@ -899,11 +923,14 @@ impl Dispatcher {
             self.shared.held().remove(&finish.entry);
             return;
         }
-        let status = reply::array(value)
-            .ok()
-            .and_then(|items| items.into_iter().next())
+        let mut items = reply::array(value).unwrap_or_default().into_iter();
+        let status = items
+            .next()
             .and_then(|status| reply::text(status).ok())
             .unwrap_or_default();
+        if let Some(error) = items.next() {
+            self.counting_failed(error);
+        }
         match status.as_str() {
             "ok" => bump(&counters.completed),
             "duplicate" => {

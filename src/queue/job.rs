@@ -200,6 +200,11 @@ pub(super) fn push_new_fields(cmd: &mut Cmd, payload: &[u8], options: &JobOption
     cmd.arg("payload").arg(payload);
 }
 
+/// The fields [`parse`] reads.
+const READ_FIELDS: [&str; 9] = [
+    "job", "attempt", "attempts", "backoff", "timeout", "dedupe", "payload", "error", "added",
+];
+
 /// Parses an entry's fields into a job; `Err` says what is wrong (the entry is then
 /// dead-lettered with that message).
 pub(super) fn parse(
@@ -222,7 +227,16 @@ pub(super) fn parse(
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("field {name:?} is not a number"))
     };
+    // A field the queue reads, named twice: the scripts' Lua takes the first, a map the last;
+    // rather than pick, the entry is malformed (docs/semantics.md Q11).
+    let mut seen: Vec<&'static str> = Vec::new();
     for (name, value) in fields {
+        if let Some(known) = READ_FIELDS.iter().find(|f| f.as_bytes() == name.as_slice()) {
+            if seen.contains(known) {
+                return Err(format!("field {known:?} appears twice"));
+            }
+            seen.push(known);
+        }
         match name.as_slice() {
             b"job" => id = Some(JobId(number("job", &value)?)),
             b"attempt" => attempt = Some(number("attempt", &value)?),

@@ -51,7 +51,9 @@
 //! was delivered (the group delivers in id order, and every `XADD` appends) and is not pending,
 //! so it is acknowledged — trimming never removes a waiting or held job (J1). Since every
 //! acknowledged entry still in the stream is counted, `waiting` = length − pending − `acked`
-//! stays exact. A job held for very long stops the trimming at its entry; once 10,000
+//! stays exact. Someone else's `XTRIM`, or the group deleted and made again (its acknowledged
+//! entries delivered and counted again), leaves the count wrong; a FETCH that finds every
+//! level drained sets each count to length − pending, exact then (docs/semantics.md Q11). A job held for very long stops the trimming at its entry; once 10,000
 //! acknowledged entries wait behind it, `retire` deletes the entries it acknowledges instead.
 //! Entries that a failure, a release or a reclaim moves on are still deleted at once.
 //!
@@ -223,15 +225,33 @@ local function deliveries(stream, group, consumer, id)
   if p[1] then return tonumber(p[1][4]) end
   return 1
 end
+-- Counting never fails a script (Q11): a counter key of another type only loses the count;
+-- the first error is kept in `stats_error` for the script's answer.
+local stats_error = nil
+local function count_by(stats, consumers, consumer, name, n)
+  local by_queue = redis.pcall('HINCRBY', stats, name, n)
+  local by_consumer = redis.pcall('HINCRBY', consumers, consumer .. '|' .. name, n)
+  for _, r in ipairs({by_queue, by_consumer}) do
+    if type(r) == 'table' and r.err and not stats_error then stats_error = r.err end
+  end
+end
 local function count(stats, consumers, consumer, name)
-  redis.call('HINCRBY', stats, name, 1)
-  redis.call('HINCRBY', consumers, consumer .. '|' .. name, 1)
+  count_by(stats, consumers, consumer, name, 1)
 end
 local function id_less(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
   local bm, bs = string.match(b, '^(%d+)-(%d+)$')
   am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
   return am < bm or (am == bm and as < bs)
+end
+local function resync(stream, acked, group)
+  local length = redis.pcall('XLEN', stream)
+  local summary = redis.pcall('XPENDING', stream, group)
+  local now = redis.pcall('GET', acked)
+  if type(length) ~= 'number' or summary.err or (type(now) == 'table' and now.err) then return end
+  local kept = length - tonumber(summary[1])
+  if kept < 0 then kept = 0 end
+  if tonumber(now or 0) ~= kept then redis.call('SET', acked, kept) end
 end
 local function retire(stream, acked, group, ids)
   local n = redis.call('XACK', stream, group, unpack(ids))
@@ -352,10 +372,7 @@ local function finish_oks(streams, acked, stats, consumers, prefix, group, consu
     if #ids > 0 then retire(streams[level], acked[level], group, ids) end
   end
   for name, n in pairs({completed = completed, deduplicated = deduplicated}) do
-    if n > 0 then
-      redis.call('HINCRBY', stats, name, n)
-      redis.call('HINCRBY', consumers, consumer .. '|' .. name, n)
-    end
+    if n > 0 then count_by(stats, consumers, consumer, name, n) end
   end
   return out
 end
@@ -383,8 +400,10 @@ end
 ///
 /// A call that cannot add all its jobs adds none (docs/semantics.md Q11): it reads every dedupe
 /// key and checks the type of every key it will write before it writes, and answers an error
-/// (`WRONGTYPE …`) if one belongs to someone else; a dedupe key holding a value the queue did
-/// not write counts as owned, by job 0.
+/// (`WRONGTYPE …`) if one belongs to someone else, or an error if a delayed job it would add
+/// has the id of one in the delayed set (`seq` set back); a dedupe key holding a value the
+/// queue did not write counts as owned, by job 0. A `delayed:<id>` key someone else left
+/// where a delayed job goes is replaced (never merged into).
 const ADD: &str = r#"
 local prefix, ttl = ARGV[1], tonumber(ARGV[2])
 local names = {'high', 'normal', 'low'}
@@ -419,31 +438,47 @@ for i = 1, 4 do
     end
   end
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local now_ceil = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
+-- Which jobs are added, with which ids (a dedupe key an earlier job of the call claims is
+-- owned). A delayed job's id that the delayed set holds already (`seq` set back) refuses the
+-- call: writing its hash would merge two jobs into one.
 local added = 0
 local claimed = {}
-local out = {}
 for _, job in ipairs(jobs) do
   local owner = job.owner or claimed[job.dedupe]
   if job.dedupe ~= '' and owner then
-    out[#out + 1] = 0
     -- A value the queue did not write names no job: id 0.
-    out[#out + 1] = tonumber(string.match(owner, '%d+$')) or 0
+    job.owned_by = tonumber(string.match(owner, '%d+$')) or 0
   else
     added = added + 1
-    local id = last + added
-    -- Keys and values name the id by its digits: Lua's own conversion (`..`) keeps 14
+    job.id = last + added
+    -- Keys and values name an id by its digits: Lua's own conversion (`..`) keeps 14
     -- significant ones, so from 10^14 on ids would print alike (`1e+14`).
-    local digits = string.format('%d', id)
+    job.digits = string.format('%d', job.id)
+    if job.dedupe ~= '' then claimed[job.dedupe] = 'pending:' .. job.digits end
+    if job.delay > 0 and redis.call('ZSCORE', KEYS[4], job.digits) then
+      return redis.error_reply('ERR ' .. prefix .. 'delayed:' .. job.digits .. ' holds a delayed job already: ' .. KEYS[5] .. ' is behind the ids the queue gave out')
+    end
+  end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now_ceil = tonumber(t[1]) * 1000 + math.ceil(tonumber(t[2]) / 1000)
+local out = {}
+for _, job in ipairs(jobs) do
+  if not job.id then
+    out[#out + 1] = 0
+    out[#out + 1] = job.owned_by
+  else
+    local id = job.id
     if job.dedupe ~= '' then
-      claimed[job.dedupe] = 'pending:' .. digits
-      redis.call('SET', prefix .. 'dedupe:' .. job.dedupe, claimed[job.dedupe], 'PX', ttl + job.delay)
+      redis.call('SET', prefix .. 'dedupe:' .. job.dedupe, 'pending:' .. job.digits, 'PX', ttl + job.delay)
     end
     -- The entry's fields straight from ARGV (no table copied per job).
     if job.delay > 0 then
-      local hkey = prefix .. 'delayed:' .. digits
+      local hkey = prefix .. 'delayed:' .. job.digits
+      -- No delayed job has this id (checked above): a key there is someone else's leftover,
+      -- replaced rather than merged into (its fields would become the job's).
+      redis.call('DEL', hkey)
       redis.call('HSET', hkey, 'job', id, 'added', now, 'level', names[job.level], unpack(ARGV, job.first, job.last))
       redis.call('ZADD', KEYS[4], now_ceil + job.delay, id)
     else
@@ -474,8 +509,11 @@ return out
 /// 2. Reads up to `count` new entries with `XREADGROUP … >`, all it can from the high stream
 ///    first, then normal, then low: a consumer with free slots always takes the highest level
 ///    waiting.
+///    A read that came back short drained every level: each `acked` count is set to its
+///    stream's length minus its pending entries (see "Retention").
 /// 3. Answers `{'ok', ms until the next delayed job is due (-1: none), last id of each stream,
-///    the finished entries' statuses (as FINISH_OKS answers them), entries…}`, each entry
+///    the finished entries' statuses (as FINISH_OKS answers them), the counting error ('' if
+///    none: a count that fails is skipped, Q11), entries…}`, each entry
 ///    `{level, id, fields, deliveries, done}` with its fields packed into one string by
 ///    `cmsgpack.pack` (`packed.rs`: one value to convert and parse instead of one a field).
 ///    A consumer that got fewer than `count` has emptied every level; it then blocks in
@@ -546,7 +584,7 @@ for _, id in ipairs(due) do
     end
   end
 end
-local out = {'ok', -1, '0-0', '0-0', '0-0', finished}
+local out = {'ok', -1, '0-0', '0-0', '0-0', finished, stats_error or ''}
 local want = tonumber(ARGV[5])
 for level = 1, 3 do
   -- An empty level (the state of one never used, or trimmed empty) is skipped with XLEN, a
@@ -563,6 +601,12 @@ for level = 1, 3 do
       end
     end
   end
+end
+if want > 0 then
+  -- Short: every level is drained, so each entry still in a stream is pending or
+  -- acknowledged, and its `acked` count is its length minus its pending entries. Set so, it
+  -- is right again after an `XTRIM` or a group made again had left it wrong (Q11).
+  for level = 1, 3 do resync(KEYS[level], KEYS[7 + level], group) end
 end
 if want > 0 or tonumber(ARGV[5]) == 0 then
   -- Short (or a poll that asked for nothing): the consumer will wait, from these ids and
@@ -595,13 +639,18 @@ return out
 ///   `done:<id>` for the dedupe window; acknowledges (retires) the entry; counts `completed`
 ///   (and `deduplicated` when the effects were skipped).
 /// - `retry`: acknowledges and deletes the entry, and adds the job again with `attempt + 1`
-///   and the error — to the delayed set when there is a delay, else to the end of its stream;
-///   counts `failed` and `retried`.
+///   and the error — to the delayed set when there is a delay (replacing a `delayed:<id>` key
+///   someone else left), else, or when another delayed job has its id, to the end of its
+///   stream; counts `failed` and `retried`.
 /// - `dead`: acknowledges and deletes the entry, adds it with its error to the dead stream,
-///   frees its dedupe key if the job still holds it as pending; counts `failed` and `dead`.
+///   frees its dedupe key if the job still holds it as pending (a malformed entry's job id
+///   and dedupe key are read from its fields); counts `failed` and `dead`.
 /// - `release`: acknowledges and deletes the entry and adds it unchanged to the end of its
 ///   stream (a closing consumer gives back a job it did not finish: no attempt is counted);
 ///   counts `released`.
+///
+/// Answers `{status}`, or `{status, error}` when a count failed (`stats` or `consumers` of
+/// another type, Q11): the counts come last and never undo or stop the move.
 const FINISH: &str = concat!(
     lua_common!(),
     r#"
@@ -614,6 +663,7 @@ local function forget()
   redis.call('XDEL', KEYS[1], entry)
 end
 local function counted(name) count(KEYS[5], KEYS[6], consumer, name) end
+local function answer(status) return {status, stats_error} end
 if mode == 'ok' then
   local dkey = nil
   local duplicate = false
@@ -635,9 +685,9 @@ if mode == 'ok' then
   counted('completed')
   if duplicate then
     counted('deduplicated')
-    return {'duplicate'}
+    return answer('duplicate')
   end
-  return {'ok'}
+  return answer('ok')
 end
 local found = redis.call('XRANGE', KEYS[1], entry, entry)
 if #found == 0 then
@@ -652,7 +702,7 @@ if mode == 'release' then
   redis.call('XADD', KEYS[1], '*', unpack(flat))
   forget()
   counted('released')
-  return {'released'}
+  return answer('released')
 end
 local fields, attempt = {}, 1
 for i = 1, #flat, 2 do
@@ -669,10 +719,15 @@ if mode == 'retry' and id ~= '' then
   fields[#fields + 1] = 'error'
   fields[#fields + 1] = ARGV[11]
   local delay = tonumber(ARGV[10])
-  if delay > 0 then
+  -- Another delayed job with this id (ids repeated: `seq` set back, or an entry another
+  -- program wrote) keeps its place: this attempt goes to the end of its stream at once.
+  if delay > 0 and not redis.call('ZSCORE', KEYS[3], id) then
+    local hkey = prefix .. 'delayed:' .. id
     fields[#fields + 1] = 'level'
     fields[#fields + 1] = ARGV[12]
-    redis.call('HSET', prefix .. 'delayed:' .. id, unpack(fields))
+    -- A key there is someone else's leftover: replaced, not merged into.
+    redis.call('DEL', hkey)
+    redis.call('HSET', hkey, unpack(fields))
     redis.call('ZADD', KEYS[3], due_after(delay), id)
   else
     redis.call('XADD', KEYS[1], '*', unpack(fields))
@@ -680,7 +735,7 @@ if mode == 'retry' and id ~= '' then
   forget()
   counted('failed')
   counted('retried')
-  return {'retried'}
+  return answer('retried')
 end
 fields[#fields + 1] = 'attempt'
 fields[#fields + 1] = attempt
@@ -692,13 +747,16 @@ fields[#fields + 1] = 'failed'
 fields[#fields + 1] = now_ms()
 redis.call('XADD', KEYS[4], '*', unpack(fields))
 forget()
-if ARGV[8] ~= '' then
-  local dkey = prefix .. 'dedupe:' .. ARGV[8]
-  if string_at(dkey) == 'pending:' .. id then redis.call('DEL', dkey) end
+-- A malformed entry's finish carries no job (id and dedupe key ''): read them from the entry.
+local dedupe, owner = ARGV[8], id
+if dedupe == '' then dedupe, owner = field(flat, 'dedupe'), field(flat, 'job') end
+if dedupe and owner then
+  local dkey = prefix .. 'dedupe:' .. dedupe
+  if string_at(dkey) == 'pending:' .. owner then redis.call('DEL', dkey) end
 end
 counted('failed')
 counted('dead')
-return {'dead'}
+return answer('dead')
 "#
 );
 
@@ -713,8 +771,8 @@ return {'dead'}
 ///
 /// `{'fenced'}` if another consumer holds the name. Otherwise, for each entry in order, what
 /// FINISH `ok` does — `{'lost'}` unless the consumer still owns it (J2); unless its dedupe key
-/// is done, runs its effects and marks the key done; acknowledges it — and answers one status
-/// per entry: `{'ok'}`, `{'duplicate'}`, `{'lost'}`, or `{'failed', error}` when one of its
+/// is done, runs its effects and marks the key done; acknowledges it — and answers `{'ok',
+/// counting error ('' if none), statuses}` with one status per entry: `{'ok'}`, `{'duplicate'}`, `{'lost'}`, or `{'failed', error}` when one of its
 /// effects failed (the entry stays pending and unacknowledged; effects before the failing one
 /// ran, as in FINISH). The acknowledgements are made at the end, one `retire` (one `XACK`) per
 /// stream, and the counters added once.
@@ -724,7 +782,8 @@ const FINISH_OKS: &str = concat!(
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
-return finish_oks({KEYS[1], KEYS[2], KEYS[3]}, {KEYS[7], KEYS[8], KEYS[9]}, KEYS[5], KEYS[6], prefix, group, consumer, tonumber(ARGV[5]), 6)
+local out = finish_oks({KEYS[1], KEYS[2], KEYS[3]}, {KEYS[7], KEYS[8], KEYS[9]}, KEYS[5], KEYS[6], prefix, group, consumer, tonumber(ARGV[5]), 6)
+return {'ok', stats_error or '', out}
 "#
 );
 
@@ -779,14 +838,14 @@ return out
 /// For each level while fewer than `count` were taken: `XAUTOCLAIM` entries idle for at least a
 /// lease (J3). An entry now delivered more than `most deliveries` times (its consumers keep
 /// dying on it) goes to the dead stream with the error `stalled`; the others are handed out.
-/// Answers `{'ok', next cursor per level, entries…}` like FETCH (the fields as a flat list).
-/// Counts `reclaimed`.
+/// Answers `{'ok', next cursor per level, counting error ('' if none), entries…}` like FETCH
+/// (the fields as a flat list). Counts `reclaimed`, after the entry is moved.
 const RECLAIM: &str = concat!(
     lua_common!(),
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
-local out = {'ok', ARGV[8], ARGV[9], ARGV[10]}
+local out = {'ok', ARGV[8], ARGV[9], ARGV[10], ''}
 local want = tonumber(ARGV[6])
 local most = tonumber(ARGV[7])
 for level = 1, 3 do
@@ -798,7 +857,6 @@ for level = 1, 3 do
     for _, e in ipairs(r[2]) do
       if type(e) == 'table' and type(e[2]) == 'table' then
         local n = deliveries(KEYS[level], group, consumer, e[1])
-        count(KEYS[6], KEYS[7], consumer, 'reclaimed')
         if n > most then
           local fields = {}
           for i = 1, #e[2], 2 do
@@ -816,15 +874,17 @@ for level = 1, 3 do
           redis.call('XADD', KEYS[5], '*', unpack(fields))
           redis.call('XACK', KEYS[level], group, e[1])
           redis.call('XDEL', KEYS[level], e[1])
-          count(KEYS[6], KEYS[7], consumer, 'failed')
-          count(KEYS[6], KEYS[7], consumer, 'dead')
           local key, id = field(e[2], 'dedupe'), field(e[2], 'job')
           if key and id and string_at(prefix .. 'dedupe:' .. key) == 'pending:' .. id then
             redis.call('DEL', prefix .. 'dedupe:' .. key)
           end
+          count(KEYS[6], KEYS[7], consumer, 'reclaimed')
+          count(KEYS[6], KEYS[7], consumer, 'failed')
+          count(KEYS[6], KEYS[7], consumer, 'dead')
         else
           out[#out + 1] = {level, e[1], e[2], n, done(prefix, e[2])}
           want = want - 1
+          count(KEYS[6], KEYS[7], consumer, 'reclaimed')
         end
       elseif type(e) == 'table' then
         redis.call('XACK', KEYS[level], group, e[1])
@@ -834,6 +894,7 @@ for level = 1, 3 do
     end
   end
 end
+out[5] = stats_error or ''
 return out
 "#
 );

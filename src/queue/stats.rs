@@ -128,6 +128,9 @@ pub struct ConsumerStats {
     /// Jobs it handed back unfinished when closing.
     pub released: u64,
     /// Jobs it lost to another consumer (its lease had expired); their results were dropped.
+    /// Also counts an entry delivered again while it still held it (the group deleted and made
+    /// again): that delivery is not run, the run it holds finishes the entry
+    /// (docs/semantics.md Q11).
     pub lost: u64,
     /// Jobs it holds now (running, queued in the pool, or being finished).
     pub held: u64,
@@ -142,6 +145,10 @@ pub struct ConsumerStats {
     /// Blocking reads that ended empty after their block time (never because of a client-side
     /// timeout: see docs/semantics.md Q6).
     pub idle_blocks: u64,
+    /// Its calls whose queue-wide counts ([`QueueStats`]) could not be written, the `stats` or
+    /// `consumers` key holding another Redis type (docs/semantics.md Q11): the jobs moved as
+    /// usual, and this consumer's own counts above are right; only the queue's missed them.
+    pub stats_unavailable: u64,
 }
 
 /// The live counters behind [`ConsumerStats`], shared by the consumer's threads.
@@ -163,6 +170,7 @@ pub(super) struct Counters {
     pub(super) reclaim_scans: AtomicU64,
     pub(super) wakeups: AtomicU64,
     pub(super) idle_blocks: AtomicU64,
+    pub(super) stats_unavailable: AtomicU64,
 }
 
 /// Adds one.
@@ -191,6 +199,7 @@ impl Counters {
             reclaim_scans: get(&self.reclaim_scans),
             wakeups: get(&self.wakeups),
             idle_blocks: get(&self.idle_blocks),
+            stats_unavailable: get(&self.stats_unavailable),
         }
     }
 }
