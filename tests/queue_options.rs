@@ -801,3 +801,51 @@ fn q5_a_failing_effect_is_a_failed_attempt() {
         .unwrap();
     assert_eq!(n, 7);
 }
+
+/// Every message of a `QueueError`'s chain (`Display`, then each `source()`).
+fn chain(error: &QueueError) -> Vec<String> {
+    let mut messages = vec![error.to_string()];
+    let mut next = std::error::Error::source(error);
+    while let Some(inner) = next {
+        messages.push(inner.to_string());
+        next = inner.source();
+    }
+    messages
+}
+
+/// A value whose `Serialize` fails.
+struct Unwritable;
+
+impl serde::Serialize for Unwritable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "Unwritable refuses to be written",
+        ))
+    }
+}
+
+/// A chain reporter prints each error once: `Connect` and `Payload` said their inner error's
+/// text in their own message and also gave that error as their `source()`, so anyhow and eyre
+/// printed it twice ("cannot connect to Redis: X" then "X").
+#[test]
+fn queue_errors_say_their_inner_error_once_in_a_chain() {
+    // Not a Redis URL: refused before any connection is tried.
+    let connect = JobQueue::connect("http://localhost", "q").unwrap_err();
+    let payload = match redis_or_skip("queue_errors_say_their_inner_error_once_in_a_chain") {
+        Some(server) => {
+            let queue = JobQueue::connect(&server.url(), &queue_name("chain")).unwrap();
+            Some(queue.add_value(&Unwritable, JobOptions::new()).unwrap_err())
+        }
+        None => None,
+    };
+    assert!(matches!(connect, QueueError::Connect(_)), "{connect:?}");
+    for error in std::iter::once(connect).chain(payload) {
+        let messages = chain(&error);
+        for (outer, inner) in messages.iter().zip(&messages[1..]) {
+            assert!(!outer.contains(inner.as_str()), "said twice: {messages:?}");
+        }
+        if let QueueError::Payload(_) = error {
+            assert!(messages[0].contains("Unwritable refuses"), "{messages:?}");
+        }
+    }
+}

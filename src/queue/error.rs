@@ -128,15 +128,10 @@ impl fmt::Display for QueueError {
     }
 }
 
-impl std::error::Error for QueueError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            QueueError::Connect(error) => Some(error),
-            QueueError::Payload(error) => Some(error),
-            _ => None,
-        }
-    }
-}
+/// No variant names a `source`: each message already includes the inner error's own, and a
+/// chain reporter (anyhow, eyre, `Report`) that printed both would say it twice. The inner
+/// error is still there to match on (`QueueError::Connect(redis_error)`).
+impl std::error::Error for QueueError {}
 
 impl From<PayloadError> for QueueError {
     fn from(error: PayloadError) -> QueueError {
