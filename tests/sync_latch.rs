@@ -116,6 +116,35 @@ fn waiters_pass_only_when_the_count_reaches_zero() {
     assert_eq!(latch.count_down(), Err(below_zero()));
 }
 
+/// `count_down_by(n)`: one step of `n`; refused (nothing changed) below `n`; the step that
+/// reaches zero wakes the waiters, `n == 0` changes nothing.
+#[test]
+#[cfg_attr(
+    miri,
+    ignore = "learns from /proc that a thread sleeps; Miri's threads have no entry there"
+)]
+fn count_down_by_steps_n_at_once_and_the_step_to_zero_wakes() {
+    let latch = Latch::at(&buffer(8), 0).unwrap();
+    latch.count_up(10).unwrap();
+    let waiter = {
+        let latch = latch.clone();
+        spawn_blocked(move || latch.wait())
+    };
+    latch.count_down_by(4).unwrap();
+    latch.count_down_by(0).unwrap();
+    assert_eq!(latch.count(), 6);
+    let refused = latch.count_down_by(7).unwrap_err();
+    assert!(
+        matches!(refused, Error::CountOutOfRange { value: -1, .. }),
+        "{refused:?}"
+    );
+    assert_eq!(latch.count(), 6, "a refused step changes nothing");
+    assert!(waiter.try_result().is_none(), "passed before zero");
+    latch.count_down_by(6).unwrap();
+    assert_eq!(waiter.join("wait"), Ok(()));
+    assert_eq!(latch.count_down_by(1), Err(below_zero()));
+}
+
 // A waiter that began before the count reached zero returns even if the count is raised again
 // before it runs (it never misses the zero it waited for).
 #[test]

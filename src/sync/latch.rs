@@ -135,7 +135,32 @@ impl Latch {
     /// Subtracts one from the count; the count-down that reaches zero wakes every waiter.
     /// `Err(CountOutOfRange)`, changing nothing, if the count is already zero.
     pub fn count_down(&self) -> Result<(), Error> {
-        if self.change(|count| count.checked_sub(1), -1)? == 0 {
+        self.count_down_by(1)
+    }
+
+    /// Subtracts `n` from the count in one step (C++'s `latch::count_down(n)`); the one that
+    /// reaches zero wakes every waiter. `Err(CountOutOfRange)`, changing nothing, if the count
+    /// is below `n`. `n == 0` changes nothing and wakes nobody.
+    ///
+    /// ```
+    /// use sharedbuf::sync::Latch;
+    /// use sharedbuf::SharedBuffer;
+    ///
+    /// let buffer = SharedBuffer::new(Latch::BYTES)?;
+    /// let latch = Latch::at(&buffer, 0)?;
+    /// latch.count_up(5)?;
+    /// latch.count_down_by(3)?;
+    /// assert!(latch.count_down_by(3).is_err()); // only 2 left: nothing changes
+    /// latch.count_down_by(2)?;
+    /// assert_eq!(latch.count(), 0);
+    /// latch.wait()?; // zero: returns at once
+    /// # Ok::<(), sharedbuf::Error>(())
+    /// ```
+    pub fn count_down_by(&self, n: u32) -> Result<(), Error> {
+        if n == 0 {
+            return Ok(());
+        }
+        if self.change(|count| count.checked_sub(n), -i64::from(n))? == 0 {
             self.epoch().fetch_add(1, Release);
             self.epoch().notify(None);
         }
