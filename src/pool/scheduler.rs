@@ -69,7 +69,9 @@
 //!   keeps room for the tasks lent to batches (`batched`) on top of what it holds, so an
 //!   emptied queue always takes the whole backlog, and a batch handed back (B6, B7) needs no
 //!   memory. A worker that found every queue empty takes the backlog before it goes idle or
-//!   leaves, and `destroy` takes it after emptying the queues. Lanes reserve likewise
+//!   leaves, and `destroy` takes it out of the ring with the queues' storage (which it moves
+//!   out, so destroying needs no memory either; afterwards the queues start empty and only
+//!   stale pushes being taken back, F2, reach them). Lanes reserve likewise
 //!   (lanes.rs). What stays infallible is bounded by the pool's shape, not by its load (the
 //!   idle stack, the running lists, the wakeups of one section, a broadcast's entries).
 //!
@@ -1034,6 +1036,13 @@ impl<'a> Locked<'a> {
         } else {
             0
         }
+    }
+
+    /// `destroy`: takes every task left in the injector's ring (its backlog, F5, and pushes
+    /// published since the last drain) into `out`, uncounted, without the queue.
+    pub(super) fn take_ring(&mut self, out: &mut [Option<JobRef>; CAPACITY]) {
+        let core = self.core;
+        core.injector.take_all(&mut self.injected, out);
     }
 
     /// Whether a plain task needs no scheduling decision now (injector.rs F1; batches, B1):
