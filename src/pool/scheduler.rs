@@ -879,8 +879,14 @@ impl<'a> Locked<'a> {
         }
     }
 
-    /// A task moved out of `QUEUED` by someone other than a worker taking it (I4).
+    /// A task moved out of `QUEUED` by someone other than a worker taking it (I4). Not once
+    /// the pool is destroyed: `destroy` zeroed the counts with the task in them (a cancel or
+    /// an inline join can win the task while `destroy` is still resolving the queue), and
+    /// nothing counted since can be cancelled or joined (only stale pushes being taken back).
     pub(super) fn left_queue(&mut self, placement: Placement) {
+        if self.phase == Phase::Destroyed {
+            return;
+        }
         match placement {
             Placement::Global(priority) => {
                 self.queued -= 1;
