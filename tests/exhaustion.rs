@@ -450,7 +450,8 @@ fn pool_destroy_memory() {
         // Every accepted task resolved before `destroy` returned.
         handles.iter().all(|handle| handle.is_finished()) && ran_then == 0
     };
-    println!("accepted {}, then destroyed", handles.len());
+    let accepted = handles.len();
+    println!("accepted {accepted}, then destroyed");
     assert!(
         destroyed_under_limit,
         "a queued task ran or was left unresolved"
@@ -474,6 +475,15 @@ fn pool_destroy_memory() {
     );
     assert_eq!(ran.load(Relaxed), 0, "a queued task ran after destroy");
     assert!(!pool.is_open());
+    // Each task counted once (P6): those left in the injector's ring too.
+    let stats = pool.stats();
+    let accepted = accepted as u64 + 1; // and the blocker
+    assert_eq!(
+        (stats.submitted, stats.destroyed),
+        (accepted, accepted),
+        "{stats:?}"
+    );
+    assert_eq!((stats.completed, stats.queued), (0, 0), "{stats:?}");
     drop(pool);
     // The process goes on: a new pool works.
     let fresh = WorkerPool::builder().max_threads(1).build().unwrap();

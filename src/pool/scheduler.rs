@@ -1045,10 +1045,12 @@ impl<'a> Locked<'a> {
     }
 
     /// `destroy`: takes every task left in the injector's ring (its backlog, F5, and pushes
-    /// published since the last drain) into `out`, uncounted, without the queue.
+    /// published since the last drain) into `out`, without the queue, counting them as
+    /// submitted (F3: they are accepted) but not as queued (the caller zeroes that count).
     pub(super) fn take_ring(&mut self, out: &mut [Option<JobRef>; CAPACITY]) {
         let core = self.core;
-        core.injector.take_all(&mut self.injected, out);
+        let taken = core.injector.take_all(&mut self.injected, out);
+        self.submitted += taken as u64;
     }
 
     /// Whether a plain task needs no scheduling decision now (injector.rs F1; batches, B1):
