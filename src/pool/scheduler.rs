@@ -52,7 +52,9 @@
 //!   that are still `QUEUED`; whoever moves a task out of `QUEUED` takes it off (a worker under
 //!   the lock; a cancel or an inline join right after, under the lock). Entries of tasks that
 //!   left `QUEUED` some other way stay in their queue as stale entries that workers skip, and
-//!   are swept out when they outnumber live ones. `occupied` counts occupied slots, `alive` the
+//!   are swept out when they outnumber live ones. `destroy` zeroes the counts with every queued
+//!   task in them, so a cancel or inline join that wins a task after that takes nothing off
+//!   (`left_queue`; a batch claim saturates, B5). `occupied` counts occupied slots, `alive` the
 //!   threads that have not finished exiting (an exiting thread runs its exit hook after it
 //!   vacated its slot).
 //! - **I5 (slots).** A slot with a lane bound to it (`Slot::lanes > 0`) stays occupied: its
