@@ -17,7 +17,11 @@
 //! entry then fills the queue) and closes the pool: each task runs or is refused with
 //! `SpawnFailed` and given back, and none is left in the ring's backlog; proven by a planted
 //! worker that leaves a closing pool without taking the backlog (`next_job` without its
-//! `take_backlog`: "task 1 was accepted and never ran").
+//! `take_backlog`: "task 1 was accepted and never ran"). A fifth does the same but destroys
+//! the pool instead of closing it: every accepted task is resolved when `destroy` returns,
+//! including those the queue had no room for (destroy takes them out of the ring with the
+//! queues' storage, scheduler I6); proven by a planted `destroy` that forgets the ring
+//! (no `take_ring`: "task 1 was accepted and not resolved by destroy").
 #![cfg(loom)]
 
 use std::sync::Arc;
@@ -88,6 +92,46 @@ fn tasks_that_do_not_fit_the_queue_wait_in_the_ring_or_are_given_back() {
                 Err(other) => panic!("task {i}: unexpected {other:?}"),
             }
         }
+        loom_hooks::pool_queue_limit(usize::MAX);
+        assert_eq!(loom_hooks::queued_waiters(), 0);
+    });
+}
+
+#[test]
+fn tasks_left_in_the_ring_for_lack_of_memory_are_destroyed_with_the_queue() {
+    loom::model(|| {
+        loom_hooks::pool_queue_limit(1);
+        let pool = one_busy_worker();
+        let submitted: Vec<_> = (0..3).map(|i| pool.run(move |_| i)).collect();
+        if let Ok(first) = &submitted[0] {
+            first.cancel(); // its stale entry keeps the queue full (a backlog in the ring)
+        }
+        pool.destroy();
+        // Every accepted task is resolved when `destroy` returns: it ran, was cancelled, or
+        // was destroyed (in the queue, the ring's backlog, or running).
+        let mut resolved = Vec::new();
+        for (i, submission) in submitted.into_iter().enumerate() {
+            match submission {
+                Ok(handle) => match handle.try_join() {
+                    Ok(result) => resolved.push(result),
+                    Err(_) => panic!("task {i} was accepted and not resolved by destroy"),
+                },
+                Err(PoolError::SpawnFailed { reason, .. }) => {
+                    assert!(reason.contains("memory"), "{reason}")
+                }
+                Err(other) => panic!("task {i}: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(pool.close(None), Ok(())); // the worker exits
+        let stats = pool.stats();
+        assert_eq!(stats.queued, 0, "{stats:?}");
+        assert_eq!(
+            stats.submitted,
+            stats.completed + stats.cancelled + stats.destroyed,
+            "{stats:?}"
+        );
+        assert_eq!(resolved.len() as u64, stats.submitted, "{resolved:?}");
+        drop(pool);
         loom_hooks::pool_queue_limit(usize::MAX);
         assert_eq!(loom_hooks::queued_waiters(), 0);
     });

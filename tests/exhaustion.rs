@@ -1,6 +1,6 @@
 //! Every layer that asks the system for a thread, a descriptor, address space or a process
 //! gets a clear `Err` when the system says no, loses nothing it already held, and works again
-//! once the limit is lifted (docs/semantics.md B1, B2, A14, W7, P12, X6, Q10).
+//! once the limit is lifted (docs/semantics.md B1, B2, A14, W7, P7, P12, X6, Q10).
 //!
 //! Each scenario runs in a child process (this binary again, with [`ROLE`] naming it) that
 //! lowers its own limits with `setrlimit`: `RLIMIT_AS` just above what it already maps (a new
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use scenarios::{Runner, Scenario};
 use sharedbuf::atomics::WaitAsync;
-use sharedbuf::pool::{BuildError, MaxQueue, PoolError, WorkerPool};
+use sharedbuf::pool::{BuildError, MaxQueue, PoolError, TaskError, WorkerPool};
 use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
 use sharedbuf::{atomics, Error, Int32Array, SharedBuffer, WaitResult, Worker};
 
@@ -318,18 +318,13 @@ fn pool_restart_retried() {
     assert_eq!(joined(pool.run(|_| 3).unwrap()), Ok(3));
 }
 
-/// Tasks of the burst before [`pool_queue_memory_retried`]'s limit.
+/// Tasks of the burst before a queue-memory scenario's limit.
 const WARM_TASKS: usize = 200_000;
 
-/// P2, P12: an unbounded pool whose submitter outruns its one (held) worker until memory runs
-/// out refuses the task that does not fit with `Err(SpawnFailed)` saying memory, giving it
-/// back; every task it accepted still runs; and once memory is back it accepts tasks again.
-/// Fault: the queue's `VecDeque` grew with `push_back` (the injector's drain, the locked
-/// submission) and aborted the process when it could not.
-fn pool_queue_memory_retried() {
-    // A burst first, on a pool of its own that stays: the memory its tasks' cells came from is
-    // kept for reuse (slabs.rs), so under the limit the cells find room and the queue's growth
-    // is what runs out.
+/// A pool (to keep alive) that ran a burst of [`WARM_TASKS`] while its one worker was held:
+/// the memory its tasks' cells came from is kept for reuse (slabs.rs), so under a limit set
+/// afterwards the cells find room and a pool queue's growth is what runs out.
+fn warmed_slabs() -> WorkerPool {
     let warm = WorkerPool::builder()
         .min_threads(1)
         .max_threads(1)
@@ -346,6 +341,16 @@ fn pool_queue_memory_retried() {
     for handle in burst {
         joined(handle).unwrap();
     }
+    warm
+}
+
+/// P2, P12: an unbounded pool whose submitter outruns its one (held) worker until memory runs
+/// out refuses the task that does not fit with `Err(SpawnFailed)` saying memory, giving it
+/// back; every task it accepted still runs; and once memory is back it accepts tasks again.
+/// Fault: the queue's `VecDeque` grew with `push_back` (the injector's drain, the locked
+/// submission) and aborted the process when it could not.
+fn pool_queue_memory_retried() {
+    let _warm = warmed_slabs();
     let pool = WorkerPool::builder()
         .min_threads(1)
         .max_threads(1)
@@ -390,6 +395,99 @@ fn pool_queue_memory_retried() {
         accepted,
         "an accepted task was lost or a refused one ran"
     );
+}
+
+/// P7, P12: an unbounded pool whose queue was filled until memory ran out (its held worker
+/// blocked in `atomics::wait`) is destroyed with memory still short: every accepted task
+/// resolves `PoolDestroyed` and none runs, the blocked task is interrupted and its handle
+/// resolves `PoolDestroyed` too, and the process goes on. Fault: `destroy` collected the
+/// queued tasks into a `Vec` as long as the queue (and a `Vec<bool>` of which it won), and
+/// aborted the process when it could not allocate them.
+fn pool_destroy_memory() {
+    let _warm = warmed_slabs();
+    let pool = WorkerPool::builder()
+        .min_threads(1)
+        .max_threads(1)
+        .max_queue(MaxQueue::Unbounded)
+        .build()
+        .unwrap();
+    let word = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
+    // 0: still waiting; 1: interrupted (`Err(Terminated)`); 2: anything else.
+    let blocked = Arc::new(AtomicUsize::new(0));
+    let blocker = {
+        let (word, blocked) = (word.clone(), Arc::clone(&blocked));
+        pool.run(move |_| {
+            let outcome = match atomics::wait(&word, 0, 0, Some(BOUND)) {
+                Err(Error::Terminated) => 1,
+                _ => 2,
+            };
+            blocked.store(outcome, Relaxed);
+        })
+        .unwrap()
+    };
+    // Room for the handles before the limit: keeping one must not need memory.
+    let mut handles = Vec::with_capacity(WARM_TASKS);
+    let ran = Arc::new(AtomicUsize::new(0));
+    let destroyed_under_limit = {
+        let _limit = Limit::address_space(MARGIN);
+        loop {
+            assert!(handles.len() < handles.capacity(), "never refused");
+            let ran = Arc::clone(&ran);
+            match pool.run(move |_| {
+                ran.fetch_add(1, Relaxed);
+            }) {
+                Ok(handle) => handles.push(handle),
+                Err(error @ PoolError::SpawnFailed { .. }) => {
+                    assert!(error.to_string().contains("out of memory"), "{error}");
+                    drop(error.into_task()); // given back, not run
+                    break;
+                }
+                Err(other) => panic!("refused for another reason: {other:?}"),
+            }
+        }
+        pool.destroy();
+        let ran_then = ran.load(Relaxed);
+        // Every accepted task resolved before `destroy` returned.
+        handles.iter().all(|handle| handle.is_finished()) && ran_then == 0
+    };
+    let accepted = handles.len();
+    println!("accepted {accepted}, then destroyed");
+    assert!(
+        destroyed_under_limit,
+        "a queued task ran or was left unresolved"
+    );
+    for handle in handles {
+        assert_eq!(joined(handle), Err(TaskError::PoolDestroyed));
+    }
+    assert_eq!(joined(blocker), Err(TaskError::PoolDestroyed));
+    let deadline = Instant::now() + BOUND;
+    while blocked.load(Relaxed) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the blocked task was not interrupted"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        blocked.load(Relaxed),
+        1,
+        "the blocked task's wait was not interrupted"
+    );
+    assert_eq!(ran.load(Relaxed), 0, "a queued task ran after destroy");
+    assert!(!pool.is_open());
+    // Each task counted once (P6): those left in the injector's ring too.
+    let stats = pool.stats();
+    let accepted = accepted as u64 + 1; // and the blocker
+    assert_eq!(
+        (stats.submitted, stats.destroyed),
+        (accepted, accepted),
+        "{stats:?}"
+    );
+    assert_eq!((stats.completed, stats.queued), (0, 0), "{stats:?}");
+    drop(pool);
+    // The process goes on: a new pool works.
+    let fresh = WorkerPool::builder().max_threads(1).build().unwrap();
+    assert_eq!(joined(fresh.run(|_| 5).unwrap()), Ok(5));
 }
 
 /// B1, B2: a buffer whose memory cannot be mapped is `Err`; afterwards buffers work.
@@ -558,6 +656,7 @@ const SCENARIOS: &[Scenario] = &[
     ("pool_growth_retried", pool_growth_retried),
     ("pool_restart_retried", pool_restart_retried),
     ("pool_queue_memory_retried", pool_queue_memory_retried),
+    ("pool_destroy_memory", pool_destroy_memory),
     ("buffer_map_retried", buffer_map_retried),
     ("buffer_descriptor_retried", buffer_descriptor_retried),
     ("process_spawn_retried", process_spawn_retried),

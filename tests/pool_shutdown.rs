@@ -235,3 +235,40 @@ fn p7_a_close_that_times_out_with_every_task_done_is_ok() {
         drop(pool); // joins the threads (a hang fails the test run)
     }
 }
+
+/// P6, P7: a task cancelled while `destroy` is still resolving the queue (after it stopped the
+/// pool) is cancelled once, and the counts stay right: nothing is left queued. Fault: `destroy`
+/// zeroed the queued count with the task in it, and the cancel took it off again (an overflow:
+/// a panic in a debug build, a queue size near `usize::MAX` in a release one). The race is made
+/// likely (many tasks ahead of the cancelled one), and the test holds whichever side wins.
+#[test]
+fn p7_a_cancel_during_destroy_keeps_the_counts() {
+    const TASKS: usize = 100_000;
+    let (pool, _) = counted_pool(1, 1);
+    let held = Gate::new();
+    let release = held.clone();
+    let blocker = pool.run(move |_| release.wait()).unwrap();
+    let mut last = None;
+    for _ in 0..TASKS {
+        last = Some(pool.run(|_| ()).unwrap());
+    }
+    let last = last.unwrap();
+    let canceller = {
+        let pool = Arc::clone(&pool);
+        std::thread::spawn(move || {
+            while pool.is_open() {
+                std::hint::spin_loop();
+            }
+            last.cancel()
+        })
+    };
+    pool.destroy();
+    let cancelled = canceller.join().expect("the cancel panicked");
+    held.open();
+    assert_eq!(join(blocker), Err(TaskError::PoolDestroyed));
+    assert_eq!(pool.queue_size(), 0);
+    let stats = pool.stats();
+    println!("cancelled: {cancelled}; {stats:?}");
+    assert_eq!(stats.cancelled, u64::from(cancelled));
+    assert_eq!(stats.destroyed + stats.cancelled, TASKS as u64 + 1);
+}

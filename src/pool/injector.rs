@@ -240,6 +240,37 @@ impl Injector {
         moved
     }
 
+    /// Takes every published task out of the ring, oldest first, into `out`, whatever room the
+    /// queue has: `destroy` (which took the queues' storage away) destroys the backlog (F5)
+    /// from there. The ring holds at most [`CAPACITY`] published tasks (F4), so `out` holds
+    /// them all without allocating. The caller holds the pool lock and passes the state's
+    /// `side`. Returns how many it took (a slot a pusher emptied, F5, counts none).
+    pub(super) fn take_all(
+        &self,
+        side: &mut LockedSide,
+        out: &mut [Option<JobRef>; CAPACITY],
+    ) -> usize {
+        let published = self.published.0.load(Acquire);
+        let mut ticket = side.drained;
+        let mut index = 0;
+        let mut taken = 0;
+        while ticket != published {
+            let job = self.slots[ticket % CAPACITY].with_mut(|slot| {
+                // SAFETY: as in `drain`: the ticket is published and not yet drained, so no
+                // pusher touches its slot (F4).
+                unsafe { (*slot).take() }
+            });
+            taken += usize::from(job.is_some());
+            out[index] = job;
+            index += 1;
+            ticket = ticket.wrapping_add(1);
+        }
+        side.backlog = false;
+        side.drained = published;
+        self.drained.0.store(published, Release);
+        taken
+    }
+
     /// Takes the task at `address` (a [`JobRef::as_ptr`]) back out of the ring if a drain left
     /// it there (F5); the caller holds the pool lock and refuses the task.
     pub(super) fn take_back(&self, side: &LockedSide, address: *const ()) -> Option<JobRef> {

@@ -52,7 +52,9 @@
 //!   that are still `QUEUED`; whoever moves a task out of `QUEUED` takes it off (a worker under
 //!   the lock; a cancel or an inline join right after, under the lock). Entries of tasks that
 //!   left `QUEUED` some other way stay in their queue as stale entries that workers skip, and
-//!   are swept out when they outnumber live ones. `occupied` counts occupied slots, `alive` the
+//!   are swept out when they outnumber live ones. `destroy` zeroes the counts with every queued
+//!   task in them, so a cancel or inline join that wins a task after that takes nothing off
+//!   (`left_queue`; a batch claim saturates, B5). `occupied` counts occupied slots, `alive` the
 //!   threads that have not finished exiting (an exiting thread runs its exit hook after it
 //!   vacated its slot).
 //! - **I5 (slots).** A slot with a lane bound to it (`Slot::lanes > 0`) stays occupied: its
@@ -69,7 +71,9 @@
 //!   keeps room for the tasks lent to batches (`batched`) on top of what it holds, so an
 //!   emptied queue always takes the whole backlog, and a batch handed back (B6, B7) needs no
 //!   memory. A worker that found every queue empty takes the backlog before it goes idle or
-//!   leaves, and `destroy` takes it after emptying the queues. Lanes reserve likewise
+//!   leaves, and `destroy` takes it out of the ring with the queues' storage (which it moves
+//!   out, so destroying needs no memory either; afterwards the queues start empty and only
+//!   stale pushes being taken back, F2, reach them). Lanes reserve likewise
 //!   (lanes.rs). What stays infallible is bounded by the pool's shape, not by its load (the
 //!   idle stack, the running lists, the wakeups of one section, a broadcast's entries).
 //!
@@ -877,8 +881,14 @@ impl<'a> Locked<'a> {
         }
     }
 
-    /// A task moved out of `QUEUED` by someone other than a worker taking it (I4).
+    /// A task moved out of `QUEUED` by someone other than a worker taking it (I4). Not once
+    /// the pool is destroyed: `destroy` zeroed the counts with the task in them (a cancel or
+    /// an inline join can win the task while `destroy` is still resolving the queue), and
+    /// nothing counted since can be cancelled or joined (only stale pushes being taken back).
     pub(super) fn left_queue(&mut self, placement: Placement) {
+        if self.phase == Phase::Destroyed {
+            return;
+        }
         match placement {
             Placement::Global(priority) => {
                 self.queued -= 1;
@@ -1034,6 +1044,15 @@ impl<'a> Locked<'a> {
         } else {
             0
         }
+    }
+
+    /// `destroy`: takes every task left in the injector's ring (its backlog, F5, and pushes
+    /// published since the last drain) into `out`, without the queue, counting them as
+    /// submitted (F3: they are accepted) but not as queued (the caller zeroes that count).
+    pub(super) fn take_ring(&mut self, out: &mut [Option<JobRef>; CAPACITY]) {
+        let core = self.core;
+        let taken = core.injector.take_all(&mut self.injected, out);
+        self.submitted += taken as u64;
     }
 
     /// Whether a plain task needs no scheduling decision now (injector.rs F1; batches, B1):

@@ -14,13 +14,21 @@
 //!   interrupter, so a task blocked in `atomics::wait` returns `Err(Terminated)`. The closures
 //!   of the queued tasks are dropped last, each on its own (a panicking `Drop` cannot skip the
 //!   rest).
+//!
+//! Destroying needs no memory in proportion to the queue (scheduler I6: it is the natural
+//! next step after a queue refused a task for memory): it moves the queues' own storage out
+//! (`mem::take`) and takes the injector's ring (at most `CAPACITY` tasks, F4) into an array
+//! on the stack, and it tells the queued tasks it won from the others by their phase, not by
+//! a list (see [`Core::destroy`]). What it does allocate is bounded by the pool's shape: the
+//! running tasks (threads and join nesting, plus foreign runners), the batches, the
+//! interrupters, and the broadcast tasks in flight.
 
 use std::time::{Duration, Instant};
 
 use super::context::current_thread_of;
 use super::error::CloseError;
+use super::injector::CAPACITY;
 use super::job::JobRef;
-use super::options::Priority;
 use super::scheduler::{Core, Phase, Signal, State};
 use super::task_state::{phase, CANCELLED, COMPLETED, DESTROYED, REJECTED};
 use crate::atomics::WaitResult;
@@ -115,30 +123,27 @@ impl Core {
 
     /// `destroy()`: see the module docs.
     pub(super) fn destroy(&self) {
-        let (queued, running, batched, interrupters) = {
+        // Room for what the injector's ring holds, on the stack (at most `CAPACITY`, F4).
+        let mut ring: [Option<JobRef>; CAPACITY] = [const { None }; CAPACITY];
+        let (global, lanes, broadcasts, mut running, mut batched, interrupters) = {
             let mut locked = self.lock();
             if locked.phase == Phase::Destroyed {
                 return;
             }
             locked.phase = Phase::Destroyed;
-            // Shut the injector's gate and take what it holds, before sweeping the queues
+            // Shut the injector's gate and take what it holds, before taking the queues
             // (injector.rs F1): a push after this sees the gate shut and takes its task back.
             locked.update_injector(None);
-            let mut queued = Vec::new();
-            for queue in locked.global.iter_mut() {
-                queued.extend(queue.drain(..));
-            }
-            // A drain short of memory left tasks in the injector (injector.rs F5): they fit in
-            // the queue just emptied (scheduler I6).
-            if locked.take_backlog() > 0 {
-                queued.extend(locked.global[Priority::Normal as usize].drain(..));
-            }
-            let lanes: Vec<_> = locked.lanes.drain().collect();
-            for (_, lane) in lanes {
-                queued.extend(lane.queue);
-            }
+            // The queues' own storage, moved out (no allocation: I6 may have no memory left),
+            // and what a drain short of memory left in the ring (injector.rs F5).
+            let global = std::mem::take(&mut locked.global);
+            locked.take_ring(&mut ring);
+            let lanes = std::mem::take(&mut locked.lanes);
             locked.queued = 0;
             locked.global_queued = 0;
+            // The rest is bounded by the pool's shape (threads, join nesting, batches,
+            // broadcasts in flight), not by its queue.
+            let mut broadcasts = Vec::new();
             let mut running = locked.foreign_running.clone();
             // Batch tasks (scheduler B5): only their worker takes them off its batch, so they
             // are cloned; each is destroyed as queued if still `QUEUED`, else as running.
@@ -146,7 +151,7 @@ impl Core {
             let mut interrupters = Vec::new();
             for slot in 0..locked.slots.len() {
                 let state = &mut locked.slots[slot];
-                queued.extend(state.broadcasts.drain(..));
+                broadcasts.extend(state.broadcasts.drain(..));
                 state.ready_lanes.clear();
                 state.lanes = 0;
                 running.extend(state.running.iter().cloned());
@@ -158,7 +163,18 @@ impl Core {
             }
             locked.raise(Signal::Queue);
             locked.raise(Signal::Lane);
-            (queued, running, batched, interrupters)
+            (global, lanes, broadcasts, running, batched, interrupters)
+        };
+        // Every queued task, where it waited (a task's entry may be stale: it left `QUEUED`
+        // some other way, I4).
+        let queued = || {
+            let lanes = lanes.values().flat_map(|lane| &lane.queue);
+            global
+                .iter()
+                .flatten()
+                .chain(ring.iter().flatten())
+                .chain(lanes)
+                .chain(&broadcasts)
         };
         // `QUEUED → DESTROYED`: `true` if this call won the task (its closure is then ours to
         // discard).
@@ -180,29 +196,50 @@ impl Core {
                 self.notify_resolved(header, resolved);
             }
         };
-        let won: Vec<bool> = queued.iter().map(destroy_queued).collect();
+        queued().for_each(|job| {
+            destroy_queued(job);
+        });
         // Batch tasks (B5): as queued, or if their worker (or a joiner, or a thief) claimed one
-        // first, as running: the claim is then older than this.
-        let batch_won: Vec<bool> = batched
-            .iter()
-            .map(|job| {
-                let won = destroy_queued(job);
-                if !won {
-                    destroy_running(job);
-                }
-                won
-            })
-            .collect();
+        // first, as running: the claim is then older than this. Those won come first.
+        let mut batch_won = 0;
+        for index in 0..batched.len() {
+            if destroy_queued(&batched[index]) {
+                batched.swap(batch_won, index);
+                batch_won += 1;
+            } else {
+                destroy_running(&batched[index]);
+            }
+        }
         running.iter().for_each(destroy_running);
         for interrupter in interrupters {
             interrupter.interrupt();
         }
-        for (job, won) in queued.iter().zip(won).chain(batched.iter().zip(batch_won)) {
-            if won {
-                job.discard();
-            }
-        }
-        for job in queued.into_iter().chain(running).chain(batched) {
+        // Which queued tasks this call won, without a list of them: `DESTROYED` is written
+        // only here, once per pool; so a queued task that is `DESTROYED` now was won above,
+        // unless it is one of the running ones (its stale queue entry, I4), destroyed as
+        // running. (Batch tasks are in no queue.)
+        running.sort_unstable_by_key(|job| job.as_ptr());
+        let won = |job: &&JobRef| {
+            phase(job.header().state.load()) == DESTROYED
+                && running
+                    .binary_search_by_key(&job.as_ptr(), |running| running.as_ptr())
+                    .is_err()
+        };
+        queued()
+            .filter(won)
+            .chain(&batched[..batch_won])
+            .for_each(JobRef::discard);
+        let lanes = lanes.into_values().flat_map(|lane| lane.queue);
+        let queued = global
+            .into_iter()
+            .flatten()
+            .chain(ring.into_iter().flatten());
+        for job in queued
+            .chain(lanes)
+            .chain(broadcasts)
+            .chain(running)
+            .chain(batched)
+        {
             super::panic::drop_quietly(job);
         }
     }
