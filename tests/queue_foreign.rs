@@ -1277,3 +1277,60 @@ fn q11_waiting_is_right_again_after_the_group_was_made_again() {
     let stats = queue.stats().unwrap();
     assert_eq!((stats.waiting, stats.active), (2, 0), "{stats:?}");
 }
+
+// docs/semantics.md Q11, Q8: with a level's `acked` count replaced by a hash, successful jobs
+// are still acknowledged and counted `completed` by their consumer, never `lost`, and their
+// stream is still trimmed; the consumer counts the calls whose count failed
+// (`stats_unavailable`). (Before: `retire`'s INCRBY failed the finish after it had
+// acknowledged the entries; the consumer took it for a failed effect, its retry found the
+// entry gone from its pending list, and counted every job `lost`.)
+#[test]
+fn q11_an_acked_count_of_another_type_does_not_turn_successes_into_lost() {
+    let Some(server) = redis_or_skip("q11_an_acked_count_of_another_type") else {
+        return;
+    };
+    let name = queue_name("wrongtype-acked");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let _: () = redis::cmd("HSET")
+        .arg(key(&name, "acked:normal"))
+        .arg("not")
+        .arg("a count")
+        .query(&mut con)
+        .unwrap();
+    queue
+        .add_batch((0..150).map(|_| (b"x", JobOptions::new())))
+        .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer("wrongtype-acked-a")
+        .concurrency(2)
+        .lease(NO_RECLAIM)
+        .run_on(&pool(2), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    let stream = key(&name, "jobs:normal");
+    let answered = |n: usize| runs.load(Ordering::SeqCst) == n && consumer.stats().held == 0;
+    wait_until("150 jobs ran and were answered", || answered(150));
+    // One more, acknowledged alone after every other: its trim bound is past the first node.
+    queue.add(b"last", JobOptions::new()).unwrap();
+    wait_until("the last job ran and was answered", || answered(151));
+    let stats = consumer.close(CLOSE).unwrap();
+    assert_eq!(pending(&mut con, &stream), 0, "every job acknowledged");
+    assert_eq!(runs.load(Ordering::SeqCst), 151, "each ran once");
+    assert_eq!((stats.completed, stats.lost), (151, 0), "{stats:?}");
+    assert!(stats.stats_unavailable >= 1, "{stats:?}");
+    let length: usize = redis::cmd("XLEN").arg(&stream).query(&mut con).unwrap();
+    assert!(
+        length < 151,
+        "the stream was trimmed all the same: {length}"
+    );
+    let kind: String = redis::cmd("TYPE")
+        .arg(key(&name, "acked:normal"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(kind, "hash", "someone else's key is left alone");
+}

@@ -53,8 +53,12 @@
 //! acknowledged entry still in the stream is counted, `waiting` = length − pending − `acked`
 //! stays exact. Someone else's `XTRIM`, or the group deleted and made again (its acknowledged
 //! entries delivered and counted again), leaves the count wrong; a FETCH that finds every
-//! level drained sets each count to length − pending, exact then (docs/semantics.md Q11). A job held for very long stops the trimming at its entry; once 10,000
-//! acknowledged entries wait behind it, `retire` deletes the entries it acknowledges instead.
+//! level drained sets each count to length − pending, exact then (docs/semantics.md Q11). The
+//! count is a counter like `stats` (Q11): with `acked` of another type the entries are
+//! acknowledged and trimmed all the same (judged by length − pending, which counts them all),
+//! the count is skipped and the script's answer reports it. A job held for very long stops the
+//! trimming at its entry; once 10,000 acknowledged entries wait behind it, `retire` deletes the
+//! entries it acknowledges instead.
 //! Entries that a failure, a release or a reclaim moves on are still deleted at once.
 //!
 //! # Time
@@ -244,6 +248,8 @@ local function id_less(a, b)
   am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
   return am < bm or (am == bm and as < bs)
 end
+-- A count of another type (someone else's key) is left alone: it is never overwritten, and
+-- stays uncounted until its owner removes it; a string that is no number is set.
 local function resync(stream, acked, group)
   local length = redis.pcall('XLEN', stream)
   local summary = redis.pcall('XPENDING', stream, group)
@@ -256,7 +262,15 @@ end
 local function retire(stream, acked, group, ids)
   local n = redis.call('XACK', stream, group, unpack(ids))
   if n == 0 then return end
-  local kept = redis.call('INCRBY', acked, n)
+  -- The count is a counter like the others (Q11): a key of another type loses it, never the
+  -- acknowledgement. The trimming goes on, judged by length − pending, which counts every
+  -- acknowledged entry (and the waiting ones): it only ever removes acknowledged entries.
+  local kept = redis.pcall('INCRBY', acked, n)
+  local counted = type(kept) == 'number'
+  if not counted then
+    if not stats_error then stats_error = kept.err end
+    kept = redis.call('XLEN', stream) - tonumber(redis.call('XPENDING', stream, group)[1])
+  end
   if kept < 100 then return end
   local bound = ids[1]
   for i = 2, #ids do
@@ -268,7 +282,7 @@ local function retire(stream, acked, group, ids)
   if kept - removed >= 10000 then
     removed = removed + redis.call('XDEL', stream, unpack(ids))
   end
-  if removed > 0 then redis.call('DECRBY', acked, removed) end
+  if removed > 0 and counted then redis.call('DECRBY', acked, removed) end
 end
 "#
     };

@@ -145,9 +145,10 @@ pub struct ConsumerStats {
     /// Blocking reads that ended empty after their block time (never because of a client-side
     /// timeout: see docs/semantics.md Q6).
     pub idle_blocks: u64,
-    /// Its calls whose queue-wide counts ([`QueueStats`]) could not be written, the `stats` or
-    /// `consumers` key holding another Redis type (docs/semantics.md Q11): the jobs moved as
-    /// usual, and this consumer's own counts above are right; only the queue's missed them.
+    /// Its calls whose queue-wide counts ([`QueueStats`]) could not be written, the `stats`,
+    /// `consumers` or a level's `acked` key holding another Redis type (docs/semantics.md Q11):
+    /// the jobs moved as usual, and this consumer's own counts above are right; only the
+    /// queue's missed them.
     pub stats_unavailable: u64,
 }
 
