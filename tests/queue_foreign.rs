@@ -343,7 +343,8 @@ fn q11_a_job_is_not_lost_when_the_dead_stream_has_another_type() {
     wait_until("the failure was answered", || {
         runs.load(Ordering::SeqCst) == 1 && consumer.stats().held == 0
     });
-    consumer.close(CLOSE).unwrap();
+    let stats = consumer.close(CLOSE).unwrap();
+    assert!(stats.dead_letter_unavailable >= 1, "{stats:?}");
     assert_eq!(payloads_stored(&mut con, &name), [b"fails".to_vec()]);
     let err = queue.dead_letters(10).unwrap_err();
     assert!(err.to_string().contains("WRONGTYPE"), "{err}");
@@ -1333,4 +1334,80 @@ fn q11_an_acked_count_of_another_type_does_not_turn_successes_into_lost() {
         .query(&mut con)
         .unwrap();
     assert_eq!(kind, "hash", "someone else's key is left alone");
+}
+
+// docs/semantics.md Q11, Q1: with the dead-letter stream replaced by a string, a stalled job
+// that RECLAIM would dead-letter stays stored (pending, tried again after a lease), and the
+// stalled jobs after it are still reclaimed and run; the consumer counts the failed move
+// (`dead_letter_unavailable`). (Before: the dead XADD stopped RECLAIM with an error after it
+// had moved both entries to the consumer: neither ran, at every scan.)
+#[test]
+fn q11_a_dead_stream_of_another_type_does_not_stop_reclaims() {
+    let Some(server) = redis_or_skip("q11_a_dead_stream_of_another_type_does_not_stop") else {
+        return;
+    };
+    let name = queue_name("wrongtype-dead-reclaim");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg(key(&name, "dead"))
+        .arg("not a stream")
+        .query(&mut con)
+        .unwrap();
+    queue.add(b"poison", JobOptions::new()).unwrap();
+    queue.add(b"stalled once", JobOptions::new()).unwrap();
+    let stream = key(&name, "jobs:normal");
+    // A consumer that read both and died; the first had killed consumers many times before.
+    let read: Vec<(String, Vec<Entry>)> = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("sharedbuf")
+        .arg("ghost")
+        .arg("COUNT")
+        .arg(2)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query(&mut con)
+        .unwrap();
+    let poison = read[0].1[0].0.clone();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(&stream)
+        .arg("sharedbuf")
+        .arg("ghost")
+        .arg(0)
+        .arg(&poison)
+        .arg("RETRYCOUNT")
+        .arg(10)
+        .arg("JUSTID")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(pending(&mut con, &stream), 2);
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ran);
+    let consumer = queue
+        .consumer("wrongtype-dead-reclaim-a")
+        .lease(Duration::from_millis(300))
+        .max_stalls(2)
+        .run_on(&pool(1), move |job, _ctx| {
+            seen.lock().unwrap().push(job.payload().to_vec());
+            Ok(())
+        })
+        .unwrap();
+    wait_until("the job stalled once was reclaimed and ran", || {
+        runs_of(&ran, b"stalled once") == 1
+    });
+    wait_until("the poison's move to the dead stream failed twice", || {
+        consumer.stats().dead_letter_unavailable >= 2
+    });
+    let stats = consumer.close(CLOSE).unwrap();
+    assert_eq!(runs_of(&ran, b"poison"), 0, "the stalled job is not run");
+    assert_eq!(stats.completed, 1, "{stats:?}");
+    assert_eq!(pending(&mut con, &stream), 1, "the poison is still pending");
+    let kept: Vec<Entry> = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg(&poison)
+        .arg(&poison)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(kept.len(), 1, "the poison is still stored");
 }

@@ -852,14 +852,18 @@ return out
 /// For each level while fewer than `count` were taken: `XAUTOCLAIM` entries idle for at least a
 /// lease (J3). An entry now delivered more than `most deliveries` times (its consumers keep
 /// dying on it) goes to the dead stream with the error `stalled`; the others are handed out.
-/// Answers `{'ok', next cursor per level, counting error ('' if none), entries…}` like FETCH
-/// (the fields as a flat list). Counts `reclaimed`, after the entry is moved.
+/// Answers `{'ok', next cursor per level, counting error ('' if none), dead-letter error (''
+/// if none), entries…}` like FETCH (the fields as a flat list). Counts `reclaimed`, after the
+/// entry is moved. A stalled entry the dead stream refuses (a key of another type, Q11) is
+/// left pending for this consumer, which does not run it: it is tried again once its lease
+/// expires, and the scan goes on with the others.
 const RECLAIM: &str = concat!(
     lua_common!(),
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
-local out = {'ok', ARGV[8], ARGV[9], ARGV[10], ''}
+local out = {'ok', ARGV[8], ARGV[9], ARGV[10], '', ''}
+local dead_error = nil
 local want = tonumber(ARGV[6])
 local most = tonumber(ARGV[7])
 for level = 1, 3 do
@@ -885,16 +889,23 @@ for level = 1, 3 do
           fields[#fields + 1] = consumer
           fields[#fields + 1] = 'failed'
           fields[#fields + 1] = now_ms()
-          redis.call('XADD', KEYS[5], '*', unpack(fields))
-          redis.call('XACK', KEYS[level], group, e[1])
-          redis.call('XDEL', KEYS[level], e[1])
-          local key, id = field(e[2], 'dedupe'), field(e[2], 'job')
-          if key and id and string_at(prefix .. 'dedupe:' .. key) == 'pending:' .. id then
-            redis.call('DEL', prefix .. 'dedupe:' .. key)
+          local moved = redis.pcall('XADD', KEYS[5], '*', unpack(fields))
+          if type(moved) == 'table' and moved.err then
+            -- The dead stream is someone else's key (Q11): the job stays where it is, pending
+            -- for this consumer that does not run it, and is tried again once its lease
+            -- expires; the others go on.
+            if not dead_error then dead_error = moved.err end
+          else
+            redis.call('XACK', KEYS[level], group, e[1])
+            redis.call('XDEL', KEYS[level], e[1])
+            local key, id = field(e[2], 'dedupe'), field(e[2], 'job')
+            if key and id and string_at(prefix .. 'dedupe:' .. key) == 'pending:' .. id then
+              redis.call('DEL', prefix .. 'dedupe:' .. key)
+            end
+            count(KEYS[6], KEYS[7], consumer, 'reclaimed')
+            count(KEYS[6], KEYS[7], consumer, 'failed')
+            count(KEYS[6], KEYS[7], consumer, 'dead')
           end
-          count(KEYS[6], KEYS[7], consumer, 'reclaimed')
-          count(KEYS[6], KEYS[7], consumer, 'failed')
-          count(KEYS[6], KEYS[7], consumer, 'dead')
         else
           out[#out + 1] = {level, e[1], e[2], n, done(prefix, e[2])}
           want = want - 1
@@ -909,6 +920,7 @@ for level = 1, 3 do
   end
 end
 out[5] = stats_error or ''
+out[6] = dead_error or ''
 return out
 "#
 );
