@@ -1266,9 +1266,8 @@ fn q11_waiting_is_right_again_after_the_group_was_made_again() {
             .query(&mut con)
             .unwrap();
         queue.add(b"probe", JobOptions::new()).unwrap();
-        // (`stats` is an `Err` while the group is missing: NOGROUP.)
         wait_until("the probe and the two again completed", || {
-            queue.stats().is_ok_and(|s| s.completed == 5)
+            queue.stats().unwrap().completed == 5
         });
     });
     assert_eq!(runs, 5);
@@ -1410,4 +1409,37 @@ fn q11_a_dead_stream_of_another_type_does_not_stop_reclaims() {
         .query(&mut con)
         .unwrap();
     assert_eq!(kept.len(), 1, "the poison is still stored");
+}
+
+// docs/semantics.md Q11, Q8: while a level's consumer group is missing, `stats` answers: that
+// level holds nothing (its entries all run again once a consumer makes the group again, from
+// the start), and every entry of its stream is waiting. (Before: `Err(Server("NOGROUP …"))`.)
+#[test]
+fn q11_stats_answer_while_the_group_is_missing() {
+    let Some(server) = redis_or_skip("q11_stats_answer_while_the_group_is_missing") else {
+        return;
+    };
+    let name = queue_name("nogroup-stats");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let runs = run_all(&queue, "nogroup-stats-a", || {
+        for _ in 0..2 {
+            queue.add(b"x", JobOptions::new()).unwrap();
+        }
+        wait_until("two completed", || queue.stats().unwrap().completed == 2);
+    });
+    assert_eq!(runs, 2);
+    queue.add(b"y", JobOptions::new()).unwrap();
+    queue
+        .add(b"high", JobOptions::new().priority(Priority::High))
+        .unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(key(&name, "jobs:normal"))
+        .arg("sharedbuf")
+        .query(&mut con)
+        .unwrap();
+    let stats = queue.stats().unwrap();
+    assert_eq!((stats.waiting, stats.active), (4, 0), "{stats:?}");
+    assert_eq!(stats.completed, 2, "{stats:?}");
 }
