@@ -1333,6 +1333,8 @@ fn q11_an_acked_count_of_another_type_does_not_turn_successes_into_lost() {
         .query(&mut con)
         .unwrap();
     assert_eq!(kind, "hash", "someone else's key is left alone");
+    let err = queue.stats().unwrap_err();
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
 }
 
 // docs/semantics.md Q11, Q1: with the dead-letter stream replaced by a string, a stalled job
