@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use queue_support::{queue_name, redis_or_skip, wait_until};
+use queue_support::{queue_name, redis_or_skip, wait_until, Gate};
 use sharedbuf::pool::{Priority, WorkerPool};
 use sharedbuf::queue::{redis, Added, Backoff, JobError, JobId, JobOptions, JobQueue};
 
@@ -319,8 +319,8 @@ fn behind_a_long_held_job_completed_entries_are_deleted() {
         .unwrap();
     let others = Arc::new(AtomicUsize::new(0));
     let done = Arc::clone(&others);
-    let release = Arc::new(AtomicUsize::new(0));
-    let go = Arc::clone(&release);
+    let release = Gate::new();
+    let go = release.clone();
     let consumer = queue
         .consumer("held-long-a")
         .concurrency(2)
@@ -329,13 +329,14 @@ fn behind_a_long_held_job_completed_entries_are_deleted() {
             if job.payload() == b"other" {
                 done.fetch_add(1, Ordering::SeqCst);
             } else {
-                wait_until("the test releases the held job", || {
-                    go.load(Ordering::SeqCst) == 1
-                });
+                go.pass();
             }
             Ok(())
         })
         .unwrap();
+    // Declared after the consumer: a failing assert opens the gate before the consumer's drop
+    // waits for the held job (no hang in the pool before the failure is reported).
+    let _open = release.open_at_exit();
     wait_until("the other jobs completed", || {
         queue.stats().unwrap().completed == 3
     });
@@ -343,7 +344,7 @@ fn behind_a_long_held_job_completed_entries_are_deleted() {
     let kept: usize = redis::cmd("GET").arg(&acked).query(&mut con).unwrap();
     // The first two were kept (9,998, 9,999), the third reached 10,000 and was deleted.
     assert_eq!((length, kept), (10_000, 9_999));
-    release.store(1, Ordering::SeqCst);
+    release.open();
     wait_until("the held job completed", || {
         queue.stats().unwrap().completed == 4
     });

@@ -343,7 +343,8 @@ fn q11_a_job_is_not_lost_when_the_dead_stream_has_another_type() {
     wait_until("the failure was answered", || {
         runs.load(Ordering::SeqCst) == 1 && consumer.stats().held == 0
     });
-    consumer.close(CLOSE).unwrap();
+    let stats = consumer.close(CLOSE).unwrap();
+    assert!(stats.dead_letter_unavailable >= 1, "{stats:?}");
     assert_eq!(payloads_stored(&mut con, &name), [b"fails".to_vec()]);
     let err = queue.dead_letters(10).unwrap_err();
     assert!(err.to_string().contains("WRONGTYPE"), "{err}");
@@ -1265,9 +1266,8 @@ fn q11_waiting_is_right_again_after_the_group_was_made_again() {
             .query(&mut con)
             .unwrap();
         queue.add(b"probe", JobOptions::new()).unwrap();
-        // (`stats` is an `Err` while the group is missing: NOGROUP.)
         wait_until("the probe and the two again completed", || {
-            queue.stats().is_ok_and(|s| s.completed == 5)
+            queue.stats().unwrap().completed == 5
         });
     });
     assert_eq!(runs, 5);
@@ -1276,4 +1276,172 @@ fn q11_waiting_is_right_again_after_the_group_was_made_again() {
     }
     let stats = queue.stats().unwrap();
     assert_eq!((stats.waiting, stats.active), (2, 0), "{stats:?}");
+}
+
+// docs/semantics.md Q11, Q8: with a level's `acked` count replaced by a hash, successful jobs
+// are still acknowledged and counted `completed` by their consumer, never `lost`, and their
+// stream is still trimmed; the consumer counts the calls whose count failed
+// (`stats_unavailable`). (Before: `retire`'s INCRBY failed the finish after it had
+// acknowledged the entries; the consumer took it for a failed effect, its retry found the
+// entry gone from its pending list, and counted every job `lost`.)
+#[test]
+fn q11_an_acked_count_of_another_type_does_not_turn_successes_into_lost() {
+    let Some(server) = redis_or_skip("q11_an_acked_count_of_another_type") else {
+        return;
+    };
+    let name = queue_name("wrongtype-acked");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let _: () = redis::cmd("HSET")
+        .arg(key(&name, "acked:normal"))
+        .arg("not")
+        .arg("a count")
+        .query(&mut con)
+        .unwrap();
+    queue
+        .add_batch((0..150).map(|_| (b"x", JobOptions::new())))
+        .unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&runs);
+    let consumer = queue
+        .consumer("wrongtype-acked-a")
+        .concurrency(2)
+        .lease(NO_RECLAIM)
+        .run_on(&pool(2), move |_job, _ctx| {
+            count.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .unwrap();
+    let stream = key(&name, "jobs:normal");
+    let answered = |n: usize| runs.load(Ordering::SeqCst) == n && consumer.stats().held == 0;
+    wait_until("150 jobs ran and were answered", || answered(150));
+    // One more, acknowledged alone after every other: its trim bound is past the first node.
+    queue.add(b"last", JobOptions::new()).unwrap();
+    wait_until("the last job ran and was answered", || answered(151));
+    let stats = consumer.close(CLOSE).unwrap();
+    assert_eq!(pending(&mut con, &stream), 0, "every job acknowledged");
+    assert_eq!(runs.load(Ordering::SeqCst), 151, "each ran once");
+    assert_eq!((stats.completed, stats.lost), (151, 0), "{stats:?}");
+    assert!(stats.stats_unavailable >= 1, "{stats:?}");
+    let length: usize = redis::cmd("XLEN").arg(&stream).query(&mut con).unwrap();
+    assert!(
+        length < 151,
+        "the stream was trimmed all the same: {length}"
+    );
+    let kind: String = redis::cmd("TYPE")
+        .arg(key(&name, "acked:normal"))
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(kind, "hash", "someone else's key is left alone");
+    let err = queue.stats().unwrap_err();
+    assert!(err.to_string().contains("WRONGTYPE"), "{err}");
+}
+
+// docs/semantics.md Q11, Q1: with the dead-letter stream replaced by a string, a stalled job
+// that RECLAIM would dead-letter stays stored (pending, tried again after a lease), and the
+// stalled jobs after it are still reclaimed and run; the consumer counts the failed move
+// (`dead_letter_unavailable`). (Before: the dead XADD stopped RECLAIM with an error after it
+// had moved both entries to the consumer: neither ran, at every scan.)
+#[test]
+fn q11_a_dead_stream_of_another_type_does_not_stop_reclaims() {
+    let Some(server) = redis_or_skip("q11_a_dead_stream_of_another_type_does_not_stop") else {
+        return;
+    };
+    let name = queue_name("wrongtype-dead-reclaim");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg(key(&name, "dead"))
+        .arg("not a stream")
+        .query(&mut con)
+        .unwrap();
+    queue.add(b"poison", JobOptions::new()).unwrap();
+    queue.add(b"stalled once", JobOptions::new()).unwrap();
+    let stream = key(&name, "jobs:normal");
+    // A consumer that read both and died; the first had killed consumers many times before.
+    let read: Vec<(String, Vec<Entry>)> = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg("sharedbuf")
+        .arg("ghost")
+        .arg("COUNT")
+        .arg(2)
+        .arg("STREAMS")
+        .arg(&stream)
+        .arg(">")
+        .query(&mut con)
+        .unwrap();
+    let poison = read[0].1[0].0.clone();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(&stream)
+        .arg("sharedbuf")
+        .arg("ghost")
+        .arg(0)
+        .arg(&poison)
+        .arg("RETRYCOUNT")
+        .arg(10)
+        .arg("JUSTID")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(pending(&mut con, &stream), 2);
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ran);
+    let consumer = queue
+        .consumer("wrongtype-dead-reclaim-a")
+        .lease(Duration::from_millis(300))
+        .max_stalls(2)
+        .run_on(&pool(1), move |job, _ctx| {
+            seen.lock().unwrap().push(job.payload().to_vec());
+            Ok(())
+        })
+        .unwrap();
+    wait_until("the job stalled once was reclaimed and ran", || {
+        runs_of(&ran, b"stalled once") == 1
+    });
+    wait_until("the poison's move to the dead stream failed twice", || {
+        consumer.stats().dead_letter_unavailable >= 2
+    });
+    let stats = consumer.close(CLOSE).unwrap();
+    assert_eq!(runs_of(&ran, b"poison"), 0, "the stalled job is not run");
+    assert_eq!(stats.completed, 1, "{stats:?}");
+    assert_eq!(pending(&mut con, &stream), 1, "the poison is still pending");
+    let kept: Vec<Entry> = redis::cmd("XRANGE")
+        .arg(&stream)
+        .arg(&poison)
+        .arg(&poison)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(kept.len(), 1, "the poison is still stored");
+}
+
+// docs/semantics.md Q11, Q8: while a level's consumer group is missing, `stats` answers: that
+// level holds nothing (its entries all run again once a consumer makes the group again, from
+// the start), and every entry of its stream is waiting. (Before: `Err(Server("NOGROUP …"))`.)
+#[test]
+fn q11_stats_answer_while_the_group_is_missing() {
+    let Some(server) = redis_or_skip("q11_stats_answer_while_the_group_is_missing") else {
+        return;
+    };
+    let name = queue_name("nogroup-stats");
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let mut con = server.connection();
+    let runs = run_all(&queue, "nogroup-stats-a", || {
+        for _ in 0..2 {
+            queue.add(b"x", JobOptions::new()).unwrap();
+        }
+        wait_until("two completed", || queue.stats().unwrap().completed == 2);
+    });
+    assert_eq!(runs, 2);
+    queue.add(b"y", JobOptions::new()).unwrap();
+    queue
+        .add(b"high", JobOptions::new().priority(Priority::High))
+        .unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(key(&name, "jobs:normal"))
+        .arg("sharedbuf")
+        .query(&mut con)
+        .unwrap();
+    let stats = queue.stats().unwrap();
+    assert_eq!((stats.waiting, stats.active), (4, 0), "{stats:?}");
+    assert_eq!(stats.completed, 2, "{stats:?}");
 }

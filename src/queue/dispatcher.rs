@@ -802,6 +802,9 @@ impl Dispatcher {
             *cursor = reply::text(reply::next(&mut items, "cursor")?)?;
         }
         self.counting_failed(reply::next(&mut items, "counting error")?);
+        if !reply::text(reply::next(&mut items, "dead-letter error")?)?.is_empty() {
+            bump(&self.shared.counters.dead_letter_unavailable);
+        }
         let mut got = 0;
         for item in items {
             let delivery = delivery::parse(item)?;
@@ -917,6 +920,10 @@ impl Dispatcher {
                         .push(Finish::failed(finish.entry, meta, error, false));
                     return;
                 }
+            }
+            if finish.mode == Mode::Dead {
+                // The job stays in its stream (the dead stream refused it, Q11).
+                bump(&counters.dead_letter_unavailable);
             }
             // Cannot be finished: stop renewing it; its lease expires and RECLAIM takes it
             // (and dead-letters it once it stalled too often).

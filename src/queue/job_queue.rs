@@ -203,7 +203,10 @@ impl JobQueue {
     }
 
     /// Reads the queue's statistics (one round trip). `Err(QueueError::Unavailable)` once Redis
-    /// stayed out of reach past the retry budget, `Err(Server)` for an unexpected reply.
+    /// stayed out of reach past the retry budget, `Err(Server)` for an unexpected reply or a
+    /// queue key of another type. A level whose consumer group is missing (deleted by someone
+    /// else, docs/semantics.md Q11) holds no job, and every entry of its stream is waiting: the
+    /// next consumer makes the group again from the start and runs them all.
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
         let keys = &self.config.keys;
         let mut commands = Vec::new();
@@ -216,7 +219,10 @@ impl JobQueue {
         commands.push(redis::cmd("XLEN").arg(&keys.dead).clone());
         commands.push(redis::cmd("HGETALL").arg(&keys.stats).clone());
         commands.push(redis::cmd("HGETALL").arg(&keys.consumers).clone());
-        let values = self.request(&commands)?;
+        let per_level = 3;
+        let values = self.request_tolerating(&commands, |at, code| {
+            code == "NOGROUP" && at < LEVELS.len() * per_level && at % per_level == 1
+        })?;
         parse_stats(values).map_err(|e| QueueError::Server(e.to_string()))
     }
 
@@ -249,6 +255,16 @@ impl JobQueue {
     /// Sends `commands` on the producer's connection, retrying for the retry budget; a
     /// server error answer to any of them is returned as `Err`.
     pub(super) fn request(&self, commands: &[Cmd]) -> Result<Vec<Value>, QueueError> {
+        self.request_tolerating(commands, |_, _| false)
+    }
+
+    /// [`JobQueue::request`], except that a server error answer to command `at` with a `code`
+    /// for which `tolerated(at, code)` holds is returned among the values.
+    fn request_tolerating(
+        &self,
+        commands: &[Cmd],
+        tolerated: impl Fn(usize, &str) -> bool,
+    ) -> Result<Vec<Value>, QueueError> {
         let started = Instant::now();
         let budget = self.config.retry_for;
         let mut link = self.link.lock().unwrap_or_else(|e| e.into_inner());
@@ -265,11 +281,11 @@ impl JobQueue {
                 LinkError::Fatal(error) => QueueError::Connect(error),
             })?;
         drop(link);
-        for value in &values {
+        for (at, value) in values.iter().enumerate() {
             if let (Some(message), Some(code)) =
                 (reply::server_error(value), reply::error_code(value))
             {
-                if code != "BUSYGROUP" {
+                if code != "BUSYGROUP" && !tolerated(at, code) {
                     return Err(QueueError::Server(message));
                 }
             }
@@ -342,22 +358,24 @@ fn parse_stats(values: Vec<Value>) -> Reply<QueueStats> {
     for _ in LEVELS {
         let length = reply::int(reply::next(&mut values, "XLEN")?)?.max(0) as u64;
         let pending = reply::next(&mut values, "XPENDING")?;
-        let mut held = 0u64;
-        if reply::error_code(&pending).is_none() {
-            let mut summary = reply::array(pending)?.into_iter();
-            held = reply::int(summary.next().unwrap_or(Value::Nil))?.max(0) as u64;
-            let per_consumer = summary.nth(2).unwrap_or(Value::Nil);
-            for pair in reply::array(per_consumer)? {
-                let mut pair = reply::array(pair)?.into_iter();
-                let name = reply::text(reply::next(&mut pair, "consumer")?)?;
-                let count = reply::int(reply::next(&mut pair, "count")?)?.max(0) as u64;
-                let entry = consumers.entry(name.clone()).or_default();
-                entry.name = name;
-                entry.active += count;
-            }
-        }
         // Acknowledged entries not trimmed yet (see `scripts.rs`, "Retention").
         let acked = reply::int(reply::next(&mut values, "GET")?)?.max(0) as u64;
+        if reply::error_code(&pending).is_some() {
+            // No group (NOGROUP, Q11): whoever makes it again starts from the first entry.
+            stats.waiting += length;
+            continue;
+        }
+        let mut summary = reply::array(pending)?.into_iter();
+        let held = reply::int(summary.next().unwrap_or(Value::Nil))?.max(0) as u64;
+        let per_consumer = summary.nth(2).unwrap_or(Value::Nil);
+        for pair in reply::array(per_consumer)? {
+            let mut pair = reply::array(pair)?.into_iter();
+            let name = reply::text(reply::next(&mut pair, "consumer")?)?;
+            let count = reply::int(reply::next(&mut pair, "count")?)?.max(0) as u64;
+            let entry = consumers.entry(name.clone()).or_default();
+            entry.name = name;
+            entry.active += count;
+        }
         stats.active += held;
         stats.waiting += length.saturating_sub(held).saturating_sub(acked);
     }

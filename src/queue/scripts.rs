@@ -53,8 +53,12 @@
 //! acknowledged entry still in the stream is counted, `waiting` = length − pending − `acked`
 //! stays exact. Someone else's `XTRIM`, or the group deleted and made again (its acknowledged
 //! entries delivered and counted again), leaves the count wrong; a FETCH that finds every
-//! level drained sets each count to length − pending, exact then (docs/semantics.md Q11). A job held for very long stops the trimming at its entry; once 10,000
-//! acknowledged entries wait behind it, `retire` deletes the entries it acknowledges instead.
+//! level drained sets each count to length − pending, exact then (docs/semantics.md Q11). The
+//! count is a counter like `stats` (Q11): with `acked` of another type the entries are
+//! acknowledged and trimmed all the same (judged by length − pending, which counts them all),
+//! the count is skipped and the script's answer reports it. A job held for very long stops the
+//! trimming at its entry; once 10,000 acknowledged entries wait behind it, `retire` deletes the
+//! entries it acknowledges instead.
 //! Entries that a failure, a release or a reclaim moves on are still deleted at once.
 //!
 //! # Time
@@ -244,6 +248,8 @@ local function id_less(a, b)
   am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
   return am < bm or (am == bm and as < bs)
 end
+-- A count of another type (someone else's key) is left alone: it is never overwritten, and
+-- stays uncounted until its owner removes it; a string that is no number is set.
 local function resync(stream, acked, group)
   local length = redis.pcall('XLEN', stream)
   local summary = redis.pcall('XPENDING', stream, group)
@@ -256,7 +262,15 @@ end
 local function retire(stream, acked, group, ids)
   local n = redis.call('XACK', stream, group, unpack(ids))
   if n == 0 then return end
-  local kept = redis.call('INCRBY', acked, n)
+  -- The count is a counter like the others (Q11): a key of another type loses it, never the
+  -- acknowledgement. The trimming goes on, judged by length − pending, which counts every
+  -- acknowledged entry (and the waiting ones): it only ever removes acknowledged entries.
+  local kept = redis.pcall('INCRBY', acked, n)
+  local counted = type(kept) == 'number'
+  if not counted then
+    if not stats_error then stats_error = kept.err end
+    kept = redis.call('XLEN', stream) - tonumber(redis.call('XPENDING', stream, group)[1])
+  end
   if kept < 100 then return end
   local bound = ids[1]
   for i = 2, #ids do
@@ -268,7 +282,7 @@ local function retire(stream, acked, group, ids)
   if kept - removed >= 10000 then
     removed = removed + redis.call('XDEL', stream, unpack(ids))
   end
-  if removed > 0 then redis.call('DECRBY', acked, removed) end
+  if removed > 0 and counted then redis.call('DECRBY', acked, removed) end
 end
 "#
     };
@@ -838,14 +852,18 @@ return out
 /// For each level while fewer than `count` were taken: `XAUTOCLAIM` entries idle for at least a
 /// lease (J3). An entry now delivered more than `most deliveries` times (its consumers keep
 /// dying on it) goes to the dead stream with the error `stalled`; the others are handed out.
-/// Answers `{'ok', next cursor per level, counting error ('' if none), entries…}` like FETCH
-/// (the fields as a flat list). Counts `reclaimed`, after the entry is moved.
+/// Answers `{'ok', next cursor per level, counting error ('' if none), dead-letter error (''
+/// if none), entries…}` like FETCH (the fields as a flat list). Counts `reclaimed`, after the
+/// entry is moved. A stalled entry the dead stream refuses (a key of another type, Q11) is
+/// left pending for this consumer, which does not run it: it is tried again once its lease
+/// expires, and the scan goes on with the others.
 const RECLAIM: &str = concat!(
     lua_common!(),
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
-local out = {'ok', ARGV[8], ARGV[9], ARGV[10], ''}
+local out = {'ok', ARGV[8], ARGV[9], ARGV[10], '', ''}
+local dead_error = nil
 local want = tonumber(ARGV[6])
 local most = tonumber(ARGV[7])
 for level = 1, 3 do
@@ -871,16 +889,23 @@ for level = 1, 3 do
           fields[#fields + 1] = consumer
           fields[#fields + 1] = 'failed'
           fields[#fields + 1] = now_ms()
-          redis.call('XADD', KEYS[5], '*', unpack(fields))
-          redis.call('XACK', KEYS[level], group, e[1])
-          redis.call('XDEL', KEYS[level], e[1])
-          local key, id = field(e[2], 'dedupe'), field(e[2], 'job')
-          if key and id and string_at(prefix .. 'dedupe:' .. key) == 'pending:' .. id then
-            redis.call('DEL', prefix .. 'dedupe:' .. key)
+          local moved = redis.pcall('XADD', KEYS[5], '*', unpack(fields))
+          if type(moved) == 'table' and moved.err then
+            -- The dead stream is someone else's key (Q11): the job stays where it is, pending
+            -- for this consumer that does not run it, and is tried again once its lease
+            -- expires; the others go on.
+            if not dead_error then dead_error = moved.err end
+          else
+            redis.call('XACK', KEYS[level], group, e[1])
+            redis.call('XDEL', KEYS[level], e[1])
+            local key, id = field(e[2], 'dedupe'), field(e[2], 'job')
+            if key and id and string_at(prefix .. 'dedupe:' .. key) == 'pending:' .. id then
+              redis.call('DEL', prefix .. 'dedupe:' .. key)
+            end
+            count(KEYS[6], KEYS[7], consumer, 'reclaimed')
+            count(KEYS[6], KEYS[7], consumer, 'failed')
+            count(KEYS[6], KEYS[7], consumer, 'dead')
           end
-          count(KEYS[6], KEYS[7], consumer, 'reclaimed')
-          count(KEYS[6], KEYS[7], consumer, 'failed')
-          count(KEYS[6], KEYS[7], consumer, 'dead')
         else
           out[#out + 1] = {level, e[1], e[2], n, done(prefix, e[2])}
           want = want - 1
@@ -895,6 +920,7 @@ for level = 1, 3 do
   end
 end
 out[5] = stats_error or ''
+out[6] = dead_error or ''
 return out
 "#
 );

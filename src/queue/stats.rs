@@ -145,10 +145,15 @@ pub struct ConsumerStats {
     /// Blocking reads that ended empty after their block time (never because of a client-side
     /// timeout: see docs/semantics.md Q6).
     pub idle_blocks: u64,
-    /// Its calls whose queue-wide counts ([`QueueStats`]) could not be written, the `stats` or
-    /// `consumers` key holding another Redis type (docs/semantics.md Q11): the jobs moved as
-    /// usual, and this consumer's own counts above are right; only the queue's missed them.
+    /// Its calls whose queue-wide counts ([`QueueStats`]) could not be written, the `stats`,
+    /// `consumers` or a level's `acked` key holding another Redis type (docs/semantics.md Q11):
+    /// the jobs moved as usual, and this consumer's own counts above are right; only the
+    /// queue's missed them.
     pub stats_unavailable: u64,
+    /// Times a move of a job to the dead-letter stream failed, as when the `dead` key holds
+    /// another Redis type (docs/semantics.md Q11): the job stayed in its stream, pending, and
+    /// is reclaimed and tried again once its lease expires.
+    pub dead_letter_unavailable: u64,
 }
 
 /// The live counters behind [`ConsumerStats`], shared by the consumer's threads.
@@ -171,6 +176,7 @@ pub(super) struct Counters {
     pub(super) wakeups: AtomicU64,
     pub(super) idle_blocks: AtomicU64,
     pub(super) stats_unavailable: AtomicU64,
+    pub(super) dead_letter_unavailable: AtomicU64,
 }
 
 /// Adds one.
@@ -200,6 +206,7 @@ impl Counters {
             wakeups: get(&self.wakeups),
             idle_blocks: get(&self.idle_blocks),
             stats_unavailable: get(&self.stats_unavailable),
+            dead_letter_unavailable: get(&self.dead_letter_unavailable),
         }
     }
 }
