@@ -503,6 +503,69 @@ fn wait_async_memfd() {
     assert_back(&baseline, "wait_async (memfd)");
 }
 
+/// docs/semantics.md X2: more `wait_async` futures than a memfd buffer has waiter slots: the
+/// ones refused leave nothing, and once all are dropped every slot can be taken again.
+fn wait_async_memfd_slots_run_out() {
+    let round = || {
+        let view = Int32Array::new(&memfd("soak-slots", 16)).unwrap();
+        let mut futures = Vec::new();
+        let mut refused = 0;
+        for _ in 0..2 * process_support::SLOT_COUNT {
+            match atomics::wait_async(&view, 0, 0, None) {
+                Ok(WaitAsync::Pending(future)) => futures.push(future),
+                Ok(WaitAsync::Ready(result)) => panic!("answered at once: {result:?}"),
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(refused > 0, "the slots never ran out");
+        let taken = futures.len();
+        drop(futures);
+        // Every slot is free again: as many futures are taken as before.
+        let again: Vec<_> = (0..taken)
+            .map(|_| atomics::wait_async(&view, 0, 0, Some(FOREVER)).unwrap())
+            .collect();
+        assert_eq!(atomics::notify(&view, 0, None).unwrap(), taken);
+        drop(again);
+        assert_no_waiters(&view, "memfd slots");
+    };
+    round();
+    let baseline = settled();
+    for _ in 0..5 {
+        round();
+    }
+    assert_back(&baseline, "memfd slots");
+}
+
+/// docs/semantics.md X1: buffers refused by `open` and `from_fd` (not a buffer, too short, a
+/// pipe) leave no descriptor and no mapping.
+fn refused_buffers() {
+    use std::io::Write;
+    let round = || {
+        let path = ScratchPath::new("soak-garbage");
+        std::fs::File::create(path.path())
+            .unwrap()
+            .write_all(&[0xa5; 20_000])
+            .unwrap();
+        assert!(SharedBuffer::open(path.path()).is_err());
+        std::fs::write(path.path(), b"short").unwrap();
+        assert!(SharedBuffer::open(path.path()).is_err());
+        assert!(SharedBuffer::open("/dev/shm").is_err());
+        let (socket, peer) = std::os::unix::net::UnixStream::pair().unwrap();
+        assert!(SharedBuffer::from_fd(socket.into()).is_err());
+        drop(peer);
+        assert!(SharedBuffer::memfd("nul\0name", 16).is_err());
+        assert!(SharedBuffer::memfd_growable("soak-refused", 32, 16).is_err());
+        let growable = SharedBuffer::memfd_growable("soak-refused", 16, 4096).unwrap();
+        assert!(growable.grow(1 << 20).is_err());
+    };
+    round();
+    let baseline = settled();
+    for _ in 0..50 {
+        round();
+    }
+    assert_back(&baseline, "refused buffers");
+}
+
 /// docs/semantics.md A (interrupting a blocked wait): installing and dropping an interrupter,
 /// and interrupting a blocked wait, leave nothing queued.
 fn interrupter_install_drop() {
@@ -761,6 +824,32 @@ fn pool_task_captures_and_results() {
     });
 }
 
+/// docs/semantics.md P: a pool's thread hooks, and what they capture, are dropped with the pool,
+/// even though the thread that submitted its tasks lives on (and keeps carving task cells for
+/// a while from a chunk that belonged to that pool, cells.rs).
+fn pool_hooks_dropped_with_the_pool() {
+    let round = || {
+        let (start, exit) = (memfd("soak-hook", 16), memfd("soak-hook", 16));
+        let pool = WorkerPool::builder()
+            .max_threads(2)
+            .on_thread_start(move |_| assert_eq!(start.byte_length(), 16))
+            .on_thread_exit(move |_| assert_eq!(exit.byte_length(), 16))
+            .build()
+            .unwrap();
+        // More than enough for this thread to carve the cells from a chunk of this pool.
+        for _ in 0..200 {
+            pool.run(|_| ()).unwrap().join().unwrap();
+        }
+        drop(pool);
+    };
+    // No warm-up: the pools of the cases before started what persists (the slabs).
+    let baseline = settled();
+    for _ in 0..10 {
+        round();
+    }
+    assert_back(&baseline, "pool hooks");
+}
+
 /// docs/semantics.md W: a port posted into its own channel (a cycle, like `Rc`s pointing at
 /// each other): documented as kept alive; this case only records whether it is.
 fn channel_port_in_its_own_queue() {
@@ -849,6 +938,77 @@ fn sync_timed_waits() {
     assert_back(&baseline, "sync timed waits");
 }
 
+/// docs/semantics.md S, W3: workers terminated while blocked in every sync primitive (and in
+/// a condvar wait requeued onto its mutex), on a private and a memfd buffer, leave no waiter.
+fn sync_blocked_workers_terminated() {
+    use sharedbuf::sync::{Barrier, Condvar, Latch, RwLock, Semaphore};
+    fn round(buffer: &SharedBuffer) {
+        let mutex = Mutex::at(buffer, 0).unwrap();
+        let held = mutex.lock().unwrap();
+        let rwlock = RwLock::at(buffer, 48).unwrap();
+        let read = rwlock.read().unwrap();
+        let mut workers: Vec<Worker<(), ()>> = Vec::new();
+        for kind in 0..7 {
+            let buffer = buffer.clone();
+            workers.push(
+                Worker::builder()
+                    .spawn(move |_ctx| -> Result<(), Error> {
+                        match kind {
+                            0 => drop(Mutex::at(&buffer, 0)?.lock()),
+                            1 => {
+                                // Waits on the condvar with its own mutex (offset 64), then
+                                // is notified (requeued onto the mutex, which is held).
+                                let own = Mutex::at(&buffer, 64)?;
+                                let guard = own.lock().map_err(Error::from)?;
+                                drop(Condvar::at(&buffer, 16)?.wait(guard));
+                            }
+                            2 => drop(Semaphore::at(&buffer, 32)?.acquire(1)),
+                            3 => drop(RwLock::at(&buffer, 48)?.write()),
+                            4 => drop(Barrier::at(&buffer, 80, 8)?.wait()),
+                            5 => drop(Latch::at(&buffer, 96)?.wait()),
+                            _ => drop(Mutex::at(&buffer, 64)?.lock()),
+                        }
+                        Ok(())
+                    })
+                    .unwrap(),
+            );
+        }
+        std::thread::sleep(Duration::from_millis(2)); // make "all blocked" likely
+                                                      // The condvar's waiter is moved onto its mutex, held now (a requeue, if it waited).
+        let own = Mutex::at(buffer, 64).unwrap();
+        let own_held = own.lock().unwrap();
+        Condvar::at(buffer, 16).unwrap().notify_all();
+        std::thread::sleep(Duration::from_millis(1));
+        for worker in &workers {
+            let _ = worker.terminate().unwrap();
+        }
+        drop(workers);
+        drop((held, read, own_held));
+    }
+    for shared in [false, true] {
+        let make = || {
+            let buffer = if shared {
+                memfd("soak-blocked", 128)
+            } else {
+                SharedBuffer::new(128).unwrap()
+            };
+            sharedbuf::sync::Latch::at(&buffer, 96)
+                .unwrap()
+                .count_up(1)
+                .unwrap();
+            buffer
+        };
+        round(&make());
+        let baseline = settled();
+        for _ in 0..20 {
+            let buffer = make();
+            round(&buffer);
+            assert_no_waiters(&Int32Array::new(&buffer).unwrap(), "blocked sync waits");
+        }
+        assert_back(&baseline, "blocked sync waits");
+    }
+}
+
 /// docs/semantics.md A12: a memfd buffer dropped while a future on it is pending (the future
 /// keeps the memory), then the future dropped: everything goes.
 fn wait_async_outlives_its_buffer() {
@@ -901,11 +1061,20 @@ fn process_worker_unread_messages() {
 /// and threads.
 #[cfg(feature = "redis")]
 fn queue_consumer_start_close() {
-    use sharedbuf::queue::{JobOptions, JobQueue};
+    use sharedbuf::queue::{JobError, JobOptions, JobQueue, QueueError};
     let Some(server) = queue_support::redis_or_skip("queue_consumer_start_close") else {
         return;
     };
     let name = queue_support::queue_name("soak");
+    // Connections as the server counts them: a leaked client shows there too.
+    let mut admin = server.connection();
+    let mut clients = move || -> usize {
+        let list: String = sharedbuf::queue::redis::cmd("CLIENT")
+            .arg("LIST")
+            .query(&mut admin)
+            .unwrap();
+        list.lines().count()
+    };
     let round = |i: usize| {
         let pool = Arc::new(WorkerPool::builder().max_threads(2).build().unwrap());
         let queue = JobQueue::connect(&server.url(), &name).unwrap();
@@ -913,25 +1082,43 @@ fn queue_consumer_start_close() {
         let seen = Arc::clone(&done);
         let consumer = queue
             .consumer(&format!("soak-{i}"))
-            .run_on(&pool, move |_, _| {
+            .lease(Duration::from_millis(100))
+            .run_on(&pool, move |job, _| {
                 seen.fetch_add(1, Ordering::SeqCst);
-                Ok(())
+                match job.payload() {
+                    b"retry" if job.attempt() < 2 => Err(JobError::retry("once more")),
+                    b"fail" => Err(JobError::permanent("no")),
+                    _ => Ok(()),
+                }
             })
             .unwrap();
-        for _ in 0..5 {
+        // A second consumer of the same name is refused, and leaves nothing behind.
+        let refused = queue
+            .consumer(&format!("soak-{i}"))
+            .run_on(&pool, |_, _| Ok(()));
+        assert!(matches!(refused, Err(QueueError::NameInUse { .. })));
+        queue.add(b"retry", JobOptions::new().attempts(3)).unwrap();
+        queue.add(b"fail", JobOptions::new()).unwrap();
+        for _ in 0..3 {
             queue.add(b"x", JobOptions::new()).unwrap();
         }
-        queue_support::wait_until("the jobs ran", || done.load(Ordering::SeqCst) == 5);
-        consumer.close(Some(WATCHDOG)).unwrap();
+        queue_support::wait_until("the jobs ran", || done.load(Ordering::SeqCst) >= 6);
+        if i % 2 == 0 {
+            consumer.close(Some(WATCHDOG)).unwrap();
+        } else {
+            drop(consumer); // closes it too
+        }
         drop(queue);
         drop(pool);
     };
     round(0);
     let baseline = settled();
+    let connected = clients();
     for i in 1..10 {
         round(i);
     }
     assert_back(&baseline, "JobQueue and Consumer");
+    assert_eq!(clients(), connected, "a Redis connection is left open");
 }
 
 /// The C library's settings that keep the counts exact: no cache of freed thread stacks (a
@@ -954,50 +1141,37 @@ fn run_without_libc_caches() {
 
 type Test = (&'static str, fn());
 
+/// A case: its name (for the command line's filter) and its body.
+macro_rules! case {
+    ($name:ident) => {
+        (stringify!($name), $name as fn())
+    };
+}
+
 static TESTS: &[Test] = &[
-    (
-        "pool_build_run_close_destroy_drop",
-        pool_build_run_close_destroy_drop,
-    ),
-    ("worker_join_drop_terminate", worker_join_drop_terminate),
-    (
-        "channel_left_messages_and_ports_through_ports",
-        channel_left_messages_and_ports_through_ports,
-    ),
-    ("wait_async_private", wait_async_private),
-    ("wait_async_memfd", wait_async_memfd),
-    ("interrupter_install_drop", interrupter_install_drop),
-    ("mutex_lock_async", mutex_lock_async),
-    (
-        "growable_and_file_backed_buffers",
-        growable_and_file_backed_buffers,
-    ),
-    (
-        "process_worker_join_terminate_drop",
-        process_worker_join_terminate_drop,
-    ),
-    ("byte_ring_lifecycles", byte_ring_lifecycles),
-    (
-        "pool_task_captures_and_results",
-        pool_task_captures_and_results,
-    ),
-    ("worker_unread_messages", worker_unread_messages),
-    ("sync_timed_waits", sync_timed_waits),
-    (
-        "wait_async_outlives_its_buffer",
-        wait_async_outlives_its_buffer,
-    ),
-    (
-        "process_worker_unread_messages",
-        process_worker_unread_messages,
-    ),
+    case!(pool_build_run_close_destroy_drop),
+    case!(pool_task_captures_and_results),
+    case!(pool_hooks_dropped_with_the_pool),
+    case!(worker_join_drop_terminate),
+    case!(worker_unread_messages),
+    case!(channel_left_messages_and_ports_through_ports),
+    case!(wait_async_private),
+    case!(wait_async_memfd),
+    case!(wait_async_memfd_slots_run_out),
+    case!(wait_async_outlives_its_buffer),
+    case!(interrupter_install_drop),
+    case!(mutex_lock_async),
+    case!(sync_timed_waits),
+    case!(sync_blocked_workers_terminated),
+    case!(growable_and_file_backed_buffers),
+    case!(refused_buffers),
+    case!(process_worker_join_terminate_drop),
+    case!(process_worker_unread_messages),
+    case!(byte_ring_lifecycles),
     #[cfg(feature = "redis")]
-    ("queue_consumer_start_close", queue_consumer_start_close),
+    case!(queue_consumer_start_close),
     // Last: what it keeps (by design) would be in the baselines of the cases after it.
-    (
-        "channel_port_in_its_own_queue",
-        channel_port_in_its_own_queue,
-    ),
+    case!(channel_port_in_its_own_queue),
 ];
 
 fn main() {

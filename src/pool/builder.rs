@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc as StdArc;
 use std::time::Duration;
 
-use super::config::{Config, Hook, WhenFull};
+use super::config::{Config, Hook, ThreadHook, WhenFull};
 use super::error::BuildError;
 use super::worker_pool::WorkerPool;
 
@@ -204,8 +204,8 @@ impl PoolBuilder {
             when_full: self.when_full,
             name: self.name,
             stack_size: self.stack_size,
-            on_thread_start: self.on_thread_start,
-            on_thread_exit: self.on_thread_exit,
+            on_thread_start: ThreadHook::new(self.on_thread_start),
+            on_thread_exit: ThreadHook::new(self.on_thread_exit),
         })
     }
 }

@@ -400,7 +400,14 @@ impl Drop for WorkerPool {
             return;
         }
         match self.close(None) {
-            Ok(()) | Err(CloseError::FromInsidePool | CloseError::ForkedHandle) => {}
+            Ok(()) => {
+                // Every thread is joined: nothing calls the hooks any more. Drop them now,
+                // not with the `Core`, which a submitter's chunk of task cells may keep for
+                // long after (config.rs `ThreadHook`).
+                self.core.config.on_thread_start.release();
+                self.core.config.on_thread_exit.release();
+            }
+            Err(CloseError::FromInsidePool | CloseError::ForkedHandle) => {}
             Err(CloseError::TimedOut { .. }) => {
                 // The wait was interrupted (this thread is a terminated worker): the pool is
                 // destroyed; its threads finish on their own.
