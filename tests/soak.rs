@@ -2,15 +2,16 @@
 //! times, gives back what the process holds — open descriptors (`/proc/self/fd`), threads
 //! (`/proc/self/task`), mappings (`/proc/self/maps`), child processes — and leaves nothing in
 //! the crate's tables that a test can see: a `notify` counts every waiter still queued at an
-//! address (docs/semantics.md A5), and a `Waker` still held anywhere shows in its reference
+//! address (docs/semantics.md A8), and a `Waker` still held anywhere shows in its reference
 //! count. Memory (RSS) only as "growth does not scale with the rounds", never as a time.
 //!
 //! What persists by design, started by a warm-up round before each baseline: the `wait_async`
-//! timer thread ("sharedbuf-timer", docs/semantics.md A12), and the pool's cache of empty
-//! slabs (docs/semantics.md P). The C library's own caches (freed thread stacks, malloc
-//! arenas) are turned off for this binary ([`TUNABLES`]). Threads that end on their own after their handle is gone (a
-//! `Worker` dropped unjoined, W3; a `wait_async` doorbell thread, A12) are waited for: the
-//! counts must come back exactly, with a watchdog as the hang detector.
+//! timer thread ("sharedbuf-timer", docs/semantics.md A12), the waiter table's room, and the
+//! pool's slabs of task cells (docs/semantics.md P7). The C library's own caches (freed thread
+//! stacks, malloc arenas) are turned off for this binary ([`TUNABLES`]). Threads that end on
+//! their own after their handle is gone (a `Worker` dropped unjoined, W3; a `wait_async`
+//! doorbell thread, A12) are waited for ([`settled`]): the counts must then be exactly the
+//! baseline's, with a watchdog as the hang detector.
 //!
 //! `harness = false`: `main` calls `process::init` first (process workers are among the
 //! cases), and no other test's threads or descriptors disturb the counts. Run one case with
@@ -285,7 +286,7 @@ static ENTRIES: &[&dyn process::EntryPoint] = &[&ECHO];
 
 // ---- cases -----------------------------------------------------------------------------------
 
-/// docs/semantics.md P (close, destroy, drop): a pool's threads and its tasks' captures are
+/// docs/semantics.md P7 (close, destroy, drop): a pool's threads and its tasks' captures are
 /// gone when `close` or `destroy` returns, or the pool is dropped.
 fn pool_build_run_close_destroy_drop() {
     fn round(ending: usize) {
@@ -375,7 +376,7 @@ fn worker_join_drop_terminate() {
     }
 }
 
-/// docs/semantics.md W: messages left in a channel, and ports posted through ports, are dropped
+/// docs/semantics.md W6: messages left in a channel, and ports posted through ports, are dropped
 /// with the channel.
 fn channel_left_messages_and_ports_through_ports() {
     fn round() {
@@ -566,7 +567,7 @@ fn refused_buffers() {
     assert_back(&baseline, "refused buffers");
 }
 
-/// docs/semantics.md A (interrupting a blocked wait): installing and dropping an interrupter,
+/// docs/semantics.md A6 (and "Interrupting a blocked wait"): installing and dropping an interrupter,
 /// and interrupting a blocked wait, leave nothing queued.
 fn interrupter_install_drop() {
     fn round(view: &Int32Array) {
@@ -595,7 +596,7 @@ fn interrupter_install_drop() {
     assert_back(&baseline, "Interrupter");
 }
 
-/// docs/semantics.md S: `lock_async` futures pending then dropped, or resolved, on a private and
+/// docs/semantics.md S2: `lock_async` futures pending then dropped, or resolved, on a private and
 /// a memfd buffer, leave no waiter and no waker held.
 fn mutex_lock_async() {
     fn round(buffer: &SharedBuffer, waker: &Arc<Counting>) {
@@ -630,7 +631,7 @@ fn mutex_lock_async() {
     }
 }
 
-/// docs/semantics.md B: growable, memfd and file-backed buffers give back their descriptor and
+/// docs/semantics.md B2, B6, X1: growable, memfd and file-backed buffers give back their descriptor and
 /// every mapping when the last clone drops.
 fn growable_and_file_backed_buffers() {
     fn round() {
@@ -694,7 +695,7 @@ fn process_worker_join_terminate_drop() {
     }
 }
 
-/// docs/semantics.md W (the byte ring): senders and receivers made and dropped, a receiver
+/// docs/semantics.md W4, X4 (the byte ring under process workers): senders and receivers made and dropped, a receiver
 /// blocked when the ring closes, on a private and a memfd buffer.
 fn byte_ring_lifecycles() {
     fn round(make: &dyn Fn() -> SharedBuffer) {
@@ -741,7 +742,7 @@ fn byte_ring_lifecycles() {
     }
 }
 
-/// docs/semantics.md P: what a task captures, returns or panics with is dropped by the time
+/// docs/semantics.md P3–P9: what a task captures, returns or panics with is dropped by the time
 /// the pool is gone, whether the task ran, was cancelled, timed out, or its handle was dropped;
 /// keyed tasks, broadcasts and maps too; idle threads reaped by the idle timeout are gone.
 fn pool_task_captures_and_results() {
@@ -824,7 +825,7 @@ fn pool_task_captures_and_results() {
     });
 }
 
-/// docs/semantics.md P: a pool's thread hooks, and what they capture, are dropped with the pool,
+/// docs/semantics.md P7: a pool's thread hooks, and what they capture, are dropped with the pool,
 /// even though the thread that submitted its tasks lives on (and keeps carving task cells for
 /// a while from a chunk that belonged to that pool, cells.rs).
 fn pool_hooks_dropped_with_the_pool() {
@@ -850,8 +851,9 @@ fn pool_hooks_dropped_with_the_pool() {
     assert_back(&baseline, "pool hooks");
 }
 
-/// docs/semantics.md W: a port posted into its own channel (a cycle, like `Rc`s pointing at
-/// each other): documented as kept alive; this case only records whether it is.
+/// docs/semantics.md W6 (its caveat): a port posted into its own channel is a reference cycle,
+/// kept alive with every message in it, as `std::sync::mpsc` keeps a `Receiver` sent through
+/// its own channel. Documented, not fixed: this case shows how much it keeps.
 fn channel_port_in_its_own_queue() {
     type Any = Box<dyn std::any::Any + Send>;
     fn round() {
@@ -872,7 +874,7 @@ fn channel_port_in_its_own_queue() {
     );
 }
 
-/// docs/semantics.md W: messages a worker posted and nobody read are dropped with its handle.
+/// docs/semantics.md W6: messages a worker posted and nobody read are dropped with its handle.
 fn worker_unread_messages() {
     fn round(ending: usize) {
         let worker: Worker<(), SharedBuffer> = Worker::builder()
@@ -904,7 +906,7 @@ fn worker_unread_messages() {
     }
 }
 
-/// docs/semantics.md S, X2: blocking waits of the sync primitives that time out, on a memfd
+/// docs/semantics.md S3, X2: blocking waits of the sync primitives that time out, on a memfd
 /// buffer, leave no slot taken (a notify would count it) and nothing else behind.
 fn sync_timed_waits() {
     use sharedbuf::sync::{Condvar, RwLock, Semaphore};
@@ -938,7 +940,7 @@ fn sync_timed_waits() {
     assert_back(&baseline, "sync timed waits");
 }
 
-/// docs/semantics.md S, W3: workers terminated while blocked in every sync primitive (and in
+/// docs/semantics.md S6, W3: workers terminated while blocked in every sync primitive (and in
 /// a condvar wait requeued onto its mutex), on a private and a memfd buffer, leave no waiter.
 fn sync_blocked_workers_terminated() {
     use sharedbuf::sync::{Barrier, Condvar, Latch, RwLock, Semaphore};
@@ -1057,7 +1059,7 @@ fn process_worker_unread_messages() {
     assert_back(&baseline, "ProcessWorker unread messages");
 }
 
-/// docs/semantics.md Q: a queue and consumers started and closed give back their connections
+/// docs/semantics.md Q1, Q7: a queue and consumers started and closed give back their connections
 /// and threads.
 #[cfg(feature = "redis")]
 fn queue_consumer_start_close() {

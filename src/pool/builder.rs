@@ -152,7 +152,8 @@ impl PoolBuilder {
 
     /// Runs `hook` on every pool thread as it starts, before its first task, with its worker
     /// index. A panic in it is caught and counted ([`PoolStats::hook_panics`]); the thread
-    /// goes on.
+    /// goes on. The pool drops the hook (and what it captured) once its threads are joined
+    /// (docs/semantics.md P7).
     ///
     /// [`PoolStats::hook_panics`]: super::PoolStats::hook_panics
     pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> PoolBuilder {
@@ -161,7 +162,8 @@ impl PoolBuilder {
     }
 
     /// Runs `hook` on every pool thread as it exits (reaped, closed, destroyed), after its last
-    /// task, with its worker index. A panic in it is caught and counted.
+    /// task, with its worker index. A panic in it is caught and counted. Dropped as
+    /// [`on_thread_start`](Self::on_thread_start)'s hook is.
     pub fn on_thread_exit(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> PoolBuilder {
         self.on_thread_exit = Some(StdArc::new(hook));
         self
