@@ -851,6 +851,62 @@ fn pool_hooks_dropped_with_the_pool() {
     assert_back(&baseline, "pool hooks");
 }
 
+/// docs/semantics.md P3, P7, W2: a task handle polled as a future and dropped (before or
+/// after its task ran) lets go of the task's waker; a task blocked in `atomics::wait` when the
+/// pool is destroyed, and a worker whose closure panics with a payload holding a descriptor,
+/// leave nothing.
+fn task_futures_destroyed_waits_and_panics() {
+    let waker = Arc::new(Counting::default());
+    let round = || {
+        let pool = WorkerPool::builder().max_threads(2).build().unwrap();
+        let gate = Arc::new(std::sync::Barrier::new(2));
+        let opened = Arc::clone(&gate);
+        let mut early = pool.run(move |_| opened.wait()).unwrap();
+        let mut late = pool.run(|_| 7).unwrap();
+        assert!(poll_once(&mut early, &waker).is_pending());
+        let _ = poll_once(&mut late, &waker);
+        drop(early); // before its task ran to the end
+        gate.wait();
+        assert_eq!(block_on(late), Ok(7));
+        // A task blocked in `wait` on a memfd buffer, then the pool destroyed.
+        let flag = Int32Array::new(&memfd("soak-destroy", 16)).unwrap();
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let blocked = pool
+            .run(move |_| {
+                started_tx.send(()).unwrap();
+                atomics::wait(&flag, 0, 0, None)
+            })
+            .unwrap();
+        started_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(1)); // make "blocked in wait" likely
+        pool.destroy();
+        drop(blocked);
+        drop(pool);
+        // A worker panicking with a payload that holds a descriptor.
+        let held = memfd("soak-payload", 16);
+        let worker: Worker<(), ()> = Worker::spawn(move |_ctx| -> Result<(), Error> {
+            std::panic::panic_any(held);
+        })
+        .unwrap();
+        assert!(!worker.join().unwrap().success());
+    };
+    let hook = std::sync::Arc::new(std::panic::take_hook());
+    let quiet = Arc::clone(&hook);
+    std::panic::set_hook(Box::new(move |info| {
+        if info.payload().downcast_ref::<SharedBuffer>().is_none() {
+            quiet(info);
+        }
+    }));
+    round();
+    let baseline = settled();
+    for _ in 0..20 {
+        round();
+    }
+    let _ = std::panic::take_hook();
+    assert_waker_released(&waker, "task handles as futures");
+    assert_back(&baseline, "task futures, destroyed waits, panics");
+}
+
 /// docs/semantics.md W6 (its caveat): a port posted into its own channel is a reference cycle,
 /// kept alive with every message in it, as `std::sync::mpsc` keeps a `Receiver` sent through
 /// its own channel. Documented, not fixed: this case shows how much it keeps.
@@ -1123,6 +1179,47 @@ fn queue_consumer_start_close() {
     assert_eq!(clients(), connected, "a Redis connection is left open");
 }
 
+/// docs/semantics.md Q6, Q7: a consumer that lived through Redis restarts (its connections
+/// re-established) gives back every connection and thread when closed.
+#[cfg(feature = "redis")]
+fn queue_consumer_across_restarts() {
+    use sharedbuf::queue::{JobOptions, JobQueue};
+    let Some(mut server) = queue_support::redis_with_aof_or_skip("queue_consumer_across_restarts")
+    else {
+        return;
+    };
+    let name = queue_support::queue_name("soak-restart");
+    let mut round = |i: usize| {
+        let pool = Arc::new(WorkerPool::builder().max_threads(2).build().unwrap());
+        let queue = JobQueue::connect(&server.url(), &name).unwrap();
+        let done = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&done);
+        let consumer = queue
+            .consumer(&format!("soak-restart-{i}"))
+            .run_on(&pool, move |_, _| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            })
+            .unwrap();
+        for restarts in 1..=2 {
+            server.restart();
+            queue_support::wait_until("a job added after the restart", || {
+                queue.add(b"x", JobOptions::new()).is_ok()
+            });
+            queue_support::wait_until("the job ran", || done.load(Ordering::SeqCst) >= restarts);
+        }
+        consumer.close(Some(WATCHDOG)).unwrap();
+        drop(queue);
+        drop(pool);
+    };
+    round(0);
+    let baseline = settled();
+    for i in 1..4 {
+        round(i);
+    }
+    assert_back(&baseline, "a consumer across Redis restarts");
+}
+
 /// The C library's settings that keep the counts exact: no cache of freed thread stacks (a
 /// thread that ends unmaps its stack at once) and one malloc arena (glibc otherwise maps a new
 /// arena, kept for the process's life, whenever threads happen to contend). Both are read at
@@ -1154,6 +1251,7 @@ static TESTS: &[Test] = &[
     case!(pool_build_run_close_destroy_drop),
     case!(pool_task_captures_and_results),
     case!(pool_hooks_dropped_with_the_pool),
+    case!(task_futures_destroyed_waits_and_panics),
     case!(worker_join_drop_terminate),
     case!(worker_unread_messages),
     case!(channel_left_messages_and_ports_through_ports),
@@ -1172,6 +1270,8 @@ static TESTS: &[Test] = &[
     case!(byte_ring_lifecycles),
     #[cfg(feature = "redis")]
     case!(queue_consumer_start_close),
+    #[cfg(feature = "redis")]
+    case!(queue_consumer_across_restarts),
     // Last: what it keeps (by design) would be in the baselines of the cases after it.
     case!(channel_port_in_its_own_queue),
 ];
