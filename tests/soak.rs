@@ -330,7 +330,7 @@ fn pool_build_run_close_destroy_drop() {
     for ending in 0..3 {
         round(ending);
         let baseline = settled();
-        for _ in 0..20 {
+        for _ in 0..50 {
             round(ending);
         }
         assert_back(&baseline, &format!("WorkerPool ending {ending}"));
@@ -369,7 +369,7 @@ fn worker_join_drop_terminate() {
             round(ending);
             settled()
         };
-        for _ in 0..30 {
+        for _ in 0..100 {
             round(ending);
         }
         assert_back(&baseline, &format!("Worker ending {ending}"));
@@ -688,7 +688,7 @@ fn process_worker_join_terminate_drop() {
     for ending in 0..3 {
         round(ending);
         let baseline = settled();
-        for _ in 0..10 {
+        for _ in 0..30 {
             round(ending);
         }
         assert_back(&baseline, &format!("ProcessWorker ending {ending}"));
@@ -735,7 +735,7 @@ fn byte_ring_lifecycles() {
         };
         round(&make);
         let baseline = settled();
-        for _ in 0..50 {
+        for _ in 0..200 {
             round(&make);
         }
         assert_back(&baseline, "byte ring");
@@ -802,7 +802,7 @@ fn pool_task_captures_and_results() {
     }));
     round(&marker);
     let baseline = settled();
-    for _ in 0..20 {
+    for _ in 0..50 {
         round(&marker);
     }
     let _ = std::panic::take_hook();
@@ -955,7 +955,7 @@ fn worker_unread_messages() {
             round(ending);
             settled()
         };
-        for _ in 0..30 {
+        for _ in 0..100 {
             round(ending);
         }
         assert_back(
@@ -991,7 +991,7 @@ fn sync_timed_waits() {
     }
     round(&memfd("soak-sync", 128));
     let baseline = settled();
-    for _ in 0..30 {
+    for _ in 0..100 {
         let buffer = memfd("soak-sync", 128);
         round(&buffer);
         assert_no_waiters(&Int32Array::new(&buffer).unwrap(), "sync timed waits");
@@ -1061,7 +1061,7 @@ fn sync_blocked_workers_terminated() {
         };
         round(&make());
         let baseline = settled();
-        for _ in 0..20 {
+        for _ in 0..50 {
             let buffer = make();
             round(&buffer);
             assert_no_waiters(&Int32Array::new(&buffer).unwrap(), "blocked sync waits");
@@ -1112,7 +1112,7 @@ fn process_worker_unread_messages() {
     };
     round();
     let baseline = settled();
-    for _ in 0..10 {
+    for _ in 0..30 {
         round();
     }
     assert_back(&baseline, "ProcessWorker unread messages");
@@ -1136,9 +1136,13 @@ fn queue_consumer_start_close() {
             .unwrap();
         list.lines().count()
     };
+    // One queue handle that outlives the consumers, as in a service: what a closed consumer
+    // leaves in it (its pool above all) would show.
+    let long_lived = JobQueue::connect(&server.url(), &name).unwrap();
     let round = |i: usize| {
         let pool = Arc::new(WorkerPool::builder().max_threads(2).build().unwrap());
-        let queue = JobQueue::connect(&server.url(), &name).unwrap();
+        let own_queue = (i % 3 != 0).then(|| JobQueue::connect(&server.url(), &name).unwrap());
+        let queue = own_queue.as_ref().unwrap_or(&long_lived);
         let done = Arc::new(AtomicUsize::new(0));
         let seen = Arc::clone(&done);
         let consumer = queue
@@ -1169,7 +1173,12 @@ fn queue_consumer_start_close() {
         } else {
             drop(consumer); // closes it too
         }
-        drop(queue);
+        drop(own_queue);
+        assert_eq!(
+            Arc::strong_count(&pool),
+            1,
+            "something keeps the consumer's pool"
+        );
         drop(pool);
     };
     round(0);
