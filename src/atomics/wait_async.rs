@@ -48,6 +48,12 @@ impl WaitAsync {
 
 /// A pending [`wait_async`]: resolves to `Ok` when notified, `TimedOut` after its timeout.
 /// Dropping it before then removes its waiter (a later `notify` does not count it).
+///
+/// Nothing of it outlives it: dropped, it leaves no waiter, no timer entry and no clone of its
+/// task's `Waker`, and on a process-shared buffer no slot (docs/semantics.md A12). By design
+/// the timer thread (`sharedbuf-timer`, started by the first timeout) stays for the rest of
+/// the process, and the waiter table keeps room for as many waiters as were ever queued at
+/// once.
 #[must_use = "a dropped WaitFuture stops waiting"]
 pub struct WaitFuture(State);
 

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc as StdArc;
 use std::time::Duration;
 
-use super::config::{Config, Hook, WhenFull};
+use super::config::{Config, Hook, ThreadHook, WhenFull};
 use super::error::BuildError;
 use super::worker_pool::WorkerPool;
 
@@ -152,7 +152,8 @@ impl PoolBuilder {
 
     /// Runs `hook` on every pool thread as it starts, before its first task, with its worker
     /// index. A panic in it is caught and counted ([`PoolStats::hook_panics`]); the thread
-    /// goes on.
+    /// goes on. The pool drops the hook (and what it captured) once its threads are joined
+    /// (docs/semantics.md P7).
     ///
     /// [`PoolStats::hook_panics`]: super::PoolStats::hook_panics
     pub fn on_thread_start(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> PoolBuilder {
@@ -161,7 +162,8 @@ impl PoolBuilder {
     }
 
     /// Runs `hook` on every pool thread as it exits (reaped, closed, destroyed), after its last
-    /// task, with its worker index. A panic in it is caught and counted.
+    /// task, with its worker index. A panic in it is caught and counted. Dropped as
+    /// [`on_thread_start`](Self::on_thread_start)'s hook is.
     pub fn on_thread_exit(mut self, hook: impl Fn(usize) + Send + Sync + 'static) -> PoolBuilder {
         self.on_thread_exit = Some(StdArc::new(hook));
         self
@@ -204,8 +206,8 @@ impl PoolBuilder {
             when_full: self.when_full,
             name: self.name,
             stack_size: self.stack_size,
-            on_thread_start: self.on_thread_start,
-            on_thread_exit: self.on_thread_exit,
+            on_thread_start: ThreadHook::new(self.on_thread_start),
+            on_thread_exit: ThreadHook::new(self.on_thread_exit),
         })
     }
 }

@@ -2,7 +2,7 @@
 //! scheduler applies. Its own file so that the scheduler reads the settings without depending
 //! on the [`PoolBuilder`](super::PoolBuilder) that checks them.
 
-use std::sync::Arc as StdArc;
+use std::sync::{Arc as StdArc, Mutex as StdMutex, PoisonError};
 use std::time::Duration;
 
 /// What a submission does when the queue is at its bound and every worker is busy.
@@ -35,6 +35,38 @@ pub(crate) struct Config {
     pub(super) when_full: WhenFull,
     pub(super) name: String,
     pub(super) stack_size: Option<usize>,
-    pub(super) on_thread_start: Option<Hook>,
-    pub(super) on_thread_exit: Option<Hook>,
+    pub(super) on_thread_start: ThreadHook,
+    pub(super) on_thread_exit: ThreadHook,
+}
+
+/// A [`Hook`] the pool holds until its threads are all gone, then drops with everything it
+/// captured ([`ThreadHook::release`]), even while the pool's `Core` lives on: a thread that
+/// submitted tasks keeps its current chunk of task cells, and the chunk keeps the `Core`
+/// (cells.rs C4), until that thread exits or moves to another pool's chunk (fault: a dropped
+/// pool's hooks, and the descriptors they captured, stayed open for as long as the thread that
+/// had submitted its tasks submitted to no other pool).
+///
+/// A std mutex, also under loom: it is held only to clone or take the hook, never while
+/// anything else happens, so no model thread can block on it.
+pub(super) struct ThreadHook(StdMutex<Option<Hook>>);
+
+impl ThreadHook {
+    pub(super) fn new(hook: Option<Hook>) -> ThreadHook {
+        ThreadHook(StdMutex::new(hook))
+    }
+
+    /// The hook, unless released. A pool thread calls its clone, so a release meanwhile
+    /// drops the hook only after that call returned.
+    pub(super) fn get(&self) -> Option<Hook> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Drops the hook (when no pool thread is left to call it).
+    pub(super) fn release(&self) {
+        let hook = self.0.lock().unwrap_or_else(PoisonError::into_inner).take();
+        drop(hook); // user code (its captures' `Drop`), with the lock released
+    }
 }

@@ -537,21 +537,6 @@ mod tests {
         }
     }
 
-    /// Sets its flag when dropped: a pool hook holds it, so it goes with the pool's core.
-    struct OnDrop(StdArc<std::sync::atomic::AtomicBool>);
-
-    impl Drop for OnDrop {
-        fn drop(&mut self) {
-            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
-    /// A flag, unset, and the [`OnDrop`] that sets it.
-    fn core_drop_flag() -> (StdArc<std::sync::atomic::AtomicBool>, OnDrop) {
-        let flag = StdArc::new(std::sync::atomic::AtomicBool::new(false));
-        (StdArc::clone(&flag), OnDrop(flag))
-    }
-
     #[test]
     fn carved_cells_borrow_their_chunks_pool_and_words_until_the_last_of_them_is_freed() {
         // Cells made on a thread of their own borrow their chunk's references to the pool's
@@ -562,17 +547,9 @@ mod tests {
         use super::super::options::Priority;
         use super::super::task_state::QUEUED;
         use crate::pool::WorkerPool;
-        use std::sync::atomic::Ordering::SeqCst;
-        let (core_gone, on_drop) = core_drop_flag();
         let cells = 2 * (8192 / cells::BLOCK) + 3; // three chunks
-        let tasks = std::thread::spawn(move || {
-            let pool = WorkerPool::builder()
-                .min_threads(0)
-                .on_thread_start(move |_| {
-                    let _ = &on_drop;
-                })
-                .build()
-                .unwrap();
+        let (tasks, core_seen) = std::thread::spawn(move || {
+            let pool = WorkerPool::builder().min_threads(0).build().unwrap();
             let core = pool.core();
             let tasks: Vec<TaskRef<()>> = (0..cells)
                 .map(|_| {
@@ -589,11 +566,11 @@ mod tests {
                 "{}",
                 StdArc::strong_count(core)
             );
-            tasks
+            (tasks, Arc::downgrade(core))
         })
         .join()
         .unwrap();
-        assert!(!core_gone.load(SeqCst), "the chunks keep the core");
+        assert!(core_seen.strong_count() > 0, "the chunks keep the core");
         let (mine, theirs): (Vec<_>, Vec<_>) =
             tasks.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
         let read_and_drop = |tasks: Vec<(usize, TaskRef<()>)>| {
@@ -605,7 +582,11 @@ mod tests {
         let other = std::thread::spawn(move || read_and_drop(theirs));
         read_and_drop(mine);
         other.join().unwrap();
-        assert!(core_gone.load(SeqCst), "the pool's core outlived its cells");
+        assert_eq!(
+            core_seen.strong_count(),
+            0,
+            "the pool's core outlived its cells"
+        );
     }
 
     #[test]
@@ -613,25 +594,22 @@ mod tests {
         // The submitting thread's current chunk holds the pool's core past the pool (C4); the
         // thread's exit gives the chunk up, and with it the core (in a thread-local's drop).
         use crate::pool::WorkerPool;
-        use std::sync::atomic::Ordering::SeqCst;
-        let (core_gone, on_drop) = core_drop_flag();
-        let gone = StdArc::clone(&core_gone);
-        std::thread::spawn(move || {
-            let pool = WorkerPool::builder()
-                .max_threads(1)
-                .on_thread_start(move |_| {
-                    let _ = &on_drop;
-                })
-                .build()
-                .unwrap();
+        let core_seen = std::thread::spawn(move || {
+            let pool = WorkerPool::builder().max_threads(1).build().unwrap();
+            let core_seen = Arc::downgrade(pool.core());
             assert_eq!(pool.run(|_| 5).unwrap().join(), Ok(5));
             drop(pool); // joins its thread
-            assert!(!gone.load(SeqCst), "this thread's chunk keeps the core");
+            assert!(
+                core_seen.strong_count() > 0,
+                "this thread's chunk keeps the core"
+            );
+            core_seen
         })
         .join()
         .unwrap();
-        assert!(
-            core_gone.load(SeqCst),
+        assert_eq!(
+            core_seen.strong_count(),
+            0,
             "the exited thread's chunk kept the core"
         );
     }

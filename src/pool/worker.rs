@@ -54,7 +54,7 @@ fn run(core: Arc<Core>, slot: usize, thread_id: u64, interrupter: Interrupter) {
         thread_id,
         vacated: None,
     };
-    if let Some(hook) = &core.config.on_thread_start {
+    if let Some(hook) = core.config.on_thread_start.get() {
         if catch_panic(|| hook(slot)).is_err() {
             core.counters.hook_panics.add(1, false);
         }
@@ -295,7 +295,7 @@ impl Drop for ThreadExit<'_> {
                 locked.vacate(self.core, self.slot)
             }
         };
-        if let Some(hook) = &self.core.config.on_thread_exit {
+        if let Some(hook) = self.core.config.on_thread_exit.get() {
             if catch_panic(|| hook(self.slot)).is_err() {
                 self.core.counters.hook_panics.add(1, false);
             }

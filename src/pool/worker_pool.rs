@@ -41,7 +41,10 @@ use crate::shim::Arc;
 /// ```
 ///
 /// Dropping the pool closes it and joins every thread it started (a task that never returns
-/// keeps the drop waiting, as a scoped thread would). Mind early returns: a function that
+/// keeps the drop waiting, as a scoped thread would), then drops its thread hooks. Only memory
+/// outlives it (docs/semantics.md P7): its bookkeeping, while a thread that submitted to it
+/// still carves task cells from a chunk of it, and up to 16 MiB of empty slabs of task cells
+/// kept for the next pool. Mind early returns: a function that
 /// leaves with `?` while a task waits for something the function was still to do (a gate it
 /// would open, a value it would store) waits in the pool's drop for ever. Release such tasks
 /// from a guard declared after the pool (it is dropped first), or [`destroy`](Self::destroy)
@@ -400,7 +403,14 @@ impl Drop for WorkerPool {
             return;
         }
         match self.close(None) {
-            Ok(()) | Err(CloseError::FromInsidePool | CloseError::ForkedHandle) => {}
+            Ok(()) => {
+                // Every thread is joined: nothing calls the hooks any more. Drop them now,
+                // not with the `Core`, which a submitter's chunk of task cells may keep for
+                // long after (config.rs `ThreadHook`).
+                self.core.config.on_thread_start.release();
+                self.core.config.on_thread_exit.release();
+            }
+            Err(CloseError::FromInsidePool | CloseError::ForkedHandle) => {}
             Err(CloseError::TimedOut { .. }) => {
                 // The wait was interrupted (this thread is a terminated worker): the pool is
                 // destroyed; its threads finish on their own.
