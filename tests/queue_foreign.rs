@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use queue_support::{queue_name, redis_or_skip, wait_until, Gate};
+use queue_support::{queue_name, redis_or_skip, wait_until, Gate, RedisServer};
 use sharedbuf::pool::{Priority, WorkerPool};
 use sharedbuf::queue::{redis, Added, Backoff, Effects, JobError, JobId, JobOptions, JobQueue};
 
@@ -24,6 +24,16 @@ const CLOSE: Option<Duration> = Some(Duration::from_secs(20));
 
 /// Longer than any test: no lease expires, so nothing is rescued by a reclaim.
 const NO_RECLAIM: Duration = Duration::from_secs(3600);
+
+/// A running server (`None`, the test skipped, without redis-server), a fresh queue on it
+/// named from `label`, and a plain connection to write what the queue did not.
+fn setup(label: &str) -> Option<(RedisServer, String, JobQueue, redis::Connection)> {
+    let server = redis_or_skip(&format!("queue_foreign: {label}"))?;
+    let name = queue_name(label);
+    let queue = JobQueue::connect(&server.url(), &name).unwrap();
+    let con = server.connection();
+    Some((server, name, queue, con))
+}
 
 fn key(name: &str, suffix: &str) -> String {
     format!("sbq:{{{name}}}:{suffix}")
@@ -92,12 +102,9 @@ fn payloads_stored(con: &mut redis::Connection, name: &str) -> Vec<Vec<u8>> {
 // the field; one with extra fields runs; the well-formed jobs around them all run.
 #[test]
 fn q11_foreign_entries_are_dead_lettered_and_the_jobs_around_them_run() {
-    let Some(server) = redis_or_skip("q11_foreign_entries_are_dead_lettered") else {
+    let Some((_server, name, queue, mut con)) = setup("foreign") else {
         return;
     };
-    let name = queue_name("foreign");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let stream = key(&name, "jobs:normal");
     queue.add(b"first", JobOptions::new()).unwrap();
     let huge_id = vec![b'9'; 10_000];
@@ -169,12 +176,9 @@ fn q11_foreign_entries_are_dead_lettered_and_the_jobs_around_them_run() {
 // non-numeric attempt, a negative time, an attempt past u32) are listed, never an `Err`.
 #[test]
 fn q11_hand_written_dead_letters_are_listed() {
-    let Some(server) = redis_or_skip("q11_hand_written_dead_letters_are_listed") else {
+    let Some((_server, name, queue, mut con)) = setup("dead-by-hand") else {
         return;
     };
-    let name = queue_name("dead-by-hand");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let dead = key(&name, "dead");
     xadd(&mut con, &dead, &[(b"note", b"written by an operator")]);
     xadd(
@@ -205,12 +209,9 @@ fn q11_hand_written_dead_letters_are_listed() {
 // job of any level ran.)
 #[test]
 fn q11_a_level_key_of_another_type_is_an_err_and_the_other_levels_run() {
-    let Some(server) = redis_or_skip("q11_a_level_key_of_another_type") else {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-level") else {
         return;
     };
-    let name = queue_name("wrongtype-level");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let low = key(&name, "jobs:low");
     // Due while its level is broken: it waits, delayed, and blocks nothing.
     queue
@@ -270,12 +271,9 @@ fn q11_a_level_key_of_another_type_is_an_err_and_the_other_levels_run() {
 // lost.)
 #[test]
 fn q11_a_failed_attempt_is_not_lost_when_a_counter_key_has_another_type() {
-    let Some(server) = redis_or_skip("q11_a_failed_attempt_is_not_lost") else {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-stats") else {
         return;
     };
-    let name = queue_name("wrongtype-stats");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let _: () = redis::cmd("SET")
         .arg(key(&name, "stats"))
         .arg("not a hash")
@@ -318,12 +316,9 @@ fn q11_a_failed_attempt_is_not_lost_when_a_counter_key_has_another_type() {
 // entry first, then failed to add it to the dead stream: the job was lost.)
 #[test]
 fn q11_a_job_is_not_lost_when_the_dead_stream_has_another_type() {
-    let Some(server) = redis_or_skip("q11_a_job_is_not_lost_when_the_dead_stream") else {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-dead") else {
         return;
     };
-    let name = queue_name("wrongtype-dead");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let _: () = redis::cmd("SET")
         .arg(key(&name, "dead"))
         .arg("not a stream")
@@ -356,12 +351,9 @@ fn q11_a_job_is_not_lost_when_the_dead_stream_has_another_type() {
 // reused their ids.)
 #[test]
 fn q11_a_batch_refused_by_a_wrong_type_dedupe_key_adds_nothing() {
-    let Some(server) = redis_or_skip("q11_a_batch_refused_by_a_wrong_type") else {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-batch") else {
         return;
     };
-    let name = queue_name("wrongtype-batch");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let _: () = redis::cmd("HSET")
         .arg(key(&name, "dedupe:taken"))
         .arg("a")
@@ -422,12 +414,9 @@ fn q11_a_batch_refused_by_a_wrong_type_dedupe_key_adds_nothing() {
 // earlier effects committed but the jobs not acknowledged, so they ran and committed again.)
 #[test]
 fn q11_a_wrong_type_dedupe_key_dead_letters_its_entry_and_spares_the_others() {
-    let Some(server) = redis_or_skip("q11_a_wrong_type_dedupe_key") else {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-dedupe") else {
         return;
     };
-    let name = queue_name("wrongtype-dedupe");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let _: () = redis::cmd("HSET")
         .arg(key(&name, "dedupe:poisoned"))
         .arg("a")
@@ -485,12 +474,9 @@ fn q11_a_wrong_type_dedupe_key_dead_letters_its_entry_and_spares_the_others() {
 // (`lost`: its entry is delivered again, at least once), and jobs added later run.
 #[test]
 fn q11_a_deleted_group_is_made_again_and_jobs_go_on() {
-    let Some(server) = redis_or_skip("q11_a_deleted_group_is_made_again") else {
+    let Some((_server, name, queue, mut con)) = setup("nogroup") else {
         return;
     };
-    let name = queue_name("nogroup");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     queue.add(b"held", JobOptions::new()).unwrap();
     let gate = Gate::new();
     let pass = gate.clone();
@@ -563,12 +549,9 @@ fn q11_a_flushed_script_cache_is_reloaded() {
 // (its entry is gone), no consumer thread stops, and jobs added later run.
 #[test]
 fn q11_a_stream_trimmed_under_held_jobs_does_not_stop_the_consumer() {
-    let Some(server) = redis_or_skip("q11_a_stream_trimmed_under_held_jobs") else {
+    let Some((_server, name, queue, mut con)) = setup("trim") else {
         return;
     };
-    let name = queue_name("trim");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let retry = JobOptions::new()
         .attempts(3)
         .backoff(Backoff::fixed(Duration::from_millis(1)));
@@ -617,12 +600,9 @@ fn q11_a_stream_trimmed_under_held_jobs_does_not_stop_the_consumer() {
 // failed on the broken level, so the job of the healthy level was reclaimed and ran twice.)
 #[test]
 fn q11_a_broken_level_does_not_stop_the_leases_of_the_others() {
-    let Some(server) = redis_or_skip("q11_a_broken_level_does_not_stop_the_leases") else {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-renew") else {
         return;
     };
-    let name = queue_name("wrongtype-renew");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     queue
         .add(b"low", JobOptions::new().priority(Priority::Low))
         .unwrap();
@@ -683,12 +663,9 @@ fn q11_a_broken_level_does_not_stop_the_leases_of_the_others() {
 // while it was due, so no job ran.)
 #[test]
 fn q11_a_delayed_job_whose_hash_has_another_type_is_dead_lettered() {
-    let Some(server) = redis_or_skip("q11_a_delayed_job_whose_hash_has_another_type") else {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-delayed") else {
         return;
     };
-    let name = queue_name("wrongtype-delayed");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let delayed = queue
         .add(
             b"delayed",
@@ -735,12 +712,9 @@ fn q11_a_delayed_job_whose_hash_has_another_type_is_dead_lettered() {
 // ever, and the consumer goes on.
 #[test]
 fn q11_foreign_durations_of_u64_max_ms_are_accepted() {
-    let Some(server) = redis_or_skip("q11_foreign_durations_of_u64_max_ms_are_accepted") else {
+    let Some((_server, name, queue, mut con)) = setup("foreign-durations") else {
         return;
     };
-    let name = queue_name("foreign-durations");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let max = u64::MAX.to_string();
     let backoff = format!("f{max}j");
     let mut fields = job_fields(b"500", b"forever");
@@ -797,12 +771,9 @@ fn runs_of(runs: &Mutex<Vec<Vec<u8>>>, payload: &[u8]) -> usize {
 // success failed when it counted, after acknowledging: the consumer counted the jobs `lost`.)
 #[test]
 fn q11_a_counter_key_of_another_type_does_not_turn_successes_into_lost() {
-    let Some(server) = redis_or_skip("q11_a_counter_key_of_another_type_does_not_turn") else {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-stats-ok") else {
         return;
     };
-    let name = queue_name("wrongtype-stats-ok");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let _: () = redis::cmd("SET")
         .arg(key(&name, "stats"))
         .arg("not a hash")
@@ -838,12 +809,9 @@ fn q11_a_counter_key_of_another_type_does_not_turn_successes_into_lost() {
 // `reclaimed` before it moved anything, failed, and no stalled job was ever reclaimed.)
 #[test]
 fn q11_a_counter_key_of_another_type_does_not_stop_reclaims() {
-    let Some(server) = redis_or_skip("q11_a_counter_key_of_another_type_does_not_stop") else {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-reclaim") else {
         return;
     };
-    let name = queue_name("wrongtype-reclaim");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let _: () = redis::cmd("SET")
         .arg(key(&name, "consumers"))
         .arg("not a hash")
@@ -890,12 +858,9 @@ fn q11_a_counter_key_of_another_type_does_not_stop_reclaims() {
 // it. (Before: the consumer ran it twice.)
 #[test]
 fn q11_an_entry_delivered_again_to_the_consumer_running_it_is_not_run_twice() {
-    let Some(server) = redis_or_skip("q11_an_entry_delivered_again_to_the_consumer") else {
+    let Some((_server, name, queue, mut con)) = setup("nogroup-twice") else {
         return;
     };
-    let name = queue_name("nogroup-twice");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let stream = key(&name, "jobs:normal");
     queue.add(b"held", JobOptions::new()).unwrap();
     let gate = Gate::new();
@@ -948,12 +913,9 @@ fn q11_an_entry_delivered_again_to_the_consumer_running_it_is_not_run_twice() {
 // key stayed taken until its TTL.)
 #[test]
 fn q11_a_malformed_entry_frees_its_dedupe_key_when_dead_lettered() {
-    let Some(server) = redis_or_skip("q11_a_malformed_entry_frees_its_dedupe_key") else {
+    let Some((_server, name, queue, mut con)) = setup("malformed-dedupe") else {
         return;
     };
-    let name = queue_name("malformed-dedupe");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let dkey = key(&name, "dedupe:once");
     let _: () = redis::cmd("SET")
         .arg(&dkey)
@@ -996,12 +958,9 @@ fn hash_fields(con: &mut redis::Connection, key: &str) -> Vec<String> {
 // back) refuses the add, and that job is kept. (Before: HSET merged both.)
 #[test]
 fn q11_an_add_does_not_merge_into_a_foreign_delayed_hash() {
-    let Some(server) = redis_or_skip("q11_an_add_does_not_merge_into_a_foreign") else {
+    let Some((_server, name, queue, mut con)) = setup("foreign-delayed-add") else {
         return;
     };
-    let name = queue_name("foreign-delayed-add");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let first = queue.add(b"first", JobOptions::new()).unwrap().id().0;
     let next = key(&name, &format!("delayed:{}", first + 1));
     let _: () = redis::cmd("HSET")
@@ -1071,12 +1030,9 @@ fn q11_an_add_does_not_merge_into_a_foreign_delayed_hash() {
 // into it: the other job's payload was overwritten, that job lost.)
 #[test]
 fn q11_a_retry_does_not_merge_into_a_foreign_delayed_hash() {
-    let Some(server) = redis_or_skip("q11_a_retry_does_not_merge_into_a_foreign") else {
+    let Some((_server, name, queue, mut con)) = setup("foreign-delayed-retry") else {
         return;
     };
-    let name = queue_name("foreign-delayed-retry");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let retry = JobOptions::new()
         .attempts(2)
         .backoff(Backoff::fixed(Duration::from_secs(3600)));
@@ -1149,12 +1105,9 @@ fn q11_a_retry_does_not_merge_into_a_foreign_delayed_hash() {
 // first.)
 #[test]
 fn q11_an_entry_with_a_field_twice_is_malformed() {
-    let Some(server) = redis_or_skip("q11_an_entry_with_a_field_twice_is_malformed") else {
+    let Some((_server, name, queue, mut con)) = setup("field-twice") else {
         return;
     };
-    let name = queue_name("field-twice");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let mut fields = job_fields(b"88", b"two keys");
     fields.push((b"dedupe", b"one"));
     fields.push((b"dedupe", b"two"));
@@ -1248,12 +1201,9 @@ fn q11_waiting_is_right_again_after_the_stream_was_trimmed() {
 // understated for good.)
 #[test]
 fn q11_waiting_is_right_again_after_the_group_was_made_again() {
-    let Some(server) = redis_or_skip("q11_waiting_is_right_again_after_the_group_was_made") else {
+    let Some((_server, name, queue, mut con)) = setup("nogroup-waiting") else {
         return;
     };
-    let name = queue_name("nogroup-waiting");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let runs = run_all(&queue, "nogroup-waiting-a", || {
         for _ in 0..2 {
             queue.add(b"x", JobOptions::new()).unwrap();
@@ -1286,12 +1236,9 @@ fn q11_waiting_is_right_again_after_the_group_was_made_again() {
 // entry gone from its pending list, and counted every job `lost`.)
 #[test]
 fn q11_an_acked_count_of_another_type_does_not_turn_successes_into_lost() {
-    let Some(server) = redis_or_skip("q11_an_acked_count_of_another_type") else {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-acked") else {
         return;
     };
-    let name = queue_name("wrongtype-acked");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let _: () = redis::cmd("HSET")
         .arg(key(&name, "acked:normal"))
         .arg("not")
@@ -1344,12 +1291,9 @@ fn q11_an_acked_count_of_another_type_does_not_turn_successes_into_lost() {
 // had moved both entries to the consumer: neither ran, at every scan.)
 #[test]
 fn q11_a_dead_stream_of_another_type_does_not_stop_reclaims() {
-    let Some(server) = redis_or_skip("q11_a_dead_stream_of_another_type_does_not_stop") else {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-dead-reclaim") else {
         return;
     };
-    let name = queue_name("wrongtype-dead-reclaim");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let _: () = redis::cmd("SET")
         .arg(key(&name, "dead"))
         .arg("not a stream")
@@ -1418,12 +1362,9 @@ fn q11_a_dead_stream_of_another_type_does_not_stop_reclaims() {
 // the start), and every entry of its stream is waiting. (Before: `Err(Server("NOGROUP …"))`.)
 #[test]
 fn q11_stats_answer_while_the_group_is_missing() {
-    let Some(server) = redis_or_skip("q11_stats_answer_while_the_group_is_missing") else {
+    let Some((_server, name, queue, mut con)) = setup("nogroup-stats") else {
         return;
     };
-    let name = queue_name("nogroup-stats");
-    let queue = JobQueue::connect(&server.url(), &name).unwrap();
-    let mut con = server.connection();
     let runs = run_all(&queue, "nogroup-stats-a", || {
         for _ in 0..2 {
             queue.add(b"x", JobOptions::new()).unwrap();
