@@ -204,6 +204,8 @@ pub(super) fn push_new_fields(cmd: &mut Cmd, payload: &[u8], options: &JobOption
 const READ_FIELDS: [&str; 9] = [
     "job", "attempt", "attempts", "backoff", "timeout", "dedupe", "payload", "error", "added",
 ];
+// [`parse`] marks them in a `u16`.
+const _: () = assert!(READ_FIELDS.len() <= 16);
 
 /// Parses an entry's fields into a job; `Err` says what is wrong (the entry is then
 /// dead-lettered with that message).
@@ -229,13 +231,17 @@ pub(super) fn parse(
     };
     // A field the queue reads, named twice: the scripts' Lua takes the first, a map the last;
     // rather than pick, the entry is malformed (docs/semantics.md Q11).
-    let mut seen: Vec<&'static str> = Vec::new();
+    // One bit per field of READ_FIELDS: no allocation per job.
+    let mut seen = 0u16;
     for (name, value) in fields {
-        if let Some(known) = READ_FIELDS.iter().find(|f| f.as_bytes() == name.as_slice()) {
-            if seen.contains(known) {
-                return Err(format!("field {known:?} appears twice"));
+        if let Some(index) = READ_FIELDS
+            .iter()
+            .position(|f| f.as_bytes() == name.as_slice())
+        {
+            if seen & (1 << index) != 0 {
+                return Err(format!("field {:?} appears twice", READ_FIELDS[index]));
             }
-            seen.push(known);
+            seen |= 1 << index;
         }
         match name.as_slice() {
             b"job" => id = Some(JobId(number("job", &value)?)),
