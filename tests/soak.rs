@@ -18,6 +18,7 @@
 //! `cargo test --test soak -- <part of its name>`.
 #![cfg(target_os = "linux")]
 
+mod common;
 mod process_support;
 #[cfg(feature = "redis")]
 mod queue_support;
@@ -30,13 +31,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
+use common::{current_tid, wait_until_asleep};
 use process_support::{block_on, ScratchPath};
 use sharedbuf::atomics::{self, Interrupter, WaitAsync};
 use sharedbuf::channel::ByteRing;
 use sharedbuf::pool::WorkerPool;
 use sharedbuf::process::{self, Bytes, Entry, ProcessContext, ProcessWorker};
 use sharedbuf::sync::Mutex;
-use sharedbuf::worker::Worker;
+use sharedbuf::worker::{Worker, WorkerEvent};
 use sharedbuf::{Error, Int32Array, MessageChannel, MessagePort, SharedBuffer, WaitResult};
 
 /// A hang detector, not a speed measurement.
@@ -713,13 +715,17 @@ fn byte_ring_lifecycles() {
         let buffer = make();
         let ring = ByteRing::at(&buffer, 0, 256).unwrap();
         let mut rx = ring.receiver().unwrap();
-        let blocked = std::thread::spawn(move || loop {
-            match rx.recv(None) {
-                Ok(_) => continue,
-                Err(error) => return error,
+        let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+        let blocked = std::thread::spawn(move || {
+            tid_tx.send(current_tid()).unwrap();
+            loop {
+                match rx.recv(None) {
+                    Ok(_) => continue,
+                    Err(error) => return error,
+                }
             }
         });
-        std::thread::sleep(Duration::from_millis(1)); // make "blocked in recv" likely
+        wait_until_asleep(tid_rx.recv().unwrap()); // blocked in recv
         ring.close();
         assert_eq!(blocked.join().unwrap(), Error::Closed);
         assert_no_waiters(&Int32Array::new(&buffer).unwrap(), "byte ring");
@@ -876,12 +882,11 @@ fn task_futures_destroyed_waits_and_panics() {
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let blocked = pool
             .run(move |_| {
-                started_tx.send(()).unwrap();
+                started_tx.send(current_tid()).unwrap();
                 atomics::wait(&flag, 0, 0, None)
             })
             .unwrap();
-        started_rx.recv().unwrap();
-        std::thread::sleep(Duration::from_millis(1)); // make "blocked in wait" likely
+        wait_until_asleep(started_rx.recv().unwrap()); // blocked in wait
         pool.destroy();
         drop(blocked);
         drop(pool);
@@ -1011,12 +1016,13 @@ fn sync_blocked_workers_terminated() {
         let held = mutex.lock().unwrap();
         let rwlock = RwLock::at(buffer, 48).unwrap();
         let read = rwlock.read().unwrap();
-        let mut workers: Vec<Worker<(), ()>> = Vec::new();
+        let mut workers: Vec<Worker<(), libc::pid_t>> = Vec::new();
         for kind in 0..7 {
             let buffer = buffer.clone();
             workers.push(
                 Worker::builder()
-                    .spawn(move |_ctx| -> Result<(), Error> {
+                    .spawn(move |ctx| -> Result<(), Error> {
+                        ctx.post_message(current_tid())?;
                         match kind {
                             0 => drop(Mutex::at(&buffer, 0)?.lock()),
                             1 => {
@@ -1037,12 +1043,24 @@ fn sync_blocked_workers_terminated() {
                     .unwrap(),
             );
         }
-        std::thread::sleep(Duration::from_millis(2)); // make "all blocked" likely
-                                                      // The condvar's waiter is moved onto its mutex, held now (a requeue, if it waited).
+        // Each blocked in its primitive (or done: the last takes the condvar waiter's mutex
+        // once that one waits).
+        let tids: Vec<libc::pid_t> = workers
+            .iter()
+            .map(|worker| {
+                assert_eq!(worker.recv_event(), Ok(WorkerEvent::Online));
+                let Ok(WorkerEvent::Message(tid)) = worker.recv_event() else {
+                    panic!("a worker did not report its thread id");
+                };
+                wait_until_asleep(tid);
+                tid
+            })
+            .collect();
+        // The condvar's waiter is moved onto its mutex, held now (a requeue, if it waited).
         let own = Mutex::at(buffer, 64).unwrap();
         let own_held = own.lock().unwrap();
         Condvar::at(buffer, 16).unwrap().notify_all();
-        std::thread::sleep(Duration::from_millis(1));
+        wait_until_asleep(tids[1]); // on the mutex now
         for worker in &workers {
             let _ = worker.terminate().unwrap();
         }
