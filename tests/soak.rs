@@ -181,6 +181,17 @@ fn settled() -> Holdings {
     now
 }
 
+/// Runs `round` once (the warm-up), takes the baseline, runs it `rounds` times more, and
+/// checks that what the process holds is the baseline's again.
+fn soak(what: &str, rounds: usize, mut round: impl FnMut()) {
+    round();
+    let baseline = settled();
+    for _ in 0..rounds {
+        round();
+    }
+    assert_back(&baseline, what);
+}
+
 fn wait_for_own_threads() {
     let start = Instant::now();
     while !only_own_threads(&holdings()) {
@@ -330,12 +341,7 @@ fn pool_build_run_close_destroy_drop() {
         drop(pool);
     }
     for ending in 0..3 {
-        round(ending);
-        let baseline = settled();
-        for _ in 0..50 {
-            round(ending);
-        }
-        assert_back(&baseline, &format!("WorkerPool ending {ending}"));
+        soak(&format!("WorkerPool ending {ending}"), 50, || round(ending));
     }
 }
 
@@ -398,12 +404,7 @@ fn channel_left_messages_and_ports_through_ports() {
         drop(outer_a);
         drop(outer_b);
     }
-    round();
-    let baseline = settled();
-    for _ in 0..100 {
-        round();
-    }
-    assert_back(&baseline, "MessageChannel");
+    soak("MessageChannel", 100, round);
     assert_rss_flat("MessageChannel", 100, 4 << 20, || {
         let (a, b) = MessageChannel::<Vec<u8>>::with_capacity(64).unwrap();
         for _ in 0..32 {
@@ -531,12 +532,7 @@ fn wait_async_memfd_slots_run_out() {
         drop(again);
         assert_no_waiters(&view, "memfd slots");
     };
-    round();
-    let baseline = settled();
-    for _ in 0..5 {
-        round();
-    }
-    assert_back(&baseline, "memfd slots");
+    soak("memfd slots", 5, round);
 }
 
 /// docs/semantics.md X1: buffers refused by `open` and `from_fd` (not a buffer, too short, a
@@ -561,12 +557,7 @@ fn refused_buffers() {
         let growable = SharedBuffer::memfd_growable("soak-refused", 16, 4096).unwrap();
         assert!(growable.grow(1 << 20).is_err());
     };
-    round();
-    let baseline = settled();
-    for _ in 0..50 {
-        round();
-    }
-    assert_back(&baseline, "refused buffers");
+    soak("refused buffers", 50, round);
 }
 
 /// docs/semantics.md A6 (and "Interrupting a blocked wait"): installing and dropping an interrupter,
@@ -657,12 +648,7 @@ fn growable_and_file_backed_buffers() {
         drop(fixed);
         drop(path);
     }
-    round();
-    let baseline = settled();
-    for _ in 0..100 {
-        round();
-    }
-    assert_back(&baseline, "buffers");
+    soak("buffers", 100, round);
     assert_rss_flat("growable buffers", 20, 8 << 20, round);
 }
 
@@ -688,12 +674,9 @@ fn process_worker_join_terminate_drop() {
         }
     }
     for ending in 0..3 {
-        round(ending);
-        let baseline = settled();
-        for _ in 0..30 {
-            round(ending);
-        }
-        assert_back(&baseline, &format!("ProcessWorker ending {ending}"));
+        soak(&format!("ProcessWorker ending {ending}"), 30, || {
+            round(ending)
+        });
     }
 }
 
@@ -739,12 +722,7 @@ fn byte_ring_lifecycles() {
                 SharedBuffer::new(bytes).unwrap()
             }
         };
-        round(&make);
-        let baseline = settled();
-        for _ in 0..200 {
-            round(&make);
-        }
-        assert_back(&baseline, "byte ring");
+        soak("byte ring", 200, || round(&make));
     }
 }
 
@@ -1131,12 +1109,7 @@ fn process_worker_unread_messages() {
         worker.disconnect();
         drop(worker);
     };
-    round();
-    let baseline = settled();
-    for _ in 0..30 {
-        round();
-    }
-    assert_back(&baseline, "ProcessWorker unread messages");
+    soak("ProcessWorker unread messages", 30, round);
 }
 
 /// docs/semantics.md Q1, Q7: a queue and consumers started and closed give back their connections
