@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use scenarios::{Runner, Scenario};
 use sharedbuf::atomics::WaitAsync;
-use sharedbuf::pool::{BuildError, MaxQueue, PoolError, TaskError, WorkerPool};
+use sharedbuf::pool::{BuildError, MaxQueue, PoolError, TaskError, TaskHandle, WorkerPool};
 use sharedbuf::process::{self, Entry, ProcessContext, ProcessEvent, ProcessWorker};
 use sharedbuf::{atomics, Error, Int32Array, SharedBuffer, WaitResult, Worker};
 
@@ -344,6 +344,40 @@ fn warmed_slabs() -> WorkerPool {
     warm
 }
 
+/// A pool of one thread and no queue bound: its queue grows until memory runs out.
+fn held_unbounded_pool() -> WorkerPool {
+    WorkerPool::builder()
+        .min_threads(1)
+        .max_threads(1)
+        .max_queue(MaxQueue::Unbounded)
+        .build()
+        .unwrap()
+}
+
+/// Submits tasks that count themselves in `ran` until `pool` refuses one with
+/// `SpawnFailed` (its message returned; the task given back, not run), handing each accepted
+/// task's handle to `accepted`. Any other refusal fails the test.
+fn submit_until_refused(
+    pool: &WorkerPool,
+    ran: &Arc<AtomicUsize>,
+    mut accepted: impl FnMut(TaskHandle<()>),
+) -> String {
+    loop {
+        let ran = Arc::clone(ran);
+        match pool.run(move |_| {
+            ran.fetch_add(1, Relaxed);
+        }) {
+            Ok(handle) => accepted(handle),
+            Err(error @ PoolError::SpawnFailed { .. }) => {
+                let message = error.to_string();
+                drop(error.into_task());
+                return message;
+            }
+            Err(other) => panic!("refused for another reason: {other:?}"),
+        }
+    }
+}
+
 /// P2, P12: an unbounded pool whose submitter outruns its one (held) worker until memory runs
 /// out refuses the task that does not fit with `Err(SpawnFailed)` saying memory, giving it
 /// back; every task it accepted still runs; and once memory is back it accepts tasks again.
@@ -351,33 +385,15 @@ fn warmed_slabs() -> WorkerPool {
 /// submission) and aborted the process when it could not.
 fn pool_queue_memory_retried() {
     let _warm = warmed_slabs();
-    let pool = WorkerPool::builder()
-        .min_threads(1)
-        .max_threads(1)
-        .max_queue(MaxQueue::Unbounded)
-        .build()
-        .unwrap();
+    let pool = held_unbounded_pool();
     let (release, hold) = mpsc::channel::<()>();
     let blocker = pool.run(move |_| hold.recv_timeout(BOUND).is_ok()).unwrap();
     let ran = Arc::new(AtomicUsize::new(0));
     let mut accepted = 0usize;
     let reason = {
         let _limit = Limit::address_space(MARGIN);
-        loop {
-            let ran = Arc::clone(&ran);
-            match pool.run(move |_| {
-                ran.fetch_add(1, Relaxed);
-            }) {
-                // The handle is dropped: the task still runs (P3), and counts in `ran`.
-                Ok(_) => accepted += 1,
-                Err(error @ PoolError::SpawnFailed { .. }) => {
-                    let message = error.to_string();
-                    drop(error.into_task()); // given back, not run
-                    break message;
-                }
-                Err(other) => panic!("refused for another reason: {other:?}"),
-            }
-        }
+        // The handles are dropped: the tasks still run (P3), and count in `ran`.
+        submit_until_refused(&pool, &ran, |_| accepted += 1)
     };
     println!("accepted {accepted}, then refused: {reason}");
     assert!(reason.contains("memory for the task: "), "{reason}");
@@ -405,12 +421,7 @@ fn pool_queue_memory_retried() {
 /// aborted the process when it could not allocate them.
 fn pool_destroy_memory() {
     let _warm = warmed_slabs();
-    let pool = WorkerPool::builder()
-        .min_threads(1)
-        .max_threads(1)
-        .max_queue(MaxQueue::Unbounded)
-        .build()
-        .unwrap();
+    let pool = held_unbounded_pool();
     let word = Int32Array::new(&SharedBuffer::new(4).unwrap()).unwrap();
     // 0: still waiting; 1: interrupted (`Err(Terminated)`); 2: anything else.
     let blocked = Arc::new(AtomicUsize::new(0));
@@ -430,21 +441,11 @@ fn pool_destroy_memory() {
     let ran = Arc::new(AtomicUsize::new(0));
     let destroyed_under_limit = {
         let _limit = Limit::address_space(MARGIN);
-        loop {
+        let reason = submit_until_refused(&pool, &ran, |handle| {
             assert!(handles.len() < handles.capacity(), "never refused");
-            let ran = Arc::clone(&ran);
-            match pool.run(move |_| {
-                ran.fetch_add(1, Relaxed);
-            }) {
-                Ok(handle) => handles.push(handle),
-                Err(error @ PoolError::SpawnFailed { .. }) => {
-                    assert!(error.to_string().contains("out of memory"), "{error}");
-                    drop(error.into_task()); // given back, not run
-                    break;
-                }
-                Err(other) => panic!("refused for another reason: {other:?}"),
-            }
-        }
+            handles.push(handle);
+        });
+        assert!(reason.contains("out of memory"), "{reason}");
         pool.destroy();
         let ran_then = ran.load(Relaxed);
         // Every accepted task resolved before `destroy` returned.
