@@ -219,25 +219,8 @@ impl Injector {
         if count == 0 {
             return 0;
         }
-        let end = start.wrapping_add(count);
-        let mut moved = 0;
-        let mut ticket = start;
-        while ticket != end {
-            let job = self.slots[ticket % CAPACITY].with_mut(|slot| {
-                // SAFETY: the ticket is published (its write happened before the `Acquire`
-                // load above) and not yet drained, so no pusher touches its slot (F4).
-                unsafe { (*slot).take() }
-            });
-            // `None`: a pusher took its task back while it waited here (F5).
-            if let Some(job) = job {
-                queue.push_back(job); // never grows it: `room` made room
-                moved += 1;
-            }
-            ticket = ticket.wrapping_add(1);
-        }
-        side.drained = end;
-        self.drained.0.store(end, Release);
-        moved
+        // `push_back` never grows the queue: `room` made room.
+        self.take_published(side, count, |job| queue.push_back(job))
     }
 
     /// Takes every published task out of the ring, oldest first, into `out`, whatever room the
@@ -251,23 +234,42 @@ impl Injector {
         out: &mut [Option<JobRef>; CAPACITY],
     ) -> usize {
         let published = self.published.0.load(Acquire);
-        let mut ticket = side.drained;
+        let count = published.wrapping_sub(side.drained);
+        side.backlog = false;
         let mut index = 0;
+        self.take_published(side, count, |job| {
+            out[index] = Some(job);
+            index += 1;
+        })
+    }
+
+    /// Takes the next `count` published tasks out of their slots, oldest first, and hands each
+    /// to `put`; returns how many it handed (a slot whose pusher took its task back, F5,
+    /// hands none). The caller holds the pool lock (one taker at a time) and read `published`
+    /// with `Acquire` at least `count` tickets past `side.drained`.
+    fn take_published(
+        &self,
+        side: &mut LockedSide,
+        count: usize,
+        mut put: impl FnMut(JobRef),
+    ) -> usize {
+        let end = side.drained.wrapping_add(count);
         let mut taken = 0;
-        while ticket != published {
+        let mut ticket = side.drained;
+        while ticket != end {
             let job = self.slots[ticket % CAPACITY].with_mut(|slot| {
-                // SAFETY: as in `drain`: the ticket is published and not yet drained, so no
-                // pusher touches its slot (F4).
+                // SAFETY: the ticket is published (its write happened before the caller's
+                // `Acquire` load) and not yet drained, so no pusher touches its slot (F4).
                 unsafe { (*slot).take() }
             });
-            taken += usize::from(job.is_some());
-            out[index] = job;
-            index += 1;
+            if let Some(job) = job {
+                put(job);
+                taken += 1;
+            }
             ticket = ticket.wrapping_add(1);
         }
-        side.backlog = false;
-        side.drained = published;
-        self.drained.0.store(published, Release);
+        side.drained = end;
+        self.drained.0.store(end, Release);
         taken
     }
 
@@ -278,8 +280,8 @@ impl Injector {
         let mut ticket = side.drained;
         while ticket != published {
             let job = self.slots[ticket % CAPACITY].with_mut(|slot| {
-                // SAFETY: as in `drain`: the ticket is published and not drained, and only
-                // the lock holder reads or writes its slot until it is.
+                // SAFETY: as in `take_published`: the ticket is published and not drained, and
+                // only the lock holder reads or writes its slot until it is.
                 let slot = unsafe { &mut *slot };
                 match slot {
                     Some(job) if job.as_ptr() == address => slot.take(),
