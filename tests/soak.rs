@@ -560,8 +560,8 @@ fn refused_buffers() {
     soak("refused buffers", 50, round);
 }
 
-/// docs/semantics.md A6 (and "Interrupting a blocked wait"): installing and dropping an interrupter,
-/// and interrupting a blocked wait, leave nothing queued.
+/// docs/semantics.md A6 (and "Interrupting a blocked wait"): installing and dropping an
+/// interrupter, and interrupting a blocked wait, leave nothing queued.
 fn interrupter_install_drop() {
     fn round(view: &Int32Array) {
         for _ in 0..10 {
@@ -624,8 +624,8 @@ fn mutex_lock_async() {
     }
 }
 
-/// docs/semantics.md B2, B6, X1: growable, memfd and file-backed buffers give back their descriptor and
-/// every mapping when the last clone drops.
+/// docs/semantics.md B2, B6, X1: growable, memfd and file-backed buffers give back their
+/// descriptor and every mapping when the last clone drops.
 fn growable_and_file_backed_buffers() {
     fn round() {
         let growable = SharedBuffer::growable(16, 1 << 30).unwrap();
@@ -680,8 +680,8 @@ fn process_worker_join_terminate_drop() {
     }
 }
 
-/// docs/semantics.md W4, X4 (the byte ring under process workers): senders and receivers made and dropped, a receiver
-/// blocked when the ring closes, on a private and a memfd buffer.
+/// docs/semantics.md W4, X4 (the byte ring under process workers): senders and receivers made
+/// and dropped, a receiver blocked when the ring closes, on a private and a memfd buffer.
 fn byte_ring_lifecycles() {
     fn round(make: &dyn Fn() -> SharedBuffer) {
         let buffer = make();
