@@ -35,6 +35,12 @@ fn setup(label: &str) -> Option<(RedisServer, String, JobQueue, redis::Connectio
     Some((server, name, queue, con))
 }
 
+/// Writes `value` at `key` as a plain string, whatever was there (a foreign key in place of
+/// one of the queue's).
+fn set(con: &mut redis::Connection, key: impl redis::ToRedisArgs, value: impl redis::ToRedisArgs) {
+    let _: () = redis::cmd("SET").arg(key).arg(value).query(con).unwrap();
+}
+
 fn key(name: &str, suffix: &str) -> String {
     format!("sbq:{{{name}}}:{suffix}")
 }
@@ -223,11 +229,7 @@ fn q11_a_level_key_of_another_type_is_an_err_and_the_other_levels_run() {
         )
         .unwrap();
     let _: () = redis::cmd("DEL").arg(&low).query(&mut con).unwrap();
-    let _: () = redis::cmd("SET")
-        .arg(&low)
-        .arg("not a stream")
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, &low, "not a stream");
     let err = queue
         .add(b"low", JobOptions::new().priority(Priority::Low))
         .unwrap_err();
@@ -274,11 +276,7 @@ fn q11_a_failed_attempt_is_not_lost_when_a_counter_key_has_another_type() {
     let Some((_server, name, queue, mut con)) = setup("wrongtype-stats") else {
         return;
     };
-    let _: () = redis::cmd("SET")
-        .arg(key(&name, "stats"))
-        .arg("not a hash")
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, key(&name, "stats"), "not a hash");
     queue
         .add(b"fails once", JobOptions::new().attempts(2))
         .unwrap();
@@ -319,11 +317,7 @@ fn q11_a_job_is_not_lost_when_the_dead_stream_has_another_type() {
     let Some((_server, name, queue, mut con)) = setup("wrongtype-dead") else {
         return;
     };
-    let _: () = redis::cmd("SET")
-        .arg(key(&name, "dead"))
-        .arg("not a stream")
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, key(&name, "dead"), "not a stream");
     queue.add(b"fails", JobOptions::new()).unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&runs);
@@ -376,11 +370,7 @@ fn q11_a_batch_refused_by_a_wrong_type_dedupe_key_adds_nothing() {
     // A dedupe key holding a value someone else wrote counts as owned, by no job of ours (id
     // 0); the jobs after it in the batch are added and answered. (Before: the answer lost its
     // pairs from there on, and the batch was an `Err` although its jobs were added.)
-    let _: () = redis::cmd("SET")
-        .arg(key(&name, "dedupe:by-hand"))
-        .arg("set by an operator")
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, key(&name, "dedupe:by-hand"), "set by an operator");
     let added = queue
         .add_batch(vec![
             (&b"f"[..], JobOptions::new().dedupe("by-hand")),
@@ -396,11 +386,7 @@ fn q11_a_batch_refused_by_a_wrong_type_dedupe_key_adds_nothing() {
     // A `seq` that holds no job id refuses adds (rather than giving out rounded or repeated
     // ids).
     for seq in ["abc", "-1", "1.5", "9007199254740993"] {
-        let _: () = redis::cmd("SET")
-            .arg(key(&name, "seq"))
-            .arg(seq)
-            .query(&mut con)
-            .unwrap();
+        set(&mut con, key(&name, "seq"), seq);
         let err = queue.add(b"h", JobOptions::new()).unwrap_err();
         assert!(err.to_string().contains("seq"), "{seq}: {err}");
     }
@@ -626,11 +612,7 @@ fn q11_a_broken_level_does_not_stop_the_leases_of_the_others() {
     wait_until("both jobs started", || started.load(Ordering::SeqCst) == 2);
     let low = key(&name, "jobs:low");
     let _: () = redis::cmd("DEL").arg(&low).query(&mut con).unwrap();
-    let _: () = redis::cmd("SET")
-        .arg(&low)
-        .arg("not a stream")
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, &low, "not a stream");
     let other_runs = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&other_runs);
     let other = queue
@@ -674,11 +656,7 @@ fn q11_a_delayed_job_whose_hash_has_another_type_is_dead_lettered() {
         .unwrap();
     let hash = key(&name, &format!("delayed:{}", delayed.id().0));
     let _: () = redis::cmd("DEL").arg(&hash).query(&mut con).unwrap();
-    let _: () = redis::cmd("SET")
-        .arg(&hash)
-        .arg("x")
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, &hash, "x");
     queue.add(b"plain", JobOptions::new()).unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&runs);
@@ -774,11 +752,7 @@ fn q11_a_counter_key_of_another_type_does_not_turn_successes_into_lost() {
     let Some((_server, name, queue, mut con)) = setup("wrongtype-stats-ok") else {
         return;
     };
-    let _: () = redis::cmd("SET")
-        .arg(key(&name, "stats"))
-        .arg("not a hash")
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, key(&name, "stats"), "not a hash");
     for i in 0..4u8 {
         queue.add([b'0' + i], JobOptions::new()).unwrap();
     }
@@ -812,11 +786,7 @@ fn q11_a_counter_key_of_another_type_does_not_stop_reclaims() {
     let Some((_server, name, queue, mut con)) = setup("wrongtype-reclaim") else {
         return;
     };
-    let _: () = redis::cmd("SET")
-        .arg(key(&name, "consumers"))
-        .arg("not a hash")
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, key(&name, "consumers"), "not a hash");
     queue.add(b"stalled", JobOptions::new()).unwrap();
     let stream = key(&name, "jobs:normal");
     // A consumer that read the job and died: it never renews.
@@ -980,11 +950,7 @@ fn q11_an_add_does_not_merge_into_a_foreign_delayed_hash() {
         "{fields:?}"
     );
     // `seq` set back by one: the next id is that of the delayed job.
-    let _: () = redis::cmd("SET")
-        .arg(key(&name, "seq"))
-        .arg(first)
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, key(&name, "seq"), first);
     let err = queue.add(b"clash", later).unwrap_err();
     assert!(err.to_string().contains("delayed"), "{err}");
     let payload: Vec<u8> = redis::cmd("HGET")
@@ -996,17 +962,9 @@ fn q11_an_add_does_not_merge_into_a_foreign_delayed_hash() {
     assert_eq!(queue.stats().unwrap().delayed, 1);
     // A string where the second job of a batch goes: replaced too. (Before: HSET failed after
     // the first job was stored, `seq` not advanced: the next add gave its id out again.)
-    let _: () = redis::cmd("SET")
-        .arg(key(&name, "seq"))
-        .arg(first + 1)
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, key(&name, "seq"), first + 1);
     let string = key(&name, &format!("delayed:{}", first + 3));
-    let _: () = redis::cmd("SET")
-        .arg(&string)
-        .arg("x")
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, &string, "x");
     let batch = vec![
         (&b"plain"[..], JobOptions::new()),
         (
@@ -1294,11 +1252,7 @@ fn q11_a_dead_stream_of_another_type_does_not_stop_reclaims() {
     let Some((_server, name, queue, mut con)) = setup("wrongtype-dead-reclaim") else {
         return;
     };
-    let _: () = redis::cmd("SET")
-        .arg(key(&name, "dead"))
-        .arg("not a stream")
-        .query(&mut con)
-        .unwrap();
+    set(&mut con, key(&name, "dead"), "not a stream");
     queue.add(b"poison", JobOptions::new()).unwrap();
     queue.add(b"stalled once", JobOptions::new()).unwrap();
     let stream = key(&name, "jobs:normal");
