@@ -685,6 +685,57 @@ fn q11_a_delayed_job_whose_hash_has_another_type_is_dead_lettered() {
     assert_eq!(left, "x", "someone else's key is left alone");
 }
 
+// docs/semantics.md Q11: a malformed delayed job that the dead stream refuses (a key of
+// another type) stays delayed, and the consumer counts the failed move; once the dead key is
+// gone, the job is dead-lettered. (Before: FETCH re-delayed it without a word, and
+// `dead_letter_unavailable` stayed 0.)
+#[test]
+fn q11_a_malformed_delayed_job_the_dead_stream_refuses_is_counted() {
+    let Some((_server, name, queue, mut con)) = setup("wrongtype-delayed-dead") else {
+        return;
+    };
+    let delayed = queue
+        .add(
+            b"delayed",
+            JobOptions::new().delay(Duration::from_millis(1)),
+        )
+        .unwrap();
+    let hash = key(&name, &format!("delayed:{}", delayed.id().0));
+    let dead = key(&name, "dead");
+    set(&mut con, &hash, "x");
+    set(&mut con, &dead, "x");
+    let consumer = queue
+        .consumer("wrongtype-delayed-dead-a")
+        .lease(NO_RECLAIM)
+        .run_on(&pool(1), |_job, _ctx| Ok(()))
+        .unwrap();
+    wait_until("the refused move was counted", || {
+        consumer.stats().dead_letter_unavailable >= 1
+    });
+    let still: Option<f64> = redis::cmd("ZSCORE")
+        .arg(key(&name, "delayed"))
+        .arg(delayed.id().0)
+        .query(&mut con)
+        .unwrap();
+    assert!(
+        still.is_some(),
+        "the job stays delayed while the dead stream refuses it"
+    );
+    let _: () = redis::cmd("DEL").arg(&dead).query(&mut con).unwrap();
+    wait_until(
+        "the job was dead-lettered once the dead key was gone",
+        || {
+            queue
+                .dead_letters(10)
+                .is_ok_and(|letters| letters.len() == 1)
+        },
+    );
+    consumer.close(CLOSE).unwrap();
+    let letters = queue.dead_letters(10).unwrap();
+    assert_eq!(letters[0].job, Some(delayed.id()));
+    assert!(letters[0].error.contains(&hash), "{}", letters[0].error);
+}
+
 // docs/semantics.md Q11, Q9: a foreign entry whose timeout and fixed backoff are u64::MAX ms
 // (past the century the queue itself stores) runs, fails, is retried into the delayed set for
 // ever, and the consumer goes on.

@@ -527,7 +527,8 @@ return out
 ///    stream's length minus its pending entries (see "Retention").
 /// 3. Answers `{'ok', ms until the next delayed job is due (-1: none), last id of each stream,
 ///    the finished entries' statuses (as FINISH_OKS answers them), the counting error ('' if
-///    none: a count that fails is skipped, Q11), entries…}`, each entry
+///    none: a count that fails is skipped, Q11), the dead-letter error ('' if none: the dead
+///    stream refused a malformed delayed job, which stays delayed), entries…}`, each entry
 ///    `{level, id, fields, deliveries, done}` with its fields packed into one string by
 ///    `cmsgpack.pack` (`packed.rs`: one value to convert and parse instead of one a field).
 ///    A consumer that got fewer than `count` has emptied every level; it then blocks in
@@ -557,6 +558,7 @@ if head[2] then
     due = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, tonumber(ARGV[6]))
   end
 end
+local dead_error = ''
 for _, id in ipairs(due) do
   local hkey = prefix .. 'delayed:' .. id
   local flat = redis.pcall('HGETALL', hkey)
@@ -566,6 +568,7 @@ for _, id in ipairs(due) do
     local why = 'malformed delayed job: ' .. hkey .. ' is not a hash'
     local dead = redis.pcall('XADD', KEYS[11], '*', 'job', id, 'error', why, 'consumer', consumer, 'failed', now)
     if wrong_type(dead) then
+      dead_error = dead.err
       redis.call('ZADD', KEYS[4], now + 1000, id)
     elseif dead.err then
       return dead
@@ -598,7 +601,7 @@ for _, id in ipairs(due) do
     end
   end
 end
-local out = {'ok', -1, '0-0', '0-0', '0-0', finished, stats_error or ''}
+local out = {'ok', -1, '0-0', '0-0', '0-0', finished, stats_error or '', dead_error}
 local want = tonumber(ARGV[5])
 for level = 1, 3 do
   -- An empty level (the state of one never used, or trimmed empty) is skipped with XLEN, a

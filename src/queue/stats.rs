@@ -151,8 +151,9 @@ pub struct ConsumerStats {
     /// queue's missed them.
     pub stats_unavailable: u64,
     /// Times a move of a job to the dead-letter stream failed, as when the `dead` key holds
-    /// another Redis type (docs/semantics.md Q11): the job stayed in its stream, pending, and
-    /// is reclaimed and tried again once its lease expires.
+    /// another Redis type (docs/semantics.md Q11): the job stayed where it was and is tried
+    /// again — a failed or stalled job pending in its stream, reclaimed once its lease
+    /// expires; a malformed delayed job in the delayed set, a second later.
     pub dead_letter_unavailable: u64,
 }
 
