@@ -640,6 +640,20 @@ fn q11_a_broken_level_does_not_stop_the_leases_of_the_others() {
     assert_eq!(other_stats.reclaimed, 0, "{other_stats:?}");
 }
 
+/// Adds a job due in 1 ms and puts a string in place of its `delayed:<id>` hash: its id and
+/// that key.
+fn add_malformed_delayed(
+    queue: &JobQueue,
+    con: &mut redis::Connection,
+    name: &str,
+) -> (JobId, String) {
+    let delay = JobOptions::new().delay(Duration::from_millis(1));
+    let id = queue.add(b"delayed", delay).unwrap().id();
+    let hash = key(name, &format!("delayed:{}", id.0));
+    set(con, &hash, "x");
+    (id, hash)
+}
+
 // docs/semantics.md Q11, Q3: a delayed job whose hash was replaced by another type is
 // dead-lettered, with why, once due; the jobs around it run. (Before: every read failed on it
 // while it was due, so no job ran.)
@@ -648,15 +662,7 @@ fn q11_a_delayed_job_whose_hash_has_another_type_is_dead_lettered() {
     let Some((_server, name, queue, mut con)) = setup("wrongtype-delayed") else {
         return;
     };
-    let delayed = queue
-        .add(
-            b"delayed",
-            JobOptions::new().delay(Duration::from_millis(1)),
-        )
-        .unwrap();
-    let hash = key(&name, &format!("delayed:{}", delayed.id().0));
-    let _: () = redis::cmd("DEL").arg(&hash).query(&mut con).unwrap();
-    set(&mut con, &hash, "x");
+    let (delayed, hash) = add_malformed_delayed(&queue, &mut con, &name);
     queue.add(b"plain", JobOptions::new()).unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
     let count = Arc::clone(&runs);
@@ -679,7 +685,7 @@ fn q11_a_delayed_job_whose_hash_has_another_type_is_dead_lettered() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     let letters = queue.dead_letters(10).unwrap();
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].job, Some(delayed.id()));
+    assert_eq!(letters[0].job, Some(delayed));
     assert!(letters[0].error.contains(&hash), "{}", letters[0].error);
     let left: String = redis::cmd("GET").arg(&hash).query(&mut con).unwrap();
     assert_eq!(left, "x", "someone else's key is left alone");
@@ -694,15 +700,8 @@ fn q11_a_malformed_delayed_job_the_dead_stream_refuses_is_counted() {
     let Some((_server, name, queue, mut con)) = setup("wrongtype-delayed-dead") else {
         return;
     };
-    let delayed = queue
-        .add(
-            b"delayed",
-            JobOptions::new().delay(Duration::from_millis(1)),
-        )
-        .unwrap();
-    let hash = key(&name, &format!("delayed:{}", delayed.id().0));
+    let (delayed, hash) = add_malformed_delayed(&queue, &mut con, &name);
     let dead = key(&name, "dead");
-    set(&mut con, &hash, "x");
     set(&mut con, &dead, "x");
     let consumer = queue
         .consumer("wrongtype-delayed-dead-a")
@@ -714,7 +713,7 @@ fn q11_a_malformed_delayed_job_the_dead_stream_refuses_is_counted() {
     });
     let still: Option<f64> = redis::cmd("ZSCORE")
         .arg(key(&name, "delayed"))
-        .arg(delayed.id().0)
+        .arg(delayed.0)
         .query(&mut con)
         .unwrap();
     assert!(
@@ -732,7 +731,7 @@ fn q11_a_malformed_delayed_job_the_dead_stream_refuses_is_counted() {
     );
     consumer.close(CLOSE).unwrap();
     let letters = queue.dead_letters(10).unwrap();
-    assert_eq!(letters[0].job, Some(delayed.id()));
+    assert_eq!(letters[0].job, Some(delayed));
     assert!(letters[0].error.contains(&hash), "{}", letters[0].error);
 }
 
