@@ -767,7 +767,7 @@ impl Dispatcher {
         }
         let statuses = reply::array(reply::next(&mut items, "statuses")?)?;
         self.counting_failed(reply::next(&mut items, "counting error")?);
-        self.dead_letter_failed(reply::next(&mut items, "dead-letter error")?)?;
+        self.dead_letter_failed(reply::next(&mut items, "dead-letter error")?);
         self.finished_oks(oks, statuses);
         let mut got = 0;
         for item in items {
@@ -803,7 +803,7 @@ impl Dispatcher {
             *cursor = reply::text(reply::next(&mut items, "cursor")?)?;
         }
         self.counting_failed(reply::next(&mut items, "counting error")?);
-        self.dead_letter_failed(reply::next(&mut items, "dead-letter error")?)?;
+        self.dead_letter_failed(reply::next(&mut items, "dead-letter error")?);
         let mut got = 0;
         for item in items {
             let delivery = delivery::parse(item)?;
@@ -871,11 +871,10 @@ impl Dispatcher {
 
     /// A script's dead-letter error (`''` if none): the dead stream refused a job, which
     /// stayed where it was, to be tried again (docs/semantics.md Q11).
-    fn dead_letter_failed(&self, error: Value) -> Reply<()> {
-        if !reply::text(error)?.is_empty() {
+    fn dead_letter_failed(&self, error: Value) {
+        if reply::text(error).is_ok_and(|e| !e.is_empty()) {
             bump(&self.shared.counters.dead_letter_unavailable);
         }
-        Ok(())
     }
 
     /// Stops holding the entries of `finishes`: their leases expire and others reclaim them.
