@@ -503,6 +503,76 @@ fn q11_a_deleted_group_is_made_again_and_jobs_go_on() {
     assert!(queue.stats().is_ok());
 }
 
+// docs/semantics.md Q11, Q1: a reclaim scan that finds one level's group gone (here the low
+// one) still hands out the stale job it claimed from another level, at once, with one more
+// delivery. (Before: the scan failed with NOGROUP after claiming it, so the job sat pending,
+// unrun, for another lease, and ran with its deliveries counted twice over: 3.)
+#[test]
+fn q11_a_reclaim_scan_goes_on_past_a_level_without_its_group() {
+    let Some((_server, name, queue, mut con)) = setup("nogroup-reclaim") else {
+        return;
+    };
+    let deliveries = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&deliveries);
+    let consumer = queue
+        .consumer("nogroup-reclaim-a")
+        .lease(Duration::from_secs(2))
+        .run_on(&pool(1), move |job, _ctx| {
+            seen.lock().unwrap().push(job.deliveries());
+            Ok(())
+        })
+        .unwrap();
+    wait_until("the consumer's first reclaim scan", || {
+        consumer.stats().reclaim_scans >= 1
+    });
+    // In one transaction, so the consumer cannot read the job first: the low level's group
+    // goes, and a job lands in the high stream held by a consumer gone for an hour.
+    let high = key(&name, "jobs:high");
+    let mut add = redis::cmd("XADD");
+    add.arg(&high).arg("*");
+    for (field, value) in job_fields(b"500", b"stale") {
+        add.arg(field).arg(value);
+    }
+    let mut steps = redis::pipe();
+    steps
+        .atomic()
+        .cmd("XGROUP")
+        .arg("DESTROY")
+        .arg(key(&name, "jobs:low"))
+        .arg("sharedbuf")
+        .ignore()
+        .add_command(add)
+        .ignore()
+        .cmd("XREADGROUP")
+        .arg(&["GROUP", "sharedbuf", "ghost", "COUNT", "1", "STREAMS"][..])
+        .arg(&high)
+        .arg(">")
+        .ignore();
+    let _: () = steps.query(&mut con).unwrap();
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(&high)
+        .arg(&["sharedbuf", "-", "+", "10"][..])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(&high)
+        .arg(&["sharedbuf", "ghost", "0"][..])
+        .arg(&pending[0].0)
+        .arg(&["IDLE", "3600000", "RETRYCOUNT", "1", "JUSTID"][..])
+        .query(&mut con)
+        .unwrap();
+    wait_until("the stale job ran", || {
+        !deliveries.lock().unwrap().is_empty()
+    });
+    consumer.close(CLOSE).unwrap();
+    assert_eq!(
+        *deliveries.lock().unwrap(),
+        [2],
+        "claimed once, run at once"
+    );
+}
+
 // docs/semantics.md Q11, Q6: `SCRIPT FLUSH` under a running consumer and a producer: both load
 // the scripts again (NOSCRIPT) and go on.
 #[test]

@@ -804,6 +804,10 @@ impl Dispatcher {
         }
         self.counting_failed(reply::next(&mut items, "counting error")?);
         self.dead_letter_failed(reply::next(&mut items, "dead-letter error")?);
+        let missing_group = reply::next(&mut items, "missing-group error")?;
+        if reply::text(missing_group).is_ok_and(|e| !e.is_empty()) {
+            self.need_groups = true; // a level's group is gone: make it again (Q11)
+        }
         let mut got = 0;
         for item in items {
             let delivery = delivery::parse(item)?;

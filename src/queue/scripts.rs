@@ -217,6 +217,9 @@ end
 local function wrong_type(reply)
   return type(reply) == 'table' and reply.err and string.sub(reply.err, 1, 9) == 'WRONGTYPE'
 end
+local function missing_group(reply)
+  return type(reply) == 'table' and reply.err and string.sub(reply.err, 1, 7) == 'NOGROUP'
+end
 local function done(prefix, fields)
   local key = field(fields, 'dedupe')
   if not key then return 0 end
@@ -856,23 +859,31 @@ return out
 /// lease (J3). An entry now delivered more than `most deliveries` times (its consumers keep
 /// dying on it) goes to the dead stream with the error `stalled`; the others are handed out.
 /// Answers `{'ok', next cursor per level, counting error ('' if none), dead-letter error (''
-/// if none), entries…}` like FETCH (the fields as a flat list). Counts `reclaimed`, after the
-/// entry is moved. A stalled entry the dead stream refuses (a key of another type, Q11) is
-/// left pending for this consumer, which does not run it: it is tried again once its lease
-/// expires, and the scan goes on with the others.
+/// if none), missing-group error ('' if none), entries…}` like FETCH (the fields as a flat
+/// list). Counts `reclaimed`, after the entry is moved. A stalled entry the dead stream
+/// refuses (a key of another type, Q11) is left pending for this consumer, which does not run
+/// it: it is tried again once its lease expires, and the scan goes on with the others. A
+/// level whose group is gone (`NOGROUP`) is skipped and named in the missing-group error (the
+/// consumer makes the groups again); the entries claimed from the other levels are answered.
 const RECLAIM: &str = concat!(
     lua_common!(),
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
-local out = {'ok', ARGV[8], ARGV[9], ARGV[10], '', ''}
+local out = {'ok', ARGV[8], ARGV[9], ARGV[10], '', '', ''}
 local dead_error = nil
+local group_error = nil
 local want = tonumber(ARGV[6])
 local most = tonumber(ARGV[7])
 for level = 1, 3 do
   if want > 0 then
     local r = redis.pcall('XAUTOCLAIM', KEYS[level], group, consumer, tonumber(ARGV[5]), ARGV[7 + level], 'COUNT', want)
     if wrong_type(r) then r = {ARGV[7 + level], {}}
+    elseif missing_group(r) then
+      -- The level's group is gone (Q11): the consumer makes it again, and its scan starts
+      -- over; the entries claimed from the other levels are still handed out.
+      if not group_error then group_error = r.err end
+      r = {'0-0', {}}
     elseif r.err then return r end
     out[1 + level] = r[1]
     for _, e in ipairs(r[2]) do
@@ -924,6 +935,7 @@ for level = 1, 3 do
 end
 out[5] = stats_error or ''
 out[6] = dead_error or ''
+out[7] = group_error or ''
 return out
 "#
 );
