@@ -503,6 +503,52 @@ fn q11_a_deleted_group_is_made_again_and_jobs_go_on() {
     assert!(queue.stats().is_ok());
 }
 
+/// Puts a job (id 500, `payload`) at entry `1-1` of the high stream of queue `name`, held by a
+/// consumer `ghost` gone for two hours after `deliveries` deliveries: stale, for the next
+/// reclaim scan. One transaction, `first` (if any) at its start, so a running consumer cannot
+/// read the job itself. Returns the entry id.
+fn hold_stale_job(
+    con: &mut redis::Connection,
+    name: &str,
+    payload: &[u8],
+    deliveries: u32,
+    first: Option<redis::Cmd>,
+) -> &'static str {
+    const ENTRY: &str = "1-1";
+    let high = key(name, "jobs:high");
+    let mut add = redis::cmd("XADD");
+    add.arg(&high).arg(ENTRY);
+    for (field, value) in job_fields(b"500", payload) {
+        add.arg(field).arg(value);
+    }
+    let mut read = redis::cmd("XREADGROUP");
+    read.arg(&["GROUP", "sharedbuf", "ghost", "COUNT", "1", "STREAMS"][..])
+        .arg(&high)
+        .arg(">");
+    let mut age = redis::cmd("XCLAIM");
+    age.arg(&high)
+        .arg(
+            &[
+                "sharedbuf",
+                "ghost",
+                "0",
+                ENTRY,
+                "IDLE",
+                "7200000",
+                "RETRYCOUNT",
+            ][..],
+        )
+        .arg(deliveries)
+        .arg("JUSTID");
+    let mut steps = redis::pipe();
+    steps.atomic();
+    for cmd in first.into_iter().chain([add, read, age]) {
+        steps.add_command(cmd).ignore();
+    }
+    let _: () = steps.query(con).unwrap();
+    ENTRY
+}
+
 // docs/semantics.md Q11, Q1: a reclaim scan that finds one level's group gone (here the low
 // one) still hands out the stale job it claimed from another level, at once, with one more
 // delivery. (Before: the scan failed with NOGROUP after claiming it, so the job sat pending,
@@ -525,43 +571,13 @@ fn q11_a_reclaim_scan_goes_on_past_a_level_without_its_group() {
     wait_until("the consumer's first reclaim scan", || {
         consumer.stats().reclaim_scans >= 1
     });
-    // In one transaction, so the consumer cannot read the job first: the low level's group
-    // goes, and a job lands in the high stream held by a consumer gone for an hour.
-    let high = key(&name, "jobs:high");
-    let mut add = redis::cmd("XADD");
-    add.arg(&high).arg("*");
-    for (field, value) in job_fields(b"500", b"stale") {
-        add.arg(field).arg(value);
-    }
-    let mut steps = redis::pipe();
-    steps
-        .atomic()
-        .cmd("XGROUP")
+    // With the job, in one transaction: the low level's group goes.
+    let mut destroy = redis::cmd("XGROUP");
+    destroy
         .arg("DESTROY")
         .arg(key(&name, "jobs:low"))
-        .arg("sharedbuf")
-        .ignore()
-        .add_command(add)
-        .ignore()
-        .cmd("XREADGROUP")
-        .arg(&["GROUP", "sharedbuf", "ghost", "COUNT", "1", "STREAMS"][..])
-        .arg(&high)
-        .arg(">")
-        .ignore();
-    let _: () = steps.query(&mut con).unwrap();
-    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
-        .arg(&high)
-        .arg(&["sharedbuf", "-", "+", "10"][..])
-        .query(&mut con)
-        .unwrap();
-    assert_eq!(pending.len(), 1, "{pending:?}");
-    let _: redis::Value = redis::cmd("XCLAIM")
-        .arg(&high)
-        .arg(&["sharedbuf", "ghost", "0"][..])
-        .arg(&pending[0].0)
-        .arg(&["IDLE", "3600000", "RETRYCOUNT", "1", "JUSTID"][..])
-        .query(&mut con)
-        .unwrap();
+        .arg("sharedbuf");
+    hold_stale_job(&mut con, &name, b"stale", 1, Some(destroy));
     wait_until("the stale job ran", || {
         !deliveries.lock().unwrap().is_empty()
     });
@@ -571,6 +587,64 @@ fn q11_a_reclaim_scan_goes_on_past_a_level_without_its_group() {
         [2],
         "claimed once, run at once"
     );
+}
+
+// docs/semantics.md Q11, Q6: a stalled job that RECLAIM could not dead-letter (the dead stream
+// is a key of another type) stays pending for the consumer, unrun; a reconnect's RECOVER does
+// not run it either (it was delivered more often than allowed). (Before: RECOVER handed it
+// out, and the job its consumers kept dying on ran once more.)
+#[test]
+fn q11_recover_does_not_run_a_stalled_job_the_dead_stream_refused() {
+    let Some((_server, name, queue, mut con)) = setup("recover-stalled") else {
+        return;
+    };
+    set(&mut con, key(&name, "dead"), "not a stream");
+    let stale = hold_stale_job(&mut con, &name, b"stale", 2, None);
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&ran);
+    let consumer = queue
+        .consumer("recover-stalled-a")
+        .lease(NO_RECLAIM)
+        .max_stalls(1) // more than 2 deliveries: stalled
+        .run_on(&pool(1), move |job, _ctx| {
+            seen.lock().unwrap().push(job.payload().to_vec());
+            Ok(())
+        })
+        .unwrap();
+    wait_until("the stalled job's move was refused", || {
+        consumer.stats().dead_letter_unavailable >= 1
+    });
+    // The consumer's connection drops: it reconnects and recovers its pending entries.
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(&mut con).unwrap();
+    let client = format!("name=sharedbuf:{name}:recover-stalled-a:dispatch ");
+    let id = list
+        .lines()
+        .find(|line| line.contains(&client))
+        .and_then(|line| line.strip_prefix("id="))
+        .and_then(|rest| rest.split(' ').next())
+        .expect("the dispatcher's connection")
+        .to_string();
+    let _: () = redis::cmd("CLIENT")
+        .arg(&["KILL", "ID", &id][..])
+        .query(&mut con)
+        .unwrap();
+    // A FETCH comes after the RECOVER: once a job added now ran, the recovery is done.
+    queue.add(b"later", JobOptions::new()).unwrap();
+    wait_until("the later job ran", || runs_of(&ran, b"later") == 1);
+    let stats = consumer.close(CLOSE).unwrap();
+    assert!(stats.reconnects >= 1, "{stats:?}");
+    assert_eq!(runs_of(&ran, b"stale"), 0, "the stalled job never ran");
+    let pending: Vec<(String, String, u64, u64)> = redis::cmd("XPENDING")
+        .arg(key(&name, "jobs:high"))
+        .arg(&["sharedbuf", "-", "+", "10"][..])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        pending.len(),
+        1,
+        "still pending, for a later dead-lettering"
+    );
+    assert_eq!(pending[0].0, stale);
 }
 
 // docs/semantics.md Q11, Q6: `SCRIPT FLUSH` under a running consumer and a producer: both load

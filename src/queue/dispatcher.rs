@@ -685,7 +685,11 @@ impl Dispatcher {
         ];
         match ask {
             Ask::Group(level) => create_group(&keys.streams[*level]),
-            Ask::Recover => scripts::recover().call(&[high, normal, low, &live], &who[..]),
+            Ask::Recover => {
+                let most = settings.max_deliveries.to_string();
+                let args = [who[0], who[1], who[2], who[3], most.as_str()];
+                scripts::recover().call(&[high, normal, low, &live], &args[..])
+            }
             Ask::Finish(finish) => finish.command(shared),
             Ask::FinishOks(finishes) => finish::oks_command(finishes, shared),
             Ask::Fetch { count, oks } => {

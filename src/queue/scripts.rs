@@ -943,17 +943,21 @@ return out
 /// RECOVER — a consumer's own pending entries (Q6).
 ///
 /// KEYS: the three level streams, the consumer's live key. ARGV: prefix, group, consumer,
-/// token.
+/// token, most deliveries.
 ///
 /// Reads the consumer's pending list (`XREADGROUP … 0`): after a reconnect, the entries a
 /// lost reply delivered without the consumer knowing. Entries deleted meanwhile are
-/// acknowledged. Answers `{'ok', entries…}` like FETCH (the fields as a flat list); the
-/// consumer keeps those it does not already hold.
+/// acknowledged. An entry delivered more than `most deliveries` times (reading the list counts
+/// one more) is not handed out: it is a stalled job RECLAIM could not dead-letter (its dead
+/// stream refused it, Q11), or one whose consumers kept dying on it; RECLAIM dead-letters it
+/// once its lease expires. Answers `{'ok', entries…}` like FETCH (the fields as a flat list);
+/// the consumer keeps those it does not already hold.
 const RECOVER: &str = concat!(
     lua_common!(),
     r#"
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if fenced(KEYS[4], ARGV[4]) then return {'fenced'} end
+local most = tonumber(ARGV[5])
 local out = {'ok'}
 for level = 1, 3 do
   local r = redis.pcall('XREADGROUP', 'GROUP', group, consumer, 'STREAMS', KEYS[level], '0')
@@ -962,7 +966,8 @@ for level = 1, 3 do
   if r then
     for _, e in ipairs(r[1][2]) do
       if type(e[2]) == 'table' then
-        out[#out + 1] = {level, e[1], e[2], deliveries(KEYS[level], group, consumer, e[1]), done(prefix, e[2])}
+        local n = deliveries(KEYS[level], group, consumer, e[1])
+        if n <= most then out[#out + 1] = {level, e[1], e[2], n, done(prefix, e[2])} end
       else
         redis.call('XACK', KEYS[level], group, e[1])
       end
