@@ -213,6 +213,73 @@ fn close_from_inside_the_pool_only_stops_accepting() {
     assert_eq!(exits.load(SeqCst), 1);
 }
 
+/// P7: a pool dropped from inside its own task (the drop cannot join the thread it runs on)
+/// still drops its thread hooks, and what they captured, once its last thread has exited.
+/// (Before: they lived as long as the pool's bookkeeping, which the submitting thread's chunk
+/// of task cells keeps: here, for the rest of the test thread.)
+#[test]
+fn p7_a_pool_dropped_inside_its_own_task_drops_its_hooks_after_its_threads() {
+    /// Says on a channel when it is dropped.
+    struct Captured(std::sync::mpsc::Sender<&'static str>);
+    impl Drop for Captured {
+        fn drop(&mut self) {
+            let _ = self.0.send("dropped");
+        }
+    }
+    let (tx, dropped) = std::sync::mpsc::channel();
+    let (start, exit) = (Captured(tx.clone()), Captured(tx));
+    let exits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&exits);
+    let pool = Arc::new(
+        WorkerPool::builder()
+            .min_threads(2)
+            .max_threads(2)
+            .idle_timeout(None)
+            .on_thread_start(move |_| {
+                let _ = &start;
+            })
+            .on_thread_exit(move |_| {
+                let _ = &exit;
+                counted.fetch_add(1, SeqCst);
+            })
+            .build()
+            .unwrap(),
+    );
+    // More than the 64 cells a thread allocates on its own before it carves them from a chunk
+    // of the pool (cells.rs C4), which then keeps the pool's bookkeeping.
+    for _ in 0..200 {
+        join(pool.run(|_| ()).unwrap()).unwrap();
+    }
+    let last = Arc::clone(&pool);
+    let (gate, holder) = (Gate::new(), Gate::new());
+    let (g, h) = (gate.clone(), holder.clone());
+    let handle = pool
+        .run(move |_| {
+            g.wait(); // until the test has let go of its own handle
+            drop(last); // the last handle: the pool is dropped here, on its own thread
+            h.wait();
+        })
+        .unwrap();
+    gate.until_entered(1);
+    drop(pool);
+    gate.open();
+    assert!(
+        dropped.try_recv().is_err(),
+        "a hook dropped while its pool's thread runs"
+    );
+    holder.open();
+    assert_eq!(join(handle), Ok(()));
+    for _ in 0..2 {
+        let got = dropped.recv_timeout(WATCHDOG);
+        assert_eq!(
+            got,
+            Ok("dropped"),
+            "each hook dropped once the threads are gone"
+        );
+    }
+    assert_eq!(exits.load(SeqCst), 2);
+}
+
 /// P7: a close whose timeout passes while the pool's idle threads are still exiting lost
 /// nothing, so it is `Ok` (it was `Err(TimedOut { busy_threads: 0 })`, and destroyed the pool).
 /// Right after the joins, a worker may not have taken its finished task off its slot yet: that

@@ -40,11 +40,14 @@ pub(crate) struct Config {
 }
 
 /// A [`Hook`] the pool holds until its threads are all gone, then drops with everything it
-/// captured ([`ThreadHook::release`]), even while the pool's `Core` lives on: a thread that
-/// submitted tasks keeps its current chunk of task cells, and the chunk keeps the `Core`
-/// (cells.rs C4), until that thread exits or moves to another pool's chunk (fault: a dropped
-/// pool's hooks, and the descriptors they captured, stayed open for as long as the thread that
-/// had submitted its tasks submitted to no other pool).
+/// captured ([`ThreadHook::release`]: by the pool's drop once it joined them, or by the last
+/// thread to exit a pool that is no longer open, whichever comes first), even while the
+/// pool's `Core` lives on: a thread that submitted tasks keeps its current chunk of task
+/// cells, and the chunk keeps the `Core` (cells.rs C4), until that thread exits or moves to
+/// another pool's chunk (faults: a dropped pool's hooks, and the descriptors they captured,
+/// stayed open for as long as the thread that had submitted its tasks submitted to no other
+/// pool; and, for a pool dropped from inside its own task, whose drop cannot join, after the
+/// first fix too).
 ///
 /// A std mutex, also under loom: it is held only to clone or take the hook, never while
 /// anything else happens, so no model thread can block on it.

@@ -300,7 +300,26 @@ impl Drop for ThreadExit<'_> {
                 self.core.counters.hook_panics.add(1, false);
             }
         }
-        self.core.lock().exited(self.thread_id, started_at);
+        let last = {
+            let mut locked = self.core.lock();
+            locked.exited(self.thread_id, started_at);
+            locked.alive == 0 && locked.phase != Phase::Open
+        };
+        if last {
+            // The pool's last thread, and no thread starts again (`start_thread` needs an open
+            // pool): nothing calls the hooks any more. Drop them now, with what they captured
+            // — also for a pool dropped from inside its own task, whose drop could not join
+            // (config.rs `ThreadHook`; docs/semantics.md P7).
+            for hook in [
+                &self.core.config.on_thread_start,
+                &self.core.config.on_thread_exit,
+            ] {
+                // Its captures' `Drop` is user code: a panic there is counted, like a hook's.
+                if catch_panic(|| hook.release()).is_err() {
+                    self.core.counters.hook_panics.add(1, false);
+                }
+            }
+        }
     }
 }
 

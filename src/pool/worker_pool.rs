@@ -41,10 +41,11 @@ use crate::shim::Arc;
 /// ```
 ///
 /// Dropping the pool closes it and joins every thread it started (a task that never returns
-/// keeps the drop waiting, as a scoped thread would), then drops its thread hooks. Only memory
-/// outlives it (docs/semantics.md P7): its bookkeeping, while a thread that submitted to it
-/// still carves task cells from a chunk of it, and up to 16 MiB of empty slabs of task cells
-/// kept for the next pool. Mind early returns: a function that
+/// keeps the drop waiting, as a scoped thread would), then drops its thread hooks (dropped
+/// from inside its own task, it cannot join: its last thread drops them on its way out).
+/// Only memory outlives it (docs/semantics.md P7): its bookkeeping, while a thread that
+/// submitted to it still carves task cells from a chunk of it, and up to 16 MiB of empty slabs
+/// of task cells kept for the next pool. Mind early returns: a function that
 /// leaves with `?` while a task waits for something the function was still to do (a gate it
 /// would open, a value it would store) waits in the pool's drop for ever. Release such tasks
 /// from a guard declared after the pool (it is dropped first), or [`destroy`](Self::destroy)
