@@ -13,11 +13,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use queue_support::{queue_name, redis_or_skip, wait_until, Gate, RedisServer};
-use sharedbuf::pool::{Priority, WorkerPool};
-use sharedbuf::queue::{redis, Added, Backoff, Effects, JobError, JobId, JobOptions, JobQueue};
+use sharedbuf::pool::{Priority, TaskContext, WorkerPool};
+use sharedbuf::queue::{
+    redis, Added, Backoff, Effects, Job, JobError, JobId, JobOptions, JobQueue,
+};
 
 fn pool(threads: usize) -> Arc<WorkerPool> {
     Arc::new(WorkerPool::builder().max_threads(threads).build().unwrap())
+}
+
+/// A handler that counts its runs in `runs` and succeeds.
+fn counting(
+    runs: &Arc<AtomicUsize>,
+) -> impl Fn(&Job, &TaskContext<'_>) -> Result<(), JobError> + Send + Sync + 'static {
+    let runs = Arc::clone(runs);
+    move |_job, _ctx| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 const CLOSE: Option<Duration> = Some(Duration::from_secs(20));
@@ -238,14 +251,10 @@ fn q11_a_level_key_of_another_type_is_an_err_and_the_other_levels_run() {
     assert!(err.to_string().contains("WRONGTYPE"), "{err}");
     queue.add(b"before", JobOptions::new()).unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&runs);
     let consumer = queue
         .consumer("wrongtype-a")
         .lease(NO_RECLAIM)
-        .run_on(&pool(1), move |_job, _ctx| {
-            count.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
+        .run_on(&pool(1), counting(&runs))
         .unwrap();
     wait_until("the job before ran", || runs.load(Ordering::SeqCst) == 1);
     queue
@@ -689,13 +698,9 @@ fn q11_a_flushed_script_cache_is_reloaded() {
     let queue = JobQueue::connect(&server.url(), &queue_name("flush")).unwrap();
     let mut con = server.connection();
     let runs = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&runs);
     let consumer = queue
         .consumer("flush-a")
-        .run_on(&pool(1), move |_job, _ctx| {
-            count.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
+        .run_on(&pool(1), counting(&runs))
         .unwrap();
     for i in 1..=3 {
         let _: () = redis::cmd("SCRIPT").arg("FLUSH").query(&mut con).unwrap();
@@ -841,14 +846,10 @@ fn q11_a_delayed_job_whose_hash_has_another_type_is_dead_lettered() {
     let (delayed, hash) = add_malformed_delayed(&queue, &mut con, &name);
     queue.add(b"plain", JobOptions::new()).unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&runs);
     let consumer = queue
         .consumer("wrongtype-delayed-a")
         .lease(NO_RECLAIM)
-        .run_on(&pool(1), move |_job, _ctx| {
-            count.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
+        .run_on(&pool(1), counting(&runs))
         .unwrap();
     wait_until(
         "the plain job ran and the delayed one was dead-lettered",
@@ -983,15 +984,11 @@ fn q11_a_counter_key_of_another_type_does_not_turn_successes_into_lost() {
         queue.add([b'0' + i], JobOptions::new()).unwrap();
     }
     let runs = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&runs);
     let consumer = queue
         .consumer("wrongtype-stats-ok-a")
         .concurrency(2)
         .lease(NO_RECLAIM)
-        .run_on(&pool(2), move |_job, _ctx| {
-            count.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
+        .run_on(&pool(2), counting(&runs))
         .unwrap();
     let stream = key(&name, "jobs:normal");
     wait_until("four jobs ran and were answered", || {
@@ -1029,14 +1026,10 @@ fn q11_a_counter_key_of_another_type_does_not_stop_reclaims() {
         .unwrap();
     assert_eq!(pending(&mut con, &stream), 1);
     let runs = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&runs);
     let consumer = queue
         .consumer("wrongtype-reclaim-a")
         .lease(Duration::from_millis(300))
-        .run_on(&pool(1), move |_job, _ctx| {
-            count.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
+        .run_on(&pool(1), counting(&runs))
         .unwrap();
     wait_until("the stalled job was reclaimed and ran", || {
         runs.load(Ordering::SeqCst) == 1
@@ -1329,14 +1322,10 @@ fn q11_an_entry_with_a_field_twice_is_malformed() {
 /// answers how many jobs it ran.
 fn run_all(queue: &JobQueue, consumer: &str, during: impl FnOnce()) -> usize {
     let runs = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&runs);
     let consumer = queue
         .consumer(consumer)
         .lease(NO_RECLAIM)
-        .run_on(&pool(1), move |_job, _ctx| {
-            count.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
+        .run_on(&pool(1), counting(&runs))
         .unwrap();
     during();
     consumer.close(CLOSE).unwrap();
@@ -1433,15 +1422,11 @@ fn q11_an_acked_count_of_another_type_does_not_turn_successes_into_lost() {
         .add_batch((0..150).map(|_| (b"x", JobOptions::new())))
         .unwrap();
     let runs = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&runs);
     let consumer = queue
         .consumer("wrongtype-acked-a")
         .concurrency(2)
         .lease(NO_RECLAIM)
-        .run_on(&pool(2), move |_job, _ctx| {
-            count.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
+        .run_on(&pool(2), counting(&runs))
         .unwrap();
     let stream = key(&name, "jobs:normal");
     let answered = |n: usize| runs.load(Ordering::SeqCst) == n && consumer.stats().held == 0;
