@@ -808,8 +808,7 @@ impl Dispatcher {
         }
         self.counting_failed(reply::next(&mut items, "counting error")?);
         self.dead_letter_failed(reply::next(&mut items, "dead-letter error")?);
-        let missing_group = reply::next(&mut items, "missing-group error")?;
-        if reply::text(missing_group).is_ok_and(|e| !e.is_empty()) {
+        if reply::names_an_error(reply::next(&mut items, "missing-group error")?) {
             self.need_groups = true; // a level's group is gone: make it again (Q11)
         }
         let mut got = 0;
@@ -872,7 +871,7 @@ impl Dispatcher {
     /// A script's counting error (`''`, or absent, if none): its move was made, the queue's
     /// counts missed it (docs/semantics.md Q11).
     fn counting_failed(&self, error: Value) {
-        if reply::text(error).is_ok_and(|e| !e.is_empty()) {
+        if reply::names_an_error(error) {
             bump(&self.shared.counters.stats_unavailable);
         }
     }
@@ -880,7 +879,7 @@ impl Dispatcher {
     /// A script's dead-letter error (`''` if none): the dead stream refused a job, which
     /// stayed where it was, to be tried again (docs/semantics.md Q11).
     fn dead_letter_failed(&self, error: Value) {
-        if reply::text(error).is_ok_and(|e| !e.is_empty()) {
+        if reply::names_an_error(error) {
             bump(&self.shared.counters.dead_letter_unavailable);
         }
     }

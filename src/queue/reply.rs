@@ -57,6 +57,12 @@ pub(super) fn text(value: Value) -> Reply<String> {
     String::from_utf8(bytes(value)?).map_err(|_| ReplyError("a string that is not UTF-8".into()))
 }
 
+/// Whether a script's error field (`''` if none) names an error: a count, a dead-letter
+/// move or a level that failed inside the script while the rest went on (Q11).
+pub(super) fn names_an_error(field: Value) -> bool {
+    text(field).is_ok_and(|error| !error.is_empty())
+}
+
 /// An integer reply (Redis also sends numbers as strings, and Lua numbers as integers).
 pub(super) fn int(value: Value) -> Reply<i64> {
     match value {
